@@ -1,0 +1,175 @@
+//! Audit event model.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::users::models::{EmailAddress, User, UserId};
+
+/// Where a request came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestContext {
+    /// Client IP address, as seen by the server.
+    pub ip: Option<String>,
+    /// The client's `User-Agent`, truncated.
+    pub user_agent: Option<String>,
+}
+
+impl RequestContext {
+    /// A context for the operator's command line.
+    pub fn command_line() -> Self {
+        Self { ip: None, user_agent: Some("secureai command line".to_owned()) }
+    }
+}
+
+/// Who performed an action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// A signed-in user (id, and email at the time).
+    User {
+        /// The user's id.
+        id: UserId,
+        /// The user's email at the time of the action.
+        email: EmailAddress,
+    },
+    /// The operator, through the command line or the setup link.
+    Operator,
+    /// Nobody signed in (a failed sign-in, an invitation link).
+    Anonymous,
+}
+
+impl Actor {
+    /// The actor for a user acting on their own behalf.
+    pub fn user(user: &User) -> Self {
+        Self::User { id: user.id, email: user.email.clone() }
+    }
+}
+
+/// What happened. The stable names are what the audit API filters on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditAction {
+    /// The first admin was created through the setup link.
+    SetupCompleted,
+    /// A user was invited.
+    UserInvited,
+    /// An invitation was accepted and the user activated.
+    InvitationAccepted,
+    /// A sign-in succeeded.
+    SignInSucceeded,
+    /// A sign-in failed (the reason is in the details).
+    SignInFailed,
+    /// A user signed out.
+    SignedOut,
+}
+
+impl AuditAction {
+    /// The stable name, e.g. `user.invited`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SetupCompleted => "setup.completed",
+            Self::UserInvited => "user.invited",
+            Self::InvitationAccepted => "invitation.accepted",
+            Self::SignInSucceeded => "sign_in.succeeded",
+            Self::SignInFailed => "sign_in.failed",
+            Self::SignedOut => "session.signed_out",
+        }
+    }
+
+    /// Every action, for parsing and documentation.
+    pub const ALL: &'static [AuditAction] = &[
+        Self::SetupCompleted,
+        Self::UserInvited,
+        Self::InvitationAccepted,
+        Self::SignInSucceeded,
+        Self::SignInFailed,
+        Self::SignedOut,
+    ];
+
+    /// Parses a stable name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|a| a.as_str() == name)
+    }
+}
+
+/// One field's change, `before → after`. Never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The field name (`role`, `status`, …) or a detail name (`reason`).
+    pub field: String,
+    /// The value before, if any.
+    pub before: Option<String>,
+    /// The value after, if any.
+    pub after: Option<String>,
+}
+
+impl Change {
+    /// A field that went from `before` to `after`.
+    pub fn new(field: &str, before: Option<&str>, after: Option<&str>) -> Self {
+        Self {
+            field: field.to_owned(),
+            before: before.map(str::to_owned),
+            after: after.map(str::to_owned),
+        }
+    }
+
+    /// A detail that is not a change (e.g. the reason of a failure).
+    pub fn detail(field: &str, value: &str) -> Self {
+        Self::new(field, None, Some(value))
+    }
+}
+
+/// One audit record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// Unique id.
+    pub id: Uuid,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// Who did it.
+    pub actor: Actor,
+    /// What they did.
+    pub action: AuditAction,
+    /// To whom (id), if anyone.
+    pub target_id: Option<UserId>,
+    /// To whom (email at the time), if anyone — or the email that was tried.
+    pub target_email: Option<String>,
+    /// Changed fields and details.
+    pub changes: Vec<Change>,
+    /// Where the request came from.
+    pub context: RequestContext,
+}
+
+impl AuditEvent {
+    /// A new event with no target and no changes.
+    pub fn new(
+        at: DateTime<Utc>,
+        actor: Actor,
+        action: AuditAction,
+        context: &RequestContext,
+    ) -> Self {
+        Self {
+            id: Uuid::new_v4(),
+            at,
+            actor,
+            action,
+            target_id: None,
+            target_email: None,
+            changes: Vec::new(),
+            context: context.clone(),
+        }
+    }
+
+    /// Sets the target user.
+    #[must_use]
+    pub fn target(mut self, user: &User) -> Self {
+        self.target_id = Some(user.id);
+        self.target_email = Some(user.email.as_str().to_owned());
+        self
+    }
+
+    /// Adds a change or detail.
+    #[must_use]
+    pub fn change(mut self, change: Change) -> Self {
+        self.changes.push(change);
+        self
+    }
+}

@@ -1,0 +1,30 @@
+//! Errors of the invitation use cases.
+
+use chrono::{DateTime, Utc};
+
+use crate::errors::StoreError;
+use crate::secrets::PasswordPolicyError;
+
+/// Why accepting an invitation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AcceptInvitationError {
+    /// Unknown token, already used, or replaced by a newer invitation.
+    #[error(
+        "this invitation link is not valid; it may have been used already or replaced by a newer one"
+    )]
+    Invalid,
+    /// The link's 72 hours have passed.
+    #[error(
+        "this invitation link expired on {expired_at}; ask your administrator to re-send the invitation"
+    )]
+    Expired {
+        /// When it expired.
+        expired_at: DateTime<Utc>,
+    },
+    /// The chosen password breaks the policy.
+    #[error(transparent)]
+    WeakPassword(#[from] PasswordPolicyError),
+    /// Something unexpected failed.
+    #[error(transparent)]
+    Unexpected(#[from] StoreError),
+}

@@ -1,0 +1,133 @@
+//! Invitation model and lifecycle.
+//!
+//! ```text
+//! pending ──accept (before expiry)──▶ accepted
+//!    │ └──────time passes──────▶ expired (derived from the clock, not stored)
+//!    └──re-send──▶ revoked (a new pending invitation replaces it)
+//! ```
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::secrets::TokenHash;
+use crate::users::models::UserId;
+
+/// An invitation's identifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InvitationId(Uuid);
+
+impl InvitationId {
+    /// A new random identifier.
+    pub fn random() -> Self {
+        Self(Uuid::new_v4())
+    }
+    /// Wraps an identifier read from storage.
+    pub fn from_uuid(uuid: Uuid) -> Self {
+        Self(uuid)
+    }
+    /// The underlying UUID.
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+/// The stored state of an invitation. Expiry is not stored: it follows from
+/// `expires_at` and the clock, see [`Invitation::status_at`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvitationState {
+    /// Sent, not yet used.
+    Pending,
+    /// Used to activate the account.
+    Accepted {
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Replaced by a newer invitation.
+    Revoked {
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+/// What an invitation means at a given instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvitationStatus {
+    /// Usable until `expires_at`.
+    Pending {
+        /// End of validity.
+        expires_at: DateTime<Utc>,
+    },
+    /// Was pending, but its time ran out.
+    Expired {
+        /// When it expired.
+        expired_at: DateTime<Utc>,
+    },
+    /// Already used.
+    Accepted {
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Voided by a re-send.
+    Revoked {
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+/// A single-use invitation link, stored by the hash of its token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invitation {
+    /// Identifier.
+    pub id: InvitationId,
+    /// The invited user.
+    pub user_id: UserId,
+    /// SHA-256 of the link's token.
+    pub token_hash: TokenHash,
+    /// When it was issued.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+    /// Stored state.
+    pub state: InvitationState,
+}
+
+impl Invitation {
+    /// What this invitation means at `now`.
+    pub fn status_at(&self, now: DateTime<Utc>) -> InvitationStatus {
+        match self.state {
+            InvitationState::Pending if now >= self.expires_at => {
+                InvitationStatus::Expired { expired_at: self.expires_at }
+            }
+            InvitationState::Pending => InvitationStatus::Pending { expires_at: self.expires_at },
+            InvitationState::Accepted { at } => InvitationStatus::Accepted { at },
+            InvitationState::Revoked { at } => InvitationStatus::Revoked { at },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone};
+
+    use super::*;
+    use crate::secrets::PlainToken;
+
+    #[test]
+    fn a_pending_invitation_expires_exactly_at_its_deadline() {
+        let start = Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
+        let invitation = Invitation {
+            id: InvitationId::random(),
+            user_id: UserId::random(),
+            token_hash: PlainToken::presented("t").hash(),
+            created_at: start,
+            expires_at: start + Duration::hours(72),
+            state: InvitationState::Pending,
+        };
+        let just_before = start + Duration::hours(72) - Duration::seconds(1);
+        assert!(matches!(invitation.status_at(just_before), InvitationStatus::Pending { .. }));
+        assert_eq!(
+            invitation.status_at(start + Duration::hours(72)),
+            InvitationStatus::Expired { expired_at: start + Duration::hours(72) }
+        );
+    }
+}

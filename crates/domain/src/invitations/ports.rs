@@ -1,0 +1,61 @@
+//! Driven port for invitations.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::audit::models::AuditEvent;
+use crate::errors::StoreError;
+use crate::invitations::models::{Invitation, InvitationId};
+use crate::secrets::{PasswordHash, TokenHash};
+use crate::users::models::{User, UserId};
+
+/// Everything that changes when an invitation is accepted, written at once.
+#[derive(Debug, Clone)]
+pub struct Acceptance {
+    /// The invitation being used.
+    pub invitation_id: InvitationId,
+    /// The user it activates.
+    pub user_id: UserId,
+    /// The password chosen (absent for SSO users).
+    pub password_hash: Option<PasswordHash>,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The audit record of the acceptance.
+    pub audit: AuditEvent,
+}
+
+/// Why the store refused an acceptance.
+#[derive(Debug, thiserror::Error)]
+pub enum AcceptStoreError {
+    /// The invitation was no longer pending (used concurrently, or revoked),
+    /// or the user was no longer invited.
+    #[error("the invitation is no longer pending")]
+    NoLongerPending,
+    /// Unexpected failure.
+    #[error(transparent)]
+    Unexpected(#[from] StoreError),
+}
+
+/// Storage of invitations.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait InvitationRepository: Send + Sync {
+    /// The invitation stored under `hash`, with its user.
+    ///
+    /// # Errors
+    /// MUST return `Ok(None)` for an unknown hash; [`StoreError`] only on failure.
+    async fn find_by_token(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<(Invitation, User)>, StoreError>;
+
+    /// Marks the invitation accepted, activates the user (status active,
+    /// `activated_at`, password hash) and appends the audit event — all in one
+    /// transaction.
+    ///
+    /// # Errors
+    /// MUST return [`AcceptStoreError::NoLongerPending`] and change nothing if
+    /// the invitation is not pending or the user is not invited at the moment
+    /// of writing: of two concurrent acceptances exactly one succeeds.
+    async fn accept(&self, acceptance: Acceptance) -> Result<(), AcceptStoreError>;
+}

@@ -1,0 +1,65 @@
+//! Driven ports for mail delivery: the outbox store and the transport.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::errors::StoreError;
+use crate::mail::models::{OutgoingMail, QueuedMail};
+
+/// Storage of the outbox.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait OutboxRepository: Send + Sync {
+    /// Claims up to `limit` queued messages whose next attempt is due at
+    /// `now`, leasing them until `lease_until` so that no other worker (in this
+    /// or another instance) claims them meanwhile.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<QueuedMail>, StoreError>;
+
+    /// Marks a message sent and erases its rendered secrets (the link).
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn mark_sent(&self, id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Records a failed attempt: retry at `retry_at`, or give up when `None`.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn mark_attempt_failed(
+        &self,
+        id: Uuid,
+        error: String,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError>;
+}
+
+/// Why a transport did not deliver a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// Worth retrying (connection refused, timeout, 4xx from SMTP).
+    #[error("temporary delivery failure: {0}")]
+    Transient(String),
+    /// Will never work (5xx from SMTP, invalid recipient).
+    #[error("permanent delivery failure: {0}")]
+    Permanent(String),
+}
+
+/// Hands a message to a mail system (SMTP server, files).
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait MailTransport: Send + Sync {
+    /// Renders and sends one message.
+    ///
+    /// # Errors
+    /// [`DeliveryError`] saying whether a retry may help.
+    async fn send(&self, mail: &OutgoingMail) -> Result<(), DeliveryError>;
+}

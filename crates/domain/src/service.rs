@@ -1,0 +1,87 @@
+//! [`UserManagement`]: the driving side of the domain. The HTTP front end,
+//! the command line and embedding services call its methods; each method is
+//! one use case, implemented in its subdomain's `service.rs`.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+
+use crate::audit::ports::AuditLog;
+use crate::clock::Clock;
+use crate::invitations::ports::InvitationRepository;
+use crate::secrets::{PasswordHasher, TokenGenerator};
+use crate::sessions::ports::SessionRepository;
+use crate::setup::ports::SetupRepository;
+use crate::users::ports::UserRepository;
+
+/// The driven ports the use cases need.
+#[derive(Clone)]
+pub struct Ports {
+    /// User storage.
+    pub users: Arc<dyn UserRepository>,
+    /// Invitation storage.
+    pub invitations: Arc<dyn InvitationRepository>,
+    /// Session storage.
+    pub sessions: Arc<dyn SessionRepository>,
+    /// Setup storage.
+    pub setup: Arc<dyn SetupRepository>,
+    /// Stand-alone audit events.
+    pub audit: Arc<dyn AuditLog>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Randomness.
+    pub tokens: Arc<dyn TokenGenerator>,
+    /// Password hashing.
+    pub passwords: Arc<dyn PasswordHasher>,
+}
+
+/// Tunable rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// How long an invitation link works (72 hours).
+    pub invitation_ttl: Duration,
+    /// How long a first-admin setup link works.
+    pub setup_ttl: Duration,
+    /// A session unused this long ends.
+    pub session_idle_timeout: Duration,
+    /// A session ends this long after sign-in, whatever the activity.
+    pub session_absolute_timeout: Duration,
+    /// Activity is recorded at most this often per session.
+    pub session_touch_interval: Duration,
+    /// Invited + active users allowed; `None` = unlimited.
+    pub seat_limit: Option<u32>,
+    /// Largest page of users.
+    pub max_page_size: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            invitation_ttl: Duration::hours(72),
+            setup_ttl: Duration::hours(24),
+            session_idle_timeout: Duration::hours(2),
+            session_absolute_timeout: Duration::hours(12),
+            session_touch_interval: Duration::minutes(1),
+            seat_limit: None,
+            max_page_size: 200,
+        }
+    }
+}
+
+/// The user-management use cases.
+pub struct UserManagement {
+    pub(crate) ports: Ports,
+    pub(crate) policy: Policy,
+}
+
+impl UserManagement {
+    /// The use cases over these ports and rules.
+    pub fn new(ports: Ports, policy: Policy) -> Self {
+        Self { ports, policy }
+    }
+
+    /// The rules in force.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+}

@@ -1,0 +1,7 @@
+//! Sessions: signing in with a password, resolving a session token to the
+//! user behind it on every request, signing out.
+
+pub mod errors;
+pub mod models;
+pub mod ports;
+pub mod service;

@@ -1,0 +1,178 @@
+//! Session model, and the capabilities a resolved session hands out.
+//!
+//! ```text
+//! (sign-in) ──▶ live ──idle timeout──▶ expired
+//!                │  └──absolute timeout──▶ expired
+//!                └──sign-out / terminated / user deactivated──▶ ended (deleted)
+//! ```
+
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use crate::audit::models::Actor;
+use crate::secrets::{PlainToken, TokenHash};
+use crate::users::models::{Permission, Role, User, UserId};
+
+/// A session's identifier (not its token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionId(Uuid);
+
+impl SessionId {
+    /// A new random identifier.
+    pub fn random() -> Self {
+        Self(Uuid::new_v4())
+    }
+    /// Wraps an identifier read from storage.
+    pub fn from_uuid(uuid: Uuid) -> Self {
+        Self(uuid)
+    }
+    /// The underlying UUID.
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+/// A signed-in session, stored by the hash of its token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Identifier.
+    pub id: SessionId,
+    /// Whose session.
+    pub user_id: UserId,
+    /// SHA-256 of the session token.
+    pub token_hash: TokenHash,
+    /// When it started.
+    pub created_at: DateTime<Utc>,
+    /// When it was last used (updated at most once a minute).
+    pub last_seen_at: DateTime<Utc>,
+    /// Absolute end, whatever the activity.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Whether a session may still be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionValidity {
+    /// Usable.
+    Live,
+    /// Unused for longer than the idle timeout.
+    IdleExpired,
+    /// Past its absolute lifetime.
+    AbsoluteExpired,
+}
+
+impl Session {
+    /// Whether the session may be used at `now`, given the idle timeout.
+    pub fn validity(&self, now: DateTime<Utc>, idle_timeout: Duration) -> SessionValidity {
+        if now >= self.expires_at {
+            SessionValidity::AbsoluteExpired
+        } else if now >= self.last_seen_at + idle_timeout {
+            SessionValidity::IdleExpired
+        } else {
+            SessionValidity::Live
+        }
+    }
+}
+
+/// The result of a successful sign-in: the token is handed to the client
+/// once (cookie or response body) and never stored in clear.
+#[derive(Debug)]
+pub struct SignedIn {
+    /// The new session token.
+    pub token: PlainToken,
+    /// The session.
+    pub session: Session,
+    /// The signed-in user.
+    pub user: User,
+}
+
+/// Who is behind a request: resolved from the session on every request, so a
+/// role change or deactivation applies to the very next request (rule 7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The user, as stored right now.
+    pub user: User,
+    /// The session used.
+    pub session_id: SessionId,
+}
+
+/// The caller is not allowed to do this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("this action needs the admin role")]
+pub struct Forbidden;
+
+impl Principal {
+    /// The permissions of the user's current role.
+    pub fn permissions(&self) -> &'static [Permission] {
+        self.user.role.permissions()
+    }
+
+    /// The admin capability, if the user is an active admin.
+    ///
+    /// # Errors
+    /// [`Forbidden`] for anyone else.
+    pub fn admin(&self) -> Result<Admin, Forbidden> {
+        if self.user.is_active_admin() {
+            Ok(Admin { user: self.user.clone() })
+        } else {
+            Err(Forbidden)
+        }
+    }
+
+    /// The audit actor for this principal.
+    pub fn actor(&self) -> Actor {
+        Actor::user(&self.user)
+    }
+}
+
+/// Proof that the caller is an active admin. Only [`Principal::admin`] makes
+/// one, so code without it cannot call admin operations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    user: User,
+}
+
+impl Admin {
+    /// The admin user.
+    pub fn user(&self) -> &User {
+        &self.user
+    }
+
+    /// The audit actor for this admin.
+    pub fn actor(&self) -> Actor {
+        Actor::user(&self.user)
+    }
+
+    /// The role of the admin (always [`Role::Admin`]).
+    pub fn role(&self) -> Role {
+        self.user.role
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn session(start: DateTime<Utc>) -> Session {
+        Session {
+            id: SessionId::random(),
+            user_id: UserId::random(),
+            token_hash: PlainToken::presented("t").hash(),
+            created_at: start,
+            last_seen_at: start,
+            expires_at: start + Duration::hours(12),
+        }
+    }
+
+    #[test]
+    fn a_session_expires_when_idle_or_too_old() {
+        let start = Utc.with_ymd_and_hms(2026, 1, 1, 8, 0, 0).unwrap();
+        let idle = Duration::hours(2);
+        let mut s = session(start);
+        assert_eq!(s.validity(start + Duration::minutes(119), idle), SessionValidity::Live);
+        assert_eq!(s.validity(start + Duration::hours(2), idle), SessionValidity::IdleExpired);
+        s.last_seen_at = start + Duration::hours(11);
+        assert_eq!(s.validity(start + Duration::hours(12), idle), SessionValidity::AbsoluteExpired);
+    }
+}

@@ -1,0 +1,500 @@
+//! In-memory adapters for every driven port, a fake clock, predictable
+//! tokens and a fast fake password hasher: for behaviour tests of this crate
+//! and of services that embed it.
+//!
+//! They keep the same promises as the real adapters (see each port's
+//! `# Errors`), with one lock standing in for a database transaction.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+
+use crate::audit::models::AuditEvent;
+use crate::audit::ports::AuditLog;
+use crate::clock::Clock;
+use crate::errors::StoreError;
+use crate::invitations::models::{Invitation, InvitationState};
+use crate::invitations::ports::{AcceptStoreError, Acceptance, InvitationRepository};
+use crate::mail::models::{OutgoingMail, QueuedMail};
+use crate::mail::ports::{DeliveryError, MailTransport, OutboxRepository};
+use crate::secrets::{
+    Password, PasswordHash, PasswordHasher, PlainToken, TOKEN_BYTES, TokenGenerator, TokenHash,
+};
+use crate::service::{Policy, Ports, UserManagement};
+use crate::sessions::models::{Session, SessionId};
+use crate::sessions::ports::SessionRepository;
+use crate::setup::ports::{CompleteSetupStoreError, SetupCompletion, SetupRepository};
+use crate::users::models::{EmailAddress, User, UserId, UserState, UserStatus};
+use crate::users::ports::{
+    InsertUserError, NewInvitedUser, UserCursor, UserPage, UserQuery, UserRepository,
+};
+
+/// A clock that stands still until moved.
+#[derive(Debug)]
+pub struct FakeClock(Mutex<DateTime<Utc>>);
+
+impl FakeClock {
+    /// A clock at 2026-01-05 09:00 UTC.
+    pub fn new() -> Self {
+        Self::at(Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).single().unwrap_or_default())
+    }
+    /// A clock at `now`.
+    pub fn at(now: DateTime<Utc>) -> Self {
+        Self(Mutex::new(now))
+    }
+    /// Moves time forward.
+    pub fn advance(&self, by: Duration) {
+        let mut now = lock(&self.0);
+        *now += by;
+    }
+}
+
+impl Default for FakeClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for FakeClock {
+    fn now(&self) -> DateTime<Utc> {
+        *lock(&self.0)
+    }
+}
+
+/// Distinct, predictable tokens (not random: tests only).
+#[derive(Debug, Default)]
+pub struct SequentialTokens(AtomicU64);
+
+impl TokenGenerator for SequentialTokens {
+    fn generate(&self) -> PlainToken {
+        let n = self.0.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut bytes = [0u8; TOKEN_BYTES];
+        bytes[..8].copy_from_slice(&n.to_be_bytes());
+        PlainToken::from_random_bytes(bytes)
+    }
+}
+
+/// A fast, insecure stand-in for argon2 (tests only).
+#[derive(Debug, Default)]
+pub struct FakeHasher;
+
+#[async_trait]
+impl PasswordHasher for FakeHasher {
+    async fn hash(&self, password: &Password) -> Result<PasswordHash, StoreError> {
+        Ok(PasswordHash::from_phc(format!("$fake${}", password.expose())))
+    }
+    async fn verify(
+        &self,
+        presented: &SecretString,
+        hash: Option<&PasswordHash>,
+    ) -> Result<bool, StoreError> {
+        Ok(hash.is_some_and(|h| h.as_phc() == format!("$fake${}", presented.expose_secret())))
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock only means another test thread panicked; the data is
+    // still what it was.
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// An outbox message as the in-memory store keeps it.
+#[derive(Debug, Clone)]
+pub struct StoredMail {
+    /// The message.
+    pub mail: OutgoingMail,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// Not before this time.
+    pub next_attempt_at: DateTime<Utc>,
+    /// Leased to a worker until.
+    pub leased_until: Option<DateTime<Utc>>,
+    /// When delivered.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// Gave up.
+    pub failed: bool,
+    /// Last error.
+    pub last_error: Option<String>,
+}
+
+/// Everything the in-memory store holds; public so tests can look inside.
+#[derive(Debug, Default)]
+pub struct MemoryState {
+    /// Users by id.
+    pub users: HashMap<UserId, User>,
+    /// Password hashes by user.
+    pub passwords: HashMap<UserId, PasswordHash>,
+    /// Invitations.
+    pub invitations: Vec<Invitation>,
+    /// Sessions.
+    pub sessions: Vec<Session>,
+    /// Outbox.
+    pub outbox: Vec<StoredMail>,
+    /// Audit log, in order.
+    pub audit: Vec<AuditEvent>,
+    /// The setup token, if any.
+    pub setup_token: Option<(TokenHash, DateTime<Utc>)>,
+}
+
+impl MemoryState {
+    fn email_taken(&self, email: &EmailAddress) -> bool {
+        self.users.values().any(|u| u.email == *email)
+    }
+    fn seats_used(&self) -> usize {
+        self.users.values().filter(|u| u.status().holds_seat()).count()
+    }
+}
+
+/// An in-memory store implementing every storage port.
+#[derive(Debug, Default)]
+pub struct InMemoryStore(Mutex<MemoryState>);
+
+impl InMemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Looks at (or changes) the stored state.
+    pub fn state(&self) -> MutexGuard<'_, MemoryState> {
+        lock(&self.0)
+    }
+}
+
+#[async_trait]
+impl UserRepository for InMemoryStore {
+    async fn insert_invited(&self, new: NewInvitedUser) -> Result<(), InsertUserError> {
+        let mut state = self.state();
+        if state.email_taken(&new.user.email) {
+            return Err(InsertUserError::EmailTaken);
+        }
+        if let Some(limit) = new.seat_limit
+            && state.seats_used() >= limit as usize
+        {
+            return Err(InsertUserError::SeatLimitReached { limit });
+        }
+        state.users.insert(new.user.id, new.user);
+        state.invitations.push(new.invitation);
+        let next_attempt_at = new.mail.created_at;
+        state.outbox.push(StoredMail {
+            mail: new.mail,
+            attempts: 0,
+            next_attempt_at,
+            leased_until: None,
+            sent_at: None,
+            failed: false,
+            last_error: None,
+        });
+        state.audit.push(new.audit);
+        Ok(())
+    }
+
+    async fn get(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        Ok(self.state().users.get(&id).cloned())
+    }
+
+    async fn find_by_email(&self, email: &EmailAddress) -> Result<Option<User>, StoreError> {
+        Ok(self.state().users.values().find(|u| u.email == *email).cloned())
+    }
+
+    async fn list(&self, query: &UserQuery) -> Result<UserPage, StoreError> {
+        let state = self.state();
+        let mut users: Vec<&User> = state.users.values().collect();
+        users.sort_by_key(|u| (u.created_at, u.id));
+        let items: Vec<User> = users
+            .into_iter()
+            .filter(|u| query.after.is_none_or(|c| (u.created_at, u.id) > (c.created_at, c.id)))
+            .take(query.limit as usize + 1)
+            .cloned()
+            .collect();
+        Ok(page(items, query.limit))
+    }
+}
+
+/// Cuts a `limit + 1` fetch into a page and its next cursor.
+pub fn page(mut items: Vec<User>, limit: u32) -> UserPage {
+    let next = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|u| UserCursor { created_at: u.created_at, id: u.id })
+    } else {
+        None
+    };
+    UserPage { items, next }
+}
+
+#[async_trait]
+impl InvitationRepository for InMemoryStore {
+    async fn find_by_token(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<(Invitation, User)>, StoreError> {
+        let state = self.state();
+        Ok(state
+            .invitations
+            .iter()
+            .find(|i| i.token_hash == *hash)
+            .and_then(|i| state.users.get(&i.user_id).map(|u| (i.clone(), u.clone()))))
+    }
+
+    async fn accept(&self, acceptance: Acceptance) -> Result<(), AcceptStoreError> {
+        let mut state = self.state();
+        let pending = state
+            .invitations
+            .iter()
+            .any(|i| i.id == acceptance.invitation_id && i.state == InvitationState::Pending);
+        let invited =
+            state.users.get(&acceptance.user_id).is_some_and(|u| u.status() == UserStatus::Invited);
+        if !pending || !invited {
+            return Err(AcceptStoreError::NoLongerPending);
+        }
+        for invitation in &mut state.invitations {
+            if invitation.id == acceptance.invitation_id {
+                invitation.state = InvitationState::Accepted { at: acceptance.at };
+            }
+        }
+        if let Some(user) = state.users.get_mut(&acceptance.user_id) {
+            user.state = UserState::Active { activated_at: acceptance.at };
+        }
+        if let Some(hash) = acceptance.password_hash {
+            state.passwords.insert(acceptance.user_id, hash);
+        }
+        state.audit.push(acceptance.audit);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SessionRepository for InMemoryStore {
+    async fn find_credentials(
+        &self,
+        email: &EmailAddress,
+    ) -> Result<Option<(User, Option<PasswordHash>)>, StoreError> {
+        let state = self.state();
+        Ok(state
+            .users
+            .values()
+            .find(|u| u.email == *email)
+            .map(|u| (u.clone(), state.passwords.get(&u.id).cloned())))
+    }
+
+    async fn start(&self, session: Session, audit: AuditEvent) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if let Some(user) = state.users.get_mut(&session.user_id) {
+            user.last_login_at = Some(session.created_at);
+        }
+        state.sessions.push(session);
+        state.audit.push(audit);
+        Ok(())
+    }
+
+    async fn find(&self, hash: &TokenHash) -> Result<Option<(Session, User)>, StoreError> {
+        let state = self.state();
+        Ok(state
+            .sessions
+            .iter()
+            .find(|s| s.token_hash == *hash)
+            .and_then(|s| state.users.get(&s.user_id).map(|u| (s.clone(), u.clone()))))
+    }
+
+    async fn touch(&self, id: SessionId, at: DateTime<Utc>) -> Result<(), StoreError> {
+        for session in &mut self.state().sessions {
+            if session.id == id {
+                session.last_seen_at = at;
+            }
+        }
+        Ok(())
+    }
+
+    async fn end(&self, id: SessionId, audit: Option<AuditEvent>) -> Result<(), StoreError> {
+        let mut state = self.state();
+        state.sessions.retain(|s| s.id != id);
+        state.audit.extend(audit);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SetupRepository for InMemoryStore {
+    async fn has_active_admin(&self) -> Result<bool, StoreError> {
+        Ok(self.state().users.values().any(User::is_active_admin))
+    }
+
+    async fn replace_setup_token(
+        &self,
+        hash: TokenHash,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.state().setup_token = Some((hash, expires_at));
+        Ok(())
+    }
+
+    async fn setup_token_valid(
+        &self,
+        hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        Ok(self.state().setup_token.is_some_and(|(h, exp)| h == *hash && now < exp))
+    }
+
+    async fn complete_setup(
+        &self,
+        completion: SetupCompletion,
+    ) -> Result<(), CompleteSetupStoreError> {
+        let mut state = self.state();
+        let valid = state
+            .setup_token
+            .is_some_and(|(h, exp)| h == completion.token_hash && completion.at < exp);
+        if !valid {
+            return Err(CompleteSetupStoreError::InvalidToken);
+        }
+        if state.users.values().any(User::is_active_admin) {
+            return Err(CompleteSetupStoreError::AdminExists);
+        }
+        if state.email_taken(&completion.admin.email) {
+            return Err(CompleteSetupStoreError::EmailTaken);
+        }
+        state.setup_token = None;
+        state.passwords.insert(completion.admin.id, completion.password_hash);
+        state.users.insert(completion.admin.id, completion.admin);
+        state.audit.push(completion.audit);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AuditLog for InMemoryStore {
+    async fn append(&self, event: AuditEvent) -> Result<(), StoreError> {
+        self.state().audit.push(event);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl OutboxRepository for InMemoryStore {
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<QueuedMail>, StoreError> {
+        let mut state = self.state();
+        let mut claimed = Vec::new();
+        for stored in &mut state.outbox {
+            let free = stored.leased_until.is_none_or(|until| until <= now);
+            if claimed.len() < limit as usize
+                && stored.sent_at.is_none()
+                && !stored.failed
+                && stored.next_attempt_at <= now
+                && free
+            {
+                stored.leased_until = Some(lease_until);
+                claimed.push(QueuedMail { mail: stored.mail.clone(), attempts: stored.attempts });
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn mark_sent(&self, id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError> {
+        for stored in &mut self.state().outbox {
+            if stored.mail.id == id {
+                stored.sent_at = Some(at);
+                stored.leased_until = None;
+            }
+        }
+        Ok(())
+    }
+
+    async fn mark_attempt_failed(
+        &self,
+        id: Uuid,
+        error: String,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        for stored in &mut self.state().outbox {
+            if stored.mail.id == id {
+                stored.attempts += 1;
+                stored.last_error = Some(error.clone());
+                stored.leased_until = None;
+                match retry_at {
+                    Some(at) => stored.next_attempt_at = at,
+                    None => stored.failed = true,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A transport that records what it was given, or fails on demand.
+#[derive(Debug, Default)]
+pub struct RecordingTransport {
+    sent: Mutex<Vec<OutgoingMail>>,
+    failure: Mutex<Option<DeliveryError>>,
+}
+
+impl RecordingTransport {
+    /// Messages delivered so far.
+    pub fn sent(&self) -> Vec<OutgoingMail> {
+        lock(&self.sent).clone()
+    }
+    /// Makes every following send fail with `error` (or succeed with `None`).
+    pub fn fail_with(&self, error: Option<DeliveryError>) {
+        *lock(&self.failure) = error;
+    }
+}
+
+#[async_trait]
+impl MailTransport for RecordingTransport {
+    async fn send(&self, mail: &OutgoingMail) -> Result<(), DeliveryError> {
+        if let Some(error) = lock(&self.failure).clone() {
+            return Err(error);
+        }
+        lock(&self.sent).push(mail.clone());
+        Ok(())
+    }
+}
+
+/// A complete in-memory setup: the use cases, and handles on the store and
+/// clock to arrange and inspect.
+pub struct TestKit {
+    /// The use cases.
+    pub service: UserManagement,
+    /// The store behind them.
+    pub store: Arc<InMemoryStore>,
+    /// The clock behind them.
+    pub clock: Arc<FakeClock>,
+}
+
+impl TestKit {
+    /// Use cases over a fresh in-memory store with the given policy.
+    pub fn with_policy(policy: Policy) -> Self {
+        let store = Arc::new(InMemoryStore::new());
+        let clock = Arc::new(FakeClock::new());
+        let ports = Ports {
+            users: store.clone(),
+            invitations: store.clone(),
+            sessions: store.clone(),
+            setup: store.clone(),
+            audit: store.clone(),
+            clock: clock.clone(),
+            tokens: Arc::new(SequentialTokens::default()),
+            passwords: Arc::new(FakeHasher),
+        };
+        Self { service: UserManagement::new(ports, policy), store, clock }
+    }
+
+    /// Use cases over a fresh in-memory store with the default policy.
+    pub fn new() -> Self {
+        Self::with_policy(Policy::default())
+    }
+}
+
+impl Default for TestKit {
+    fn default() -> Self {
+        Self::new()
+    }
+}

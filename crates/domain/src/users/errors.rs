@@ -1,0 +1,64 @@
+//! Errors of the user use cases.
+
+use crate::errors::StoreError;
+
+/// A request field that failed validation, with the reason in words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct FieldError {
+    /// The field's name as the client sent it (`email`, `name`, `role`, …).
+    pub field: &'static str,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+impl FieldError {
+    /// A field error from any displayable reason.
+    pub fn new(field: &'static str, reason: impl ToString) -> Self {
+        Self { field, reason: reason.to_string() }
+    }
+}
+
+/// Why inviting a user failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InviteUserError {
+    /// A field is invalid.
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    /// A user with this email (case-insensitively, any status) exists.
+    #[error("a user with this email address already exists")]
+    EmailTaken,
+    /// Every seat is taken.
+    #[error(
+        "all {limit} seats are taken; deactivate users who no longer need access or raise the seat limit"
+    )]
+    SeatLimitReached {
+        /// The seat limit in force.
+        limit: u32,
+    },
+    /// Something unexpected failed.
+    #[error(transparent)]
+    Unexpected(#[from] StoreError),
+}
+
+/// Why a user could not be fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum GetUserError {
+    /// No user has this id.
+    #[error("no user has this id")]
+    NotFound,
+    /// Something unexpected failed.
+    #[error(transparent)]
+    Unexpected(#[from] StoreError),
+}
+
+/// Why users could not be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum ListUsersError {
+    /// The paging cursor is not one this service issued.
+    #[error("the cursor is not valid; start again from the first page")]
+    InvalidCursor,
+    /// Something unexpected failed.
+    #[error(transparent)]
+    Unexpected(#[from] StoreError),
+}

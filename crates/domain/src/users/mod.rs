@@ -1,0 +1,7 @@
+//! Users: who they are, what role they hold, where they are in their
+//! lifecycle, and the admin use cases that list and invite them.
+
+pub mod errors;
+pub mod models;
+pub mod ports;
+pub mod service;

@@ -1,0 +1,267 @@
+//! Admin use cases on users: invite, list, look up.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+
+use crate::audit::models::{Actor, AuditAction, AuditEvent, Change, RequestContext};
+use crate::invitations::models::{Invitation, InvitationId, InvitationState};
+use crate::mail::models::{MailMessage, OutgoingMail};
+use crate::secrets::PlainToken;
+use crate::service::UserManagement;
+use crate::sessions::models::Admin;
+use crate::users::errors::{FieldError, GetUserError, InviteUserError, ListUsersError};
+use crate::users::models::{
+    Department, DisplayName, EmailAddress, Role, SignInMethod, User, UserId, UserState,
+};
+use crate::users::ports::{InsertUserError, NewInvitedUser, UserCursor, UserPage, UserQuery};
+
+/// An invitation request as a person or a script wrote it; validated here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InviteRequest {
+    /// Work email address.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// `user` or `admin`, any case.
+    pub role: String,
+    /// Optional department.
+    pub department: Option<String>,
+}
+
+/// A validated invitation request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidInvite {
+    /// Email.
+    pub email: EmailAddress,
+    /// Name.
+    pub name: DisplayName,
+    /// Role.
+    pub role: Role,
+    /// Department.
+    pub department: Option<Department>,
+}
+
+impl InviteRequest {
+    /// Validates every field; the first invalid one is reported by name.
+    ///
+    /// # Errors
+    /// [`FieldError`] naming the field and the reason.
+    pub fn validate(&self) -> Result<ValidInvite, FieldError> {
+        Ok(ValidInvite {
+            email: EmailAddress::parse(&self.email).map_err(|e| FieldError::new("email", e))?,
+            name: DisplayName::parse(&self.name).map_err(|e| FieldError::new("name", e))?,
+            role: Role::parse(&self.role).map_err(|e| FieldError::new("role", e))?,
+            department: match &self.department {
+                Some(raw) => {
+                    Department::parse(raw).map_err(|e| FieldError::new("department", e))?
+                }
+                None => None,
+            },
+        })
+    }
+}
+
+/// A user just invited, with the token of their link (to print on the
+/// operator's terminal; the HTTP API never returns it).
+#[derive(Debug)]
+pub struct Invited {
+    /// The new user.
+    pub user: User,
+    /// The invitation.
+    pub invitation: Invitation,
+    /// The link's token.
+    pub token: PlainToken,
+}
+
+/// A requested page of users.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListUsersRequest {
+    /// Page size (clamped to 1..=max).
+    pub limit: Option<u32>,
+    /// Cursor from the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of users and the cursor of the next one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsersPage {
+    /// The users.
+    pub items: Vec<User>,
+    /// Opaque cursor for the next page, if any.
+    pub next_cursor: Option<String>,
+}
+
+fn encode_cursor(cursor: &UserCursor) -> String {
+    let raw = format!("{}|{}", cursor.created_at.timestamp_micros(), cursor.id);
+    URL_SAFE_NO_PAD.encode(raw)
+}
+
+fn decode_cursor(text: &str) -> Option<UserCursor> {
+    let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(text).ok()?).ok()?;
+    let (micros, id) = raw.split_once('|')?;
+    Some(UserCursor {
+        created_at: DateTime::<Utc>::from_timestamp_micros(micros.parse().ok()?)?,
+        id: id.parse().ok()?,
+    })
+}
+
+impl UserManagement {
+    /// Invites a user: creates them as `invited` and queues the invitation
+    /// email, atomically, within the seat limit (rules 2, 4, 5).
+    ///
+    /// # Errors
+    /// See [`InviteUserError`].
+    pub async fn invite_user(
+        &self,
+        admin: &Admin,
+        request: &InviteRequest,
+        context: &RequestContext,
+    ) -> Result<Invited, InviteUserError> {
+        let valid = request.validate()?;
+        self.create_invited(admin.actor(), Some(admin.user().name.to_string()), valid, context)
+            .await
+    }
+
+    /// Invites an admin on the operator's behalf (command line).
+    ///
+    /// # Errors
+    /// See [`InviteUserError`].
+    pub async fn invite_admin_as_operator(
+        &self,
+        email: &str,
+        name: &str,
+        context: &RequestContext,
+    ) -> Result<Invited, InviteUserError> {
+        let request = InviteRequest {
+            email: email.to_owned(),
+            name: name.to_owned(),
+            role: Role::Admin.as_str().to_owned(),
+            department: None,
+        };
+        self.create_invited(Actor::Operator, None, request.validate()?, context).await
+    }
+
+    async fn create_invited(
+        &self,
+        actor: Actor,
+        invited_by: Option<String>,
+        valid: ValidInvite,
+        context: &RequestContext,
+    ) -> Result<Invited, InviteUserError> {
+        let now = self.ports.clock.now();
+        let user = User {
+            id: UserId::random(),
+            email: valid.email,
+            name: valid.name,
+            role: valid.role,
+            state: UserState::Invited,
+            sign_in: SignInMethod::Password,
+            department: valid.department,
+            created_at: now,
+            last_login_at: None,
+        };
+        let token = self.ports.tokens.generate();
+        let invitation = Invitation {
+            id: InvitationId::random(),
+            user_id: user.id,
+            token_hash: token.hash(),
+            created_at: now,
+            expires_at: now + self.policy.invitation_ttl,
+            state: InvitationState::Pending,
+        };
+        let mail = OutgoingMail {
+            id: uuid::Uuid::new_v4(),
+            to: user.email.clone(),
+            to_name: user.name.clone(),
+            message: MailMessage::Invitation {
+                token: token.clone(),
+                expires_at: invitation.expires_at,
+                invited_by,
+            },
+            created_at: now,
+        };
+        let audit = AuditEvent::new(now, actor, AuditAction::UserInvited, context)
+            .target(&user)
+            .change(Change::new("role", None, Some(user.role.as_str())))
+            .change(Change::new("status", None, Some(user.status().as_str())));
+        let new = NewInvitedUser {
+            user: user.clone(),
+            invitation: invitation.clone(),
+            mail,
+            audit,
+            seat_limit: self.policy.seat_limit,
+        };
+        match self.ports.users.insert_invited(new).await {
+            Ok(()) => Ok(Invited { user, invitation, token }),
+            Err(InsertUserError::EmailTaken) => Err(InviteUserError::EmailTaken),
+            Err(InsertUserError::SeatLimitReached { limit }) => {
+                Err(InviteUserError::SeatLimitReached { limit })
+            }
+            Err(InsertUserError::Unexpected(e)) => Err(e.into()),
+        }
+    }
+
+    /// One page of users, oldest first.
+    ///
+    /// # Errors
+    /// See [`ListUsersError`].
+    pub async fn list_users(
+        &self,
+        _admin: &Admin,
+        request: &ListUsersRequest,
+    ) -> Result<UsersPage, ListUsersError> {
+        let after = match request.cursor.as_deref() {
+            Some(text) => Some(decode_cursor(text).ok_or(ListUsersError::InvalidCursor)?),
+            None => None,
+        };
+        let limit = request.limit.unwrap_or(50).clamp(1, self.policy.max_page_size);
+        let UserPage { items, next } = self.ports.users.list(&UserQuery { limit, after }).await?;
+        Ok(UsersPage { items, next_cursor: next.as_ref().map(encode_cursor) })
+    }
+
+    /// One user by id.
+    ///
+    /// # Errors
+    /// See [`GetUserError`].
+    pub async fn get_user(&self, _admin: &Admin, id: UserId) -> Result<User, GetUserError> {
+        self.ports.users.get(id).await?.ok_or(GetUserError::NotFound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let cursor = UserCursor {
+            created_at: DateTime::<Utc>::from_timestamp_micros(1_700_000_000_123_456).unwrap(),
+            id: UserId::random(),
+        };
+        assert_eq!(decode_cursor(&encode_cursor(&cursor)), Some(cursor));
+        assert_eq!(decode_cursor("not a cursor"), None);
+        assert_eq!(decode_cursor(&URL_SAFE_NO_PAD.encode("12|nope")), None);
+    }
+
+    #[test]
+    fn an_invite_request_names_the_first_invalid_field() {
+        let ok = InviteRequest {
+            email: "ada@example.com".into(),
+            name: "Ada".into(),
+            role: "Admin".into(),
+            department: Some("  ".into()),
+        };
+        let valid = ok.validate().unwrap();
+        assert_eq!(valid.role, Role::Admin);
+        assert_eq!(valid.department, None);
+        let bad_email = InviteRequest { email: "nope".into(), ..ok.clone() };
+        assert_eq!(bad_email.validate().unwrap_err().field, "email");
+        let bad_name = InviteRequest { name: " ".into(), ..ok.clone() };
+        assert_eq!(bad_name.validate().unwrap_err().field, "name");
+        let bad_role = InviteRequest { role: "owner".into(), ..ok.clone() };
+        assert_eq!(bad_role.validate().unwrap_err().field, "role");
+        let bad_dept = InviteRequest { department: Some("x".repeat(101)), ..ok };
+        assert_eq!(bad_dept.validate().unwrap_err().field, "department");
+    }
+}
