@@ -218,7 +218,7 @@ pub trait PasswordHasher: Send + Sync {
     async fn verify(
         &self,
         presented: &SecretString,
-        hash: Option<&PasswordHash>,
+        hash: Option<PasswordHash>,
     ) -> Result<bool, StoreError>;
 }
 

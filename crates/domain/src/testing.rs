@@ -30,9 +30,7 @@ use crate::sessions::models::{Session, SessionId};
 use crate::sessions::ports::SessionRepository;
 use crate::setup::ports::{CompleteSetupStoreError, SetupCompletion, SetupRepository};
 use crate::users::models::{EmailAddress, User, UserId, UserState, UserStatus};
-use crate::users::ports::{
-    InsertUserError, NewInvitedUser, UserCursor, UserPage, UserQuery, UserRepository,
-};
+use crate::users::ports::{InsertUserError, NewInvitedUser, UserPage, UserQuery, UserRepository};
 
 /// A clock that stands still until moved.
 #[derive(Debug)]
@@ -91,7 +89,7 @@ impl PasswordHasher for FakeHasher {
     async fn verify(
         &self,
         presented: &SecretString,
-        hash: Option<&PasswordHash>,
+        hash: Option<PasswordHash>,
     ) -> Result<bool, StoreError> {
         Ok(hash.is_some_and(|h| h.as_phc() == format!("$fake${}", presented.expose_secret())))
     }
@@ -211,19 +209,8 @@ impl UserRepository for InMemoryStore {
             .take(query.limit as usize + 1)
             .cloned()
             .collect();
-        Ok(page(items, query.limit))
+        Ok(UserPage::from_overfetch(items, query.limit))
     }
-}
-
-/// Cuts a `limit + 1` fetch into a page and its next cursor.
-pub fn page(mut items: Vec<User>, limit: u32) -> UserPage {
-    let next = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(|u| UserCursor { created_at: u.created_at, id: u.id })
-    } else {
-        None
-    };
-    UserPage { items, next }
 }
 
 #[async_trait]

@@ -1,1 +1,179 @@
-//! placeholder
+//! The sea-orm persistence adapter: implements the domain's storage ports on
+//! SQLite (the embedded default), PostgreSQL and MySQL/MariaDB.
+//!
+//! Instance-wide invariants (at least one active admin, the seat limit, a
+//! single first admin) are enforced inside the transaction that changes them:
+//! such a transaction first updates the one row of the `guard` table, which
+//! serialises it against every other guarding transaction on all three
+//! databases (a row lock on PostgreSQL and MySQL, the write lock on SQLite),
+//! then checks the invariant against committed data. Single-use tokens are
+//! consumed with conditional updates (`… WHERE state = 'pending'`) whose
+//! affected-row count says who won.
+
+mod audit;
+mod convert;
+mod entities;
+mod invitations;
+mod outbox;
+mod sessions;
+mod setup;
+mod users;
+
+use std::time::Duration;
+
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+use secureai_domain::StoreError;
+use secureai_migrations::{Migrator, MigratorTrait};
+
+use crate::entities::guard;
+
+/// Connection settings.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Most connections in the pool.
+    pub max_connections: u32,
+    /// How long to wait for a free connection.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self { max_connections: 10, acquire_timeout: Duration::from_secs(10) }
+    }
+}
+
+/// The database-backed store. Cheap to clone (a pool handle).
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    db: DatabaseConnection,
+}
+
+impl SqlStore {
+    /// Connects to `url` (`sqlite://path?mode=rwc`, `postgres://…`,
+    /// `mysql://…`) without migrating.
+    ///
+    /// # Errors
+    /// [`StoreError`] with advice when the database cannot be reached.
+    pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        let mut connect = ConnectOptions::new(url.to_owned());
+        connect
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .sqlx_logging(false)
+            .map_sqlx_sqlite_opts(|opts| {
+                opts.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(30))
+                    .foreign_keys(true)
+                    .create_if_missing(true)
+            });
+        let db = Database::connect(connect).await.map_err(|e| {
+            StoreError::new(
+                format!(
+                    "cannot connect to the database at {}: check SECUREAI_DATABASE_URL, that the \
+                     server is running and that the database exists",
+                    redact_url(url)
+                ),
+                e,
+            )
+        })?;
+        Ok(Self { db })
+    }
+
+    /// Connects and applies every pending migration.
+    ///
+    /// # Errors
+    /// [`StoreError`] if connecting or migrating fails.
+    pub async fn connect_and_migrate(
+        url: &str,
+        options: &StoreOptions,
+    ) -> Result<Self, StoreError> {
+        let store = Self::connect(url, options).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies every pending migration.
+    ///
+    /// # Errors
+    /// [`StoreError`] if a migration fails.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        Migrator::up(&self.db, None)
+            .await
+            .map_err(|e| StoreError::new("database migration failed", e))
+    }
+
+    /// Names of migrations applied and pending, in order.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the migration table cannot be read.
+    pub async fn migration_status(&self) -> Result<Vec<(String, bool)>, StoreError> {
+        let applied = Migrator::get_applied_migrations(&self.db)
+            .await
+            .map_err(|e| StoreError::new("cannot read the migration table", e))?;
+        let applied: Vec<String> = applied.iter().map(|m| m.name().to_owned()).collect();
+        Ok(Migrator::migrations()
+            .iter()
+            .map(|m| {
+                let name = m.name().to_owned();
+                let done = applied.contains(&name);
+                (name, done)
+            })
+            .collect())
+    }
+
+    /// The underlying connection, for operations and tests that need plain SQL.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    /// Checks the database answers (for readiness probes).
+    ///
+    /// # Errors
+    /// [`StoreError`] if it does not.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.db.ping().await.map_err(|e| StoreError::new("the database does not answer", e))
+    }
+
+    /// Closes the pool.
+    ///
+    /// # Errors
+    /// [`StoreError`] if closing fails.
+    pub async fn close(self) -> Result<(), StoreError> {
+        self.db.close().await.map_err(|e| StoreError::new("closing the database failed", e))
+    }
+}
+
+/// Takes the instance-wide guard inside a transaction (see the crate docs).
+pub(crate) async fn take_guard(txn: &impl ConnectionTrait) -> Result<(), DbErr> {
+    let stmt = Query::update()
+        .table(guard::Entity)
+        .value(guard::Column::Version, Expr::col(guard::Column::Version).add(1))
+        .and_where(Expr::col(guard::Column::Id).eq(1))
+        .to_owned();
+    txn.execute(&stmt).await?;
+    Ok(())
+}
+
+/// Whether a database error is a unique-key violation.
+pub(crate) fn is_unique_violation(error: &DbErr) -> bool {
+    matches!(error.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// Hides the password of a database URL for messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}

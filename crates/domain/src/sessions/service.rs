@@ -31,7 +31,7 @@ impl UserManagement {
             Some(email) => self.ports.sessions.find_credentials(email).await?,
             None => None,
         };
-        let hash = found.as_ref().and_then(|(_, hash)| hash.as_ref());
+        let hash = found.as_ref().and_then(|(_, hash)| hash.clone());
         let password_ok = self.ports.passwords.verify(password, hash).await?;
         let now = self.ports.clock.now();
 

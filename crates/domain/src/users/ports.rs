@@ -69,6 +69,20 @@ pub struct UserPage {
     pub next: Option<UserCursor>,
 }
 
+impl UserPage {
+    /// Cuts a fetch of up to `limit + 1` users (in order) into a page and the
+    /// cursor of the next one: the extra user only proves there is more.
+    pub fn from_overfetch(mut items: Vec<User>, limit: u32) -> Self {
+        let next = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|u| UserCursor { created_at: u.created_at, id: u.id })
+        } else {
+            None
+        };
+        Self { items, next }
+    }
+}
+
 /// Storage of users.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]

@@ -1,0 +1,187 @@
+//! Conversions between rows and domain types, at the edge of the store.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ActiveValue::Set, DbErr};
+use secureai_domain::audit::models::{Actor, AuditEvent};
+use secureai_domain::invitations::models::{Invitation, InvitationId, InvitationState};
+use secureai_domain::sessions::models::{Session, SessionId};
+use secureai_domain::{
+    Department, DisplayName, EmailAddress, Role, SignInMethod, StoreError, TokenHash, User, UserId,
+    UserState,
+};
+
+use crate::entities::{audit_events, invitations, sessions, users};
+
+/// Microseconds since the Unix epoch: the portable form of an instant.
+pub(crate) fn micros(at: DateTime<Utc>) -> i64 {
+    at.timestamp_micros()
+}
+
+pub(crate) fn instant(micros: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::<Utc>::from_timestamp_micros(micros)
+        .ok_or_else(|| StoreError::msg(format!("stored instant {micros} is out of range")))
+}
+
+fn opt_instant(micros: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
+    micros.map(instant).transpose()
+}
+
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::msg(format!("stored {what} `{value}` is not valid"))
+}
+
+/// Wraps a database error with context.
+pub(crate) fn db(context: &'static str) -> impl FnOnce(DbErr) -> StoreError {
+    move |e| StoreError::new(context, e)
+}
+
+pub(crate) fn user_id(text: &str) -> Result<UserId, StoreError> {
+    text.parse().map_err(|_| corrupt("user id", text))
+}
+
+fn uuid(text: &str) -> Result<uuid::Uuid, StoreError> {
+    uuid::Uuid::parse_str(text).map_err(|_| corrupt("id", text))
+}
+
+pub(crate) fn token_hash(text: &str) -> Result<TokenHash, StoreError> {
+    TokenHash::from_hex(text).ok_or_else(|| corrupt("token hash", text))
+}
+
+pub(crate) fn user_from_row(row: &users::Model) -> Result<User, StoreError> {
+    let activated_at = opt_instant(row.activated_at)?;
+    let state = match row.status.as_str() {
+        "invited" => UserState::Invited,
+        "active" => UserState::Active {
+            activated_at: activated_at.ok_or_else(|| corrupt("activation time", "null"))?,
+        },
+        "deactivated" => UserState::Deactivated {
+            activated_at,
+            deactivated_at: opt_instant(row.deactivated_at)?
+                .ok_or_else(|| corrupt("deactivation time", "null"))?,
+        },
+        other => return Err(corrupt("status", other)),
+    };
+    Ok(User {
+        id: user_id(&row.id)?,
+        email: EmailAddress::from_stored(row.email.clone()),
+        name: DisplayName::parse(&row.name).map_err(|_| corrupt("name", &row.name))?,
+        role: Role::parse(&row.role).map_err(|_| corrupt("role", &row.role))?,
+        state,
+        sign_in: match row.sign_in.as_str() {
+            "password" => SignInMethod::Password,
+            "sso" => SignInMethod::Sso,
+            other => return Err(corrupt("sign-in method", other)),
+        },
+        department: match &row.department {
+            Some(d) => Department::parse(d).map_err(|_| corrupt("department", d))?,
+            None => None,
+        },
+        created_at: instant(row.created_at)?,
+        last_login_at: opt_instant(row.last_login_at)?,
+    })
+}
+
+pub(crate) fn user_to_row(user: &User, password_hash: Option<String>) -> users::ActiveModel {
+    users::ActiveModel {
+        id: Set(user.id.to_string()),
+        email: Set(user.email.as_str().to_owned()),
+        email_key: Set(user.email.key().to_owned()),
+        name: Set(user.name.to_string()),
+        role: Set(user.role.as_str().to_owned()),
+        status: Set(user.status().as_str().to_owned()),
+        sign_in: Set(user.sign_in.as_str().to_owned()),
+        department: Set(user.department.as_ref().map(ToString::to_string)),
+        password_hash: Set(password_hash),
+        created_at: Set(micros(user.created_at)),
+        activated_at: Set(user.state.activated_at().map(micros)),
+        deactivated_at: Set(user.state.deactivated_at().map(micros)),
+        last_login_at: Set(user.last_login_at.map(micros)),
+    }
+}
+
+pub(crate) fn invitation_from_row(row: &invitations::Model) -> Result<Invitation, StoreError> {
+    let state_at =
+        || row.state_at.map(instant).transpose()?.ok_or_else(|| corrupt("invitation time", "null"));
+    Ok(Invitation {
+        id: InvitationId::from_uuid(uuid(&row.id)?),
+        user_id: user_id(&row.user_id)?,
+        token_hash: token_hash(&row.token_hash)?,
+        created_at: instant(row.created_at)?,
+        expires_at: instant(row.expires_at)?,
+        state: match row.state.as_str() {
+            "pending" => InvitationState::Pending,
+            "accepted" => InvitationState::Accepted { at: state_at()? },
+            "revoked" => InvitationState::Revoked { at: state_at()? },
+            other => return Err(corrupt("invitation state", other)),
+        },
+    })
+}
+
+pub(crate) fn invitation_to_row(invitation: &Invitation) -> invitations::ActiveModel {
+    let (state, at) = match invitation.state {
+        InvitationState::Pending => ("pending", None),
+        InvitationState::Accepted { at } => ("accepted", Some(micros(at))),
+        InvitationState::Revoked { at } => ("revoked", Some(micros(at))),
+    };
+    invitations::ActiveModel {
+        id: Set(invitation.id.as_uuid().to_string()),
+        user_id: Set(invitation.user_id.to_string()),
+        token_hash: Set(invitation.token_hash.to_hex()),
+        created_at: Set(micros(invitation.created_at)),
+        expires_at: Set(micros(invitation.expires_at)),
+        state: Set(state.to_owned()),
+        state_at: Set(at),
+    }
+}
+
+pub(crate) fn session_from_row(row: &sessions::Model) -> Result<Session, StoreError> {
+    Ok(Session {
+        id: SessionId::from_uuid(uuid(&row.id)?),
+        user_id: user_id(&row.user_id)?,
+        token_hash: token_hash(&row.token_hash)?,
+        created_at: instant(row.created_at)?,
+        last_seen_at: instant(row.last_seen_at)?,
+        expires_at: instant(row.expires_at)?,
+    })
+}
+
+pub(crate) fn session_to_row(session: &Session) -> sessions::ActiveModel {
+    sessions::ActiveModel {
+        id: Set(session.id.as_uuid().to_string()),
+        user_id: Set(session.user_id.to_string()),
+        token_hash: Set(session.token_hash.to_hex()),
+        created_at: Set(micros(session.created_at)),
+        last_seen_at: Set(micros(session.last_seen_at)),
+        expires_at: Set(micros(session.expires_at)),
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
+}
+
+pub(crate) fn audit_to_row(event: &AuditEvent) -> audit_events::ActiveModel {
+    let (kind, actor_id, actor_email) = match &event.actor {
+        Actor::User { id, email } => ("user", Some(id.to_string()), Some(email.to_string())),
+        Actor::Operator => ("operator", None, None),
+        Actor::Anonymous => ("anonymous", None, None),
+    };
+    let changes: Vec<serde_json::Value> = event
+        .changes
+        .iter()
+        .map(|c| serde_json::json!({ "field": c.field, "before": c.before, "after": c.after }))
+        .collect();
+    audit_events::ActiveModel {
+        id: Set(event.id.to_string()),
+        at: Set(micros(event.at)),
+        actor_kind: Set(kind.to_owned()),
+        actor_id: Set(actor_id),
+        actor_email: Set(actor_email),
+        action: Set(event.action.as_str().to_owned()),
+        target_id: Set(event.target_id.map(|id| id.to_string())),
+        target_email: Set(event.target_email.as_deref().map(|e| truncate(e, 254))),
+        changes: Set(serde_json::Value::Array(changes).to_string()),
+        ip: Set(event.context.ip.as_deref().map(|ip| truncate(ip, 64))),
+        user_agent: Set(event.context.user_agent.as_deref().map(|ua| truncate(ua, 512))),
+    }
+}

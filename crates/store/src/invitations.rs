@@ -1,0 +1,74 @@
+//! The invitation port: lookup by token hash, single-use acceptance.
+
+use async_trait::async_trait;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use secureai_domain::invitations::models::Invitation;
+use secureai_domain::invitations::ports::{AcceptStoreError, Acceptance, InvitationRepository};
+use secureai_domain::{StoreError, TokenHash, User};
+
+use crate::SqlStore;
+use crate::convert::{audit_to_row, db, invitation_from_row, micros, user_from_row};
+use crate::entities::{audit_events, invitations, users};
+
+#[async_trait]
+impl InvitationRepository for SqlStore {
+    async fn find_by_token(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<(Invitation, User)>, StoreError> {
+        let Some(invitation) = invitations::Entity::find()
+            .filter(invitations::Column::TokenHash.eq(hash.to_hex()))
+            .one(&self.db)
+            .await
+            .map_err(db("reading an invitation"))?
+        else {
+            return Ok(None);
+        };
+        let user = users::Entity::find_by_id(invitation.user_id.clone())
+            .one(&self.db)
+            .await
+            .map_err(db("reading the invited user"))?
+            .ok_or_else(|| StoreError::msg("an invitation points to a missing user"))?;
+        Ok(Some((invitation_from_row(&invitation)?, user_from_row(&user)?)))
+    }
+
+    async fn accept(&self, acceptance: Acceptance) -> Result<(), AcceptStoreError> {
+        let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
+        let at = micros(acceptance.at);
+        // Conditional updates: of two concurrent acceptances only one sees
+        // the row still pending.
+        let used = invitations::Entity::update_many()
+            .col_expr(invitations::Column::State, Expr::value("accepted"))
+            .col_expr(invitations::Column::StateAt, Expr::value(at))
+            .filter(invitations::Column::Id.eq(acceptance.invitation_id.as_uuid().to_string()))
+            .filter(invitations::Column::State.eq("pending"))
+            .exec(&txn)
+            .await
+            .map_err(db("consuming an invitation"))?;
+        if used.rows_affected != 1 {
+            return Err(AcceptStoreError::NoLongerPending);
+        }
+        let activated = users::Entity::update_many()
+            .col_expr(users::Column::Status, Expr::value("active"))
+            .col_expr(users::Column::ActivatedAt, Expr::value(at))
+            .col_expr(
+                users::Column::PasswordHash,
+                Expr::value(acceptance.password_hash.as_ref().map(|h| h.as_phc().to_owned())),
+            )
+            .filter(users::Column::Id.eq(acceptance.user_id.to_string()))
+            .filter(users::Column::Status.eq("invited"))
+            .exec(&txn)
+            .await
+            .map_err(db("activating a user"))?;
+        if activated.rows_affected != 1 {
+            return Err(AcceptStoreError::NoLongerPending);
+        }
+        audit_events::Entity::insert(audit_to_row(&acceptance.audit))
+            .exec_without_returning(&txn)
+            .await
+            .map_err(db("writing the audit event"))?;
+        txn.commit().await.map_err(db("committing an acceptance"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,154 @@
+//! The outbox port: messages queued with the change that caused them,
+//! claimed with a lease (so several workers, in one or several instances,
+//! never send one message twice at once), then marked sent or failed.
+//!
+//! The payload holds the invitation link's token until the message is sent;
+//! marking it sent erases the payload.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sea_orm::ActiveValue::Set;
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use secureai_domain::mail::models::{MailMessage, OutgoingMail, QueuedMail};
+use secureai_domain::mail::ports::OutboxRepository;
+use secureai_domain::{DisplayName, EmailAddress, PlainToken, StoreError};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::SqlStore;
+use crate::convert::{db, instant, micros};
+use crate::entities::outbox;
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Payload {
+    Invitation { token: String, expires_at: i64, invited_by: Option<String> },
+}
+
+pub(crate) fn mail_to_row(mail: &OutgoingMail) -> outbox::ActiveModel {
+    let payload = match &mail.message {
+        MailMessage::Invitation { token, expires_at, invited_by } => Payload::Invitation {
+            token: token.expose().to_owned(),
+            expires_at: micros(*expires_at),
+            invited_by: invited_by.clone(),
+        },
+    };
+    outbox::ActiveModel {
+        id: Set(mail.id.to_string()),
+        kind: Set(mail.message.kind().to_owned()),
+        recipient: Set(mail.to.as_str().to_owned()),
+        recipient_name: Set(mail.to_name.to_string()),
+        // Serialising a plain enum of strings and integers cannot fail.
+        payload: Set(serde_json::to_string(&payload).unwrap_or_default()),
+        created_at: Set(micros(mail.created_at)),
+        status: Set("queued".to_owned()),
+        attempts: Set(0),
+        next_attempt_at: Set(micros(mail.created_at)),
+        leased_until: Set(None),
+        sent_at: Set(None),
+        last_error: Set(None),
+    }
+}
+
+fn mail_from_row(row: &outbox::Model) -> Result<QueuedMail, StoreError> {
+    let payload: Payload = serde_json::from_str(&row.payload)
+        .map_err(|e| StoreError::new(format!("outbox message {} is unreadable", row.id), e))?;
+    let message = match payload {
+        Payload::Invitation { token, expires_at, invited_by } => MailMessage::Invitation {
+            token: PlainToken::presented(token),
+            expires_at: instant(expires_at)?,
+            invited_by,
+        },
+    };
+    Ok(QueuedMail {
+        mail: OutgoingMail {
+            id: Uuid::parse_str(&row.id)
+                .map_err(|e| StoreError::new("outbox id is not a UUID", e))?,
+            to: EmailAddress::from_stored(row.recipient.clone()),
+            to_name: DisplayName::parse(&row.recipient_name)
+                .map_err(|e| StoreError::new("outbox recipient name is invalid", e))?,
+            message,
+            created_at: instant(row.created_at)?,
+        },
+        attempts: u32::try_from(row.attempts).unwrap_or(0),
+    })
+}
+
+#[async_trait]
+impl OutboxRepository for SqlStore {
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<QueuedMail>, StoreError> {
+        let now = micros(now);
+        let free = Condition::any()
+            .add(outbox::Column::LeasedUntil.is_null())
+            .add(outbox::Column::LeasedUntil.lte(now));
+        let candidates = outbox::Entity::find()
+            .filter(outbox::Column::Status.eq("queued"))
+            .filter(outbox::Column::NextAttemptAt.lte(now))
+            .filter(free.clone())
+            .order_by_asc(outbox::Column::NextAttemptAt)
+            .limit(u64::from(limit))
+            .all(&self.db)
+            .await
+            .map_err(db("reading the outbox"))?;
+        let mut claimed = Vec::with_capacity(candidates.len());
+        for row in candidates {
+            // Take the lease only if nobody took it since we looked.
+            let taken = outbox::Entity::update_many()
+                .col_expr(outbox::Column::LeasedUntil, Expr::value(micros(lease_until)))
+                .filter(outbox::Column::Id.eq(row.id.clone()))
+                .filter(outbox::Column::Status.eq("queued"))
+                .filter(free.clone())
+                .exec(&self.db)
+                .await
+                .map_err(db("leasing an outbox message"))?;
+            if taken.rows_affected == 1 {
+                claimed.push(mail_from_row(&row)?);
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn mark_sent(&self, id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError> {
+        outbox::Entity::update_many()
+            .col_expr(outbox::Column::Status, Expr::value("sent"))
+            .col_expr(outbox::Column::SentAt, Expr::value(micros(at)))
+            .col_expr(outbox::Column::LeasedUntil, Expr::value(Option::<i64>::None))
+            .col_expr(outbox::Column::Payload, Expr::value("{}"))
+            .filter(outbox::Column::Id.eq(id.to_string()))
+            .exec(&self.db)
+            .await
+            .map_err(db("marking a message sent"))?;
+        Ok(())
+    }
+
+    async fn mark_attempt_failed(
+        &self,
+        id: Uuid,
+        error: String,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        let mut update = outbox::Entity::update_many()
+            .col_expr(outbox::Column::Attempts, Expr::col(outbox::Column::Attempts).add(1))
+            .col_expr(
+                outbox::Column::LastError,
+                Expr::value(error.chars().take(2000).collect::<String>()),
+            )
+            .col_expr(outbox::Column::LeasedUntil, Expr::value(Option::<i64>::None));
+        update = match retry_at {
+            Some(at) => update.col_expr(outbox::Column::NextAttemptAt, Expr::value(micros(at))),
+            None => update.col_expr(outbox::Column::Status, Expr::value("failed")),
+        };
+        update
+            .filter(outbox::Column::Id.eq(id.to_string()))
+            .exec(&self.db)
+            .await
+            .map_err(db("recording a failed delivery"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,93 @@
+//! The session port: credentials lookup, starting, resolving, touching and
+//! ending sessions.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use secureai_domain::sessions::models::{Session, SessionId};
+use secureai_domain::sessions::ports::SessionRepository;
+use secureai_domain::{AuditEvent, EmailAddress, PasswordHash, StoreError, TokenHash, User};
+
+use crate::SqlStore;
+use crate::convert::{audit_to_row, db, micros, session_from_row, session_to_row, user_from_row};
+use crate::entities::{audit_events, sessions, users};
+
+#[async_trait]
+impl SessionRepository for SqlStore {
+    async fn find_credentials(
+        &self,
+        email: &EmailAddress,
+    ) -> Result<Option<(User, Option<PasswordHash>)>, StoreError> {
+        let Some(row) = users::Entity::find()
+            .filter(users::Column::EmailKey.eq(email.key()))
+            .one(&self.db)
+            .await
+            .map_err(db("reading credentials"))?
+        else {
+            return Ok(None);
+        };
+        let hash = row.password_hash.clone().map(PasswordHash::from_phc);
+        Ok(Some((user_from_row(&row)?, hash)))
+    }
+
+    async fn start(&self, session: Session, audit: AuditEvent) -> Result<(), StoreError> {
+        let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
+        sessions::Entity::insert(session_to_row(&session))
+            .exec_without_returning(&txn)
+            .await
+            .map_err(db("inserting a session"))?;
+        users::Entity::update_many()
+            .col_expr(users::Column::LastLoginAt, Expr::value(micros(session.created_at)))
+            .filter(users::Column::Id.eq(session.user_id.to_string()))
+            .exec(&txn)
+            .await
+            .map_err(db("recording the sign-in time"))?;
+        audit_events::Entity::insert(audit_to_row(&audit))
+            .exec_without_returning(&txn)
+            .await
+            .map_err(db("writing the audit event"))?;
+        txn.commit().await.map_err(db("committing a sign-in"))
+    }
+
+    async fn find(&self, hash: &TokenHash) -> Result<Option<(Session, User)>, StoreError> {
+        let found = sessions::Entity::find()
+            .filter(sessions::Column::TokenHash.eq(hash.to_hex()))
+            .find_also_related(users::Entity)
+            .one(&self.db)
+            .await
+            .map_err(db("resolving a session"))?;
+        match found {
+            Some((session, Some(user))) => {
+                Ok(Some((session_from_row(&session)?, user_from_row(&user)?)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn touch(&self, id: SessionId, at: DateTime<Utc>) -> Result<(), StoreError> {
+        sessions::Entity::update_many()
+            .col_expr(sessions::Column::LastSeenAt, Expr::value(micros(at)))
+            .filter(sessions::Column::Id.eq(id.as_uuid().to_string()))
+            .exec(&self.db)
+            .await
+            .map_err(db("touching a session"))?;
+        Ok(())
+    }
+
+    async fn end(&self, id: SessionId, audit: Option<AuditEvent>) -> Result<(), StoreError> {
+        let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
+        sessions::Entity::delete_many()
+            .filter(sessions::Column::Id.eq(id.as_uuid().to_string()))
+            .exec(&txn)
+            .await
+            .map_err(db("ending a session"))?;
+        if let Some(audit) = audit {
+            audit_events::Entity::insert(audit_to_row(&audit))
+                .exec_without_returning(&txn)
+                .await
+                .map_err(db("writing the audit event"))?;
+        }
+        txn.commit().await.map_err(db("committing a sign-out"))
+    }
+}

@@ -1,0 +1,172 @@
+//! Invariants that must hold when requests race (rules 3, 4 and single-use
+//! tokens), on a real database.
+
+use chrono::Duration;
+use futures::future::join_all;
+use secrecy::SecretString;
+use secureai_domain::mail::ports::OutboxRepository;
+use secureai_domain::setup::errors::SetupError;
+use secureai_domain::testing::FakeClock;
+use secureai_domain::users::errors::InviteUserError;
+use secureai_domain::{Clock, Policy, RequestContext};
+
+use crate::support::TestDb;
+use crate::use_cases::{count, first_admin, invite};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_invitations_never_overshoot_the_seat_limit() {
+    let db = TestDb::sqlite().await;
+    // The admin holds one of the six seats.
+    let (service, _clock) = db.service(Policy { seat_limit: Some(6), ..Policy::default() });
+    let admin = first_admin(&service).await;
+
+    let attempts = (0..20).map(|i| {
+        let service = service.clone();
+        let admin = admin.clone();
+        tokio::spawn(async move {
+            service
+                .invite_user(
+                    &admin,
+                    &invite(&format!("racer{i}@example.com")),
+                    &RequestContext::default(),
+                )
+                .await
+        })
+    });
+    let outcomes: Vec<_> = join_all(attempts).await.into_iter().map(Result::unwrap).collect();
+
+    let created = outcomes.iter().filter(|o| o.is_ok()).count();
+    let refused = outcomes
+        .iter()
+        .filter(|o| matches!(o, Err(InviteUserError::SeatLimitReached { limit: 6 })))
+        .count();
+    assert_eq!((created, refused), (5, 15));
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM users").await, 6);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM outbox").await, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_invitation_accepted_twice_at_once_activates_once() {
+    let db = TestDb::sqlite().await;
+    let (service, _clock) = db.service(Policy::default());
+    let admin = first_admin(&service).await;
+    for round in 0..10 {
+        let invited = service
+            .invite_user(
+                &admin,
+                &invite(&format!("twice{round}@example.com")),
+                &RequestContext::default(),
+            )
+            .await
+            .unwrap();
+        let tries = (0..2).map(|i| {
+            let service = service.clone();
+            let token = invited.token.clone();
+            tokio::spawn(async move {
+                service
+                    .accept_invitation(
+                        &token,
+                        SecretString::from(format!("password number {i}")),
+                        &RequestContext::default(),
+                    )
+                    .await
+            })
+        });
+        let outcomes: Vec<_> = join_all(tries).await.into_iter().map(Result::unwrap).collect();
+        assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 1, "round {round}");
+    }
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM audit_events WHERE action = 'invitation.accepted'").await,
+        10
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_setup_completions_at_once_make_one_admin() {
+    let db = TestDb::sqlite().await;
+    let (service, _clock) = db.service(Policy::default());
+    let token = service.prepare_setup().await.unwrap().unwrap();
+
+    let tries = (0..2).map(|i| {
+        let service = service.clone();
+        let token = token.clone();
+        tokio::spawn(async move {
+            service
+                .complete_setup(
+                    &token,
+                    &format!("first{i}@example.com"),
+                    "First",
+                    SecretString::from("a long admin passphrase".to_owned()),
+                    &RequestContext::default(),
+                )
+                .await
+        })
+    });
+    let outcomes: Vec<_> = join_all(tries).await.into_iter().map(Result::unwrap).collect();
+
+    assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 1);
+    assert!(outcomes.iter().any(|o| matches!(o, Err(SetupError::InvalidLink))));
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM users WHERE role = 'admin'").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_workers_never_claim_the_same_message() {
+    let db = TestDb::sqlite().await;
+    let (service, _clock) = db.service(Policy::default());
+    let admin = first_admin(&service).await;
+    for i in 0..30 {
+        service
+            .invite_user(
+                &admin,
+                &invite(&format!("mail{i}@example.com")),
+                &RequestContext::default(),
+            )
+            .await
+            .unwrap();
+    }
+    let now = FakeClock::new().now();
+
+    let workers = (0..3).map(|_| {
+        let store = db.store.clone();
+        tokio::spawn(
+            async move { store.claim_due(now, now + Duration::minutes(5), 100).await.unwrap() },
+        )
+    });
+    let claimed: Vec<_> = join_all(workers).await.into_iter().flat_map(Result::unwrap).collect();
+
+    let mut ids: Vec<_> = claimed.iter().map(|q| q.mail.id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 30);
+    assert_eq!(claimed.len(), 30, "a message was claimed twice");
+    // Leased messages are not claimed again before the lease ends...
+    assert!(db.store.claim_due(now, now + Duration::minutes(5), 100).await.unwrap().is_empty());
+    // ...and are claimable once it has.
+    let later = now + Duration::minutes(6);
+    assert_eq!(
+        db.store.claim_due(later, later + Duration::minutes(5), 100).await.unwrap().len(),
+        30
+    );
+}
+
+#[tokio::test]
+async fn a_sent_message_is_not_sent_again_and_loses_its_link() {
+    let db = TestDb::sqlite().await;
+    let (service, _clock) = db.service(Policy::default());
+    let admin = first_admin(&service).await;
+    service
+        .invite_user(&admin, &invite("once@example.com"), &RequestContext::default())
+        .await
+        .unwrap();
+    let now = FakeClock::new().now();
+    let claimed = db.store.claim_due(now, now + Duration::minutes(5), 10).await.unwrap();
+
+    db.store.mark_sent(claimed[0].mail.id, now).await.unwrap();
+
+    let later = now + Duration::hours(1);
+    assert!(db.store.claim_due(later, later + Duration::minutes(5), 10).await.unwrap().is_empty());
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM outbox WHERE status = 'sent' AND payload = '{}'").await,
+        1
+    );
+}

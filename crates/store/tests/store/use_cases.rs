@@ -1,0 +1,283 @@
+//! The domain's use cases, end to end over the real store.
+
+use chrono::Duration;
+use sea_orm::{ConnectionTrait, Statement};
+use secrecy::SecretString;
+use secureai_domain::invitations::errors::AcceptInvitationError;
+use secureai_domain::mail::models::MailMessage;
+use secureai_domain::mail::ports::OutboxRepository;
+use secureai_domain::sessions::errors::{AuthenticateError, SignInError};
+use secureai_domain::sessions::models::Admin;
+use secureai_domain::users::errors::InviteUserError;
+use secureai_domain::users::service::{InviteRequest, ListUsersRequest};
+use secureai_domain::{
+    Clock, PlainToken, Policy, RequestContext, Role, UserManagement, UserStatus,
+};
+
+use crate::support::TestDb;
+
+fn secret(s: &str) -> SecretString {
+    SecretString::from(s.to_owned())
+}
+
+pub async fn count(db: &TestDb, sql: &str) -> i64 {
+    let backend = db.store.connection().get_database_backend();
+    let row = db
+        .store
+        .connection()
+        .query_one_raw(Statement::from_string(backend, sql.to_owned()))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index::<i64>(0).unwrap()
+}
+
+/// Runs setup and signs the first admin in.
+pub async fn first_admin(service: &UserManagement) -> Admin {
+    let ctx = RequestContext::default();
+    let token = service.prepare_setup().await.unwrap().expect("fresh instance issues a link");
+    service
+        .complete_setup(
+            &token,
+            "root@example.com",
+            "Root Admin",
+            secret("a long admin passphrase"),
+            &ctx,
+        )
+        .await
+        .unwrap();
+    let signed_in = service
+        .sign_in("ROOT@example.com", &secret("a long admin passphrase"), &ctx)
+        .await
+        .unwrap();
+    service.authenticate(&signed_in.token).await.unwrap().admin().unwrap()
+}
+
+pub fn invite(email: &str) -> InviteRequest {
+    InviteRequest {
+        email: email.to_owned(),
+        name: format!("Name of {email}"),
+        role: "user".to_owned(),
+        department: Some("Research".to_owned()),
+    }
+}
+
+#[tokio::test]
+async fn a_newcomer_sets_up_invites_and_the_invited_user_signs_in() {
+    let db = TestDb::sqlite().await;
+    let (service, _clock) = db.service(Policy::default());
+    let ctx = RequestContext::default();
+    let admin = first_admin(&service).await;
+
+    let invited = service.invite_user(&admin, &invite("Grace@Example.com"), &ctx).await.unwrap();
+    assert_eq!(invited.user.status(), UserStatus::Invited);
+
+    let now = service_now(&service);
+    let queued = db.store.claim_due(now, now + Duration::minutes(5), 10).await.unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].mail.to.as_str(), "Grace@Example.com");
+    let MailMessage::Invitation { token, .. } = &queued[0].mail.message;
+    let token = PlainToken::presented(token.expose());
+
+    let user = service.accept_invitation(&token, secret("grace's own secret"), &ctx).await.unwrap();
+    assert_eq!(user.status(), UserStatus::Active);
+    let signed_in =
+        service.sign_in("grace@example.com", &secret("grace's own secret"), &ctx).await.unwrap();
+    let principal = service.authenticate(&signed_in.token).await.unwrap();
+    assert_eq!(principal.user.role, Role::User);
+    assert!(principal.admin().is_err());
+    assert!(principal.user.last_login_at.is_some());
+
+    // Rule 13: each step left its audit record.
+    for action in ["setup.completed", "user.invited", "invitation.accepted", "sign_in.succeeded"] {
+        let sql = format!("SELECT COUNT(*) FROM audit_events WHERE action = '{action}'");
+        assert!(count(&db, &sql).await >= 1, "no audit event {action}");
+    }
+    // No secret in the audit log.
+    let leaks = count(
+        &db,
+        "SELECT COUNT(*) FROM audit_events WHERE changes LIKE '%secret%' OR changes LIKE '%passphrase%'",
+    )
+    .await;
+    assert_eq!(leaks, 0);
+}
+
+fn service_now(_service: &UserManagement) -> chrono::DateTime<chrono::Utc> {
+    // The fake clock starts here and the tests above do not move it.
+    secureai_domain::testing::FakeClock::new().now()
+}
+
+#[tokio::test]
+async fn an_email_taken_in_another_case_is_refused_and_nothing_is_written() {
+    let db = TestDb::sqlite().await;
+    let (service, _clock) = db.service(Policy::default());
+    let ctx = RequestContext::default();
+    let admin = first_admin(&service).await;
+    service.invite_user(&admin, &invite("ada@example.com"), &ctx).await.unwrap();
+
+    let again = service.invite_user(&admin, &invite("  ADA@EXAMPLE.COM "), &ctx).await;
+
+    assert!(matches!(again, Err(InviteUserError::EmailTaken)));
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM users").await, 2);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM invitations").await, 1);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM outbox").await, 1);
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM audit_events WHERE action = 'user.invited'").await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn an_invitation_expires_after_72_hours_and_works_once() {
+    let db = TestDb::sqlite().await;
+    let (service, clock) = db.service(Policy::default());
+    let ctx = RequestContext::default();
+    let admin = first_admin(&service).await;
+    let late = service.invite_user(&admin, &invite("late@example.com"), &ctx).await.unwrap();
+    let prompt = service.invite_user(&admin, &invite("prompt@example.com"), &ctx).await.unwrap();
+
+    clock.advance(Duration::hours(71) + Duration::minutes(59));
+    service.accept_invitation(&prompt.token, secret("prompt password 1"), &ctx).await.unwrap();
+    let reused = service.accept_invitation(&prompt.token, secret("prompt password 2"), &ctx).await;
+    assert!(matches!(reused, Err(AcceptInvitationError::Invalid)));
+
+    clock.advance(Duration::minutes(1));
+    let expired = service.accept_invitation(&late.token, secret("late password 1"), &ctx).await;
+    assert!(
+        matches!(expired, Err(AcceptInvitationError::Expired { expired_at }) if expired_at == late.invitation.expires_at)
+    );
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM users WHERE status = 'invited'").await, 1);
+}
+
+#[tokio::test]
+async fn sign_in_failures_look_alike_and_are_audited() {
+    let db = TestDb::sqlite().await;
+    let (service, _clock) = db.service(Policy::default());
+    let ctx = RequestContext::default();
+    let admin = first_admin(&service).await;
+    service.invite_user(&admin, &invite("pending@example.com"), &ctx).await.unwrap();
+
+    let unknown = service.sign_in("nobody@example.com", &secret("whatever123"), &ctx).await;
+    let wrong = service.sign_in("root@example.com", &secret("not the password"), &ctx).await;
+    let invited = service.sign_in("pending@example.com", &secret("whatever123"), &ctx).await;
+
+    for outcome in [unknown, wrong, invited] {
+        assert!(matches!(outcome, Err(SignInError::InvalidCredentials)));
+    }
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM audit_events WHERE action = 'sign_in.failed'").await,
+        3
+    );
+}
+
+#[tokio::test]
+async fn a_deactivated_user_cannot_sign_in_and_their_session_stops_working() {
+    let db = TestDb::sqlite().await;
+    let (service, _clock) = db.service(Policy::default());
+    let ctx = RequestContext::default();
+    let admin = first_admin(&service).await;
+    let invited = service.invite_user(&admin, &invite("leaver@example.com"), &ctx).await.unwrap();
+    service.accept_invitation(&invited.token, secret("leaver password"), &ctx).await.unwrap();
+    let session =
+        service.sign_in("leaver@example.com", &secret("leaver password"), &ctx).await.unwrap();
+
+    let backend = db.store.connection().get_database_backend();
+    db.store
+        .connection()
+        .execute_raw(Statement::from_string(
+            backend,
+            "UPDATE users SET status = 'deactivated', deactivated_at = 1 WHERE email_key = 'leaver@example.com'",
+        ))
+        .await
+        .unwrap();
+
+    assert!(matches!(
+        service.authenticate(&session.token).await,
+        Err(AuthenticateError::Unauthenticated)
+    ));
+    let again = service.sign_in("leaver@example.com", &secret("leaver password"), &ctx).await;
+    assert!(matches!(again, Err(SignInError::AccountDeactivated)));
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM sessions").await,
+        1,
+        "only the admin's session is left"
+    );
+}
+
+#[tokio::test]
+async fn signing_out_ends_the_session() {
+    let db = TestDb::sqlite().await;
+    let (service, _clock) = db.service(Policy::default());
+    let ctx = RequestContext::default();
+    first_admin(&service).await;
+    let signed_in = service
+        .sign_in("root@example.com", &secret("a long admin passphrase"), &ctx)
+        .await
+        .unwrap();
+    let principal = service.authenticate(&signed_in.token).await.unwrap();
+
+    service.sign_out(&principal, &ctx).await.unwrap();
+
+    assert!(matches!(
+        service.authenticate(&signed_in.token).await,
+        Err(AuthenticateError::Unauthenticated)
+    ));
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM audit_events WHERE action = 'session.signed_out'").await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn an_idle_session_expires() {
+    let db = TestDb::sqlite().await;
+    let (service, clock) = db.service(Policy::default());
+    let ctx = RequestContext::default();
+    first_admin(&service).await;
+    let signed_in = service
+        .sign_in("root@example.com", &secret("a long admin passphrase"), &ctx)
+        .await
+        .unwrap();
+
+    clock.advance(Duration::minutes(90));
+    service.authenticate(&signed_in.token).await.unwrap();
+    clock.advance(Duration::minutes(119));
+    service.authenticate(&signed_in.token).await.unwrap();
+    clock.advance(Duration::minutes(121));
+
+    assert!(matches!(
+        service.authenticate(&signed_in.token).await,
+        Err(AuthenticateError::Unauthenticated)
+    ));
+}
+
+#[tokio::test]
+async fn users_are_listed_page_by_page_in_creation_order() {
+    let db = TestDb::sqlite().await;
+    let (service, clock) = db.service(Policy::default());
+    let ctx = RequestContext::default();
+    let admin = first_admin(&service).await;
+    for i in 0..6 {
+        clock.advance(Duration::seconds(1));
+        service.invite_user(&admin, &invite(&format!("u{i}@example.com")), &ctx).await.unwrap();
+    }
+
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = service
+            .list_users(&admin, &ListUsersRequest { limit: Some(3), cursor: cursor.clone() })
+            .await
+            .unwrap();
+        seen.extend(page.items.iter().map(|u| u.email.to_string()));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+
+    let expected: Vec<String> = std::iter::once("root@example.com".to_owned())
+        .chain((0..6).map(|i| format!("u{i}@example.com")))
+        .collect();
+    assert_eq!(seen, expected);
+}
