@@ -1,1 +1,9 @@
+//! HTTP tests: the real application on a random port, driven over HTTP.
+//! One binary for the whole API suite, so it links once.
 
+mod auth;
+mod bad_input;
+mod docs;
+mod invitations;
+mod pages;
+mod users;

@@ -1,1 +1,252 @@
-//! support
+//! Test support: start the real application on a random port (`TestApp`),
+//! drive it over HTTP, read the mail it writes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{Client, Response, StatusCode};
+use secureai_app::{Application, Config};
+use secureai_domain::testing::FakeClock;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+/// The first admin every `TestApp::with_admin` creates.
+pub const ADMIN_EMAIL: &str = "root@example.com";
+/// Their password.
+pub const ADMIN_PASSWORD: &str = "a long admin passphrase";
+
+/// A running application on its own port, data folder and SQLite database.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The one-time setup link printed at start.
+    pub setup_link: Option<String>,
+    /// The data folder (database, mail).
+    pub data_dir: PathBuf,
+    /// The application's clock.
+    pub clock: Arc<FakeClock>,
+    /// A client without cookies.
+    pub http: Client,
+    stop: Option<oneshot::Sender<()>>,
+    _dir: TempDir,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The configuration tests start from: a temporary data folder, port 0,
+/// fast mail polling.
+pub fn test_config(data_dir: &Path) -> Config {
+    let mut config = Config::default();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.data_dir = data_dir.to_path_buf();
+    config.mail.poll_interval_ms = 50;
+    config
+}
+
+impl TestApp {
+    /// Starts the application with the test configuration.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts the application after `adjust` changed the configuration.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(dir.path());
+        adjust(&mut config);
+        let clock = Arc::new(FakeClock::at(chrono::Utc::now()));
+        let app = Application::build_with_clock(&config, clock.clone()).await.unwrap();
+        let base = format!("http://{}", app.address());
+        let setup_link = app.setup_link();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            base,
+            setup_link,
+            data_dir: dir.path().to_path_buf(),
+            clock,
+            http: Client::new(),
+            stop: Some(stop),
+            _dir: dir,
+        }
+    }
+
+    /// Starts the application and creates the first admin through the
+    /// setup page.
+    pub async fn with_admin() -> Self {
+        let app = Self::spawn().await;
+        app.complete_setup(ADMIN_EMAIL, "Root Admin", ADMIN_PASSWORD).await;
+        app
+    }
+
+    /// `base + path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Submits the setup form.
+    pub async fn complete_setup(&self, email: &str, name: &str, password: &str) -> Response {
+        let link = self.setup_link.clone().expect("a fresh instance prints a setup link");
+        let token = link.split("token=").nth(1).unwrap().to_owned();
+        let response = self
+            .http
+            .post(self.url("/setup"))
+            .form(&[
+                ("token", token.as_str()),
+                ("email", email),
+                ("name", name),
+                ("password", password),
+                ("password_confirm", password),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response
+    }
+
+    /// Signs in; returns the bearer token.
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let response = self
+            .post("/api/v1/auth/login", None, json!({"email": email, "password": password}))
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "login of {email} failed");
+        body(response).await["token"].as_str().unwrap().to_owned()
+    }
+
+    /// The admin's bearer token.
+    pub async fn admin_token(&self) -> String {
+        self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await
+    }
+
+    /// POSTs JSON, with a bearer token if given.
+    pub async fn post(&self, path: &str, token: Option<&str>, json: Value) -> Response {
+        let mut request = self.http.post(self.url(path)).json(&json);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// GETs, with a bearer token if given.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        let mut request = self.http.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Invites a user as the admin; returns the created user.
+    pub async fn invite(&self, admin: &str, email: &str, role: &str) -> Value {
+        let response = self
+            .post(
+                "/api/v1/users",
+                Some(admin),
+                json!({"email": email, "name": format!("Name of {email}"), "role": role}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED, "inviting {email}");
+        body(response).await
+    }
+
+    /// Waits for the invitation email to `email` and returns its token.
+    pub async fn invitation_token(&self, email: &str) -> String {
+        let link =
+            wait_for_link(&self.data_dir.join("mail"), email, "/invitations/accept?token=").await;
+        link.split("token=").nth(1).unwrap().to_owned()
+    }
+
+    /// Invites a user, accepts the invitation with `password`; returns their token.
+    pub async fn active_user(
+        &self,
+        admin: &str,
+        email: &str,
+        role: &str,
+        password: &str,
+    ) -> String {
+        self.invite(admin, email, role).await;
+        let token = self.invitation_token(email).await;
+        let response = self
+            .post("/api/v1/invitations/accept", None, json!({"token": token, "password": password}))
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        self.login(email, password).await
+    }
+}
+
+/// The JSON body of a response.
+pub async fn body(response: Response) -> Value {
+    response.json().await.unwrap()
+}
+
+/// Asserts an error response's status and code; returns the body.
+pub async fn assert_error(response: Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(response.status(), status);
+    let body = body(response).await;
+    assert_eq!(body["code"], code, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    body
+}
+
+/// A parsed email from the mail folder.
+pub struct Mail {
+    /// `To` address.
+    pub to: String,
+    /// Subject.
+    pub subject: String,
+    /// Plain-text part.
+    pub text: String,
+    /// HTML part.
+    pub html: String,
+}
+
+/// Every `.eml` file in `dir`, parsed.
+pub fn read_mail(dir: &Path) -> Vec<Mail> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+        .filter_map(|e| {
+            let raw = std::fs::read(e.path()).ok()?;
+            let message = mail_parser::MessageParser::default().parse(&raw)?;
+            let to = message.to()?.first()?.address()?.to_owned();
+            Some(Mail {
+                to,
+                subject: message.subject().unwrap_or_default().to_owned(),
+                text: message.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
+                html: message.body_html(0).map(|t| t.into_owned()).unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+/// Waits (up to 10 s) for a mail to `email` containing `marker`, and
+/// returns the whole link that contains it.
+pub async fn wait_for_link(dir: &Path, email: &str, marker: &str) -> String {
+    for _ in 0..200 {
+        let mails = read_mail(dir);
+        let link = mails
+            .iter()
+            .filter(|m| m.to.eq_ignore_ascii_case(email))
+            .flat_map(|m| m.text.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+            .filter(|word| word.contains(marker))
+            .last();
+        if let Some(link) = link {
+            return link;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no mail to {email} with {marker} arrived in {}", dir.display());
+}

@@ -1,1 +1,250 @@
-//! placeholder
+//! The `secureai` application: reads configuration, wires the adapters to
+//! the domain, migrates the database, runs the HTTP server and the outbox
+//! worker. This is the only crate that names concrete adapters.
+
+pub mod config;
+mod worker;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use poem::listener::{Acceptor, Listener, TcpListener};
+use secureai_domain::mail::service::{DeliveryPolicy, OutboxDelivery};
+use secureai_domain::service::{Policy, Ports, UserManagement};
+use secureai_domain::{Clock, PlainToken, RequestContext};
+use secureai_http::{AppState, Readiness};
+use secureai_mail::{Delivery, Mailer, SmtpSettings, Templates};
+use secureai_store::{SqlStore, StoreOptions};
+use secureai_system::{Argon2Cost, Argon2Hasher, OsTokens, SystemClock};
+use tokio::sync::watch;
+
+pub use config::Config;
+
+/// The use cases and the store, wired from configuration.
+pub struct Wiring {
+    /// The use cases.
+    pub service: Arc<UserManagement>,
+    /// The store.
+    pub store: SqlStore,
+}
+
+/// The domain rules configured.
+pub fn policy(config: &Config) -> Policy {
+    Policy {
+        invitation_ttl: chrono::Duration::hours(i64::from(config.invitation_ttl_hours)),
+        session_idle_timeout: chrono::Duration::minutes(i64::from(config.session_idle_minutes)),
+        session_absolute_timeout: chrono::Duration::hours(i64::from(config.session_absolute_hours)),
+        seat_limit: config.seat_limit,
+        ..Policy::default()
+    }
+}
+
+/// Connects (and migrates) the database and builds the use cases.
+///
+/// # Errors
+/// When the data folder, the database or the hasher cannot be set up.
+pub async fn wire(config: &Config) -> anyhow::Result<Wiring> {
+    wire_with_clock(config, Arc::new(SystemClock)).await
+}
+
+/// [`wire`] with another clock (tests move time with a fake one).
+///
+/// # Errors
+/// As [`wire`].
+pub async fn wire_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Wiring> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create the data folder {}", config.data_dir.display()))?;
+    let options = StoreOptions {
+        max_connections: config.database_max_connections,
+        ..StoreOptions::default()
+    };
+    let store = SqlStore::connect_and_migrate(&config.database_url(), &options).await?;
+    let hashing = &config.password_hashing;
+    let hasher = Argon2Hasher::new(Argon2Cost {
+        memory_kib: hashing.memory_kib,
+        iterations: hashing.iterations,
+        parallelism: hashing.parallelism,
+    })?;
+    let shared = Arc::new(store.clone());
+    let ports = Ports {
+        users: shared.clone(),
+        invitations: shared.clone(),
+        sessions: shared.clone(),
+        setup: shared.clone(),
+        audit: shared,
+        clock,
+        tokens: Arc::new(OsTokens),
+        passwords: Arc::new(hasher),
+    };
+    Ok(Wiring { service: Arc::new(UserManagement::new(ports, policy(config))), store })
+}
+
+/// The public base URL: configured, or derived from the bound address.
+pub fn public_url(config: &Config, bound: SocketAddr) -> String {
+    config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{bound}"))
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+fn mailer(config: &Config, public_url: &str) -> anyhow::Result<Mailer> {
+    let url = url::Url::parse(public_url)
+        .with_context(|| format!("the public URL `{public_url}` is not a valid URL"))?;
+    let templates = Templates::load(url, config.mail.templates_dir.as_deref())?;
+    let delivery = match &config.mail.smtp {
+        Some(smtp) => Delivery::Smtp(SmtpSettings {
+            host: smtp.host.clone(),
+            port: smtp.port,
+            security: smtp.security,
+            username: smtp.username.clone(),
+            password: smtp.password.clone().map(secrecy::SecretString::from),
+            timeout: std::time::Duration::from_secs(smtp.timeout_secs),
+        }),
+        None => Delivery::Files(config.mail_dir()),
+    };
+    Ok(Mailer::new(&delivery, &config.mail.from, templates)?)
+}
+
+struct StoreReadiness(SqlStore);
+
+#[async_trait]
+impl Readiness for StoreReadiness {
+    async fn check(&self) -> Result<(), String> {
+        self.0.ping().await.map_err(|_| "unreachable".to_owned())
+    }
+}
+
+/// A built application, bound to its port, not yet serving.
+pub struct Application {
+    acceptor: poem::listener::TcpAcceptor,
+    address: SocketAddr,
+    public_url: String,
+    state: AppState,
+    delivery: Arc<OutboxDelivery>,
+    poll_interval: std::time::Duration,
+    setup_token: Option<PlainToken>,
+    wiring: Wiring,
+}
+
+impl Application {
+    /// Wires everything and binds the listening socket (port 0 picks a free
+    /// port, which [`Application::address`] tells).
+    ///
+    /// # Errors
+    /// When configuration, database, mail or the socket cannot be set up.
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// [`Application::build`] with another clock (tests move time with a
+    /// fake one).
+    ///
+    /// # Errors
+    /// As [`Application::build`].
+    pub async fn build_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let wiring = wire_with_clock(config, clock.clone()).await?;
+        let acceptor = TcpListener::bind(config.listen)
+            .into_acceptor()
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let address = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
+            .context("the listener has no address")?;
+        let public_url = public_url(config, address);
+        let mailer = mailer(config, &public_url)?;
+        let delivery = Arc::new(OutboxDelivery::new(
+            Arc::new(wiring.store.clone()),
+            Arc::new(mailer),
+            clock,
+            DeliveryPolicy { max_attempts: config.mail.max_attempts, ..DeliveryPolicy::default() },
+        ));
+        let state = AppState {
+            service: wiring.service.clone(),
+            secure_cookies: !public_url.starts_with("http://"),
+            public_url: public_url.clone(),
+            readiness: Arc::new(StoreReadiness(wiring.store.clone())),
+        };
+        let setup_token = wiring.service.prepare_setup().await?;
+        Ok(Self {
+            acceptor,
+            address,
+            public_url,
+            state,
+            delivery,
+            poll_interval: std::time::Duration::from_millis(config.mail.poll_interval_ms),
+            setup_token,
+            wiring,
+        })
+    }
+
+    /// The bound address.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The public base URL.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    /// The one-time first-admin link, while no admin exists.
+    pub fn setup_link(&self) -> Option<String> {
+        self.setup_token.as_ref().map(|t| format!("{}/setup?token={}", self.public_url, t.expose()))
+    }
+
+    /// The use cases (for tests and embedding).
+    pub fn service(&self) -> Arc<UserManagement> {
+        self.wiring.service.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then finishes requests in flight
+    /// and stops the outbox worker after its current round.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let worker = tokio::spawn(worker::run(self.delivery.clone(), self.poll_interval, stop_rx));
+        let app = secureai_http::app(self.state);
+        let served = poem::Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(app, shutdown, Some(std::time::Duration::from_secs(20)))
+            .await;
+        let _ = stop_tx.send(true);
+        let _ = worker.await;
+        self.wiring.store.close().await?;
+        served.context("the HTTP server failed")
+    }
+}
+
+/// Invites an admin from the command line; returns the user's email and the
+/// activation link (also emailed).
+///
+/// # Errors
+/// When the invitation is refused (email taken, invalid input, seats).
+pub async fn invite_admin(
+    config: &Config,
+    email: &str,
+    name: &str,
+) -> anyhow::Result<(String, String)> {
+    let wiring = wire(config).await?;
+    let invited = wiring
+        .service
+        .invite_admin_as_operator(email, name, &RequestContext::command_line())
+        .await?;
+    let link = format!(
+        "{}/invitations/accept?token={}",
+        public_url(config, config.listen),
+        invited.token.expose()
+    );
+    wiring.store.close().await?;
+    Ok((invited.user.email.to_string(), link))
+}

@@ -1,1 +1,124 @@
-//! placeholder
+//! The HTTP front end: the JSON API (poem-openapi) under `/api/v1`, its
+//! OpenAPI document at `/api/openapi.json` and browsable docs at
+//! `/api/docs`, the pages that must work from a plain browser, and health
+//! probes. Handlers translate HTTP to use-case calls on
+//! [`UserManagement`]; no business rule lives here.
+
+mod api;
+mod auth;
+mod dto;
+mod errors;
+mod limits;
+mod pages;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use poem::http::StatusCode;
+use poem::middleware::CatchPanic;
+use poem::web::Json as PoemJson;
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler};
+use poem_openapi::OpenApiService;
+use secureai_domain::UserManagement;
+
+pub use errors::{ApiError, ErrorBody};
+
+/// Checks the service's dependencies for `/readyz`.
+#[async_trait]
+pub trait Readiness: Send + Sync {
+    /// `Err` with a short reason when not ready.
+    async fn check(&self) -> Result<(), String>;
+}
+
+/// What every handler needs.
+#[derive(Clone)]
+pub struct AppState {
+    /// The use cases.
+    pub service: Arc<UserManagement>,
+    /// Whether cookies get the `Secure` attribute (false only for plain-http
+    /// public URLs such as `http://127.0.0.1:8080`).
+    pub secure_cookies: bool,
+    /// The public base URL (`https://ai.example.com`), without trailing slash.
+    pub public_url: String,
+    /// Dependency checks for `/readyz`.
+    pub readiness: Arc<dyn Readiness>,
+}
+
+impl AppState {
+    /// The public URL's origin (scheme, host, port).
+    pub fn origin(&self) -> String {
+        url::Url::parse(&self.public_url)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_else(|_| self.public_url.clone())
+    }
+}
+
+/// Largest request body the JSON API accepts.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> impl Endpoint {
+    let api = OpenApiService::new(
+        (
+            api::auth::AuthApi(state.clone()),
+            api::users::UsersApi(state.clone()),
+            api::invitations::InvitationsApi(state.clone()),
+        ),
+        "SecureAI user management",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Invite users, manage roles and sessions. Authenticate with the session cookie set by \
+         `POST /api/v1/auth/login`, or send its token as `Authorization: Bearer`. Errors are \
+         `{\"code\", \"message\"}` with a stable code.",
+    )
+    .server("/api");
+    let docs = api.swagger_ui();
+    let spec = api.spec_endpoint();
+    Route::new()
+        .nest("/api/docs", docs)
+        .at("/api/openapi.json", spec)
+        .nest("/api", api.with(limits::BodyLimit(MAX_BODY_BYTES)))
+        .nest("/", pages::routes().with(limits::BodyLimit(64 * 1024)))
+        .at("/healthz", get(healthz))
+        .at("/readyz", get(readyz))
+        .data(state)
+        .with(CatchPanic::new())
+        .catch_all_error(errors::render_any_error)
+        .around(log_request)
+}
+
+/// Logs method, path (never the query, which may carry a token), status
+/// and duration of each request.
+async fn log_request<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let started = Instant::now();
+    let response = next.get_response(req).await;
+    tracing::info!(
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    Ok(response)
+}
+
+#[handler]
+fn healthz() -> &'static str {
+    "ok"
+}
+
+#[handler]
+async fn readyz(state: poem::web::Data<&AppState>) -> Response {
+    match state.readiness.check().await {
+        Ok(()) => {
+            PoemJson(serde_json::json!({ "status": "ready", "database": "ok" })).into_response()
+        }
+        Err(reason) => PoemJson(serde_json::json!({ "status": "not_ready", "database": reason }))
+            .with_status(StatusCode::SERVICE_UNAVAILABLE)
+            .into_response(),
+    }
+}

@@ -1,0 +1,211 @@
+//! Configuration: built-in defaults, then a TOML file (`--config`, else
+//! `./secureai.toml` if present), then `SECUREAI_*` environment variables
+//! (nested keys with `__`, e.g. `SECUREAI_MAIL__FROM`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// SMTP settings from the configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SmtpConfig {
+    /// Host name.
+    pub host: String,
+    /// Port (465 for TLS, 587 for STARTTLS, 25 for none).
+    pub port: u16,
+    /// `none`, `starttls` or `tls`.
+    pub security: secureai_mail::SmtpSecurity,
+    /// User name, if any.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password, if any (never logged).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Timeout in seconds.
+    #[serde(default = "default_smtp_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_smtp_timeout() -> u64 {
+    30
+}
+
+/// Mail settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MailConfig {
+    /// Sender, e.g. `SecureAI <no-reply@example.com>`.
+    pub from: String,
+    /// Folder for `.eml` files when no SMTP server is set (default `<data_dir>/mail`).
+    pub dir: Option<PathBuf>,
+    /// SMTP server; without it mail goes to files.
+    pub smtp: Option<SmtpConfig>,
+    /// Folder with template overrides.
+    pub templates_dir: Option<PathBuf>,
+    /// How often the outbox worker looks for due messages, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// Attempts before a message is marked failed.
+    pub max_attempts: u32,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            from: "SecureAI <no-reply@secureai.localhost>".to_owned(),
+            dir: None,
+            smtp: None,
+            templates_dir: None,
+            poll_interval_ms: 1000,
+            max_attempts: 12,
+        }
+    }
+}
+
+/// argon2id cost.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PasswordHashingConfig {
+    /// Memory in KiB (OWASP: 19456).
+    pub memory_kib: u32,
+    /// Iterations (OWASP: 2).
+    pub iterations: u32,
+    /// Parallelism (OWASP: 1).
+    pub parallelism: u32,
+}
+
+impl Default for PasswordHashingConfig {
+    fn default() -> Self {
+        let owasp = secureai_system::Argon2Cost::OWASP;
+        Self {
+            memory_kib: owasp.memory_kib,
+            iterations: owasp.iterations,
+            parallelism: owasp.parallelism,
+        }
+    }
+}
+
+/// Everything `secureai` can be told.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Public base URL used in links (default `http://<listen>`).
+    pub public_url: Option<String>,
+    /// Folder for the SQLite database and mail files.
+    pub data_dir: PathBuf,
+    /// Database URL (default: SQLite file `<data_dir>/secureai.db`).
+    pub database_url: Option<String>,
+    /// Most database connections.
+    pub database_max_connections: u32,
+    /// Log filter (`info`, `secureai=debug`, …); `RUST_LOG` wins if set.
+    pub log: String,
+    /// Invitation and reset links work this many hours.
+    pub invitation_ttl_hours: u32,
+    /// Sessions end after this many idle minutes.
+    pub session_idle_minutes: u32,
+    /// Sessions end this many hours after sign-in.
+    pub session_absolute_hours: u32,
+    /// Invited + active users allowed (absent = unlimited).
+    pub seat_limit: Option<u32>,
+    /// Mail.
+    pub mail: MailConfig,
+    /// Password hashing cost.
+    pub password_hashing: PasswordHashingConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            database_max_connections: 10,
+            log: "info".to_owned(),
+            invitation_ttl_hours: 72,
+            session_idle_minutes: 120,
+            session_absolute_hours: 12,
+            seat_limit: None,
+            mail: MailConfig::default(),
+            password_hashing: PasswordHashingConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults ← file ← environment.
+    ///
+    /// # Errors
+    /// A [`figment::Error`] naming the bad key and where it came from.
+    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
+        let mut figment = Figment::from(Serialized::defaults(Self::default()));
+        figment = match file {
+            Some(path) => figment.merge(Toml::file_exact(path)),
+            None => figment.merge(Toml::file("secureai.toml")),
+        };
+        figment
+            .merge(Env::prefixed("SECUREAI_").split("__").ignore(&["config"]))
+            .extract()
+            .map_err(Box::new)
+    }
+
+    /// The database URL in force.
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}?mode=rwc", self.data_dir.join("secureai.db").display())
+        })
+    }
+
+    /// The mail folder in force.
+    pub fn mail_dir(&self) -> PathBuf {
+        self.mail.dir.clone().unwrap_or_else(|| self.data_dir.join("mail"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_embedded_ones() {
+        let config = Config::default();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.database_url(), "sqlite://data/secureai.db?mode=rwc");
+        assert_eq!(config.mail_dir(), PathBuf::from("data/mail"));
+        assert!(config.mail.smtp.is_none());
+    }
+
+    #[test]
+    fn the_file_and_the_environment_override_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "custom.toml",
+                "listen = \"127.0.0.1:9000\"\nseat_limit = 25\n[mail]\nfrom = \"IT <it@example.com>\"\n",
+            )?;
+            jail.set_env("SECUREAI_LISTEN", "127.0.0.1:9100");
+            jail.set_env("SECUREAI_DATABASE_URL", "postgres://db/secureai");
+            jail.set_env("SECUREAI_MAIL__POLL_INTERVAL_MS", "250");
+            let config = Config::load(Some(Path::new("custom.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(config.listen.to_string(), "127.0.0.1:9100");
+            assert_eq!(config.seat_limit, Some(25));
+            assert_eq!(config.mail.from, "IT <it@example.com>");
+            assert_eq!(config.mail.poll_interval_ms, 250);
+            assert_eq!(config.database_url(), "postgres://db/secureai");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SECUREAI_LISTEN", "not an address");
+            let error = Config::load(None).unwrap_err().to_string();
+            assert!(error.contains("listen"), "{error}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,18 @@
+//! The JSON API under `/api/v1`, one file per resource.
+
+pub(crate) mod auth;
+pub(crate) mod invitations;
+pub(crate) mod users;
+
+use poem_openapi::Tags;
+
+/// Groups of operations in the API docs.
+#[derive(Tags)]
+pub(crate) enum ApiTags {
+    /// Signing in and out; the signed-in user.
+    Auth,
+    /// Managing users (admins only).
+    Users,
+    /// Accepting invitations.
+    Invitations,
+}

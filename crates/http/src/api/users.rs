@@ -1,0 +1,109 @@
+//! `POST /users`, `GET /users`, `GET /users/{id}` (admins only).
+
+use poem::Request;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use secureai_domain::UserId;
+use secureai_domain::users::service::{InviteRequest, ListUsersRequest};
+
+use super::ApiTags;
+use crate::AppState;
+use crate::auth::{SessionAuth, request_context};
+use crate::dto::UserDto;
+use crate::errors::ApiError;
+
+/// A user to invite.
+#[derive(Debug, Object)]
+pub(crate) struct CreateUser {
+    /// Work email address; unique across the instance, case-insensitively.
+    email: String,
+    /// Display name.
+    name: String,
+    /// `user` or `admin`.
+    role: String,
+    /// Optional department.
+    department: Option<String>,
+}
+
+#[derive(ApiResponse)]
+pub(crate) enum CreateUserResult {
+    /// Invited: the user exists as `invited` and the invitation email is queued.
+    #[oai(status = 201)]
+    Created(Json<UserDto>, #[oai(header = "Location")] String),
+}
+
+/// A page of users.
+#[derive(Debug, Object)]
+pub(crate) struct UserPageDto {
+    /// The users.
+    items: Vec<UserDto>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    next_cursor: Option<String>,
+}
+
+pub(crate) struct UsersApi(pub(crate) AppState);
+
+#[OpenApi(prefix_path = "/v1", tag = "ApiTags::Users")]
+impl UsersApi {
+    /// Invite a user: creates them as `invited` and emails an invitation
+    /// link valid for 72 hours.
+    #[oai(path = "/users", method = "post")]
+    async fn create(
+        &self,
+        auth: SessionAuth,
+        body: Json<CreateUser>,
+        req: &Request,
+    ) -> Result<CreateUserResult, ApiError> {
+        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let request = InviteRequest {
+            email: body.0.email,
+            name: body.0.name,
+            role: body.0.role,
+            department: body.0.department,
+        };
+        let invited = self.0.service.invite_user(&admin, &request, &request_context(req)).await?;
+        let location = format!("/api/v1/users/{}", invited.user.id);
+        Ok(CreateUserResult::Created(Json(UserDto::from(&invited.user)), location))
+    }
+
+    /// List users, oldest first, a page at a time.
+    #[oai(path = "/users", method = "get")]
+    async fn list(
+        &self,
+        auth: SessionAuth,
+        /// Cursor from the previous page.
+        cursor: Query<Option<String>>,
+        /// Page size, 1–200 (default 50).
+        limit: Query<Option<u32>>,
+        req: &Request,
+    ) -> Result<Json<UserPageDto>, ApiError> {
+        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let page = self
+            .0
+            .service
+            .list_users(&admin, &ListUsersRequest { limit: limit.0, cursor: cursor.0 })
+            .await?;
+        Ok(Json(UserPageDto {
+            items: page.items.iter().map(UserDto::from).collect(),
+            next_cursor: page.next_cursor,
+        }))
+    }
+
+    /// One user.
+    #[oai(path = "/users/:id", method = "get")]
+    async fn get(
+        &self,
+        auth: SessionAuth,
+        /// The user's id.
+        id: Path<String>,
+        req: &Request,
+    ) -> Result<Json<UserDto>, ApiError> {
+        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let id: UserId =
+            id.0.parse()
+                .map_err(|_| ApiError::not_found("user_not_found", "no user has this id"))?;
+        let user = self.0.service.get_user(&admin, id).await?;
+        Ok(Json(UserDto::from(&user)))
+    }
+}

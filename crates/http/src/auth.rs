@@ -1,0 +1,115 @@
+//! How a request proves who is behind it: a session token in the
+//! `secureai_session` cookie (browsers) or an `Authorization: Bearer` header
+//! (scripts, other services). The token is resolved on every request, so a
+//! role change or deactivation applies to the very next one.
+
+use poem::Request;
+use poem::http::Method;
+use poem::web::cookie::{Cookie, SameSite};
+use poem_openapi::SecurityScheme;
+use poem_openapi::auth::{ApiKey, Bearer};
+use secureai_domain::sessions::models::Principal;
+use secureai_domain::{PlainToken, RequestContext};
+
+use crate::AppState;
+use crate::errors::ApiError;
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "secureai_session";
+
+/// A session token in the `Authorization: Bearer` header.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", rename = "bearer")]
+pub struct BearerToken(Bearer);
+
+/// A session token in the `secureai_session` cookie.
+#[derive(SecurityScheme)]
+#[oai(ty = "api_key", key_name = "secureai_session", key_in = "cookie", rename = "session_cookie")]
+pub struct SessionCookie(ApiKey);
+
+/// Either way of presenting a session.
+#[derive(SecurityScheme)]
+pub enum SessionAuth {
+    /// Bearer header.
+    Bearer(BearerToken),
+    /// Cookie.
+    Cookie(SessionCookie),
+}
+
+impl SessionAuth {
+    fn token(&self) -> PlainToken {
+        match self {
+            Self::Bearer(b) => PlainToken::presented(b.0.token.clone()),
+            Self::Cookie(c) => PlainToken::presented(c.0.key.clone()),
+        }
+    }
+}
+
+/// Where a request came from, for the audit log.
+pub fn request_context(req: &Request) -> RequestContext {
+    RequestContext {
+        ip: req.remote_addr().as_socket_addr().map(|addr| addr.ip().to_string()),
+        user_agent: req.header("user-agent").map(|ua| ua.chars().take(512).collect()),
+    }
+}
+
+impl AppState {
+    /// Resolves the caller; refuses cross-site use of the cookie.
+    ///
+    /// # Errors
+    /// 401 without a live session; 403 `csrf_rejected` for a cookie-borne
+    /// state-changing request from another site.
+    pub async fn principal(
+        &self,
+        auth: &SessionAuth,
+        req: &Request,
+    ) -> Result<Principal, ApiError> {
+        if matches!(auth, SessionAuth::Cookie(_)) && !self.same_origin(req) {
+            return Err(ApiError::forbidden(
+                "csrf_rejected",
+                "this request came from another site; cookie-authenticated changes must come from SecureAI's own pages",
+            ));
+        }
+        Ok(self.service.authenticate(&auth.token()).await?)
+    }
+
+    /// Whether a state-changing, cookie-authenticated request comes from
+    /// our own origin (`Sec-Fetch-Site`, else `Origin`). Safe methods pass.
+    fn same_origin(&self, req: &Request) -> bool {
+        if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+            return true;
+        }
+        if let Some(site) = req.header("sec-fetch-site") {
+            return matches!(site, "same-origin" | "none");
+        }
+        match req.header("origin") {
+            Some(origin) => origin.trim_end_matches('/') == self.origin(),
+            // Non-browser clients send neither; browsers always send one of
+            // them on cross-site POSTs.
+            None => true,
+        }
+    }
+
+    /// The session cookie carrying `token`.
+    pub fn session_cookie(&self, token: &PlainToken) -> Cookie {
+        let mut cookie = Cookie::new_with_str(SESSION_COOKIE, token.expose());
+        cookie.set_http_only(true);
+        cookie.set_secure(self.secure_cookies);
+        cookie.set_same_site(SameSite::Lax);
+        cookie.set_path("/");
+        let max_age = self.service.policy().session_absolute_timeout.to_std().unwrap_or_default();
+        cookie.set_max_age(max_age);
+        cookie
+    }
+
+    /// A cookie that deletes the session cookie.
+    pub fn cleared_session_cookie(&self) -> Cookie {
+        let mut cookie = Cookie::new_with_str(SESSION_COOKIE, "");
+        cookie.set_http_only(true);
+        cookie.set_secure(self.secure_cookies);
+        cookie.set_same_site(SameSite::Lax);
+        cookie.set_path("/");
+        cookie.set_max_age(std::time::Duration::ZERO);
+        cookie
+    }
+}

@@ -1,0 +1,140 @@
+//! JSON shapes of the API, converted explicitly from domain types.
+
+use chrono::{DateTime, Utc};
+use poem_openapi::{Enum, Object};
+use secureai_domain::{Role, SignInMethod, User, UserStatus};
+
+/// A role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum RoleDto {
+    /// Standard user.
+    User,
+    /// Administrator.
+    Admin,
+}
+
+impl From<Role> for RoleDto {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::User => Self::User,
+            Role::Admin => Self::Admin,
+        }
+    }
+}
+
+/// A user's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum StatusDto {
+    /// Invited, not yet activated.
+    Invited,
+    /// Active.
+    Active,
+    /// Deactivated.
+    Deactivated,
+}
+
+impl From<UserStatus> for StatusDto {
+    fn from(status: UserStatus) -> Self {
+        match status {
+            UserStatus::Invited => Self::Invited,
+            UserStatus::Active => Self::Active,
+            UserStatus::Deactivated => Self::Deactivated,
+        }
+    }
+}
+
+/// How a user signs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum SignInMethodDto {
+    /// Password.
+    Password,
+    /// Company identity provider.
+    Sso,
+}
+
+impl From<SignInMethod> for SignInMethodDto {
+    fn from(method: SignInMethod) -> Self {
+        match method {
+            SignInMethod::Password => Self::Password,
+            SignInMethod::Sso => Self::Sso,
+        }
+    }
+}
+
+/// A user, as admins see them.
+#[derive(Debug, Clone, Object)]
+pub struct UserDto {
+    /// Identifier.
+    pub id: String,
+    /// Email address.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// Role.
+    pub role: RoleDto,
+    /// Status.
+    pub status: StatusDto,
+    /// How they sign in.
+    pub sign_in_method: SignInMethodDto,
+    /// Department.
+    pub department: Option<String>,
+    /// When they were invited.
+    pub created_at: DateTime<Utc>,
+    /// When they first became active.
+    pub activated_at: Option<DateTime<Utc>>,
+    /// When they were deactivated.
+    pub deactivated_at: Option<DateTime<Utc>>,
+    /// Last successful sign-in.
+    pub last_login_at: Option<DateTime<Utc>>,
+}
+
+impl From<&User> for UserDto {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id.to_string(),
+            email: user.email.to_string(),
+            name: user.name.to_string(),
+            role: user.role.into(),
+            status: user.status().into(),
+            sign_in_method: user.sign_in.into(),
+            department: user.department.as_ref().map(ToString::to_string),
+            created_at: user.created_at,
+            activated_at: user.state.activated_at(),
+            deactivated_at: user.state.deactivated_at(),
+            last_login_at: user.last_login_at,
+        }
+    }
+}
+
+/// The signed-in user and what they may do.
+#[derive(Debug, Clone, Object)]
+pub struct MeDto {
+    /// Identifier.
+    pub id: String,
+    /// Email address.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// Role.
+    pub role: RoleDto,
+    /// Status.
+    pub status: StatusDto,
+    /// Permissions of the role, e.g. `manage_users`.
+    pub permissions: Vec<String>,
+}
+
+impl From<&User> for MeDto {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id.to_string(),
+            email: user.email.to_string(),
+            name: user.name.to_string(),
+            role: user.role.into(),
+            status: user.status().into(),
+            permissions: user.role.permissions().iter().map(|p| p.as_str().to_owned()).collect(),
+        }
+    }
+}

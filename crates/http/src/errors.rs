@@ -1,0 +1,250 @@
+//! The one place that turns failures into HTTP: every error body is
+//! `{"code": "...", "message": "..."}` with a stable machine-readable code.
+//! 5xx bodies reveal nothing; their cause chain is logged once, under an
+//! error id the body repeats so support can find it.
+
+use poem::http::StatusCode;
+use poem::{IntoResponse, Response};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object};
+use secureai_domain::StoreError;
+use secureai_domain::invitations::errors::AcceptInvitationError;
+use secureai_domain::sessions::errors::{AuthenticateError, SignInError};
+use secureai_domain::sessions::models::Forbidden;
+use secureai_domain::users::errors::{FieldError, GetUserError, InviteUserError, ListUsersError};
+
+/// An error body.
+#[derive(Debug, Clone, Object)]
+pub struct ErrorBody {
+    /// Stable machine-readable code, e.g. `email_taken`.
+    pub code: String,
+    /// A human explanation.
+    pub message: String,
+    /// The request field at fault, for validation errors.
+    #[oai(skip_serializing_if_is_none)]
+    pub field: Option<String>,
+}
+
+/// Every error an endpoint can answer.
+#[derive(Debug, ApiResponse)]
+pub enum ApiError {
+    /// The request is malformed (bad JSON, bad parameter).
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// No valid session: sign in first.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
+    /// Signed in, but not allowed.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// No such resource.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// The request conflicts with the current state.
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
+    /// The resource existed but is gone (e.g. an expired link).
+    #[oai(status = 410)]
+    Gone(Json<ErrorBody>),
+    /// The body is too large.
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
+    /// A field is invalid.
+    #[oai(status = 422)]
+    Unprocessable(Json<ErrorBody>),
+    /// Too many attempts; retry after the given seconds.
+    #[oai(status = 429)]
+    TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
+    /// Something failed on our side.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+}
+
+fn body(code: &str, message: impl ToString) -> Json<ErrorBody> {
+    Json(ErrorBody { code: code.to_owned(), message: message.to_string(), field: None })
+}
+
+/// The challenge sent with every 401.
+pub const WWW_AUTHENTICATE: &str = "Bearer realm=\"secureai\"";
+
+impl ApiError {
+    /// 400 with a code.
+    pub fn bad_request(code: &str, message: impl ToString) -> Self {
+        Self::BadRequest(body(code, message))
+    }
+    /// 401.
+    pub fn unauthorized(code: &str, message: impl ToString) -> Self {
+        Self::Unauthorized(body(code, message), WWW_AUTHENTICATE.to_owned())
+    }
+    /// 403 with a code.
+    pub fn forbidden(code: &str, message: impl ToString) -> Self {
+        Self::Forbidden(body(code, message))
+    }
+    /// 404 with a code.
+    pub fn not_found(code: &str, message: impl ToString) -> Self {
+        Self::NotFound(body(code, message))
+    }
+    /// 409 with a code.
+    pub fn conflict(code: &str, message: impl ToString) -> Self {
+        Self::Conflict(body(code, message))
+    }
+    /// 422 naming the field.
+    pub fn invalid_field(error: &FieldError) -> Self {
+        Self::Unprocessable(Json(ErrorBody {
+            code: format!("invalid_{}", error.field),
+            message: error.to_string(),
+            field: Some(error.field.to_owned()),
+        }))
+    }
+    /// 500: logs the cause chain once and answers an opaque body.
+    pub fn internal(error: &(dyn std::error::Error + 'static)) -> Self {
+        let id = uuid::Uuid::new_v4();
+        let mut chain = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            chain.push_str(": ");
+            chain.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        tracing::error!(error_id = %id, error = %chain, "request failed");
+        Self::Internal(body(
+            "internal_error",
+            format!("something went wrong on our side; the error was logged with id {id}"),
+        ))
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        Self::internal(&error)
+    }
+}
+
+impl From<Forbidden> for ApiError {
+    fn from(error: Forbidden) -> Self {
+        Self::forbidden("forbidden", error)
+    }
+}
+
+impl From<AuthenticateError> for ApiError {
+    fn from(error: AuthenticateError) -> Self {
+        match error {
+            AuthenticateError::Unauthenticated => Self::unauthorized("unauthenticated", error),
+            AuthenticateError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<SignInError> for ApiError {
+    fn from(error: SignInError) -> Self {
+        match error {
+            SignInError::InvalidCredentials => Self::unauthorized("invalid_credentials", error),
+            SignInError::AccountDeactivated => Self::forbidden("account_deactivated", error),
+            SignInError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<InviteUserError> for ApiError {
+    fn from(error: InviteUserError) -> Self {
+        match error {
+            InviteUserError::Invalid(field) => Self::invalid_field(&field),
+            InviteUserError::EmailTaken => Self::conflict("email_taken", error),
+            InviteUserError::SeatLimitReached { .. } => Self::conflict("seat_limit_reached", error),
+            InviteUserError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<GetUserError> for ApiError {
+    fn from(error: GetUserError) -> Self {
+        match error {
+            GetUserError::NotFound => Self::not_found("user_not_found", error),
+            GetUserError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<ListUsersError> for ApiError {
+    fn from(error: ListUsersError) -> Self {
+        match error {
+            ListUsersError::InvalidCursor => Self::bad_request("invalid_cursor", error),
+            ListUsersError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<AcceptInvitationError> for ApiError {
+    fn from(error: AcceptInvitationError) -> Self {
+        match error {
+            AcceptInvitationError::Invalid => Self::not_found("invitation_invalid", error),
+            AcceptInvitationError::Expired { .. } => Self::Gone(body("invitation_expired", error)),
+            AcceptInvitationError::WeakPassword(policy) => {
+                Self::invalid_field(&FieldError::new("password", policy))
+            }
+            AcceptInvitationError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+/// Turns errors raised outside our handlers (malformed JSON, unknown route,
+/// oversized body, missing credentials) into the same JSON shape.
+pub async fn render_any_error(error: poem::Error) -> Response {
+    if error.is_from_response() {
+        return error.into_response();
+    }
+    let message = error.to_string();
+    let status = error.status();
+    let api_error = if error.is::<poem_openapi::error::ParseRequestPayloadError>()
+        || error.is::<poem_openapi::error::ContentTypeError>()
+    {
+        ApiError::bad_request("invalid_body", format!("the request body is not valid: {message}"))
+    } else if error.is::<poem_openapi::error::ParseParamError>()
+        || error.is::<poem_openapi::error::ParsePathError>()
+    {
+        ApiError::bad_request("invalid_parameter", message)
+    } else if error.is::<poem_openapi::error::AuthorizationError>() {
+        ApiError::unauthorized(
+            "unauthenticated",
+            "sign in first: send the session cookie or an `Authorization: Bearer` token",
+        )
+    } else {
+        match status {
+            StatusCode::NOT_FOUND => {
+                ApiError::not_found("not_found", "there is nothing at this address")
+            }
+            StatusCode::METHOD_NOT_ALLOWED => {
+                return (
+                    status,
+                    Json(ErrorBody {
+                        code: "method_not_allowed".into(),
+                        message: "this address does not accept this method".into(),
+                        field: None,
+                    }),
+                )
+                    .into_response();
+            }
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(body(
+                "body_too_large",
+                "the request body is larger than this endpoint accepts",
+            )),
+            StatusCode::LENGTH_REQUIRED => {
+                return (
+                    status,
+                    Json(ErrorBody {
+                        code: "length_required".into(),
+                        message: "send a Content-Length header with the body".into(),
+                        field: None,
+                    }),
+                )
+                    .into_response();
+            }
+            s if s.is_client_error() => {
+                return (s, Json(ErrorBody { code: "bad_request".into(), message, field: None }))
+                    .into_response();
+            }
+            _ => ApiError::internal(&error),
+        }
+    };
+    api_error.into_response()
+}

@@ -1,0 +1,77 @@
+//! Server-rendered pages that must work from a plain browser: first-admin
+//! setup and accepting an invitation. Page handlers only translate forms to
+//! use-case calls; every rule lives in the domain.
+
+mod invitation;
+mod setup;
+
+use askama::Template;
+use poem::http::{StatusCode, header};
+use poem::{IntoResponse, Response, Route, get, handler};
+
+pub(crate) fn routes() -> Route {
+    Route::new()
+        .at("/setup", get(setup::show).post(setup::submit))
+        .at("/invitations/accept", get(invitation::show).post(invitation::submit))
+        .at("/static/app.css", get(stylesheet))
+        .at("/", get(home))
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+pub(crate) struct MessagePage<'a> {
+    pub heading: &'a str,
+    pub message: &'a str,
+    pub link: Option<(&'a str, &'a str)>,
+}
+
+/// Renders a page with the headers every page gets: no caching (pages can
+/// carry tokens), no referrer (so a token in the address never leaks), no
+/// framing, and a strict content security policy.
+pub(crate) fn page(status: StatusCode, template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => html
+            .with_status(status)
+            .with_content_type("text/html; charset=utf-8")
+            .with_header(header::CACHE_CONTROL, "no-store")
+            .with_header(header::REFERRER_POLICY, "no-referrer")
+            .with_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+            .with_header(header::X_FRAME_OPTIONS, "DENY")
+            .with_header(
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+            )
+            .into_response(),
+        Err(error) => {
+            tracing::error!(%error, "a page template failed to render");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+pub(crate) fn message(
+    status: StatusCode,
+    heading: &str,
+    message: &str,
+    link: Option<(&str, &str)>,
+) -> Response {
+    page(status, &MessagePage { heading, message, link })
+}
+
+#[handler]
+fn stylesheet() -> Response {
+    include_str!("../../templates/app.css")
+        .with_content_type("text/css; charset=utf-8")
+        .with_header(header::CACHE_CONTROL, "public, max-age=3600")
+        .into_response()
+}
+
+#[handler]
+fn home() -> Response {
+    message(
+        StatusCode::OK,
+        "SecureAI user management",
+        "This service manages the users of SecureAI. Administrators and scripts use its API.",
+        Some(("/api/docs", "Open the API documentation")),
+    )
+}

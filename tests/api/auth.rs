@@ -1,0 +1,164 @@
+//! Signing in and out, sessions as cookie or bearer, `GET /me`.
+
+use reqwest::StatusCode;
+use secureai_tests::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, assert_error, body};
+use serde_json::json;
+
+#[tokio::test]
+async fn signing_in_returns_a_token_and_sets_a_strict_session_cookie() {
+    let app = TestApp::with_admin().await;
+
+    let response = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "ROOT@example.com", "password": ADMIN_PASSWORD}),
+        )
+        .await;
+
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("secureai_session="), "{cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+    // The public URL is plain http://127.0.0.1, so Secure is off.
+    assert!(!cookie.contains("Secure"), "{cookie}");
+    let body = body(response).await;
+    assert!(body["token"].as_str().unwrap().len() >= 43);
+    assert_eq!(body["user"]["email"], ADMIN_EMAIL);
+    assert_eq!(body["user"]["role"], "admin");
+}
+
+#[tokio::test]
+async fn the_cookie_is_secure_when_the_public_url_is_https() {
+    let app = TestApp::spawn_with(|c| c.public_url = Some("https://ai.example.com".into())).await;
+    app.complete_setup(ADMIN_EMAIL, "Root", ADMIN_PASSWORD).await;
+
+    let response = app
+        .post("/api/v1/auth/login", None, json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+        .await;
+
+    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("Secure"), "{cookie}");
+}
+
+#[tokio::test]
+async fn an_unknown_email_and_a_wrong_password_get_the_same_answer() {
+    let app = TestApp::with_admin().await;
+
+    let unknown = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "nobody@example.com", "password": ADMIN_PASSWORD}),
+        )
+        .await;
+    let wrong = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": ADMIN_EMAIL, "password": "not the password"}),
+        )
+        .await;
+
+    assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(unknown.headers().get("set-cookie").is_none());
+    assert_eq!(unknown.text().await.unwrap(), wrong.text().await.unwrap());
+}
+
+#[tokio::test]
+async fn me_answers_with_the_bearer_token_and_with_the_cookie() {
+    let app = TestApp::with_admin().await;
+    let token = app.admin_token().await;
+
+    let by_bearer = body(app.get("/api/v1/me", Some(&token)).await).await;
+    let by_cookie = app
+        .http
+        .get(app.url("/api/v1/me"))
+        .header("cookie", format!("secureai_session={token}"))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(by_bearer["email"], ADMIN_EMAIL);
+    assert_eq!(by_bearer["status"], "active");
+    let permissions = by_bearer["permissions"].as_array().unwrap();
+    assert!(permissions.contains(&json!("manage_users")));
+    assert!(permissions.contains(&json!("use_assistant")));
+    assert_eq!(by_cookie.status(), StatusCode::OK);
+    assert_eq!(body(by_cookie).await["email"], ADMIN_EMAIL);
+}
+
+#[tokio::test]
+async fn anonymous_requests_get_401_with_a_challenge() {
+    let app = TestApp::with_admin().await;
+
+    let response = app.get("/api/v1/me", None).await;
+
+    assert_eq!(response.headers()["www-authenticate"], "Bearer realm=\"secureai\"");
+    assert_error(response, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    let forged = app.get("/api/v1/me", Some("forged-token")).await;
+    assert_error(forged, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+}
+
+#[tokio::test]
+async fn signing_out_ends_the_session_at_once() {
+    let app = TestApp::with_admin().await;
+    let token = app.admin_token().await;
+
+    let response = app.post("/api/v1/auth/logout", Some(&token), json!({})).await;
+
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let cleared = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    assert_error(
+        app.get("/api/v1/me", Some(&token)).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_cookie_borne_change_from_another_site_is_refused() {
+    let app = TestApp::with_admin().await;
+    let token = app.admin_token().await;
+
+    let response = app
+        .http
+        .post(app.url("/api/v1/users"))
+        .header("cookie", format!("secureai_session={token}"))
+        .header("origin", "https://evil.example")
+        .json(&json!({"email": "x@example.com", "name": "X", "role": "admin"}))
+        .send()
+        .await
+        .unwrap();
+
+    assert_error(response, StatusCode::FORBIDDEN, "csrf_rejected").await;
+    let same_site = app
+        .http
+        .post(app.url("/api/v1/users"))
+        .header("cookie", format!("secureai_session={token}"))
+        .header("origin", app.base.clone())
+        .json(&json!({"email": "x@example.com", "name": "X", "role": "user"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same_site.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn a_session_expires_after_the_idle_timeout() {
+    let app = TestApp::with_admin().await;
+    let token = app.admin_token().await;
+
+    app.clock.advance(chrono::Duration::minutes(121));
+
+    assert_error(
+        app.get("/api/v1/me", Some(&token)).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    )
+    .await;
+}

@@ -1,0 +1,86 @@
+//! The setup and invitation pages work from a plain browser (forms, no
+//! JavaScript).
+
+use chrono::Duration;
+use reqwest::StatusCode;
+use secureai_tests::{ADMIN_PASSWORD, TestApp};
+
+#[tokio::test]
+async fn the_setup_link_shows_a_form_once_and_then_is_void() {
+    let app = TestApp::spawn().await;
+    let link = app.setup_link.clone().unwrap().replace(&app.base, "");
+
+    let form = app.get(&link, None).await;
+    assert_eq!(form.status(), StatusCode::OK);
+    assert_eq!(form.headers()["referrer-policy"], "no-referrer");
+    assert_eq!(form.headers()["cache-control"], "no-store");
+    let html = form.text().await.unwrap();
+    assert!(html.contains("Create the first admin"));
+    assert!(html.contains("<label for=\"email\">"));
+
+    app.complete_setup("root@example.com", "Root", ADMIN_PASSWORD).await;
+
+    let again = app.get(&link, None).await;
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+    assert!(again.text().await.unwrap().contains("not valid"));
+    app.login("root@example.com", ADMIN_PASSWORD).await;
+}
+
+#[tokio::test]
+async fn a_setup_form_with_mismatched_passwords_is_shown_again_with_the_reason() {
+    let app = TestApp::spawn().await;
+    let token = app.setup_link.clone().unwrap().split("token=").nth(1).unwrap().to_owned();
+
+    let response = app
+        .http
+        .post(app.url("/setup"))
+        .form(&[
+            ("token", token.as_str()),
+            ("email", "root@example.com"),
+            ("name", "<b>Root</b>"),
+            ("password", "a long admin passphrase"),
+            ("password_confirm", "a different passphrase"),
+        ])
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("The two passwords are not the same."));
+    assert!(html.contains("value=\"&#60;b&#62;Root&#60;/b&#62;\""), "user input must be escaped");
+    assert!(!html.contains("<b>Root"));
+}
+
+#[tokio::test]
+async fn the_invitation_page_sets_a_password_and_explains_an_expired_link() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    app.invite(&admin, "page@example.com", "user").await;
+    app.invite(&admin, "slow@example.com", "user").await;
+    let token = app.invitation_token("page@example.com").await;
+    let slow = app.invitation_token("slow@example.com").await;
+
+    let form = app.get(&format!("/invitations/accept?token={token}"), None).await;
+    assert_eq!(form.status(), StatusCode::OK);
+    assert!(form.text().await.unwrap().contains("page@example.com"));
+    let done = app
+        .http
+        .post(app.url("/invitations/accept"))
+        .form(&[
+            ("token", token.as_str()),
+            ("password", "page password 1"),
+            ("password_confirm", "page password 1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), StatusCode::OK);
+    assert!(done.text().await.unwrap().contains("Your account is active"));
+    app.login("page@example.com", "page password 1").await;
+
+    app.clock.advance(Duration::hours(73));
+    let expired = app.get(&format!("/invitations/accept?token={slow}"), None).await;
+    assert_eq!(expired.status(), StatusCode::GONE);
+    assert!(expired.text().await.unwrap().contains("re-send the invitation"));
+}

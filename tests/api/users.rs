@@ -1,0 +1,178 @@
+//! Inviting, listing and reading users (admins only).
+
+use reqwest::StatusCode;
+use secureai_tests::{TestApp, assert_error, body, read_mail};
+use serde_json::{Value, json};
+
+async fn count_users(app: &TestApp, token: &str) -> usize {
+    let page = body(app.get("/api/v1/users?limit=200", Some(token)).await).await;
+    page["items"].as_array().unwrap().len()
+}
+
+#[tokio::test]
+async fn an_admin_invites_a_user_who_gets_an_invitation_email() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+
+    let response = app
+        .post(
+            "/api/v1/users",
+            Some(&admin),
+            json!({"email": " Grace@Example.com ", "name": "Grace Hopper", "role": "Admin", "department": "Research"}),
+        )
+        .await;
+
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let user = body(response).await;
+    assert_eq!(user["email"], "Grace@Example.com");
+    assert_eq!(user["status"], "invited");
+    assert_eq!(user["role"], "admin");
+    assert_eq!(user["department"], "Research");
+    assert_eq!(location, format!("/api/v1/users/{}", user["id"].as_str().unwrap()));
+    let fetched = body(app.get(&location, Some(&admin)).await).await;
+    assert_eq!(fetched["email"], "Grace@Example.com");
+
+    app.invitation_token("grace@example.com").await;
+    let mails = read_mail(&app.data_dir.join("mail"));
+    let mail = mails.iter().find(|m| m.to == "Grace@Example.com").unwrap();
+    assert_eq!(mail.subject, "You're invited to SecureAI");
+    assert!(mail.text.contains("expires in 72 hours"));
+    assert!(mail.html.contains("Set your password"));
+}
+
+#[tokio::test]
+async fn an_email_already_used_in_any_case_is_a_conflict() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    app.invite(&admin, "ada@example.com", "user").await;
+
+    let again = app
+        .post(
+            "/api/v1/users",
+            Some(&admin),
+            json!({"email": "ADA@EXAMPLE.COM", "name": "Ada", "role": "user"}),
+        )
+        .await;
+
+    assert_error(again, StatusCode::CONFLICT, "email_taken").await;
+    assert_eq!(count_users(&app, &admin).await, 2);
+}
+
+#[tokio::test]
+async fn invalid_fields_are_refused_naming_the_field_and_nothing_is_written() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    let cases: [(Value, &str); 6] = [
+        (json!({"email": "not-an-email", "name": "X", "role": "user"}), "email"),
+        (
+            json!({"email": "x@example.com\r\nBcc: y@example.com", "name": "X", "role": "user"}),
+            "email",
+        ),
+        (json!({"email": "x@example.com", "name": "   ", "role": "user"}), "name"),
+        (json!({"email": "x@example.com", "name": "X", "role": "owner"}), "role"),
+        (json!({"email": "x@example.com", "name": "X".repeat(201), "role": "user"}), "name"),
+        (
+            json!({"email": "x@example.com", "name": "X", "role": "user", "department": "D".repeat(101)}),
+            "department",
+        ),
+    ];
+
+    for (request, field) in cases {
+        let response = app.post("/api/v1/users", Some(&admin), request).await;
+        let body =
+            assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, &format!("invalid_{field}"))
+                .await;
+        assert_eq!(body["field"], field);
+    }
+    assert_eq!(count_users(&app, &admin).await, 1);
+}
+
+#[tokio::test]
+async fn a_user_who_is_not_an_admin_is_forbidden_from_admin_routes() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    let user = app.active_user(&admin, "plain@example.com", "user", "plain user password").await;
+
+    assert_error(app.get("/api/v1/users", Some(&user)).await, StatusCode::FORBIDDEN, "forbidden")
+        .await;
+    let invite = app
+        .post(
+            "/api/v1/users",
+            Some(&user),
+            json!({"email": "x@example.com", "name": "X", "role": "admin"}),
+        )
+        .await;
+    assert_error(invite, StatusCode::FORBIDDEN, "forbidden").await;
+    assert_eq!(count_users(&app, &admin).await, 2);
+}
+
+#[tokio::test]
+async fn users_are_listed_a_page_at_a_time() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    for i in 0..4 {
+        app.clock.advance(chrono::Duration::seconds(1));
+        app.invite(&admin, &format!("u{i}@example.com"), "user").await;
+    }
+
+    let first = body(app.get("/api/v1/users?limit=2", Some(&admin)).await).await;
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second =
+        body(app.get(&format!("/api/v1/users?limit=2&cursor={cursor}"), Some(&admin)).await).await;
+    let cursor = second["next_cursor"].as_str().unwrap();
+    let third =
+        body(app.get(&format!("/api/v1/users?limit=2&cursor={cursor}"), Some(&admin)).await).await;
+
+    let emails: Vec<&str> = [&first, &second, &third]
+        .iter()
+        .flat_map(|page| {
+            page["items"].as_array().unwrap().iter().map(|u| u["email"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        emails,
+        [
+            "root@example.com",
+            "u0@example.com",
+            "u1@example.com",
+            "u2@example.com",
+            "u3@example.com"
+        ]
+    );
+    assert!(third["next_cursor"].is_null());
+}
+
+#[tokio::test]
+async fn a_garbage_cursor_and_an_unknown_id_are_clear_errors() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+
+    assert_error(
+        app.get("/api/v1/users?cursor=garbage", Some(&admin)).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_cursor",
+    )
+    .await;
+    let unknown = app.get("/api/v1/users/6f1c1f4e-7a51-4a53-9a0b-4f1f3c7e2f10", Some(&admin)).await;
+    assert_error(unknown, StatusCode::NOT_FOUND, "user_not_found").await;
+    assert_error(
+        app.get("/api/v1/users/not-a-uuid", Some(&admin)).await,
+        StatusCode::NOT_FOUND,
+        "user_not_found",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn user_resources_never_carry_secrets() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    app.active_user(&admin, "secretive@example.com", "user", "my hidden password").await;
+
+    let listing = app.get("/api/v1/users", Some(&admin)).await.text().await.unwrap();
+
+    assert!(!listing.contains("argon2"), "{listing}");
+    assert!(!listing.contains("password_hash"), "{listing}");
+    assert!(!listing.contains("my hidden password"));
+}
