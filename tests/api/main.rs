@@ -1,6 +1,8 @@
 //! HTTP tests: the real application on a random port, driven over HTTP.
 //! One binary for the whole API suite, so it links once.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod auth;
 mod bad_input;
 mod docs;

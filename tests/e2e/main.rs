@@ -1,1 +1,231 @@
+//! End to end: the real `secureai` binary, as a newcomer runs it.
+//!
+//! The binary must be built first (`cargo build -p secureai-app`; the test
+//! script does it). It is found next to this test's own executable.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use secureai_tests::{body, wait_for_link};
+use serde_json::json;
+
+fn binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/debug/deps/e2e-HASH -> target/debug/secureai
+    let path = exe.parent().unwrap().parent().unwrap().join("secureai");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build -p secureai-app` first",
+        path.display()
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn secureai(dir: &Path) -> Command {
+    let mut command = Command::new(binary());
+    command
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("SECUREAI_DATA_DIR", dir.join("data"))
+        .env("SECUREAI_MAIL__POLL_INTERVAL_MS", "100");
+    command
+}
+
+struct Server {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start(dir: &Path, port: u16) -> Self {
+        let mut child = secureai(dir)
+            .arg("serve")
+            .env("SECUREAI_LISTEN", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// Waits for a printed line containing `needle`.
+    fn wait_for_line(&self, needle: &str) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("secureai never printed {needle:?}"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    /// Stops with SIGTERM and returns whether it exited cleanly.
+    fn stop(mut self) -> bool {
+        Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
+        self.child.wait().unwrap().success()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+#[tokio::test]
+async fn a_newcomer_sets_up_the_first_admin_invites_a_user_who_signs_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server = Server::start(dir.path(), port);
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+
+    // 1. Follow the printed setup link, as a browser would.
+    let link = server.wait_for_line("/setup?token=").trim().to_owned();
+    assert!(link.starts_with(&base), "{link}");
+    let form = http.get(&link).send().await.unwrap();
+    assert_eq!(form.status(), StatusCode::OK);
+    assert!(form.text().await.unwrap().contains("Create the first admin"));
+    let token = link.split("token=").nth(1).unwrap();
+    let created = http
+        .post(format!("{base}/setup"))
+        .form(&[
+            ("token", token),
+            ("email", "it@example.com"),
+            ("name", "IT Admin"),
+            ("password", "a long admin passphrase"),
+            ("password_confirm", "a long admin passphrase"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(created.text().await.unwrap().contains("Your admin account is ready"));
+
+    // 2. Sign in as the admin and invite a user.
+    let login = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": "it@example.com", "password": "a long admin passphrase"}))
+        .send()
+        .await
+        .unwrap();
+    let admin = body(login).await["token"].as_str().unwrap().to_owned();
+    let invited = http
+        .post(format!("{base}/api/v1/users"))
+        .bearer_auth(&admin)
+        .json(&json!({"email": "ada@example.com", "name": "Ada Lovelace", "role": "user"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(invited.status(), StatusCode::CREATED);
+
+    // 3. Read the invitation email the service wrote and accept it.
+    let accept_link = wait_for_link(
+        &dir.path().join("data/mail"),
+        "ada@example.com",
+        "/invitations/accept?token=",
+    )
+    .await;
+    assert!(accept_link.starts_with(&base), "{accept_link}");
+    let page = http.get(&accept_link).send().await.unwrap();
+    assert!(page.text().await.unwrap().contains("Activate your account"));
+    let invitation = accept_link.split("token=").nth(1).unwrap();
+    let activated = http
+        .post(format!("{base}/invitations/accept"))
+        .form(&[
+            ("token", invitation),
+            ("password", "ada's analytical engine"),
+            ("password_confirm", "ada's analytical engine"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(activated.text().await.unwrap().contains("Your account is active"));
+
+    // 4. Sign in as the user; an admin route is forbidden.
+    let login = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": "ada@example.com", "password": "ada's analytical engine"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::OK);
+    let user = body(login).await["token"].as_str().unwrap().to_owned();
+    let me =
+        body(http.get(format!("{base}/api/v1/me")).bearer_auth(&user).send().await.unwrap()).await;
+    assert_eq!(me["email"], "ada@example.com");
+    let users = http.get(format!("{base}/api/v1/users")).bearer_auth(&user).send().await.unwrap();
+    assert_eq!(users.status(), StatusCode::FORBIDDEN);
+    assert_eq!(body(users).await["code"], "forbidden");
+
+    // 5. A restart prints no setup link now that an admin exists, and
+    //    SIGTERM stops the service cleanly.
+    assert!(server.stop(), "secureai did not exit cleanly on SIGTERM");
+    let restarted = Server::start(dir.path(), port);
+    restarted.wait_for_line("listening on");
+    assert!(
+        restarted.lines.recv_timeout(Duration::from_millis(500)).is_err(),
+        "no setup link expected"
+    );
+    assert!(restarted.stop());
+}
+
+#[test]
+fn the_operator_can_migrate_and_invite_an_admin_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+
+    let migrate = secureai(dir.path()).args(["migrate", "status"]).output().unwrap();
+    assert!(migrate.status.success());
+    let status = String::from_utf8(migrate.stdout).unwrap();
+    assert!(status.contains("pending m20261128_000001_initial"), "{status}");
+    let migrate = secureai(dir.path()).arg("migrate").output().unwrap();
+    assert!(
+        String::from_utf8(migrate.stdout).unwrap().contains("applied m20261128_000001_initial")
+    );
+
+    let created = secureai(dir.path())
+        .args(["admin", "create", "--email", "ops@example.com", "--name", "Ops"])
+        .output()
+        .unwrap();
+    assert!(created.status.success());
+    let out = String::from_utf8(created.stdout).unwrap();
+    assert!(out.contains("Invited ops@example.com"), "{out}");
+    assert!(out.contains("/invitations/accept?token="), "{out}");
+
+    let again = secureai(dir.path())
+        .args(["admin", "create", "--email", "OPS@example.com", "--name", "Ops"])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8(again.stderr).unwrap().contains("already exists"));
+}
+
+#[test]
+fn a_bad_configuration_is_refused_with_the_key_named() {
+    let dir = tempfile::tempdir().unwrap();
+
+    let output =
+        secureai(dir.path()).arg("serve").env("SECUREAI_LISTEN", "nowhere").output().unwrap();
+
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8(output.stderr).unwrap().to_lowercase().contains("listen"));
+}

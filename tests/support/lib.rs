@@ -45,9 +45,11 @@ impl Drop for TestApp {
 /// The configuration tests start from: a temporary data folder, port 0,
 /// fast mail polling.
 pub fn test_config(data_dir: &Path) -> Config {
-    let mut config = Config::default();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.data_dir = data_dir.to_path_buf();
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data_dir.to_path_buf(),
+        ..Config::default()
+    };
     config.mail.poll_interval_ms = 50;
     config
 }
@@ -241,8 +243,7 @@ pub async fn wait_for_link(dir: &Path, email: &str, marker: &str) -> String {
             .iter()
             .filter(|m| m.to.eq_ignore_ascii_case(email))
             .flat_map(|m| m.text.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
-            .filter(|word| word.contains(marker))
-            .last();
+            .rfind(|word| word.contains(marker));
         if let Some(link) = link {
             return link;
         }

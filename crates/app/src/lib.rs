@@ -54,13 +54,8 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wiring> {
 /// # Errors
 /// As [`wire`].
 pub async fn wire_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Wiring> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create the data folder {}", config.data_dir.display()))?;
-    let options = StoreOptions {
-        max_connections: config.database_max_connections,
-        ..StoreOptions::default()
-    };
-    let store = SqlStore::connect_and_migrate(&config.database_url(), &options).await?;
+    let store = connect(config).await?;
+    store.migrate().await?;
     let hashing = &config.password_hashing;
     let hasher = Argon2Hasher::new(Argon2Cost {
         memory_kib: hashing.memory_kib,
@@ -79,6 +74,20 @@ pub async fn wire_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::
         passwords: Arc::new(hasher),
     };
     Ok(Wiring { service: Arc::new(UserManagement::new(ports, policy(config))), store })
+}
+
+/// Creates the data folder and connects to the database (not migrating).
+///
+/// # Errors
+/// When the folder cannot be created or the database reached.
+pub async fn connect(config: &Config) -> anyhow::Result<SqlStore> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create the data folder {}", config.data_dir.display()))?;
+    let options = StoreOptions {
+        max_connections: config.database_max_connections,
+        ..StoreOptions::default()
+    };
+    Ok(SqlStore::connect(&config.database_url(), &options).await?)
 }
 
 /// The public base URL: configured, or derived from the bound address.

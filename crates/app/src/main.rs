@@ -105,11 +105,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             app.run_until(shutdown_signal()).await
         }
         Command::Migrate { action } => {
-            let store = secureai_store::SqlStore::connect(
-                &config.database_url(),
-                &secureai_store::StoreOptions::default(),
-            )
-            .await?;
+            let store = secureai_app::connect(&config).await?;
             if matches!(action, None | Some(MigrateAction::Up)) {
                 store.migrate().await?;
                 println!("migrations applied");

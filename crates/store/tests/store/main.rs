@@ -4,6 +4,8 @@
 //! Every test gets a fresh database with migrations applied. SQLite always
 //! runs; the multi-database issue adds PostgreSQL and MariaDB to `TestDb`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod concurrency;
 mod support;
 mod use_cases;
