@@ -92,6 +92,13 @@ enum SetupTokens {
 }
 
 #[derive(DeriveIden)]
+enum Settings {
+    Table,
+    Key,
+    Value,
+}
+
+#[derive(DeriveIden)]
 enum Guard {
     Table,
     Id,
@@ -308,6 +315,16 @@ impl MigrationTrait for Migration {
                     .col(integer(SetupTokens::Id).primary_key())
                     .col(string_len(SetupTokens::TokenHash, 64))
                     .col(big_integer(SetupTokens::ExpiresAt))
+                    .to_owned(),
+            )
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(Settings::Table)
+                    .col(string_len(Settings::Key, 64).primary_key())
+                    .col(text(Settings::Value))
                     .to_owned(),
             )
             .await?;

@@ -7,5 +7,6 @@ mod auth;
 mod bad_input;
 mod docs;
 mod invitations;
+mod lifecycle;
 mod pages;
 mod users;

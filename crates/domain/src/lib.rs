@@ -25,6 +25,7 @@ pub mod mail;
 pub mod secrets;
 pub mod service;
 pub mod sessions;
+pub mod settings;
 pub mod setup;
 pub mod testing;
 pub mod users;

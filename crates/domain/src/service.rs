@@ -11,6 +11,7 @@ use crate::clock::Clock;
 use crate::invitations::ports::InvitationRepository;
 use crate::secrets::{PasswordHasher, TokenGenerator};
 use crate::sessions::ports::SessionRepository;
+use crate::settings::ports::SettingsRepository;
 use crate::setup::ports::SetupRepository;
 use crate::users::ports::UserRepository;
 
@@ -27,6 +28,8 @@ pub struct Ports {
     pub setup: Arc<dyn SetupRepository>,
     /// Stand-alone audit events.
     pub audit: Arc<dyn AuditLog>,
+    /// Instance settings.
+    pub settings: Arc<dyn SettingsRepository>,
     /// Time.
     pub clock: Arc<dyn Clock>,
     /// Randomness.
@@ -48,7 +51,8 @@ pub struct Policy {
     pub session_absolute_timeout: Duration,
     /// Activity is recorded at most this often per session.
     pub session_touch_interval: Duration,
-    /// Invited + active users allowed; `None` = unlimited.
+    /// Invited + active users allowed when no admin has set a limit;
+    /// `None` = unlimited.
     pub seat_limit: Option<u32>,
     /// Largest page of users.
     pub max_page_size: u32,
@@ -83,5 +87,13 @@ impl UserManagement {
     /// The rules in force.
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// The seat limit in force: the one an admin set, else the configured one.
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] on failure.
+    pub async fn seat_limit(&self) -> Result<Option<u32>, crate::StoreError> {
+        Ok(self.ports.settings.seat_limit().await?.unwrap_or(self.policy.seat_limit))
     }
 }

@@ -28,9 +28,13 @@ use crate::secrets::{
 use crate::service::{Policy, Ports, UserManagement};
 use crate::sessions::models::{Session, SessionId};
 use crate::sessions::ports::SessionRepository;
+use crate::settings::ports::{SettingsRepository, StoredSeatLimit};
 use crate::setup::ports::{CompleteSetupStoreError, SetupCompletion, SetupRepository};
 use crate::users::models::{EmailAddress, User, UserId, UserState, UserStatus};
-use crate::users::ports::{InsertUserError, NewInvitedUser, UserPage, UserQuery, UserRepository};
+use crate::users::ports::{
+    ChangeUserError, InsertUserError, NewInvitedUser, UserChange, UserPage, UserQuery,
+    UserRepository,
+};
 
 /// A clock that stands still until moved.
 #[derive(Debug)]
@@ -137,6 +141,8 @@ pub struct MemoryState {
     pub audit: Vec<AuditEvent>,
     /// The setup token, if any.
     pub setup_token: Option<(TokenHash, DateTime<Utc>)>,
+    /// The seat limit an admin set.
+    pub seat_limit: StoredSeatLimit,
 }
 
 impl MemoryState {
@@ -189,6 +195,42 @@ impl UserRepository for InMemoryStore {
         });
         state.audit.push(new.audit);
         Ok(())
+    }
+
+    async fn apply_change(&self, change: UserChange) -> Result<(), ChangeUserError> {
+        let mut state = self.state();
+        let id = change.before.id;
+        let current = state.users.get(&id).ok_or(ChangeUserError::Stale)?;
+        if current.role != change.before.role || current.status() != change.before.status() {
+            return Err(ChangeUserError::Stale);
+        }
+        if change.keep_an_admin && !state.users.values().any(|u| u.id != id && u.is_active_admin())
+        {
+            return Err(ChangeUserError::LastAdmin);
+        }
+        if let Some(Some(limit)) = change.takes_seat
+            && state.seats_used() >= limit as usize
+        {
+            return Err(ChangeUserError::SeatLimitReached { limit });
+        }
+        state.users.insert(id, change.after);
+        if change.end_sessions {
+            state.sessions.retain(|s| s.user_id != id);
+        }
+        if change.revoke_links {
+            let at = change.audit.first().map(|e| e.at).unwrap_or_default();
+            for invitation in &mut state.invitations {
+                if invitation.user_id == id && invitation.state == InvitationState::Pending {
+                    invitation.state = InvitationState::Revoked { at };
+                }
+            }
+        }
+        state.audit.extend(change.audit);
+        Ok(())
+    }
+
+    async fn count_seats(&self) -> Result<u64, StoreError> {
+        Ok(self.state().seats_used() as u64)
     }
 
     async fn get(&self, id: UserId) -> Result<Option<User>, StoreError> {
@@ -353,6 +395,24 @@ impl SetupRepository for InMemoryStore {
 }
 
 #[async_trait]
+impl SettingsRepository for InMemoryStore {
+    async fn seat_limit(&self) -> Result<StoredSeatLimit, StoreError> {
+        Ok(self.state().seat_limit)
+    }
+
+    async fn set_seat_limit(
+        &self,
+        limit: Option<u32>,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        state.seat_limit = Some(limit);
+        state.audit.push(audit);
+        Ok(())
+    }
+}
+
+#[async_trait]
 impl AuditLog for InMemoryStore {
     async fn append(&self, event: AuditEvent) -> Result<(), StoreError> {
         self.state().audit.push(event);
@@ -467,6 +527,7 @@ impl TestKit {
             sessions: store.clone(),
             setup: store.clone(),
             audit: store.clone(),
+            settings: store.clone(),
             clock: clock.clone(),
             tokens: Arc::new(SequentialTokens::default()),
             passwords: Arc::new(FakeHasher),

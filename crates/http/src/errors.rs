@@ -11,7 +11,9 @@ use secureai_domain::StoreError;
 use secureai_domain::invitations::errors::AcceptInvitationError;
 use secureai_domain::sessions::errors::{AuthenticateError, SignInError};
 use secureai_domain::sessions::models::Forbidden;
-use secureai_domain::users::errors::{FieldError, GetUserError, InviteUserError, ListUsersError};
+use secureai_domain::users::errors::{
+    FieldError, GetUserError, InviteUserError, ListUsersError, SettingsError, UpdateUserError,
+};
 
 /// An error body.
 #[derive(Debug, Clone, Object)]
@@ -183,6 +185,27 @@ impl From<AcceptInvitationError> for ApiError {
                 Self::invalid_field(&FieldError::new("password", policy))
             }
             AcceptInvitationError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<UpdateUserError> for ApiError {
+    fn from(error: UpdateUserError) -> Self {
+        match error {
+            UpdateUserError::NotFound => Self::not_found("user_not_found", error),
+            UpdateUserError::Invalid(field) => Self::invalid_field(&field),
+            UpdateUserError::LastAdmin => Self::conflict("last_admin", error),
+            UpdateUserError::SeatLimitReached { .. } => Self::conflict("seat_limit_reached", error),
+            UpdateUserError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<SettingsError> for ApiError {
+    fn from(error: SettingsError) -> Self {
+        match error {
+            SettingsError::Invalid(field) => Self::invalid_field(&field),
+            SettingsError::Unexpected(e) => e.into(),
         }
     }
 }

@@ -64,6 +64,7 @@ pub fn app(state: AppState) -> impl Endpoint {
             api::auth::AuthApi(state.clone()),
             api::users::UsersApi(state.clone()),
             api::invitations::InvitationsApi(state.clone()),
+            api::settings::SettingsApi(state.clone()),
         ),
         "SecureAI user management",
         env!("CARGO_PKG_VERSION"),

@@ -16,6 +16,7 @@ mod entities;
 mod invitations;
 mod outbox;
 mod sessions;
+mod settings;
 mod setup;
 mod users;
 

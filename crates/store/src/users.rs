@@ -2,17 +2,19 @@
 //! and audit event, atomically, within the seat limit), lookups, listing.
 
 use async_trait::async_trait;
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
     TransactionTrait,
 };
 use secureai_domain::users::ports::{
-    InsertUserError, NewInvitedUser, UserPage, UserQuery, UserRepository,
+    ChangeUserError, InsertUserError, NewInvitedUser, UserChange, UserPage, UserQuery,
+    UserRepository,
 };
 use secureai_domain::{EmailAddress, StoreError, User, UserId};
 
 use crate::convert::{audit_to_row, db, invitation_to_row, micros, user_from_row, user_to_row};
-use crate::entities::{audit_events, invitations, outbox, users};
+use crate::entities::{audit_events, invitations, outbox, sessions, users};
 use crate::outbox::mail_to_row;
 use crate::{SqlStore, is_unique_violation, take_guard};
 
@@ -54,6 +56,99 @@ impl UserRepository for SqlStore {
             .map_err(db("writing the audit event"))?;
         txn.commit().await.map_err(db("committing a new user"))?;
         Ok(())
+    }
+
+    async fn apply_change(&self, change: UserChange) -> Result<(), ChangeUserError> {
+        let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
+        take_guard(&txn).await.map_err(db("taking the guard"))?;
+        let id = change.before.id.to_string();
+        let current = users::Entity::find_by_id(id.clone())
+            .one(&txn)
+            .await
+            .map_err(db("reading the user to change"))?
+            .ok_or(ChangeUserError::Stale)?;
+        if current.role != change.before.role.as_str()
+            || current.status != change.before.status().as_str()
+        {
+            return Err(ChangeUserError::Stale);
+        }
+        if change.keep_an_admin {
+            let others = users::Entity::find()
+                .filter(users::Column::Role.eq("admin"))
+                .filter(users::Column::Status.eq("active"))
+                .filter(users::Column::Id.ne(id.clone()))
+                .count(&txn)
+                .await
+                .map_err(db("counting admins"))?;
+            if others == 0 {
+                return Err(ChangeUserError::LastAdmin);
+            }
+        }
+        if let Some(Some(limit)) = change.takes_seat {
+            let used = users::Entity::find()
+                .filter(users::Column::Status.is_in(SEAT_HOLDING))
+                .count(&txn)
+                .await
+                .map_err(db("counting seats"))?;
+            if used >= u64::from(limit) {
+                return Err(ChangeUserError::SeatLimitReached { limit });
+            }
+        }
+        let after = &change.after;
+        users::Entity::update_many()
+            .col_expr(users::Column::Name, Expr::value(after.name.to_string()))
+            .col_expr(
+                users::Column::Department,
+                Expr::value(after.department.as_ref().map(ToString::to_string)),
+            )
+            .col_expr(users::Column::Role, Expr::value(after.role.as_str()))
+            .col_expr(users::Column::Status, Expr::value(after.status().as_str()))
+            .col_expr(
+                users::Column::ActivatedAt,
+                Expr::value(after.state.activated_at().map(micros)),
+            )
+            .col_expr(
+                users::Column::DeactivatedAt,
+                Expr::value(after.state.deactivated_at().map(micros)),
+            )
+            .filter(users::Column::Id.eq(id.clone()))
+            .exec(&txn)
+            .await
+            .map_err(db("changing a user"))?;
+        if change.end_sessions {
+            sessions::Entity::delete_many()
+                .filter(sessions::Column::UserId.eq(id.clone()))
+                .exec(&txn)
+                .await
+                .map_err(db("ending the user's sessions"))?;
+        }
+        if change.revoke_links {
+            let at = change.audit.first().map(|e| micros(e.at));
+            invitations::Entity::update_many()
+                .col_expr(invitations::Column::State, Expr::value("revoked"))
+                .col_expr(invitations::Column::StateAt, Expr::value(at))
+                .filter(invitations::Column::UserId.eq(id.clone()))
+                .filter(invitations::Column::State.eq("pending"))
+                .exec(&txn)
+                .await
+                .map_err(db("voiding the user's links"))?;
+        }
+        for event in &change.audit {
+            audit_events::Entity::insert(audit_to_row(event))
+                .exec_without_returning(&txn)
+                .await
+                .map_err(db("writing the audit event"))?;
+        }
+        txn.commit().await.map_err(db("committing a user change"))?;
+        Ok(())
+    }
+
+    async fn count_seats(&self) -> Result<u64, StoreError> {
+        users::Entity::find()
+            .filter(users::Column::Status.is_in(SEAT_HOLDING))
+            .count(&self.db)
+            .await
+            .map_err(db("counting seats"))
     }
 
     async fn get(&self, id: UserId) -> Result<Option<User>, StoreError> {

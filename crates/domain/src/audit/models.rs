@@ -51,42 +51,75 @@ pub enum AuditAction {
     SetupCompleted,
     /// A user was invited.
     UserInvited,
+    /// An invitation was re-sent (new link, old one void).
+    InvitationResent,
     /// An invitation was accepted and the user activated.
     InvitationAccepted,
+    /// A user's role changed.
+    RoleChanged,
+    /// A user was deactivated.
+    UserDeactivated,
+    /// A user was reactivated.
+    UserReactivated,
+    /// A user's name or department changed.
+    ProfileChanged,
+    /// An admin asked for a password reset.
+    PasswordResetRequested,
+    /// A password reset was completed.
+    PasswordResetCompleted,
+    /// A user changed their own password.
+    PasswordChanged,
+    /// Sessions were terminated (by an admin, or "sign out everywhere").
+    SessionsTerminated,
     /// A sign-in succeeded.
     SignInSucceeded,
     /// A sign-in failed (the reason is in the details).
     SignInFailed,
+    /// A sign-in was refused because of too many failures.
+    SignInThrottled,
     /// A user signed out.
     SignedOut,
+    /// The seat limit changed.
+    SeatLimitChanged,
+    /// An operator erased a user's personal data.
+    UserErased,
 }
+
+const ACTION_NAMES: &[(AuditAction, &str)] = &[
+    (AuditAction::SetupCompleted, "setup.completed"),
+    (AuditAction::UserInvited, "user.invited"),
+    (AuditAction::InvitationResent, "invitation.resent"),
+    (AuditAction::InvitationAccepted, "invitation.accepted"),
+    (AuditAction::RoleChanged, "user.role_changed"),
+    (AuditAction::UserDeactivated, "user.deactivated"),
+    (AuditAction::UserReactivated, "user.reactivated"),
+    (AuditAction::ProfileChanged, "user.profile_changed"),
+    (AuditAction::PasswordResetRequested, "password_reset.requested"),
+    (AuditAction::PasswordResetCompleted, "password_reset.completed"),
+    (AuditAction::PasswordChanged, "password.changed"),
+    (AuditAction::SessionsTerminated, "sessions.terminated"),
+    (AuditAction::SignInSucceeded, "sign_in.succeeded"),
+    (AuditAction::SignInFailed, "sign_in.failed"),
+    (AuditAction::SignInThrottled, "sign_in.throttled"),
+    (AuditAction::SignedOut, "session.signed_out"),
+    (AuditAction::SeatLimitChanged, "settings.seat_limit_changed"),
+    (AuditAction::UserErased, "user.erased"),
+];
 
 impl AuditAction {
     /// The stable name, e.g. `user.invited`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::SetupCompleted => "setup.completed",
-            Self::UserInvited => "user.invited",
-            Self::InvitationAccepted => "invitation.accepted",
-            Self::SignInSucceeded => "sign_in.succeeded",
-            Self::SignInFailed => "sign_in.failed",
-            Self::SignedOut => "session.signed_out",
-        }
+        ACTION_NAMES.iter().find(|(a, _)| *a == self).map_or("unknown", |(_, name)| name)
     }
 
     /// Every action, for parsing and documentation.
-    pub const ALL: &'static [AuditAction] = &[
-        Self::SetupCompleted,
-        Self::UserInvited,
-        Self::InvitationAccepted,
-        Self::SignInSucceeded,
-        Self::SignInFailed,
-        Self::SignedOut,
-    ];
+    pub fn all() -> impl Iterator<Item = AuditAction> {
+        ACTION_NAMES.iter().map(|(a, _)| *a)
+    }
 
     /// Parses a stable name.
     pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.iter().copied().find(|a| a.as_str() == name)
+        ACTION_NAMES.iter().find(|(_, n)| *n == name).map(|(a, _)| *a)
     }
 }
 
@@ -171,5 +204,21 @@ impl AuditEvent {
     pub fn change(mut self, change: Change) -> Self {
         self.changes.push(change);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_has_a_distinct_stable_name_that_parses_back() {
+        let names: std::collections::HashSet<_> =
+            AuditAction::all().map(AuditAction::as_str).collect();
+        assert_eq!(names.len(), ACTION_NAMES.len());
+        for action in AuditAction::all() {
+            assert_eq!(AuditAction::parse(action.as_str()), Some(action));
+            assert_ne!(action.as_str(), "unknown");
+        }
     }
 }

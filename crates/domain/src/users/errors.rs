@@ -62,3 +62,41 @@ pub enum ListUsersError {
     #[error(transparent)]
     Unexpected(#[from] StoreError),
 }
+
+/// Why changing a user (role, active, name, department) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateUserError {
+    /// No user has this id.
+    #[error("no user has this id")]
+    NotFound,
+    /// A field is invalid.
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    /// The change would leave no active admin (rule 3, rule 14).
+    #[error(
+        "this is the last active admin; promote another user to admin first, then change this one"
+    )]
+    LastAdmin,
+    /// Reactivating needs a free seat.
+    #[error(
+        "all {limit} seats are taken; deactivate users who no longer need access or raise the seat limit"
+    )]
+    SeatLimitReached {
+        /// The limit.
+        limit: u32,
+    },
+    /// Something unexpected failed.
+    #[error(transparent)]
+    Unexpected(#[from] StoreError),
+}
+
+/// Why a settings change failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A value is invalid.
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    /// Something unexpected failed.
+    #[error(transparent)]
+    Unexpected(#[from] StoreError),
+}

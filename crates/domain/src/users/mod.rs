@@ -2,6 +2,7 @@
 //! lifecycle, and the admin use cases that list and invite them.
 
 pub mod errors;
+pub mod lifecycle;
 pub mod models;
 pub mod ports;
 pub mod service;

@@ -41,6 +41,48 @@ pub enum InsertUserError {
     Unexpected(#[from] StoreError),
 }
 
+/// A change to an existing user, with everything written with it. The domain
+/// computed `after` from `before`; the store applies it only if the user is
+/// still as `before` says, and only if the instance-wide rules still hold.
+#[derive(Debug, Clone)]
+pub struct UserChange {
+    /// The user as the domain read them.
+    pub before: User,
+    /// The user as they must become.
+    pub after: User,
+    /// One audit event per kind of change.
+    pub audit: Vec<AuditEvent>,
+    /// End every session of the user (deactivation).
+    pub end_sessions: bool,
+    /// Void pending invitation and reset links (deactivation).
+    pub revoke_links: bool,
+    /// The change removes an active admin: at least one other must remain.
+    pub keep_an_admin: bool,
+    /// The change makes the user hold a seat again (reactivation), under
+    /// this limit (`None` = unlimited).
+    pub takes_seat: Option<Option<u32>>,
+}
+
+/// Why the store refused a change.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeUserError {
+    /// The user's role or status changed since `before` was read.
+    #[error("the user changed meanwhile")]
+    Stale,
+    /// No other active admin would remain.
+    #[error("last active admin")]
+    LastAdmin,
+    /// Every seat is taken.
+    #[error("seat limit {limit} reached")]
+    SeatLimitReached {
+        /// The limit.
+        limit: u32,
+    },
+    /// Unexpected failure.
+    #[error(transparent)]
+    Unexpected(#[from] StoreError),
+}
+
 /// Position after the last user of a page (users are listed by creation
 /// time, then id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +139,26 @@ pub trait UserRepository: Send + Sync {
     ///   `seat_limit` is set and invited + active users already reach it —
     ///   checked atomically, so concurrent inserts never overshoot.
     async fn insert_invited(&self, new: NewInvitedUser) -> Result<(), InsertUserError>;
+
+    /// Applies a change to an existing user in one transaction: the row, the
+    /// audit events, and (as asked) ending sessions and voiding links.
+    ///
+    /// # Errors
+    /// Writes nothing and
+    /// - MUST return [`ChangeUserError::Stale`] if the stored role or status
+    ///   differs from `before`;
+    /// - MUST return [`ChangeUserError::LastAdmin`] if `keep_an_admin` is set
+    ///   and no *other* active admin exists — checked atomically, so two
+    ///   admins demoting each other at once leave one admin;
+    /// - MUST return [`ChangeUserError::SeatLimitReached`] if `takes_seat`
+    ///   carries a limit that invited + active users already reach.
+    async fn apply_change(&self, change: UserChange) -> Result<(), ChangeUserError>;
+
+    /// Invited + active users.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn count_seats(&self) -> Result<u64, StoreError>;
 
     /// The user with this id.
     ///

@@ -190,7 +190,7 @@ impl UserManagement {
             invitation: invitation.clone(),
             mail,
             audit,
-            seat_limit: self.policy.seat_limit,
+            seat_limit: self.seat_limit().await?,
         };
         match self.ports.users.insert_invited(new).await {
             Ok(()) => Ok(Invited { user, invitation, token }),

@@ -2,6 +2,7 @@
 
 pub(crate) mod auth;
 pub(crate) mod invitations;
+pub(crate) mod settings;
 pub(crate) mod users;
 
 use poem_openapi::Tags;
@@ -15,4 +16,6 @@ pub(crate) enum ApiTags {
     Users,
     /// Accepting invitations.
     Invitations,
+    /// Instance settings (admins only).
+    Settings,
 }

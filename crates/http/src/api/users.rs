@@ -5,6 +5,7 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use secureai_domain::UserId;
+use secureai_domain::users::lifecycle::UserUpdate;
 use secureai_domain::users::service::{InviteRequest, ListUsersRequest};
 
 use super::ApiTags;
@@ -40,6 +41,23 @@ pub(crate) struct UserPageDto {
     items: Vec<UserDto>,
     /// Pass as `cursor` to get the next page; absent on the last page.
     next_cursor: Option<String>,
+}
+
+/// Fields to change; absent fields stay as they are.
+#[derive(Debug, Object)]
+pub(crate) struct UpdateUser {
+    /// `user` or `admin`.
+    role: Option<String>,
+    /// `false` deactivates, `true` reactivates.
+    active: Option<bool>,
+    /// Display name.
+    name: Option<String>,
+    /// Department; an empty string clears it.
+    department: Option<String>,
+}
+
+pub(crate) fn parse_id(text: &str) -> Result<UserId, ApiError> {
+    text.parse().map_err(|_| ApiError::not_found("user_not_found", "no user has this id"))
 }
 
 pub(crate) struct UsersApi(pub(crate) AppState);
@@ -88,6 +106,31 @@ impl UsersApi {
             items: page.items.iter().map(UserDto::from).collect(),
             next_cursor: page.next_cursor,
         }))
+    }
+
+    /// Change a user's role, active state, name or department (the
+    /// profile's "Save"). Deactivating ends every session at once and frees
+    /// the seat; reactivating needs a free seat; the last active admin can
+    /// be neither demoted nor deactivated (`last_admin`).
+    #[oai(path = "/users/:id", method = "patch")]
+    async fn update(
+        &self,
+        auth: SessionAuth,
+        /// The user's id.
+        id: Path<String>,
+        body: Json<UpdateUser>,
+        req: &Request,
+    ) -> Result<Json<UserDto>, ApiError> {
+        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let id = parse_id(&id.0)?;
+        let update = UserUpdate {
+            role: body.0.role,
+            active: body.0.active,
+            name: body.0.name,
+            department: body.0.department,
+        };
+        let user = self.0.service.update_user(&admin, id, &update, &request_context(req)).await?;
+        Ok(Json(UserDto::from(&user)))
     }
 
     /// One user.

@@ -170,3 +170,97 @@ async fn a_sent_message_is_not_sent_again_and_loses_its_link() {
         1
     );
 }
+
+/// Rule 3 under concurrency: two admins demoting (or deactivating) each
+/// other at the same instant leave one admin, round after round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_admins_removing_each_other_at_once_always_leave_one() {
+    use secureai_domain::users::errors::UpdateUserError;
+    use secureai_domain::users::lifecycle::UserUpdate;
+
+    let db = TestDb::sqlite().await;
+    let (service, _clock) = db.service(Policy::default());
+    let root = first_admin(&service).await;
+    let ctx = RequestContext::default();
+    let other = service
+        .invite_user(
+            &root,
+            &secureai_domain::users::service::InviteRequest {
+                role: "admin".into(),
+                ..invite("second@example.com")
+            },
+            &ctx,
+        )
+        .await
+        .unwrap();
+    service
+        .accept_invitation(
+            &other.token,
+            SecretString::from("second admin password".to_owned()),
+            &ctx,
+        )
+        .await
+        .unwrap();
+    let second = service
+        .authenticate(
+            &service
+                .sign_in(
+                    "second@example.com",
+                    &SecretString::from("second admin password".to_owned()),
+                    &ctx,
+                )
+                .await
+                .unwrap()
+                .token,
+        )
+        .await
+        .unwrap()
+        .admin()
+        .unwrap();
+    let demote = UserUpdate { role: Some("user".into()), ..UserUpdate::default() };
+    let deactivate = UserUpdate { active: Some(false), ..UserUpdate::default() };
+    let restore =
+        UserUpdate { role: Some("admin".into()), active: Some(true), ..UserUpdate::default() };
+    let rounds =
+        std::env::var("SECUREAI_RACE_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(100);
+
+    for round in 0..rounds {
+        // Odd rounds: one demotes while the other deactivates.
+        let second_update = if round % 2 == 0 { demote.clone() } else { deactivate.clone() };
+        let a = {
+            let (service, root, target) = (service.clone(), root.clone(), second.user().id);
+            let update = demote.clone();
+            tokio::spawn(async move {
+                service.update_user(&root, target, &update, &RequestContext::default()).await
+            })
+        };
+        let b = {
+            let (service, second, target) = (service.clone(), second.clone(), root.user().id);
+            tokio::spawn(async move {
+                service
+                    .update_user(&second, target, &second_update, &RequestContext::default())
+                    .await
+            })
+        };
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+
+        let admins =
+            count(&db, "SELECT COUNT(*) FROM users WHERE role = 'admin' AND status = 'active'")
+                .await;
+        assert_eq!(admins, 1, "round {round}: {a:?} / {b:?}");
+        assert!(
+            matches!(a, Err(UpdateUserError::LastAdmin))
+                ^ matches!(b, Err(UpdateUserError::LastAdmin)),
+            "round {round}: exactly one must be refused: {a:?} / {b:?}"
+        );
+        // Put both admins back for the next round, as whichever is still admin.
+        let (survivor, target) =
+            if a.is_ok() { (&root, second.user().id) } else { (&second, root.user().id) };
+        service.update_user(survivor, target, &restore, &RequestContext::default()).await.unwrap();
+        assert_eq!(
+            count(&db, "SELECT COUNT(*) FROM users WHERE role = 'admin' AND status = 'active'")
+                .await,
+            2
+        );
+    }
+}

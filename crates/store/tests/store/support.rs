@@ -32,6 +32,7 @@ impl TestDb {
             sessions: store.clone(),
             setup: store.clone(),
             audit: store.clone(),
+            settings: store.clone(),
             clock: clock.clone(),
             tokens: Arc::new(SequentialTokens::default()),
             passwords: Arc::new(FakeHasher),

@@ -1,0 +1,28 @@
+//! Driven port for instance settings.
+
+use async_trait::async_trait;
+
+use crate::audit::models::AuditEvent;
+use crate::errors::StoreError;
+
+/// A seat limit as stored: `Some(None)` means "set to unlimited"; a port
+/// answering `None` means "never set" (the configured default applies).
+pub type StoredSeatLimit = Option<Option<u32>>;
+
+/// Storage of settings.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait SettingsRepository: Send + Sync {
+    /// The seat limit an admin set, if any.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn seat_limit(&self) -> Result<StoredSeatLimit, StoreError>;
+
+    /// Stores the seat limit (`None` = unlimited) with its audit event.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn set_seat_limit(&self, limit: Option<u32>, audit: AuditEvent)
+    -> Result<(), StoreError>;
+}

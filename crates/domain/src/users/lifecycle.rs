@@ -1,0 +1,272 @@
+//! Changing users: role, active (deactivate / reactivate), name and
+//! department — the panel's "Save" — and the seat limit.
+//!
+//! The domain works out the new user and what must go with it (audit
+//! events, ending sessions, the rules to re-check); the store applies it
+//! atomically, re-checking the instance-wide rules (at least one active admin,
+//! seats) against committed data.
+
+use chrono::{DateTime, Utc};
+
+use crate::audit::models::{Actor, AuditAction, AuditEvent, Change, RequestContext};
+use crate::service::UserManagement;
+use crate::sessions::models::Admin;
+use crate::users::errors::{FieldError, SettingsError, UpdateUserError};
+use crate::users::models::{Department, DisplayName, Role, User, UserId, UserState, UserStatus};
+use crate::users::ports::{ChangeUserError, UserChange};
+
+/// A change as an admin (or the user, for their own name) asked for it.
+/// Absent fields stay as they are; an empty department clears it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserUpdate {
+    /// New role, `user` or `admin`.
+    pub role: Option<String>,
+    /// `false` deactivates, `true` reactivates.
+    pub active: Option<bool>,
+    /// New display name.
+    pub name: Option<String>,
+    /// New department (`""` clears it).
+    pub department: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct ValidUpdate {
+    role: Option<Role>,
+    active: Option<bool>,
+    name: Option<DisplayName>,
+    department: Option<Option<Department>>,
+}
+
+impl UserUpdate {
+    fn validate(&self) -> Result<ValidUpdate, FieldError> {
+        Ok(ValidUpdate {
+            role: self
+                .role
+                .as_deref()
+                .map(Role::parse)
+                .transpose()
+                .map_err(|e| FieldError::new("role", e))?,
+            active: self.active,
+            name: self
+                .name
+                .as_deref()
+                .map(DisplayName::parse)
+                .transpose()
+                .map_err(|e| FieldError::new("name", e))?,
+            department: self
+                .department
+                .as_deref()
+                .map(Department::parse)
+                .transpose()
+                .map_err(|e| FieldError::new("department", e))?,
+        })
+    }
+}
+
+/// Seats in use and the limit in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeatUsage {
+    /// Invited + active users.
+    pub used: u64,
+    /// The limit (`None` = unlimited).
+    pub limit: Option<u32>,
+}
+
+/// How many times a change is retried when the user changed meanwhile.
+const ATTEMPTS: usize = 5;
+
+impl UserManagement {
+    /// Changes a user's role, active state, name or department (rules 3, 4,
+    /// 7, 8, 14). Deactivation ends every session at once and frees the
+    /// seat; reactivation needs a free seat; no change may leave the
+    /// instance without an active admin.
+    ///
+    /// # Errors
+    /// See [`UpdateUserError`].
+    pub async fn update_user(
+        &self,
+        admin: &Admin,
+        id: UserId,
+        update: &UserUpdate,
+        context: &RequestContext,
+    ) -> Result<User, UpdateUserError> {
+        let valid = update.validate()?;
+        self.change_user(admin.actor(), id, &valid, context).await
+    }
+
+    /// Changes the signed-in user's own name.
+    ///
+    /// # Errors
+    /// See [`UpdateUserError`].
+    pub async fn update_own_name(
+        &self,
+        principal: &crate::sessions::models::Principal,
+        name: &str,
+        context: &RequestContext,
+    ) -> Result<User, UpdateUserError> {
+        let valid =
+            UserUpdate { name: Some(name.to_owned()), ..UserUpdate::default() }.validate()?;
+        self.change_user(principal.actor(), principal.user.id, &valid, context).await
+    }
+
+    async fn change_user(
+        &self,
+        actor: Actor,
+        id: UserId,
+        update: &ValidUpdate,
+        context: &RequestContext,
+    ) -> Result<User, UpdateUserError> {
+        for _ in 0..ATTEMPTS {
+            let before = self.ports.users.get(id).await?.ok_or(UpdateUserError::NotFound)?;
+            let now = self.ports.clock.now();
+            let Some(mut change) = plan(&actor, before.clone(), update, now, context) else {
+                return Ok(before);
+            };
+            if change.takes_seat.is_some() {
+                change.takes_seat = Some(self.seat_limit().await?);
+            }
+            let after = change.after.clone();
+            match self.ports.users.apply_change(change).await {
+                Ok(()) => return Ok(after),
+                Err(ChangeUserError::Stale) => continue,
+                Err(ChangeUserError::LastAdmin) => return Err(UpdateUserError::LastAdmin),
+                Err(ChangeUserError::SeatLimitReached { limit }) => {
+                    return Err(UpdateUserError::SeatLimitReached { limit });
+                }
+                Err(ChangeUserError::Unexpected(e)) => return Err(e.into()),
+            }
+        }
+        Err(crate::StoreError::msg("the user kept changing while we tried to update them").into())
+    }
+
+    /// Seats in use and the limit in force.
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] on failure.
+    pub async fn seat_usage(&self, _admin: &Admin) -> Result<SeatUsage, crate::StoreError> {
+        Ok(SeatUsage {
+            used: self.ports.users.count_seats().await?,
+            limit: self.seat_limit().await?,
+        })
+    }
+
+    /// Sets the seat limit (`None` = unlimited). A limit below the seats in
+    /// use keeps everyone's access but refuses new invitations and
+    /// reactivations until seats are freed.
+    ///
+    /// # Errors
+    /// [`SettingsError::Invalid`] for a limit of zero.
+    pub async fn set_seat_limit(
+        &self,
+        admin: &Admin,
+        limit: Option<u32>,
+        context: &RequestContext,
+    ) -> Result<SeatUsage, SettingsError> {
+        if limit == Some(0) {
+            return Err(
+                FieldError::new("limit", "must be at least 1, or null for unlimited").into()
+            );
+        }
+        let before = self.seat_limit().await?;
+        let show = |l: Option<u32>| l.map_or_else(|| "unlimited".to_owned(), |n| n.to_string());
+        let audit = AuditEvent::new(
+            self.ports.clock.now(),
+            admin.actor(),
+            AuditAction::SeatLimitChanged,
+            context,
+        )
+        .change(Change::new("seat_limit", Some(&show(before)), Some(&show(limit))));
+        self.ports.settings.set_seat_limit(limit, audit).await?;
+        Ok(self.seat_usage(admin).await?)
+    }
+}
+
+/// Works out the new user and everything that goes with the change, or
+/// `None` if nothing changes.
+fn plan(
+    actor: &Actor,
+    before: User,
+    update: &ValidUpdate,
+    now: DateTime<Utc>,
+    context: &RequestContext,
+) -> Option<UserChange> {
+    let event = |action| AuditEvent::new(now, actor.clone(), action, context).target(&before);
+    let mut after = before.clone();
+    let mut audit = Vec::new();
+    let mut change = UserChange {
+        before: before.clone(),
+        after: before.clone(),
+        audit: Vec::new(),
+        end_sessions: false,
+        revoke_links: false,
+        keep_an_admin: false,
+        takes_seat: None,
+    };
+
+    if let Some(role) = update.role.filter(|r| *r != before.role) {
+        after.role = role;
+        audit.push(event(AuditAction::RoleChanged).change(Change::new(
+            "role",
+            Some(before.role.as_str()),
+            Some(role.as_str()),
+        )));
+    }
+
+    let mut profile = Vec::new();
+    if let Some(name) = update.name.as_ref().filter(|n| **n != before.name) {
+        profile.push(Change::new("name", Some(before.name.as_ref()), Some(name.as_ref())));
+        after.name = name.clone();
+    }
+    if let Some(department) = update.department.as_ref().filter(|d| **d != before.department) {
+        profile.push(Change::new(
+            "department",
+            before.department.as_ref().map(AsRef::as_ref),
+            department.as_ref().map(AsRef::as_ref),
+        ));
+        after.department = department.clone();
+    }
+    if !profile.is_empty() {
+        let mut event = event(AuditAction::ProfileChanged);
+        event.changes = profile;
+        audit.push(event);
+    }
+
+    match (update.active, before.status()) {
+        (Some(false), UserStatus::Invited | UserStatus::Active) => {
+            after.state = UserState::Deactivated {
+                activated_at: before.state.activated_at(),
+                deactivated_at: now,
+            };
+            change.end_sessions = true;
+            change.revoke_links = true;
+            audit.push(event(AuditAction::UserDeactivated).change(Change::new(
+                "status",
+                Some(before.status().as_str()),
+                Some("deactivated"),
+            )));
+        }
+        (Some(true), UserStatus::Deactivated) => {
+            // Someone who never activated goes back to "invited"; the admin
+            // re-sends their invitation.
+            after.state = match before.state.activated_at() {
+                Some(activated_at) => UserState::Active { activated_at },
+                None => UserState::Invited,
+            };
+            change.takes_seat = Some(None);
+            audit.push(event(AuditAction::UserReactivated).change(Change::new(
+                "status",
+                Some("deactivated"),
+                Some(after.status().as_str()),
+            )));
+        }
+        _ => {}
+    }
+
+    if audit.is_empty() {
+        return None;
+    }
+    change.keep_an_admin = before.is_active_admin() && !after.is_active_admin();
+    change.audit = audit;
+    change.after = after;
+    Some(change)
+}
