@@ -114,3 +114,115 @@ async fn unknown_tokens_and_weak_passwords_are_refused() {
         .await;
     assert_eq!(ok.status(), StatusCode::OK);
 }
+
+async fn user_id(app: &TestApp, admin: &str, email: &str) -> String {
+    let page = body(app.get("/api/v1/users?limit=200", Some(admin)).await).await;
+    page["items"].as_array().unwrap().iter().find(|u| u["email"] == email).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn an_expired_invitation_can_be_resent_and_only_the_new_link_works() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    app.invite(&admin, "resend@example.com", "user").await;
+    let old = app.invitation_token("resend@example.com").await;
+    let id = user_id(&app, &admin, "resend@example.com").await;
+    app.clock.advance(Duration::hours(80));
+    let admin = app.admin_token().await; // the old session timed out too
+    let profile = body(app.get(&format!("/api/v1/users/{id}"), Some(&admin)).await).await;
+    assert_eq!(profile["invitation"]["state"], "expired");
+
+    let resent = app.post(&format!("/api/v1/users/{id}/invitation"), Some(&admin), json!({})).await;
+
+    assert_eq!(resent.status(), StatusCode::OK);
+    assert_eq!(body(resent).await["state"], "pending");
+    let links = secureai_tests::wait_for_links(
+        &app.data_dir.join("mail"),
+        "resend@example.com",
+        "/invitations/accept?token=",
+        2,
+    )
+    .await;
+    let new = links.iter().map(|l| l.split("token=").nth(1).unwrap()).find(|t| *t != old).unwrap();
+    let profile = body(app.get(&format!("/api/v1/users/{id}"), Some(&admin)).await).await;
+    assert_eq!(profile["invitation"]["state"], "pending");
+    assert!(profile["invitation"]["expires_at"].is_string());
+    let with_old = app
+        .post(
+            "/api/v1/invitations/accept",
+            None,
+            json!({"token": old, "password": "password for old"}),
+        )
+        .await;
+    assert_error(with_old, StatusCode::NOT_FOUND, "invitation_invalid").await;
+    let with_new = app
+        .post(
+            "/api/v1/invitations/accept",
+            None,
+            json!({"token": new, "password": "password for new"}),
+        )
+        .await;
+    assert_eq!(with_new.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn re_sending_a_new_link_voids_a_still_valid_one() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    app.invite(&admin, "twice@example.com", "user").await;
+    let old = app.invitation_token("twice@example.com").await;
+    let id = user_id(&app, &admin, "twice@example.com").await;
+
+    app.post(&format!("/api/v1/users/{id}/invitation"), Some(&admin), json!({})).await;
+
+    let refused = app
+        .post(
+            "/api/v1/invitations/accept",
+            None,
+            json!({"token": old, "password": "some password 1"}),
+        )
+        .await;
+    assert_error(refused, StatusCode::NOT_FOUND, "invitation_invalid").await;
+}
+
+#[tokio::test]
+async fn only_invited_users_can_be_sent_a_new_invitation() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    let root_id = user_id(&app, &admin, "root@example.com").await;
+
+    let refused =
+        app.post(&format!("/api/v1/users/{root_id}/invitation"), Some(&admin), json!({})).await;
+
+    assert_error(refused, StatusCode::CONFLICT, "not_invited").await;
+    let unknown = app
+        .post(
+            "/api/v1/users/6f1c1f4e-7a51-4a53-9a0b-4f1f3c7e2f10/invitation",
+            Some(&admin),
+            json!({}),
+        )
+        .await;
+    assert_error(unknown, StatusCode::NOT_FOUND, "user_not_found").await;
+}
+
+#[tokio::test]
+async fn the_profile_summarises_activity() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    app.active_user(&admin, "busy@example.com", "user", "busy user password").await;
+    app.login("busy@example.com", "busy user password").await;
+    let id = user_id(&app, &admin, "busy@example.com").await;
+
+    let profile = body(app.get(&format!("/api/v1/users/{id}"), Some(&admin)).await).await;
+
+    assert_eq!(profile["active_sessions"], 2);
+    assert_eq!(profile["invitation"]["state"], "accepted");
+    assert!(profile["last_login_at"].is_string());
+    assert!(profile["activated_at"].is_string());
+    assert!(profile["created_at"].is_string());
+    assert!(profile["deactivated_at"].is_null());
+    assert_eq!(profile["email"], "busy@example.com");
+}

@@ -234,6 +234,29 @@ pub fn read_mail(dir: &Path) -> Vec<Mail> {
         .collect()
 }
 
+/// Every link containing `marker` in the mails to `email` so far.
+pub fn links_to(dir: &Path, email: &str, marker: &str) -> Vec<String> {
+    read_mail(dir)
+        .iter()
+        .filter(|m| m.to.eq_ignore_ascii_case(email))
+        .flat_map(|m| m.text.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .filter(|word| word.contains(marker))
+        .collect()
+}
+
+/// Waits (up to 10 s) until `count` links containing `marker` reached
+/// `email`, and returns them all.
+pub async fn wait_for_links(dir: &Path, email: &str, marker: &str, count: usize) -> Vec<String> {
+    for _ in 0..200 {
+        let links = links_to(dir, email, marker);
+        if links.len() >= count {
+            return links;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("fewer than {count} mails to {email} with {marker} arrived in {}", dir.display());
+}
+
 /// Waits (up to 10 s) for a mail to `email` containing `marker`, and
 /// returns the whole link that contains it.
 pub async fn wait_for_link(dir: &Path, email: &str, marker: &str) -> String {

@@ -19,7 +19,9 @@ use crate::audit::ports::AuditLog;
 use crate::clock::Clock;
 use crate::errors::StoreError;
 use crate::invitations::models::{Invitation, InvitationState};
-use crate::invitations::ports::{AcceptStoreError, Acceptance, InvitationRepository};
+use crate::invitations::ports::{
+    AcceptStoreError, Acceptance, InvitationRepository, Reissue, ReissueError,
+};
 use crate::mail::models::{OutgoingMail, QueuedMail};
 use crate::mail::ports::{DeliveryError, MailTransport, OutboxRepository};
 use crate::secrets::{
@@ -257,6 +259,43 @@ impl UserRepository for InMemoryStore {
 
 #[async_trait]
 impl InvitationRepository for InMemoryStore {
+    async fn reissue(&self, reissue: Reissue) -> Result<(), ReissueError> {
+        let mut state = self.state();
+        let user_id = reissue.invitation.user_id;
+        if state.users.get(&user_id).is_none_or(|u| u.status() != UserStatus::Invited) {
+            return Err(ReissueError::NotInvited);
+        }
+        let at = reissue.invitation.created_at;
+        for invitation in &mut state.invitations {
+            if invitation.user_id == user_id && invitation.state == InvitationState::Pending {
+                invitation.state = InvitationState::Revoked { at };
+            }
+        }
+        state.invitations.push(reissue.invitation);
+        let next_attempt_at = reissue.mail.created_at;
+        state.outbox.push(StoredMail {
+            mail: reissue.mail,
+            attempts: 0,
+            next_attempt_at,
+            leased_until: None,
+            sent_at: None,
+            failed: false,
+            last_error: None,
+        });
+        state.audit.push(reissue.audit);
+        Ok(())
+    }
+
+    async fn latest_for(&self, user: UserId) -> Result<Option<Invitation>, StoreError> {
+        Ok(self
+            .state()
+            .invitations
+            .iter()
+            .filter(|i| i.user_id == user)
+            .max_by_key(|i| (i.state == InvitationState::Pending, i.created_at))
+            .cloned())
+    }
+
     async fn find_by_token(
         &self,
         hash: &TokenHash,
@@ -298,6 +337,20 @@ impl InvitationRepository for InMemoryStore {
 
 #[async_trait]
 impl SessionRepository for InMemoryStore {
+    async fn count_live(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+        idle_since: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        Ok(self
+            .state()
+            .sessions
+            .iter()
+            .filter(|s| s.user_id == user && s.expires_at > now && s.last_seen_at > idle_since)
+            .count() as u64)
+    }
+
     async fn find_credentials(
         &self,
         email: &EmailAddress,

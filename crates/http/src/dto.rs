@@ -2,6 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use poem_openapi::{Enum, Object};
+use secureai_domain::invitations::models::InvitationStatus;
+use secureai_domain::users::service::UserProfile;
 use secureai_domain::{Role, SignInMethod, User, UserStatus};
 
 /// A role.
@@ -135,6 +137,69 @@ impl From<&User> for MeDto {
             role: user.role.into(),
             status: user.status().into(),
             permissions: user.role.permissions().iter().map(|p| p.as_str().to_owned()).collect(),
+        }
+    }
+}
+
+/// Where an invitation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum InvitationStateDto {
+    /// Usable until `expires_at`.
+    Pending,
+    /// Its 72 hours ran out; re-send it.
+    Expired,
+    /// Used to activate the account.
+    Accepted,
+    /// Replaced by a newer invitation.
+    Revoked,
+}
+
+/// The latest invitation of a user.
+#[derive(Debug, Clone, Object)]
+pub struct InvitationDto {
+    /// State.
+    pub state: InvitationStateDto,
+    /// When it stops (or stopped) working, for pending and expired ones.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was accepted or revoked.
+    pub at: Option<DateTime<Utc>>,
+}
+
+impl From<InvitationStatus> for InvitationDto {
+    fn from(status: InvitationStatus) -> Self {
+        let (state, expires_at, at) = match status {
+            InvitationStatus::Pending { expires_at } => {
+                (InvitationStateDto::Pending, Some(expires_at), None)
+            }
+            InvitationStatus::Expired { expired_at } => {
+                (InvitationStateDto::Expired, Some(expired_at), None)
+            }
+            InvitationStatus::Accepted { at } => (InvitationStateDto::Accepted, None, Some(at)),
+            InvitationStatus::Revoked { at } => (InvitationStateDto::Revoked, None, Some(at)),
+        };
+        Self { state, expires_at, at }
+    }
+}
+
+/// A user with their activity summary (the profile page).
+#[derive(Debug, Clone, Object)]
+pub struct UserProfileDto {
+    /// The user.
+    #[oai(flatten)]
+    pub user: UserDto,
+    /// Their latest invitation, if any.
+    pub invitation: Option<InvitationDto>,
+    /// Sessions usable now.
+    pub active_sessions: u64,
+}
+
+impl From<&UserProfile> for UserProfileDto {
+    fn from(profile: &UserProfile) -> Self {
+        Self {
+            user: UserDto::from(&profile.user),
+            invitation: profile.invitation.map(InvitationDto::from),
+            active_sessions: profile.active_sessions,
         }
     }
 }

@@ -8,7 +8,7 @@ use poem::{IntoResponse, Response};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
 use secureai_domain::StoreError;
-use secureai_domain::invitations::errors::AcceptInvitationError;
+use secureai_domain::invitations::errors::{AcceptInvitationError, ResendInvitationError};
 use secureai_domain::sessions::errors::{AuthenticateError, SignInError};
 use secureai_domain::sessions::models::Forbidden;
 use secureai_domain::users::errors::{
@@ -206,6 +206,16 @@ impl From<SettingsError> for ApiError {
         match error {
             SettingsError::Invalid(field) => Self::invalid_field(&field),
             SettingsError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<ResendInvitationError> for ApiError {
+    fn from(error: ResendInvitationError) -> Self {
+        match error {
+            ResendInvitationError::NotFound => Self::not_found("user_not_found", error),
+            ResendInvitationError::NotInvited => Self::conflict("not_invited", error),
+            ResendInvitationError::Unexpected(e) => e.into(),
         }
     }
 }

@@ -2,14 +2,19 @@
 
 use async_trait::async_trait;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
 use secureai_domain::invitations::models::Invitation;
-use secureai_domain::invitations::ports::{AcceptStoreError, Acceptance, InvitationRepository};
-use secureai_domain::{StoreError, TokenHash, User};
+use secureai_domain::invitations::ports::{
+    AcceptStoreError, Acceptance, InvitationRepository, Reissue, ReissueError,
+};
+use secureai_domain::{StoreError, TokenHash, User, UserId};
 
 use crate::SqlStore;
-use crate::convert::{audit_to_row, db, invitation_from_row, micros, user_from_row};
-use crate::entities::{audit_events, invitations, users};
+use crate::convert::{
+    audit_to_row, db, invitation_from_row, invitation_to_row, micros, user_from_row,
+};
+use crate::entities::{audit_events, invitations, outbox, users};
+use crate::outbox::mail_to_row;
 
 #[async_trait]
 impl InvitationRepository for SqlStore {
@@ -31,6 +36,59 @@ impl InvitationRepository for SqlStore {
             .map_err(db("reading the invited user"))?
             .ok_or_else(|| StoreError::msg("an invitation points to a missing user"))?;
         Ok(Some((invitation_from_row(&invitation)?, user_from_row(&user)?)))
+    }
+
+    async fn reissue(&self, reissue: Reissue) -> Result<(), ReissueError> {
+        let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
+        let user_id = reissue.invitation.user_id.to_string();
+        // Touch the user row only if still invited: this both checks and
+        // locks it against a concurrent acceptance or deactivation.
+        let still_invited = users::Entity::update_many()
+            .col_expr(users::Column::Status, Expr::value("invited"))
+            .filter(users::Column::Id.eq(user_id.clone()))
+            .filter(users::Column::Status.eq("invited"))
+            .exec(&txn)
+            .await
+            .map_err(db("checking the invited user"))?;
+        if still_invited.rows_affected != 1 {
+            return Err(ReissueError::NotInvited);
+        }
+        invitations::Entity::update_many()
+            .col_expr(invitations::Column::State, Expr::value("revoked"))
+            .col_expr(
+                invitations::Column::StateAt,
+                Expr::value(micros(reissue.invitation.created_at)),
+            )
+            .filter(invitations::Column::UserId.eq(user_id))
+            .filter(invitations::Column::State.eq("pending"))
+            .exec(&txn)
+            .await
+            .map_err(db("voiding earlier invitations"))?;
+        invitations::Entity::insert(invitation_to_row(&reissue.invitation))
+            .exec_without_returning(&txn)
+            .await
+            .map_err(db("inserting an invitation"))?;
+        outbox::Entity::insert(mail_to_row(&reissue.mail))
+            .exec_without_returning(&txn)
+            .await
+            .map_err(db("queueing the invitation email"))?;
+        audit_events::Entity::insert(audit_to_row(&reissue.audit))
+            .exec_without_returning(&txn)
+            .await
+            .map_err(db("writing the audit event"))?;
+        txn.commit().await.map_err(db("committing a re-sent invitation"))?;
+        Ok(())
+    }
+
+    async fn latest_for(&self, user: UserId) -> Result<Option<Invitation>, StoreError> {
+        let rows = invitations::Entity::find()
+            .filter(invitations::Column::UserId.eq(user.to_string()))
+            .order_by_desc(invitations::Column::CreatedAt)
+            .all(&self.db)
+            .await
+            .map_err(db("reading invitations"))?;
+        let chosen = rows.iter().find(|r| r.state == "pending").or(rows.first());
+        chosen.map(invitation_from_row).transpose()
     }
 
     async fn accept(&self, acceptance: Acceptance) -> Result<(), AcceptStoreError> {

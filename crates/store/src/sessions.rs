@@ -4,10 +4,12 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait};
 use secureai_domain::sessions::models::{Session, SessionId};
 use secureai_domain::sessions::ports::SessionRepository;
-use secureai_domain::{AuditEvent, EmailAddress, PasswordHash, StoreError, TokenHash, User};
+use secureai_domain::{
+    AuditEvent, EmailAddress, PasswordHash, StoreError, TokenHash, User, UserId,
+};
 
 use crate::SqlStore;
 use crate::convert::{audit_to_row, db, micros, session_from_row, session_to_row, user_from_row};
@@ -73,6 +75,21 @@ impl SessionRepository for SqlStore {
             .await
             .map_err(db("touching a session"))?;
         Ok(())
+    }
+
+    async fn count_live(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+        idle_since: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        sessions::Entity::find()
+            .filter(sessions::Column::UserId.eq(user.to_string()))
+            .filter(sessions::Column::ExpiresAt.gt(micros(now)))
+            .filter(sessions::Column::LastSeenAt.gt(micros(idle_since)))
+            .count(&self.db)
+            .await
+            .map_err(db("counting sessions"))
     }
 
     async fn end(&self, id: SessionId, audit: Option<AuditEvent>) -> Result<(), StoreError> {

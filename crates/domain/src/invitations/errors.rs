@@ -28,3 +28,19 @@ pub enum AcceptInvitationError {
     #[error(transparent)]
     Unexpected(#[from] StoreError),
 }
+
+/// Why re-sending an invitation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ResendInvitationError {
+    /// No user has this id.
+    #[error("no user has this id")]
+    NotFound,
+    /// Only invited users have invitations to re-send.
+    #[error(
+        "this user is not waiting for an invitation: only invited users can be sent a new link"
+    )]
+    NotInvited,
+    /// Something unexpected failed.
+    #[error(transparent)]
+    Unexpected(#[from] StoreError),
+}

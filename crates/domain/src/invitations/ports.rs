@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use crate::audit::models::AuditEvent;
 use crate::errors::StoreError;
 use crate::invitations::models::{Invitation, InvitationId};
+use crate::mail::models::OutgoingMail;
 use crate::secrets::{PasswordHash, TokenHash};
 use crate::users::models::{User, UserId};
 
@@ -36,6 +37,28 @@ pub enum AcceptStoreError {
     Unexpected(#[from] StoreError),
 }
 
+/// A new invitation replacing the pending ones of an invited user.
+#[derive(Debug, Clone)]
+pub struct Reissue {
+    /// The new invitation (pending).
+    pub invitation: Invitation,
+    /// Its email, for the outbox.
+    pub mail: OutgoingMail,
+    /// The audit record.
+    pub audit: AuditEvent,
+}
+
+/// Why the store refused to reissue.
+#[derive(Debug, thiserror::Error)]
+pub enum ReissueError {
+    /// The user is no longer invited (activated or deactivated meanwhile).
+    #[error("the user is not invited")]
+    NotInvited,
+    /// Unexpected failure.
+    #[error(transparent)]
+    Unexpected(#[from] StoreError),
+}
+
 /// Storage of invitations.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
@@ -58,4 +81,19 @@ pub trait InvitationRepository: Send + Sync {
     /// the invitation is not pending or the user is not invited at the moment
     /// of writing: of two concurrent acceptances exactly one succeeds.
     async fn accept(&self, acceptance: Acceptance) -> Result<(), AcceptStoreError>;
+
+    /// Voids the user's pending invitations and stores the new one, its
+    /// email and the audit event, in one transaction.
+    ///
+    /// # Errors
+    /// MUST return [`ReissueError::NotInvited`] and write nothing if the user
+    /// is not invited at the moment of writing.
+    async fn reissue(&self, reissue: Reissue) -> Result<(), ReissueError>;
+
+    /// The user's pending invitation if there is one, else their most
+    /// recent one, if any.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn latest_for(&self, user: UserId) -> Result<Option<Invitation>, StoreError>;
 }

@@ -4,12 +4,14 @@
 use secrecy::SecretString;
 
 use crate::audit::models::{Actor, AuditAction, AuditEvent, Change, RequestContext};
-use crate::invitations::errors::AcceptInvitationError;
-use crate::invitations::models::InvitationStatus;
-use crate::invitations::ports::{AcceptStoreError, Acceptance};
+use crate::invitations::errors::{AcceptInvitationError, ResendInvitationError};
+use crate::invitations::models::{Invitation, InvitationId, InvitationState, InvitationStatus};
+use crate::invitations::ports::{AcceptStoreError, Acceptance, Reissue, ReissueError};
+use crate::mail::models::{MailMessage, OutgoingMail};
 use crate::secrets::{Password, PlainToken};
 use crate::service::UserManagement;
-use crate::users::models::{User, UserState, UserStatus};
+use crate::sessions::models::Admin;
+use crate::users::models::{User, UserId, UserState, UserStatus};
 
 /// What an invitation link means right now, for the accept page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +101,59 @@ impl UserManagement {
             Ok(()) => Ok(activated),
             Err(AcceptStoreError::NoLongerPending) => Err(AcceptInvitationError::Invalid),
             Err(AcceptStoreError::Unexpected(e)) => Err(e.into()),
+        }
+    }
+}
+
+impl UserManagement {
+    /// Re-sends an invitation: a new 72-hour link by email; every earlier
+    /// link of the user stops working (rule 5).
+    ///
+    /// # Errors
+    /// See [`ResendInvitationError`].
+    pub async fn resend_invitation(
+        &self,
+        admin: &Admin,
+        id: UserId,
+        context: &RequestContext,
+    ) -> Result<Invitation, ResendInvitationError> {
+        let user = self.ports.users.get(id).await?.ok_or(ResendInvitationError::NotFound)?;
+        if user.status() != UserStatus::Invited {
+            return Err(ResendInvitationError::NotInvited);
+        }
+        let now = self.ports.clock.now();
+        let token = self.ports.tokens.generate();
+        let invitation = Invitation {
+            id: InvitationId::random(),
+            user_id: user.id,
+            token_hash: token.hash(),
+            created_at: now,
+            expires_at: now + self.policy.invitation_ttl,
+            state: InvitationState::Pending,
+        };
+        let mail = OutgoingMail {
+            id: uuid::Uuid::new_v4(),
+            to: user.email.clone(),
+            to_name: user.name.clone(),
+            message: MailMessage::Invitation {
+                token,
+                expires_at: invitation.expires_at,
+                invited_by: Some(admin.user().name.to_string()),
+            },
+            created_at: now,
+        };
+        let audit = AuditEvent::new(now, admin.actor(), AuditAction::InvitationResent, context)
+            .target(&user)
+            .change(Change::detail("expires_at", &invitation.expires_at.to_rfc3339()));
+        match self
+            .ports
+            .invitations
+            .reissue(Reissue { invitation: invitation.clone(), mail, audit })
+            .await
+        {
+            Ok(()) => Ok(invitation),
+            Err(ReissueError::NotInvited) => Err(ResendInvitationError::NotInvited),
+            Err(ReissueError::Unexpected(e)) => Err(e.into()),
         }
     }
 }

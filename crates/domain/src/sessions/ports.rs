@@ -7,7 +7,7 @@ use crate::audit::models::AuditEvent;
 use crate::errors::StoreError;
 use crate::secrets::{PasswordHash, TokenHash};
 use crate::sessions::models::{Session, SessionId};
-use crate::users::models::{EmailAddress, User};
+use crate::users::models::{EmailAddress, User, UserId};
 
 /// Storage of sessions.
 #[cfg_attr(feature = "mocks", mockall::automock)]
@@ -40,6 +40,18 @@ pub trait SessionRepository: Send + Sync {
     /// # Errors
     /// [`StoreError`] only on failure; a session that no longer exists is not an error.
     async fn touch(&self, id: SessionId, at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// How many sessions of `user` are still usable at `now` (not past
+    /// `expires_at`, used since `idle_since`).
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn count_live(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+        idle_since: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
 
     /// Deletes a session and, if given, appends the audit event, in one
     /// transaction.

@@ -5,7 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 
 use crate::audit::models::{Actor, AuditAction, AuditEvent, Change, RequestContext};
-use crate::invitations::models::{Invitation, InvitationId, InvitationState};
+use crate::invitations::models::{Invitation, InvitationId, InvitationState, InvitationStatus};
 use crate::mail::models::{MailMessage, OutgoingMail};
 use crate::secrets::PlainToken;
 use crate::service::UserManagement;
@@ -72,6 +72,17 @@ pub struct Invited {
     pub invitation: Invitation,
     /// The link's token.
     pub token: PlainToken,
+}
+
+/// A user and their activity summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserProfile {
+    /// The user (with created, activated, deactivated and last sign-in times).
+    pub user: User,
+    /// Their latest invitation's status, if they were ever invited.
+    pub invitation: Option<InvitationStatus>,
+    /// Sessions still usable now.
+    pub active_sessions: u64,
 }
 
 /// A requested page of users.
@@ -218,6 +229,24 @@ impl UserManagement {
         let limit = request.limit.unwrap_or(50).clamp(1, self.policy.max_page_size);
         let UserPage { items, next } = self.ports.users.list(&UserQuery { limit, after }).await?;
         Ok(UsersPage { items, next_cursor: next.as_ref().map(encode_cursor) })
+    }
+
+    /// One user with their activity summary: invitation state and live
+    /// sessions (the profile page).
+    ///
+    /// # Errors
+    /// See [`GetUserError`].
+    pub async fn user_profile(
+        &self,
+        admin: &Admin,
+        id: UserId,
+    ) -> Result<UserProfile, GetUserError> {
+        let user = self.get_user(admin, id).await?;
+        let now = self.ports.clock.now();
+        let invitation = self.ports.invitations.latest_for(id).await?.map(|i| i.status_at(now));
+        let active_sessions =
+            self.ports.sessions.count_live(id, now, now - self.policy.session_idle_timeout).await?;
+        Ok(UserProfile { user, invitation, active_sessions })
     }
 
     /// One user by id.

@@ -11,7 +11,7 @@ use secureai_domain::users::service::{InviteRequest, ListUsersRequest};
 use super::ApiTags;
 use crate::AppState;
 use crate::auth::{SessionAuth, request_context};
-use crate::dto::UserDto;
+use crate::dto::{InvitationDto, UserDto, UserProfileDto};
 use crate::errors::ApiError;
 
 /// A user to invite.
@@ -141,12 +141,27 @@ impl UsersApi {
         /// The user's id.
         id: Path<String>,
         req: &Request,
-    ) -> Result<Json<UserDto>, ApiError> {
+    ) -> Result<Json<UserProfileDto>, ApiError> {
         let admin = self.0.principal(&auth, req).await?.admin()?;
-        let id: UserId =
-            id.0.parse()
-                .map_err(|_| ApiError::not_found("user_not_found", "no user has this id"))?;
-        let user = self.0.service.get_user(&admin, id).await?;
-        Ok(Json(UserDto::from(&user)))
+        let id = parse_id(&id.0)?;
+        let profile = self.0.service.user_profile(&admin, id).await?;
+        Ok(Json(UserProfileDto::from(&profile)))
+    }
+
+    /// Re-send the invitation of an invited user: a new 72-hour link goes
+    /// out by email and every earlier link stops working.
+    #[oai(path = "/users/:id/invitation", method = "post")]
+    async fn resend_invitation(
+        &self,
+        auth: SessionAuth,
+        /// The user's id.
+        id: Path<String>,
+        req: &Request,
+    ) -> Result<Json<InvitationDto>, ApiError> {
+        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let id = parse_id(&id.0)?;
+        let invitation =
+            self.0.service.resend_invitation(&admin, id, &request_context(req)).await?;
+        Ok(Json(InvitationDto::from(invitation.status_at(invitation.created_at))))
     }
 }
