@@ -40,6 +40,18 @@ enum Invitations {
 }
 
 #[derive(DeriveIden)]
+enum PasswordResets {
+    Table,
+    Id,
+    UserId,
+    TokenHash,
+    CreatedAt,
+    ExpiresAt,
+    State,
+    StateAt,
+}
+
+#[derive(DeriveIden)]
 enum Sessions {
     Table,
     Id,
@@ -200,6 +212,46 @@ impl MigrationTrait for Migration {
                     .name("ix_invitations_user")
                     .table(Invitations::Table)
                     .col(Invitations::UserId)
+                    .to_owned(),
+            )
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(PasswordResets::Table)
+                    .col(id(PasswordResets::Id))
+                    .col(string_len(PasswordResets::UserId, 36))
+                    .col(string_len(PasswordResets::TokenHash, 64))
+                    .col(big_integer(PasswordResets::CreatedAt))
+                    .col(big_integer(PasswordResets::ExpiresAt))
+                    .col(string_len(PasswordResets::State, 16))
+                    .col(big_integer_null(PasswordResets::StateAt))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("fk_password_resets_user")
+                            .from(PasswordResets::Table, PasswordResets::UserId)
+                            .to(Users::Table, Users::Id),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ux_password_resets_token")
+                    .table(PasswordResets::Table)
+                    .col(PasswordResets::TokenHash)
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_password_resets_user")
+                    .table(PasswordResets::Table)
+                    .col(PasswordResets::UserId)
                     .to_owned(),
             )
             .await?;

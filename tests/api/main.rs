@@ -9,4 +9,5 @@ mod docs;
 mod invitations;
 mod lifecycle;
 mod pages;
+mod passwords;
 mod users;

@@ -22,6 +22,7 @@ pub mod clock;
 pub mod errors;
 pub mod invitations;
 pub mod mail;
+pub mod resets;
 pub mod secrets;
 pub mod service;
 pub mod sessions;

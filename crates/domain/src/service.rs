@@ -9,6 +9,7 @@ use chrono::Duration;
 use crate::audit::ports::AuditLog;
 use crate::clock::Clock;
 use crate::invitations::ports::InvitationRepository;
+use crate::resets::ports::PasswordRepository;
 use crate::secrets::{PasswordHasher, TokenGenerator};
 use crate::sessions::ports::SessionRepository;
 use crate::settings::ports::SettingsRepository;
@@ -36,6 +37,8 @@ pub struct Ports {
     pub tokens: Arc<dyn TokenGenerator>,
     /// Password hashing.
     pub passwords: Arc<dyn PasswordHasher>,
+    /// Password resets and password changes.
+    pub passwords_store: Arc<dyn PasswordRepository>,
 }
 
 /// Tunable rules.

@@ -24,6 +24,8 @@ use crate::invitations::ports::{
 };
 use crate::mail::models::{OutgoingMail, QueuedMail};
 use crate::mail::ports::{DeliveryError, MailTransport, OutboxRepository};
+use crate::resets::models::PasswordReset;
+use crate::resets::ports::{NewReset, PasswordChange, PasswordRepository, PasswordStoreError};
 use crate::secrets::{
     Password, PasswordHash, PasswordHasher, PlainToken, TOKEN_BYTES, TokenGenerator, TokenHash,
 };
@@ -145,6 +147,8 @@ pub struct MemoryState {
     pub setup_token: Option<(TokenHash, DateTime<Utc>)>,
     /// The seat limit an admin set.
     pub seat_limit: StoredSeatLimit,
+    /// Password reset links.
+    pub resets: Vec<PasswordReset>,
 }
 
 impl MemoryState {
@@ -391,6 +395,15 @@ impl SessionRepository for InMemoryStore {
         Ok(())
     }
 
+    async fn end_all(&self, user: UserId, audit: AuditEvent) -> Result<u64, StoreError> {
+        let mut state = self.state();
+        let before = state.sessions.len();
+        state.sessions.retain(|s| s.user_id != user);
+        let ended = (before - state.sessions.len()) as u64;
+        state.audit.push(audit);
+        Ok(ended)
+    }
+
     async fn end(&self, id: SessionId, audit: Option<AuditEvent>) -> Result<(), StoreError> {
         let mut state = self.state();
         state.sessions.retain(|s| s.id != id);
@@ -443,6 +456,67 @@ impl SetupRepository for InMemoryStore {
         state.passwords.insert(completion.admin.id, completion.password_hash);
         state.users.insert(completion.admin.id, completion.admin);
         state.audit.push(completion.audit);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl PasswordRepository for InMemoryStore {
+    async fn issue_reset(&self, new: NewReset) -> Result<(), PasswordStoreError> {
+        let mut state = self.state();
+        let user_id = new.reset.user_id;
+        if state.users.get(&user_id).is_none_or(|u| u.status() != UserStatus::Active) {
+            return Err(PasswordStoreError::NoLongerApplicable);
+        }
+        let at = new.reset.created_at;
+        for reset in &mut state.resets {
+            if reset.user_id == user_id && reset.state == InvitationState::Pending {
+                reset.state = InvitationState::Revoked { at };
+            }
+        }
+        state.resets.push(new.reset);
+        let next_attempt_at = new.mail.created_at;
+        state.outbox.push(StoredMail {
+            mail: new.mail,
+            attempts: 0,
+            next_attempt_at,
+            leased_until: None,
+            sent_at: None,
+            failed: false,
+            last_error: None,
+        });
+        state.audit.push(new.audit);
+        Ok(())
+    }
+
+    async fn find_reset(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<(PasswordReset, User)>, StoreError> {
+        let state = self.state();
+        Ok(state
+            .resets
+            .iter()
+            .find(|r| r.token_hash == *hash)
+            .and_then(|r| state.users.get(&r.user_id).map(|u| (r.clone(), u.clone()))))
+    }
+
+    async fn set_password(&self, change: PasswordChange) -> Result<(), PasswordStoreError> {
+        let mut state = self.state();
+        if state.users.get(&change.user_id).is_none_or(|u| u.status() != UserStatus::Active) {
+            return Err(PasswordStoreError::NoLongerApplicable);
+        }
+        if let Some(reset_id) = change.reset_id {
+            let reset = state
+                .resets
+                .iter_mut()
+                .find(|r| r.id == reset_id && r.state == InvitationState::Pending)
+                .ok_or(PasswordStoreError::NoLongerApplicable)?;
+            reset.state = InvitationState::Accepted { at: change.at };
+        }
+        state.passwords.insert(change.user_id, change.password_hash);
+        state.sessions.retain(|s| s.user_id != change.user_id || Some(s.id) == change.keep_session);
+        state.audit.push(change.audit);
         Ok(())
     }
 }
@@ -584,6 +658,7 @@ impl TestKit {
             clock: clock.clone(),
             tokens: Arc::new(SequentialTokens::default()),
             passwords: Arc::new(FakeHasher),
+            passwords_store: store.clone(),
         };
         Self { service: UserManagement::new(ports, policy), store, clock }
     }

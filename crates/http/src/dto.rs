@@ -203,3 +203,10 @@ impl From<&UserProfile> for UserProfileDto {
         }
     }
 }
+
+/// How many sessions ended.
+#[derive(Debug, Clone, Object)]
+pub struct Ended {
+    /// Sessions ended.
+    pub ended: u64,
+}

@@ -9,6 +9,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
 use secureai_domain::StoreError;
 use secureai_domain::invitations::errors::{AcceptInvitationError, ResendInvitationError};
+use secureai_domain::resets::errors::{ChangePasswordError, CompleteResetError, RequestResetError};
 use secureai_domain::sessions::errors::{AuthenticateError, SignInError};
 use secureai_domain::sessions::models::Forbidden;
 use secureai_domain::users::errors::{
@@ -216,6 +217,45 @@ impl From<ResendInvitationError> for ApiError {
             ResendInvitationError::NotFound => Self::not_found("user_not_found", error),
             ResendInvitationError::NotInvited => Self::conflict("not_invited", error),
             ResendInvitationError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<RequestResetError> for ApiError {
+    fn from(error: RequestResetError) -> Self {
+        match error {
+            RequestResetError::NotFound => Self::not_found("user_not_found", error),
+            RequestResetError::SsoUser => Self::conflict("sso_user", error),
+            RequestResetError::NotActive(_) => Self::conflict("user_not_active", error),
+            RequestResetError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<CompleteResetError> for ApiError {
+    fn from(error: CompleteResetError) -> Self {
+        match error {
+            CompleteResetError::Invalid => Self::not_found("reset_invalid", error),
+            CompleteResetError::Expired { .. } => Self::Gone(body("reset_expired", error)),
+            CompleteResetError::WeakPassword(policy) => {
+                Self::invalid_field(&FieldError::new("password", policy))
+            }
+            CompleteResetError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<ChangePasswordError> for ApiError {
+    fn from(error: ChangePasswordError) -> Self {
+        match error {
+            ChangePasswordError::WrongPassword => {
+                Self::invalid_field(&FieldError::new("current_password", error))
+            }
+            ChangePasswordError::SsoUser => Self::conflict("sso_user", error),
+            ChangePasswordError::WeakPassword(policy) => {
+                Self::invalid_field(&FieldError::new("new_password", policy))
+            }
+            ChangePasswordError::Unexpected(e) => e.into(),
         }
     }
 }

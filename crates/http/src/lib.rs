@@ -65,6 +65,8 @@ pub fn app(state: AppState) -> impl Endpoint {
             api::users::UsersApi(state.clone()),
             api::invitations::InvitationsApi(state.clone()),
             api::settings::SettingsApi(state.clone()),
+            api::me::MeApi(state.clone()),
+            api::passwords::PasswordsApi(state.clone()),
         ),
         "SecureAI user management",
         env!("CARGO_PKG_VERSION"),

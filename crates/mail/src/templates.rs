@@ -12,6 +12,9 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("invitation.subject.txt", include_str!("../templates/invitation.subject.txt")),
     ("invitation.txt", include_str!("../templates/invitation.txt")),
     ("invitation.html", include_str!("../templates/invitation.html")),
+    ("password_reset.subject.txt", include_str!("../templates/password_reset.subject.txt")),
+    ("password_reset.txt", include_str!("../templates/password_reset.txt")),
+    ("password_reset.html", include_str!("../templates/password_reset.html")),
 ];
 
 /// A template problem.
@@ -101,6 +104,14 @@ impl Templates {
                     expires_at => expires_at.format("%-d %B %Y at %H:%M UTC").to_string(),
                 };
                 self.render_set("invitation", &ctx)
+            }
+            MailMessage::PasswordReset { token, expires_at } => {
+                let ctx = context! {
+                    name => mail.to_name.to_string(),
+                    link => self.link("/password-resets/complete", Some(token.expose())),
+                    expires_at => expires_at.format("%-d %B %Y at %H:%M UTC").to_string(),
+                };
+                self.render_set("password_reset", &ctx)
             }
         }
     }

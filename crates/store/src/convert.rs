@@ -4,13 +4,14 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ActiveValue::Set, DbErr};
 use secureai_domain::audit::models::{Actor, AuditEvent};
 use secureai_domain::invitations::models::{Invitation, InvitationId, InvitationState};
+use secureai_domain::resets::models::PasswordReset;
 use secureai_domain::sessions::models::{Session, SessionId};
 use secureai_domain::{
     Department, DisplayName, EmailAddress, Role, SignInMethod, StoreError, TokenHash, User, UserId,
     UserState,
 };
 
-use crate::entities::{audit_events, invitations, sessions, users};
+use crate::entities::{audit_events, invitations, password_resets, sessions, users};
 
 /// Microseconds since the Unix epoch: the portable form of an instant.
 pub(crate) fn micros(at: DateTime<Utc>) -> i64 {
@@ -99,30 +100,63 @@ pub(crate) fn user_to_row(user: &User, password_hash: Option<String>) -> users::
     }
 }
 
+/// A one-time link's state from its two columns.
+fn link_state(state: &str, at: Option<i64>) -> Result<InvitationState, StoreError> {
+    let at = || at.map(instant).transpose()?.ok_or_else(|| corrupt("link state time", "null"));
+    Ok(match state {
+        "pending" => InvitationState::Pending,
+        "accepted" => InvitationState::Accepted { at: at()? },
+        "revoked" => InvitationState::Revoked { at: at()? },
+        other => return Err(corrupt("link state", other)),
+    })
+}
+
+/// A one-time link's state as its two columns.
+fn link_state_columns(state: InvitationState) -> (&'static str, Option<i64>) {
+    match state {
+        InvitationState::Pending => ("pending", None),
+        InvitationState::Accepted { at } => ("accepted", Some(micros(at))),
+        InvitationState::Revoked { at } => ("revoked", Some(micros(at))),
+    }
+}
+
 pub(crate) fn invitation_from_row(row: &invitations::Model) -> Result<Invitation, StoreError> {
-    let state_at =
-        || row.state_at.map(instant).transpose()?.ok_or_else(|| corrupt("invitation time", "null"));
     Ok(Invitation {
         id: InvitationId::from_uuid(uuid(&row.id)?),
         user_id: user_id(&row.user_id)?,
         token_hash: token_hash(&row.token_hash)?,
         created_at: instant(row.created_at)?,
         expires_at: instant(row.expires_at)?,
-        state: match row.state.as_str() {
-            "pending" => InvitationState::Pending,
-            "accepted" => InvitationState::Accepted { at: state_at()? },
-            "revoked" => InvitationState::Revoked { at: state_at()? },
-            other => return Err(corrupt("invitation state", other)),
-        },
+        state: link_state(&row.state, row.state_at)?,
     })
 }
 
+pub(crate) fn reset_from_row(row: &password_resets::Model) -> Result<PasswordReset, StoreError> {
+    Ok(PasswordReset {
+        id: uuid(&row.id)?,
+        user_id: user_id(&row.user_id)?,
+        token_hash: token_hash(&row.token_hash)?,
+        created_at: instant(row.created_at)?,
+        expires_at: instant(row.expires_at)?,
+        state: link_state(&row.state, row.state_at)?,
+    })
+}
+
+pub(crate) fn reset_to_row(reset: &PasswordReset) -> password_resets::ActiveModel {
+    let (state, at) = link_state_columns(reset.state);
+    password_resets::ActiveModel {
+        id: Set(reset.id.to_string()),
+        user_id: Set(reset.user_id.to_string()),
+        token_hash: Set(reset.token_hash.to_hex()),
+        created_at: Set(micros(reset.created_at)),
+        expires_at: Set(micros(reset.expires_at)),
+        state: Set(state.to_owned()),
+        state_at: Set(at),
+    }
+}
+
 pub(crate) fn invitation_to_row(invitation: &Invitation) -> invitations::ActiveModel {
-    let (state, at) = match invitation.state {
-        InvitationState::Pending => ("pending", None),
-        InvitationState::Accepted { at } => ("accepted", Some(micros(at))),
-        InvitationState::Revoked { at } => ("revoked", Some(micros(at))),
-    };
+    let (state, at) = link_state_columns(invitation.state);
     invitations::ActiveModel {
         id: Set(invitation.id.as_uuid().to_string()),
         user_id: Set(invitation.user_id.to_string()),

@@ -189,3 +189,25 @@ pub(crate) mod settings {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub(crate) mod password_resets {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "password_resets")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub user_id: String,
+        pub token_hash: String,
+        pub created_at: i64,
+        pub expires_at: i64,
+        pub state: String,
+        pub state_at: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

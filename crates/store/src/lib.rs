@@ -15,6 +15,7 @@ mod convert;
 mod entities;
 mod invitations;
 mod outbox;
+mod passwords;
 mod sessions;
 mod settings;
 mod setup;

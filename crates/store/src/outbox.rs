@@ -24,6 +24,7 @@ use crate::entities::outbox;
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum Payload {
     Invitation { token: String, expires_at: i64, invited_by: Option<String> },
+    PasswordReset { token: String, expires_at: i64 },
 }
 
 pub(crate) fn mail_to_row(mail: &OutgoingMail) -> outbox::ActiveModel {
@@ -32,6 +33,10 @@ pub(crate) fn mail_to_row(mail: &OutgoingMail) -> outbox::ActiveModel {
             token: token.expose().to_owned(),
             expires_at: micros(*expires_at),
             invited_by: invited_by.clone(),
+        },
+        MailMessage::PasswordReset { token, expires_at } => Payload::PasswordReset {
+            token: token.expose().to_owned(),
+            expires_at: micros(*expires_at),
         },
     };
     outbox::ActiveModel {
@@ -59,6 +64,10 @@ fn mail_from_row(row: &outbox::Model) -> Result<QueuedMail, StoreError> {
             token: PlainToken::presented(token),
             expires_at: instant(expires_at)?,
             invited_by,
+        },
+        Payload::PasswordReset { token, expires_at } => MailMessage::PasswordReset {
+            token: PlainToken::presented(token),
+            expires_at: instant(expires_at)?,
         },
     };
     Ok(QueuedMail {

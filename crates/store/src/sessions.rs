@@ -92,6 +92,21 @@ impl SessionRepository for SqlStore {
             .map_err(db("counting sessions"))
     }
 
+    async fn end_all(&self, user: UserId, audit: AuditEvent) -> Result<u64, StoreError> {
+        let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
+        let ended = sessions::Entity::delete_many()
+            .filter(sessions::Column::UserId.eq(user.to_string()))
+            .exec(&txn)
+            .await
+            .map_err(db("ending sessions"))?;
+        audit_events::Entity::insert(audit_to_row(&audit))
+            .exec_without_returning(&txn)
+            .await
+            .map_err(db("writing the audit event"))?;
+        txn.commit().await.map_err(db("committing ended sessions"))?;
+        Ok(ended.rows_affected)
+    }
+
     async fn end(&self, id: SessionId, audit: Option<AuditEvent>) -> Result<(), StoreError> {
         let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
         sessions::Entity::delete_many()

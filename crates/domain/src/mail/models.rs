@@ -19,6 +19,13 @@ pub enum MailMessage {
         /// Who invited them (display name), if a person did.
         invited_by: Option<String>,
     },
+    /// A password reset link.
+    PasswordReset {
+        /// The reset token (the link carries it).
+        token: PlainToken,
+        /// When the link stops working.
+        expires_at: DateTime<Utc>,
+    },
 }
 
 impl MailMessage {
@@ -26,6 +33,7 @@ impl MailMessage {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Invitation { .. } => "invitation",
+            Self::PasswordReset { .. } => "password_reset",
         }
     }
 }

@@ -53,6 +53,13 @@ pub trait SessionRepository: Send + Sync {
         idle_since: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
 
+    /// Deletes every session of `user` and appends the audit event, in one
+    /// transaction; returns how many ended.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn end_all(&self, user: UserId, audit: AuditEvent) -> Result<u64, StoreError>;
+
     /// Deletes a session and, if given, appends the audit event, in one
     /// transaction.
     ///

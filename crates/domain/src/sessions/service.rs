@@ -7,8 +7,9 @@ use crate::audit::models::{Actor, AuditAction, AuditEvent, Change, RequestContex
 use crate::secrets::PlainToken;
 use crate::service::UserManagement;
 use crate::sessions::errors::{AuthenticateError, SignInError};
-use crate::sessions::models::{Principal, Session, SessionId, SessionValidity, SignedIn};
-use crate::users::models::{EmailAddress, UserStatus};
+use crate::sessions::models::{Admin, Principal, Session, SessionId, SessionValidity, SignedIn};
+use crate::users::errors::GetUserError;
+use crate::users::models::{EmailAddress, UserId, UserStatus};
 
 impl UserManagement {
     /// Signs in with email and password.
@@ -109,6 +110,42 @@ impl UserManagement {
             self.ports.sessions.touch(session.id, now).await?;
         }
         Ok(Principal { user, session_id: session.id })
+    }
+
+    /// Ends every session of a user at once (rule 11); they must sign in
+    /// again. Returns how many sessions ended.
+    ///
+    /// # Errors
+    /// [`GetUserError::NotFound`] for an unknown user.
+    pub async fn terminate_sessions(
+        &self,
+        admin: &Admin,
+        id: UserId,
+        context: &RequestContext,
+    ) -> Result<u64, GetUserError> {
+        let user = self.ports.users.get(id).await?.ok_or(GetUserError::NotFound)?;
+        let now = self.ports.clock.now();
+        let audit = AuditEvent::new(now, admin.actor(), AuditAction::SessionsTerminated, context)
+            .target(&user)
+            .change(Change::detail("by", "admin"));
+        Ok(self.ports.sessions.end_all(user.id, audit).await?)
+    }
+
+    /// Signs the caller out everywhere, this session included.
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] on failure.
+    pub async fn sign_out_everywhere(
+        &self,
+        principal: &Principal,
+        context: &RequestContext,
+    ) -> Result<u64, crate::StoreError> {
+        let now = self.ports.clock.now();
+        let audit =
+            AuditEvent::new(now, principal.actor(), AuditAction::SessionsTerminated, context)
+                .target(&principal.user)
+                .change(Change::detail("by", "self"));
+        self.ports.sessions.end_all(principal.user.id, audit).await
     }
 
     /// Ends the caller's session.

@@ -2,6 +2,8 @@
 
 pub(crate) mod auth;
 pub(crate) mod invitations;
+pub(crate) mod me;
+pub(crate) mod passwords;
 pub(crate) mod settings;
 pub(crate) mod users;
 

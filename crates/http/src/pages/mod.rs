@@ -2,7 +2,7 @@
 //! setup and accepting an invitation. Page handlers only translate forms to
 //! use-case calls; every rule lives in the domain.
 
-mod invitation;
+mod links;
 mod setup;
 
 use askama::Template;
@@ -12,7 +12,8 @@ use poem::{IntoResponse, Response, Route, get, handler};
 pub(crate) fn routes() -> Route {
     Route::new()
         .at("/setup", get(setup::show).post(setup::submit))
-        .at("/invitations/accept", get(invitation::show).post(invitation::submit))
+        .at("/invitations/accept", get(links::show_invitation).post(links::submit_invitation))
+        .at("/password-resets/complete", get(links::show_reset).post(links::submit_reset))
         .at("/static/app.css", get(stylesheet))
         .at("/", get(home))
 }
@@ -56,6 +57,17 @@ pub(crate) fn message(
     link: Option<(&str, &str)>,
 ) -> Response {
     page(status, &MessagePage { heading, message, link })
+}
+
+/// The page for an unexpected failure; the cause is logged once.
+pub(crate) fn internal(error: &secureai_domain::StoreError) -> Response {
+    let _ = crate::errors::ApiError::internal(error);
+    message(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        "The error was logged. Please try again in a moment.",
+        None,
+    )
 }
 
 #[handler]

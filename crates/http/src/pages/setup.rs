@@ -9,10 +9,9 @@ use secureai_domain::PlainToken;
 use secureai_domain::setup::errors::SetupError;
 use serde::Deserialize;
 
-use super::{message, page};
+use super::{internal, message, page};
 use crate::AppState;
 use crate::auth::request_context;
-use crate::errors::ApiError;
 
 #[derive(Deserialize)]
 pub(crate) struct TokenQuery {
@@ -49,16 +48,6 @@ fn invalid_link() -> Response {
         "This setup link is not valid",
         "It may have been used already, or the service restarted and printed a new one. If an \
          administrator exists, sign in instead; otherwise use the link printed at the latest start.",
-        None,
-    )
-}
-
-fn internal(error: &secureai_domain::StoreError) -> Response {
-    let _ = ApiError::internal(error);
-    message(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Something went wrong",
-        "The error was logged. Please try again in a moment.",
         None,
     )
 }

@@ -36,6 +36,7 @@ impl TestDb {
             clock: clock.clone(),
             tokens: Arc::new(SequentialTokens::default()),
             passwords: Arc::new(FakeHasher),
+            passwords_store: store.clone(),
         };
         (Arc::new(UserManagement::new(ports, policy)), clock)
     }

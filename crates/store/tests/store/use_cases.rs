@@ -76,7 +76,9 @@ async fn a_newcomer_sets_up_invites_and_the_invited_user_signs_in() {
     let queued = db.store.claim_due(now, now + Duration::minutes(5), 10).await.unwrap();
     assert_eq!(queued.len(), 1);
     assert_eq!(queued[0].mail.to.as_str(), "Grace@Example.com");
-    let MailMessage::Invitation { token, .. } = &queued[0].mail.message;
+    let MailMessage::Invitation { token, .. } = &queued[0].mail.message else {
+        panic!("expected an invitation, got {:?}", queued[0].mail.message.kind());
+    };
     let token = PlainToken::presented(token.expose());
 
     let user = service.accept_invitation(&token, secret("grace's own secret"), &ctx).await.unwrap();
