@@ -16,6 +16,7 @@ enum Users {
     Email,
     EmailKey,
     Name,
+    NameKey,
     Role,
     Status,
     SignIn,
@@ -104,6 +105,21 @@ enum SetupTokens {
 }
 
 #[derive(DeriveIden)]
+enum UserSearchTerms {
+    Table,
+    Term,
+    UserId,
+}
+
+#[derive(DeriveIden)]
+enum UserCounts {
+    Table,
+    Role,
+    Status,
+    N,
+}
+
+#[derive(DeriveIden)]
 enum Settings {
     Table,
     Key,
@@ -132,6 +148,7 @@ impl MigrationTrait for Migration {
                     .col(string_len(Users::Email, 254))
                     .col(string_len(Users::EmailKey, 254))
                     .col(string_len(Users::Name, 200))
+                    .col(string_len(Users::NameKey, 200))
                     .col(string_len(Users::Role, 16))
                     .col(string_len(Users::Status, 16))
                     .col(string_len(Users::SignIn, 16))
@@ -140,7 +157,8 @@ impl MigrationTrait for Migration {
                     .col(big_integer(Users::CreatedAt))
                     .col(big_integer_null(Users::ActivatedAt))
                     .col(big_integer_null(Users::DeactivatedAt))
-                    .col(big_integer_null(Users::LastLoginAt))
+                    // 0 = never: a NOT NULL column sorts and pages simply.
+                    .col(big_integer(Users::LastLoginAt).default(0))
                     .to_owned(),
             )
             .await?;
@@ -165,6 +183,22 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        for (name, col) in [
+            ("ix_users_name", Users::NameKey),
+            ("ix_users_last_login", Users::LastLoginAt),
+            ("ix_users_department", Users::Department),
+        ] {
+            manager
+                .create_index(
+                    Index::create()
+                        .name(name)
+                        .table(Users::Table)
+                        .col(col)
+                        .col(Users::Id)
+                        .to_owned(),
+                )
+                .await?;
+        }
         manager
             .create_index(
                 Index::create()
@@ -370,6 +404,57 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+
+        // Words users are found by (email, its domain, name words): a
+        // prefix search is an index range scan, whatever the user count.
+        manager
+            .create_table(
+                Table::create()
+                    .table(UserSearchTerms::Table)
+                    .col(string_len(UserSearchTerms::Term, 254))
+                    .col(string_len(UserSearchTerms::UserId, 36))
+                    .primary_key(
+                        Index::create().col(UserSearchTerms::Term).col(UserSearchTerms::UserId),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_user_search_terms_user")
+                    .table(UserSearchTerms::Table)
+                    .col(UserSearchTerms::UserId)
+                    .to_owned(),
+            )
+            .await?;
+
+        // Users per (role, status), kept in the transaction of every change:
+        // seat counts and list totals without counting a million rows.
+        manager
+            .create_table(
+                Table::create()
+                    .table(UserCounts::Table)
+                    .col(string_len(UserCounts::Role, 16))
+                    .col(string_len(UserCounts::Status, 16))
+                    .col(big_integer(UserCounts::N))
+                    .primary_key(Index::create().col(UserCounts::Role).col(UserCounts::Status))
+                    .to_owned(),
+            )
+            .await?;
+        for role in ["user", "admin"] {
+            for status in ["invited", "active", "deactivated"] {
+                manager
+                    .exec_stmt(
+                        Query::insert()
+                            .into_table(UserCounts::Table)
+                            .columns([UserCounts::Role, UserCounts::Status, UserCounts::N])
+                            .values_panic([role.into(), status.into(), 0.into()])
+                            .to_owned(),
+                    )
+                    .await?;
+            }
+        }
 
         manager
             .create_table(

@@ -176,3 +176,64 @@ async fn user_resources_never_carry_secrets() {
     assert!(!listing.contains("password_hash"), "{listing}");
     assert!(!listing.contains("my hidden password"));
 }
+
+#[tokio::test]
+async fn users_are_searched_filtered_and_sorted_with_a_total() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    for (email, name, role, department) in [
+        ("ada@example.com", "Ada Lovelace", "admin", "Research"),
+        ("grace@navy.example.com", "Grace Hopper", "user", "Research"),
+        ("alan@example.com", "Alan Turing", "user", "Legal"),
+    ] {
+        let created = app
+            .post(
+                "/api/v1/users",
+                Some(&admin),
+                json!({"email": email, "name": name, "role": role, "department": department}),
+            )
+            .await;
+        assert_eq!(created.status(), StatusCode::CREATED);
+    }
+    let emails = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["email"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let by_surname = body(app.get("/api/v1/users?q=HOP", Some(&admin)).await).await;
+    assert_eq!(emails(&by_surname), ["grace@navy.example.com"]);
+    assert_eq!(by_surname["total"], 1);
+    let by_domain = body(app.get("/api/v1/users?q=navy", Some(&admin)).await).await;
+    assert_eq!(emails(&by_domain), ["grace@navy.example.com"]);
+    let admins = body(app.get("/api/v1/users?role=admin&sort=email", Some(&admin)).await).await;
+    assert_eq!(emails(&admins), ["ada@example.com", "root@example.com"]);
+    let research =
+        body(app.get("/api/v1/users?department=Research&sort=-name", Some(&admin)).await).await;
+    assert_eq!(emails(&research), ["grace@navy.example.com", "ada@example.com"]);
+    let invited = body(app.get("/api/v1/users?status=invited&limit=2", Some(&admin)).await).await;
+    assert_eq!(invited["total"], 3);
+    assert_eq!(invited["items"].as_array().unwrap().len(), 2);
+    assert!(invited["next_cursor"].is_string());
+
+    assert_error(
+        app.get("/api/v1/users?sort=age", Some(&admin)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_sort",
+    )
+    .await;
+    assert_error(
+        app.get("/api/v1/users?status=gone", Some(&admin)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_status",
+    )
+    .await;
+    let cursor = invited["next_cursor"].as_str().unwrap();
+    let mismatched = app
+        .get(&format!("/api/v1/users?status=invited&sort=name&cursor={cursor}"), Some(&admin))
+        .await;
+    assert_error(mismatched, StatusCode::BAD_REQUEST, "invalid_cursor").await;
+}

@@ -229,3 +229,36 @@ fn a_bad_configuration_is_refused_with_the_key_named() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8(output.stderr).unwrap().to_lowercase().contains("listen"));
 }
+
+#[test]
+fn the_operator_erases_a_person_only_with_confirmation() {
+    let dir = tempfile::tempdir().unwrap();
+    let invite = |email: &str| {
+        secureai(dir.path())
+            .args(["admin", "create", "--email", email, "--name", "Someone"])
+            .output()
+            .unwrap()
+    };
+    assert!(invite("keep@example.com").status.success());
+    assert!(invite("leave@example.com").status.success());
+
+    let unconfirmed = secureai(dir.path())
+        .args(["users", "erase", "--email", "leave@example.com"])
+        .output()
+        .unwrap();
+    assert!(!unconfirmed.status.success());
+    assert!(String::from_utf8(unconfirmed.stderr).unwrap().contains("--yes"));
+
+    let erased = secureai(dir.path())
+        .args(["users", "erase", "--email", "leave@example.com", "--yes"])
+        .output()
+        .unwrap();
+    assert!(erased.status.success(), "{}", String::from_utf8_lossy(&erased.stderr));
+    assert!(String::from_utf8(erased.stdout).unwrap().contains("Erased the personal data"));
+    let again = secureai(dir.path())
+        .args(["users", "erase", "--email", "leave@example.com", "--yes"])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8(again.stderr).unwrap().contains("no user has this email"));
+}

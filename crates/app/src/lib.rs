@@ -259,3 +259,15 @@ pub async fn invite_admin(
     wiring.store.close().await?;
     Ok((invited.user.email.to_string(), link))
 }
+
+/// Erases a user's personal data from the command line; returns their id.
+///
+/// # Errors
+/// When the user is unknown or the last active admin.
+pub async fn erase_user(config: &Config, email: &str) -> anyhow::Result<String> {
+    let wiring = wire(config).await?;
+    let erased =
+        wiring.service.erase_user_as_operator(email, &RequestContext::command_line()).await?;
+    wiring.store.close().await?;
+    Ok(erased.id.to_string())
+}

@@ -33,6 +33,26 @@ enum Command {
         #[command(subcommand)]
         action: AdminAction,
     },
+    /// Users (operator tasks that the admin panel deliberately lacks).
+    Users {
+        #[command(subcommand)]
+        action: UsersAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersAction {
+    /// Erase a person's personal data (GDPR): anonymises email, name and
+    /// department, removes the password, deactivates the account; ids and
+    /// aggregates stay; the erasure is audited. Cannot be undone.
+    Erase {
+        /// Their email address.
+        #[arg(long)]
+        email: String,
+        /// Confirm: without it nothing is changed.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -114,6 +134,16 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 println!("{} {name}", if applied { "applied" } else { "pending" });
             }
             store.close().await?;
+            Ok(())
+        }
+        Command::Users { action: UsersAction::Erase { email, yes } } => {
+            if !yes {
+                anyhow::bail!("erasing {email} cannot be undone; run again with --yes to confirm");
+            }
+            let id = secureai_app::erase_user(&config, &email).await?;
+            println!(
+                "Erased the personal data of user {id} (was {email}). The erasure is in the audit log."
+            );
             Ok(())
         }
         Command::Admin { action: AdminAction::Create { email, name } } => {

@@ -36,8 +36,8 @@ use crate::settings::ports::{SettingsRepository, StoredSeatLimit};
 use crate::setup::ports::{CompleteSetupStoreError, SetupCompletion, SetupRepository};
 use crate::users::models::{EmailAddress, User, UserId, UserState, UserStatus};
 use crate::users::ports::{
-    ChangeUserError, InsertUserError, NewInvitedUser, UserChange, UserPage, UserQuery,
-    UserRepository,
+    ChangeUserError, Erasure, InsertUserError, NewInvitedUser, UserChange, UserFilter, UserPage,
+    UserQuery, UserRepository,
 };
 
 /// A clock that stands still until moved.
@@ -235,6 +235,44 @@ impl UserRepository for InMemoryStore {
         Ok(())
     }
 
+    async fn erase(&self, erasure: Erasure) -> Result<(), ChangeUserError> {
+        let mut state = self.state();
+        let id = erasure.before.id;
+        let current = state.users.get(&id).ok_or(ChangeUserError::Stale)?;
+        if current.role != erasure.before.role || current.status() != erasure.before.status() {
+            return Err(ChangeUserError::Stale);
+        }
+        if erasure.before.is_active_admin()
+            && !state.users.values().any(|u| u.id != id && u.is_active_admin())
+        {
+            return Err(ChangeUserError::LastAdmin);
+        }
+        state.users.insert(id, erasure.after);
+        state.passwords.remove(&id);
+        state.sessions.retain(|s| s.user_id != id);
+        let at = erasure.audit.at;
+        for invitation in &mut state.invitations {
+            if invitation.user_id == id && invitation.state == InvitationState::Pending {
+                invitation.state = InvitationState::Revoked { at };
+            }
+        }
+        let email = erasure.before.email.clone();
+        state.outbox.retain(|m| m.sent_at.is_some() || m.mail.to != email);
+        for event in &mut state.audit {
+            if event.target_id == Some(id) {
+                event.target_email = None;
+                event.changes.clear();
+            }
+            if let crate::Actor::User { id: actor, .. } = &event.actor
+                && *actor == id
+            {
+                event.actor = crate::Actor::Anonymous;
+            }
+        }
+        state.audit.push(erasure.audit);
+        Ok(())
+    }
+
     async fn count_seats(&self) -> Result<u64, StoreError> {
         Ok(self.state().seats_used() as u64)
     }
@@ -249,15 +287,29 @@ impl UserRepository for InMemoryStore {
 
     async fn list(&self, query: &UserQuery) -> Result<UserPage, StoreError> {
         let state = self.state();
-        let mut users: Vec<&User> = state.users.values().collect();
-        users.sort_by_key(|u| (u.created_at, u.id));
+        let key = |u: &User| (query.sort.value_of(u), u.id);
+        let mut users: Vec<&User> =
+            state.users.values().filter(|u| query.filter.matches(u)).collect();
+        users.sort_by_key(|u| key(u));
+        if query.descending {
+            users.reverse();
+        }
         let items: Vec<User> = users
             .into_iter()
-            .filter(|u| query.after.is_none_or(|c| (u.created_at, u.id) > (c.created_at, c.id)))
+            .filter(|u| {
+                query.after.as_ref().is_none_or(|c| {
+                    let position = (c.value.clone(), c.id);
+                    if query.descending { key(u) < position } else { key(u) > position }
+                })
+            })
             .take(query.limit as usize + 1)
             .cloned()
             .collect();
-        Ok(UserPage::from_overfetch(items, query.limit))
+        Ok(UserPage::from_overfetch(items, query.limit, query.sort))
+    }
+
+    async fn count(&self, filter: &UserFilter) -> Result<u64, StoreError> {
+        Ok(self.state().users.values().filter(|u| filter.matches(u)).count() as u64)
     }
 }
 

@@ -172,6 +172,7 @@ impl From<ListUsersError> for ApiError {
     fn from(error: ListUsersError) -> Self {
         match error {
             ListUsersError::InvalidCursor => Self::bad_request("invalid_cursor", error),
+            ListUsersError::Invalid(field) => Self::invalid_field(&field),
             ListUsersError::Unexpected(e) => e.into(),
         }
     }

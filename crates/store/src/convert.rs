@@ -78,7 +78,7 @@ pub(crate) fn user_from_row(row: &users::Model) -> Result<User, StoreError> {
             None => None,
         },
         created_at: instant(row.created_at)?,
-        last_login_at: opt_instant(row.last_login_at)?,
+        last_login_at: opt_instant(Some(row.last_login_at).filter(|at| *at != 0))?,
     })
 }
 
@@ -88,6 +88,7 @@ pub(crate) fn user_to_row(user: &User, password_hash: Option<String>) -> users::
         email: Set(user.email.as_str().to_owned()),
         email_key: Set(user.email.key().to_owned()),
         name: Set(user.name.to_string()),
+        name_key: Set(user.name.sort_key()),
         role: Set(user.role.as_str().to_owned()),
         status: Set(user.status().as_str().to_owned()),
         sign_in: Set(user.sign_in.as_str().to_owned()),
@@ -96,7 +97,7 @@ pub(crate) fn user_to_row(user: &User, password_hash: Option<String>) -> users::
         created_at: Set(micros(user.created_at)),
         activated_at: Set(user.state.activated_at().map(micros)),
         deactivated_at: Set(user.state.deactivated_at().map(micros)),
-        last_login_at: Set(user.last_login_at.map(micros)),
+        last_login_at: Set(user.last_login_at.map_or(0, micros)),
     }
 }
 

@@ -12,6 +12,7 @@ pub(crate) mod users {
         pub email: String,
         pub email_key: String,
         pub name: String,
+        pub name_key: String,
         pub role: String,
         pub status: String,
         pub sign_in: String,
@@ -20,7 +21,8 @@ pub(crate) mod users {
         pub created_at: i64,
         pub activated_at: Option<i64>,
         pub deactivated_at: Option<i64>,
-        pub last_login_at: Option<i64>,
+        /// 0 = never.
+        pub last_login_at: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -204,6 +206,43 @@ pub(crate) mod password_resets {
         pub expires_at: i64,
         pub state: String,
         pub state_at: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod user_search_terms {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "user_search_terms")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub term: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod user_counts {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "user_counts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub role: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub status: String,
+        pub n: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,6 +13,7 @@ use crate::SqlStore;
 use crate::convert::{
     audit_to_row, db, invitation_from_row, invitation_to_row, micros, user_from_row,
 };
+use crate::directory::count_move;
 use crate::entities::{audit_events, invitations, outbox, users};
 use crate::outbox::mail_to_row;
 
@@ -122,6 +123,15 @@ impl InvitationRepository for SqlStore {
         if activated.rows_affected != 1 {
             return Err(AcceptStoreError::NoLongerPending);
         }
+        let role = users::Entity::find_by_id(acceptance.user_id.to_string())
+            .one(&txn)
+            .await
+            .map_err(db("reading the activated user"))?
+            .map(|u| u.role)
+            .ok_or_else(|| StoreError::msg("the activated user vanished"))?;
+        count_move(&txn, (&role, "invited"), (&role, "active"))
+            .await
+            .map_err(db("recounting users"))?;
         audit_events::Entity::insert(audit_to_row(&acceptance.audit))
             .exec_without_returning(&txn)
             .await

@@ -12,6 +12,7 @@
 
 mod audit;
 mod convert;
+mod directory;
 mod entities;
 mod invitations;
 mod outbox;

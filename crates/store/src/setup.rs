@@ -8,6 +8,7 @@ use secureai_domain::setup::ports::{CompleteSetupStoreError, SetupCompletion, Se
 use secureai_domain::{StoreError, TokenHash};
 
 use crate::convert::{audit_to_row, db, micros, user_to_row};
+use crate::directory::{count_delta, counted, index_user};
 use crate::entities::{audit_events, setup_tokens, users};
 use crate::{SqlStore, is_unique_violation, take_guard};
 
@@ -16,12 +17,8 @@ const SETUP_ROW: i32 = 1;
 #[async_trait]
 impl SetupRepository for SqlStore {
     async fn has_active_admin(&self) -> Result<bool, StoreError> {
-        let admins = users::Entity::find()
-            .filter(users::Column::Role.eq("admin"))
-            .filter(users::Column::Status.eq("active"))
-            .count(&self.db)
-            .await
-            .map_err(db("counting admins"))?;
+        let admins =
+            counted(&self.db, Some("admin"), &["active"]).await.map_err(db("counting admins"))?;
         Ok(admins > 0)
     }
 
@@ -72,12 +69,8 @@ impl SetupRepository for SqlStore {
         if consumed.rows_affected != 1 {
             return Err(CompleteSetupStoreError::InvalidToken);
         }
-        let admins = users::Entity::find()
-            .filter(users::Column::Role.eq("admin"))
-            .filter(users::Column::Status.eq("active"))
-            .count(&txn)
-            .await
-            .map_err(db("counting admins"))?;
+        let admins =
+            counted(&txn, Some("admin"), &["active"]).await.map_err(db("counting admins"))?;
         if admins > 0 {
             return Err(CompleteSetupStoreError::AdminExists);
         }
@@ -88,6 +81,8 @@ impl SetupRepository for SqlStore {
             Err(e) if is_unique_violation(&e) => return Err(CompleteSetupStoreError::EmailTaken),
             Err(e) => return Err(db("inserting the first admin")(e).into()),
         }
+        index_user(&txn, &completion.admin).await.map_err(db("indexing the first admin"))?;
+        count_delta(&txn, "admin", "active", 1).await.map_err(db("counting the first admin"))?;
         audit_events::Entity::insert(audit_to_row(&completion.audit))
             .exec_without_returning(&txn)
             .await

@@ -2,19 +2,20 @@
 //! and audit event, atomically, within the seat limit), lookups, listing.
 
 use async_trait::async_trait;
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ColumnTrait, Condition, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
 };
 use secureai_domain::users::ports::{
-    ChangeUserError, InsertUserError, NewInvitedUser, UserChange, UserPage, UserQuery,
-    UserRepository,
+    ChangeUserError, Erasure, InsertUserError, NewInvitedUser, SortValue, UserChange, UserFilter,
+    UserPage, UserQuery, UserRepository, UserSort,
 };
 use secureai_domain::{EmailAddress, StoreError, User, UserId};
 
 use crate::convert::{audit_to_row, db, invitation_to_row, micros, user_from_row, user_to_row};
-use crate::entities::{audit_events, invitations, outbox, sessions, users};
+use crate::directory::{count_delta, count_move, counted, ids_matching, index_user, unindex_user};
+use crate::entities::{audit_events, invitations, outbox, password_resets, sessions, users};
 use crate::outbox::mail_to_row;
 use crate::{SqlStore, is_unique_violation, take_guard};
 
@@ -27,11 +28,7 @@ impl UserRepository for SqlStore {
         let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
         if let Some(limit) = new.seat_limit {
             take_guard(&txn).await.map_err(db("taking the guard"))?;
-            let used = users::Entity::find()
-                .filter(users::Column::Status.is_in(SEAT_HOLDING))
-                .count(&txn)
-                .await
-                .map_err(db("counting seats"))?;
+            let used = counted(&txn, None, &SEAT_HOLDING).await.map_err(db("counting seats"))?;
             if used >= u64::from(limit) {
                 return Err(InsertUserError::SeatLimitReached { limit });
             }
@@ -42,6 +39,10 @@ impl UserRepository for SqlStore {
             Err(e) if is_unique_violation(&e) => return Err(InsertUserError::EmailTaken),
             Err(e) => return Err(db("inserting a user")(e).into()),
         }
+        index_user(&txn, &new.user).await.map_err(db("indexing a user for search"))?;
+        count_delta(&txn, new.user.role.as_str(), new.user.status().as_str(), 1)
+            .await
+            .map_err(db("counting a new user"))?;
         invitations::Entity::insert(invitation_to_row(&new.invitation))
             .exec_without_returning(&txn)
             .await
@@ -73,23 +74,16 @@ impl UserRepository for SqlStore {
             return Err(ChangeUserError::Stale);
         }
         if change.keep_an_admin {
-            let others = users::Entity::find()
-                .filter(users::Column::Role.eq("admin"))
-                .filter(users::Column::Status.eq("active"))
-                .filter(users::Column::Id.ne(id.clone()))
-                .count(&txn)
-                .await
-                .map_err(db("counting admins"))?;
-            if others == 0 {
+            // `before` is an active admin (checked above): the others are
+            // every active admin but this one.
+            let admins =
+                counted(&txn, Some("admin"), &["active"]).await.map_err(db("counting admins"))?;
+            if admins <= 1 {
                 return Err(ChangeUserError::LastAdmin);
             }
         }
         if let Some(Some(limit)) = change.takes_seat {
-            let used = users::Entity::find()
-                .filter(users::Column::Status.is_in(SEAT_HOLDING))
-                .count(&txn)
-                .await
-                .map_err(db("counting seats"))?;
+            let used = counted(&txn, None, &SEAT_HOLDING).await.map_err(db("counting seats"))?;
             if used >= u64::from(limit) {
                 return Err(ChangeUserError::SeatLimitReached { limit });
             }
@@ -111,10 +105,21 @@ impl UserRepository for SqlStore {
                 users::Column::DeactivatedAt,
                 Expr::value(after.state.deactivated_at().map(micros)),
             )
+            .col_expr(users::Column::NameKey, Expr::value(after.name.sort_key()))
             .filter(users::Column::Id.eq(id.clone()))
             .exec(&txn)
             .await
             .map_err(db("changing a user"))?;
+        if after.name != change.before.name {
+            index_user(&txn, after).await.map_err(db("re-indexing a user for search"))?;
+        }
+        count_move(
+            &txn,
+            (change.before.role.as_str(), change.before.status().as_str()),
+            (after.role.as_str(), after.status().as_str()),
+        )
+        .await
+        .map_err(db("recounting users"))?;
         if change.end_sessions {
             sessions::Entity::delete_many()
                 .filter(sessions::Column::UserId.eq(id.clone()))
@@ -143,12 +148,104 @@ impl UserRepository for SqlStore {
         Ok(())
     }
 
-    async fn count_seats(&self) -> Result<u64, StoreError> {
-        users::Entity::find()
-            .filter(users::Column::Status.is_in(SEAT_HOLDING))
-            .count(&self.db)
+    async fn erase(&self, erasure: Erasure) -> Result<(), ChangeUserError> {
+        let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
+        take_guard(&txn).await.map_err(db("taking the guard"))?;
+        let before = &erasure.before;
+        let id = before.id.to_string();
+        let current = users::Entity::find_by_id(id.clone())
+            .one(&txn)
             .await
-            .map_err(db("counting seats"))
+            .map_err(db("reading the user to erase"))?
+            .ok_or(ChangeUserError::Stale)?;
+        if current.role != before.role.as_str() || current.status != before.status().as_str() {
+            return Err(ChangeUserError::Stale);
+        }
+        if before.is_active_admin() {
+            let admins =
+                counted(&txn, Some("admin"), &["active"]).await.map_err(db("counting admins"))?;
+            if admins <= 1 {
+                return Err(ChangeUserError::LastAdmin);
+            }
+        }
+        let mut row = user_to_row(&erasure.after, None);
+        row.created_at = sea_orm::ActiveValue::NotSet;
+        row.last_login_at = sea_orm::ActiveValue::NotSet;
+        users::Entity::update(row).exec(&txn).await.map_err(db("anonymising the user"))?;
+        unindex_user(&txn, &id).await.map_err(db("removing search terms"))?;
+        count_move(
+            &txn,
+            (before.role.as_str(), before.status().as_str()),
+            (erasure.after.role.as_str(), erasure.after.status().as_str()),
+        )
+        .await
+        .map_err(db("recounting users"))?;
+        sessions::Entity::delete_many()
+            .filter(sessions::Column::UserId.eq(id.clone()))
+            .exec(&txn)
+            .await
+            .map_err(db("ending sessions"))?;
+        let at = micros(erasure.audit.at);
+        invitations::Entity::update_many()
+            .col_expr(invitations::Column::State, Expr::value("revoked"))
+            .col_expr(invitations::Column::StateAt, Expr::value(at))
+            .filter(invitations::Column::UserId.eq(id.clone()))
+            .filter(invitations::Column::State.eq("pending"))
+            .exec(&txn)
+            .await
+            .map_err(db("voiding invitations"))?;
+        password_resets::Entity::update_many()
+            .col_expr(password_resets::Column::State, Expr::value("revoked"))
+            .col_expr(password_resets::Column::StateAt, Expr::value(at))
+            .filter(password_resets::Column::UserId.eq(id.clone()))
+            .filter(password_resets::Column::State.eq("pending"))
+            .exec(&txn)
+            .await
+            .map_err(db("voiding reset links"))?;
+        // Unsent mail carries the address and the person's name.
+        outbox::Entity::delete_many()
+            .filter(outbox::Column::Recipient.eq(before.email.as_str()))
+            .filter(outbox::Column::Status.ne("sent"))
+            .exec(&txn)
+            .await
+            .map_err(db("dropping queued mail"))?;
+        outbox::Entity::update_many()
+            .col_expr(outbox::Column::Recipient, Expr::value(erasure.after.email.as_str()))
+            .col_expr(outbox::Column::RecipientName, Expr::value(erasure.after.name.as_ref()))
+            .filter(outbox::Column::Recipient.eq(before.email.as_str()))
+            .exec(&txn)
+            .await
+            .map_err(db("anonymising sent mail"))?;
+        // The audit trail keeps ids, loses the person's data.
+        audit_events::Entity::update_many()
+            .col_expr(audit_events::Column::TargetEmail, Expr::value(Option::<String>::None))
+            .col_expr(audit_events::Column::Changes, Expr::value("[]"))
+            .filter(audit_events::Column::TargetId.eq(id.clone()))
+            .exec(&txn)
+            .await
+            .map_err(db("anonymising audit events"))?;
+        audit_events::Entity::update_many()
+            .col_expr(audit_events::Column::ActorEmail, Expr::value(Option::<String>::None))
+            .filter(audit_events::Column::ActorId.eq(id.clone()))
+            .exec(&txn)
+            .await
+            .map_err(db("anonymising audit events"))?;
+        audit_events::Entity::update_many()
+            .col_expr(audit_events::Column::TargetEmail, Expr::value(Option::<String>::None))
+            .filter(audit_events::Column::TargetEmail.eq(before.email.as_str()))
+            .exec(&txn)
+            .await
+            .map_err(db("anonymising failed sign-ins"))?;
+        audit_events::Entity::insert(audit_to_row(&erasure.audit))
+            .exec_without_returning(&txn)
+            .await
+            .map_err(db("writing the audit event"))?;
+        txn.commit().await.map_err(db("committing an erasure"))?;
+        Ok(())
+    }
+
+    async fn count_seats(&self) -> Result<u64, StoreError> {
+        counted(&self.db, None, &SEAT_HOLDING).await.map_err(db("counting seats"))
     }
 
     async fn get(&self, id: UserId) -> Result<Option<User>, StoreError> {
@@ -173,22 +270,67 @@ impl UserRepository for SqlStore {
     }
 
     async fn list(&self, query: &UserQuery) -> Result<UserPage, StoreError> {
-        let mut select = users::Entity::find()
-            .order_by_asc(users::Column::CreatedAt)
-            .order_by_asc(users::Column::Id)
-            .limit(u64::from(query.limit) + 1);
+        let column = match query.sort {
+            UserSort::Name => users::Column::NameKey,
+            UserSort::Email => users::Column::EmailKey,
+            UserSort::Created => users::Column::CreatedAt,
+            UserSort::LastSignIn => users::Column::LastLoginAt,
+        };
+        let mut select = filtered(&query.filter);
         if let Some(after) = &query.after {
-            let at = micros(after.created_at);
+            let value = match &after.value {
+                SortValue::Text(text) => sea_orm::Value::from(text.clone()),
+                SortValue::Micros(micros) => sea_orm::Value::from(*micros),
+            };
+            let id = after.id.to_string();
+            let (beyond, id_beyond) = if query.descending {
+                (Expr::col(column).lt(value.clone()), users::Column::Id.lt(id))
+            } else {
+                (Expr::col(column).gt(value.clone()), users::Column::Id.gt(id))
+            };
             select = select.filter(
-                Condition::any().add(users::Column::CreatedAt.gt(at)).add(
-                    Condition::all()
-                        .add(users::Column::CreatedAt.eq(at))
-                        .add(users::Column::Id.gt(after.id.to_string())),
-                ),
+                Condition::any()
+                    .add(beyond)
+                    .add(Condition::all().add(Expr::col(column).eq(value)).add(id_beyond)),
             );
         }
-        let rows = select.all(&self.db).await.map_err(db("listing users"))?;
+        let order = if query.descending { Order::Desc } else { Order::Asc };
+        let rows = select
+            .order_by(column, order.clone())
+            .order_by(users::Column::Id, order)
+            .limit(u64::from(query.limit) + 1)
+            .all(&self.db)
+            .await
+            .map_err(db("listing users"))?;
         let items = rows.iter().map(user_from_row).collect::<Result<Vec<_>, _>>()?;
-        Ok(UserPage::from_overfetch(items, query.limit))
+        Ok(UserPage::from_overfetch(items, query.limit, query.sort))
     }
+
+    async fn count(&self, filter: &UserFilter) -> Result<u64, StoreError> {
+        if filter.words.is_empty() && filter.department.is_none() {
+            let statuses: Vec<&str> = filter.status.iter().map(|s| s.as_str()).collect();
+            return counted(&self.db, filter.role.map(|r| r.as_str()), &statuses)
+                .await
+                .map_err(db("counting users"));
+        }
+        filtered(filter).count(&self.db).await.map_err(db("counting users"))
+    }
+}
+
+/// The users matching a filter.
+fn filtered(filter: &UserFilter) -> sea_orm::Select<users::Entity> {
+    let mut select = users::Entity::find();
+    for word in &filter.words {
+        select = select.filter(users::Column::Id.in_subquery(ids_matching(word)));
+    }
+    if let Some(role) = filter.role {
+        select = select.filter(users::Column::Role.eq(role.as_str()));
+    }
+    if let Some(status) = filter.status {
+        select = select.filter(users::Column::Status.eq(status.as_str()));
+    }
+    if let Some(department) = &filter.department {
+        select = select.filter(users::Column::Department.eq(department.clone()));
+    }
+    select
 }

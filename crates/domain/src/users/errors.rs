@@ -55,6 +55,9 @@ pub enum GetUserError {
 /// Why users could not be listed.
 #[derive(Debug, thiserror::Error)]
 pub enum ListUsersError {
+    /// A filter or sort parameter is invalid.
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
     /// The paging cursor is not one this service issued.
     #[error("the cursor is not valid; start again from the first page")]
     InvalidCursor,
@@ -96,6 +99,20 @@ pub enum SettingsError {
     /// A value is invalid.
     #[error(transparent)]
     Invalid(#[from] FieldError),
+    /// Something unexpected failed.
+    #[error(transparent)]
+    Unexpected(#[from] StoreError),
+}
+
+/// Why erasing a user failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EraseUserError {
+    /// No user has this email.
+    #[error("no user has this email address")]
+    NotFound,
+    /// The user is the last active admin.
+    #[error("this is the last active admin; promote another user to admin first")]
+    LastAdmin,
     /// Something unexpected failed.
     #[error(transparent)]
     Unexpected(#[from] StoreError),

@@ -11,9 +11,11 @@ use chrono::{DateTime, Utc};
 use crate::audit::models::{Actor, AuditAction, AuditEvent, Change, RequestContext};
 use crate::service::UserManagement;
 use crate::sessions::models::Admin;
-use crate::users::errors::{FieldError, SettingsError, UpdateUserError};
-use crate::users::models::{Department, DisplayName, Role, User, UserId, UserState, UserStatus};
-use crate::users::ports::{ChangeUserError, UserChange};
+use crate::users::errors::{EraseUserError, FieldError, SettingsError, UpdateUserError};
+use crate::users::models::{
+    Department, DisplayName, EmailAddress, Role, User, UserId, UserState, UserStatus,
+};
+use crate::users::ports::{ChangeUserError, Erasure, UserChange};
 
 /// A change as an admin (or the user, for their own name) asked for it.
 /// Absent fields stay as they are; an empty department clears it.
@@ -178,6 +180,52 @@ impl UserManagement {
         .change(Change::new("seat_limit", Some(&show(before)), Some(&show(limit))));
         self.ports.settings.set_seat_limit(limit, audit).await?;
         Ok(self.seat_usage(admin).await?)
+    }
+}
+
+impl UserManagement {
+    /// Erases a person's personal data on the operator's request (GDPR,
+    /// rule 9): email, name and department are replaced, the password is
+    /// removed, the account is deactivated; ids, timestamps and aggregates
+    /// stay, and the erasure is itself audited. The last active admin is
+    /// refused. There is deliberately no way to do this from the admin API.
+    ///
+    /// # Errors
+    /// See [`EraseUserError`].
+    pub async fn erase_user_as_operator(
+        &self,
+        email: &str,
+        context: &RequestContext,
+    ) -> Result<User, EraseUserError> {
+        let email = EmailAddress::parse(email).map_err(|_| EraseUserError::NotFound)?;
+        for _ in 0..ATTEMPTS {
+            let before =
+                self.ports.users.find_by_email(&email).await?.ok_or(EraseUserError::NotFound)?;
+            let now = self.ports.clock.now();
+            let mut after = before.clone();
+            after.email = EmailAddress::from_stored(format!("erased-{}@erased.invalid", before.id));
+            // A constant, valid name: parsing it cannot fail.
+            after.name = DisplayName::parse("Erased user")
+                .map_err(|e| crate::StoreError::msg(e.to_string()))?;
+            after.department = None;
+            after.state = UserState::Deactivated {
+                activated_at: before.state.activated_at(),
+                deactivated_at: before.state.deactivated_at().unwrap_or(now),
+            };
+            let mut audit = AuditEvent::new(now, Actor::Operator, AuditAction::UserErased, context);
+            audit.target_id = Some(before.id);
+            let erasure = Erasure { before, after: after.clone(), audit };
+            match self.ports.users.erase(erasure).await {
+                Ok(()) => return Ok(after),
+                Err(ChangeUserError::Stale) => continue,
+                Err(ChangeUserError::LastAdmin) => return Err(EraseUserError::LastAdmin),
+                Err(ChangeUserError::SeatLimitReached { .. }) => {
+                    return Err(crate::StoreError::msg("erasing cannot take a seat").into());
+                }
+                Err(ChangeUserError::Unexpected(e)) => return Err(e.into()),
+            }
+        }
+        Err(crate::StoreError::msg("the user kept changing while we tried to erase them").into())
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod errors;
 pub mod lifecycle;
+pub mod listing;
 pub mod models;
 pub mod ports;
 pub mod service;

@@ -181,6 +181,13 @@ impl DisplayName {
     }
 }
 
+impl DisplayName {
+    /// The case-folded form names sort and search by.
+    pub fn sort_key(&self) -> String {
+        self.0.to_lowercase()
+    }
+}
+
 impl AsRef<str> for DisplayName {
     fn as_ref(&self) -> &str {
         &self.0
@@ -336,6 +343,19 @@ impl SignInMethod {
     }
 }
 
+/// Words a user can be found by: the whole address, its domain, the whole
+/// name and each word of it, case-folded. Searches match their prefixes.
+pub fn search_terms(email: &EmailAddress, name: &DisplayName) -> Vec<String> {
+    let mut terms = vec![email.key().to_owned(), name.sort_key()];
+    if let Some((_, domain)) = email.key().rsplit_once('@') {
+        terms.push(domain.to_owned());
+    }
+    terms.extend(name.sort_key().split_whitespace().map(str::to_owned));
+    terms.sort();
+    terms.dedup();
+    terms
+}
+
 /// The status of a user, without its data: for filters and display.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum UserStatus {
@@ -348,6 +368,16 @@ pub enum UserStatus {
 }
 
 impl UserStatus {
+    /// Parses a stable name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "invited" => Some(Self::Invited),
+            "active" => Some(Self::Active),
+            "deactivated" => Some(Self::Deactivated),
+            _ => None,
+        }
+    }
+
     /// The stable name used in APIs and storage.
     pub fn as_str(self) -> &'static str {
         match self {

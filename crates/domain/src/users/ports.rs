@@ -1,13 +1,12 @@
 //! Driven port for users.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 
 use crate::audit::models::AuditEvent;
 use crate::errors::StoreError;
 use crate::invitations::models::Invitation;
 use crate::mail::models::OutgoingMail;
-use crate::users::models::{EmailAddress, User, UserId};
+use crate::users::models::{EmailAddress, Role, User, UserId, UserStatus};
 
 /// A new invited user with everything that must be written with it.
 #[derive(Debug, Clone)]
@@ -83,19 +82,102 @@ pub enum ChangeUserError {
     Unexpected(#[from] StoreError),
 }
 
-/// Position after the last user of a page (users are listed by creation
-/// time, then id).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Erasing a person's data (GDPR): the user row stays, anonymised, so that
+/// aggregates and the audit trail keep their ids.
+#[derive(Debug, Clone)]
+pub struct Erasure {
+    /// The user as the domain read them.
+    pub before: User,
+    /// The anonymised, deactivated user.
+    pub after: User,
+    /// The audit record (ids only, no personal data).
+    pub audit: AuditEvent,
+}
+
+/// What users are ordered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UserSort {
+    /// Display name, case-insensitively.
+    Name,
+    /// Email address, case-insensitively.
+    Email,
+    /// Creation (invitation) time.
+    #[default]
+    Created,
+    /// Last sign-in time (never signed in sorts first).
+    LastSignIn,
+}
+
+/// A user's position in a sort order.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SortValue {
+    /// A case-folded text key (name, email).
+    Text(String),
+    /// An instant in microseconds since the epoch (0 = never).
+    Micros(i64),
+}
+
+impl UserSort {
+    /// The value `user` sorts by.
+    pub fn value_of(self, user: &User) -> SortValue {
+        match self {
+            Self::Name => SortValue::Text(user.name.sort_key()),
+            Self::Email => SortValue::Text(user.email.key().to_owned()),
+            Self::Created => SortValue::Micros(user.created_at.timestamp_micros()),
+            Self::LastSignIn => {
+                SortValue::Micros(user.last_login_at.map_or(0, |at| at.timestamp_micros()))
+            }
+        }
+    }
+}
+
+/// Position after the last user of a page: the sort value and the id (the
+/// tie-breaker).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserCursor {
-    /// Creation time of the last user shown.
-    pub created_at: DateTime<Utc>,
+    /// Sort value of the last user shown.
+    pub value: SortValue,
     /// Id of the last user shown.
     pub id: UserId,
+}
+
+/// Which users to list. Every condition must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserFilter {
+    /// Words that must each start the email address, its domain, or a word
+    /// of the name (case-insensitive).
+    pub words: Vec<String>,
+    /// Only this role.
+    pub role: Option<Role>,
+    /// Only this status.
+    pub status: Option<UserStatus>,
+    /// Only this department (exact).
+    pub department: Option<String>,
+}
+
+impl UserFilter {
+    /// Whether `user` matches (the reference semantics every store follows).
+    pub fn matches(&self, user: &User) -> bool {
+        let terms = crate::users::models::search_terms(&user.email, &user.name);
+        self.words.iter().all(|word| terms.iter().any(|term| term.starts_with(word.as_str())))
+            && self.role.is_none_or(|role| user.role == role)
+            && self.status.is_none_or(|status| user.status() == status)
+            && self
+                .department
+                .as_ref()
+                .is_none_or(|d| user.department.as_ref().is_some_and(|ud| ud.as_ref() == d))
+    }
 }
 
 /// A page request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserQuery {
+    /// Which users.
+    pub filter: UserFilter,
+    /// Order.
+    pub sort: UserSort,
+    /// Reverse order.
+    pub descending: bool,
     /// At most this many users.
     pub limit: u32,
     /// Start after this position.
@@ -114,10 +196,10 @@ pub struct UserPage {
 impl UserPage {
     /// Cuts a fetch of up to `limit + 1` users (in order) into a page and the
     /// cursor of the next one: the extra user only proves there is more.
-    pub fn from_overfetch(mut items: Vec<User>, limit: u32) -> Self {
+    pub fn from_overfetch(mut items: Vec<User>, limit: u32, sort: UserSort) -> Self {
         let next = if items.len() > limit as usize {
             items.truncate(limit as usize);
-            items.last().map(|u| UserCursor { created_at: u.created_at, id: u.id })
+            items.last().map(|u| UserCursor { value: sort.value_of(u), id: u.id })
         } else {
             None
         };
@@ -154,6 +236,17 @@ pub trait UserRepository: Send + Sync {
     ///   carries a limit that invited + active users already reach.
     async fn apply_change(&self, change: UserChange) -> Result<(), ChangeUserError>;
 
+    /// Anonymises the user in one transaction: the row becomes `after`
+    /// (password removed), sessions end, links are voided, queued mail to
+    /// them is dropped, search terms are removed, and audit events keep
+    /// their ids but lose the user's email and changed values.
+    ///
+    /// # Errors
+    /// Writes nothing and MUST return [`ChangeUserError::LastAdmin`] if
+    /// `before` is the only active admin (checked atomically), or
+    /// [`ChangeUserError::Stale`] if the user's role or status changed.
+    async fn erase(&self, erasure: Erasure) -> Result<(), ChangeUserError>;
+
     /// Invited + active users.
     ///
     /// # Errors
@@ -172,9 +265,17 @@ pub trait UserRepository: Send + Sync {
     /// MUST return `Ok(None)` if there is none; [`StoreError`] only on failure.
     async fn find_by_email(&self, email: &EmailAddress) -> Result<Option<User>, StoreError>;
 
-    /// A page of users ordered by (creation time, id), keyset-paged.
+    /// A page of the users matching the filter, ordered by (sort value, id)
+    /// — both reversed when descending — starting strictly after the cursor.
+    /// Keyset paging: the cost of a page does not grow with its depth.
     ///
     /// # Errors
     /// [`StoreError`] only on failure.
     async fn list(&self, query: &UserQuery) -> Result<UserPage, StoreError>;
+
+    /// How many users match the filter.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn count(&self, filter: &UserFilter) -> Result<u64, StoreError>;
 }

@@ -1,20 +1,16 @@
 //! Admin use cases on users: invite, list, look up.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, Utc};
-
 use crate::audit::models::{Actor, AuditAction, AuditEvent, Change, RequestContext};
 use crate::invitations::models::{Invitation, InvitationId, InvitationState, InvitationStatus};
 use crate::mail::models::{MailMessage, OutgoingMail};
 use crate::secrets::PlainToken;
 use crate::service::UserManagement;
 use crate::sessions::models::Admin;
-use crate::users::errors::{FieldError, GetUserError, InviteUserError, ListUsersError};
+use crate::users::errors::{FieldError, GetUserError, InviteUserError};
 use crate::users::models::{
     Department, DisplayName, EmailAddress, Role, SignInMethod, User, UserId, UserState,
 };
-use crate::users::ports::{InsertUserError, NewInvitedUser, UserCursor, UserPage, UserQuery};
+use crate::users::ports::{InsertUserError, NewInvitedUser};
 
 /// An invitation request as a person or a script wrote it; validated here.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -83,38 +79,6 @@ pub struct UserProfile {
     pub invitation: Option<InvitationStatus>,
     /// Sessions still usable now.
     pub active_sessions: u64,
-}
-
-/// A requested page of users.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ListUsersRequest {
-    /// Page size (clamped to 1..=max).
-    pub limit: Option<u32>,
-    /// Cursor from the previous page.
-    pub cursor: Option<String>,
-}
-
-/// A page of users and the cursor of the next one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UsersPage {
-    /// The users.
-    pub items: Vec<User>,
-    /// Opaque cursor for the next page, if any.
-    pub next_cursor: Option<String>,
-}
-
-fn encode_cursor(cursor: &UserCursor) -> String {
-    let raw = format!("{}|{}", cursor.created_at.timestamp_micros(), cursor.id);
-    URL_SAFE_NO_PAD.encode(raw)
-}
-
-fn decode_cursor(text: &str) -> Option<UserCursor> {
-    let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(text).ok()?).ok()?;
-    let (micros, id) = raw.split_once('|')?;
-    Some(UserCursor {
-        created_at: DateTime::<Utc>::from_timestamp_micros(micros.parse().ok()?)?,
-        id: id.parse().ok()?,
-    })
 }
 
 impl UserManagement {
@@ -213,24 +177,6 @@ impl UserManagement {
         }
     }
 
-    /// One page of users, oldest first.
-    ///
-    /// # Errors
-    /// See [`ListUsersError`].
-    pub async fn list_users(
-        &self,
-        _admin: &Admin,
-        request: &ListUsersRequest,
-    ) -> Result<UsersPage, ListUsersError> {
-        let after = match request.cursor.as_deref() {
-            Some(text) => Some(decode_cursor(text).ok_or(ListUsersError::InvalidCursor)?),
-            None => None,
-        };
-        let limit = request.limit.unwrap_or(50).clamp(1, self.policy.max_page_size);
-        let UserPage { items, next } = self.ports.users.list(&UserQuery { limit, after }).await?;
-        Ok(UsersPage { items, next_cursor: next.as_ref().map(encode_cursor) })
-    }
-
     /// One user with their activity summary: invitation state and live
     /// sessions (the profile page).
     ///
@@ -261,17 +207,6 @@ impl UserManagement {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_garbage_is_refused() {
-        let cursor = UserCursor {
-            created_at: DateTime::<Utc>::from_timestamp_micros(1_700_000_000_123_456).unwrap(),
-            id: UserId::random(),
-        };
-        assert_eq!(decode_cursor(&encode_cursor(&cursor)), Some(cursor));
-        assert_eq!(decode_cursor("not a cursor"), None);
-        assert_eq!(decode_cursor(&URL_SAFE_NO_PAD.encode("12|nope")), None);
-    }
 
     #[test]
     fn an_invite_request_names_the_first_invalid_field() {

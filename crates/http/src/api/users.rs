@@ -6,7 +6,8 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use secureai_domain::UserId;
 use secureai_domain::users::lifecycle::UserUpdate;
-use secureai_domain::users::service::{InviteRequest, ListUsersRequest};
+use secureai_domain::users::listing::ListUsersRequest;
+use secureai_domain::users::service::InviteRequest;
 
 use super::ApiTags;
 use crate::AppState;
@@ -41,6 +42,8 @@ pub(crate) struct UserPageDto {
     items: Vec<UserDto>,
     /// Pass as `cursor` to get the next page; absent on the last page.
     next_cursor: Option<String>,
+    /// How many users match, over all pages.
+    total: u64,
 }
 
 /// Fields to change; absent fields stay as they are.
@@ -85,26 +88,46 @@ impl UsersApi {
         Ok(CreateUserResult::Created(Json(UserDto::from(&invited.user)), location))
     }
 
-    /// List users, oldest first, a page at a time.
+    /// List and search users, a page at a time (keyset paging: deep pages
+    /// cost the same as the first), with the total number of matches.
+    #[allow(clippy::too_many_arguments)]
     #[oai(path = "/users", method = "get")]
     async fn list(
         &self,
         auth: SessionAuth,
-        /// Cursor from the previous page.
+        /// Search words; each must start the email address, its domain or a
+        /// word of the name (case-insensitive).
+        q: Query<Option<String>>,
+        /// `user` or `admin`.
+        role: Query<Option<String>>,
+        /// `invited`, `active` or `deactivated`.
+        status: Query<Option<String>>,
+        /// Exact department.
+        department: Query<Option<String>>,
+        /// `name`, `email`, `created` (default) or `last_sign_in`; prefix
+        /// with `-` for descending.
+        sort: Query<Option<String>>,
+        /// Cursor from the previous page (keep the same filters and sort).
         cursor: Query<Option<String>>,
         /// Page size, 1–200 (default 50).
         limit: Query<Option<u32>>,
         req: &Request,
     ) -> Result<Json<UserPageDto>, ApiError> {
         let admin = self.0.principal(&auth, req).await?.admin()?;
-        let page = self
-            .0
-            .service
-            .list_users(&admin, &ListUsersRequest { limit: limit.0, cursor: cursor.0 })
-            .await?;
+        let request = ListUsersRequest {
+            q: q.0,
+            role: role.0,
+            status: status.0,
+            department: department.0,
+            sort: sort.0,
+            limit: limit.0,
+            cursor: cursor.0,
+        };
+        let page = self.0.service.list_users(&admin, &request).await?;
         Ok(Json(UserPageDto {
             items: page.items.iter().map(UserDto::from).collect(),
             next_cursor: page.next_cursor,
+            total: page.total,
         }))
     }
 

@@ -9,7 +9,8 @@ use secureai_domain::mail::ports::OutboxRepository;
 use secureai_domain::sessions::errors::{AuthenticateError, SignInError};
 use secureai_domain::sessions::models::Admin;
 use secureai_domain::users::errors::InviteUserError;
-use secureai_domain::users::service::{InviteRequest, ListUsersRequest};
+use secureai_domain::users::listing::ListUsersRequest;
+use secureai_domain::users::service::InviteRequest;
 use secureai_domain::{
     Clock, PlainToken, Policy, RequestContext, Role, UserManagement, UserStatus,
 };
@@ -268,7 +269,10 @@ async fn users_are_listed_page_by_page_in_creation_order() {
     let mut cursor = None;
     loop {
         let page = service
-            .list_users(&admin, &ListUsersRequest { limit: Some(3), cursor: cursor.clone() })
+            .list_users(
+                &admin,
+                &ListUsersRequest { limit: Some(3), cursor: cursor.clone(), ..Default::default() },
+            )
             .await
             .unwrap();
         seen.extend(page.items.iter().map(|u| u.email.to_string()));
@@ -282,4 +286,51 @@ async fn users_are_listed_page_by_page_in_creation_order() {
         .chain((0..6).map(|i| format!("u{i}@example.com")))
         .collect();
     assert_eq!(seen, expected);
+}
+
+#[tokio::test]
+async fn erasing_a_user_anonymises_them_everywhere_but_keeps_ids_and_counts() {
+    use secureai_domain::users::errors::EraseUserError;
+    let db = TestDb::sqlite().await;
+    let (service, _clock) = db.service(Policy::default());
+    let ctx = RequestContext::default();
+    let admin = first_admin(&service).await;
+    let invited =
+        service.invite_user(&admin, &invite("Gone.Person@example.com"), &ctx).await.unwrap();
+    service.accept_invitation(&invited.token, secret("gone person pw"), &ctx).await.unwrap();
+    service.sign_in("gone.person@example.com", &secret("gone person pw"), &ctx).await.unwrap();
+    let _ = service.sign_in("gone.person@example.com", &secret("a wrong guess"), &ctx).await;
+
+    let erased = service.erase_user_as_operator("GONE.PERSON@example.com", &ctx).await.unwrap();
+
+    assert_eq!(erased.id, invited.user.id);
+    assert_eq!(erased.status(), UserStatus::Deactivated);
+    for (table, column) in [
+        ("users", "email"),
+        ("users", "name"),
+        ("audit_events", "target_email"),
+        ("audit_events", "actor_email"),
+        ("audit_events", "changes"),
+        ("outbox", "recipient"),
+        ("user_search_terms", "term"),
+    ] {
+        let sql = format!("SELECT COUNT(*) FROM {table} WHERE LOWER({column}) LIKE '%gone%'");
+        assert_eq!(count(&db, &sql).await, 0, "{table}.{column} still names the person");
+    }
+    let id = invited.user.id;
+    assert!(
+        count(&db, &format!("SELECT COUNT(*) FROM audit_events WHERE target_id = '{id}'")).await
+            >= 4
+    );
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM audit_events WHERE action = 'user.erased'").await,
+        1
+    );
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM sessions").await, 1, "only the admin's");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM users WHERE password_hash IS NOT NULL").await, 1);
+    let again = service.sign_in(erased.email.as_str(), &secret("gone person pw"), &ctx).await;
+    assert!(again.is_err());
+    // The last admin is refused.
+    let last = service.erase_user_as_operator("root@example.com", &ctx).await;
+    assert!(matches!(last, Err(EraseUserError::LastAdmin)));
 }
