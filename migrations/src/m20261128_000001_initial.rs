@@ -377,10 +377,20 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_audit_at")
+                    .table(AuditEvents::Table)
+                    .col(AuditEvents::At)
+                    .col(AuditEvents::Id)
+                    .to_owned(),
+            )
+            .await?;
         for (name, col) in [
-            ("ix_audit_at", AuditEvents::At),
             ("ix_audit_target", AuditEvents::TargetId),
             ("ix_audit_actor", AuditEvents::ActorId),
+            ("ix_audit_action", AuditEvents::Action),
         ] {
             manager
                 .create_index(
@@ -388,6 +398,7 @@ impl MigrationTrait for Migration {
                         .name(name)
                         .table(AuditEvents::Table)
                         .col(col)
+                        .col(AuditEvents::At)
                         .col(AuditEvents::Id)
                         .to_owned(),
                 )

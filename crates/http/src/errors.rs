@@ -261,6 +261,17 @@ impl From<ChangePasswordError> for ApiError {
     }
 }
 
+impl From<secureai_domain::audit::service::AuditError> for ApiError {
+    fn from(error: secureai_domain::audit::service::AuditError) -> Self {
+        use secureai_domain::audit::service::AuditError;
+        match error {
+            AuditError::Invalid(field) => Self::invalid_field(&field),
+            AuditError::InvalidCursor => Self::bad_request("invalid_cursor", error),
+            AuditError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
 /// Turns errors raised outside our handlers (malformed JSON, unknown route,
 /// oversized body, missing credentials) into the same JSON shape.
 pub async fn render_any_error(error: poem::Error) -> Response {

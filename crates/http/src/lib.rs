@@ -6,6 +6,7 @@
 
 mod api;
 mod auth;
+mod csv_export;
 mod dto;
 mod errors;
 mod limits;
@@ -67,6 +68,7 @@ pub fn app(state: AppState) -> impl Endpoint {
             api::settings::SettingsApi(state.clone()),
             api::me::MeApi(state.clone()),
             api::passwords::PasswordsApi(state.clone()),
+            api::audit::AuditApi(state.clone()),
         ),
         "SecureAI user management",
         env!("CARGO_PKG_VERSION"),

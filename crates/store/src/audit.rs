@@ -1,13 +1,46 @@
-//! The stand-alone audit port.
+//! The audit port: appending stand-alone events and reading the log back.
 
 use async_trait::async_trait;
-use sea_orm::EntityTrait;
-use secureai_domain::audit::ports::AuditLog;
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use secureai_domain::audit::models::{AuditAction, AuditEntry, Change, RequestContext};
+use secureai_domain::audit::ports::{AuditCursor, AuditFilter, AuditLog};
 use secureai_domain::{AuditEvent, StoreError};
+use serde::Deserialize;
 
 use crate::SqlStore;
-use crate::convert::{audit_to_row, db};
+use crate::convert::{audit_to_row, db, instant, micros, user_id};
 use crate::entities::audit_events;
+
+#[derive(Deserialize)]
+struct StoredChange {
+    field: String,
+    before: Option<String>,
+    after: Option<String>,
+}
+
+fn entry_from_row(row: &audit_events::Model) -> Result<AuditEntry, StoreError> {
+    let changes: Vec<StoredChange> = serde_json::from_str(&row.changes).map_err(|e| {
+        StoreError::new(format!("audit event {} has unreadable changes", row.id), e)
+    })?;
+    Ok(AuditEntry {
+        id: uuid::Uuid::parse_str(&row.id)
+            .map_err(|e| StoreError::new("audit id is not a UUID", e))?,
+        at: instant(row.at)?,
+        actor_kind: row.actor_kind.clone(),
+        actor_id: row.actor_id.as_deref().map(user_id).transpose()?,
+        actor_email: row.actor_email.clone(),
+        action: AuditAction::parse(&row.action).ok_or_else(|| {
+            StoreError::msg(format!("stored audit action `{}` is unknown", row.action))
+        })?,
+        target_id: row.target_id.as_deref().map(user_id).transpose()?,
+        target_email: row.target_email.clone(),
+        changes: changes
+            .into_iter()
+            .map(|c| Change { field: c.field, before: c.before, after: c.after })
+            .collect(),
+        context: RequestContext { ip: row.ip.clone(), user_agent: row.user_agent.clone() },
+    })
+}
 
 #[async_trait]
 impl AuditLog for SqlStore {
@@ -17,5 +50,47 @@ impl AuditLog for SqlStore {
             .await
             .map_err(db("writing an audit event"))?;
         Ok(())
+    }
+
+    async fn list(
+        &self,
+        filter: &AuditFilter,
+        after: Option<AuditCursor>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut select = audit_events::Entity::find();
+        if let Some(actor) = filter.actor {
+            select = select.filter(audit_events::Column::ActorId.eq(actor.to_string()));
+        }
+        if let Some(target) = filter.target {
+            select = select.filter(audit_events::Column::TargetId.eq(target.to_string()));
+        }
+        if let Some(action) = filter.action {
+            select = select.filter(audit_events::Column::Action.eq(action.as_str()));
+        }
+        if let Some(from) = filter.from {
+            select = select.filter(audit_events::Column::At.gte(micros(from)));
+        }
+        if let Some(to) = filter.to {
+            select = select.filter(audit_events::Column::At.lt(micros(to)));
+        }
+        if let Some(cursor) = after {
+            let at = micros(cursor.at);
+            select = select.filter(
+                Condition::any().add(audit_events::Column::At.lt(at)).add(
+                    Condition::all()
+                        .add(audit_events::Column::At.eq(at))
+                        .add(audit_events::Column::Id.lt(cursor.id.to_string())),
+                ),
+            );
+        }
+        let rows = select
+            .order_by_desc(audit_events::Column::At)
+            .order_by_desc(audit_events::Column::Id)
+            .limit(u64::from(limit))
+            .all(&self.db)
+            .await
+            .map_err(db("reading the audit log"))?;
+        rows.iter().map(entry_from_row).collect()
     }
 }

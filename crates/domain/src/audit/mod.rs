@@ -6,3 +6,4 @@
 
 pub mod models;
 pub mod ports;
+pub mod service;

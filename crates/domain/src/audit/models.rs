@@ -208,7 +208,7 @@ impl AuditEvent {
 }
 
 #[cfg(test)]
-mod tests {
+mod action_tests {
     use super::*;
 
     #[test]
@@ -221,4 +221,30 @@ mod tests {
             assert_ne!(action.as_str(), "unknown");
         }
     }
+}
+
+/// An audit record as read back: personal data may be gone (erasure), so
+/// the actor's and target's emails are optional.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Unique id.
+    pub id: Uuid,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// `user`, `operator` or `anonymous`.
+    pub actor_kind: String,
+    /// The acting user's id, if a user acted.
+    pub actor_id: Option<UserId>,
+    /// Their email at the time, unless erased.
+    pub actor_email: Option<String>,
+    /// What happened.
+    pub action: AuditAction,
+    /// To whom (id).
+    pub target_id: Option<UserId>,
+    /// To whom (email at the time), unless erased.
+    pub target_email: Option<String>,
+    /// Changed fields and details.
+    pub changes: Vec<Change>,
+    /// Where from.
+    pub context: RequestContext,
 }

@@ -1,5 +1,6 @@
 //! The JSON API under `/api/v1`, one file per resource.
 
+pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod invitations;
 pub(crate) mod me;
@@ -20,4 +21,6 @@ pub(crate) enum ApiTags {
     Invitations,
     /// Instance settings (admins only).
     Settings,
+    /// The audit log (admins only).
+    Audit,
 }

@@ -1,0 +1,173 @@
+//! `GET /audit` and `GET /audit/export.csv` (admins only).
+
+use chrono::{DateTime, Utc};
+use poem::Request;
+use poem_openapi::param::Query;
+use poem_openapi::payload::{Binary, Json};
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use secureai_domain::audit::models::AuditEntry;
+use secureai_domain::audit::service::AuditRequest;
+
+use super::ApiTags;
+use crate::AppState;
+use crate::auth::SessionAuth;
+use crate::csv_export;
+use crate::errors::ApiError;
+
+/// One field's change.
+#[derive(Debug, Object)]
+pub(crate) struct ChangeDto {
+    /// Field or detail name.
+    field: String,
+    /// Value before.
+    before: Option<String>,
+    /// Value after.
+    after: Option<String>,
+}
+
+/// One audit entry.
+#[derive(Debug, Object)]
+pub(crate) struct AuditEntryDto {
+    /// Id.
+    id: String,
+    /// When.
+    at: DateTime<Utc>,
+    /// `user`, `operator` or `anonymous`.
+    actor_kind: String,
+    /// Acting user's id.
+    actor_id: Option<String>,
+    /// Acting user's email at the time (absent once erased).
+    actor_email: Option<String>,
+    /// Stable action name, e.g. `user.role_changed`.
+    action: String,
+    /// Target user's id.
+    target_id: Option<String>,
+    /// Target's email at the time (absent once erased).
+    target_email: Option<String>,
+    /// Changed fields, before → after, and details.
+    changes: Vec<ChangeDto>,
+    /// Client IP.
+    ip: Option<String>,
+    /// Client user agent.
+    user_agent: Option<String>,
+}
+
+impl From<&AuditEntry> for AuditEntryDto {
+    fn from(e: &AuditEntry) -> Self {
+        Self {
+            id: e.id.to_string(),
+            at: e.at,
+            actor_kind: e.actor_kind.clone(),
+            actor_id: e.actor_id.map(|id| id.to_string()),
+            actor_email: e.actor_email.clone(),
+            action: e.action.as_str().to_owned(),
+            target_id: e.target_id.map(|id| id.to_string()),
+            target_email: e.target_email.clone(),
+            changes: e
+                .changes
+                .iter()
+                .map(|c| ChangeDto {
+                    field: c.field.clone(),
+                    before: c.before.clone(),
+                    after: c.after.clone(),
+                })
+                .collect(),
+            ip: e.context.ip.clone(),
+            user_agent: e.context.user_agent.clone(),
+        }
+    }
+}
+
+/// A page of the audit log, newest first.
+#[derive(Debug, Object)]
+pub(crate) struct AuditPageDto {
+    /// Entries.
+    items: Vec<AuditEntryDto>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    next_cursor: Option<String>,
+}
+
+#[derive(ApiResponse)]
+pub(crate) enum CsvExport {
+    /// Every matching entry as CSV (cells starting with `= + - @`, tab or
+    /// CR are prefixed with `'` so spreadsheets do not run them).
+    #[oai(status = 200, content_type = "text/csv; charset=utf-8")]
+    Csv(Binary<poem::Body>, #[oai(header = "Content-Disposition")] String),
+}
+
+pub(crate) struct AuditApi(pub(crate) AppState);
+
+#[allow(clippy::too_many_arguments)]
+#[OpenApi(prefix_path = "/v1", tag = "ApiTags::Audit")]
+impl AuditApi {
+    /// The audit log, newest first, with filters and cursor paging.
+    #[oai(path = "/audit", method = "get")]
+    async fn list(
+        &self,
+        auth: SessionAuth,
+        /// Acting user's id.
+        actor: Query<Option<String>>,
+        /// Target user's id.
+        target: Query<Option<String>>,
+        /// Action name, e.g. `user.deactivated`.
+        action: Query<Option<String>>,
+        /// At or after (RFC 3339).
+        from: Query<Option<DateTime<Utc>>>,
+        /// Before (RFC 3339).
+        to: Query<Option<DateTime<Utc>>>,
+        /// Cursor from the previous page.
+        cursor: Query<Option<String>>,
+        /// Page size, 1–1000 (default 100).
+        limit: Query<Option<u32>>,
+        req: &Request,
+    ) -> Result<Json<AuditPageDto>, ApiError> {
+        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let request = AuditRequest {
+            actor: actor.0,
+            target: target.0,
+            action: action.0,
+            from: from.0,
+            to: to.0,
+            limit: limit.0,
+            cursor: cursor.0,
+        };
+        let page = self.0.service.audit_log(&admin, &request).await?;
+        Ok(Json(AuditPageDto {
+            items: page.items.iter().map(AuditEntryDto::from).collect(),
+            next_cursor: page.next_cursor,
+        }))
+    }
+
+    /// Every matching audit entry as CSV, streamed.
+    #[oai(path = "/audit/export.csv", method = "get")]
+    async fn export(
+        &self,
+        auth: SessionAuth,
+        /// Acting user's id.
+        actor: Query<Option<String>>,
+        /// Target user's id.
+        target: Query<Option<String>>,
+        /// Action name.
+        action: Query<Option<String>>,
+        /// At or after (RFC 3339).
+        from: Query<Option<DateTime<Utc>>>,
+        /// Before (RFC 3339).
+        to: Query<Option<DateTime<Utc>>>,
+        req: &Request,
+    ) -> Result<CsvExport, ApiError> {
+        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let request = AuditRequest {
+            actor: actor.0,
+            target: target.0,
+            action: action.0,
+            from: from.0,
+            to: to.0,
+            limit: Some(1000),
+            cursor: None,
+        };
+        // Validate before streaming, so a bad filter is a 422, not a broken file.
+        request.filter().map_err(|e| ApiError::invalid_field(&e))?;
+        let body = csv_export::audit_stream(self.0.service.clone(), admin, request);
+        Ok(CsvExport::Csv(Binary(body), "attachment; filename=\"secureai-audit.csv\"".to_owned()))
+    }
+}
