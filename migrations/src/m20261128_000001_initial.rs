@@ -120,6 +120,14 @@ enum UserCounts {
 }
 
 #[derive(DeriveIden)]
+enum Throttles {
+    Table,
+    Key,
+    Failures,
+    LastFailureAt,
+}
+
+#[derive(DeriveIden)]
 enum Settings {
     Table,
     Key,
@@ -466,6 +474,17 @@ impl MigrationTrait for Migration {
                     .await?;
             }
         }
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(Throttles::Table)
+                    .col(string_len(Throttles::Key, 300).primary_key())
+                    .col(integer(Throttles::Failures))
+                    .col(big_integer(Throttles::LastFailureAt))
+                    .to_owned(),
+            )
+            .await?;
 
         manager
             .create_table(

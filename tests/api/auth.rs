@@ -162,3 +162,23 @@ async fn a_session_expires_after_the_idle_timeout() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn repeated_failures_are_throttled_with_retry_after_and_audited() {
+    let app = TestApp::with_admin().await;
+    let wrong = json!({"email": ADMIN_EMAIL, "password": "not it"});
+    for _ in 0..6 {
+        let response = app.post("/api/v1/auth/login", None, wrong.clone()).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+
+    let right = json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD});
+    let blocked = app.post("/api/v1/auth/login", None, right.clone()).await;
+
+    assert_eq!(blocked.headers()["retry-after"], "2");
+    assert_error(blocked, StatusCode::TOO_MANY_REQUESTS, "too_many_attempts").await;
+    app.clock.advance(chrono::Duration::seconds(2));
+    let token = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let audit = body(app.get("/api/v1/audit?action=sign_in.throttled", Some(&token)).await).await;
+    assert_eq!(audit["items"].as_array().unwrap().len(), 1);
+}

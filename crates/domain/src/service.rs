@@ -12,6 +12,7 @@ use crate::invitations::ports::InvitationRepository;
 use crate::resets::ports::PasswordRepository;
 use crate::secrets::{PasswordHasher, TokenGenerator};
 use crate::sessions::ports::SessionRepository;
+use crate::sessions::throttle::{ThrottlePolicy, ThrottleRepository};
 use crate::settings::ports::SettingsRepository;
 use crate::setup::ports::SetupRepository;
 use crate::users::ports::UserRepository;
@@ -39,6 +40,8 @@ pub struct Ports {
     pub passwords: Arc<dyn PasswordHasher>,
     /// Password resets and password changes.
     pub passwords_store: Arc<dyn PasswordRepository>,
+    /// Sign-in failure counts.
+    pub throttle: Arc<dyn ThrottleRepository>,
 }
 
 /// Tunable rules.
@@ -59,6 +62,8 @@ pub struct Policy {
     pub seat_limit: Option<u32>,
     /// Largest page of users.
     pub max_page_size: u32,
+    /// Brute-force throttling of sign-in.
+    pub throttle: ThrottlePolicy,
 }
 
 impl Default for Policy {
@@ -71,6 +76,7 @@ impl Default for Policy {
             session_touch_interval: Duration::minutes(1),
             seat_limit: None,
             max_page_size: 200,
+            throttle: ThrottlePolicy::default(),
         }
     }
 }

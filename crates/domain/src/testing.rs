@@ -32,6 +32,7 @@ use crate::secrets::{
 use crate::service::{Policy, Ports, UserManagement};
 use crate::sessions::models::{Session, SessionId};
 use crate::sessions::ports::SessionRepository;
+use crate::sessions::throttle::{FailureCount, ThrottleRepository};
 use crate::settings::ports::{SettingsRepository, StoredSeatLimit};
 use crate::setup::ports::{CompleteSetupStoreError, SetupCompletion, SetupRepository};
 use crate::users::models::{EmailAddress, User, UserId, UserState, UserStatus};
@@ -149,6 +150,8 @@ pub struct MemoryState {
     pub seat_limit: StoredSeatLimit,
     /// Password reset links.
     pub resets: Vec<PasswordReset>,
+    /// Sign-in failure counts by key.
+    pub failures: HashMap<String, FailureCount>,
 }
 
 impl MemoryState {
@@ -574,6 +577,37 @@ impl PasswordRepository for InMemoryStore {
 }
 
 #[async_trait]
+impl ThrottleRepository for InMemoryStore {
+    async fn failures(&self, key: &str) -> Result<Option<FailureCount>, StoreError> {
+        Ok(self.state().failures.get(key).copied())
+    }
+
+    async fn record_failure(
+        &self,
+        key: &str,
+        at: DateTime<Utc>,
+        window: Duration,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        let count = state
+            .failures
+            .entry(key.to_owned())
+            .or_insert(FailureCount { failures: 0, last_failure_at: at });
+        if at - count.last_failure_at >= window {
+            count.failures = 0;
+        }
+        count.failures += 1;
+        count.last_failure_at = at;
+        Ok(())
+    }
+
+    async fn clear(&self, key: &str) -> Result<(), StoreError> {
+        self.state().failures.remove(key);
+        Ok(())
+    }
+}
+
+#[async_trait]
 impl SettingsRepository for InMemoryStore {
     async fn seat_limit(&self) -> Result<StoredSeatLimit, StoreError> {
         Ok(self.state().seat_limit)
@@ -758,6 +792,7 @@ impl TestKit {
             tokens: Arc::new(SequentialTokens::default()),
             passwords: Arc::new(FakeHasher),
             passwords_store: store.clone(),
+            throttle: store.clone(),
         };
         Self { service: UserManagement::new(ports, policy), store, clock }
     }

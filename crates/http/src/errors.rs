@@ -143,6 +143,9 @@ impl From<SignInError> for ApiError {
         match error {
             SignInError::InvalidCredentials => Self::unauthorized("invalid_credentials", error),
             SignInError::AccountDeactivated => Self::forbidden("account_deactivated", error),
+            SignInError::Throttled { retry_after_secs } => {
+                Self::TooManyRequests(body("too_many_attempts", &error), retry_after_secs)
+            }
             SignInError::Unexpected(e) => e.into(),
         }
     }

@@ -20,6 +20,7 @@ mod passwords;
 mod sessions;
 mod settings;
 mod setup;
+mod throttle;
 mod users;
 
 use std::time::Duration;

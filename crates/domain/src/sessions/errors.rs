@@ -13,6 +13,12 @@ pub enum SignInError {
     /// after the password checked out, so it reveals nothing to a stranger.
     #[error("this account is deactivated; contact your administrator")]
     AccountDeactivated,
+    /// Too many failed attempts for this account or from this address.
+    #[error("too many failed sign-in attempts; try again in {retry_after_secs} seconds")]
+    Throttled {
+        /// Seconds until the next attempt is allowed.
+        retry_after_secs: u64,
+    },
     /// Something unexpected failed.
     #[error(transparent)]
     Unexpected(#[from] StoreError),

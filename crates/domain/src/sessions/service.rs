@@ -27,6 +27,18 @@ impl UserManagement {
         password: &SecretString,
         context: &RequestContext,
     ) -> Result<SignedIn, SignInError> {
+        let now = self.ports.clock.now();
+        let account_key = format!("account:{}", email.trim().to_lowercase());
+        let ip_key = context.ip.as_ref().map(|ip| format!("ip:{ip}"));
+        if let Some(until) = self.throttled_until(&account_key, ip_key.as_deref(), now).await? {
+            let mut event =
+                AuditEvent::new(now, Actor::Anonymous, AuditAction::SignInThrottled, context)
+                    .change(Change::detail("until", &until.to_rfc3339()));
+            event.target_email = Some(email.trim().chars().take(254).collect());
+            self.ports.audit.append(event).await?;
+            let wait = (until - now).num_milliseconds().max(0) as u64;
+            return Err(SignInError::Throttled { retry_after_secs: wait.div_ceil(1000).max(1) });
+        }
         let parsed = EmailAddress::parse(email).ok();
         let found = match &parsed {
             Some(email) => self.ports.sessions.find_credentials(email).await?,
@@ -34,7 +46,14 @@ impl UserManagement {
         };
         let hash = found.as_ref().and_then(|(_, hash)| hash.clone());
         let password_ok = self.ports.passwords.verify(password, hash).await?;
-        let now = self.ports.clock.now();
+        let record_failure = || async {
+            let window = self.policy.throttle.window;
+            self.ports.throttle.record_failure(&account_key, now, window).await?;
+            if let Some(ip_key) = &ip_key {
+                self.ports.throttle.record_failure(ip_key, now, window).await?;
+            }
+            Ok::<(), crate::StoreError>(())
+        };
 
         let failure = |reason: &str, target: Option<&crate::User>| {
             let mut event =
@@ -50,10 +69,12 @@ impl UserManagement {
             Some((user, Some(_))) if password_ok => user,
             Some((user, _)) => {
                 let reason = if password_ok { "no_password" } else { "wrong_password" };
+                record_failure().await?;
                 self.ports.audit.append(failure(reason, Some(&user))).await?;
                 return Err(SignInError::InvalidCredentials);
             }
             None => {
+                record_failure().await?;
                 self.ports.audit.append(failure("unknown_email", None)).await?;
                 return Err(SignInError::InvalidCredentials);
             }
@@ -70,6 +91,7 @@ impl UserManagement {
             }
         }
 
+        self.ports.throttle.clear(&account_key).await?;
         let token = self.ports.tokens.generate();
         let session = Session {
             id: SessionId::random(),
@@ -85,6 +107,23 @@ impl UserManagement {
         self.ports.sessions.start(session.clone(), audit).await?;
         let user = crate::User { last_login_at: Some(now), ..user };
         Ok(SignedIn { token, session, user })
+    }
+
+    /// Until when sign-in is blocked for this account or address, if it is.
+    async fn throttled_until(
+        &self,
+        account_key: &str,
+        ip_key: Option<&str>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, crate::StoreError> {
+        let policy = &self.policy.throttle;
+        let account = self.ports.throttle.failures(account_key).await?;
+        let mut until = policy.blocked_until(account, policy.free_account_failures, now);
+        if let Some(ip_key) = ip_key {
+            let ip = self.ports.throttle.failures(ip_key).await?;
+            until = until.max(policy.blocked_until(ip, policy.free_ip_failures, now));
+        }
+        Ok(until)
     }
 
     /// Resolves a session token to the user behind it, as stored right now
@@ -161,5 +200,72 @@ impl UserManagement {
         let audit = AuditEvent::new(now, principal.actor(), AuditAction::SignedOut, context)
             .target(&principal.user);
         self.ports.sessions.end(principal.session_id, Some(audit)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+    use secrecy::SecretString;
+
+    use super::*;
+    use crate::testing::TestKit;
+
+    fn pw(text: &str) -> SecretString {
+        SecretString::from(text.to_owned())
+    }
+
+    #[tokio::test]
+    async fn repeated_failures_slow_sign_in_down_until_the_delay_passes() {
+        let kit = TestKit::new();
+        let ctx = RequestContext { ip: Some("203.0.113.7".into()), user_agent: None };
+        let setup = kit.service.prepare_setup().await.unwrap().unwrap();
+        kit.service
+            .complete_setup(&setup, "root@example.com", "Root", pw("a long admin passphrase"), &ctx)
+            .await
+            .unwrap();
+        for _ in 0..6 {
+            let outcome = kit.service.sign_in("root@example.com", &pw("guess"), &ctx).await;
+            assert!(matches!(outcome, Err(SignInError::InvalidCredentials)));
+        }
+
+        // Even the right password waits now: the answer must not tell.
+        let blocked =
+            kit.service.sign_in("ROOT@example.com", &pw("a long admin passphrase"), &ctx).await;
+        assert!(matches!(blocked, Err(SignInError::Throttled { retry_after_secs: 2 })));
+        assert!(kit.store.state().audit.iter().any(|e| e.action == AuditAction::SignInThrottled));
+
+        kit.clock.advance(Duration::seconds(2));
+        kit.service
+            .sign_in("root@example.com", &pw("a long admin passphrase"), &ctx)
+            .await
+            .unwrap();
+        assert!(!kit.store.state().failures.contains_key("account:root@example.com"));
+    }
+
+    #[tokio::test]
+    async fn unknown_emails_are_throttled_exactly_like_known_ones() {
+        let kit = TestKit::new();
+        let ctx = RequestContext::default();
+        for _ in 0..6 {
+            let _ = kit.service.sign_in("ghost@example.com", &pw("guess"), &ctx).await;
+        }
+        let blocked = kit.service.sign_in("ghost@example.com", &pw("guess"), &ctx).await;
+        assert!(matches!(blocked, Err(SignInError::Throttled { .. })));
+    }
+
+    #[tokio::test]
+    async fn one_address_trying_many_accounts_is_throttled_by_its_ip() {
+        let kit = TestKit::new();
+        let ctx = RequestContext { ip: Some("198.51.100.9".into()), user_agent: None };
+        for i in 0..21 {
+            let _ =
+                kit.service.sign_in(&format!("victim{i}@example.com"), &pw("guess"), &ctx).await;
+        }
+        let blocked = kit.service.sign_in("fresh@example.com", &pw("guess"), &ctx).await;
+        assert!(matches!(blocked, Err(SignInError::Throttled { .. })));
+        let other_ip = RequestContext { ip: Some("192.0.2.1".into()), user_agent: None };
+        let elsewhere = kit.service.sign_in("fresh@example.com", &pw("guess"), &other_ip).await;
+        assert!(matches!(elsewhere, Err(SignInError::InvalidCredentials)));
     }
 }

@@ -264,3 +264,31 @@ async fn two_admins_removing_each_other_at_once_always_leave_one() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_sign_in_failures_are_all_counted() {
+    use secureai_domain::sessions::throttle::ThrottleRepository;
+    let db = TestDb::sqlite().await;
+    let at = FakeClock::new().now();
+
+    let failures = (0..20).map(|_| {
+        let store = db.store.clone();
+        tokio::spawn(async move {
+            store.record_failure("ip:203.0.113.1", at, Duration::hours(12)).await
+        })
+    });
+    for outcome in join_all(failures).await {
+        outcome.unwrap().unwrap();
+    }
+
+    let count = db.store.failures("ip:203.0.113.1").await.unwrap().unwrap();
+    assert_eq!(count.failures, 20);
+    // A failure after the window starts a new count.
+    db.store
+        .record_failure("ip:203.0.113.1", at + Duration::hours(13), Duration::hours(12))
+        .await
+        .unwrap();
+    assert_eq!(db.store.failures("ip:203.0.113.1").await.unwrap().unwrap().failures, 1);
+    db.store.clear("ip:203.0.113.1").await.unwrap();
+    assert_eq!(db.store.failures("ip:203.0.113.1").await.unwrap(), None);
+}

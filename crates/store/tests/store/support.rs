@@ -37,6 +37,7 @@ impl TestDb {
             tokens: Arc::new(SequentialTokens::default()),
             passwords: Arc::new(FakeHasher),
             passwords_store: store.clone(),
+            throttle: store.clone(),
         };
         (Arc::new(UserManagement::new(ports, policy)), clock)
     }
