@@ -1,0 +1,43 @@
+//! Shared set-up for the bench binaries: a temporary SQLite instance with a
+//! first admin.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+use secureai_app::{Config, Wiring};
+use secureai_domain::RequestContext;
+use secureai_domain::sessions::models::Admin;
+
+pub const ADMIN_EMAIL: &str = "root@example.com";
+pub const ADMIN_PASSWORD: &str = "a long admin passphrase";
+
+pub fn config(dir: &std::path::Path) -> Config {
+    let mut config = Config { data_dir: dir.to_path_buf(), ..Config::default() };
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.mail.poll_interval_ms = 60_000;
+    config
+}
+
+/// Creates the first admin and returns their capability.
+pub async fn first_admin(wiring: &Wiring) -> Admin {
+    let ctx = RequestContext::default();
+    let token = wiring.service.prepare_setup().await.unwrap().unwrap();
+    let pw = || SecretString::from(ADMIN_PASSWORD.to_owned());
+    wiring.service.complete_setup(&token, ADMIN_EMAIL, "Root", pw(), &ctx).await.unwrap();
+    let signed_in = wiring.service.sign_in(ADMIN_EMAIL, &pw(), &ctx).await.unwrap();
+    wiring.service.authenticate(&signed_in.token).await.unwrap().admin().unwrap()
+}
+
+/// Percentile of sorted durations.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

@@ -1,0 +1,102 @@
+//! Session-authenticated `GET /api/v1/me` against the unauthenticated
+//! `GET /healthz`, same server, same run, same client load.
+//!
+//! `cargo bench -p secureai-app --bench http`
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use secureai_app::Application;
+
+const SECONDS: u64 = 8;
+const CONNECTIONS: usize = 16;
+
+async fn load(url: String, token: Option<String>) -> (f64, Vec<Duration>) {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(CONNECTIONS).build().unwrap();
+    let url = Arc::new(url);
+    let token = Arc::new(token);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(SECONDS);
+    let workers: Vec<_> = (0..CONNECTIONS)
+        .map(|_| {
+            let (client, url, token) = (client.clone(), url.clone(), token.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    let mut request = client.get(url.as_str());
+                    if let Some(token) = token.as_ref() {
+                        request = request.bearer_auth(token);
+                    }
+                    let response = request.send().await.unwrap();
+                    assert!(response.status().is_success());
+                    response.bytes().await.unwrap();
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for worker in workers {
+        all.extend(worker.await.unwrap());
+    }
+    let rate = all.len() as f64 / started.elapsed().as_secs_f64();
+    all.sort();
+    (rate, all)
+}
+
+#[tokio::main]
+async fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::config(dir.path());
+    config.log = "warn".into();
+    let app = Application::build(&config).await.unwrap();
+    let base = format!("http://{}", app.address());
+    let link = app.setup_link().unwrap();
+    tokio::spawn(app.run_until(std::future::pending()));
+    let http = reqwest::Client::new();
+    let token = link.split("token=").nth(1).unwrap().to_owned();
+    http.post(format!("{base}/setup"))
+        .form(&[
+            ("token", token.as_str()),
+            ("email", common::ADMIN_EMAIL),
+            ("name", "Root"),
+            ("password", common::ADMIN_PASSWORD),
+            ("password_confirm", common::ADMIN_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let login: serde_json::Value = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(
+            &serde_json::json!({"email": common::ADMIN_EMAIL, "password": common::ADMIN_PASSWORD}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let session = login["token"].as_str().unwrap().to_owned();
+
+    let (health_rate, health) = load(format!("{base}/healthz"), None).await;
+    let (me_rate, me) = load(format!("{base}/api/v1/me"), Some(session)).await;
+
+    println!(
+        "{CONNECTIONS} concurrent connections, {SECONDS} s each, client and server on this machine"
+    );
+    for (name, rate, lat) in
+        [("GET /healthz", health_rate, &health), ("GET /api/v1/me", me_rate, &me)]
+    {
+        println!(
+            "{name:<16} {rate:>8.0} req/s  p50 {:.2} ms  p99 {:.2} ms",
+            common::ms(common::percentile(lat, 50.0)),
+            common::ms(common::percentile(lat, 99.0))
+        );
+    }
+    println!("/me / healthz: {:.1} %", 100.0 * me_rate / health_rate);
+}
