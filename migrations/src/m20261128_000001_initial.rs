@@ -207,6 +207,8 @@ impl MigrationTrait for Migration {
                 )
                 .await?;
         }
+        // Filtered lists in creation order walk these instead of skipping
+        // through every user.
         manager
             .create_index(
                 Index::create()
@@ -214,6 +216,19 @@ impl MigrationTrait for Migration {
                     .table(Users::Table)
                     .col(Users::Role)
                     .col(Users::Status)
+                    .col(Users::CreatedAt)
+                    .col(Users::Id)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_users_status")
+                    .table(Users::Table)
+                    .col(Users::Status)
+                    .col(Users::CreatedAt)
+                    .col(Users::Id)
                     .to_owned(),
             )
             .await?;
@@ -444,6 +459,7 @@ impl MigrationTrait for Migration {
                     .name("ix_user_search_terms_user")
                     .table(UserSearchTerms::Table)
                     .col(UserSearchTerms::UserId)
+                    .col(UserSearchTerms::Term)
                     .to_owned(),
             )
             .await?;

@@ -3,6 +3,8 @@
 //!
 //! `cargo bench -p secureai-app --bench http`
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::sync::Arc;

@@ -4,6 +4,8 @@
 //!
 //! `cargo bench -p secureai-app --bench listing` (USERS=… to change the size)
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::{Duration, Instant};

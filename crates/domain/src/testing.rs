@@ -36,6 +36,7 @@ use crate::sessions::throttle::{FailureCount, ThrottleRepository};
 use crate::settings::ports::{SettingsRepository, StoredSeatLimit};
 use crate::setup::ports::{CompleteSetupStoreError, SetupCompletion, SetupRepository};
 use crate::users::models::{EmailAddress, User, UserId, UserState, UserStatus};
+use crate::users::ports::UserTotal;
 use crate::users::ports::{
     ChangeUserError, Erasure, InsertUserError, NewInvitedUser, UserChange, UserFilter, UserPage,
     UserQuery, UserRepository,
@@ -311,8 +312,9 @@ impl UserRepository for InMemoryStore {
         Ok(UserPage::from_overfetch(items, query.limit, query.sort))
     }
 
-    async fn count(&self, filter: &UserFilter) -> Result<u64, StoreError> {
-        Ok(self.state().users.values().filter(|u| filter.matches(u)).count() as u64)
+    async fn count(&self, filter: &UserFilter, _cap: u64) -> Result<UserTotal, StoreError> {
+        let count = self.state().users.values().filter(|u| filter.matches(u)).count() as u64;
+        Ok(UserTotal { count, exact: true })
     }
 }
 

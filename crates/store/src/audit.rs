@@ -76,12 +76,10 @@ impl AuditLog for SqlStore {
         }
         if let Some(cursor) = after {
             let at = micros(cursor.at);
-            select = select.filter(
-                Condition::any().add(audit_events::Column::At.lt(at)).add(
-                    Condition::all()
-                        .add(audit_events::Column::At.eq(at))
-                        .add(audit_events::Column::Id.lt(cursor.id.to_string())),
-                ),
+            select = select.filter(audit_events::Column::At.lte(at)).filter(
+                Condition::any()
+                    .add(audit_events::Column::At.lt(at))
+                    .add(audit_events::Column::Id.lt(cursor.id.to_string())),
             );
         }
         let rows = select

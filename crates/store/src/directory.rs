@@ -99,17 +99,55 @@ fn prefix_end(prefix: &str) -> Option<String> {
     None
 }
 
-/// Ids of users with a search term starting with `word`.
+fn term_range(query: &mut SelectStatement, word: &str) {
+    query.and_where(
+        Expr::col((user_search_terms::Entity, user_search_terms::Column::Term)).gte(word),
+    );
+    if let Some(end) = prefix_end(word) {
+        query.and_where(
+            Expr::col((user_search_terms::Entity, user_search_terms::Column::Term)).lt(end),
+        );
+    }
+}
+
+/// Ids of users with a search term starting with `word` (an index range).
 pub(crate) fn ids_matching(word: &str) -> SelectStatement {
     let mut query = Query::select();
-    query
-        .column(user_search_terms::Column::UserId)
-        .from(user_search_terms::Entity)
-        .and_where(Expr::col(user_search_terms::Column::Term).gte(word));
-    if let Some(end) = prefix_end(word) {
-        query.and_where(Expr::col(user_search_terms::Column::Term).lt(end));
-    }
+    query.column(user_search_terms::Column::UserId).from(user_search_terms::Entity);
+    term_range(&mut query, word);
     query.to_owned()
+}
+
+/// "This user has a term starting with `word`", checked per user row
+/// through the (user_id, term) index.
+pub(crate) fn has_term(word: &str) -> sea_orm::sea_query::SimpleExpr {
+    let mut query = Query::select();
+    query.expr(Expr::val(1)).from(user_search_terms::Entity).and_where(
+        Expr::col((user_search_terms::Entity, user_search_terms::Column::UserId))
+            .equals((crate::entities::users::Entity, crate::entities::users::Column::Id)),
+    );
+    term_range(&mut query, word);
+    Expr::exists(query.to_owned())
+}
+
+/// Distinct users with a term starting with `word`, counted up to `cap`.
+pub(crate) async fn users_matching_upto(
+    conn: &impl ConnectionTrait,
+    word: &str,
+    cap: u64,
+) -> Result<u64, DbErr> {
+    let mut inner = Query::select();
+    inner.distinct().column(user_search_terms::Column::UserId).from(user_search_terms::Entity);
+    term_range(&mut inner, word);
+    inner.limit(cap);
+    let outer = Query::select()
+        .expr_as(Expr::cust("COUNT(*)"), sea_orm::sea_query::Alias::new("n"))
+        .from_subquery(inner.to_owned(), sea_orm::sea_query::Alias::new("matches"))
+        .to_owned();
+    let row = conn.query_one(&outer).await?;
+    Ok(row
+        .and_then(|r| r.try_get::<i64>("", "n").ok())
+        .map_or(0, |n| u64::try_from(n).unwrap_or(0)))
 }
 
 #[cfg(test)]

@@ -40,11 +40,18 @@ pub struct StoreOptions {
     pub max_connections: u32,
     /// How long to wait for a free connection.
     pub acquire_timeout: Duration,
+    /// Search words matching fewer users than this drive a search from
+    /// their index range; broader ones walk users in sort order.
+    pub selective_search: u64,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { max_connections: 10, acquire_timeout: Duration::from_secs(10) }
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(10),
+            selective_search: 2_000,
+        }
     }
 }
 
@@ -52,6 +59,7 @@ impl Default for StoreOptions {
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     db: DatabaseConnection,
+    selective_search: u64,
 }
 
 impl SqlStore {
@@ -83,7 +91,7 @@ impl SqlStore {
                 e,
             )
         })?;
-        Ok(Self { db })
+        Ok(Self { db, selective_search: options.selective_search })
     }
 
     /// Connects and applies every pending migration.

@@ -4,17 +4,20 @@
 use async_trait::async_trait;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ColumnTrait, Condition, DatabaseConnection, EntityTrait, Order, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
 };
 use secureai_domain::users::ports::{
     ChangeUserError, Erasure, InsertUserError, NewInvitedUser, SortValue, UserChange, UserFilter,
-    UserPage, UserQuery, UserRepository, UserSort,
+    UserPage, UserQuery, UserRepository, UserSort, UserTotal,
 };
 use secureai_domain::{EmailAddress, StoreError, User, UserId};
 
 use crate::convert::{audit_to_row, db, invitation_to_row, micros, user_from_row, user_to_row};
-use crate::directory::{count_delta, count_move, counted, ids_matching, index_user, unindex_user};
+use crate::directory::{
+    count_delta, count_move, counted, has_term, ids_matching, index_user, unindex_user,
+    users_matching_upto,
+};
 use crate::entities::{audit_events, invitations, outbox, password_resets, sessions, users};
 use crate::outbox::mail_to_row;
 use crate::{SqlStore, is_unique_violation, take_guard};
@@ -276,23 +279,30 @@ impl UserRepository for SqlStore {
             UserSort::Created => users::Column::CreatedAt,
             UserSort::LastSignIn => users::Column::LastLoginAt,
         };
-        let mut select = filtered(&query.filter);
+        let plan = plan_search(&self.db, &query.filter.words, self.selective_search).await?;
+        let mut select = filtered(&query.filter, &plan);
         if let Some(after) = &query.after {
             let value = match &after.value {
                 SortValue::Text(text) => sea_orm::Value::from(text.clone()),
                 SortValue::Micros(micros) => sea_orm::Value::from(*micros),
             };
             let id = after.id.to_string();
-            let (beyond, id_beyond) = if query.descending {
-                (Expr::col(column).lt(value.clone()), users::Column::Id.lt(id))
+            // `col >= v AND (col > v OR id > last)`: the first conjunct lets
+            // every database start an index range at the cursor.
+            let (start, beyond, id_beyond) = if query.descending {
+                (
+                    Expr::col(column).lte(value.clone()),
+                    Expr::col(column).lt(value),
+                    users::Column::Id.lt(id),
+                )
             } else {
-                (Expr::col(column).gt(value.clone()), users::Column::Id.gt(id))
+                (
+                    Expr::col(column).gte(value.clone()),
+                    Expr::col(column).gt(value),
+                    users::Column::Id.gt(id),
+                )
             };
-            select = select.filter(
-                Condition::any()
-                    .add(beyond)
-                    .add(Condition::all().add(Expr::col(column).eq(value)).add(id_beyond)),
-            );
+            select = select.filter(start).filter(Condition::any().add(beyond).add(id_beyond));
         }
         let order = if query.descending { Order::Desc } else { Order::Asc };
         let rows = select
@@ -306,22 +316,72 @@ impl UserRepository for SqlStore {
         Ok(UserPage::from_overfetch(items, query.limit, query.sort))
     }
 
-    async fn count(&self, filter: &UserFilter) -> Result<u64, StoreError> {
+    async fn count(&self, filter: &UserFilter, cap: u64) -> Result<UserTotal, StoreError> {
         if filter.words.is_empty() && filter.department.is_none() {
             let statuses: Vec<&str> = filter.status.iter().map(|s| s.as_str()).collect();
-            return counted(&self.db, filter.role.map(|r| r.as_str()), &statuses)
+            let count = counted(&self.db, filter.role.map(|r| r.as_str()), &statuses)
                 .await
-                .map_err(db("counting users"));
+                .map_err(db("counting users"))?;
+            return Ok(UserTotal { count, exact: true });
         }
-        filtered(filter).count(&self.db).await.map_err(db("counting users"))
+        let plan = plan_search(&self.db, &filter.words, self.selective_search).await?;
+        if let SearchPlan::Broad { narrowest } = plan {
+            // Counting every match of a broad search would read most users:
+            // estimate from the narrowest word instead.
+            let count = users_matching_upto(&self.db, &filter.words[narrowest], cap)
+                .await
+                .map_err(db("estimating a search"))?;
+            return Ok(UserTotal { count, exact: false });
+        }
+        let count = filtered(filter, &plan).count(&self.db).await.map_err(db("counting users"))?;
+        Ok(UserTotal { count, exact: true })
     }
 }
 
-/// The users matching a filter.
-fn filtered(filter: &UserFilter) -> sea_orm::Select<users::Entity> {
+/// How a search's words are applied.
+enum SearchPlan {
+    /// No words.
+    None,
+    /// Word `driver` matches few users: start from its matches.
+    Selective { driver: usize },
+    /// Every word matches many users: walk users in order, check each.
+    Broad { narrowest: usize },
+}
+
+async fn plan_search(
+    db: &DatabaseConnection,
+    words: &[String],
+    selective: u64,
+) -> Result<SearchPlan, StoreError> {
+    let mut narrowest: Option<(usize, u64)> = None;
+    for (i, word) in words.iter().enumerate() {
+        let n =
+            users_matching_upto(db, word, selective).await.map_err(db_err("planning a search"))?;
+        if narrowest.is_none_or(|(_, best)| n < best) {
+            narrowest = Some((i, n));
+        }
+    }
+    Ok(match narrowest {
+        None => SearchPlan::None,
+        Some((driver, n)) if n < selective => SearchPlan::Selective { driver },
+        Some((narrowest, _)) => SearchPlan::Broad { narrowest },
+    })
+}
+
+fn db_err(context: &'static str) -> impl FnOnce(sea_orm::DbErr) -> StoreError {
+    db(context)
+}
+
+/// The users matching a filter, applying search words as planned.
+fn filtered(filter: &UserFilter, plan: &SearchPlan) -> sea_orm::Select<users::Entity> {
     let mut select = users::Entity::find();
-    for word in &filter.words {
-        select = select.filter(users::Column::Id.in_subquery(ids_matching(word)));
+    for (i, word) in filter.words.iter().enumerate() {
+        select = match plan {
+            SearchPlan::Selective { driver } if *driver == i => {
+                select.filter(users::Column::Id.in_subquery(ids_matching(word)))
+            }
+            _ => select.filter(has_term(word)),
+        };
     }
     if let Some(role) = filter.role {
         select = select.filter(users::Column::Role.eq(role.as_str()));

@@ -38,7 +38,13 @@ pub struct UsersPage {
     pub next_cursor: Option<String>,
     /// How many users match the filters, over all pages.
     pub total: u64,
+    /// Whether `total` is exact; a search matching very many users is
+    /// counted up to a cap and `total` is then a lower bound.
+    pub total_exact: bool,
 }
+
+/// Searches matching more users than this report "at least this many".
+pub const SEARCH_COUNT_CAP: u64 = 10_000;
 
 /// Longest search text accepted, in characters.
 const MAX_QUERY_CHARS: usize = 200;
@@ -171,11 +177,12 @@ impl UserManagement {
         let limit = request.limit.unwrap_or(50).clamp(1, self.policy.max_page_size);
         let query = UserQuery { filter, sort, descending, limit, after };
         let page = self.ports.users.list(&query).await?;
-        let total = self.ports.users.count(&query.filter).await?;
+        let total = self.ports.users.count(&query.filter, SEARCH_COUNT_CAP).await?;
         Ok(UsersPage {
             items: page.items,
             next_cursor: page.next.as_ref().map(|c| encode_cursor(sort, c)),
-            total,
+            total: total.count,
+            total_exact: total.exact,
         })
     }
 }

@@ -169,6 +169,15 @@ impl UserFilter {
     }
 }
 
+/// How many users match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserTotal {
+    /// The count (a lower bound when not exact).
+    pub count: u64,
+    /// Whether `count` is exact.
+    pub exact: bool,
+}
+
 /// A page request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserQuery {
@@ -273,9 +282,11 @@ pub trait UserRepository: Send + Sync {
     /// [`StoreError`] only on failure.
     async fn list(&self, query: &UserQuery) -> Result<UserPage, StoreError>;
 
-    /// How many users match the filter.
+    /// How many users match the filter. A store MAY stop counting at
+    /// `cap` for searches that match very many users, and then MUST say the
+    /// total is a lower bound (`exact: false`).
     ///
     /// # Errors
     /// [`StoreError`] only on failure.
-    async fn count(&self, filter: &UserFilter) -> Result<u64, StoreError>;
+    async fn count(&self, filter: &UserFilter, cap: u64) -> Result<UserTotal, StoreError>;
 }

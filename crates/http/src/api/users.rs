@@ -44,6 +44,9 @@ pub(crate) struct UserPageDto {
     next_cursor: Option<String>,
     /// How many users match, over all pages.
     total: u64,
+    /// `false` when a broad search was counted only up to 10,000: `total`
+    /// is then "at least".
+    total_exact: bool,
 }
 
 /// Fields to change; absent fields stay as they are.
@@ -128,6 +131,7 @@ impl UsersApi {
             items: page.items.iter().map(UserDto::from).collect(),
             next_cursor: page.next_cursor,
             total: page.total,
+            total_exact: page.total_exact,
         }))
     }
 

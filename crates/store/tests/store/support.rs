@@ -15,9 +15,14 @@ pub struct TestDb {
 impl TestDb {
     /// A fresh SQLite database file with migrations applied.
     pub async fn sqlite() -> Self {
+        Self::sqlite_with(StoreOptions::default()).await
+    }
+
+    /// A fresh SQLite database with these options.
+    pub async fn sqlite_with(options: StoreOptions) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
-        let store = SqlStore::connect_and_migrate(&url, &StoreOptions::default()).await.unwrap();
+        let store = SqlStore::connect_and_migrate(&url, &options).await.unwrap();
         Self { store, _dir: dir }
     }
 
