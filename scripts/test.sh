@@ -20,6 +20,14 @@ cargo fmt --all -- --check
 step "lint (cargo clippy --all-targets, warnings are errors)"
 cargo clippy --workspace --all-targets --features secureai-domain/mocks -- -D warnings
 
+step "architecture: the domain crate depends on no adapter technology"
+if cargo tree -p secureai-domain -e normal --prefix none \
+    | grep -E '^(sea-orm|sqlx|poem|lettre|reqwest|hyper|tokio) ' ; then
+  echo "secureai-domain must not depend on the crates above" >&2
+  exit 1
+fi
+echo "ok: no sea-orm, sqlx, poem, lettre, reqwest, hyper or tokio in secureai-domain"
+
 step "build the secureai binary (the end-to-end suite runs it)"
 cargo build -p secureai-app --bin secureai
 

@@ -15,80 +15,31 @@ use secureai_domain::users::listing::ListUsersRequest;
 use secureai_domain::users::models::search_terms;
 use secureai_domain::{DisplayName, EmailAddress};
 
-const FIRST: [&str; 20] = [
-    "Ada",
-    "Grace",
-    "Alan",
-    "Barbara",
-    "Edsger",
-    "Frances",
-    "Donald",
-    "Margaret",
-    "Ken",
-    "Radia",
-    "Tim",
-    "Shafi",
-    "John",
-    "Sophie",
-    "Dennis",
-    "Katherine",
-    "Linus",
-    "Hedy",
-    "Niklaus",
-    "Anita",
+// Names from syllables: 200 first names and 5,000 surnames, so that a
+// surname is shared by ~200 of a million users and a first name by ~5,000 —
+// closer to a real directory than a handful of famous names.
+const START: [&str; 20] = [
+    "Al", "Be", "Ca", "Da", "El", "Fa", "Ga", "Ha", "Il", "Jo", "Ka", "Le", "Ma", "No", "Ol", "Pa",
+    "Ro", "Sa", "Ta", "Vi",
 ];
-const LAST: [&str; 50] = [
-    "Lovelace",
-    "Hopper",
-    "Turing",
-    "Liskov",
-    "Dijkstra",
-    "Allen",
-    "Knuth",
-    "Hamilton",
-    "Thompson",
-    "Perlman",
-    "Berners",
-    "Goldwasser",
-    "McCarthy",
-    "Wilson",
-    "Ritchie",
-    "Johnson",
-    "Torvalds",
-    "Lamarr",
-    "Wirth",
-    "Borg",
-    "Smith",
-    "Jones",
-    "Brown",
-    "Taylor",
-    "Wilson",
-    "Davies",
-    "Evans",
-    "Thomas",
-    "Roberts",
-    "Walker",
-    "Wright",
-    "Robinson",
-    "Thompson",
-    "White",
-    "Hughes",
-    "Edwards",
-    "Green",
-    "Hall",
-    "Wood",
-    "Harris",
-    "Lewis",
-    "Martin",
-    "Jackson",
-    "Clarke",
-    "Clark",
-    "Turner",
-    "Hill",
-    "Scott",
-    "Cooper",
-    "Morris",
+const MIDDLE: [&str; 10] = ["na", "ri", "lo", "ve", "mi", "da", "ra", "ne", "sa", "ti"];
+const ENDING: [&str; 50] = [
+    "son", "berg", "ton", "ley", "man", "ford", "well", "wood", "field", "stein", "ez", "ini",
+    "ova", "sky", "ard", "ier", "ez", "ata", "oni", "ani", "ber", "ling", "dorf", "hill", "more",
+    "worth", "by", "ham", "dale", "ridge", "shaw", "brook", "croft", "lund", "qvist", "strom",
+    "sen", "ssen", "quez", "etti", "ucci", "escu", "idis", "opoulos", "akis", "oglu", "yan",
+    "enko", "chuk", "ovic",
 ];
+
+fn first_name(i: usize) -> String {
+    format!("{}{}", START[i % 20], MIDDLE[(i / 20) % 10])
+}
+
+fn surname(i: usize) -> String {
+    let k = (i / 200) % 5000;
+    format!("{}{}{}", START[k % 20], MIDDLE[(k / 20) % 10], ENDING[(k / 200) % 25 + (k % 2) * 25])
+}
+
 const DEPARTMENTS: [&str; 8] =
     ["Research", "Legal", "Sales", "Finance", "Support", "Marketing", "Engineering", "People"];
 
@@ -105,8 +56,8 @@ async fn seed(store: &secureai_store::SqlStore, users: usize) {
         let mut user_rows = 0;
         let mut term_rows = 0;
         for i in chunk_start..chunk_end {
-            let first = FIRST[i % FIRST.len()];
-            let last = LAST[(i / FIRST.len()) % LAST.len()];
+            let first = first_name(i);
+            let last = surname(i);
             let email = EmailAddress::parse(&format!(
                 "{}.{}.{i}@dept{}.example.com",
                 first.to_lowercase(),
@@ -279,30 +230,19 @@ async fn main() {
         rounds,
     )
     .await;
-    let searches: Vec<ListUsersRequest> = [
-        "hopper",
-        "lovel",
-        "ada turing",
-        "grace.hopper.12",
-        "knuth",
-        "dept42",
-        "margaret ham",
-        "sophie wilson",
-    ]
-    .iter()
-    .map(|q| ListUsersRequest { q: Some((*q).into()), limit: Some(50), ..Default::default() })
-    .collect();
-    measure("q search (mixed words, first page)", &service, &admin, &searches, rounds).await;
-    let exact: Vec<ListUsersRequest> = (0..50)
-        .map(|i| ListUsersRequest {
-            q: Some(
-                format!("{}.", FIRST[i % FIRST.len()].to_lowercase())
-                    + &LAST[(i * 7) % LAST.len()].to_lowercase()
-                    + &format!(".{}", i * 1000 + (i * 7 % 50) * 20 + i % 20),
-            ),
-            limit: Some(50),
-            ..Default::default()
-        })
-        .collect();
-    measure("q search (an email prefix)", &service, &admin, &exact, rounds).await;
+    let named = |i: usize| (first_name(i).to_lowercase(), surname(i).to_lowercase());
+    let searches: Vec<(String, String)> = vec![
+        ("a surname".into(), named(123_456).1),
+        ("first name + surname".into(), format!("{} {}", named(777_777).0, named(777_777).1)),
+        ("surname prefix (4 letters)".into(), named(424_242).1[..4].to_owned()),
+        ("an email prefix".into(), format!("{}.{}.98765", named(98_765).0, named(98_765).1)),
+        ("a first name (~5,000 users)".into(), named(31_337).0),
+        ("a broad prefix (\"ma\")".into(), "ma".into()),
+        ("an email domain (~10,000 users)".into(), "dept42".into()),
+    ];
+    for (label, q) in searches {
+        let request =
+            ListUsersRequest { q: Some(q.clone()), limit: Some(50), ..Default::default() };
+        measure(&format!("q: {label}"), &service, &admin, &[request], 100).await;
+    }
 }

@@ -45,6 +45,7 @@ impl UserManagement {
             None => None,
         };
         let hash = found.as_ref().and_then(|(_, hash)| hash.clone());
+        let has_password = hash.is_some();
         let password_ok = self.ports.passwords.verify(password, hash).await?;
         let record_failure = || async {
             let window = self.policy.throttle.window;
@@ -68,7 +69,13 @@ impl UserManagement {
         let user = match found {
             Some((user, Some(_))) if password_ok => user,
             Some((user, _)) => {
-                let reason = if password_ok { "no_password" } else { "wrong_password" };
+                // Without a hash `verify` is always false, so only whether
+                // there was one tells a wrong password from no password.
+                let reason = match (has_password, user.status()) {
+                    (true, _) => "wrong_password",
+                    (false, UserStatus::Invited) => "not_activated",
+                    (false, _) => "no_password",
+                };
                 record_failure().await?;
                 self.ports.audit.append(failure(reason, Some(&user))).await?;
                 return Err(SignInError::InvalidCredentials);

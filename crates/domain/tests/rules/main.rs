@@ -1,13 +1,24 @@
 //! The domain's rules exercised the way an embedding service would: through
 //! `UserManagement`, against the in-memory adapters with a fake clock
-//! (`TestKit`), and against `mockall` mocks of single ports to force the
-//! failures real adapters rarely produce. The mock tests need the `mocks`
-//! feature (`cargo test -p secureai-domain --features mocks`; the
-//! workspace test script enables it).
+//! (`TestKit`), asserting exact errors and what the store holds afterwards;
+//! and against `mockall` mocks of single ports to force the failures real
+//! adapters rarely produce. One binary, so the suite links once.
+//!
+//! The mock tests need the `mocks` feature
+//! (`cargo test -p secureai-domain --features mocks`; `scripts/test.sh`
+//! enables it).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod kit;
+
+mod accepting;
+mod invitations;
+mod lifecycle;
 #[cfg(feature = "mocks")]
 mod mocks;
-mod rules;
+mod outbox;
+mod sessions;
+mod setup;
+mod sign_in;
+mod users;
