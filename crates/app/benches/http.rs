@@ -55,6 +55,9 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = common::config(dir.path());
     config.log = "warn".into();
+    if let Some(n) = std::env::var("DB_CONNECTIONS").ok().and_then(|n| n.parse().ok()) {
+        config.database_max_connections = n;
+    }
     let app = Application::build(&config).await.unwrap();
     let base = format!("http://{}", app.address());
     let link = app.setup_link().unwrap();
