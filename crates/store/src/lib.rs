@@ -74,6 +74,10 @@ impl SqlStore {
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
             .sqlx_logging(false)
+            // Pinging every connection on every acquire doubles the round
+            // trips of a one-query request; ping only connections that sat
+            // idle long enough to have been dropped by a server or proxy.
+            .test_before_acquire_if_idle_for(Duration::from_secs(30))
             .map_sqlx_sqlite_opts(|opts| {
                 opts.journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
