@@ -10,9 +10,32 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/secureai/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 mkdir -p "$CARGO_TARGET_DIR"
 log="$(mktemp)"
+
+# The store suite runs on SQLite always, and on PostgreSQL and MariaDB at
+# these URLs (each test creates and drops its own database). Set a URL to
+# the empty string to leave that database out; a server that is asked for
+# but unreachable fails the run.
+export SECUREAI_TEST_POSTGRES_URL="${SECUREAI_TEST_POSTGRES_URL-postgres://postgres@127.0.0.1:5432/test}"
+export SECUREAI_TEST_MYSQL_URL="${SECUREAI_TEST_MYSQL_URL-mysql://root@127.0.0.1:3306/test}"
 trap 'rm -f "$log"' EXIT
 
 step() { printf '\n== %s\n' "$*"; }
+
+step "database servers"
+if [ -n "$SECUREAI_TEST_POSTGRES_URL" ]; then
+  if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && [ -d /etc/postgresql ]; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start || true
+    sleep 2
+  fi
+  pg_isready -h 127.0.0.1 -p 5432 || { echo "PostgreSQL is asked for but unreachable" >&2; exit 1; }
+fi
+if [ -n "$SECUREAI_TEST_MYSQL_URL" ]; then
+  if ! mysqladmin -h 127.0.0.1 -uroot ping >/dev/null 2>&1 && [ -x /usr/sbin/mariadbd ]; then
+    start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true
+    sleep 3
+  fi
+  mysqladmin -h 127.0.0.1 -uroot ping || { echo "MariaDB is asked for but unreachable" >&2; exit 1; }
+fi
 
 step "format (cargo fmt --check)"
 cargo fmt --all -- --check
@@ -50,9 +73,17 @@ awk '
   }
   END { printf "\ntests: %d passed, %d failed\n", total_passed, total_failed }
 ' "$log"
+echo
+echo "store suite per database:"
+for db in sqlite postgres mysql; do
+  n=$(grep -cE "^test [a-z_]+::${db}::[a-z0-9_]+ \.\.\. ok$" "$log" || true)
+  printf '  %-10s %3d passed\n' "$db" "$n"
+done
+[ -n "$SECUREAI_TEST_POSTGRES_URL" ] || echo "  (PostgreSQL left out: SECUREAI_TEST_POSTGRES_URL is empty)"
+[ -n "$SECUREAI_TEST_MYSQL_URL" ] || echo "  (MariaDB left out: SECUREAI_TEST_MYSQL_URL is empty)"
 cat <<'TXT'
 
-Databases exercised: SQLite (store suite, HTTP suite, end-to-end).
-Peers exercised: the real secureai binary and HTTP server on loopback; mail
-through lettre's file transport (.eml files read back and parsed).
+HTTP and end-to-end suites: SQLite, the real server and the real secureai
+binary on loopback; mail through lettre's file transport (.eml files read
+back and parsed).
 TXT

@@ -141,6 +141,18 @@ enum Guard {
     Version,
 }
 
+/// Sort and search keys compare as bytes on every database, as the domain
+/// (and SQLite) compare them: MySQL's and PostgreSQL's default collations
+/// would fold accents or order by locale.
+fn bytewise(backend: sea_orm_migration::sea_orm::DbBackend, mut def: ColumnDef) -> ColumnDef {
+    use sea_orm_migration::sea_orm::DbBackend;
+    match backend {
+        DbBackend::MySql => def.extra("COLLATE utf8mb4_bin").to_owned(),
+        DbBackend::Postgres => def.extra("COLLATE \"C\"").to_owned(),
+        _ => def,
+    }
+}
+
 fn id(col: impl IntoIden) -> ColumnDef {
     string_len(col, 36).primary_key().to_owned()
 }
@@ -148,15 +160,16 @@ fn id(col: impl IntoIden) -> ColumnDef {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let backend = manager.get_database_backend();
         manager
             .create_table(
                 Table::create()
                     .table(Users::Table)
                     .col(id(Users::Id))
                     .col(string_len(Users::Email, 254))
-                    .col(string_len(Users::EmailKey, 254))
+                    .col(bytewise(backend, string_len(Users::EmailKey, 254)))
                     .col(string_len(Users::Name, 200))
-                    .col(string_len(Users::NameKey, 200))
+                    .col(bytewise(backend, string_len(Users::NameKey, 200)))
                     .col(string_len(Users::Role, 16))
                     .col(string_len(Users::Status, 16))
                     .col(string_len(Users::SignIn, 16))
@@ -445,7 +458,7 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(UserSearchTerms::Table)
-                    .col(string_len(UserSearchTerms::Term, 254))
+                    .col(bytewise(backend, string_len(UserSearchTerms::Term, 254)))
                     .col(string_len(UserSearchTerms::UserId, 36))
                     .primary_key(
                         Index::create().col(UserSearchTerms::Term).col(UserSearchTerms::UserId),

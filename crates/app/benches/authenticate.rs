@@ -35,7 +35,10 @@ async fn main() {
             n += 1;
         }
         let rate = f64::from(n) / started.elapsed().as_secs_f64();
-        println!("floor: `SELECT 1` through the pool, 1 task: {rate:.0} /s ({:.1} µs each)", 1e6 / rate);
+        println!(
+            "floor: `SELECT 1` through the pool, 1 task: {rate:.0} /s ({:.1} µs each)",
+            1e6 / rate
+        );
     }
     for tasks in [1, 2, 8] {
         let deadline = Instant::now() + Duration::from_secs(5);

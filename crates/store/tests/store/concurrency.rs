@@ -13,9 +13,7 @@ use secureai_domain::{Clock, Policy, RequestContext};
 use crate::support::TestDb;
 use crate::use_cases::{count, first_admin, invite};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_invitations_never_overshoot_the_seat_limit() {
-    let db = TestDb::sqlite().await;
+pub async fn concurrent_invitations_never_overshoot_the_seat_limit(db: TestDb) {
     // The admin holds one of the six seats.
     let (service, _clock) = db.service(Policy { seat_limit: Some(6), ..Policy::default() });
     let admin = first_admin(&service).await;
@@ -45,9 +43,7 @@ async fn concurrent_invitations_never_overshoot_the_seat_limit() {
     assert_eq!(count(&db, "SELECT COUNT(*) FROM outbox").await, 5);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_invitation_accepted_twice_at_once_activates_once() {
-    let db = TestDb::sqlite().await;
+pub async fn an_invitation_accepted_twice_at_once_activates_once(db: TestDb) {
     let (service, _clock) = db.service(Policy::default());
     let admin = first_admin(&service).await;
     for round in 0..10 {
@@ -81,9 +77,7 @@ async fn an_invitation_accepted_twice_at_once_activates_once() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_setup_completions_at_once_make_one_admin() {
-    let db = TestDb::sqlite().await;
+pub async fn two_setup_completions_at_once_make_one_admin(db: TestDb) {
     let (service, _clock) = db.service(Policy::default());
     let token = service.prepare_setup().await.unwrap().unwrap();
 
@@ -109,9 +103,7 @@ async fn two_setup_completions_at_once_make_one_admin() {
     assert_eq!(count(&db, "SELECT COUNT(*) FROM users WHERE role = 'admin'").await, 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_workers_never_claim_the_same_message() {
-    let db = TestDb::sqlite().await;
+pub async fn two_workers_never_claim_the_same_message(db: TestDb) {
     let (service, _clock) = db.service(Policy::default());
     let admin = first_admin(&service).await;
     for i in 0..30 {
@@ -149,9 +141,7 @@ async fn two_workers_never_claim_the_same_message() {
     );
 }
 
-#[tokio::test]
-async fn a_sent_message_is_not_sent_again_and_loses_its_link() {
-    let db = TestDb::sqlite().await;
+pub async fn a_sent_message_is_not_sent_again_and_loses_its_link(db: TestDb) {
     let (service, _clock) = db.service(Policy::default());
     let admin = first_admin(&service).await;
     service
@@ -173,12 +163,10 @@ async fn a_sent_message_is_not_sent_again_and_loses_its_link() {
 
 /// Rule 3 under concurrency: two admins demoting (or deactivating) each
 /// other at the same instant leave one admin, round after round.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_admins_removing_each_other_at_once_always_leave_one() {
+pub async fn two_admins_removing_each_other_at_once_always_leave_one(db: TestDb) {
     use secureai_domain::users::errors::UpdateUserError;
     use secureai_domain::users::lifecycle::UserUpdate;
 
-    let db = TestDb::sqlite().await;
     let (service, _clock) = db.service(Policy::default());
     let root = first_admin(&service).await;
     let ctx = RequestContext::default();
@@ -265,10 +253,8 @@ async fn two_admins_removing_each_other_at_once_always_leave_one() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_sign_in_failures_are_all_counted() {
+pub async fn concurrent_sign_in_failures_are_all_counted(db: TestDb) {
     use secureai_domain::sessions::throttle::ThrottleRepository;
-    let db = TestDb::sqlite().await;
     let at = FakeClock::new().now();
 
     let failures = (0..20).map(|_| {
@@ -292,3 +278,13 @@ async fn concurrent_sign_in_failures_are_all_counted() {
     db.store.clear("ip:203.0.113.1").await.unwrap();
     assert_eq!(db.store.failures("ip:203.0.113.1").await.unwrap(), None);
 }
+
+on_every_database!(
+    two_admins_removing_each_other_at_once_always_leave_one,
+    concurrent_sign_in_failures_are_all_counted,
+    concurrent_invitations_never_overshoot_the_seat_limit,
+    an_invitation_accepted_twice_at_once_activates_once,
+    two_setup_completions_at_once_make_one_admin,
+    two_workers_never_claim_the_same_message,
+    a_sent_message_is_not_sent_again_and_loses_its_link,
+);

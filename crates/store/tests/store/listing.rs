@@ -20,21 +20,25 @@ fn listed(pages: &[Vec<User>]) -> Vec<String> {
     pages.iter().flatten().map(|u| u.email.to_string()).collect()
 }
 
-#[tokio::test]
-async fn every_filter_sort_and_direction_pages_through_exactly_the_matching_users() {
-    pages_through_the_matching_users(TestDb::sqlite().await, true).await;
+pub async fn every_filter_sort_and_direction_pages_through_exactly_the_matching_users(db: TestDb) {
+    let store = db.store.clone();
+    pages_through_the_matching_users(&db, store, true).await;
 }
 
 /// The same, with every search treated as broad (walk users in order and
 /// check each), the plan large instances use for common words.
-#[tokio::test]
-async fn broad_searches_page_through_the_same_users() {
+pub async fn broad_searches_page_through_the_same_users(db: TestDb) {
     let options = secureai_store::StoreOptions { selective_search: 1, ..Default::default() };
-    pages_through_the_matching_users(TestDb::sqlite_with(options).await, false).await;
+    let store = db.reopen(options).await;
+    pages_through_the_matching_users(&db, store, false).await;
 }
 
-async fn pages_through_the_matching_users(db: TestDb, totals_exact: bool) {
-    let (service, clock) = db.service(Policy::default());
+async fn pages_through_the_matching_users(
+    db: &TestDb,
+    store: secureai_store::SqlStore,
+    totals_exact: bool,
+) {
+    let (service, clock) = crate::support::service_over(&store, Policy::default());
     let admin = first_admin(&service).await;
     let ctx = RequestContext::default();
     for i in 0..30 {
@@ -164,3 +168,8 @@ async fn pages_through_the_matching_users(db: TestDb, totals_exact: bool) {
     // The counters agree with the rows.
     assert_eq!(db.store.count_seats().await.unwrap(), 31 - 6);
 }
+
+on_every_database!(
+    every_filter_sort_and_direction_pages_through_exactly_the_matching_users,
+    broad_searches_page_through_the_same_users,
+);

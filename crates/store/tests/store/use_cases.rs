@@ -63,9 +63,7 @@ pub fn invite(email: &str) -> InviteRequest {
     }
 }
 
-#[tokio::test]
-async fn a_newcomer_sets_up_invites_and_the_invited_user_signs_in() {
-    let db = TestDb::sqlite().await;
+pub async fn a_newcomer_sets_up_invites_and_the_invited_user_signs_in(db: TestDb) {
     let (service, _clock) = db.service(Policy::default());
     let ctx = RequestContext::default();
     let admin = first_admin(&service).await;
@@ -110,9 +108,7 @@ fn service_now(_service: &UserManagement) -> chrono::DateTime<chrono::Utc> {
     secureai_domain::testing::FakeClock::new().now()
 }
 
-#[tokio::test]
-async fn an_email_taken_in_another_case_is_refused_and_nothing_is_written() {
-    let db = TestDb::sqlite().await;
+pub async fn an_email_taken_in_another_case_is_refused_and_nothing_is_written(db: TestDb) {
     let (service, _clock) = db.service(Policy::default());
     let ctx = RequestContext::default();
     let admin = first_admin(&service).await;
@@ -130,9 +126,7 @@ async fn an_email_taken_in_another_case_is_refused_and_nothing_is_written() {
     );
 }
 
-#[tokio::test]
-async fn an_invitation_expires_after_72_hours_and_works_once() {
-    let db = TestDb::sqlite().await;
+pub async fn an_invitation_expires_after_72_hours_and_works_once(db: TestDb) {
     let (service, clock) = db.service(Policy::default());
     let ctx = RequestContext::default();
     let admin = first_admin(&service).await;
@@ -152,9 +146,7 @@ async fn an_invitation_expires_after_72_hours_and_works_once() {
     assert_eq!(count(&db, "SELECT COUNT(*) FROM users WHERE status = 'invited'").await, 1);
 }
 
-#[tokio::test]
-async fn sign_in_failures_look_alike_and_are_audited() {
-    let db = TestDb::sqlite().await;
+pub async fn sign_in_failures_look_alike_and_are_audited(db: TestDb) {
     let (service, _clock) = db.service(Policy::default());
     let ctx = RequestContext::default();
     let admin = first_admin(&service).await;
@@ -173,9 +165,7 @@ async fn sign_in_failures_look_alike_and_are_audited() {
     );
 }
 
-#[tokio::test]
-async fn a_deactivated_user_cannot_sign_in_and_their_session_stops_working() {
-    let db = TestDb::sqlite().await;
+pub async fn a_deactivated_user_cannot_sign_in_and_their_session_stops_working(db: TestDb) {
     let (service, _clock) = db.service(Policy::default());
     let ctx = RequestContext::default();
     let admin = first_admin(&service).await;
@@ -207,9 +197,7 @@ async fn a_deactivated_user_cannot_sign_in_and_their_session_stops_working() {
     );
 }
 
-#[tokio::test]
-async fn signing_out_ends_the_session() {
-    let db = TestDb::sqlite().await;
+pub async fn signing_out_ends_the_session(db: TestDb) {
     let (service, _clock) = db.service(Policy::default());
     let ctx = RequestContext::default();
     first_admin(&service).await;
@@ -231,9 +219,7 @@ async fn signing_out_ends_the_session() {
     );
 }
 
-#[tokio::test]
-async fn an_idle_session_expires() {
-    let db = TestDb::sqlite().await;
+pub async fn an_idle_session_expires(db: TestDb) {
     let (service, clock) = db.service(Policy::default());
     let ctx = RequestContext::default();
     first_admin(&service).await;
@@ -254,9 +240,7 @@ async fn an_idle_session_expires() {
     ));
 }
 
-#[tokio::test]
-async fn users_are_listed_page_by_page_in_creation_order() {
-    let db = TestDb::sqlite().await;
+pub async fn users_are_listed_page_by_page_in_creation_order(db: TestDb) {
     let (service, clock) = db.service(Policy::default());
     let ctx = RequestContext::default();
     let admin = first_admin(&service).await;
@@ -288,10 +272,8 @@ async fn users_are_listed_page_by_page_in_creation_order() {
     assert_eq!(seen, expected);
 }
 
-#[tokio::test]
-async fn erasing_a_user_anonymises_them_everywhere_but_keeps_ids_and_counts() {
+pub async fn erasing_a_user_anonymises_them_everywhere_but_keeps_ids_and_counts(db: TestDb) {
     use secureai_domain::users::errors::EraseUserError;
-    let db = TestDb::sqlite().await;
     let (service, _clock) = db.service(Policy::default());
     let ctx = RequestContext::default();
     let admin = first_admin(&service).await;
@@ -334,3 +316,15 @@ async fn erasing_a_user_anonymises_them_everywhere_but_keeps_ids_and_counts() {
     let last = service.erase_user_as_operator("root@example.com", &ctx).await;
     assert!(matches!(last, Err(EraseUserError::LastAdmin)));
 }
+
+on_every_database!(
+    erasing_a_user_anonymises_them_everywhere_but_keeps_ids_and_counts,
+    a_newcomer_sets_up_invites_and_the_invited_user_signs_in,
+    an_email_taken_in_another_case_is_refused_and_nothing_is_written,
+    an_invitation_expires_after_72_hours_and_works_once,
+    sign_in_failures_look_alike_and_are_audited,
+    a_deactivated_user_cannot_sign_in_and_their_session_stops_working,
+    signing_out_ends_the_session,
+    an_idle_session_expires,
+    users_are_listed_page_by_page_in_creation_order,
+);
