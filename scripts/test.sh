@@ -17,6 +17,8 @@ log="$(mktemp)"
 # but unreachable fails the run.
 export SECUREAI_TEST_POSTGRES_URL="${SECUREAI_TEST_POSTGRES_URL-postgres://postgres@127.0.0.1:5432/test}"
 export SECUREAI_TEST_MYSQL_URL="${SECUREAI_TEST_MYSQL_URL-mysql://root@127.0.0.1:3306/test}"
+# Rounds of each concurrency race (last admin, seats, single-use links).
+export SECUREAI_RACE_ROUNDS="${SECUREAI_RACE_ROUNDS:-500}"
 trap 'rm -f "$log"' EXIT
 
 step() { printf '\n== %s\n' "$*"; }
