@@ -59,6 +59,18 @@ cargo build -p secureai-app --bin secureai
 step "tests"
 cargo test --workspace --features secureai-domain/mocks 2>&1 | tee "$log"
 
+# The HTTP suite again on each server database (it ran on SQLite above).
+http_runs=""
+for db in postgres mysql; do
+  case "$db" in
+    postgres) [ -n "$SECUREAI_TEST_POSTGRES_URL" ] || continue ;;
+    mysql) [ -n "$SECUREAI_TEST_MYSQL_URL" ] || continue ;;
+  esac
+  step "HTTP suite on $db"
+  SECUREAI_TEST_HTTP_DB=$db cargo test -p secureai-tests --test api 2>&1 | tee -a "$log" | tail -3
+  http_runs="$http_runs $db"
+done
+
 step "suites that ran"
 # Each test binary prints "Running <path> (...)" and then its result line.
 awk '
@@ -76,6 +88,7 @@ awk '
   END { printf "\ntests: %d passed, %d failed\n", total_passed, total_failed }
 ' "$log"
 echo
+echo "HTTP suite ran on: sqlite$http_runs"
 echo "store suite per database:"
 for db in sqlite postgres mysql; do
   n=$(grep -cE "^test [a-z_]+::${db}::[a-z0-9_]+ \.\.\. ok$" "$log" || true)
@@ -85,7 +98,7 @@ done
 [ -n "$SECUREAI_TEST_MYSQL_URL" ] || echo "  (MariaDB left out: SECUREAI_TEST_MYSQL_URL is empty)"
 cat <<'TXT'
 
-HTTP and end-to-end suites: SQLite, the real server and the real secureai
-binary on loopback; mail through lettre's file transport (.eml files read
-back and parsed).
+The HTTP suite starts the real server on a random port; the end-to-end
+suite runs the real secureai binary (SQLite). Mail goes through lettre's
+file transport (.eml files read back and parsed).
 TXT

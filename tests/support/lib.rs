@@ -9,6 +9,7 @@ use std::time::Duration;
 use reqwest::{Client, Response, StatusCode};
 use secureai_app::{Application, Config};
 use secureai_domain::testing::FakeClock;
+use secureai_store::test_databases::{Backend, TestDatabase};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -31,7 +32,20 @@ pub struct TestApp {
     /// A client without cookies.
     pub http: Client,
     stop: Option<oneshot::Sender<()>>,
+    _database: Option<TestDatabase>,
     _dir: TempDir,
+}
+
+/// The database the HTTP suite runs on: `SECUREAI_TEST_HTTP_DB` (`sqlite`,
+/// `postgres` or `mysql`; default `sqlite`).
+pub fn http_backend() -> Backend {
+    std::env::var("SECUREAI_TEST_HTTP_DB")
+        .ok()
+        .map(|name| {
+            Backend::parse(&name)
+                .unwrap_or_else(|| panic!("unknown SECUREAI_TEST_HTTP_DB {name:?}"))
+        })
+        .unwrap_or(Backend::Sqlite)
 }
 
 impl Drop for TestApp {
@@ -64,6 +78,15 @@ impl TestApp {
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut config = test_config(dir.path());
+        let database = match http_backend() {
+            Backend::Sqlite => None,
+            backend => {
+                let database =
+                    TestDatabase::create(backend).await.unwrap_or_else(|e| panic!("{e}"));
+                config.database_url = Some(database.url.clone());
+                Some(database)
+            }
+        };
         adjust(&mut config);
         let clock = Arc::new(FakeClock::at(chrono::Utc::now()));
         let app = Application::build_with_clock(&config, clock.clone()).await.unwrap();
@@ -80,6 +103,7 @@ impl TestApp {
             clock,
             http: Client::new(),
             stop: Some(stop),
+            _database: database,
             _dir: dir,
         }
     }

@@ -20,6 +20,7 @@ mod passwords;
 mod sessions;
 mod settings;
 mod setup;
+pub mod test_databases;
 mod throttle;
 mod users;
 

@@ -6,43 +6,17 @@
 
 use std::sync::Arc;
 
-use sea_orm::{ConnectionTrait, Database};
 use secureai_domain::service::{Policy, Ports, UserManagement};
 use secureai_domain::testing::{FakeClock, FakeHasher, SequentialTokens};
 use secureai_store::{SqlStore, StoreOptions};
-use tempfile::TempDir;
 
-/// Which database a test runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-    MySql,
-}
-
-impl Backend {
-    fn admin_url(self) -> Option<String> {
-        let var = match self {
-            Self::Sqlite => return None,
-            Self::Postgres => "SECUREAI_TEST_POSTGRES_URL",
-            Self::MySql => "SECUREAI_TEST_MYSQL_URL",
-        };
-        std::env::var(var).ok().filter(|url| !url.is_empty())
-    }
-}
+pub use secureai_store::test_databases::Backend;
+use secureai_store::test_databases::{TestDatabase, TestDatabaseError};
 
 pub struct TestDb {
     pub store: SqlStore,
     pub url: String,
-    server: Option<(String, String)>,
-    _dir: Option<TempDir>,
-}
-
-/// `scheme://user@host:port/old` with the database name replaced.
-fn with_database(url: &str, name: &str) -> String {
-    let mut parsed = url::Url::parse(url).expect("a database URL");
-    parsed.set_path(&format!("/{name}"));
-    parsed.to_string()
+    _database: TestDatabase,
 }
 
 impl TestDb {
@@ -51,25 +25,17 @@ impl TestDb {
         Self::open(Backend::Sqlite).await.expect("SQLite is always available")
     }
 
-    /// A fresh database on `backend`, or `None` if that server is not configured.
+    /// A fresh database on `backend`, or `None` if that server is not
+    /// configured. An unreachable configured server fails the test.
     pub async fn open(backend: Backend) -> Option<Self> {
-        if backend == Backend::Sqlite {
-            let dir = tempfile::tempdir().unwrap();
-            let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
-            let store =
-                SqlStore::connect_and_migrate(&url, &StoreOptions::default()).await.unwrap();
-            return Some(Self { store, url, server: None, _dir: Some(dir) });
-        }
-        let admin_url = backend.admin_url()?;
-        let name = format!("secureai_t_{}", uuid::Uuid::new_v4().simple());
-        let admin = Database::connect(&admin_url)
-            .await
-            .unwrap_or_else(|e| panic!("{backend:?} at {admin_url} is unreachable: {e}"));
-        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-        admin.close().await.unwrap();
-        let url = with_database(&admin_url, &name);
+        let database = match TestDatabase::create(backend).await {
+            Ok(database) => database,
+            Err(TestDatabaseError::NotConfigured(_)) => return None,
+            Err(e) => panic!("{e}"),
+        };
+        let url = database.url.clone();
         let store = SqlStore::connect_and_migrate(&url, &StoreOptions::default()).await.unwrap();
-        Some(Self { store, url, server: Some((admin_url, name)), _dir: None })
+        Some(Self { store, url, _database: database })
     }
 
     /// Another store on the same database, with other options.
@@ -102,28 +68,4 @@ pub fn service_over(store: &SqlStore, policy: Policy) -> (Arc<UserManagement>, A
         throttle: store.clone(),
     };
     (Arc::new(UserManagement::new(ports, policy)), clock)
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let Some((admin_url, name)) = self.server.take() else { return };
-        // Drop runs outside any runtime we may block: use a thread of its own.
-        let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build()
-            else {
-                return;
-            };
-            runtime.block_on(async move {
-                if let Ok(admin) = Database::connect(&admin_url).await {
-                    let force =
-                        if admin_url.starts_with("postgres") { " WITH (FORCE)" } else { "" };
-                    let _ = admin
-                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}{force}"))
-                        .await;
-                    let _ = admin.close().await;
-                }
-            });
-        })
-        .join();
-    }
 }
