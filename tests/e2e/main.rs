@@ -262,3 +262,162 @@ fn the_operator_erases_a_person_only_with_confirmation() {
     assert!(!again.status.success());
     assert!(String::from_utf8(again.stderr).unwrap().contains("no user has this email"));
 }
+
+/// Two `secureai serve` processes on one PostgreSQL database (issue 4): a
+/// session terminated or a user deactivated through one is refused by the
+/// other on its next request, and every invitation email is delivered
+/// exactly once although both outbox workers poll.
+#[tokio::test]
+async fn two_instances_on_one_postgresql_share_every_invalidation_and_send_each_mail_once() {
+    use secureai_store::test_databases::{Backend, TestDatabase};
+    let database = match TestDatabase::create(Backend::Postgres).await {
+        Ok(database) => database,
+        Err(secureai_store::test_databases::TestDatabaseError::NotConfigured(_)) => {
+            eprintln!("not run: SECUREAI_TEST_POSTGRES_URL is not set");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let ports = [free_port(), free_port()];
+    let start = |i: usize| {
+        let mut command = secureai(dirs[i].path());
+        command
+            .arg("serve")
+            .env("SECUREAI_LISTEN", format!("127.0.0.1:{}", ports[i]))
+            .env("SECUREAI_DATABASE_URL", &database.url)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = command.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Server { child, lines }
+    };
+    let a = start(0);
+    a.wait_for_line("/setup?token=");
+    // B starts while no admin exists: its link replaces A's, which is void.
+    let b = start(1);
+    let link = b.wait_for_line("/setup?token=").trim().to_owned();
+    let setup_token = link.split("token=").nth(1).unwrap().to_owned();
+    let base = |i: usize| format!("http://127.0.0.1:{}", ports[i]);
+    let http = reqwest::Client::new();
+    let done = http
+        .post(format!("{}/setup", base(0)))
+        .form(&[
+            ("token", setup_token.as_str()),
+            ("email", "it@example.com"),
+            ("name", "IT"),
+            ("password", "a long admin passphrase"),
+            ("password_confirm", "a long admin passphrase"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(done.text().await.unwrap().contains("Your admin account is ready"));
+
+    let login = |i: usize, email: &'static str, password: &'static str| {
+        let http = http.clone();
+        let url = format!("{}/api/v1/auth/login", base(i));
+        async move {
+            let response = http
+                .post(url)
+                .json(&json!({"email": email, "password": password}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "login of {email}");
+            body(response).await["token"].as_str().unwrap().to_owned()
+        }
+    };
+    let admin = login(0, "it@example.com", "a long admin passphrase").await;
+
+    // Invitations through both instances; both workers poll the one outbox.
+    let mut invited = Vec::new();
+    for i in 0..6 {
+        let email = format!("staff{i}@example.com");
+        let response = http
+            .post(format!("{}/api/v1/users", base(i % 2)))
+            .bearer_auth(&admin)
+            .json(&json!({"email": email, "name": "Staff", "role": "user"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        invited.push(email);
+    }
+    let mail_dirs = [dirs[0].path().join("data/mail"), dirs[1].path().join("data/mail")];
+    let mut delivered = 0;
+    for _ in 0..200 {
+        delivered = mail_dirs.iter().map(|d| secureai_tests::read_mail(d).len()).sum::<usize>();
+        if delivered >= invited.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut recipients: Vec<String> =
+        mail_dirs.iter().flat_map(|d| secureai_tests::read_mail(d)).map(|m| m.to).collect();
+    recipients.sort();
+    let mut expected = invited.clone();
+    expected.sort();
+    assert_eq!(recipients, expected, "every invitation exactly once (delivered {delivered})");
+
+    // Activate one user; a session made on B dies when A terminates it.
+    let link = mail_dirs
+        .iter()
+        .flat_map(|d| secureai_tests::links_to(d, "staff0@example.com", "token="))
+        .next()
+        .unwrap();
+    let invitation = link.split("token=").nth(1).unwrap();
+    let accepted = http
+        .post(format!("{}/api/v1/invitations/accept", base(1)))
+        .json(&json!({"token": invitation, "password": "staff zero password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), StatusCode::OK);
+    let on_b = login(1, "staff0@example.com", "staff zero password").await;
+    let me = |i: usize, token: String| {
+        let http = http.clone();
+        let url = format!("{}/api/v1/me", base(i));
+        async move { http.get(url).bearer_auth(token).send().await.unwrap().status() }
+    };
+    assert_eq!(me(1, on_b.clone()).await, StatusCode::OK);
+    let users: serde_json::Value = body(
+        http.get(format!("{}/api/v1/users?q=staff0", base(0)))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let id = users["items"][0]["id"].as_str().unwrap().to_owned();
+    let ended = http
+        .delete(format!("{}/api/v1/users/{id}/sessions", base(0)))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), StatusCode::OK);
+    assert_eq!(me(1, on_b).await, StatusCode::UNAUTHORIZED, "B still honoured a session A ended");
+
+    // Deactivation through B is refused by A on the next request.
+    let on_a = login(0, "staff0@example.com", "staff zero password").await;
+    let deactivated = http
+        .patch(format!("{}/api/v1/users/{id}", base(1)))
+        .bearer_auth(&admin)
+        .json(&json!({"active": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deactivated.status(), StatusCode::OK);
+    assert_eq!(me(0, on_a).await, StatusCode::UNAUTHORIZED, "A still honoured a deactivated user");
+
+    assert!(a.stop());
+    assert!(b.stop());
+}
