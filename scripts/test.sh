@@ -85,8 +85,8 @@ awk '
     total_passed += passed; total_failed += failed
     if (passed + failed > 0) printf "  %-45s %4d passed, %d failed\n", suite, passed, failed
   }
-  END { printf "\ntests: %d passed, %d failed\n", total_passed, total_failed }
-' "$log"
+  END { printf "\ntests: %d passed, %d failed\n", total_passed, total_failed > "/dev/stderr" }
+' "$log" 2>"$log.total"
 echo
 echo "HTTP suite ran on: sqlite$http_runs"
 echo "store suite per database:"
@@ -99,6 +99,10 @@ done
 cat <<'TXT'
 
 The HTTP suite starts the real server on a random port; the end-to-end
-suite runs the real secureai binary (SQLite). Mail goes through lettre's
-file transport (.eml files read back and parsed).
+suite runs the real secureai binary (SQLite, and two instances on one
+PostgreSQL). Mail goes through lettre's file transport (.eml files read back
+and parsed).
 TXT
+# The closing line: every test binary's results added up.
+cat "$log.total"
+rm -f "$log.total"
