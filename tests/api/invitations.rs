@@ -115,21 +115,13 @@ async fn unknown_tokens_and_weak_passwords_are_refused() {
     assert_eq!(ok.status(), StatusCode::OK);
 }
 
-async fn user_id(app: &TestApp, admin: &str, email: &str) -> String {
-    let page = body(app.get("/api/v1/users?limit=200", Some(admin)).await).await;
-    page["items"].as_array().unwrap().iter().find(|u| u["email"] == email).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 #[tokio::test]
 async fn an_expired_invitation_can_be_resent_and_only_the_new_link_works() {
     let app = TestApp::with_admin().await;
     let admin = app.admin_token().await;
     app.invite(&admin, "resend@example.com", "user").await;
     let old = app.invitation_token("resend@example.com").await;
-    let id = user_id(&app, &admin, "resend@example.com").await;
+    let id = app.user_id(&admin, "resend@example.com").await;
     app.clock.advance(Duration::hours(80));
     let admin = app.admin_token().await; // the old session timed out too
     let profile = body(app.get(&format!("/api/v1/users/{id}"), Some(&admin)).await).await;
@@ -174,7 +166,7 @@ async fn re_sending_a_new_link_voids_a_still_valid_one() {
     let admin = app.admin_token().await;
     app.invite(&admin, "twice@example.com", "user").await;
     let old = app.invitation_token("twice@example.com").await;
-    let id = user_id(&app, &admin, "twice@example.com").await;
+    let id = app.user_id(&admin, "twice@example.com").await;
 
     app.post(&format!("/api/v1/users/{id}/invitation"), Some(&admin), json!({})).await;
 
@@ -192,7 +184,7 @@ async fn re_sending_a_new_link_voids_a_still_valid_one() {
 async fn only_invited_users_can_be_sent_a_new_invitation() {
     let app = TestApp::with_admin().await;
     let admin = app.admin_token().await;
-    let root_id = user_id(&app, &admin, "root@example.com").await;
+    let root_id = app.user_id(&admin, "root@example.com").await;
 
     let refused =
         app.post(&format!("/api/v1/users/{root_id}/invitation"), Some(&admin), json!({})).await;
@@ -214,7 +206,7 @@ async fn the_profile_summarises_activity() {
     let admin = app.admin_token().await;
     app.active_user(&admin, "busy@example.com", "user", "busy user password").await;
     app.login("busy@example.com", "busy user password").await;
-    let id = user_id(&app, &admin, "busy@example.com").await;
+    let id = app.user_id(&admin, "busy@example.com").await;
 
     let profile = body(app.get(&format!("/api/v1/users/{id}"), Some(&admin)).await).await;
 

@@ -14,17 +14,6 @@ async fn patch(app: &TestApp, token: &str, id: &str, change: Value) -> reqwest::
         .unwrap()
 }
 
-async fn id_of(app: &TestApp, admin: &str, email: &str) -> String {
-    let page = body(app.get("/api/v1/users?limit=200", Some(admin)).await).await;
-    page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["email"] == email)
-        .map(|u| u["id"].as_str().unwrap().to_owned())
-        .unwrap()
-}
-
 async fn seats(app: &TestApp, admin: &str) -> Value {
     body(app.get("/api/v1/settings/seats", Some(admin)).await).await
 }
@@ -44,7 +33,7 @@ async fn a_promotion_and_a_demotion_take_effect_on_the_next_request() {
     let app = TestApp::with_admin().await;
     let root = app.admin_token().await;
     let grace = app.active_user(&root, "grace@example.com", "user", "grace's password").await;
-    let id = id_of(&app, &root, "grace@example.com").await;
+    let id = app.user_id(&root, "grace@example.com").await;
     assert_error(app.get("/api/v1/users", Some(&grace)).await, StatusCode::FORBIDDEN, "forbidden")
         .await;
 
@@ -64,7 +53,7 @@ async fn a_promotion_and_a_demotion_take_effect_on_the_next_request() {
 async fn the_last_active_admin_can_be_neither_demoted_nor_deactivated() {
     let app = TestApp::with_admin().await;
     let root = app.admin_token().await;
-    let id = id_of(&app, &root, ADMIN_EMAIL).await;
+    let id = app.user_id(&root, ADMIN_EMAIL).await;
 
     let demote = patch(&app, &root, &id, json!({"role": "user"})).await;
     let body = assert_error(demote, StatusCode::CONFLICT, "last_admin").await;
@@ -87,7 +76,7 @@ async fn an_admin_may_demote_themself_once_another_admin_exists() {
     let app = TestApp::with_admin().await;
     let root = app.admin_token().await;
     app.active_user(&root, "heir@example.com", "admin", "the heir's password").await;
-    let own_id = id_of(&app, &root, ADMIN_EMAIL).await;
+    let own_id = app.user_id(&root, ADMIN_EMAIL).await;
 
     let demoted = patch(&app, &root, &own_id, json!({"role": "user"})).await;
 
@@ -102,7 +91,7 @@ async fn deactivation_ends_sessions_blocks_sign_in_frees_the_seat_and_reactivati
     let root = app.admin_token().await;
     let leaver = app.active_user(&root, "leaver@example.com", "user", "leaver's password").await;
     let second_session = app.login("leaver@example.com", "leaver's password").await;
-    let id = id_of(&app, &root, "leaver@example.com").await;
+    let id = app.user_id(&root, "leaver@example.com").await;
     assert_eq!(seats(&app, &root).await["used"], 2);
 
     let deactivated = body(patch(&app, &root, &id, json!({"active": false})).await).await;
@@ -161,7 +150,7 @@ async fn the_seat_limit_refuses_invitations_and_reactivations_past_it() {
         .await;
     assert_error(over, StatusCode::CONFLICT, "seat_limit_reached").await;
 
-    let one = id_of(&app, &root, "one@example.com").await;
+    let one = app.user_id(&root, "one@example.com").await;
     patch(&app, &root, &one, json!({"active": false})).await;
     app.invite(&root, "two@example.com", "user").await;
     let back = patch(&app, &root, &one, json!({"active": true})).await;
@@ -224,7 +213,7 @@ async fn a_name_and_department_change_is_saved_and_bad_values_are_refused() {
     let app = TestApp::with_admin().await;
     let root = app.admin_token().await;
     app.invite(&root, "dept@example.com", "user").await;
-    let id = id_of(&app, &root, "dept@example.com").await;
+    let id = app.user_id(&root, "dept@example.com").await;
 
     let changed =
         body(patch(&app, &root, &id, json!({"name": "Dee Partment", "department": "Legal"})).await)
@@ -259,8 +248,8 @@ async fn two_admins_demoting_each_other_at_once_leave_one_admin() {
     let root = app.admin_token().await;
     let second =
         app.active_user(&root, "second@example.com", "admin", "second admin password").await;
-    let root_id = id_of(&app, &root, ADMIN_EMAIL).await;
-    let second_id = id_of(&app, &root, "second@example.com").await;
+    let root_id = app.user_id(&root, ADMIN_EMAIL).await;
+    let second_id = app.user_id(&root, "second@example.com").await;
 
     for _ in 0..10 {
         let (a, b) = tokio::join!(

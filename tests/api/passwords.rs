@@ -5,14 +5,6 @@ use reqwest::StatusCode;
 use secureai_tests::{TestApp, assert_error, body, read_mail, wait_for_link};
 use serde_json::json;
 
-async fn user_id(app: &TestApp, admin: &str, email: &str) -> String {
-    let page = body(app.get("/api/v1/users?limit=200", Some(admin)).await).await;
-    page["items"].as_array().unwrap().iter().find(|u| u["email"] == email).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 async fn reset_token(app: &TestApp, email: &str) -> String {
     let link =
         wait_for_link(&app.data_dir.join("mail"), email, "/password-resets/complete?token=").await;
@@ -28,7 +20,7 @@ async fn a_reset_keeps_the_old_password_until_completed_then_ends_every_session(
     let app = TestApp::with_admin().await;
     let admin = app.admin_token().await;
     let session = app.active_user(&admin, "forgot@example.com", "user", "the old password").await;
-    let id = user_id(&app, &admin, "forgot@example.com").await;
+    let id = app.user_id(&admin, "forgot@example.com").await;
 
     let requested =
         app.post(&format!("/api/v1/users/{id}/password-reset"), Some(&admin), json!({})).await;
@@ -81,7 +73,7 @@ async fn a_reset_link_expires_after_72_hours() {
     let app = TestApp::with_admin().await;
     let admin = app.admin_token().await;
     app.active_user(&admin, "slow@example.com", "user", "slow user password").await;
-    let id = user_id(&app, &admin, "slow@example.com").await;
+    let id = app.user_id(&admin, "slow@example.com").await;
     app.post(&format!("/api/v1/users/{id}/password-reset"), Some(&admin), json!({})).await;
     let token = reset_token(&app, "slow@example.com").await;
 
@@ -104,7 +96,7 @@ async fn only_active_users_can_be_sent_a_reset() {
     let app = TestApp::with_admin().await;
     let admin = app.admin_token().await;
     app.invite(&admin, "pending@example.com", "user").await;
-    let id = user_id(&app, &admin, "pending@example.com").await;
+    let id = app.user_id(&admin, "pending@example.com").await;
 
     let refused =
         app.post(&format!("/api/v1/users/{id}/password-reset"), Some(&admin), json!({})).await;
@@ -117,7 +109,7 @@ async fn the_reset_page_sets_a_new_password_without_javascript() {
     let app = TestApp::with_admin().await;
     let admin = app.admin_token().await;
     app.active_user(&admin, "page@example.com", "user", "page old password").await;
-    let id = user_id(&app, &admin, "page@example.com").await;
+    let id = app.user_id(&admin, "page@example.com").await;
     app.post(&format!("/api/v1/users/{id}/password-reset"), Some(&admin), json!({})).await;
     let token = reset_token(&app, "page@example.com").await;
 
@@ -145,7 +137,7 @@ async fn an_admin_terminates_every_session_of_a_user_at_once() {
     let admin = app.admin_token().await;
     let first = app.active_user(&admin, "shared@example.com", "user", "shared password!").await;
     let second = app.login("shared@example.com", "shared password!").await;
-    let id = user_id(&app, &admin, "shared@example.com").await;
+    let id = app.user_id(&admin, "shared@example.com").await;
 
     let ended = body(delete(&app, &format!("/api/v1/users/{id}/sessions"), &admin).await).await;
 

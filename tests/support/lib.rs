@@ -187,6 +187,19 @@ impl TestApp {
         body(response).await
     }
 
+    /// The id of the user with this email (searching as `admin`).
+    pub async fn user_id(&self, admin: &str, email: &str) -> String {
+        let page = body(self.get("/api/v1/users?limit=200", Some(admin)).await).await;
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["email"] == email)
+            .and_then(|u| u["id"].as_str())
+            .unwrap_or_else(|| panic!("no user {email}"))
+            .to_owned()
+    }
+
     /// Waits for the invitation email to `email` and returns its token.
     pub async fn invitation_token(&self, email: &str) -> String {
         let link =

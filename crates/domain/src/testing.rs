@@ -156,6 +156,19 @@ pub struct MemoryState {
 }
 
 impl MemoryState {
+    fn queue(&mut self, mail: OutgoingMail) {
+        let next_attempt_at = mail.created_at;
+        self.outbox.push(StoredMail {
+            mail,
+            attempts: 0,
+            next_attempt_at,
+            leased_until: None,
+            sent_at: None,
+            failed: false,
+            last_error: None,
+        });
+    }
+
     fn email_taken(&self, email: &EmailAddress) -> bool {
         self.users.values().any(|u| u.email == *email)
     }
@@ -193,16 +206,7 @@ impl UserRepository for InMemoryStore {
         }
         state.users.insert(new.user.id, new.user);
         state.invitations.push(new.invitation);
-        let next_attempt_at = new.mail.created_at;
-        state.outbox.push(StoredMail {
-            mail: new.mail,
-            attempts: 0,
-            next_attempt_at,
-            leased_until: None,
-            sent_at: None,
-            failed: false,
-            last_error: None,
-        });
+        state.queue(new.mail);
         state.audit.push(new.audit);
         Ok(())
     }
@@ -333,16 +337,7 @@ impl InvitationRepository for InMemoryStore {
             }
         }
         state.invitations.push(reissue.invitation);
-        let next_attempt_at = reissue.mail.created_at;
-        state.outbox.push(StoredMail {
-            mail: reissue.mail,
-            attempts: 0,
-            next_attempt_at,
-            leased_until: None,
-            sent_at: None,
-            failed: false,
-            last_error: None,
-        });
+        state.queue(reissue.mail);
         state.audit.push(reissue.audit);
         Ok(())
     }
@@ -532,16 +527,7 @@ impl PasswordRepository for InMemoryStore {
             }
         }
         state.resets.push(new.reset);
-        let next_attempt_at = new.mail.created_at;
-        state.outbox.push(StoredMail {
-            mail: new.mail,
-            attempts: 0,
-            next_attempt_at,
-            leased_until: None,
-            sent_at: None,
-            failed: false,
-            last_error: None,
-        });
+        state.queue(new.mail);
         state.audit.push(new.audit);
         Ok(())
     }

@@ -91,17 +91,25 @@ pub struct Invitation {
     pub state: InvitationState,
 }
 
+impl InvitationState {
+    /// What a one-time link in this state, valid until `expires_at`, means
+    /// at `now` (invitation and password-reset links alike).
+    pub fn status_at(self, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> InvitationStatus {
+        match self {
+            Self::Pending if now >= expires_at => {
+                InvitationStatus::Expired { expired_at: expires_at }
+            }
+            Self::Pending => InvitationStatus::Pending { expires_at },
+            Self::Accepted { at } => InvitationStatus::Accepted { at },
+            Self::Revoked { at } => InvitationStatus::Revoked { at },
+        }
+    }
+}
+
 impl Invitation {
     /// What this invitation means at `now`.
     pub fn status_at(&self, now: DateTime<Utc>) -> InvitationStatus {
-        match self.state {
-            InvitationState::Pending if now >= self.expires_at => {
-                InvitationStatus::Expired { expired_at: self.expires_at }
-            }
-            InvitationState::Pending => InvitationStatus::Pending { expires_at: self.expires_at },
-            InvitationState::Accepted { at } => InvitationStatus::Accepted { at },
-            InvitationState::Revoked { at } => InvitationStatus::Revoked { at },
-        }
+        self.state.status_at(self.expires_at, now)
     }
 }
 

@@ -27,13 +27,6 @@ pub struct PasswordReset {
 impl PasswordReset {
     /// What this link means at `now`.
     pub fn status_at(&self, now: DateTime<Utc>) -> InvitationStatus {
-        match self.state {
-            InvitationState::Pending if now >= self.expires_at => {
-                InvitationStatus::Expired { expired_at: self.expires_at }
-            }
-            InvitationState::Pending => InvitationStatus::Pending { expires_at: self.expires_at },
-            InvitationState::Accepted { at } => InvitationStatus::Accepted { at },
-            InvitationState::Revoked { at } => InvitationStatus::Revoked { at },
-        }
+        self.state.status_at(self.expires_at, now)
     }
 }
