@@ -42,6 +42,18 @@ fn entry_from_row(row: &audit_events::Model) -> Result<AuditEntry, StoreError> {
     })
 }
 
+/// Appends an audit event inside the transaction of the change it records.
+pub(crate) async fn write_audit(
+    txn: &impl sea_orm::ConnectionTrait,
+    event: &AuditEvent,
+) -> Result<(), StoreError> {
+    audit_events::Entity::insert(audit_to_row(event))
+        .exec_without_returning(txn)
+        .await
+        .map_err(db("writing the audit event"))?;
+    Ok(())
+}
+
 #[async_trait]
 impl AuditLog for SqlStore {
     async fn append(&self, event: AuditEvent) -> Result<(), StoreError> {

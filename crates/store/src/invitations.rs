@@ -10,11 +10,10 @@ use secureai_domain::invitations::ports::{
 use secureai_domain::{StoreError, TokenHash, User, UserId};
 
 use crate::SqlStore;
-use crate::convert::{
-    audit_to_row, db, invitation_from_row, invitation_to_row, micros, user_from_row,
-};
+use crate::audit::write_audit;
+use crate::convert::{db, invitation_from_row, invitation_to_row, micros, user_from_row};
 use crate::directory::count_move;
-use crate::entities::{audit_events, invitations, outbox, users};
+use crate::entities::{invitations, outbox, users};
 use crate::outbox::mail_to_row;
 
 #[async_trait]
@@ -73,10 +72,7 @@ impl InvitationRepository for SqlStore {
             .exec_without_returning(&txn)
             .await
             .map_err(db("queueing the invitation email"))?;
-        audit_events::Entity::insert(audit_to_row(&reissue.audit))
-            .exec_without_returning(&txn)
-            .await
-            .map_err(db("writing the audit event"))?;
+        write_audit(&txn, &reissue.audit).await?;
         txn.commit().await.map_err(db("committing a re-sent invitation"))?;
         Ok(())
     }
@@ -132,10 +128,7 @@ impl InvitationRepository for SqlStore {
         count_move(&txn, (&role, "invited"), (&role, "active"))
             .await
             .map_err(db("recounting users"))?;
-        audit_events::Entity::insert(audit_to_row(&acceptance.audit))
-            .exec_without_returning(&txn)
-            .await
-            .map_err(db("writing the audit event"))?;
+        write_audit(&txn, &acceptance.audit).await?;
         txn.commit().await.map_err(db("committing an acceptance"))?;
         Ok(())
     }

@@ -10,8 +10,9 @@ use secureai_domain::resets::ports::{
 use secureai_domain::{StoreError, TokenHash, User};
 
 use crate::SqlStore;
-use crate::convert::{audit_to_row, db, micros, reset_from_row, reset_to_row, user_from_row};
-use crate::entities::{audit_events, outbox, password_resets, sessions, users};
+use crate::audit::write_audit;
+use crate::convert::{db, micros, reset_from_row, reset_to_row, user_from_row};
+use crate::entities::{outbox, password_resets, sessions, users};
 use crate::outbox::mail_to_row;
 
 /// Touches the user row only if the user is active: checks that and locks
@@ -54,10 +55,7 @@ impl PasswordRepository for SqlStore {
             .exec_without_returning(&txn)
             .await
             .map_err(db("queueing the reset email"))?;
-        audit_events::Entity::insert(audit_to_row(&new.audit))
-            .exec_without_returning(&txn)
-            .await
-            .map_err(db("writing the audit event"))?;
+        write_audit(&txn, &new.audit).await?;
         txn.commit().await.map_err(db("committing a reset link"))?;
         Ok(())
     }
@@ -114,10 +112,7 @@ impl PasswordRepository for SqlStore {
             ending = ending.filter(sessions::Column::Id.ne(keep.as_uuid().to_string()));
         }
         ending.exec(&txn).await.map_err(db("ending the user's other sessions"))?;
-        audit_events::Entity::insert(audit_to_row(&change.audit))
-            .exec_without_returning(&txn)
-            .await
-            .map_err(db("writing the audit event"))?;
+        write_audit(&txn, &change.audit).await?;
         txn.commit().await.map_err(db("committing a password change"))?;
         Ok(())
     }

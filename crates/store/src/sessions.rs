@@ -12,8 +12,9 @@ use secureai_domain::{
 };
 
 use crate::SqlStore;
-use crate::convert::{audit_to_row, db, micros, session_from_row, session_to_row, user_from_row};
-use crate::entities::{audit_events, sessions, users};
+use crate::audit::write_audit;
+use crate::convert::{db, micros, session_from_row, session_to_row, user_from_row};
+use crate::entities::{sessions, users};
 
 #[async_trait]
 impl SessionRepository for SqlStore {
@@ -45,10 +46,7 @@ impl SessionRepository for SqlStore {
             .exec(&txn)
             .await
             .map_err(db("recording the sign-in time"))?;
-        audit_events::Entity::insert(audit_to_row(&audit))
-            .exec_without_returning(&txn)
-            .await
-            .map_err(db("writing the audit event"))?;
+        write_audit(&txn, &audit).await?;
         txn.commit().await.map_err(db("committing a sign-in"))
     }
 
@@ -99,10 +97,7 @@ impl SessionRepository for SqlStore {
             .exec(&txn)
             .await
             .map_err(db("ending sessions"))?;
-        audit_events::Entity::insert(audit_to_row(&audit))
-            .exec_without_returning(&txn)
-            .await
-            .map_err(db("writing the audit event"))?;
+        write_audit(&txn, &audit).await?;
         txn.commit().await.map_err(db("committing ended sessions"))?;
         Ok(ended.rows_affected)
     }
@@ -115,10 +110,7 @@ impl SessionRepository for SqlStore {
             .await
             .map_err(db("ending a session"))?;
         if let Some(audit) = audit {
-            audit_events::Entity::insert(audit_to_row(&audit))
-                .exec_without_returning(&txn)
-                .await
-                .map_err(db("writing the audit event"))?;
+            write_audit(&txn, &audit).await?;
         }
         txn.commit().await.map_err(db("committing a sign-out"))
     }

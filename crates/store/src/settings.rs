@@ -8,8 +8,9 @@ use secureai_domain::settings::ports::{SettingsRepository, StoredSeatLimit};
 use secureai_domain::{AuditEvent, StoreError};
 
 use crate::SqlStore;
-use crate::convert::{audit_to_row, db};
-use crate::entities::{audit_events, settings};
+use crate::audit::write_audit;
+use crate::convert::db;
+use crate::entities::settings;
 
 const SEAT_LIMIT: &str = "seat_limit";
 const UNLIMITED: &str = "unlimited";
@@ -51,10 +52,7 @@ impl SettingsRepository for SqlStore {
         .exec_without_returning(&txn)
         .await
         .map_err(db("storing the seat limit"))?;
-        audit_events::Entity::insert(audit_to_row(&audit))
-            .exec_without_returning(&txn)
-            .await
-            .map_err(db("writing the audit event"))?;
+        write_audit(&txn, &audit).await?;
         txn.commit().await.map_err(db("committing the seat limit"))
     }
 }

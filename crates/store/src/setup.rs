@@ -7,9 +7,10 @@ use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Transaction
 use secureai_domain::setup::ports::{CompleteSetupStoreError, SetupCompletion, SetupRepository};
 use secureai_domain::{StoreError, TokenHash};
 
-use crate::convert::{audit_to_row, db, micros, user_to_row};
+use crate::audit::write_audit;
+use crate::convert::{db, micros, user_to_row};
 use crate::directory::{count_delta, counted, index_user};
-use crate::entities::{audit_events, setup_tokens, users};
+use crate::entities::{setup_tokens, users};
 use crate::{SqlStore, is_unique_violation, take_guard};
 
 const SETUP_ROW: i32 = 1;
@@ -83,10 +84,7 @@ impl SetupRepository for SqlStore {
         }
         index_user(&txn, &completion.admin).await.map_err(db("indexing the first admin"))?;
         count_delta(&txn, "admin", "active", 1).await.map_err(db("counting the first admin"))?;
-        audit_events::Entity::insert(audit_to_row(&completion.audit))
-            .exec_without_returning(&txn)
-            .await
-            .map_err(db("writing the audit event"))?;
+        write_audit(&txn, &completion.audit).await?;
         txn.commit().await.map_err(db("committing setup"))?;
         Ok(())
     }

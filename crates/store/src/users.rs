@@ -13,7 +13,8 @@ use secureai_domain::users::ports::{
 };
 use secureai_domain::{EmailAddress, StoreError, User, UserId};
 
-use crate::convert::{audit_to_row, db, invitation_to_row, micros, user_from_row, user_to_row};
+use crate::audit::write_audit;
+use crate::convert::{db, invitation_to_row, micros, user_from_row, user_to_row};
 use crate::directory::{
     count_delta, count_move, counted, has_term, ids_matching, index_user, unindex_user,
     users_matching_upto,
@@ -54,37 +55,15 @@ impl UserRepository for SqlStore {
             .exec_without_returning(&txn)
             .await
             .map_err(db("queueing the invitation email"))?;
-        audit_events::Entity::insert(audit_to_row(&new.audit))
-            .exec_without_returning(&txn)
-            .await
-            .map_err(db("writing the audit event"))?;
+        write_audit(&txn, &new.audit).await?;
         txn.commit().await.map_err(db("committing a new user"))?;
         Ok(())
     }
 
     async fn apply_change(&self, change: UserChange) -> Result<(), ChangeUserError> {
         let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
-        take_guard(&txn).await.map_err(db("taking the guard"))?;
+        guard_unchanged(&txn, &change.before, change.keep_an_admin).await?;
         let id = change.before.id.to_string();
-        let current = users::Entity::find_by_id(id.clone())
-            .one(&txn)
-            .await
-            .map_err(db("reading the user to change"))?
-            .ok_or(ChangeUserError::Stale)?;
-        if current.role != change.before.role.as_str()
-            || current.status != change.before.status().as_str()
-        {
-            return Err(ChangeUserError::Stale);
-        }
-        if change.keep_an_admin {
-            // `before` is an active admin (checked above): the others are
-            // every active admin but this one.
-            let admins =
-                counted(&txn, Some("admin"), &["active"]).await.map_err(db("counting admins"))?;
-            if admins <= 1 {
-                return Err(ChangeUserError::LastAdmin);
-            }
-        }
         if let Some(Some(limit)) = change.takes_seat {
             let used = counted(&txn, None, &SEAT_HOLDING).await.map_err(db("counting seats"))?;
             if used >= u64::from(limit) {
@@ -142,10 +121,7 @@ impl UserRepository for SqlStore {
                 .map_err(db("voiding the user's links"))?;
         }
         for event in &change.audit {
-            audit_events::Entity::insert(audit_to_row(event))
-                .exec_without_returning(&txn)
-                .await
-                .map_err(db("writing the audit event"))?;
+            write_audit(&txn, event).await?;
         }
         txn.commit().await.map_err(db("committing a user change"))?;
         Ok(())
@@ -153,24 +129,9 @@ impl UserRepository for SqlStore {
 
     async fn erase(&self, erasure: Erasure) -> Result<(), ChangeUserError> {
         let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
-        take_guard(&txn).await.map_err(db("taking the guard"))?;
         let before = &erasure.before;
+        guard_unchanged(&txn, before, before.is_active_admin()).await?;
         let id = before.id.to_string();
-        let current = users::Entity::find_by_id(id.clone())
-            .one(&txn)
-            .await
-            .map_err(db("reading the user to erase"))?
-            .ok_or(ChangeUserError::Stale)?;
-        if current.role != before.role.as_str() || current.status != before.status().as_str() {
-            return Err(ChangeUserError::Stale);
-        }
-        if before.is_active_admin() {
-            let admins =
-                counted(&txn, Some("admin"), &["active"]).await.map_err(db("counting admins"))?;
-            if admins <= 1 {
-                return Err(ChangeUserError::LastAdmin);
-            }
-        }
         let mut row = user_to_row(&erasure.after, None);
         row.created_at = sea_orm::ActiveValue::NotSet;
         row.last_login_at = sea_orm::ActiveValue::NotSet;
@@ -239,10 +200,7 @@ impl UserRepository for SqlStore {
             .exec(&txn)
             .await
             .map_err(db("anonymising failed sign-ins"))?;
-        audit_events::Entity::insert(audit_to_row(&erasure.audit))
-            .exec_without_returning(&txn)
-            .await
-            .map_err(db("writing the audit event"))?;
+        write_audit(&txn, &erasure.audit).await?;
         txn.commit().await.map_err(db("committing an erasure"))?;
         Ok(())
     }
@@ -336,6 +294,35 @@ impl UserRepository for SqlStore {
         let count = filtered(filter, &plan).count(&self.db).await.map_err(db("counting users"))?;
         Ok(UserTotal { count, exact: true })
     }
+}
+
+/// Takes the guard, then checks that the user's role and status are still
+/// those of `before` (else `Stale`) and, if `keep_an_admin`, that another
+/// active admin exists (else `LastAdmin`).
+async fn guard_unchanged(
+    txn: &sea_orm::DatabaseTransaction,
+    before: &User,
+    keep_an_admin: bool,
+) -> Result<(), ChangeUserError> {
+    take_guard(txn).await.map_err(db("taking the guard"))?;
+    let current = users::Entity::find_by_id(before.id.to_string())
+        .one(txn)
+        .await
+        .map_err(db("reading the user to change"))?
+        .ok_or(ChangeUserError::Stale)?;
+    if current.role != before.role.as_str() || current.status != before.status().as_str() {
+        return Err(ChangeUserError::Stale);
+    }
+    if keep_an_admin {
+        // `before` is an active admin (checked above): the others are every
+        // active admin but this one.
+        let admins =
+            counted(txn, Some("admin"), &["active"]).await.map_err(db("counting admins"))?;
+        if admins <= 1 {
+            return Err(ChangeUserError::LastAdmin);
+        }
+    }
+    Ok(())
 }
 
 /// How a search's words are applied.

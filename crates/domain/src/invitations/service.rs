@@ -5,9 +5,8 @@ use secrecy::SecretString;
 
 use crate::audit::models::{Actor, AuditAction, AuditEvent, Change, RequestContext};
 use crate::invitations::errors::{AcceptInvitationError, ResendInvitationError};
-use crate::invitations::models::{Invitation, InvitationId, InvitationState, InvitationStatus};
+use crate::invitations::models::{Invitation, InvitationStatus};
 use crate::invitations::ports::{AcceptStoreError, Acceptance, Reissue, ReissueError};
-use crate::mail::models::{MailMessage, OutgoingMail};
 use crate::secrets::{Password, PlainToken};
 use crate::service::UserManagement;
 use crate::sessions::models::Admin;
@@ -122,26 +121,8 @@ impl UserManagement {
             return Err(ResendInvitationError::NotInvited);
         }
         let now = self.ports.clock.now();
-        let token = self.ports.tokens.generate();
-        let invitation = Invitation {
-            id: InvitationId::random(),
-            user_id: user.id,
-            token_hash: token.hash(),
-            created_at: now,
-            expires_at: now + self.policy.invitation_ttl,
-            state: InvitationState::Pending,
-        };
-        let mail = OutgoingMail {
-            id: uuid::Uuid::new_v4(),
-            to: user.email.clone(),
-            to_name: user.name.clone(),
-            message: MailMessage::Invitation {
-                token,
-                expires_at: invitation.expires_at,
-                invited_by: Some(admin.user().name.to_string()),
-            },
-            created_at: now,
-        };
+        let (invitation, mail, _token) =
+            self.new_invitation(&user, Some(admin.user().name.to_string()), now);
         let audit = AuditEvent::new(now, admin.actor(), AuditAction::InvitationResent, context)
             .target(&user)
             .change(Change::detail("expires_at", &invitation.expires_at.to_rfc3339()));

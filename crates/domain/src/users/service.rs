@@ -82,6 +82,36 @@ pub struct UserProfile {
 }
 
 impl UserManagement {
+    /// A fresh pending invitation for `user`, its email and its link's token.
+    pub(crate) fn new_invitation(
+        &self,
+        user: &User,
+        invited_by: Option<String>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> (Invitation, OutgoingMail, PlainToken) {
+        let token = self.ports.tokens.generate();
+        let invitation = Invitation {
+            id: InvitationId::random(),
+            user_id: user.id,
+            token_hash: token.hash(),
+            created_at: now,
+            expires_at: now + self.policy.invitation_ttl,
+            state: InvitationState::Pending,
+        };
+        let mail = OutgoingMail {
+            id: uuid::Uuid::new_v4(),
+            to: user.email.clone(),
+            to_name: user.name.clone(),
+            message: MailMessage::Invitation {
+                token: token.clone(),
+                expires_at: invitation.expires_at,
+                invited_by,
+            },
+            created_at: now,
+        };
+        (invitation, mail, token)
+    }
+
     /// Invites a user: creates them as `invited` and queues the invitation
     /// email, atomically, within the seat limit (rules 2, 4, 5).
     ///
@@ -136,26 +166,7 @@ impl UserManagement {
             created_at: now,
             last_login_at: None,
         };
-        let token = self.ports.tokens.generate();
-        let invitation = Invitation {
-            id: InvitationId::random(),
-            user_id: user.id,
-            token_hash: token.hash(),
-            created_at: now,
-            expires_at: now + self.policy.invitation_ttl,
-            state: InvitationState::Pending,
-        };
-        let mail = OutgoingMail {
-            id: uuid::Uuid::new_v4(),
-            to: user.email.clone(),
-            to_name: user.name.clone(),
-            message: MailMessage::Invitation {
-                token: token.clone(),
-                expires_at: invitation.expires_at,
-                invited_by,
-            },
-            created_at: now,
-        };
+        let (invitation, mail, token) = self.new_invitation(&user, invited_by, now);
         let audit = AuditEvent::new(now, actor, AuditAction::UserInvited, context)
             .target(&user)
             .change(Change::new("role", None, Some(user.role.as_str())))
