@@ -263,17 +263,26 @@ fn the_operator_erases_a_person_only_with_confirmation() {
     assert!(String::from_utf8(again.stderr).unwrap().contains("no user has this email"));
 }
 
-/// Two `secureai serve` processes on one PostgreSQL database (issue 4): a
+#[tokio::test]
+async fn two_instances_on_one_postgresql_share_every_invalidation_and_send_each_mail_once() {
+    two_instances_share_one_database(secureai_store::test_databases::Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn two_instances_on_one_mariadb_share_every_invalidation_and_send_each_mail_once() {
+    two_instances_share_one_database(secureai_store::test_databases::Backend::MySql).await;
+}
+
+/// Two `secureai serve` processes on one server database (issue 4): a
 /// session terminated or a user deactivated through one is refused by the
 /// other on its next request, and every invitation email is delivered
 /// exactly once although both outbox workers poll.
-#[tokio::test]
-async fn two_instances_on_one_postgresql_share_every_invalidation_and_send_each_mail_once() {
-    use secureai_store::test_databases::{Backend, TestDatabase};
-    let database = match TestDatabase::create(Backend::Postgres).await {
+async fn two_instances_share_one_database(backend: secureai_store::test_databases::Backend) {
+    use secureai_store::test_databases::TestDatabase;
+    let database = match TestDatabase::create(backend).await {
         Ok(database) => database,
         Err(secureai_store::test_databases::TestDatabaseError::NotConfigured(_)) => {
-            eprintln!("not run: SECUREAI_TEST_POSTGRES_URL is not set");
+            eprintln!("not run: {backend:?} is not configured");
             return;
         }
         Err(e) => panic!("{e}"),
