@@ -41,3 +41,17 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
+
+/// The database a bench runs on: `BENCH_DB=postgres|mysql` creates a
+/// throw-away database on the server named by `SECUREAI_TEST_POSTGRES_URL`
+/// / `SECUREAI_TEST_MYSQL_URL`; default SQLite in the temporary folder.
+pub async fn database(config: &mut Config) -> Option<secureai_store::test_databases::TestDatabase> {
+    use secureai_store::test_databases::{Backend, TestDatabase};
+    let backend = Backend::parse(&std::env::var("BENCH_DB").ok()?)?;
+    if backend == Backend::Sqlite {
+        return None;
+    }
+    let database = TestDatabase::create(backend).await.unwrap();
+    config.database_url = Some(database.url.clone());
+    Some(database)
+}

@@ -54,6 +54,7 @@ async fn load(url: String, token: Option<String>) -> (f64, Vec<Duration>) {
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = common::config(dir.path());
+    let _database = common::database(&mut config).await;
     config.log = "warn".into();
     if let Some(n) = std::env::var("DB_CONNECTIONS").ok().and_then(|n| n.parse().ok()) {
         config.database_max_connections = n;

@@ -102,7 +102,19 @@ async fn seed(store: &secureai_store::SqlStore, users: usize) {
             }
         }
         let placeholders = |cols: usize, rows: usize| {
-            vec![format!("({})", vec!["?"; cols].join(",")); rows].join(",")
+            let mut n = 0;
+            let mut next = || {
+                n += 1;
+                if backend == sea_orm::DbBackend::Postgres {
+                    format!("${n}")
+                } else {
+                    "?".to_owned()
+                }
+            };
+            (0..rows)
+                .map(|_| format!("({})", (0..cols).map(|_| next()).collect::<Vec<_>>().join(",")))
+                .collect::<Vec<_>>()
+                .join(",")
         };
         txn.execute_raw(Statement::from_sql_and_values(
             backend,
@@ -129,14 +141,22 @@ async fn seed(store: &secureai_store::SqlStore, users: usize) {
     for ((role, status), n) in counts {
         txn.execute_raw(Statement::from_sql_and_values(
             backend,
-            "UPDATE user_counts SET n = n + ? WHERE role = ? AND status = ?",
+            if backend == sea_orm::DbBackend::Postgres {
+                "UPDATE user_counts SET n = n + $1 WHERE role = $2 AND status = $3"
+            } else {
+                "UPDATE user_counts SET n = n + ? WHERE role = ? AND status = ?"
+            },
             [n.into(), role.into(), status.into()],
         ))
         .await
         .unwrap();
     }
     txn.commit().await.unwrap();
-    db.execute_unprepared("ANALYZE").await.unwrap();
+    let analyze = match backend {
+        sea_orm::DbBackend::MySql => "ANALYZE TABLE users, user_search_terms",
+        _ => "ANALYZE",
+    };
+    db.execute_unprepared(analyze).await.unwrap();
 }
 
 async fn measure(
@@ -169,8 +189,10 @@ async fn main() {
     let users: usize =
         std::env::var("USERS").ok().and_then(|n| n.parse().ok()).unwrap_or(1_000_000);
     let dir = tempfile::tempdir().unwrap();
-    let config = common::config(dir.path());
+    let mut config = common::config(dir.path());
+    let _database = common::database(&mut config).await;
     let wiring = secureai_app::wire(&config).await.unwrap();
+    println!("database: {:?}", wiring.store.backend());
     let admin = common::first_admin(&wiring).await;
     let t = Instant::now();
     seed(&wiring.store, users).await;
