@@ -234,3 +234,33 @@ async fn a_user_renames_themself_and_signs_out_everywhere() {
         .await;
     }
 }
+
+#[tokio::test]
+async fn deactivation_voids_a_pending_reset_link_for_good() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    app.active_user(&admin, "paused@example.com", "user", "paused password").await;
+    let id = app.user_id(&admin, "paused@example.com").await;
+    app.post(&format!("/api/v1/users/{id}/password-reset"), Some(&admin), json!({})).await;
+    let token = reset_token(&app, "paused@example.com").await;
+    let patch = |active: bool| {
+        app.http
+            .patch(app.url(&format!("/api/v1/users/{id}")))
+            .bearer_auth(&admin)
+            .json(&json!({ "active": active }))
+            .send()
+    };
+
+    assert_eq!(patch(false).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(patch(true).await.unwrap().status(), StatusCode::OK);
+
+    let late = app
+        .post(
+            "/api/v1/password-resets/complete",
+            None,
+            json!({"token": token, "password": "sneaky new password"}),
+        )
+        .await;
+    assert_error(late, StatusCode::NOT_FOUND, "reset_invalid").await;
+    app.login("paused@example.com", "paused password").await;
+}

@@ -169,6 +169,16 @@ impl MemoryState {
         });
     }
 
+    fn revoke_pending_links(&mut self, user: UserId, at: DateTime<Utc>) {
+        let links = self.invitations.iter_mut().map(|i| (i.user_id, &mut i.state));
+        let resets = self.resets.iter_mut().map(|r| (r.user_id, &mut r.state));
+        for (owner, state) in links.chain(resets) {
+            if owner == user && *state == InvitationState::Pending {
+                *state = InvitationState::Revoked { at };
+            }
+        }
+    }
+
     fn email_taken(&self, email: &EmailAddress) -> bool {
         self.users.values().any(|u| u.email == *email)
     }
@@ -233,11 +243,7 @@ impl UserRepository for InMemoryStore {
         }
         if change.revoke_links {
             let at = change.audit.first().map(|e| e.at).unwrap_or_default();
-            for invitation in &mut state.invitations {
-                if invitation.user_id == id && invitation.state == InvitationState::Pending {
-                    invitation.state = InvitationState::Revoked { at };
-                }
-            }
+            state.revoke_pending_links(id, at);
         }
         state.audit.extend(change.audit);
         Ok(())
@@ -258,12 +264,7 @@ impl UserRepository for InMemoryStore {
         state.users.insert(id, erasure.after);
         state.passwords.remove(&id);
         state.sessions.retain(|s| s.user_id != id);
-        let at = erasure.audit.at;
-        for invitation in &mut state.invitations {
-            if invitation.user_id == id && invitation.state == InvitationState::Pending {
-                invitation.state = InvitationState::Revoked { at };
-            }
-        }
+        state.revoke_pending_links(id, erasure.audit.at);
         let email = erasure.before.email.clone();
         state.outbox.retain(|m| m.sent_at.is_some() || m.mail.to != email);
         for event in &mut state.audit {

@@ -110,15 +110,8 @@ impl UserRepository for SqlStore {
                 .map_err(db("ending the user's sessions"))?;
         }
         if change.revoke_links {
-            let at = change.audit.first().map(|e| micros(e.at));
-            invitations::Entity::update_many()
-                .col_expr(invitations::Column::State, Expr::value("revoked"))
-                .col_expr(invitations::Column::StateAt, Expr::value(at))
-                .filter(invitations::Column::UserId.eq(id.clone()))
-                .filter(invitations::Column::State.eq("pending"))
-                .exec(&txn)
-                .await
-                .map_err(db("voiding the user's links"))?;
+            let at = change.audit.first().map_or(0, |e| micros(e.at));
+            revoke_pending_links(&txn, &id, at).await?;
         }
         for event in &change.audit {
             write_audit(&txn, event).await?;
@@ -149,23 +142,7 @@ impl UserRepository for SqlStore {
             .exec(&txn)
             .await
             .map_err(db("ending sessions"))?;
-        let at = micros(erasure.audit.at);
-        invitations::Entity::update_many()
-            .col_expr(invitations::Column::State, Expr::value("revoked"))
-            .col_expr(invitations::Column::StateAt, Expr::value(at))
-            .filter(invitations::Column::UserId.eq(id.clone()))
-            .filter(invitations::Column::State.eq("pending"))
-            .exec(&txn)
-            .await
-            .map_err(db("voiding invitations"))?;
-        password_resets::Entity::update_many()
-            .col_expr(password_resets::Column::State, Expr::value("revoked"))
-            .col_expr(password_resets::Column::StateAt, Expr::value(at))
-            .filter(password_resets::Column::UserId.eq(id.clone()))
-            .filter(password_resets::Column::State.eq("pending"))
-            .exec(&txn)
-            .await
-            .map_err(db("voiding reset links"))?;
+        revoke_pending_links(&txn, &id, micros(erasure.audit.at)).await?;
         // Unsent mail carries the address and the person's name.
         outbox::Entity::delete_many()
             .filter(outbox::Column::Recipient.eq(before.email.as_str()))
@@ -294,6 +271,32 @@ impl UserRepository for SqlStore {
         let count = filtered(filter, &plan).count(&self.db).await.map_err(db("counting users"))?;
         Ok(UserTotal { count, exact: true })
     }
+}
+
+/// Voids every pending invitation and password-reset link of a user, so
+/// that none works again after a deactivation or erasure.
+async fn revoke_pending_links(
+    txn: &sea_orm::DatabaseTransaction,
+    user_id: &str,
+    at: i64,
+) -> Result<(), StoreError> {
+    invitations::Entity::update_many()
+        .col_expr(invitations::Column::State, Expr::value("revoked"))
+        .col_expr(invitations::Column::StateAt, Expr::value(at))
+        .filter(invitations::Column::UserId.eq(user_id))
+        .filter(invitations::Column::State.eq("pending"))
+        .exec(txn)
+        .await
+        .map_err(db("voiding invitation links"))?;
+    password_resets::Entity::update_many()
+        .col_expr(password_resets::Column::State, Expr::value("revoked"))
+        .col_expr(password_resets::Column::StateAt, Expr::value(at))
+        .filter(password_resets::Column::UserId.eq(user_id))
+        .filter(password_resets::Column::State.eq("pending"))
+        .exec(txn)
+        .await
+        .map_err(db("voiding password reset links"))?;
+    Ok(())
 }
 
 /// Takes the guard, then checks that the user's role and status are still
