@@ -11,6 +11,13 @@ use crate::sessions::models::{Admin, Principal, Session, SessionId, SessionValid
 use crate::users::errors::GetUserError;
 use crate::users::models::{EmailAddress, UserId, UserStatus};
 
+/// What the audit log keeps of an email typed at sign-in: the address if it
+/// is one, never the raw text — people type their password into the email
+/// field, and the audit log must not keep it.
+fn audited_email(typed: &str) -> Option<String> {
+    EmailAddress::parse(typed).ok().map(|email| email.as_str().to_owned())
+}
+
 impl UserManagement {
     /// Signs in with email and password.
     ///
@@ -34,7 +41,7 @@ impl UserManagement {
             let mut event =
                 AuditEvent::new(now, Actor::Anonymous, AuditAction::SignInThrottled, context)
                     .change(Change::detail("until", &until.to_rfc3339()));
-            event.target_email = Some(email.trim().chars().take(254).collect());
+            event.target_email = audited_email(email);
             self.ports.audit.append(event).await?;
             let wait = (until - now).num_milliseconds().max(0) as u64;
             return Err(SignInError::Throttled { retry_after_secs: wait.div_ceil(1000).max(1) });
@@ -62,7 +69,7 @@ impl UserManagement {
                     .change(Change::detail("reason", reason));
             match target {
                 Some(user) => event = event.target(user),
-                None => event.target_email = Some(email.trim().chars().take(254).collect()),
+                None => event.target_email = audited_email(email),
             }
             event
         };
@@ -248,6 +255,17 @@ mod tests {
             .await
             .unwrap();
         assert!(!kit.store.state().failures.contains_key("account:root@example.com"));
+    }
+
+    #[tokio::test]
+    async fn a_password_typed_into_the_email_field_never_reaches_the_audit_log() {
+        let kit = TestKit::new();
+        let ctx = RequestContext::default();
+        let _ = kit.service.sign_in("Hunter2-correct-horse", &pw("whatever"), &ctx).await;
+        let _ = kit.service.sign_in("ghost@example.com", &pw("whatever"), &ctx).await;
+        let state = kit.store.state();
+        let typed: Vec<_> = state.audit.iter().map(|e| e.target_email.clone()).collect();
+        assert_eq!(typed, [None, Some("ghost@example.com".to_owned())]);
     }
 
     #[tokio::test]
