@@ -99,8 +99,8 @@ done
 cat <<'TXT'
 
 The HTTP suite starts the real server on a random port; the end-to-end
-suite runs the real secureai binary (SQLite, and two instances on one
-PostgreSQL). Mail goes through lettre's file transport (.eml files read back
+suite runs the real secureai binary (SQLite, and two instances sharing one
+PostgreSQL or MariaDB). Mail goes through lettre's file transport (.eml files read back
 and parsed).
 TXT
 # The closing line: every test binary's results added up.
