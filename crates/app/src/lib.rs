@@ -62,20 +62,8 @@ pub async fn wire_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::
         iterations: hashing.iterations,
         parallelism: hashing.parallelism,
     })?;
-    let shared = Arc::new(store.clone());
-    let ports = Ports {
-        users: shared.clone(),
-        invitations: shared.clone(),
-        sessions: shared.clone(),
-        setup: shared.clone(),
-        audit: shared.clone(),
-        settings: shared.clone(),
-        passwords_store: shared.clone(),
-        throttle: shared,
-        clock,
-        tokens: Arc::new(OsTokens),
-        passwords: Arc::new(hasher),
-    };
+    let ports =
+        Ports::from_store(Arc::new(store.clone()), clock, Arc::new(OsTokens), Arc::new(hasher));
     Ok(Wiring { service: Arc::new(UserManagement::new(ports, policy(config))), store })
 }
 

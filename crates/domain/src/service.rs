@@ -44,6 +44,58 @@ pub struct Ports {
     pub throttle: Arc<dyn ThrottleRepository>,
 }
 
+/// Every storage port at once: what a single store adapter implements.
+pub trait Store:
+    UserRepository
+    + InvitationRepository
+    + SessionRepository
+    + SetupRepository
+    + AuditLog
+    + SettingsRepository
+    + PasswordRepository
+    + ThrottleRepository
+    + 'static
+{
+}
+
+impl<S> Store for S where
+    S: UserRepository
+        + InvitationRepository
+        + SessionRepository
+        + SetupRepository
+        + AuditLog
+        + SettingsRepository
+        + PasswordRepository
+        + ThrottleRepository
+        + 'static
+{
+}
+
+impl Ports {
+    /// Every storage port from one store, with the given clock, token
+    /// generator and password hasher.
+    pub fn from_store<S: Store>(
+        store: Arc<S>,
+        clock: Arc<dyn Clock>,
+        tokens: Arc<dyn TokenGenerator>,
+        passwords: Arc<dyn PasswordHasher>,
+    ) -> Self {
+        Self {
+            users: store.clone(),
+            invitations: store.clone(),
+            sessions: store.clone(),
+            setup: store.clone(),
+            audit: store.clone(),
+            settings: store.clone(),
+            passwords_store: store.clone(),
+            throttle: store,
+            clock,
+            tokens,
+            passwords,
+        }
+    }
+}
+
 /// Tunable rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {

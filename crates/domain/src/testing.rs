@@ -38,8 +38,8 @@ use crate::setup::ports::{CompleteSetupStoreError, SetupCompletion, SetupReposit
 use crate::users::models::{EmailAddress, User, UserId, UserState, UserStatus};
 use crate::users::ports::UserTotal;
 use crate::users::ports::{
-    ChangeUserError, Erasure, InsertUserError, NewInvitedUser, UserChange, UserFilter, UserPage,
-    UserQuery, UserRepository,
+    ChangeUserError, Erasure, InsertUserError, NewInvitedUser, UserChange, UserPage, UserQuery,
+    UserRepository,
 };
 
 /// A clock that stands still until moved.
@@ -294,11 +294,12 @@ impl UserRepository for InMemoryStore {
         Ok(self.state().users.values().find(|u| u.email == *email).cloned())
     }
 
-    async fn list(&self, query: &UserQuery) -> Result<UserPage, StoreError> {
+    async fn list(&self, query: &UserQuery, _total_cap: u64) -> Result<UserPage, StoreError> {
         let state = self.state();
         let key = |u: &User| (query.sort.value_of(u), u.id);
         let mut users: Vec<&User> =
             state.users.values().filter(|u| query.filter.matches(u)).collect();
+        let matching = users.len();
         users.sort_by_key(|u| key(u));
         if query.descending {
             users.reverse();
@@ -314,12 +315,8 @@ impl UserRepository for InMemoryStore {
             .take(query.limit as usize + 1)
             .cloned()
             .collect();
-        Ok(UserPage::from_overfetch(items, query.limit, query.sort))
-    }
-
-    async fn count(&self, filter: &UserFilter, _cap: u64) -> Result<UserTotal, StoreError> {
-        let count = self.state().users.values().filter(|u| filter.matches(u)).count() as u64;
-        Ok(UserTotal { count, exact: true })
+        let total = UserTotal { count: matching as u64, exact: true };
+        Ok(UserPage::from_overfetch(items, query.limit, query.sort, total))
     }
 }
 
@@ -770,19 +767,12 @@ impl TestKit {
     pub fn with_policy(policy: Policy) -> Self {
         let store = Arc::new(InMemoryStore::new());
         let clock = Arc::new(FakeClock::new());
-        let ports = Ports {
-            users: store.clone(),
-            invitations: store.clone(),
-            sessions: store.clone(),
-            setup: store.clone(),
-            audit: store.clone(),
-            settings: store.clone(),
-            clock: clock.clone(),
-            tokens: Arc::new(SequentialTokens::default()),
-            passwords: Arc::new(FakeHasher),
-            passwords_store: store.clone(),
-            throttle: store.clone(),
-        };
+        let ports = Ports::from_store(
+            store.clone(),
+            clock.clone(),
+            Arc::new(SequentialTokens::default()),
+            Arc::new(FakeHasher),
+        );
         Self { service: UserManagement::new(ports, policy), store, clock }
     }
 

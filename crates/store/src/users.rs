@@ -207,7 +207,7 @@ impl UserRepository for SqlStore {
             .transpose()
     }
 
-    async fn list(&self, query: &UserQuery) -> Result<UserPage, StoreError> {
+    async fn list(&self, query: &UserQuery, total_cap: u64) -> Result<UserPage, StoreError> {
         let column = match query.sort {
             UserSort::Name => users::Column::NameKey,
             UserSort::Email => users::Column::EmailKey,
@@ -248,28 +248,8 @@ impl UserRepository for SqlStore {
             .await
             .map_err(db("listing users"))?;
         let items = rows.iter().map(user_from_row).collect::<Result<Vec<_>, _>>()?;
-        Ok(UserPage::from_overfetch(items, query.limit, query.sort))
-    }
-
-    async fn count(&self, filter: &UserFilter, cap: u64) -> Result<UserTotal, StoreError> {
-        if filter.words.is_empty() && filter.department.is_none() {
-            let statuses: Vec<&str> = filter.status.iter().map(|s| s.as_str()).collect();
-            let count = counted(&self.db, filter.role.map(|r| r.as_str()), &statuses)
-                .await
-                .map_err(db("counting users"))?;
-            return Ok(UserTotal { count, exact: true });
-        }
-        let plan = plan_search(&self.db, &filter.words, self.selective_search).await?;
-        if let SearchPlan::Broad { narrowest } = plan {
-            // Counting every match of a broad search would read most users:
-            // estimate from the narrowest word instead.
-            let count = users_matching_upto(&self.db, &filter.words[narrowest], cap)
-                .await
-                .map_err(db("estimating a search"))?;
-            return Ok(UserTotal { count, exact: false });
-        }
-        let count = filtered(filter, &plan).count(&self.db).await.map_err(db("counting users"))?;
-        Ok(UserTotal { count, exact: true })
+        let total = self.total(&query.filter, &plan, total_cap).await?;
+        Ok(UserPage::from_overfetch(items, query.limit, query.sort, total))
     }
 }
 
@@ -326,6 +306,36 @@ async fn guard_unchanged(
         }
     }
     Ok(())
+}
+
+impl SqlStore {
+    /// How many users match `filter`: from the maintained counts when only
+    /// role and status filter, exactly for selective searches, estimated up
+    /// to `cap` for broad ones.
+    async fn total(
+        &self,
+        filter: &UserFilter,
+        plan: &SearchPlan,
+        cap: u64,
+    ) -> Result<UserTotal, StoreError> {
+        if filter.words.is_empty() && filter.department.is_none() {
+            let statuses: Vec<&str> = filter.status.iter().map(|s| s.as_str()).collect();
+            let count = counted(&self.db, filter.role.map(|r| r.as_str()), &statuses)
+                .await
+                .map_err(db("counting users"))?;
+            return Ok(UserTotal { count, exact: true });
+        }
+        if let SearchPlan::Broad { narrowest } = *plan {
+            // Counting every match of a broad search would read most users:
+            // estimate from the narrowest word instead.
+            let count = users_matching_upto(&self.db, &filter.words[narrowest], cap)
+                .await
+                .map_err(db("estimating a search"))?;
+            return Ok(UserTotal { count, exact: false });
+        }
+        let count = filtered(filter, plan).count(&self.db).await.map_err(db("counting users"))?;
+        Ok(UserTotal { count, exact: true })
+    }
 }
 
 /// How a search's words are applied.

@@ -176,13 +176,12 @@ impl UserManagement {
         };
         let limit = request.limit.unwrap_or(50).clamp(1, self.policy.max_page_size);
         let query = UserQuery { filter, sort, descending, limit, after };
-        let page = self.ports.users.list(&query).await?;
-        let total = self.ports.users.count(&query.filter, SEARCH_COUNT_CAP).await?;
+        let page = self.ports.users.list(&query, SEARCH_COUNT_CAP).await?;
         Ok(UsersPage {
             items: page.items,
             next_cursor: page.next.as_ref().map(|c| encode_cursor(sort, c)),
-            total: total.count,
-            total_exact: total.exact,
+            total: page.total.count,
+            total_exact: page.total.exact,
         })
     }
 }

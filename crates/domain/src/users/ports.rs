@@ -193,26 +193,33 @@ pub struct UserQuery {
     pub after: Option<UserCursor>,
 }
 
-/// One page of users.
+/// One page of users and how many match in all.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserPage {
     /// The users, in order.
     pub items: Vec<User>,
     /// Where the next page starts, if there is one.
     pub next: Option<UserCursor>,
+    /// How many users match the filter, over all pages.
+    pub total: UserTotal,
 }
 
 impl UserPage {
     /// Cuts a fetch of up to `limit + 1` users (in order) into a page and the
     /// cursor of the next one: the extra user only proves there is more.
-    pub fn from_overfetch(mut items: Vec<User>, limit: u32, sort: UserSort) -> Self {
+    pub fn from_overfetch(
+        mut items: Vec<User>,
+        limit: u32,
+        sort: UserSort,
+        total: UserTotal,
+    ) -> Self {
         let next = if items.len() > limit as usize {
             items.truncate(limit as usize);
             items.last().map(|u| UserCursor { value: sort.value_of(u), id: u.id })
         } else {
             None
         };
-        Self { items, next }
+        Self { items, next, total }
     }
 }
 
@@ -275,18 +282,13 @@ pub trait UserRepository: Send + Sync {
     async fn find_by_email(&self, email: &EmailAddress) -> Result<Option<User>, StoreError>;
 
     /// A page of the users matching the filter, ordered by (sort value, id)
-    /// — both reversed when descending — starting strictly after the cursor.
-    /// Keyset paging: the cost of a page does not grow with its depth.
+    /// — both reversed when descending — starting strictly after the cursor,
+    /// with the total number of matches. Keyset paging: the cost of a page
+    /// does not grow with its depth. A store MAY stop counting at
+    /// `total_cap` for searches that match very many users, and then MUST
+    /// say the total is a lower bound or estimate (`exact: false`).
     ///
     /// # Errors
     /// [`StoreError`] only on failure.
-    async fn list(&self, query: &UserQuery) -> Result<UserPage, StoreError>;
-
-    /// How many users match the filter. A store MAY stop counting at
-    /// `cap` for searches that match very many users, and then MUST say the
-    /// total is a lower bound (`exact: false`).
-    ///
-    /// # Errors
-    /// [`StoreError`] only on failure.
-    async fn count(&self, filter: &UserFilter, cap: u64) -> Result<UserTotal, StoreError>;
+    async fn list(&self, query: &UserQuery, total_cap: u64) -> Result<UserPage, StoreError>;
 }

@@ -34,19 +34,12 @@ use crate::kit::{ctx, invite, pw, with_admin};
 
 /// Every port on one in-memory store and a fake clock; tests swap one out.
 fn ports(store: &Arc<InMemoryStore>) -> Ports {
-    Ports {
-        users: store.clone(),
-        invitations: store.clone(),
-        sessions: store.clone(),
-        setup: store.clone(),
-        audit: store.clone(),
-        settings: store.clone(),
-        clock: Arc::new(FakeClock::new()),
-        tokens: Arc::new(SequentialTokens::default()),
-        passwords: Arc::new(FakeHasher),
-        passwords_store: store.clone(),
-        throttle: store.clone(),
-    }
+    Ports::from_store(
+        store.clone(),
+        Arc::new(FakeClock::new()),
+        Arc::new(SequentialTokens::default()),
+        Arc::new(FakeHasher),
+    )
 }
 
 /// An active user as a store would return them.

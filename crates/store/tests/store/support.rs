@@ -54,18 +54,11 @@ impl TestDb {
 pub fn service_over(store: &SqlStore, policy: Policy) -> (Arc<UserManagement>, Arc<FakeClock>) {
     let store = Arc::new(store.clone());
     let clock = Arc::new(FakeClock::new());
-    let ports = Ports {
-        users: store.clone(),
-        invitations: store.clone(),
-        sessions: store.clone(),
-        setup: store.clone(),
-        audit: store.clone(),
-        settings: store.clone(),
-        clock: clock.clone(),
-        tokens: Arc::new(SequentialTokens::default()),
-        passwords: Arc::new(FakeHasher),
-        passwords_store: store.clone(),
-        throttle: store.clone(),
-    };
+    let ports = Ports::from_store(
+        store,
+        clock.clone(),
+        Arc::new(SequentialTokens::default()),
+        Arc::new(FakeHasher),
+    );
     (Arc::new(UserManagement::new(ports, policy)), clock)
 }
