@@ -430,3 +430,48 @@ async fn two_instances_share_one_database(backend: secureai_store::test_database
     assert!(a.stop());
     assert!(b.stop());
 }
+
+#[test]
+fn a_stopping_server_finishes_the_request_in_flight_and_refuses_new_ones() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server = Server::start(dir.path(), port);
+    server.wait_for_line("is listening on");
+
+    // A sign-in whose body is still arriving when the signal comes.
+    let body = r#"{"email":"nobody@example.com","password":"not the password"}"#;
+    let (first, rest) = body.split_at(20);
+    let mut in_flight = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    in_flight.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        in_flight,
+        "POST /api/v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{first}",
+        body.len()
+    )
+    .unwrap();
+    in_flight.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    Command::new("kill").arg("-TERM").arg(server.child.id().to_string()).status().unwrap();
+    // The listener closes: new connections are refused while the request
+    // in flight is still open.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(std::time::Instant::now() < deadline, "still accepting after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    in_flight.write_all(rest.as_bytes()).unwrap();
+    let mut response = String::new();
+    in_flight.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 401"), "{response}");
+    assert!(response.contains("invalid_credentials"), "{response}");
+
+    let mut server = server;
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+}
