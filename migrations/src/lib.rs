@@ -7,6 +7,12 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261128_000001_initial;
+mod m20261128_000002_outbox_user;
+
+/// How many of [`Migrator::migrations`] made up each release, oldest first:
+/// an upgrade test migrates a database to a release's schema, fills it as
+/// that release did, then applies the rest.
+pub const RELEASES: &[(&str, u32)] = &[("0.1", 1), ("0.2", 2)];
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -14,6 +20,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261128_000001_initial::Migration)]
+        vec![
+            Box::new(m20261128_000001_initial::Migration),
+            Box::new(m20261128_000002_outbox_user::Migration),
+        ]
     }
 }

@@ -9,28 +9,54 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-/// SMTP settings from the configuration.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurityConfig {
+    /// Plain text (only for a relay on the same host or network).
+    None,
+    /// STARTTLS upgrade, usually port 587.
+    Starttls,
+    /// TLS from the first byte, usually port 465.
+    Tls,
+}
+
+/// SMTP settings from the configuration: in force until an admin saves
+/// others in Settings > Email.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct SmtpConfig {
     /// Host name.
     pub host: String,
     /// Port (465 for TLS, 587 for STARTTLS, 25 for none).
     pub port: u16,
     /// `none`, `starttls` or `tls`.
-    pub security: secureai_mail::SmtpSecurity,
+    pub security: SmtpSecurityConfig,
     /// User name, if any.
     #[serde(default)]
     pub username: Option<String>,
     /// Password, if any (never logged).
     #[serde(default)]
     pub password: Option<String>,
-    /// Timeout in seconds.
+    /// Give up on a connection or command after this many seconds (also
+    /// for servers saved in Settings > Email).
     #[serde(default = "default_smtp_timeout")]
     pub timeout_secs: u64,
 }
 
 fn default_smtp_timeout() -> u64 {
     30
+}
+
+impl std::fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "[REDACTED]"))
+            .finish_non_exhaustive()
+    }
 }
 
 /// Mail settings.
@@ -41,14 +67,22 @@ pub struct MailConfig {
     pub from: String,
     /// Folder for `.eml` files when no SMTP server is set (default `<data_dir>/mail`).
     pub dir: Option<PathBuf>,
-    /// SMTP server; without it mail goes to files.
+    /// SMTP server; without it (and without saved settings) mail goes to files.
     pub smtp: Option<SmtpConfig>,
+    /// PEM file of extra root certificates for SMTP servers with a private
+    /// certificate authority.
+    pub smtp_ca_file: Option<PathBuf>,
     /// Folder with template overrides.
     pub templates_dir: Option<PathBuf>,
     /// How often the outbox worker looks for due messages, in milliseconds.
     pub poll_interval_ms: u64,
     /// Attempts before a message is marked failed.
     pub max_attempts: u32,
+    /// Delay before the first retry, in milliseconds (doubled each time,
+    /// jittered, at most `max_retry_secs`).
+    pub first_retry_ms: u64,
+    /// Longest delay between attempts, in seconds.
+    pub max_retry_secs: u64,
 }
 
 impl Default for MailConfig {
@@ -57,9 +91,12 @@ impl Default for MailConfig {
             from: "SecureAI <no-reply@secureai.localhost>".to_owned(),
             dir: None,
             smtp: None,
+            smtp_ca_file: None,
             templates_dir: None,
             poll_interval_ms: 1000,
             max_attempts: 12,
+            first_retry_ms: 30_000,
+            max_retry_secs: 3600,
         }
     }
 }

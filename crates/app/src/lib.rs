@@ -12,10 +12,11 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use secureai_domain::mail::service::{DeliveryPolicy, OutboxDelivery};
+use secureai_domain::mail::settings::{EmailSettings, SmtpPassword, SmtpSecurity, SmtpServer};
 use secureai_domain::service::{Policy, Ports, UserManagement};
-use secureai_domain::{Clock, PlainToken, RequestContext};
+use secureai_domain::{Clock, DisplayName, EmailAddress, PlainToken, RequestContext};
 use secureai_http::{AppState, Readiness};
-use secureai_mail::{Delivery, Mailer, SmtpSettings, Templates};
+use secureai_mail::{Mailer, MailerOptions, Templates};
 use secureai_store::{SqlStore, StoreOptions};
 use secureai_system::{Argon2Cost, Argon2Hasher, OsTokens, SystemClock};
 use tokio::sync::watch;
@@ -28,6 +29,80 @@ pub struct Wiring {
     pub service: Arc<UserManagement>,
     /// The store.
     pub store: SqlStore,
+    /// The mail transport.
+    pub mailer: Arc<Mailer>,
+    /// The email settings of the configuration.
+    pub email: EmailSettings,
+}
+
+/// The email settings the configuration gives (in force until an admin
+/// saves others).
+///
+/// # Errors
+/// When the sender or the SMTP server is invalid, naming the key.
+pub fn configured_email(config: &Config) -> anyhow::Result<EmailSettings> {
+    let (name, address) = secureai_mail::parse_mailbox(&config.mail.from).ok_or_else(|| {
+        anyhow::anyhow!(
+            "mail.from `{}` is not a mailbox such as `IT <it@example.com>`",
+            config.mail.from
+        )
+    })?;
+    let from_address =
+        EmailAddress::parse(&address).map_err(|e| anyhow::anyhow!("mail.from: {e}"))?;
+    let from_name = DisplayName::parse(name.as_deref().unwrap_or("SecureAI"))
+        .map_err(|e| anyhow::anyhow!("mail.from: the name {e}"))?;
+    let smtp = match &config.mail.smtp {
+        None => None,
+        Some(smtp) => {
+            let server = SmtpServer {
+                host: smtp.host.clone(),
+                port: smtp.port,
+                security: match smtp.security {
+                    config::SmtpSecurityConfig::None => SmtpSecurity::None,
+                    config::SmtpSecurityConfig::Starttls => SmtpSecurity::Starttls,
+                    config::SmtpSecurityConfig::Tls => SmtpSecurity::Tls,
+                },
+                username: smtp.username.clone(),
+                password: smtp
+                    .password
+                    .as_deref()
+                    .map(SmtpPassword::parse)
+                    .transpose()
+                    .map_err(|e| anyhow::anyhow!("mail.smtp.{}: {}", e.field, e.reason))?,
+            };
+            server
+                .validate()
+                .map_err(|e| anyhow::anyhow!("mail.smtp.{}: {}", e.field, e.reason))?;
+            Some(server)
+        }
+    };
+    Ok(EmailSettings { smtp, from_address, from_name })
+}
+
+/// The mail transport: templates with links to `public_url`, files in the
+/// mail folder, SMTP timeouts and extra certificates from the configuration.
+///
+/// # Errors
+/// When the URL, templates, folder or certificate file are unusable.
+pub fn mailer(config: &Config, public_url: &str) -> anyhow::Result<Mailer> {
+    let url = url::Url::parse(public_url)
+        .with_context(|| format!("the public URL `{public_url}` is not a valid URL"))?;
+    let templates = Templates::load(url, config.mail.templates_dir.as_deref())?;
+    let extra_roots_pem = match &config.mail.smtp_ca_file {
+        Some(path) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("cannot read mail.smtp_ca_file {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let options = MailerOptions {
+        files_dir: config.mail_dir(),
+        timeout: std::time::Duration::from_secs(
+            config.mail.smtp.as_ref().map_or(30, |s| s.timeout_secs),
+        ),
+        extra_roots_pem,
+    };
+    Ok(Mailer::new(options, templates)?)
 }
 
 /// The domain rules configured.
@@ -46,14 +121,22 @@ pub fn policy(config: &Config) -> Policy {
 /// # Errors
 /// When the data folder, the database or the hasher cannot be set up.
 pub async fn wire(config: &Config) -> anyhow::Result<Wiring> {
-    wire_with_clock(config, Arc::new(SystemClock)).await
+    let url = public_url(config, config.listen);
+    wire_with_clock(config, &url, Arc::new(SystemClock)).await
 }
 
-/// [`wire`] with another clock (tests move time with a fake one).
+/// [`wire`] with links to `public_url` and another clock (tests move time
+/// with a fake one).
 ///
 /// # Errors
 /// As [`wire`].
-pub async fn wire_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Wiring> {
+pub async fn wire_with_clock(
+    config: &Config,
+    public_url: &str,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Wiring> {
+    let email = configured_email(config)?;
+    let mailer = Arc::new(mailer(config, public_url)?);
     let store = connect(config).await?;
     store.migrate().await?;
     let hashing = &config.password_hashing;
@@ -62,9 +145,15 @@ pub async fn wire_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::
         iterations: hashing.iterations,
         parallelism: hashing.parallelism,
     })?;
-    let ports =
-        Ports::from_store(Arc::new(store.clone()), clock, Arc::new(OsTokens), Arc::new(hasher));
-    Ok(Wiring { service: Arc::new(UserManagement::new(ports, policy(config))), store })
+    let ports = Ports::from_store(
+        Arc::new(store.clone()),
+        clock,
+        Arc::new(OsTokens),
+        Arc::new(hasher),
+        mailer.clone(),
+    );
+    let policy = Policy { email: email.clone(), ..policy(config) };
+    Ok(Wiring { service: Arc::new(UserManagement::new(ports, policy)), store, mailer, email })
 }
 
 /// Creates the data folder and connects to the database (not migrating).
@@ -89,24 +178,6 @@ pub fn public_url(config: &Config, bound: SocketAddr) -> String {
         .unwrap_or_else(|| format!("http://{bound}"))
         .trim_end_matches('/')
         .to_owned()
-}
-
-fn mailer(config: &Config, public_url: &str) -> anyhow::Result<Mailer> {
-    let url = url::Url::parse(public_url)
-        .with_context(|| format!("the public URL `{public_url}` is not a valid URL"))?;
-    let templates = Templates::load(url, config.mail.templates_dir.as_deref())?;
-    let delivery = match &config.mail.smtp {
-        Some(smtp) => Delivery::Smtp(SmtpSettings {
-            host: smtp.host.clone(),
-            port: smtp.port,
-            security: smtp.security,
-            username: smtp.username.clone(),
-            password: smtp.password.clone().map(secrecy::SecretString::from),
-            timeout: std::time::Duration::from_secs(smtp.timeout_secs),
-        }),
-        None => Delivery::Files(config.mail_dir()),
-    };
-    Ok(Mailer::new(&delivery, &config.mail.from, templates)?)
 }
 
 struct StoreReadiness(SqlStore);
@@ -146,7 +217,6 @@ impl Application {
     /// # Errors
     /// As [`Application::build`].
     pub async fn build_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let wiring = wire_with_clock(config, clock.clone()).await?;
         let acceptor = TcpListener::bind(config.listen)
             .into_acceptor()
             .await
@@ -157,12 +227,24 @@ impl Application {
             .and_then(|a| a.as_socket_addr().copied())
             .context("the listener has no address")?;
         let public_url = public_url(config, address);
-        let mailer = mailer(config, &public_url)?;
+        let wiring = wire_with_clock(config, &public_url, clock.clone()).await?;
         let delivery = Arc::new(OutboxDelivery::new(
             Arc::new(wiring.store.clone()),
-            Arc::new(mailer),
+            Arc::new(wiring.store.clone()),
+            wiring.mailer.clone(),
             clock,
-            DeliveryPolicy { max_attempts: config.mail.max_attempts, ..DeliveryPolicy::default() },
+            DeliveryPolicy {
+                configured: wiring.email.clone(),
+                max_attempts: config.mail.max_attempts,
+                // At most a day: larger values would only overflow.
+                first_retry: chrono::Duration::milliseconds(
+                    i64::try_from(config.mail.first_retry_ms.min(86_400_000)).unwrap_or(0),
+                ),
+                max_retry: chrono::Duration::seconds(
+                    i64::try_from(config.mail.max_retry_secs.min(86_400)).unwrap_or(0),
+                ),
+                ..DeliveryPolicy::default()
+            },
         ));
         let state = AppState {
             service: wiring.service.clone(),

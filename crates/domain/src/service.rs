@@ -9,6 +9,8 @@ use chrono::Duration;
 use crate::audit::ports::AuditLog;
 use crate::clock::Clock;
 use crate::invitations::ports::InvitationRepository;
+use crate::mail::ports::{MailTransport, OutboxRepository};
+use crate::mail::settings::EmailSettings;
 use crate::resets::ports::PasswordRepository;
 use crate::secrets::{PasswordHasher, TokenGenerator};
 use crate::sessions::ports::SessionRepository;
@@ -42,6 +44,10 @@ pub struct Ports {
     pub passwords_store: Arc<dyn PasswordRepository>,
     /// Sign-in failure counts.
     pub throttle: Arc<dyn ThrottleRepository>,
+    /// The outbox, for its admin views.
+    pub outbox: Arc<dyn OutboxRepository>,
+    /// Mail delivery, for test messages sent now.
+    pub mail: Arc<dyn MailTransport>,
 }
 
 /// Every storage port at once: what a single store adapter implements.
@@ -54,6 +60,7 @@ pub trait Store:
     + SettingsRepository
     + PasswordRepository
     + ThrottleRepository
+    + OutboxRepository
     + 'static
 {
 }
@@ -67,6 +74,7 @@ impl<S> Store for S where
         + SettingsRepository
         + PasswordRepository
         + ThrottleRepository
+        + OutboxRepository
         + 'static
 {
 }
@@ -79,8 +87,11 @@ impl Ports {
         clock: Arc<dyn Clock>,
         tokens: Arc<dyn TokenGenerator>,
         passwords: Arc<dyn PasswordHasher>,
+        mail: Arc<dyn MailTransport>,
     ) -> Self {
         Self {
+            outbox: store.clone(),
+            mail,
             users: store.clone(),
             invitations: store.clone(),
             sessions: store.clone(),
@@ -116,6 +127,8 @@ pub struct Policy {
     pub max_page_size: u32,
     /// Brute-force throttling of sign-in.
     pub throttle: ThrottlePolicy,
+    /// Email settings in force until an admin saves others.
+    pub email: EmailSettings,
 }
 
 impl Default for Policy {
@@ -129,6 +142,7 @@ impl Default for Policy {
             seat_limit: None,
             max_page_size: 200,
             throttle: ThrottlePolicy::default(),
+            email: EmailSettings::embedded_default(),
         }
     }
 }

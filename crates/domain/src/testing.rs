@@ -22,8 +22,9 @@ use crate::invitations::models::{Invitation, InvitationState};
 use crate::invitations::ports::{
     AcceptStoreError, Acceptance, InvitationRepository, Reissue, ReissueError,
 };
-use crate::mail::models::{OutgoingMail, QueuedMail};
+use crate::mail::models::{MailState, OutboxEntry, OutgoingMail, QueuedMail};
 use crate::mail::ports::{DeliveryError, MailTransport, OutboxRepository};
+use crate::mail::settings::EmailSettings;
 use crate::resets::models::PasswordReset;
 use crate::resets::ports::{NewReset, PasswordChange, PasswordRepository, PasswordStoreError};
 use crate::secrets::{
@@ -149,6 +150,8 @@ pub struct MemoryState {
     pub setup_token: Option<(TokenHash, DateTime<Utc>)>,
     /// The seat limit an admin set.
     pub seat_limit: StoredSeatLimit,
+    /// Saved email settings.
+    pub email_settings: Option<EmailSettings>,
     /// Password reset links.
     pub resets: Vec<PasswordReset>,
     /// Sign-in failure counts by key.
@@ -609,6 +612,21 @@ impl SettingsRepository for InMemoryStore {
         state.audit.push(audit);
         Ok(())
     }
+
+    async fn email_settings(&self) -> Result<Option<EmailSettings>, StoreError> {
+        Ok(self.state().email_settings.clone())
+    }
+
+    async fn set_email_settings(
+        &self,
+        settings: &EmailSettings,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        state.email_settings = Some(settings.clone());
+        state.audit.push(audit);
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -720,18 +738,100 @@ impl OutboxRepository for InMemoryStore {
         }
         Ok(())
     }
+
+    async fn list(
+        &self,
+        state: Option<MailState>,
+        before: Option<(DateTime<Utc>, Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let mut entries: Vec<OutboxEntry> = self
+            .state()
+            .outbox
+            .iter()
+            .map(outbox_entry)
+            .filter(|e| state.is_none_or(|s| e.state == s))
+            .filter(|e| before.is_none_or(|b| (e.created_at, e.id) < b))
+            .collect();
+        entries.sort_by_key(|e| std::cmp::Reverse((e.created_at, e.id)));
+        entries.truncate(limit as usize);
+        Ok(entries)
+    }
+
+    async fn entry(&self, id: Uuid) -> Result<Option<OutboxEntry>, StoreError> {
+        Ok(self.state().outbox.iter().find(|m| m.mail.id == id).map(outbox_entry))
+    }
+
+    async fn requeue_failed(
+        &self,
+        id: Uuid,
+        at: DateTime<Utc>,
+        audit: AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let Some(stored) = state.outbox.iter_mut().find(|m| m.mail.id == id && m.failed) else {
+            return Ok(false);
+        };
+        stored.failed = false;
+        stored.attempts = 0;
+        stored.next_attempt_at = at;
+        stored.leased_until = None;
+        state.audit.push(audit);
+        Ok(true)
+    }
+
+    async fn latest_for(
+        &self,
+        user: UserId,
+        kind: &str,
+    ) -> Result<Option<OutboxEntry>, StoreError> {
+        Ok(self
+            .state()
+            .outbox
+            .iter()
+            .filter(|m| m.mail.user_id == Some(user) && m.mail.message.kind() == kind)
+            .max_by_key(|m| (m.mail.created_at, m.mail.id))
+            .map(outbox_entry))
+    }
 }
 
-/// A transport that records what it was given, or fails on demand.
+fn outbox_entry(stored: &StoredMail) -> OutboxEntry {
+    let state = if stored.sent_at.is_some() {
+        MailState::Sent
+    } else if stored.failed {
+        MailState::Failed
+    } else {
+        MailState::Queued
+    };
+    OutboxEntry {
+        id: stored.mail.id,
+        kind: stored.mail.message.kind().to_owned(),
+        recipient: stored.mail.to.to_string(),
+        user_id: stored.mail.user_id,
+        state,
+        attempts: stored.attempts,
+        last_error: stored.last_error.clone(),
+        created_at: stored.mail.created_at,
+        next_attempt_at: stored.next_attempt_at,
+        sent_at: stored.sent_at,
+    }
+}
+
+/// A transport that records what it was given (and with which settings),
+/// or fails on demand.
 #[derive(Debug, Default)]
 pub struct RecordingTransport {
-    sent: Mutex<Vec<OutgoingMail>>,
+    sent: Mutex<Vec<(EmailSettings, OutgoingMail)>>,
     failure: Mutex<Option<DeliveryError>>,
 }
 
 impl RecordingTransport {
     /// Messages delivered so far.
     pub fn sent(&self) -> Vec<OutgoingMail> {
+        lock(&self.sent).iter().map(|(_, mail)| mail.clone()).collect()
+    }
+    /// Messages delivered so far, with the settings each was sent with.
+    pub fn sent_with_settings(&self) -> Vec<(EmailSettings, OutgoingMail)> {
         lock(&self.sent).clone()
     }
     /// Makes every following send fail with `error` (or succeed with `None`).
@@ -742,12 +842,16 @@ impl RecordingTransport {
 
 #[async_trait]
 impl MailTransport for RecordingTransport {
-    async fn send(&self, mail: &OutgoingMail) -> Result<(), DeliveryError> {
+    async fn send(
+        &self,
+        settings: &EmailSettings,
+        mail: &OutgoingMail,
+    ) -> Result<String, DeliveryError> {
         if let Some(error) = lock(&self.failure).clone() {
             return Err(error);
         }
-        lock(&self.sent).push(mail.clone());
-        Ok(())
+        lock(&self.sent).push((settings.clone(), mail.clone()));
+        Ok(format!("250 2.0.0 Ok: queued as {}", mail.id))
     }
 }
 
@@ -760,6 +864,8 @@ pub struct TestKit {
     pub store: Arc<InMemoryStore>,
     /// The clock behind them.
     pub clock: Arc<FakeClock>,
+    /// The transport test messages go through.
+    pub transport: Arc<RecordingTransport>,
 }
 
 impl TestKit {
@@ -767,13 +873,15 @@ impl TestKit {
     pub fn with_policy(policy: Policy) -> Self {
         let store = Arc::new(InMemoryStore::new());
         let clock = Arc::new(FakeClock::new());
+        let transport = Arc::new(RecordingTransport::default());
         let ports = Ports::from_store(
             store.clone(),
             clock.clone(),
             Arc::new(SequentialTokens::default()),
             Arc::new(FakeHasher),
+            transport.clone(),
         );
-        Self { service: UserManagement::new(ports, policy), store, clock }
+        Self { service: UserManagement::new(ports, policy), store, clock, transport }
     }
 
     /// Use cases over a fresh in-memory store with the default policy.

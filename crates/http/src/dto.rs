@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use poem_openapi::{Enum, Object};
 use secureai_domain::invitations::models::InvitationStatus;
+use secureai_domain::mail::models::{MailState, OutboxEntry};
 use secureai_domain::users::service::UserProfile;
 use secureai_domain::{Role, SignInMethod, User, UserStatus};
 
@@ -192,6 +193,8 @@ pub struct UserProfileDto {
     pub invitation: Option<InvitationDto>,
     /// Sessions usable now.
     pub active_sessions: u64,
+    /// Whether the last invitation (or access-ready) email was delivered.
+    pub invitation_email: Option<OutboxMessageDto>,
 }
 
 impl From<&UserProfile> for UserProfileDto {
@@ -200,6 +203,81 @@ impl From<&UserProfile> for UserProfileDto {
             user: UserDto::from(&profile.user),
             invitation: profile.invitation.map(InvitationDto::from),
             active_sessions: profile.active_sessions,
+            invitation_email: profile.invitation_email.as_ref().map(OutboxMessageDto::from),
+        }
+    }
+}
+
+/// Where a message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum MailStateDto {
+    /// Waiting for its (next) attempt.
+    Queued,
+    /// Accepted by the mail server.
+    Sent,
+    /// Given up on: see `last_error`, then retry it.
+    Failed,
+}
+
+impl From<MailState> for MailStateDto {
+    fn from(state: MailState) -> Self {
+        match state {
+            MailState::Queued => Self::Queued,
+            MailState::Sent => Self::Sent,
+            MailState::Failed => Self::Failed,
+        }
+    }
+}
+
+impl From<MailStateDto> for MailState {
+    fn from(state: MailStateDto) -> Self {
+        match state {
+            MailStateDto::Queued => Self::Queued,
+            MailStateDto::Sent => Self::Sent,
+            MailStateDto::Failed => Self::Failed,
+        }
+    }
+}
+
+/// A message in the outbox (never its content: its links are secrets).
+#[derive(Debug, Clone, Object)]
+pub struct OutboxMessageDto {
+    /// Identifier.
+    pub id: String,
+    /// `invitation`, `access_ready` or `password_reset`.
+    pub kind: String,
+    /// Recipient address.
+    pub recipient: String,
+    /// The user it is about.
+    pub user_id: Option<String>,
+    /// Where it is.
+    pub status: MailStateDto,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// The last failure, as the mail server or network said it.
+    pub last_error: Option<String>,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+    /// When the next attempt is due (queued messages only).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When the server accepted it.
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+impl From<&OutboxEntry> for OutboxMessageDto {
+    fn from(entry: &OutboxEntry) -> Self {
+        Self {
+            id: entry.id.to_string(),
+            kind: entry.kind.clone(),
+            recipient: entry.recipient.clone(),
+            user_id: entry.user_id.map(|u| u.to_string()),
+            status: entry.state.into(),
+            attempts: entry.attempts,
+            last_error: entry.last_error.clone(),
+            created_at: entry.created_at,
+            next_attempt_at: (entry.state == MailState::Queued).then_some(entry.next_attempt_at),
+            sent_at: entry.sent_at,
         }
     }
 }

@@ -69,6 +69,7 @@ pub fn app(state: AppState) -> impl Endpoint {
             api::me::MeApi(state.clone()),
             api::passwords::PasswordsApi(state.clone()),
             api::audit::AuditApi(state.clone()),
+            api::mail::MailApi(state.clone()),
         ),
         "SecureAI user management",
         env!("CARGO_PKG_VERSION"),

@@ -15,6 +15,12 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("password_reset.subject.txt", include_str!("../templates/password_reset.subject.txt")),
     ("password_reset.txt", include_str!("../templates/password_reset.txt")),
     ("password_reset.html", include_str!("../templates/password_reset.html")),
+    ("access_ready.subject.txt", include_str!("../templates/access_ready.subject.txt")),
+    ("access_ready.txt", include_str!("../templates/access_ready.txt")),
+    ("access_ready.html", include_str!("../templates/access_ready.html")),
+    ("test.subject.txt", include_str!("../templates/test.subject.txt")),
+    ("test.txt", include_str!("../templates/test.txt")),
+    ("test.html", include_str!("../templates/test.html")),
 ];
 
 /// A template problem.
@@ -98,12 +104,21 @@ impl Templates {
                 let ctx = context! {
                     name => mail.to_name.to_string(),
                     invited_by => invited_by,
-                    sso => false,
                     link => self.link("/invitations/accept", Some(token.expose())),
-                    sign_in_url => self.link("/sign-in", None),
                     expires_at => expires_at.format("%-d %B %Y at %H:%M UTC").to_string(),
                 };
                 self.render_set("invitation", &ctx)
+            }
+            MailMessage::AccessReady { invited_by } => {
+                let ctx = context! {
+                    name => mail.to_name.to_string(),
+                    invited_by => invited_by,
+                    sign_in_url => self.link("/sign-in", None),
+                };
+                self.render_set("access_ready", &ctx)
+            }
+            MailMessage::Test => {
+                self.render_set("test", &context! { name => mail.to_name.to_string() })
             }
             MailMessage::PasswordReset { token, expires_at } => {
                 let ctx = context! {
@@ -149,6 +164,7 @@ mod tests {
     fn invitation(name: &str) -> OutgoingMail {
         OutgoingMail {
             id: uuid_like(),
+            user_id: None,
             to: EmailAddress::parse("ada@example.com").unwrap(),
             to_name: DisplayName::parse(name).unwrap(),
             message: MailMessage::Invitation {
@@ -188,6 +204,44 @@ mod tests {
         assert!(!mail.html.contains("<script>"));
         assert!(mail.html.contains("Root &lt;Admin&gt;"));
         assert!(mail.text.contains("Hello <script>alert(1)</script>,"));
+    }
+
+    #[test]
+    fn sso_users_are_told_their_access_is_ready_with_no_password_link() {
+        let templates =
+            Templates::load(Url::parse("https://ai.example.com").unwrap(), None).unwrap();
+        let mut mail = invitation("Ada");
+        mail.message = MailMessage::AccessReady { invited_by: Some("Grace <IT>".into()) };
+        let rendered = templates.render(&mail).unwrap();
+        assert_eq!(rendered.subject, "Your SecureAI access is ready");
+        assert!(rendered.text.contains("sign in with your company account"));
+        assert!(rendered.text.contains("https://ai.example.com/sign-in"));
+        assert!(!rendered.text.contains("token="), "no password link for SSO users");
+        assert!(!rendered.text.to_lowercase().contains("set your password"));
+        assert!(rendered.html.contains("Grace &lt;IT&gt;"));
+    }
+
+    #[test]
+    fn every_message_has_a_text_and_an_html_part() {
+        let templates =
+            Templates::load(Url::parse("http://localhost:8080").unwrap(), None).unwrap();
+        let base = invitation("Ada");
+        let messages = [
+            base.message.clone(),
+            MailMessage::AccessReady { invited_by: None },
+            MailMessage::PasswordReset {
+                token: PlainToken::presented("tok_9"),
+                expires_at: chrono::Utc.with_ymd_and_hms(2026, 1, 8, 9, 0, 0).unwrap(),
+            },
+            MailMessage::Test,
+        ];
+        for message in messages {
+            let kind = message.kind();
+            let rendered = templates.render(&OutgoingMail { message, ..base.clone() }).unwrap();
+            assert!(!rendered.subject.is_empty(), "{kind}");
+            assert!(rendered.text.contains("Hello Ada"), "{kind}");
+            assert!(rendered.html.starts_with("<!doctype html>"), "{kind}");
+        }
     }
 
     #[test]

@@ -106,6 +106,7 @@ pub(crate) mod outbox {
         pub leased_until: Option<i64>,
         pub sent_at: Option<i64>,
         pub last_error: Option<String>,
+        pub user_id: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

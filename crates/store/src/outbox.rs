@@ -9,14 +9,19 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-use secureai_domain::mail::models::{MailMessage, OutgoingMail, QueuedMail};
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
+use secureai_domain::mail::models::{
+    MailMessage, MailState, OutboxEntry, OutgoingMail, QueuedMail,
+};
 use secureai_domain::mail::ports::OutboxRepository;
-use secureai_domain::{DisplayName, EmailAddress, PlainToken, StoreError};
+use secureai_domain::{AuditEvent, DisplayName, EmailAddress, PlainToken, StoreError, UserId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::SqlStore;
+use crate::audit::write_audit;
 use crate::convert::{db, instant, micros};
 use crate::entities::outbox;
 
@@ -24,7 +29,9 @@ use crate::entities::outbox;
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum Payload {
     Invitation { token: String, expires_at: i64, invited_by: Option<String> },
+    AccessReady { invited_by: Option<String> },
     PasswordReset { token: String, expires_at: i64 },
+    Test,
 }
 
 pub(crate) fn mail_to_row(mail: &OutgoingMail) -> outbox::ActiveModel {
@@ -34,13 +41,18 @@ pub(crate) fn mail_to_row(mail: &OutgoingMail) -> outbox::ActiveModel {
             expires_at: micros(*expires_at),
             invited_by: invited_by.clone(),
         },
+        MailMessage::AccessReady { invited_by } => {
+            Payload::AccessReady { invited_by: invited_by.clone() }
+        }
         MailMessage::PasswordReset { token, expires_at } => Payload::PasswordReset {
             token: token.expose().to_owned(),
             expires_at: micros(*expires_at),
         },
+        MailMessage::Test => Payload::Test,
     };
     outbox::ActiveModel {
         id: Set(mail.id.to_string()),
+        user_id: Set(mail.user_id.map(|u| u.to_string())),
         kind: Set(mail.message.kind().to_owned()),
         recipient: Set(mail.to.as_str().to_owned()),
         recipient_name: Set(mail.to_name.to_string()),
@@ -65,15 +77,18 @@ fn mail_from_row(row: &outbox::Model) -> Result<QueuedMail, StoreError> {
             expires_at: instant(expires_at)?,
             invited_by,
         },
+        Payload::AccessReady { invited_by } => MailMessage::AccessReady { invited_by },
         Payload::PasswordReset { token, expires_at } => MailMessage::PasswordReset {
             token: PlainToken::presented(token),
             expires_at: instant(expires_at)?,
         },
+        Payload::Test => MailMessage::Test,
     };
     Ok(QueuedMail {
         mail: OutgoingMail {
             id: Uuid::parse_str(&row.id)
                 .map_err(|e| StoreError::new("outbox id is not a UUID", e))?,
+            user_id: row.user_id.as_deref().map(parse_user_id).transpose()?,
             to: EmailAddress::from_stored(row.recipient.clone()),
             to_name: DisplayName::parse(&row.recipient_name)
                 .map_err(|e| StoreError::new("outbox recipient name is invalid", e))?,
@@ -81,6 +96,30 @@ fn mail_from_row(row: &outbox::Model) -> Result<QueuedMail, StoreError> {
             created_at: instant(row.created_at)?,
         },
         attempts: u32::try_from(row.attempts).unwrap_or(0),
+    })
+}
+
+fn parse_user_id(raw: &str) -> Result<UserId, StoreError> {
+    raw.parse::<Uuid>()
+        .map(UserId::from_uuid)
+        .map_err(|e| StoreError::new("outbox user id is not a UUID", e))
+}
+
+fn entry_from_row(row: &outbox::Model) -> Result<OutboxEntry, StoreError> {
+    let state = MailState::parse(&row.status).ok_or_else(|| {
+        StoreError::msg(format!("outbox message {} has an unknown status", row.id))
+    })?;
+    Ok(OutboxEntry {
+        id: Uuid::parse_str(&row.id).map_err(|e| StoreError::new("outbox id is not a UUID", e))?,
+        kind: row.kind.clone(),
+        recipient: row.recipient.clone(),
+        user_id: row.user_id.as_deref().map(parse_user_id).transpose()?,
+        state,
+        attempts: u32::try_from(row.attempts).unwrap_or(0),
+        last_error: row.last_error.clone(),
+        created_at: instant(row.created_at)?,
+        next_attempt_at: instant(row.next_attempt_at)?,
+        sent_at: row.sent_at.map(instant).transpose()?,
     })
 }
 
@@ -159,5 +198,88 @@ impl OutboxRepository for SqlStore {
             .await
             .map_err(db("recording a failed delivery"))?;
         Ok(())
+    }
+
+    async fn list(
+        &self,
+        state: Option<MailState>,
+        before: Option<(DateTime<Utc>, Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let mut select = outbox::Entity::find();
+        if let Some(state) = state {
+            select = select.filter(outbox::Column::Status.eq(state.as_str()));
+        }
+        if let Some((at, id)) = before {
+            let at = micros(at);
+            select = select.filter(outbox::Column::CreatedAt.lte(at)).filter(
+                Condition::any()
+                    .add(outbox::Column::CreatedAt.lt(at))
+                    .add(outbox::Column::Id.lt(id.to_string())),
+            );
+        }
+        select
+            .order_by_desc(outbox::Column::CreatedAt)
+            .order_by_desc(outbox::Column::Id)
+            .limit(u64::from(limit))
+            .all(&self.db)
+            .await
+            .map_err(db("listing the outbox"))?
+            .iter()
+            .map(entry_from_row)
+            .collect()
+    }
+
+    async fn entry(&self, id: Uuid) -> Result<Option<OutboxEntry>, StoreError> {
+        outbox::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await
+            .map_err(db("reading an outbox message"))?
+            .as_ref()
+            .map(entry_from_row)
+            .transpose()
+    }
+
+    async fn requeue_failed(
+        &self,
+        id: Uuid,
+        at: DateTime<Utc>,
+        audit: AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
+        let requeued = outbox::Entity::update_many()
+            .col_expr(outbox::Column::Status, Expr::value("queued"))
+            .col_expr(outbox::Column::Attempts, Expr::value(0))
+            .col_expr(outbox::Column::NextAttemptAt, Expr::value(micros(at)))
+            .col_expr(outbox::Column::LeasedUntil, Expr::value(Option::<i64>::None))
+            .filter(outbox::Column::Id.eq(id.to_string()))
+            .filter(outbox::Column::Status.eq("failed"))
+            .exec(&txn)
+            .await
+            .map_err(db("requeueing a message"))?;
+        if requeued.rows_affected != 1 {
+            return Ok(false);
+        }
+        write_audit(&txn, &audit).await?;
+        txn.commit().await.map_err(db("committing a requeued message"))?;
+        Ok(true)
+    }
+
+    async fn latest_for(
+        &self,
+        user: UserId,
+        kind: &str,
+    ) -> Result<Option<OutboxEntry>, StoreError> {
+        outbox::Entity::find()
+            .filter(outbox::Column::UserId.eq(user.to_string()))
+            .filter(outbox::Column::Kind.eq(kind))
+            .order_by_desc(outbox::Column::CreatedAt)
+            .order_by_desc(outbox::Column::Id)
+            .one(&self.db)
+            .await
+            .map_err(db("reading a user's latest message"))?
+            .as_ref()
+            .map(entry_from_row)
+            .transpose()
     }
 }

@@ -83,6 +83,12 @@ pub enum AuditAction {
     SeatLimitChanged,
     /// An operator erased a user's personal data.
     UserErased,
+    /// The email settings changed (never the password itself).
+    EmailSettingsChanged,
+    /// An admin sent a test email.
+    EmailTested,
+    /// An admin put a failed message back in the queue.
+    MailRetried,
 }
 
 const ACTION_NAMES: &[(AuditAction, &str)] = &[
@@ -104,6 +110,9 @@ const ACTION_NAMES: &[(AuditAction, &str)] = &[
     (AuditAction::SignedOut, "session.signed_out"),
     (AuditAction::SeatLimitChanged, "settings.seat_limit_changed"),
     (AuditAction::UserErased, "user.erased"),
+    (AuditAction::EmailSettingsChanged, "settings.email_changed"),
+    (AuditAction::EmailTested, "settings.email_tested"),
+    (AuditAction::MailRetried, "mail.retried"),
 ];
 
 impl AuditAction {

@@ -7,6 +7,8 @@
 //!   └──send failed──▶ queued (next attempt after back-off) … ──too many──▶ failed
 //! ```
 
+pub mod admin;
 pub mod models;
 pub mod ports;
 pub mod service;
+pub mod settings;

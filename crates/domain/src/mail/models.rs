@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::secrets::PlainToken;
-use crate::users::models::{DisplayName, EmailAddress};
+use crate::users::models::{DisplayName, EmailAddress, UserId};
 
 /// What a message says. Rendering (templates, links) is the mail adapter's job.
 #[derive(Debug, Clone)]
@@ -19,6 +19,12 @@ pub enum MailMessage {
         /// Who invited them (display name), if a person did.
         invited_by: Option<String>,
     },
+    /// For users who sign in through the company's identity provider: their
+    /// access is ready; no password, no link to set one.
+    AccessReady {
+        /// Who invited them (display name), if a person did.
+        invited_by: Option<String>,
+    },
     /// A password reset link.
     PasswordReset {
         /// The reset token (the link carries it).
@@ -26,6 +32,8 @@ pub enum MailMessage {
         /// When the link stops working.
         expires_at: DateTime<Utc>,
     },
+    /// Settings > Email > "Send test email": proves the settings work.
+    Test,
 }
 
 impl MailMessage {
@@ -33,7 +41,9 @@ impl MailMessage {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Invitation { .. } => "invitation",
+            Self::AccessReady { .. } => "access_ready",
             Self::PasswordReset { .. } => "password_reset",
+            Self::Test => "test",
         }
     }
 }
@@ -43,6 +53,8 @@ impl MailMessage {
 pub struct OutgoingMail {
     /// Identifier (also the idempotency key towards the transport).
     pub id: Uuid,
+    /// The user it is about, if any (for the profile's delivery status).
+    pub user_id: Option<UserId>,
     /// Recipient address.
     pub to: EmailAddress,
     /// Recipient name.
@@ -60,4 +72,62 @@ pub struct QueuedMail {
     pub mail: OutgoingMail,
     /// Attempts made before this one.
     pub attempts: u32,
+}
+
+/// Where a message is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailState {
+    /// Waiting for its (next) attempt.
+    Queued,
+    /// Accepted by the mail server.
+    Sent,
+    /// Given up on after repeated or permanent failures.
+    Failed,
+}
+
+impl MailState {
+    /// The stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parses a stable name.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "queued" => Some(Self::Queued),
+            "sent" => Some(Self::Sent),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// A message as admins see it in the outbox: never its content (the links
+/// it carries are secrets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// Identifier.
+    pub id: Uuid,
+    /// Its kind (`invitation`, `password_reset`, …).
+    pub kind: String,
+    /// Recipient address.
+    pub recipient: String,
+    /// The user it is about, if any.
+    pub user_id: Option<UserId>,
+    /// Where it is.
+    pub state: MailState,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The last failure, as the mail server or network said it.
+    pub last_error: Option<String>,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+    /// When the next attempt is due (queued messages).
+    pub next_attempt_at: DateTime<Utc>,
+    /// When the server accepted it.
+    pub sent_at: Option<DateTime<Utc>>,
 }

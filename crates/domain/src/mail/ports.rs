@@ -4,8 +4,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::audit::models::AuditEvent;
 use crate::errors::StoreError;
-use crate::mail::models::{OutgoingMail, QueuedMail};
+use crate::mail::models::{MailState, OutboxEntry, OutgoingMail, QueuedMail};
+use crate::mail::settings::EmailSettings;
+use crate::users::models::UserId;
 
 /// Storage of the outbox.
 #[cfg_attr(feature = "mocks", mockall::automock)]
@@ -40,6 +43,45 @@ pub trait OutboxRepository: Send + Sync {
         error: String,
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError>;
+
+    /// Up to `limit` messages in `state` (any if `None`), newest first,
+    /// created before `before` if given (paging).
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn list(
+        &self,
+        state: Option<MailState>,
+        before: Option<(DateTime<Utc>, Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<OutboxEntry>, StoreError>;
+
+    /// One message.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn entry(&self, id: Uuid) -> Result<Option<OutboxEntry>, StoreError>;
+
+    /// Puts a failed message back in the queue, due at `at`, with its attempts
+    /// counted from zero, with its audit event. Returns `false` (and changes
+    /// nothing) unless it was failed, so two admins retrying at once queue
+    /// it once.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn requeue_failed(
+        &self,
+        id: Uuid,
+        at: DateTime<Utc>,
+        audit: AuditEvent,
+    ) -> Result<bool, StoreError>;
+
+    /// The newest message of `kind` about `user`.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn latest_for(&self, user: UserId, kind: &str)
+    -> Result<Option<OutboxEntry>, StoreError>;
 }
 
 /// Why a transport did not deliver a message.
@@ -57,9 +99,15 @@ pub enum DeliveryError {
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait MailTransport: Send + Sync {
-    /// Renders and sends one message.
+    /// Renders and sends one message with `settings` (server and sender),
+    /// returning the server's answer (e.g. `250 2.0.0 Ok: queued as …`).
     ///
     /// # Errors
-    /// [`DeliveryError`] saying whether a retry may help.
-    async fn send(&self, mail: &OutgoingMail) -> Result<(), DeliveryError>;
+    /// [`DeliveryError`] saying whether a retry may help, in words an
+    /// operator can act on.
+    async fn send(
+        &self,
+        settings: &EmailSettings,
+        mail: &OutgoingMail,
+    ) -> Result<String, DeliveryError>;
 }

@@ -8,11 +8,16 @@ use chrono::Duration;
 use crate::clock::Clock;
 use crate::errors::StoreError;
 use crate::mail::ports::{DeliveryError, MailTransport, OutboxRepository};
+use crate::mail::settings::{EmailSettings, SettingsSource};
+use crate::settings::ports::SettingsRepository;
 
 /// Retry policy for outgoing mail.
 #[derive(Debug, Clone)]
 pub struct DeliveryPolicy {
-    /// Delay before the first retry; doubled after each failure.
+    /// The settings in force until an admin saves others.
+    pub configured: EmailSettings,
+    /// Delay before the first retry; doubled after each failure, then
+    /// jittered between half and all of it.
     pub first_retry: Duration,
     /// Longest delay between attempts.
     pub max_retry: Duration,
@@ -27,6 +32,7 @@ pub struct DeliveryPolicy {
 impl Default for DeliveryPolicy {
     fn default() -> Self {
         Self {
+            configured: EmailSettings::embedded_default(),
             first_retry: Duration::seconds(30),
             max_retry: Duration::hours(1),
             max_attempts: 12,
@@ -50,6 +56,7 @@ pub struct DeliveryReport {
 /// Delivers queued mail.
 pub struct OutboxDelivery {
     outbox: Arc<dyn OutboxRepository>,
+    settings: Arc<dyn SettingsRepository>,
     transport: Arc<dyn MailTransport>,
     clock: Arc<dyn Clock>,
     policy: DeliveryPolicy,
@@ -59,17 +66,31 @@ impl OutboxDelivery {
     /// A delivery service over these ports.
     pub fn new(
         outbox: Arc<dyn OutboxRepository>,
+        settings: Arc<dyn SettingsRepository>,
         transport: Arc<dyn MailTransport>,
         clock: Arc<dyn Clock>,
         policy: DeliveryPolicy,
     ) -> Self {
-        Self { outbox, transport, clock, policy }
+        Self { outbox, settings, transport, clock, policy }
     }
 
-    /// The delay before attempt number `attempts + 1`.
+    /// The ceiling of the delay before attempt number `attempts + 1`:
+    /// `first_retry × 2^attempts`, at most `max_retry`.
     pub fn backoff(&self, attempts: u32) -> Duration {
         let factor = 1_i32.checked_shl(attempts.min(20)).unwrap_or(i32::MAX);
         (self.policy.first_retry * factor).min(self.policy.max_retry)
+    }
+
+    /// The delay before the next attempt of message `id` after `attempts`
+    /// failures: the back-off ceiling jittered into `[ceiling / 2, ceiling]`
+    /// by a value derived from the message and attempt, so that messages
+    /// that failed together (a server outage) do not all retry together.
+    pub fn retry_delay(&self, id: uuid::Uuid, attempts: u32) -> Duration {
+        let ceiling = self.backoff(attempts);
+        let spread = jitter_fraction(id, attempts);
+        let half = ceiling / 2;
+        let extra_ms = (half.num_milliseconds() as f64 * spread) as i64;
+        half + Duration::milliseconds(extra_ms)
     }
 
     /// Delivers every message that is due now, one round.
@@ -82,9 +103,15 @@ impl OutboxDelivery {
         let claimed =
             self.outbox.claim_due(now, now + self.policy.lease, self.policy.batch).await?;
         let mut report = DeliveryReport::default();
+        if claimed.is_empty() {
+            return Ok(report);
+        }
+        // Read on every round that has mail, so a change saved through any
+        // instance applies to the next message without a restart.
+        let (settings, _) = effective_settings(&*self.settings, &self.policy.configured).await?;
         for queued in claimed {
-            match self.transport.send(&queued.mail).await {
-                Ok(()) => {
+            match self.transport.send(&settings, &queued.mail).await {
+                Ok(_) => {
                     self.outbox.mark_sent(queued.mail.id, self.clock.now()).await?;
                     report.sent += 1;
                 }
@@ -92,8 +119,9 @@ impl OutboxDelivery {
                     let attempts = queued.attempts + 1;
                     let give_up = matches!(error, DeliveryError::Permanent(_))
                         || attempts >= self.policy.max_attempts;
-                    let retry_at =
-                        (!give_up).then(|| self.clock.now() + self.backoff(queued.attempts));
+                    let retry_at = (!give_up).then(|| {
+                        self.clock.now() + self.retry_delay(queued.mail.id, queued.attempts)
+                    });
                     self.outbox
                         .mark_attempt_failed(queued.mail.id, error.to_string(), retry_at)
                         .await?;
@@ -107,4 +135,31 @@ impl OutboxDelivery {
         }
         Ok(report)
     }
+}
+
+/// A fraction in `[0, 1)` derived from a message id and attempt number
+/// (SplitMix64 over the id's bits): spread without a random source, and
+/// the same for the same attempt, which keeps tests exact.
+fn jitter_fraction(id: uuid::Uuid, attempts: u32) -> f64 {
+    let (high, low) = id.as_u64_pair();
+    let mut z =
+        high ^ low.rotate_left(17) ^ u64::from(attempts).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1_u64 << 53) as f64
+}
+
+/// The email settings in force: those an admin saved, else the configured ones.
+///
+/// # Errors
+/// [`StoreError`] if the saved settings cannot be read.
+pub async fn effective_settings(
+    settings: &dyn SettingsRepository,
+    configured: &EmailSettings,
+) -> Result<(EmailSettings, SettingsSource), StoreError> {
+    Ok(match settings.email_settings().await? {
+        Some(saved) => (saved, SettingsSource::Saved),
+        None => (configured.clone(), SettingsSource::Configuration),
+    })
 }

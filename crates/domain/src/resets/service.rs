@@ -61,6 +61,7 @@ impl UserManagement {
         };
         let mail = OutgoingMail {
             id: Uuid::new_v4(),
+            user_id: Some(user.id),
             to: user.email.clone(),
             to_name: user.name.clone(),
             message: MailMessage::PasswordReset { token, expires_at: reset.expires_at },

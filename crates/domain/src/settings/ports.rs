@@ -4,6 +4,7 @@ use async_trait::async_trait;
 
 use crate::audit::models::AuditEvent;
 use crate::errors::StoreError;
+use crate::mail::settings::EmailSettings;
 
 /// A seat limit as stored: `Some(None)` means "set to unlimited"; a port
 /// answering `None` means "never set" (the configured default applies).
@@ -25,4 +26,20 @@ pub trait SettingsRepository: Send + Sync {
     /// [`StoreError`] only on failure.
     async fn set_seat_limit(&self, limit: Option<u32>, audit: AuditEvent)
     -> Result<(), StoreError>;
+
+    /// The email settings an admin saved, if any.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn email_settings(&self) -> Result<Option<EmailSettings>, StoreError>;
+
+    /// Stores the email settings with their audit event.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn set_email_settings(
+        &self,
+        settings: &EmailSettings,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError>;
 }

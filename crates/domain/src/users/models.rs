@@ -182,6 +182,12 @@ impl DisplayName {
 }
 
 impl DisplayName {
+    /// Rebuilds a name read from storage or a built-in default (already
+    /// valid).
+    pub fn from_stored(name: impl Into<String>) -> Self {
+        Self(name.into())
+    }
+
     /// The case-folded form names sort and search by.
     pub fn sort_key(&self) -> String {
         self.0.to_lowercase()

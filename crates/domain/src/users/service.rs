@@ -79,6 +79,9 @@ pub struct UserProfile {
     pub invitation: Option<InvitationStatus>,
     /// Sessions still usable now.
     pub active_sessions: u64,
+    /// Where the last invitation (or access-ready) email is: queued, sent
+    /// or failed, with the last error.
+    pub invitation_email: Option<crate::mail::models::OutboxEntry>,
 }
 
 impl UserManagement {
@@ -100,6 +103,7 @@ impl UserManagement {
         };
         let mail = OutgoingMail {
             id: uuid::Uuid::new_v4(),
+            user_id: Some(user.id),
             to: user.email.clone(),
             to_name: user.name.clone(),
             message: MailMessage::Invitation {
@@ -203,7 +207,16 @@ impl UserManagement {
         let invitation = self.ports.invitations.latest_for(id).await?.map(|i| i.status_at(now));
         let active_sessions =
             self.ports.sessions.count_live(id, now, now - self.policy.session_idle_timeout).await?;
-        Ok(UserProfile { user, invitation, active_sessions })
+        let mut invitation_email: Option<crate::mail::models::OutboxEntry> = None;
+        for kind in ["invitation", "access_ready"] {
+            let latest = self.ports.outbox.latest_for(id, kind).await?;
+            if let Some(entry) = latest
+                && invitation_email.as_ref().is_none_or(|e| e.created_at < entry.created_at)
+            {
+                invitation_email = Some(entry);
+            }
+        }
+        Ok(UserProfile { user, invitation, active_sessions, invitation_email })
     }
 
     /// One user by id.

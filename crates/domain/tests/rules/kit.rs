@@ -93,6 +93,7 @@ pub fn latest_mailed_token(kit: &TestKit) -> PlainToken {
         MailMessage::Invitation { token, .. } | MailMessage::PasswordReset { token, .. } => {
             token.clone()
         }
+        other => panic!("the newest message carries no link: {other:?}"),
     }
 }
 

@@ -39,6 +39,7 @@ fn ports(store: &Arc<InMemoryStore>) -> Ports {
         Arc::new(FakeClock::new()),
         Arc::new(SequentialTokens::default()),
         Arc::new(FakeHasher),
+        Arc::new(RecordingTransport::default()),
     )
 }
 
@@ -207,6 +208,7 @@ async fn an_unreadable_outbox_fails_the_round_and_sends_nothing() {
     let transport = Arc::new(RecordingTransport::default());
     let delivery = OutboxDelivery::new(
         Arc::new(outbox),
+        Arc::new(InMemoryStore::new()),
         transport.clone(),
         Arc::new(FakeClock::new()),
         DeliveryPolicy::default(),

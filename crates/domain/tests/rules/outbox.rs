@@ -11,6 +11,7 @@ use secureai_domain::Clock;
 use secureai_domain::mail::models::{MailMessage, OutgoingMail};
 use secureai_domain::mail::ports::{DeliveryError, MailTransport};
 use secureai_domain::mail::service::{DeliveryPolicy, DeliveryReport, OutboxDelivery};
+use secureai_domain::mail::settings::EmailSettings;
 use secureai_domain::testing::{RecordingTransport, StoredMail, TestKit};
 use tokio::sync::Notify;
 
@@ -21,7 +22,7 @@ fn delivery(
     transport: Arc<dyn MailTransport>,
     policy: DeliveryPolicy,
 ) -> OutboxDelivery {
-    OutboxDelivery::new(kit.store.clone(), transport, kit.clock.clone(), policy)
+    OutboxDelivery::new(kit.store.clone(), kit.store.clone(), transport, kit.clock.clone(), policy)
 }
 
 /// A kit with one invitation mail queued to ada@example.com.
@@ -80,18 +81,25 @@ async fn a_transient_failure_is_retried_after_an_exponential_back_off() {
     let outbox = delivery(&kit, transport.clone(), DeliveryPolicy::default());
     transport.fail_with(Some(transient()));
     let start = kit.clock.now();
+    let id = the_mail(&kit).mail.id;
 
     let first = outbox.deliver_due().await.unwrap();
     let after_first = the_mail(&kit);
-    kit.clock.advance(Duration::seconds(29));
+    let first_delay = after_first.next_attempt_at - start;
+    kit.clock.advance(first_delay - Duration::seconds(1));
     let too_early = outbox.deliver_due().await.unwrap();
     kit.clock.advance(Duration::seconds(1));
     let second = outbox.deliver_due().await.unwrap();
     let after_second = the_mail(&kit);
+    let second_delay = after_second.next_attempt_at - after_first.next_attempt_at;
 
     assert_eq!(first, DeliveryReport { sent: 0, retrying: 1, failed: 0 });
     assert_eq!(after_first.attempts, 1);
-    assert_eq!(after_first.next_attempt_at, start + Duration::seconds(30));
+    assert_eq!(first_delay, outbox.retry_delay(id, 0));
+    assert!(
+        first_delay >= Duration::seconds(15) && first_delay <= Duration::seconds(30),
+        "first retry jittered within half to all of 30 s: {first_delay}"
+    );
     assert_eq!(
         after_first.last_error.as_deref(),
         Some("temporary delivery failure: connection refused")
@@ -99,13 +107,30 @@ async fn a_transient_failure_is_retried_after_an_exponential_back_off() {
     assert_eq!(too_early, DeliveryReport::default());
     assert_eq!(second.retrying, 1);
     assert_eq!(after_second.attempts, 2);
-    assert_eq!(
-        after_second.next_attempt_at,
-        start + Duration::seconds(30 + 60),
-        "the delay doubled"
+    assert_eq!(second_delay, outbox.retry_delay(id, 1));
+    assert!(
+        second_delay >= Duration::seconds(30) && second_delay <= Duration::seconds(60),
+        "the ceiling doubled: {second_delay}"
     );
     assert_eq!((after_second.sent_at, after_second.failed), (None, false));
     assert!(transport.sent().is_empty());
+}
+
+#[tokio::test]
+async fn retries_of_messages_that_failed_together_are_spread_out() {
+    let kit = TestKit::new();
+    let outbox = delivery(&kit, Arc::new(RecordingTransport::default()), DeliveryPolicy::default());
+    let delays: Vec<Duration> =
+        (0..200).map(|_| outbox.retry_delay(uuid::Uuid::new_v4(), 3)).collect();
+    let ceiling = outbox.backoff(3);
+    assert_eq!(ceiling, Duration::seconds(240));
+    assert!(delays.iter().all(|d| *d >= ceiling / 2 && *d <= ceiling));
+    let mut distinct = delays.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert!(distinct.len() > 150, "only {} distinct delays of 200", distinct.len());
+    let early = delays.iter().filter(|d| **d < ceiling * 3 / 4).count();
+    assert!((60..=140).contains(&early), "{early} of 200 in the lower half of the range");
 }
 
 #[tokio::test]
@@ -182,12 +207,16 @@ struct HeldTransport {
 
 #[async_trait]
 impl MailTransport for HeldTransport {
-    async fn send(&self, mail: &OutgoingMail) -> Result<(), DeliveryError> {
+    async fn send(
+        &self,
+        settings: &EmailSettings,
+        mail: &OutgoingMail,
+    ) -> Result<String, DeliveryError> {
         if !self.held.swap(true, Ordering::SeqCst) {
             self.sending.notify_one();
             self.release.notified().await;
         }
-        self.inner.send(mail).await
+        self.inner.send(settings, mail).await
     }
 }
 

@@ -3,6 +3,7 @@
 pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod invitations;
+pub(crate) mod mail;
 pub(crate) mod me;
 pub(crate) mod passwords;
 pub(crate) mod settings;
@@ -23,4 +24,6 @@ pub(crate) enum ApiTags {
     Settings,
     /// The audit log (admins only).
     Audit,
+    /// The mail outbox (admins only).
+    Mail,
 }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use secureai_domain::service::{Policy, Ports, UserManagement};
-use secureai_domain::testing::{FakeClock, FakeHasher, SequentialTokens};
+use secureai_domain::testing::{FakeClock, FakeHasher, RecordingTransport, SequentialTokens};
 use secureai_store::{SqlStore, StoreOptions};
 
 pub use secureai_store::test_databases::Backend;
@@ -59,6 +59,7 @@ pub fn service_over(store: &SqlStore, policy: Policy) -> (Arc<UserManagement>, A
         clock.clone(),
         Arc::new(SequentialTokens::default()),
         Arc::new(FakeHasher),
+        Arc::new(RecordingTransport::default()),
     );
     (Arc::new(UserManagement::new(ports, policy)), clock)
 }
