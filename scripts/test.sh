@@ -39,6 +39,11 @@ if [ -n "$SECUREAI_TEST_MYSQL_URL" ]; then
   mysqladmin -h 127.0.0.1 -uroot ping || { echo "MariaDB is asked for but unreachable" >&2; exit 1; }
 fi
 
+step "test peers: a real SMTP server (aiosmtpd, trustme from PyPI)"
+python3 -c 'import aiosmtpd, trustme' 2>/dev/null \
+  || python3 -m pip install --quiet --disable-pip-version-check aiosmtpd trustme
+python3 -c 'import aiosmtpd, trustme; print("ok: aiosmtpd", aiosmtpd.__version__)'
+
 step "format (cargo fmt --check)"
 cargo fmt --all -- --check
 

@@ -9,6 +9,7 @@ mod bad_input;
 mod docs;
 mod invitations;
 mod lifecycle;
+mod mail;
 mod pages;
 mod passwords;
 mod users;

@@ -1,5 +1,6 @@
 //! Test support: start the real application on a random port (`TestApp`),
-//! drive it over HTTP, read the mail it writes.
+//! drive it over HTTP, read the mail it writes; start a real SMTP server
+//! (`smtp::SmtpPeer`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
@@ -13,6 +14,8 @@ use secureai_store::test_databases::{Backend, TestDatabase};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
+
+pub mod smtp;
 
 /// The first admin every `TestApp::with_admin` creates.
 pub const ADMIN_EMAIL: &str = "root@example.com";
@@ -111,7 +114,12 @@ impl TestApp {
     /// Starts the application and creates the first admin through the
     /// setup page.
     pub async fn with_admin() -> Self {
-        let app = Self::spawn().await;
+        Self::with_admin_using(|_| {}).await
+    }
+
+    /// [`TestApp::with_admin`] after `adjust` changed the configuration.
+    pub async fn with_admin_using(adjust: impl FnOnce(&mut Config)) -> Self {
+        let app = Self::spawn_with(adjust).await;
         app.complete_setup(ADMIN_EMAIL, "Root Admin", ADMIN_PASSWORD).await;
         app
     }
@@ -159,6 +167,15 @@ impl TestApp {
     /// POSTs JSON, with a bearer token if given.
     pub async fn post(&self, path: &str, token: Option<&str>, json: Value) -> Response {
         let mut request = self.http.post(self.url(path)).json(&json);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// PUTs JSON, with a bearer token if given.
+    pub async fn put(&self, path: &str, token: Option<&str>, json: Value) -> Response {
+        let mut request = self.http.put(self.url(path)).json(&json);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -243,6 +260,12 @@ pub async fn assert_error(response: Response, status: StatusCode, code: &str) ->
 pub struct Mail {
     /// `To` address.
     pub to: String,
+    /// `From` address.
+    pub from: String,
+    /// `From` name.
+    pub from_name: String,
+    /// `Message-ID`.
+    pub message_id: String,
     /// Subject.
     pub subject: String,
     /// Plain-text part.
@@ -261,8 +284,12 @@ pub fn read_mail(dir: &Path) -> Vec<Mail> {
             let raw = std::fs::read(e.path()).ok()?;
             let message = mail_parser::MessageParser::default().parse(&raw)?;
             let to = message.to()?.first()?.address()?.to_owned();
+            let from = message.from()?.first()?;
             Some(Mail {
                 to,
+                from: from.address().unwrap_or_default().to_owned(),
+                from_name: from.name().unwrap_or_default().to_owned(),
+                message_id: message.message_id().unwrap_or_default().to_owned(),
                 subject: message.subject().unwrap_or_default().to_owned(),
                 text: message.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
                 html: message.body_html(0).map(|t| t.into_owned()).unwrap_or_default(),
