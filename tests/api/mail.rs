@@ -374,3 +374,44 @@ async fn a_message_that_keeps_failing_is_listed_and_can_be_retried() {
 fn uuid_like() -> &'static str {
     "00000000-0000-4000-8000-000000000000"
 }
+
+#[tokio::test]
+async fn after_a_restart_the_new_process_delivers_what_the_old_one_could_not() {
+    let shared = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}?mode=rwc", shared.path().join("shared.db").display());
+    let port = free_port();
+    let on_shared = |config: &mut Config| {
+        config.database_url = Some(database_url.clone());
+        config.mail.first_retry_ms = 200;
+        config.mail.max_retry_secs = 1;
+        config.mail.smtp = Some(SmtpConfig {
+            host: "127.0.0.1".into(),
+            port,
+            security: SmtpSecurityConfig::None,
+            username: None,
+            password: None,
+            timeout_secs: 5,
+        });
+    };
+    let before = TestApp::with_admin_using(on_shared).await;
+    let admin = before.admin_token().await;
+    for email in ["r1@example.com", "r2@example.com"] {
+        before.invite(&admin, email, "user").await;
+    }
+    wait_for_outbox(&before, &admin, "?status=queued", "two failed attempts", |items| {
+        items.len() == 2 && items.iter().all(|m| m["attempts"].as_u64() >= Some(1))
+    })
+    .await;
+    drop(before); // stops the server and its outbox worker
+
+    let peer = SmtpPeer::start_on(port, Security::None, None);
+    let after = TestApp::spawn_with(on_shared).await;
+    let clock = run_clock(&after);
+    peer.wait_for(2, 20).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+
+    let mut received: Vec<String> = peer.messages().iter().map(|m| m.to.clone()).collect();
+    received.sort();
+    assert_eq!(received, ["r1@example.com", "r2@example.com"]);
+    clock.abort();
+}

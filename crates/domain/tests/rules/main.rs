@@ -15,6 +15,7 @@ mod kit;
 mod accepting;
 mod invitations;
 mod lifecycle;
+mod mail_admin;
 #[cfg(feature = "mocks")]
 mod mocks;
 mod outbox;

@@ -44,5 +44,7 @@ macro_rules! on_every_database {
 
 mod concurrency;
 mod listing;
+mod mail;
 mod support;
+mod upgrade;
 mod use_cases;
