@@ -415,3 +415,40 @@ async fn after_a_restart_the_new_process_delivers_what_the_old_one_could_not() {
     assert_eq!(received, ["r1@example.com", "r2@example.com"]);
     clock.abort();
 }
+
+#[tokio::test]
+async fn header_injection_in_a_recipient_name_or_address_is_refused_and_nothing_is_queued() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    let cases = [
+        (
+            json!({"email": "ada@example.com", "name": "Ada\r\nBcc: all@example.com", "role": "user"}),
+            "invalid_name",
+        ),
+        (
+            json!({"email": "ada@example.com\r\nBcc: all@example.com", "name": "Ada", "role": "user"}),
+            "invalid_email",
+        ),
+        (
+            json!({"email": "ada@example.com", "name": "Ada\nSubject: win", "role": "user"}),
+            "invalid_name",
+        ),
+    ];
+    for (request, code) in cases {
+        let response = app.post("/api/v1/users", Some(&admin), request).await;
+        assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, code).await;
+    }
+    let renamed = app
+        .http
+        .patch(app.url("/api/v1/me"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "Root\r\nBcc: all@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(renamed, StatusCode::UNPROCESSABLE_ENTITY, "invalid_name").await;
+
+    assert!(outbox(&app, &admin, "").await.is_empty(), "nothing queued");
+    let users = body(app.get("/api/v1/users", Some(&admin)).await).await;
+    assert_eq!(users["total"], 1, "only the admin: {users}");
+}
