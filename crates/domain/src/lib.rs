@@ -20,6 +20,7 @@
 pub mod audit;
 pub mod clock;
 pub mod errors;
+pub mod imports;
 pub mod invitations;
 pub mod mail;
 pub mod resets;

@@ -8,6 +8,7 @@ use chrono::Duration;
 
 use crate::audit::ports::AuditLog;
 use crate::clock::Clock;
+use crate::imports::ports::ImportRepository;
 use crate::invitations::ports::InvitationRepository;
 use crate::mail::ports::{MailTransport, OutboxRepository};
 use crate::mail::settings::EmailSettings;
@@ -44,6 +45,8 @@ pub struct Ports {
     pub passwords_store: Arc<dyn PasswordRepository>,
     /// Sign-in failure counts.
     pub throttle: Arc<dyn ThrottleRepository>,
+    /// Bulk imports.
+    pub imports: Arc<dyn ImportRepository>,
     /// The outbox, for its admin views.
     pub outbox: Arc<dyn OutboxRepository>,
     /// Mail delivery, for test messages sent now.
@@ -61,6 +64,7 @@ pub trait Store:
     + PasswordRepository
     + ThrottleRepository
     + OutboxRepository
+    + ImportRepository
     + 'static
 {
 }
@@ -75,6 +79,7 @@ impl<S> Store for S where
         + PasswordRepository
         + ThrottleRepository
         + OutboxRepository
+        + ImportRepository
         + 'static
 {
 }
@@ -91,6 +96,7 @@ impl Ports {
     ) -> Self {
         Self {
             outbox: store.clone(),
+            imports: store.clone(),
             mail,
             users: store.clone(),
             invitations: store.clone(),

@@ -18,6 +18,8 @@ use crate::audit::models::{AuditEntry, AuditEvent};
 use crate::audit::ports::{AuditCursor, AuditFilter, AuditLog};
 use crate::clock::Clock;
 use crate::errors::StoreError;
+use crate::imports::models::{ImportCounts, ImportRecord, RowOutcome, RowReport};
+use crate::imports::ports::{BatchInsert, ImportCandidate, ImportRepository};
 use crate::invitations::models::{Invitation, InvitationState};
 use crate::invitations::ports::{
     AcceptStoreError, Acceptance, InvitationRepository, Reissue, ReissueError,
@@ -152,6 +154,8 @@ pub struct MemoryState {
     pub seat_limit: StoredSeatLimit,
     /// Saved email settings.
     pub email_settings: Option<EmailSettings>,
+    /// Imports and their row reports.
+    pub imports: HashMap<Uuid, (ImportRecord, Vec<RowReport>)>,
     /// Password reset links.
     pub resets: Vec<PasswordReset>,
     /// Sign-in failure counts by key.
@@ -792,6 +796,121 @@ impl OutboxRepository for InMemoryStore {
             .filter(|m| m.mail.user_id == Some(user) && m.mail.message.kind() == kind)
             .max_by_key(|m| (m.mail.created_at, m.mail.id))
             .map(outbox_entry))
+    }
+}
+
+#[async_trait]
+impl ImportRepository for InMemoryStore {
+    async fn existing_statuses(
+        &self,
+        email_keys: &[String],
+    ) -> Result<HashMap<String, UserStatus>, StoreError> {
+        let state = self.state();
+        Ok(state
+            .users
+            .values()
+            .filter(|u| email_keys.iter().any(|k| k == u.email.key()))
+            .map(|u| (u.email.key().to_owned(), u.status()))
+            .collect())
+    }
+
+    async fn start_import(&self, record: &ImportRecord) -> Result<(), StoreError> {
+        self.state().imports.insert(record.id, (record.clone(), Vec::new()));
+        Ok(())
+    }
+
+    async fn insert_batch(
+        &self,
+        import: Uuid,
+        candidates: Vec<ImportCandidate>,
+        keep_created_rows: bool,
+    ) -> Result<Vec<BatchInsert>, StoreError> {
+        let mut state = self.state();
+        let mut outcomes = Vec::with_capacity(candidates.len());
+        let mut created = Vec::new();
+        for candidate in candidates {
+            let new = candidate.user;
+            if let Some(existing) = state.users.values().find(|u| u.email == new.user.email) {
+                outcomes.push(BatchInsert::Taken(existing.status()));
+                continue;
+            }
+            if let Some(limit) = new.seat_limit
+                && state.seats_used() >= limit as usize
+            {
+                outcomes.push(BatchInsert::NoSeat { limit });
+                continue;
+            }
+            created.push(RowReport {
+                line: candidate.line,
+                email: candidate.written,
+                outcome: RowOutcome::Created(new.user.id),
+            });
+            state.users.insert(new.user.id, new.user);
+            state.invitations.push(new.invitation);
+            state.queue(new.mail);
+            state.audit.push(new.audit);
+            outcomes.push(BatchInsert::Created);
+        }
+        let entry =
+            state.imports.get_mut(&import).ok_or_else(|| StoreError::msg("no such import"))?;
+        entry.0.counts.valid += created.len() as u64;
+        if keep_created_rows {
+            entry.1.extend(created);
+        }
+        Ok(outcomes)
+    }
+
+    async fn record_rows(
+        &self,
+        import: Uuid,
+        rows: Vec<RowReport>,
+        counts: ImportCounts,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        let entry =
+            state.imports.get_mut(&import).ok_or_else(|| StoreError::msg("no such import"))?;
+        entry.0.counts.rows += counts.rows;
+        entry.0.counts.valid += counts.valid;
+        entry.0.counts.skipped += counts.skipped;
+        entry.1.extend(rows);
+        Ok(())
+    }
+
+    async fn finish_import(
+        &self,
+        import: Uuid,
+        audit: Option<AuditEvent>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if let Some(entry) = state.imports.get_mut(&import) {
+            entry.0.finished = true;
+        }
+        state.audit.extend(audit);
+        Ok(())
+    }
+
+    async fn import(&self, id: Uuid) -> Result<Option<ImportRecord>, StoreError> {
+        Ok(self.state().imports.get(&id).map(|(record, _)| record.clone()))
+    }
+
+    async fn import_rows(
+        &self,
+        id: Uuid,
+        after_line: u64,
+        limit: u32,
+        skipped_only: bool,
+    ) -> Result<Vec<RowReport>, StoreError> {
+        let state = self.state();
+        let Some((_, rows)) = state.imports.get(&id) else { return Ok(Vec::new()) };
+        let mut rows: Vec<RowReport> = rows
+            .iter()
+            .filter(|r| r.line > after_line)
+            .filter(|r| !skipped_only || matches!(r.outcome, RowOutcome::Skipped(_)))
+            .cloned()
+            .collect();
+        rows.sort_by_key(|r| r.line);
+        rows.truncate(limit as usize);
+        Ok(rows)
     }
 }
 

@@ -269,3 +269,50 @@ pub(crate) mod throttles {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub(crate) mod imports {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "imports")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub at: i64,
+        pub actor_email: Option<String>,
+        pub file_name: String,
+        pub mode: String,
+        pub rows: i64,
+        pub valid: i64,
+        pub skipped: i64,
+        pub warnings: String,
+        pub finished: bool,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod import_rows {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "import_rows")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub import_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub line: i64,
+        pub email: String,
+        pub outcome: String,
+        pub user_id: Option<String>,
+        pub problems: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

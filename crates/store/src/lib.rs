@@ -14,6 +14,7 @@ mod audit;
 mod convert;
 mod directory;
 mod entities;
+mod imports;
 mod invitations;
 mod outbox;
 mod passwords;

@@ -89,6 +89,8 @@ pub enum AuditAction {
     EmailTested,
     /// An admin put a failed message back in the queue.
     MailRetried,
+    /// Users were imported from a file (one event per import).
+    UsersImported,
 }
 
 const ACTION_NAMES: &[(AuditAction, &str)] = &[
@@ -113,6 +115,7 @@ const ACTION_NAMES: &[(AuditAction, &str)] = &[
     (AuditAction::EmailSettingsChanged, "settings.email_changed"),
     (AuditAction::EmailTested, "settings.email_tested"),
     (AuditAction::MailRetried, "mail.retried"),
+    (AuditAction::UsersImported, "users.imported"),
 ];
 
 impl AuditAction {

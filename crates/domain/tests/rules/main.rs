@@ -13,6 +13,7 @@
 mod kit;
 
 mod accepting;
+mod imports;
 mod invitations;
 mod lifecycle;
 mod mail_admin;

@@ -43,6 +43,7 @@ macro_rules! on_every_database {
 }
 
 mod concurrency;
+mod imports;
 mod listing;
 mod mail;
 mod support;

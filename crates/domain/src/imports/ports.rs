@@ -1,0 +1,115 @@
+//! Driven port for bulk imports.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::audit::models::AuditEvent;
+use crate::errors::StoreError;
+use crate::imports::models::{ImportCounts, ImportRecord, RowReport};
+use crate::users::models::UserStatus;
+use crate::users::ports::NewInvitedUser;
+
+/// What the store did with one user of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchInsert {
+    /// Created with its invitation, mail and audit event.
+    Created,
+    /// A user with this email exists (maybe created since the check).
+    Taken(UserStatus),
+    /// No seat was left.
+    NoSeat {
+        /// The limit in force.
+        limit: u32,
+    },
+}
+
+/// A row to create: where it came from, and the user to insert.
+#[derive(Debug, Clone)]
+pub struct ImportCandidate {
+    /// Line in the file.
+    pub line: u64,
+    /// Email as written.
+    pub written: String,
+    /// The user with invitation, mail and audit event (and the seat limit).
+    pub user: NewInvitedUser,
+}
+
+/// Storage of imports.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait ImportRepository: Send + Sync {
+    /// The status of each existing user among these email keys.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn existing_statuses(
+        &self,
+        email_keys: &[String],
+    ) -> Result<HashMap<String, UserStatus>, StoreError>;
+
+    /// Records a new import (counts zero, not finished).
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn start_import(&self, record: &ImportRecord) -> Result<(), StoreError>;
+
+    /// Creates a batch of invited users in one transaction, in order: each
+    /// with its invitation, outbox mail and audit event, or not at all — an
+    /// email taken (by anyone, at any time) or a seat limit reached (checked
+    /// under the same guard as single invitations) skips that user. The
+    /// import's created count (and, if `keep_created_rows`, the created
+    /// rows' reports) are written in the same transaction, so after any
+    /// failure the import record says exactly which rows were created.
+    ///
+    /// # Errors
+    /// [`StoreError`] on failure; then nothing of the batch was written.
+    async fn insert_batch(
+        &self,
+        import: Uuid,
+        candidates: Vec<ImportCandidate>,
+        keep_created_rows: bool,
+    ) -> Result<Vec<BatchInsert>, StoreError>;
+
+    /// Stores row reports (skipped rows; valid ones of a preview) and adds
+    /// `counts` to the import's counts.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn record_rows(
+        &self,
+        import: Uuid,
+        rows: Vec<RowReport>,
+        counts: ImportCounts,
+    ) -> Result<(), StoreError>;
+
+    /// Marks the import finished with its audit event (commit mode).
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn finish_import(
+        &self,
+        import: Uuid,
+        audit: Option<AuditEvent>,
+    ) -> Result<(), StoreError>;
+
+    /// An import.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn import(&self, id: Uuid) -> Result<Option<ImportRecord>, StoreError>;
+
+    /// Row reports of an import after `after_line`, in file order; only
+    /// skipped rows if `skipped_only`.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn import_rows(
+        &self,
+        id: Uuid,
+        after_line: u64,
+        limit: u32,
+        skipped_only: bool,
+    ) -> Result<Vec<RowReport>, StoreError>;
+}

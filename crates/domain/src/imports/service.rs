@@ -1,0 +1,379 @@
+//! The import use case: validate → preview → import the valid rows →
+//! report. Rows stream through in batches; nothing but a fingerprint of each
+//! email seen (for "repeated in this file") is kept per row.
+
+use std::collections::HashMap;
+use std::io::{Read, Seek};
+
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::audit::models::{Actor, AuditAction, AuditEvent, Change, RequestContext};
+use crate::errors::StoreError;
+use crate::imports::models::{
+    ImportCounts, ImportMode, ImportRecord, RowOutcome, RowProblem, RowReport, ValidRow,
+    already_a_user, check_row, no_seat,
+};
+use crate::imports::parse::{CsvRows, FileError, RawRow};
+use crate::imports::ports::{BatchInsert, ImportCandidate};
+use crate::service::UserManagement;
+use crate::sessions::models::Admin;
+use crate::users::models::{SignInMethod, User, UserId, UserState};
+use crate::users::ports::NewInvitedUser;
+
+/// Rows checked and written per batch (one transaction each).
+pub const BATCH: usize = 500;
+
+/// Why an import did not run (row problems are not errors: they are in the
+/// report).
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The file as a whole is unusable.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// Reading the input failed.
+    #[error("cannot read the file: {0}")]
+    Read(String),
+    /// Something unexpected failed.
+    #[error(transparent)]
+    Unexpected(#[from] StoreError),
+}
+
+/// How to run an import.
+#[derive(Debug, Clone)]
+pub struct ImportRequest {
+    /// The file name, for the record and the audit log.
+    pub file_name: String,
+    /// Preview or commit.
+    pub mode: ImportMode,
+    /// Most data rows (`None` = no limit beyond streaming).
+    pub max_rows: Option<u64>,
+    /// Keep every row's report for paging (the API); otherwise only the
+    /// skipped rows are kept (the command line, at millions of rows).
+    pub keep_all_rows: bool,
+}
+
+/// Who runs an import.
+enum Importer<'a> {
+    Admin(&'a Admin),
+    Operator,
+}
+
+impl Importer<'_> {
+    fn actor(&self) -> Actor {
+        match self {
+            Self::Admin(admin) => admin.actor(),
+            Self::Operator => Actor::Operator,
+        }
+    }
+    fn invited_by(&self) -> Option<String> {
+        match self {
+            Self::Admin(admin) => Some(admin.user().name.to_string()),
+            Self::Operator => None,
+        }
+    }
+    fn email(&self) -> Option<String> {
+        match self {
+            Self::Admin(admin) => Some(admin.user().email.to_string()),
+            Self::Operator => None,
+        }
+    }
+}
+
+/// Called after each batch with the rows done so far.
+pub type Progress<'a> = &'a mut (dyn FnMut(u64) + Send);
+
+fn fingerprint(email_key: &str) -> u128 {
+    let digest = Sha256::digest(email_key.as_bytes());
+    let mut first = [0_u8; 16];
+    first.copy_from_slice(&digest[..16]);
+    u128::from_be_bytes(first)
+}
+
+impl UserManagement {
+    /// Imports a CSV file as an admin (see [`ImportRequest`]). The whole
+    /// file is read once to refuse a broken file before anything is
+    /// written, then again to import it.
+    ///
+    /// # Errors
+    /// [`ImportError::File`] for a file refused as a whole; row problems
+    /// are reported, not returned.
+    pub async fn import_csv<R: Read + Seek + Send>(
+        &self,
+        admin: &Admin,
+        input: R,
+        request: &ImportRequest,
+        context: &RequestContext,
+        progress: Progress<'_>,
+    ) -> Result<ImportRecord, ImportError> {
+        self.import_file(Importer::Admin(admin), input, request, context, progress).await
+    }
+
+    /// Imports a CSV file on the operator's behalf (command line).
+    ///
+    /// # Errors
+    /// As [`UserManagement::import_csv`].
+    pub async fn import_csv_as_operator<R: Read + Seek + Send>(
+        &self,
+        input: R,
+        request: &ImportRequest,
+        context: &RequestContext,
+        progress: Progress<'_>,
+    ) -> Result<ImportRecord, ImportError> {
+        self.import_file(Importer::Operator, input, request, context, progress).await
+    }
+
+    /// Imports rows given as data (the JSON body), numbered from 1.
+    ///
+    /// # Errors
+    /// [`ImportError::File`] if there are more rows than allowed.
+    pub async fn import_rows_as_admin(
+        &self,
+        admin: &Admin,
+        rows: Vec<RawRow>,
+        request: &ImportRequest,
+        context: &RequestContext,
+    ) -> Result<ImportRecord, ImportError> {
+        if let Some(limit) = request.max_rows
+            && rows.len() as u64 > limit
+        {
+            return Err(FileError::TooManyRows { limit }.into());
+        }
+        let rows = rows.into_iter().map(Ok);
+        self.run_import(Importer::Admin(admin), rows, Vec::new(), request, context, &mut |_| {})
+            .await
+    }
+
+    async fn import_file<R: Read + Seek + Send>(
+        &self,
+        importer: Importer<'_>,
+        mut input: R,
+        request: &ImportRequest,
+        context: &RequestContext,
+        progress: Progress<'_>,
+    ) -> Result<ImportRecord, ImportError> {
+        // First pass: the file as a whole (structure, UTF-8, size).
+        for row in CsvRows::new(&mut input, request.max_rows)? {
+            row?;
+        }
+        input.rewind().map_err(|e| ImportError::Read(e.to_string()))?;
+        let rows = CsvRows::new(input, request.max_rows)?;
+        let warnings = rows.warnings().to_vec();
+        self.run_import(importer, rows, warnings, request, context, progress).await
+    }
+
+    async fn run_import(
+        &self,
+        importer: Importer<'_>,
+        mut rows: impl Iterator<Item = Result<RawRow, FileError>> + Send,
+        warnings: Vec<String>,
+        request: &ImportRequest,
+        context: &RequestContext,
+        progress: Progress<'_>,
+    ) -> Result<ImportRecord, ImportError> {
+        let now = self.ports.clock.now();
+        let record = ImportRecord {
+            id: Uuid::new_v4(),
+            at: now,
+            actor_email: importer.email(),
+            file_name: request.file_name.chars().take(255).collect(),
+            mode: request.mode,
+            counts: ImportCounts::default(),
+            warnings,
+            finished: false,
+        };
+        self.ports.imports.start_import(&record).await?;
+        let limit = self.seat_limit().await?;
+        let mut free = match limit {
+            Some(limit) => {
+                Some(u64::from(limit).saturating_sub(self.ports.users.count_seats().await?))
+            }
+            None => None,
+        };
+        let mut seen: HashMap<u128, u64> = HashMap::new();
+        let mut done = 0_u64;
+        let (mut created, mut skipped_total) = (0_u64, 0_u64);
+        loop {
+            let batch: Vec<RawRow> = rows.by_ref().take(BATCH).collect::<Result<_, _>>()?;
+            if batch.is_empty() {
+                break;
+            }
+            done += batch.len() as u64;
+            let mut reports = Vec::with_capacity(batch.len());
+            let mut candidates: Vec<ValidRow> = Vec::new();
+            for raw in &batch {
+                match check_row(raw) {
+                    Err(problems) => reports.push(skipped(raw.line, &raw.email, problems)),
+                    Ok(valid) => match seen.get(&fingerprint(valid.email.key())) {
+                        Some(first) => reports.push(skipped(
+                            raw.line,
+                            &raw.email,
+                            vec![RowProblem::new(
+                                "email",
+                                format!("this email is repeated: it is first on line {first}"),
+                            )],
+                        )),
+                        None => {
+                            seen.insert(fingerprint(valid.email.key()), raw.line);
+                            candidates.push(valid);
+                        }
+                    },
+                }
+            }
+            let keys: Vec<String> = candidates.iter().map(|c| c.email.key().to_owned()).collect();
+            let existing = self.ports.imports.existing_statuses(&keys).await?;
+            let mut accepted = Vec::with_capacity(candidates.len());
+            for candidate in candidates {
+                if let Some(status) = existing.get(candidate.email.key()) {
+                    reports.push(skipped(
+                        candidate.line,
+                        &candidate.written,
+                        vec![already_a_user(*status)],
+                    ));
+                } else if request.mode == ImportMode::Preview && free == Some(0) {
+                    let limit = limit.unwrap_or_default();
+                    reports.push(skipped(candidate.line, &candidate.written, vec![no_seat(limit)]));
+                } else {
+                    if let Some(left) = free.as_mut() {
+                        *left = left.saturating_sub(1);
+                    }
+                    accepted.push(candidate);
+                }
+            }
+            match request.mode {
+                ImportMode::Preview => {
+                    let valid = accepted.len() as u64;
+                    reports.extend(accepted.into_iter().map(|c| RowReport {
+                        line: c.line,
+                        email: c.written,
+                        outcome: RowOutcome::Valid,
+                    }));
+                    let skipped_rows = reports.len() as u64 - valid;
+                    reports.sort_by_key(|r| r.line);
+                    if !request.keep_all_rows {
+                        reports.retain(|r| matches!(r.outcome, RowOutcome::Skipped(_)));
+                    }
+                    let counts =
+                        ImportCounts { rows: batch.len() as u64, valid, skipped: skipped_rows };
+                    self.ports.imports.record_rows(record.id, reports, counts).await?;
+                }
+                ImportMode::Commit => {
+                    let candidates: Vec<ImportCandidate> = accepted
+                        .into_iter()
+                        .map(|c| self.candidate(&importer, c, limit, record.id, context))
+                        .collect();
+                    let lines: Vec<(u64, String)> =
+                        candidates.iter().map(|c| (c.line, c.written.clone())).collect();
+                    let outcomes = self
+                        .ports
+                        .imports
+                        .insert_batch(record.id, candidates, request.keep_all_rows)
+                        .await?;
+                    for ((line, written), outcome) in lines.into_iter().zip(outcomes) {
+                        match outcome {
+                            BatchInsert::Created => created += 1,
+                            BatchInsert::Taken(status) => {
+                                reports.push(skipped(line, &written, vec![already_a_user(status)]));
+                            }
+                            BatchInsert::NoSeat { limit } => {
+                                reports.push(skipped(line, &written, vec![no_seat(limit)]));
+                            }
+                        }
+                    }
+                    reports.sort_by_key(|r| r.line);
+                    skipped_total += reports.len() as u64;
+                    let counts = ImportCounts {
+                        rows: batch.len() as u64,
+                        valid: 0,
+                        skipped: reports.len() as u64,
+                    };
+                    self.ports.imports.record_rows(record.id, reports, counts).await?;
+                }
+            }
+            progress(done);
+        }
+        let audit = (request.mode == ImportMode::Commit).then(|| {
+            AuditEvent::new(
+                self.ports.clock.now(),
+                importer.actor(),
+                AuditAction::UsersImported,
+                context,
+            )
+            .change(Change::detail("import", &record.id.to_string()))
+            .change(Change::detail("file", &record.file_name))
+            .change(Change::detail("rows", &done.to_string()))
+            .change(Change::detail("created", &created.to_string()))
+            .change(Change::detail("skipped", &skipped_total.to_string()))
+        });
+        self.ports.imports.finish_import(record.id, audit).await?;
+        self.ports
+            .imports
+            .import(record.id)
+            .await?
+            .ok_or_else(|| StoreError::msg("the import record vanished").into())
+    }
+
+    fn candidate(
+        &self,
+        importer: &Importer<'_>,
+        row: ValidRow,
+        seat_limit: Option<u32>,
+        import: Uuid,
+        context: &RequestContext,
+    ) -> ImportCandidate {
+        let now = self.ports.clock.now();
+        let user = User {
+            id: UserId::random(),
+            email: row.email,
+            name: row.name,
+            role: row.role,
+            state: UserState::Invited,
+            sign_in: SignInMethod::Password,
+            department: row.department,
+            created_at: now,
+            last_login_at: None,
+        };
+        let (invitation, mail, _token) = self.new_invitation(&user, importer.invited_by(), now);
+        let audit = AuditEvent::new(now, importer.actor(), AuditAction::UserInvited, context)
+            .target(&user)
+            .change(Change::new("role", None, Some(user.role.as_str())))
+            .change(Change::new("status", None, Some(user.status().as_str())))
+            .change(Change::detail("import", &import.to_string()));
+        ImportCandidate {
+            line: row.line,
+            written: row.written,
+            user: NewInvitedUser { user, invitation, mail, audit, seat_limit },
+        }
+    }
+
+    /// An import's record.
+    ///
+    /// # Errors
+    /// [`StoreError`] on failure.
+    pub async fn import_record(
+        &self,
+        _admin: &Admin,
+        id: Uuid,
+    ) -> Result<Option<ImportRecord>, StoreError> {
+        self.ports.imports.import(id).await
+    }
+
+    /// An import's row reports after `after_line`, in file order.
+    ///
+    /// # Errors
+    /// [`StoreError`] on failure.
+    pub async fn import_report_rows(
+        &self,
+        _admin: &Admin,
+        id: Uuid,
+        after_line: u64,
+        limit: u32,
+        skipped_only: bool,
+    ) -> Result<Vec<RowReport>, StoreError> {
+        self.ports.imports.import_rows(id, after_line, limit, skipped_only).await
+    }
+}
+
+fn skipped(line: u64, email: &str, problems: Vec<RowProblem>) -> RowReport {
+    RowReport { line, email: email.to_owned(), outcome: RowOutcome::Skipped(problems) }
+}
