@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod bad_input;
 mod docs;
+mod imports;
 mod invitations;
 mod lifecycle;
 mod mail;

@@ -152,6 +152,24 @@ pub struct Config {
     pub mail: MailConfig,
     /// Password hashing cost.
     pub password_hashing: PasswordHashingConfig,
+    /// Limits of imports through the API (the command line has none).
+    pub import: ImportConfig,
+}
+
+/// Limits of one import through the API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ImportConfig {
+    /// Largest file, in bytes.
+    pub max_bytes: usize,
+    /// Most data rows.
+    pub max_rows: u64,
+}
+
+impl Default for ImportConfig {
+    fn default() -> Self {
+        Self { max_bytes: 10 * 1024 * 1024, max_rows: 50_000 }
+    }
 }
 
 impl Default for Config {
@@ -169,6 +187,7 @@ impl Default for Config {
             seat_limit: None,
             mail: MailConfig::default(),
             password_hashing: PasswordHashingConfig::default(),
+            import: ImportConfig::default(),
         }
     }
 }

@@ -251,6 +251,10 @@ impl Application {
             secure_cookies: !public_url.starts_with("http://"),
             public_url: public_url.clone(),
             readiness: Arc::new(StoreReadiness(wiring.store.clone())),
+            import_limits: secureai_http::ImportLimits {
+                max_bytes: config.import.max_bytes,
+                max_rows: config.import.max_rows,
+            },
         };
         let setup_token = wiring.service.prepare_setup().await?;
         Ok(Self {

@@ -44,6 +44,23 @@ pub struct AppState {
     pub public_url: String,
     /// Dependency checks for `/readyz`.
     pub readiness: Arc<dyn Readiness>,
+    /// Limits of imports through the API.
+    pub import_limits: ImportLimits,
+}
+
+/// Limits of one import through the API.
+#[derive(Debug, Clone, Copy)]
+pub struct ImportLimits {
+    /// Largest body, in bytes.
+    pub max_bytes: usize,
+    /// Most data rows.
+    pub max_rows: u64,
+}
+
+impl Default for ImportLimits {
+    fn default() -> Self {
+        Self { max_bytes: 10 * 1024 * 1024, max_rows: 50_000 }
+    }
 }
 
 impl AppState {
@@ -70,6 +87,7 @@ pub fn app(state: AppState) -> impl Endpoint {
             api::passwords::PasswordsApi(state.clone()),
             api::audit::AuditApi(state.clone()),
             api::mail::MailApi(state.clone()),
+            api::imports::ImportsApi(state.clone()),
         ),
         "SecureAI user management",
         env!("CARGO_PKG_VERSION"),
@@ -85,8 +103,11 @@ pub fn app(state: AppState) -> impl Endpoint {
     Route::new()
         .nest("/api/docs", docs)
         .at("/api/openapi.json", spec)
-        .nest("/api", api.with(limits::BodyLimit(MAX_BODY_BYTES)))
-        .nest("/", pages::routes().with(limits::BodyLimit(64 * 1024)))
+        .nest(
+            "/api",
+            api.with(limits::BodyLimit::new(MAX_BODY_BYTES, state.import_limits.max_bytes)),
+        )
+        .nest("/", pages::routes().with(limits::BodyLimit::new(64 * 1024, 64 * 1024)))
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
         .data(state)

@@ -2,6 +2,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod auth;
+pub(crate) mod imports;
 pub(crate) mod invitations;
 pub(crate) mod mail;
 pub(crate) mod me;
