@@ -475,3 +475,47 @@ fn a_stopping_server_finishes_the_request_in_flight_and_refuses_new_ones() {
     let status = server.child.wait().unwrap();
     assert!(status.success(), "exit status {status}");
 }
+
+#[test]
+fn the_operator_imports_a_csv_with_a_dry_run_first_and_gets_the_skipped_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("people.csv");
+    std::fs::write(
+        &file,
+        "\u{feff}Email,Name,Role\r\nada@example.com,Ada,user\r\nbad-email,Bad,user\r\n\
+         bob@example.com,Bob,superuser\r\ncyd@example.com,\"Cyd, Jr.\",admin\r\n",
+    )
+    .unwrap();
+    let import = |extra: &[&str]| {
+        let mut command = secureai(dir.path());
+        command.args(["users", "import"]).arg(&file).args(extra);
+        command.output().unwrap()
+    };
+
+    let dry = import(&["--dry-run"]);
+    assert!(dry.status.success(), "{}", String::from_utf8_lossy(&dry.stderr));
+    let out = String::from_utf8(dry.stdout).unwrap();
+    assert!(out.contains("4 rows read, 2 would be imported, 2 would be skipped"), "{out}");
+    let real = import(&[]);
+    let out = String::from_utf8(real.stdout).unwrap();
+    assert!(out.contains("4 rows read: 2 users invited"), "{out}");
+    let report = dir.path().join("people.csv.skipped.csv");
+    assert!(out.contains(&report.display().to_string()), "{out}");
+    let skipped = std::fs::read_to_string(&report).unwrap();
+    assert_eq!(skipped.lines().count(), 3, "{skipped}");
+    assert!(skipped.contains("3,bad-email,email,"), "{skipped}");
+    assert!(skipped.contains("4,bob@example.com,role,`superuser` is not a role"), "{skipped}");
+
+    let again = import(&[]);
+    let out = String::from_utf8(again.stdout).unwrap();
+    assert!(out.contains("0 users invited"), "{out}");
+    assert!(std::fs::read_to_string(&report).unwrap().contains("this email is already invited"));
+
+    std::fs::write(&file, "email,name\nada@example.com,Ada\n").unwrap();
+    let broken = import(&[]);
+    assert!(!broken.status.success());
+    assert!(String::from_utf8(broken.stderr).unwrap().contains("no role column"));
+    let missing = secureai(dir.path()).args(["users", "import", "nope.csv"]).output().unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8(missing.stderr).unwrap().contains("cannot open nope.csv"));
+}

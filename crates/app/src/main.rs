@@ -53,6 +53,20 @@ enum UsersAction {
         #[arg(long)]
         yes: bool,
     },
+    /// Import users from a CSV file (columns email, name, role, optional
+    /// department; header row required): each valid row becomes an invited
+    /// user with an invitation email; invalid rows are skipped and listed
+    /// in the report. Streams the file: no row limit.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+        /// Check every row and report, but create nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Where to write the skipped rows (default: FILE.skipped.csv).
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -74,6 +88,30 @@ enum AdminAction {
         #[arg(long)]
         name: String,
     },
+}
+
+/// A progress bar over the file's lines (an upper bound of its rows), on
+/// stderr, hidden when stderr is not a terminal.
+fn progress_bar(file: &std::path::Path) -> indicatif::ProgressBar {
+    use std::io::Read;
+    let mut lines = 0_u64;
+    if let Ok(mut f) = std::fs::File::open(file) {
+        let mut buf = vec![0_u8; 1 << 16];
+        while let Ok(n) = f.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            lines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
+        }
+    }
+    let bar = indicatif::ProgressBar::new(lines.saturating_sub(1).max(1));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {bar:40} {pos}/{len} rows  {per_sec}  eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
 }
 
 fn init_logging(config: &Config) {
@@ -144,6 +182,38 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             println!(
                 "Erased the personal data of user {id} (was {email}). The erasure is in the audit log."
             );
+            Ok(())
+        }
+        Command::Users { action: UsersAction::Import { file, dry_run, report } } => {
+            let report = report.unwrap_or_else(|| {
+                let mut name = file.clone().into_os_string();
+                name.push(".skipped.csv");
+                PathBuf::from(name)
+            });
+            let bar = progress_bar(&file);
+            let mut progress = |rows: u64| bar.set_position(rows);
+            let outcome =
+                secureai_app::import_users(&config, &file, dry_run, &report, &mut progress).await;
+            bar.finish_and_clear();
+            let outcome = outcome?;
+            let counts = outcome.record.counts;
+            for warning in &outcome.record.warnings {
+                println!("warning: {warning}");
+            }
+            if dry_run {
+                println!(
+                    "Dry run: {} rows read, {} would be imported, {} would be skipped. Nothing was written.",
+                    counts.rows, counts.valid, counts.skipped
+                );
+            } else {
+                println!(
+                    "{} rows read: {} users invited (invitation emails queued), {} skipped.",
+                    counts.rows, counts.valid, counts.skipped
+                );
+            }
+            if let Some(path) = outcome.report {
+                println!("Skipped rows, with line, email, field and reason: {}", path.display());
+            }
             Ok(())
         }
         Command::Admin { action: AdminAction::Create { email, name } } => {

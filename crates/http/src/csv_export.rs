@@ -11,7 +11,7 @@ use secureai_domain::audit::service::AuditRequest;
 use secureai_domain::sessions::models::Admin;
 
 /// A cell made safe for spreadsheets.
-pub(crate) fn safe_cell(value: &str) -> std::borrow::Cow<'_, str> {
+pub fn safe_cell(value: &str) -> std::borrow::Cow<'_, str> {
     match value.chars().next() {
         Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{value}").into(),
         _ => value.into(),

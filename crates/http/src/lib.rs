@@ -12,6 +12,9 @@ mod errors;
 mod limits;
 mod pages;
 
+/// Defuses a cell a spreadsheet would run as a formula (for CSV reports).
+pub use csv_export::safe_cell;
+
 use std::sync::Arc;
 use std::time::Instant;
 

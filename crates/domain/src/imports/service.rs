@@ -358,6 +358,20 @@ impl UserManagement {
         self.ports.imports.import(id).await
     }
 
+    /// The skipped rows of an import on the operator's behalf (the command
+    /// line's report), after `after_line`, in file order.
+    ///
+    /// # Errors
+    /// [`StoreError`] on failure.
+    pub async fn skipped_rows_as_operator(
+        &self,
+        id: Uuid,
+        after_line: u64,
+        limit: u32,
+    ) -> Result<Vec<RowReport>, StoreError> {
+        self.ports.imports.import_rows(id, after_line, limit, true).await
+    }
+
     /// An import's row reports after `after_line`, in file order.
     ///
     /// # Errors
