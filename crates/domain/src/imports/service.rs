@@ -220,8 +220,15 @@ impl UserManagement {
                     },
                 }
             }
-            let keys: Vec<String> = candidates.iter().map(|c| c.email.key().to_owned()).collect();
-            let existing = self.ports.imports.existing_statuses(&keys).await?;
+            // A commit's batch insert checks existing users itself, under the
+            // guard; a preview asks the directory.
+            let existing = if request.mode == ImportMode::Preview {
+                let keys: Vec<String> =
+                    candidates.iter().map(|c| c.email.key().to_owned()).collect();
+                self.ports.imports.existing_statuses(&keys).await?
+            } else {
+                HashMap::new()
+            };
             let mut accepted = Vec::with_capacity(candidates.len());
             for candidate in candidates {
                 if let Some(status) = existing.get(candidate.email.key()) {
