@@ -106,7 +106,8 @@ cat <<'TXT'
 The HTTP suite starts the real server on a random port; the end-to-end
 suite runs the real secureai binary (SQLite, and two instances sharing one
 PostgreSQL or MariaDB). Mail goes through lettre's file transport (.eml files read back
-and parsed).
+and parsed) and, in the mail tests, through a real SMTP server (aiosmtpd: plain,
+STARTTLS and implicit TLS with login, stopped and started).
 TXT
 # The closing line: every test binary's results added up.
 cat "$log.total"
