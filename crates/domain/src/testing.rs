@@ -18,7 +18,7 @@ use crate::audit::models::{AuditEntry, AuditEvent};
 use crate::audit::ports::{AuditCursor, AuditFilter, AuditLog};
 use crate::clock::Clock;
 use crate::errors::StoreError;
-use crate::imports::models::{ImportCounts, ImportRecord, RowOutcome, RowReport};
+use crate::imports::models::{BatchInsertSkip, ImportCounts, ImportRecord, RowOutcome, RowReport};
 use crate::imports::ports::{BatchInsert, ImportCandidate, ImportRepository};
 use crate::invitations::models::{Invitation, InvitationState};
 use crate::invitations::ports::{
@@ -823,39 +823,63 @@ impl ImportRepository for InMemoryStore {
         &self,
         import: Uuid,
         candidates: Vec<ImportCandidate>,
+        skipped: Vec<RowReport>,
+        batch_rows: u64,
         keep_created_rows: bool,
     ) -> Result<Vec<BatchInsert>, StoreError> {
         let mut state = self.state();
+        if !state.imports.contains_key(&import) {
+            return Err(StoreError::msg("no such import"));
+        }
         let mut outcomes = Vec::with_capacity(candidates.len());
-        let mut created = Vec::new();
+        let mut reports = skipped;
+        let mut created = 0_u64;
         for candidate in candidates {
             let new = candidate.user;
-            if let Some(existing) = state.users.values().find(|u| u.email == new.user.email) {
-                outcomes.push(BatchInsert::Taken(existing.status()));
-                continue;
+            let skip =
+                if let Some(existing) = state.users.values().find(|u| u.email == new.user.email) {
+                    Some(BatchInsertSkip::Taken(existing.status()))
+                } else {
+                    new.seat_limit
+                        .filter(|limit| state.seats_used() >= *limit as usize)
+                        .map(BatchInsertSkip::NoSeat)
+                };
+            match skip {
+                Some(skip) => {
+                    outcomes.push(match skip {
+                        BatchInsertSkip::Taken(status) => BatchInsert::Taken(status),
+                        BatchInsertSkip::NoSeat(limit) => BatchInsert::NoSeat { limit },
+                    });
+                    reports.push(RowReport::for_batch_skip(
+                        candidate.line,
+                        &candidate.written,
+                        skip,
+                    ));
+                }
+                None => {
+                    if keep_created_rows {
+                        reports.push(RowReport {
+                            line: candidate.line,
+                            email: candidate.written,
+                            outcome: RowOutcome::Created(new.user.id),
+                        });
+                    }
+                    state.users.insert(new.user.id, new.user);
+                    state.invitations.push(new.invitation);
+                    state.queue(new.mail);
+                    state.audit.push(new.audit);
+                    outcomes.push(BatchInsert::Created);
+                    created += 1;
+                }
             }
-            if let Some(limit) = new.seat_limit
-                && state.seats_used() >= limit as usize
-            {
-                outcomes.push(BatchInsert::NoSeat { limit });
-                continue;
-            }
-            created.push(RowReport {
-                line: candidate.line,
-                email: candidate.written,
-                outcome: RowOutcome::Created(new.user.id),
-            });
-            state.users.insert(new.user.id, new.user);
-            state.invitations.push(new.invitation);
-            state.queue(new.mail);
-            state.audit.push(new.audit);
-            outcomes.push(BatchInsert::Created);
         }
-        let entry =
-            state.imports.get_mut(&import).ok_or_else(|| StoreError::msg("no such import"))?;
-        entry.0.counts.valid += created.len() as u64;
-        if keep_created_rows {
-            entry.1.extend(created);
+        let skipped_count =
+            reports.iter().filter(|r| matches!(r.outcome, RowOutcome::Skipped(_))).count() as u64;
+        if let Some(entry) = state.imports.get_mut(&import) {
+            entry.0.counts.rows += batch_rows;
+            entry.0.counts.valid += created;
+            entry.0.counts.skipped += skipped_count;
+            entry.1.extend(reports);
         }
         Ok(outcomes)
     }

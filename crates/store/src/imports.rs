@@ -12,7 +12,7 @@ use sea_orm::{
     TransactionTrait,
 };
 use secureai_domain::imports::models::{
-    ImportCounts, ImportMode, ImportRecord, RowOutcome, RowProblem, RowReport,
+    BatchInsertSkip, ImportCounts, ImportMode, ImportRecord, RowOutcome, RowProblem, RowReport,
 };
 use secureai_domain::imports::ports::{BatchInsert, ImportCandidate, ImportRepository};
 use secureai_domain::users::models::search_terms;
@@ -159,6 +159,8 @@ impl ImportRepository for SqlStore {
         &self,
         import: Uuid,
         candidates: Vec<ImportCandidate>,
+        skipped: Vec<RowReport>,
+        batch_rows: u64,
         keep_created_rows: bool,
     ) -> Result<Vec<BatchInsert>, StoreError> {
         let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
@@ -172,12 +174,20 @@ impl ImportRepository for SqlStore {
         let taken = existing(&txn, &keys).await?;
         let mut outcomes = Vec::with_capacity(candidates.len());
         let mut created = Vec::new();
+        let mut reports = skipped;
         for candidate in &candidates {
             let new = &candidate.user;
-            if let Some(status) = taken.get(new.user.email.key()) {
-                outcomes.push(BatchInsert::Taken(*status));
-            } else if let Some(limit) = new.seat_limit.filter(|l| used >= u64::from(*l)) {
-                outcomes.push(BatchInsert::NoSeat { limit });
+            let skip = if let Some(status) = taken.get(new.user.email.key()) {
+                Some(BatchInsertSkip::Taken(*status))
+            } else {
+                new.seat_limit.filter(|l| used >= u64::from(*l)).map(BatchInsertSkip::NoSeat)
+            };
+            if let Some(skip) = skip {
+                outcomes.push(match skip {
+                    BatchInsertSkip::Taken(status) => BatchInsert::Taken(status),
+                    BatchInsertSkip::NoSeat(limit) => BatchInsert::NoSeat { limit },
+                });
+                reports.push(RowReport::for_batch_skip(candidate.line, &candidate.written, skip));
             } else {
                 used += 1;
                 outcomes.push(BatchInsert::Created);
@@ -231,19 +241,19 @@ impl ImportRepository for SqlStore {
                     .map_err(db("counting imported users"))?;
             }
             if keep_created_rows {
-                let rows: Vec<RowReport> = created
-                    .iter()
-                    .map(|c| RowReport {
-                        line: c.line,
-                        email: c.written.clone(),
-                        outcome: RowOutcome::Created(c.user.user.id),
-                    })
-                    .collect();
-                insert_rows(&txn, import, &rows).await?;
+                reports.extend(created.iter().map(|c| RowReport {
+                    line: c.line,
+                    email: c.written.clone(),
+                    outcome: RowOutcome::Created(c.user.user.id),
+                }));
             }
-            let counts = ImportCounts { rows: 0, valid: created.len() as u64, skipped: 0 };
-            add_counts(&txn, import, counts).await?;
         }
+        let skipped_count =
+            reports.iter().filter(|r| matches!(r.outcome, RowOutcome::Skipped(_))).count() as u64;
+        insert_rows(&txn, import, &reports).await?;
+        let counts =
+            ImportCounts { rows: batch_rows, valid: created.len() as u64, skipped: skipped_count };
+        add_counts(&txn, import, counts).await?;
         txn.commit().await.map_err(db("committing imported users"))?;
         Ok(outcomes)
     }

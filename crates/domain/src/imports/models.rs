@@ -173,6 +173,26 @@ pub fn already_a_user(status: UserStatus) -> RowProblem {
     RowProblem::new("email", format!("this email is {what}"))
 }
 
+impl RowReport {
+    /// The report of a row the store skipped in a batch.
+    pub fn for_batch_skip(line: u64, email: &str, outcome: BatchInsertSkip) -> Self {
+        let problem = match outcome {
+            BatchInsertSkip::Taken(status) => already_a_user(status),
+            BatchInsertSkip::NoSeat(limit) => no_seat(limit),
+        };
+        Self { line, email: email.to_owned(), outcome: RowOutcome::Skipped(vec![problem]) }
+    }
+}
+
+/// Why the store skipped a row of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchInsertSkip {
+    /// The email is taken.
+    Taken(UserStatus),
+    /// No seat left under this limit.
+    NoSeat(u32),
+}
+
 /// "Seat limit reached".
 pub fn no_seat(limit: u32) -> RowProblem {
     RowProblem::new(

@@ -58,10 +58,12 @@ pub trait ImportRepository: Send + Sync {
     /// Creates a batch of invited users in one transaction, in order: each
     /// with its invitation, outbox mail and audit event, or not at all — an
     /// email taken (by anyone, at any time) or a seat limit reached (checked
-    /// under the same guard as single invitations) skips that user. The
-    /// import's created count (and, if `keep_created_rows`, the created
-    /// rows' reports) are written in the same transaction, so after any
-    /// failure the import record says exactly which rows were created.
+    /// under the same guard as single invitations) skips that user. In the
+    /// same transaction: the reports of the rows skipped before (`skipped`)
+    /// and here, the created rows' reports if `keep_created_rows`, and the
+    /// import's counts (`batch_rows` read, created, skipped) — so after any
+    /// failure the import record says exactly which rows were created, and
+    /// a batch costs one commit.
     ///
     /// # Errors
     /// [`StoreError`] on failure; then nothing of the batch was written.
@@ -69,6 +71,8 @@ pub trait ImportRepository: Send + Sync {
         &self,
         import: Uuid,
         candidates: Vec<ImportCandidate>,
+        skipped: Vec<RowReport>,
+        batch_rows: u64,
         keep_created_rows: bool,
     ) -> Result<Vec<BatchInsert>, StoreError>;
 

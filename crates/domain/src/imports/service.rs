@@ -22,7 +22,7 @@ use crate::users::models::{SignInMethod, User, UserId, UserState};
 use crate::users::ports::NewInvitedUser;
 
 /// Rows checked and written per batch (one transaction each).
-pub const BATCH: usize = 500;
+pub const BATCH: usize = 1000;
 
 /// Why an import did not run (row problems are not errors: they are in the
 /// report).
@@ -269,32 +269,22 @@ impl UserManagement {
                         .into_iter()
                         .map(|c| self.candidate(&importer, c, limit, record.id, context))
                         .collect();
-                    let lines: Vec<(u64, String)> =
-                        candidates.iter().map(|c| (c.line, c.written.clone())).collect();
+                    reports.sort_by_key(|r| r.line);
+                    let pre_skipped = reports.len() as u64;
                     let outcomes = self
                         .ports
                         .imports
-                        .insert_batch(record.id, candidates, request.keep_all_rows)
+                        .insert_batch(
+                            record.id,
+                            candidates,
+                            reports,
+                            batch.len() as u64,
+                            request.keep_all_rows,
+                        )
                         .await?;
-                    for ((line, written), outcome) in lines.into_iter().zip(outcomes) {
-                        match outcome {
-                            BatchInsert::Created => created += 1,
-                            BatchInsert::Taken(status) => {
-                                reports.push(skipped(line, &written, vec![already_a_user(status)]));
-                            }
-                            BatchInsert::NoSeat { limit } => {
-                                reports.push(skipped(line, &written, vec![no_seat(limit)]));
-                            }
-                        }
-                    }
-                    reports.sort_by_key(|r| r.line);
-                    skipped_total += reports.len() as u64;
-                    let counts = ImportCounts {
-                        rows: batch.len() as u64,
-                        valid: 0,
-                        skipped: reports.len() as u64,
-                    };
-                    self.ports.imports.record_rows(record.id, reports, counts).await?;
+                    let made = outcomes.iter().filter(|o| **o == BatchInsert::Created).count();
+                    created += made as u64;
+                    skipped_total += pre_skipped + (outcomes.len() - made) as u64;
                 }
             }
             progress(done);
