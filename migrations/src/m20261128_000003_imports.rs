@@ -1,4 +1,4 @@
-//! Release 0.3: bulk imports — one row per import (who, file, counts) and
+//! Release 0.2 (with 000002): bulk imports — one row per import (who, file, counts) and
 //! its row reports (line, email as written, outcome, problems) for paging
 //! and the skipped-rows CSV.
 

@@ -69,8 +69,9 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
         if announced.is_some_and(|len| len > max as u64) {
             return Err(refuse());
         }
-        if announced.is_none() && req.headers().contains_key(header::TRANSFER_ENCODING) {
-            // A streamed body: read it within the limit.
+        if announced.is_none() {
+            // A body without a length (chunked, or HTTP/2 which has no
+            // Transfer-Encoding): read it within the limit.
             let bytes = req.take_body().into_bytes_limit(max).await.map_err(|_| refuse())?;
             req.set_body(bytes);
         }

@@ -198,7 +198,11 @@ pub fn parse_mailbox(raw: &str) -> Option<(Option<String>, String)> {
 }
 
 /// Turns a lettre error into words an operator can act on, keeping the
-/// server's own text. Nothing here includes the password.
+/// server's own text. Nothing here includes the password. Problems of the
+/// server or its settings (login refused, no STARTTLS, TLS failures) are
+/// transient: they concern every message, so messages wait with back-off
+/// for an admin to fix the settings instead of failing one by one; only a
+/// refusal of this message (5xx to it) is permanent.
 pub fn explain(
     error: &lettre::transport::smtp::Error,
     server: &SmtpServer,
@@ -211,18 +215,18 @@ pub fn explain(
     let port_hint = "implicit TLS (security \"tls\") usually listens on port 465, STARTTLS on 587, \
                      and plain SMTP on 25";
     if matches!(code.as_deref(), Some("535" | "534" | "530" | "538")) {
-        return DeliveryError::Permanent(format!(
+        return DeliveryError::Transient(format!(
             "the mail server at {at} refused the login: check the user name and password ({raw})"
         ));
     }
     if lower.contains("no compatible authentication mechanism") {
-        return DeliveryError::Permanent(format!(
+        return DeliveryError::Transient(format!(
             "the mail server at {at} offers no login method over this connection; many servers \
              allow login only after STARTTLS ({raw})"
         ));
     }
     if lower.contains("starttls is not supported") {
-        return DeliveryError::Permanent(format!(
+        return DeliveryError::Transient(format!(
             "the mail server at {at} does not offer STARTTLS; {port_hint} ({raw})"
         ));
     }

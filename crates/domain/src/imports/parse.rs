@@ -103,8 +103,11 @@ impl<R> LineIndex<R> {
             if at == start {
                 start += 1;
             }
-            self.line += u64::from(is_lf);
             self.ends.pop_front();
+            // LF ends a line; so does a CR not followed by LF (old Mac files).
+            let cr_alone =
+                !is_lf && !matches!(self.ends.front(), Some(&(next, true)) if next == at + 1);
+            self.line += u64::from(is_lf || cr_alone);
         }
         self.line
     }
@@ -344,6 +347,14 @@ mod tests {
                 .unwrap_err();
         assert_eq!(error, FileError::NotUtf8 { line: 3 });
         assert!(rows(b"em\xe9il,name,role\n").is_err());
+    }
+
+    #[test]
+    fn bare_cr_line_ends_count_as_lines() {
+        let (parsed, _) =
+            rows(b"email,name,role\ra@example.com,A,user\rb@example.com,B,user\r").unwrap();
+        let lines: Vec<u64> = parsed.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [2, 3]);
     }
 
     #[test]

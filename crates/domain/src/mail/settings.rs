@@ -223,8 +223,9 @@ pub struct EmailSettingsUpdate {
 
 impl EmailSettingsUpdate {
     /// The settings this update gives when `current` are in force: a kept
-    /// password is carried over only to the same host and user name, so a
-    /// password is never sent to a server it was not saved for.
+    /// password is carried over only to the same host, port, security mode
+    /// and user name, so a password is never sent to a server, or over a
+    /// connection, it was not saved for.
     ///
     /// # Errors
     /// [`FieldError`] for an invalid server.
@@ -236,7 +237,9 @@ impl EmailSettingsUpdate {
                     PasswordChange::Set(password) => Some(password),
                     PasswordChange::Clear => None,
                     PasswordChange::Keep => current.smtp.as_ref().and_then(|old| {
-                        (old.host.eq_ignore_ascii_case(&update.host)
+                        (old.host.eq_ignore_ascii_case(update.host.trim())
+                            && old.port == update.port
+                            && old.security == update.security
                             && old.username == update.username)
                             .then(|| old.password.clone())
                             .flatten()

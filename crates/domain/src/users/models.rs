@@ -93,7 +93,12 @@ impl EmailAddress {
         {
             return Err(invalid());
         }
-        Ok(Self { display: trimmed.to_owned(), key: trimmed.to_lowercase() })
+        let key = trimmed.to_lowercase();
+        // Lowercasing can lengthen some letters (İ → i̇): the key is stored too.
+        if key.chars().count() > Self::MAX_LEN {
+            return Err(EmailError::TooLong);
+        }
+        Ok(Self { display: trimmed.to_owned(), key })
     }
 
     /// Rebuilds an address read from storage (already validated once).
@@ -357,6 +362,13 @@ pub fn search_terms(email: &EmailAddress, name: &DisplayName) -> Vec<String> {
         terms.push(domain.to_owned());
     }
     terms.extend(name.sort_key().split_whitespace().map(str::to_owned));
+    // Stored terms are at most 254 characters; cut before removing
+    // duplicates, so two long terms cannot become one twice.
+    for term in &mut terms {
+        if term.chars().count() > 254 {
+            *term = term.chars().take(254).collect();
+        }
+    }
     terms.sort();
     terms.dedup();
     terms

@@ -347,7 +347,13 @@ impl ImportsApi {
             }
         }
         let bytes = writer.into_inner().map_err(|e| ApiError::internal(e.error()))?;
-        let stem = record.file_name.trim_end_matches(".csv").replace(['"', '\\', '/'], "_");
+        // A header value must be ASCII: anything else becomes `_`.
+        let stem: String = record
+            .file_name
+            .trim_end_matches(".csv")
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || "-_. ".contains(c) { c } else { '_' })
+            .collect();
         Ok(super::audit::CsvExport::Csv(
             Binary(poem::Body::from(bytes)),
             format!("attachment; filename=\"{stem}-skipped-rows.csv\""),

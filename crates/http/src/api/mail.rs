@@ -96,7 +96,7 @@ impl EmailSettingsView {
 }
 
 /// A new SMTP server.
-#[derive(Debug, Object)]
+#[derive(Object)]
 #[oai(deny_unknown_fields)]
 pub(crate) struct SmtpServerInput {
     /// Host name or IP address.
@@ -114,7 +114,7 @@ pub(crate) struct SmtpServerInput {
 }
 
 /// New email settings.
-#[derive(Debug, Object)]
+#[derive(Object)]
 #[oai(deny_unknown_fields)]
 pub(crate) struct EmailSettingsInput {
     /// The SMTP server, or `null` for `.eml` files in the data folder.
@@ -123,6 +123,28 @@ pub(crate) struct EmailSettingsInput {
     from_address: String,
     /// Sender name.
     from_name: String,
+}
+
+impl std::fmt::Debug for SmtpServerInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpServerInput")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("username", &self.username)
+            .field("password", &"[REDACTED]")
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for EmailSettingsInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailSettingsInput")
+            .field("smtp", &self.smtp)
+            .field("from_address", &self.from_address)
+            .field("from_name", &self.from_name)
+            .finish()
+    }
 }
 
 impl EmailSettingsInput {
