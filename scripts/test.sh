@@ -72,7 +72,17 @@ for db in postgres mysql; do
     mysql) [ -n "$SECUREAI_TEST_MYSQL_URL" ] || continue ;;
   esac
   step "HTTP suite on $db"
-  SECUREAI_TEST_HTTP_DB=$db cargo test -p secureai-tests --test api 2>&1 | tee -a "$log" | tail -3
+  run_log="$(mktemp)"
+  if ! SECUREAI_TEST_HTTP_DB=$db cargo test -p secureai-tests --test api >"$run_log" 2>&1; then
+    # Show what failed, not only the last lines.
+    sed -n '/^failures:/,$p' "$run_log"
+    cat "$run_log" >> "$log"
+    echo "HTTP suite on $db failed" >&2
+    exit 1
+  fi
+  cat "$run_log" >> "$log"
+  tail -3 "$run_log"
+  rm -f "$run_log"
   http_runs="$http_runs $db"
 done
 
