@@ -46,9 +46,19 @@ pub struct SmtpPeer {
     _dir: TempDir,
 }
 
-/// A free TCP port on 127.0.0.1 (nothing listens on it afterwards).
+/// A free TCP port on 127.0.0.1 that nothing listens on afterwards, taken
+/// below Linux's ephemeral range (32768–60999) so that no server bound to
+/// port 0 by another test can be given it while a test keeps it free.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let seed = std::process::id().wrapping_mul(7919);
+    loop {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = 20_000 + (seed.wrapping_add(n.wrapping_mul(131)) % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 impl SmtpPeer {

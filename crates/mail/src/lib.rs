@@ -180,7 +180,19 @@ impl MailTransport for Mailer {
                 .map_err(|e| DeliveryError::Transient(format!("cannot write the mail file: {e}")));
         };
         let transport = self.transport_for(server)?;
-        match transport.send(message).await {
+        // A whole send is bounded too: a peer that accepts the connection
+        // but never greets would otherwise hold the worker forever.
+        let limit = self.options.timeout.saturating_mul(4);
+        let Ok(sent) = tokio::time::timeout(limit, transport.send(message)).await else {
+            return Err(DeliveryError::Transient(format!(
+                "{}:{} accepted the connection but did not complete the SMTP exchange within {} s: \
+                 is it an SMTP server, and does it expect implicit TLS (port 465)?",
+                server.host,
+                server.port,
+                limit.as_secs()
+            )));
+        };
+        match sent {
             Ok(response) => Ok(format!(
                 "{} {}",
                 response.code(),
