@@ -369,7 +369,7 @@ pub async fn import_users(
     report: &std::path::Path,
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> anyhow::Result<ImportOutcome> {
-    use secureai_domain::imports::models::{ImportMode, RowOutcome};
+    use secureai_domain::imports::models::ImportMode;
     use secureai_domain::imports::service::ImportRequest;
 
     let input =
@@ -396,24 +396,13 @@ pub async fn import_users(
     if record.counts.skipped > 0 {
         let mut writer = csv::Writer::from_path(report)
             .with_context(|| format!("cannot write the report {}", report.display()))?;
-        writer.write_record(["line", "email", "field", "reason"])?;
+        writer.write_record(secureai_http::SKIPPED_ROWS_HEADER)?;
         let mut after = 0;
         loop {
             let rows = wiring.service.skipped_rows_as_operator(record.id, after, 5000).await?;
             let Some(last) = rows.last() else { break };
             after = last.line;
-            for row in rows {
-                if let RowOutcome::Skipped(problems) = row.outcome {
-                    let fields: Vec<&str> = problems.iter().map(|p| p.field).collect();
-                    let reasons: Vec<&str> = problems.iter().map(|p| p.reason.as_str()).collect();
-                    writer.write_record([
-                        row.line.to_string(),
-                        secureai_http::safe_cell(&row.email).into_owned(),
-                        fields.join("; "),
-                        secureai_http::safe_cell(&reasons.join("; ")).into_owned(),
-                    ])?;
-                }
-            }
+            secureai_http::write_skipped_rows(&mut writer, &rows)?;
         }
         writer.flush()?;
         written = Some(report.to_path_buf());

@@ -846,10 +846,7 @@ impl ImportRepository for InMemoryStore {
                 };
             match skip {
                 Some(skip) => {
-                    outcomes.push(match skip {
-                        BatchInsertSkip::Taken(status) => BatchInsert::Taken(status),
-                        BatchInsertSkip::NoSeat(limit) => BatchInsert::NoSeat { limit },
-                    });
+                    outcomes.push(skip.into());
                     reports.push(RowReport::for_batch_skip(
                         candidate.line,
                         &candidate.written,

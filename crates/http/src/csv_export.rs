@@ -98,6 +98,35 @@ pub(crate) fn audit_stream(
     poem::Body::from_bytes_stream(pages)
 }
 
+/// The header of a skipped-rows report.
+pub const SKIPPED_ROWS_HEADER: [&str; 4] = ["line", "email", "field", "reason"];
+
+/// Writes the skipped rows among `rows` as `line,email,field,reason`
+/// (several problems of a row joined with `; `), formula-like cells defused.
+/// The same report for the API's download and the command line's file.
+///
+/// # Errors
+/// When the writer fails.
+pub fn write_skipped_rows<W: std::io::Write>(
+    writer: &mut csv::Writer<W>,
+    rows: &[secureai_domain::imports::models::RowReport],
+) -> csv::Result<()> {
+    use secureai_domain::imports::models::RowOutcome;
+    for row in rows {
+        if let RowOutcome::Skipped(problems) = &row.outcome {
+            let fields: Vec<&str> = problems.iter().map(|p| p.field).collect();
+            let reasons: Vec<&str> = problems.iter().map(|p| p.reason.as_str()).collect();
+            writer.write_record([
+                row.line.to_string(),
+                safe_cell(&row.email).into_owned(),
+                fields.join("; "),
+                safe_cell(&reasons.join("; ")).into_owned(),
+            ])?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::safe_cell;

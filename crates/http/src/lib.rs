@@ -13,7 +13,7 @@ mod limits;
 mod pages;
 
 /// Defuses a cell a spreadsheet would run as a formula (for CSV reports).
-pub use csv_export::safe_cell;
+pub use csv_export::{SKIPPED_ROWS_HEADER, safe_cell, write_skipped_rows};
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -183,10 +183,7 @@ impl ImportRepository for SqlStore {
                 new.seat_limit.filter(|l| used >= u64::from(*l)).map(BatchInsertSkip::NoSeat)
             };
             if let Some(skip) = skip {
-                outcomes.push(match skip {
-                    BatchInsertSkip::Taken(status) => BatchInsert::Taken(status),
-                    BatchInsertSkip::NoSeat(limit) => BatchInsert::NoSeat { limit },
-                });
+                outcomes.push(skip.into());
                 reports.push(RowReport::for_batch_skip(candidate.line, &candidate.written, skip));
             } else {
                 used += 1;

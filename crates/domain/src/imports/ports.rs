@@ -25,6 +25,16 @@ pub enum BatchInsert {
     },
 }
 
+impl From<crate::imports::models::BatchInsertSkip> for BatchInsert {
+    fn from(skip: crate::imports::models::BatchInsertSkip) -> Self {
+        use crate::imports::models::BatchInsertSkip;
+        match skip {
+            BatchInsertSkip::Taken(status) => Self::Taken(status),
+            BatchInsertSkip::NoSeat(limit) => Self::NoSeat { limit },
+        }
+    }
+}
+
 /// A row to create: where it came from, and the user to insert.
 #[derive(Debug, Clone)]
 pub struct ImportCandidate {

@@ -16,7 +16,7 @@ use secureai_domain::imports::service::{ImportError, ImportRequest};
 use super::ApiTags;
 use crate::AppState;
 use crate::auth::{SessionAuth, request_context};
-use crate::csv_export::safe_cell;
+use crate::csv_export::{SKIPPED_ROWS_HEADER, write_skipped_rows};
 use crate::errors::ApiError;
 
 /// Preview (write nothing) or commit (create the valid rows).
@@ -325,26 +325,13 @@ impl ImportsApi {
             .ok_or_else(|| ApiError::not_found("import_not_found", "no import has this id"))?;
         let mut writer = csv::Writer::from_writer(Vec::new());
         let csv_error = |e: csv::Error| ApiError::internal(&e);
-        writer.write_record(["line", "email", "field", "reason"]).map_err(csv_error)?;
+        writer.write_record(SKIPPED_ROWS_HEADER).map_err(csv_error)?;
         let mut after = 0;
         loop {
             let rows = self.0.service.import_report_rows(&admin, id, after, 1000, true).await?;
             let Some(last) = rows.last() else { break };
             after = last.line;
-            for row in &rows {
-                if let RowOutcome::Skipped(problems) = &row.outcome {
-                    let fields: Vec<&str> = problems.iter().map(|p| p.field).collect();
-                    let reasons: Vec<&str> = problems.iter().map(|p| p.reason.as_str()).collect();
-                    writer
-                        .write_record([
-                            row.line.to_string(),
-                            safe_cell(&row.email).into_owned(),
-                            fields.join("; "),
-                            safe_cell(&reasons.join("; ")).into_owned(),
-                        ])
-                        .map_err(csv_error)?;
-                }
-            }
+            write_skipped_rows(&mut writer, &rows).map_err(csv_error)?;
         }
         let bytes = writer.into_inner().map_err(|e| ApiError::internal(e.error()))?;
         // A header value must be ASCII: anything else becomes `_`.
