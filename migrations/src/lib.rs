@@ -9,11 +9,12 @@ pub use sea_orm_migration::prelude::*;
 mod m20261128_000001_initial;
 mod m20261128_000002_outbox_user;
 mod m20261128_000003_imports;
+mod m20261128_000004_sso;
 
 /// How many of [`Migrator::migrations`] made up each release, oldest first:
 /// an upgrade test migrates a database to a release's schema, fills it as
 /// that release did, then applies the rest.
-pub const RELEASES: &[(&str, u32)] = &[("0.1", 1), ("0.2", 3)];
+pub const RELEASES: &[(&str, u32)] = &[("0.1", 1), ("0.2", 4)];
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_initial::Migration),
             Box::new(m20261128_000002_outbox_user::Migration),
             Box::new(m20261128_000003_imports::Migration),
+            Box::new(m20261128_000004_sso::Migration),
         ]
     }
 }

@@ -29,6 +29,7 @@ pub mod service;
 pub mod sessions;
 pub mod settings;
 pub mod setup;
+pub mod sso;
 pub mod testing;
 pub mod users;
 

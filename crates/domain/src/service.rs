@@ -18,6 +18,8 @@ use crate::sessions::ports::SessionRepository;
 use crate::sessions::throttle::{ThrottlePolicy, ThrottleRepository};
 use crate::settings::ports::SettingsRepository;
 use crate::setup::ports::SetupRepository;
+use crate::sso::ports::{IdentityProvider, NoIdentityProvider, SsoRepository};
+use crate::sso::settings::SsoSettings;
 use crate::users::ports::UserRepository;
 
 /// The driven ports the use cases need.
@@ -51,6 +53,10 @@ pub struct Ports {
     pub outbox: Arc<dyn OutboxRepository>,
     /// Mail delivery, for test messages sent now.
     pub mail: Arc<dyn MailTransport>,
+    /// Sign-ins in flight, identity links, seen assertions.
+    pub sso: Arc<dyn SsoRepository>,
+    /// The SSO protocol adapter.
+    pub identity: Arc<dyn IdentityProvider>,
 }
 
 /// Every storage port at once: what a single store adapter implements.
@@ -65,6 +71,7 @@ pub trait Store:
     + ThrottleRepository
     + OutboxRepository
     + ImportRepository
+    + SsoRepository
     + 'static
 {
 }
@@ -80,6 +87,7 @@ impl<S> Store for S where
         + ThrottleRepository
         + OutboxRepository
         + ImportRepository
+        + SsoRepository
         + 'static
 {
 }
@@ -96,6 +104,8 @@ impl Ports {
     ) -> Self {
         Self {
             outbox: store.clone(),
+            sso: store.clone(),
+            identity: Arc::new(NoIdentityProvider),
             imports: store.clone(),
             mail,
             users: store.clone(),
@@ -110,6 +120,16 @@ impl Ports {
             tokens,
             passwords,
         }
+    }
+}
+
+impl Ports {
+    /// These ports with this SSO protocol adapter (the default has none and
+    /// refuses every SSO setting).
+    #[must_use]
+    pub fn with_identity_provider(mut self, identity: Arc<dyn IdentityProvider>) -> Self {
+        self.identity = identity;
+        self
     }
 }
 
@@ -135,6 +155,8 @@ pub struct Policy {
     pub throttle: ThrottlePolicy,
     /// Email settings in force until an admin saves others.
     pub email: EmailSettings,
+    /// SSO settings in force until an admin saves others.
+    pub sso: SsoSettings,
 }
 
 impl Default for Policy {
@@ -149,6 +171,7 @@ impl Default for Policy {
             max_page_size: 200,
             throttle: ThrottlePolicy::default(),
             email: EmailSettings::embedded_default(),
+            sso: SsoSettings::disabled(),
         }
     }
 }

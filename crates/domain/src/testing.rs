@@ -38,6 +38,10 @@ use crate::sessions::ports::SessionRepository;
 use crate::sessions::throttle::{FailureCount, ThrottleRepository};
 use crate::settings::ports::{SettingsRepository, StoredSeatLimit};
 use crate::setup::ports::{CompleteSetupStoreError, SetupCompletion, SetupRepository};
+use crate::sso::models::{PendingLogin, SsoFailure, SsoIdentity, SsoResponse, SsoStart};
+use crate::sso::ports::{IdentityProvider, SsoRepository, SsoSignIn, SsoSignInStoreError};
+use crate::sso::settings::SsoSettings;
+use crate::users::errors::FieldError;
 use crate::users::models::{EmailAddress, User, UserId, UserState, UserStatus};
 use crate::users::ports::UserTotal;
 use crate::users::ports::{
@@ -160,6 +164,14 @@ pub struct MemoryState {
     pub resets: Vec<PasswordReset>,
     /// Sign-in failure counts by key.
     pub failures: HashMap<String, FailureCount>,
+    /// Saved SSO settings.
+    pub sso_settings: Option<SsoSettings>,
+    /// SSO sign-ins in flight.
+    pub pending_logins: Vec<PendingLogin>,
+    /// Identity links: (issuer, subject) → user.
+    pub sso_links: HashMap<(String, String), UserId>,
+    /// Seen assertion ids: (issuer, id) → until when they are kept.
+    pub assertions: HashMap<(String, String), DateTime<Utc>>,
 }
 
 impl MemoryState {
@@ -617,6 +629,21 @@ impl SettingsRepository for InMemoryStore {
         Ok(())
     }
 
+    async fn sso_settings(&self) -> Result<Option<SsoSettings>, StoreError> {
+        Ok(self.state().sso_settings.clone())
+    }
+
+    async fn set_sso_settings(
+        &self,
+        settings: &SsoSettings,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        state.sso_settings = Some(settings.clone());
+        state.audit.push(audit);
+        Ok(())
+    }
+
     async fn email_settings(&self) -> Result<Option<EmailSettings>, StoreError> {
         Ok(self.state().email_settings.clone())
     }
@@ -995,6 +1022,158 @@ impl MailTransport for RecordingTransport {
     }
 }
 
+#[async_trait]
+impl SsoRepository for InMemoryStore {
+    async fn save_login(&self, login: PendingLogin) -> Result<(), StoreError> {
+        self.state().pending_logins.push(login);
+        Ok(())
+    }
+
+    async fn take_login(
+        &self,
+        key: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PendingLogin>, StoreError> {
+        let mut state = self.state();
+        let found = state.pending_logins.iter().position(|p| &p.key == key);
+        let taken = found.map(|i| state.pending_logins.remove(i));
+        state.pending_logins.retain(|p| p.expires_at > now);
+        Ok(taken)
+    }
+
+    async fn find_linked(&self, issuer: &str, subject: &str) -> Result<Option<User>, StoreError> {
+        let state = self.state();
+        let id = state.sso_links.get(&(issuer.to_owned(), subject.to_owned()));
+        Ok(id.and_then(|id| state.users.get(id).cloned()))
+    }
+
+    async fn linked_subject(
+        &self,
+        user: UserId,
+        issuer: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let state = self.state();
+        Ok(state
+            .sso_links
+            .iter()
+            .find(|((i, _), u)| i == issuer && **u == user)
+            .map(|((_, subject), _)| subject.clone()))
+    }
+
+    async fn remember_assertion(
+        &self,
+        issuer: &str,
+        id: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        state.assertions.retain(|_, until| *until > now);
+        let key = (issuer.to_owned(), id.to_owned());
+        if state.assertions.contains_key(&key) {
+            return Ok(false);
+        }
+        state.assertions.insert(key, expires_at);
+        Ok(true)
+    }
+
+    async fn record_sso_sign_in(&self, sign_in: SsoSignIn) -> Result<(), SsoSignInStoreError> {
+        let mut state = self.state();
+        let id = sign_in.user.id;
+        match sign_in.create {
+            Some(limit) => {
+                if state.email_taken(&sign_in.user.email) {
+                    return Err(SsoSignInStoreError::Conflict);
+                }
+                if let Some(limit) = limit
+                    && state.seats_used() >= limit as usize
+                {
+                    return Err(SsoSignInStoreError::SeatLimitReached { limit });
+                }
+            }
+            None => {
+                let current = state.users.get(&id).ok_or(SsoSignInStoreError::Stale)?;
+                let expected =
+                    if sign_in.activate { UserStatus::Invited } else { UserStatus::Active };
+                if current.status() != expected {
+                    return Err(SsoSignInStoreError::Stale);
+                }
+            }
+        }
+        if let Some((issuer, subject)) = &sign_in.link {
+            let key = (issuer.clone(), subject.clone());
+            if state.sso_links.contains_key(&key) {
+                return Err(SsoSignInStoreError::Conflict);
+            }
+            state.sso_links.insert(key, id);
+        }
+        if sign_in.activate {
+            for invitation in state.invitations.iter_mut().filter(|i| i.user_id == id) {
+                if invitation.state == InvitationState::Pending {
+                    invitation.state = InvitationState::Revoked { at: sign_in.session.created_at };
+                }
+            }
+        }
+        state.users.insert(id, sign_in.user);
+        state.sessions.push(sign_in.session);
+        state.audit.extend(sign_in.audit);
+        Ok(())
+    }
+}
+
+/// An identity provider for tests of the rules: answers every sign-in with
+/// the identity (or refusal) the test set, and accepts every setting.
+#[derive(Default)]
+pub struct FakeIdentityProvider {
+    answer: Mutex<Option<Result<SsoIdentity, SsoFailure>>>,
+    pending_seen: Mutex<Vec<Option<PendingLogin>>>,
+}
+
+impl FakeIdentityProvider {
+    /// The next sign-in's answer.
+    pub fn answer(&self, answer: Result<SsoIdentity, SsoFailure>) {
+        *self.answer.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(answer);
+    }
+
+    /// The sign-in in flight each `complete` was given, in order.
+    pub fn pending_seen(&self) -> Vec<Option<PendingLogin>> {
+        self.pending_seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
+#[async_trait]
+impl IdentityProvider for FakeIdentityProvider {
+    async fn check(&self, settings: SsoSettings) -> Result<SsoSettings, FieldError> {
+        Ok(settings)
+    }
+
+    async fn begin(&self, _settings: &SsoSettings) -> Result<SsoStart, SsoFailure> {
+        Ok(SsoStart {
+            redirect_url: "https://idp.example.com/authorize".into(),
+            data: "state".into(),
+        })
+    }
+
+    async fn complete(
+        &self,
+        _settings: &SsoSettings,
+        pending: Option<PendingLogin>,
+        _response: &SsoResponse,
+        _now: DateTime<Utc>,
+    ) -> Result<SsoIdentity, SsoFailure> {
+        self.pending_seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(pending);
+        self.answer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .unwrap_or_else(|| Err(SsoFailure::new("no_answer", "the test set no answer")))
+    }
+
+    fn service_provider_metadata(&self, _settings: &SsoSettings) -> Result<String, SsoFailure> {
+        Ok("<EntityDescriptor/>".into())
+    }
+}
+
 /// A complete in-memory setup: the use cases, and handles on the store and
 /// clock to arrange and inspect.
 pub struct TestKit {
@@ -1006,6 +1185,8 @@ pub struct TestKit {
     pub clock: Arc<FakeClock>,
     /// The transport test messages go through.
     pub transport: Arc<RecordingTransport>,
+    /// The identity provider SSO sign-ins go through.
+    pub identity: Arc<FakeIdentityProvider>,
 }
 
 impl TestKit {
@@ -1014,14 +1195,16 @@ impl TestKit {
         let store = Arc::new(InMemoryStore::new());
         let clock = Arc::new(FakeClock::new());
         let transport = Arc::new(RecordingTransport::default());
+        let identity = Arc::new(FakeIdentityProvider::default());
         let ports = Ports::from_store(
             store.clone(),
             clock.clone(),
             Arc::new(SequentialTokens::default()),
             Arc::new(FakeHasher),
             transport.clone(),
-        );
-        Self { service: UserManagement::new(ports, policy), store, clock, transport }
+        )
+        .with_identity_provider(identity.clone());
+        Self { service: UserManagement::new(ports, policy), store, clock, transport, identity }
     }
 
     /// Use cases over a fresh in-memory store with the default policy.

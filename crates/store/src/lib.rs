@@ -21,6 +21,7 @@ mod passwords;
 mod sessions;
 mod settings;
 mod setup;
+mod sso;
 pub mod test_databases;
 mod throttle;
 mod users;

@@ -6,6 +6,9 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{EntityTrait, TransactionTrait};
 use secureai_domain::mail::settings::{EmailSettings, SmtpPassword, SmtpSecurity, SmtpServer};
 use secureai_domain::settings::ports::{SettingsRepository, StoredSeatLimit};
+use secureai_domain::sso::settings::{
+    ClientSecret, OidcSettings, SamlSettings, SsoMode, SsoSettings,
+};
 use secureai_domain::{AuditEvent, DisplayName, EmailAddress, StoreError};
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +20,100 @@ use crate::entities::settings;
 const SEAT_LIMIT: &str = "seat_limit";
 const UNLIMITED: &str = "unlimited";
 const EMAIL: &str = "email";
+const SSO: &str = "sso";
+
+/// SSO settings as stored (JSON). The client secret has to be stored to be
+/// used; it never leaves through the API, the audit log or logs.
+#[derive(Serialize, Deserialize)]
+struct StoredSso {
+    mode: String,
+    jit_provisioning: bool,
+    clock_skew_secs: u32,
+    oidc: Option<StoredOidc>,
+    saml: Option<StoredSaml>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredOidc {
+    issuer_url: String,
+    client_id: String,
+    client_secret: Option<String>,
+    scopes: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredSaml {
+    idp_metadata_url: Option<String>,
+    idp_metadata_xml: String,
+    sp_entity_id: String,
+    email_attribute: Option<String>,
+    allow_idp_initiated: bool,
+}
+
+fn sso_to_json(settings: &SsoSettings) -> String {
+    let (oidc, saml) = match &settings.mode {
+        SsoMode::None => (None, None),
+        SsoMode::Oidc(o) => (
+            Some(StoredOidc {
+                issuer_url: o.issuer_url.clone(),
+                client_id: o.client_id.clone(),
+                client_secret: o.client_secret.as_ref().map(|s| s.expose().to_owned()),
+                scopes: o.scopes.clone(),
+            }),
+            None,
+        ),
+        SsoMode::Saml(s) => (
+            None,
+            Some(StoredSaml {
+                idp_metadata_url: s.idp_metadata_url.clone(),
+                idp_metadata_xml: s.idp_metadata_xml.clone(),
+                sp_entity_id: s.sp_entity_id.clone(),
+                email_attribute: s.email_attribute.clone(),
+                allow_idp_initiated: s.allow_idp_initiated,
+            }),
+        ),
+    };
+    let stored = StoredSso {
+        mode: settings.mode.as_str().to_owned(),
+        jit_provisioning: settings.jit_provisioning,
+        clock_skew_secs: settings.clock_skew_secs,
+        oidc,
+        saml,
+    };
+    // Strings, booleans and integers only: serialising cannot fail.
+    serde_json::to_string(&stored).unwrap_or_default()
+}
+
+fn sso_from_json(raw: &str) -> Result<SsoSettings, StoreError> {
+    let invalid = |what: &str| StoreError::msg(format!("stored SSO settings: {what} is invalid"));
+    let stored: StoredSso = serde_json::from_str(raw)
+        .map_err(|e| StoreError::new("stored SSO settings are unreadable", e))?;
+    let mode = match (stored.mode.as_str(), stored.oidc, stored.saml) {
+        ("none", _, _) => SsoMode::None,
+        ("oidc", Some(o), _) => SsoMode::Oidc(OidcSettings {
+            issuer_url: o.issuer_url,
+            client_id: o.client_id,
+            client_secret: o
+                .client_secret
+                .map(|s| ClientSecret::parse(&s).map_err(|_| invalid("client_secret")))
+                .transpose()?,
+            scopes: o.scopes,
+        }),
+        ("saml", _, Some(s)) => SsoMode::Saml(SamlSettings {
+            idp_metadata_url: s.idp_metadata_url,
+            idp_metadata_xml: s.idp_metadata_xml,
+            sp_entity_id: s.sp_entity_id,
+            email_attribute: s.email_attribute,
+            allow_idp_initiated: s.allow_idp_initiated,
+        }),
+        _ => return Err(invalid("mode")),
+    };
+    Ok(SsoSettings {
+        mode,
+        jit_provisioning: stored.jit_provisioning,
+        clock_skew_secs: stored.clock_skew_secs,
+    })
+}
 
 /// Email settings as stored (JSON). The SMTP password has to be stored to
 /// be used; it is kept only here and never leaves through the API or logs.
@@ -119,6 +216,23 @@ impl SettingsRepository for SqlStore {
         audit: AuditEvent,
     ) -> Result<(), StoreError> {
         self.put(EMAIL, email_to_json(settings), audit).await
+    }
+
+    async fn sso_settings(&self) -> Result<Option<SsoSettings>, StoreError> {
+        settings::Entity::find_by_id(SSO.to_owned())
+            .one(&self.db)
+            .await
+            .map_err(db("reading the SSO settings"))?
+            .map(|row| sso_from_json(&row.value))
+            .transpose()
+    }
+
+    async fn set_sso_settings(
+        &self,
+        settings: &SsoSettings,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError> {
+        self.put(SSO, sso_to_json(settings), audit).await
     }
 }
 

@@ -91,6 +91,11 @@ pub enum AuditAction {
     MailRetried,
     /// Users were imported from a file (one event per import).
     UsersImported,
+    /// The SSO settings changed (never the client secret itself).
+    SsoSettingsChanged,
+    /// A user was created at their first SSO sign-in (just-in-time
+    /// provisioning).
+    UserProvisioned,
 }
 
 const ACTION_NAMES: &[(AuditAction, &str)] = &[
@@ -116,6 +121,8 @@ const ACTION_NAMES: &[(AuditAction, &str)] = &[
     (AuditAction::EmailTested, "settings.email_tested"),
     (AuditAction::MailRetried, "mail.retried"),
     (AuditAction::UsersImported, "users.imported"),
+    (AuditAction::SsoSettingsChanged, "settings.sso_changed"),
+    (AuditAction::UserProvisioned, "user.provisioned"),
 ];
 
 impl AuditAction {

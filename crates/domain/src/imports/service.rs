@@ -265,9 +265,10 @@ impl UserManagement {
                     self.ports.imports.record_rows(record.id, reports, counts).await?;
                 }
                 ImportMode::Commit => {
+                    let sign_in = self.default_sign_in().await?;
                     let candidates: Vec<ImportCandidate> = accepted
                         .into_iter()
-                        .map(|c| self.candidate(&importer, c, limit, record.id, context))
+                        .map(|c| self.candidate(&importer, c, sign_in, limit, record.id, context))
                         .collect();
                     reports.sort_by_key(|r| r.line);
                     let pre_skipped = reports.len() as u64;
@@ -314,6 +315,7 @@ impl UserManagement {
         &self,
         importer: &Importer<'_>,
         row: ValidRow,
+        sign_in: SignInMethod,
         seat_limit: Option<u32>,
         import: Uuid,
         context: &RequestContext,
@@ -325,7 +327,7 @@ impl UserManagement {
             name: row.name,
             role: row.role,
             state: UserState::Invited,
-            sign_in: SignInMethod::Password,
+            sign_in,
             department: row.department,
             created_at: now,
             last_login_at: None,

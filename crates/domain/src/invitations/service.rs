@@ -10,7 +10,7 @@ use crate::invitations::ports::{AcceptStoreError, Acceptance, Reissue, ReissueEr
 use crate::secrets::{Password, PlainToken};
 use crate::service::UserManagement;
 use crate::sessions::models::Admin;
-use crate::users::models::{User, UserId, UserState, UserStatus};
+use crate::users::models::{SignInMethod, User, UserId, UserState, UserStatus};
 
 /// What an invitation link means right now, for the accept page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +42,8 @@ impl UserManagement {
             None => InvitationLookup::Invalid,
             Some((invitation, user)) => match invitation.status_at(now) {
                 status @ InvitationStatus::Pending { .. }
-                    if user.status() == UserStatus::Invited =>
+                    if user.status() == UserStatus::Invited
+                        && user.sign_in == SignInMethod::Password =>
                 {
                     InvitationLookup::Pending { user, status }
                 }
@@ -79,7 +80,8 @@ impl UserManagement {
                 return Err(AcceptInvitationError::Invalid);
             }
         }
-        if user.status() != UserStatus::Invited {
+        // SSO users' invitations were never sent as links and set no password.
+        if user.status() != UserStatus::Invited || user.sign_in != SignInMethod::Password {
             return Err(AcceptInvitationError::Invalid);
         }
         let password = Password::new(password)?;

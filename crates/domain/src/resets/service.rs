@@ -217,6 +217,7 @@ mod tests {
             name: "Sso".into(),
             role: "user".into(),
             department: None,
+            sign_in: None,
         };
         let invited = kit.service.invite_user(&admin, &request, &ctx).await.unwrap();
         (admin, invited.user.id)

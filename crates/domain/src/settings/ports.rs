@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use crate::audit::models::AuditEvent;
 use crate::errors::StoreError;
 use crate::mail::settings::EmailSettings;
+use crate::sso::settings::SsoSettings;
 
 /// A seat limit as stored: `Some(None)` means "set to unlimited"; a port
 /// answering `None` means "never set" (the configured default applies).
@@ -40,6 +41,22 @@ pub trait SettingsRepository: Send + Sync {
     async fn set_email_settings(
         &self,
         settings: &EmailSettings,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError>;
+
+    /// The SSO settings an admin saved, if any.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn sso_settings(&self) -> Result<Option<SsoSettings>, StoreError>;
+
+    /// Stores the SSO settings with their audit event.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn set_sso_settings(
+        &self,
+        settings: &SsoSettings,
         audit: AuditEvent,
     ) -> Result<(), StoreError>;
 }

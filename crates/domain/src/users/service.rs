@@ -23,6 +23,10 @@ pub struct InviteRequest {
     pub role: String,
     /// Optional department.
     pub department: Option<String>,
+    /// `password` or `sso`; `None` = SSO when an identity provider is
+    /// configured, else password. A password account under SSO is the
+    /// break-glass admin's way in when the identity provider is down.
+    pub sign_in: Option<String>,
 }
 
 /// A validated invitation request.
@@ -36,6 +40,8 @@ pub struct ValidInvite {
     pub role: Role,
     /// Department.
     pub department: Option<Department>,
+    /// The sign-in method asked for, if any.
+    pub sign_in: Option<SignInMethod>,
 }
 
 impl InviteRequest {
@@ -53,6 +59,13 @@ impl InviteRequest {
                     Department::parse(raw).map_err(|e| FieldError::new("department", e))?
                 }
                 None => None,
+            },
+            sign_in: match self.sign_in.as_deref().map(|m| m.trim().to_ascii_lowercase()) {
+                None => None,
+                Some(m) if m.is_empty() => None,
+                Some(m) if m == "password" => Some(SignInMethod::Password),
+                Some(m) if m == "sso" => Some(SignInMethod::Sso),
+                Some(_) => return Err(FieldError::new("sign_in", "must be password or sso")),
             },
         })
     }
@@ -106,10 +119,15 @@ impl UserManagement {
             user_id: Some(user.id),
             to: user.email.clone(),
             to_name: user.name.clone(),
-            message: MailMessage::Invitation {
-                token: token.clone(),
-                expires_at: invitation.expires_at,
-                invited_by,
+            // SSO users get no link: they sign in through the identity
+            // provider, and their invitation cannot set a password.
+            message: match user.sign_in {
+                SignInMethod::Password => MailMessage::Invitation {
+                    token: token.clone(),
+                    expires_at: invitation.expires_at,
+                    invited_by,
+                },
+                SignInMethod::Sso => MailMessage::AccessReady { invited_by },
             },
             created_at: now,
         };
@@ -147,6 +165,7 @@ impl UserManagement {
             name: name.to_owned(),
             role: Role::Admin.as_str().to_owned(),
             department: None,
+            sign_in: None,
         };
         self.create_invited(Actor::Operator, None, request.validate()?, context).await
     }
@@ -158,6 +177,7 @@ impl UserManagement {
         valid: ValidInvite,
         context: &RequestContext,
     ) -> Result<Invited, InviteUserError> {
+        let sign_in = self.invitation_method(valid.sign_in).await?;
         let now = self.ports.clock.now();
         let user = User {
             id: UserId::random(),
@@ -165,7 +185,7 @@ impl UserManagement {
             name: valid.name,
             role: valid.role,
             state: UserState::Invited,
-            sign_in: SignInMethod::Password,
+            sign_in,
             department: valid.department,
             created_at: now,
             last_login_at: None,
@@ -174,7 +194,8 @@ impl UserManagement {
         let audit = AuditEvent::new(now, actor, AuditAction::UserInvited, context)
             .target(&user)
             .change(Change::new("role", None, Some(user.role.as_str())))
-            .change(Change::new("status", None, Some(user.status().as_str())));
+            .change(Change::new("status", None, Some(user.status().as_str())))
+            .change(Change::detail("sign_in", user.sign_in.as_str()));
         let new = NewInvitedUser {
             user: user.clone(),
             invitation: invitation.clone(),
@@ -190,6 +211,39 @@ impl UserManagement {
             }
             Err(InsertUserError::Unexpected(e)) => Err(e.into()),
         }
+    }
+
+    /// How a new user will sign in: as asked, else SSO while an identity
+    /// provider is configured, else password (rule 6).
+    ///
+    /// # Errors
+    /// [`FieldError`] on `sign_in` when SSO is asked for but not configured.
+    pub(crate) async fn invitation_method(
+        &self,
+        asked: Option<SignInMethod>,
+    ) -> Result<SignInMethod, InviteUserError> {
+        let default = self.default_sign_in().await?;
+        match asked {
+            Some(SignInMethod::Sso) if default != SignInMethod::Sso => Err(FieldError::new(
+                "sign_in",
+                "SSO is not configured on this instance; configure it under Settings > SSO first",
+            )
+            .into()),
+            Some(method) => Ok(method),
+            None => Ok(default),
+        }
+    }
+
+    /// SSO while an identity provider is configured, else password.
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] on failure.
+    pub(crate) async fn default_sign_in(&self) -> Result<SignInMethod, crate::StoreError> {
+        Ok(if self.sso_settings_in_force().await?.0.enabled() {
+            SignInMethod::Sso
+        } else {
+            SignInMethod::Password
+        })
     }
 
     /// One user with their activity summary: invitation state and live
@@ -239,6 +293,7 @@ mod tests {
             name: "Ada".into(),
             role: "Admin".into(),
             department: Some("  ".into()),
+            sign_in: None,
         };
         let valid = ok.validate().unwrap();
         assert_eq!(valid.role, Role::Admin);

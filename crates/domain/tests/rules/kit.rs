@@ -28,6 +28,7 @@ pub fn invite(email: &str, role: &str) -> InviteRequest {
         name: format!("Name of {email}"),
         role: role.into(),
         department: None,
+        sign_in: None,
     }
 }
 

@@ -23,4 +23,5 @@ mod outbox;
 mod sessions;
 mod setup;
 mod sign_in;
+mod sso;
 mod users;

@@ -85,6 +85,7 @@ impl UsersApi {
             name: body.0.name,
             role: body.0.role,
             department: body.0.department,
+            sign_in: None,
         };
         let invited = self.0.service.invite_user(&admin, &request, &request_context(req)).await?;
         let location = format!("/api/v1/users/{}", invited.user.id);

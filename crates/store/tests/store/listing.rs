@@ -55,6 +55,7 @@ async fn pages_through_the_matching_users(
             name: format!("{first} {last}"),
             role: if i % 7 == 0 { "admin".into() } else { "user".into() },
             department: Some(DEPARTMENTS[i as usize % 3].into()),
+            sign_in: None,
         };
         let invited = service.invite_user(&admin, &request, &ctx).await.unwrap();
         if i % 5 == 0 {

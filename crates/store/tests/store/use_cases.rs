@@ -60,6 +60,7 @@ pub fn invite(email: &str) -> InviteRequest {
         name: format!("Name of {email}"),
         role: "user".to_owned(),
         department: Some("Research".to_owned()),
+        sign_in: None,
     }
 }
 
