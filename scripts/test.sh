@@ -44,6 +44,15 @@ python3 -c 'import aiosmtpd, trustme' 2>/dev/null \
   || python3 -m pip install --quiet --disable-pip-version-check aiosmtpd trustme
 python3 -c 'import aiosmtpd, trustme; print("ok: aiosmtpd", aiosmtpd.__version__)'
 
+step "test peers: real identity providers (npm oidc-provider, saml-idp)"
+command -v node >/dev/null || { echo "node is required for the SSO test peers" >&2; exit 1; }
+# Reinstall only when the lock file changed since the last install.
+if ! cmp -s tests/peers/package-lock.json tests/peers/node_modules/.secureai-installed-lock; then
+  npm ci --prefix tests/peers --no-audit --no-fund --loglevel=error
+  cp tests/peers/package-lock.json tests/peers/node_modules/.secureai-installed-lock
+fi
+node -e 'const p=require("./tests/peers/node_modules/oidc-provider/package.json"); console.log("ok: oidc-provider", p.version)'
+
 step "format (cargo fmt --check)"
 cargo fmt --all -- --check
 
@@ -111,6 +120,8 @@ for db in sqlite postgres mysql; do
 done
 [ -n "$SECUREAI_TEST_POSTGRES_URL" ] || echo "  (PostgreSQL left out: SECUREAI_TEST_POSTGRES_URL is empty)"
 [ -n "$SECUREAI_TEST_MYSQL_URL" ] || echo "  (MariaDB left out: SECUREAI_TEST_MYSQL_URL is empty)"
+sso=$(grep -cE "^test sso::[a-z0-9_]+ \.\.\. ok$" "$log" || true)
+echo "SSO tests against the real OpenID Provider (npm oidc-provider), all databases: $sso passed"
 cat <<'TXT'
 
 The HTTP suite starts the real server on a random port; the end-to-end

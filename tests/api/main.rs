@@ -13,4 +13,5 @@ mod lifecycle;
 mod mail;
 mod pages;
 mod passwords;
+mod sso;
 mod users;

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 
+pub mod oidc;
 pub mod smtp;
 
 /// The first admin every `TestApp::with_admin` creates.

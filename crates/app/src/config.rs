@@ -154,6 +154,61 @@ pub struct Config {
     pub password_hashing: PasswordHashingConfig,
     /// Limits of imports through the API (the command line has none).
     pub import: ImportConfig,
+    /// Single sign-on.
+    pub sso: SsoConfig,
+}
+
+/// Single sign-on from the configuration: in force until an admin saves
+/// other settings in Settings > SSO.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SsoConfig {
+    /// `none`, `oidc` or `saml`.
+    pub mode: String,
+    /// OIDC: the issuer URL (discovery).
+    pub issuer_url: Option<String>,
+    /// OIDC: our client id.
+    pub client_id: Option<String>,
+    /// OIDC: our client secret.
+    pub client_secret: Option<String>,
+    /// OIDC: scopes besides `openid`.
+    pub scopes: Vec<String>,
+    /// Create accounts at first sign-in for verified emails (role user).
+    pub jit_provisioning: bool,
+    /// Clock difference tolerated with the provider, in seconds.
+    pub clock_skew_secs: u32,
+    /// Timeout of each request to the provider, in seconds.
+    pub timeout_secs: u64,
+}
+
+impl Default for SsoConfig {
+    fn default() -> Self {
+        Self {
+            mode: "none".to_owned(),
+            issuer_url: None,
+            client_id: None,
+            client_secret: None,
+            scopes: vec!["email".to_owned(), "profile".to_owned()],
+            jit_provisioning: false,
+            clock_skew_secs: 60,
+            timeout_secs: 10,
+        }
+    }
+}
+
+impl std::fmt::Debug for SsoConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SsoConfig")
+            .field("mode", &self.mode)
+            .field("issuer_url", &self.issuer_url)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "[REDACTED]"))
+            .field("scopes", &self.scopes)
+            .field("jit_provisioning", &self.jit_provisioning)
+            .field("clock_skew_secs", &self.clock_skew_secs)
+            .field("timeout_secs", &self.timeout_secs)
+            .finish()
+    }
 }
 
 /// Limits of one import through the API.
@@ -188,6 +243,7 @@ impl Default for Config {
             mail: MailConfig::default(),
             password_hashing: PasswordHashingConfig::default(),
             import: ImportConfig::default(),
+            sso: SsoConfig::default(),
         }
     }
 }

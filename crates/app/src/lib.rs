@@ -14,9 +14,11 @@ use poem::listener::{Acceptor, Listener, TcpListener};
 use secureai_domain::mail::service::{DeliveryPolicy, OutboxDelivery};
 use secureai_domain::mail::settings::{EmailSettings, SmtpPassword, SmtpSecurity, SmtpServer};
 use secureai_domain::service::{Policy, Ports, UserManagement};
+use secureai_domain::sso::settings::{ClientSecret, OidcSettings, SsoMode, SsoSettings};
 use secureai_domain::{Clock, DisplayName, EmailAddress, PlainToken, RequestContext};
 use secureai_http::{AppState, Readiness};
 use secureai_mail::{Mailer, MailerOptions, Templates};
+use secureai_sso::{SsoAdapter, SsoOptions};
 use secureai_store::{SqlStore, StoreOptions};
 use secureai_system::{Argon2Cost, Argon2Hasher, OsTokens, SystemClock};
 use tokio::sync::watch;
@@ -105,6 +107,47 @@ pub fn mailer(config: &Config, public_url: &str) -> anyhow::Result<Mailer> {
     Ok(Mailer::new(options, templates)?)
 }
 
+/// The SSO settings the configuration gives (in force until an admin saves
+/// others). SAML is configured through Settings > SSO.
+///
+/// # Errors
+/// When the mode is unknown or a required key is missing or invalid.
+pub fn configured_sso(config: &Config) -> anyhow::Result<SsoSettings> {
+    let sso = &config.sso;
+    let mode = match sso.mode.trim().to_ascii_lowercase().as_str() {
+        "none" | "" => SsoMode::None,
+        "oidc" => {
+            let need = |value: &Option<String>, key: &str| {
+                value
+                    .clone()
+                    .ok_or_else(|| anyhow::anyhow!("sso.{key} is required when sso.mode is oidc"))
+            };
+            SsoMode::Oidc(OidcSettings {
+                issuer_url: need(&sso.issuer_url, "issuer_url")?,
+                client_id: need(&sso.client_id, "client_id")?,
+                client_secret: sso
+                    .client_secret
+                    .as_deref()
+                    .map(ClientSecret::parse)
+                    .transpose()
+                    .map_err(|e| anyhow::anyhow!("sso.client_secret {}", e.reason))?,
+                scopes: sso.scopes.clone(),
+            })
+        }
+        "saml" => anyhow::bail!(
+            "sso.mode = \"saml\" cannot be set in the configuration file yet; configure SAML in Settings > SSO"
+        ),
+        other => anyhow::bail!("sso.mode must be none or oidc, not `{other}`"),
+    };
+    let settings = SsoSettings {
+        mode,
+        jit_provisioning: sso.jit_provisioning,
+        clock_skew_secs: sso.clock_skew_secs,
+    };
+    settings.validate().map_err(|e| anyhow::anyhow!("sso.{} {}", e.field, e.reason))?;
+    Ok(settings)
+}
+
 /// The domain rules configured.
 pub fn policy(config: &Config) -> Policy {
     Policy {
@@ -136,6 +179,14 @@ pub async fn wire_with_clock(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Wiring> {
     let email = configured_email(config)?;
+    let sso = configured_sso(config)?;
+    let identity = SsoAdapter::new(
+        public_url,
+        SsoOptions {
+            timeout: std::time::Duration::from_secs(config.sso.timeout_secs.max(1)),
+            ..SsoOptions::default()
+        },
+    )?;
     let mailer = Arc::new(mailer(config, public_url)?);
     let store = connect(config).await?;
     store.migrate().await?;
@@ -151,8 +202,9 @@ pub async fn wire_with_clock(
         Arc::new(OsTokens),
         Arc::new(hasher),
         mailer.clone(),
-    );
-    let policy = Policy { email: email.clone(), ..policy(config) };
+    )
+    .with_identity_provider(Arc::new(identity));
+    let policy = Policy { email: email.clone(), sso, ..policy(config) };
     Ok(Wiring { service: Arc::new(UserManagement::new(ports, policy)), store, mailer, email })
 }
 

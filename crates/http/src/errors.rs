@@ -215,6 +215,16 @@ impl From<SettingsError> for ApiError {
     }
 }
 
+impl From<secureai_domain::sso::errors::SsoSettingsError> for ApiError {
+    fn from(error: secureai_domain::sso::errors::SsoSettingsError) -> Self {
+        use secureai_domain::sso::errors::SsoSettingsError;
+        match error {
+            SsoSettingsError::Invalid(field) => Self::invalid_field(&field),
+            SsoSettingsError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
 impl From<ResendInvitationError> for ApiError {
     fn from(error: ResendInvitationError) -> Self {
         match error {

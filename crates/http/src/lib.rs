@@ -86,6 +86,7 @@ pub fn app(state: AppState) -> impl Endpoint {
             api::users::UsersApi(state.clone()),
             api::invitations::InvitationsApi(state.clone()),
             api::settings::SettingsApi(state.clone()),
+            api::sso::SsoApi(state.clone()),
             api::me::MeApi(state.clone()),
             api::passwords::PasswordsApi(state.clone()),
             api::audit::AuditApi(state.clone()),

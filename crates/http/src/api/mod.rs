@@ -8,6 +8,7 @@ pub(crate) mod mail;
 pub(crate) mod me;
 pub(crate) mod passwords;
 pub(crate) mod settings;
+pub(crate) mod sso;
 pub(crate) mod users;
 
 use poem_openapi::Tags;

@@ -26,6 +26,11 @@ pub(crate) struct CreateUser {
     role: String,
     /// Optional department.
     department: Option<String>,
+    /// `password` or `sso`. Default: `sso` while an identity provider is
+    /// configured (no password, an "access is ready" email), else
+    /// `password` (an invitation link to set one). Ask for `password` to
+    /// keep a break-glass admin under SSO.
+    sign_in: Option<String>,
 }
 
 #[derive(ApiResponse)]
@@ -85,7 +90,7 @@ impl UsersApi {
             name: body.0.name,
             role: body.0.role,
             department: body.0.department,
-            sign_in: None,
+            sign_in: body.0.sign_in,
         };
         let invited = self.0.service.invite_user(&admin, &request, &request_context(req)).await?;
         let location = format!("/api/v1/users/{}", invited.user.id);

@@ -4,16 +4,21 @@
 
 mod links;
 mod setup;
+mod sso;
 
 use askama::Template;
 use poem::http::{StatusCode, header};
-use poem::{IntoResponse, Response, Route, get, handler};
+use poem::middleware::CookieJarManager;
+use poem::{EndpointExt, IntoResponse, Response, Route, get, handler};
 
 pub(crate) fn routes() -> Route {
     Route::new()
         .at("/setup", get(setup::show).post(setup::submit))
         .at("/invitations/accept", get(links::show_invitation).post(links::submit_invitation))
         .at("/password-resets/complete", get(links::show_reset).post(links::submit_reset))
+        .at("/auth/oidc/login", get(sso::oidc_login))
+        .at("/auth/oidc/callback", get(sso::oidc_callback.with(CookieJarManager::new())))
+        .at("/auth/saml/metadata", get(sso::saml_metadata))
         .at("/static/app.css", get(stylesheet))
         .at("/", get(home))
 }

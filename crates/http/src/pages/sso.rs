@@ -1,0 +1,145 @@
+//! Sign-in through the company's identity provider: the browser-facing
+//! end points of OpenID Connect (`/auth/oidc/login`, `/auth/oidc/callback`)
+//! and the SAML service provider metadata (`/auth/saml/metadata`). The
+//! handlers translate HTTP to the domain's `begin_sso` / `complete_sso`;
+//! every decision (who, whether, audit) is the domain's.
+
+use poem::http::{StatusCode, header};
+use poem::web::Data;
+use poem::web::cookie::{Cookie, SameSite};
+use poem::{IntoResponse, Request, Response, handler};
+use secureai_domain::PlainToken;
+use secureai_domain::sso::errors::{BeginSsoError, SsoSignInError};
+use secureai_domain::sso::models::{SsoProtocol, SsoResponse};
+use secureai_domain::sso::service::LOGIN_TTL_MINUTES;
+
+use super::{internal, message};
+use crate::AppState;
+use crate::auth::request_context;
+
+/// The cookie that binds an identity provider's answer to the browser that
+/// started the sign-in. `SameSite=Lax`: the provider's redirect back is a
+/// top-level GET, which carries it.
+const SSO_COOKIE: &str = "secureai_sso";
+
+fn sso_cookie(state: &AppState, value: &str, max_age: std::time::Duration) -> Cookie {
+    let mut cookie = Cookie::new_with_str(SSO_COOKIE, value);
+    cookie.set_http_only(true);
+    cookie.set_secure(state.secure_cookies);
+    cookie.set_same_site(SameSite::Lax);
+    cookie.set_path("/auth/");
+    cookie.set_max_age(max_age);
+    cookie
+}
+
+fn not_configured() -> Response {
+    message(
+        StatusCode::NOT_FOUND,
+        "Single sign-on is not set up",
+        "This instance does not sign in through an identity provider. Sign in with your email and \
+         password, or ask your administrator.",
+        None,
+    )
+}
+
+/// `GET /auth/oidc/login`: remembers the sign-in and sends the browser to
+/// the provider.
+#[handler]
+pub(crate) async fn oidc_login(state: Data<&AppState>) -> Response {
+    begin(&state, SsoProtocol::Oidc).await
+}
+
+async fn begin(state: &AppState, protocol: SsoProtocol) -> Response {
+    match state.service.begin_sso(protocol).await {
+        Ok(started) => {
+            let max_age = std::time::Duration::from_secs(60 * LOGIN_TTL_MINUTES as u64);
+            let cookie = sso_cookie(state, started.browser_token.expose(), max_age);
+            StatusCode::SEE_OTHER
+                .with_header(header::LOCATION, started.redirect_url)
+                .with_header(header::SET_COOKIE, cookie.to_string())
+                .with_header(header::CACHE_CONTROL, "no-store")
+                .into_response()
+        }
+        Err(BeginSsoError::NotConfigured) => not_configured(),
+        Err(BeginSsoError::Provider(failure)) => {
+            tracing::warn!(reason = failure.reason, detail = %failure.detail, "SSO sign-in could not start");
+            message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Your identity provider is not available",
+                "SecureAI could not reach your company's identity provider. Please try again in a \
+                 moment; if it keeps happening, tell your administrator.",
+                None,
+            )
+        }
+        Err(BeginSsoError::Unexpected(e)) => internal(&e),
+    }
+}
+
+/// `GET /auth/oidc/callback`: the provider's answer.
+#[handler]
+pub(crate) async fn oidc_callback(state: Data<&AppState>, req: &Request) -> Response {
+    let params = url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()));
+    let response = SsoResponse::from_pairs(params);
+    let token =
+        req.cookie().get(SSO_COOKIE).map(|c| PlainToken::presented(c.value_str().to_owned()));
+    complete(&state, SsoProtocol::Oidc, token, &response, req).await
+}
+
+async fn complete(
+    state: &AppState,
+    protocol: SsoProtocol,
+    token: Option<PlainToken>,
+    response: &SsoResponse,
+    req: &Request,
+) -> Response {
+    let cleared = sso_cookie(state, "", std::time::Duration::ZERO).to_string();
+    let outcome =
+        state.service.complete_sso(protocol, token.as_ref(), response, &request_context(req)).await;
+    match outcome {
+        Ok(signed_in) => StatusCode::SEE_OTHER
+            .with_header(header::LOCATION, "/")
+            .with_header(header::SET_COOKIE, cleared)
+            .with_header(header::SET_COOKIE, state.session_cookie(&signed_in.token).to_string())
+            .with_header(header::CACHE_CONTROL, "no-store")
+            .into_response(),
+        Err(SsoSignInError::Refused(refusal)) => {
+            let heading = match refusal.reason() {
+                "account_deactivated" => "Account deactivated",
+                "unknown_user" => "No account here",
+                _ => "You were not signed in",
+            };
+            let mut page = message(
+                StatusCode::FORBIDDEN,
+                heading,
+                &refusal.message(),
+                Some(("/auth/oidc/login", "Start again")),
+            );
+            if let Ok(value) = cleared.parse() {
+                page.headers_mut().append(header::SET_COOKIE, value);
+            }
+            page
+        }
+        Err(SsoSignInError::NotConfigured) => not_configured(),
+        Err(SsoSignInError::Unexpected(e)) => internal(&e),
+    }
+}
+
+/// `GET /auth/saml/metadata`: our service provider metadata.
+#[handler]
+pub(crate) async fn saml_metadata(state: Data<&AppState>) -> Response {
+    match state.service.service_provider_metadata().await {
+        Ok(xml) => xml.with_content_type("application/samlmetadata+xml").into_response(),
+        Err(BeginSsoError::NotConfigured) => not_configured(),
+        Err(BeginSsoError::Provider(failure)) => {
+            tracing::warn!(reason = failure.reason, detail = %failure.detail, "SAML metadata unavailable");
+            message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SAML metadata unavailable",
+                &failure.detail,
+                None,
+            )
+        }
+        Err(BeginSsoError::Unexpected(e)) => internal(&e),
+    }
+}
