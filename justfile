@@ -2,7 +2,7 @@
 
 # Start the service on its embedded defaults (127.0.0.1:8080, SQLite in ./data, mail to ./data/mail).
 run:
-    cargo run -p secureai-app --bin secureai -- serve
+    ./scripts/run.sh
 
 # The whole test suite, as CI runs it.
 test:

@@ -39,6 +39,9 @@ if [ -n "$SECUREAI_TEST_MYSQL_URL" ]; then
   mysqladmin -h 127.0.0.1 -uroot ping || { echo "MariaDB is asked for but unreachable" >&2; exit 1; }
 fi
 
+step "system packages (samael's xmlsec needs libxmlsec1-dev and libclang-dev)"
+./scripts/system-packages.sh
+
 step "test peers: a real SMTP server (aiosmtpd, trustme from PyPI)"
 python3 -c 'import aiosmtpd, trustme' 2>/dev/null \
   || python3 -m pip install --quiet --disable-pip-version-check aiosmtpd trustme
@@ -51,7 +54,7 @@ if ! cmp -s tests/peers/package-lock.json tests/peers/node_modules/.secureai-ins
   npm ci --prefix tests/peers --no-audit --no-fund --loglevel=error
   cp tests/peers/package-lock.json tests/peers/node_modules/.secureai-installed-lock
 fi
-node -e 'const p=require("./tests/peers/node_modules/oidc-provider/package.json"); console.log("ok: oidc-provider", p.version)'
+node -e 'for (const n of ["oidc-provider", "saml-idp"]) console.log("ok:", n, require("./tests/peers/node_modules/" + n + "/package.json").version)'
 
 step "format (cargo fmt --check)"
 cargo fmt --all -- --check
@@ -121,7 +124,8 @@ done
 [ -n "$SECUREAI_TEST_POSTGRES_URL" ] || echo "  (PostgreSQL left out: SECUREAI_TEST_POSTGRES_URL is empty)"
 [ -n "$SECUREAI_TEST_MYSQL_URL" ] || echo "  (MariaDB left out: SECUREAI_TEST_MYSQL_URL is empty)"
 sso=$(grep -cE "^test sso::[a-z0-9_]+ \.\.\. ok$" "$log" || true)
-echo "SSO tests against the real OpenID Provider (npm oidc-provider), all databases: $sso passed"
+saml=$(grep -cE "^test saml::[a-z0-9_]+ \.\.\. ok$" "$log" || true)
+echo "SSO tests, all databases: OIDC against npm oidc-provider $sso passed, SAML against npm saml-idp $saml passed"
 cat <<'TXT'
 
 The HTTP suite starts the real server on a random port; the end-to-end

@@ -13,5 +13,6 @@ mod lifecycle;
 mod mail;
 mod pages;
 mod passwords;
+mod saml;
 mod sso;
 mod users;

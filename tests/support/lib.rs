@@ -16,6 +16,7 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 
 pub mod oidc;
+pub mod saml;
 pub mod smtp;
 
 /// The first admin every `TestApp::with_admin` creates.

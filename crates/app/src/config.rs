@@ -173,6 +173,14 @@ pub struct SsoConfig {
     pub client_secret: Option<String>,
     /// OIDC: scopes besides `openid`.
     pub scopes: Vec<String>,
+    /// SAML: the IdP metadata file (XML, with its signing certificate).
+    pub idp_metadata_file: Option<PathBuf>,
+    /// SAML: our entity id (default `<public_url>/auth/saml/metadata`).
+    pub sp_entity_id: Option<String>,
+    /// SAML: the attribute carrying the email (default: the NameID).
+    pub email_attribute: Option<String>,
+    /// SAML: accept IdP-initiated sign-in.
+    pub allow_idp_initiated: bool,
     /// Create accounts at first sign-in for verified emails (role user).
     pub jit_provisioning: bool,
     /// Clock difference tolerated with the provider, in seconds.
@@ -189,6 +197,10 @@ impl Default for SsoConfig {
             client_id: None,
             client_secret: None,
             scopes: vec!["email".to_owned(), "profile".to_owned()],
+            idp_metadata_file: None,
+            sp_entity_id: None,
+            email_attribute: None,
+            allow_idp_initiated: false,
             jit_provisioning: false,
             clock_skew_secs: 60,
             timeout_secs: 10,
@@ -204,6 +216,10 @@ impl std::fmt::Debug for SsoConfig {
             .field("client_id", &self.client_id)
             .field("client_secret", &self.client_secret.as_ref().map(|_| "[REDACTED]"))
             .field("scopes", &self.scopes)
+            .field("idp_metadata_file", &self.idp_metadata_file)
+            .field("sp_entity_id", &self.sp_entity_id)
+            .field("email_attribute", &self.email_attribute)
+            .field("allow_idp_initiated", &self.allow_idp_initiated)
             .field("jit_provisioning", &self.jit_provisioning)
             .field("clock_skew_secs", &self.clock_skew_secs)
             .field("timeout_secs", &self.timeout_secs)

@@ -14,7 +14,9 @@ use poem::listener::{Acceptor, Listener, TcpListener};
 use secureai_domain::mail::service::{DeliveryPolicy, OutboxDelivery};
 use secureai_domain::mail::settings::{EmailSettings, SmtpPassword, SmtpSecurity, SmtpServer};
 use secureai_domain::service::{Policy, Ports, UserManagement};
-use secureai_domain::sso::settings::{ClientSecret, OidcSettings, SsoMode, SsoSettings};
+use secureai_domain::sso::settings::{
+    ClientSecret, OidcSettings, SamlSettings, SsoMode, SsoSettings,
+};
 use secureai_domain::{Clock, DisplayName, EmailAddress, PlainToken, RequestContext};
 use secureai_http::{AppState, Readiness};
 use secureai_mail::{Mailer, MailerOptions, Templates};
@@ -108,11 +110,13 @@ pub fn mailer(config: &Config, public_url: &str) -> anyhow::Result<Mailer> {
 }
 
 /// The SSO settings the configuration gives (in force until an admin saves
-/// others). SAML is configured through Settings > SSO.
+/// others). Checked against the provider when an admin saves settings, and
+/// at each sign-in.
 ///
 /// # Errors
-/// When the mode is unknown or a required key is missing or invalid.
-pub fn configured_sso(config: &Config) -> anyhow::Result<SsoSettings> {
+/// When the mode is unknown, a required key is missing or invalid, or the
+/// SAML metadata file cannot be read.
+pub fn configured_sso(config: &Config, public_url: &str) -> anyhow::Result<SsoSettings> {
     let sso = &config.sso;
     let mode = match sso.mode.trim().to_ascii_lowercase().as_str() {
         "none" | "" => SsoMode::None,
@@ -134,10 +138,24 @@ pub fn configured_sso(config: &Config) -> anyhow::Result<SsoSettings> {
                 scopes: sso.scopes.clone(),
             })
         }
-        "saml" => anyhow::bail!(
-            "sso.mode = \"saml\" cannot be set in the configuration file yet; configure SAML in Settings > SSO"
-        ),
-        other => anyhow::bail!("sso.mode must be none or oidc, not `{other}`"),
+        "saml" => {
+            let file = sso.idp_metadata_file.as_ref().ok_or_else(|| {
+                anyhow::anyhow!("sso.idp_metadata_file is required when sso.mode is saml")
+            })?;
+            let xml = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read sso.idp_metadata_file {}", file.display()))?;
+            SsoMode::Saml(SamlSettings {
+                idp_metadata_url: None,
+                idp_metadata_xml: xml,
+                sp_entity_id: sso
+                    .sp_entity_id
+                    .clone()
+                    .unwrap_or_else(|| format!("{public_url}/auth/saml/metadata")),
+                email_attribute: sso.email_attribute.clone(),
+                allow_idp_initiated: sso.allow_idp_initiated,
+            })
+        }
+        other => anyhow::bail!("sso.mode must be none, oidc or saml, not `{other}`"),
     };
     let settings = SsoSettings {
         mode,
@@ -179,7 +197,7 @@ pub async fn wire_with_clock(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Wiring> {
     let email = configured_email(config)?;
-    let sso = configured_sso(config)?;
+    let sso = configured_sso(config, public_url)?;
     let identity = SsoAdapter::new(
         public_url,
         SsoOptions {

@@ -1147,7 +1147,11 @@ impl IdentityProvider for FakeIdentityProvider {
         Ok(settings)
     }
 
-    async fn begin(&self, _settings: &SsoSettings) -> Result<SsoStart, SsoFailure> {
+    async fn begin(
+        &self,
+        _settings: &SsoSettings,
+        _relay_state: &str,
+    ) -> Result<SsoStart, SsoFailure> {
         Ok(SsoStart {
             redirect_url: "https://idp.example.com/authorize".into(),
             data: "state".into(),

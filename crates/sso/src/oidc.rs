@@ -138,17 +138,7 @@ impl Oidc {
         &self,
         metadata: CoreProviderMetadata,
         settings: &OidcSettings,
-    ) -> Result<
-        CoreClient<
-            openidconnect::EndpointSet,
-            openidconnect::EndpointNotSet,
-            openidconnect::EndpointNotSet,
-            openidconnect::EndpointNotSet,
-            openidconnect::EndpointMaybeSet,
-            openidconnect::EndpointMaybeSet,
-        >,
-        SsoFailure,
-    > {
+    ) -> Result<Client, SsoFailure> {
         let redirect = RedirectUrl::new(self.redirect_uri.clone())
             .map_err(|e| SsoFailure::new("configuration", e.to_string()))?;
         Ok(CoreClient::from_provider_metadata(
@@ -219,21 +209,21 @@ impl Oidc {
         let id_token = token.id_token().ok_or_else(|| {
             SsoFailure::new("id_token_missing", "the token answer has no ID token")
         })?;
-        let skew = Duration::seconds(i64::from(skew_secs));
-        let verifier = client
-            .id_token_verifier()
-            .set_time_fn(move || now)
-            .set_issue_time_verifier_fn(move |iat| {
-                if iat > now + skew {
-                    Err(format!("issued in the future ({iat})"))
-                } else if iat < now - Duration::minutes(MAX_ID_TOKEN_AGE_MINUTES) - skew {
-                    Err(format!("issued too long ago ({iat})"))
-                } else {
-                    Ok(())
-                }
-            });
         let nonce = Nonce::new(attempt.nonce);
-        let claims: &CoreIdTokenClaims = id_token.claims(&verifier, &nonce).map_err(|e| {
+        let verified = verify(&client, id_token, now, skew_secs, &nonce);
+        let claims = match verified {
+            // The provider may have rotated its keys since discovery was
+            // cached: read them again once.
+            Err(ClaimsVerificationError::SignatureVerification(_)) => {
+                let fresh = self
+                    .metadata(&settings.issuer_url, true)
+                    .await
+                    .map_err(|e| SsoFailure::new("discovery_failed", e))?;
+                verify(&self.client(fresh, settings)?, id_token, now, skew_secs, &nonce)
+            }
+            other => other,
+        }
+        .map_err(|e| {
             let reason = match &e {
                 ClaimsVerificationError::InvalidNonce(_) => "nonce_mismatch",
                 ClaimsVerificationError::Expired(_) => "id_token_expired",
@@ -271,4 +261,37 @@ impl Oidc {
             assertion: None,
         })
     }
+}
+
+type Client = CoreClient<
+    openidconnect::EndpointSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointMaybeSet,
+    openidconnect::EndpointMaybeSet,
+>;
+
+/// Checks an ID token (signature, issuer, audience, expiry, nonce, and an
+/// issue time no later than now + skew and no older than 10 minutes).
+fn verify(
+    client: &Client,
+    id_token: &openidconnect::core::CoreIdToken,
+    now: DateTime<Utc>,
+    skew_secs: u32,
+    nonce: &Nonce,
+) -> Result<CoreIdTokenClaims, ClaimsVerificationError> {
+    let skew = Duration::seconds(i64::from(skew_secs));
+    let verifier = client.id_token_verifier().set_time_fn(move || now).set_issue_time_verifier_fn(
+        move |iat| {
+            if iat > now + skew {
+                Err(format!("issued in the future ({iat})"))
+            } else if iat < now - Duration::minutes(MAX_ID_TOKEN_AGE_MINUTES) - skew {
+                Err(format!("issued too long ago ({iat})"))
+            } else {
+                Ok(())
+            }
+        },
+    );
+    id_token.claims(&verifier, nonce).cloned()
 }

@@ -28,11 +28,17 @@ pub trait IdentityProvider: Send + Sync {
     async fn check(&self, settings: SsoSettings) -> Result<SsoSettings, FieldError>;
 
     /// Starts a sign-in: where to send the browser and what to remember.
+    /// `relay_state` is the browser token; a protocol that carries it
+    /// through the provider (SAML's `RelayState`) sends it along.
     ///
     /// # Errors
     /// [`SsoFailure`] when the provider cannot be reached or the settings
     /// no longer work.
-    async fn begin(&self, settings: &SsoSettings) -> Result<SsoStart, SsoFailure>;
+    async fn begin(
+        &self,
+        settings: &SsoSettings,
+        relay_state: &str,
+    ) -> Result<SsoStart, SsoFailure>;
 
     /// Verifies the provider's answer against the sign-in it belongs to
     /// (`None` for an answer nobody asked for: SAML IdP-initiated).
@@ -161,7 +167,11 @@ impl IdentityProvider for NoIdentityProvider {
         Err(FieldError::new("mode", "this build of SecureAI has no SSO adapter"))
     }
 
-    async fn begin(&self, _settings: &SsoSettings) -> Result<SsoStart, SsoFailure> {
+    async fn begin(
+        &self,
+        _settings: &SsoSettings,
+        _relay_state: &str,
+    ) -> Result<SsoStart, SsoFailure> {
         Err(SsoFailure::new("sso_unavailable", "this build has no SSO adapter"))
     }
 

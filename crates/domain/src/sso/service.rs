@@ -141,9 +141,14 @@ impl UserManagement {
         if protocol_of(&settings) != Some(protocol) {
             return Err(BeginSsoError::NotConfigured);
         }
-        let start = self.ports.identity.begin(&settings).await.map_err(BeginSsoError::Provider)?;
-        let now = self.ports.clock.now();
         let browser_token = self.ports.tokens.generate();
+        let start = self
+            .ports
+            .identity
+            .begin(&settings, browser_token.expose())
+            .await
+            .map_err(BeginSsoError::Provider)?;
+        let now = self.ports.clock.now();
         let expires_at = now + Duration::minutes(LOGIN_TTL_MINUTES);
         self.ports
             .sso

@@ -164,7 +164,8 @@ impl SsoSettings {
                 if let Some(url) = &saml.idp_metadata_url {
                     check_url("idp_metadata_url", url)?;
                 }
-                if saml.idp_metadata_xml.trim().is_empty() {
+                // Metadata given by URL is loaded by the adapter's check.
+                if saml.idp_metadata_xml.trim().is_empty() && saml.idp_metadata_url.is_none() {
                     return Err(FieldError::new(
                         "idp_metadata_xml",
                         "is required (paste the IdP metadata or give its URL)",

@@ -18,6 +18,8 @@ pub(crate) fn routes() -> Route {
         .at("/password-resets/complete", get(links::show_reset).post(links::submit_reset))
         .at("/auth/oidc/login", get(sso::oidc_login))
         .at("/auth/oidc/callback", get(sso::oidc_callback.with(CookieJarManager::new())))
+        .at("/auth/saml/login", get(sso::saml_login))
+        .at("/auth/saml/acs", poem::post(sso::saml_acs))
         .at("/auth/saml/metadata", get(sso::saml_metadata))
         .at("/static/app.css", get(stylesheet))
         .at("/", get(home))

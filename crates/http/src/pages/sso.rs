@@ -1,6 +1,7 @@
 //! Sign-in through the company's identity provider: the browser-facing
 //! end points of OpenID Connect (`/auth/oidc/login`, `/auth/oidc/callback`)
-//! and the SAML service provider metadata (`/auth/saml/metadata`). The
+//! and SAML (`/auth/saml/login`, the assertion consumer service
+//! `/auth/saml/acs`, our metadata at `/auth/saml/metadata`). The
 //! handlers translate HTTP to the domain's `begin_sso` / `complete_sso`;
 //! every decision (who, whether, audit) is the domain's.
 
@@ -49,8 +50,33 @@ pub(crate) async fn oidc_login(state: Data<&AppState>) -> Response {
     begin(&state, SsoProtocol::Oidc).await
 }
 
+/// `GET /auth/saml/login`: sends the browser to the IdP with an
+/// AuthnRequest; the relay state carries the token that finds this
+/// sign-in again.
+#[handler]
+pub(crate) async fn saml_login(state: Data<&AppState>) -> Response {
+    begin(&state, SsoProtocol::Saml).await
+}
+
+/// `POST /auth/saml/acs`: the IdP's response (HTTP-POST binding).
+#[handler]
+pub(crate) async fn saml_acs(state: Data<&AppState>, req: &Request, body: String) -> Response {
+    let response = SsoResponse::from_pairs(
+        url::form_urlencoded::parse(body.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())),
+    );
+    let token = response
+        .get("RelayState")
+        .filter(|r| !r.is_empty())
+        .map(|r| PlainToken::presented(r.to_owned()));
+    complete(&state, SsoProtocol::Saml, token, &response, req).await
+}
+
 async fn begin(state: &AppState, protocol: SsoProtocol) -> Response {
     match state.service.begin_sso(protocol).await {
+        Ok(started) if protocol == SsoProtocol::Saml => StatusCode::SEE_OTHER
+            .with_header(header::LOCATION, started.redirect_url)
+            .with_header(header::CACHE_CONTROL, "no-store")
+            .into_response(),
         Ok(started) => {
             let max_age = std::time::Duration::from_secs(60 * LOGIN_TTL_MINUTES as u64);
             let cookie = sso_cookie(state, started.browser_token.expose(), max_age);
@@ -109,11 +135,15 @@ async fn complete(
                 "unknown_user" => "No account here",
                 _ => "You were not signed in",
             };
+            let again = match protocol {
+                SsoProtocol::Oidc => "/auth/oidc/login",
+                SsoProtocol::Saml => "/auth/saml/login",
+            };
             let mut page = message(
                 StatusCode::FORBIDDEN,
                 heading,
                 &refusal.message(),
-                Some(("/auth/oidc/login", "Start again")),
+                Some((again, "Start again")),
             );
             if let Ok(value) = cleared.parse() {
                 page.headers_mut().append(header::SET_COOKIE, value);
