@@ -324,3 +324,40 @@ async fn settings_changes_are_audited_without_the_client_secret() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn while_sso_is_configured_imported_users_are_sso_users_with_access_ready_mail() {
+    use secureai_domain::imports::models::ImportMode;
+    use secureai_domain::imports::service::ImportRequest;
+    let (kit, admin) = with_sso(false).await;
+    let csv = "email,name,role\nada@example.com,Ada,user\nbob@example.com,Bob,admin\n";
+    let request = ImportRequest {
+        file_name: "people.csv".into(),
+        mode: ImportMode::Commit,
+        max_rows: Some(100),
+        keep_all_rows: true,
+    };
+    let record = kit
+        .service
+        .import_csv(
+            &admin,
+            std::io::Cursor::new(csv.as_bytes().to_vec()),
+            &request,
+            &ctx(),
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(record.counts.valid, 2);
+    let state = kit.store.state();
+    let imported: Vec<_> =
+        state.users.values().filter(|u| u.email.as_str() != crate::kit::ROOT_EMAIL).collect();
+    assert_eq!(imported.len(), 2);
+    assert!(imported.iter().all(|u| u.sign_in == SignInMethod::Sso));
+    let notices = state
+        .outbox
+        .iter()
+        .filter(|m| matches!(m.mail.message, MailMessage::AccessReady { .. }))
+        .count();
+    assert_eq!(notices, 2);
+}

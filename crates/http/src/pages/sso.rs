@@ -130,6 +130,11 @@ async fn complete(
             .with_header(header::CACHE_CONTROL, "no-store")
             .into_response(),
         Err(SsoSignInError::Refused(refusal)) => {
+            tracing::info!(
+                protocol = protocol.as_str(),
+                reason = refusal.reason(),
+                "SSO sign-in refused"
+            );
             let heading = match refusal.reason() {
                 "account_deactivated" => "Account deactivated",
                 "unknown_user" => "No account here",

@@ -46,6 +46,7 @@ mod concurrency;
 mod imports;
 mod listing;
 mod mail;
+mod sso;
 mod support;
 mod upgrade;
 mod use_cases;
