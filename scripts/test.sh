@@ -123,9 +123,9 @@ for db in sqlite postgres mysql; do
 done
 [ -n "$SECUREAI_TEST_POSTGRES_URL" ] || echo "  (PostgreSQL left out: SECUREAI_TEST_POSTGRES_URL is empty)"
 [ -n "$SECUREAI_TEST_MYSQL_URL" ] || echo "  (MariaDB left out: SECUREAI_TEST_MYSQL_URL is empty)"
-sso=$(grep -cE "^test sso::[a-z0-9_]+ \.\.\. ok$" "$log" || true)
+oidc=$(grep -cE "^test oidc::[a-z0-9_]+ \.\.\. ok$" "$log" || true)
 saml=$(grep -cE "^test saml::[a-z0-9_]+ \.\.\. ok$" "$log" || true)
-echo "SSO tests, all databases: OIDC against npm oidc-provider $sso passed, SAML against npm saml-idp $saml passed"
+echo "SSO tests, all databases: OIDC against npm oidc-provider $oidc passed, SAML against npm saml-idp $saml passed"
 cat <<'TXT'
 
 The HTTP suite starts the real server on a random port; the end-to-end
