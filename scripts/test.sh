@@ -42,6 +42,9 @@ fi
 step "system packages (samael's xmlsec needs libxmlsec1-dev and libclang-dev)"
 ./scripts/system-packages.sh
 
+step "browser: Debian chromium and chromium-driver for the admin panel tests"
+./scripts/chromium.sh
+
 step "test peers: a real SMTP server (aiosmtpd, trustme from PyPI)"
 python3 -c 'import aiosmtpd, trustme' 2>/dev/null \
   || python3 -m pip install --quiet --disable-pip-version-check aiosmtpd trustme
@@ -132,7 +135,9 @@ The HTTP suite starts the real server on a random port; the end-to-end
 suite runs the real secureai binary (SQLite, and two instances sharing one
 PostgreSQL or MariaDB). Mail goes through lettre's file transport (.eml files read back
 and parsed) and, in the mail tests, through a real SMTP server (aiosmtpd: plain,
-STARTTLS and implicit TLS with login, stopped and started).
+STARTTLS and implicit TLS with login, stopped and started). The browser
+suite drives real headless Chromium through chromedriver and saves
+screenshots into docs/screenshots.
 TXT
 # The closing line: every test binary's results added up.
 cat "$log.total"

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 
+pub mod browser;
 pub mod oidc;
 pub mod saml;
 pub mod smtp;

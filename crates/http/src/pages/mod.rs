@@ -3,6 +3,7 @@
 //! use-case calls; every rule lives in the domain.
 
 mod links;
+mod panel;
 mod setup;
 mod sso;
 
@@ -22,7 +23,16 @@ pub(crate) fn routes() -> Route {
         .at("/auth/saml/acs", poem::post(sso::saml_acs))
         .at("/auth/saml/metadata", get(sso::saml_metadata))
         .at("/static/app.css", get(stylesheet))
-        .at("/", get(home))
+        .at("/sign-in", get(panel::show_sign_in).post(panel::submit_sign_in))
+        .at("/sign-out", poem::post(panel::sign_out.with(CookieJarManager::new())))
+        .at("/admin/users", get(panel::users.with(CookieJarManager::new())))
+        .at(
+            "/admin/users/new",
+            get(panel::new_user.with(CookieJarManager::new()))
+                .post(panel::create_user.with(CookieJarManager::new())),
+        )
+        .at("/admin/users/:id", get(panel::user_profile.with(CookieJarManager::new())))
+        .at("/", get(panel::home.with(CookieJarManager::new())))
 }
 
 #[derive(Template)]
@@ -83,14 +93,4 @@ fn stylesheet() -> Response {
         .with_content_type("text/css; charset=utf-8")
         .with_header(header::CACHE_CONTROL, "public, max-age=3600")
         .into_response()
-}
-
-#[handler]
-fn home() -> Response {
-    message(
-        StatusCode::OK,
-        "SecureAI user management",
-        "This service manages the users of SecureAI. Administrators and scripts use its API.",
-        Some(("/api/docs", "Open the API documentation")),
-    )
 }

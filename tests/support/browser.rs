@@ -1,0 +1,177 @@
+//! Real Chromium for the panel tests: Debian's `chromium` driven through
+//! `chromedriver` (WebDriver) with `thirtyfour`. One chromedriver per test
+//! binary; browser tests take turns (two cores, one browser at a time).
+//! A missing browser fails the test with the command to install it, never
+//! skips it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use thirtyfour::prelude::*;
+use tokio::sync::{Mutex, MutexGuard};
+
+use crate::smtp::free_port;
+
+/// Where Debian puts them.
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+struct Driver {
+    port: u16,
+    _child: Child,
+}
+
+fn driver() -> &'static Driver {
+    static DRIVER: OnceLock<Driver> = OnceLock::new();
+    DRIVER.get_or_init(|| {
+        assert!(
+            Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists(),
+            "Chromium is not installed: run `apt-get install chromium chromium-driver` \
+             (./scripts/test.sh does)"
+        );
+        let port = free_port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Driver { port, _child: child }
+    })
+}
+
+/// One browser at a time.
+async fn turn() -> MutexGuard<'static, ()> {
+    static TURN: OnceLock<Mutex<()>> = OnceLock::new();
+    TURN.get_or_init(|| Mutex::new(())).lock().await
+}
+
+/// A headless Chromium window, laptop-sized unless told otherwise.
+pub struct Browser {
+    /// The WebDriver session.
+    pub driver: WebDriver,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl Browser {
+    /// Opens a browser window of `width` × `height` pixels.
+    pub async fn open(width: u32, height: u32) -> Self {
+        let turn = turn().await;
+        let driver_port = driver().port;
+        let mut caps = DesiredCapabilities::chrome();
+        caps.set_binary(CHROMIUM).unwrap();
+        for arg in [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--no-first-run",
+            "--disable-component-update",
+            "--disable-sync",
+            &format!("--window-size={width},{height}"),
+        ] {
+            caps.add_arg(arg).unwrap();
+        }
+        let driver = WebDriver::new(format!("http://127.0.0.1:{driver_port}"), caps)
+            .await
+            .expect("a Chromium session through chromedriver");
+        Self { driver, _turn: turn }
+    }
+
+    /// Opens a laptop-sized window.
+    pub async fn laptop() -> Self {
+        Self::open(1280, 860).await
+    }
+
+    /// Goes to `url`.
+    pub async fn go(&self, url: &str) {
+        self.driver.goto(url).await.unwrap();
+    }
+
+    /// Types into the input labelled by `id`, replacing what is there.
+    pub async fn fill(&self, id: &str, text: &str) {
+        let input = self.driver.find(By::Id(id)).await.unwrap();
+        input.clear().await.unwrap();
+        input.send_keys(text).await.unwrap();
+    }
+
+    /// Chooses an option of a select by its value.
+    pub async fn choose(&self, id: &str, value: &str) {
+        let select = self.driver.find(By::Id(id)).await.unwrap();
+        select
+            .find(By::Css(format!("option[value='{value}']")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
+    /// Clicks the button or link showing `text`, and waits for the page it
+    /// leads to.
+    pub async fn click(&self, text: &str) {
+        let xpath = format!(
+            "//button[normalize-space()='{text}'] | //a[normalize-space()='{text}'] | //input[@type='submit' and @value='{text}']"
+        );
+        let old_page = self.driver.find(By::Tag("html")).await.unwrap();
+        self.driver.find(By::XPath(xpath)).await.unwrap().click().await.unwrap();
+        // The old document's root goes stale once the next page replaced it.
+        for _ in 0..200 {
+            if old_page.tag_name().await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        self.settle().await;
+    }
+
+    /// Waits until the current document has loaded.
+    async fn settle(&self) {
+        for _ in 0..200 {
+            let state = self.driver.execute("return document.readyState", Vec::new()).await;
+            if state.ok().and_then(|r| r.json().as_str().map(|s| s == "complete")).unwrap_or(false)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// The visible text of the page.
+    pub async fn text(&self) -> String {
+        self.settle().await;
+        self.driver.find(By::Tag("body")).await.unwrap().text().await.unwrap()
+    }
+
+    /// The current address.
+    pub async fn url(&self) -> String {
+        self.driver.current_url().await.unwrap().to_string()
+    }
+
+    /// Saves a screenshot as `docs/screenshots/<name>.png`.
+    pub async fn screenshot(&self, name: &str) {
+        let dir = screenshots_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        let png = self.driver.screenshot_as_png().await.unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    /// Closes the window.
+    pub async fn close(self) {
+        self.driver.quit().await.unwrap();
+    }
+}
+
+/// `docs/screenshots` of the workspace.
+pub fn screenshots_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots")
+}
