@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use secureai_tests::browser::Browser;
+use secureai_tests::browser::{Browser, take_turn};
 use secureai_tests::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, body, wait_for_link};
 use serde_json::json;
 
@@ -21,6 +21,7 @@ async fn sign_in(browser: &Browser, app: &TestApp, email: &str, password: &str) 
 #[tokio::test]
 async fn onboarding_add_user_accept_the_emailed_link_and_sign_in() {
     let app = TestApp::with_admin().await;
+    let _turn = take_turn().await;
     let browser = Browser::laptop().await;
 
     browser.go(&app.url("/sign-in")).await;
@@ -84,6 +85,7 @@ async fn the_users_table_searches_and_filters() {
     ] {
         app.invite(&admin, email, role).await;
     }
+    let _turn = take_turn().await;
     let browser = Browser::laptop().await;
     sign_in(&browser, &app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     browser.fill("q", "gra").await;
@@ -111,6 +113,7 @@ async fn a_demoted_admin_loses_the_admin_panel_on_the_next_page_load() {
     let app = TestApp::with_admin().await;
     let admin = app.admin_token().await;
     app.active_user(&admin, "second@example.com", "admin", "second admin passphrase").await;
+    let _turn = take_turn().await;
     let browser = Browser::laptop().await;
     sign_in(&browser, &app, "second@example.com", "second admin passphrase").await;
     assert!(browser.text().await.contains("Users"));
@@ -128,5 +131,198 @@ async fn a_demoted_admin_loses_the_admin_panel_on_the_next_page_load() {
     assert!(browser.text().await.contains("Administrators only"));
     browser.go(&app.url("/")).await;
     assert!(!browser.text().await.contains("Users"));
+    browser.close().await;
+}
+
+const ADA_PASSWORD: &str = "analytical engine notes";
+
+/// An app whose first admin is signed in in `admin`, with Ada active.
+async fn with_ada(app: &TestApp) -> String {
+    let admin = app.admin_token().await;
+    app.active_user(&admin, "ada@example.com", "user", ADA_PASSWORD).await;
+    app.user_id(&admin, "ada@example.com").await
+}
+
+async fn open_profile(browser: &Browser, app: &TestApp, id: &str) {
+    browser.go(&app.url(&format!("/admin/users/{id}"))).await;
+}
+
+/// Seed: promoting a user, then transferring admin: the new admin demotes
+/// the old one.
+#[tokio::test]
+async fn promote_then_demote_to_transfer_the_admin_role() {
+    let _turn = take_turn().await;
+    let app = TestApp::with_admin().await;
+    let ada = with_ada(&app).await;
+    let browser = Browser::laptop().await;
+    sign_in(&browser, &app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    open_profile(&browser, &app, &ada).await;
+    browser.choose("role", "admin").await;
+    browser.click("Save").await;
+    let promoted = browser.text().await;
+    assert!(promoted.contains("Saved."), "{promoted}");
+    browser.screenshot("user-profile-promoted").await;
+    browser.click("Sign out").await;
+
+    sign_in(&browser, &app, "ada@example.com", ADA_PASSWORD).await;
+    assert_eq!(browser.url().await, app.url("/admin/users"), "Ada now has the Admin Panel");
+    let root = app.user_id(&app.admin_token().await, ADMIN_EMAIL).await;
+    open_profile(&browser, &app, &root).await;
+    browser.choose("role", "user").await;
+    browser.click("Save").await;
+    assert!(browser.text().await.contains("Saved."));
+    let me = body(app.get("/api/v1/me", Some(&app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await)).await)
+        .await;
+    assert_eq!(me["role"], "user");
+    browser.close().await;
+}
+
+/// Seed: the last admin cannot demote or deactivate themselves; the panel
+/// says why and what to do.
+#[tokio::test]
+async fn the_last_admin_is_refused_in_words() {
+    let _turn = take_turn().await;
+    let app = TestApp::with_admin().await;
+    let root = app.user_id(&app.admin_token().await, ADMIN_EMAIL).await;
+    let browser = Browser::laptop().await;
+    sign_in(&browser, &app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    open_profile(&browser, &app, &root).await;
+    browser.choose("role", "user").await;
+    browser.click("Save").await;
+    let refused = browser.text().await;
+    assert!(refused.to_lowercase().contains("promote"), "{refused}");
+    browser.screenshot("last-admin-refused").await;
+    let me = body(app.get("/api/v1/me", Some(&app.admin_token().await)).await).await;
+    assert_eq!(me["role"], "admin");
+    browser.close().await;
+}
+
+/// Seed offboarding: deactivate → the user's open session is signed out on
+/// its next click, the seat is freed; reactivation restores sign-in.
+#[tokio::test]
+async fn offboarding_deactivation_signs_the_user_out_and_frees_the_seat_then_reactivation() {
+    let _turn = take_turn().await;
+    let app = TestApp::with_admin().await;
+    let ada = with_ada(&app).await;
+    let admin_token = app.admin_token().await;
+    let seats = app.put("/api/v1/settings/seats", Some(&admin_token), json!({"limit": 5})).await;
+    assert_eq!(seats.status(), reqwest::StatusCode::OK);
+
+    let ada_window = Browser::laptop().await;
+    sign_in(&ada_window, &app, "ada@example.com", ADA_PASSWORD).await;
+    assert!(ada_window.text().await.contains("Signed in as ada@example.com"));
+
+    let admin = Browser::laptop().await;
+    sign_in(&admin, &app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert!(admin.text().await.contains("Seats: 2 of 5 in use"));
+    open_profile(&admin, &app, &ada).await;
+    admin.click_checkbox("active").await;
+    admin.click("Save").await;
+    let saved = admin.text().await;
+    assert!(saved.contains("Saved.") && saved.contains("deactivated"), "{saved}");
+    admin.screenshot("user-deactivated").await;
+    admin.go(&app.url("/admin/users")).await;
+    assert!(admin.text().await.contains("Seats: 1 of 5 in use"), "the seat is free");
+
+    // Ada's open page: her next click finds her signed out.
+    ada_window.click("SecureAI").await;
+    assert_eq!(ada_window.url().await, app.url("/sign-in"));
+    sign_in(&ada_window, &app, "ada@example.com", ADA_PASSWORD).await;
+    assert!(ada_window.text().await.contains("Your account has been deactivated"));
+
+    open_profile(&admin, &app, &ada).await;
+    admin.click_checkbox("active").await;
+    admin.click("Save").await;
+    assert!(admin.text().await.contains("active"));
+    sign_in(&ada_window, &app, "ada@example.com", ADA_PASSWORD).await;
+    assert!(ada_window.text().await.contains("Signed in as ada@example.com"));
+    admin.close().await;
+    ada_window.close().await;
+}
+
+/// Seed: Reset Password (with a confirmation step) emails a link; the user
+/// chooses a new password with it.
+#[tokio::test]
+async fn reset_password_from_the_profile() {
+    let _turn = take_turn().await;
+    let app = TestApp::with_admin().await;
+    let ada = with_ada(&app).await;
+    let browser = Browser::laptop().await;
+    sign_in(&browser, &app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    open_profile(&browser, &app, &ada).await;
+    browser.click("Reset Password").await;
+    assert!(browser.text().await.contains("Reset password?"));
+    browser.screenshot("confirm-reset-password").await;
+    browser.click("Send reset link").await;
+    assert!(browser.text().await.contains("A password reset link was sent to ada@example.com"));
+    browser.click("Sign out").await;
+
+    let link = wait_for_link(
+        &app.data_dir.join("mail"),
+        "ada@example.com",
+        "/password-resets/complete?token=",
+    )
+    .await;
+    browser.go(&link).await;
+    browser.fill("password", "a brand new passphrase").await;
+    browser.fill("password_confirm", "a brand new passphrase").await;
+    browser.click("Set new password").await;
+    sign_in(&browser, &app, "ada@example.com", "a brand new passphrase").await;
+    assert!(browser.text().await.contains("Signed in as ada@example.com"));
+    browser.close().await;
+}
+
+/// Seed: Terminate Sessions ends the user's open sessions at once.
+#[tokio::test]
+async fn terminate_sessions_signs_the_user_out_everywhere() {
+    let _turn = take_turn().await;
+    let app = TestApp::with_admin().await;
+    let ada = with_ada(&app).await;
+    let ada_window = Browser::laptop().await;
+    sign_in(&ada_window, &app, "ada@example.com", ADA_PASSWORD).await;
+    let admin = Browser::laptop().await;
+    sign_in(&admin, &app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    open_profile(&admin, &app, &ada).await;
+    admin.click("Terminate Sessions").await;
+    admin.click("Terminate sessions").await;
+    assert!(admin.text().await.contains("has ended; they must sign in again"));
+    ada_window.click("SecureAI").await;
+    assert_eq!(ada_window.url().await, app.url("/sign-in"));
+    admin.close().await;
+    ada_window.close().await;
+}
+
+/// Seed troubleshooting, "user cannot log in": their invitation expired —
+/// the profile says so; Re-send invitation gives them a new link.
+#[tokio::test]
+async fn a_user_who_cannot_log_in_because_the_invitation_expired_gets_a_new_one() {
+    let _turn = take_turn().await;
+    let app = TestApp::with_admin().await;
+    let admin_token = app.admin_token().await;
+    let invited = app.invite(&admin_token, "grace@example.com", "user").await;
+    let id = invited["id"].as_str().unwrap().to_owned();
+    app.clock.advance(chrono::Duration::hours(73));
+    let browser = Browser::laptop().await;
+    sign_in(&browser, &app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    open_profile(&browser, &app, &id).await;
+    let profile = browser.text().await;
+    assert!(profile.contains("expired on") && profile.contains("re-send it"), "{profile}");
+    browser.click("Re-send invitation").await;
+    browser.click("Re-send invitation").await;
+    assert!(browser.text().await.contains("A new invitation was sent to grace@example.com"));
+    browser.click("Sign out").await;
+    let links = secureai_tests::wait_for_links(
+        &app.data_dir.join("mail"),
+        "grace@example.com",
+        "/invitations/accept?token=",
+        2,
+    )
+    .await;
+    browser.go(links.last().unwrap()).await;
+    browser.fill("password", "hopper compiler notes").await;
+    browser.fill("password_confirm", "hopper compiler notes").await;
+    browser.click("Activate account").await;
+    sign_in(&browser, &app, "grace@example.com", "hopper compiler notes").await;
+    assert!(browser.text().await.contains("Signed in as grace@example.com"));
     browser.close().await;
 }

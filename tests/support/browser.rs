@@ -48,23 +48,22 @@ fn driver() -> &'static Driver {
     })
 }
 
-/// One browser at a time.
-async fn turn() -> MutexGuard<'static, ()> {
+/// One browser test at a time (it may open several windows): take the
+/// turn first, keep it to the end of the test.
+pub async fn take_turn() -> MutexGuard<'static, ()> {
     static TURN: OnceLock<Mutex<()>> = OnceLock::new();
     TURN.get_or_init(|| Mutex::new(())).lock().await
 }
 
-/// A headless Chromium window, laptop-sized unless told otherwise.
+/// A headless Chromium window (its own profile: cookies are its own).
 pub struct Browser {
     /// The WebDriver session.
     pub driver: WebDriver,
-    _turn: MutexGuard<'static, ()>,
 }
 
 impl Browser {
     /// Opens a browser window of `width` × `height` pixels.
     pub async fn open(width: u32, height: u32) -> Self {
-        let turn = turn().await;
         let driver_port = driver().port;
         let mut caps = DesiredCapabilities::chrome();
         caps.set_binary(CHROMIUM).unwrap();
@@ -84,7 +83,7 @@ impl Browser {
         let driver = WebDriver::new(format!("http://127.0.0.1:{driver_port}"), caps)
             .await
             .expect("a Chromium session through chromedriver");
-        Self { driver, _turn: turn }
+        Self { driver }
     }
 
     /// Opens a laptop-sized window.
@@ -114,6 +113,11 @@ impl Browser {
             .click()
             .await
             .unwrap();
+    }
+
+    /// Toggles a checkbox.
+    pub async fn click_checkbox(&self, id: &str) {
+        self.driver.find(By::Id(id)).await.unwrap().click().await.unwrap();
     }
 
     /// Clicks the button or link showing `text`, and waits for the page it

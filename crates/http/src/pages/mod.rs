@@ -31,7 +31,16 @@ pub(crate) fn routes() -> Route {
             get(panel::new_user.with(CookieJarManager::new()))
                 .post(panel::create_user.with(CookieJarManager::new())),
         )
-        .at("/admin/users/:id", get(panel::user_profile.with(CookieJarManager::new())))
+        .at(
+            "/admin/users/:id",
+            get(panel::user_profile.with(CookieJarManager::new()))
+                .post(panel::save_user.with(CookieJarManager::new())),
+        )
+        .at(
+            "/admin/users/:id/:action",
+            get(panel::confirm_action.with(CookieJarManager::new()))
+                .post(panel::do_action.with(CookieJarManager::new())),
+        )
         .at("/", get(panel::home.with(CookieJarManager::new())))
 }
 

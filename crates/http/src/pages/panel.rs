@@ -128,6 +128,19 @@ fn refuse_form(state: &AppState, req: &Request, viewer: &Viewer, csrf: &str) -> 
     ))
 }
 
+/// A domain message as a sentence: capital first letter, final period.
+fn sentence(text: &str) -> String {
+    let mut chars = text.trim().chars();
+    let mut out: String = match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => return String::new(),
+    };
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
+}
+
 fn when(at: Option<DateTime<Utc>>) -> String {
     at.map_or_else(|| "—".to_owned(), |at| at.format("%-d %b %Y, %H:%M UTC").to_string())
 }
@@ -314,6 +327,7 @@ struct UsersPage {
     sorts: Vec<(&'static str, &'static str)>,
     rows: Vec<UserRow>,
     total_text: String,
+    seats_text: String,
     next: Option<String>,
     error: Option<String>,
 }
@@ -380,7 +394,15 @@ pub(crate) async fn users(
         ),
         Err(secureai_domain::users::errors::ListUsersError::Unexpected(e)) => return internal(&e),
     };
+    let seats_text = match state.service.seat_usage(&admin).await {
+        Ok(usage) => match usage.limit {
+            Some(limit) => format!("Seats: {} of {limit} in use", usage.used),
+            None => format!("Seats: {} in use, no limit", usage.used),
+        },
+        Err(e) => return internal(&e),
+    };
     let template = UsersPage {
+        seats_text,
         nav: viewer.nav("users"),
         q: query.q,
         status: query.status,
@@ -480,9 +502,9 @@ pub(crate) async fn create_user(
         sign_in: None,
     };
     let error = match state.service.invite_user(&admin, &request, &request_context(req)).await {
-        Ok(invited) => return see_other(&format!("/admin/users/{}?invited=1", invited.user.id)),
+        Ok(invited) => return see_other(&format!("/admin/users/{}?done=invited", invited.user.id)),
         Err(InviteUserError::Unexpected(e)) => return internal(&e),
-        Err(error) => error.to_string(),
+        Err(error) => sentence(&error.to_string()),
     };
     let sso = sso_link(&state).await.is_some();
     let template = NewUserPage {
@@ -501,11 +523,13 @@ pub(crate) async fn create_user(
 #[template(path = "user.html")]
 struct UserPage {
     nav: Nav,
+    error: Option<String>,
+    id: String,
     name: String,
     email: String,
     role: &'static str,
     status: &'static str,
-    sign_in: &'static str,
+    sso: bool,
     department: String,
     created: String,
     activated: String,
@@ -518,10 +542,91 @@ struct UserPage {
 #[derive(Deserialize, Default)]
 pub(crate) struct UserQuery {
     #[serde(default)]
-    invited: Option<String>,
+    done: Option<String>,
 }
 
-/// `GET /admin/users/{id}`: the profile with its activity summary.
+/// The words for a finished action (`?done=`).
+fn done_notice(done: &str, user: &User) -> Option<String> {
+    Some(match done {
+        "invited" => format!("Invitation sent to {}.", user.email),
+        "saved" => "Saved.".to_owned(),
+        "reset" => format!(
+            "A password reset link was sent to {}. Their current password works until they use it.",
+            user.email
+        ),
+        "sessions" => format!("Every session of {} has ended; they must sign in again.", user.name),
+        "resent" => format!(
+            "A new invitation was sent to {}; the earlier link no longer works.",
+            user.email
+        ),
+        _ => return None,
+    })
+}
+
+fn not_found() -> Response {
+    message(
+        StatusCode::NOT_FOUND,
+        "No such user",
+        "There is no user with this address.",
+        Some(("/admin/users", "Back to Users")),
+    )
+}
+
+/// Renders a user's profile with an optional notice or error.
+async fn render_profile(
+    state: &AppState,
+    viewer: &Viewer,
+    id: UserId,
+    notice: Option<&str>,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let Ok(admin) = viewer.principal.admin() else {
+        return see_other("/");
+    };
+    let profile = match state.service.user_profile(&admin, id).await {
+        Ok(profile) => profile,
+        Err(GetUserError::NotFound) => return not_found(),
+        Err(GetUserError::Unexpected(e)) => return internal(&e),
+    };
+    let user = &profile.user;
+    let mut nav = viewer.nav("users");
+    nav.notice = notice.and_then(|done| done_notice(done, user));
+    let invitation = profile.invitation.as_ref().map(|status| {
+        use secureai_domain::invitations::models::InvitationStatus;
+        match status {
+            InvitationStatus::Pending { expires_at } => {
+                format!("pending, the link works until {}", when(Some(*expires_at)))
+            }
+            InvitationStatus::Expired { expired_at } => {
+                format!("expired on {} — re-send it for a new link", when(Some(*expired_at)))
+            }
+            InvitationStatus::Accepted { at } => format!("accepted on {}", when(Some(*at))),
+            InvitationStatus::Revoked { at } => format!("replaced on {}", when(Some(*at))),
+        }
+    });
+    let template = UserPage {
+        nav,
+        error,
+        id: user.id.to_string(),
+        name: user.name.to_string(),
+        email: user.email.to_string(),
+        role: user.role.as_str(),
+        status: user.status().as_str(),
+        sso: user.sign_in == secureai_domain::SignInMethod::Sso,
+        department: user.department.as_ref().map(ToString::to_string).unwrap_or_else(|| "—".into()),
+        created: when(Some(user.created_at)),
+        activated: when(user.state.activated_at()),
+        deactivated: user.state.deactivated_at().map(|at| when(Some(at))),
+        last_sign_in: when(user.last_login_at),
+        sessions: profile.active_sessions,
+        invitation,
+    };
+    page(status, &template)
+}
+
+/// `GET /admin/users/{id}`: the profile with its activity summary and
+/// actions.
 #[handler]
 pub(crate) async fn user_profile(
     state: Data<&AppState>,
@@ -533,60 +638,200 @@ pub(crate) async fn user_profile(
         Ok(viewer) => viewer,
         Err(response) => return response,
     };
-    let Ok(admin) = viewer.principal.admin() else {
-        return see_other("/");
-    };
-    let not_found = || {
-        message(
-            StatusCode::NOT_FOUND,
-            "No such user",
-            "There is no user with this address.",
-            Some(("/admin/users", "Back to Users")),
-        )
-    };
     let Ok(id) = id.parse::<UserId>() else {
         return not_found();
     };
-    let profile = match state.service.user_profile(&admin, id).await {
-        Ok(profile) => profile,
+    render_profile(&state, &viewer, id, query.done.as_deref(), None, StatusCode::OK).await
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SaveUserForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    role: String,
+    /// Present when the form showed the Active checkbox.
+    #[serde(default)]
+    has_active: Option<String>,
+    #[serde(default)]
+    active: Option<String>,
+}
+
+/// `POST /admin/users/{id}`: Save (role and active).
+#[handler]
+pub(crate) async fn save_user(
+    state: Data<&AppState>,
+    req: &Request,
+    Path(id): Path<String>,
+    Form(form): Form<SaveUserForm>,
+) -> Response {
+    let viewer = match admin_viewer(&state, req).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    if let Some(refused) = refuse_form(&state, req, &viewer, &form.csrf) {
+        return refused;
+    }
+    let (Ok(id), Ok(admin)) = (id.parse::<UserId>(), viewer.principal.admin()) else {
+        return not_found();
+    };
+    let update = secureai_domain::users::lifecycle::UserUpdate {
+        role: blank_to_none(&form.role),
+        active: form.has_active.map(|_| form.active.is_some()),
+        name: None,
+        department: None,
+    };
+    use secureai_domain::users::errors::UpdateUserError;
+    match state.service.update_user(&admin, id, &update, &request_context(req)).await {
+        // Saving may have taken the admin's own role: the next page decides.
+        Ok(_) => see_other(&format!("/admin/users/{id}?done=saved")),
+        Err(UpdateUserError::NotFound) => not_found(),
+        Err(UpdateUserError::Unexpected(e)) => internal(&e),
+        Err(error) => {
+            let error = Some(sentence(&error.to_string()));
+            render_profile(&state, &viewer, id, None, error, StatusCode::CONFLICT).await
+        }
+    }
+}
+
+/// The three actions behind a confirmation step or a button.
+#[derive(Clone, Copy)]
+enum Action {
+    ResetPassword,
+    TerminateSessions,
+    ResendInvitation,
+}
+
+impl Action {
+    fn parse(slug: &str) -> Option<Self> {
+        match slug {
+            "reset-password" => Some(Self::ResetPassword),
+            "terminate-sessions" => Some(Self::TerminateSessions),
+            "resend-invitation" => Some(Self::ResendInvitation),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "confirm.html")]
+struct ConfirmPage {
+    nav: Nav,
+    heading: String,
+    text: String,
+    action: String,
+    button: &'static str,
+    cancel: String,
+}
+
+/// `GET /admin/users/{id}/{action}`: the confirmation step.
+#[handler]
+pub(crate) async fn confirm_action(
+    state: Data<&AppState>,
+    req: &Request,
+    Path((id, slug)): Path<(String, String)>,
+) -> Response {
+    let viewer = match admin_viewer(&state, req).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    let (Ok(id), Some(action), Ok(admin)) =
+        (id.parse::<UserId>(), Action::parse(&slug), viewer.principal.admin())
+    else {
+        return not_found();
+    };
+    let user = match state.service.get_user(&admin, id).await {
+        Ok(user) => user,
         Err(GetUserError::NotFound) => return not_found(),
         Err(GetUserError::Unexpected(e)) => return internal(&e),
     };
-    let user = &profile.user;
-    let mut nav = viewer.nav("users");
-    if query.invited.is_some() {
-        nav.notice = Some(format!("Invitation sent to {}.", user.email));
-    }
-    let invitation = profile.invitation.as_ref().map(|status| {
-        use secureai_domain::invitations::models::InvitationStatus;
-        match status {
-            InvitationStatus::Pending { expires_at } => {
-                format!("pending, the link works until {}", when(Some(*expires_at)))
-            }
-            InvitationStatus::Expired { expired_at } => {
-                format!("expired on {}", when(Some(*expired_at)))
-            }
-            InvitationStatus::Accepted { at } => format!("accepted on {}", when(Some(*at))),
-            InvitationStatus::Revoked { at } => format!("replaced on {}", when(Some(*at))),
-        }
-    });
-    let template = UserPage {
-        nav,
-        name: user.name.to_string(),
-        email: user.email.to_string(),
-        role: user.role.as_str(),
-        status: user.status().as_str(),
-        sign_in: match user.sign_in {
-            secureai_domain::SignInMethod::Password => "password",
-            secureai_domain::SignInMethod::Sso => "single sign-on",
-        },
-        department: user.department.as_ref().map(ToString::to_string).unwrap_or_else(|| "—".into()),
-        created: when(Some(user.created_at)),
-        activated: when(user.state.activated_at()),
-        deactivated: user.state.deactivated_at().map(|at| when(Some(at))),
-        last_sign_in: when(user.last_login_at),
-        sessions: profile.active_sessions,
-        invitation,
+    let (heading, text, button) = match action {
+        Action::ResetPassword => (
+            "Reset password?".to_owned(),
+            format!(
+                "{} gets an email with a link, valid 72 hours, to choose a new password. Their current password keeps working until they use it.",
+                user.email
+            ),
+            "Send reset link",
+        ),
+        Action::TerminateSessions => (
+            "Terminate sessions?".to_owned(),
+            format!(
+                "Every session of {} ends now, on every device; they must sign in again.",
+                user.name
+            ),
+            "Terminate sessions",
+        ),
+        Action::ResendInvitation => (
+            "Re-send the invitation?".to_owned(),
+            format!("{} gets a new invitation; the earlier link stops working.", user.email),
+            "Re-send invitation",
+        ),
+    };
+    let template = ConfirmPage {
+        nav: viewer.nav("users"),
+        heading,
+        text,
+        action: format!("/admin/users/{id}/{slug}"),
+        button,
+        cancel: format!("/admin/users/{id}"),
     };
     page(StatusCode::OK, &template)
+}
+
+/// `POST /admin/users/{id}/{action}`: does it.
+#[handler]
+pub(crate) async fn do_action(
+    state: Data<&AppState>,
+    req: &Request,
+    Path((id, slug)): Path<(String, String)>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let viewer = match admin_viewer(&state, req).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    if let Some(refused) = refuse_form(&state, req, &viewer, &form.csrf) {
+        return refused;
+    }
+    let (Ok(id), Some(action), Ok(admin)) =
+        (id.parse::<UserId>(), Action::parse(&slug), viewer.principal.admin())
+    else {
+        return not_found();
+    };
+    let context = request_context(req);
+    let outcome: Result<&str, (bool, String)> = match action {
+        Action::ResetPassword => {
+            use secureai_domain::resets::errors::RequestResetError as E;
+            match state.service.request_password_reset(&admin, id, &context).await {
+                Ok(_) => Ok("reset"),
+                Err(E::NotFound) => return not_found(),
+                Err(E::Unexpected(e)) => return internal(&e),
+                Err(error) => Err((true, error.to_string())),
+            }
+        }
+        Action::TerminateSessions => {
+            match state.service.terminate_sessions(&admin, id, &context).await {
+                Ok(_) => Ok("sessions"),
+                Err(GetUserError::NotFound) => return not_found(),
+                Err(GetUserError::Unexpected(e)) => return internal(&e),
+            }
+        }
+        Action::ResendInvitation => {
+            use secureai_domain::invitations::errors::ResendInvitationError as E;
+            match state.service.resend_invitation(&admin, id, &context).await {
+                Ok(_) => Ok("resent"),
+                Err(E::NotFound) => return not_found(),
+                Err(E::Unexpected(e)) => return internal(&e),
+                Err(error) => Err((true, error.to_string())),
+            }
+        }
+    };
+    match outcome {
+        Ok(done) => see_other(&format!("/admin/users/{id}?done={done}")),
+        Err((_, error)) => {
+            let error = Some(sentence(&error));
+            render_profile(&state, &viewer, id, None, error, StatusCode::CONFLICT).await
+        }
+    }
 }
