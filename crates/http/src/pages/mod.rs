@@ -2,6 +2,7 @@
 //! setup and accepting an invitation. Page handlers only translate forms to
 //! use-case calls; every rule lives in the domain.
 
+mod account;
 mod links;
 mod panel;
 mod setup;
@@ -40,6 +41,17 @@ pub(crate) fn routes() -> Route {
             "/admin/users/:id/:action",
             get(panel::confirm_action.with(CookieJarManager::new()))
                 .post(panel::do_action.with(CookieJarManager::new())),
+        )
+        .at("/me", get(account::me.with(CookieJarManager::new())))
+        .at("/me/name", poem::post(account::save_name.with(CookieJarManager::new())))
+        .at("/me/password", poem::post(account::change_password.with(CookieJarManager::new())))
+        .at("/me/sessions", poem::post(account::sign_out_everywhere.with(CookieJarManager::new())))
+        .at("/admin/settings", get(account::settings.with(CookieJarManager::new())))
+        .at("/admin/settings/seats", poem::post(account::save_seats.with(CookieJarManager::new())))
+        .at("/admin/settings/email", poem::post(account::save_email.with(CookieJarManager::new())))
+        .at(
+            "/admin/settings/email/test",
+            poem::post(account::test_email.with(CookieJarManager::new())),
         )
         .at("/", get(panel::home.with(CookieJarManager::new())))
 }

@@ -44,7 +44,7 @@ pub(crate) struct Viewer {
 }
 
 impl Viewer {
-    fn nav(&self, section: &'static str) -> Nav {
+    pub(crate) fn nav(&self, section: &'static str) -> Nav {
         Nav {
             name: self.principal.user.name.to_string(),
             admin: self.principal.user.is_active_admin(),
@@ -65,7 +65,7 @@ fn csrf_of(token: &PlainToken) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn see_other(to: &str) -> Response {
+pub(crate) fn see_other(to: &str) -> Response {
     StatusCode::SEE_OTHER
         .with_header(header::LOCATION, to)
         .with_header(header::CACHE_CONTROL, "no-store")
@@ -87,7 +87,7 @@ pub(crate) async fn viewer(state: &AppState, req: &Request) -> Result<Viewer, Re
 }
 
 /// The viewer if they are an admin; a page saying they are not otherwise.
-async fn admin_viewer(state: &AppState, req: &Request) -> Result<Viewer, Response> {
+pub(crate) async fn admin_viewer(state: &AppState, req: &Request) -> Result<Viewer, Response> {
     let viewer = viewer(state, req).await?;
     if viewer.principal.user.is_active_admin() {
         Ok(viewer)
@@ -114,7 +114,12 @@ fn same_origin(state: &AppState, req: &Request) -> bool {
 
 /// The refusal of a form without this session's CSRF token or from another
 /// site; `None` when the form may proceed.
-fn refuse_form(state: &AppState, req: &Request, viewer: &Viewer, csrf: &str) -> Option<Response> {
+pub(crate) fn refuse_form(
+    state: &AppState,
+    req: &Request,
+    viewer: &Viewer,
+    csrf: &str,
+) -> Option<Response> {
     let token_ok = bool::from(csrf.as_bytes().ct_eq(viewer.csrf.as_bytes()));
     if token_ok && same_origin(state, req) {
         return None;
@@ -129,7 +134,7 @@ fn refuse_form(state: &AppState, req: &Request, viewer: &Viewer, csrf: &str) -> 
 }
 
 /// A domain message as a sentence: capital first letter, final period.
-fn sentence(text: &str) -> String {
+pub(crate) fn sentence(text: &str) -> String {
     let mut chars = text.trim().chars();
     let mut out: String = match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),
@@ -226,7 +231,7 @@ pub(crate) async fn submit_sign_in(
 #[derive(Deserialize)]
 pub(crate) struct CsrfForm {
     #[serde(default)]
-    csrf: String,
+    pub csrf: String,
 }
 
 /// `POST /sign-out`.
@@ -332,7 +337,7 @@ struct UsersPage {
     error: Option<String>,
 }
 
-fn blank_to_none(text: &str) -> Option<String> {
+pub(crate) fn blank_to_none(text: &str) -> Option<String> {
     let text = text.trim();
     (!text.is_empty()).then(|| text.to_owned())
 }

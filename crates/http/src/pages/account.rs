@@ -1,0 +1,451 @@
+//! My profile (`/me`): change one's name and password, sign out everywhere;
+//! and Settings (`/admin/settings`): seats and email, with "Send test
+//! email". Handlers translate forms into use-case calls.
+
+use askama::Template;
+use poem::http::StatusCode;
+use poem::web::{Data, Form, Query};
+use poem::{IntoResponse, Request, Response, handler};
+use secrecy::SecretString;
+use secureai_domain::mail::admin::TestEmailError;
+use secureai_domain::mail::settings::{
+    EmailSettingsUpdate, PasswordChange, SmtpPassword, SmtpSecurity, SmtpServerUpdate,
+};
+use secureai_domain::resets::errors::ChangePasswordError;
+use secureai_domain::{DisplayName, EmailAddress, SignInMethod};
+use serde::Deserialize;
+
+use super::panel::{
+    CsrfForm, Nav, Viewer, admin_viewer, blank_to_none, refuse_form, see_other, sentence, viewer,
+};
+use super::{internal, page};
+use crate::AppState;
+use crate::auth::request_context;
+
+#[derive(Deserialize, Default)]
+pub(crate) struct DoneQuery {
+    #[serde(default)]
+    done: Option<String>,
+}
+
+// ---------------------------------------------------------------- my profile
+
+#[derive(Template)]
+#[template(path = "me.html")]
+struct MePage {
+    nav: Nav,
+    error: Option<String>,
+    name: String,
+    email: String,
+    role: &'static str,
+    sso: bool,
+}
+
+fn me_page(
+    viewer: &Viewer,
+    done: Option<&str>,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let mut nav = viewer.nav("me");
+    nav.notice = done.and_then(|d| match d {
+        "name" => Some("Your name is saved.".to_owned()),
+        "password" => Some("Your password is changed; your other sessions have ended.".to_owned()),
+        _ => None,
+    });
+    let user = &viewer.principal.user;
+    let template = MePage {
+        nav,
+        error,
+        name: user.name.to_string(),
+        email: user.email.to_string(),
+        role: user.role.as_str(),
+        sso: user.sign_in == SignInMethod::Sso,
+    };
+    page(status, &template)
+}
+
+/// `GET /me`.
+#[handler]
+pub(crate) async fn me(
+    state: Data<&AppState>,
+    req: &Request,
+    Query(q): Query<DoneQuery>,
+) -> Response {
+    match viewer(&state, req).await {
+        Ok(viewer) => me_page(&viewer, q.done.as_deref(), None, StatusCode::OK),
+        Err(response) => response,
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct NameForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+}
+
+/// `POST /me/name`.
+#[handler]
+pub(crate) async fn save_name(
+    state: Data<&AppState>,
+    req: &Request,
+    Form(form): Form<NameForm>,
+) -> Response {
+    let viewer = match viewer(&state, req).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    if let Some(refused) = refuse_form(&state, req, &viewer, &form.csrf) {
+        return refused;
+    }
+    use secureai_domain::users::errors::UpdateUserError;
+    match state.service.update_own_name(&viewer.principal, &form.name, &request_context(req)).await
+    {
+        Ok(_) => see_other("/me?done=name"),
+        Err(UpdateUserError::Unexpected(e)) => internal(&e),
+        Err(error) => me_page(
+            &viewer,
+            None,
+            Some(sentence(&error.to_string())),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct PasswordForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    new_password: String,
+    #[serde(default)]
+    new_password_confirm: String,
+}
+
+/// `POST /me/password`.
+#[handler]
+pub(crate) async fn change_password(
+    state: Data<&AppState>,
+    req: &Request,
+    Form(form): Form<PasswordForm>,
+) -> Response {
+    let viewer = match viewer(&state, req).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    if let Some(refused) = refuse_form(&state, req, &viewer, &form.csrf) {
+        return refused;
+    }
+    if form.new_password != form.new_password_confirm {
+        let error = Some("The two new passwords differ; type the same one twice.".to_owned());
+        return me_page(&viewer, None, error, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let current = SecretString::from(form.current_password);
+    let new = SecretString::from(form.new_password);
+    match state
+        .service
+        .change_own_password(&viewer.principal, &current, new, &request_context(req))
+        .await
+    {
+        Ok(()) => see_other("/me?done=password"),
+        Err(ChangePasswordError::Unexpected(e)) => internal(&e),
+        Err(error) => me_page(
+            &viewer,
+            None,
+            Some(sentence(&error.to_string())),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    }
+}
+
+/// `POST /me/sessions`: sign out everywhere, this browser included.
+#[handler]
+pub(crate) async fn sign_out_everywhere(
+    state: Data<&AppState>,
+    req: &Request,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let viewer = match viewer(&state, req).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    if let Some(refused) = refuse_form(&state, req, &viewer, &form.csrf) {
+        return refused;
+    }
+    if let Err(e) =
+        state.service.sign_out_everywhere(&viewer.principal, &request_context(req)).await
+    {
+        return internal(&e);
+    }
+    see_other("/sign-in")
+        .with_header(poem::http::header::SET_COOKIE, state.cleared_session_cookie().to_string())
+        .into_response()
+}
+
+// ---------------------------------------------------------------- settings
+
+#[derive(Template)]
+#[template(path = "settings.html")]
+struct SettingsPage {
+    nav: Nav,
+    error: Option<String>,
+    seats_used: u64,
+    seat_limit: String,
+    smtp: bool,
+    host: String,
+    port: String,
+    security: &'static str,
+    username: String,
+    password_set: bool,
+    from_address: String,
+    from_name: String,
+    source: &'static str,
+    sso_mode: &'static str,
+}
+
+async fn settings_page(
+    state: &AppState,
+    viewer: &Viewer,
+    notice: Option<String>,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let Ok(admin) = viewer.principal.admin() else {
+        return see_other("/");
+    };
+    let usage = match state.service.seat_usage(&admin).await {
+        Ok(usage) => usage,
+        Err(e) => return internal(&e),
+    };
+    let (email, source) = match state.service.email_settings(&admin).await {
+        Ok(found) => found,
+        Err(e) => return internal(&e),
+    };
+    let sso_mode = match state.service.sso_settings(&admin).await {
+        Ok((sso, _)) => sso.mode.as_str(),
+        Err(e) => return internal(&e),
+    };
+    let mut nav = viewer.nav("settings");
+    nav.notice = notice;
+    let smtp = email.smtp.as_ref();
+    let template = SettingsPage {
+        nav,
+        error,
+        seats_used: usage.used,
+        seat_limit: usage.limit.map(|l| l.to_string()).unwrap_or_default(),
+        smtp: smtp.is_some(),
+        host: smtp.map(|s| s.host.clone()).unwrap_or_default(),
+        port: smtp.map(|s| s.port.to_string()).unwrap_or_else(|| "587".into()),
+        security: smtp.map_or("starttls", |s| s.security.as_str()),
+        username: smtp.and_then(|s| s.username.clone()).unwrap_or_default(),
+        password_set: smtp.is_some_and(|s| s.password.is_some()),
+        from_address: email.from_address.to_string(),
+        from_name: email.from_name.to_string(),
+        source: source.as_str(),
+        sso_mode,
+    };
+    page(status, &template)
+}
+
+/// `GET /admin/settings`.
+#[handler]
+pub(crate) async fn settings(
+    state: Data<&AppState>,
+    req: &Request,
+    Query(q): Query<DoneQuery>,
+) -> Response {
+    let viewer = match admin_viewer(&state, req).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    let notice = q.done.as_deref().and_then(|d| match d {
+        "seats" => Some("The seat limit is saved.".to_owned()),
+        "email" => Some("The email settings are saved; the next message uses them.".to_owned()),
+        _ => None,
+    });
+    settings_page(&state, &viewer, notice, None, StatusCode::OK).await
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SeatsForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    limit: String,
+}
+
+/// `POST /admin/settings/seats`.
+#[handler]
+pub(crate) async fn save_seats(
+    state: Data<&AppState>,
+    req: &Request,
+    Form(form): Form<SeatsForm>,
+) -> Response {
+    let viewer = match admin_viewer(&state, req).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    if let Some(refused) = refuse_form(&state, req, &viewer, &form.csrf) {
+        return refused;
+    }
+    let Ok(admin) = viewer.principal.admin() else {
+        return see_other("/");
+    };
+    let limit = match blank_to_none(&form.limit).map(|l| l.parse::<u32>()) {
+        None => None,
+        Some(Ok(n)) => Some(n),
+        Some(Err(_)) => {
+            let error =
+                Some("The seat limit must be a whole number, or empty for no limit.".to_owned());
+            return settings_page(&state, &viewer, None, error, StatusCode::UNPROCESSABLE_ENTITY)
+                .await;
+        }
+    };
+    use secureai_domain::users::errors::SettingsError;
+    match state.service.set_seat_limit(&admin, limit, &request_context(req)).await {
+        Ok(_) => see_other("/admin/settings?done=seats"),
+        Err(SettingsError::Unexpected(e)) => internal(&e),
+        Err(error) => {
+            let error = Some(sentence(&error.to_string()));
+            settings_page(&state, &viewer, None, error, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct EmailForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    smtp: Option<String>,
+    #[serde(default)]
+    host: String,
+    #[serde(default)]
+    port: String,
+    #[serde(default)]
+    security: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    clear_password: Option<String>,
+    #[serde(default)]
+    from_address: String,
+    #[serde(default)]
+    from_name: String,
+}
+
+fn email_update(form: &EmailForm) -> Result<EmailSettingsUpdate, String> {
+    let smtp = if form.smtp.is_some() {
+        let port = form
+            .port
+            .trim()
+            .parse::<u16>()
+            .map_err(|_| "The port must be a number from 1 to 65535.".to_owned())?;
+        let security =
+            SmtpSecurity::parse(&form.security).ok_or("Choose how the connection is secured.")?;
+        let password = if form.clear_password.is_some() {
+            PasswordChange::Clear
+        } else if form.password.is_empty() {
+            PasswordChange::Keep
+        } else {
+            PasswordChange::Set(
+                SmtpPassword::parse(&form.password).map_err(|e| sentence(&e.to_string()))?,
+            )
+        };
+        Some(SmtpServerUpdate {
+            host: form.host.trim().to_owned(),
+            port,
+            security,
+            username: blank_to_none(&form.username),
+            password,
+        })
+    } else {
+        None
+    };
+    Ok(EmailSettingsUpdate {
+        smtp,
+        from_address: EmailAddress::parse(&form.from_address)
+            .map_err(|e| sentence(&format!("sender address: {e}")))?,
+        from_name: DisplayName::parse(&form.from_name)
+            .map_err(|e| sentence(&format!("sender name: {e}")))?,
+    })
+}
+
+/// `POST /admin/settings/email`.
+#[handler]
+pub(crate) async fn save_email(
+    state: Data<&AppState>,
+    req: &Request,
+    Form(form): Form<EmailForm>,
+) -> Response {
+    let viewer = match admin_viewer(&state, req).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    if let Some(refused) = refuse_form(&state, req, &viewer, &form.csrf) {
+        return refused;
+    }
+    let Ok(admin) = viewer.principal.admin() else {
+        return see_other("/");
+    };
+    let update = match email_update(&form) {
+        Ok(update) => update,
+        Err(error) => {
+            return settings_page(
+                &state,
+                &viewer,
+                None,
+                Some(error),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+        }
+    };
+    use secureai_domain::users::errors::SettingsError;
+    match state.service.update_email_settings(&admin, update, &request_context(req)).await {
+        Ok(_) => see_other("/admin/settings?done=email"),
+        Err(SettingsError::Unexpected(e)) => internal(&e),
+        Err(error) => {
+            let error = Some(sentence(&error.to_string()));
+            settings_page(&state, &viewer, None, error, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+    }
+}
+
+/// `POST /admin/settings/email/test`: Send test email, with the result.
+#[handler]
+pub(crate) async fn test_email(
+    state: Data<&AppState>,
+    req: &Request,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let viewer = match admin_viewer(&state, req).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    if let Some(refused) = refuse_form(&state, req, &viewer, &form.csrf) {
+        return refused;
+    }
+    let Ok(admin) = viewer.principal.admin() else {
+        return see_other("/");
+    };
+    let to = viewer.principal.user.email.to_string();
+    match state.service.send_test_email(&admin, &request_context(req)).await {
+        Ok(answer) => {
+            let notice =
+                Some(format!("A test email was sent to {to}. The server answered: {answer}"));
+            settings_page(&state, &viewer, notice, None, StatusCode::OK).await
+        }
+        Err(TestEmailError::NotDelivered(reason)) => {
+            let error = Some(format!("The test email to {to} was not delivered: {reason}"));
+            settings_page(&state, &viewer, None, error, StatusCode::OK).await
+        }
+        Err(TestEmailError::Unexpected(e)) => internal(&e),
+    }
+}
