@@ -21,8 +21,8 @@ async fn sign_in(browser: &Browser, app: &TestApp, email: &str, password: &str) 
 #[tokio::test]
 async fn onboarding_add_user_accept_the_emailed_link_and_sign_in() {
     let app = TestApp::with_admin().await;
-    let _turn = take_turn().await;
-    let browser = Browser::laptop().await;
+    let turn = take_turn().await;
+    let browser = Browser::laptop(&turn).await;
 
     browser.go(&app.url("/sign-in")).await;
     browser.screenshot("sign-in").await;
@@ -85,8 +85,8 @@ async fn the_users_table_searches_and_filters() {
     ] {
         app.invite(&admin, email, role).await;
     }
-    let _turn = take_turn().await;
-    let browser = Browser::laptop().await;
+    let turn = take_turn().await;
+    let browser = Browser::laptop(&turn).await;
     sign_in(&browser, &app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     browser.fill("q", "gra").await;
     browser.click("Apply").await;
@@ -113,8 +113,8 @@ async fn a_demoted_admin_loses_the_admin_panel_on_the_next_page_load() {
     let app = TestApp::with_admin().await;
     let admin = app.admin_token().await;
     app.active_user(&admin, "second@example.com", "admin", "second admin passphrase").await;
-    let _turn = take_turn().await;
-    let browser = Browser::laptop().await;
+    let turn = take_turn().await;
+    let browser = Browser::laptop(&turn).await;
     sign_in(&browser, &app, "second@example.com", "second admin passphrase").await;
     assert!(browser.text().await.contains("Users"));
     let id = app.user_id(&admin, "second@example.com").await;
@@ -151,10 +151,10 @@ async fn open_profile(browser: &Browser, app: &TestApp, id: &str) {
 /// the old one.
 #[tokio::test]
 async fn promote_then_demote_to_transfer_the_admin_role() {
-    let _turn = take_turn().await;
+    let turn = take_turn().await;
     let app = TestApp::with_admin().await;
     let ada = with_ada(&app).await;
-    let browser = Browser::laptop().await;
+    let browser = Browser::laptop(&turn).await;
     sign_in(&browser, &app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     open_profile(&browser, &app, &ada).await;
     browser.choose("role", "admin").await;
@@ -181,10 +181,10 @@ async fn promote_then_demote_to_transfer_the_admin_role() {
 /// says why and what to do.
 #[tokio::test]
 async fn the_last_admin_is_refused_in_words() {
-    let _turn = take_turn().await;
+    let turn = take_turn().await;
     let app = TestApp::with_admin().await;
     let root = app.user_id(&app.admin_token().await, ADMIN_EMAIL).await;
-    let browser = Browser::laptop().await;
+    let browser = Browser::laptop(&turn).await;
     sign_in(&browser, &app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     open_profile(&browser, &app, &root).await;
     browser.choose("role", "user").await;
@@ -201,18 +201,18 @@ async fn the_last_admin_is_refused_in_words() {
 /// its next click, the seat is freed; reactivation restores sign-in.
 #[tokio::test]
 async fn offboarding_deactivation_signs_the_user_out_and_frees_the_seat_then_reactivation() {
-    let _turn = take_turn().await;
+    let turn = take_turn().await;
     let app = TestApp::with_admin().await;
     let ada = with_ada(&app).await;
     let admin_token = app.admin_token().await;
     let seats = app.put("/api/v1/settings/seats", Some(&admin_token), json!({"limit": 5})).await;
     assert_eq!(seats.status(), reqwest::StatusCode::OK);
 
-    let ada_window = Browser::laptop().await;
+    let ada_window = Browser::laptop(&turn).await;
     sign_in(&ada_window, &app, "ada@example.com", ADA_PASSWORD).await;
     assert!(ada_window.text().await.contains("Signed in as ada@example.com"));
 
-    let admin = Browser::laptop().await;
+    let admin = Browser::laptop(&turn).await;
     sign_in(&admin, &app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     assert!(admin.text().await.contains("Seats: 2 of 5 in use"));
     open_profile(&admin, &app, &ada).await;
@@ -244,10 +244,10 @@ async fn offboarding_deactivation_signs_the_user_out_and_frees_the_seat_then_rea
 /// chooses a new password with it.
 #[tokio::test]
 async fn reset_password_from_the_profile() {
-    let _turn = take_turn().await;
+    let turn = take_turn().await;
     let app = TestApp::with_admin().await;
     let ada = with_ada(&app).await;
-    let browser = Browser::laptop().await;
+    let browser = Browser::laptop(&turn).await;
     sign_in(&browser, &app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     open_profile(&browser, &app, &ada).await;
     browser.click("Reset Password").await;
@@ -275,12 +275,12 @@ async fn reset_password_from_the_profile() {
 /// Seed: Terminate Sessions ends the user's open sessions at once.
 #[tokio::test]
 async fn terminate_sessions_signs_the_user_out_everywhere() {
-    let _turn = take_turn().await;
+    let turn = take_turn().await;
     let app = TestApp::with_admin().await;
     let ada = with_ada(&app).await;
-    let ada_window = Browser::laptop().await;
+    let ada_window = Browser::laptop(&turn).await;
     sign_in(&ada_window, &app, "ada@example.com", ADA_PASSWORD).await;
-    let admin = Browser::laptop().await;
+    let admin = Browser::laptop(&turn).await;
     sign_in(&admin, &app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     open_profile(&admin, &app, &ada).await;
     admin.click("Terminate Sessions").await;
@@ -296,13 +296,19 @@ async fn terminate_sessions_signs_the_user_out_everywhere() {
 /// the profile says so; Re-send invitation gives them a new link.
 #[tokio::test]
 async fn a_user_who_cannot_log_in_because_the_invitation_expired_gets_a_new_one() {
-    let _turn = take_turn().await;
+    let turn = take_turn().await;
     let app = TestApp::with_admin().await;
     let admin_token = app.admin_token().await;
     let invited = app.invite(&admin_token, "grace@example.com", "user").await;
     let id = invited["id"].as_str().unwrap().to_owned();
+    let first = wait_for_link(
+        &app.data_dir.join("mail"),
+        "grace@example.com",
+        "/invitations/accept?token=",
+    )
+    .await;
     app.clock.advance(chrono::Duration::hours(73));
-    let browser = Browser::laptop().await;
+    let browser = Browser::laptop(&turn).await;
     sign_in(&browser, &app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     open_profile(&browser, &app, &id).await;
     let profile = browser.text().await;
@@ -318,7 +324,8 @@ async fn a_user_who_cannot_log_in_because_the_invitation_expired_gets_a_new_one(
         2,
     )
     .await;
-    browser.go(links.last().unwrap()).await;
+    let new = links.iter().find(|l| **l != first).expect("a second, different link");
+    browser.go(new).await;
     browser.fill("password", "hopper compiler notes").await;
     browser.fill("password_confirm", "hopper compiler notes").await;
     browser.click("Activate account").await;
@@ -330,10 +337,10 @@ async fn a_user_who_cannot_log_in_because_the_invitation_expired_gets_a_new_one(
 /// My profile: change one's name and password, sign out everywhere.
 #[tokio::test]
 async fn my_profile_name_password_and_sign_out_everywhere() {
-    let _turn = take_turn().await;
+    let turn = take_turn().await;
     let app = TestApp::with_admin().await;
     with_ada(&app).await;
-    let browser = Browser::laptop().await;
+    let browser = Browser::laptop(&turn).await;
     sign_in(&browser, &app, "ada@example.com", ADA_PASSWORD).await;
     browser.click("Name of ada@example.com").await;
     assert_eq!(browser.url().await, app.url("/me"));
@@ -365,10 +372,10 @@ async fn my_profile_name_password_and_sign_out_everywhere() {
 #[tokio::test]
 async fn settings_seats_and_a_test_email_through_a_real_smtp_server() {
     use secureai_tests::smtp::{Security, SmtpPeer, free_port};
-    let _turn = take_turn().await;
+    let turn = take_turn().await;
     let app = TestApp::with_admin().await;
     let smtp = SmtpPeer::start(Security::None, None);
-    let browser = Browser::laptop().await;
+    let browser = Browser::laptop(&turn).await;
     sign_in(&browser, &app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     browser.click("Settings").await;
     browser.fill("limit", "2").await;
@@ -404,5 +411,54 @@ async fn settings_seats_and_a_test_email_through_a_real_smtp_server() {
     browser.click("Send test email").await;
     let failed = browser.text().await;
     assert!(failed.contains("was not delivered"), "{failed}");
+    browser.close().await;
+}
+
+/// Seed "Inviting Multiple Users": upload → preview with reasons → Import →
+/// the report, with the skipped rows downloadable as CSV.
+#[tokio::test]
+async fn bulk_import_with_preview_and_the_error_report() {
+    let turn = take_turn().await;
+    let app = TestApp::with_admin().await;
+    let file = app.data_dir.join("new-hires.csv");
+    std::fs::write(
+        &file,
+        "email,name,role,department\n\
+         ada@example.com,Ada Lovelace,user,Research\n\
+         not-an-email,Nobody,user,\n\
+         grace@example.com,Grace Hopper,admin,Engineering\n\
+         root@example.com,Root Again,user,\n",
+    )
+    .unwrap();
+    let browser = Browser::laptop(&turn).await;
+    sign_in(&browser, &app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    browser.click("Import Users").await;
+    browser.upload("file", &file).await;
+    browser.click("Preview").await;
+    let preview = browser.text().await;
+    assert!(preview.contains("4 rows — 2 will be invited, 2 will be skipped."), "{preview}");
+    assert!(preview.contains("already an active user"), "{preview}");
+    browser.screenshot("import-preview").await;
+    let users = body(app.get("/api/v1/users", Some(&app.admin_token().await)).await).await;
+    assert_eq!(users["total"], 1, "the preview wrote nothing");
+
+    browser.click("Import 2 users").await;
+    let report = browser.text().await;
+    assert!(report.contains("2 invited, 2 skipped."), "{report}");
+    browser.screenshot("import-report").await;
+    let href = browser
+        .driver
+        .find(thirtyfour::By::LinkText("Download the skipped rows (CSV)"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    let token = app.admin_token().await;
+    let csv = app.get(&href, Some(&token)).await.text().await.unwrap();
+    assert!(csv.contains("not-an-email") && csv.contains("root@example.com"), "{csv}");
+    browser.go(&app.url("/admin/users")).await;
+    assert!(browser.text().await.contains("3 users"));
     browser.close().await;
 }

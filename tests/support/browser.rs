@@ -18,41 +18,56 @@ use crate::smtp::free_port;
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
-struct Driver {
+/// A browser test's turn: one at a time (two cores), each with its own
+/// chromedriver, stopped (with the browsers it started) when the turn ends,
+/// even if the test failed.
+pub struct Turn {
     port: u16,
-    _child: Child,
+    child: Child,
+    _lock: MutexGuard<'static, ()>,
 }
 
-fn driver() -> &'static Driver {
-    static DRIVER: OnceLock<Driver> = OnceLock::new();
-    DRIVER.get_or_init(|| {
-        assert!(
-            Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists(),
-            "Chromium is not installed: run `apt-get install chromium chromium-driver` \
-             (./scripts/test.sh does)"
-        );
-        let port = free_port();
-        let child = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
+impl Drop for Turn {
+    fn drop(&mut self) {
+        // SIGTERM, so chromedriver closes the browsers it started; if it
+        // has not gone within two seconds (a failed test left a session
+        // open), SIGKILL.
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        for _ in 0..40 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Driver { port, _child: child }
-    })
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
-/// One browser test at a time (it may open several windows): take the
-/// turn first, keep it to the end of the test.
-pub async fn take_turn() -> MutexGuard<'static, ()> {
+/// Waits for the turn and starts chromedriver. Keep it to the end of the
+/// test; windows are opened with it.
+pub async fn take_turn() -> Turn {
     static TURN: OnceLock<Mutex<()>> = OnceLock::new();
-    TURN.get_or_init(|| Mutex::new(())).lock().await
+    let lock = TURN.get_or_init(|| Mutex::new(())).lock().await;
+    assert!(
+        Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists(),
+        "Chromium is not installed: run `apt-get install chromium chromium-driver` \
+         (./scripts/test.sh does)"
+    );
+    let port = free_port();
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    Turn { port, child, _lock: lock }
 }
 
 /// A headless Chromium window (its own profile: cookies are its own).
@@ -63,8 +78,8 @@ pub struct Browser {
 
 impl Browser {
     /// Opens a browser window of `width` × `height` pixels.
-    pub async fn open(width: u32, height: u32) -> Self {
-        let driver_port = driver().port;
+    pub async fn open(turn: &Turn, width: u32, height: u32) -> Self {
+        let driver_port = turn.port;
         let mut caps = DesiredCapabilities::chrome();
         caps.set_binary(CHROMIUM).unwrap();
         for arg in [
@@ -87,8 +102,8 @@ impl Browser {
     }
 
     /// Opens a laptop-sized window.
-    pub async fn laptop() -> Self {
-        Self::open(1280, 860).await
+    pub async fn laptop(turn: &Turn) -> Self {
+        Self::open(turn, 1280, 860).await
     }
 
     /// Goes to `url`.
@@ -113,6 +128,12 @@ impl Browser {
             .click()
             .await
             .unwrap();
+    }
+
+    /// Chooses a file for the file input `id`.
+    pub async fn upload(&self, id: &str, file: &Path) {
+        let input = self.driver.find(By::Id(id)).await.unwrap();
+        input.send_keys(file.to_str().unwrap()).await.unwrap();
     }
 
     /// Toggles a checkbox.

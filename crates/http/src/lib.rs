@@ -111,7 +111,12 @@ pub fn app(state: AppState) -> impl Endpoint {
             "/api",
             api.with(limits::BodyLimit::new(MAX_BODY_BYTES, state.import_limits.max_bytes)),
         )
-        .nest("/", pages::routes().with(limits::BodyLimit::new(64 * 1024, 64 * 1024)))
+        // Page forms are small; the Import Users page carries a whole file.
+        .nest(
+            "/",
+            pages::routes()
+                .with(limits::BodyLimit::new(64 * 1024, state.import_limits.max_bytes + 64 * 1024)),
+        )
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
         .data(state)

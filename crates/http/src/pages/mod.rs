@@ -3,6 +3,7 @@
 //! use-case calls; every rule lives in the domain.
 
 mod account;
+mod import;
 mod links;
 mod panel;
 mod setup;
@@ -31,6 +32,11 @@ pub(crate) fn routes() -> Route {
             "/admin/users/new",
             get(panel::new_user.with(CookieJarManager::new()))
                 .post(panel::create_user.with(CookieJarManager::new())),
+        )
+        .at(
+            "/admin/users/import",
+            get(import::show.with(CookieJarManager::new()))
+                .post(import::submit.with(CookieJarManager::new())),
         )
         .at(
             "/admin/users/:id",
