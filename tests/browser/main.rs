@@ -462,3 +462,44 @@ async fn bulk_import_with_preview_and_the_error_report() {
     assert!(browser.text().await.contains("3 users"));
     browser.close().await;
 }
+
+/// Audit log: filters and the CSV export of what is shown.
+#[tokio::test]
+async fn the_audit_log_filters_and_exports() {
+    let turn = take_turn().await;
+    let app = TestApp::with_admin().await;
+    let ada = with_ada(&app).await;
+    let browser = Browser::laptop(&turn).await;
+    sign_in(&browser, &app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    browser.click("Audit log").await;
+    let all = browser.table_text().await;
+    assert!(all.contains("user.invited") && all.contains("sign_in.succeeded"), "{all}");
+    browser.choose("action", "user.invited").await;
+    browser.click("Apply").await;
+    let invited = browser.table_text().await;
+    assert!(
+        invited.contains("ada@example.com") && !invited.contains("sign_in.succeeded"),
+        "{invited}"
+    );
+    browser.screenshot("audit-log").await;
+    let href = browser
+        .driver
+        .find(thirtyfour::By::LinkText("Export CSV"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(href.contains("action=user.invited"), "{href}");
+    let csv = app.get(&href, Some(&app.admin_token().await)).await.text().await.unwrap();
+    assert!(csv.contains("user.invited") && !csv.contains("sign_in.succeeded"), "{csv}");
+
+    // From a user's profile, their events.
+    open_profile(&browser, &app, &ada).await;
+    browser.click("Their audit events").await;
+    assert!(browser.url().await.contains(&ada));
+    let theirs = browser.table_text().await;
+    assert!(theirs.contains("invitation.accepted") && !theirs.contains("setup.completed"), "{theirs}");
+    browser.close().await;
+}

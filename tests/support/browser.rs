@@ -144,11 +144,17 @@ impl Browser {
     /// Clicks the button or link showing `text`, and waits for the page it
     /// leads to.
     pub async fn click(&self, text: &str) {
+        let text_wanted = text;
         let xpath = format!(
             "//button[normalize-space()='{text}'] | //a[normalize-space()='{text}'] | //input[@type='submit' and @value='{text}']"
         );
         let old_page = self.driver.find(By::Tag("html")).await.unwrap();
-        self.driver.find(By::XPath(xpath)).await.unwrap().click().await.unwrap();
+        let Ok(target) = self.driver.find(By::XPath(xpath)).await else {
+            let url = self.url().await;
+            let text = self.text().await;
+            panic!("nothing to click named `{name}` on {url}:\n{text}", name = text_wanted);
+        };
+        target.click().await.unwrap();
         // The old document's root goes stale once the next page replaced it.
         for _ in 0..200 {
             if old_page.tag_name().await.is_err() {
@@ -175,6 +181,12 @@ impl Browser {
     pub async fn text(&self) -> String {
         self.settle().await;
         self.driver.find(By::Tag("body")).await.unwrap().text().await.unwrap()
+    }
+
+    /// The visible text of the page's table body.
+    pub async fn table_text(&self) -> String {
+        self.settle().await;
+        self.driver.find(By::Tag("tbody")).await.unwrap().text().await.unwrap()
     }
 
     /// The current address.

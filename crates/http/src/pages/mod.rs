@@ -3,6 +3,7 @@
 //! use-case calls; every rule lives in the domain.
 
 mod account;
+mod audit;
 mod import;
 mod links;
 mod panel;
@@ -52,6 +53,7 @@ pub(crate) fn routes() -> Route {
         .at("/me/name", poem::post(account::save_name.with(CookieJarManager::new())))
         .at("/me/password", poem::post(account::change_password.with(CookieJarManager::new())))
         .at("/me/sessions", poem::post(account::sign_out_everywhere.with(CookieJarManager::new())))
+        .at("/admin/audit", get(audit::audit.with(CookieJarManager::new())))
         .at("/admin/settings", get(account::settings.with(CookieJarManager::new())))
         .at("/admin/settings/seats", poem::post(account::save_seats.with(CookieJarManager::new())))
         .at("/admin/settings/email", poem::post(account::save_email.with(CookieJarManager::new())))
