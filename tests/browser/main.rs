@@ -500,6 +500,96 @@ async fn the_audit_log_filters_and_exports() {
     browser.click("Their audit events").await;
     assert!(browser.url().await.contains(&ada));
     let theirs = browser.table_text().await;
-    assert!(theirs.contains("invitation.accepted") && !theirs.contains("setup.completed"), "{theirs}");
+    assert!(
+        theirs.contains("invitation.accepted") && !theirs.contains("setup.completed"),
+        "{theirs}"
+    );
     browser.close().await;
+}
+
+/// Settings > SSO configured in the panel against a real OpenID Provider;
+/// then an invited SSO user signs in with "Sign in with SSO".
+#[tokio::test]
+async fn sso_configured_in_the_panel_and_a_user_signs_in_with_sso() {
+    use secureai_tests::oidc::{CLIENT_SECRET, OidcPeer};
+    let turn = take_turn().await;
+    let app = TestApp::with_admin().await;
+    let idp = OidcPeer::start(&app.url("/auth/oidc/callback"));
+    let browser = Browser::laptop(&turn).await;
+    sign_in(&browser, &app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    browser.go(&app.url("/admin/settings")).await;
+    browser.click("Configure single sign-on").await;
+    browser.click_checkbox("mode-oidc").await;
+    browser.fill("issuer_url", "http://127.0.0.1:9/not-there").await;
+    browser.fill("client_id", "secureai").await;
+    browser.fill("client_secret", CLIENT_SECRET).await;
+    browser.click("Save and check").await;
+    assert!(
+        browser.text().await.contains("discovery failed"),
+        "a dead provider is refused in words"
+    );
+    browser.click_checkbox("mode-oidc").await;
+    browser.fill("issuer_url", &idp.issuer).await;
+    browser.fill("client_secret", CLIENT_SECRET).await;
+    browser.click("Save and check").await;
+    let saved = browser.text().await;
+    assert!(saved.contains("The SSO settings are saved and checked."), "{saved}");
+    browser.screenshot("sso-settings").await;
+
+    browser.go(&app.url("/admin/users/new")).await;
+    assert!(browser.text().await.contains("sign in through your identity provider"));
+    browser.fill("email", "ada@example.com").await;
+    browser.fill("name", "Ada Lovelace").await;
+    browser.click("Send Invitation").await;
+    let profile = browser.text().await;
+    assert!(profile.contains("single sign-on") && !profile.contains("Reset Password"), "{profile}");
+    browser.click("Sign out").await;
+
+    browser.screenshot("sign-in-sso").await;
+    browser.click("Sign in with SSO").await;
+    assert!(browser.url().await.starts_with(&idp.issuer), "at the provider");
+    browser.fill_named("login", "ada@example.com").await;
+    browser.fill_named("password", "anything").await;
+    browser.click("Sign-in").await;
+    let start = browser.text().await;
+    assert!(start.contains("Signed in as ada@example.com"), "{start}");
+    browser.close().await;
+}
+
+/// Readable on a phone: no page scrolls sideways at 390 pixels wide (wide
+/// tables scroll inside their own box).
+#[tokio::test]
+async fn the_panel_fits_a_phone_width() {
+    let turn = take_turn().await;
+    let app = TestApp::with_admin().await;
+    let ada = with_ada(&app).await;
+    let phone = Browser::open(&turn, 390, 844).await;
+    sign_in(&phone, &app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    for path in [
+        "/admin/users".to_owned(),
+        format!("/admin/users/{ada}"),
+        "/admin/users/new".to_owned(),
+        "/admin/users/import".to_owned(),
+        "/admin/audit".to_owned(),
+        "/admin/settings".to_owned(),
+        "/admin/settings/sso".to_owned(),
+        "/me".to_owned(),
+    ] {
+        phone.go(&app.url(&path)).await;
+        let overflow = phone
+            .driver
+            .execute(
+                "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
+                Vec::new(),
+            )
+            .await
+            .unwrap()
+            .json()
+            .as_i64()
+            .unwrap();
+        assert!(overflow <= 0, "{path} scrolls sideways by {overflow} px on a phone");
+    }
+    phone.go(&app.url("/admin/users")).await;
+    phone.screenshot("users-phone").await;
+    phone.close().await;
 }

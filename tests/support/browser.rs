@@ -118,6 +118,13 @@ impl Browser {
         input.send_keys(text).await.unwrap();
     }
 
+    /// Types into the input named `name` (pages without ids).
+    pub async fn fill_named(&self, name: &str, text: &str) {
+        let input = self.driver.find(By::Name(name)).await.unwrap();
+        input.clear().await.unwrap();
+        input.send_keys(text).await.unwrap();
+    }
+
     /// Chooses an option of a select by its value.
     pub async fn choose(&self, id: &str, value: &str) {
         let select = self.driver.find(By::Id(id)).await.unwrap();

@@ -449,3 +449,223 @@ pub(crate) async fn test_email(
         Err(TestEmailError::Unexpected(e)) => internal(&e),
     }
 }
+
+// ---------------------------------------------------------------- SSO
+
+#[derive(Template)]
+#[template(path = "sso_settings.html")]
+struct SsoPage {
+    nav: Nav,
+    error: Option<String>,
+    mode: &'static str,
+    issuer_url: String,
+    client_id: String,
+    secret_set: bool,
+    scopes: String,
+    idp_metadata_url: String,
+    idp_metadata_xml: String,
+    sp_entity_id: String,
+    email_attribute: String,
+    allow_idp_initiated: bool,
+    jit: bool,
+    skew: u32,
+    redirect_uri: String,
+    metadata_url: String,
+}
+
+fn sso_page(
+    state: &AppState,
+    viewer: &Viewer,
+    sso: &secureai_domain::sso::settings::SsoSettings,
+    notice: Option<String>,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    use secureai_domain::sso::settings::SsoMode;
+    let mut nav = viewer.nav("settings");
+    nav.notice = notice;
+    let (oidc, saml) = match &sso.mode {
+        SsoMode::Oidc(o) => (Some(o), None),
+        SsoMode::Saml(s) => (None, Some(s)),
+        SsoMode::None => (None, None),
+    };
+    let template = SsoPage {
+        nav,
+        error,
+        mode: sso.mode.as_str(),
+        issuer_url: oidc.map(|o| o.issuer_url.clone()).unwrap_or_default(),
+        client_id: oidc.map(|o| o.client_id.clone()).unwrap_or_default(),
+        secret_set: oidc.is_some_and(|o| o.client_secret.is_some()),
+        scopes: oidc.map_or_else(|| "email profile".to_owned(), |o| o.scopes.join(" ")),
+        idp_metadata_url: saml.and_then(|s| s.idp_metadata_url.clone()).unwrap_or_default(),
+        idp_metadata_xml: saml.map(|s| s.idp_metadata_xml.clone()).unwrap_or_default(),
+        sp_entity_id: saml.map_or_else(
+            || format!("{}/auth/saml/metadata", state.public_url),
+            |s| s.sp_entity_id.clone(),
+        ),
+        email_attribute: saml.and_then(|s| s.email_attribute.clone()).unwrap_or_default(),
+        allow_idp_initiated: saml.is_some_and(|s| s.allow_idp_initiated),
+        jit: sso.jit_provisioning,
+        skew: sso.clock_skew_secs,
+        redirect_uri: format!("{}/auth/oidc/callback", state.public_url),
+        metadata_url: format!("{}/auth/saml/metadata", state.public_url),
+    };
+    page(status, &template)
+}
+
+/// `GET /admin/settings/sso`.
+#[handler]
+pub(crate) async fn sso_settings(
+    state: Data<&AppState>,
+    req: &Request,
+    Query(q): Query<DoneQuery>,
+) -> Response {
+    let viewer = match admin_viewer(&state, req).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    let Ok(admin) = viewer.principal.admin() else {
+        return see_other("/");
+    };
+    let sso = match state.service.sso_settings(&admin).await {
+        Ok((sso, _)) => sso,
+        Err(e) => return internal(&e),
+    };
+    let notice = q.done.is_some().then(|| "The SSO settings are saved and checked.".to_owned());
+    sso_page(&state, &viewer, &sso, notice, None, StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SsoForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    mode: String,
+    #[serde(default)]
+    issuer_url: String,
+    #[serde(default)]
+    client_id: String,
+    #[serde(default)]
+    client_secret: String,
+    #[serde(default)]
+    clear_secret: Option<String>,
+    #[serde(default)]
+    scopes: String,
+    #[serde(default)]
+    idp_metadata_url: String,
+    #[serde(default)]
+    idp_metadata_xml: String,
+    #[serde(default)]
+    sp_entity_id: String,
+    #[serde(default)]
+    email_attribute: String,
+    #[serde(default)]
+    allow_idp_initiated: Option<String>,
+    #[serde(default)]
+    jit: Option<String>,
+    #[serde(default)]
+    skew: String,
+}
+
+fn sso_update(form: &SsoForm) -> Result<secureai_domain::sso::settings::SsoSettingsUpdate, String> {
+    use secureai_domain::sso::settings::{
+        ClientSecret, OidcSettings, SamlSettings, SecretChange, SsoMode, SsoSettings,
+        SsoSettingsUpdate,
+    };
+    let mut client_secret = SecretChange::Keep;
+    let mode = match form.mode.as_str() {
+        "oidc" => {
+            client_secret = if form.clear_secret.is_some() {
+                SecretChange::Clear
+            } else if form.client_secret.is_empty() {
+                SecretChange::Keep
+            } else {
+                SecretChange::Set(
+                    ClientSecret::parse(&form.client_secret)
+                        .map_err(|e| sentence(&e.to_string()))?,
+                )
+            };
+            SsoMode::Oidc(OidcSettings {
+                issuer_url: form.issuer_url.trim().to_owned(),
+                client_id: form.client_id.trim().to_owned(),
+                client_secret: None,
+                scopes: form.scopes.split_whitespace().map(str::to_owned).collect(),
+            })
+        }
+        "saml" => SsoMode::Saml(SamlSettings {
+            idp_metadata_url: blank_to_none(&form.idp_metadata_url),
+            idp_metadata_xml: if blank_to_none(&form.idp_metadata_url).is_some() {
+                String::new()
+            } else {
+                form.idp_metadata_xml.trim().to_owned()
+            },
+            sp_entity_id: form.sp_entity_id.trim().to_owned(),
+            email_attribute: blank_to_none(&form.email_attribute),
+            allow_idp_initiated: form.allow_idp_initiated.is_some(),
+        }),
+        _ => SsoMode::None,
+    };
+    let skew = match blank_to_none(&form.skew) {
+        None => 60,
+        Some(text) => text
+            .parse::<u32>()
+            .map_err(|_| "The clock skew must be a number of seconds.".to_owned())?,
+    };
+    Ok(SsoSettingsUpdate {
+        settings: SsoSettings { mode, jit_provisioning: form.jit.is_some(), clock_skew_secs: skew },
+        client_secret,
+    })
+}
+
+/// `POST /admin/settings/sso`: saves after checking against the provider.
+#[handler]
+pub(crate) async fn save_sso(
+    state: Data<&AppState>,
+    req: &Request,
+    Form(form): Form<SsoForm>,
+) -> Response {
+    let viewer = match admin_viewer(&state, req).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    if let Some(refused) = refuse_form(&state, req, &viewer, &form.csrf) {
+        return refused;
+    }
+    let Ok(admin) = viewer.principal.admin() else {
+        return see_other("/");
+    };
+    let current = match state.service.sso_settings(&admin).await {
+        Ok((sso, _)) => sso,
+        Err(e) => return internal(&e),
+    };
+    let update = match sso_update(&form) {
+        Ok(update) => update,
+        Err(error) => {
+            return sso_page(
+                &state,
+                &viewer,
+                &current,
+                None,
+                Some(error),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            );
+        }
+    };
+    use secureai_domain::sso::errors::SsoSettingsError;
+    match state.service.update_sso_settings(&admin, update.clone(), &request_context(req)).await {
+        Ok(_) => see_other("/admin/settings/sso?done=1"),
+        Err(SsoSettingsError::Unexpected(e)) => internal(&e),
+        Err(SsoSettingsError::Invalid(field)) => {
+            // Show what was typed, with the reason.
+            let error = Some(sentence(&field.to_string()));
+            sso_page(
+                &state,
+                &viewer,
+                &update.settings,
+                None,
+                error,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+        }
+    }
+}

@@ -55,6 +55,11 @@ pub(crate) fn routes() -> Route {
         .at("/me/sessions", poem::post(account::sign_out_everywhere.with(CookieJarManager::new())))
         .at("/admin/audit", get(audit::audit.with(CookieJarManager::new())))
         .at("/admin/settings", get(account::settings.with(CookieJarManager::new())))
+        .at(
+            "/admin/settings/sso",
+            get(account::sso_settings.with(CookieJarManager::new()))
+                .post(account::save_sso.with(CookieJarManager::new())),
+        )
         .at("/admin/settings/seats", poem::post(account::save_seats.with(CookieJarManager::new())))
         .at("/admin/settings/email", poem::post(account::save_email.with(CookieJarManager::new())))
         .at(
