@@ -3,7 +3,7 @@
 
 use chrono::Duration;
 use reqwest::StatusCode;
-use secureai_tests::{ADMIN_PASSWORD, TestApp};
+use secureai_tests::{ADMIN_PASSWORD, TestApp, body};
 
 #[tokio::test]
 async fn the_setup_link_shows_a_form_once_and_then_is_void() {
@@ -83,4 +83,62 @@ async fn the_invitation_page_sets_a_password_and_explains_an_expired_link() {
     let expired = app.get(&format!("/invitations/accept?token={slow}"), None).await;
     assert_eq!(expired.status(), StatusCode::GONE);
     assert!(expired.text().await.unwrap().contains("re-send the invitation"));
+}
+
+/// Every panel form needs this session's CSRF token and our own origin.
+#[tokio::test]
+async fn panel_forms_without_the_session_csrf_token_or_from_another_site_are_refused() {
+    let app = TestApp::with_admin().await;
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = browser
+        .post(app.url("/sign-in"))
+        .form(&[
+            ("email", secureai_tests::ADMIN_EMAIL),
+            ("password", secureai_tests::ADMIN_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    let form = browser.get(app.url("/admin/users/new")).send().await.unwrap().text().await.unwrap();
+    let csrf =
+        form.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let fields = |csrf: &str| {
+        vec![
+            ("csrf", csrf.to_owned()),
+            ("email", "ada@example.com".to_owned()),
+            ("name", "Ada".to_owned()),
+            ("role", "user".to_owned()),
+        ]
+    };
+    let missing = browser.post(app.url("/admin/users/new")).form(&fields("")).send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::FORBIDDEN);
+    let forged = browser
+        .post(app.url("/admin/users/new"))
+        .form(&fields("0".repeat(64).as_str()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let cross_site = browser
+        .post(app.url("/admin/users/new"))
+        .header("origin", "https://evil.example.com")
+        .form(&fields(&csrf))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status(), StatusCode::FORBIDDEN);
+    let admin = app.admin_token().await;
+    let users = body(app.get("/api/v1/users?q=ada", Some(&admin)).await).await;
+    assert_eq!(users["total"], 0, "no refused form created anything");
+
+    let accepted =
+        browser.post(app.url("/admin/users/new")).form(&fields(&csrf)).send().await.unwrap();
+    assert_eq!(accepted.status(), StatusCode::SEE_OTHER);
+    let users = body(app.get("/api/v1/users?q=ada", Some(&admin)).await).await;
+    assert_eq!(users["total"], 1);
 }

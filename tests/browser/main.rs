@@ -593,3 +593,62 @@ async fn the_panel_fits_a_phone_width() {
     phone.screenshot("users-phone").await;
     phone.close().await;
 }
+
+/// Sign-in says why it refused, slows down repeated failures, and works
+/// from the keyboard alone.
+#[tokio::test]
+async fn sign_in_explains_refusals_and_works_from_the_keyboard() {
+    use thirtyfour::Key;
+    let turn = take_turn().await;
+    let app = TestApp::with_admin().await;
+    let browser = Browser::laptop(&turn).await;
+    sign_in(&browser, &app, ADMIN_EMAIL, "not the password").await;
+    assert!(browser.text().await.contains("The email address or password is not correct."));
+    for _ in 0..6 {
+        sign_in(&browser, &app, ADMIN_EMAIL, "still not the password").await;
+    }
+    let throttled = browser.text().await;
+    assert!(throttled.contains("Too many failed attempts. Wait"), "{throttled}");
+    app.clock.advance(chrono::Duration::minutes(30));
+
+    // Keyboard only: type, Tab to the password, Enter to send.
+    browser.go(&app.url("/sign-in")).await;
+    let email = browser.driver.find(thirtyfour::By::Id("email")).await.unwrap();
+    email.send_keys(ADMIN_EMAIL).await.unwrap();
+    email.send_keys(Key::Tab).await.unwrap();
+    let focused = browser.driver.active_element().await.unwrap();
+    assert_eq!(focused.attr("id").await.unwrap().as_deref(), Some("password"));
+    focused.send_keys(ADMIN_PASSWORD).await.unwrap();
+    focused.send_keys(Key::Enter).await.unwrap();
+    for _ in 0..100 {
+        if browser.url().await.ends_with("/admin/users") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(browser.url().await, app.url("/admin/users"));
+    browser.close().await;
+}
+
+/// What people type is shown as text, never run as markup.
+#[tokio::test]
+async fn names_are_shown_as_text_never_run() {
+    let turn = take_turn().await;
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    let name = "<img src=x onerror=alert(1)> Mallory";
+    let response = app
+        .post(
+            "/api/v1/users",
+            Some(&admin),
+            json!({"email": "mallory@example.com", "name": name, "role": "user"}),
+        )
+        .await;
+    assert_eq!(response.status(), reqwest::StatusCode::CREATED);
+    let browser = Browser::laptop(&turn).await;
+    sign_in(&browser, &app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert!(browser.table_text().await.contains(name), "the name is shown as typed");
+    assert!(browser.driver.get_alert_text().await.is_err(), "no script ran");
+    assert!(browser.driver.find_all(thirtyfour::By::Css("td img")).await.unwrap().is_empty());
+    browser.close().await;
+}
