@@ -103,6 +103,24 @@ async fn the_users_table_searches_and_filters() {
         admins.contains("ada@example.com") && !admins.contains("grace@example.com"),
         "{admins}"
     );
+
+    // Paging: 25 a page, "Next page" carries the filters and the cursor.
+    for i in 0..26 {
+        app.invite(&admin, &format!("member{i:02}@example.com"), "user").await;
+    }
+    browser.go(&app.url("/admin/users?sort=email")).await;
+    let first = browser.table_text().await;
+    assert!(
+        first.contains("member00@example.com") && !first.contains("root@example.com"),
+        "{first}"
+    );
+    browser.click("Next page").await;
+    let second = browser.table_text().await;
+    assert!(
+        second.contains("root@example.com") && !second.contains("member00@example.com"),
+        "{second}"
+    );
+    assert!(browser.url().await.contains("sort=email"));
     browser.close().await;
 }
 
