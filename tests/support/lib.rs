@@ -17,6 +17,7 @@ use tokio::sync::oneshot;
 
 pub mod browser;
 pub mod oidc;
+mod peer;
 pub mod saml;
 pub mod smtp;
 

@@ -3,14 +3,12 @@
 //! `tests/peers/node_modules`), one process per test on its own port; and a
 //! browser stand-in that signs in on its login page without JavaScript.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Child, Command};
 
 use reqwest::{Client, header};
 
+use crate::peer::spawn_until_ready;
 use crate::smtp::free_port;
 
 /// The client secret the peer's `secureai` client is registered with.
@@ -33,42 +31,19 @@ impl OidcPeer {
             "npm oidc-provider is not installed: run `npm ci --prefix tests/peers` \
              (./scripts/test.sh does)"
         );
-        let mut child = Command::new("node")
+        let mut command = Command::new("node");
+        command
             .arg(peers.join("oidc_provider.mjs"))
             .arg(port.to_string())
             .arg(redirect_uri)
             .arg(CLIENT_SECRET)
-            .current_dir(&peers)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start node (the OIDC test provider): {e}"));
-        let stdout = child.stdout.take().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        // Drain stderr (warnings) so the process never blocks on a full pipe.
-        let (err_tx, err_rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let lines: Vec<String> = BufReader::new(stderr).lines().map_while(Result::ok).collect();
-            let _ = err_tx.send(lines.join("\n"));
-        });
-        loop {
-            match rx.recv_timeout(Duration::from_secs(30)) {
-                Ok(line) if line == "READY" => break,
-                Ok(_) => {}
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    let errors = err_rx.recv_timeout(Duration::from_secs(2)).unwrap_or_default();
-                    panic!("the OIDC test provider did not start: {errors}");
-                }
-            }
-        }
+            .current_dir(&peers);
+        let child = spawn_until_ready(
+            command,
+            "READY",
+            "the OIDC test provider",
+            "./scripts/test.sh installs it with npm",
+        );
         Self { issuer: format!("http://127.0.0.1:{port}"), child }
     }
 }

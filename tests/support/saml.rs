@@ -3,15 +3,13 @@
 //! generated key; and a browser stand-in that signs in on its page and
 //! brings back the auto-submitted response form.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Child, Command};
 
 use reqwest::Client;
 use tempfile::TempDir;
 
+use crate::peer::spawn_until_ready;
 use crate::smtp::free_port;
 
 /// The IdP's entity id.
@@ -98,7 +96,8 @@ impl SamlPeer {
         let dir = tempfile::tempdir().unwrap();
         let keys = key_pair(dir.path(), "idp");
         let port = free_port();
-        let mut child = Command::new("node")
+        let mut command = Command::new("node");
+        command
             .arg("-r")
             .arg(peers.join("shifted_clock.cjs"))
             .arg(package.join("bin/run.js"))
@@ -113,36 +112,13 @@ impl SamlPeer {
             .arg(package.join("config.js"))
             .env("SECUREAI_CLOCK_SHIFT_MS", options.clock_shift_ms.to_string())
             .env("FORCE_COLOR", "0")
-            .current_dir(&peers)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start node (the SAML test IdP): {e}"));
-        let stdout = child.stdout.take().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let (err_tx, err_rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let lines: Vec<String> = BufReader::new(stderr).lines().map_while(Result::ok).collect();
-            let _ = err_tx.send(lines.join("\n"));
-        });
-        loop {
-            match rx.recv_timeout(Duration::from_secs(30)) {
-                Ok(line) if line.contains("IdP server ready") => break,
-                Ok(_) => {}
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    let errors = err_rx.recv_timeout(Duration::from_secs(2)).unwrap_or_default();
-                    panic!("the SAML test IdP did not start: {errors}");
-                }
-            }
-        }
+            .current_dir(&peers);
+        let child = spawn_until_ready(
+            command,
+            "IdP server ready",
+            "the SAML test IdP",
+            "./scripts/test.sh installs it with npm",
+        );
         Self { base: format!("http://localhost:{port}"), keys, dir, child }
     }
 

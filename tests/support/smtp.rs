@@ -3,14 +3,13 @@
 //! installs `aiosmtpd` and `trustme`; a missing Python package fails the
 //! test with the command to run, never skips it.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use tempfile::TempDir;
 
+use crate::peer::spawn_until_ready;
 use crate::{Mail, read_mail};
 
 /// How the peer secures connections.
@@ -84,38 +83,16 @@ impl SmtpPeer {
             .arg("--maildir")
             .arg(&maildir)
             .arg("--ca-out")
-            .arg(&ca_file)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .arg(&ca_file);
         if let Some((user, password)) = login {
             command.arg("--user").arg(user).arg("--password").arg(password);
         }
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {python} {}: {e}", script.display()));
-        let stdout = child.stdout.take().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let errors = std::thread::spawn(move || {
-            BufReader::new(stderr).lines().map_while(Result::ok).collect::<Vec<_>>().join("\n")
-        });
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(line) if line == "READY" => {}
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "the test SMTP server did not start (is `pip install aiosmtpd trustme` done? \
-                     ./scripts/test.sh installs them): {}",
-                    errors.join().unwrap_or_default()
-                );
-            }
-        }
+        let child = spawn_until_ready(
+            command,
+            "READY",
+            &format!("the test SMTP server ({python} {})", script.display()),
+            "is `pip install aiosmtpd trustme` done? ./scripts/test.sh installs them",
+        );
         Self { port, maildir, ca_file, child, _dir: dir }
     }
 

@@ -16,7 +16,8 @@ use secureai_domain::{DisplayName, EmailAddress, SignInMethod};
 use serde::Deserialize;
 
 use super::panel::{
-    CsrfForm, Nav, Viewer, admin_viewer, blank_to_none, refuse_form, see_other, sentence, viewer,
+    CsrfForm, Nav, Viewer, admin_viewer, blank_to_none, form_admin, form_viewer, see_other,
+    sentence, viewer,
 };
 use super::{internal, page};
 use crate::AppState;
@@ -93,13 +94,10 @@ pub(crate) async fn save_name(
     req: &Request,
     Form(form): Form<NameForm>,
 ) -> Response {
-    let viewer = match viewer(&state, req).await {
+    let viewer = match form_viewer(&state, req, &form.csrf).await {
         Ok(viewer) => viewer,
         Err(response) => return response,
     };
-    if let Some(refused) = refuse_form(&state, req, &viewer, &form.csrf) {
-        return refused;
-    }
     use secureai_domain::users::errors::UpdateUserError;
     match state.service.update_own_name(&viewer.principal, &form.name, &request_context(req)).await
     {
@@ -133,13 +131,10 @@ pub(crate) async fn change_password(
     req: &Request,
     Form(form): Form<PasswordForm>,
 ) -> Response {
-    let viewer = match viewer(&state, req).await {
+    let viewer = match form_viewer(&state, req, &form.csrf).await {
         Ok(viewer) => viewer,
         Err(response) => return response,
     };
-    if let Some(refused) = refuse_form(&state, req, &viewer, &form.csrf) {
-        return refused;
-    }
     if form.new_password != form.new_password_confirm {
         let error = Some("The two new passwords differ; type the same one twice.".to_owned());
         return me_page(&viewer, None, error, StatusCode::UNPROCESSABLE_ENTITY);
@@ -169,13 +164,10 @@ pub(crate) async fn sign_out_everywhere(
     req: &Request,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let viewer = match viewer(&state, req).await {
+    let viewer = match form_viewer(&state, req, &form.csrf).await {
         Ok(viewer) => viewer,
         Err(response) => return response,
     };
-    if let Some(refused) = refuse_form(&state, req, &viewer, &form.csrf) {
-        return refused;
-    }
     if let Err(e) =
         state.service.sign_out_everywhere(&viewer.principal, &request_context(req)).await
     {
@@ -285,15 +277,9 @@ pub(crate) async fn save_seats(
     req: &Request,
     Form(form): Form<SeatsForm>,
 ) -> Response {
-    let viewer = match admin_viewer(&state, req).await {
-        Ok(viewer) => viewer,
+    let (viewer, admin) = match form_admin(&state, req, &form.csrf).await {
+        Ok(found) => found,
         Err(response) => return response,
-    };
-    if let Some(refused) = refuse_form(&state, req, &viewer, &form.csrf) {
-        return refused;
-    }
-    let Ok(admin) = viewer.principal.admin() else {
-        return see_other("/");
     };
     let limit = match blank_to_none(&form.limit).map(|l| l.parse::<u32>()) {
         None => None,
@@ -384,15 +370,9 @@ pub(crate) async fn save_email(
     req: &Request,
     Form(form): Form<EmailForm>,
 ) -> Response {
-    let viewer = match admin_viewer(&state, req).await {
-        Ok(viewer) => viewer,
+    let (viewer, admin) = match form_admin(&state, req, &form.csrf).await {
+        Ok(found) => found,
         Err(response) => return response,
-    };
-    if let Some(refused) = refuse_form(&state, req, &viewer, &form.csrf) {
-        return refused;
-    }
-    let Ok(admin) = viewer.principal.admin() else {
-        return see_other("/");
     };
     let update = match email_update(&form) {
         Ok(update) => update,
@@ -425,15 +405,9 @@ pub(crate) async fn test_email(
     req: &Request,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let viewer = match admin_viewer(&state, req).await {
-        Ok(viewer) => viewer,
+    let (viewer, admin) = match form_admin(&state, req, &form.csrf).await {
+        Ok(found) => found,
         Err(response) => return response,
-    };
-    if let Some(refused) = refuse_form(&state, req, &viewer, &form.csrf) {
-        return refused;
-    }
-    let Ok(admin) = viewer.principal.admin() else {
-        return see_other("/");
     };
     let to = viewer.principal.user.email.to_string();
     match state.service.send_test_email(&admin, &request_context(req)).await {
@@ -624,15 +598,9 @@ pub(crate) async fn save_sso(
     req: &Request,
     Form(form): Form<SsoForm>,
 ) -> Response {
-    let viewer = match admin_viewer(&state, req).await {
-        Ok(viewer) => viewer,
+    let (viewer, admin) = match form_admin(&state, req, &form.csrf).await {
+        Ok(found) => found,
         Err(response) => return response,
-    };
-    if let Some(refused) = refuse_form(&state, req, &viewer, &form.csrf) {
-        return refused;
-    }
-    let Ok(admin) = viewer.principal.admin() else {
-        return see_other("/");
     };
     let current = match state.service.sso_settings(&admin).await {
         Ok((sso, _)) => sso,

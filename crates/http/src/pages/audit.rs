@@ -11,7 +11,7 @@ use secureai_domain::AuditAction;
 use secureai_domain::audit::service::{AuditError, AuditRequest};
 use serde::Deserialize;
 
-use super::panel::{Nav, admin_viewer, blank_to_none, see_other, sentence};
+use super::panel::{Nav, admin_viewer, blank_to_none, link_with, see_other, sentence};
 use super::{internal, page};
 use crate::AppState;
 
@@ -127,10 +127,7 @@ pub(crate) async fn audit(
                             ("to", query.to.as_str()),
                             ("cursor", cursor.as_str()),
                         ];
-                        let encoded: String = url::form_urlencoded::Serializer::new(String::new())
-                            .extend_pairs(params.iter().filter(|(_, v)| !v.is_empty()))
-                            .finish();
-                        format!("/admin/audit?{encoded}")
+                        link_with("/admin/audit", &params)
                     });
                 }
                 Err(AuditError::Unexpected(e)) => return internal(&e),
@@ -138,12 +135,9 @@ pub(crate) async fn audit(
             }
         }
     }
-    let export_params = [("action", query.action.as_str()), ("target", query.user.as_str())];
-    let export = format!(
-        "/api/v1/audit/export.csv?{}",
-        url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(export_params.iter().filter(|(_, v)| !v.is_empty()))
-            .finish()
+    let export = link_with(
+        "/api/v1/audit/export.csv",
+        &[("action", query.action.as_str()), ("target", query.user.as_str())],
     );
     let template = AuditPage {
         nav: viewer.nav("audit"),

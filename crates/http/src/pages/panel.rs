@@ -101,6 +101,34 @@ pub(crate) async fn admin_viewer(state: &AppState, req: &Request) -> Result<View
     }
 }
 
+/// The viewer of a form post: signed in, with this session's CSRF token,
+/// from our own site.
+pub(crate) async fn form_viewer(
+    state: &AppState,
+    req: &Request,
+    csrf: &str,
+) -> Result<Viewer, Response> {
+    let viewer = viewer(state, req).await?;
+    match refuse_form(state, req, &viewer, csrf) {
+        Some(refused) => Err(refused),
+        None => Ok(viewer),
+    }
+}
+
+/// The admin behind a form post (see [`form_viewer`]).
+pub(crate) async fn form_admin(
+    state: &AppState,
+    req: &Request,
+    csrf: &str,
+) -> Result<(Viewer, secureai_domain::sessions::models::Admin), Response> {
+    let viewer = admin_viewer(state, req).await?;
+    if let Some(refused) = refuse_form(state, req, &viewer, csrf) {
+        return Err(refused);
+    }
+    let admin = viewer.principal.admin().map_err(|_| see_other("/"))?;
+    Ok((viewer, admin))
+}
+
 /// Whether a state-changing form comes from our own pages.
 fn same_origin(state: &AppState, req: &Request) -> bool {
     if let Some(site) = req.header("sec-fetch-site") {
@@ -241,13 +269,10 @@ pub(crate) async fn sign_out(
     req: &Request,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let viewer = match viewer(&state, req).await {
+    let viewer = match form_viewer(&state, req, &form.csrf).await {
         Ok(viewer) => viewer,
         Err(response) => return response,
     };
-    if let Some(refused) = refuse_form(&state, req, &viewer, &form.csrf) {
-        return refused;
-    }
     if let Err(e) = state.service.sign_out(&viewer.principal, &request_context(req)).await {
         return internal(&e);
     }
@@ -337,6 +362,14 @@ struct UsersPage {
     error: Option<String>,
 }
 
+/// `path?name=value&…` with the non-empty parameters, encoded.
+pub(crate) fn link_with(path: &str, params: &[(&str, &str)]) -> String {
+    let encoded: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params.iter().filter(|(_, v)| !v.is_empty()))
+        .finish();
+    format!("{path}?{encoded}")
+}
+
 pub(crate) fn blank_to_none(text: &str) -> Option<String> {
     let text = text.trim();
     (!text.is_empty()).then(|| text.to_owned())
@@ -381,10 +414,7 @@ pub(crate) async fn users(
                     ("sort", query.sort.as_str()),
                     ("cursor", cursor.as_str()),
                 ];
-                let encoded: String = url::form_urlencoded::Serializer::new(String::new())
-                    .extend_pairs(params.iter().filter(|(_, v)| !v.is_empty()))
-                    .finish();
-                format!("/admin/users?{encoded}")
+                link_with("/admin/users", &params)
             });
             (found.items.iter().map(UserRow::from).collect(), total_text, next, None)
         }
@@ -489,15 +519,9 @@ pub(crate) async fn create_user(
     req: &Request,
     Form(form): Form<NewUserForm>,
 ) -> Response {
-    let viewer = match admin_viewer(&state, req).await {
-        Ok(viewer) => viewer,
+    let (viewer, admin) = match form_admin(&state, req, &form.csrf).await {
+        Ok(found) => found,
         Err(response) => return response,
-    };
-    if let Some(refused) = refuse_form(&state, req, &viewer, &form.csrf) {
-        return refused;
-    }
-    let Ok(admin) = viewer.principal.admin() else {
-        return see_other("/");
     };
     let request = InviteRequest {
         email: form.email.clone(),
@@ -670,14 +694,11 @@ pub(crate) async fn save_user(
     Path(id): Path<String>,
     Form(form): Form<SaveUserForm>,
 ) -> Response {
-    let viewer = match admin_viewer(&state, req).await {
-        Ok(viewer) => viewer,
+    let (viewer, admin) = match form_admin(&state, req, &form.csrf).await {
+        Ok(found) => found,
         Err(response) => return response,
     };
-    if let Some(refused) = refuse_form(&state, req, &viewer, &form.csrf) {
-        return refused;
-    }
-    let (Ok(id), Ok(admin)) = (id.parse::<UserId>(), viewer.principal.admin()) else {
+    let Ok(id) = id.parse::<UserId>() else {
         return not_found();
     };
     let update = secureai_domain::users::lifecycle::UserUpdate {
@@ -792,16 +813,11 @@ pub(crate) async fn do_action(
     Path((id, slug)): Path<(String, String)>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let viewer = match admin_viewer(&state, req).await {
-        Ok(viewer) => viewer,
+    let (viewer, admin) = match form_admin(&state, req, &form.csrf).await {
+        Ok(found) => found,
         Err(response) => return response,
     };
-    if let Some(refused) = refuse_form(&state, req, &viewer, &form.csrf) {
-        return refused;
-    }
-    let (Ok(id), Some(action), Ok(admin)) =
-        (id.parse::<UserId>(), Action::parse(&slug), viewer.principal.admin())
-    else {
+    let (Ok(id), Some(action)) = (id.parse::<UserId>(), Action::parse(&slug)) else {
         return not_found();
     };
     let context = request_context(req);
