@@ -7,8 +7,8 @@ use reqwest::StatusCode;
 use secureai_tests::oidc::{
     CLIENT_SECRET, OidcPeer, browser, location, param, sign_in_at_provider, with_param,
 };
-use secureai_tests::{TestApp, assert_error, body};
-use serde_json::{Value, json};
+use secureai_tests::{TestApp, assert_error, audit_change, body, sign_in_refusal};
+use serde_json::json;
 
 /// An app with its first admin, a provider, and SSO configured.
 async fn with_oidc() -> (TestApp, OidcPeer, String) {
@@ -55,21 +55,6 @@ async fn callback_for(
     callback
 }
 
-/// The `sign_in.failed` event with this reason (the test clock stands
-/// still, so events are found by content, not by order).
-async fn refusal(app: &TestApp, admin: &str, reason: &str) -> Value {
-    let page = body(app.get("/api/v1/audit?action=sign_in.failed", Some(admin)).await).await;
-    let items = page["items"].as_array().unwrap();
-    items.iter().find(|e| change(e, "reason") == Some(reason)).cloned().unwrap_or_else(|| {
-        let reasons: Vec<_> = items.iter().map(|e| change(e, "reason")).collect();
-        panic!("no refusal for {reason}; refusals: {reasons:?}")
-    })
-}
-
-fn change<'a>(event: &'a Value, field: &str) -> Option<&'a str> {
-    event["changes"].as_array()?.iter().find(|c| c["field"] == field)?["after"].as_str()
-}
-
 async fn me_status(app: &TestApp, browser: &reqwest::Client) -> StatusCode {
     browser.get(app.url("/api/v1/me")).send().await.unwrap().status()
 }
@@ -103,7 +88,7 @@ async fn an_invited_sso_user_signs_in_through_the_provider_and_is_activated() {
         .find(|e| e["target_email"] == "ada@example.com")
         .cloned()
         .unwrap();
-    assert_eq!(change(&ada, "method"), Some("oidc"));
+    assert_eq!(audit_change(&ada, "method"), Some("oidc"));
     let accepted =
         body(app.get("/api/v1/audit?action=invitation.accepted", Some(&admin)).await).await;
     assert_eq!(accepted["items"][0]["target_email"], "ada@example.com");
@@ -139,8 +124,8 @@ async fn a_changed_state_is_refused() {
     assert_eq!(answer.status(), StatusCode::FORBIDDEN);
     assert!(answer.text().await.unwrap().contains("You were not signed in"));
     assert_eq!(me_status(&app, &browser).await, StatusCode::UNAUTHORIZED);
-    let refusal = refusal(&app, &admin, "state_mismatch").await;
-    assert_eq!(change(&refusal, "method"), Some("oidc"));
+    let refusal = sign_in_refusal(&app, &admin, "state_mismatch").await;
+    assert_eq!(audit_change(&refusal, "method"), Some("oidc"));
 }
 
 #[tokio::test]
@@ -155,7 +140,7 @@ async fn a_replayed_answer_and_a_replayed_code_are_refused() {
     let other = secureai_tests::oidc::browser();
     let again = other.get(&callback).send().await.unwrap();
     assert_eq!(again.status(), StatusCode::FORBIDDEN);
-    refusal(&app, &admin, "no_login_in_progress").await;
+    sign_in_refusal(&app, &admin, "no_login_in_progress").await;
 
     // The used code under a fresh sign-in's state: the provider refuses it.
     let fresh = start(&app, &other).await;
@@ -164,7 +149,7 @@ async fn a_replayed_answer_and_a_replayed_code_are_refused() {
     let answer = other.get(&replayed).send().await.unwrap();
     assert_eq!(answer.status(), StatusCode::FORBIDDEN);
     assert_eq!(me_status(&app, &other).await, StatusCode::UNAUTHORIZED);
-    refusal(&app, &admin, "code_rejected").await;
+    sign_in_refusal(&app, &admin, "code_rejected").await;
 }
 
 #[tokio::test]
@@ -179,7 +164,7 @@ async fn an_id_token_for_another_nonce_is_refused() {
     let answer = browser.get(&callback).send().await.unwrap();
     assert_eq!(answer.status(), StatusCode::FORBIDDEN);
     assert_eq!(me_status(&app, &browser).await, StatusCode::UNAUTHORIZED);
-    refusal(&app, &admin, "nonce_mismatch").await;
+    sign_in_refusal(&app, &admin, "nonce_mismatch").await;
 }
 
 #[tokio::test]
@@ -192,7 +177,7 @@ async fn an_unverified_email_is_refused() {
     assert_eq!(answer.status(), StatusCode::FORBIDDEN);
     assert!(answer.text().await.unwrap().contains("has not verified your email"));
     assert_eq!(me_status(&app, &browser).await, StatusCode::UNAUTHORIZED);
-    let refusal = refusal(&app, &admin, "email_not_verified").await;
+    let refusal = sign_in_refusal(&app, &admin, "email_not_verified").await;
     assert_eq!(refusal["target_email"], "unverified.bob@example.com");
 }
 
@@ -205,7 +190,7 @@ async fn an_unknown_email_is_told_it_has_no_account_here() {
     assert_eq!(answer.status(), StatusCode::FORBIDDEN);
     let page = answer.text().await.unwrap();
     assert!(page.contains("No account here") && page.contains("no SecureAI account"), "{page}");
-    refusal(&app, &admin, "unknown_user").await;
+    sign_in_refusal(&app, &admin, "unknown_user").await;
     let users = body(app.get("/api/v1/users?q=stranger", Some(&admin)).await).await;
     assert_eq!(users["total"], 0, "no account is created without just-in-time provisioning");
 }
@@ -235,7 +220,7 @@ async fn a_deactivated_user_is_refused_although_the_provider_signs_them_in() {
     assert_eq!(answer.status(), StatusCode::FORBIDDEN);
     assert!(answer.text().await.unwrap().contains("Account deactivated"));
     assert_eq!(me_status(&app, &browser).await, StatusCode::UNAUTHORIZED);
-    let refusal = refusal(&app, &admin, "account_deactivated").await;
+    let refusal = sign_in_refusal(&app, &admin, "account_deactivated").await;
     assert_eq!(refusal["target_id"], id);
 }
 

@@ -6,7 +6,7 @@
 use reqwest::StatusCode;
 use secureai_tests::oidc::{browser, location};
 use secureai_tests::saml::{SamlPeer, SamlPeerOptions, SamlPost, key_pair, sign_in_at_idp};
-use secureai_tests::{TestApp, assert_error, body};
+use secureai_tests::{TestApp, assert_error, audit_change, body, sign_in_refusal};
 use serde_json::{Value, json};
 
 fn peer_for(app: &TestApp) -> SamlPeer {
@@ -47,20 +47,6 @@ async fn response_for(app: &TestApp, browser: &reqwest::Client, email: &str) -> 
     post
 }
 
-fn change<'a>(event: &'a Value, field: &str) -> Option<&'a str> {
-    event["changes"].as_array()?.iter().find(|c| c["field"] == field)?["after"].as_str()
-}
-
-async fn refusal(app: &TestApp, admin: &str, reason: &str) -> Value {
-    let page = body(app.get("/api/v1/audit?action=sign_in.failed", Some(admin)).await).await;
-    let items = page["items"].as_array().unwrap();
-    items.iter().find(|e| change(e, "reason") == Some(reason)).cloned().unwrap_or_else(|| {
-        let reasons: Vec<_> =
-            items.iter().map(|e| (change(e, "reason"), change(e, "detail"))).collect();
-        panic!("no refusal for {reason}; refusals: {reasons:?}")
-    })
-}
-
 async fn assert_refused(
     app: &TestApp,
     admin: &str,
@@ -72,8 +58,8 @@ async fn assert_refused(
     assert_eq!(answer.status(), StatusCode::FORBIDDEN);
     let me = browser.get(app.url("/api/v1/me")).send().await.unwrap();
     assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
-    let event = refusal(app, admin, reason).await;
-    assert_eq!(change(&event, "method"), Some("saml"));
+    let event = sign_in_refusal(app, admin, reason).await;
+    assert_eq!(audit_change(&event, "method"), Some("saml"));
 }
 
 /// Removes every XML signature element.
@@ -109,7 +95,7 @@ async fn an_invited_user_signs_in_through_the_saml_idp_and_is_activated() {
         .find(|e| e["target_email"] == "ada@example.com")
         .cloned()
         .unwrap();
-    assert_eq!(change(&ada, "method"), Some("saml"));
+    assert_eq!(audit_change(&ada, "method"), Some("saml"));
 
     // Our SP metadata names our entity id and assertion consumer service.
     let metadata = app.http.get(app.url("/auth/saml/metadata")).send().await.unwrap();

@@ -342,3 +342,21 @@ pub async fn wait_for_link(dir: &Path, email: &str, marker: &str) -> String {
     }
     panic!("no mail to {email} with {marker} arrived in {}", dir.display());
 }
+
+/// The new value (or detail) of `field` in an audit event as the API returns it.
+pub fn audit_change<'a>(event: &'a Value, field: &str) -> Option<&'a str> {
+    event["changes"].as_array()?.iter().find(|c| c["field"] == field)?["after"].as_str()
+}
+
+/// The `sign_in.failed` event audited with this reason (found by content:
+/// the test clock stands still, so order says nothing); panics listing the
+/// reasons and details audited if there is none.
+pub async fn sign_in_refusal(app: &TestApp, admin: &str, reason: &str) -> Value {
+    let page = body(app.get("/api/v1/audit?action=sign_in.failed", Some(admin)).await).await;
+    let items = page["items"].as_array().unwrap();
+    items.iter().find(|e| audit_change(e, "reason") == Some(reason)).cloned().unwrap_or_else(|| {
+        let reasons: Vec<_> =
+            items.iter().map(|e| (audit_change(e, "reason"), audit_change(e, "detail"))).collect();
+        panic!("no refusal for {reason}; refusals: {reasons:?}")
+    })
+}

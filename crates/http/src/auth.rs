@@ -75,7 +75,7 @@ impl AppState {
 
     /// Whether a state-changing, cookie-authenticated request comes from
     /// our own origin (`Sec-Fetch-Site`, else `Origin`). Safe methods pass.
-    fn same_origin(&self, req: &Request) -> bool {
+    pub(crate) fn same_origin(&self, req: &Request) -> bool {
         if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
             return true;
         }

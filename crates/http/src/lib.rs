@@ -67,6 +67,16 @@ impl Default for ImportLimits {
 }
 
 impl AppState {
+    /// Where an OIDC provider sends the browser back (to register there).
+    pub fn oidc_redirect_uri(&self) -> String {
+        format!("{}/auth/oidc/callback", self.public_url)
+    }
+
+    /// Our SAML metadata, also our default SAML entity id.
+    pub fn saml_metadata_url(&self) -> String {
+        format!("{}/auth/saml/metadata", self.public_url)
+    }
+
     /// The public URL's origin (scheme, host, port).
     pub fn origin(&self) -> String {
         url::Url::parse(&self.public_url)

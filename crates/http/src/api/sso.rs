@@ -109,8 +109,8 @@ impl SsoSettingsView {
             saml,
             jit_provisioning: settings.jit_provisioning,
             clock_skew_secs: settings.clock_skew_secs,
-            oidc_redirect_uri: format!("{}/auth/oidc/callback", state.public_url),
-            saml_metadata_url: format!("{}/auth/saml/metadata", state.public_url),
+            oidc_redirect_uri: state.oidc_redirect_uri(),
+            saml_metadata_url: state.saml_metadata_url(),
             source: source.as_str().to_owned(),
         }
     }
@@ -176,7 +176,7 @@ pub(crate) struct SsoSettingsInput {
 }
 
 impl SsoSettingsInput {
-    fn into_update(self, public_url: &str) -> Result<SsoSettingsUpdate, FieldError> {
+    fn into_update(self, default_entity_id: &str) -> Result<SsoSettingsUpdate, FieldError> {
         let mut client_secret = SecretChange::Keep;
         let mode = match self.mode {
             SsoModeDto::None => SsoMode::None,
@@ -213,9 +213,7 @@ impl SsoSettingsInput {
                 SsoMode::Saml(SamlSettings {
                     idp_metadata_url: saml.idp_metadata_url.map(|u| u.trim().to_owned()),
                     idp_metadata_xml: saml.idp_metadata_xml.unwrap_or_default(),
-                    sp_entity_id: saml
-                        .sp_entity_id
-                        .unwrap_or_else(|| format!("{public_url}/auth/saml/metadata")),
+                    sp_entity_id: saml.sp_entity_id.unwrap_or_else(|| default_entity_id.to_owned()),
                     email_attribute: saml.email_attribute.filter(|a| !a.trim().is_empty()),
                     allow_idp_initiated: saml.allow_idp_initiated.unwrap_or(false),
                 })
@@ -262,8 +260,10 @@ impl SsoApi {
         req: &Request,
     ) -> Result<Json<SsoSettingsView>, ApiError> {
         let admin = self.0.principal(&auth, req).await?.admin()?;
-        let update =
-            body.0.into_update(&self.0.public_url).map_err(|e| ApiError::invalid_field(&e))?;
+        let update = body
+            .0
+            .into_update(&self.0.saml_metadata_url())
+            .map_err(|e| ApiError::invalid_field(&e))?;
         let (settings, source) =
             self.0.service.update_sso_settings(&admin, update, &request_context(req)).await?;
         Ok(Json(SsoSettingsView::new(&self.0, &settings, source)))

@@ -202,22 +202,20 @@ struct SettingsPage {
 async fn settings_page(
     state: &AppState,
     viewer: &Viewer,
+    admin: &secureai_domain::sessions::models::Admin,
     notice: Option<String>,
     error: Option<String>,
     status: StatusCode,
 ) -> Response {
-    let Ok(admin) = viewer.principal.admin() else {
-        return see_other("/");
-    };
-    let usage = match state.service.seat_usage(&admin).await {
+    let usage = match state.service.seat_usage(admin).await {
         Ok(usage) => usage,
         Err(e) => return internal(&e),
     };
-    let (email, source) = match state.service.email_settings(&admin).await {
+    let (email, source) = match state.service.email_settings(admin).await {
         Ok(found) => found,
         Err(e) => return internal(&e),
     };
-    let sso_mode = match state.service.sso_settings(&admin).await {
+    let sso_mode = match state.service.sso_settings(admin).await {
         Ok((sso, _)) => sso.mode.as_str(),
         Err(e) => return internal(&e),
     };
@@ -250,8 +248,8 @@ pub(crate) async fn settings(
     req: &Request,
     Query(q): Query<DoneQuery>,
 ) -> Response {
-    let viewer = match admin_viewer(&state, req).await {
-        Ok(viewer) => viewer,
+    let (viewer, admin) = match admin_viewer(&state, req).await {
+        Ok(found) => found,
         Err(response) => return response,
     };
     let notice = q.done.as_deref().and_then(|d| match d {
@@ -259,7 +257,7 @@ pub(crate) async fn settings(
         "email" => Some("The email settings are saved; the next message uses them.".to_owned()),
         _ => None,
     });
-    settings_page(&state, &viewer, notice, None, StatusCode::OK).await
+    settings_page(&state, &viewer, &admin, notice, None, StatusCode::OK).await
 }
 
 #[derive(Deserialize)]
@@ -287,8 +285,15 @@ pub(crate) async fn save_seats(
         Some(Err(_)) => {
             let error =
                 Some("The seat limit must be a whole number, or empty for no limit.".to_owned());
-            return settings_page(&state, &viewer, None, error, StatusCode::UNPROCESSABLE_ENTITY)
-                .await;
+            return settings_page(
+                &state,
+                &viewer,
+                &admin,
+                None,
+                error,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
         }
     };
     use secureai_domain::users::errors::SettingsError;
@@ -297,7 +302,8 @@ pub(crate) async fn save_seats(
         Err(SettingsError::Unexpected(e)) => internal(&e),
         Err(error) => {
             let error = Some(sentence(&error.to_string()));
-            settings_page(&state, &viewer, None, error, StatusCode::UNPROCESSABLE_ENTITY).await
+            settings_page(&state, &viewer, &admin, None, error, StatusCode::UNPROCESSABLE_ENTITY)
+                .await
         }
     }
 }
@@ -380,6 +386,7 @@ pub(crate) async fn save_email(
             return settings_page(
                 &state,
                 &viewer,
+                &admin,
                 None,
                 Some(error),
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -393,7 +400,8 @@ pub(crate) async fn save_email(
         Err(SettingsError::Unexpected(e)) => internal(&e),
         Err(error) => {
             let error = Some(sentence(&error.to_string()));
-            settings_page(&state, &viewer, None, error, StatusCode::UNPROCESSABLE_ENTITY).await
+            settings_page(&state, &viewer, &admin, None, error, StatusCode::UNPROCESSABLE_ENTITY)
+                .await
         }
     }
 }
@@ -414,11 +422,11 @@ pub(crate) async fn test_email(
         Ok(answer) => {
             let notice =
                 Some(format!("A test email was sent to {to}. The server answered: {answer}"));
-            settings_page(&state, &viewer, notice, None, StatusCode::OK).await
+            settings_page(&state, &viewer, &admin, notice, None, StatusCode::OK).await
         }
         Err(TestEmailError::NotDelivered(reason)) => {
             let error = Some(format!("The test email to {to} was not delivered: {reason}"));
-            settings_page(&state, &viewer, None, error, StatusCode::OK).await
+            settings_page(&state, &viewer, &admin, None, error, StatusCode::OK).await
         }
         Err(TestEmailError::Unexpected(e)) => internal(&e),
     }
@@ -473,16 +481,13 @@ fn sso_page(
         scopes: oidc.map_or_else(|| "email profile".to_owned(), |o| o.scopes.join(" ")),
         idp_metadata_url: saml.and_then(|s| s.idp_metadata_url.clone()).unwrap_or_default(),
         idp_metadata_xml: saml.map(|s| s.idp_metadata_xml.clone()).unwrap_or_default(),
-        sp_entity_id: saml.map_or_else(
-            || format!("{}/auth/saml/metadata", state.public_url),
-            |s| s.sp_entity_id.clone(),
-        ),
+        sp_entity_id: saml.map_or_else(|| state.saml_metadata_url(), |s| s.sp_entity_id.clone()),
         email_attribute: saml.and_then(|s| s.email_attribute.clone()).unwrap_or_default(),
         allow_idp_initiated: saml.is_some_and(|s| s.allow_idp_initiated),
         jit: sso.jit_provisioning,
         skew: sso.clock_skew_secs,
-        redirect_uri: format!("{}/auth/oidc/callback", state.public_url),
-        metadata_url: format!("{}/auth/saml/metadata", state.public_url),
+        redirect_uri: state.oidc_redirect_uri(),
+        metadata_url: state.saml_metadata_url(),
     };
     page(status, &template)
 }
@@ -494,12 +499,9 @@ pub(crate) async fn sso_settings(
     req: &Request,
     Query(q): Query<DoneQuery>,
 ) -> Response {
-    let viewer = match admin_viewer(&state, req).await {
-        Ok(viewer) => viewer,
+    let (viewer, admin) = match admin_viewer(&state, req).await {
+        Ok(found) => found,
         Err(response) => return response,
-    };
-    let Ok(admin) = viewer.principal.admin() else {
-        return see_other("/");
     };
     let sso = match state.service.sso_settings(&admin).await {
         Ok((sso, _)) => sso,

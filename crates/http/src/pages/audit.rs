@@ -11,7 +11,7 @@ use secureai_domain::AuditAction;
 use secureai_domain::audit::service::{AuditError, AuditRequest};
 use serde::Deserialize;
 
-use super::panel::{Nav, admin_viewer, blank_to_none, link_with, see_other, sentence};
+use super::panel::{Nav, admin_viewer, blank_to_none, link_with, sentence};
 use super::{internal, page};
 use crate::AppState;
 
@@ -70,12 +70,9 @@ pub(crate) async fn audit(
     req: &Request,
     Query(query): Query<AuditQuery>,
 ) -> Response {
-    let viewer = match admin_viewer(&state, req).await {
-        Ok(viewer) => viewer,
+    let (viewer, admin) = match admin_viewer(&state, req).await {
+        Ok(found) => found,
         Err(response) => return response,
-    };
-    let Ok(admin) = viewer.principal.admin() else {
-        return see_other("/");
     };
     // "To" is inclusive: the whole day.
     let dates = day(&query.from, "from").and_then(|from| {

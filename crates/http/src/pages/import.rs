@@ -15,7 +15,7 @@ use poem::{Request, Response, handler};
 use secureai_domain::imports::models::{ImportMode, RowOutcome};
 use secureai_domain::imports::service::{ImportError, ImportRequest};
 
-use super::panel::{Nav, admin_viewer, refuse_form, see_other, sentence};
+use super::panel::{Nav, admin_viewer, refuse_form, sentence};
 use super::{internal, page};
 use crate::AppState;
 use crate::auth::request_context;
@@ -69,7 +69,7 @@ fn upload_page(nav: Nav, error: Option<String>) -> ImportPage {
 #[handler]
 pub(crate) async fn show(state: Data<&AppState>, req: &Request) -> Response {
     match admin_viewer(&state, req).await {
-        Ok(viewer) => page(StatusCode::OK, &upload_page(viewer.nav("users"), None)),
+        Ok((viewer, _)) => page(StatusCode::OK, &upload_page(viewer.nav("users"), None)),
         Err(response) => response,
     }
 }
@@ -78,8 +78,8 @@ pub(crate) async fn show(state: Data<&AppState>, req: &Request) -> Response {
 /// or import (`mode=commit`, the file sent back by the preview page).
 #[handler]
 pub(crate) async fn submit(state: Data<&AppState>, req: &Request, mut form: Multipart) -> Response {
-    let viewer = match admin_viewer(&state, req).await {
-        Ok(viewer) => viewer,
+    let (viewer, admin) = match admin_viewer(&state, req).await {
+        Ok(found) => found,
         Err(response) => return response,
     };
     let (mut csrf, mut mode, mut file_name, mut bytes) =
@@ -113,9 +113,6 @@ pub(crate) async fn submit(state: Data<&AppState>, req: &Request, mut form: Mult
     if let Some(refused) = refuse_form(&state, req, &viewer, &csrf) {
         return refused;
     }
-    let Ok(admin) = viewer.principal.admin() else {
-        return see_other("/");
-    };
     if bytes.is_empty() {
         let error = Some("Choose a CSV file to import.".to_owned());
         return page(StatusCode::UNPROCESSABLE_ENTITY, &upload_page(viewer.nav("users"), error));

@@ -14,7 +14,7 @@ use poem::web::{Data, Form, Path, Query};
 use poem::{IntoResponse, Request, Response, handler};
 use secrecy::SecretString;
 use secureai_domain::sessions::errors::SignInError;
-use secureai_domain::sessions::models::Principal;
+use secureai_domain::sessions::models::{Admin, Principal};
 use secureai_domain::sso::models::SsoProtocol;
 use secureai_domain::users::errors::{GetUserError, InviteUserError};
 use secureai_domain::users::listing::ListUsersRequest;
@@ -86,18 +86,21 @@ pub(crate) async fn viewer(state: &AppState, req: &Request) -> Result<Viewer, Re
     }
 }
 
-/// The viewer if they are an admin; a page saying they are not otherwise.
-pub(crate) async fn admin_viewer(state: &AppState, req: &Request) -> Result<Viewer, Response> {
+/// The viewer and their `Admin` capability; a page saying they are not an
+/// admin otherwise.
+pub(crate) async fn admin_viewer(
+    state: &AppState,
+    req: &Request,
+) -> Result<(Viewer, Admin), Response> {
     let viewer = viewer(state, req).await?;
-    if viewer.principal.user.is_active_admin() {
-        Ok(viewer)
-    } else {
-        Err(message(
+    match viewer.principal.admin() {
+        Ok(admin) => Ok((viewer, admin)),
+        Err(_) => Err(message(
             StatusCode::FORBIDDEN,
             "Administrators only",
             "This page is part of the Admin Panel. Your account does not have the admin role.",
             Some(("/", "Go to your start page")),
-        ))
+        )),
     }
 }
 
@@ -120,24 +123,12 @@ pub(crate) async fn form_admin(
     state: &AppState,
     req: &Request,
     csrf: &str,
-) -> Result<(Viewer, secureai_domain::sessions::models::Admin), Response> {
-    let viewer = admin_viewer(state, req).await?;
+) -> Result<(Viewer, Admin), Response> {
+    let (viewer, admin) = admin_viewer(state, req).await?;
     if let Some(refused) = refuse_form(state, req, &viewer, csrf) {
         return Err(refused);
     }
-    let admin = viewer.principal.admin().map_err(|_| see_other("/"))?;
     Ok((viewer, admin))
-}
-
-/// Whether a state-changing form comes from our own pages.
-fn same_origin(state: &AppState, req: &Request) -> bool {
-    if let Some(site) = req.header("sec-fetch-site") {
-        return matches!(site, "same-origin" | "none");
-    }
-    match req.header("origin") {
-        Some(origin) => origin.trim_end_matches('/') == state.origin(),
-        None => true,
-    }
 }
 
 /// The refusal of a form without this session's CSRF token or from another
@@ -149,7 +140,7 @@ pub(crate) fn refuse_form(
     csrf: &str,
 ) -> Option<Response> {
     let token_ok = bool::from(csrf.as_bytes().ct_eq(viewer.csrf.as_bytes()));
-    if token_ok && same_origin(state, req) {
+    if token_ok && state.same_origin(req) {
         return None;
     }
     Some(message(
@@ -221,7 +212,7 @@ pub(crate) async fn submit_sign_in(
     Form(form): Form<SignInForm>,
 ) -> Response {
     let sso = sso_link(&state).await;
-    if !same_origin(&state, req) {
+    if !state.same_origin(req) {
         let error = Some("This sign-in form was sent from another site. Reload the page.".into());
         return page(StatusCode::FORBIDDEN, &SignInPage { error, email: String::new(), sso });
     }
@@ -382,12 +373,9 @@ pub(crate) async fn users(
     req: &Request,
     Query(query): Query<UsersQuery>,
 ) -> Response {
-    let viewer = match admin_viewer(&state, req).await {
-        Ok(viewer) => viewer,
+    let (viewer, admin) = match admin_viewer(&state, req).await {
+        Ok(found) => found,
         Err(response) => return response,
-    };
-    let Ok(admin) = viewer.principal.admin() else {
-        return see_other("/");
     };
     let request = ListUsersRequest {
         q: blank_to_none(&query.q),
@@ -481,8 +469,8 @@ struct NewUserPage {
 /// `GET /admin/users/new`.
 #[handler]
 pub(crate) async fn new_user(state: Data<&AppState>, req: &Request) -> Response {
-    let viewer = match admin_viewer(&state, req).await {
-        Ok(viewer) => viewer,
+    let (viewer, _) = match admin_viewer(&state, req).await {
+        Ok(found) => found,
         Err(response) => return response,
     };
     let sso = sso_link(&state).await.is_some();
@@ -605,15 +593,13 @@ fn not_found() -> Response {
 async fn render_profile(
     state: &AppState,
     viewer: &Viewer,
+    admin: &Admin,
     id: UserId,
     notice: Option<&str>,
     error: Option<String>,
     status: StatusCode,
 ) -> Response {
-    let Ok(admin) = viewer.principal.admin() else {
-        return see_other("/");
-    };
-    let profile = match state.service.user_profile(&admin, id).await {
+    let profile = match state.service.user_profile(admin, id).await {
         Ok(profile) => profile,
         Err(GetUserError::NotFound) => return not_found(),
         Err(GetUserError::Unexpected(e)) => return internal(&e),
@@ -663,14 +649,14 @@ pub(crate) async fn user_profile(
     Path(id): Path<String>,
     Query(query): Query<UserQuery>,
 ) -> Response {
-    let viewer = match admin_viewer(&state, req).await {
-        Ok(viewer) => viewer,
+    let (viewer, admin) = match admin_viewer(&state, req).await {
+        Ok(found) => found,
         Err(response) => return response,
     };
     let Ok(id) = id.parse::<UserId>() else {
         return not_found();
     };
-    render_profile(&state, &viewer, id, query.done.as_deref(), None, StatusCode::OK).await
+    render_profile(&state, &viewer, &admin, id, query.done.as_deref(), None, StatusCode::OK).await
 }
 
 #[derive(Deserialize)]
@@ -715,7 +701,7 @@ pub(crate) async fn save_user(
         Err(UpdateUserError::Unexpected(e)) => internal(&e),
         Err(error) => {
             let error = Some(sentence(&error.to_string()));
-            render_profile(&state, &viewer, id, None, error, StatusCode::CONFLICT).await
+            render_profile(&state, &viewer, &admin, id, None, error, StatusCode::CONFLICT).await
         }
     }
 }
@@ -757,13 +743,11 @@ pub(crate) async fn confirm_action(
     req: &Request,
     Path((id, slug)): Path<(String, String)>,
 ) -> Response {
-    let viewer = match admin_viewer(&state, req).await {
-        Ok(viewer) => viewer,
+    let (viewer, admin) = match admin_viewer(&state, req).await {
+        Ok(found) => found,
         Err(response) => return response,
     };
-    let (Ok(id), Some(action), Ok(admin)) =
-        (id.parse::<UserId>(), Action::parse(&slug), viewer.principal.admin())
-    else {
+    let (Ok(id), Some(action)) = (id.parse::<UserId>(), Action::parse(&slug)) else {
         return not_found();
     };
     let user = match state.service.get_user(&admin, id).await {
@@ -852,7 +836,7 @@ pub(crate) async fn do_action(
         Ok(done) => see_other(&format!("/admin/users/{id}?done={done}")),
         Err((_, error)) => {
             let error = Some(sentence(&error));
-            render_profile(&state, &viewer, id, None, error, StatusCode::CONFLICT).await
+            render_profile(&state, &viewer, &admin, id, None, error, StatusCode::CONFLICT).await
         }
     }
 }
