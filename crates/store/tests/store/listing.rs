@@ -58,6 +58,25 @@ async fn pages_through_the_matching_users(
             sign_in: None,
         };
         let invited = service.invite_user(&admin, &request, &ctx).await.unwrap();
+        // Every change a search filters or sorts by, after the invitation:
+        // acceptance, sign-ins, role, department, name, deactivation.
+        if i % 3 == 1 {
+            let password = secrecy::SecretString::from(format!("password of user {i}"));
+            service.accept_invitation(&invited.token, password.clone(), &ctx).await.unwrap();
+            for _ in 0..(i % 4) {
+                clock.advance(Duration::seconds(3));
+                service.sign_in(&request.email, &password, &ctx).await.unwrap();
+            }
+        }
+        if i % 4 == 2 {
+            let change = UserUpdate {
+                role: Some(if i % 8 == 2 { "admin".into() } else { "user".into() }),
+                department: Some(DEPARTMENTS[(i as usize + 1) % 3].into()),
+                name: (i % 8 == 6).then(|| format!("{} {}", last, first)),
+                ..UserUpdate::default()
+            };
+            service.update_user(&admin, invited.user.id, &change, &ctx).await.unwrap();
+        }
         if i % 5 == 0 {
             let deactivate = UserUpdate { active: Some(false), ..UserUpdate::default() };
             service.update_user(&admin, invited.user.id, &deactivate, &ctx).await.unwrap();
@@ -106,6 +125,24 @@ async fn pages_through_the_matching_users(
         ListUsersRequest {
             sort: Some("-last_sign_in".into()),
             q: Some("a".into()),
+            ..Default::default()
+        },
+        ListUsersRequest {
+            sort: Some("last_sign_in".into()),
+            q: Some("example".into()),
+            status: Some("active".into()),
+            ..Default::default()
+        },
+        ListUsersRequest {
+            q: Some("corp".into()),
+            role: Some("admin".into()),
+            department: Some("Legal".into()),
+            ..Default::default()
+        },
+        ListUsersRequest {
+            q: Some("hopper".into()),
+            status: Some("invited".into()),
+            sort: Some("-name".into()),
             ..Default::default()
         },
     ];
@@ -159,6 +196,7 @@ async fn pages_through_the_matching_users(
                 assert!(page.total as usize >= expected.len(), "estimate for {base:?}");
             }
             pages.push(page.items);
+            assert!(pages.len() <= everyone.len(), "paging never ends for {base:?}");
             match page.next_cursor {
                 Some(next) => cursor = Some(next),
                 None => break,

@@ -126,6 +126,16 @@ async fn a_release_0_1_database_upgrades_and_keeps_working(backend: Backend) {
         .unwrap();
     assert_eq!(page.items.len(), 1);
     assert_eq!(page.total, 1);
+    // The search terms were given their user's status and keys (0.3).
+    let invited = ListUsersRequest {
+        q: Some("example".into()),
+        status: Some("invited".into()),
+        sort: Some("-name".into()),
+        ..Default::default()
+    };
+    let page = service.list_users(&admin, &invited).await.unwrap();
+    let emails: Vec<&str> = page.items.iter().map(|u| u.email.as_str()).collect();
+    assert_eq!(emails, ["ada@example.com"]);
     let seats = service.seat_usage(&admin).await.unwrap();
     assert_eq!((seats.used, seats.limit), (2, Some(10)));
     // The old queued message is delivered with its link; it names no user.
@@ -150,6 +160,10 @@ async fn a_release_0_1_database_upgrades_and_keeps_working(backend: Backend) {
         .unwrap();
     let ada = service.get_user(&admin, INVITED_ID.parse().unwrap()).await.unwrap();
     assert_eq!(ada.status(), UserStatus::Active);
+    let active = ListUsersRequest { status: Some("active".into()), ..invited };
+    let page = service.list_users(&admin, &active).await.unwrap();
+    let emails: Vec<&str> = page.items.iter().map(|u| u.email.as_str()).collect();
+    assert_eq!(emails, ["Root@Example.com", "ada@example.com"]);
     // The old audit event reads back beside the new ones.
     let audit = service.audit_log(&admin, &Default::default()).await.unwrap();
     assert!(audit.items.iter().any(|e| e.action.as_str() == "user.invited"
