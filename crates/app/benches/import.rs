@@ -95,17 +95,7 @@ async fn raw_baseline(store: &secureai_store::SqlStore, rows: usize) {
                 0_i64.into(),
             ]);
             for term in search_terms(&email, &name) {
-                terms.extend([
-                    Value::from(term),
-                    Value::from(id.clone()),
-                    "user".into(),
-                    "invited".into(),
-                    format!("Dept {}", i % 8).into(),
-                    now.into(),
-                    name.sort_key().into(),
-                    email.key().into(),
-                    0_i64.into(),
-                ]);
+                terms.extend([Value::from(term), Value::from(id.clone())]);
             }
             invitations.extend([
                 Value::from(uuid::Uuid::new_v4().to_string()),
@@ -150,14 +140,7 @@ async fn raw_baseline(store: &secureai_store::SqlStore, rows: usize) {
             ]);
         }
         insert(&txn, "users", "id,email,email_key,name,name_key,role,status,sign_in,department,password_hash,created_at,activated_at,deactivated_at,last_login_at", 14, users).await;
-        insert(
-            &txn,
-            "user_search_terms",
-            "term,user_id,role,status,department,created_at,name_key,email_key,last_login_at",
-            9,
-            terms,
-        )
-        .await;
+        insert(&txn, "user_search_terms", "term,user_id", 2, terms).await;
         insert(
             &txn,
             "invitations",

@@ -225,15 +225,6 @@ pub(crate) mod user_search_terms {
         pub term: String,
         #[sea_orm(primary_key, auto_increment = false)]
         pub user_id: String,
-        // The user's values a search filters and sorts by, kept equal to
-        // the user's row in the transaction of every change.
-        pub role: String,
-        pub status: String,
-        pub department: Option<String>,
-        pub created_at: i64,
-        pub name_key: String,
-        pub email_key: String,
-        pub last_login_at: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

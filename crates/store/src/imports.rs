@@ -15,13 +15,14 @@ use secureai_domain::imports::models::{
     BatchInsertSkip, ImportCounts, ImportMode, ImportRecord, RowOutcome, RowProblem, RowReport,
 };
 use secureai_domain::imports::ports::{BatchInsert, ImportCandidate, ImportRepository};
+use secureai_domain::users::models::search_terms;
 use secureai_domain::{AuditEvent, StoreError, UserId, UserStatus};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::audit::write_audit;
 use crate::convert::{audit_to_row, db, instant, invitation_to_row, micros, user_to_row};
-use crate::directory::{count_delta, term_rows};
+use crate::directory::count_delta;
 use crate::entities::{
     audit_events, import_rows, imports, invitations, outbox, user_search_terms, users,
 };
@@ -195,11 +196,19 @@ impl ImportRepository for SqlStore {
                 .exec_without_returning(&txn)
                 .await
                 .map_err(db("inserting imported users"))?;
-            let terms: Vec<user_search_terms::ActiveModel> =
-                created.iter().flat_map(|c| term_rows(&c.user.user)).collect();
-            // 9 values per row: 1,000 rows stay under every database's
-            // limit on bound parameters.
-            for chunk in terms.chunks(1000) {
+            let terms: Vec<user_search_terms::ActiveModel> = created
+                .iter()
+                .flat_map(|c| {
+                    let id = c.user.user.id.to_string();
+                    search_terms(&c.user.user.email, &c.user.user.name).into_iter().map(
+                        move |term| user_search_terms::ActiveModel {
+                            term: Set(term.chars().take(254).collect()),
+                            user_id: Set(id.clone()),
+                        },
+                    )
+                })
+                .collect();
+            for chunk in terms.chunks(2000) {
                 user_search_terms::Entity::insert_many(chunk.iter().cloned())
                     .exec_without_returning(&txn)
                     .await

@@ -12,7 +12,7 @@ use secureai_domain::{StoreError, TokenHash, User, UserId};
 use crate::SqlStore;
 use crate::audit::write_audit;
 use crate::convert::{db, invitation_from_row, invitation_to_row, micros, user_from_row};
-use crate::directory::{count_move, sync_terms};
+use crate::directory::count_move;
 use crate::entities::{invitations, outbox, users};
 use crate::outbox::mail_to_row;
 
@@ -128,9 +128,6 @@ impl InvitationRepository for SqlStore {
         count_move(&txn, (&role, "invited"), (&role, "active"))
             .await
             .map_err(db("recounting users"))?;
-        sync_terms(&txn, &acceptance.user_id.to_string())
-            .await
-            .map_err(db("re-indexing a user for search"))?;
         write_audit(&txn, &acceptance.audit).await?;
         txn.commit().await.map_err(db("committing an acceptance"))?;
         Ok(())

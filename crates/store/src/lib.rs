@@ -43,9 +43,8 @@ pub struct StoreOptions {
     pub max_connections: u32,
     /// How long to wait for a free connection.
     pub acquire_timeout: Duration,
-    /// Search words with fewer index entries than this are answered from
-    /// their index range (which carries every sort key and filter); broader
-    /// ones walk users in sort order and check each.
+    /// Search words matching fewer users than this drive a search from
+    /// their index range; broader ones walk users in sort order.
     pub selective_search: u64,
 }
 
@@ -54,7 +53,7 @@ impl Default for StoreOptions {
         Self {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(10),
-            selective_search: 30_000,
+            selective_search: 2_000,
         }
     }
 }

@@ -14,7 +14,6 @@ use secureai_domain::{
 use crate::SqlStore;
 use crate::audit::write_audit;
 use crate::convert::{db, micros, session_from_row, session_to_row, user_from_row};
-use crate::directory::sync_terms;
 use crate::entities::{sessions, users};
 
 #[async_trait]
@@ -47,9 +46,6 @@ impl SessionRepository for SqlStore {
             .exec(&txn)
             .await
             .map_err(db("recording the sign-in time"))?;
-        sync_terms(&txn, &session.user_id.to_string())
-            .await
-            .map_err(db("recording the sign-in time for search"))?;
         write_audit(&txn, &audit).await?;
         txn.commit().await.map_err(db("committing a sign-in"))
     }

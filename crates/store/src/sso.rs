@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::audit::write_audit;
 use crate::convert::{db, instant, micros, session_to_row, token_hash, user_from_row, user_to_row};
-use crate::directory::{count_delta, count_move, counted, index_user, sync_terms};
+use crate::directory::{count_delta, count_move, counted, index_user};
 use crate::entities::{invitations, sessions, sso_assertions, sso_links, sso_logins, users};
 use crate::users::SEAT_HOLDING;
 use crate::{SqlStore, is_unique_violation, take_guard};
@@ -222,12 +222,10 @@ impl SsoRepository for SqlStore {
             .map_err(db("inserting a session"))?;
         users::Entity::update_many()
             .col_expr(users::Column::LastLoginAt, Expr::value(at))
-            .filter(users::Column::Id.eq(id.clone()))
+            .filter(users::Column::Id.eq(id))
             .exec(&txn)
             .await
             .map_err(db("recording the sign-in time"))?;
-        // Activation and sign-in time, onto the search terms.
-        sync_terms(&txn, &id).await.map_err(db("re-indexing a user for search"))?;
         for event in &sign_in.audit {
             write_audit(&txn, event).await?;
         }

@@ -16,8 +16,8 @@ use secureai_domain::{EmailAddress, StoreError, User, UserId};
 use crate::audit::write_audit;
 use crate::convert::{db, invitation_to_row, micros, user_from_row, user_to_row};
 use crate::directory::{
-    count_delta, count_move, counted, covered_page, covered_total, entries_upto, has_term,
-    index_user, sync_terms, unindex_user, users_matching_upto,
+    count_delta, count_move, counted, has_term, ids_matching, index_user, unindex_user,
+    users_matching_upto,
 };
 use crate::entities::{audit_events, invitations, outbox, password_resets, sessions, users};
 use crate::outbox::mail_to_row;
@@ -95,7 +95,6 @@ impl UserRepository for SqlStore {
         if after.name != change.before.name {
             index_user(&txn, after).await.map_err(db("re-indexing a user for search"))?;
         }
-        sync_terms(&txn, &id).await.map_err(db("re-indexing a user for search"))?;
         count_move(
             &txn,
             (change.before.role.as_str(), change.before.status().as_str()),
@@ -216,18 +215,13 @@ impl UserRepository for SqlStore {
             UserSort::LastSignIn => users::Column::LastLoginAt,
         };
         let plan = plan_search(&self.db, &query.filter.words, self.selective_search).await?;
-        let after = query.after.as_ref().map(|after| {
+        let mut select = filtered(&query.filter, &plan);
+        if let Some(after) = &query.after {
             let value = match &after.value {
                 SortValue::Text(text) => sea_orm::Value::from(text.clone()),
                 SortValue::Micros(micros) => sea_orm::Value::from(*micros),
             };
-            (value, after.id.to_string())
-        });
-        if let SearchPlan::Covered { driver } = plan {
-            return self.list_covered(query, driver, after).await;
-        }
-        let mut select = filtered(&query.filter);
-        if let Some((value, id)) = after {
+            let id = after.id.to_string();
             // `col >= v AND (col > v OR id > last)`: the first conjunct lets
             // every database start an index range at the cursor.
             let (start, beyond, id_beyond) = if query.descending {
@@ -331,11 +325,6 @@ impl SqlStore {
                 .map_err(db("counting users"))?;
             return Ok(UserTotal { count, exact: true });
         }
-        if let SearchPlan::Covered { driver } = *plan {
-            let count =
-                covered_total(&self.db, filter, driver).await.map_err(db("counting a search"))?;
-            return Ok(UserTotal { count, exact: true });
-        }
         if let SearchPlan::Broad { narrowest } = *plan {
             // Counting every match of a broad search would read most users:
             // estimate from the narrowest word instead.
@@ -344,44 +333,8 @@ impl SqlStore {
                 .map_err(db("estimating a search"))?;
             return Ok(UserTotal { count, exact: false });
         }
-        let count = filtered(filter).count(&self.db).await.map_err(db("counting users"))?;
+        let count = filtered(filter, plan).count(&self.db).await.map_err(db("counting users"))?;
         Ok(UserTotal { count, exact: true })
-    }
-
-    /// A page of a covered search: the ids from the driving word's index
-    /// range (sorted and filtered there), then only those users' rows.
-    async fn list_covered(
-        &self,
-        query: &UserQuery,
-        driver: usize,
-        after: Option<(sea_orm::Value, String)>,
-    ) -> Result<UserPage, StoreError> {
-        let ids = covered_page(
-            &self.db,
-            &query.filter,
-            driver,
-            query.sort,
-            query.descending,
-            after,
-            u64::from(query.limit) + 1,
-        )
-        .await
-        .map_err(db("searching users"))?;
-        let rows = users::Entity::find()
-            .filter(users::Column::Id.is_in(ids.iter().cloned()))
-            .all(&self.db)
-            .await
-            .map_err(db("reading the users found"))?;
-        let mut by_id: std::collections::HashMap<&str, &users::Model> =
-            rows.iter().map(|row| (row.id.as_str(), row)).collect();
-        let items = ids
-            .iter()
-            .filter_map(|id| by_id.remove(id.as_str()))
-            .map(user_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let plan = SearchPlan::Covered { driver };
-        let total = self.total(&query.filter, &plan, 0).await?;
-        Ok(UserPage::from_overfetch(items, query.limit, query.sort, total))
     }
 }
 
@@ -389,9 +342,8 @@ impl SqlStore {
 enum SearchPlan {
     /// No words.
     None,
-    /// Word `driver` has few index entries: read its range, which carries
-    /// every sort key and filter, and sort there.
-    Covered { driver: usize },
+    /// Word `driver` matches few users: start from its matches.
+    Selective { driver: usize },
     /// Every word matches many users: walk users in order, check each.
     Broad { narrowest: usize },
 }
@@ -399,18 +351,19 @@ enum SearchPlan {
 async fn plan_search(
     db: &DatabaseConnection,
     words: &[String],
-    covered_up_to: u64,
+    selective: u64,
 ) -> Result<SearchPlan, StoreError> {
     let mut narrowest: Option<(usize, u64)> = None;
     for (i, word) in words.iter().enumerate() {
-        let n = entries_upto(db, word, covered_up_to).await.map_err(db_err("planning a search"))?;
+        let n =
+            users_matching_upto(db, word, selective).await.map_err(db_err("planning a search"))?;
         if narrowest.is_none_or(|(_, best)| n < best) {
             narrowest = Some((i, n));
         }
     }
     Ok(match narrowest {
         None => SearchPlan::None,
-        Some((driver, n)) if n < covered_up_to => SearchPlan::Covered { driver },
+        Some((driver, n)) if n < selective => SearchPlan::Selective { driver },
         Some((narrowest, _)) => SearchPlan::Broad { narrowest },
     })
 }
@@ -419,11 +372,16 @@ fn db_err(context: &'static str) -> impl FnOnce(sea_orm::DbErr) -> StoreError {
     db(context)
 }
 
-/// The users matching a filter, each search word checked per user.
-fn filtered(filter: &UserFilter) -> sea_orm::Select<users::Entity> {
+/// The users matching a filter, applying search words as planned.
+fn filtered(filter: &UserFilter, plan: &SearchPlan) -> sea_orm::Select<users::Entity> {
     let mut select = users::Entity::find();
-    for word in &filter.words {
-        select = select.filter(has_term(word));
+    for (i, word) in filter.words.iter().enumerate() {
+        select = match plan {
+            SearchPlan::Selective { driver } if *driver == i => {
+                select.filter(users::Column::Id.in_subquery(ids_matching(word)))
+            }
+            _ => select.filter(has_term(word)),
+        };
     }
     if let Some(role) = filter.role {
         select = select.filter(users::Column::Role.eq(role.as_str()));

@@ -126,7 +126,7 @@ async fn a_release_0_1_database_upgrades_and_keeps_working(backend: Backend) {
         .unwrap();
     assert_eq!(page.items.len(), 1);
     assert_eq!(page.total, 1);
-    // The search terms were given their user's status and keys (0.3).
+    // Old rows are found by search with a filter and sorted.
     let invited = ListUsersRequest {
         q: Some("example".into()),
         status: Some("invited".into()),
