@@ -10,6 +10,7 @@ mod m20261128_000001_initial;
 mod m20261128_000002_outbox_user;
 mod m20261128_000003_imports;
 mod m20261128_000004_sso;
+mod m20261128_000005_usage;
 
 /// How many of [`Migrator::migrations`] made up each release, oldest first:
 /// an upgrade test migrates a database to a release's schema, fills it as
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000002_outbox_user::Migration),
             Box::new(m20261128_000003_imports::Migration),
             Box::new(m20261128_000004_sso::Migration),
+            Box::new(m20261128_000005_usage::Migration),
         ]
     }
 }

@@ -156,6 +156,25 @@ pub struct Config {
     pub import: ImportConfig,
     /// Single sign-on.
     pub sso: SsoConfig,
+    /// Usage analytics.
+    pub analytics: AnalyticsConfig,
+}
+
+/// Usage analytics: how much one report may carry, how long raw events
+/// are kept (daily aggregates are kept for good).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AnalyticsConfig {
+    /// Most events in one `POST /api/v1/usage-events`.
+    pub max_batch: usize,
+    /// Raw usage events are deleted after this many days.
+    pub raw_retention_days: u32,
+}
+
+impl Default for AnalyticsConfig {
+    fn default() -> Self {
+        Self { max_batch: 1000, raw_retention_days: 90 }
+    }
 }
 
 /// Single sign-on from the configuration: in force until an admin saves
@@ -259,6 +278,7 @@ impl Default for Config {
             mail: MailConfig::default(),
             password_hashing: PasswordHashingConfig::default(),
             import: ImportConfig::default(),
+            analytics: AnalyticsConfig::default(),
             sso: SsoConfig::default(),
         }
     }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use async_trait::async_trait;
 use poem::listener::{Acceptor, Listener, TcpListener};
+use secureai_domain::analytics::service::AnalyticsPolicy;
 use secureai_domain::mail::service::{DeliveryPolicy, OutboxDelivery};
 use secureai_domain::mail::settings::{EmailSettings, SmtpPassword, SmtpSecurity, SmtpServer};
 use secureai_domain::service::{Policy, Ports, UserManagement};
@@ -173,6 +174,13 @@ pub fn policy(config: &Config) -> Policy {
         session_idle_timeout: chrono::Duration::minutes(i64::from(config.session_idle_minutes)),
         session_absolute_timeout: chrono::Duration::hours(i64::from(config.session_absolute_hours)),
         seat_limit: config.seat_limit,
+        analytics: AnalyticsPolicy {
+            max_batch: config.analytics.max_batch.max(1),
+            raw_retention: chrono::Duration::days(i64::from(
+                config.analytics.raw_retention_days.max(1),
+            )),
+            ..AnalyticsPolicy::default()
+        },
         ..Policy::default()
     }
 }
@@ -369,13 +377,20 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let worker = tokio::spawn(worker::run(self.delivery.clone(), self.poll_interval, stop_rx));
+        let worker =
+            tokio::spawn(worker::run(self.delivery.clone(), self.poll_interval, stop_rx.clone()));
+        let retention = tokio::spawn(worker::purge_usage(
+            self.wiring.service.clone(),
+            std::time::Duration::from_secs(3600),
+            stop_rx,
+        ));
         let app = secureai_http::app(self.state);
         let served = poem::Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(app, shutdown, Some(std::time::Duration::from_secs(20)))
             .await;
         let _ = stop_tx.send(true);
         let _ = worker.await;
+        let _ = retention.await;
         self.wiring.store.close().await?;
         served.context("the HTTP server failed")
     }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use secureai_domain::UserManagement;
 use secureai_domain::mail::service::OutboxDelivery;
 use tokio::sync::watch;
 
@@ -30,6 +31,32 @@ pub(crate) async fn run(
             }
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "outbox round failed; retrying at the next tick"),
+        }
+        if *stop.borrow() {
+            break;
+        }
+    }
+}
+
+/// Retention of raw usage events: deletes those older than the retention
+/// period once at start and then every `every`, until told to stop. The
+/// daily aggregates stay.
+pub(crate) async fn purge_usage(
+    service: Arc<UserManagement>,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => break,
+        }
+        match service.purge_expired_usage().await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "usage events past retention deleted"),
+            Err(error) => tracing::warn!(%error, "usage retention failed; retrying later"),
         }
         if *stop.borrow() {
             break;

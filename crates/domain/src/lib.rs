@@ -17,6 +17,7 @@
 //! - time comes from [`Clock`], randomness from [`TokenGenerator`];
 //! - secrets are [`secrecy`] types and never implement `Display`.
 
+pub mod analytics;
 pub mod audit;
 pub mod clock;
 pub mod errors;

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use chrono::Duration;
 
+use crate::analytics::ports::{ServiceTokenRepository, UsageRepository};
+use crate::analytics::service::AnalyticsPolicy;
 use crate::audit::ports::AuditLog;
 use crate::clock::Clock;
 use crate::imports::ports::ImportRepository;
@@ -57,6 +59,10 @@ pub struct Ports {
     pub sso: Arc<dyn SsoRepository>,
     /// The SSO protocol adapter.
     pub identity: Arc<dyn IdentityProvider>,
+    /// Service tokens.
+    pub service_tokens: Arc<dyn ServiceTokenRepository>,
+    /// Usage events and their aggregates.
+    pub usage: Arc<dyn UsageRepository>,
 }
 
 /// Every storage port at once: what a single store adapter implements.
@@ -72,6 +78,8 @@ pub trait Store:
     + OutboxRepository
     + ImportRepository
     + SsoRepository
+    + ServiceTokenRepository
+    + UsageRepository
     + 'static
 {
 }
@@ -88,6 +96,8 @@ impl<S> Store for S where
         + OutboxRepository
         + ImportRepository
         + SsoRepository
+        + ServiceTokenRepository
+        + UsageRepository
         + 'static
 {
 }
@@ -105,6 +115,8 @@ impl Ports {
         Self {
             outbox: store.clone(),
             sso: store.clone(),
+            service_tokens: store.clone(),
+            usage: store.clone(),
             identity: Arc::new(NoIdentityProvider),
             imports: store.clone(),
             mail,
@@ -157,6 +169,8 @@ pub struct Policy {
     pub email: EmailSettings,
     /// SSO settings in force until an admin saves others.
     pub sso: SsoSettings,
+    /// Usage analytics: batch size, retention.
+    pub analytics: AnalyticsPolicy,
 }
 
 impl Default for Policy {
@@ -172,6 +186,7 @@ impl Default for Policy {
             throttle: ThrottlePolicy::default(),
             email: EmailSettings::embedded_default(),
             sso: SsoSettings::disabled(),
+            analytics: AnalyticsPolicy::default(),
         }
     }
 }

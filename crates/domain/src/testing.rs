@@ -49,6 +49,9 @@ use crate::users::ports::{
     UserRepository,
 };
 
+mod usage;
+pub use usage::MemoryUsage;
+
 /// A clock that stands still until moved.
 #[derive(Debug)]
 pub struct FakeClock(Mutex<DateTime<Utc>>);
@@ -172,6 +175,8 @@ pub struct MemoryState {
     pub sso_links: HashMap<(String, String), UserId>,
     /// Seen assertion ids: (issuer, id) → until when they are kept.
     pub assertions: HashMap<(String, String), DateTime<Utc>>,
+    /// Service tokens, usage events and their aggregates.
+    pub usage: MemoryUsage,
 }
 
 impl MemoryState {

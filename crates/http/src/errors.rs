@@ -346,3 +346,44 @@ pub async fn render_any_error(error: poem::Error) -> Response {
     };
     api_error.into_response()
 }
+
+impl From<secureai_domain::analytics::errors::ServiceTokenError> for ApiError {
+    fn from(error: secureai_domain::analytics::errors::ServiceTokenError) -> Self {
+        use secureai_domain::analytics::errors::ServiceTokenError as E;
+        match error {
+            E::InvalidName => Self::invalid_field(&FieldError::new("name", error.to_string())),
+            E::NotFound => Self::not_found("service_token_not_found", error),
+            E::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<secureai_domain::analytics::errors::ServiceAuthError> for ApiError {
+    fn from(error: secureai_domain::analytics::errors::ServiceAuthError) -> Self {
+        use secureai_domain::analytics::errors::ServiceAuthError as E;
+        match error {
+            E::InvalidToken => Self::unauthorized("invalid_service_token", error),
+            E::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<secureai_domain::analytics::errors::IngestError> for ApiError {
+    fn from(error: secureai_domain::analytics::errors::IngestError) -> Self {
+        use secureai_domain::analytics::errors::IngestError as E;
+        match error {
+            E::TooLarge { .. } => Self::PayloadTooLarge(body("batch_too_large", &error)),
+            E::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<secureai_domain::analytics::errors::AnalyticsError> for ApiError {
+    fn from(error: secureai_domain::analytics::errors::AnalyticsError) -> Self {
+        use secureai_domain::analytics::errors::AnalyticsError as E;
+        match error {
+            E::InvalidRange { .. } => Self::bad_request("invalid_range", error),
+            E::Unexpected(e) => e.into(),
+        }
+    }
+}

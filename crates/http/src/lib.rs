@@ -102,6 +102,7 @@ pub fn app(state: AppState) -> impl Endpoint {
             api::audit::AuditApi(state.clone()),
             api::mail::MailApi(state.clone()),
             api::imports::ImportsApi(state.clone()),
+            api::analytics::AnalyticsApi(state.clone()),
         ),
         "SecureAI user management",
         env!("CARGO_PKG_VERSION"),

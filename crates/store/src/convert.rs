@@ -23,7 +23,7 @@ pub(crate) fn instant(micros: i64) -> Result<DateTime<Utc>, StoreError> {
         .ok_or_else(|| StoreError::msg(format!("stored instant {micros} is out of range")))
 }
 
-fn opt_instant(micros: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
+pub(crate) fn opt_instant(micros: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
     micros.map(instant).transpose()
 }
 

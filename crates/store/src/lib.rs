@@ -24,6 +24,7 @@ mod setup;
 mod sso;
 pub mod test_databases;
 mod throttle;
+mod usage;
 mod users;
 
 use std::time::Duration;

@@ -96,6 +96,10 @@ pub enum AuditAction {
     /// A user was created at their first SSO sign-in (just-in-time
     /// provisioning).
     UserProvisioned,
+    /// An admin created a service token (never its secret).
+    ServiceTokenCreated,
+    /// An admin revoked a service token.
+    ServiceTokenRevoked,
 }
 
 const ACTION_NAMES: &[(AuditAction, &str)] = &[
@@ -123,6 +127,8 @@ const ACTION_NAMES: &[(AuditAction, &str)] = &[
     (AuditAction::UsersImported, "users.imported"),
     (AuditAction::SsoSettingsChanged, "settings.sso_changed"),
     (AuditAction::UserProvisioned, "user.provisioned"),
+    (AuditAction::ServiceTokenCreated, "service_token.created"),
+    (AuditAction::ServiceTokenRevoked, "service_token.revoked"),
 ];
 
 impl AuditAction {

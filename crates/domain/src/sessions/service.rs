@@ -119,6 +119,8 @@ impl UserManagement {
             .target(&user)
             .change(Change::detail("method", "password"));
         self.ports.sessions.start(session.clone(), audit).await?;
+        // A sign-in makes the user active today (analytics).
+        self.ports.usage.mark_active(user.id, now).await?;
         let user = crate::User { last_login_at: Some(now), ..user };
         Ok(SignedIn { token, session, user })
     }

@@ -224,7 +224,10 @@ impl UserManagement {
             let user = sign_in.user.clone();
             let session = sign_in.session.clone();
             match self.ports.sso.record_sso_sign_in(sign_in).await {
-                Ok(()) => return Ok(SignedIn { token, session, user }),
+                Ok(()) => {
+                    self.ports.usage.mark_active(user.id, now).await?;
+                    return Ok(SignedIn { token, session, user });
+                }
                 Err(SsoSignInStoreError::SeatLimitReached { limit }) => {
                     let refusal = SsoRefusal::SeatLimitReached { limit };
                     let whom = Whom::Asserted(identity.email.clone());

@@ -13,6 +13,7 @@
 mod kit;
 
 mod accepting;
+mod analytics;
 mod imports;
 mod invitations;
 mod lifecycle;

@@ -1,5 +1,6 @@
 //! The JSON API under `/api/v1`, one file per resource.
 
+pub(crate) mod analytics;
 pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod imports;
@@ -28,4 +29,7 @@ pub(crate) enum ApiTags {
     Audit,
     /// The mail outbox (admins only).
     Mail,
+    /// Usage analytics: service tokens and reporting (services), dashboards
+    /// (admins).
+    Analytics,
 }

@@ -3,6 +3,7 @@
 //! use-case calls; every rule lives in the domain.
 
 mod account;
+mod analytics;
 mod audit;
 mod import;
 mod links;
@@ -54,6 +55,12 @@ pub(crate) fn routes() -> Route {
         .at("/me/password", poem::post(account::change_password.with(CookieJarManager::new())))
         .at("/me/sessions", poem::post(account::sign_out_everywhere.with(CookieJarManager::new())))
         .at("/admin/audit", get(audit::audit.with(CookieJarManager::new())))
+        .at("/admin/analytics", get(analytics::analytics.with(CookieJarManager::new())))
+        .at(
+            "/admin/settings/service-tokens",
+            get(analytics::service_tokens.with(CookieJarManager::new()))
+                .post(analytics::save_service_token.with(CookieJarManager::new())),
+        )
         .at("/admin/settings", get(account::settings.with(CookieJarManager::new())))
         .at(
             "/admin/settings/sso",

@@ -554,6 +554,11 @@ struct UserPage {
     last_sign_in: String,
     sessions: u64,
     invitation: Option<String>,
+    last_activity: String,
+    usage_tokens: String,
+    usage_conversations: String,
+    usage_events: String,
+    top_models: Vec<super::analytics::ModelRow>,
 }
 
 #[derive(Deserialize, Default)]
@@ -620,9 +625,21 @@ async fn render_profile(
             InvitationStatus::Revoked { at } => format!("replaced on {}", when(Some(*at))),
         }
     });
+    let activity = match state.service.user_activity(admin, user.id).await {
+        Ok(activity) => activity,
+        Err(e) => return internal(&e),
+    };
+    let mut top_models = super::analytics::model_rows(&activity.models);
+    top_models.truncate(3);
+    let count = super::analytics::thousands;
     let template = UserPage {
         nav,
         error,
+        last_activity: when(activity.last_activity_at),
+        usage_tokens: count(activity.usage.tokens()),
+        usage_conversations: count(activity.usage.conversations),
+        usage_events: count(activity.usage.events),
+        top_models,
         id: user.id.to_string(),
         name: user.name.to_string(),
         email: user.email.to_string(),

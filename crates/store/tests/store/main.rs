@@ -49,4 +49,5 @@ mod mail;
 mod sso;
 mod support;
 mod upgrade;
+mod usage;
 mod use_cases;
