@@ -591,6 +591,8 @@ async fn the_panel_fits_a_phone_width() {
         "/admin/audit".to_owned(),
         "/admin/settings".to_owned(),
         "/admin/settings/sso".to_owned(),
+        "/admin/settings/service-tokens".to_owned(),
+        "/admin/analytics".to_owned(),
         "/me".to_owned(),
     ] {
         phone.go(&app.url(&path)).await;
@@ -668,5 +670,81 @@ async fn names_are_shown_as_text_never_run() {
     assert!(browser.table_text().await.contains(name), "the name is shown as typed");
     assert!(browser.driver.get_alert_text().await.is_err(), "no script ran");
     assert!(browser.driver.find_all(thirtyfour::By::Css("td img")).await.unwrap().is_empty());
+    browser.close().await;
+}
+
+/// Seed: "Admin Panel > Analytics": an admin creates a service token in
+/// Settings, a SecureAI service reports usage with it, and the Analytics
+/// page shows active users, tokens by day (SVG charts), model share and
+/// the top users; the user's profile shows their activity; the revoked
+/// token reports nothing more.
+#[tokio::test]
+async fn analytics_shows_reported_usage_and_the_profile_its_activity() {
+    use secureai_domain::Clock;
+    let turn = take_turn().await;
+    let app = TestApp::with_admin().await;
+    let ada = with_ada(&app).await;
+    let browser = Browser::laptop(&turn).await;
+    sign_in(&browser, &app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    browser.click("Settings").await;
+    browser.click("Manage service tokens").await;
+    browser.fill("name", "chat service").await;
+    browser.click("Create token").await;
+    let secret = browser.text_of("new-token").await;
+    assert!(secret.starts_with("sat_"), "{secret}");
+    assert!(browser.text().await.contains("shown this once"));
+    browser.screenshot("service-tokens").await;
+
+    // The chat service reports three calls in two conversations.
+    let at = |hours: i64| (app.clock.now() - chrono::Duration::hours(hours)).to_rfc3339();
+    let event = |id: &str, conversation: &str, model: &str, at: String| {
+        json!({"event_id": id, "user_id": ada, "conversation_id": conversation, "model": model,
+               "provider": "openai", "input_tokens": 1000, "output_tokens": 234, "occurred_at": at})
+    };
+    let events = vec![
+        event("e1", "c1", "gpt-4o", at(1)),
+        event("e2", "c1", "gpt-4o", at(1)),
+        event("e3", "c2", "gpt-4o-mini", at(26)),
+    ];
+    let sent = app.post("/api/v1/usage-events", Some(&secret), json!({"events": events})).await;
+    assert_eq!(body(sent).await["accepted"], 3);
+
+    browser.click("Analytics").await;
+    assert_eq!(browser.text_of("total-tokens").await, "3,702");
+    assert_eq!(browser.text_of("total-conversations").await, "2");
+    // Ada (events) and the admin (signed in) are active today.
+    assert_eq!(browser.text_of("active-today").await, "2");
+    // Two charts of one bar per day.
+    assert_eq!(browser.count("svg rect.bar").await, 60);
+    let models = browser.text_of("models").await;
+    assert!(
+        models.contains("gpt-4o-mini") && models.contains("2,468") && models.contains("66.6 %"),
+        "{models}"
+    );
+    assert!(browser.text_of("top-users").await.contains("Name of ada@example.com"));
+    browser.screenshot("analytics").await;
+    browser.click("Last 7 days").await;
+    assert_eq!(browser.count("svg rect.bar").await, 14);
+
+    // From the top users to Ada's profile and her activity.
+    browser.click("Name of ada@example.com (ada@example.com)").await;
+    let usage = browser.text_of("usage").await;
+    assert!(usage.contains("Conversations\n2") || usage.contains("Conversations 2"), "{usage}");
+    assert!(usage.contains("3,702"), "{usage}");
+    assert!(usage.contains("gpt-4o (66.6 %)"), "{usage}");
+    browser.screenshot("user-activity").await;
+
+    // Revoked in the panel: the service is refused from then on.
+    browser.go(&app.url("/admin/settings/service-tokens")).await;
+    browser.click("Revoke").await;
+    assert!(browser.text().await.contains("is revoked"));
+    let refused = app
+        .post(
+            "/api/v1/usage-events",
+            Some(&secret),
+            json!({"events": [event("e4", "c3", "gpt-4o", at(1))]}),
+        )
+        .await;
+    assert_eq!(refused.status(), reqwest::StatusCode::UNAUTHORIZED);
     browser.close().await;
 }

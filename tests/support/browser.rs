@@ -196,6 +196,18 @@ impl Browser {
         self.driver.find(By::Tag("tbody")).await.unwrap().text().await.unwrap()
     }
 
+    /// The visible text of the element with this id.
+    pub async fn text_of(&self, id: &str) -> String {
+        self.settle().await;
+        self.driver.find(By::Id(id)).await.unwrap().text().await.unwrap()
+    }
+
+    /// How many elements match a CSS selector.
+    pub async fn count(&self, css: &str) -> usize {
+        self.settle().await;
+        self.driver.find_all(By::Css(css)).await.unwrap().len()
+    }
+
     /// The current address.
     pub async fn url(&self) -> String {
         self.driver.current_url().await.unwrap().to_string()

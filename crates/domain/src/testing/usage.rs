@@ -42,10 +42,7 @@ impl MemoryUsage {
         }
     }
 
-    fn in_range(
-        &self,
-        range: DayRange,
-    ) -> impl Iterator<Item = (&DailyKey, &Usage)> {
+    fn in_range(&self, range: DayRange) -> impl Iterator<Item = (&DailyKey, &Usage)> {
         self.daily
             .iter()
             .filter(move |((_, day, _, _), _)| *day >= range.from && *day <= range.to)
