@@ -105,6 +105,22 @@ fn with_sums(table: &mut TableCreateStatement) -> &mut TableCreateStatement {
         .col(big_integer(Sums::Conversations))
 }
 
+/// Creates `table`; on SQLite clustered by its primary key (`WITHOUT
+/// ROWID`), so a dashboard's range over the key reads consecutive rows
+/// instead of one table lookup per index entry.
+async fn create_clustered(
+    manager: &SchemaManager<'_>,
+    table: TableCreateStatement,
+) -> Result<(), DbErr> {
+    if manager.get_database_backend() == DbBackend::Sqlite {
+        let sql = format!("{} WITHOUT ROWID", table.to_string(SqliteQueryBuilder));
+        manager.get_connection().execute_unprepared(&sql).await?;
+        Ok(())
+    } else {
+        manager.create_table(table).await
+    }
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -160,21 +176,21 @@ impl MigrationTrait for Migration {
             )
             .await?;
 
-        manager
-            .create_table(
-                Table::create()
-                    .table(UsageConversations::Table)
-                    .col(string_len(UsageConversations::UserId, 36))
-                    .col(bytewise(backend, string_len(UsageConversations::ConversationId, 128)))
-                    .col(big_integer(UsageConversations::LastAt))
-                    .primary_key(
-                        Index::create()
-                            .col(UsageConversations::UserId)
-                            .col(UsageConversations::ConversationId),
-                    )
-                    .to_owned(),
-            )
-            .await?;
+        create_clustered(
+            manager,
+            Table::create()
+                .table(UsageConversations::Table)
+                .col(string_len(UsageConversations::UserId, 36))
+                .col(bytewise(backend, string_len(UsageConversations::ConversationId, 128)))
+                .col(big_integer(UsageConversations::LastAt))
+                .primary_key(
+                    Index::create()
+                        .col(UsageConversations::UserId)
+                        .col(UsageConversations::ConversationId),
+                )
+                .to_owned(),
+        )
+        .await?;
         manager
             .create_index(
                 Index::create()
@@ -186,59 +202,59 @@ impl MigrationTrait for Migration {
             .await?;
 
         // Per user, day and model: a user's activity (their profile).
-        manager
-            .create_table(
-                with_sums(
-                    Table::create()
-                        .table(UsageDaily::Table)
-                        .col(string_len(UsageDaily::UserId, 36))
-                        .col(integer(UsageDaily::Day))
-                        .col(bytewise(backend, string_len(UsageDaily::Model, 100)))
-                        .col(bytewise(backend, string_len(UsageDaily::Provider, 100)))
-                        .col(big_integer(UsageDaily::LastAt)),
-                )
-                .primary_key(
-                    Index::create()
-                        .col(UsageDaily::UserId)
-                        .col(UsageDaily::Day)
-                        .col(UsageDaily::Model)
-                        .col(UsageDaily::Provider),
-                )
-                .to_owned(),
+        create_clustered(
+            manager,
+            with_sums(
+                Table::create()
+                    .table(UsageDaily::Table)
+                    .col(string_len(UsageDaily::UserId, 36))
+                    .col(integer(UsageDaily::Day))
+                    .col(bytewise(backend, string_len(UsageDaily::Model, 100)))
+                    .col(bytewise(backend, string_len(UsageDaily::Provider, 100)))
+                    .col(big_integer(UsageDaily::LastAt)),
             )
-            .await?;
+            .primary_key(
+                Index::create()
+                    .col(UsageDaily::UserId)
+                    .col(UsageDaily::Day)
+                    .col(UsageDaily::Model)
+                    .col(UsageDaily::Provider),
+            )
+            .to_owned(),
+        )
+        .await?;
         // Per day and user: top users over a range.
-        manager
-            .create_table(
-                with_sums(
-                    Table::create()
-                        .table(UsageUserDays::Table)
-                        .col(integer(UsageUserDays::Day))
-                        .col(string_len(UsageUserDays::UserId, 36)),
-                )
-                .primary_key(Index::create().col(UsageUserDays::Day).col(UsageUserDays::UserId))
-                .to_owned(),
+        create_clustered(
+            manager,
+            with_sums(
+                Table::create()
+                    .table(UsageUserDays::Table)
+                    .col(integer(UsageUserDays::Day))
+                    .col(string_len(UsageUserDays::UserId, 36)),
             )
-            .await?;
+            .primary_key(Index::create().col(UsageUserDays::Day).col(UsageUserDays::UserId))
+            .to_owned(),
+        )
+        .await?;
         // Per day and model: usage by day and by model.
-        manager
-            .create_table(
-                with_sums(
-                    Table::create()
-                        .table(UsageModelDays::Table)
-                        .col(integer(UsageModelDays::Day))
-                        .col(bytewise(backend, string_len(UsageModelDays::Model, 100)))
-                        .col(bytewise(backend, string_len(UsageModelDays::Provider, 100))),
-                )
-                .primary_key(
-                    Index::create()
-                        .col(UsageModelDays::Day)
-                        .col(UsageModelDays::Model)
-                        .col(UsageModelDays::Provider),
-                )
-                .to_owned(),
+        create_clustered(
+            manager,
+            with_sums(
+                Table::create()
+                    .table(UsageModelDays::Table)
+                    .col(integer(UsageModelDays::Day))
+                    .col(bytewise(backend, string_len(UsageModelDays::Model, 100)))
+                    .col(bytewise(backend, string_len(UsageModelDays::Provider, 100))),
             )
-            .await?;
+            .primary_key(
+                Index::create()
+                    .col(UsageModelDays::Day)
+                    .col(UsageModelDays::Model)
+                    .col(UsageModelDays::Provider),
+            )
+            .to_owned(),
+        )
+        .await?;
         // One row per user active in a period (`day`, `week`, `month`).
         manager
             .create_table(

@@ -404,19 +404,27 @@ impl SqlStore {
         }
 
         // Conversations seen before: their first event is already counted.
-        let conversation_ids: Vec<String> = fresh
+        // Looked up by exact (user, conversation) pairs: the primary key.
+        let pairs: Vec<(String, String)> = fresh
             .iter()
-            .map(|e| e.conversation_id.clone())
+            .map(|e| (e.user_id.to_string(), e.conversation_id.clone()))
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
         let mut known_conversations = HashSet::new();
-        for chunk in conversation_ids.chunks(ROWS_PER_STATEMENT) {
+        for chunk in pairs.chunks(ROWS_PER_STATEMENT) {
             let mut sql = Sql::new(
                 backend,
-                "SELECT user_id, conversation_id FROM usage_conversations WHERE conversation_id IN ",
+                "SELECT user_id, conversation_id FROM usage_conversations \
+                 WHERE (user_id, conversation_id) IN (",
             );
-            sql.list(chunk.iter().map(|c| Value::from(c.clone())));
+            for (i, (user, conversation)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(",");
+                }
+                sql.row(vec![user.clone().into(), conversation.clone().into()]);
+            }
+            sql.push(")");
             for row in txn.query_all_raw(sql.statement()).await? {
                 known_conversations.insert((
                     row.try_get::<String>("", "user_id")?,
