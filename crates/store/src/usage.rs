@@ -402,6 +402,10 @@ impl SqlStore {
             txn.commit().await?;
             return Ok(recorded);
         }
+        // Every batch writes its rows in key order (events here, the
+        // aggregates from sorted maps below), so two racing batches lock
+        // them in the same order and cannot deadlock each other.
+        fresh.sort_by(|a, b| a.id.cmp(&b.id));
 
         // Conversations seen before: their first event is already counted.
         // Looked up by exact (user, conversation) pairs: the primary key.
@@ -591,6 +595,12 @@ impl SqlStore {
     }
 }
 
+/// Whether the database aborted the transaction to break a deadlock
+/// (PostgreSQL `40P01`, MySQL/MariaDB 1213).
+fn is_deadlock(error: &DbErr) -> bool {
+    error.to_string().to_ascii_lowercase().contains("deadlock")
+}
+
 fn between(sql: &mut Sql, column: &str, range: DayRange) {
     sql.push(&format!(" WHERE {column} >= "))
         .bind(day_number(range.from))
@@ -607,8 +617,9 @@ impl UsageRepository for SqlStore {
             match self.try_record(&events).await {
                 Ok(recorded) => return Ok(recorded),
                 // Another batch recorded some of these meanwhile: on the
-                // next attempt they are duplicates.
-                Err(e) if is_unique_violation(&e) && attempts < 5 => {}
+                // next attempt they are duplicates. (A deadlock the database
+                // broke — gap locks on MySQL — is retried the same way.)
+                Err(e) if (is_unique_violation(&e) || is_deadlock(&e)) && attempts < 5 => {}
                 Err(e) => return Err(StoreError::new("recording usage events", e)),
             }
         }
