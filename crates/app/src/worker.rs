@@ -1,6 +1,9 @@
-//! The outbox worker: delivers due mail every poll interval until told to
-//! stop. A failed round is logged and retried at the next tick.
+//! Background work of a running instance, each until told to stop: the
+//! outbox worker delivers due mail every poll interval; the retention task
+//! deletes raw usage events past the retention period every hour. A failed
+//! round is logged and retried at the next tick.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,11 +11,13 @@ use secureai_domain::UserManagement;
 use secureai_domain::mail::service::OutboxDelivery;
 use tokio::sync::watch;
 
-pub(crate) async fn run(
-    delivery: Arc<OutboxDelivery>,
-    every: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
+/// Runs `round` at once and then every `every` until `stop` turns true
+/// (a round in progress finishes first).
+async fn repeat<F, Fut>(every: Duration, mut stop: watch::Receiver<bool>, mut round: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -20,6 +25,19 @@ pub(crate) async fn run(
             _ = ticker.tick() => {}
             _ = stop.changed() => break,
         }
+        round().await;
+        if *stop.borrow() {
+            break;
+        }
+    }
+}
+
+pub(crate) async fn run(
+    delivery: Arc<OutboxDelivery>,
+    every: Duration,
+    stop: watch::Receiver<bool>,
+) {
+    repeat(every, stop, || async {
         match delivery.deliver_due().await {
             Ok(report) if report.sent + report.retrying + report.failed > 0 => {
                 tracing::info!(
@@ -32,34 +50,22 @@ pub(crate) async fn run(
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "outbox round failed; retrying at the next tick"),
         }
-        if *stop.borrow() {
-            break;
-        }
-    }
+    })
+    .await;
 }
 
-/// Retention of raw usage events: deletes those older than the retention
-/// period once at start and then every `every`, until told to stop. The
-/// daily aggregates stay.
+/// Retention of raw usage events (the daily aggregates stay).
 pub(crate) async fn purge_usage(
     service: Arc<UserManagement>,
     every: Duration,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let mut ticker = tokio::time::interval(every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stop.changed() => break,
-        }
+    repeat(every, stop, || async {
         match service.purge_expired_usage().await {
             Ok(0) => {}
             Ok(deleted) => tracing::info!(deleted, "usage events past retention deleted"),
             Err(error) => tracing::warn!(%error, "usage retention failed; retrying later"),
         }
-        if *stop.borrow() {
-            break;
-        }
-    }
+    })
+    .await;
 }

@@ -119,6 +119,14 @@ fn usage_of(row: &QueryResult) -> Result<Usage, DbErr> {
     })
 }
 
+fn model_usage_of(row: &QueryResult) -> Result<ModelUsage, DbErr> {
+    Ok(ModelUsage {
+        model: row.try_get("", "model")?,
+        provider: row.try_get("", "provider")?,
+        usage: usage_of(row)?,
+    })
+}
+
 /// Days since 1970-01-01.
 fn day_number(day: NaiveDate) -> i32 {
     i32::try_from((day - NaiveDate::default()).num_days()).unwrap_or(i32::MAX)
@@ -688,13 +696,7 @@ impl UsageRepository for SqlStore {
         sql.push(" GROUP BY model, provider");
         let rows = self.query(sql, "summing usage by model").await?;
         rows.iter()
-            .map(|row| {
-                Ok(ModelUsage {
-                    model: row.try_get("", "model")?,
-                    provider: row.try_get("", "provider")?,
-                    usage: usage_of(row)?,
-                })
-            })
+            .map(model_usage_of)
             .collect::<Result<_, DbErr>>()
             .map_err(db("reading usage by model"))
     }
@@ -761,13 +763,7 @@ impl UsageRepository for SqlStore {
         let rows = self.query(sql, "summing a user's usage").await?;
         let models = rows
             .iter()
-            .map(|row| {
-                Ok(ModelUsage {
-                    model: row.try_get("", "model")?,
-                    provider: row.try_get("", "provider")?,
-                    usage: usage_of(row)?,
-                })
-            })
+            .map(model_usage_of)
             .collect::<Result<_, DbErr>>()
             .map_err(db("reading a user's usage"))?;
         Ok((opt_instant(last_at)?, models))
