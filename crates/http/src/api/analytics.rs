@@ -332,9 +332,8 @@ impl AnalyticsApi {
             })
             .transpose()
         };
-        let default = self.0.service.last_days(30);
-        let to = day(to, "to")?.unwrap_or(default.to);
-        let from = day(from, "from")?.unwrap_or(to - chrono::Duration::days(29));
+        let to = day(to, "to")?.unwrap_or(self.0.service.last_days(1).to);
+        let from = day(from, "from")?.unwrap_or(DayRange::ending(to, 30).from);
         Ok(DayRange { from, to })
     }
 }
