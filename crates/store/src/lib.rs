@@ -21,12 +21,14 @@ mod passwords;
 mod sessions;
 mod settings;
 mod setup;
+mod sqlite_reads;
 mod sso;
 pub mod test_databases;
 mod throttle;
 mod usage;
 mod users;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
@@ -64,6 +66,8 @@ impl Default for StoreOptions {
 pub struct SqlStore {
     db: DatabaseConnection,
     selective_search: u64,
+    /// On a SQLite file, the session lookup's synchronous reader.
+    reads: Option<Arc<sqlite_reads::SqliteReads>>,
 }
 
 impl SqlStore {
@@ -110,7 +114,11 @@ impl SqlStore {
                 e,
             )
         })?;
-        Ok(Self { db, selective_search: options.selective_search })
+        let reads = (db.get_database_backend() == DbBackend::Sqlite)
+            .then(|| sqlite_reads::SqliteReads::for_url(url))
+            .flatten()
+            .map(Arc::new);
+        Ok(Self { db, selective_search: options.selective_search, reads })
     }
 
     /// Connects and applies every pending migration.
@@ -158,6 +166,12 @@ impl SqlStore {
     /// The underlying connection, for operations and tests that need plain SQL.
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// Whether sessions are resolved on the calling thread (SQLite files;
+    /// see `sqlite_reads`) rather than through the pool.
+    pub fn resolves_sessions_synchronously(&self) -> bool {
+        self.reads.is_some()
     }
 
     /// Which database this is.

@@ -51,6 +51,14 @@ impl SessionRepository for SqlStore {
     }
 
     async fn find(&self, hash: &TokenHash) -> Result<Option<(Session, User)>, StoreError> {
+        if let Some(reads) = &self.reads {
+            let found = reads
+                .session_with_user(&hash.to_hex())
+                .map_err(|e| StoreError::new("resolving a session", e))?;
+            return found
+                .map(|(session, user)| Ok((session_from_row(&session)?, user_from_row(&user)?)))
+                .transpose();
+        }
         let found = sessions::Entity::find()
             .filter(sessions::Column::TokenHash.eq(hash.to_hex()))
             .find_also_related(users::Entity)

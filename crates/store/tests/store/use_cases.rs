@@ -318,7 +318,50 @@ pub async fn erasing_a_user_anonymises_them_everywhere_but_keeps_ids_and_counts(
     assert!(matches!(last, Err(EraseUserError::LastAdmin)));
 }
 
+pub async fn a_session_sees_changes_committed_elsewhere_at_once(db: TestDb) {
+    // On SQLite the lookup runs through its own synchronous connections
+    // (see the store's sqlite_reads module); the changes below are made
+    // through the pool, as another request or process would make them.
+    assert_eq!(
+        db.store.resolves_sessions_synchronously(),
+        db.store.backend() == sea_orm::DbBackend::Sqlite
+    );
+    let (service, _clock) = db.service(Policy::default());
+    let ctx = RequestContext::default();
+    let admin = first_admin(&service).await;
+    let invited = service.invite_user(&admin, &invite("mover@example.com"), &ctx).await.unwrap();
+    service.accept_invitation(&invited.token, secret("mover password"), &ctx).await.unwrap();
+    let session =
+        service.sign_in("mover@example.com", &secret("mover password"), &ctx).await.unwrap();
+    let before = service.authenticate(&session.token).await.unwrap();
+    assert_eq!(before.user.role, Role::User);
+    assert_eq!(before.user.name.to_string(), "Name of mover@example.com");
+
+    let backend = db.store.backend();
+    let run = |sql: &'static str| {
+        let connection = db.store.connection().clone();
+        async move {
+            connection.execute_raw(Statement::from_string(backend, sql)).await.unwrap();
+        }
+    };
+    run("UPDATE users SET role = 'admin', name = 'Mover Renamed' \
+         WHERE email_key = 'mover@example.com'")
+    .await;
+    let after = service.authenticate(&session.token).await.unwrap();
+    assert_eq!(after.user.role, Role::Admin);
+    assert_eq!(after.user.name.to_string(), "Mover Renamed");
+
+    run("DELETE FROM sessions WHERE user_id IN \
+         (SELECT id FROM users WHERE email_key = 'mover@example.com')")
+    .await;
+    assert!(matches!(
+        service.authenticate(&session.token).await,
+        Err(AuthenticateError::Unauthenticated)
+    ));
+}
+
 on_every_database!(
+    a_session_sees_changes_committed_elsewhere_at_once,
     erasing_a_user_anonymises_them_everywhere_but_keeps_ids_and_counts,
     a_newcomer_sets_up_invites_and_the_invited_user_signs_in,
     an_email_taken_in_another_case_is_refused_and_nothing_is_written,
