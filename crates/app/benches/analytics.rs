@@ -5,7 +5,8 @@
 //!
 //! `cargo bench -p secureai-app --bench analytics` — `EVENTS` (default
 //! 10,000,000) events from `USERS` (default 10,000) users over the last 89
-//! days; `BENCH_DB=postgres` for PostgreSQL.
+//! days, sent in the order they happened; `BENCH_DB=postgres` for
+//! PostgreSQL.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -84,10 +85,12 @@ async fn seed_users(store: &secureai_store::SqlStore, users: usize) -> Vec<UserI
     ids
 }
 
-/// Event `n`: users skewed (a few heavy ones), conversations of ~20
-/// events, spread over 89 days, models skewed towards the first.
+/// Event `n` of `total`: users skewed (a few heavy ones), conversations of
+/// ~20 events, models skewed towards the first, occurring in order over
+/// `spread_secs` from `start` (services report as things happen).
 fn event(
     n: usize,
+    total: usize,
     users: &[UserId],
     start: chrono::DateTime<Utc>,
     spread_secs: i64,
@@ -96,7 +99,8 @@ fn event(
     let user =
         if mix.is_multiple_of(4) { mix % (users.len() / 10).max(1) } else { mix % users.len() };
     let model = MODELS[[0, 0, 0, 1, 1, 2, 2, 3, 4][mix % 9]];
-    let at = start + chrono::Duration::seconds((n as i64 * 7919) % spread_secs);
+    let offset = (n as f64 / total.max(1) as f64 * spread_secs as f64) as i64;
+    let at = start + chrono::Duration::seconds(offset);
     UsageEventInput {
         event_id: format!("evt-{n}"),
         user_id: users[user].to_string(),
@@ -151,8 +155,9 @@ async fn main() {
     let mut batch_times = Vec::new();
     let mut accepted = 0;
     for first in (0..events).step_by(1000) {
-        let batch: Vec<UsageEventInput> =
-            (first..(first + 1000).min(events)).map(|n| event(n, &users, start, spread)).collect();
+        let batch: Vec<UsageEventInput> = (first..(first + 1000).min(events))
+            .map(|n| event(n, events, &users, start, spread))
+            .collect();
         let b = Instant::now();
         let report = service.ingest_usage(&caller, batch).await.unwrap();
         batch_times.push(b.elapsed());
@@ -177,7 +182,8 @@ async fn main() {
         common::ms(common::percentile(&batch_times, 95.0)),
     );
     // The same batch again: every event a duplicate.
-    let again: Vec<UsageEventInput> = (0..1000).map(|n| event(n, &users, start, spread)).collect();
+    let again: Vec<UsageEventInput> =
+        (0..1000).map(|n| event(n, events, &users, start, spread)).collect();
     let t = Instant::now();
     let report = service.ingest_usage(&caller, again).await.unwrap();
     println!(
@@ -185,6 +191,20 @@ async fn main() {
         common::ms(t.elapsed()),
         report.duplicates
     );
+    // Late events: 1,000 new events that happened 30 days ago (each user's
+    // running totals since then are rewritten).
+    let late_start = Utc::now() - chrono::Duration::days(30);
+    let late: Vec<UsageEventInput> = (0..1000)
+        .map(|n| {
+            let mut e = event(n, 1000, &users, late_start, 3600);
+            e.event_id = format!("late-{n}");
+            e
+        })
+        .collect();
+    let t = Instant::now();
+    let report = service.ingest_usage(&caller, late).await.unwrap();
+    assert_eq!(report.accepted, 1000);
+    println!("a batch of 1,000 events from 30 days ago: {:.1} ms", common::ms(t.elapsed()));
 
     let rounds = 100;
     let thirty = service.last_days(30);

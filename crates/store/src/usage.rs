@@ -361,18 +361,206 @@ async fn existing(
     Ok(found)
 }
 
-fn activity_rows(pairs: &BTreeSet<(UserId, NaiveDate)>) -> Vec<Vec<Value>> {
-    let mut rows = BTreeSet::new();
+/// The (period, first day) → users rows that `pairs` of users and days
+/// make active.
+fn activity_rows(pairs: &BTreeSet<(UserId, NaiveDate)>) -> BTreeMap<(Period, i32), Vec<String>> {
+    let mut rows: BTreeMap<(Period, i32), BTreeSet<String>> = BTreeMap::new();
     for (user, day) in pairs {
         for period in [Period::Day, Period::Week, Period::Month] {
-            rows.insert((period, day_number(period.start_of(*day)), *user));
+            rows.entry((period, day_number(period.start_of(*day))))
+                .or_default()
+                .insert(user.to_string());
         }
     }
-    rows.into_iter()
-        .map(|(period, start, user)| {
-            vec![period.as_str().into(), start.into(), user.to_string().into()]
+    rows.into_iter().map(|(key, users)| (key, users.into_iter().collect())).collect()
+}
+
+/// Marks users active in periods, and adds the users new to each period to
+/// its count. The insert skips rows already there (waiting, on PostgreSQL
+/// and MySQL, for a concurrent transaction inserting the same row), so its
+/// affected-row count is exactly the number of users new to the period.
+async fn record_active(
+    txn: &DatabaseTransaction,
+    pairs: &BTreeSet<(UserId, NaiveDate)>,
+) -> Result<(), DbErr> {
+    let backend = txn.get_database_backend();
+    let mut added: Vec<Vec<Value>> = Vec::new();
+    for ((period, start), users) in activity_rows(pairs) {
+        let rows: Vec<Vec<Value>> = users
+            .into_iter()
+            .map(|user| vec![period.as_str().into(), start.into(), user.into()])
+            .collect();
+        let mut new = 0;
+        for statement in
+            insert_ignoring(backend, "active_users", &["period", "start_day", "user_id"], rows)
+        {
+            new += txn.execute_raw(statement).await?.rows_affected();
+        }
+        if new > 0 {
+            added.push(vec![period.as_str().into(), start.into(), u64_value(new)]);
+        }
+    }
+    let tail = match backend {
+        DbBackend::MySql => " ON DUPLICATE KEY UPDATE users = users + VALUES(users)",
+        _ => {
+            " ON CONFLICT (period, start_day) DO UPDATE SET users = active_counts.users + excluded.users"
+        }
+    };
+    for chunk in added.chunks(ROWS_PER_STATEMENT) {
+        let mut sql =
+            Sql::new(backend, "INSERT INTO active_counts (period, start_day, users) VALUES ");
+        sql.rows(chunk);
+        sql.push(tail);
+        txn.execute_raw(sql.statement()).await?;
+    }
+    Ok(())
+}
+
+fn minus(a: Usage, b: Usage) -> Usage {
+    Usage {
+        events: a.events.saturating_sub(b.events),
+        input_tokens: a.input_tokens.saturating_sub(b.input_tokens),
+        output_tokens: a.output_tokens.saturating_sub(b.output_tokens),
+        conversations: a.conversations.saturating_sub(b.conversations),
+    }
+}
+
+fn usage_values(usage: Usage) -> [Value; 4] {
+    [
+        u64_value(usage.events),
+        u64_value(usage.input_tokens),
+        u64_value(usage.output_tokens),
+        u64_value(usage.conversations),
+    ]
+}
+
+/// Locks the rows of `users` that exist (in id order, so two batches take
+/// them in the same order) and returns their ids. Batches for the same user
+/// are serialised by it, so each reads the running totals the previous one
+/// wrote. SQLite needs no lock: its writers are serialised already.
+async fn lock_users(txn: &DatabaseTransaction, users: &[String]) -> Result<HashSet<String>, DbErr> {
+    let backend = txn.get_database_backend();
+    let lock = match backend {
+        // Not FOR UPDATE: that would also block sessions and other rows
+        // whose foreign key names the user.
+        DbBackend::Postgres => " ORDER BY id FOR NO KEY UPDATE",
+        DbBackend::MySql => " ORDER BY id FOR UPDATE",
+        _ => "",
+    };
+    let mut found = HashSet::new();
+    for chunk in users.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = Sql::new(backend, "SELECT id FROM users WHERE id IN ");
+        sql.list(chunk.iter().map(|c| Value::from(c.clone())));
+        sql.push(lock);
+        for row in txn.query_all_raw(sql.statement()).await? {
+            found.insert(row.try_get::<String>("", "id")?);
+        }
+    }
+    Ok(found)
+}
+
+/// Adds a batch's usage per (user, day) to the users' running totals:
+/// each row from the batch's first day on is rewritten with the totals
+/// through its day. Events arrive in time order, so this is usually the
+/// user's last row (updated) or a new one after it; an event for an
+/// earlier day rewrites the user's rows since that day.
+async fn add_to_running_totals(
+    txn: &DatabaseTransaction,
+    deltas: BTreeMap<(String, i32), Usage>,
+) -> Result<(), DbErr> {
+    let backend = txn.get_database_backend();
+    let Some(first_day) = deltas.keys().map(|(_, day)| *day).min() else {
+        return Ok(());
+    };
+    let users: Vec<String> =
+        deltas.keys().map(|(user, _)| user.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    // Each user's rows from the batch's first day, and the last before it.
+    let mut rows: HashMap<String, BTreeMap<i32, Usage>> = HashMap::new();
+    let mut before: HashMap<String, Usage> = HashMap::new();
+    for chunk in users.chunks(ROWS_PER_STATEMENT) {
+        let mut later = Sql::new(
+            backend,
+            "SELECT user_id, day, events, input_tokens, output_tokens, conversations \
+             FROM usage_user_totals WHERE user_id IN ",
+        );
+        later.list(chunk.iter().map(|u| Value::from(u.clone())));
+        later.push(" AND day >= ").bind(first_day);
+        for row in txn.query_all_raw(later.statement()).await? {
+            rows.entry(row.try_get("", "user_id")?)
+                .or_default()
+                .insert(row.try_get("", "day")?, usage_of(&row)?);
+        }
+        let mut last = Sql::new(
+            backend,
+            "SELECT t.user_id, t.events, t.input_tokens, t.output_tokens, t.conversations \
+             FROM usage_user_totals t WHERE t.user_id IN ",
+        );
+        last.list(chunk.iter().map(|u| Value::from(u.clone())));
+        last.push(
+            " AND t.day = (SELECT MAX(m.day) FROM usage_user_totals m \
+             WHERE m.user_id = t.user_id AND m.day < ",
+        )
+        .bind(first_day)
+        .push(")");
+        for row in txn.query_all_raw(last.statement()).await? {
+            before.insert(row.try_get("", "user_id")?, usage_of(&row)?);
+        }
+    }
+    let mut writes: Vec<Vec<Value>> = Vec::new();
+    for user in &users {
+        let stored = rows.remove(user).unwrap_or_default();
+        let added: BTreeMap<i32, Usage> = deltas
+            .range((user.clone(), i32::MIN)..=(user.clone(), i32::MAX))
+            .map(|((_, day), usage)| (*day, *usage))
+            .collect();
+        let Some(first_added) = added.keys().next().copied() else { continue };
+        let days: BTreeSet<i32> = stored.keys().chain(added.keys()).copied().collect();
+        let mut previous_stored = before.get(user).copied().unwrap_or_default();
+        let mut total = previous_stored;
+        for day in days {
+            let own = stored.get(&day).map_or(Usage::default(), |cumulative| {
+                let own = minus(*cumulative, previous_stored);
+                previous_stored = *cumulative;
+                own
+            });
+            total = total.plus(own).plus(added.get(&day).copied().unwrap_or_default());
+            if day >= first_added {
+                let mut row: Vec<Value> = vec![user.clone().into(), day.into()];
+                row.extend(usage_values(total));
+                writes.push(row);
+            }
+        }
+    }
+    let assignments: Vec<String> = ["events", "input_tokens", "output_tokens", "conversations"]
+        .iter()
+        .map(|c| match backend {
+            DbBackend::MySql => format!("{c} = VALUES({c})"),
+            _ => format!("{c} = excluded.{c}"),
         })
-        .collect()
+        .collect();
+    let tail = match backend {
+        DbBackend::MySql => format!(" ON DUPLICATE KEY UPDATE {}", assignments.join(", ")),
+        _ => format!(" ON CONFLICT (user_id, day) DO UPDATE SET {}", assignments.join(", ")),
+    };
+    for chunk in writes.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = Sql::new(
+            backend,
+            "INSERT INTO usage_user_totals (user_id, day, events, input_tokens, output_tokens, \
+             conversations) VALUES ",
+        );
+        sql.rows(chunk);
+        sql.push(&tail);
+        txn.execute_raw(sql.statement()).await?;
+    }
+    for statement in insert_ignoring(
+        backend,
+        "usage_users",
+        &["user_id"],
+        users.into_iter().map(|u| vec![Value::from(u)]).collect(),
+    ) {
+        txn.execute_raw(statement).await?;
+    }
+    Ok(())
 }
 
 impl SqlStore {
@@ -386,15 +574,17 @@ impl SqlStore {
             // before another writer committed could not write at all.
             take_guard(&txn).await?;
         }
-        let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
-        let seen = existing(&txn, "usage_events", "event_id", &ids).await?;
         let users: Vec<String> = events
             .iter()
             .map(|e| e.user_id.to_string())
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let known = existing(&txn, "users", "id", &users).await?;
+        // Users first: a batch waiting here for another one with the same
+        // users then sees that batch's events as recorded.
+        let known = lock_users(&txn, &users).await?;
+        let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+        let seen = existing(&txn, "usage_events", "event_id", &ids).await?;
         let mut recorded = RecordedUsage::default();
         let mut fresh: Vec<&UsageEvent> = Vec::new();
         for event in events {
@@ -464,7 +654,7 @@ impl SqlStore {
 
         let mut raw = Vec::with_capacity(fresh.len());
         let mut daily: BTreeMap<(String, i32, &str, &str), Sum> = BTreeMap::new();
-        let mut user_days: BTreeMap<(i32, String), Sum> = BTreeMap::new();
+        let mut user_days: BTreeMap<(String, i32), Usage> = BTreeMap::new();
         let mut model_days: BTreeMap<(i32, &str, &str), Sum> = BTreeMap::new();
         let mut active: BTreeSet<(UserId, NaiveDate)> = BTreeSet::new();
         for event in &fresh {
@@ -475,7 +665,13 @@ impl SqlStore {
                 .entry((user.clone(), day, &event.model, &event.provider))
                 .or_default()
                 .add(event, started);
-            user_days.entry((day, user.clone())).or_default().add(event, started);
+            let added = user_days.entry((user.clone(), day)).or_default();
+            *added = added.plus(Usage {
+                events: 1,
+                input_tokens: event.input_tokens,
+                output_tokens: event.output_tokens,
+                conversations: u64::from(started),
+            });
             model_days.entry((day, &event.model, &event.provider)).or_default().add(event, started);
             active.insert((event.user_id, event.day()));
             raw.push(vec![
@@ -558,20 +754,6 @@ impl SqlStore {
         ));
         statements.extend(upsert_add(
             backend,
-            "usage_user_days",
-            &["day", "user_id"],
-            false,
-            user_days
-                .into_iter()
-                .map(|((day, user), sum)| {
-                    let mut row: Vec<Value> = vec![day.into(), user.into()];
-                    row.extend(sum.values());
-                    row
-                })
-                .collect(),
-        ));
-        statements.extend(upsert_add(
-            backend,
             "usage_model_days",
             &["day", "model", "provider"],
             false,
@@ -585,15 +767,11 @@ impl SqlStore {
                 })
                 .collect(),
         ));
-        statements.extend(insert_ignoring(
-            backend,
-            "active_users",
-            &["period", "start_day", "user_id"],
-            activity_rows(&active),
-        ));
         for statement in statements {
             txn.execute_raw(statement).await?;
         }
+        add_to_running_totals(&txn, user_days).await?;
+        record_active(&txn, &active).await?;
         txn.commit().await?;
         Ok(recorded)
     }
@@ -635,15 +813,9 @@ impl UsageRepository for SqlStore {
 
     async fn mark_active(&self, user: UserId, at: DateTime<Utc>) -> Result<(), StoreError> {
         let pairs = BTreeSet::from([(user, at.date_naive())]);
-        for statement in insert_ignoring(
-            self.backend(),
-            "active_users",
-            &["period", "start_day", "user_id"],
-            activity_rows(&pairs),
-        ) {
-            self.db.execute_raw(statement).await.map_err(db("recording activity"))?;
-        }
-        Ok(())
+        let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
+        record_active(&txn, &pairs).await.map_err(db("recording activity"))?;
+        txn.commit().await.map_err(db("committing activity"))
     }
 
     async fn active_users(
@@ -651,16 +823,14 @@ impl UsageRepository for SqlStore {
         period: Period,
         range: DayRange,
     ) -> Result<Vec<ActivePoint>, StoreError> {
-        let mut sql = Sql::new(
-            self.backend(),
-            "SELECT start_day, COUNT(*) AS users FROM active_users WHERE period = ",
-        );
+        let mut sql =
+            Sql::new(self.backend(), "SELECT start_day, users FROM active_counts WHERE period = ");
         sql.bind(period.as_str())
             .push(" AND start_day >= ")
             .bind(day_number(period.start_of(range.from)))
             .push(" AND start_day <= ")
             .bind(day_number(range.to))
-            .push(" GROUP BY start_day ORDER BY start_day");
+            .push(" ORDER BY start_day");
         let rows = self.query(sql, "counting active users").await?;
         rows.iter()
             .map(|row| {
@@ -709,18 +879,36 @@ impl UsageRepository for SqlStore {
     ) -> Result<Vec<UserUsage>, StoreError> {
         let backend = self.backend();
         let score = match ranking {
-            Ranking::Tokens => sum(backend, "input_tokens + output_tokens"),
-            Ranking::Conversations => sum(backend, "conversations"),
+            Ranking::Tokens => "input_tokens + output_tokens",
+            Ranking::Conversations => "conversations",
         };
-        let mut sql = Sql::new(
-            backend,
-            &format!("SELECT user_id, {}, {score} AS score FROM usage_user_days", sums(backend)),
-        );
-        between(&mut sql, "day", range);
-        sql.push(&format!(
-            " GROUP BY user_id HAVING {score} > 0 ORDER BY score DESC, user_id LIMIT "
-        ))
-        .bind(i64::from(limit));
+        let (to, from) = (day_number(range.to), day_number(range.from));
+        // A user's usage over the range: their running totals at its end
+        // minus those before its start — two index seeks per user with
+        // usage, however long the range.
+        let over_range = |sql: &mut Sql, expr: &str, user: &str| {
+            for (i, (op, day)) in [("<=", to), ("<", from)].into_iter().enumerate() {
+                sql.push(if i == 0 { "COALESCE((" } else { " - COALESCE((" });
+                sql.push(&format!(
+                    "SELECT {expr} FROM usage_user_totals m WHERE m.user_id = {user} \
+                     AND m.day {op} "
+                ))
+                .bind(day)
+                .push(" ORDER BY m.day DESC LIMIT 1), 0)");
+            }
+        };
+        let mut sql = Sql::new(backend, "SELECT r.user_id, r.score");
+        for column in ["events", "input_tokens", "output_tokens", "conversations"] {
+            sql.push(", ");
+            over_range(&mut sql, column, "r.user_id");
+            sql.push(&format!(" AS {column}"));
+        }
+        sql.push(" FROM (SELECT s.user_id, s.score FROM (SELECT u.user_id, ");
+        over_range(&mut sql, score, "u.user_id");
+        sql.push(" AS score FROM usage_users u) s WHERE s.score > 0 ")
+            .push("ORDER BY s.score DESC, s.user_id LIMIT ")
+            .bind(i64::from(limit))
+            .push(") r ORDER BY r.score DESC, r.user_id");
         let rows = self.query(sql, "ranking users").await?;
         let mut users = Vec::with_capacity(rows.len());
         for row in &rows {

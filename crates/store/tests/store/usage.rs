@@ -114,7 +114,7 @@ pub async fn unknown_users_are_reported_and_nothing_of_theirs_is_kept(db: TestDb
         (1, EventRejection::UnknownUser)
     );
     assert_eq!(count(&db, "SELECT COUNT(*) FROM usage_events").await, 1);
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM usage_user_days").await, 1);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM usage_user_totals").await, 1);
 }
 
 pub async fn service_tokens_are_kept_by_digest_and_revoked_once(db: TestDb) {
@@ -167,7 +167,132 @@ pub async fn retention_deletes_raw_events_and_keeps_the_aggregates(db: TestDb) {
     assert_eq!((dashboard.total.events, dashboard.total.conversations), (2, 1));
 }
 
+/// Usage over any range is exactly the events inside it, whatever order
+/// the events arrived in (late events rewrite the running totals after
+/// them) and however the range cuts the days.
+pub async fn ranges_count_exactly_the_usage_inside_them_whatever_the_arrival_order(db: TestDb) {
+    let (service, clock) = db.service(Policy::default());
+    let admin = first_admin(&service).await;
+    let ctx = RequestContext::default();
+    let mut users = Vec::new();
+    for i in 0..3 {
+        let invited =
+            service.invite_user(&admin, &invite(&format!("r{i}@example.com")), &ctx).await.unwrap();
+        users.push(invited.user.id);
+    }
+    let issued = service.create_service_token(&admin, "chat", &ctx).await.unwrap();
+    let caller = service.authenticate_service(&issued.secret).await.unwrap();
+    let now = clock.now();
+    // 90 events over the last 12 days, three users, five conversations
+    // each, token counts all different.
+    let events: Vec<UsageEventInput> = (0..90_u32)
+        .map(|i| {
+            let mix = i.wrapping_mul(2_654_435_761) % 1_009;
+            let at = now - Duration::hours(i64::from(mix % (12 * 24)) + 1);
+            let mut e = event(
+                &format!("ev-{i}"),
+                users[(mix % 3) as usize],
+                &format!("conv-{}", mix % 5),
+                "gpt-4o",
+                at.to_rfc3339(),
+            );
+            e.input_tokens = i64::from(100 + i);
+            e.output_tokens = i64::from(mix % 50);
+            e
+        })
+        .collect();
+    // Arrival: the newest third first, then the oldest third (late), then
+    // the rest one by one in reverse.
+    let mut by_time = events.clone();
+    by_time.sort_by(|a, b| a.occurred_at.cmp(&b.occurred_at));
+    let (old, rest) = by_time.split_at(30);
+    let (middle, new) = rest.split_at(30);
+    service.ingest_usage(&caller, new.to_vec()).await.unwrap();
+    service.ingest_usage(&caller, old.to_vec()).await.unwrap();
+    for e in middle.iter().rev() {
+        service.ingest_usage(&caller, vec![e.clone()]).await.unwrap();
+    }
+
+    // The day each conversation started: that of the earliest event of the
+    // first batch that carried it (an earlier event arriving later does
+    // not move it).
+    let day_of = |e: &UsageEventInput| {
+        chrono::DateTime::parse_from_rfc3339(&e.occurred_at).unwrap().date_naive()
+    };
+    let mut started = std::collections::BTreeMap::new();
+    let singles: Vec<Vec<UsageEventInput>> = middle.iter().rev().map(|e| vec![e.clone()]).collect();
+    for batch in [new.to_vec(), old.to_vec()].iter().chain(&singles) {
+        let mut batch = batch.clone();
+        batch.sort_by(|a, b| (&a.occurred_at, &a.event_id).cmp(&(&b.occurred_at, &b.event_id)));
+        let mut here = std::collections::BTreeMap::new();
+        for e in &batch {
+            here.entry((e.user_id.clone(), e.conversation_id.clone())).or_insert(day_of(e));
+        }
+        for (key, day) in here {
+            started.entry(key).or_insert(day);
+        }
+    }
+    let today = now.date_naive();
+    for (back, days) in [(0, 1), (0, 3), (2, 5), (5, 4), (11, 1), (0, 12), (0, 30), (20, 5)] {
+        let range = DayRange::ending(today - Duration::days(back), days);
+        let inside = |day: chrono::NaiveDate| range.from <= day && day <= range.to;
+        let mut expected: Vec<(String, u64, u64, u64)> = users
+            .iter()
+            .map(|user| {
+                let mine: Vec<&UsageEventInput> = events
+                    .iter()
+                    .filter(|e| e.user_id == user.to_string() && inside(day_of(e)))
+                    .collect();
+                let tokens: i64 = mine.iter().map(|e| e.input_tokens + e.output_tokens).sum();
+                let conversations = started
+                    .iter()
+                    .filter(|((u, _), day)| *u == user.to_string() && inside(**day))
+                    .count();
+                (user.to_string(), mine.len() as u64, tokens as u64, conversations as u64)
+            })
+            .filter(|(_, events, _, _)| *events > 0)
+            .collect();
+        expected.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+        let dashboard = service.dashboard(&admin, range).await.unwrap();
+        let got: Vec<(String, u64, u64, u64)> = dashboard
+            .top_users
+            .iter()
+            .map(|u| {
+                (u.user_id.to_string(), u.usage.events, u.usage.tokens(), u.usage.conversations)
+            })
+            .collect();
+        assert_eq!(got, expected, "top users by tokens over {range:?}");
+        let mut by_conversations: Vec<(String, u64)> =
+            expected.iter().filter(|e| e.3 > 0).map(|e| (e.0.clone(), e.3)).collect();
+        by_conversations.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let got: Vec<(String, u64)> = dashboard
+            .top_conversations
+            .iter()
+            .map(|u| (u.user_id.to_string(), u.usage.conversations))
+            .collect();
+        assert_eq!(got, by_conversations, "top users by conversations over {range:?}");
+        let events_in_range = events.iter().filter(|e| inside(day_of(e))).count() as u64;
+        assert_eq!(dashboard.total.events, events_in_range, "{range:?}");
+    }
+    // The active-user counts kept beside the rows agree with the rows.
+    let wrong = count(
+        &db,
+        "SELECT COUNT(*) FROM active_counts c WHERE c.users <> (SELECT COUNT(*) \
+         FROM active_users a WHERE a.period = c.period AND a.start_day = c.start_day)",
+    )
+    .await;
+    assert_eq!(wrong, 0);
+    let uncounted = count(
+        &db,
+        "SELECT COUNT(*) FROM active_users a WHERE NOT EXISTS (SELECT 1 FROM active_counts c \
+         WHERE c.period = a.period AND c.start_day = a.start_day)",
+    )
+    .await;
+    assert_eq!(uncounted, 0);
+}
+
 on_every_database!(
+    ranges_count_exactly_the_usage_inside_them_whatever_the_arrival_order,
     racing_batches_record_each_event_and_conversation_once,
     unknown_users_are_reported_and_nothing_of_theirs_is_kept,
     service_tokens_are_kept_by_digest_and_revoked_once,
