@@ -6,7 +6,10 @@
 //!   difference of two rows (the last on or before its end, the last before
 //!   its start) instead of a sum over every day of it. Clustered by (user,
 //!   day) on SQLite.
-//! - `usage_users`: every user with usage, the users rankings go through.
+//! - `usage_users`: every user with usage — the users a ranking goes
+//!   through — with their last running totals (their last active day's
+//!   row), so a range ending on or after that day needs no lookup for its
+//!   end.
 //! - `active_counts`: how many users were active in each day, week and
 //!   month, kept with the `active_users` rows they count.
 //!
@@ -30,6 +33,7 @@ enum UsageUserTotals {
 enum UsageUsers {
     Table,
     UserId,
+    LastDay,
 }
 
 #[derive(DeriveIden)]
@@ -108,10 +112,13 @@ impl MigrationTrait for Migration {
         .await?;
         manager
             .create_table(
-                Table::create()
-                    .table(UsageUsers::Table)
-                    .col(string_len(UsageUsers::UserId, 36).primary_key())
-                    .to_owned(),
+                with_sums(
+                    Table::create()
+                        .table(UsageUsers::Table)
+                        .col(string_len(UsageUsers::UserId, 36).primary_key())
+                        .col(integer(UsageUsers::LastDay)),
+                )
+                .to_owned(),
             )
             .await?;
         create_clustered(
@@ -134,9 +141,11 @@ impl MigrationTrait for Migration {
             sums.join(", ")
         ))
         .await?;
-        db.execute_unprepared(
-            "INSERT INTO usage_users (user_id) SELECT DISTINCT user_id FROM usage_user_days",
-        )
+        db.execute_unprepared(&format!(
+            "INSERT INTO usage_users (user_id, last_day, {columns}) \
+             SELECT t.user_id, t.day, {columns} FROM usage_user_totals t \
+             WHERE t.day = (SELECT MAX(m.day) FROM usage_user_totals m WHERE m.user_id = t.user_id)"
+        ))
         .await?;
         db.execute_unprepared(
             "INSERT INTO active_counts (period, start_day, users) \

@@ -13,7 +13,7 @@ use sea_orm::{
 };
 use secureai_domain::analytics::models::{
     ActivePoint, DayRange, DayUsage, ModelUsage, Period, Ranking, RecordedUsage, ServiceToken,
-    Usage, UsageEvent, UserUsage,
+    TopUsers, Usage, UsageEvent, UserUsage,
 };
 use secureai_domain::analytics::ports::{ServiceTokenRepository, UsageRepository};
 use secureai_domain::{AuditEvent, StoreError, TokenHash, UserId};
@@ -246,6 +246,16 @@ impl ServiceTokenRepository for SqlStore {
     }
 }
 
+/// What one event adds (`started`: it starts its conversation).
+fn usage_of_event(event: &UsageEvent, started: bool) -> Usage {
+    Usage {
+        events: 1,
+        input_tokens: event.input_tokens,
+        output_tokens: event.output_tokens,
+        conversations: u64::from(started),
+    }
+}
+
 /// Sums keyed by something, with the latest event seen.
 #[derive(Default)]
 struct Sum {
@@ -255,22 +265,12 @@ struct Sum {
 
 impl Sum {
     fn add(&mut self, event: &UsageEvent, started: bool) {
-        self.usage = self.usage.plus(Usage {
-            events: 1,
-            input_tokens: event.input_tokens,
-            output_tokens: event.output_tokens,
-            conversations: u64::from(started),
-        });
+        self.usage = self.usage.plus(usage_of_event(event, started));
         self.last_at = self.last_at.max(micros(event.occurred_at));
     }
 
     fn values(&self) -> [Value; 4] {
-        [
-            u64_value(self.usage.events),
-            u64_value(self.usage.input_tokens),
-            u64_value(self.usage.output_tokens),
-            u64_value(self.usage.conversations),
-        ]
+        usage_values(self.usage)
     }
 }
 
@@ -507,6 +507,7 @@ async fn add_to_running_totals(
         }
     }
     let mut writes: Vec<Vec<Value>> = Vec::new();
+    let mut latest: Vec<Vec<Value>> = Vec::new();
     for user in &users {
         let stored = rows.remove(user).unwrap_or_default();
         let added: BTreeMap<i32, Usage> = deltas
@@ -530,6 +531,11 @@ async fn add_to_running_totals(
                 writes.push(row);
             }
         }
+        // Every row from the batch's first day was read: the last one is
+        // the user's last.
+        if let Some(last) = writes.last() {
+            latest.push(last.clone());
+        }
     }
     let assignments: Vec<String> = ["events", "input_tokens", "output_tokens", "conversations"]
         .iter()
@@ -552,13 +558,25 @@ async fn add_to_running_totals(
         sql.push(&tail);
         txn.execute_raw(sql.statement()).await?;
     }
-    for statement in insert_ignoring(
-        backend,
-        "usage_users",
-        &["user_id"],
-        users.into_iter().map(|u| vec![Value::from(u)]).collect(),
-    ) {
-        txn.execute_raw(statement).await?;
+    let last_day = match backend {
+        DbBackend::MySql => "last_day = VALUES(last_day)",
+        _ => "last_day = excluded.last_day",
+    };
+    let tail = match backend {
+        DbBackend::MySql => {
+            format!(" ON DUPLICATE KEY UPDATE {last_day}, {}", assignments.join(", "))
+        }
+        _ => format!(" ON CONFLICT (user_id) DO UPDATE SET {last_day}, {}", assignments.join(", ")),
+    };
+    for chunk in latest.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = Sql::new(
+            backend,
+            "INSERT INTO usage_users (user_id, last_day, events, input_tokens, output_tokens, \
+             conversations) VALUES ",
+        );
+        sql.rows(chunk);
+        sql.push(&tail);
+        txn.execute_raw(sql.statement()).await?;
     }
     Ok(())
 }
@@ -666,12 +684,7 @@ impl SqlStore {
                 .or_default()
                 .add(event, started);
             let added = user_days.entry((user.clone(), day)).or_default();
-            *added = added.plus(Usage {
-                events: 1,
-                input_tokens: event.input_tokens,
-                output_tokens: event.output_tokens,
-                conversations: u64::from(started),
-            });
+            *added = added.plus(usage_of_event(event, started));
             model_days.entry((day, &event.model, &event.provider)).or_default().add(event, started);
             active.insert((event.user_id, event.day()));
             raw.push(vec![
@@ -871,55 +884,81 @@ impl UsageRepository for SqlStore {
             .map_err(db("reading usage by model"))
     }
 
-    async fn top_users(
-        &self,
-        range: DayRange,
-        ranking: Ranking,
-        limit: u32,
-    ) -> Result<Vec<UserUsage>, StoreError> {
+    async fn top_users(&self, range: DayRange, limit: u32) -> Result<TopUsers, StoreError> {
         let backend = self.backend();
-        let score = match ranking {
-            Ranking::Tokens => "input_tokens + output_tokens",
-            Ranking::Conversations => "conversations",
-        };
         let (to, from) = (day_number(range.to), day_number(range.from));
-        // A user's usage over the range: their running totals at its end
-        // minus those before its start — two index seeks per user with
-        // usage, however long the range.
-        let over_range = |sql: &mut Sql, expr: &str, user: &str| {
-            for (i, (op, day)) in [("<=", to), ("<", from)].into_iter().enumerate() {
-                sql.push(if i == 0 { "COALESCE((" } else { " - COALESCE((" });
-                sql.push(&format!(
-                    "SELECT {expr} FROM usage_user_totals m WHERE m.user_id = {user} \
-                     AND m.day {op} "
-                ))
-                .bind(day)
-                .push(" ORDER BY m.day DESC LIMIT 1), 0)");
-            }
-        };
-        let mut sql = Sql::new(backend, "SELECT r.user_id, r.score");
+        // A user's usage over the range is their running totals at its end
+        // minus those before its start. The end is their last totals (kept
+        // in usage_users) when the range ends on or after their last active
+        // day — a range ending today — and otherwise the last row on or
+        // before it; the start is the last row before it, found by two
+        // index seeks. Both rankings are taken from one pass over users.
+        let mut sql = Sql::new(
+            backend,
+            &format!(
+                "WITH per_user AS {}(SELECT u.user_id",
+                if backend == DbBackend::MySql { "" } else { "MATERIALIZED " }
+            ),
+        );
         for column in ["events", "input_tokens", "output_tokens", "conversations"] {
-            sql.push(", ");
-            over_range(&mut sql, column, "r.user_id");
-            sql.push(&format!(" AS {column}"));
+            sql.push(", CASE WHEN u.last_day <= ")
+                .bind(to)
+                .push(&format!(
+                    " THEN u.{column} ELSE COALESCE((SELECT h.{column} FROM usage_user_totals h \
+                     WHERE h.user_id = u.user_id AND h.day <= "
+                ))
+                .bind(to)
+                .push(&format!(
+                    " ORDER BY h.day DESC LIMIT 1), 0) END - COALESCE(l.{column}, 0) AS {column}"
+                ));
         }
-        sql.push(" FROM (SELECT s.user_id, s.score FROM (SELECT u.user_id, ");
-        over_range(&mut sql, score, "u.user_id");
-        sql.push(" AS score FROM usage_users u) s WHERE s.score > 0 ")
-            .push("ORDER BY s.score DESC, s.user_id LIMIT ")
+        sql.push(
+            " FROM usage_users u LEFT JOIN usage_user_totals l ON l.user_id = u.user_id \
+             AND l.day = (SELECT MAX(m.day) FROM usage_user_totals m \
+             WHERE m.user_id = u.user_id AND m.day < ",
+        )
+        .bind(from)
+        .push("))");
+        for (i, (name, score)) in
+            [("tokens", "input_tokens + output_tokens"), ("conversations", "conversations")]
+                .into_iter()
+                .enumerate()
+        {
+            sql.push(if i == 0 { " " } else { " UNION ALL " });
+            sql.push(&format!(
+                "SELECT '{name}' AS ranking, r.* FROM (SELECT * FROM per_user \
+                 WHERE {score} > 0 ORDER BY {score} DESC, user_id LIMIT "
+            ))
             .bind(i64::from(limit))
-            .push(") r ORDER BY r.score DESC, r.user_id");
+            .push(") r");
+        }
         let rows = self.query(sql, "ranking users").await?;
-        let mut users = Vec::with_capacity(rows.len());
+        let mut top = TopUsers::default();
         for row in &rows {
-            let id = row.try_get::<String>("", "user_id").map_err(db("reading top users"))?;
-            users.push(UserUsage {
-                user_id: user_id(&id)?,
-                usage: usage_of(row).map_err(db("reading top users"))?,
-                user: None,
+            let read = |row: &QueryResult| -> Result<(String, String, Usage), DbErr> {
+                Ok((row.try_get("", "ranking")?, row.try_get("", "user_id")?, usage_of(row)?))
+            };
+            let (ranking, id, usage) = read(row).map_err(db("reading top users"))?;
+            let entry = UserUsage { user_id: user_id(&id)?, usage, user: None };
+            if ranking == "tokens" {
+                top.by_tokens.push(entry);
+            } else {
+                top.by_conversations.push(entry);
+            }
+        }
+        // UNION ALL keeps each side's rows but not their order.
+        for (list, ranking) in [
+            (&mut top.by_tokens, Ranking::Tokens),
+            (&mut top.by_conversations, Ranking::Conversations),
+        ] {
+            list.sort_by(|a, b| {
+                ranking
+                    .score(&b.usage)
+                    .cmp(&ranking.score(&a.usage))
+                    .then_with(|| a.user_id.to_string().cmp(&b.user_id.to_string()))
             });
         }
-        Ok(users)
+        Ok(top)
     }
 
     async fn user_usage(

@@ -345,6 +345,26 @@ pub enum Ranking {
     Conversations,
 }
 
+impl Ranking {
+    /// The score of `usage` in this ranking.
+    pub fn score(self, usage: &Usage) -> u64 {
+        match self {
+            Self::Tokens => usage.tokens(),
+            Self::Conversations => usage.conversations,
+        }
+    }
+}
+
+/// The users ranked highest over a range, highest first (ties by user id);
+/// users scoring zero are left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TopUsers {
+    /// By tokens in and out.
+    pub by_tokens: Vec<UserUsage>,
+    /// By conversations started.
+    pub by_conversations: Vec<UserUsage>,
+}
+
 /// One user's recent activity, for their profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActivitySummary {

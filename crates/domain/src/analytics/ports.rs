@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::analytics::models::{
-    ActivePoint, DayRange, DayUsage, ModelUsage, Period, Ranking, RecordedUsage, ServiceToken,
-    UsageEvent, UserUsage,
+    ActivePoint, DayRange, DayUsage, ModelUsage, Period, RecordedUsage, ServiceToken, TopUsers,
+    UsageEvent,
 };
 use crate::audit::models::AuditEvent;
 use crate::errors::StoreError;
@@ -81,14 +81,9 @@ pub trait UsageRepository: Send + Sync {
     /// Usage per model and provider over the range.
     async fn usage_by_model(&self, range: DayRange) -> Result<Vec<ModelUsage>, StoreError>;
 
-    /// The `limit` users ranked highest by `ranking` over the range, highest
-    /// first (ties by user id).
-    async fn top_users(
-        &self,
-        range: DayRange,
-        ranking: Ranking,
-        limit: u32,
-    ) -> Result<Vec<UserUsage>, StoreError>;
+    /// The `limit` users ranked highest by tokens and by conversations over
+    /// the range, highest first (ties by user id), without users scoring 0.
+    async fn top_users(&self, range: DayRange, limit: u32) -> Result<TopUsers, StoreError>;
 
     /// One user's usage per model over the range, and their last event ever
     /// kept.

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::analytics::errors::{AnalyticsError, IngestError, ServiceAuthError, ServiceTokenError};
 use crate::analytics::models::{
     ActivePoint, ActivitySummary, Dashboard, DayRange, DayUsage, EventRejection, IngestReport,
-    MAX_TOKENS, Period, Ranking, RejectedEvent, ServiceToken, Usage, UsageEvent, UsageEventInput,
+    MAX_TOKENS, Period, RejectedEvent, ServiceToken, TopUsers, Usage, UsageEvent, UsageEventInput,
     valid_id, valid_name,
 };
 use crate::audit::models::{AuditAction, AuditEvent, Change, RequestContext};
@@ -254,8 +254,8 @@ impl UserManagement {
         by_model.sort_by(|a, b| {
             b.usage.tokens().cmp(&a.usage.tokens()).then_with(|| a.model.cmp(&b.model))
         });
-        let mut top_users = usage.top_users(range, Ranking::Tokens, limit).await?;
-        let mut top_conversations = usage.top_users(range, Ranking::Conversations, limit).await?;
+        let TopUsers { by_tokens: mut top_users, by_conversations: mut top_conversations } =
+            usage.top_users(range, limit).await?;
         for entry in top_users.iter_mut().chain(top_conversations.iter_mut()) {
             entry.user = self.ports.users.get(entry.user_id).await?;
         }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::InMemoryStore;
 use crate::analytics::models::{
     ActivePoint, DayRange, DayUsage, ModelUsage, Period, Ranking, RecordedUsage, ServiceToken,
-    Usage, UsageEvent, UserUsage,
+    TopUsers, Usage, UsageEvent, UserUsage,
 };
 use crate::analytics::ports::{ServiceTokenRepository, UsageRepository};
 use crate::audit::models::AuditEvent;
@@ -183,30 +183,32 @@ impl UsageRepository for InMemoryStore {
             .collect())
     }
 
-    async fn top_users(
-        &self,
-        range: DayRange,
-        ranking: Ranking,
-        limit: u32,
-    ) -> Result<Vec<UserUsage>, StoreError> {
+    async fn top_users(&self, range: DayRange, limit: u32) -> Result<TopUsers, StoreError> {
         let state = self.state();
         let mut users: BTreeMap<UserId, Usage> = BTreeMap::new();
         for ((user, _, _, _), usage) in state.usage.in_range(range) {
             let sum = users.entry(*user).or_default();
             *sum = sum.plus(*usage);
         }
-        let mut ranked: Vec<UserUsage> = users
-            .into_iter()
-            .map(|(user_id, usage)| UserUsage { user_id, usage, user: None })
-            .collect();
-        let score = |u: &UserUsage| match ranking {
-            Ranking::Tokens => u.usage.tokens(),
-            Ranking::Conversations => u.usage.conversations,
+        let ranked = |ranking: Ranking| {
+            let mut ranked: Vec<UserUsage> = users
+                .iter()
+                .filter(|(_, usage)| ranking.score(usage) > 0)
+                .map(|(user_id, usage)| UserUsage { user_id: *user_id, usage: *usage, user: None })
+                .collect();
+            ranked.sort_by(|a, b| {
+                ranking
+                    .score(&b.usage)
+                    .cmp(&ranking.score(&a.usage))
+                    .then(a.user_id.cmp(&b.user_id))
+            });
+            ranked.truncate(limit as usize);
+            ranked
         };
-        ranked.retain(|u| score(u) > 0);
-        ranked.sort_by(|a, b| score(b).cmp(&score(a)).then(a.user_id.cmp(&b.user_id)));
-        ranked.truncate(limit as usize);
-        Ok(ranked)
+        Ok(TopUsers {
+            by_tokens: ranked(Ranking::Tokens),
+            by_conversations: ranked(Ranking::Conversations),
+        })
     }
 
     async fn user_usage(
