@@ -225,6 +225,14 @@ async fn main() {
         }
     })
     .await;
+    measure("top users by tokens and conversations, 30 days", rounds, |_| {
+        let store = wiring.store.clone();
+        async move {
+            use secureai_domain::analytics::ports::UsageRepository;
+            store.top_users(thirty, 10).await.unwrap();
+        }
+    })
+    .await;
     measure("active users per week, last 90 days", rounds, |_| {
         let service = service.clone();
         let admin = admin.clone();
