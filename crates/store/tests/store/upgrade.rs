@@ -171,10 +171,84 @@ async fn a_release_0_1_database_upgrades_and_keeps_working(backend: Backend) {
     let _ = store.close().await;
 }
 
+/// Usage aggregates written before running totals (migration 5's
+/// `usage_user_days`, active users without counts) are carried over:
+/// totals through each day, each user's last totals, the counts.
+async fn usage_aggregates_of_migration_5_carry_over(backend: Backend) {
+    let database = match TestDatabase::create(backend).await {
+        Ok(database) => database,
+        Err(TestDatabaseError::NotConfigured(_)) => {
+            eprintln!("not run on {backend:?}: its URL is not set");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let store = SqlStore::connect(&database.url, &StoreOptions::default()).await.unwrap();
+    Migrator::up(store.connection(), Some(5)).await.unwrap();
+    let db = store.connection();
+    execute(db, &release_0_1_rows("h", 1, 2)[0]).await;
+    execute(db, &release_0_1_rows("h", 1, 2)[1]).await;
+    // Admin: days 100 and 102; Ada: day 101.
+    execute(
+        db,
+        &format!(
+            "INSERT INTO usage_user_days (day, user_id, events, input_tokens, output_tokens, \
+             conversations) VALUES (100, '{ADMIN_ID}', 2, 200, 20, 1), \
+             (102, '{ADMIN_ID}', 3, 300, 30, 2), (101, '{INVITED_ID}', 5, 50, 5, 1)"
+        ),
+    )
+    .await;
+    execute(
+        db,
+        &format!(
+            "INSERT INTO active_users (period, start_day, user_id) VALUES \
+             ('day', 100, '{ADMIN_ID}'), ('day', 101, '{INVITED_ID}'), \
+             ('day', 102, '{ADMIN_ID}'), ('week', 95, '{ADMIN_ID}'), ('week', 95, '{INVITED_ID}')"
+        ),
+    )
+    .await;
+
+    store.migrate().await.unwrap();
+
+    use secureai_domain::analytics::models::{DayRange, Period};
+    use secureai_domain::analytics::ports::UsageRepository;
+    let day = |n: i64| chrono::NaiveDate::default() + Duration::days(n);
+    let whole = DayRange { from: day(100), to: day(102) };
+    let top = store.top_users(whole, 10).await.unwrap();
+    let tokens: Vec<(String, u64, u64)> = top
+        .by_tokens
+        .iter()
+        .map(|u| (u.user_id.to_string(), u.usage.events, u.usage.tokens()))
+        .collect();
+    assert_eq!(tokens, [(ADMIN_ID.to_owned(), 5, 550), (INVITED_ID.to_owned(), 5, 55)]);
+    // The last day alone: the admin's day 102 (their totals minus day 100).
+    let last = store.top_users(DayRange { from: day(102), to: day(102) }, 10).await.unwrap();
+    let conversations: Vec<(String, u64)> = last
+        .by_conversations
+        .iter()
+        .map(|u| (u.user_id.to_string(), u.usage.conversations))
+        .collect();
+    assert_eq!(conversations, [(ADMIN_ID.to_owned(), 2)]);
+    // A range ending before the admin's last day: day 100 only.
+    let first = store.top_users(DayRange { from: day(99), to: day(100) }, 10).await.unwrap();
+    assert_eq!(first.by_tokens.len(), 1);
+    assert_eq!(first.by_tokens[0].usage.tokens(), 220);
+    let daily: Vec<u64> =
+        store.active_users(Period::Day, whole).await.unwrap().iter().map(|p| p.users).collect();
+    assert_eq!(daily, [1, 1, 1]);
+    let weekly = store.active_users(Period::Week, whole).await.unwrap();
+    assert_eq!(weekly.iter().map(|p| p.users).collect::<Vec<_>>(), [2]);
+    let _ = store.close().await;
+}
+
 mod sqlite {
     #[tokio::test]
     async fn a_release_0_1_database_upgrades_and_keeps_working() {
         super::a_release_0_1_database_upgrades_and_keeps_working(super::Backend::Sqlite).await;
+    }
+    #[tokio::test]
+    async fn usage_aggregates_of_migration_5_carry_over() {
+        super::usage_aggregates_of_migration_5_carry_over(super::Backend::Sqlite).await;
     }
 }
 mod postgres {
@@ -182,10 +256,18 @@ mod postgres {
     async fn a_release_0_1_database_upgrades_and_keeps_working() {
         super::a_release_0_1_database_upgrades_and_keeps_working(super::Backend::Postgres).await;
     }
+    #[tokio::test]
+    async fn usage_aggregates_of_migration_5_carry_over() {
+        super::usage_aggregates_of_migration_5_carry_over(super::Backend::Postgres).await;
+    }
 }
 mod mysql {
     #[tokio::test]
     async fn a_release_0_1_database_upgrades_and_keeps_working() {
         super::a_release_0_1_database_upgrades_and_keeps_working(super::Backend::MySql).await;
+    }
+    #[tokio::test]
+    async fn usage_aggregates_of_migration_5_carry_over() {
+        super::usage_aggregates_of_migration_5_carry_over(super::Backend::MySql).await;
     }
 }
