@@ -318,6 +318,38 @@ fn upsert_add(
         .collect()
 }
 
+/// `INSERT … ON CONFLICT … DO UPDATE` replacing the `values` columns of an
+/// existing row with the new row's (each row: `keys`, then `values`).
+fn upsert_replacing(
+    backend: DbBackend,
+    table: &str,
+    keys: &[&str],
+    values: &[&str],
+    rows: &[Vec<Value>],
+) -> Vec<Statement> {
+    let assignments: Vec<String> = values
+        .iter()
+        .map(|c| match backend {
+            DbBackend::MySql => format!("{c} = VALUES({c})"),
+            _ => format!("{c} = excluded.{c}"),
+        })
+        .collect();
+    let tail = match backend {
+        DbBackend::MySql => format!(" ON DUPLICATE KEY UPDATE {}", assignments.join(", ")),
+        _ => format!(" ON CONFLICT ({}) DO UPDATE SET {}", keys.join(", "), assignments.join(", ")),
+    };
+    let columns: Vec<&str> = keys.iter().chain(values).copied().collect();
+    rows.chunks(ROWS_PER_STATEMENT)
+        .map(|chunk| {
+            let mut sql =
+                Sql::new(backend, &format!("INSERT INTO {table} ({}) VALUES ", columns.join(", ")));
+            sql.rows(chunk);
+            sql.push(&tail);
+            sql.statement()
+        })
+        .collect()
+}
+
 /// `INSERT` that skips rows whose key exists.
 fn insert_ignoring(
     backend: DbBackend,
@@ -537,46 +569,20 @@ async fn add_to_running_totals(
             latest.push(last.clone());
         }
     }
-    let assignments: Vec<String> = ["events", "input_tokens", "output_tokens", "conversations"]
-        .iter()
-        .map(|c| match backend {
-            DbBackend::MySql => format!("{c} = VALUES({c})"),
-            _ => format!("{c} = excluded.{c}"),
-        })
-        .collect();
-    let tail = match backend {
-        DbBackend::MySql => format!(" ON DUPLICATE KEY UPDATE {}", assignments.join(", ")),
-        _ => format!(" ON CONFLICT (user_id, day) DO UPDATE SET {}", assignments.join(", ")),
-    };
-    for chunk in writes.chunks(ROWS_PER_STATEMENT) {
-        let mut sql = Sql::new(
-            backend,
-            "INSERT INTO usage_user_totals (user_id, day, events, input_tokens, output_tokens, \
-             conversations) VALUES ",
-        );
-        sql.rows(chunk);
-        sql.push(&tail);
-        txn.execute_raw(sql.statement()).await?;
-    }
-    let last_day = match backend {
-        DbBackend::MySql => "last_day = VALUES(last_day)",
-        _ => "last_day = excluded.last_day",
-    };
-    let tail = match backend {
-        DbBackend::MySql => {
-            format!(" ON DUPLICATE KEY UPDATE {last_day}, {}", assignments.join(", "))
-        }
-        _ => format!(" ON CONFLICT (user_id) DO UPDATE SET {last_day}, {}", assignments.join(", ")),
-    };
-    for chunk in latest.chunks(ROWS_PER_STATEMENT) {
-        let mut sql = Sql::new(
-            backend,
-            "INSERT INTO usage_users (user_id, last_day, events, input_tokens, output_tokens, \
-             conversations) VALUES ",
-        );
-        sql.rows(chunk);
-        sql.push(&tail);
-        txn.execute_raw(sql.statement()).await?;
+    let sums = ["events", "input_tokens", "output_tokens", "conversations"];
+    let mut statements =
+        upsert_replacing(backend, "usage_user_totals", &["user_id", "day"], &sums, &writes);
+    let mut last_columns = vec!["last_day"];
+    last_columns.extend(sums);
+    statements.extend(upsert_replacing(
+        backend,
+        "usage_users",
+        &["user_id"],
+        &last_columns,
+        &latest,
+    ));
+    for statement in statements {
+        txn.execute_raw(statement).await?;
     }
     Ok(())
 }
