@@ -303,6 +303,20 @@ fn upsert_add(
             _ => format!("last_at = MAX({table}.last_at, excluded.last_at)"),
         });
     }
+    upsert(backend, table, keys, &columns, &assignments, &rows)
+}
+
+/// `INSERT INTO table (columns) VALUES … ON CONFLICT (keys) DO UPDATE SET
+/// assignments` (MySQL: `ON DUPLICATE KEY UPDATE`), in statements of at most
+/// [`ROWS_PER_STATEMENT`] rows.
+fn upsert(
+    backend: DbBackend,
+    table: &str,
+    keys: &[&str],
+    columns: &[&str],
+    assignments: &[String],
+    rows: &[Vec<Value>],
+) -> Vec<Statement> {
     let tail = match backend {
         DbBackend::MySql => format!(" ON DUPLICATE KEY UPDATE {}", assignments.join(", ")),
         _ => format!(" ON CONFLICT ({}) DO UPDATE SET {}", keys.join(", "), assignments.join(", ")),
@@ -334,20 +348,8 @@ fn upsert_replacing(
             _ => format!("{c} = excluded.{c}"),
         })
         .collect();
-    let tail = match backend {
-        DbBackend::MySql => format!(" ON DUPLICATE KEY UPDATE {}", assignments.join(", ")),
-        _ => format!(" ON CONFLICT ({}) DO UPDATE SET {}", keys.join(", "), assignments.join(", ")),
-    };
     let columns: Vec<&str> = keys.iter().chain(values).copied().collect();
-    rows.chunks(ROWS_PER_STATEMENT)
-        .map(|chunk| {
-            let mut sql =
-                Sql::new(backend, &format!("INSERT INTO {table} ({}) VALUES ", columns.join(", ")));
-            sql.rows(chunk);
-            sql.push(&tail);
-            sql.statement()
-        })
-        .collect()
+    upsert(backend, table, keys, &columns, &assignments, rows)
 }
 
 /// `INSERT` that skips rows whose key exists.
