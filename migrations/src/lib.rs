@@ -12,6 +12,7 @@ mod m20261128_000003_imports;
 mod m20261128_000004_sso;
 mod m20261128_000005_usage;
 mod m20261128_000006_usage_running_totals;
+mod m20261128_000007_user_search_text;
 
 /// How many of [`Migrator::migrations`] made up each release, oldest first:
 /// an upgrade test migrates a database to a release's schema, fills it as
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000004_sso::Migration),
             Box::new(m20261128_000005_usage::Migration),
             Box::new(m20261128_000006_usage_running_totals::Migration),
+            Box::new(m20261128_000007_user_search_text::Migration),
         ]
     }
 }

@@ -93,6 +93,7 @@ async fn raw_baseline(store: &secureai_store::SqlStore, rows: usize) {
                 Value::from(Option::<i64>::None),
                 Value::from(Option::<i64>::None),
                 0_i64.into(),
+                secureai_store::search_text(&email, &name).into(),
             ]);
             for term in search_terms(&email, &name) {
                 terms.extend([Value::from(term), Value::from(id.clone())]);
@@ -139,7 +140,7 @@ async fn raw_baseline(store: &secureai_store::SqlStore, rows: usize) {
                 Value::from(Option::<String>::None),
             ]);
         }
-        insert(&txn, "users", "id,email,email_key,name,name_key,role,status,sign_in,department,password_hash,created_at,activated_at,deactivated_at,last_login_at", 14, users).await;
+        insert(&txn, "users", "id,email,email_key,name,name_key,role,status,sign_in,department,password_hash,created_at,activated_at,deactivated_at,last_login_at,search_text", 15, users).await;
         insert(&txn, "user_search_terms", "term,user_id", 2, terms).await;
         insert(
             &txn,

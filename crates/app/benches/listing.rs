@@ -94,6 +94,7 @@ async fn seed(store: &secureai_store::SqlStore, users: usize) {
                 activated.into(),
                 deactivated.into(),
                 last_login.into(),
+                secureai_store::search_text(&email, &name).into(),
             ]);
             user_rows += 1;
             for term in search_terms(&email, &name) {
@@ -120,8 +121,9 @@ async fn seed(store: &secureai_store::SqlStore, users: usize) {
             backend,
             format!(
                 "INSERT INTO users (id,email,email_key,name,name_key,role,status,sign_in,department,\
-                 password_hash,created_at,activated_at,deactivated_at,last_login_at) VALUES {}",
-                placeholders(14, user_rows)
+                 password_hash,created_at,activated_at,deactivated_at,last_login_at,search_text) \
+                 VALUES {}",
+                placeholders(15, user_rows)
             ),
             user_values,
         ))

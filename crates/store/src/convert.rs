@@ -98,6 +98,7 @@ pub(crate) fn user_to_row(user: &User, password_hash: Option<String>) -> users::
         activated_at: Set(user.state.activated_at().map(micros)),
         deactivated_at: Set(user.state.deactivated_at().map(micros)),
         last_login_at: Set(user.last_login_at.map_or(0, micros)),
+        search_text: Set(crate::directory::search_text(&user.email, &user.name)),
     }
 }
 

@@ -1,14 +1,56 @@
 //! Derived data kept beside the users, in the same transactions: search
-//! terms (prefix search by index range) and per-(role, status) counts
-//! (seat usage and list totals without counting rows).
+//! terms (prefix search by index range), each user's search text (the same
+//! terms in one column, tested while walking users in order) and
+//! per-(role, status) counts (seat usage and list totals without counting
+//! rows).
 
 use sea_orm::ActiveValue::Set;
+use sea_orm::Value;
+use sea_orm::sea_query::Func;
 use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
-use secureai_domain::User;
 use secureai_domain::users::models::search_terms;
+use secureai_domain::{DisplayName, EmailAddress, User};
 
-use crate::entities::{user_counts, user_search_terms};
+use crate::entities::{user_counts, user_search_terms, users};
+
+/// A user's search terms in one string, each preceded by a space: a term
+/// starts with `word` exactly when the text contains `" " + word`, as no
+/// term and no search word holds whitespace. Stored as `users.search_text`
+/// (erased users have an empty text and no terms).
+pub fn search_text(email: &EmailAddress, name: &DisplayName) -> String {
+    search_terms(email, name).iter().fold(String::new(), |mut text, term| {
+        text.push(' ');
+        text.push_str(term);
+        text
+    })
+}
+
+/// How a statement tests a user's search text for a word.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TextTest {
+    /// SQLite's and MySQL's `instr`.
+    Instr,
+    /// PostgreSQL's `strpos`.
+    Strpos,
+    /// The synchronous SQLite reader's substring search
+    /// ([`crate::sqlite_reads::CONTAINS`]).
+    SqliteReads,
+}
+
+/// "This user has a term starting with `word`", tested on the row's search
+/// text (on SQLite, read from the sort index being walked).
+pub(crate) fn has_text(test: TextTest, word: &str) -> sea_orm::sea_query::SimpleExpr {
+    let text = Expr::col((users::Entity, users::Column::SearchText));
+    let needle = Value::from(format!(" {word}"));
+    match test {
+        TextTest::Instr => Expr::expr(Func::cust("instr").arg(text).arg(needle)).gt(0),
+        TextTest::Strpos => Expr::expr(Func::cust("strpos").arg(text).arg(needle)).gt(0),
+        TextTest::SqliteReads => {
+            Expr::expr(Func::cust(crate::sqlite_reads::CONTAINS).arg(text).arg(needle)).eq(1)
+        }
+    }
+}
 
 /// Replaces the search terms of `user`.
 pub(crate) async fn index_user(txn: &impl ConnectionTrait, user: &User) -> Result<(), DbErr> {
@@ -65,6 +107,20 @@ pub(crate) async fn count_move(
     Ok(())
 }
 
+/// The user counts of this role (if any) and these statuses (if any):
+/// their `n` column, to be summed.
+pub(crate) fn counted_rows(role: Option<&str>, statuses: &[&str]) -> SelectStatement {
+    let mut select = Query::select();
+    select.column(user_counts::Column::N).from(user_counts::Entity);
+    if let Some(role) = role {
+        select.and_where(user_counts::Column::Role.eq(role));
+    }
+    if !statuses.is_empty() {
+        select.and_where(user_counts::Column::Status.is_in(statuses.iter().copied()));
+    }
+    select
+}
+
 /// Users with `role` (any if `None`) and one of `statuses` (any if empty).
 pub(crate) async fn counted(
     conn: &impl ConnectionTrait,
@@ -118,36 +174,16 @@ pub(crate) fn ids_matching(word: &str) -> SelectStatement {
     query.to_owned()
 }
 
-/// "This user has a term starting with `word`", checked per user row
-/// through the (user_id, term) index.
-pub(crate) fn has_term(word: &str) -> sea_orm::sea_query::SimpleExpr {
-    let mut query = Query::select();
-    query.expr(Expr::val(1)).from(user_search_terms::Entity).and_where(
-        Expr::col((user_search_terms::Entity, user_search_terms::Column::UserId))
-            .equals((crate::entities::users::Entity, crate::entities::users::Column::Id)),
-    );
-    term_range(&mut query, word);
-    Expr::exists(query.to_owned())
-}
-
-/// Distinct users with a term starting with `word`, counted up to `cap`.
-pub(crate) async fn users_matching_upto(
-    conn: &impl ConnectionTrait,
-    word: &str,
-    cap: u64,
-) -> Result<u64, DbErr> {
+/// Counts distinct users with a term starting with `word`, up to `cap`.
+pub(crate) fn users_matching_upto(word: &str, cap: u64) -> SelectStatement {
     let mut inner = Query::select();
     inner.distinct().column(user_search_terms::Column::UserId).from(user_search_terms::Entity);
     term_range(&mut inner, word);
     inner.limit(cap);
-    let outer = Query::select()
-        .expr_as(Expr::cust("COUNT(*)"), sea_orm::sea_query::Alias::new("n"))
+    Query::select()
+        .expr(Expr::cust("COUNT(*)"))
         .from_subquery(inner.to_owned(), sea_orm::sea_query::Alias::new("matches"))
-        .to_owned();
-    let row = conn.query_one(&outer).await?;
-    Ok(row
-        .and_then(|r| r.try_get::<i64>("", "n").ok())
-        .map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+        .to_owned()
 }
 
 #[cfg(test)]

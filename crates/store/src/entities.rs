@@ -23,6 +23,8 @@ pub(crate) mod users {
         pub deactivated_at: Option<i64>,
         /// 0 = never.
         pub last_login_at: i64,
+        /// The search terms, each after a space (`directory::search_text`).
+        pub search_text: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

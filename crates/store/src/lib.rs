@@ -16,6 +16,7 @@ mod directory;
 mod entities;
 mod imports;
 mod invitations;
+mod listing;
 mod outbox;
 mod passwords;
 mod sessions;
@@ -27,6 +28,8 @@ pub mod test_databases;
 mod throttle;
 mod usage;
 mod users;
+
+pub use directory::search_text;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,5 +1,5 @@
-//! The session lookup of every authenticated request, on SQLite, without the
-//! async driver's thread hop.
+//! The session lookup of every authenticated request and user listings, on
+//! SQLite, without the async driver's thread hop.
 //!
 //! sqlx runs each SQLite connection on a thread of its own and hands every
 //! statement to it over a channel; a point lookup then costs two thread
@@ -11,24 +11,39 @@
 //! deactivation or sign-out applies to the very next request, exactly as
 //! through the pool.
 //!
-//! The statement is a primary-key-sized lookup in WAL mode, where readers
-//! never wait for writers, so it does not hold up the async worker it runs
-//! on for longer than a few microseconds. Connections are opened on demand
-//! and reused; since a lookup never yields, at most one connection per
-//! runtime thread is in use at once.
+//! The session statement is a primary-key-sized lookup in WAL mode, where
+//! readers never wait for writers, so it does not hold up the async worker
+//! it runs on for longer than a few microseconds. Listings can take longer
+//! and run on a blocking thread (`listing.rs`). Connections are opened on
+//! demand and reused; at most one per thread running reads is in use.
+//!
+//! Connections here carry one function of their own, [`CONTAINS`]: a
+//! SIMD substring test (memchr) that searches walk with, where SQLite's
+//! `instr` compares at every byte.
 
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
+use memchr::memmem::Finder;
+use rusqlite::functions::FunctionFlags;
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params_from_iter};
 use sea_orm::sqlx::sqlite::SqliteConnectOptions;
+use sea_orm::{Statement, Value};
 
 use crate::entities::{sessions, users};
 
 /// Idle connections kept for reuse (more than the runtime has threads).
 const KEEP_IDLE: usize = 16;
+
+/// `contains(text, needle)`: 1 if `needle` occurs in `text`, else 0 (NULL
+/// if either is NULL).
+pub(crate) const CONTAINS: &str = "secureai_contains";
+
+/// Prepared statements kept per connection (listings vary in shape).
+const STATEMENT_CACHE: usize = 64;
 
 const SESSION_WITH_USER: &str = "SELECT s.id, s.user_id, s.token_hash, s.created_at, \
      s.last_seen_at, s.expires_at, u.id, u.email, u.email_key, u.name, u.name_key, u.role, \
@@ -64,6 +79,27 @@ impl SqliteReads {
         // Reads only, whatever a future caller passes.
         connection.pragma_update(None, "query_only", true)?;
         connection.pragma_update(None, "cache_size", -8192)?;
+        connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        connection.create_scalar_function(
+            CONTAINS,
+            2,
+            FunctionFlags::SQLITE_UTF8
+                | FunctionFlags::SQLITE_DETERMINISTIC
+                | FunctionFlags::SQLITE_INNOCUOUS,
+            |context| {
+                let (text, needle) = (context.get_raw(0), context.get_raw(1));
+                let (Ok(text), Ok(needle)) = (text.as_bytes(), needle.as_bytes()) else {
+                    return Ok(None);
+                };
+                // The needle is the same for every row of a statement:
+                // build its searcher once (SQLite's auxiliary data).
+                let finder = match context.get_aux::<Finder<'static>>(1)? {
+                    Some(finder) if finder.needle() == needle => finder,
+                    _ => context.set_aux(1, Finder::new(needle).into_owned())?,
+                };
+                Ok(Some(i64::from(finder.find(text).is_some())))
+            },
+        )?;
         Ok(connection)
     }
 
@@ -101,6 +137,71 @@ impl SqliteReads {
     }
 }
 
+impl SqliteReads {
+    /// The users a statement selects (every column of `users`, in order).
+    pub(crate) fn users(&self, statement: &Statement) -> rusqlite::Result<Vec<users::Model>> {
+        self.rows(statement, |row| user_of(row, 0))
+    }
+
+    /// The first column of each row a statement selects.
+    pub(crate) fn integers(&self, statement: &Statement) -> rusqlite::Result<Vec<i64>> {
+        self.rows(statement, |row| row.get(0))
+    }
+
+    fn rows<T>(
+        &self,
+        statement: &Statement,
+        mut decode: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<Vec<T>> {
+        let values = statement
+            .values
+            .iter()
+            .flat_map(|values| values.0.iter())
+            .map(sql_value)
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        self.read(|connection| {
+            let mut prepared = connection.prepare_cached(&statement.sql)?;
+            let mut rows = prepared.query(params_from_iter(values))?;
+            let mut decoded = Vec::new();
+            while let Some(row) = rows.next()? {
+                decoded.push(decode(row)?);
+            }
+            Ok(decoded)
+        })
+    }
+}
+
+/// A value bound by a statement built with sea-query, for rusqlite.
+fn sql_value(value: &Value) -> rusqlite::Result<SqlValue> {
+    let integer = |n: Option<i64>| n.map_or(SqlValue::Null, SqlValue::Integer);
+    Ok(match value {
+        Value::Bool(b) => integer(b.map(i64::from)),
+        Value::TinyInt(n) => integer(n.map(i64::from)),
+        Value::SmallInt(n) => integer(n.map(i64::from)),
+        Value::Int(n) => integer(n.map(i64::from)),
+        Value::BigInt(n) => integer(*n),
+        Value::TinyUnsigned(n) => integer(n.map(i64::from)),
+        Value::SmallUnsigned(n) => integer(n.map(i64::from)),
+        Value::Unsigned(n) => integer(n.map(i64::from)),
+        Value::BigUnsigned(n) => match n {
+            Some(n) => SqlValue::Integer(
+                i64::try_from(*n).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?,
+            ),
+            None => SqlValue::Null,
+        },
+        Value::Float(x) => x.map_or(SqlValue::Null, |x| SqlValue::Real(f64::from(x))),
+        Value::Double(x) => x.map_or(SqlValue::Null, SqlValue::Real),
+        Value::String(text) => text.clone().map_or(SqlValue::Null, SqlValue::Text),
+        Value::Char(c) => c.map_or(SqlValue::Null, |c| SqlValue::Text(c.to_string())),
+        Value::Bytes(bytes) => bytes.clone().map_or(SqlValue::Null, SqlValue::Blob),
+        other => {
+            return Err(rusqlite::Error::ToSqlConversionFailure(
+                format!("no SQLite binding for {other:?}").into(),
+            ));
+        }
+    })
+}
+
 fn session_of(row: &Row<'_>) -> rusqlite::Result<sessions::Model> {
     Ok(sessions::Model {
         id: row.get(0)?,
@@ -129,5 +230,7 @@ fn user_of(row: &Row<'_>, at: usize) -> rusqlite::Result<users::Model> {
         activated_at: row.get(at + 11)?,
         deactivated_at: row.get(at + 12)?,
         last_login_at: row.get(at + 13)?,
+        // Only searches read it; a session lookup has no use for it.
+        search_text: String::new(),
     })
 }

@@ -2,23 +2,17 @@
 //! and audit event, atomically, within the seat limit), lookups, listing.
 
 use async_trait::async_trait;
-use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, EntityTrait, Order, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
-};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 use secureai_domain::users::ports::{
-    ChangeUserError, Erasure, InsertUserError, NewInvitedUser, SortValue, UserChange, UserFilter,
-    UserPage, UserQuery, UserRepository, UserSort, UserTotal,
+    ChangeUserError, Erasure, InsertUserError, NewInvitedUser, UserChange, UserPage, UserQuery,
+    UserRepository,
 };
 use secureai_domain::{EmailAddress, StoreError, User, UserId};
 
 use crate::audit::write_audit;
 use crate::convert::{db, invitation_to_row, micros, user_from_row, user_to_row};
-use crate::directory::{
-    count_delta, count_move, counted, has_term, ids_matching, index_user, unindex_user,
-    users_matching_upto,
-};
+use crate::directory::{count_delta, count_move, counted, index_user, search_text, unindex_user};
 use crate::entities::{audit_events, invitations, outbox, password_resets, sessions, users};
 use crate::outbox::mail_to_row;
 use crate::{SqlStore, is_unique_violation, take_guard};
@@ -88,6 +82,10 @@ impl UserRepository for SqlStore {
                 Expr::value(after.state.deactivated_at().map(micros)),
             )
             .col_expr(users::Column::NameKey, Expr::value(after.name.sort_key()))
+            .col_expr(
+                users::Column::SearchText,
+                Expr::value(search_text(&after.email, &after.name)),
+            )
             .filter(users::Column::Id.eq(id.clone()))
             .exec(&txn)
             .await
@@ -128,6 +126,8 @@ impl UserRepository for SqlStore {
         let mut row = user_to_row(&erasure.after, None);
         row.created_at = sea_orm::ActiveValue::NotSet;
         row.last_login_at = sea_orm::ActiveValue::NotSet;
+        // Not to be found by search, as it has no search terms either.
+        row.search_text = sea_orm::ActiveValue::Set(String::new());
         users::Entity::update(row).exec(&txn).await.map_err(db("anonymising the user"))?;
         unindex_user(&txn, &id).await.map_err(db("removing search terms"))?;
         count_move(
@@ -208,48 +208,7 @@ impl UserRepository for SqlStore {
     }
 
     async fn list(&self, query: &UserQuery, total_cap: u64) -> Result<UserPage, StoreError> {
-        let column = match query.sort {
-            UserSort::Name => users::Column::NameKey,
-            UserSort::Email => users::Column::EmailKey,
-            UserSort::Created => users::Column::CreatedAt,
-            UserSort::LastSignIn => users::Column::LastLoginAt,
-        };
-        let plan = plan_search(&self.db, &query.filter.words, self.selective_search).await?;
-        let mut select = filtered(&query.filter, &plan);
-        if let Some(after) = &query.after {
-            let value = match &after.value {
-                SortValue::Text(text) => sea_orm::Value::from(text.clone()),
-                SortValue::Micros(micros) => sea_orm::Value::from(*micros),
-            };
-            let id = after.id.to_string();
-            // `col >= v AND (col > v OR id > last)`: the first conjunct lets
-            // every database start an index range at the cursor.
-            let (start, beyond, id_beyond) = if query.descending {
-                (
-                    Expr::col(column).lte(value.clone()),
-                    Expr::col(column).lt(value),
-                    users::Column::Id.lt(id),
-                )
-            } else {
-                (
-                    Expr::col(column).gte(value.clone()),
-                    Expr::col(column).gt(value),
-                    users::Column::Id.gt(id),
-                )
-            };
-            select = select.filter(start).filter(Condition::any().add(beyond).add(id_beyond));
-        }
-        let order = if query.descending { Order::Desc } else { Order::Asc };
-        let rows = select
-            .order_by(column, order.clone())
-            .order_by(users::Column::Id, order)
-            .limit(u64::from(query.limit) + 1)
-            .all(&self.db)
-            .await
-            .map_err(db("listing users"))?;
-        let items = rows.iter().map(user_from_row).collect::<Result<Vec<_>, _>>()?;
-        let total = self.total(&query.filter, &plan, total_cap).await?;
-        Ok(UserPage::from_overfetch(items, query.limit, query.sort, total))
+        crate::listing::list(self, query, total_cap).await
     }
 }
 
@@ -306,91 +265,4 @@ async fn guard_unchanged(
         }
     }
     Ok(())
-}
-
-impl SqlStore {
-    /// How many users match `filter`: from the maintained counts when only
-    /// role and status filter, exactly for selective searches, estimated up
-    /// to `cap` for broad ones.
-    async fn total(
-        &self,
-        filter: &UserFilter,
-        plan: &SearchPlan,
-        cap: u64,
-    ) -> Result<UserTotal, StoreError> {
-        if filter.words.is_empty() && filter.department.is_none() {
-            let statuses: Vec<&str> = filter.status.iter().map(|s| s.as_str()).collect();
-            let count = counted(&self.db, filter.role.map(|r| r.as_str()), &statuses)
-                .await
-                .map_err(db("counting users"))?;
-            return Ok(UserTotal { count, exact: true });
-        }
-        if let SearchPlan::Broad { narrowest } = *plan {
-            // Counting every match of a broad search would read most users:
-            // estimate from the narrowest word instead.
-            let count = users_matching_upto(&self.db, &filter.words[narrowest], cap)
-                .await
-                .map_err(db("estimating a search"))?;
-            return Ok(UserTotal { count, exact: false });
-        }
-        let count = filtered(filter, plan).count(&self.db).await.map_err(db("counting users"))?;
-        Ok(UserTotal { count, exact: true })
-    }
-}
-
-/// How a search's words are applied.
-enum SearchPlan {
-    /// No words.
-    None,
-    /// Word `driver` matches few users: start from its matches.
-    Selective { driver: usize },
-    /// Every word matches many users: walk users in order, check each.
-    Broad { narrowest: usize },
-}
-
-async fn plan_search(
-    db: &DatabaseConnection,
-    words: &[String],
-    selective: u64,
-) -> Result<SearchPlan, StoreError> {
-    let mut narrowest: Option<(usize, u64)> = None;
-    for (i, word) in words.iter().enumerate() {
-        let n =
-            users_matching_upto(db, word, selective).await.map_err(db_err("planning a search"))?;
-        if narrowest.is_none_or(|(_, best)| n < best) {
-            narrowest = Some((i, n));
-        }
-    }
-    Ok(match narrowest {
-        None => SearchPlan::None,
-        Some((driver, n)) if n < selective => SearchPlan::Selective { driver },
-        Some((narrowest, _)) => SearchPlan::Broad { narrowest },
-    })
-}
-
-fn db_err(context: &'static str) -> impl FnOnce(sea_orm::DbErr) -> StoreError {
-    db(context)
-}
-
-/// The users matching a filter, applying search words as planned.
-fn filtered(filter: &UserFilter, plan: &SearchPlan) -> sea_orm::Select<users::Entity> {
-    let mut select = users::Entity::find();
-    for (i, word) in filter.words.iter().enumerate() {
-        select = match plan {
-            SearchPlan::Selective { driver } if *driver == i => {
-                select.filter(users::Column::Id.in_subquery(ids_matching(word)))
-            }
-            _ => select.filter(has_term(word)),
-        };
-    }
-    if let Some(role) = filter.role {
-        select = select.filter(users::Column::Role.eq(role.as_str()));
-    }
-    if let Some(status) = filter.status {
-        select = select.filter(users::Column::Status.eq(status.as_str()));
-    }
-    if let Some(department) = &filter.department {
-        select = select.filter(users::Column::Department.eq(department.clone()));
-    }
-    select
 }

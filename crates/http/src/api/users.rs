@@ -49,8 +49,8 @@ pub(crate) struct UserPageDto {
     next_cursor: Option<String>,
     /// How many users match, over all pages.
     total: u64,
-    /// `false` when a broad search was counted only up to 10,000: `total`
-    /// is then "at least".
+    /// `false` when a search matched too many users to count them all:
+    /// `total` is then a lower bound ("at least").
     total_exact: bool,
 }
 

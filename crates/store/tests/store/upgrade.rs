@@ -4,15 +4,18 @@
 //! check that the current code works with every kind of old row.
 
 use chrono::{Duration, TimeZone, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use secrecy::SecretString;
 use secureai_domain::mail::models::MailMessage;
 use secureai_domain::mail::ports::OutboxRepository;
 use secureai_domain::users::listing::ListUsersRequest;
-use secureai_domain::{Clock, PlainToken, Policy, RequestContext, UserStatus};
+use secureai_domain::users::ports::{UserFilter, UserQuery, UserRepository, UserSort};
+use secureai_domain::{
+    Clock, DisplayName, EmailAddress, PlainToken, Policy, RequestContext, UserStatus,
+};
 use secureai_migrations::{Migrator, MigratorTrait, RELEASES};
 use secureai_store::test_databases::{Backend, TestDatabase, TestDatabaseError};
-use secureai_store::{SqlStore, StoreOptions};
+use secureai_store::{SqlStore, StoreOptions, search_text};
 
 use crate::support::service_over;
 
@@ -110,6 +113,7 @@ async fn a_release_0_1_database_upgrades_and_keeps_working(backend: Backend) {
 
     store.migrate().await.unwrap();
     assert!(store.migration_status().await.unwrap().iter().all(|(_, applied)| *applied));
+    search_terms_became_search_texts(&store, &database.url).await;
 
     let (service, clock) = service_over(&store, Policy::default());
     let ctx = RequestContext::default();
@@ -169,6 +173,55 @@ async fn a_release_0_1_database_upgrades_and_keeps_working(backend: Backend) {
     assert!(audit.items.iter().any(|e| e.action.as_str() == "user.invited"
         && e.target_email.as_deref() == Some("ada@example.com")));
     let _ = store.close().await;
+}
+
+/// Migration 7 wrote each user's terms into the user's search text, exactly
+/// as the code writes it for new users, and dropped whole-name terms; a
+/// broad search (walking users, testing the text) finds the old users.
+async fn search_terms_became_search_texts(store: &SqlStore, url: &str) {
+    let db = store.connection();
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT search_text FROM users ORDER BY id",
+        ))
+        .await
+        .unwrap();
+    let texts: Vec<String> = rows.iter().map(|r| r.try_get_by_index(0).unwrap()).collect();
+    let text = |email: &str, name: &str| {
+        search_text(&EmailAddress::parse(email).unwrap(), &DisplayName::parse(name).unwrap())
+    };
+    assert_eq!(
+        texts,
+        [text("Root@Example.com", "Root Admin"), text("ada@example.com", "Ada Lovelace")]
+    );
+    assert_eq!(texts[1], " ada ada@example.com example.com lovelace");
+    let terms = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT term FROM user_search_terms WHERE term LIKE '% %'",
+        ))
+        .await
+        .unwrap();
+    assert!(terms.is_empty(), "whole-name terms remain");
+
+    let walking =
+        SqlStore::connect(url, &StoreOptions { selective_search: 1, ..Default::default() })
+            .await
+            .unwrap();
+    for (q, expected) in [("lovel", vec![INVITED_ID]), ("example.c", vec![INVITED_ID, ADMIN_ID])] {
+        let query = UserQuery {
+            filter: UserFilter { words: vec![q.to_owned()], ..Default::default() },
+            sort: UserSort::Email,
+            descending: false,
+            limit: 10,
+            after: None,
+        };
+        let page = UserRepository::list(&walking, &query, 100).await.unwrap();
+        let ids: Vec<String> = page.items.iter().map(|u| u.id.to_string()).collect();
+        assert_eq!(ids, expected, "broad search for {q:?}");
+    }
+    let _ = walking.close().await;
 }
 
 /// Usage aggregates written before running totals (migration 5's
