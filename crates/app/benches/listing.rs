@@ -264,9 +264,57 @@ async fn main() {
         ("a broad prefix (\"ma\")".into(), "ma".into()),
         ("an email domain (~10,000 users)".into(), "dept42".into()),
     ];
-    for (label, q) in searches {
+    for (label, q) in &searches {
         let request =
             ListUsersRequest { q: Some(q.clone()), limit: Some(50), ..Default::default() };
         measure(&format!("q: {label}"), &service, &admin, &[request], 100).await;
+    }
+    if wiring.store.backend() == sea_orm::DbBackend::Sqlite {
+        compare_readers(&wiring.store, &config.database_url(), &searches).await;
+    }
+}
+
+/// The store's `list` alone (no domain), on the same file, alternating
+/// between the synchronous reader (rusqlite on a blocking thread, memchr
+/// substring test) and the pool (sqlx, SQLite's `instr`): the same moment
+/// of a machine whose speed drifts.
+async fn compare_readers(
+    store: &secureai_store::SqlStore,
+    url: &str,
+    searches: &[(String, String)],
+) {
+    use secureai_domain::users::ports::{UserFilter, UserQuery, UserRepository, UserSort};
+    let options = secureai_store::StoreOptions { synchronous_reads: false, ..Default::default() };
+    let pool = secureai_store::SqlStore::connect(url, &options).await.unwrap();
+    println!("store list alone, p50 / p95 ms: synchronous reader | pool");
+    for (label, q) in searches {
+        let query = UserQuery {
+            filter: UserFilter {
+                words: q.split_whitespace().map(str::to_owned).collect(),
+                ..Default::default()
+            },
+            sort: UserSort::Created,
+            descending: true,
+            limit: 50,
+            after: None,
+        };
+        let (mut reader, mut pooled) = (Vec::new(), Vec::new());
+        for _ in 0..100 {
+            for (store, times) in [(store, &mut reader), (&pool, &mut pooled)] {
+                let t = Instant::now();
+                UserRepository::list(store, &query, 10_000).await.unwrap();
+                times.push(t.elapsed());
+            }
+        }
+        reader.sort();
+        pooled.sort();
+        let p = |times: &[Duration], at| common::ms(common::percentile(times, at));
+        println!(
+            "  q: {label:<36} {:>6.2} / {:>6.2}  | {:>6.2} / {:>6.2}",
+            p(&reader, 50.0),
+            p(&reader, 95.0),
+            p(&pooled, 50.0),
+            p(&pooled, 95.0),
+        );
     }
 }

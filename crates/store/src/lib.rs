@@ -52,6 +52,10 @@ pub struct StoreOptions {
     /// Search words matching fewer users than this drive a search from
     /// their index range; broader ones walk users in sort order.
     pub selective_search: u64,
+    /// On a SQLite file, resolve sessions and list users with rusqlite on
+    /// the calling (or a blocking) thread instead of through the pool
+    /// (`sqlite_reads.rs`). On by default; off only to compare the two.
+    pub synchronous_reads: bool,
 }
 
 impl Default for StoreOptions {
@@ -60,6 +64,7 @@ impl Default for StoreOptions {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(10),
             selective_search: 2_000,
+            synchronous_reads: true,
         }
     }
 }
@@ -69,7 +74,7 @@ impl Default for StoreOptions {
 pub struct SqlStore {
     db: DatabaseConnection,
     selective_search: u64,
-    /// On a SQLite file, the session lookup's synchronous reader.
+    /// On a SQLite file, the synchronous reader of sessions and listings.
     reads: Option<Arc<sqlite_reads::SqliteReads>>,
 }
 
@@ -117,7 +122,7 @@ impl SqlStore {
                 e,
             )
         })?;
-        let reads = (db.get_database_backend() == DbBackend::Sqlite)
+        let reads = (options.synchronous_reads && db.get_database_backend() == DbBackend::Sqlite)
             .then(|| sqlite_reads::SqliteReads::for_url(url))
             .flatten()
             .map(Arc::new);

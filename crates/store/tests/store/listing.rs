@@ -33,6 +33,20 @@ pub async fn broad_searches_page_through_the_same_users(db: TestDb) {
     pages_through_the_matching_users(&db, store, false).await;
 }
 
+/// The same broad plan with every statement through the pool, as on
+/// in-memory SQLite (SQLite's `instr` instead of the reader's substring
+/// function).
+pub async fn broad_searches_through_the_pool_page_through_the_same_users(db: TestDb) {
+    let options = secureai_store::StoreOptions {
+        selective_search: 1,
+        synchronous_reads: false,
+        ..Default::default()
+    };
+    let store = db.reopen(options).await;
+    assert!(!store.resolves_sessions_synchronously());
+    pages_through_the_matching_users(&db, store, false).await;
+}
+
 async fn pages_through_the_matching_users(
     db: &TestDb,
     store: secureai_store::SqlStore,
@@ -213,4 +227,5 @@ async fn pages_through_the_matching_users(
 on_every_database!(
     every_filter_sort_and_direction_pages_through_exactly_the_matching_users,
     broad_searches_page_through_the_same_users,
+    broad_searches_through_the_pool_page_through_the_same_users,
 );
