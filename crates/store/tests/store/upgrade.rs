@@ -175,19 +175,19 @@ async fn a_release_0_1_database_upgrades_and_keeps_working(backend: Backend) {
     let _ = store.close().await;
 }
 
+/// The first column of every row of `sql`, as text.
+async fn strings(db: &DatabaseConnection, sql: &str) -> Vec<String> {
+    let statement = Statement::from_string(db.get_database_backend(), sql);
+    let rows = db.query_all_raw(statement).await.unwrap();
+    rows.iter().map(|r| r.try_get_by_index(0).unwrap()).collect()
+}
+
 /// Migration 7 wrote each user's terms into the user's search text, exactly
 /// as the code writes it for new users, and dropped whole-name terms; a
 /// broad search (walking users, testing the text) finds the old users.
 async fn search_terms_became_search_texts(store: &SqlStore, url: &str) {
     let db = store.connection();
-    let rows = db
-        .query_all_raw(Statement::from_string(
-            db.get_database_backend(),
-            "SELECT search_text FROM users ORDER BY id",
-        ))
-        .await
-        .unwrap();
-    let texts: Vec<String> = rows.iter().map(|r| r.try_get_by_index(0).unwrap()).collect();
+    let texts = strings(db, "SELECT search_text FROM users ORDER BY id").await;
     let text = |email: &str, name: &str| {
         search_text(&EmailAddress::parse(email).unwrap(), &DisplayName::parse(name).unwrap())
     };
@@ -196,13 +196,7 @@ async fn search_terms_became_search_texts(store: &SqlStore, url: &str) {
         [text("Root@Example.com", "Root Admin"), text("ada@example.com", "Ada Lovelace")]
     );
     assert_eq!(texts[1], " ada ada@example.com example.com lovelace");
-    let terms = db
-        .query_all_raw(Statement::from_string(
-            db.get_database_backend(),
-            "SELECT term FROM user_search_terms WHERE term LIKE '% %'",
-        ))
-        .await
-        .unwrap();
+    let terms = strings(db, "SELECT term FROM user_search_terms WHERE term LIKE '% %'").await;
     assert!(terms.is_empty(), "whole-name terms remain");
 
     let walking =
