@@ -291,6 +291,7 @@ pub async fn erasing_a_user_anonymises_them_everywhere_but_keeps_ids_and_counts(
     for (table, column) in [
         ("users", "email"),
         ("users", "name"),
+        ("users", "search_text"),
         ("audit_events", "target_email"),
         ("audit_events", "actor_email"),
         ("audit_events", "changes"),
