@@ -127,15 +127,12 @@ pub(crate) async fn counted(
     role: Option<&str>,
     statuses: &[&str],
 ) -> Result<u64, DbErr> {
-    let mut select = user_counts::Entity::find();
-    if let Some(role) = role {
-        select = select.filter(user_counts::Column::Role.eq(role));
+    let rows = conn.query_all(&counted_rows(role, statuses)).await?;
+    let mut total = 0;
+    for row in rows {
+        total += u64::try_from(row.try_get_by_index::<i64>(0)?).unwrap_or(0);
     }
-    if !statuses.is_empty() {
-        select = select.filter(user_counts::Column::Status.is_in(statuses.iter().copied()));
-    }
-    let rows = select.all(conn).await?;
-    Ok(rows.iter().map(|r| u64::try_from(r.n).unwrap_or(0)).sum())
+    Ok(total)
 }
 
 /// The smallest string greater than every string starting with `prefix`

@@ -135,9 +135,7 @@ impl SqliteReads {
                 .optional()
         })
     }
-}
 
-impl SqliteReads {
     /// The users a statement selects (every column of `users`, in order).
     pub(crate) fn users(&self, statement: &Statement) -> rusqlite::Result<Vec<users::Model>> {
         self.rows(statement, |row| user_of(row, 0))
