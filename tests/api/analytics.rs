@@ -78,7 +78,7 @@ async fn a_service_token_is_shown_once_listed_without_its_secret_and_revocable()
     assert_error(refused, StatusCode::UNAUTHORIZED, "invalid_service_token").await;
     let unknown = app
         .http
-        .delete(app.url(&format!("/api/v1/service-tokens/{}", secureai_domain::UserId::random())))
+        .delete(app.url(&format!("/api/v1/service-tokens/{}", secureai_domain::UserId::generate())))
         .bearer_auth(&admin)
         .send()
         .await
@@ -107,7 +107,13 @@ async fn events_are_recorded_once_and_each_bad_one_is_reported() {
         event("e-1", &ada, "c-1", "gpt-4o", &at(&app, 2)),
         event("e-2", &ada, "c-1", "claude-sonnet", &at(&app, 1)),
         event("e-1", &ada, "c-1", "gpt-4o", &at(&app, 2)),
-        event("e-3", &secureai_domain::UserId::random().to_string(), "c-9", "gpt-4o", &at(&app, 1)),
+        event(
+            "e-3",
+            &secureai_domain::UserId::generate().to_string(),
+            "c-9",
+            "gpt-4o",
+            &at(&app, 1),
+        ),
         event("e-4", &ada, "c-1", "gpt-4o", "last tuesday"),
         event("e 5", &ada, "c-1", "gpt-4o", &at(&app, 1)),
     ];

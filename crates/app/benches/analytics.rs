@@ -41,7 +41,7 @@ async fn seed_users(store: &secureai_store::SqlStore, users: usize) -> Vec<UserI
         let mut values = Vec::new();
         let mut rows = Vec::new();
         for i in chunk {
-            let id = UserId::random();
+            let id = UserId::generate();
             ids.push(id);
             let email = format!("user{i}@example.com");
             let mut row = Vec::new();

@@ -76,7 +76,7 @@ async fn raw_baseline(store: &secureai_store::SqlStore, rows: usize) {
         for i in start..end {
             let email = EmailAddress::parse(&format!("person{i}@example.com")).unwrap();
             let name = DisplayName::parse(&format!("Person {i}, Import")).unwrap();
-            let id = uuid::Uuid::new_v4().to_string();
+            let id = secureai_domain::record_id().to_string();
             let token = PlainToken::presented(format!("token-{i}"));
             users.extend([
                 Value::from(id.clone()),
@@ -99,7 +99,7 @@ async fn raw_baseline(store: &secureai_store::SqlStore, rows: usize) {
                 terms.extend([Value::from(term), Value::from(id.clone())]);
             }
             invitations.extend([
-                Value::from(uuid::Uuid::new_v4().to_string()),
+                Value::from(secureai_domain::record_id().to_string()),
                 id.clone().into(),
                 token.hash().to_hex().into(),
                 now.into(),
@@ -108,7 +108,7 @@ async fn raw_baseline(store: &secureai_store::SqlStore, rows: usize) {
                 Value::from(Option::<i64>::None),
             ]);
             outbox.extend([
-                Value::from(uuid::Uuid::new_v4().to_string()),
+                Value::from(secureai_domain::record_id().to_string()),
                 "invitation".into(),
                 email.as_str().into(),
                 name.to_string().into(),
@@ -127,7 +127,7 @@ async fn raw_baseline(store: &secureai_store::SqlStore, rows: usize) {
                 Value::from(Some(id.clone())),
             ]);
             audit.extend([
-                Value::from(uuid::Uuid::new_v4().to_string()),
+                Value::from(secureai_domain::record_id().to_string()),
                 now.into(),
                 "operator".into(),
                 Value::from(Option::<String>::None),

@@ -94,7 +94,7 @@ impl UserManagement {
             self.ports.tokens.generate().expose()
         ));
         let token = ServiceToken {
-            id: Uuid::new_v4(),
+            id: crate::record_id(),
             name: name.to_owned(),
             created_by: Some(admin.user().id),
             created_at: now,

@@ -205,7 +205,7 @@ impl AuditEvent {
         context: &RequestContext,
     ) -> Self {
         Self {
-            id: Uuid::new_v4(),
+            id: crate::record_id(),
             at,
             actor,
             action,

@@ -17,9 +17,9 @@ use crate::users::models::UserId;
 pub struct InvitationId(Uuid);
 
 impl InvitationId {
-    /// A new random identifier.
-    pub fn random() -> Self {
-        Self(Uuid::new_v4())
+    /// A new identifier (see [`crate::record_id`]).
+    pub fn generate() -> Self {
+        Self(crate::record_id())
     }
     /// Wraps an identifier read from storage.
     pub fn from_uuid(uuid: Uuid) -> Self {
@@ -124,8 +124,8 @@ mod tests {
     fn a_pending_invitation_expires_exactly_at_its_deadline() {
         let start = Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
         let invitation = Invitation {
-            id: InvitationId::random(),
-            user_id: UserId::random(),
+            id: InvitationId::generate(),
+            user_id: UserId::generate(),
             token_hash: PlainToken::presented("t").hash(),
             created_at: start,
             expires_at: start + Duration::hours(72),

@@ -123,7 +123,7 @@ impl UserManagement {
         let (settings, _) = effective_settings(&*self.ports.settings, &self.policy.email).await?;
         let now = self.ports.clock.now();
         let mail = OutgoingMail {
-            id: Uuid::new_v4(),
+            id: crate::record_id(),
             user_id: Some(admin.user().id),
             to: admin.user().email.clone(),
             to_name: admin.user().name.clone(),

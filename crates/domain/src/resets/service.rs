@@ -1,7 +1,6 @@
 //! Password resets (admin-started) and password changes (self-service).
 
 use secrecy::SecretString;
-use uuid::Uuid;
 
 use crate::audit::models::{AuditAction, AuditEvent, Change, RequestContext};
 use crate::invitations::models::{InvitationState, InvitationStatus};
@@ -52,7 +51,7 @@ impl UserManagement {
         let now = self.ports.clock.now();
         let token = self.ports.tokens.generate();
         let reset = PasswordReset {
-            id: Uuid::new_v4(),
+            id: crate::record_id(),
             user_id: user.id,
             token_hash: token.hash(),
             created_at: now,
@@ -60,7 +59,7 @@ impl UserManagement {
             state: InvitationState::Pending,
         };
         let mail = OutgoingMail {
-            id: Uuid::new_v4(),
+            id: crate::record_id(),
             user_id: Some(user.id),
             to: user.email.clone(),
             to_name: user.name.clone(),

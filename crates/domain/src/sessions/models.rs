@@ -18,9 +18,9 @@ use crate::users::models::{Permission, Role, User, UserId};
 pub struct SessionId(Uuid);
 
 impl SessionId {
-    /// A new random identifier.
-    pub fn random() -> Self {
-        Self(Uuid::new_v4())
+    /// A new identifier (see [`crate::record_id`]).
+    pub fn generate() -> Self {
+        Self(crate::record_id())
     }
     /// Wraps an identifier read from storage.
     pub fn from_uuid(uuid: Uuid) -> Self {
@@ -156,8 +156,8 @@ mod tests {
 
     fn session(start: DateTime<Utc>) -> Session {
         Session {
-            id: SessionId::random(),
-            user_id: UserId::random(),
+            id: SessionId::generate(),
+            user_id: UserId::generate(),
             token_hash: PlainToken::presented("t").hash(),
             created_at: start,
             last_seen_at: start,

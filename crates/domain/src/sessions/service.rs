@@ -108,7 +108,7 @@ impl UserManagement {
         self.ports.throttle.clear(&account_key).await?;
         let token = self.ports.tokens.generate();
         let session = Session {
-            id: SessionId::random(),
+            id: SessionId::generate(),
             user_id: user.id,
             token_hash: token.hash(),
             created_at: now,

@@ -60,7 +60,7 @@ impl UserManagement {
         }
         let password_hash = self.ports.passwords.hash(&password).await?;
         let admin = User {
-            id: UserId::random(),
+            id: UserId::generate(),
             email,
             name,
             role: Role::Admin,

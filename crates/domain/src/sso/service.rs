@@ -284,7 +284,7 @@ impl UserManagement {
                                 DisplayName::from_stored(local)
                             });
                         let user = User {
-                            id: UserId::random(),
+                            id: UserId::generate(),
                             email,
                             name,
                             role: Role::User,
@@ -344,7 +344,7 @@ impl UserManagement {
         audit.push(sign_in_event);
         let token = self.ports.tokens.generate();
         let session = Session {
-            id: SessionId::random(),
+            id: SessionId::generate(),
             user_id: user.id,
             token_hash: token.hash(),
             created_at: now,

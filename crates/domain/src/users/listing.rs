@@ -194,12 +194,12 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_are_bound_to_their_sort() {
         let by_name =
-            UserCursor { value: SortValue::Text("ada | lovelace".into()), id: UserId::random() };
+            UserCursor { value: SortValue::Text("ada | lovelace".into()), id: UserId::generate() };
         let text = encode_cursor(UserSort::Name, &by_name);
         assert_eq!(decode_cursor(UserSort::Name, &text), Some(by_name));
         assert_eq!(decode_cursor(UserSort::Email, &text), None);
         let by_time =
-            UserCursor { value: SortValue::Micros(1_700_000_000_000_000), id: UserId::random() };
+            UserCursor { value: SortValue::Micros(1_700_000_000_000_000), id: UserId::generate() };
         let text = encode_cursor(UserSort::LastSignIn, &by_time);
         assert_eq!(decode_cursor(UserSort::LastSignIn, &text), Some(by_time));
         assert_eq!(decode_cursor(UserSort::Created, "garbage"), None);

@@ -11,9 +11,9 @@ use uuid::Uuid;
 pub struct UserId(Uuid);
 
 impl UserId {
-    /// A new random identifier.
-    pub fn random() -> Self {
-        Self(Uuid::new_v4())
+    /// A new identifier (see [`crate::record_id`]).
+    pub fn generate() -> Self {
+        Self(crate::record_id())
     }
 
     /// Wraps an identifier read from storage.

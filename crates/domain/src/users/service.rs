@@ -107,7 +107,7 @@ impl UserManagement {
     ) -> (Invitation, OutgoingMail, PlainToken) {
         let token = self.ports.tokens.generate();
         let invitation = Invitation {
-            id: InvitationId::random(),
+            id: InvitationId::generate(),
             user_id: user.id,
             token_hash: token.hash(),
             created_at: now,
@@ -115,7 +115,7 @@ impl UserManagement {
             state: InvitationState::Pending,
         };
         let mail = OutgoingMail {
-            id: uuid::Uuid::new_v4(),
+            id: crate::record_id(),
             user_id: Some(user.id),
             to: user.email.clone(),
             to_name: user.name.clone(),
@@ -180,7 +180,7 @@ impl UserManagement {
         let sign_in = self.invitation_method(valid.sign_in).await?;
         let now = self.ports.clock.now();
         let user = User {
-            id: UserId::random(),
+            id: UserId::generate(),
             email: valid.email,
             name: valid.name,
             role: valid.role,

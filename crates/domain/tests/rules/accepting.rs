@@ -213,7 +213,7 @@ async fn only_invited_users_can_be_sent_a_new_link() {
     let before = counts(&kit);
 
     let to_active = kit.service.resend_invitation(&admin, active, &ctx()).await;
-    let to_nobody = kit.service.resend_invitation(&admin, UserId::random(), &ctx()).await;
+    let to_nobody = kit.service.resend_invitation(&admin, UserId::generate(), &ctx()).await;
 
     assert!(matches!(to_active, Err(ResendInvitationError::NotInvited)));
     assert!(matches!(to_nobody, Err(ResendInvitationError::NotFound)));

@@ -143,7 +143,7 @@ async fn each_bad_event_is_refused_with_its_reason_and_the_rest_recorded() {
         (
             UsageEventInput {
                 event_id: "g".into(),
-                user_id: UserId::random().to_string(),
+                user_id: UserId::generate().to_string(),
                 ..good()
             },
             EventRejection::UnknownUser,

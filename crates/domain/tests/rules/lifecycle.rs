@@ -129,7 +129,7 @@ async fn reactivating_someone_who_never_activated_makes_them_invited_again() {
 async fn changing_an_unknown_user_is_refused_as_not_found() {
     let (kit, admin) = with_admin().await;
 
-    let refused = kit.service.update_user(&admin, UserId::random(), &role("admin"), &ctx()).await;
+    let refused = kit.service.update_user(&admin, UserId::generate(), &role("admin"), &ctx()).await;
 
     assert!(matches!(refused, Err(UpdateUserError::NotFound)));
 }

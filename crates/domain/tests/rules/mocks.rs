@@ -47,7 +47,7 @@ fn ports(store: &Arc<InMemoryStore>) -> Ports {
 fn stored_user(role: Role) -> User {
     let at = FakeClock::new().now();
     User {
-        id: UserId::random(),
+        id: UserId::generate(),
         email: EmailAddress::from_stored("someone@example.com"),
         name: DisplayName::parse("Someone").unwrap(),
         role,
@@ -116,7 +116,7 @@ async fn the_loser_of_two_concurrent_acceptances_is_told_the_link_is_invalid() {
     user.state = UserState::Invited;
     let now = FakeClock::new().now();
     let invitation = Invitation {
-        id: InvitationId::random(),
+        id: InvitationId::generate(),
         user_id: user.id,
         token_hash: token.hash(),
         created_at: now,

@@ -24,7 +24,7 @@ fn audit(at: chrono::DateTime<chrono::Utc>) -> AuditEvent {
 
 fn session(user: UserId, at: chrono::DateTime<chrono::Utc>) -> Session {
     Session {
-        id: SessionId::random(),
+        id: SessionId::generate(),
         user_id: user,
         token_hash: PlainToken::presented(format!("token-{}", uuid::Uuid::new_v4())).hash(),
         created_at: at,
@@ -152,7 +152,7 @@ pub async fn just_in_time_creation_respects_the_seat_limit(db: TestDb) {
     let _admin = first_admin(&service).await;
     let now = clock.now();
     let new_user = |email: &str| User {
-        id: UserId::random(),
+        id: UserId::generate(),
         email: EmailAddress::parse(email).unwrap(),
         name: secureai_domain::DisplayName::parse("New Person").unwrap(),
         role: Role::User,

@@ -104,7 +104,7 @@ pub async fn unknown_users_are_reported_and_nothing_of_theirs_is_kept(db: TestDb
     let at = (clock.now() - Duration::minutes(5)).to_rfc3339();
     let batch = vec![
         event("known", admin.user().id, "c", "m", at.clone()),
-        event("stranger", UserId::random(), "c", "m", at),
+        event("stranger", UserId::generate(), "c", "m", at),
     ];
     let report = service.ingest_usage(&caller, batch).await.unwrap();
     assert_eq!(report.accepted, 1);
