@@ -524,18 +524,19 @@ async fn add_to_running_totals(
                 .or_default()
                 .insert(row.try_get("", "day")?, usage_of(&row)?);
         }
+        // Driven from the users (one row each), so that each user's last
+        // day is looked up once and its row found by the primary key;
+        // PostgreSQL otherwise ran the MAX subquery for every row of theirs.
         let mut last = Sql::new(
             backend,
             "SELECT t.user_id, t.events, t.input_tokens, t.output_tokens, t.conversations \
-             FROM usage_user_totals t WHERE t.user_id IN ",
+             FROM (SELECT u.user_id, (SELECT MAX(m.day) FROM usage_user_totals m \
+             WHERE m.user_id = u.user_id AND m.day < ",
         );
-        last.list(chunk.iter().map(|u| Value::from(u.clone())));
-        last.push(
-            " AND t.day = (SELECT MAX(m.day) FROM usage_user_totals m \
-             WHERE m.user_id = t.user_id AND m.day < ",
-        )
-        .bind(first_day)
-        .push(")");
+        last.bind(first_day)
+            .push(") AS day FROM usage_users u WHERE u.user_id IN ")
+            .list(chunk.iter().map(|u| Value::from(u.clone())))
+            .push(") b JOIN usage_user_totals t ON t.user_id = b.user_id AND t.day = b.day");
         for row in txn.query_all_raw(last.statement()).await? {
             before.insert(row.try_get("", "user_id")?, usage_of(&row)?);
         }
@@ -822,7 +823,15 @@ impl UsageRepository for SqlStore {
         loop {
             attempts += 1;
             match self.try_record(&events).await {
-                Ok(recorded) => return Ok(recorded),
+                Ok(recorded) => {
+                    crate::analyze_if_grown(
+                        &self.db,
+                        &["usage_events", "usage_conversations", "usage_user_totals"],
+                    )
+                    .await
+                    .map_err(db("analyzing usage tables"))?;
+                    return Ok(recorded);
+                }
                 // Another batch recorded some of these meanwhile: on the
                 // next attempt they are duplicates. (A deadlock the database
                 // broke — gap locks on MySQL — is retried the same way.)
