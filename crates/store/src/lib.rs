@@ -59,21 +59,27 @@ pub(crate) async fn analyze_if_grown(
     if db.get_database_backend() != DbBackend::Postgres {
         return Ok(());
     }
-    for table in tables {
-        let row = db
-            .query_one_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT s.n_live_tup AS live, GREATEST(c.reltuples, 0)::BIGINT AS planned \
+    // One round trip for every table (this runs after each bulk batch).
+    let placeholders: Vec<String> = (1..=tables.len()).map(|i| format!("${i}::regclass")).collect();
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            format!(
+                "SELECT c.relname::text AS name, s.n_live_tup AS live, \
+                 GREATEST(c.reltuples, 0)::BIGINT AS planned \
                  FROM pg_class c JOIN pg_stat_user_tables s ON s.relid = c.oid \
-                 WHERE c.oid = $1::regclass",
-                [(*table).into()],
-            ))
-            .await?;
-        let Some(row) = row else { continue };
+                 WHERE c.oid IN ({})",
+                placeholders.join(", ")
+            ),
+            tables.iter().map(|t| (*t).into()),
+        ))
+        .await?;
+    for row in rows {
+        let name: String = row.try_get("", "name")?;
         let live: i64 = row.try_get("", "live")?;
         let planned: i64 = row.try_get("", "planned")?;
         if live > planned.saturating_mul(2).saturating_add(1000) {
-            db.execute_unprepared(&format!("ANALYZE {table}")).await?;
+            db.execute_unprepared(&format!("ANALYZE {name}")).await?;
         }
     }
     Ok(())
