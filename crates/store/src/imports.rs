@@ -252,7 +252,7 @@ impl ImportRepository for SqlStore {
             ImportCounts { rows: batch_rows, valid: created.len() as u64, skipped: skipped_count };
         add_counts(&txn, import, counts).await?;
         txn.commit().await.map_err(db("committing imported users"))?;
-        crate::analyze_if_grown(&self.db, &["users"]).await.map_err(db("analyzing users"))?;
+        crate::analyze_if_grown(&self.db, &["users"]).await;
         Ok(outcomes)
     }
 

@@ -52,13 +52,20 @@ use crate::entities::guard;
 /// by the email index). After such a write, analyzes each table that holds
 /// over twice as many rows as its statistics say (and over 1,000 more):
 /// a handful of times over a million rows. Nothing on other databases.
-pub(crate) async fn analyze_if_grown(
-    db: &impl ConnectionTrait,
-    tables: &[&str],
-) -> Result<(), DbErr> {
+///
+/// Best effort: it runs after the batch committed, so a failure here is
+/// logged and the batch still reported as written (which it is); the next
+/// batch tries again.
+pub(crate) async fn analyze_if_grown(db: &impl ConnectionTrait, tables: &[&str]) {
     if db.get_database_backend() != DbBackend::Postgres {
-        return Ok(());
+        return;
     }
+    if let Err(error) = analyze_grown_tables(db, tables).await {
+        tracing::warn!(%error, ?tables, "refreshing table statistics failed; continuing");
+    }
+}
+
+async fn analyze_grown_tables(db: &impl ConnectionTrait, tables: &[&str]) -> Result<(), DbErr> {
     // One round trip for every table (this runs after each bulk batch).
     let placeholders: Vec<String> = (1..=tables.len()).map(|i| format!("${i}::regclass")).collect();
     let rows = db

@@ -828,8 +828,7 @@ impl UsageRepository for SqlStore {
                         &self.db,
                         &["usage_events", "usage_conversations", "usage_user_totals"],
                     )
-                    .await
-                    .map_err(db("analyzing usage tables"))?;
+                    .await;
                     return Ok(recorded);
                 }
                 // Another batch recorded some of these meanwhile: on the
