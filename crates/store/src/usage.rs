@@ -907,8 +907,8 @@ impl UsageRepository for SqlStore {
         // minus those before its start. The end is their last totals (kept
         // in usage_users) when the range ends on or after their last active
         // day — a range ending today — and otherwise the last row on or
-        // before it; the start is the last row before it, found by two
-        // index seeks. Both rankings are taken from one pass over users.
+        // before it; the start is the last row before it. Both rankings
+        // are taken from one pass over users.
         let mut sql = Sql::new(
             backend,
             &format!(
@@ -916,25 +916,57 @@ impl UsageRepository for SqlStore {
                 if backend == DbBackend::MySql { "" } else { "MATERIALIZED " }
             ),
         );
-        for column in ["events", "input_tokens", "output_tokens", "conversations"] {
-            sql.push(", CASE WHEN u.last_day <= ")
-                .bind(to)
-                .push(&format!(
-                    " THEN u.{column} ELSE COALESCE((SELECT h.{column} FROM usage_user_totals h \
-                     WHERE h.user_id = u.user_id AND h.day <= "
-                ))
-                .bind(to)
-                .push(&format!(
-                    " ORDER BY h.day DESC LIMIT 1), 0) END - COALESCE(l.{column}, 0) AS {column}"
+        const COLUMNS: [&str; 4] = ["events", "input_tokens", "output_tokens", "conversations"];
+        if backend == DbBackend::Postgres {
+            // PostgreSQL would hash-join every running-totals row to find
+            // the start rows (an equality on a correlated MAX); a LATERAL
+            // lookup is one index probe per user, and the end's lookup runs
+            // only for users active after the range.
+            for column in COLUMNS {
+                sql.push(&format!(
+                    ", CASE WHEN u.last_day <= $1 THEN u.{column} ELSE COALESCE(e.{column}, 0) \
+                     END - COALESCE(l.{column}, 0) AS {column}"
                 ));
+            }
+            let last_row = |bound: &str| {
+                format!(
+                    "(SELECT h.events, h.input_tokens, h.output_tokens, h.conversations \
+                     FROM usage_user_totals h WHERE h.user_id = u.user_id AND {bound} \
+                     ORDER BY h.day DESC LIMIT 1)"
+                )
+            };
+            // $1 and $2, each used several times.
+            debug_assert!(sql.values.is_empty());
+            sql.values.extend([Value::from(to), Value::from(from)]);
+            sql.push(&format!(
+                " FROM usage_users u LEFT JOIN LATERAL {} e ON TRUE \
+                 LEFT JOIN LATERAL {} l ON TRUE)",
+                last_row("u.last_day > $1 AND h.day <= $1"),
+                last_row("h.day < $2"),
+            ));
+        } else {
+            for column in COLUMNS {
+                sql.push(", CASE WHEN u.last_day <= ")
+                    .bind(to)
+                    .push(&format!(
+                        " THEN u.{column} ELSE COALESCE((SELECT h.{column} FROM \
+                         usage_user_totals h WHERE h.user_id = u.user_id AND h.day <= "
+                    ))
+                    .bind(to)
+                    .push(&format!(
+                        " ORDER BY h.day DESC LIMIT 1), 0) END - COALESCE(l.{column}, 0) AS \
+                         {column}"
+                    ));
+            }
+            // Two index seeks per user: the MAX, then its row.
+            sql.push(
+                " FROM usage_users u LEFT JOIN usage_user_totals l ON l.user_id = u.user_id \
+                 AND l.day = (SELECT MAX(m.day) FROM usage_user_totals m \
+                 WHERE m.user_id = u.user_id AND m.day < ",
+            )
+            .bind(from)
+            .push("))");
         }
-        sql.push(
-            " FROM usage_users u LEFT JOIN usage_user_totals l ON l.user_id = u.user_id \
-             AND l.day = (SELECT MAX(m.day) FROM usage_user_totals m \
-             WHERE m.user_id = u.user_id AND m.day < ",
-        )
-        .bind(from)
-        .push("))");
         for (i, (name, score)) in
             [("tokens", "input_tokens + output_tokens"), ("conversations", "conversations")]
                 .into_iter()
