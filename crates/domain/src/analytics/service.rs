@@ -4,8 +4,6 @@
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use futures_util::future::try_join_all;
-use futures_util::try_join;
 use uuid::Uuid;
 
 use crate::analytics::errors::{AnalyticsError, IngestError, ServiceAuthError, ServiceTokenError};
@@ -237,17 +235,10 @@ impl UserManagement {
         self.check_range(range)?;
         let usage = &self.ports.usage;
         let limit = self.policy.analytics.top_users;
-        // Independent reads, run together: on a pooled database each runs
-        // on a connection of its own, so the dashboard takes about as long
-        // as its slowest read (the rankings), not the sum of them all.
-        let (daily_active, weekly_active, monthly_active, stored, mut by_model, top) = try_join!(
-            self.active_series(Period::Day, range),
-            self.active_series(Period::Week, range),
-            self.active_series(Period::Month, range),
-            async { Ok::<_, AnalyticsError>(usage.usage_by_day(range).await?) },
-            async { Ok::<_, AnalyticsError>(usage.usage_by_model(range).await?) },
-            async { Ok::<_, AnalyticsError>(usage.top_users(range, limit).await?) },
-        )?;
+        let daily_active = self.active_series(Period::Day, range).await?;
+        let weekly_active = self.active_series(Period::Week, range).await?;
+        let monthly_active = self.active_series(Period::Month, range).await?;
+        let stored = usage.usage_by_day(range).await?;
         let by_day: Vec<DayUsage> = range
             .each_day()
             .map(|day| DayUsage {
@@ -259,18 +250,15 @@ impl UserManagement {
             })
             .collect();
         let total = by_day.iter().fold(Usage::default(), |sum, d| sum.plus(d.usage));
+        let mut by_model = usage.usage_by_model(range).await?;
         by_model.sort_by(|a, b| {
             b.usage.tokens().cmp(&a.usage.tokens()).then_with(|| a.model.cmp(&b.model))
         });
-        let TopUsers { by_tokens: mut top_users, by_conversations: mut top_conversations } = top;
-        let users = &self.ports.users;
-        try_join_all(top_users.iter_mut().chain(top_conversations.iter_mut()).map(
-            |entry| async move {
-                entry.user = users.get(entry.user_id).await?;
-                Ok::<_, AnalyticsError>(())
-            },
-        ))
-        .await?;
+        let TopUsers { by_tokens: mut top_users, by_conversations: mut top_conversations } =
+            usage.top_users(range, limit).await?;
+        for entry in top_users.iter_mut().chain(top_conversations.iter_mut()) {
+            entry.user = self.ports.users.get(entry.user_id).await?;
+        }
         Ok(Dashboard {
             range,
             daily_active,
