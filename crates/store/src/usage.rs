@@ -56,6 +56,14 @@ impl Sql {
         self
     }
 
+    /// Binds `value` to a numbered placeholder and returns it, to be
+    /// written (once or several times) where needed: PostgreSQL only.
+    fn numbered(&mut self, value: impl Into<Value>) -> String {
+        debug_assert_eq!(self.backend, DbBackend::Postgres);
+        self.values.push(value.into());
+        format!("${}", self.values.len())
+    }
+
     /// Appends `(?, ?, …)` for one row.
     fn row(&mut self, values: Vec<Value>) -> &mut Self {
         self.text.push('(');
@@ -922,10 +930,11 @@ impl UsageRepository for SqlStore {
             // the start rows (an equality on a correlated MAX); a LATERAL
             // lookup is one index probe per user, and the end's lookup runs
             // only for users active after the range.
+            let (to, from) = (sql.numbered(to), sql.numbered(from));
             for column in COLUMNS {
                 sql.push(&format!(
-                    ", CASE WHEN u.last_day <= $1 THEN u.{column} ELSE COALESCE(e.{column}, 0) \
-                     END - COALESCE(l.{column}, 0) AS {column}"
+                    ", CASE WHEN u.last_day <= {to} THEN u.{column} \
+                     ELSE COALESCE(e.{column}, 0) END - COALESCE(l.{column}, 0) AS {column}"
                 ));
             }
             let last_row = |bound: &str| {
@@ -935,14 +944,11 @@ impl UsageRepository for SqlStore {
                      ORDER BY h.day DESC LIMIT 1)"
                 )
             };
-            // $1 and $2, each used several times.
-            debug_assert!(sql.values.is_empty());
-            sql.values.extend([Value::from(to), Value::from(from)]);
             sql.push(&format!(
                 " FROM usage_users u LEFT JOIN LATERAL {} e ON TRUE \
                  LEFT JOIN LATERAL {} l ON TRUE)",
-                last_row("u.last_day > $1 AND h.day <= $1"),
-                last_row("h.day < $2"),
+                last_row(&format!("u.last_day > {to} AND h.day <= {to}")),
+                last_row(&format!("h.day < {from}")),
             ));
         } else {
             for column in COLUMNS {
