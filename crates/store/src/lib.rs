@@ -265,6 +265,31 @@ pub(crate) async fn take_guard(txn: &impl ConnectionTrait) -> Result<(), DbErr> 
     Ok(())
 }
 
+/// Whether the database aborted the statement or transaction to break a
+/// deadlock (PostgreSQL `40P01`, MySQL/MariaDB 1213).
+pub(crate) fn is_deadlock(error: &DbErr) -> bool {
+    error.to_string().to_ascii_lowercase().contains("deadlock")
+}
+
+/// Runs a statement again when the database broke a deadlock by aborting
+/// it (at most three times in all): MySQL/MariaDB's next-key locks make a
+/// range delete and a concurrent statement on the same index deadlock,
+/// even between single statements.
+pub(crate) async fn retry_deadlock<T, F, Fut>(mut run: F) -> Result<T, DbErr>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, DbErr>>,
+{
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match run().await {
+            Err(e) if is_deadlock(&e) && attempts < 3 => {}
+            result => return result,
+        }
+    }
+}
+
 /// Whether a database error is a unique-key violation.
 pub(crate) fn is_unique_violation(error: &DbErr) -> bool {
     matches!(error.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))

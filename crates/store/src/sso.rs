@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, DbErr, DeleteResult, EntityTrait, QueryFilter, TransactionTrait};
 use secureai_domain::sso::models::{PendingLogin, SsoProtocol};
 use secureai_domain::sso::ports::{SsoRepository, SsoSignIn, SsoSignInStoreError};
 use secureai_domain::{StoreError, TokenHash, User, UserId};
@@ -17,7 +17,7 @@ use crate::convert::{db, instant, micros, session_to_row, token_hash, user_from_
 use crate::directory::{count_delta, count_move, counted, index_user};
 use crate::entities::{invitations, sessions, sso_assertions, sso_links, sso_logins, users};
 use crate::users::SEAT_HOLDING;
-use crate::{SqlStore, is_unique_violation, take_guard};
+use crate::{SqlStore, is_unique_violation, retry_deadlock, take_guard};
 
 /// A fixed-width key for two texts of any length.
 fn pair_key(first: &str, second: &str) -> String {
@@ -26,6 +26,16 @@ fn pair_key(first: &str, second: &str) -> String {
     digest.update([0u8]);
     digest.update(second.as_bytes());
     digest.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Housekeeping before a sign-in step: expired rows are deleted, best
+/// effort. On MySQL/MariaDB the range delete can lose a deadlock to a
+/// concurrent sign-in's statements; the rows are then swept by the next
+/// sign-in, and the step itself never relies on the sweep.
+fn forget_expired(result: Result<DeleteResult, DbErr>, what: &str) {
+    if let Err(error) = result {
+        tracing::warn!(%error, "forgetting expired {what} failed; the next sign-in retries");
+    }
 }
 
 #[async_trait]
@@ -49,12 +59,16 @@ impl SsoRepository for SqlStore {
         key: &TokenHash,
         now: DateTime<Utc>,
     ) -> Result<Option<PendingLogin>, StoreError> {
-        sso_logins::Entity::delete_many()
-            .filter(sso_logins::Column::ExpiresAt.lte(micros(now)))
-            .exec(&self.db)
-            .await
-            .map_err(db("forgetting expired SSO sign-ins"))?;
+        forget_expired(
+            sso_logins::Entity::delete_many()
+                .filter(sso_logins::Column::ExpiresAt.lte(micros(now)))
+                .exec(&self.db)
+                .await,
+            "SSO sign-ins",
+        );
+        // An expired sign-in is never taken, whether or not it was swept.
         let Some(row) = sso_logins::Entity::find_by_id(key.to_hex())
+            .filter(sso_logins::Column::ExpiresAt.gt(micros(now)))
             .one(&self.db)
             .await
             .map_err(db("reading an SSO sign-in"))?
@@ -62,12 +76,15 @@ impl SsoRepository for SqlStore {
             return Ok(None);
         };
         // Only the caller whose delete removed the row may use it: of two
-        // concurrent answers with the same browser token, one wins.
-        let deleted = sso_logins::Entity::delete_many()
-            .filter(sso_logins::Column::Key.eq(row.key.clone()))
-            .exec(&self.db)
-            .await
-            .map_err(db("using an SSO sign-in"))?;
+        // concurrent answers with the same browser token, one wins. (A
+        // delete aborted by a deadlock removed nothing: it runs again.)
+        let deleted = retry_deadlock(|| {
+            sso_logins::Entity::delete_many()
+                .filter(sso_logins::Column::Key.eq(row.key.clone()))
+                .exec(&self.db)
+        })
+        .await
+        .map_err(db("using an SSO sign-in"))?;
         if deleted.rows_affected != 1 {
             return Ok(None);
         }
@@ -119,18 +136,23 @@ impl SsoRepository for SqlStore {
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        sso_assertions::Entity::delete_many()
-            .filter(sso_assertions::Column::ExpiresAt.lte(micros(now)))
-            .exec(&self.db)
-            .await
-            .map_err(db("forgetting expired assertions"))?;
+        forget_expired(
+            sso_assertions::Entity::delete_many()
+                .filter(sso_assertions::Column::ExpiresAt.lte(micros(now)))
+                .exec(&self.db)
+                .await,
+            "SSO assertions",
+        );
         // The primary key makes the insert the check: a replay, even a
         // concurrent one on another instance, violates it.
-        match sso_assertions::Entity::insert(sso_assertions::ActiveModel {
-            key: Set(pair_key(issuer, id)),
-            expires_at: Set(micros(expires_at)),
+        let key = pair_key(issuer, id);
+        match retry_deadlock(|| {
+            sso_assertions::Entity::insert(sso_assertions::ActiveModel {
+                key: Set(key.clone()),
+                expires_at: Set(micros(expires_at)),
+            })
+            .exec_without_returning(&self.db)
         })
-        .exec_without_returning(&self.db)
         .await
         {
             Ok(_) => Ok(true),

@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::audit::write_audit;
 use crate::convert::{db, instant, micros, opt_instant, user_id};
-use crate::{SqlStore, is_unique_violation, take_guard};
+use crate::{SqlStore, is_deadlock, is_unique_violation, take_guard};
 
 /// Rows per multi-row statement: under every database's parameter limit
 /// for the widest row (9 values).
@@ -809,12 +809,6 @@ impl SqlStore {
     async fn query(&self, sql: Sql, context: &'static str) -> Result<Vec<QueryResult>, StoreError> {
         self.db.query_all_raw(sql.statement()).await.map_err(db(context))
     }
-}
-
-/// Whether the database aborted the transaction to break a deadlock
-/// (PostgreSQL `40P01`, MySQL/MariaDB 1213).
-fn is_deadlock(error: &DbErr) -> bool {
-    error.to_string().to_ascii_lowercase().contains("deadlock")
 }
 
 fn between(sql: &mut Sql, column: &str, range: DayRange) {
