@@ -11,6 +11,7 @@
 //! affected-row count says who won.
 
 mod audit;
+mod checkpoint;
 mod convert;
 mod directory;
 mod entities;
@@ -126,6 +127,8 @@ pub struct SqlStore {
     selective_search: u64,
     /// On a SQLite file, the synchronous reader of sessions and listings.
     reads: Option<Arc<sqlite_reads::SqliteReads>>,
+    /// On a SQLite file, the thread copying the write-ahead log back.
+    _checkpoints: Option<Arc<checkpoint::Checkpointer>>,
 }
 
 impl SqlStore {
@@ -176,7 +179,17 @@ impl SqlStore {
             .then(|| sqlite_reads::SqliteReads::for_url(url))
             .flatten()
             .map(Arc::new);
-        Ok(Self { db, selective_search: options.selective_search, reads })
+        let checkpoints = (db.get_database_backend() == DbBackend::Sqlite)
+            .then(|| sqlite_reads::file_path(url))
+            .flatten()
+            .and_then(checkpoint::Checkpointer::start)
+            .map(Arc::new);
+        Ok(Self {
+            db,
+            selective_search: options.selective_search,
+            reads,
+            _checkpoints: checkpoints,
+        })
     }
 
     /// Connects and applies every pending migration.

@@ -51,6 +51,17 @@ const SESSION_WITH_USER: &str = "SELECT s.id, s.user_id, s.token_hash, s.created
      u.deactivated_at, u.last_login_at \
      FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1";
 
+/// The database file a SQLite URL names, or `None` for an in-memory
+/// database (each connection would see a database of its own).
+pub(crate) fn file_path(url: &str) -> Option<PathBuf> {
+    let options = SqliteConnectOptions::from_str(url).ok()?;
+    let path = options.get_filename().to_path_buf();
+    if url.contains(":memory:") || url.contains("mode=memory") || !path.is_file() {
+        return None;
+    }
+    Some(path)
+}
+
 /// Synchronous reads of one SQLite database file.
 #[derive(Debug)]
 pub(crate) struct SqliteReads {
@@ -62,12 +73,7 @@ impl SqliteReads {
     /// A reader for the database file `url` names, or `None` for an
     /// in-memory database (each connection would see a database of its own).
     pub(crate) fn for_url(url: &str) -> Option<Self> {
-        let options = SqliteConnectOptions::from_str(url).ok()?;
-        let path = options.get_filename().to_path_buf();
-        if url.contains(":memory:") || url.contains("mode=memory") || !path.is_file() {
-            return None;
-        }
-        Some(Self { path, idle: Mutex::new(Vec::new()) })
+        Some(Self { path: file_path(url)?, idle: Mutex::new(Vec::new()) })
     }
 
     fn open(&self) -> rusqlite::Result<Connection> {

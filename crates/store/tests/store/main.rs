@@ -42,6 +42,7 @@ macro_rules! on_every_database {
     };
 }
 
+mod checkpoint;
 mod concurrency;
 mod imports;
 mod listing;
