@@ -9,7 +9,7 @@
 //! checkpoint stays as the backstop should this thread fall behind. The
 //! thread stops when the store's last clone is dropped.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -41,7 +41,7 @@ impl Checkpointer {
     }
 }
 
-fn run(path: &PathBuf, stop: &AtomicBool) {
+fn run(path: &Path, stop: &AtomicBool) {
     let connection = match Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,

@@ -175,15 +175,16 @@ impl SqlStore {
                 e,
             )
         })?;
-        let reads = (options.synchronous_reads && db.get_database_backend() == DbBackend::Sqlite)
-            .then(|| sqlite_reads::SqliteReads::for_url(url))
-            .flatten()
-            .map(Arc::new);
-        let checkpoints = (db.get_database_backend() == DbBackend::Sqlite)
+        // A SQLite file (not an in-memory database) gets the synchronous
+        // reader and the checkpoint thread.
+        let file = (db.get_database_backend() == DbBackend::Sqlite)
             .then(|| sqlite_reads::file_path(url))
-            .flatten()
-            .and_then(checkpoint::Checkpointer::start)
-            .map(Arc::new);
+            .flatten();
+        let reads = file
+            .clone()
+            .filter(|_| options.synchronous_reads)
+            .map(|path| Arc::new(sqlite_reads::SqliteReads::new(path)));
+        let checkpoints = file.and_then(checkpoint::Checkpointer::start).map(Arc::new);
         Ok(Self {
             db,
             selective_search: options.selective_search,

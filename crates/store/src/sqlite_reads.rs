@@ -70,10 +70,9 @@ pub(crate) struct SqliteReads {
 }
 
 impl SqliteReads {
-    /// A reader for the database file `url` names, or `None` for an
-    /// in-memory database (each connection would see a database of its own).
-    pub(crate) fn for_url(url: &str) -> Option<Self> {
-        Some(Self { path: file_path(url)?, idle: Mutex::new(Vec::new()) })
+    /// A reader of the database file at `path` (see [`file_path`]).
+    pub(crate) fn new(path: PathBuf) -> Self {
+        Self { path, idle: Mutex::new(Vec::new()) }
     }
 
     fn open(&self) -> rusqlite::Result<Connection> {

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DbErr, DeleteResult, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait};
 use secureai_domain::sso::models::{PendingLogin, SsoProtocol};
 use secureai_domain::sso::ports::{SsoRepository, SsoSignIn, SsoSignInStoreError};
 use secureai_domain::{StoreError, TokenHash, User, UserId};
@@ -28,12 +28,18 @@ fn pair_key(first: &str, second: &str) -> String {
     digest.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Housekeeping before a sign-in step: expired rows are deleted, best
-/// effort. On MySQL/MariaDB the range delete can lose a deadlock to a
-/// concurrent sign-in's statements; the rows are then swept by the next
-/// sign-in, and the step itself never relies on the sweep.
-fn forget_expired(result: Result<DeleteResult, DbErr>, what: &str) {
-    if let Err(error) = result {
+/// Housekeeping before a sign-in step: the rows of `E` whose `expires_at`
+/// has passed are deleted, best effort. On MySQL/MariaDB the range delete
+/// can lose a deadlock to a concurrent sign-in's statements; the rows are
+/// then swept by the next sign-in, and the step itself never relies on
+/// the sweep.
+async fn forget_expired<E: EntityTrait>(
+    db: &DatabaseConnection,
+    expires_at: E::Column,
+    now: DateTime<Utc>,
+    what: &str,
+) {
+    if let Err(error) = E::delete_many().filter(expires_at.lte(micros(now))).exec(db).await {
         tracing::warn!(%error, "forgetting expired {what} failed; the next sign-in retries");
     }
 }
@@ -59,13 +65,13 @@ impl SsoRepository for SqlStore {
         key: &TokenHash,
         now: DateTime<Utc>,
     ) -> Result<Option<PendingLogin>, StoreError> {
-        forget_expired(
-            sso_logins::Entity::delete_many()
-                .filter(sso_logins::Column::ExpiresAt.lte(micros(now)))
-                .exec(&self.db)
-                .await,
+        forget_expired::<sso_logins::Entity>(
+            &self.db,
+            sso_logins::Column::ExpiresAt,
+            now,
             "SSO sign-ins",
-        );
+        )
+        .await;
         // An expired sign-in is never taken, whether or not it was swept.
         let Some(row) = sso_logins::Entity::find_by_id(key.to_hex())
             .filter(sso_logins::Column::ExpiresAt.gt(micros(now)))
@@ -136,13 +142,13 @@ impl SsoRepository for SqlStore {
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        forget_expired(
-            sso_assertions::Entity::delete_many()
-                .filter(sso_assertions::Column::ExpiresAt.lte(micros(now)))
-                .exec(&self.db)
-                .await,
+        forget_expired::<sso_assertions::Entity>(
+            &self.db,
+            sso_assertions::Column::ExpiresAt,
+            now,
             "SSO assertions",
-        );
+        )
+        .await;
         // The primary key makes the insert the check: a replay, even a
         // concurrent one on another instance, violates it.
         let key = pair_key(issuer, id);
