@@ -1,7 +1,7 @@
 //! Signing in and out, sessions as cookie or bearer, `GET /me`.
 
 use reqwest::StatusCode;
-use secureai_tests::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, assert_error, body};
+use secureai_tests::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, assert_error, audit_change, body};
 use serde_json::json;
 
 #[tokio::test]
@@ -167,7 +167,7 @@ async fn a_session_expires_after_the_idle_timeout() {
 async fn repeated_failures_are_throttled_with_retry_after_and_audited() {
     let app = TestApp::with_admin().await;
     let wrong = json!({"email": ADMIN_EMAIL, "password": "not it"});
-    for _ in 0..6 {
+    for _ in 0..5 {
         let response = app.post("/api/v1/auth/login", None, wrong.clone()).await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
@@ -181,4 +181,42 @@ async fn repeated_failures_are_throttled_with_retry_after_and_audited() {
     let token = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let audit = body(app.get("/api/v1/audit?action=sign_in.throttled", Some(&token)).await).await;
     assert_eq!(audit["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_wrong_passwords_reach_the_password_check_at_most_five_times() {
+    let app = TestApp::with_admin().await;
+    let wrong = json!({"email": ADMIN_EMAIL, "password": "not it"});
+
+    let attempts = (0..100).map(|_| app.post("/api/v1/auth/login", None, wrong.clone()));
+    let answers = futures_util::future::join_all(attempts).await;
+
+    let mut refused = 0;
+    for answer in answers {
+        match answer.status() {
+            StatusCode::UNAUTHORIZED => refused += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                let wait: u64 = answer.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+                assert!((1..=2).contains(&wait), "{wait}");
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(refused <= 5, "{refused} attempts reached the password check");
+    app.clock.advance(chrono::Duration::seconds(2));
+    let token = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    // Every verification that failed is in the audit log; no more than 5.
+    let audit =
+        body(app.get("/api/v1/audit?action=sign_in.failed&limit=1000", Some(&token)).await).await;
+    let verified = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| audit_change(e, "reason") == Some("wrong_password"))
+        .count();
+    assert_eq!(verified, refused);
+    let throttled =
+        body(app.get("/api/v1/audit?action=sign_in.throttled&limit=1000", Some(&token)).await)
+            .await;
+    assert_eq!(throttled["items"].as_array().unwrap().len(), 100 - refused);
 }

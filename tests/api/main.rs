@@ -7,6 +7,7 @@ mod analytics;
 mod audit;
 mod auth;
 mod bad_input;
+mod dates;
 mod docs;
 mod imports;
 mod invitations;

@@ -21,6 +21,7 @@
 pub mod analytics;
 pub mod audit;
 pub mod clock;
+pub mod dates;
 pub mod errors;
 pub mod imports;
 pub mod invitations;

@@ -35,7 +35,7 @@ use crate::secrets::{
 use crate::service::{Policy, Ports, UserManagement};
 use crate::sessions::models::{Session, SessionId};
 use crate::sessions::ports::SessionRepository;
-use crate::sessions::throttle::{FailureCount, ThrottleRepository};
+use crate::sessions::throttle::{AttemptKey, FailureCount, ThrottlePolicy, ThrottleRepository};
 use crate::settings::ports::{SettingsRepository, StoredSeatLimit};
 use crate::setup::ports::{CompleteSetupStoreError, SetupCompletion, SetupRepository};
 use crate::sso::models::{PendingLogin, SsoFailure, SsoIdentity, SsoResponse, SsoStart};
@@ -592,23 +592,28 @@ impl ThrottleRepository for InMemoryStore {
         Ok(self.state().failures.get(key).copied())
     }
 
-    async fn record_failure(
+    async fn reserve(
         &self,
-        key: &str,
-        at: DateTime<Utc>,
-        window: Duration,
-    ) -> Result<(), StoreError> {
+        keys: &[AttemptKey],
+        now: DateTime<Utc>,
+        policy: &ThrottlePolicy,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        // One lock for the whole step: concurrent reservations serialise.
         let mut state = self.state();
-        let count = state
-            .failures
-            .entry(key.to_owned())
-            .or_insert(FailureCount { failures: 0, last_failure_at: at });
-        if at - count.last_failure_at >= window {
-            count.failures = 0;
+        let mut admitted = Vec::with_capacity(keys.len());
+        let mut wait = None;
+        for key in keys {
+            match policy.admit(state.failures.get(&key.key).copied(), key.free, now) {
+                Ok(failures) => admitted.push((key.key.clone(), failures)),
+                Err(until) => wait = wait.max(Some(until)),
+            }
         }
-        count.failures += 1;
-        count.last_failure_at = at;
-        Ok(())
+        if wait.is_none() {
+            for (key, failures) in admitted {
+                state.failures.insert(key, FailureCount { failures, last_failure_at: now });
+            }
+        }
+        Ok(wait)
     }
 
     async fn clear(&self, key: &str) -> Result<(), StoreError> {

@@ -99,6 +99,14 @@ impl ApiError {
             field: Some(error.field.to_owned()),
         }))
     }
+    /// 400 `invalid_date` naming the field.
+    pub fn invalid_date(error: &secureai_domain::dates::DateError) -> Self {
+        Self::BadRequest(Json(ErrorBody {
+            code: "invalid_date".to_owned(),
+            message: error.to_string(),
+            field: Some(error.field.clone()),
+        }))
+    }
     /// 500: logs the cause chain once and answers an opaque body.
     pub fn internal(error: &(dyn std::error::Error + 'static)) -> Self {
         let id = uuid::Uuid::new_v4();

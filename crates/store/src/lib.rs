@@ -279,26 +279,52 @@ pub(crate) async fn take_guard(txn: &impl ConnectionTrait) -> Result<(), DbErr> 
     Ok(())
 }
 
-/// Whether the database aborted the statement or transaction to break a
-/// deadlock (PostgreSQL `40P01`, MySQL/MariaDB 1213).
-pub(crate) fn is_deadlock(error: &DbErr) -> bool {
-    error.to_string().to_ascii_lowercase().contains("deadlock")
+/// Whether the database aborted a statement or transaction for a reason
+/// that running it again cures: a deadlock (PostgreSQL `40P01`,
+/// MySQL/MariaDB 1213), a serialization failure (PostgreSQL `40001`), a
+/// lock wait timeout (MySQL/MariaDB 1205), or SQLite busy or locked.
+pub(crate) fn is_retryable(error: &DbErr) -> bool {
+    use sea_orm::{RuntimeErr, sqlx};
+    let database_error = match error {
+        DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e))
+        | DbErr::Conn(RuntimeErr::SqlxError(e)) => match e.as_ref() {
+            sqlx::Error::Database(e) => Some(e),
+            _ => None,
+        },
+        _ => None,
+    };
+    if let Some(code) = database_error.and_then(|e| e.code())
+        && matches!(code.as_ref(), "40P01" | "40001" | "1213" | "1205" | "5" | "6" | "517")
+    {
+        return true;
+    }
+    // Other wrappings (a failed commit) keep only the text.
+    let text = error.to_string().to_ascii_lowercase();
+    text.contains("deadlock") || text.contains("database is locked")
 }
 
-/// Runs a statement again when the database broke a deadlock by aborting
-/// it (at most three times in all): MySQL/MariaDB's next-key locks make a
-/// range delete and a concurrent statement on the same index deadlock,
-/// even between single statements.
-pub(crate) async fn retry_deadlock<T, F, Fut>(mut run: F) -> Result<T, DbErr>
+/// Runs `work` — a statement, or a whole transaction from `begin` to
+/// `commit` — again when the database aborted it for a reason a later run
+/// cures ([`is_retryable`]): at most five runs in all, with a short random
+/// pause between them so that the transactions that collided do not
+/// collide again. The one place the store retries.
+pub(crate) async fn retry_transaction<T, F, Fut>(mut work: F) -> Result<T, DbErr>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, DbErr>>,
 {
-    let mut attempts = 0;
+    const RUNS: u32 = 5;
+    let mut run = 0;
     loop {
-        attempts += 1;
-        match run().await {
-            Err(e) if is_deadlock(&e) && attempts < 3 => {}
+        run += 1;
+        match work().await {
+            Err(e) if run < RUNS && is_retryable(&e) => {
+                tracing::debug!(error = %e, run, "transaction aborted by the database; running it again");
+                let most = 5_u64 << run;
+                let pause = rand::random_range(1..=most);
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+            }
             result => return result,
         }
     }

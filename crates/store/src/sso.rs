@@ -17,7 +17,7 @@ use crate::convert::{db, instant, micros, session_to_row, token_hash, user_from_
 use crate::directory::{count_delta, count_move, counted, index_user};
 use crate::entities::{invitations, sessions, sso_assertions, sso_links, sso_logins, users};
 use crate::users::SEAT_HOLDING;
-use crate::{SqlStore, is_unique_violation, retry_deadlock, take_guard};
+use crate::{SqlStore, is_unique_violation, retry_transaction, take_guard};
 
 /// A fixed-width key for two texts of any length.
 fn pair_key(first: &str, second: &str) -> String {
@@ -84,7 +84,7 @@ impl SsoRepository for SqlStore {
         // Only the caller whose delete removed the row may use it: of two
         // concurrent answers with the same browser token, one wins. (A
         // delete aborted by a deadlock removed nothing: it runs again.)
-        let deleted = retry_deadlock(|| {
+        let deleted = retry_transaction(|| {
             sso_logins::Entity::delete_many()
                 .filter(sso_logins::Column::Key.eq(row.key.clone()))
                 .exec(&self.db)
@@ -152,7 +152,7 @@ impl SsoRepository for SqlStore {
         // The primary key makes the insert the check: a replay, even a
         // concurrent one on another instance, violates it.
         let key = pair_key(issuer, id);
-        match retry_deadlock(|| {
+        match retry_transaction(|| {
             sso_assertions::Entity::insert(sso_assertions::ActiveModel {
                 key: Set(key.clone()),
                 expires_at: Set(micros(expires_at)),

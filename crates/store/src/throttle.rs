@@ -1,16 +1,18 @@
 //! The throttle port: sign-in failure counts per key.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::Set;
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 use secureai_domain::StoreError;
-use secureai_domain::sessions::throttle::{FailureCount, ThrottleRepository};
+use secureai_domain::sessions::throttle::{
+    AttemptKey, FailureCount, ThrottlePolicy, ThrottleRepository,
+};
 
-use crate::SqlStore;
 use crate::convert::{db, instant, micros};
 use crate::entities::throttles;
+use crate::{SqlStore, retry_transaction};
 
 fn key_of(key: &str) -> String {
     key.chars().take(300).collect()
@@ -32,39 +34,72 @@ impl ThrottleRepository for SqlStore {
         }))
     }
 
-    async fn record_failure(
+    async fn reserve(
         &self,
-        key: &str,
-        at: DateTime<Utc>,
-        window: Duration,
-    ) -> Result<(), StoreError> {
-        let key = key_of(key);
-        // A count older than the window starts over.
-        throttles::Entity::delete_many()
-            .filter(throttles::Column::Key.eq(key.clone()))
-            .filter(throttles::Column::LastFailureAt.lte(micros(at - window)))
-            .exec(&self.db)
-            .await
-            .map_err(db("expiring sign-in failures"))?;
-        // One statement, so concurrent failures all count.
-        throttles::Entity::insert(throttles::ActiveModel {
-            key: Set(key),
-            failures: Set(1),
-            last_failure_at: Set(micros(at)),
-        })
-        .on_conflict(
-            OnConflict::column(throttles::Column::Key)
-                .value(
-                    throttles::Column::Failures,
-                    Expr::col((throttles::Entity, throttles::Column::Failures)).add(1),
+        keys: &[AttemptKey],
+        now: DateTime<Utc>,
+        policy: &ThrottlePolicy,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let conn = &self.db;
+        retry_transaction(move || async move {
+            let txn = conn.begin().await?;
+            // Lock each key's row first (creating it if new), always in
+            // the caller's order: a row lock on PostgreSQL and MySQL, the
+            // write lock on SQLite. Every concurrent reservation of the
+            // same key then waits here and reads the count this one
+            // leaves.
+            let mut admitted = Vec::with_capacity(keys.len());
+            let mut wait = None;
+            for key in keys {
+                let key_text = key_of(&key.key);
+                throttles::Entity::insert(throttles::ActiveModel {
+                    key: Set(key_text.clone()),
+                    failures: Set(0),
+                    last_failure_at: Set(0),
+                })
+                .on_conflict(
+                    OnConflict::column(throttles::Column::Key)
+                        .value(
+                            throttles::Column::Failures,
+                            Expr::col((throttles::Entity, throttles::Column::Failures)),
+                        )
+                        .to_owned(),
                 )
-                .value(throttles::Column::LastFailureAt, Expr::value(micros(at)))
-                .to_owned(),
-        )
-        .exec_without_returning(&self.db)
+                .exec_without_returning(&txn)
+                .await?;
+                let row = throttles::Entity::find_by_id(key_text.clone()).one(&txn).await?;
+                let count = row.and_then(|row| {
+                    Some(FailureCount {
+                        failures: u32::try_from(row.failures).ok()?,
+                        last_failure_at: instant(row.last_failure_at).ok()?,
+                    })
+                });
+                match policy.admit(count, key.free, now) {
+                    Ok(failures) => admitted.push((key_text, failures)),
+                    Err(until) => wait = Ord::max(wait, Some(until)),
+                }
+            }
+            if wait.is_some() {
+                // Nothing is counted; the rollback also drops new rows.
+                txn.rollback().await?;
+                return Ok(wait);
+            }
+            for (key, failures) in admitted {
+                throttles::Entity::update_many()
+                    .col_expr(
+                        throttles::Column::Failures,
+                        Expr::value(i32::try_from(failures).unwrap_or(i32::MAX)),
+                    )
+                    .col_expr(throttles::Column::LastFailureAt, Expr::value(micros(now)))
+                    .filter(throttles::Column::Key.eq(key))
+                    .exec(&txn)
+                    .await?;
+            }
+            txn.commit().await?;
+            Ok(None)
+        })
         .await
-        .map_err(db("recording a sign-in failure"))?;
-        Ok(())
+        .map_err(db("reserving a sign-in attempt"))
     }
 
     async fn clear(&self, key: &str) -> Result<(), StoreError> {

@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::audit::write_audit;
 use crate::convert::{db, instant, micros, opt_instant, user_id};
-use crate::{SqlStore, is_deadlock, is_unique_violation, take_guard};
+use crate::{SqlStore, is_retryable, is_unique_violation, take_guard};
 
 /// Rows per multi-row statement: under every database's parameter limit
 /// for the widest row (9 values).
@@ -836,7 +836,7 @@ impl UsageRepository for SqlStore {
                 // Another batch recorded some of these meanwhile: on the
                 // next attempt they are duplicates. (A deadlock the database
                 // broke — gap locks on MySQL — is retried the same way.)
-                Err(e) if (is_unique_violation(&e) || is_deadlock(&e)) && attempts < 5 => {}
+                Err(e) if (is_unique_violation(&e) || is_retryable(&e)) && attempts < 5 => {}
                 Err(e) => return Err(StoreError::new("recording usage events", e)),
             }
         }

@@ -2,7 +2,7 @@
 //! tokens they report with, and the aggregates admins see. There is no
 //! content anywhere: an event names a conversation, never what was said.
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 use uuid::Uuid;
 
 use crate::users::models::UserId;
@@ -209,33 +209,34 @@ impl Period {
         [Self::Day, Self::Week, Self::Month].into_iter().find(|p| p.as_str() == text)
     }
 
-    /// The first day of the period holding `day`.
+    /// The first day of the period holding `day` (`day` itself in the
+    /// first week chrono can represent).
     pub fn start_of(self, day: NaiveDate) -> NaiveDate {
         match self {
             Self::Day => day,
-            Self::Week => day - Duration::days(i64::from(day.weekday().num_days_from_monday())),
+            Self::Week => day
+                .checked_sub_days(Days::new(u64::from(day.weekday().num_days_from_monday())))
+                .unwrap_or(day),
             Self::Month => day.with_day(1).unwrap_or(day),
         }
     }
 
-    /// The first day of the next period after the one starting `start`.
-    pub fn next(self, start: NaiveDate) -> NaiveDate {
+    /// The first day of the next period after the one starting `start`;
+    /// `None` past the last day chrono can represent.
+    pub fn next(self, start: NaiveDate) -> Option<NaiveDate> {
         match self {
-            Self::Day => start + Duration::days(1),
-            Self::Week => start + Duration::days(7),
-            Self::Month => start.checked_add_months(chrono::Months::new(1)).unwrap_or(start),
+            Self::Day => start.checked_add_days(Days::new(1)),
+            Self::Week => start.checked_add_days(Days::new(7)),
+            Self::Month => start.checked_add_months(chrono::Months::new(1)),
         }
     }
 
-    /// Every period (as its first day) overlapping `range`.
+    /// Every period (as its first day) overlapping `range`. Ends at the
+    /// range's end or where the calendar does, whichever comes first.
     pub fn starts_in(self, range: DayRange) -> Vec<NaiveDate> {
-        let mut starts = Vec::new();
-        let mut start = self.start_of(range.from);
-        while start <= range.to {
-            starts.push(start);
-            start = self.next(start);
-        }
-        starts
+        std::iter::successors(Some(self.start_of(range.from)), |start| self.next(*start))
+            .take_while(|start| *start <= range.to)
+            .collect()
     }
 }
 
@@ -249,9 +250,10 @@ pub struct DayRange {
 }
 
 impl DayRange {
-    /// The `days` days ending with `to`.
+    /// The `days` days ending with `to` (fewer where the calendar begins).
     pub fn ending(to: NaiveDate, days: i64) -> Self {
-        Self { from: to - Duration::days(days.max(1) - 1), to }
+        let back = u64::try_from(days.max(1) - 1).unwrap_or(0);
+        Self { from: to.checked_sub_days(Days::new(back)).unwrap_or(NaiveDate::MIN), to }
     }
 
     /// Number of days.

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use crate::analytics::errors::{AnalyticsError, IngestError, ServiceAuthError, ServiceTokenError};
@@ -323,7 +323,9 @@ impl UserManagement {
 
     fn check_range(&self, range: DayRange) -> Result<(), AnalyticsError> {
         let max_days = self.policy.analytics.max_range_days;
-        if range.from > range.to || range.days() > max_days {
+        let in_calendar =
+            crate::dates::day_in_range(range.from) && crate::dates::day_in_range(range.to);
+        if !in_calendar || range.from > range.to || range.days() > max_days {
             return Err(AnalyticsError::InvalidRange { max_days });
         }
         Ok(())
@@ -372,9 +374,8 @@ fn check_event(
     };
     let input_tokens = count(input.input_tokens)?;
     let output_tokens = count(input.output_tokens)?;
-    let occurred_at = DateTime::parse_from_rfc3339(&input.occurred_at)
-        .map_err(|_| EventRejection::InvalidTime)?
-        .with_timezone(&Utc);
+    let occurred_at = crate::dates::parse_instant(&input.occurred_at, "occurred_at")
+        .map_err(|_| EventRejection::InvalidTime)?;
     if occurred_at < oldest {
         return Err(EventRejection::TooOld);
     }
@@ -391,9 +392,4 @@ fn check_event(
         output_tokens,
         occurred_at,
     })
-}
-
-/// Parses a `YYYY-MM-DD` day.
-pub fn parse_day(text: &str) -> Option<NaiveDate> {
-    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
 }

@@ -8,6 +8,7 @@ use crate::secrets::PlainToken;
 use crate::service::UserManagement;
 use crate::sessions::errors::{AuthenticateError, SignInError};
 use crate::sessions::models::{Admin, Principal, Session, SessionId, SessionValidity, SignedIn};
+use crate::sessions::throttle::AttemptKey;
 use crate::users::errors::GetUserError;
 use crate::users::models::{EmailAddress, UserId, UserStatus};
 
@@ -36,14 +37,21 @@ impl UserManagement {
     ) -> Result<SignedIn, SignInError> {
         let now = self.ports.clock.now();
         let account_key = format!("account:{}", email.trim().to_lowercase());
-        let ip_key = context.ip.as_ref().map(|ip| format!("ip:{ip}"));
-        if let Some(until) = self.throttled_until(&account_key, ip_key.as_deref(), now).await? {
+        // Counted before the password is verified, atomically: of many
+        // attempts sent at once only the free ones reach the verification.
+        let policy = &self.policy.throttle;
+        let mut keys =
+            vec![AttemptKey { key: account_key.clone(), free: policy.free_account_failures }];
+        if let Some(ip) = &context.ip {
+            keys.push(AttemptKey { key: format!("ip:{ip}"), free: policy.free_ip_failures });
+        }
+        if let Some(until) = self.ports.throttle.reserve(&keys, now, policy).await? {
             let mut event =
                 AuditEvent::new(now, Actor::Anonymous, AuditAction::SignInThrottled, context)
                     .change(Change::detail("until", &until.to_rfc3339()));
             event.target_email = audited_email(email);
             self.ports.audit.append(event).await?;
-            let wait = (until - now).num_milliseconds().max(0) as u64;
+            let wait = u64::try_from((until - now).num_milliseconds()).unwrap_or(0);
             return Err(SignInError::Throttled { retry_after_secs: wait.div_ceil(1000).max(1) });
         }
         let parsed = EmailAddress::parse(email).ok();
@@ -54,14 +62,10 @@ impl UserManagement {
         let hash = found.as_ref().and_then(|(_, hash)| hash.clone());
         let has_password = hash.is_some();
         let password_ok = self.ports.passwords.verify(password, hash).await?;
-        let record_failure = || async {
-            let window = self.policy.throttle.window;
-            self.ports.throttle.record_failure(&account_key, now, window).await?;
-            if let Some(ip_key) = &ip_key {
-                self.ports.throttle.record_failure(ip_key, now, window).await?;
-            }
-            Ok::<(), crate::StoreError>(())
-        };
+        if password_ok {
+            // The attempt counted above was not a failure after all.
+            self.ports.throttle.clear(&account_key).await?;
+        }
 
         let failure = |reason: &str, target: Option<&crate::User>| {
             let mut event =
@@ -83,12 +87,10 @@ impl UserManagement {
                     (false, UserStatus::Invited) => "not_activated",
                     (false, _) => "no_password",
                 };
-                record_failure().await?;
                 self.ports.audit.append(failure(reason, Some(&user))).await?;
                 return Err(SignInError::InvalidCredentials);
             }
             None => {
-                record_failure().await?;
                 self.ports.audit.append(failure("unknown_email", None)).await?;
                 return Err(SignInError::InvalidCredentials);
             }
@@ -105,7 +107,6 @@ impl UserManagement {
             }
         }
 
-        self.ports.throttle.clear(&account_key).await?;
         let token = self.ports.tokens.generate();
         let session = Session {
             id: SessionId::generate(),
@@ -123,23 +124,6 @@ impl UserManagement {
         self.ports.usage.mark_active(user.id, now).await?;
         let user = crate::User { last_login_at: Some(now), ..user };
         Ok(SignedIn { token, session, user })
-    }
-
-    /// Until when sign-in is blocked for this account or address, if it is.
-    async fn throttled_until(
-        &self,
-        account_key: &str,
-        ip_key: Option<&str>,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, crate::StoreError> {
-        let policy = &self.policy.throttle;
-        let account = self.ports.throttle.failures(account_key).await?;
-        let mut until = policy.blocked_until(account, policy.free_account_failures, now);
-        if let Some(ip_key) = ip_key {
-            let ip = self.ports.throttle.failures(ip_key).await?;
-            until = until.max(policy.blocked_until(ip, policy.free_ip_failures, now));
-        }
-        Ok(until)
     }
 
     /// Resolves a session token to the user behind it, as stored right now
@@ -240,7 +224,7 @@ mod tests {
             .complete_setup(&setup, "root@example.com", "Root", pw("a long admin passphrase"), &ctx)
             .await
             .unwrap();
-        for _ in 0..6 {
+        for _ in 0..5 {
             let outcome = kit.service.sign_in("root@example.com", &pw("guess"), &ctx).await;
             assert!(matches!(outcome, Err(SignInError::InvalidCredentials)));
         }

@@ -1,10 +1,14 @@
 //! Brute-force throttling of sign-in, per account and per client IP
 //! (OWASP ASVS 6.3.1, NIST 800-63B rate limiting).
 //!
-//! Each key (the email tried, the client's IP) counts failures. The first
-//! few are free; after that every attempt must wait a delay that doubles with
-//! each further failure, up to a ceiling. A success clears the account's
-//! count; failures older than the window are forgotten. There is no
+//! Each key (the email tried, the client's IP) counts attempts that have not
+//! (yet) succeeded. An attempt is counted — reserved — atomically *before*
+//! its password is verified, so concurrent attempts see each other: of any
+//! number sent at once, only the free ones reach the (expensive) password
+//! check and the rest wait. After the free attempts every further one must
+//! wait a delay that doubles with each failure, up to a ceiling. A correct
+//! password clears the account's count; counts older than the window are
+//! forgotten. There is no
 //! permanent lockout, so an attacker can at worst slow a victim down for the
 //! ceiling's length — and the same happens whether or not the email exists,
 //! so throttling reveals nothing either.
@@ -67,6 +71,40 @@ impl ThrottlePolicy {
     }
 }
 
+impl ThrottlePolicy {
+    /// One more attempt under a key holding `count` at `now`: the count it
+    /// makes (`Ok`), or until when it must wait (`Err`), in which case it is
+    /// not counted. The first `free` attempts in a window never wait.
+    ///
+    /// # Errors
+    /// The time the attempt may be made again.
+    pub fn admit(
+        &self,
+        count: Option<FailureCount>,
+        free: u32,
+        now: DateTime<Utc>,
+    ) -> Result<u32, DateTime<Utc>> {
+        let Some(current) = count.filter(|c| now - c.last_failure_at < self.window) else {
+            return Ok(1);
+        };
+        let failures = current.failures.saturating_add(1);
+        let next = FailureCount { failures, last_failure_at: current.last_failure_at };
+        match self.blocked_until(Some(next), free, now) {
+            Some(until) => Err(until),
+            None => Ok(failures),
+        }
+    }
+}
+
+/// A key an attempt is counted under, with the attempts it allows freely.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptKey {
+    /// `account:<email>` or `ip:<address>`.
+    pub key: String,
+    /// Attempts in a window that never wait.
+    pub free: u32,
+}
+
 /// Storage of failure counts.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
@@ -77,18 +115,21 @@ pub trait ThrottleRepository: Send + Sync {
     /// [`StoreError`] only on failure.
     async fn failures(&self, key: &str) -> Result<Option<FailureCount>, StoreError>;
 
-    /// Records one more failure under `key` at `at`, starting a new count if
-    /// the last failure is older than `window`. Concurrent failures MUST all
-    /// be counted.
+    /// Counts one attempt at `now` under every key of `keys`, in one atomic
+    /// step, if [`ThrottlePolicy::admit`] admits it under each; otherwise
+    /// records nothing and returns the latest time any key allows again.
+    /// Concurrent reservations (also from other instances) MUST be
+    /// serialised per key: each sees every count reserved before it, so of
+    /// N attempts sent at once at most `free` are admitted.
     ///
     /// # Errors
     /// [`StoreError`] only on failure.
-    async fn record_failure(
+    async fn reserve(
         &self,
-        key: &str,
-        at: DateTime<Utc>,
-        window: Duration,
-    ) -> Result<(), StoreError>;
+        keys: &[AttemptKey],
+        now: DateTime<Utc>,
+        policy: &ThrottlePolicy,
+    ) -> Result<Option<DateTime<Utc>>, StoreError>;
 
     /// Forgets the failures under `key`.
     ///
@@ -114,5 +155,22 @@ mod tests {
         assert_eq!(policy.blocked_until(at(40), 5, t0), Some(t0 + Duration::minutes(15)));
         assert_eq!(policy.blocked_until(at(6), 5, t0 + Duration::seconds(2)), None);
         assert_eq!(policy.blocked_until(at(40), 5, t0 + Duration::hours(13)), None);
+    }
+
+    #[test]
+    fn the_free_attempts_are_admitted_and_the_next_waits_for_the_delay() {
+        let policy = ThrottlePolicy::default();
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let at = |failures| Some(FailureCount { failures, last_failure_at: t0 });
+        assert_eq!(policy.admit(None, 5, t0), Ok(1));
+        assert_eq!(policy.admit(at(4), 5, t0), Ok(5));
+        assert_eq!(policy.admit(at(5), 5, t0), Err(t0 + Duration::seconds(2)));
+        assert_eq!(policy.admit(at(5), 5, t0 + Duration::seconds(2)), Ok(6));
+        assert_eq!(
+            policy.admit(at(6), 5, t0 + Duration::seconds(2)),
+            Err(t0 + Duration::seconds(4))
+        );
+        // A count older than the window starts over.
+        assert_eq!(policy.admit(at(40), 5, t0 + Duration::hours(12)), Ok(1));
     }
 }

@@ -136,7 +136,7 @@ async fn a_deactivated_user_with_a_wrong_password_learns_nothing_about_the_accou
 #[tokio::test]
 async fn repeated_failures_throttle_the_account_even_for_the_right_password() {
     let (kit, _admin) = with_admin().await;
-    for _ in 0..6 {
+    for _ in 0..5 {
         let _ = kit.service.sign_in(ROOT_EMAIL, &pw("a wrong guess"), &ctx()).await;
     }
 

@@ -13,7 +13,7 @@ use secureai_domain::analytics::models::{
     ActivePoint, ActivitySummary, DayRange, DayUsage, IngestReport, ModelUsage, Period, Usage,
     UsageEventInput, UserUsage,
 };
-use secureai_domain::analytics::service::parse_day;
+use secureai_domain::dates::{EARLIEST_DAY, parse_day};
 use uuid::Uuid;
 
 use super::ApiTags;
@@ -322,18 +322,10 @@ impl AnalyticsApi {
     /// `from`/`to` as days, defaulting to the last 30 days.
     fn range(&self, from: Option<String>, to: Option<String>) -> Result<DayRange, ApiError> {
         let day = |text: Option<String>, field: &str| {
-            text.map(|t| {
-                parse_day(&t).ok_or_else(|| {
-                    ApiError::bad_request(
-                        "invalid_date",
-                        format!("{field} must be a date like 2026-11-28"),
-                    )
-                })
-            })
-            .transpose()
+            text.map(|t| parse_day(&t, field).map_err(|e| ApiError::invalid_date(&e))).transpose()
         };
         let to = day(to, "to")?.unwrap_or(self.0.service.last_days(1).to);
-        let from = day(from, "from")?.unwrap_or(DayRange::ending(to, 30).from);
+        let from = day(from, "from")?.unwrap_or(DayRange::ending(to, 30).from.max(EARLIEST_DAY));
         Ok(DayRange { from, to })
     }
 }

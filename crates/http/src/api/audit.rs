@@ -7,6 +7,7 @@ use poem_openapi::payload::{Binary, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use secureai_domain::audit::models::AuditEntry;
 use secureai_domain::audit::service::AuditRequest;
+use secureai_domain::dates::parse_instant;
 
 use super::ApiTags;
 use crate::AppState;
@@ -97,6 +98,11 @@ pub(crate) enum CsvExport {
 
 pub(crate) struct AuditApi(pub(crate) AppState);
 
+/// An optional RFC 3339 query parameter inside the accepted years.
+fn instant(text: Option<String>, field: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    text.map(|t| parse_instant(&t, field).map_err(|e| ApiError::invalid_date(&e))).transpose()
+}
+
 #[allow(clippy::too_many_arguments)]
 #[OpenApi(prefix_path = "/v1", tag = "ApiTags::Audit")]
 impl AuditApi {
@@ -111,10 +117,10 @@ impl AuditApi {
         target: Query<Option<String>>,
         /// Action name, e.g. `user.deactivated`.
         action: Query<Option<String>>,
-        /// At or after (RFC 3339).
-        from: Query<Option<DateTime<Utc>>>,
-        /// Before (RFC 3339).
-        to: Query<Option<DateTime<Utc>>>,
+        /// At or after (RFC 3339, years 2000–9999).
+        from: Query<Option<String>>,
+        /// Before (RFC 3339, years 2000–9999).
+        to: Query<Option<String>>,
         /// Cursor from the previous page.
         cursor: Query<Option<String>>,
         /// Page size, 1–1000 (default 100).
@@ -126,8 +132,8 @@ impl AuditApi {
             actor: actor.0,
             target: target.0,
             action: action.0,
-            from: from.0,
-            to: to.0,
+            from: instant(from.0, "from")?,
+            to: instant(to.0, "to")?,
             limit: limit.0,
             cursor: cursor.0,
         };
@@ -149,10 +155,10 @@ impl AuditApi {
         target: Query<Option<String>>,
         /// Action name.
         action: Query<Option<String>>,
-        /// At or after (RFC 3339).
-        from: Query<Option<DateTime<Utc>>>,
-        /// Before (RFC 3339).
-        to: Query<Option<DateTime<Utc>>>,
+        /// At or after (RFC 3339, years 2000–9999).
+        from: Query<Option<String>>,
+        /// Before (RFC 3339, years 2000–9999).
+        to: Query<Option<String>>,
         req: &Request,
     ) -> Result<CsvExport, ApiError> {
         let admin = self.0.principal(&auth, req).await?.admin()?;
@@ -160,8 +166,8 @@ impl AuditApi {
             actor: actor.0,
             target: target.0,
             action: action.0,
-            from: from.0,
-            to: to.0,
+            from: instant(from.0, "from")?,
+            to: instant(to.0, "to")?,
             limit: Some(1000),
             cursor: None,
         };

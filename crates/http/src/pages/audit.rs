@@ -3,12 +3,13 @@
 //! same filters.
 
 use askama::Template;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveTime, Utc};
 use poem::http::StatusCode;
 use poem::web::{Data, Query};
 use poem::{Request, Response, handler};
 use secureai_domain::AuditAction;
 use secureai_domain::audit::service::{AuditError, AuditRequest};
+use secureai_domain::dates::parse_day;
 use serde::Deserialize;
 
 use super::panel::{Nav, admin_viewer, blank_to_none, link_with, sentence};
@@ -57,9 +58,11 @@ struct AuditPage {
 fn day(text: &str, field: &str) -> Result<Option<DateTime<Utc>>, String> {
     match blank_to_none(text) {
         None => Ok(None),
-        Some(text) => NaiveDate::parse_from_str(&text, "%Y-%m-%d")
-            .map(|d| d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()))
-            .map_err(|_| format!("The {field} date must look like 2026-11-28.")),
+        Some(text) => {
+            parse_day(&text, field).map(|d| Some(d.and_time(NaiveTime::MIN).and_utc())).map_err(
+                |_| format!("The {field} date must look like 2026-11-28 (years 2000 to 9999)."),
+            )
+        }
     }
 }
 
@@ -76,7 +79,8 @@ pub(crate) async fn audit(
     };
     // "To" is inclusive: the whole day.
     let dates = day(&query.from, "from").and_then(|from| {
-        day(&query.to, "to").map(|to| (from, to.map(|t| t + chrono::Duration::days(1))))
+        // 9999-12-31 plus a day is still inside chrono's calendar.
+        day(&query.to, "to").map(|to| (from, to.map(|t| t + chrono::Days::new(1))))
     });
     let mut error = None;
     let (mut rows, mut next) = (Vec::new(), None);

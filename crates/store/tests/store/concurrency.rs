@@ -271,35 +271,54 @@ pub async fn two_admins_removing_each_other_at_once_always_leave_one(db: TestDb)
     }
 }
 
-pub async fn concurrent_sign_in_failures_are_all_counted(db: TestDb) {
-    use secureai_domain::sessions::throttle::ThrottleRepository;
+pub async fn concurrent_sign_in_attempts_are_reserved_one_at_a_time(db: TestDb) {
+    use secureai_domain::sessions::throttle::{AttemptKey, ThrottlePolicy, ThrottleRepository};
     let at = FakeClock::new().now();
+    let policy = ThrottlePolicy::default();
+    let keys = [
+        AttemptKey { key: "account:victim@example.com".into(), free: 5 },
+        AttemptKey { key: "ip:203.0.113.1".into(), free: 20 },
+    ];
 
-    let failures = (0..20).map(|_| {
-        let store = db.store.clone();
-        tokio::spawn(async move {
-            store.record_failure("ip:203.0.113.1", at, Duration::hours(12)).await
-        })
+    // 40 attempts at once: exactly the 5 free ones are admitted, and each
+    // of them counts under both keys.
+    let attempts = (0..40).map(|_| {
+        let (store, keys, policy) = (db.store.clone(), keys.clone(), policy.clone());
+        tokio::spawn(async move { store.reserve(&keys, at, &policy).await })
     });
-    for outcome in join_all(failures).await {
-        outcome.unwrap().unwrap();
-    }
+    let outcomes: Vec<_> =
+        join_all(attempts).await.into_iter().map(|o| o.unwrap().unwrap()).collect();
+    assert_eq!(outcomes.iter().filter(|o| o.is_none()).count(), 5);
+    assert!(outcomes.iter().flatten().all(|until| *until == at + Duration::seconds(2)));
+    assert_eq!(db.store.failures("account:victim@example.com").await.unwrap().unwrap().failures, 5);
+    assert_eq!(db.store.failures("ip:203.0.113.1").await.unwrap().unwrap().failures, 5);
 
-    let count = db.store.failures("ip:203.0.113.1").await.unwrap().unwrap();
-    assert_eq!(count.failures, 20);
-    // A failure after the window starts a new count.
-    db.store
-        .record_failure("ip:203.0.113.1", at + Duration::hours(13), Duration::hours(12))
-        .await
-        .unwrap();
-    assert_eq!(db.store.failures("ip:203.0.113.1").await.unwrap().unwrap().failures, 1);
-    db.store.clear("ip:203.0.113.1").await.unwrap();
-    assert_eq!(db.store.failures("ip:203.0.113.1").await.unwrap(), None);
+    // After the delay one more is admitted; after the window the count
+    // starts over.
+    let later = at + Duration::seconds(2);
+    assert_eq!(db.store.reserve(&keys, later, &policy).await.unwrap(), None);
+    // The seventh waits twice as long.
+    assert_eq!(
+        db.store.reserve(&keys, later, &policy).await.unwrap(),
+        Some(later + Duration::seconds(4))
+    );
+    let next_day = at + Duration::hours(13);
+    assert_eq!(db.store.reserve(&keys[..1], next_day, &policy).await.unwrap(), None);
+    assert_eq!(db.store.failures("account:victim@example.com").await.unwrap().unwrap().failures, 1);
+    db.store.clear("account:victim@example.com").await.unwrap();
+    assert_eq!(db.store.failures("account:victim@example.com").await.unwrap(), None);
+    // A refused reservation leaves no row behind for a new key.
+    let fresh = [
+        AttemptKey { key: "account:fresh@example.com".into(), free: 5 },
+        AttemptKey { key: "ip:203.0.113.1".into(), free: 0 },
+    ];
+    assert!(db.store.reserve(&fresh, later, &policy).await.unwrap().is_some());
+    assert_eq!(db.store.failures("account:fresh@example.com").await.unwrap(), None);
 }
 
 on_every_database!(
     two_admins_removing_each_other_at_once_always_leave_one,
-    concurrent_sign_in_failures_are_all_counted,
+    concurrent_sign_in_attempts_are_reserved_one_at_a_time,
     concurrent_invitations_never_overshoot_the_seat_limit,
     an_invitation_accepted_twice_at_once_activates_once,
     two_setup_completions_at_once_make_one_admin,
