@@ -220,3 +220,107 @@ async fn a_hundred_concurrent_wrong_passwords_reach_the_password_check_at_most_f
             .await;
     assert_eq!(throttled["items"].as_array().unwrap().len(), 100 - refused);
 }
+
+#[tokio::test]
+async fn sign_ins_beyond_the_hashing_slots_are_told_to_come_back() {
+    let app = TestApp::with_admin_using(|config| {
+        config.password_hashing.max_concurrent = Some(1);
+        config.password_hashing.max_wait_ms = 0;
+    })
+    .await;
+
+    let attempts = (0..16).map(|i| {
+        app.post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": format!("nobody{i}@example.com"), "password": "a guess"}),
+        )
+    });
+    let answers = futures_util::future::join_all(attempts).await;
+    let mut busy = 0;
+    for answer in answers {
+        match answer.status() {
+            StatusCode::UNAUTHORIZED => {}
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_eq!(answer.headers()["retry-after"], "2");
+                assert_error(answer, StatusCode::SERVICE_UNAVAILABLE, "busy").await;
+                busy += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(busy > 0, "one slot and no wait: some of 16 at once must be busy");
+    // A busy answer used up nothing: the address still has its free attempts.
+    let token = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let throttled =
+        body(app.get("/api/v1/audit?action=sign_in.throttled", Some(&token)).await).await;
+    assert_eq!(throttled["items"].as_array().unwrap().len(), 0);
+}
+
+async fn sign_in_from(
+    app: &TestApp,
+    forwarded_for: &str,
+    email: &str,
+    password: &str,
+) -> StatusCode {
+    app.http
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn forwarding_headers_from_an_untrusted_peer_are_ignored() {
+    let app = TestApp::with_admin().await;
+    // 20 free failures per address, each claiming another client address.
+    for i in 0..20 {
+        let status =
+            sign_in_from(&app, &format!("203.0.113.{i}"), &format!("a{i}@example.com"), "x").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    // The claims were not believed: the peer's own address is used up.
+    let status = sign_in_from(&app, "198.51.100.77", ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    app.clock.advance(chrono::Duration::seconds(2));
+    let token = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let audit = body(app.get("/api/v1/audit?action=sign_in.failed", Some(&token)).await).await;
+    assert!(audit["items"].as_array().unwrap().iter().all(|e| e["ip"] == "127.0.0.1"));
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_is_throttled_and_audited_by_its_own_address() {
+    let app = TestApp::with_admin_using(|config| {
+        config.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    // One client behind the proxy uses up its address's free failures
+    // (forging a leftmost entry changes nothing: the proxy appended the
+    // address it saw).
+    for i in 0..20 {
+        let status =
+            sign_in_from(&app, "1.2.3.4, 203.0.113.9", &format!("a{i}@example.com"), "x").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        sign_in_from(&app, "5.6.7.8, 203.0.113.9", ADMIN_EMAIL, ADMIN_PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Everyone else behind the same proxy signs in.
+    assert_eq!(
+        sign_in_from(&app, "203.0.113.10", ADMIN_EMAIL, ADMIN_PASSWORD).await,
+        StatusCode::OK
+    );
+    let token = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let failed = body(app.get("/api/v1/audit?action=sign_in.failed", Some(&token)).await).await;
+    let failed = failed["items"].as_array().unwrap();
+    assert_eq!(failed.len(), 20);
+    assert!(failed.iter().all(|e| e["ip"] == "203.0.113.9"), "{failed:?}");
+    let succeeded =
+        body(app.get("/api/v1/audit?action=sign_in.succeeded&limit=1", Some(&token)).await).await;
+    // The latest sign-in came straight from the proxy's own address.
+    assert_eq!(succeeded["items"][0]["ip"], "127.0.0.1");
+}

@@ -111,6 +111,12 @@ pub struct PasswordHashingConfig {
     pub iterations: u32,
     /// Parallelism (OWASP: 1).
     pub parallelism: u32,
+    /// Hashes computed at once (default: twice the CPU cores); each holds
+    /// `memory_kib` of memory, reused from one hash to the next.
+    pub max_concurrent: Option<usize>,
+    /// How long a sign-in waits for a free hashing slot before it is
+    /// answered 503 `busy` with `Retry-After`.
+    pub max_wait_ms: u64,
 }
 
 impl Default for PasswordHashingConfig {
@@ -120,6 +126,8 @@ impl Default for PasswordHashingConfig {
             memory_kib: owasp.memory_kib,
             iterations: owasp.iterations,
             parallelism: owasp.parallelism,
+            max_concurrent: None,
+            max_wait_ms: 3000,
         }
     }
 }
@@ -158,6 +166,9 @@ pub struct Config {
     pub sso: SsoConfig,
     /// Usage analytics.
     pub analytics: AnalyticsConfig,
+    /// Reverse proxies (CIDR blocks) whose `Forwarded` / `X-Forwarded-For`
+    /// headers name the client; empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Usage analytics: how much one report may carry, how long raw events
@@ -280,6 +291,7 @@ impl Default for Config {
             import: ImportConfig::default(),
             analytics: AnalyticsConfig::default(),
             sso: SsoConfig::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }

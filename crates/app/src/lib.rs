@@ -23,7 +23,7 @@ use secureai_http::{AppState, Readiness};
 use secureai_mail::{Mailer, MailerOptions, Templates};
 use secureai_sso::{SsoAdapter, SsoOptions};
 use secureai_store::{SqlStore, StoreOptions};
-use secureai_system::{Argon2Cost, Argon2Hasher, OsTokens, SystemClock};
+use secureai_system::{Argon2Cost, Argon2Hasher, HashingLimits, OsTokens, SystemClock};
 use tokio::sync::watch;
 
 pub use config::Config;
@@ -217,11 +217,18 @@ pub async fn wire_with_clock(
     let store = connect(config).await?;
     store.migrate().await?;
     let hashing = &config.password_hashing;
-    let hasher = Argon2Hasher::new(Argon2Cost {
-        memory_kib: hashing.memory_kib,
-        iterations: hashing.iterations,
-        parallelism: hashing.parallelism,
-    })?;
+    let defaults = HashingLimits::default();
+    let hasher = Argon2Hasher::new(
+        Argon2Cost {
+            memory_kib: hashing.memory_kib,
+            iterations: hashing.iterations,
+            parallelism: hashing.parallelism,
+        },
+        HashingLimits {
+            concurrent: hashing.max_concurrent.unwrap_or(defaults.concurrent),
+            max_wait: std::time::Duration::from_millis(hashing.max_wait_ms),
+        },
+    )?;
     let ports = Ports::from_store(
         Arc::new(store.clone()),
         clock,
@@ -333,6 +340,7 @@ impl Application {
                 max_bytes: config.import.max_bytes,
                 max_rows: config.import.max_rows,
             },
+            trusted_proxies: secureai_http::TrustedProxies::new(config.trusted_proxies.clone()),
         };
         let setup_token = wiring.service.prepare_setup().await?;
         Ok(Self {

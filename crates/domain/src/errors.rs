@@ -14,12 +14,27 @@ pub struct StoreError {
     context: String,
     #[source]
     source: Option<Box<dyn StdError + Send + Sync + 'static>>,
+    /// Set when the adapter refused for lack of capacity: the work was not
+    /// done and may succeed after this many seconds.
+    retry_after_secs: Option<u64>,
 }
 
 impl StoreError {
     /// An error with a context message and no underlying cause.
     pub fn msg(context: impl Into<String>) -> Self {
-        Self { context: context.into(), source: None }
+        Self { context: context.into(), source: None, retry_after_secs: None }
+    }
+
+    /// The adapter is at capacity (e.g. every password hashing slot is
+    /// taken): nothing was done, and asking again after `retry_after_secs`
+    /// may succeed. Answered as 503 `busy`, not logged as a failure.
+    pub fn busy(context: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self { context: context.into(), source: None, retry_after_secs: Some(retry_after_secs) }
+    }
+
+    /// When this is a [`StoreError::busy`]: the seconds to wait.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after_secs
     }
 
     /// An error with a context message wrapping its cause.
@@ -27,6 +42,6 @@ impl StoreError {
         context: impl Into<String>,
         source: impl Into<Box<dyn StdError + Send + Sync + 'static>>,
     ) -> Self {
-        Self { context: context.into(), source: Some(source.into()) }
+        Self { context: context.into(), source: Some(source.into()), retry_after_secs: None }
     }
 }

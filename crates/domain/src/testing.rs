@@ -616,6 +616,13 @@ impl ThrottleRepository for InMemoryStore {
         Ok(wait)
     }
 
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        if let Some(count) = self.state().failures.get_mut(key) {
+            count.failures = count.failures.saturating_sub(1);
+        }
+        Ok(())
+    }
+
     async fn clear(&self, key: &str) -> Result<(), StoreError> {
         self.state().failures.remove(key);
         Ok(())

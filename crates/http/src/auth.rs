@@ -45,10 +45,17 @@ impl SessionAuth {
     }
 }
 
-/// Where a request came from, for the audit log.
+/// Where a request came from, for the audit log and the throttles: the
+/// client's address as the trusted proxies report it
+/// ([`crate::client_address`]).
 pub fn request_context(req: &Request) -> RequestContext {
+    let peer = req.remote_addr().as_socket_addr().map(std::net::SocketAddr::ip);
+    let ip = match req.data::<AppState>() {
+        Some(state) => state.trusted_proxies.client_address(peer, req.headers()),
+        None => peer,
+    };
     RequestContext {
-        ip: req.remote_addr().as_socket_addr().map(|addr| addr.ip().to_string()),
+        ip: ip.map(|ip| ip.to_string()),
         user_agent: req.header("user-agent").map(|ua| ua.chars().take(512).collect()),
     }
 }

@@ -61,6 +61,10 @@ pub enum ApiError {
     /// Something failed on our side.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
+    /// At capacity (e.g. every password check slot busy); retry after the
+    /// given seconds.
+    #[oai(status = 503)]
+    Busy(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
 }
 
 fn body(code: &str, message: impl ToString) -> Json<ErrorBody> {
@@ -127,7 +131,12 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
-        Self::internal(&error)
+        match error.retry_after_secs() {
+            Some(seconds) => {
+                Self::Busy(body("busy", "the service is busy; try again in a few seconds"), seconds)
+            }
+            None => Self::internal(&error),
+        }
     }
 }
 

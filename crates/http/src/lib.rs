@@ -6,6 +6,7 @@
 
 mod api;
 mod auth;
+mod client_address;
 mod csv_export;
 mod dto;
 mod errors;
@@ -26,6 +27,7 @@ use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, h
 use poem_openapi::OpenApiService;
 use secureai_domain::UserManagement;
 
+pub use client_address::TrustedProxies;
 pub use errors::{ApiError, ErrorBody};
 
 /// Checks the service's dependencies for `/readyz`.
@@ -49,6 +51,8 @@ pub struct AppState {
     pub readiness: Arc<dyn Readiness>,
     /// Limits of imports through the API.
     pub import_limits: ImportLimits,
+    /// Reverse proxies whose forwarding headers name the client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// Limits of one import through the API.

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::Set;
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 use secureai_domain::StoreError;
 use secureai_domain::sessions::throttle::{
@@ -100,6 +100,17 @@ impl ThrottleRepository for SqlStore {
         })
         .await
         .map_err(db("reserving a sign-in attempt"))
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        throttles::Entity::update_many()
+            .col_expr(throttles::Column::Failures, Expr::col(throttles::Column::Failures).sub(1))
+            .filter(throttles::Column::Key.eq(key_of(key)))
+            .filter(throttles::Column::Failures.gt(0))
+            .exec(&self.db)
+            .await
+            .map_err(db("taking back a sign-in attempt"))?;
+        Ok(())
     }
 
     async fn clear(&self, key: &str) -> Result<(), StoreError> {

@@ -1,8 +1,12 @@
 //! OS-backed adapters for driven ports the domain declares: the system
 //! clock, a CSPRNG token generator and argon2id password hashing.
 
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-use argon2::{Algorithm, Argon2, Params, Version};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use argon2::PasswordHash as PhcHash;
+use argon2::password_hash::phc::{Output, ParamsString, Salt};
+use argon2::{ARGON2ID_IDENT, Algorithm, Argon2, Block, Params, Version};
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 use rand::TryRngCore;
@@ -12,6 +16,8 @@ use secureai_domain::secrets::TOKEN_BYTES;
 use secureai_domain::{
     Clock, Password, PasswordHash, PasswordHasher, PlainToken, StoreError, TokenGenerator,
 };
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
 
 /// The real clock.
 #[derive(Debug, Clone, Copy, Default)]
@@ -56,18 +62,51 @@ impl Argon2Cost {
     pub const OWASP: Self = Self { memory_kib: 19_456, iterations: 2, parallelism: 1 };
 }
 
+/// How many password hashes may run at once, and how long a request waits
+/// for a slot before it is answered "busy".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashingLimits {
+    /// Hashes computed at once (each holds one memory block of the cost's
+    /// size): by default twice the CPU cores.
+    pub concurrent: usize,
+    /// Longest wait for a slot.
+    pub max_wait: Duration,
+}
+
+impl Default for HashingLimits {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        Self { concurrent: 2 * cores, max_wait: Duration::from_secs(3) }
+    }
+}
+
 /// argon2id hashing on tokio's blocking pool, so that a sign-in burst does
 /// not stall the request workers.
+///
+/// Memory stays flat under any load: at most [`HashingLimits::concurrent`]
+/// hashes run at once, each in a memory block taken from a pool and given
+/// back afterwards (argon2's `hash_password_into_with_memory`), instead of
+/// a fresh 19 MiB allocation per call on whichever blocking thread runs it —
+/// which the allocator keeps per thread and never returns. A request that
+/// finds every slot taken for [`HashingLimits::max_wait`] gets
+/// [`StoreError::busy`].
 #[derive(Clone)]
 pub struct Argon2Hasher {
     params: Params,
     /// Verified against when the user is unknown, to spend the same time.
     dummy: String,
+    slots: Arc<Semaphore>,
+    /// Memory blocks of finished hashes, for the next ones.
+    memory: Arc<Mutex<Vec<Vec<Block>>>>,
+    max_wait: Duration,
 }
 
 impl std::fmt::Debug for Argon2Hasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Argon2Hasher").field("params", &self.params).finish_non_exhaustive()
+        f.debug_struct("Argon2Hasher")
+            .field("params", &self.params)
+            .field("free_slots", &self.slots.available_permits())
+            .finish_non_exhaustive()
     }
 }
 
@@ -75,30 +114,133 @@ fn hashing_error(context: &'static str, error: impl std::fmt::Display) -> StoreE
     StoreError::msg(format!("{context}: {error}"))
 }
 
+/// Seconds a request refused for lack of a hashing slot is told to wait.
+const BUSY_RETRY_AFTER_SECS: u64 = 2;
+
 impl Argon2Hasher {
-    /// A hasher with these costs.
+    /// A hasher with these costs and limits.
     ///
     /// # Errors
     /// [`StoreError`] if the parameters are out of argon2's range.
-    pub fn new(cost: Argon2Cost) -> Result<Self, StoreError> {
+    pub fn new(cost: Argon2Cost, limits: HashingLimits) -> Result<Self, StoreError> {
         let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)
             .map_err(|e| hashing_error("invalid argon2 parameters", e))?;
-        let dummy = argon(&params)
-            .hash_password(b"no user has this password, it only burns time")
-            .map_err(|e| hashing_error("argon2 hashing failed", e))?
-            .to_string();
-        Ok(Self { params, dummy })
+        let mut memory = Vec::new();
+        let dummy =
+            hash_with(&params, &mut memory, b"no user has this password, it only burns time")?;
+        let concurrent = limits.concurrent.max(1);
+        Ok(Self {
+            params,
+            dummy,
+            slots: Arc::new(Semaphore::new(concurrent)),
+            memory: Arc::new(Mutex::new(vec![memory])),
+            max_wait: limits.max_wait,
+        })
     }
+
+    /// Runs `work` with a slot and a pooled memory block on the blocking
+    /// pool, or answers busy after waiting `max_wait` for a slot.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Vec<Block>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let slot =
+            match tokio::time::timeout(self.max_wait, self.slots.clone().acquire_owned()).await {
+                Ok(Ok(slot)) => slot,
+                Ok(Err(closed)) => return Err(hashing_error("password hashing stopped", closed)),
+                Err(_) => {
+                    return Err(StoreError::busy(
+                        "every password hashing slot stayed busy",
+                        BUSY_RETRY_AFTER_SECS,
+                    ));
+                }
+            };
+        let pool = self.memory.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut memory = take(&pool).pop().unwrap_or_default();
+            let result = work(&mut memory);
+            take(&pool).push(memory);
+            drop(slot);
+            result
+        })
+        .await
+        .map_err(|e| hashing_error("hashing task failed", e))?
+    }
+}
+
+/// The pool's lock; a panic elsewhere cannot poison a list of buffers.
+fn take(pool: &Mutex<Vec<Vec<Block>>>) -> std::sync::MutexGuard<'_, Vec<Vec<Block>>> {
+    pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// `memory` grown to `blocks` (once per pooled block).
+fn blocks_of(memory: &mut Vec<Block>, blocks: usize) -> &mut [Block] {
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::new());
+    }
+    &mut memory[..blocks]
+}
+
+/// Hashes `password` with a fresh 128-bit salt into a PHC string.
+fn hash_with(
+    params: &Params,
+    memory: &mut Vec<Block>,
+    password: &[u8],
+) -> Result<String, StoreError> {
+    let mut salt = [0u8; 16];
+    OsRng.try_fill_bytes(&mut salt).map_err(|e| hashing_error("no randomness for a salt", e))?;
+    let mut out = [0u8; 32];
+    argon(params)
+        .hash_password_into_with_memory(
+            password,
+            &salt,
+            &mut out,
+            blocks_of(memory, params.block_count()),
+        )
+        .map_err(|e| hashing_error("argon2 hashing failed", e))?;
+    let phc = PhcHash {
+        algorithm: ARGON2ID_IDENT,
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params)
+            .map_err(|e| hashing_error("argon2 parameters", e))?,
+        salt: Some(Salt::new(&salt).map_err(|e| hashing_error("argon2 salt", e))?),
+        hash: Some(Output::new(&out).map_err(|e| hashing_error("argon2 output", e))?),
+    };
+    Ok(phc.to_string())
+}
+
+/// Whether `password` matches the PHC string `phc` (which carries its own
+/// algorithm, version, parameters and salt), compared in constant time.
+fn verify_with(memory: &mut Vec<Block>, password: &[u8], phc: &str) -> Result<bool, StoreError> {
+    let unreadable =
+        |e: &dyn std::fmt::Display| hashing_error("a stored password hash is unreadable", e);
+    let hash = PhcHash::new(phc).map_err(|e| unreadable(&e))?;
+    let algorithm = Algorithm::try_from(hash.algorithm.as_str()).map_err(|e| unreadable(&e))?;
+    let version = hash
+        .version
+        .map(Version::try_from)
+        .transpose()
+        .map_err(|e| unreadable(&e))?
+        .unwrap_or_default();
+    let params = Params::try_from(&hash).map_err(|e| unreadable(&e))?;
+    let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else {
+        return Err(hashing_error("a stored password hash is unreadable", "no salt or output"));
+    };
+    let mut out = vec![0u8; expected.len()];
+    let blocks = params.block_count();
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(
+            password,
+            salt.as_ref(),
+            &mut out,
+            blocks_of(memory, blocks),
+        )
+        .map_err(|e| hashing_error("argon2 verification failed", e))?;
+    Ok(bool::from(out.ct_eq(expected.as_bytes())))
 }
 
 fn argon(params: &Params) -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(work).await.map_err(|e| hashing_error("hashing task failed", e))?
 }
 
 #[async_trait]
@@ -106,11 +248,9 @@ impl PasswordHasher for Argon2Hasher {
     async fn hash(&self, password: &Password) -> Result<PasswordHash, StoreError> {
         let params = self.params.clone();
         let password = SecretString::from(password.expose().to_owned());
-        blocking(move || {
-            argon(&params)
-                .hash_password(password.expose_secret().as_bytes())
-                .map(|hash| PasswordHash::from_phc(hash.to_string()))
-                .map_err(|e| hashing_error("argon2 hashing failed", e))
+        self.run(move |memory| {
+            hash_with(&params, memory, password.expose_secret().as_bytes())
+                .map(PasswordHash::from_phc)
         })
         .await
     }
@@ -120,18 +260,13 @@ impl PasswordHasher for Argon2Hasher {
         presented: &SecretString,
         hash: Option<PasswordHash>,
     ) -> Result<bool, StoreError> {
-        let params = self.params.clone();
         let presented = presented.clone();
         let (phc, real) = match hash {
             Some(hash) => (hash.as_phc().to_owned(), true),
             None => (self.dummy.clone(), false),
         };
-        blocking(move || {
-            // The stored hash carries its own parameters; `params` only
-            // matters for hashing.
-            let verified = argon(&params)
-                .verify_password(presented.expose_secret().as_bytes(), phc.as_str())
-                .is_ok();
+        self.run(move |memory| {
+            let verified = verify_with(memory, presented.expose_secret().as_bytes(), &phc)?;
             Ok(verified && real)
         })
         .await
@@ -143,7 +278,11 @@ mod tests {
     use super::*;
 
     fn cheap() -> Argon2Hasher {
-        Argon2Hasher::new(Argon2Cost { memory_kib: 1024, iterations: 1, parallelism: 1 }).unwrap()
+        Argon2Hasher::new(
+            Argon2Cost { memory_kib: 1024, iterations: 1, parallelism: 1 },
+            HashingLimits::default(),
+        )
+        .unwrap()
     }
 
     #[tokio::test]
@@ -168,8 +307,70 @@ mod tests {
 
     #[test]
     fn the_default_cost_is_owasp_argon2id() {
-        let hasher = Argon2Hasher::new(Argon2Cost::OWASP).unwrap();
+        let hasher = Argon2Hasher::new(Argon2Cost::OWASP, HashingLimits::default()).unwrap();
         assert!(hasher.dummy.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+    }
+
+    #[tokio::test]
+    async fn hashes_of_the_argon2_crate_and_ours_verify_each_other() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let hasher = cheap();
+        let theirs = argon(&hasher.params).hash_password(b"older stored password").unwrap();
+        let theirs = PasswordHash::from_phc(theirs.to_string());
+        let right = SecretString::from("older stored password".to_owned());
+        let wrong = SecretString::from("older stored passwore".to_owned());
+        assert!(hasher.verify(&right, Some(theirs.clone())).await.unwrap());
+        assert!(!hasher.verify(&wrong, Some(theirs)).await.unwrap());
+
+        let password = Password::new(right.clone()).unwrap();
+        let ours = hasher.hash(&password).await.unwrap();
+        assert!(
+            argon(&hasher.params).verify_password(b"older stored password", ours.as_phc()).is_ok()
+        );
+        // Each hash has its own salt.
+        assert_ne!(ours.as_phc(), hasher.hash(&password).await.unwrap().as_phc());
+        // A hash made with other costs (an older configuration) still verifies.
+        let costlier = Params::new(2048, 2, 1, None).unwrap();
+        let older = PasswordHash::from_phc(
+            argon(&costlier).hash_password(b"older stored password").unwrap().to_string(),
+        );
+        assert!(hasher.verify(&right, Some(older)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_request_that_finds_every_slot_taken_is_told_to_come_back() {
+        let hasher = Argon2Hasher::new(
+            Argon2Cost { memory_kib: 1024, iterations: 1, parallelism: 1 },
+            HashingLimits { concurrent: 1, max_wait: Duration::from_millis(20) },
+        )
+        .unwrap();
+        let held = hasher.slots.clone().acquire_owned().await.unwrap();
+        let presented = SecretString::from("anything at all".to_owned());
+
+        let error = hasher.verify(&presented, None).await.unwrap_err();
+        assert_eq!(error.retry_after_secs(), Some(BUSY_RETRY_AFTER_SECS));
+
+        drop(held);
+        assert!(!hasher.verify(&presented, None).await.unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory_blocks_are_reused_never_more_than_the_slots() {
+        let hasher = Argon2Hasher::new(
+            Argon2Cost { memory_kib: 1024, iterations: 1, parallelism: 1 },
+            HashingLimits { concurrent: 3, max_wait: Duration::from_secs(60) },
+        )
+        .unwrap();
+        let presented = SecretString::from("anything at all".to_owned());
+        let runs = (0..64).map(|_| {
+            let (hasher, presented) = (hasher.clone(), presented.clone());
+            tokio::spawn(async move { hasher.verify(&presented, None).await })
+        });
+        for run in runs {
+            assert!(!run.await.unwrap().unwrap());
+        }
+        let pooled = take(&hasher.memory).len();
+        assert!((1..=3).contains(&pooled), "{pooled} blocks for 3 slots");
     }
 
     #[test]

@@ -61,10 +61,24 @@ impl UserManagement {
         };
         let hash = found.as_ref().and_then(|(_, hash)| hash.clone());
         let has_password = hash.is_some();
-        let password_ok = self.ports.passwords.verify(password, hash).await?;
+        let password_ok = match self.ports.passwords.verify(password, hash).await {
+            Ok(verified) => verified,
+            Err(error) => {
+                // Not verified (e.g. every hashing slot busy): the attempt
+                // does not count.
+                for key in &keys {
+                    self.ports.throttle.release(&key.key).await?;
+                }
+                return Err(error.into());
+            }
+        };
         if password_ok {
-            // The attempt counted above was not a failure after all.
+            // The attempt counted above was no failure: the account starts
+            // over, and the address gets its attempt back.
             self.ports.throttle.clear(&account_key).await?;
+            if let Some(ip) = &context.ip {
+                self.ports.throttle.release(&format!("ip:{ip}")).await?;
+            }
         }
 
         let failure = |reason: &str, target: Option<&crate::User>| {
@@ -263,6 +277,27 @@ mod tests {
         }
         let blocked = kit.service.sign_in("ghost@example.com", &pw("guess"), &ctx).await;
         assert!(matches!(blocked, Err(SignInError::Throttled { .. })));
+    }
+
+    #[tokio::test]
+    async fn correct_passwords_from_one_address_never_use_up_its_attempts() {
+        let kit = TestKit::new();
+        let ctx = RequestContext { ip: Some("198.51.100.7".into()), user_agent: None };
+        let setup = kit.service.prepare_setup().await.unwrap().unwrap();
+        kit.service
+            .complete_setup(&setup, "root@example.com", "Root", pw("a long admin passphrase"), &ctx)
+            .await
+            .unwrap();
+        // An office behind one address: far more sign-ins than the free
+        // failures of an address, all correct.
+        for _ in 0..50 {
+            kit.service
+                .sign_in("root@example.com", &pw("a long admin passphrase"), &ctx)
+                .await
+                .unwrap();
+        }
+        let count = kit.store.state().failures.get("ip:198.51.100.7").copied();
+        assert_eq!(count.map(|c| c.failures), Some(0));
     }
 
     #[tokio::test]

@@ -131,6 +131,13 @@ pub trait ThrottleRepository: Send + Sync {
         policy: &ThrottlePolicy,
     ) -> Result<Option<DateTime<Utc>>, StoreError>;
 
+    /// Takes back one attempt reserved under `key` (a correct password from
+    /// an address: it was no failure), never below zero.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn release(&self, key: &str) -> Result<(), StoreError>;
+
     /// Forgets the failures under `key`.
     ///
     /// # Errors

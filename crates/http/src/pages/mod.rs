@@ -119,6 +119,18 @@ pub(crate) fn message(
 
 /// The page for an unexpected failure; the cause is logged once.
 pub(crate) fn internal(error: &secureai_domain::StoreError) -> Response {
+    if let Some(seconds) = error.retry_after_secs() {
+        let mut response = message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Busy",
+            "Many people are signing in right now. Please try again in a few seconds.",
+            None,
+        );
+        if let Ok(value) = poem::http::HeaderValue::from_str(&seconds.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return response;
+    }
     let _ = crate::errors::ApiError::internal(error);
     message(
         StatusCode::INTERNAL_SERVER_ERROR,
