@@ -17,4 +17,5 @@ mod oidc;
 mod pages;
 mod passwords;
 mod saml;
+mod sweeps;
 mod users;

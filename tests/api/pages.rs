@@ -142,3 +142,19 @@ async fn panel_forms_without_the_session_csrf_token_or_from_another_site_are_ref
     let users = body(app.get("/api/v1/users?q=ada", Some(&admin)).await).await;
     assert_eq!(users["total"], 1);
 }
+
+#[tokio::test]
+async fn every_page_has_an_icon_and_the_icon_is_served() {
+    let app = TestApp::spawn().await;
+    let icon = app.get("/favicon.ico", None).await;
+    assert_eq!(icon.status(), StatusCode::OK);
+    assert_eq!(icon.headers()["content-type"], "image/x-icon");
+    let bytes = icon.bytes().await.unwrap();
+    // An ICO directory with one 32 × 32 image.
+    assert_eq!(&bytes[..6], &[0, 0, 1, 0, 1, 0]);
+    assert_eq!((bytes[6], bytes[7]), (32, 32));
+    for page in ["/sign-in", &app.setup_link.clone().unwrap().replace(&app.base, "")] {
+        let html = app.get(page, None).await.text().await.unwrap();
+        assert!(html.contains("<link rel=\"icon\" href=\"/favicon.ico\""), "{page}");
+    }
+}

@@ -200,8 +200,10 @@ async fn an_unsolicited_response_is_refused_while_idp_initiated_sign_in_is_off()
     let (app, _idp, admin) = with_saml(peer_for).await;
     let browser = browser();
     let post = response_for(&app, &browser, "ada@example.com").await;
+    // Unsolicited: posted by a browser that started no sign-in here.
     let unsolicited = SamlPost { relay_state: String::new(), ..post };
-    assert_refused(&app, &admin, &browser, &unsolicited, "no_login_in_progress").await;
+    let elsewhere = secureai_tests::oidc::browser();
+    assert_refused(&app, &admin, &elsewhere, &unsolicited, "no_login_in_progress").await;
 }
 
 #[tokio::test]
@@ -251,4 +253,46 @@ async fn saml_configured_in_the_configuration_file_signs_users_in() {
     assert_eq!(post.send(&browser).await.status(), StatusCode::SEE_OTHER);
     let me = browser.get(app.url("/api/v1/me")).send().await.unwrap();
     assert_eq!(me.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_answer_posted_from_another_browser_is_refused_and_the_first_browser_signs_in() {
+    // Login CSRF: someone who holds a valid response (their own, with its
+    // relay state) posts it from a browser that did not start the sign-in.
+    let (app, _idp, admin) = with_saml(peer_for).await;
+    let first = browser();
+    let post = response_for(&app, &first, "ada@example.com").await;
+    let second = browser();
+
+    assert_refused(&app, &admin, &second, &post, "no_login_in_progress").await;
+
+    // The browser that started the sign-in still completes it.
+    let answer = post.send(&first).await;
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+    let me = body(first.get(app.url("/api/v1/me")).send().await.unwrap()).await;
+    assert_eq!(me["email"], "ada@example.com");
+}
+
+#[tokio::test]
+async fn the_saml_binding_cookie_is_none_and_secure_under_https_and_lax_over_http() {
+    let (app, _idp, _admin) = with_saml(peer_for).await;
+    let start = browser().get(app.url("/auth/saml/login")).send().await.unwrap();
+    let cookie = start.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("secureai_sso="), "{cookie}");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "{cookie}");
+
+    // Under https the IdP's cross-site POST must carry it: SameSite=None.
+    let secure =
+        TestApp::spawn_with(|c| c.public_url = Some("https://ai.example.com".into())).await;
+    secure.complete_setup("root@example.com", "Root", secureai_tests::ADMIN_PASSWORD).await;
+    let admin = secure.admin_token().await;
+    let idp = peer_for(&secure);
+    let saved =
+        configure(&secure, &admin, json!({"idp_metadata_url": format!("{}/metadata", idp.base)}))
+            .await;
+    assert_eq!(saved.status(), StatusCode::OK);
+    let start = browser().get(secure.url("/auth/saml/login")).send().await.unwrap();
+    let cookie = start.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("SameSite=None") && cookie.contains("Secure"), "{cookie}");
 }

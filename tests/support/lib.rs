@@ -38,6 +38,8 @@ pub struct TestApp {
     pub clock: Arc<FakeClock>,
     /// A client without cookies.
     pub http: Client,
+    /// The database the application uses.
+    pub database_url: String,
     stop: Option<oneshot::Sender<()>>,
     _database: Option<TestDatabase>,
     _dir: TempDir,
@@ -95,6 +97,7 @@ impl TestApp {
             }
         };
         adjust(&mut config);
+        let database_url = config.database_url();
         let clock = Arc::new(FakeClock::at(chrono::Utc::now()));
         let app = Application::build_with_clock(&config, clock.clone()).await.unwrap();
         let base = format!("http://{}", app.address());
@@ -109,6 +112,7 @@ impl TestApp {
             data_dir: dir.path().to_path_buf(),
             clock,
             http: Client::new(),
+            database_url,
             stop: Some(stop),
             _database: database,
             _dir: dir,
@@ -126,6 +130,27 @@ impl TestApp {
         let app = Self::spawn_with(adjust).await;
         app.complete_setup(ADMIN_EMAIL, "Root Admin", ADMIN_PASSWORD).await;
         app
+    }
+
+    /// Rows in `table` of the application's database (counted directly).
+    pub async fn rows(&self, table: &str) -> i64 {
+        use sea_orm::ConnectionTrait as _;
+        let store = secureai_store::SqlStore::connect(&self.database_url, &Default::default())
+            .await
+            .unwrap();
+        let backend = store.backend();
+        let row = store
+            .connection()
+            .query_one_raw(sea_orm::Statement::from_string(
+                backend,
+                format!("SELECT COUNT(*) AS n FROM {table}"),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let n: i64 = row.try_get("", "n").unwrap();
+        store.close().await.unwrap();
+        n
     }
 
     /// `base + path`.

@@ -169,6 +169,8 @@ pub struct Config {
     /// Reverse proxies (CIDR blocks) whose `Forwarded` / `X-Forwarded-For`
     /// headers name the client; empty: the TCP peer is the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How often expired SSO sign-ins and stale attempt counts are deleted.
+    pub sweep_interval_secs: u64,
 }
 
 /// Usage analytics: how much one report may carry, how long raw events
@@ -217,6 +219,9 @@ pub struct SsoConfig {
     pub clock_skew_secs: u32,
     /// Timeout of each request to the provider, in seconds.
     pub timeout_secs: u64,
+    /// SSO sign-ins one client address may begin per minute (each keeps a
+    /// row for ten minutes); more are answered 429.
+    pub begin_per_minute: u32,
 }
 
 impl Default for SsoConfig {
@@ -234,6 +239,7 @@ impl Default for SsoConfig {
             jit_provisioning: false,
             clock_skew_secs: 60,
             timeout_secs: 10,
+            begin_per_minute: 600,
         }
     }
 }
@@ -292,6 +298,7 @@ impl Default for Config {
             analytics: AnalyticsConfig::default(),
             sso: SsoConfig::default(),
             trusted_proxies: Vec::new(),
+            sweep_interval_secs: 60,
         }
     }
 }

@@ -282,6 +282,7 @@ pub struct Application {
     state: AppState,
     delivery: Arc<OutboxDelivery>,
     poll_interval: std::time::Duration,
+    sweep_interval: std::time::Duration,
     setup_token: Option<PlainToken>,
     wiring: Wiring,
 }
@@ -341,6 +342,9 @@ impl Application {
                 max_rows: config.import.max_rows,
             },
             trusted_proxies: secureai_http::TrustedProxies::new(config.trusted_proxies.clone()),
+            sso_begin_limit: Arc::new(secureai_http::PerAddress::per_minute(
+                config.sso.begin_per_minute,
+            )),
         };
         let setup_token = wiring.service.prepare_setup().await?;
         Ok(Self {
@@ -350,6 +354,7 @@ impl Application {
             state,
             delivery,
             poll_interval: std::time::Duration::from_millis(config.mail.poll_interval_ms),
+            sweep_interval: std::time::Duration::from_secs(config.sweep_interval_secs.max(1)),
             setup_token,
             wiring,
         })
@@ -390,8 +395,10 @@ impl Application {
         let retention = tokio::spawn(worker::purge_usage(
             self.wiring.service.clone(),
             std::time::Duration::from_secs(3600),
-            stop_rx,
+            stop_rx.clone(),
         ));
+        let sweep =
+            tokio::spawn(worker::sweep(self.wiring.service.clone(), self.sweep_interval, stop_rx));
         let app = secureai_http::app(self.state);
         let served = poem::Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(app, shutdown, Some(std::time::Duration::from_secs(20)))
@@ -399,6 +406,7 @@ impl Application {
         let _ = stop_tx.send(true);
         let _ = worker.await;
         let _ = retention.await;
+        let _ = sweep.await;
         self.wiring.store.close().await?;
         served.context("the HTTP server failed")
     }

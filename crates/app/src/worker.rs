@@ -1,6 +1,8 @@
 //! Background work of a running instance, each until told to stop: the
 //! outbox worker delivers due mail every poll interval; the retention task
-//! deletes raw usage events past the retention period every hour. A failed
+//! deletes raw usage events past the retention period every hour; the
+//! sweep deletes expired rows anonymous requests leave (SSO sign-ins in
+//! flight, attempt counts) every `sweep_interval_secs`. A failed
 //! round is logged and retried at the next tick.
 
 use std::future::Future;
@@ -65,6 +67,29 @@ pub(crate) async fn purge_usage(
             Ok(0) => {}
             Ok(deleted) => tracing::info!(deleted, "usage events past retention deleted"),
             Err(error) => tracing::warn!(%error, "usage retention failed; retrying later"),
+        }
+    })
+    .await;
+}
+
+/// Deletes expired SSO sign-ins in flight, assertion ids and stale sign-in
+/// attempt counts (rows anonymous requests create).
+pub(crate) async fn sweep(
+    service: Arc<UserManagement>,
+    every: Duration,
+    stop: watch::Receiver<bool>,
+) {
+    repeat(every, stop, || async {
+        match service.sweep_expired().await {
+            Ok(report) if report.sso + report.throttles > 0 => {
+                tracing::info!(
+                    sso = report.sso,
+                    throttles = report.throttles,
+                    "expired rows swept"
+                );
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "sweeping expired rows failed; retrying later"),
         }
     })
     .await;

@@ -23,6 +23,7 @@ pub mod audit;
 pub mod clock;
 pub mod dates;
 pub mod errors;
+pub mod housekeeping;
 pub mod imports;
 pub mod invitations;
 pub mod mail;

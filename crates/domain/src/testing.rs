@@ -623,6 +623,13 @@ impl ThrottleRepository for InMemoryStore {
         Ok(())
     }
 
+    async fn forget_stale(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut state = self.state();
+        let count = state.failures.len();
+        state.failures.retain(|_, c| c.failures > 0 && c.last_failure_at > before);
+        Ok(u64::try_from(count - state.failures.len()).unwrap_or(u64::MAX))
+    }
+
     async fn clear(&self, key: &str) -> Result<(), StoreError> {
         self.state().failures.remove(key);
         Ok(())
@@ -1092,6 +1099,15 @@ impl SsoRepository for InMemoryStore {
         }
         state.assertions.insert(key, expires_at);
         Ok(true)
+    }
+
+    async fn forget_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut state = self.state();
+        let before = state.pending_logins.len() + state.assertions.len();
+        state.pending_logins.retain(|p| p.expires_at > now);
+        state.assertions.retain(|_, until| *until > now);
+        let after = state.pending_logins.len() + state.assertions.len();
+        Ok(u64::try_from(before - after).unwrap_or(u64::MAX))
     }
 
     async fn record_sso_sign_in(&self, sign_in: SsoSignIn) -> Result<(), SsoSignInStoreError> {

@@ -12,6 +12,7 @@ mod dto;
 mod errors;
 mod limits;
 mod pages;
+mod rate_limit;
 
 /// Defuses a cell a spreadsheet would run as a formula (for CSV reports).
 pub use csv_export::{SKIPPED_ROWS_HEADER, safe_cell, write_skipped_rows};
@@ -29,6 +30,7 @@ use secureai_domain::UserManagement;
 
 pub use client_address::TrustedProxies;
 pub use errors::{ApiError, ErrorBody};
+pub use rate_limit::PerAddress;
 
 /// Checks the service's dependencies for `/readyz`.
 #[async_trait]
@@ -53,6 +55,8 @@ pub struct AppState {
     pub import_limits: ImportLimits,
     /// Reverse proxies whose forwarding headers name the client.
     pub trusted_proxies: TrustedProxies,
+    /// How often one address may begin an SSO sign-in.
+    pub sso_begin_limit: Arc<PerAddress>,
 }
 
 /// Limits of one import through the API.

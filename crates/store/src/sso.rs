@@ -167,6 +167,24 @@ impl SsoRepository for SqlStore {
         }
     }
 
+    async fn forget_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let logins = retry_transaction(|| {
+            sso_logins::Entity::delete_many()
+                .filter(sso_logins::Column::ExpiresAt.lte(micros(now)))
+                .exec(&self.db)
+        })
+        .await
+        .map_err(db("forgetting expired SSO sign-ins"))?;
+        let assertions = retry_transaction(|| {
+            sso_assertions::Entity::delete_many()
+                .filter(sso_assertions::Column::ExpiresAt.lte(micros(now)))
+                .exec(&self.db)
+        })
+        .await
+        .map_err(db("forgetting expired SSO assertions"))?;
+        Ok(logins.rows_affected + assertions.rows_affected)
+    }
+
     async fn record_sso_sign_in(&self, sign_in: SsoSignIn) -> Result<(), SsoSignInStoreError> {
         let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
         let user = &sign_in.user;

@@ -113,6 +113,21 @@ impl ThrottleRepository for SqlStore {
         Ok(())
     }
 
+    async fn forget_stale(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let deleted = retry_transaction(|| {
+            throttles::Entity::delete_many()
+                .filter(
+                    throttles::Column::LastFailureAt
+                        .lte(micros(before))
+                        .or(throttles::Column::Failures.lte(0)),
+                )
+                .exec(&self.db)
+        })
+        .await
+        .map_err(db("forgetting stale sign-in counts"))?;
+        Ok(deleted.rows_affected)
+    }
+
     async fn clear(&self, key: &str) -> Result<(), StoreError> {
         throttles::Entity::delete_many()
             .filter(throttles::Column::Key.eq(key_of(key)))

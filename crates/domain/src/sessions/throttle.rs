@@ -138,6 +138,14 @@ pub trait ThrottleRepository: Send + Sync {
     /// [`StoreError`] only on failure.
     async fn release(&self, key: &str) -> Result<(), StoreError>;
 
+    /// Deletes every count whose last attempt was at or before `before`
+    /// (outside the window, so it no longer blocks) and every count taken
+    /// back to zero; returns how many went. Called on a schedule.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn forget_stale(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+
     /// Forgets the failures under `key`.
     ///
     /// # Errors

@@ -150,6 +150,14 @@ pub trait SsoRepository: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
+    /// Deletes the sign-ins in flight and the remembered assertion ids that
+    /// expired at or before `now`; returns how many rows went. Called on a
+    /// schedule, so that rows anonymous visitors create do not pile up.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn forget_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
     /// Records a successful SSO sign-in atomically (see [`SsoSignIn`]).
     ///
     /// # Errors

@@ -24,9 +24,10 @@ pub(crate) fn routes() -> Route {
         .at("/auth/oidc/login", get(sso::oidc_login))
         .at("/auth/oidc/callback", get(sso::oidc_callback.with(CookieJarManager::new())))
         .at("/auth/saml/login", get(sso::saml_login))
-        .at("/auth/saml/acs", poem::post(sso::saml_acs))
+        .at("/auth/saml/acs", poem::post(sso::saml_acs.with(CookieJarManager::new())))
         .at("/auth/saml/metadata", get(sso::saml_metadata))
         .at("/static/app.css", get(stylesheet))
+        .at("/favicon.ico", get(favicon))
         .at("/sign-in", get(panel::show_sign_in).post(panel::submit_sign_in))
         .at("/sign-out", poem::post(panel::sign_out.with(CookieJarManager::new())))
         .at("/admin/users", get(panel::users.with(CookieJarManager::new())))
@@ -138,6 +139,17 @@ pub(crate) fn internal(error: &secureai_domain::StoreError) -> Response {
         "The error was logged. Please try again in a moment.",
         None,
     )
+}
+
+/// The tab icon (a 32 × 32 shield in the accent colour), which browsers ask
+/// for on every page.
+#[handler]
+fn favicon() -> Response {
+    include_bytes!("../../templates/favicon.ico")
+        .as_slice()
+        .with_content_type("image/x-icon")
+        .with_header(header::CACHE_CONTROL, "public, max-age=86400")
+        .into_response()
 }
 
 #[handler]

@@ -1,0 +1,219 @@
+//! Memory and throughput of the real `secureai serve` process under 500
+//! concurrent password sign-ins for 8 s, then 10 s idle; raw argon2id in
+//! the same run as the reference.
+//!
+//! `cargo bench -p secureai-app --bench sign_in_load`
+//!
+//! The server runs as its own process (the release binary cargo built for
+//! this bench) on SQLite, trusting loopback as a proxy so that each client
+//! task can present its own address (`X-Forwarded-For`): 500 clients behind
+//! one address would mostly be throttled, which is not what is measured.
+//! 100 accounts, 5 client tasks each (a sixth concurrent attempt on one
+//! account would wait for the throttle). The server's resident memory is
+//! read from `/proc/<pid>/status` every 50 ms.
+//!
+//! Environment: `CLIENTS` (default 500), `SECONDS` (8), `IDLE_SECONDS` (10).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+
+const ACCOUNTS: usize = 100;
+const PASSWORD: &str = "a long benchmark passphrase";
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Resident memory of `pid` in MiB.
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Raw argon2id verifications per second at the OWASP cost, one thread per
+/// core, each reusing nothing (what the argon2 crate does by default).
+fn raw_argon2_rate(seconds: u64) -> f64 {
+    let params = argon2::Params::new(19_456, 2, 1, None).unwrap();
+    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let phc = argon.hash_password(PASSWORD.as_bytes()).unwrap().to_string();
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let total: u64 = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..cores)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut n = 0;
+                    while Instant::now() < deadline {
+                        assert!(argon.verify_password(PASSWORD.as_bytes(), phc.as_str()).is_ok());
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).sum()
+    });
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+#[tokio::main]
+async fn main() {
+    let clients = usize::try_from(env_number("CLIENTS", 500)).unwrap();
+    let seconds = env_number("SECONDS", 8);
+    let idle_seconds = env_number("IDLE_SECONDS", 10);
+    let dir = tempfile::tempdir().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let base = format!("http://127.0.0.1:{port}");
+
+    // The accounts, invited through the library before the server starts.
+    let mut config = common::config(dir.path());
+    config.public_url = Some(base.clone());
+    let mut tokens = Vec::new();
+    for i in 0..ACCOUNTS {
+        let (_, link) =
+            secureai_app::invite_admin(&config, &format!("load{i}@example.com"), "Load")
+                .await
+                .unwrap();
+        tokens.push(link.split("token=").nth(1).unwrap().to_owned());
+    }
+
+    let child = Command::new(env!("CARGO_BIN_EXE_secureai"))
+        .arg("serve")
+        .env("SECUREAI_DATA_DIR", dir.path())
+        .env("SECUREAI_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SECUREAI_PUBLIC_URL", &base)
+        .env("SECUREAI_TRUSTED_PROXIES", "[\"127.0.0.0/8\"]")
+        .env("SECUREAI_LOG", "warn")
+        .env("SECUREAI_MAIL__POLL_INTERVAL_MS", "60000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let _server = Server(child);
+    let http = reqwest::Client::builder().pool_max_idle_per_host(clients).build().unwrap();
+    let started = Instant::now();
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(started.elapsed() < Duration::from_secs(30), "the server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for token in &tokens {
+        let accepted = http
+            .post(format!("{base}/api/v1/invitations/accept"))
+            .json(&serde_json::json!({"token": token, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert!(accepted.status().is_success(), "accepting: {}", accepted.status());
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let fresh = rss_mib(pid);
+
+    // The load, with the server's memory sampled meanwhile.
+    let (ok, throttled, busy, other) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let load_started = Instant::now();
+    let workers: Vec<_> = (0..clients)
+        .map(|i| {
+            let (http, base) = (http.clone(), base.clone());
+            let (ok, throttled, busy, other) = (ok.clone(), throttled.clone(), busy.clone(), other.clone());
+            let address = format!("10.{}.{}.{}", i / 65_536 % 256, i / 256 % 256, i % 256);
+            let body = serde_json::json!({"email": format!("load{}@example.com", i % ACCOUNTS), "password": PASSWORD});
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    let answer = http
+                        .post(format!("{base}/api/v1/auth/login"))
+                        .header("x-forwarded-for", &address)
+                        .json(&body)
+                        .send()
+                        .await;
+                    let counter = match answer.as_ref().map(reqwest::Response::status) {
+                        Ok(s) if s.is_success() => &ok,
+                        Ok(reqwest::StatusCode::TOO_MANY_REQUESTS) => &throttled,
+                        Ok(reqwest::StatusCode::SERVICE_UNAVAILABLE) => &busy,
+                        _ => &other,
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(answer) = answer {
+                        let _ = answer.bytes().await;
+                    }
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut peak = fresh;
+    while Instant::now() < deadline {
+        peak = peak.max(rss_mib(pid));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut latencies = Vec::new();
+    for worker in workers {
+        latencies.extend(worker.await.unwrap());
+        peak = peak.max(rss_mib(pid));
+    }
+    let load_elapsed = load_started.elapsed().as_secs_f64();
+    let end_of_load = rss_mib(pid);
+    tokio::time::sleep(Duration::from_secs(idle_seconds)).await;
+    let idle = rss_mib(pid);
+    latencies.sort();
+
+    // The reference, measured after the server went idle (same machine, same run).
+    let raw = raw_argon2_rate(5);
+    let sign_in_rate = ok.load(Ordering::Relaxed) as f64 / load_elapsed;
+    println!(
+        "clients: {clients}, accounts: {ACCOUNTS}, {seconds} s of load, {idle_seconds} s idle"
+    );
+    println!(
+        "answers: {} signed in, {} throttled (429), {} busy (503), {} other",
+        ok.load(Ordering::Relaxed),
+        throttled.load(Ordering::Relaxed),
+        busy.load(Ordering::Relaxed),
+        other.load(Ordering::Relaxed)
+    );
+    println!(
+        "latency: p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        common::ms(common::percentile(&latencies, 50.0)),
+        common::ms(common::percentile(&latencies, 95.0)),
+        common::ms(common::percentile(&latencies, 99.0)),
+        common::ms(latencies.last().copied().unwrap_or_default()),
+    );
+    println!(
+        "server RSS: fresh {fresh:.0} MiB, peak {peak:.0} MiB, end of load {end_of_load:.0} MiB, after {idle_seconds} s idle {idle:.0} MiB"
+    );
+    println!("raw argon2id verify (m=19456 KiB, t=2, p=1, one thread per core): {raw:.1} /s");
+    println!("sign-ins over HTTP: {sign_in_rate:.1} /s");
+    println!("sign-in / raw: {:.1} %", 100.0 * sign_in_rate / raw);
+}

@@ -1,0 +1,55 @@
+//! Housekeeping on a schedule: rows that anonymous requests create — SSO
+//! sign-ins in flight, remembered assertion ids, sign-in attempt counts —
+//! are deleted once they can no longer matter, so that nobody can make the
+//! database grow by knocking on the door.
+
+use crate::errors::StoreError;
+use crate::service::UserManagement;
+
+/// What one sweep deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Expired SSO sign-ins and assertion ids.
+    pub sso: u64,
+    /// Attempt counts outside the throttling window, or back at zero.
+    pub throttles: u64,
+}
+
+impl UserManagement {
+    /// Deletes expired SSO sign-ins in flight and assertion ids, and
+    /// sign-in attempt counts that no longer block anyone.
+    ///
+    /// # Errors
+    /// [`StoreError`] on failure (the next sweep tries again).
+    pub async fn sweep_expired(&self) -> Result<SweepReport, StoreError> {
+        let now = self.ports.clock.now();
+        let sso = self.ports.sso.forget_expired(now).await?;
+        let throttles = self.ports.throttle.forget_stale(now - self.policy.throttle.window).await?;
+        Ok(SweepReport { sso, throttles })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+    use secrecy::SecretString;
+
+    use crate::RequestContext;
+    use crate::testing::TestKit;
+
+    #[tokio::test]
+    async fn a_sweep_forgets_attempt_counts_once_the_window_has_passed() {
+        let kit = TestKit::new();
+        let ctx = RequestContext { ip: Some("192.0.2.8".into()), user_agent: None };
+        for i in 0..3 {
+            let pw = SecretString::from("a guess".to_owned());
+            let _ = kit.service.sign_in(&format!("n{i}@example.com"), &pw, &ctx).await;
+        }
+        assert_eq!(kit.store.state().failures.len(), 4);
+        // Inside the window nothing goes: the counts still throttle.
+        assert_eq!(kit.service.sweep_expired().await.unwrap().throttles, 0);
+        kit.clock.advance(Duration::hours(12));
+        assert_eq!(kit.service.sweep_expired().await.unwrap().throttles, 4);
+        assert!(kit.store.state().failures.is_empty());
+    }
+}
