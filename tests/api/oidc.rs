@@ -275,3 +275,80 @@ async fn without_sso_the_sign_in_end_points_say_so() {
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert!(response.text().await.unwrap().contains("Single sign-on is not set up"));
 }
+
+#[tokio::test]
+async fn the_break_glass_password_admin_is_linked_only_after_an_admin_switches_it_to_sso() {
+    let (app, idp, admin) = with_oidc().await;
+    let root_id =
+        body(app.get("/api/v1/me", Some(&admin)).await).await["id"].as_str().unwrap().to_owned();
+
+    // The provider asserts the password admin's verified address: refused.
+    let browser_one = browser();
+    let callback = callback_for(&app, &idp, &browser_one, secureai_tests::ADMIN_EMAIL).await;
+    let answer = browser_one.get(&callback).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::FORBIDDEN);
+    assert!(answer.text().await.unwrap().contains("signs in with a password"));
+    let event = sign_in_refusal(&app, &admin, "password_account").await;
+    assert_eq!(event["target_id"], root_id.as_str());
+
+    // A second admin switches it to SSO, explicitly and audited.
+    let invited = app
+        .post(
+            "/api/v1/users",
+            Some(&admin),
+            json!({"email": "second@example.com", "name": "Second", "role": "admin", "sign_in": "password"}),
+        )
+        .await;
+    assert_eq!(invited.status(), StatusCode::CREATED);
+    let token = app.invitation_token("second@example.com").await;
+    let accepted = app
+        .post(
+            "/api/v1/invitations/accept",
+            None,
+            json!({"token": token, "password": "a long second passphrase"}),
+        )
+        .await;
+    assert!(accepted.status().is_success());
+    let other = app.login("second@example.com", "a long second passphrase").await;
+    // Any field the API does not know is refused, not ignored.
+    let unknown = app
+        .http
+        .patch(app.url(&format!("/api/v1/users/{root_id}")))
+        .bearer_auth(&other)
+        .json(&json!({"email": "new@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+    let switched = app
+        .http
+        .patch(app.url(&format!("/api/v1/users/{root_id}")))
+        .bearer_auth(&other)
+        .json(&json!({"sign_in": "sso"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(switched.status(), StatusCode::OK);
+    assert_eq!(body(switched).await["sign_in_method"], "sso");
+    let audit =
+        body(app.get("/api/v1/audit?action=user.sign_in_method_changed", Some(&other)).await).await;
+    assert_eq!(audit["items"][0]["target_id"], root_id.as_str());
+    assert_eq!(audit_change(&audit["items"][0], "sign_in"), Some("sso"));
+    // Its sessions ended, and its password no longer signs in.
+    assert_eq!(app.get("/api/v1/me", Some(&admin)).await.status(), StatusCode::UNAUTHORIZED);
+    let by_password = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": secureai_tests::ADMIN_EMAIL, "password": secureai_tests::ADMIN_PASSWORD}),
+        )
+        .await;
+    assert_eq!(by_password.status(), StatusCode::UNAUTHORIZED);
+
+    // Now the provider signs it in, and links it.
+    let browser_two = browser();
+    let callback = callback_for(&app, &idp, &browser_two, secureai_tests::ADMIN_EMAIL).await;
+    assert_eq!(browser_two.get(&callback).send().await.unwrap().status(), StatusCode::SEE_OTHER);
+    let me = body(browser_two.get(app.url("/api/v1/me")).send().await.unwrap()).await;
+    assert_eq!(me["id"], root_id.as_str());
+}

@@ -213,6 +213,10 @@ pub struct SsoConfig {
     pub email_attribute: Option<String>,
     /// SAML: accept IdP-initiated sign-in.
     pub allow_idp_initiated: bool,
+    /// Whether a SAML email may link an existing account that is already
+    /// linked at another provider (accounts awaiting their first SSO
+    /// sign-in are always linked).
+    pub trust_saml_email_for_linking: bool,
     /// Create accounts at first sign-in for verified emails (role user).
     pub jit_provisioning: bool,
     /// Clock difference tolerated with the provider, in seconds.
@@ -236,6 +240,7 @@ impl Default for SsoConfig {
             sp_entity_id: None,
             email_attribute: None,
             allow_idp_initiated: false,
+            trust_saml_email_for_linking: false,
             jit_provisioning: false,
             clock_skew_secs: 60,
             timeout_secs: 10,

@@ -154,6 +154,7 @@ pub fn configured_sso(config: &Config, public_url: &str) -> anyhow::Result<SsoSe
                     .unwrap_or_else(|| format!("{public_url}/auth/saml/metadata")),
                 email_attribute: sso.email_attribute.clone(),
                 allow_idp_initiated: sso.allow_idp_initiated,
+                trust_email_for_linking: sso.trust_saml_email_for_linking,
             })
         }
         other => anyhow::bail!("sso.mode must be none, oidc or saml, not `{other}`"),

@@ -261,6 +261,9 @@ impl UserRepository for InMemoryStore {
         {
             return Err(ChangeUserError::SeatLimitReached { limit });
         }
+        if change.after.sign_in != change.before.sign_in {
+            state.passwords.remove(&id);
+        }
         state.users.insert(id, change.after);
         if change.end_sessions {
             state.sessions.retain(|s| s.user_id != id);
@@ -1071,17 +1074,14 @@ impl SsoRepository for InMemoryStore {
         Ok(id.and_then(|id| state.users.get(id).cloned()))
     }
 
-    async fn linked_subject(
-        &self,
-        user: UserId,
-        issuer: &str,
-    ) -> Result<Option<String>, StoreError> {
+    async fn links_of(&self, user: UserId) -> Result<Vec<(String, String)>, StoreError> {
         let state = self.state();
         Ok(state
             .sso_links
             .iter()
-            .find(|((i, _), u)| i == issuer && **u == user)
-            .map(|((_, subject), _)| subject.clone()))
+            .filter(|(_, u)| **u == user)
+            .map(|((issuer, subject), _)| (issuer.clone(), subject.clone()))
+            .collect())
     }
 
     async fn remember_assertion(

@@ -48,6 +48,9 @@ struct StoredSaml {
     sp_entity_id: String,
     email_attribute: Option<String>,
     allow_idp_initiated: bool,
+    /// Absent in settings saved before it existed: off.
+    #[serde(default)]
+    trust_email_for_linking: bool,
 }
 
 fn sso_to_json(settings: &SsoSettings) -> String {
@@ -70,6 +73,7 @@ fn sso_to_json(settings: &SsoSettings) -> String {
                 sp_entity_id: s.sp_entity_id.clone(),
                 email_attribute: s.email_attribute.clone(),
                 allow_idp_initiated: s.allow_idp_initiated,
+                trust_email_for_linking: s.trust_email_for_linking,
             }),
         ),
     };
@@ -105,6 +109,7 @@ fn sso_from_json(raw: &str) -> Result<SsoSettings, StoreError> {
             sp_entity_id: s.sp_entity_id,
             email_attribute: s.email_attribute,
             allow_idp_initiated: s.allow_idp_initiated,
+            trust_email_for_linking: s.trust_email_for_linking,
         }),
         _ => return Err(invalid("mode")),
     };

@@ -122,17 +122,13 @@ impl SsoRepository for SqlStore {
             .transpose()
     }
 
-    async fn linked_subject(
-        &self,
-        user: UserId,
-        issuer: &str,
-    ) -> Result<Option<String>, StoreError> {
+    async fn links_of(&self, user: UserId) -> Result<Vec<(String, String)>, StoreError> {
         let links = sso_links::Entity::find()
             .filter(sso_links::Column::UserId.eq(user.to_string()))
             .all(&self.db)
             .await
             .map_err(db("reading a user's SSO links"))?;
-        Ok(links.into_iter().find(|l| l.issuer == issuer).map(|l| l.subject))
+        Ok(links.into_iter().map(|l| (l.issuer, l.subject)).collect())
     }
 
     async fn remember_assertion(

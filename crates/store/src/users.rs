@@ -81,6 +81,7 @@ impl UserRepository for SqlStore {
                 users::Column::DeactivatedAt,
                 Expr::value(after.state.deactivated_at().map(micros)),
             )
+            .col_expr(users::Column::SignIn, Expr::value(after.sign_in.as_str()))
             .col_expr(users::Column::NameKey, Expr::value(after.name.sort_key()))
             .col_expr(
                 users::Column::SearchText,
@@ -92,6 +93,15 @@ impl UserRepository for SqlStore {
             .map_err(db("changing a user"))?;
         if after.name != change.before.name {
             index_user(&txn, after).await.map_err(db("re-indexing a user for search"))?;
+        }
+        if after.sign_in != change.before.sign_in {
+            // Switched to single sign-on: the password goes.
+            users::Entity::update_many()
+                .col_expr(users::Column::PasswordHash, Expr::value(Option::<String>::None))
+                .filter(users::Column::Id.eq(id.clone()))
+                .exec(&txn)
+                .await
+                .map_err(db("removing a password"))?;
         }
         count_move(
             &txn,

@@ -100,6 +100,9 @@ pub enum AuditAction {
     ServiceTokenCreated,
     /// An admin revoked a service token.
     ServiceTokenRevoked,
+    /// An admin switched a password account to single sign-on (its
+    /// password removed; its next SSO sign-in links it).
+    SignInMethodChanged,
 }
 
 const ACTION_NAMES: &[(AuditAction, &str)] = &[
@@ -129,6 +132,7 @@ const ACTION_NAMES: &[(AuditAction, &str)] = &[
     (AuditAction::UserProvisioned, "user.provisioned"),
     (AuditAction::ServiceTokenCreated, "service_token.created"),
     (AuditAction::ServiceTokenRevoked, "service_token.revoked"),
+    (AuditAction::SignInMethodChanged, "user.sign_in_method_changed"),
 ];
 
 impl AuditAction {

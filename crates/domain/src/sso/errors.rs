@@ -39,6 +39,13 @@ pub enum SsoRefusal {
     AccountDeactivated,
     /// The user is linked to another account at this provider.
     SubjectMismatch,
+    /// The email belongs to a password account: never linked to SSO
+    /// automatically (an admin switches it to SSO explicitly).
+    PasswordAccount,
+    /// The email belongs to an SSO account already linked elsewhere, and
+    /// this provider's email is not trusted to link existing accounts
+    /// (SAML, unless the setting allows it).
+    LinkNotTrusted,
     /// Just-in-time provisioning would pass the seat limit.
     SeatLimitReached {
         /// The limit.
@@ -58,6 +65,8 @@ impl SsoRefusal {
             Self::UnknownUser => "unknown_user",
             Self::AccountDeactivated => "account_deactivated",
             Self::SubjectMismatch => "subject_mismatch",
+            Self::PasswordAccount => "password_account",
+            Self::LinkNotTrusted => "link_not_trusted",
             Self::SeatLimitReached { .. } => "seat_limit_reached",
         }
     }
@@ -87,6 +96,13 @@ impl SsoRefusal {
                 .into(),
             Self::SubjectMismatch => "This SecureAI account is linked to a different account at \
                 your identity provider. Ask your administrator for help."
+                .into(),
+            Self::PasswordAccount => "This account signs in with a password, so your identity \
+                provider cannot sign you in to it. Sign in with your password, or ask your \
+                administrator to switch the account to single sign-on."
+                .into(),
+            Self::LinkNotTrusted => "An account with this email address exists but is not \
+                linked to this identity provider. Ask your administrator for help."
                 .into(),
             Self::SeatLimitReached { limit } => format!(
                 "All {limit} seats of this instance are taken, so no account could be created \

@@ -127,15 +127,11 @@ pub trait SsoRepository: Send + Sync {
     /// [`StoreError`] only on failure.
     async fn find_linked(&self, issuer: &str, subject: &str) -> Result<Option<User>, StoreError>;
 
-    /// The subject a user is linked to at this provider.
+    /// Every (issuer, subject) the user is linked to.
     ///
     /// # Errors
     /// [`StoreError`] only on failure.
-    async fn linked_subject(
-        &self,
-        user: UserId,
-        issuer: &str,
-    ) -> Result<Option<String>, StoreError>;
+    async fn links_of(&self, user: UserId) -> Result<Vec<(String, String)>, StoreError>;
 
     /// Records a one-time assertion id until it expires; `false` if it was
     /// seen before (a replay). Forgets ids that expired before `now`.

@@ -267,10 +267,8 @@ impl UserManagement {
                 let link = Some((identity.issuer.clone(), identity.subject.clone()));
                 match self.ports.users.find_by_email(&email).await? {
                     Some(user) => {
-                        let other =
-                            self.ports.sso.linked_subject(user.id, &identity.issuer).await?;
-                        if other.is_some_and(|s| s != identity.subject) {
-                            return Ok(Err((SsoRefusal::SubjectMismatch, Whom::User(user))));
+                        if let Err(refusal) = self.may_link(settings, identity, &user).await? {
+                            return Ok(Err((refusal, Whom::User(user))));
                         }
                         (user, link, None)
                     }
@@ -353,6 +351,43 @@ impl UserManagement {
         };
         let user = User { last_login_at: Some(now), ..user };
         Ok(Ok((SsoSignIn { user, create, activate, link, session, audit }, token)))
+    }
+
+    /// Whether a first sign-in of this identity may link the existing
+    /// account with its email:
+    /// - a password (break-glass) account never: an admin switches it to
+    ///   SSO explicitly (`sign_in: "sso"`, audited);
+    /// - an account linked to another subject of this provider never;
+    /// - an SSO account not linked anywhere yet (invited, switched by an
+    ///   admin, imported) is waiting for exactly this: linked;
+    /// - an SSO account linked at another provider only when this one's
+    ///   email can be trusted: OIDC's verified email, SAML's only when the
+    ///   setting `trust_email_for_linking` says so (off by default: a SAML
+    ///   IdP asserts whatever email its admins typed).
+    async fn may_link(
+        &self,
+        settings: &SsoSettings,
+        identity: &SsoIdentity,
+        user: &User,
+    ) -> Result<Result<(), SsoRefusal>, StoreError> {
+        if user.sign_in == SignInMethod::Password {
+            return Ok(Err(SsoRefusal::PasswordAccount));
+        }
+        let links = self.ports.sso.links_of(user.id).await?;
+        if links
+            .iter()
+            .any(|(issuer, subject)| *issuer == identity.issuer && *subject != identity.subject)
+        {
+            return Ok(Err(SsoRefusal::SubjectMismatch));
+        }
+        if links.is_empty() {
+            return Ok(Ok(()));
+        }
+        let trusted = match &settings.mode {
+            SsoMode::Saml(saml) => saml.trust_email_for_linking,
+            _ => identity.email_verified,
+        };
+        Ok(if trusted { Ok(()) } else { Err(SsoRefusal::LinkNotTrusted) })
     }
 
     /// Audits a refusal and returns it as the error to answer with.
@@ -438,5 +473,6 @@ fn describe(settings: &SsoSettings) -> Vec<(&'static str, Option<String>)> {
     fields.push(("sp_entity_id", saml.map(|s| s.sp_entity_id.clone())));
     fields.push(("email_attribute", saml.and_then(|s| s.email_attribute.clone())));
     fields.push(("allow_idp_initiated", saml.map(|s| s.allow_idp_initiated.to_string())));
+    fields.push(("trust_email_for_linking", saml.map(|s| s.trust_email_for_linking.to_string())));
     fields
 }

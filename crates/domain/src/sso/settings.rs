@@ -82,6 +82,10 @@ pub struct SamlSettings {
     pub email_attribute: Option<String>,
     /// Whether responses the IdP sends unasked (IdP-initiated) are accepted.
     pub allow_idp_initiated: bool,
+    /// Whether the asserted email may link an SSO account that is already
+    /// linked at another provider. Off by default: a SAML IdP asserts
+    /// whatever its admins typed, verified or not.
+    pub trust_email_for_linking: bool,
 }
 
 /// Which identity provider, if any.
@@ -310,6 +314,7 @@ mod tests {
                 sp_entity_id: "https://ai.example.com/auth/saml/metadata".into(),
                 email_attribute: None,
                 allow_idp_initiated: false,
+                trust_email_for_linking: false,
             }),
             ..SsoSettings::disabled()
         };

@@ -13,7 +13,7 @@ use crate::service::UserManagement;
 use crate::sessions::models::Admin;
 use crate::users::errors::{EraseUserError, FieldError, SettingsError, UpdateUserError};
 use crate::users::models::{
-    Department, DisplayName, EmailAddress, Role, User, UserId, UserState, UserStatus,
+    Department, DisplayName, EmailAddress, Role, SignInMethod, User, UserId, UserState, UserStatus,
 };
 use crate::users::ports::{ChangeUserError, Erasure, UserChange};
 
@@ -29,6 +29,10 @@ pub struct UserUpdate {
     pub name: Option<String>,
     /// New department (`""` clears it).
     pub department: Option<String>,
+    /// `sso` switches a password account to single sign-on: its password
+    /// is removed, its sessions end, and its next SSO sign-in links it.
+    /// The only way a password (break-glass) account is ever linked.
+    pub sign_in: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -37,6 +41,7 @@ struct ValidUpdate {
     active: Option<bool>,
     name: Option<DisplayName>,
     department: Option<Option<Department>>,
+    to_sso: bool,
 }
 
 impl UserUpdate {
@@ -61,6 +66,17 @@ impl UserUpdate {
                 .map(Department::parse)
                 .transpose()
                 .map_err(|e| FieldError::new("department", e))?,
+            to_sso: match self.sign_in.as_deref() {
+                None => false,
+                Some("sso") => true,
+                Some(_) => {
+                    return Err(FieldError::new(
+                        "sign_in",
+                        "can only be `sso`: a password account can be switched to single sign-on; \
+                         the way back is a password reset",
+                    ));
+                }
+            },
         })
     }
 }
@@ -277,6 +293,16 @@ fn plan(
         let mut event = event(AuditAction::ProfileChanged);
         event.changes = profile;
         audit.push(event);
+    }
+
+    if update.to_sso && before.sign_in == SignInMethod::Password {
+        after.sign_in = SignInMethod::Sso;
+        change.end_sessions = true;
+        audit.push(event(AuditAction::SignInMethodChanged).change(Change::new(
+            "sign_in",
+            Some("password"),
+            Some("sso"),
+        )));
     }
 
     match (update.active, before.status()) {

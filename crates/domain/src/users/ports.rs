@@ -239,7 +239,8 @@ pub trait UserRepository: Send + Sync {
     async fn insert_invited(&self, new: NewInvitedUser) -> Result<(), InsertUserError>;
 
     /// Applies a change to an existing user in one transaction: the row, the
-    /// audit events, and (as asked) ending sessions and voiding links.
+    /// audit events, and (as asked) ending sessions and voiding links. A
+    /// change of `sign_in` to SSO removes the stored password.
     ///
     /// # Errors
     /// Writes nothing and

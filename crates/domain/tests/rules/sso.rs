@@ -214,8 +214,9 @@ async fn a_user_linked_to_another_subject_is_refused() {
 
 #[tokio::test]
 async fn an_answer_without_a_started_sign_in_or_used_twice_is_refused() {
-    let (kit, _admin) = with_sso(false).await;
-    kit.identity.answer(Ok(identity("sub-1", "root@example.com", true)));
+    let (kit, admin) = with_sso(false).await;
+    kit.service.invite_user(&admin, &invite("ada@example.com", "user"), &ctx()).await.unwrap();
+    kit.identity.answer(Ok(identity("sub-1", "ada@example.com", true)));
     let outcome =
         kit.service.complete_sso(SsoProtocol::Oidc, None, &SsoResponse::default(), &ctx()).await;
     assert_eq!(refused(outcome), SsoRefusal::NoLoginInProgress);
@@ -360,4 +361,125 @@ async fn while_sso_is_configured_imported_users_are_sso_users_with_access_ready_
         .filter(|m| matches!(m.mail.message, MailMessage::AccessReady { .. }))
         .count();
     assert_eq!(notices, 2);
+}
+
+#[tokio::test]
+async fn a_password_account_is_never_linked_by_an_sso_sign_in() {
+    // The break-glass admin set up with a password, and the provider
+    // asserting the same, verified address.
+    let (kit, _admin) = with_sso(true).await;
+    let refusal =
+        refused(sso_sign_in(&kit, Ok(identity("sub-root", crate::kit::ROOT_EMAIL, true))).await);
+    assert_eq!(refusal, SsoRefusal::PasswordAccount);
+    assert_eq!(last_failure_reason(&kit), "password_account");
+    assert!(kit.store.state().sso_links.is_empty());
+    // The password still works.
+    kit.service
+        .sign_in(crate::kit::ROOT_EMAIL, &pw(crate::kit::ROOT_PASSWORD), &ctx())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_admin_switches_a_password_account_to_sso_explicitly_and_audited_then_it_links() {
+    let (kit, admin) = with_sso(false).await;
+    let mut request = invite("breakglass@example.com", "admin");
+    request.sign_in = Some("password".into());
+    let local = kit.service.invite_user(&admin, &request, &ctx()).await.unwrap();
+    kit.service
+        .accept_invitation(&local.token, pw("a long local passphrase"), &ctx())
+        .await
+        .unwrap();
+    let refusal =
+        refused(sso_sign_in(&kit, Ok(identity("sub-b", "breakglass@example.com", true))).await);
+    assert_eq!(refusal, SsoRefusal::PasswordAccount);
+
+    let switch = secureai_domain::users::lifecycle::UserUpdate {
+        sign_in: Some("sso".into()),
+        ..Default::default()
+    };
+    let switched = kit.service.update_user(&admin, local.user.id, &switch, &ctx()).await.unwrap();
+    assert_eq!(switched.sign_in, SignInMethod::Sso);
+    let event = audit_of(&kit, AuditAction::SignInMethodChanged);
+    assert_eq!(event.len(), 1);
+    assert_eq!(event[0].target_id, Some(local.user.id));
+    // The password is gone, and the next SSO sign-in links the account.
+    assert!(
+        kit.service
+            .sign_in("breakglass@example.com", &pw("a long local passphrase"), &ctx())
+            .await
+            .is_err()
+    );
+    let signed_in =
+        sso_sign_in(&kit, Ok(identity("sub-b", "breakglass@example.com", true))).await.unwrap();
+    assert_eq!(signed_in.user.id, local.user.id);
+    // Only `sso` is accepted.
+    let back = secureai_domain::users::lifecycle::UserUpdate {
+        sign_in: Some("password".into()),
+        ..Default::default()
+    };
+    assert!(kit.service.update_user(&admin, local.user.id, &back, &ctx()).await.is_err());
+}
+
+#[tokio::test]
+async fn an_account_linked_at_another_provider_is_linked_only_by_a_trusted_email() {
+    let (kit, admin) = with_sso(false).await;
+    kit.service.invite_user(&admin, &invite("ada@example.com", "user"), &ctx()).await.unwrap();
+    sso_sign_in(&kit, Ok(identity("sub-1", "ada@example.com", true))).await.unwrap();
+    // The company moves to another provider (another issuer).
+    let moved = |verified| SsoIdentity {
+        issuer: "https://new-idp.example.com".into(),
+        ..identity("other-sub", "ada@example.com", verified)
+    };
+    let refusal = refused(sso_sign_in(&kit, Ok(moved(false))).await);
+    assert_eq!(refusal, SsoRefusal::EmailNotVerified);
+    // OIDC's verified email is trusted.
+    sso_sign_in(&kit, Ok(moved(true))).await.unwrap();
+    assert_eq!(kit.store.state().sso_links.len(), 2);
+}
+
+#[tokio::test]
+async fn a_saml_email_links_an_account_linked_elsewhere_only_when_the_setting_trusts_it() {
+    use secureai_domain::sso::settings::SamlSettings;
+    let (kit, admin) = with_sso(false).await;
+    kit.service.invite_user(&admin, &invite("ada@example.com", "user"), &ctx()).await.unwrap();
+    sso_sign_in(&kit, Ok(identity("sub-1", "ada@example.com", true))).await.unwrap();
+    let saml = |trust| SsoSettingsUpdate {
+        settings: SsoSettings {
+            mode: SsoMode::Saml(SamlSettings {
+                idp_metadata_url: None,
+                idp_metadata_xml: "<EntityDescriptor/>".into(),
+                sp_entity_id: "urn:secureai".into(),
+                email_attribute: None,
+                allow_idp_initiated: false,
+                trust_email_for_linking: trust,
+            }),
+            jit_provisioning: false,
+            clock_skew_secs: 60,
+        },
+        client_secret: SecretChange::Keep,
+    };
+    kit.service.update_sso_settings(&admin, saml(false), &ctx()).await.unwrap();
+    assert_eq!(refused(saml_sign_in(&kit).await), SsoRefusal::LinkNotTrusted);
+    kit.service.update_sso_settings(&admin, saml(true), &ctx()).await.unwrap();
+    saml_sign_in(&kit).await.unwrap();
+}
+
+async fn saml_sign_in(
+    kit: &TestKit,
+) -> Result<secureai_domain::sessions::models::SignedIn, SsoSignInError> {
+    let started = kit.service.begin_sso(SsoProtocol::Saml).await.unwrap();
+    kit.identity.answer(Ok(SsoIdentity {
+        protocol: SsoProtocol::Saml,
+        issuer: "urn:saml-idp".into(),
+        ..identity("ada-at-saml", "ada@example.com", true)
+    }));
+    kit.service
+        .complete_sso(
+            SsoProtocol::Saml,
+            Some(&started.browser_token),
+            &SsoResponse::default(),
+            &ctx(),
+        )
+        .await
 }

@@ -53,6 +53,9 @@ pub(crate) struct SamlView {
     email_attribute: Option<String>,
     /// Whether IdP-initiated sign-in is accepted.
     allow_idp_initiated: bool,
+    /// Whether the asserted email may link an account already linked at
+    /// another provider.
+    trust_email_for_linking: bool,
 }
 
 /// The SSO settings in force.
@@ -100,6 +103,7 @@ impl SsoSettingsView {
                     sp_entity_id: s.sp_entity_id.clone(),
                     email_attribute: s.email_attribute.clone(),
                     allow_idp_initiated: s.allow_idp_initiated,
+                    trust_email_for_linking: s.trust_email_for_linking,
                 }),
             ),
         };
@@ -157,6 +161,10 @@ pub(crate) struct SamlInput {
     email_attribute: Option<String>,
     /// Accept IdP-initiated sign-in (default false).
     allow_idp_initiated: Option<bool>,
+    /// Let the asserted email link an account already linked at another
+    /// provider (default false; accounts awaiting their first SSO sign-in
+    /// are linked either way, password accounts never).
+    trust_email_for_linking: Option<bool>,
 }
 
 /// New SSO settings.
@@ -216,6 +224,7 @@ impl SsoSettingsInput {
                     sp_entity_id: saml.sp_entity_id.unwrap_or_else(|| default_entity_id.to_owned()),
                     email_attribute: saml.email_attribute.filter(|a| !a.trim().is_empty()),
                     allow_idp_initiated: saml.allow_idp_initiated.unwrap_or(false),
+                    trust_email_for_linking: saml.trust_email_for_linking.unwrap_or(false),
                 })
             }
         };

@@ -54,8 +54,10 @@ pub(crate) struct UserPageDto {
     total_exact: bool,
 }
 
-/// Fields to change; absent fields stay as they are.
+/// Fields to change; absent fields stay as they are; any other field (an
+/// `email`, say) is refused.
 #[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
 pub(crate) struct UpdateUser {
     /// `user` or `admin`.
     role: Option<String>,
@@ -65,6 +67,10 @@ pub(crate) struct UpdateUser {
     name: Option<String>,
     /// Department; an empty string clears it.
     department: Option<String>,
+    /// `sso` switches a password account to single sign-on: its password
+    /// is removed and its sessions end; its next SSO sign-in links it.
+    /// Password accounts are never linked to SSO otherwise.
+    sign_in: Option<String>,
 }
 
 pub(crate) fn parse_id(text: &str) -> Result<UserId, ApiError> {
@@ -161,6 +167,7 @@ impl UsersApi {
             active: body.0.active,
             name: body.0.name,
             department: body.0.department,
+            sign_in: body.0.sign_in,
         };
         let user = self.0.service.update_user(&admin, id, &update, &request_context(req)).await?;
         Ok(Json(UserDto::from(&user)))

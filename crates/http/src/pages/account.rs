@@ -449,6 +449,7 @@ struct SsoPage {
     sp_entity_id: String,
     email_attribute: String,
     allow_idp_initiated: bool,
+    trust_email_for_linking: bool,
     jit: bool,
     skew: u32,
     redirect_uri: String,
@@ -484,6 +485,7 @@ fn sso_page(
         sp_entity_id: saml.map_or_else(|| state.saml_metadata_url(), |s| s.sp_entity_id.clone()),
         email_attribute: saml.and_then(|s| s.email_attribute.clone()).unwrap_or_default(),
         allow_idp_initiated: saml.is_some_and(|s| s.allow_idp_initiated),
+        trust_email_for_linking: saml.is_some_and(|s| s.trust_email_for_linking),
         jit: sso.jit_provisioning,
         skew: sso.clock_skew_secs,
         redirect_uri: state.oidc_redirect_uri(),
@@ -538,6 +540,8 @@ pub(crate) struct SsoForm {
     #[serde(default)]
     allow_idp_initiated: Option<String>,
     #[serde(default)]
+    trust_email_for_linking: Option<String>,
+    #[serde(default)]
     jit: Option<String>,
     #[serde(default)]
     skew: String,
@@ -578,6 +582,7 @@ fn sso_update(form: &SsoForm) -> Result<secureai_domain::sso::settings::SsoSetti
             sp_entity_id: form.sp_entity_id.trim().to_owned(),
             email_attribute: blank_to_none(&form.email_attribute),
             allow_idp_initiated: form.allow_idp_initiated.is_some(),
+            trust_email_for_linking: form.trust_email_for_linking.is_some(),
         }),
         _ => SsoMode::None,
     };

@@ -709,6 +709,7 @@ pub(crate) async fn save_user(
         active: form.has_active.map(|_| form.active.is_some()),
         name: None,
         department: None,
+        sign_in: None,
     };
     use secureai_domain::users::errors::UpdateUserError;
     match state.service.update_user(&admin, id, &update, &request_context(req)).await {

@@ -116,10 +116,7 @@ pub async fn a_first_sso_sign_in_activates_links_and_starts_a_session_atomically
     assert_eq!(stored.status(), UserStatus::Active);
     assert_eq!(stored.last_login_at, Some(now));
     assert_eq!(db.store.find_linked(&issuer, "sub-1").await.unwrap().unwrap().id, active.id);
-    assert_eq!(
-        db.store.linked_subject(active.id, &issuer).await.unwrap().as_deref(),
-        Some("sub-1")
-    );
+    assert_eq!(db.store.links_of(active.id).await.unwrap(), vec![(issuer.clone(), "sub-1".into())]);
     assert_eq!(count(&db, "SELECT COUNT(*) FROM invitations WHERE state = 'pending'").await, 0);
     assert_eq!(count(&db, "SELECT COUNT(*) FROM sessions").await, 2, "the admin's and Ada's");
     assert_eq!(count(&db, "SELECT COUNT(*) FROM audit_events").await, audit_before + 2);
@@ -209,6 +206,7 @@ pub async fn sso_settings_are_stored_with_their_secret(db: TestDb) {
             sp_entity_id: "urn:secureai".into(),
             email_attribute: Some("mail".into()),
             allow_idp_initiated: false,
+            trust_email_for_linking: false,
         }),
         ..SsoSettings::disabled()
     };
