@@ -383,8 +383,11 @@ async fn after_a_restart_the_new_process_delivers_what_the_old_one_could_not() {
     let shared = tempfile::tempdir().unwrap();
     let database_url = format!("sqlite://{}?mode=rwc", shared.path().join("shared.db").display());
     let port = free_port();
+    // Both processes use the database's secret key.
+    let key = secureai_store::SecretKey::generate().to_base64();
     let on_shared = |config: &mut Config| {
         config.database_url = Some(database_url.clone());
+        config.secret_key = Some(key.clone().into());
         config.mail.first_retry_ms = 200;
         config.mail.max_retry_secs = 1;
         config.mail.smtp = Some(SmtpConfig {

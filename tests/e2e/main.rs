@@ -289,12 +289,15 @@ async fn two_instances_share_one_database(backend: secureai_store::test_database
     };
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let ports = [free_port(), free_port()];
+    // Instances sharing a database share the key that seals its secrets.
+    let key = secureai_store::SecretKey::generate().to_base64();
     let start = |i: usize| {
         let mut command = secureai(dirs[i].path());
         command
             .arg("serve")
             .env("SECUREAI_LISTEN", format!("127.0.0.1:{}", ports[i]))
             .env("SECUREAI_DATABASE_URL", &database.url)
+            .env("SECUREAI_SECRET_KEY", &key)
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         let mut child = command.spawn().unwrap();

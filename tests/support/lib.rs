@@ -153,6 +153,12 @@ impl TestApp {
         n
     }
 
+    /// Every value of every column of every table of the application's
+    /// database, as text (for scans of what is stored at rest).
+    pub async fn all_text(&self) -> Vec<(String, String, String)> {
+        stored_text(&self.database_url).await
+    }
+
     /// `base + path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
@@ -384,4 +390,43 @@ pub async fn sign_in_refusal(app: &TestApp, admin: &str, reason: &str) -> Value 
             items.iter().map(|e| (audit_change(e, "reason"), audit_change(e, "detail"))).collect();
         panic!("no refusal for {reason}; refusals: {reasons:?}")
     })
+}
+
+/// Every value of every column of every table of the database at `url`,
+/// as (table, column, text).
+pub async fn stored_text(url: &str) -> Vec<(String, String, String)> {
+    use sea_orm::{ConnectionTrait as _, DbBackend, Statement};
+    let store = secureai_store::SqlStore::connect(url, &Default::default()).await.unwrap();
+    let backend = store.backend();
+    let db = store.connection();
+    let query = |sql: String| Statement::from_string(backend, sql);
+    let columns_sql = match backend {
+        DbBackend::Sqlite => "SELECT m.name AS t, p.name AS c FROM sqlite_master m \
+             JOIN pragma_table_info(m.name) p WHERE m.type = 'table'"
+            .to_owned(),
+        DbBackend::Postgres => "SELECT table_name::text AS t, column_name::text AS c \
+             FROM information_schema.columns WHERE table_schema = 'public'"
+            .to_owned(),
+        _ => "SELECT CAST(table_name AS CHAR) AS t, CAST(column_name AS CHAR) AS c \
+             FROM information_schema.columns WHERE table_schema = DATABASE()"
+            .to_owned(),
+    };
+    let mut out = Vec::new();
+    for row in db.query_all_raw(query(columns_sql)).await.unwrap() {
+        let table: String = row.try_get("", "t").unwrap();
+        let column: String = row.try_get("", "c").unwrap();
+        let (q, text) = match backend {
+            DbBackend::Sqlite => ('"', "TEXT"),
+            DbBackend::Postgres => ('"', "TEXT"),
+            _ => ('`', "CHAR"),
+        };
+        let sql = format!("SELECT CAST({q}{column}{q} AS {text}) AS v FROM {q}{table}{q}");
+        for value in db.query_all_raw(query(sql)).await.unwrap() {
+            if let Ok(Some(v)) = value.try_get::<Option<String>>("", "v") {
+                out.push((table.clone(), column.clone(), v));
+            }
+        }
+    }
+    store.close().await.unwrap();
+    out
 }

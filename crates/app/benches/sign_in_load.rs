@@ -12,7 +12,9 @@
 //! account would wait for the throttle). The server's resident memory is
 //! read from `/proc/<pid>/status` every 50 ms.
 //!
-//! Environment: `CLIENTS` (default 500), `SECONDS` (8), `IDLE_SECONDS` (10).
+//! Environment: `CLIENTS` (default 500), `SECONDS` (8), `IDLE_SECONDS` (10),
+//! `HASHING_SLOTS` (the server's `password_hashing.max_concurrent`; default
+//! its own, twice the cores).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -109,6 +111,11 @@ async fn main() {
         .env("SECUREAI_TRUSTED_PROXIES", "[\"127.0.0.0/8\"]")
         .env("SECUREAI_LOG", "warn")
         .env("SECUREAI_MAIL__POLL_INTERVAL_MS", "60000")
+        .envs(
+            std::env::var("HASHING_SLOTS")
+                .ok()
+                .map(|n| ("SECUREAI_PASSWORD_HASHING__MAX_CONCURRENT", n)),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

@@ -171,6 +171,36 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How often expired SSO sign-ins and stale attempt counts are deleted.
     pub sweep_interval_secs: u64,
+    /// The key sealing secrets at rest, base64 of 32 bytes
+    /// (`SECUREAI_SECRET_KEY`); wins over the key file.
+    pub secret_key: Option<OperatorKey>,
+    /// The key file (default `<data_dir>/secret.key`), created on first
+    /// start with mode 0600.
+    pub secret_key_file: Option<PathBuf>,
+}
+
+/// The operator's secret key as configured: never printed.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct OperatorKey(String);
+
+impl From<String> for OperatorKey {
+    fn from(text: String) -> Self {
+        Self(text)
+    }
+}
+
+impl OperatorKey {
+    /// The configured text.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for OperatorKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[REDACTED]")
+    }
 }
 
 /// Usage analytics: how much one report may carry, how long raw events
@@ -304,6 +334,8 @@ impl Default for Config {
             sso: SsoConfig::default(),
             trusted_proxies: Vec::new(),
             sweep_interval_secs: 60,
+            secret_key: None,
+            secret_key_file: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! worker. This is the only crate that names concrete adapters.
 
 pub mod config;
+pub mod secret_key;
 mod worker;
 
 use std::net::SocketAddr;
@@ -22,7 +23,7 @@ use secureai_domain::{Clock, DisplayName, EmailAddress, PlainToken, RequestConte
 use secureai_http::{AppState, Readiness};
 use secureai_mail::{Mailer, MailerOptions, Templates};
 use secureai_sso::{SsoAdapter, SsoOptions};
-use secureai_store::{SqlStore, StoreOptions};
+use secureai_store::{SecretKey, SqlStore, StoreOptions};
 use secureai_system::{Argon2Cost, Argon2Hasher, HashingLimits, OsTokens, SystemClock};
 use tokio::sync::watch;
 
@@ -215,8 +216,10 @@ pub async fn wire_with_clock(
         },
     )?;
     let mailer = Arc::new(mailer(config, public_url)?);
-    let store = connect(config).await?;
+    let key = secret_key::load(config)?;
+    let store = connect_with_key(config, key.key.clone()).await?;
     store.migrate().await?;
+    secret_key::settle(&store, &key).await?;
     let hashing = &config.password_hashing;
     let defaults = HashingLimits::default();
     let hasher = Argon2Hasher::new(
@@ -228,6 +231,7 @@ pub async fn wire_with_clock(
         HashingLimits {
             concurrent: hashing.max_concurrent.unwrap_or(defaults.concurrent),
             max_wait: std::time::Duration::from_millis(hashing.max_wait_ms),
+            ..defaults
         },
     )?;
     let ports = Ports::from_store(
@@ -249,8 +253,19 @@ pub async fn wire_with_clock(
 pub async fn connect(config: &Config) -> anyhow::Result<SqlStore> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create the data folder {}", config.data_dir.display()))?;
+    connect_with_key(config, secret_key::load(config)?.key).await
+}
+
+/// Connects with this secret key (not migrating, not checking the key).
+///
+/// # Errors
+/// When the database cannot be reached.
+pub async fn connect_with_key(config: &Config, key: SecretKey) -> anyhow::Result<SqlStore> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create the data folder {}", config.data_dir.display()))?;
     let options = StoreOptions {
         max_connections: config.database_max_connections,
+        secret_key: Some(key),
         ..StoreOptions::default()
     };
     Ok(SqlStore::connect(&config.database_url(), &options).await?)

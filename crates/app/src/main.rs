@@ -38,6 +38,21 @@ enum Command {
         #[command(subcommand)]
         action: UsersAction,
     },
+    /// The secret key that seals secrets at rest.
+    Secrets {
+        #[command(subcommand)]
+        action: SecretsAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretsAction {
+    /// Make a new secret key and re-seal every secret with it, in one
+    /// transaction. Stop the other instances first; start them with the new
+    /// key. The key file is replaced (the old one kept as
+    /// `secret.key.previous`); with `SECUREAI_SECRET_KEY` the new key is
+    /// written next to the key file for you to put in its place.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -213,6 +228,26 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             }
             if let Some(path) = outcome.report {
                 println!("Skipped rows, with line, email, field and reason: {}", path.display());
+            }
+            Ok(())
+        }
+        Command::Secrets { action: SecretsAction::Rotate } => {
+            let rotation = secureai_app::secret_key::rotate(&config).await?;
+            println!("Re-sealed {} secrets with a new key.", rotation.resealed);
+            if rotation.replaced {
+                println!("The key file {} holds the new key.", rotation.new_key_file.display());
+                if let Some(previous) = rotation.previous_key_file {
+                    println!(
+                        "The old key is kept in {}; delete it once backups made with it are gone.",
+                        previous.display()
+                    );
+                }
+            } else {
+                println!(
+                    "The new key is in {}: set SECUREAI_SECRET_KEY to its content on every instance \
+                     before starting them again, then delete the file.",
+                    rotation.new_key_file.display()
+                );
             }
             Ok(())
         }

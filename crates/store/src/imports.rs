@@ -220,10 +220,12 @@ impl ImportRepository for SqlStore {
             .exec_without_returning(&txn)
             .await
             .map_err(db("inserting invitations"))?;
-            outbox::Entity::insert_many(created.iter().map(|c| mail_to_row(&c.user.mail)))
-                .exec_without_returning(&txn)
-                .await
-                .map_err(db("queueing invitation emails"))?;
+            outbox::Entity::insert_many(
+                created.iter().map(|c| mail_to_row(&self.sealer, &c.user.mail)),
+            )
+            .exec_without_returning(&txn)
+            .await
+            .map_err(db("queueing invitation emails"))?;
             audit_events::Entity::insert_many(created.iter().map(|c| audit_to_row(&c.user.audit)))
                 .exec_without_returning(&txn)
                 .await

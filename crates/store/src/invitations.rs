@@ -68,7 +68,7 @@ impl InvitationRepository for SqlStore {
             .exec_without_returning(&txn)
             .await
             .map_err(db("inserting an invitation"))?;
-        outbox::Entity::insert(mail_to_row(&reissue.mail))
+        outbox::Entity::insert(mail_to_row(&self.sealer, &reissue.mail))
             .exec_without_returning(&txn)
             .await
             .map_err(db("queueing the invitation email"))?;

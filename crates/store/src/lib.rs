@@ -20,6 +20,7 @@ mod invitations;
 mod listing;
 mod outbox;
 mod passwords;
+mod sealing;
 mod sessions;
 mod settings;
 mod setup;
@@ -31,6 +32,8 @@ mod usage;
 mod users;
 
 pub use directory::search_text;
+pub use sealing::{InvalidKey, SecretKey};
+pub use settings::KeyCheck;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -107,6 +110,11 @@ pub struct StoreOptions {
     /// the calling (or a blocking) thread instead of through the pool
     /// (`sqlite_reads.rs`). On by default; off only to compare the two.
     pub synchronous_reads: bool,
+    /// The operator's key that seals secrets at rest (`sealing.rs`). Without
+    /// one the store makes up a key of its own, which dies with it: for
+    /// tests and throw-away stores only — the application always passes
+    /// the operator's key.
+    pub secret_key: Option<SecretKey>,
 }
 
 impl Default for StoreOptions {
@@ -116,6 +124,7 @@ impl Default for StoreOptions {
             acquire_timeout: Duration::from_secs(10),
             selective_search: 2_000,
             synchronous_reads: true,
+            secret_key: None,
         }
     }
 }
@@ -129,6 +138,8 @@ pub struct SqlStore {
     reads: Option<Arc<sqlite_reads::SqliteReads>>,
     /// On a SQLite file, the thread copying the write-ahead log back.
     _checkpoints: Option<Arc<checkpoint::Checkpointer>>,
+    /// Seals and opens secrets at rest.
+    sealer: Arc<sealing::Sealer>,
 }
 
 impl SqlStore {
@@ -185,11 +196,13 @@ impl SqlStore {
             .filter(|_| options.synchronous_reads)
             .map(|path| Arc::new(sqlite_reads::SqliteReads::new(path)));
         let checkpoints = file.and_then(checkpoint::Checkpointer::start).map(Arc::new);
+        let key = options.secret_key.clone().unwrap_or_else(SecretKey::generate);
         Ok(Self {
             db,
             selective_search: options.selective_search,
             reads,
             _checkpoints: checkpoints,
+            sealer: Arc::new(sealing::Sealer::new(&key)),
         })
     }
 

@@ -2,8 +2,9 @@
 //! claimed with a lease (so several workers, in one or several instances,
 //! never send one message twice at once), then marked sent or failed.
 //!
-//! The payload holds the invitation link's token until the message is sent;
-//! marking it sent erases the payload.
+//! The payload holds the invitation link's token until the message is sent,
+//! sealed under the operator's key (`sealing.rs`); marking it sent erases
+//! the payload.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -24,6 +25,7 @@ use crate::SqlStore;
 use crate::audit::write_audit;
 use crate::convert::{db, instant, micros};
 use crate::entities::outbox;
+use crate::sealing::Sealer;
 
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -34,7 +36,12 @@ enum Payload {
     Test,
 }
 
-pub(crate) fn mail_to_row(mail: &OutgoingMail) -> outbox::ActiveModel {
+/// What a payload is sealed for: its own row.
+fn payload_purpose(id: &str) -> String {
+    format!("outbox.payload:{id}")
+}
+
+pub(crate) fn mail_to_row(sealer: &Sealer, mail: &OutgoingMail) -> outbox::ActiveModel {
     let payload = match &mail.message {
         MailMessage::Invitation { token, expires_at, invited_by } => Payload::Invitation {
             token: token.expose().to_owned(),
@@ -57,7 +64,10 @@ pub(crate) fn mail_to_row(mail: &OutgoingMail) -> outbox::ActiveModel {
         recipient: Set(mail.to.as_str().to_owned()),
         recipient_name: Set(mail.to_name.to_string()),
         // Serialising a plain enum of strings and integers cannot fail.
-        payload: Set(serde_json::to_string(&payload).unwrap_or_default()),
+        payload: Set(sealer.seal(
+            &payload_purpose(&mail.id.to_string()),
+            &serde_json::to_string(&payload).unwrap_or_default(),
+        )),
         created_at: Set(micros(mail.created_at)),
         status: Set("queued".to_owned()),
         attempts: Set(0),
@@ -68,8 +78,9 @@ pub(crate) fn mail_to_row(mail: &OutgoingMail) -> outbox::ActiveModel {
     }
 }
 
-fn mail_from_row(row: &outbox::Model) -> Result<QueuedMail, StoreError> {
-    let payload: Payload = serde_json::from_str(&row.payload)
+fn mail_from_row(sealer: &Sealer, row: &outbox::Model) -> Result<QueuedMail, StoreError> {
+    let opened = sealer.open(&payload_purpose(&row.id), &row.payload)?;
+    let payload: Payload = serde_json::from_str(&opened)
         .map_err(|e| StoreError::new(format!("outbox message {} is unreadable", row.id), e))?;
     let message = match payload {
         Payload::Invitation { token, expires_at, invited_by } => MailMessage::Invitation {
@@ -156,7 +167,7 @@ impl OutboxRepository for SqlStore {
                 .await
                 .map_err(db("leasing an outbox message"))?;
             if taken.rows_affected == 1 {
-                claimed.push(mail_from_row(&row)?);
+                claimed.push(mail_from_row(&self.sealer, &row)?);
             }
         }
         Ok(claimed)
@@ -282,4 +293,44 @@ impl OutboxRepository for SqlStore {
             .map(entry_from_row)
             .transpose()
     }
+}
+
+/// Seals queued and failed messages' payloads by `target`: every sealed
+/// one (`all`, a key rotation) or those still in clear. Returns how many.
+pub(crate) async fn reseal_payloads(
+    txn: &sea_orm::DatabaseTransaction,
+    current: &Sealer,
+    target: &Sealer,
+    all: bool,
+) -> Result<u64, StoreError> {
+    let mut count = 0;
+    let mut after = String::new();
+    loop {
+        // By id in pages, so that a large outbox is not read at once.
+        let rows = outbox::Entity::find()
+            .filter(outbox::Column::Id.gt(after.clone()))
+            .filter(outbox::Column::Payload.ne("{}"))
+            .order_by_asc(outbox::Column::Id)
+            .limit(1000)
+            .all(txn)
+            .await
+            .map_err(db("reading message payloads"))?;
+        let Some(last) = rows.last() else { break };
+        after = last.id.clone();
+        for row in rows {
+            if Sealer::is_sealed(&row.payload) && !all {
+                continue;
+            }
+            let purpose = payload_purpose(&row.id);
+            let plain = current.open(&purpose, &row.payload)?;
+            outbox::Entity::update_many()
+                .col_expr(outbox::Column::Payload, Expr::value(target.seal(&purpose, &plain)))
+                .filter(outbox::Column::Id.eq(row.id))
+                .exec(txn)
+                .await
+                .map_err(db("sealing a message payload"))?;
+            count += 1;
+        }
+    }
+    Ok(count)
 }

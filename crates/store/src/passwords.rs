@@ -51,7 +51,7 @@ impl PasswordRepository for SqlStore {
             .exec_without_returning(&txn)
             .await
             .map_err(db("storing a reset link"))?;
-        outbox::Entity::insert(mail_to_row(&new.mail))
+        outbox::Entity::insert(mail_to_row(&self.sealer, &new.mail))
             .exec_without_returning(&txn)
             .await
             .map_err(db("queueing the reset email"))?;

@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 use sea_orm::ActiveValue::Set;
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{EntityTrait, TransactionTrait};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 use secureai_domain::mail::settings::{EmailSettings, SmtpPassword, SmtpSecurity, SmtpServer};
 use secureai_domain::settings::ports::{SettingsRepository, StoredSeatLimit};
 use secureai_domain::sso::settings::{
@@ -16,6 +16,7 @@ use crate::SqlStore;
 use crate::audit::write_audit;
 use crate::convert::db;
 use crate::entities::settings;
+use crate::sealing::{Sealer, SecretKey};
 
 const SEAT_LIMIT: &str = "seat_limit";
 const UNLIMITED: &str = "unlimited";
@@ -53,14 +54,23 @@ struct StoredSaml {
     trust_email_for_linking: bool,
 }
 
-fn sso_to_json(settings: &SsoSettings) -> String {
+/// What the sealed secrets are sealed for.
+const CLIENT_SECRET: &str = "settings.sso.client_secret";
+const SMTP_PASSWORD: &str = "settings.email.password";
+/// The settings row holding the key check value.
+pub(crate) const KEY_CHECK: &str = "secret_key_check";
+
+fn sso_to_json(sealer: &Sealer, settings: &SsoSettings) -> String {
     let (oidc, saml) = match &settings.mode {
         SsoMode::None => (None, None),
         SsoMode::Oidc(o) => (
             Some(StoredOidc {
                 issuer_url: o.issuer_url.clone(),
                 client_id: o.client_id.clone(),
-                client_secret: o.client_secret.as_ref().map(|s| s.expose().to_owned()),
+                client_secret: o
+                    .client_secret
+                    .as_ref()
+                    .map(|s| sealer.seal(CLIENT_SECRET, s.expose())),
                 scopes: o.scopes.clone(),
             }),
             None,
@@ -88,7 +98,7 @@ fn sso_to_json(settings: &SsoSettings) -> String {
     serde_json::to_string(&stored).unwrap_or_default()
 }
 
-fn sso_from_json(raw: &str) -> Result<SsoSettings, StoreError> {
+fn sso_from_json(sealer: &Sealer, raw: &str) -> Result<SsoSettings, StoreError> {
     let invalid = |what: &str| StoreError::msg(format!("stored SSO settings: {what} is invalid"));
     let stored: StoredSso = serde_json::from_str(raw)
         .map_err(|e| StoreError::new("stored SSO settings are unreadable", e))?;
@@ -99,7 +109,10 @@ fn sso_from_json(raw: &str) -> Result<SsoSettings, StoreError> {
             client_id: o.client_id,
             client_secret: o
                 .client_secret
-                .map(|s| ClientSecret::parse(&s).map_err(|_| invalid("client_secret")))
+                .map(|s| {
+                    let opened = sealer.open(CLIENT_SECRET, &s)?;
+                    ClientSecret::parse(&opened).map_err(|_| invalid("client_secret"))
+                })
                 .transpose()?,
             scopes: o.scopes,
         }),
@@ -138,14 +151,14 @@ struct StoredSmtp {
     password: Option<String>,
 }
 
-fn email_to_json(settings: &EmailSettings) -> String {
+fn email_to_json(sealer: &Sealer, settings: &EmailSettings) -> String {
     let stored = StoredEmail {
         smtp: settings.smtp.as_ref().map(|s| StoredSmtp {
             host: s.host.clone(),
             port: s.port,
             security: s.security.as_str().to_owned(),
             username: s.username.clone(),
-            password: s.password.as_ref().map(|p| p.expose().to_owned()),
+            password: s.password.as_ref().map(|p| sealer.seal(SMTP_PASSWORD, p.expose())),
         }),
         from_address: settings.from_address.to_string(),
         from_name: settings.from_name.to_string(),
@@ -154,7 +167,7 @@ fn email_to_json(settings: &EmailSettings) -> String {
     serde_json::to_string(&stored).unwrap_or_default()
 }
 
-fn email_from_json(raw: &str) -> Result<EmailSettings, StoreError> {
+fn email_from_json(sealer: &Sealer, raw: &str) -> Result<EmailSettings, StoreError> {
     let invalid = |what: &str| StoreError::msg(format!("stored email settings: {what} is invalid"));
     let stored: StoredEmail = serde_json::from_str(raw)
         .map_err(|e| StoreError::new("stored email settings are unreadable", e))?;
@@ -167,7 +180,10 @@ fn email_from_json(raw: &str) -> Result<EmailSettings, StoreError> {
             username: s.username,
             password: s
                 .password
-                .map(|p| SmtpPassword::parse(&p).map_err(|_| invalid("password")))
+                .map(|p| {
+                    let opened = sealer.open(SMTP_PASSWORD, &p)?;
+                    SmtpPassword::parse(&opened).map_err(|_| invalid("password"))
+                })
                 .transpose()?,
         }),
     };
@@ -211,7 +227,7 @@ impl SettingsRepository for SqlStore {
             .one(&self.db)
             .await
             .map_err(db("reading the email settings"))?
-            .map(|row| email_from_json(&row.value))
+            .map(|row| email_from_json(&self.sealer, &row.value))
             .transpose()
     }
 
@@ -220,7 +236,7 @@ impl SettingsRepository for SqlStore {
         settings: &EmailSettings,
         audit: AuditEvent,
     ) -> Result<(), StoreError> {
-        self.put(EMAIL, email_to_json(settings), audit).await
+        self.put(EMAIL, email_to_json(&self.sealer, settings), audit).await
     }
 
     async fn sso_settings(&self) -> Result<Option<SsoSettings>, StoreError> {
@@ -228,7 +244,7 @@ impl SettingsRepository for SqlStore {
             .one(&self.db)
             .await
             .map_err(db("reading the SSO settings"))?
-            .map(|row| sso_from_json(&row.value))
+            .map(|row| sso_from_json(&self.sealer, &row.value))
             .transpose()
     }
 
@@ -237,7 +253,7 @@ impl SettingsRepository for SqlStore {
         settings: &SsoSettings,
         audit: AuditEvent,
     ) -> Result<(), StoreError> {
-        self.put(SSO, sso_to_json(settings), audit).await
+        self.put(SSO, sso_to_json(&self.sealer, settings), audit).await
     }
 }
 
@@ -260,4 +276,170 @@ impl SqlStore {
         write_audit(&txn, &audit).await?;
         txn.commit().await.map_err(db("committing a setting"))
     }
+}
+
+/// The value sealed as the key check.
+const KEY_CHECK_VALUE: &str = "secureai secret key check";
+
+/// What [`SqlStore::check_secret_key`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyCheck {
+    /// The database held no check value: one was recorded with this key.
+    Recorded,
+    /// The database's check value opens with this key.
+    Matches,
+}
+
+impl SqlStore {
+    /// Whether the database holds a key check value: secrets in it are
+    /// sealed with some key, which must be the one given.
+    ///
+    /// # Errors
+    /// [`StoreError`] on failure.
+    pub async fn has_key_check(&self) -> Result<bool, StoreError> {
+        Ok(settings::Entity::find_by_id(KEY_CHECK.to_owned())
+            .one(&self.db)
+            .await
+            .map_err(db("reading the secret key check"))?
+            .is_some())
+    }
+
+    /// Checks this store's secret key against the check value in the
+    /// database, recording one if there is none.
+    ///
+    /// # Errors
+    /// [`StoreError`] saying so when the key is not the one the database's
+    /// secrets were sealed with.
+    pub async fn check_secret_key(&self) -> Result<KeyCheck, StoreError> {
+        let row = settings::Entity::find_by_id(KEY_CHECK.to_owned())
+            .one(&self.db)
+            .await
+            .map_err(db("reading the secret key check"))?;
+        match row {
+            Some(row) => match self.sealer.open(KEY_CHECK, &row.value) {
+                Ok(value) if value == KEY_CHECK_VALUE && Sealer::is_sealed(&row.value) => {
+                    Ok(KeyCheck::Matches)
+                }
+                _ => Err(StoreError::msg(
+                    "the secret key is not the one this database's secrets were sealed with: set \
+                     SECUREAI_SECRET_KEY (or restore the key file) to the key in use so far",
+                )),
+            },
+            None => {
+                let value = self.sealer.seal(KEY_CHECK, KEY_CHECK_VALUE);
+                let inserted = settings::Entity::insert(settings::ActiveModel {
+                    key: Set(KEY_CHECK.to_owned()),
+                    value: Set(value),
+                })
+                .exec_without_returning(&self.db)
+                .await;
+                match inserted {
+                    Ok(_) => {}
+                    // Another instance recorded its own at the same time.
+                    Err(e) if crate::is_unique_violation(&e) => {}
+                    Err(e) => return Err(db("recording the secret key check")(e)),
+                }
+                Box::pin(self.check_secret_key()).await.map(|_| KeyCheck::Recorded)
+            }
+        }
+    }
+
+    /// Seals secrets written in clear before sealing existed: the SMTP
+    /// password, the OIDC client secret and the payloads of messages not
+    /// yet sent. Returns how many values it sealed.
+    ///
+    /// # Errors
+    /// [`StoreError`] on failure.
+    pub async fn seal_plaintext(&self) -> Result<u64, StoreError> {
+        self.reseal(&self.sealer, false).await
+    }
+
+    /// Re-seals every sealed secret under `new_key`, in one transaction;
+    /// returns how many values. The running store keeps the old key: the
+    /// caller swaps the key and restarts.
+    ///
+    /// # Errors
+    /// [`StoreError`] on failure (nothing changed).
+    pub async fn rotate_secret_key(&self, new_key: &SecretKey) -> Result<u64, StoreError> {
+        let sealer = Sealer::new(new_key);
+        self.reseal(&sealer, true).await
+    }
+
+    /// Writes every secret sealed by `target`: all of them (`all`), or
+    /// only those still in clear.
+    async fn reseal(&self, target: &Sealer, all: bool) -> Result<u64, StoreError> {
+        let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
+        let mut count = 0;
+        for (key, reseal) in [
+            (
+                EMAIL,
+                reseal_email
+                    as fn(&Sealer, &Sealer, &str, bool) -> Result<Option<String>, StoreError>,
+            ),
+            (SSO, reseal_sso),
+        ] {
+            let Some(row) = settings::Entity::find_by_id(key.to_owned())
+                .one(&txn)
+                .await
+                .map_err(db("reading settings"))?
+            else {
+                continue;
+            };
+            if let Some(value) = reseal(&self.sealer, target, &row.value, all)? {
+                settings::Entity::update_many()
+                    .col_expr(settings::Column::Value, Expr::value(value))
+                    .filter(settings::Column::Key.eq(key))
+                    .exec(&txn)
+                    .await
+                    .map_err(db("sealing settings"))?;
+                count += 1;
+            }
+        }
+        count += crate::outbox::reseal_payloads(&txn, &self.sealer, target, all).await?;
+        if all {
+            settings::Entity::update_many()
+                .col_expr(
+                    settings::Column::Value,
+                    Expr::value(target.seal(KEY_CHECK, KEY_CHECK_VALUE)),
+                )
+                .filter(settings::Column::Key.eq(KEY_CHECK))
+                .exec(&txn)
+                .await
+                .map_err(db("re-sealing the key check"))?;
+        }
+        txn.commit().await.map_err(db("committing sealed secrets"))?;
+        Ok(count)
+    }
+}
+
+/// The email settings sealed by `target`, if that changes them.
+fn reseal_email(
+    current: &Sealer,
+    target: &Sealer,
+    raw: &str,
+    all: bool,
+) -> Result<Option<String>, StoreError> {
+    let stored: StoredEmail = serde_json::from_str(raw)
+        .map_err(|e| StoreError::new("stored email settings are unreadable", e))?;
+    let secret = stored.smtp.as_ref().and_then(|s| s.password.as_deref());
+    if secret.is_none_or(|s| Sealer::is_sealed(s) && !all) {
+        return Ok(None);
+    }
+    Ok(Some(email_to_json(target, &email_from_json(current, raw)?)))
+}
+
+/// The SSO settings sealed by `target`, if that changes them.
+fn reseal_sso(
+    current: &Sealer,
+    target: &Sealer,
+    raw: &str,
+    all: bool,
+) -> Result<Option<String>, StoreError> {
+    let stored: StoredSso = serde_json::from_str(raw)
+        .map_err(|e| StoreError::new("stored SSO settings are unreadable", e))?;
+    let secret = stored.oidc.as_ref().and_then(|o| o.client_secret.as_deref());
+    if secret.is_none_or(|s| Sealer::is_sealed(s) && !all) {
+        return Ok(None);
+    }
+    Ok(Some(sso_to_json(target, &sso_from_json(current, raw)?)))
 }

@@ -45,7 +45,7 @@ impl UserRepository for SqlStore {
             .exec_without_returning(&txn)
             .await
             .map_err(db("inserting an invitation"))?;
-        outbox::Entity::insert(mail_to_row(&new.mail))
+        outbox::Entity::insert(mail_to_row(&self.sealer, &new.mail))
             .exec_without_returning(&txn)
             .await
             .map_err(db("queueing the invitation email"))?;

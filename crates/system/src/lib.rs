@@ -71,12 +71,19 @@ pub struct HashingLimits {
     pub concurrent: usize,
     /// Longest wait for a slot.
     pub max_wait: Duration,
+    /// Pooled memory blocks unused this long are given back to the
+    /// operating system, so that an idle instance holds none.
+    pub keep_idle: Duration,
 }
 
 impl Default for HashingLimits {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        Self { concurrent: 2 * cores, max_wait: Duration::from_secs(3) }
+        Self {
+            concurrent: 2 * cores,
+            max_wait: Duration::from_secs(3),
+            keep_idle: Duration::from_secs(5),
+        }
     }
 }
 
@@ -87,17 +94,20 @@ impl Default for HashingLimits {
 /// hashes run at once, each in a memory block taken from a pool and given
 /// back afterwards (argon2's `hash_password_into_with_memory`), instead of
 /// a fresh 19 MiB allocation per call on whichever blocking thread runs it —
-/// which the allocator keeps per thread and never returns. A request that
-/// finds every slot taken for [`HashingLimits::max_wait`] gets
-/// [`StoreError::busy`].
+/// which the allocator keeps per thread and never returns. Blocks unused
+/// for [`HashingLimits::keep_idle`] are dropped by a background task (each
+/// is one `mmap`ed allocation, so dropping it returns it to the operating
+/// system). A request that finds every slot taken for
+/// [`HashingLimits::max_wait`] gets [`StoreError::busy`].
 #[derive(Clone)]
 pub struct Argon2Hasher {
     params: Params,
     /// Verified against when the user is unknown, to spend the same time.
     dummy: String,
     slots: Arc<Semaphore>,
-    /// Memory blocks of finished hashes, for the next ones.
-    memory: Arc<Mutex<Vec<Vec<Block>>>>,
+    /// Memory blocks of finished hashes, for the next ones, with when each
+    /// was last used.
+    memory: Arc<Mutex<Vec<Pooled>>>,
     max_wait: Duration,
 }
 
@@ -108,6 +118,12 @@ impl std::fmt::Debug for Argon2Hasher {
             .field("free_slots", &self.slots.available_permits())
             .finish_non_exhaustive()
     }
+}
+
+/// A memory block waiting for the next hash.
+struct Pooled {
+    blocks: Vec<Block>,
+    since: std::time::Instant,
 }
 
 fn hashing_error(context: &'static str, error: impl std::fmt::Display) -> StoreError {
@@ -129,11 +145,16 @@ impl Argon2Hasher {
         let dummy =
             hash_with(&params, &mut memory, b"no user has this password, it only burns time")?;
         let concurrent = limits.concurrent.max(1);
+        let pool =
+            Arc::new(Mutex::new(vec![Pooled { blocks: memory, since: std::time::Instant::now() }]));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(release_idle(Arc::downgrade(&pool), limits.keep_idle));
+        }
         Ok(Self {
             params,
             dummy,
             slots: Arc::new(Semaphore::new(concurrent)),
-            memory: Arc::new(Mutex::new(vec![memory])),
+            memory: pool,
             max_wait: limits.max_wait,
         })
     }
@@ -157,9 +178,9 @@ impl Argon2Hasher {
             };
         let pool = self.memory.clone();
         tokio::task::spawn_blocking(move || {
-            let mut memory = take(&pool).pop().unwrap_or_default();
+            let mut memory = take(&pool).pop().map(|p| p.blocks).unwrap_or_default();
             let result = work(&mut memory);
-            take(&pool).push(memory);
+            take(&pool).push(Pooled { blocks: memory, since: std::time::Instant::now() });
             drop(slot);
             result
         })
@@ -169,8 +190,25 @@ impl Argon2Hasher {
 }
 
 /// The pool's lock; a panic elsewhere cannot poison a list of buffers.
-fn take(pool: &Mutex<Vec<Vec<Block>>>) -> std::sync::MutexGuard<'_, Vec<Vec<Block>>> {
+fn take(pool: &Mutex<Vec<Pooled>>) -> std::sync::MutexGuard<'_, Vec<Pooled>> {
     pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Drops pooled blocks unused for `keep`, until the hasher is gone.
+async fn release_idle(pool: std::sync::Weak<Mutex<Vec<Pooled>>>, keep: Duration) {
+    let mut ticker = tokio::time::interval((keep / 4).max(Duration::from_millis(100)));
+    loop {
+        ticker.tick().await;
+        let Some(pool) = pool.upgrade() else { return };
+        let idle: Vec<Pooled> = {
+            let mut pooled = take(&pool);
+            let (idle, busy) = pooled.drain(..).partition(|p| p.since.elapsed() >= keep);
+            *pooled = busy;
+            idle
+        };
+        // Dropped outside the lock.
+        drop(idle);
+    }
 }
 
 /// `memory` grown to `blocks` (once per pooled block).
@@ -341,7 +379,11 @@ mod tests {
     async fn a_request_that_finds_every_slot_taken_is_told_to_come_back() {
         let hasher = Argon2Hasher::new(
             Argon2Cost { memory_kib: 1024, iterations: 1, parallelism: 1 },
-            HashingLimits { concurrent: 1, max_wait: Duration::from_millis(20) },
+            HashingLimits {
+                concurrent: 1,
+                max_wait: Duration::from_millis(20),
+                ..HashingLimits::default()
+            },
         )
         .unwrap();
         let held = hasher.slots.clone().acquire_owned().await.unwrap();
@@ -358,7 +400,11 @@ mod tests {
     async fn memory_blocks_are_reused_never_more_than_the_slots() {
         let hasher = Argon2Hasher::new(
             Argon2Cost { memory_kib: 1024, iterations: 1, parallelism: 1 },
-            HashingLimits { concurrent: 3, max_wait: Duration::from_secs(60) },
+            HashingLimits {
+                concurrent: 3,
+                max_wait: Duration::from_secs(60),
+                keep_idle: Duration::from_millis(300),
+            },
         )
         .unwrap();
         let presented = SecretString::from("anything at all".to_owned());
@@ -371,6 +417,12 @@ mod tests {
         }
         let pooled = take(&hasher.memory).len();
         assert!((1..=3).contains(&pooled), "{pooled} blocks for 3 slots");
+        // Idle, they are given back.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert_eq!(take(&hasher.memory).len(), 0);
+        // And the next hash makes one again.
+        assert!(!hasher.verify(&presented, None).await.unwrap());
+        assert_eq!(take(&hasher.memory).len(), 1);
     }
 
     #[test]
