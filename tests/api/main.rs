@@ -13,6 +13,7 @@ mod docs;
 mod imports;
 mod invitations;
 mod lifecycle;
+mod load;
 mod mail;
 mod oidc;
 mod pages;

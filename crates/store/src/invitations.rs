@@ -9,12 +9,12 @@ use secureai_domain::invitations::ports::{
 };
 use secureai_domain::{StoreError, TokenHash, User, UserId};
 
-use crate::SqlStore;
 use crate::audit::write_audit;
 use crate::convert::{db, invitation_from_row, invitation_to_row, micros, user_from_row};
 use crate::directory::count_move;
 use crate::entities::{invitations, outbox, users};
 use crate::outbox::mail_to_row;
+use crate::{SqlStore, retry_transaction};
 
 #[async_trait]
 impl InvitationRepository for SqlStore {
@@ -39,42 +39,47 @@ impl InvitationRepository for SqlStore {
     }
 
     async fn reissue(&self, reissue: Reissue) -> Result<(), ReissueError> {
-        let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
-        let user_id = reissue.invitation.user_id.to_string();
-        // Touch the user row only if still invited: this both checks and
-        // locks it against a concurrent acceptance or deactivation.
-        let still_invited = users::Entity::update_many()
-            .col_expr(users::Column::Status, Expr::value("invited"))
-            .filter(users::Column::Id.eq(user_id.clone()))
-            .filter(users::Column::Status.eq("invited"))
-            .exec(&txn)
-            .await
-            .map_err(db("checking the invited user"))?;
-        if still_invited.rows_affected != 1 {
-            return Err(ReissueError::NotInvited);
-        }
-        invitations::Entity::update_many()
-            .col_expr(invitations::Column::State, Expr::value("revoked"))
-            .col_expr(
-                invitations::Column::StateAt,
-                Expr::value(micros(reissue.invitation.created_at)),
-            )
-            .filter(invitations::Column::UserId.eq(user_id))
-            .filter(invitations::Column::State.eq("pending"))
-            .exec(&txn)
-            .await
-            .map_err(db("voiding earlier invitations"))?;
-        invitations::Entity::insert(invitation_to_row(&reissue.invitation))
-            .exec_without_returning(&txn)
-            .await
-            .map_err(db("inserting an invitation"))?;
-        outbox::Entity::insert(mail_to_row(&self.sealer, &reissue.mail))
-            .exec_without_returning(&txn)
-            .await
-            .map_err(db("queueing the invitation email"))?;
-        write_audit(&txn, &reissue.audit).await?;
-        txn.commit().await.map_err(db("committing a re-sent invitation"))?;
-        Ok(())
+        let this = self;
+        let reissue = &reissue;
+        retry_transaction(move || async move {
+            let txn = this.db.begin().await.map_err(db("starting a transaction"))?;
+            let user_id = reissue.invitation.user_id.to_string();
+            // Touch the user row only if still invited: this both checks and
+            // locks it against a concurrent acceptance or deactivation.
+            let still_invited = users::Entity::update_many()
+                .col_expr(users::Column::Status, Expr::value("invited"))
+                .filter(users::Column::Id.eq(user_id.clone()))
+                .filter(users::Column::Status.eq("invited"))
+                .exec(&txn)
+                .await
+                .map_err(db("checking the invited user"))?;
+            if still_invited.rows_affected != 1 {
+                return Err(ReissueError::NotInvited);
+            }
+            invitations::Entity::update_many()
+                .col_expr(invitations::Column::State, Expr::value("revoked"))
+                .col_expr(
+                    invitations::Column::StateAt,
+                    Expr::value(micros(reissue.invitation.created_at)),
+                )
+                .filter(invitations::Column::UserId.eq(user_id))
+                .filter(invitations::Column::State.eq("pending"))
+                .exec(&txn)
+                .await
+                .map_err(db("voiding earlier invitations"))?;
+            invitations::Entity::insert(invitation_to_row(&reissue.invitation))
+                .exec_without_returning(&txn)
+                .await
+                .map_err(db("inserting an invitation"))?;
+            outbox::Entity::insert(mail_to_row(&this.sealer, &reissue.mail))
+                .exec_without_returning(&txn)
+                .await
+                .map_err(db("queueing the invitation email"))?;
+            write_audit(&txn, &reissue.audit).await?;
+            txn.commit().await.map_err(db("committing a re-sent invitation"))?;
+            Ok(())
+        })
+        .await
     }
 
     async fn latest_for(&self, user: UserId) -> Result<Option<Invitation>, StoreError> {
@@ -89,47 +94,52 @@ impl InvitationRepository for SqlStore {
     }
 
     async fn accept(&self, acceptance: Acceptance) -> Result<(), AcceptStoreError> {
-        let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
-        let at = micros(acceptance.at);
-        // Conditional updates: of two concurrent acceptances only one sees
-        // the row still pending.
-        let used = invitations::Entity::update_many()
-            .col_expr(invitations::Column::State, Expr::value("accepted"))
-            .col_expr(invitations::Column::StateAt, Expr::value(at))
-            .filter(invitations::Column::Id.eq(acceptance.invitation_id.as_uuid().to_string()))
-            .filter(invitations::Column::State.eq("pending"))
-            .exec(&txn)
-            .await
-            .map_err(db("consuming an invitation"))?;
-        if used.rows_affected != 1 {
-            return Err(AcceptStoreError::NoLongerPending);
-        }
-        let activated = users::Entity::update_many()
-            .col_expr(users::Column::Status, Expr::value("active"))
-            .col_expr(users::Column::ActivatedAt, Expr::value(at))
-            .col_expr(
-                users::Column::PasswordHash,
-                Expr::value(acceptance.password_hash.as_ref().map(|h| h.as_phc().to_owned())),
-            )
-            .filter(users::Column::Id.eq(acceptance.user_id.to_string()))
-            .filter(users::Column::Status.eq("invited"))
-            .exec(&txn)
-            .await
-            .map_err(db("activating a user"))?;
-        if activated.rows_affected != 1 {
-            return Err(AcceptStoreError::NoLongerPending);
-        }
-        let role = users::Entity::find_by_id(acceptance.user_id.to_string())
-            .one(&txn)
-            .await
-            .map_err(db("reading the activated user"))?
-            .map(|u| u.role)
-            .ok_or_else(|| StoreError::msg("the activated user vanished"))?;
-        count_move(&txn, (&role, "invited"), (&role, "active"))
-            .await
-            .map_err(db("recounting users"))?;
-        write_audit(&txn, &acceptance.audit).await?;
-        txn.commit().await.map_err(db("committing an acceptance"))?;
-        Ok(())
+        let this = self;
+        let acceptance = &acceptance;
+        retry_transaction(move || async move {
+            let txn = this.db.begin().await.map_err(db("starting a transaction"))?;
+            let at = micros(acceptance.at);
+            // Conditional updates: of two concurrent acceptances only one sees
+            // the row still pending.
+            let used = invitations::Entity::update_many()
+                .col_expr(invitations::Column::State, Expr::value("accepted"))
+                .col_expr(invitations::Column::StateAt, Expr::value(at))
+                .filter(invitations::Column::Id.eq(acceptance.invitation_id.as_uuid().to_string()))
+                .filter(invitations::Column::State.eq("pending"))
+                .exec(&txn)
+                .await
+                .map_err(db("consuming an invitation"))?;
+            if used.rows_affected != 1 {
+                return Err(AcceptStoreError::NoLongerPending);
+            }
+            let activated = users::Entity::update_many()
+                .col_expr(users::Column::Status, Expr::value("active"))
+                .col_expr(users::Column::ActivatedAt, Expr::value(at))
+                .col_expr(
+                    users::Column::PasswordHash,
+                    Expr::value(acceptance.password_hash.as_ref().map(|h| h.as_phc().to_owned())),
+                )
+                .filter(users::Column::Id.eq(acceptance.user_id.to_string()))
+                .filter(users::Column::Status.eq("invited"))
+                .exec(&txn)
+                .await
+                .map_err(db("activating a user"))?;
+            if activated.rows_affected != 1 {
+                return Err(AcceptStoreError::NoLongerPending);
+            }
+            let role = users::Entity::find_by_id(acceptance.user_id.to_string())
+                .one(&txn)
+                .await
+                .map_err(db("reading the activated user"))?
+                .map(|u| u.role)
+                .ok_or_else(|| StoreError::msg("the activated user vanished"))?;
+            count_move(&txn, (&role, "invited"), (&role, "active"))
+                .await
+                .map_err(db("recounting users"))?;
+            write_audit(&txn, &acceptance.audit).await?;
+            txn.commit().await.map_err(db("committing an acceptance"))?;
+            Ok(())
+        })
+        .await
     }
 }

@@ -314,25 +314,70 @@ pub(crate) fn is_retryable(error: &DbErr) -> bool {
     }
     // Other wrappings (a failed commit) keep only the text.
     let text = error.to_string().to_ascii_lowercase();
-    text.contains("deadlock") || text.contains("database is locked")
+    text.contains("deadlock")
+        || text.contains("database is locked")
+        || text.contains("lock wait timeout")
 }
+
+/// An error that may stand for a database abort a later run cures.
+pub(crate) trait Retryable {
+    /// Whether running the work again may succeed.
+    fn retryable(&self) -> bool;
+}
+
+impl Retryable for DbErr {
+    fn retryable(&self) -> bool {
+        is_retryable(self)
+    }
+}
+
+impl Retryable for StoreError {
+    fn retryable(&self) -> bool {
+        std::error::Error::source(self)
+            .and_then(|source| source.downcast_ref::<DbErr>())
+            .is_some_and(is_retryable)
+    }
+}
+
+/// The port errors whose `Unexpected` variant wraps a [`StoreError`].
+macro_rules! retryable_through_unexpected {
+    ($($error:ty),* $(,)?) => {$(
+        impl Retryable for $error {
+            fn retryable(&self) -> bool {
+                matches!(self, Self::Unexpected(e) if e.retryable())
+            }
+        }
+    )*};
+}
+
+retryable_through_unexpected!(
+    secureai_domain::users::ports::ChangeUserError,
+    secureai_domain::users::ports::InsertUserError,
+    secureai_domain::invitations::ports::AcceptStoreError,
+    secureai_domain::invitations::ports::ReissueError,
+    secureai_domain::resets::ports::PasswordStoreError,
+    secureai_domain::setup::ports::CompleteSetupStoreError,
+    secureai_domain::sso::ports::SsoSignInStoreError,
+);
 
 /// Runs `work` — a statement, or a whole transaction from `begin` to
 /// `commit` — again when the database aborted it for a reason a later run
 /// cures ([`is_retryable`]): at most five runs in all, with a short random
 /// pause between them so that the transactions that collided do not
-/// collide again. The one place the store retries.
-pub(crate) async fn retry_transaction<T, F, Fut>(mut work: F) -> Result<T, DbErr>
+/// collide again. The one place the store retries; every write transaction
+/// that concurrent requests can make collide runs through it.
+pub(crate) async fn retry_transaction<T, E, F, Fut>(mut work: F) -> Result<T, E>
 where
+    E: Retryable + std::fmt::Display,
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, DbErr>>,
+    Fut: std::future::Future<Output = Result<T, E>>,
 {
     const RUNS: u32 = 5;
     let mut run = 0;
     loop {
         run += 1;
         match work().await {
-            Err(e) if run < RUNS && is_retryable(&e) => {
+            Err(e) if run < RUNS && e.retryable() => {
                 tracing::debug!(error = %e, run, "transaction aborted by the database; running it again");
                 let most = 5_u64 << run;
                 let pause = rand::random_range(1..=most);
@@ -356,5 +401,87 @@ pub fn redact_url(url: &str) -> String {
             parsed.to_string()
         }
         _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+
+    use super::*;
+    use crate::test_databases::{Backend, TestDatabase};
+
+    /// Two transactions that lock two rows in opposite orders: the database
+    /// aborts one to break the deadlock, and `retry_transaction` runs it
+    /// again, so both commit.
+    async fn a_deadlocked_transaction_runs_again_and_both_commit(backend: Backend) {
+        let database = match TestDatabase::create(backend).await {
+            Ok(database) => database,
+            Err(crate::test_databases::TestDatabaseError::NotConfigured(_)) => {
+                eprintln!("not run: {backend:?} is not configured");
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        };
+        let store =
+            SqlStore::connect_and_migrate(&database.url, &StoreOptions::default()).await.unwrap();
+        let db = store.connection().clone();
+        for key in ["lock_a", "lock_b"] {
+            db.execute_unprepared(
+                &format!("INSERT INTO settings (`key`, value) VALUES ('{key}', '0')")
+                    .replace('`', if backend == Backend::Postgres { "\"" } else { "`" }),
+            )
+            .await
+            .unwrap();
+        }
+        let both_locked_one = Arc::new(tokio::sync::Barrier::new(2));
+        let runs = Arc::new(AtomicU32::new(0));
+        let task = |first: &'static str, second: &'static str| {
+            let (db, barrier, runs) = (db.clone(), both_locked_one.clone(), runs.clone());
+            tokio::spawn(async move {
+                let waited = Arc::new(AtomicU32::new(0));
+                retry_transaction(|| {
+                    let (db, barrier, runs, waited) =
+                        (db.clone(), barrier.clone(), runs.clone(), waited.clone());
+                    async move {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        let txn = db.begin().await?;
+                        let update = |key: &str| {
+                            let sql = format!(
+                                "UPDATE settings SET value = 'x' WHERE {k} = '{key}'",
+                                k = if backend == Backend::Postgres { "\"key\"" } else { "`key`" }
+                            );
+                            sql
+                        };
+                        txn.execute_unprepared(&update(first)).await?;
+                        // Only the first run waits for the other to hold its row.
+                        if waited.fetch_add(1, Ordering::SeqCst) == 0 {
+                            barrier.wait().await;
+                        }
+                        txn.execute_unprepared(&update(second)).await?;
+                        txn.commit().await
+                    }
+                })
+                .await
+            })
+        };
+        let one = task("lock_a", "lock_b");
+        let two = task("lock_b", "lock_a");
+        one.await.unwrap().unwrap();
+        two.await.unwrap().unwrap();
+        assert!(runs.load(Ordering::SeqCst) >= 3, "no deadlock happened, so nothing was retried");
+    }
+
+    #[tokio::test]
+    async fn postgres_deadlocks_are_retried() {
+        a_deadlocked_transaction_runs_again_and_both_commit(Backend::Postgres).await;
+    }
+
+    #[tokio::test]
+    async fn mariadb_deadlocks_are_retried() {
+        a_deadlocked_transaction_runs_again_and_both_commit(Backend::MySql).await;
     }
 }

@@ -11,10 +11,10 @@ use secureai_domain::{
     AuditEvent, EmailAddress, PasswordHash, StoreError, TokenHash, User, UserId,
 };
 
-use crate::SqlStore;
 use crate::audit::write_audit;
 use crate::convert::{db, micros, session_from_row, session_to_row, user_from_row};
 use crate::entities::{sessions, users};
+use crate::{SqlStore, retry_transaction};
 
 #[async_trait]
 impl SessionRepository for SqlStore {
@@ -35,19 +35,25 @@ impl SessionRepository for SqlStore {
     }
 
     async fn start(&self, session: Session, audit: AuditEvent) -> Result<(), StoreError> {
-        let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
-        sessions::Entity::insert(session_to_row(&session))
-            .exec_without_returning(&txn)
-            .await
-            .map_err(db("inserting a session"))?;
-        users::Entity::update_many()
-            .col_expr(users::Column::LastLoginAt, Expr::value(micros(session.created_at)))
-            .filter(users::Column::Id.eq(session.user_id.to_string()))
-            .exec(&txn)
-            .await
-            .map_err(db("recording the sign-in time"))?;
-        write_audit(&txn, &audit).await?;
-        txn.commit().await.map_err(db("committing a sign-in"))
+        let this = self;
+        let session = &session;
+        let audit = &audit;
+        retry_transaction(move || async move {
+            let txn = this.db.begin().await.map_err(db("starting a transaction"))?;
+            sessions::Entity::insert(session_to_row(session))
+                .exec_without_returning(&txn)
+                .await
+                .map_err(db("inserting a session"))?;
+            users::Entity::update_many()
+                .col_expr(users::Column::LastLoginAt, Expr::value(micros(session.created_at)))
+                .filter(users::Column::Id.eq(session.user_id.to_string()))
+                .exec(&txn)
+                .await
+                .map_err(db("recording the sign-in time"))?;
+            write_audit(&txn, audit).await?;
+            txn.commit().await.map_err(db("committing a sign-in"))
+        })
+        .await
     }
 
     async fn find(&self, hash: &TokenHash) -> Result<Option<(Session, User)>, StoreError> {
@@ -99,27 +105,37 @@ impl SessionRepository for SqlStore {
     }
 
     async fn end_all(&self, user: UserId, audit: AuditEvent) -> Result<u64, StoreError> {
-        let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
-        let ended = sessions::Entity::delete_many()
-            .filter(sessions::Column::UserId.eq(user.to_string()))
-            .exec(&txn)
-            .await
-            .map_err(db("ending sessions"))?;
-        write_audit(&txn, &audit).await?;
-        txn.commit().await.map_err(db("committing ended sessions"))?;
-        Ok(ended.rows_affected)
+        let this = self;
+        let audit = &audit;
+        retry_transaction(move || async move {
+            let txn = this.db.begin().await.map_err(db("starting a transaction"))?;
+            let ended = sessions::Entity::delete_many()
+                .filter(sessions::Column::UserId.eq(user.to_string()))
+                .exec(&txn)
+                .await
+                .map_err(db("ending sessions"))?;
+            write_audit(&txn, audit).await?;
+            txn.commit().await.map_err(db("committing ended sessions"))?;
+            Ok(ended.rows_affected)
+        })
+        .await
     }
 
     async fn end(&self, id: SessionId, audit: Option<AuditEvent>) -> Result<(), StoreError> {
-        let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
-        sessions::Entity::delete_many()
-            .filter(sessions::Column::Id.eq(id.as_uuid().to_string()))
-            .exec(&txn)
-            .await
-            .map_err(db("ending a session"))?;
-        if let Some(audit) = audit {
-            write_audit(&txn, &audit).await?;
-        }
-        txn.commit().await.map_err(db("committing a sign-out"))
+        let this = self;
+        let audit = &audit;
+        retry_transaction(move || async move {
+            let txn = this.db.begin().await.map_err(db("starting a transaction"))?;
+            sessions::Entity::delete_many()
+                .filter(sessions::Column::Id.eq(id.as_uuid().to_string()))
+                .exec(&txn)
+                .await
+                .map_err(db("ending a session"))?;
+            if let Some(audit) = audit {
+                write_audit(&txn, audit).await?;
+            }
+            txn.commit().await.map_err(db("committing a sign-out"))
+        })
+        .await
     }
 }

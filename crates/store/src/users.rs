@@ -15,7 +15,7 @@ use crate::convert::{db, invitation_to_row, micros, user_from_row, user_to_row};
 use crate::directory::{count_delta, count_move, counted, index_user, search_text, unindex_user};
 use crate::entities::{audit_events, invitations, outbox, password_resets, sessions, users};
 use crate::outbox::mail_to_row;
-use crate::{SqlStore, is_unique_violation, take_guard};
+use crate::{SqlStore, is_unique_violation, retry_transaction, take_guard};
 
 /// Statuses that hold a seat.
 pub(crate) const SEAT_HOLDING: [&str; 2] = ["invited", "active"];
@@ -23,173 +23,192 @@ pub(crate) const SEAT_HOLDING: [&str; 2] = ["invited", "active"];
 #[async_trait]
 impl UserRepository for SqlStore {
     async fn insert_invited(&self, new: NewInvitedUser) -> Result<(), InsertUserError> {
-        let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
-        if let Some(limit) = new.seat_limit {
-            take_guard(&txn).await.map_err(db("taking the guard"))?;
-            let used = counted(&txn, None, &SEAT_HOLDING).await.map_err(db("counting seats"))?;
-            if used >= u64::from(limit) {
-                return Err(InsertUserError::SeatLimitReached { limit });
+        let this = self;
+        let new = &new;
+        retry_transaction(move || async move {
+            let txn = this.db.begin().await.map_err(db("starting a transaction"))?;
+            if let Some(limit) = new.seat_limit {
+                take_guard(&txn).await.map_err(db("taking the guard"))?;
+                let used =
+                    counted(&txn, None, &SEAT_HOLDING).await.map_err(db("counting seats"))?;
+                if used >= u64::from(limit) {
+                    return Err(InsertUserError::SeatLimitReached { limit });
+                }
             }
-        }
-        match users::Entity::insert(user_to_row(&new.user, None)).exec_without_returning(&txn).await
-        {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => return Err(InsertUserError::EmailTaken),
-            Err(e) => return Err(db("inserting a user")(e).into()),
-        }
-        index_user(&txn, &new.user).await.map_err(db("indexing a user for search"))?;
-        count_delta(&txn, new.user.role.as_str(), new.user.status().as_str(), 1)
-            .await
-            .map_err(db("counting a new user"))?;
-        invitations::Entity::insert(invitation_to_row(&new.invitation))
-            .exec_without_returning(&txn)
-            .await
-            .map_err(db("inserting an invitation"))?;
-        outbox::Entity::insert(mail_to_row(&self.sealer, &new.mail))
-            .exec_without_returning(&txn)
-            .await
-            .map_err(db("queueing the invitation email"))?;
-        write_audit(&txn, &new.audit).await?;
-        txn.commit().await.map_err(db("committing a new user"))?;
-        Ok(())
+            match users::Entity::insert(user_to_row(&new.user, None))
+                .exec_without_returning(&txn)
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => return Err(InsertUserError::EmailTaken),
+                Err(e) => return Err(db("inserting a user")(e).into()),
+            }
+            index_user(&txn, &new.user).await.map_err(db("indexing a user for search"))?;
+            count_delta(&txn, new.user.role.as_str(), new.user.status().as_str(), 1)
+                .await
+                .map_err(db("counting a new user"))?;
+            invitations::Entity::insert(invitation_to_row(&new.invitation))
+                .exec_without_returning(&txn)
+                .await
+                .map_err(db("inserting an invitation"))?;
+            outbox::Entity::insert(mail_to_row(&this.sealer, &new.mail))
+                .exec_without_returning(&txn)
+                .await
+                .map_err(db("queueing the invitation email"))?;
+            write_audit(&txn, &new.audit).await?;
+            txn.commit().await.map_err(db("committing a new user"))?;
+            Ok(())
+        })
+        .await
     }
 
     async fn apply_change(&self, change: UserChange) -> Result<(), ChangeUserError> {
-        let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
-        guard_unchanged(&txn, &change.before, change.keep_an_admin).await?;
-        let id = change.before.id.to_string();
-        if let Some(Some(limit)) = change.takes_seat {
-            let used = counted(&txn, None, &SEAT_HOLDING).await.map_err(db("counting seats"))?;
-            if used >= u64::from(limit) {
-                return Err(ChangeUserError::SeatLimitReached { limit });
+        let this = self;
+        let change = &change;
+        retry_transaction(move || async move {
+            let txn = this.db.begin().await.map_err(db("starting a transaction"))?;
+            guard_unchanged(&txn, &change.before, change.keep_an_admin).await?;
+            let id = change.before.id.to_string();
+            if let Some(Some(limit)) = change.takes_seat {
+                let used =
+                    counted(&txn, None, &SEAT_HOLDING).await.map_err(db("counting seats"))?;
+                if used >= u64::from(limit) {
+                    return Err(ChangeUserError::SeatLimitReached { limit });
+                }
             }
-        }
-        let after = &change.after;
-        users::Entity::update_many()
-            .col_expr(users::Column::Name, Expr::value(after.name.to_string()))
-            .col_expr(
-                users::Column::Department,
-                Expr::value(after.department.as_ref().map(ToString::to_string)),
-            )
-            .col_expr(users::Column::Role, Expr::value(after.role.as_str()))
-            .col_expr(users::Column::Status, Expr::value(after.status().as_str()))
-            .col_expr(
-                users::Column::ActivatedAt,
-                Expr::value(after.state.activated_at().map(micros)),
-            )
-            .col_expr(
-                users::Column::DeactivatedAt,
-                Expr::value(after.state.deactivated_at().map(micros)),
-            )
-            .col_expr(users::Column::SignIn, Expr::value(after.sign_in.as_str()))
-            .col_expr(users::Column::NameKey, Expr::value(after.name.sort_key()))
-            .col_expr(
-                users::Column::SearchText,
-                Expr::value(search_text(&after.email, &after.name)),
-            )
-            .filter(users::Column::Id.eq(id.clone()))
-            .exec(&txn)
-            .await
-            .map_err(db("changing a user"))?;
-        if after.name != change.before.name {
-            index_user(&txn, after).await.map_err(db("re-indexing a user for search"))?;
-        }
-        if after.sign_in != change.before.sign_in {
-            // Switched to single sign-on: the password goes.
+            let after = &change.after;
             users::Entity::update_many()
-                .col_expr(users::Column::PasswordHash, Expr::value(Option::<String>::None))
+                .col_expr(users::Column::Name, Expr::value(after.name.to_string()))
+                .col_expr(
+                    users::Column::Department,
+                    Expr::value(after.department.as_ref().map(ToString::to_string)),
+                )
+                .col_expr(users::Column::Role, Expr::value(after.role.as_str()))
+                .col_expr(users::Column::Status, Expr::value(after.status().as_str()))
+                .col_expr(
+                    users::Column::ActivatedAt,
+                    Expr::value(after.state.activated_at().map(micros)),
+                )
+                .col_expr(
+                    users::Column::DeactivatedAt,
+                    Expr::value(after.state.deactivated_at().map(micros)),
+                )
+                .col_expr(users::Column::SignIn, Expr::value(after.sign_in.as_str()))
+                .col_expr(users::Column::NameKey, Expr::value(after.name.sort_key()))
+                .col_expr(
+                    users::Column::SearchText,
+                    Expr::value(search_text(&after.email, &after.name)),
+                )
                 .filter(users::Column::Id.eq(id.clone()))
                 .exec(&txn)
                 .await
-                .map_err(db("removing a password"))?;
-        }
-        count_move(
-            &txn,
-            (change.before.role.as_str(), change.before.status().as_str()),
-            (after.role.as_str(), after.status().as_str()),
-        )
+                .map_err(db("changing a user"))?;
+            if after.name != change.before.name {
+                index_user(&txn, after).await.map_err(db("re-indexing a user for search"))?;
+            }
+            if after.sign_in != change.before.sign_in {
+                // Switched to single sign-on: the password goes.
+                users::Entity::update_many()
+                    .col_expr(users::Column::PasswordHash, Expr::value(Option::<String>::None))
+                    .filter(users::Column::Id.eq(id.clone()))
+                    .exec(&txn)
+                    .await
+                    .map_err(db("removing a password"))?;
+            }
+            count_move(
+                &txn,
+                (change.before.role.as_str(), change.before.status().as_str()),
+                (after.role.as_str(), after.status().as_str()),
+            )
+            .await
+            .map_err(db("recounting users"))?;
+            if change.end_sessions {
+                sessions::Entity::delete_many()
+                    .filter(sessions::Column::UserId.eq(id.clone()))
+                    .exec(&txn)
+                    .await
+                    .map_err(db("ending the user's sessions"))?;
+            }
+            if change.revoke_links {
+                let at = change.audit.first().map_or(0, |e| micros(e.at));
+                revoke_pending_links(&txn, &id, at).await?;
+            }
+            for event in &change.audit {
+                write_audit(&txn, event).await?;
+            }
+            txn.commit().await.map_err(db("committing a user change"))?;
+            Ok(())
+        })
         .await
-        .map_err(db("recounting users"))?;
-        if change.end_sessions {
+    }
+
+    async fn erase(&self, erasure: Erasure) -> Result<(), ChangeUserError> {
+        let this = self;
+        let erasure = &erasure;
+        retry_transaction(move || async move {
+            let txn = this.db.begin().await.map_err(db("starting a transaction"))?;
+            let before = &erasure.before;
+            guard_unchanged(&txn, before, before.is_active_admin()).await?;
+            let id = before.id.to_string();
+            let mut row = user_to_row(&erasure.after, None);
+            row.created_at = sea_orm::ActiveValue::NotSet;
+            row.last_login_at = sea_orm::ActiveValue::NotSet;
+            // Not to be found by search, as it has no search terms either.
+            row.search_text = sea_orm::ActiveValue::Set(String::new());
+            users::Entity::update(row).exec(&txn).await.map_err(db("anonymising the user"))?;
+            unindex_user(&txn, &id).await.map_err(db("removing search terms"))?;
+            count_move(
+                &txn,
+                (before.role.as_str(), before.status().as_str()),
+                (erasure.after.role.as_str(), erasure.after.status().as_str()),
+            )
+            .await
+            .map_err(db("recounting users"))?;
             sessions::Entity::delete_many()
                 .filter(sessions::Column::UserId.eq(id.clone()))
                 .exec(&txn)
                 .await
-                .map_err(db("ending the user's sessions"))?;
-        }
-        if change.revoke_links {
-            let at = change.audit.first().map_or(0, |e| micros(e.at));
-            revoke_pending_links(&txn, &id, at).await?;
-        }
-        for event in &change.audit {
-            write_audit(&txn, event).await?;
-        }
-        txn.commit().await.map_err(db("committing a user change"))?;
-        Ok(())
-    }
-
-    async fn erase(&self, erasure: Erasure) -> Result<(), ChangeUserError> {
-        let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
-        let before = &erasure.before;
-        guard_unchanged(&txn, before, before.is_active_admin()).await?;
-        let id = before.id.to_string();
-        let mut row = user_to_row(&erasure.after, None);
-        row.created_at = sea_orm::ActiveValue::NotSet;
-        row.last_login_at = sea_orm::ActiveValue::NotSet;
-        // Not to be found by search, as it has no search terms either.
-        row.search_text = sea_orm::ActiveValue::Set(String::new());
-        users::Entity::update(row).exec(&txn).await.map_err(db("anonymising the user"))?;
-        unindex_user(&txn, &id).await.map_err(db("removing search terms"))?;
-        count_move(
-            &txn,
-            (before.role.as_str(), before.status().as_str()),
-            (erasure.after.role.as_str(), erasure.after.status().as_str()),
-        )
+                .map_err(db("ending sessions"))?;
+            revoke_pending_links(&txn, &id, micros(erasure.audit.at)).await?;
+            // Unsent mail carries the address and the person's name.
+            outbox::Entity::delete_many()
+                .filter(outbox::Column::Recipient.eq(before.email.as_str()))
+                .filter(outbox::Column::Status.ne("sent"))
+                .exec(&txn)
+                .await
+                .map_err(db("dropping queued mail"))?;
+            outbox::Entity::update_many()
+                .col_expr(outbox::Column::Recipient, Expr::value(erasure.after.email.as_str()))
+                .col_expr(outbox::Column::RecipientName, Expr::value(erasure.after.name.as_ref()))
+                .filter(outbox::Column::Recipient.eq(before.email.as_str()))
+                .exec(&txn)
+                .await
+                .map_err(db("anonymising sent mail"))?;
+            // The audit trail keeps ids, loses the person's data.
+            audit_events::Entity::update_many()
+                .col_expr(audit_events::Column::TargetEmail, Expr::value(Option::<String>::None))
+                .col_expr(audit_events::Column::Changes, Expr::value("[]"))
+                .filter(audit_events::Column::TargetId.eq(id.clone()))
+                .exec(&txn)
+                .await
+                .map_err(db("anonymising audit events"))?;
+            audit_events::Entity::update_many()
+                .col_expr(audit_events::Column::ActorEmail, Expr::value(Option::<String>::None))
+                .filter(audit_events::Column::ActorId.eq(id.clone()))
+                .exec(&txn)
+                .await
+                .map_err(db("anonymising audit events"))?;
+            audit_events::Entity::update_many()
+                .col_expr(audit_events::Column::TargetEmail, Expr::value(Option::<String>::None))
+                .filter(audit_events::Column::TargetEmail.eq(before.email.as_str()))
+                .exec(&txn)
+                .await
+                .map_err(db("anonymising failed sign-ins"))?;
+            write_audit(&txn, &erasure.audit).await?;
+            txn.commit().await.map_err(db("committing an erasure"))?;
+            Ok(())
+        })
         .await
-        .map_err(db("recounting users"))?;
-        sessions::Entity::delete_many()
-            .filter(sessions::Column::UserId.eq(id.clone()))
-            .exec(&txn)
-            .await
-            .map_err(db("ending sessions"))?;
-        revoke_pending_links(&txn, &id, micros(erasure.audit.at)).await?;
-        // Unsent mail carries the address and the person's name.
-        outbox::Entity::delete_many()
-            .filter(outbox::Column::Recipient.eq(before.email.as_str()))
-            .filter(outbox::Column::Status.ne("sent"))
-            .exec(&txn)
-            .await
-            .map_err(db("dropping queued mail"))?;
-        outbox::Entity::update_many()
-            .col_expr(outbox::Column::Recipient, Expr::value(erasure.after.email.as_str()))
-            .col_expr(outbox::Column::RecipientName, Expr::value(erasure.after.name.as_ref()))
-            .filter(outbox::Column::Recipient.eq(before.email.as_str()))
-            .exec(&txn)
-            .await
-            .map_err(db("anonymising sent mail"))?;
-        // The audit trail keeps ids, loses the person's data.
-        audit_events::Entity::update_many()
-            .col_expr(audit_events::Column::TargetEmail, Expr::value(Option::<String>::None))
-            .col_expr(audit_events::Column::Changes, Expr::value("[]"))
-            .filter(audit_events::Column::TargetId.eq(id.clone()))
-            .exec(&txn)
-            .await
-            .map_err(db("anonymising audit events"))?;
-        audit_events::Entity::update_many()
-            .col_expr(audit_events::Column::ActorEmail, Expr::value(Option::<String>::None))
-            .filter(audit_events::Column::ActorId.eq(id.clone()))
-            .exec(&txn)
-            .await
-            .map_err(db("anonymising audit events"))?;
-        audit_events::Entity::update_many()
-            .col_expr(audit_events::Column::TargetEmail, Expr::value(Option::<String>::None))
-            .filter(audit_events::Column::TargetEmail.eq(before.email.as_str()))
-            .exec(&txn)
-            .await
-            .map_err(db("anonymising failed sign-ins"))?;
-        write_audit(&txn, &erasure.audit).await?;
-        txn.commit().await.map_err(db("committing an erasure"))?;
-        Ok(())
     }
 
     async fn count_seats(&self) -> Result<u64, StoreError> {
