@@ -59,6 +59,11 @@ if ! cmp -s tests/peers/package-lock.json tests/peers/node_modules/.secureai-ins
 fi
 node -e 'for (const n of ["oidc-provider", "saml-idp"]) console.log("ok:", n, require("./tests/peers/node_modules/" + n + "/package.json").version)'
 
+step "API fuzzing: schemathesis (PyPI)"
+python3 -c 'import schemathesis' 2>/dev/null \
+  || python3 -m pip install --quiet --disable-pip-version-check 'schemathesis>=4,<5'
+schemathesis --version
+
 step "format (cargo fmt --check)"
 cargo fmt --all -- --check
 
@@ -75,6 +80,17 @@ echo "ok: no sea-orm, sqlx, poem, lettre, reqwest, hyper or tokio in secureai-do
 
 step "build the secureai binary (the end-to-end suite runs it)"
 cargo build -p secureai-app --bin secureai
+
+step "API contract under fuzzing (schemathesis, every check, seed 42, as a user and as an admin)"
+fuzz_log="$(mktemp)"
+if ! python3 scripts/fuzz.py "$CARGO_TARGET_DIR/debug/secureai" --seed 42 --max-examples 20 >"$fuzz_log" 2>&1; then
+  cat "$fuzz_log"
+  echo "schemathesis found failures" >&2
+  exit 1
+fi
+fuzz_summary="$(tail -1 "$fuzz_log")"
+echo "$fuzz_summary"
+rm -f "$fuzz_log"
 
 step "tests"
 cargo test --workspace --features secureai-domain/mocks 2>&1 | tee "$log"
@@ -129,6 +145,7 @@ done
 oidc=$(grep -cE "^test oidc::[a-z0-9_]+ \.\.\. ok$" "$log" || true)
 saml=$(grep -cE "^test saml::[a-z0-9_]+ \.\.\. ok$" "$log" || true)
 echo "SSO tests, all databases: OIDC against npm oidc-provider $oidc passed, SAML against npm saml-idp $saml passed"
+echo "$fuzz_summary"
 cat <<'TXT'
 
 The HTTP suite starts the real server on a random port; the end-to-end

@@ -36,3 +36,35 @@ async fn the_docs_ui_and_health_probes_answer() {
     assert_eq!(ready.status(), StatusCode::OK);
     assert_eq!(body(ready).await["database"], "ok");
 }
+
+#[tokio::test]
+async fn a_method_an_address_does_not_take_is_a_405_naming_the_ones_it_does() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    let answer = app
+        .http
+        .request(reqwest::Method::TRACE, app.url("/api/v1/users"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), reqwest::StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(answer.headers()["allow"], "GET, HEAD, POST");
+    let answer = app.http.put(app.url("/api/v1/users/x/sessions")).send().await.unwrap();
+    assert_eq!(answer.headers()["allow"], "DELETE");
+}
+
+#[tokio::test]
+async fn the_document_says_what_the_server_does_with_optional_fields_unknown_fields_and_integers() {
+    let app = TestApp::spawn().await;
+    let doc: serde_json::Value = app.get("/api/openapi.json", None).await.json().await.unwrap();
+    let seats = doc["components"]["schemas"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|s| s["properties"]["limit"].is_object() && s["properties"]["used"].is_object())
+        .unwrap();
+    assert_eq!(seats["properties"]["limit"]["nullable"], true);
+    assert_eq!(seats["properties"]["limit"]["minimum"], 0);
+    assert_eq!(seats["additionalProperties"], false);
+}

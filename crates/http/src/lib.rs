@@ -7,6 +7,7 @@
 mod api;
 mod auth;
 mod client_address;
+mod contract;
 mod csv_export;
 mod dto;
 mod errors;
@@ -122,10 +123,20 @@ pub fn app(state: AppState) -> impl Endpoint {
     )
     .server("/api");
     let docs = api.swagger_ui();
-    let spec = api.spec_endpoint();
+    let spec = contract::complete(&api.spec());
+    let allowed = contract::AllowedMethods::from_spec(&spec, "/api");
+    let spec = Arc::new(spec);
     Route::new()
         .nest("/api/docs", docs)
-        .at("/api/openapi.json", spec)
+        .at(
+            "/api/openapi.json",
+            get(poem::endpoint::make(move |_| {
+                let spec = spec.clone();
+                async move {
+                    spec.as_str().to_owned().with_content_type("application/json; charset=utf-8")
+                }
+            })),
+        )
         .nest(
             "/api",
             api.with(limits::BodyLimit::new(MAX_BODY_BYTES, state.import_limits.max_bytes)),
@@ -141,6 +152,10 @@ pub fn app(state: AppState) -> impl Endpoint {
         .data(state)
         .with(CatchPanic::new())
         .catch_all_error(errors::render_any_error)
+        .around(move |next, req| {
+            let allowed = allowed.clone();
+            async move { contract::add_allow(next, req, &allowed).await }
+        })
         .around(log_request)
 }
 

@@ -39,8 +39,9 @@ pub(crate) struct ImportRowDto {
     department: Option<String>,
 }
 
-/// A file upload.
+/// A file upload (the `file` part and nothing else).
 #[derive(Debug, Multipart)]
+#[oai(deny_unknown_fields)]
 pub(crate) struct ImportUpload {
     /// The CSV file.
     file: Upload,
