@@ -73,7 +73,8 @@ def run(location, token, seed, examples, label, report_dir):
         "--warnings", "off",
     ]
     print(f"\n== schemathesis as {label}: seed {seed}, {examples} examples per operation", flush=True)
-    done = subprocess.run(command, check=False, capture_output=True, text=True)
+    # Its cache (replayed crashes) stays out of the repository: run in the data folder.
+    done = subprocess.run(command, check=False, capture_output=True, text=True, cwd=report_dir)
     sys.stdout.write(done.stdout)
     sys.stderr.write(done.stderr)
     generated = re.findall(r"(\d+) generated", done.stdout)

@@ -306,10 +306,16 @@ pub(crate) async fn reseal_payloads(
     let mut count = 0;
     let mut after = String::new();
     loop {
-        // By id in pages, so that a large outbox is not read at once.
-        let rows = outbox::Entity::find()
+        // By id in pages, so that a large outbox is not read at once; at
+        // start (not `all`) only payloads still in clear, which after the
+        // first start are none.
+        let mut select = outbox::Entity::find()
             .filter(outbox::Column::Id.gt(after.clone()))
-            .filter(outbox::Column::Payload.ne("{}"))
+            .filter(outbox::Column::Payload.ne("{}"));
+        if !all {
+            select = select.filter(outbox::Column::Payload.not_like("sealed:v1:%"));
+        }
+        let rows = select
             .order_by_asc(outbox::Column::Id)
             .limit(1000)
             .all(txn)

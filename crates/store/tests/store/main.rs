@@ -47,6 +47,7 @@ mod concurrency;
 mod imports;
 mod listing;
 mod mail;
+mod sealing;
 mod sso;
 mod support;
 mod upgrade;
