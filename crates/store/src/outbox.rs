@@ -21,11 +21,11 @@ use secureai_domain::{AuditEvent, DisplayName, EmailAddress, PlainToken, StoreEr
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::SqlStore;
 use crate::audit::write_audit;
 use crate::convert::{db, instant, micros};
 use crate::entities::outbox;
 use crate::sealing::Sealer;
+use crate::{SqlStore, retry_transaction};
 
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -257,23 +257,28 @@ impl OutboxRepository for SqlStore {
         at: DateTime<Utc>,
         audit: AuditEvent,
     ) -> Result<bool, StoreError> {
-        let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
-        let requeued = outbox::Entity::update_many()
-            .col_expr(outbox::Column::Status, Expr::value("queued"))
-            .col_expr(outbox::Column::Attempts, Expr::value(0))
-            .col_expr(outbox::Column::NextAttemptAt, Expr::value(micros(at)))
-            .col_expr(outbox::Column::LeasedUntil, Expr::value(Option::<i64>::None))
-            .filter(outbox::Column::Id.eq(id.to_string()))
-            .filter(outbox::Column::Status.eq("failed"))
-            .exec(&txn)
-            .await
-            .map_err(db("requeueing a message"))?;
-        if requeued.rows_affected != 1 {
-            return Ok(false);
-        }
-        write_audit(&txn, &audit).await?;
-        txn.commit().await.map_err(db("committing a requeued message"))?;
-        Ok(true)
+        let this = self;
+        let audit = &audit;
+        retry_transaction(move || async move {
+            let txn = this.db.begin().await.map_err(db("starting a transaction"))?;
+            let requeued = outbox::Entity::update_many()
+                .col_expr(outbox::Column::Status, Expr::value("queued"))
+                .col_expr(outbox::Column::Attempts, Expr::value(0))
+                .col_expr(outbox::Column::NextAttemptAt, Expr::value(micros(at)))
+                .col_expr(outbox::Column::LeasedUntil, Expr::value(Option::<i64>::None))
+                .filter(outbox::Column::Id.eq(id.to_string()))
+                .filter(outbox::Column::Status.eq("failed"))
+                .exec(&txn)
+                .await
+                .map_err(db("requeueing a message"))?;
+            if requeued.rows_affected != 1 {
+                return Ok(false);
+            }
+            write_audit(&txn, audit).await?;
+            txn.commit().await.map_err(db("committing a requeued message"))?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn latest_for(

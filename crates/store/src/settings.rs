@@ -12,11 +12,11 @@ use secureai_domain::sso::settings::{
 use secureai_domain::{AuditEvent, DisplayName, EmailAddress, StoreError};
 use serde::{Deserialize, Serialize};
 
-use crate::SqlStore;
 use crate::audit::write_audit;
 use crate::convert::db;
 use crate::entities::settings;
 use crate::sealing::{Sealer, SecretKey};
+use crate::{SqlStore, retry_transaction};
 
 const SEAT_LIMIT: &str = "seat_limit";
 const UNLIMITED: &str = "unlimited";
@@ -260,21 +260,27 @@ impl SettingsRepository for SqlStore {
 impl SqlStore {
     /// Inserts or replaces one setting with its audit event, atomically.
     async fn put(&self, key: &str, value: String, audit: AuditEvent) -> Result<(), StoreError> {
-        let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
-        settings::Entity::insert(settings::ActiveModel {
-            key: Set(key.to_owned()),
-            value: Set(value),
+        let this = self;
+        let value = &value;
+        let audit = &audit;
+        retry_transaction(move || async move {
+            let txn = this.db.begin().await.map_err(db("starting a transaction"))?;
+            settings::Entity::insert(settings::ActiveModel {
+                key: Set(key.to_owned()),
+                value: Set(value.clone()),
+            })
+            .on_conflict(
+                OnConflict::column(settings::Column::Key)
+                    .update_column(settings::Column::Value)
+                    .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await
+            .map_err(db("storing a setting"))?;
+            write_audit(&txn, audit).await?;
+            txn.commit().await.map_err(db("committing a setting"))
         })
-        .on_conflict(
-            OnConflict::column(settings::Column::Key)
-                .update_column(settings::Column::Value)
-                .to_owned(),
-        )
-        .exec_without_returning(&txn)
         .await
-        .map_err(db("storing a setting"))?;
-        write_audit(&txn, &audit).await?;
-        txn.commit().await.map_err(db("committing a setting"))
     }
 }
 

@@ -11,7 +11,7 @@ use crate::audit::write_audit;
 use crate::convert::{db, micros, user_to_row};
 use crate::directory::{count_delta, counted, index_user};
 use crate::entities::{setup_tokens, users};
-use crate::{SqlStore, is_unique_violation, take_guard};
+use crate::{SqlStore, is_unique_violation, retry_transaction, take_guard};
 
 const SETUP_ROW: i32 = 1;
 
@@ -28,17 +28,25 @@ impl SetupRepository for SqlStore {
         hash: TokenHash,
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
-        setup_tokens::Entity::delete_many().exec(&txn).await.map_err(db("voiding setup links"))?;
-        setup_tokens::Entity::insert(setup_tokens::ActiveModel {
-            id: Set(SETUP_ROW),
-            token_hash: Set(hash.to_hex()),
-            expires_at: Set(micros(expires_at)),
+        let this = self;
+        let hash = &hash;
+        retry_transaction(move || async move {
+            let txn = this.db.begin().await.map_err(db("starting a transaction"))?;
+            setup_tokens::Entity::delete_many()
+                .exec(&txn)
+                .await
+                .map_err(db("voiding setup links"))?;
+            setup_tokens::Entity::insert(setup_tokens::ActiveModel {
+                id: Set(SETUP_ROW),
+                token_hash: Set(hash.to_hex()),
+                expires_at: Set(micros(expires_at)),
+            })
+            .exec_without_returning(&txn)
+            .await
+            .map_err(db("storing the setup link"))?;
+            txn.commit().await.map_err(db("committing the setup link"))
         })
-        .exec_without_returning(&txn)
         .await
-        .map_err(db("storing the setup link"))?;
-        txn.commit().await.map_err(db("committing the setup link"))
     }
 
     async fn setup_token_valid(
@@ -59,33 +67,42 @@ impl SetupRepository for SqlStore {
         &self,
         completion: SetupCompletion,
     ) -> Result<(), CompleteSetupStoreError> {
-        let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
-        take_guard(&txn).await.map_err(db("taking the guard"))?;
-        let consumed = setup_tokens::Entity::delete_many()
-            .filter(setup_tokens::Column::TokenHash.eq(completion.token_hash.to_hex()))
-            .filter(setup_tokens::Column::ExpiresAt.gt(micros(completion.at)))
-            .exec(&txn)
-            .await
-            .map_err(db("consuming the setup link"))?;
-        if consumed.rows_affected != 1 {
-            return Err(CompleteSetupStoreError::InvalidToken);
-        }
-        let admins =
-            counted(&txn, Some("admin"), &["active"]).await.map_err(db("counting admins"))?;
-        if admins > 0 {
-            return Err(CompleteSetupStoreError::AdminExists);
-        }
-        let row =
-            user_to_row(&completion.admin, Some(completion.password_hash.as_phc().to_owned()));
-        match users::Entity::insert(row).exec_without_returning(&txn).await {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => return Err(CompleteSetupStoreError::EmailTaken),
-            Err(e) => return Err(db("inserting the first admin")(e).into()),
-        }
-        index_user(&txn, &completion.admin).await.map_err(db("indexing the first admin"))?;
-        count_delta(&txn, "admin", "active", 1).await.map_err(db("counting the first admin"))?;
-        write_audit(&txn, &completion.audit).await?;
-        txn.commit().await.map_err(db("committing setup"))?;
-        Ok(())
+        let this = self;
+        let completion = &completion;
+        retry_transaction(move || async move {
+            let txn = this.db.begin().await.map_err(db("starting a transaction"))?;
+            take_guard(&txn).await.map_err(db("taking the guard"))?;
+            let consumed = setup_tokens::Entity::delete_many()
+                .filter(setup_tokens::Column::TokenHash.eq(completion.token_hash.to_hex()))
+                .filter(setup_tokens::Column::ExpiresAt.gt(micros(completion.at)))
+                .exec(&txn)
+                .await
+                .map_err(db("consuming the setup link"))?;
+            if consumed.rows_affected != 1 {
+                return Err(CompleteSetupStoreError::InvalidToken);
+            }
+            let admins =
+                counted(&txn, Some("admin"), &["active"]).await.map_err(db("counting admins"))?;
+            if admins > 0 {
+                return Err(CompleteSetupStoreError::AdminExists);
+            }
+            let row =
+                user_to_row(&completion.admin, Some(completion.password_hash.as_phc().to_owned()));
+            match users::Entity::insert(row).exec_without_returning(&txn).await {
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => {
+                    return Err(CompleteSetupStoreError::EmailTaken);
+                }
+                Err(e) => return Err(db("inserting the first admin")(e).into()),
+            }
+            index_user(&txn, &completion.admin).await.map_err(db("indexing the first admin"))?;
+            count_delta(&txn, "admin", "active", 1)
+                .await
+                .map_err(db("counting the first admin"))?;
+            write_audit(&txn, &completion.audit).await?;
+            txn.commit().await.map_err(db("committing setup"))?;
+            Ok(())
+        })
+        .await
     }
 }

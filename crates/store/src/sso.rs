@@ -182,96 +182,103 @@ impl SsoRepository for SqlStore {
     }
 
     async fn record_sso_sign_in(&self, sign_in: SsoSignIn) -> Result<(), SsoSignInStoreError> {
-        let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
-        let user = &sign_in.user;
-        let id = user.id.to_string();
-        let at = micros(sign_in.session.created_at);
-        if let Some(limit) = sign_in.create {
-            if let Some(limit) = limit {
-                take_guard(&txn).await.map_err(db("taking the guard"))?;
-                let used =
-                    counted(&txn, None, &SEAT_HOLDING).await.map_err(db("counting seats"))?;
-                if used >= u64::from(limit) {
-                    return Err(SsoSignInStoreError::SeatLimitReached { limit });
+        let this = self;
+        let sign_in = &sign_in;
+        retry_transaction(move || async move {
+            let txn = this.db.begin().await.map_err(db("starting a transaction"))?;
+            let user = &sign_in.user;
+            let id = user.id.to_string();
+            let at = micros(sign_in.session.created_at);
+            if let Some(limit) = sign_in.create {
+                if let Some(limit) = limit {
+                    take_guard(&txn).await.map_err(db("taking the guard"))?;
+                    let used =
+                        counted(&txn, None, &SEAT_HOLDING).await.map_err(db("counting seats"))?;
+                    if used >= u64::from(limit) {
+                        return Err(SsoSignInStoreError::SeatLimitReached { limit });
+                    }
+                }
+                match users::Entity::insert(user_to_row(user, None))
+                    .exec_without_returning(&txn)
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e) if is_unique_violation(&e) => return Err(SsoSignInStoreError::Conflict),
+                    Err(e) => return Err(db("inserting a user")(e).into()),
+                }
+                index_user(&txn, user).await.map_err(db("indexing a user for search"))?;
+                count_delta(&txn, user.role.as_str(), "active", 1)
+                    .await
+                    .map_err(db("counting a new user"))?;
+            } else if sign_in.activate {
+                let activated = users::Entity::update_many()
+                    .col_expr(users::Column::Status, Expr::value("active"))
+                    .col_expr(users::Column::ActivatedAt, Expr::value(at))
+                    .filter(users::Column::Id.eq(id.clone()))
+                    .filter(users::Column::Status.eq("invited"))
+                    .exec(&txn)
+                    .await
+                    .map_err(db("activating a user"))?;
+                if activated.rows_affected != 1 {
+                    return Err(SsoSignInStoreError::Stale);
+                }
+                let role = users::Entity::find_by_id(id.clone())
+                    .one(&txn)
+                    .await
+                    .map_err(db("reading the activated user"))?
+                    .map(|u| u.role)
+                    .ok_or(SsoSignInStoreError::Stale)?;
+                count_move(&txn, (&role, "invited"), (&role, "active"))
+                    .await
+                    .map_err(db("recounting users"))?;
+                // The invitation was answered through the identity provider.
+                invitations::Entity::update_many()
+                    .col_expr(invitations::Column::State, Expr::value("accepted"))
+                    .col_expr(invitations::Column::StateAt, Expr::value(at))
+                    .filter(invitations::Column::UserId.eq(id.clone()))
+                    .filter(invitations::Column::State.eq("pending"))
+                    .exec(&txn)
+                    .await
+                    .map_err(db("closing the invitation"))?;
+            } else {
+                let current = users::Entity::find_by_id(id.clone())
+                    .one(&txn)
+                    .await
+                    .map_err(db("reading the user signing in"))?;
+                if current.is_none_or(|u| u.status != "active") {
+                    return Err(SsoSignInStoreError::Stale);
                 }
             }
-            match users::Entity::insert(user_to_row(user, None)).exec_without_returning(&txn).await
-            {
-                Ok(_) => {}
-                Err(e) if is_unique_violation(&e) => return Err(SsoSignInStoreError::Conflict),
-                Err(e) => return Err(db("inserting a user")(e).into()),
+            if let Some((issuer, subject)) = &sign_in.link {
+                let link = sso_links::ActiveModel {
+                    key: Set(pair_key(issuer, subject)),
+                    issuer: Set(issuer.clone()),
+                    subject: Set(subject.clone()),
+                    user_id: Set(id.clone()),
+                    linked_at: Set(at),
+                };
+                match sso_links::Entity::insert(link).exec_without_returning(&txn).await {
+                    Ok(_) => {}
+                    Err(e) if is_unique_violation(&e) => return Err(SsoSignInStoreError::Conflict),
+                    Err(e) => return Err(db("linking an SSO identity")(e).into()),
+                }
             }
-            index_user(&txn, user).await.map_err(db("indexing a user for search"))?;
-            count_delta(&txn, user.role.as_str(), "active", 1)
+            sessions::Entity::insert(session_to_row(&sign_in.session))
+                .exec_without_returning(&txn)
                 .await
-                .map_err(db("counting a new user"))?;
-        } else if sign_in.activate {
-            let activated = users::Entity::update_many()
-                .col_expr(users::Column::Status, Expr::value("active"))
-                .col_expr(users::Column::ActivatedAt, Expr::value(at))
-                .filter(users::Column::Id.eq(id.clone()))
-                .filter(users::Column::Status.eq("invited"))
+                .map_err(db("inserting a session"))?;
+            users::Entity::update_many()
+                .col_expr(users::Column::LastLoginAt, Expr::value(at))
+                .filter(users::Column::Id.eq(id))
                 .exec(&txn)
                 .await
-                .map_err(db("activating a user"))?;
-            if activated.rows_affected != 1 {
-                return Err(SsoSignInStoreError::Stale);
+                .map_err(db("recording the sign-in time"))?;
+            for event in &sign_in.audit {
+                write_audit(&txn, event).await?;
             }
-            let role = users::Entity::find_by_id(id.clone())
-                .one(&txn)
-                .await
-                .map_err(db("reading the activated user"))?
-                .map(|u| u.role)
-                .ok_or(SsoSignInStoreError::Stale)?;
-            count_move(&txn, (&role, "invited"), (&role, "active"))
-                .await
-                .map_err(db("recounting users"))?;
-            // The invitation was answered through the identity provider.
-            invitations::Entity::update_many()
-                .col_expr(invitations::Column::State, Expr::value("accepted"))
-                .col_expr(invitations::Column::StateAt, Expr::value(at))
-                .filter(invitations::Column::UserId.eq(id.clone()))
-                .filter(invitations::Column::State.eq("pending"))
-                .exec(&txn)
-                .await
-                .map_err(db("closing the invitation"))?;
-        } else {
-            let current = users::Entity::find_by_id(id.clone())
-                .one(&txn)
-                .await
-                .map_err(db("reading the user signing in"))?;
-            if current.is_none_or(|u| u.status != "active") {
-                return Err(SsoSignInStoreError::Stale);
-            }
-        }
-        if let Some((issuer, subject)) = &sign_in.link {
-            let link = sso_links::ActiveModel {
-                key: Set(pair_key(issuer, subject)),
-                issuer: Set(issuer.clone()),
-                subject: Set(subject.clone()),
-                user_id: Set(id.clone()),
-                linked_at: Set(at),
-            };
-            match sso_links::Entity::insert(link).exec_without_returning(&txn).await {
-                Ok(_) => {}
-                Err(e) if is_unique_violation(&e) => return Err(SsoSignInStoreError::Conflict),
-                Err(e) => return Err(db("linking an SSO identity")(e).into()),
-            }
-        }
-        sessions::Entity::insert(session_to_row(&sign_in.session))
-            .exec_without_returning(&txn)
-            .await
-            .map_err(db("inserting a session"))?;
-        users::Entity::update_many()
-            .col_expr(users::Column::LastLoginAt, Expr::value(at))
-            .filter(users::Column::Id.eq(id))
-            .exec(&txn)
-            .await
-            .map_err(db("recording the sign-in time"))?;
-        for event in &sign_in.audit {
-            write_audit(&txn, event).await?;
-        }
-        txn.commit().await.map_err(db("committing an SSO sign-in"))?;
-        Ok(())
+            txn.commit().await.map_err(db("committing an SSO sign-in"))?;
+            Ok(())
+        })
+        .await
     }
 }

@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::audit::write_audit;
 use crate::convert::{db, instant, micros, opt_instant, user_id};
-use crate::{SqlStore, is_retryable, is_unique_violation, take_guard};
+use crate::{SqlStore, is_retryable, is_unique_violation, retry_transaction, take_guard};
 
 /// Rows per multi-row statement: under every database's parameter limit
 /// for the widest row (9 values).
@@ -177,25 +177,32 @@ impl ServiceTokenRepository for SqlStore {
         hash: TokenHash,
         audit: AuditEvent,
     ) -> Result<(), StoreError> {
-        let backend = self.backend();
-        let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
-        let mut sql = Sql::new(
-            backend,
-            "INSERT INTO service_tokens (id, name, token_hash, created_by, created_at, \
-             last_used_at, revoked_at) VALUES ",
-        );
-        sql.row(vec![
-            token.id.to_string().into(),
-            token.name.clone().into(),
-            hash.to_hex().into(),
-            token.created_by.map(|id| id.to_string()).into(),
-            micros(token.created_at).into(),
-            Value::from(Option::<i64>::None),
-            Value::from(Option::<i64>::None),
-        ]);
-        txn.execute_raw(sql.statement()).await.map_err(db("storing a service token"))?;
-        write_audit(&txn, &audit).await?;
-        txn.commit().await.map_err(db("committing a service token"))
+        let this = self;
+        let token = &token;
+        let hash = &hash;
+        let audit = &audit;
+        retry_transaction(move || async move {
+            let backend = this.backend();
+            let txn = this.db.begin().await.map_err(db("starting a transaction"))?;
+            let mut sql = Sql::new(
+                backend,
+                "INSERT INTO service_tokens (id, name, token_hash, created_by, created_at, \
+                 last_used_at, revoked_at) VALUES ",
+            );
+            sql.row(vec![
+                token.id.to_string().into(),
+                token.name.clone().into(),
+                hash.to_hex().into(),
+                token.created_by.map(|id| id.to_string()).into(),
+                micros(token.created_at).into(),
+                Value::from(Option::<i64>::None),
+                Value::from(Option::<i64>::None),
+            ]);
+            txn.execute_raw(sql.statement()).await.map_err(db("storing a service token"))?;
+            write_audit(&txn, audit).await?;
+            txn.commit().await.map_err(db("committing a service token"))
+        })
+        .await
     }
 
     async fn service_tokens(&self) -> Result<Vec<ServiceToken>, StoreError> {
@@ -228,22 +235,30 @@ impl ServiceTokenRepository for SqlStore {
         at: DateTime<Utc>,
         audit: AuditEvent,
     ) -> Result<Option<ServiceToken>, StoreError> {
-        let backend = self.backend();
-        let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
-        let mut revoke = Sql::new(backend, "UPDATE service_tokens SET revoked_at = ");
-        revoke.bind(micros(at)).push(" WHERE id = ").bind(id.to_string());
-        revoke.push(" AND revoked_at IS NULL");
-        let revoked = txn.execute_raw(revoke.statement()).await.map_err(db("revoking a token"))?;
-        if revoked.rows_affected() == 1 {
-            write_audit(&txn, &audit).await?;
-        }
-        let mut read =
-            Sql::new(backend, &format!("SELECT {TOKEN_COLUMNS} FROM service_tokens WHERE id = "));
-        read.bind(id.to_string());
-        let row = txn.query_one_raw(read.statement()).await.map_err(db("reading a token"))?;
-        let token = row.as_ref().map(token_from_row).transpose()?;
-        txn.commit().await.map_err(db("committing a revocation"))?;
-        Ok(token)
+        let this = self;
+        let audit = &audit;
+        retry_transaction(move || async move {
+            let backend = this.backend();
+            let txn = this.db.begin().await.map_err(db("starting a transaction"))?;
+            let mut revoke = Sql::new(backend, "UPDATE service_tokens SET revoked_at = ");
+            revoke.bind(micros(at)).push(" WHERE id = ").bind(id.to_string());
+            revoke.push(" AND revoked_at IS NULL");
+            let revoked =
+                txn.execute_raw(revoke.statement()).await.map_err(db("revoking a token"))?;
+            if revoked.rows_affected() == 1 {
+                write_audit(&txn, audit).await?;
+            }
+            let mut read = Sql::new(
+                backend,
+                &format!("SELECT {TOKEN_COLUMNS} FROM service_tokens WHERE id = "),
+            );
+            read.bind(id.to_string());
+            let row = txn.query_one_raw(read.statement()).await.map_err(db("reading a token"))?;
+            let token = row.as_ref().map(token_from_row).transpose()?;
+            txn.commit().await.map_err(db("committing a revocation"))?;
+            Ok(token)
+        })
+        .await
     }
 
     async fn touch_service_token(&self, id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError> {
@@ -843,10 +858,14 @@ impl UsageRepository for SqlStore {
     }
 
     async fn mark_active(&self, user: UserId, at: DateTime<Utc>) -> Result<(), StoreError> {
-        let pairs = BTreeSet::from([(user, at.date_naive())]);
-        let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
-        record_active(&txn, &pairs).await.map_err(db("recording activity"))?;
-        txn.commit().await.map_err(db("committing activity"))
+        let this = self;
+        retry_transaction(move || async move {
+            let pairs = BTreeSet::from([(user, at.date_naive())]);
+            let txn = this.db.begin().await.map_err(db("starting a transaction"))?;
+            record_active(&txn, &pairs).await.map_err(db("recording activity"))?;
+            txn.commit().await.map_err(db("committing activity"))
+        })
+        .await
     }
 
     async fn active_users(
