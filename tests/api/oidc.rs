@@ -352,3 +352,57 @@ async fn the_break_glass_password_admin_is_linked_only_after_an_admin_switches_i
     let me = body(browser_two.get(app.url("/api/v1/me")).send().await.unwrap()).await;
     assert_eq!(me["id"], root_id.as_str());
 }
+
+#[tokio::test]
+async fn an_admin_switches_a_password_account_to_sso_from_its_profile_page() {
+    let (app, _idp, admin) = with_oidc().await;
+    let invited = app
+        .post(
+            "/api/v1/users",
+            Some(&admin),
+            json!({"email": "local@example.com", "name": "Local", "role": "user", "sign_in": "password"}),
+        )
+        .await;
+    let id = body(invited).await["id"].as_str().unwrap().to_owned();
+    let panel = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = panel
+        .post(app.url("/sign-in"))
+        .form(&[
+            ("email", secureai_tests::ADMIN_EMAIL),
+            ("password", secureai_tests::ADMIN_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    let profile = panel.get(app.url(&format!("/admin/users/{id}"))).send().await.unwrap();
+    assert!(profile.text().await.unwrap().contains("Switch to single sign-on"));
+    let confirm = panel
+        .get(app.url(&format!("/admin/users/{id}/switch-to-sso")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(confirm.contains("their password is removed"), "{confirm}");
+    let csrf = confirm.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap();
+    let done = panel
+        .post(app.url(&format!("/admin/users/{id}/switch-to-sso")))
+        .form(&[("csrf", csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    let user = body(app.get(&format!("/api/v1/users/{id}"), Some(&admin)).await).await;
+    assert_eq!(user["sign_in_method"], "sso");
+    let after =
+        panel.get(app.url(&format!("/admin/users/{id}?done=switched"))).send().await.unwrap();
+    let html = after.text().await.unwrap();
+    assert!(html.contains("now signs in through your identity provider"));
+    assert!(!html.contains(">Switch to single sign-on<"));
+}

@@ -547,6 +547,8 @@ struct UserPage {
     role: &'static str,
     status: &'static str,
     sso: bool,
+    /// Single sign-on is configured: a password account can be switched.
+    sso_available: bool,
     department: String,
     created: String,
     activated: String,
@@ -579,6 +581,10 @@ fn done_notice(done: &str, user: &User) -> Option<String> {
         "sessions" => format!("Every session of {} has ended; they must sign in again.", user.name),
         "resent" => format!(
             "A new invitation was sent to {}; the earlier link no longer works.",
+            user.email
+        ),
+        "switched" => format!(
+            "{} now signs in through your identity provider; their next sign-in there links the account.",
             user.email
         ),
         _ => return None,
@@ -629,6 +635,10 @@ async fn render_profile(
         Ok(activity) => activity,
         Err(e) => return internal(&e),
     };
+    let sso_available = match state.service.sso_protocol().await {
+        Ok(protocol) => protocol.is_some(),
+        Err(e) => return internal(&e),
+    };
     let mut top_models = super::analytics::model_rows(&activity.models);
     top_models.truncate(3);
     let count = super::analytics::thousands;
@@ -646,6 +656,7 @@ async fn render_profile(
         role: user.role.as_str(),
         status: user.status().as_str(),
         sso: user.sign_in == secureai_domain::SignInMethod::Sso,
+        sso_available,
         department: user.department.as_ref().map(ToString::to_string).unwrap_or_else(|| "—".into()),
         created: when(Some(user.created_at)),
         activated: when(user.state.activated_at()),
@@ -730,6 +741,7 @@ enum Action {
     ResetPassword,
     TerminateSessions,
     ResendInvitation,
+    SwitchToSso,
 }
 
 impl Action {
@@ -738,6 +750,7 @@ impl Action {
             "reset-password" => Some(Self::ResetPassword),
             "terminate-sessions" => Some(Self::TerminateSessions),
             "resend-invitation" => Some(Self::ResendInvitation),
+            "switch-to-sso" => Some(Self::SwitchToSso),
             _ => None,
         }
     }
@@ -795,6 +808,14 @@ pub(crate) async fn confirm_action(
             format!("{} gets a new invitation; the earlier link stops working.", user.email),
             "Re-send invitation",
         ),
+        Action::SwitchToSso => (
+            "Switch to single sign-on?".to_owned(),
+            format!(
+                "{} will sign in through your company's identity provider: their password is removed and every session ends now. Their next single sign-on links the account. Keep at least one admin with a password, in case the identity provider is unavailable.",
+                user.email
+            ),
+            "Switch to single sign-on",
+        ),
     };
     let template = ConfirmPage {
         nav: viewer.nav("users"),
@@ -838,6 +859,19 @@ pub(crate) async fn do_action(
                 Ok(_) => Ok("sessions"),
                 Err(GetUserError::NotFound) => return not_found(),
                 Err(GetUserError::Unexpected(e)) => return internal(&e),
+            }
+        }
+        Action::SwitchToSso => {
+            use secureai_domain::users::errors::UpdateUserError as E;
+            let switch = secureai_domain::users::lifecycle::UserUpdate {
+                sign_in: Some("sso".into()),
+                ..Default::default()
+            };
+            match state.service.update_user(&admin, id, &switch, &context).await {
+                Ok(_) => Ok("switched"),
+                Err(E::NotFound) => return not_found(),
+                Err(E::Unexpected(e)) => return internal(&e),
+                Err(error) => Err((true, error.to_string())),
             }
         }
         Action::ResendInvitation => {
