@@ -44,6 +44,18 @@ fn rss_mib(pid: u32) -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
+/// CPU seconds (user + system) `pid` has used so far.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 here;
+    // the kernel counts in USER_HZ, 100 on Linux.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 struct Server(Child);
 
 impl Drop for Server {
@@ -149,6 +161,8 @@ async fn main() {
     );
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let load_started = Instant::now();
+    let (server_cpu_before, client_cpu_before) =
+        (cpu_seconds(&pid.to_string()), cpu_seconds("self"));
     let workers: Vec<_> = (0..clients)
         .map(|i| {
             let (http, base) = (http.clone(), base.clone());
@@ -192,6 +206,8 @@ async fn main() {
         peak = peak.max(rss_mib(pid));
     }
     let load_elapsed = load_started.elapsed().as_secs_f64();
+    let server_cpu = cpu_seconds(&pid.to_string()) - server_cpu_before;
+    let client_cpu = cpu_seconds("self") - client_cpu_before;
     let end_of_load = rss_mib(pid);
     tokio::time::sleep(Duration::from_secs(idle_seconds)).await;
     let idle = rss_mib(pid);
@@ -223,4 +239,16 @@ async fn main() {
     println!("raw argon2id verify (m=19456 KiB, t=2, p=1, one thread per core): {raw:.1} /s");
     println!("sign-ins over HTTP: {sign_in_rate:.1} /s");
     println!("sign-in / raw: {:.1} %", 100.0 * sign_in_rate / raw);
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get) as f64;
+    let signed = ok.load(Ordering::Relaxed).max(1) as f64;
+    println!(
+        "CPU during the load: server {server_cpu:.1} s, load generator {client_cpu:.1} s, of {:.1} s available",
+        cores * load_elapsed
+    );
+    println!(
+        "server CPU per sign-in: {:.1} ms; raw argon2id verify: {:.1} ms of CPU ({:.1} %)",
+        1000.0 * server_cpu / signed,
+        1000.0 * cores / raw,
+        100.0 * (server_cpu / signed) / (cores / raw)
+    );
 }
