@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use secureai_tests::{TestApp, body};
+use secureai_tests::{Lcg, TestApp, body};
 use serde_json::json;
 
 /// Dates an attacker would try: chrono's limits, signs, years of five
@@ -29,16 +29,12 @@ const EXTREMES: &[&str] = &[
     "99999999999999999999",
 ];
 
-/// A small deterministic generator, so that a failure can be replayed.
-struct Lcg(u64);
+/// Random days, replayable from the seed.
+trait RandomDay {
+    fn day(&mut self) -> String;
+}
 
-impl Lcg {
-    fn next(&mut self, bound: u64) -> u64 {
-        self.0 =
-            self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % bound
-    }
-
+impl RandomDay for Lcg {
     /// A day with a year anywhere in chrono's range (and beyond), in the
     /// accepted shape or not.
     fn day(&mut self) -> String {

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use secureai_tests::{ADMIN_PASSWORD, TestApp, body};
+use secureai_tests::{ADMIN_PASSWORD, Lcg, TestApp, body};
 use serde_json::{Value, json};
 
 const CLIENTS: usize = 16;
@@ -30,17 +30,6 @@ struct Done {
     reactivations: AtomicU64,
     sign_ins: AtomicU64,
     requests: AtomicU64,
-}
-
-/// A small deterministic generator per client.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self, bound: u64) -> u64 {
-        self.0 =
-            self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % bound
-    }
 }
 
 async fn audit_count(app: &TestApp, admin: &str, action: &str) -> u64 {

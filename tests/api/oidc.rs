@@ -364,21 +364,7 @@ async fn an_admin_switches_a_password_account_to_sso_from_its_profile_page() {
         )
         .await;
     let id = body(invited).await["id"].as_str().unwrap().to_owned();
-    let panel = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let signed_in = panel
-        .post(app.url("/sign-in"))
-        .form(&[
-            ("email", secureai_tests::ADMIN_EMAIL),
-            ("password", secureai_tests::ADMIN_PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    let panel = app.panel_browser().await;
     let profile = panel.get(app.url(&format!("/admin/users/{id}"))).send().await.unwrap();
     assert!(profile.text().await.unwrap().contains("Switch to single sign-on"));
     let confirm = panel

@@ -430,3 +430,36 @@ pub async fn stored_text(url: &str) -> Vec<(String, String, String)> {
     store.close().await.unwrap();
     out
 }
+
+/// A small deterministic generator for tests that want varied input a
+/// failure can be replayed with (same seed, same sequence).
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    /// The next number below `bound`.
+    pub fn next(&mut self, bound: u64) -> u64 {
+        self.0 =
+            self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % bound
+    }
+}
+
+impl TestApp {
+    /// A cookie-keeping client signed in to the admin panel as the first
+    /// admin (not following redirects).
+    pub async fn panel_browser(&self) -> Client {
+        let panel = Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let signed_in = panel
+            .post(self.url("/sign-in"))
+            .form(&[("email", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+        panel
+    }
+}
