@@ -216,10 +216,7 @@ pub async fn wire_with_clock(
         },
     )?;
     let mailer = Arc::new(mailer(config, public_url)?);
-    let key = secret_key::load(config)?;
-    let store = connect_with_key(config, key.key.clone()).await?;
-    store.migrate().await?;
-    secret_key::settle(&store, &key).await?;
+    let store = secret_key::open_store(config, &secret_key::load(config)?).await?;
     let hashing = &config.password_hashing;
     let defaults = HashingLimits::default();
     let hasher = Argon2Hasher::new(
@@ -251,12 +248,11 @@ pub async fn wire_with_clock(
 /// # Errors
 /// When the folder cannot be created or the database reached.
 pub async fn connect(config: &Config) -> anyhow::Result<SqlStore> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create the data folder {}", config.data_dir.display()))?;
     connect_with_key(config, secret_key::load(config)?.key).await
 }
 
-/// Connects with this secret key (not migrating, not checking the key).
+/// Creates the data folder and connects with this secret key (not
+/// migrating, not checking the key).
 ///
 /// # Errors
 /// When the database cannot be reached.

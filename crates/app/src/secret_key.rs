@@ -123,6 +123,18 @@ pub async fn settle(store: &SqlStore, loaded: &LoadedKey) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Connects with `loaded`'s key, migrates, and [`settle`]s the key.
+///
+/// # Errors
+/// When the database cannot be reached or migrated, or the key is wrong
+/// or missing.
+pub async fn open_store(config: &Config, loaded: &LoadedKey) -> anyhow::Result<SqlStore> {
+    let store = crate::connect_with_key(config, loaded.key.clone()).await?;
+    store.migrate().await?;
+    settle(&store, loaded).await?;
+    Ok(store)
+}
+
 /// What a rotation did.
 #[derive(Debug)]
 pub struct Rotation {
@@ -149,9 +161,7 @@ pub async fn rotate(config: &Config) -> anyhow::Result<Rotation> {
     if let KeySource::New(path) = &loaded.source {
         anyhow::bail!("there is no secret key to rotate yet ({} does not exist)", path.display());
     }
-    let store = crate::connect_with_key(config, loaded.key.clone()).await?;
-    store.migrate().await?;
-    settle(&store, &loaded).await?;
+    let store = open_store(config, &loaded).await?;
     let new_key = SecretKey::generate();
     let path = key_file(config);
     let staged = path.with_extension("key.new");

@@ -39,10 +39,9 @@ impl InvitationRepository for SqlStore {
     }
 
     async fn reissue(&self, reissue: Reissue) -> Result<(), ReissueError> {
-        let this = self;
         let reissue = &reissue;
         retry_transaction(move || async move {
-            let txn = this.db.begin().await.map_err(db("starting a transaction"))?;
+            let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
             let user_id = reissue.invitation.user_id.to_string();
             // Touch the user row only if still invited: this both checks and
             // locks it against a concurrent acceptance or deactivation.
@@ -71,7 +70,7 @@ impl InvitationRepository for SqlStore {
                 .exec_without_returning(&txn)
                 .await
                 .map_err(db("inserting an invitation"))?;
-            outbox::Entity::insert(mail_to_row(&this.sealer, &reissue.mail))
+            outbox::Entity::insert(mail_to_row(&self.sealer, &reissue.mail))
                 .exec_without_returning(&txn)
                 .await
                 .map_err(db("queueing the invitation email"))?;
@@ -94,10 +93,9 @@ impl InvitationRepository for SqlStore {
     }
 
     async fn accept(&self, acceptance: Acceptance) -> Result<(), AcceptStoreError> {
-        let this = self;
         let acceptance = &acceptance;
         retry_transaction(move || async move {
-            let txn = this.db.begin().await.map_err(db("starting a transaction"))?;
+            let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
             let at = micros(acceptance.at);
             // Conditional updates: of two concurrent acceptances only one sees
             // the row still pending.

@@ -257,10 +257,9 @@ impl OutboxRepository for SqlStore {
         at: DateTime<Utc>,
         audit: AuditEvent,
     ) -> Result<bool, StoreError> {
-        let this = self;
         let audit = &audit;
         retry_transaction(move || async move {
-            let txn = this.db.begin().await.map_err(db("starting a transaction"))?;
+            let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
             let requeued = outbox::Entity::update_many()
                 .col_expr(outbox::Column::Status, Expr::value("queued"))
                 .col_expr(outbox::Column::Attempts, Expr::value(0))

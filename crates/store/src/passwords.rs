@@ -34,10 +34,9 @@ async fn lock_active_user(
 #[async_trait]
 impl PasswordRepository for SqlStore {
     async fn issue_reset(&self, new: NewReset) -> Result<(), PasswordStoreError> {
-        let this = self;
         let new = &new;
         retry_transaction(move || async move {
-            let txn = this.db.begin().await.map_err(db("starting a transaction"))?;
+            let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
             let user_id = new.reset.user_id.to_string();
             if !lock_active_user(&txn, &user_id).await? {
                 return Err(PasswordStoreError::NoLongerApplicable);
@@ -57,7 +56,7 @@ impl PasswordRepository for SqlStore {
                 .exec_without_returning(&txn)
                 .await
                 .map_err(db("storing a reset link"))?;
-            outbox::Entity::insert(mail_to_row(&this.sealer, &new.mail))
+            outbox::Entity::insert(mail_to_row(&self.sealer, &new.mail))
                 .exec_without_returning(&txn)
                 .await
                 .map_err(db("queueing the reset email"))?;
@@ -89,10 +88,9 @@ impl PasswordRepository for SqlStore {
     }
 
     async fn set_password(&self, change: PasswordChange) -> Result<(), PasswordStoreError> {
-        let this = self;
         let change = &change;
         retry_transaction(move || async move {
-            let txn = this.db.begin().await.map_err(db("starting a transaction"))?;
+            let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
             let user_id = change.user_id.to_string();
             if let Some(reset_id) = change.reset_id {
                 let used = password_resets::Entity::update_many()

@@ -35,11 +35,10 @@ impl SessionRepository for SqlStore {
     }
 
     async fn start(&self, session: Session, audit: AuditEvent) -> Result<(), StoreError> {
-        let this = self;
         let session = &session;
         let audit = &audit;
         retry_transaction(move || async move {
-            let txn = this.db.begin().await.map_err(db("starting a transaction"))?;
+            let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
             sessions::Entity::insert(session_to_row(session))
                 .exec_without_returning(&txn)
                 .await
@@ -105,10 +104,9 @@ impl SessionRepository for SqlStore {
     }
 
     async fn end_all(&self, user: UserId, audit: AuditEvent) -> Result<u64, StoreError> {
-        let this = self;
         let audit = &audit;
         retry_transaction(move || async move {
-            let txn = this.db.begin().await.map_err(db("starting a transaction"))?;
+            let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
             let ended = sessions::Entity::delete_many()
                 .filter(sessions::Column::UserId.eq(user.to_string()))
                 .exec(&txn)
@@ -122,10 +120,9 @@ impl SessionRepository for SqlStore {
     }
 
     async fn end(&self, id: SessionId, audit: Option<AuditEvent>) -> Result<(), StoreError> {
-        let this = self;
         let audit = &audit;
         retry_transaction(move || async move {
-            let txn = this.db.begin().await.map_err(db("starting a transaction"))?;
+            let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
             sessions::Entity::delete_many()
                 .filter(sessions::Column::Id.eq(id.as_uuid().to_string()))
                 .exec(&txn)

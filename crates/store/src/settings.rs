@@ -260,11 +260,10 @@ impl SettingsRepository for SqlStore {
 impl SqlStore {
     /// Inserts or replaces one setting with its audit event, atomically.
     async fn put(&self, key: &str, value: String, audit: AuditEvent) -> Result<(), StoreError> {
-        let this = self;
         let value = &value;
         let audit = &audit;
         retry_transaction(move || async move {
-            let txn = this.db.begin().await.map_err(db("starting a transaction"))?;
+            let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
             settings::Entity::insert(settings::ActiveModel {
                 key: Set(key.to_owned()),
                 value: Set(value.clone()),
@@ -376,14 +375,7 @@ impl SqlStore {
     async fn reseal(&self, target: &Sealer, all: bool) -> Result<u64, StoreError> {
         let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
         let mut count = 0;
-        for (key, reseal) in [
-            (
-                EMAIL,
-                reseal_email
-                    as fn(&Sealer, &Sealer, &str, bool) -> Result<Option<String>, StoreError>,
-            ),
-            (SSO, reseal_sso),
-        ] {
+        for key in [EMAIL, SSO] {
             let Some(row) = settings::Entity::find_by_id(key.to_owned())
                 .one(&txn)
                 .await
@@ -391,7 +383,17 @@ impl SqlStore {
             else {
                 continue;
             };
-            if let Some(value) = reseal(&self.sealer, target, &row.value, all)? {
+            let (current, raw) = (&*self.sealer, row.value.as_str());
+            let value = if key == EMAIL {
+                resealed::<StoredEmail>(raw, all, || {
+                    Ok(email_to_json(target, &email_from_json(current, raw)?))
+                })?
+            } else {
+                resealed::<StoredSso>(raw, all, || {
+                    Ok(sso_to_json(target, &sso_from_json(current, raw)?))
+                })?
+            };
+            if let Some(value) = value {
                 settings::Entity::update_many()
                     .col_expr(settings::Column::Value, Expr::value(value))
                     .filter(settings::Column::Key.eq(key))
@@ -418,34 +420,35 @@ impl SqlStore {
     }
 }
 
-/// The email settings sealed by `target`, if that changes them.
-fn reseal_email(
-    current: &Sealer,
-    target: &Sealer,
-    raw: &str,
-    all: bool,
-) -> Result<Option<String>, StoreError> {
-    let stored: StoredEmail = serde_json::from_str(raw)
-        .map_err(|e| StoreError::new("stored email settings are unreadable", e))?;
-    let secret = stored.smtp.as_ref().and_then(|s| s.password.as_deref());
-    if secret.is_none_or(|s| Sealer::is_sealed(s) && !all) {
-        return Ok(None);
-    }
-    Ok(Some(email_to_json(target, &email_from_json(current, raw)?)))
+/// Stored settings holding one sealed secret.
+trait WithSecret: serde::de::DeserializeOwned {
+    /// The secret as stored (sealed, or in clear from before sealing).
+    fn secret(&self) -> Option<&str>;
 }
 
-/// The SSO settings sealed by `target`, if that changes them.
-fn reseal_sso(
-    current: &Sealer,
-    target: &Sealer,
+impl WithSecret for StoredEmail {
+    fn secret(&self) -> Option<&str> {
+        self.smtp.as_ref().and_then(|s| s.password.as_deref())
+    }
+}
+
+impl WithSecret for StoredSso {
+    fn secret(&self) -> Option<&str> {
+        self.oidc.as_ref().and_then(|o| o.client_secret.as_deref())
+    }
+}
+
+/// `raw` written again by `rewrite` if its secret is to be sealed: every
+/// one (`all`), or one still in clear.
+fn resealed<S: WithSecret>(
     raw: &str,
     all: bool,
+    rewrite: impl FnOnce() -> Result<String, StoreError>,
 ) -> Result<Option<String>, StoreError> {
-    let stored: StoredSso = serde_json::from_str(raw)
-        .map_err(|e| StoreError::new("stored SSO settings are unreadable", e))?;
-    let secret = stored.oidc.as_ref().and_then(|o| o.client_secret.as_deref());
-    if secret.is_none_or(|s| Sealer::is_sealed(s) && !all) {
+    let stored: S = serde_json::from_str(raw)
+        .map_err(|e| StoreError::new("stored settings are unreadable", e))?;
+    if stored.secret().is_none_or(|s| Sealer::is_sealed(s) && !all) {
         return Ok(None);
     }
-    Ok(Some(sso_to_json(target, &sso_from_json(current, raw)?)))
+    rewrite().map(Some)
 }

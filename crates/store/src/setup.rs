@@ -28,10 +28,9 @@ impl SetupRepository for SqlStore {
         hash: TokenHash,
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let this = self;
         let hash = &hash;
         retry_transaction(move || async move {
-            let txn = this.db.begin().await.map_err(db("starting a transaction"))?;
+            let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
             setup_tokens::Entity::delete_many()
                 .exec(&txn)
                 .await
@@ -67,10 +66,9 @@ impl SetupRepository for SqlStore {
         &self,
         completion: SetupCompletion,
     ) -> Result<(), CompleteSetupStoreError> {
-        let this = self;
         let completion = &completion;
         retry_transaction(move || async move {
-            let txn = this.db.begin().await.map_err(db("starting a transaction"))?;
+            let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
             take_guard(&txn).await.map_err(db("taking the guard"))?;
             let consumed = setup_tokens::Entity::delete_many()
                 .filter(setup_tokens::Column::TokenHash.eq(completion.token_hash.to_hex()))

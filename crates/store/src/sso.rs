@@ -182,10 +182,9 @@ impl SsoRepository for SqlStore {
     }
 
     async fn record_sso_sign_in(&self, sign_in: SsoSignIn) -> Result<(), SsoSignInStoreError> {
-        let this = self;
         let sign_in = &sign_in;
         retry_transaction(move || async move {
-            let txn = this.db.begin().await.map_err(db("starting a transaction"))?;
+            let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
             let user = &sign_in.user;
             let id = user.id.to_string();
             let at = micros(sign_in.session.created_at);

@@ -177,13 +177,12 @@ impl ServiceTokenRepository for SqlStore {
         hash: TokenHash,
         audit: AuditEvent,
     ) -> Result<(), StoreError> {
-        let this = self;
         let token = &token;
         let hash = &hash;
         let audit = &audit;
         retry_transaction(move || async move {
-            let backend = this.backend();
-            let txn = this.db.begin().await.map_err(db("starting a transaction"))?;
+            let backend = self.backend();
+            let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
             let mut sql = Sql::new(
                 backend,
                 "INSERT INTO service_tokens (id, name, token_hash, created_by, created_at, \
@@ -235,11 +234,10 @@ impl ServiceTokenRepository for SqlStore {
         at: DateTime<Utc>,
         audit: AuditEvent,
     ) -> Result<Option<ServiceToken>, StoreError> {
-        let this = self;
         let audit = &audit;
         retry_transaction(move || async move {
-            let backend = this.backend();
-            let txn = this.db.begin().await.map_err(db("starting a transaction"))?;
+            let backend = self.backend();
+            let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
             let mut revoke = Sql::new(backend, "UPDATE service_tokens SET revoked_at = ");
             revoke.bind(micros(at)).push(" WHERE id = ").bind(id.to_string());
             revoke.push(" AND revoked_at IS NULL");
@@ -858,10 +856,9 @@ impl UsageRepository for SqlStore {
     }
 
     async fn mark_active(&self, user: UserId, at: DateTime<Utc>) -> Result<(), StoreError> {
-        let this = self;
         retry_transaction(move || async move {
             let pairs = BTreeSet::from([(user, at.date_naive())]);
-            let txn = this.db.begin().await.map_err(db("starting a transaction"))?;
+            let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
             record_active(&txn, &pairs).await.map_err(db("recording activity"))?;
             txn.commit().await.map_err(db("committing activity"))
         })

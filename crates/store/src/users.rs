@@ -23,10 +23,9 @@ pub(crate) const SEAT_HOLDING: [&str; 2] = ["invited", "active"];
 #[async_trait]
 impl UserRepository for SqlStore {
     async fn insert_invited(&self, new: NewInvitedUser) -> Result<(), InsertUserError> {
-        let this = self;
         let new = &new;
         retry_transaction(move || async move {
-            let txn = this.db.begin().await.map_err(db("starting a transaction"))?;
+            let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
             if let Some(limit) = new.seat_limit {
                 take_guard(&txn).await.map_err(db("taking the guard"))?;
                 let used =
@@ -51,7 +50,7 @@ impl UserRepository for SqlStore {
                 .exec_without_returning(&txn)
                 .await
                 .map_err(db("inserting an invitation"))?;
-            outbox::Entity::insert(mail_to_row(&this.sealer, &new.mail))
+            outbox::Entity::insert(mail_to_row(&self.sealer, &new.mail))
                 .exec_without_returning(&txn)
                 .await
                 .map_err(db("queueing the invitation email"))?;
@@ -63,10 +62,9 @@ impl UserRepository for SqlStore {
     }
 
     async fn apply_change(&self, change: UserChange) -> Result<(), ChangeUserError> {
-        let this = self;
         let change = &change;
         retry_transaction(move || async move {
-            let txn = this.db.begin().await.map_err(db("starting a transaction"))?;
+            let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
             guard_unchanged(&txn, &change.before, change.keep_an_admin).await?;
             let id = change.before.id.to_string();
             if let Some(Some(limit)) = change.takes_seat {
@@ -143,10 +141,9 @@ impl UserRepository for SqlStore {
     }
 
     async fn erase(&self, erasure: Erasure) -> Result<(), ChangeUserError> {
-        let this = self;
         let erasure = &erasure;
         retry_transaction(move || async move {
-            let txn = this.db.begin().await.map_err(db("starting a transaction"))?;
+            let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
             let before = &erasure.before;
             guard_unchanged(&txn, before, before.is_active_admin()).await?;
             let id = before.id.to_string();

@@ -316,11 +316,12 @@ mod tests {
     use super::*;
 
     fn cheap() -> Argon2Hasher {
-        Argon2Hasher::new(
-            Argon2Cost { memory_kib: 1024, iterations: 1, parallelism: 1 },
-            HashingLimits::default(),
-        )
-        .unwrap()
+        cheap_with(HashingLimits::default())
+    }
+
+    fn cheap_with(limits: HashingLimits) -> Argon2Hasher {
+        Argon2Hasher::new(Argon2Cost { memory_kib: 1024, iterations: 1, parallelism: 1 }, limits)
+            .unwrap()
     }
 
     #[tokio::test]
@@ -377,15 +378,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_that_finds_every_slot_taken_is_told_to_come_back() {
-        let hasher = Argon2Hasher::new(
-            Argon2Cost { memory_kib: 1024, iterations: 1, parallelism: 1 },
-            HashingLimits {
-                concurrent: 1,
-                max_wait: Duration::from_millis(20),
-                ..HashingLimits::default()
-            },
-        )
-        .unwrap();
+        let hasher = cheap_with(HashingLimits {
+            concurrent: 1,
+            max_wait: Duration::from_millis(20),
+            ..HashingLimits::default()
+        });
         let held = hasher.slots.clone().acquire_owned().await.unwrap();
         let presented = SecretString::from("anything at all".to_owned());
 
@@ -398,15 +395,11 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn memory_blocks_are_reused_never_more_than_the_slots() {
-        let hasher = Argon2Hasher::new(
-            Argon2Cost { memory_kib: 1024, iterations: 1, parallelism: 1 },
-            HashingLimits {
-                concurrent: 3,
-                max_wait: Duration::from_secs(60),
-                keep_idle: Duration::from_millis(300),
-            },
-        )
-        .unwrap();
+        let hasher = cheap_with(HashingLimits {
+            concurrent: 3,
+            max_wait: Duration::from_secs(60),
+            keep_idle: Duration::from_millis(300),
+        });
         let presented = SecretString::from("anything at all".to_owned());
         let runs = (0..64).map(|_| {
             let (hasher, presented) = (hasher.clone(), presented.clone());

@@ -76,8 +76,8 @@ impl UserManagement {
             // The attempt counted above was no failure: the account starts
             // over, and the address gets its attempt back.
             self.ports.throttle.clear(&account_key).await?;
-            if let Some(ip) = &context.ip {
-                self.ports.throttle.release(&format!("ip:{ip}")).await?;
+            for address in keys.iter().skip(1) {
+                self.ports.throttle.release(&address.key).await?;
             }
         }
 
