@@ -366,7 +366,10 @@ impl Application {
             state,
             delivery,
             poll_interval: std::time::Duration::from_millis(config.mail.poll_interval_ms),
-            sweep_interval: std::time::Duration::from_secs(config.sweep_interval_secs.max(1)),
+            // A second to a day: longer would only overflow the timer.
+            sweep_interval: std::time::Duration::from_secs(
+                config.sweep_interval_secs.clamp(1, 86_400),
+            ),
             setup_token,
             wiring,
         })

@@ -130,6 +130,13 @@ fn hashing_error(context: &'static str, error: impl std::fmt::Display) -> StoreE
     StoreError::msg(format!("{context}: {error}"))
 }
 
+/// Most hashes at once, whatever is configured (each holds a block of
+/// the cost's memory).
+pub const MAX_CONCURRENT: usize = 256;
+
+/// Longest wait for a slot, whatever is configured.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+
 /// Seconds a request refused for lack of a hashing slot is told to wait.
 const BUSY_RETRY_AFTER_SECS: u64 = 2;
 
@@ -144,18 +151,20 @@ impl Argon2Hasher {
         let mut memory = Vec::new();
         let dummy =
             hash_with(&params, &mut memory, b"no user has this password, it only burns time")?;
-        let concurrent = limits.concurrent.max(1);
+        // Each slot may hold a memory block: bounded, whatever is configured.
+        let concurrent = limits.concurrent.clamp(1, MAX_CONCURRENT);
         let pool =
             Arc::new(Mutex::new(vec![Pooled { blocks: memory, since: std::time::Instant::now() }]));
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(release_idle(Arc::downgrade(&pool), limits.keep_idle));
+            let keep = limits.keep_idle.min(Duration::from_secs(3600));
+            runtime.spawn(release_idle(Arc::downgrade(&pool), keep));
         }
         Ok(Self {
             params,
             dummy,
             slots: Arc::new(Semaphore::new(concurrent)),
             memory: pool,
-            max_wait: limits.max_wait,
+            max_wait: limits.max_wait.min(MAX_WAIT),
         })
     }
 
@@ -416,6 +425,19 @@ mod tests {
         // And the next hash makes one again.
         assert!(!hasher.verify(&presented, None).await.unwrap());
         assert_eq!(take(&hasher.memory).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn absurd_limits_are_bounded_instead_of_failing() {
+        let hasher = cheap_with(HashingLimits {
+            concurrent: usize::MAX,
+            max_wait: Duration::MAX,
+            keep_idle: Duration::MAX,
+        });
+        assert_eq!(hasher.slots.available_permits(), MAX_CONCURRENT);
+        assert_eq!(hasher.max_wait, MAX_WAIT);
+        let presented = SecretString::from("anything at all".to_owned());
+        assert!(!hasher.verify(&presented, None).await.unwrap());
     }
 
     #[test]
