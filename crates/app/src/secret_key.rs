@@ -96,14 +96,17 @@ pub fn write_key_file(path: &Path, key: &SecretKey, replace: bool) -> anyhow::Re
 }
 
 /// After migrating: makes sure `store`'s key is the database's, creating
-/// the key file on a database without sealed secrets, and seals secrets
-/// still stored in clear (written by versions before sealing).
+/// the key file on a database without sealed secrets. A database without a
+/// key check value was last written by a version before sealing: its
+/// secrets in clear are sealed, once, before the check value is recorded
+/// (every later write is sealed as it is made, so later starts skip this).
 ///
 /// # Errors
 /// A missing or wrong key, with what to do about it.
 pub async fn settle(store: &SqlStore, loaded: &LoadedKey) -> anyhow::Result<()> {
+    let sealed_before = store.has_key_check().await?;
     if let KeySource::New(path) = &loaded.source {
-        if store.has_key_check().await? {
+        if sealed_before {
             anyhow::bail!(
                 "no secret key: SECUREAI_SECRET_KEY is not set and {} does not exist, but this \
                  database's secrets are sealed with a key. Set SECUREAI_SECRET_KEY to that key \
@@ -115,11 +118,13 @@ pub async fn settle(store: &SqlStore, loaded: &LoadedKey) -> anyhow::Result<()> 
         write_key_file(path, &loaded.key, false)?;
         tracing::info!(file = %path.display(), "created the secret key file; back it up with the database");
     }
-    store.check_secret_key().await?;
-    let sealed = store.seal_plaintext().await?;
-    if sealed > 0 {
-        tracing::info!(sealed, "sealed secrets that were stored in clear");
+    if !sealed_before {
+        let sealed = store.seal_plaintext().await?;
+        if sealed > 0 {
+            tracing::info!(sealed, "sealed secrets that were stored in clear");
+        }
     }
+    store.check_secret_key().await?;
     Ok(())
 }
 
