@@ -142,7 +142,7 @@ async fn main() {
     let _database = common::database(&mut config).await;
     let wiring = secureai_app::wire(&config).await.unwrap();
     println!("database: {:?}", wiring.store.backend());
-    let admin = common::first_admin(&wiring).await;
+    let admin = common::admin(&wiring).await;
     let users = seed_users(&wiring.store, user_count).await;
     let service = wiring.service.clone();
     let ctx = secureai_domain::RequestContext::default();

@@ -17,7 +17,7 @@ use secureai_domain::RequestContext;
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let wiring = secureai_app::wire(&common::config(dir.path())).await.unwrap();
-    common::first_admin(&wiring).await;
+    common::admin(&wiring).await;
     let password = SecretString::from(common::ADMIN_PASSWORD.to_owned());
     let signed_in = wiring
         .service

@@ -19,12 +19,14 @@ pub fn config(dir: &std::path::Path) -> Config {
     config
 }
 
-/// Creates the first admin and returns their capability.
-pub async fn first_admin(wiring: &Wiring) -> Admin {
+/// The first admin's capability: set up on a new database, signed in on
+/// one a previous run set up.
+pub async fn admin(wiring: &Wiring) -> Admin {
     let ctx = RequestContext::default();
-    let token = wiring.service.prepare_setup().await.unwrap().unwrap();
     let pw = || SecretString::from(ADMIN_PASSWORD.to_owned());
-    wiring.service.complete_setup(&token, ADMIN_EMAIL, "Root", pw(), &ctx).await.unwrap();
+    if let Some(token) = wiring.service.prepare_setup().await.unwrap() {
+        wiring.service.complete_setup(&token, ADMIN_EMAIL, "Root", pw(), &ctx).await.unwrap();
+    }
     let signed_in = wiring.service.sign_in(ADMIN_EMAIL, &pw(), &ctx).await.unwrap();
     wiring.service.authenticate(&signed_in.token).await.unwrap().admin().unwrap()
 }

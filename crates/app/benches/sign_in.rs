@@ -50,7 +50,7 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let config = common::config(dir.path());
     let wiring = secureai_app::wire(&config).await.unwrap();
-    common::first_admin(&wiring).await;
+    common::admin(&wiring).await;
 
     // Raw argon2id at the configured (OWASP) cost, on the blocking pool as
     // the service does it.
