@@ -96,7 +96,7 @@ async fn raw_baseline(store: &secureai_store::SqlStore, rows: usize) {
                 secureai_store::search_text(&email, &name).into(),
             ]);
             for term in search_terms(&email, &name) {
-                terms.extend([Value::from(term), Value::from(id.clone())]);
+                terms.extend([Value::from(term), Value::from(id.clone()), now.into()]);
             }
             invitations.extend([
                 Value::from(secureai_domain::record_id().to_string()),
@@ -141,7 +141,7 @@ async fn raw_baseline(store: &secureai_store::SqlStore, rows: usize) {
             ]);
         }
         insert(&txn, "users", "id,email,email_key,name,name_key,role,status,sign_in,department,password_hash,created_at,activated_at,deactivated_at,last_login_at,search_text", 15, users).await;
-        insert(&txn, "user_search_terms", "term,user_id", 2, terms).await;
+        insert(&txn, "user_search_terms", "term,user_id,created_at", 3, terms).await;
         insert(
             &txn,
             "invitations",

@@ -7,9 +7,10 @@
 use sea_orm::ActiveValue::Set;
 use sea_orm::Value;
 use sea_orm::sea_query::Func;
-use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query, SelectStatement};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use secureai_domain::users::models::search_terms;
+use secureai_domain::users::ports::{SortValue, UserQuery};
 use secureai_domain::{DisplayName, EmailAddress, User};
 
 use crate::entities::{user_counts, user_search_terms, users};
@@ -52,20 +53,26 @@ pub(crate) fn has_text(test: TextTest, word: &str) -> sea_orm::sea_query::Simple
     }
 }
 
-/// Replaces the search terms of `user`.
-pub(crate) async fn index_user(txn: &impl ConnectionTrait, user: &User) -> Result<(), DbErr> {
+/// The search-term rows of `user`.
+pub(crate) fn term_rows(user: &User) -> impl Iterator<Item = user_search_terms::ActiveModel> {
     let id = user.id.to_string();
-    user_search_terms::Entity::delete_many()
-        .filter(user_search_terms::Column::UserId.eq(id.clone()))
-        .exec(txn)
-        .await?;
-    let rows = search_terms(&user.email, &user.name).into_iter().map(|term| {
+    let created_at = crate::convert::micros(user.created_at);
+    search_terms(&user.email, &user.name).into_iter().map(move |term| {
         user_search_terms::ActiveModel {
             term: Set(term.chars().take(254).collect()),
             user_id: Set(id.clone()),
+            created_at: Set(created_at),
         }
-    });
-    user_search_terms::Entity::insert_many(rows).exec_without_returning(txn).await?;
+    })
+}
+
+/// Replaces the search terms of `user`.
+pub(crate) async fn index_user(txn: &impl ConnectionTrait, user: &User) -> Result<(), DbErr> {
+    user_search_terms::Entity::delete_many()
+        .filter(user_search_terms::Column::UserId.eq(user.id.to_string()))
+        .exec(txn)
+        .await?;
+    user_search_terms::Entity::insert_many(term_rows(user)).exec_without_returning(txn).await?;
     Ok(())
 }
 
@@ -171,15 +178,81 @@ pub(crate) fn ids_matching(word: &str) -> SelectStatement {
     query.to_owned()
 }
 
-/// Counts distinct users with a term starting with `word`, up to `cap`.
-pub(crate) fn users_matching_upto(word: &str, cap: u64) -> SelectStatement {
-    let mut inner = Query::select();
-    inner.distinct().column(user_search_terms::Column::UserId).from(user_search_terms::Entity);
-    term_range(&mut inner, word);
-    inner.limit(cap);
+/// Counts the search-term rows starting with `word`, up to `cap`: an index
+/// range read with a limit, which every database runs the same way whatever
+/// its estimate of the word (a `DISTINCT` with a limit led PostgreSQL to
+/// walk the whole by-user index for rare words).
+pub(crate) fn term_rows_upto(word: &str, cap: u64) -> SelectStatement {
+    let mut rows = Query::select();
+    rows.expr(Expr::cust("1")).from(user_search_terms::Entity);
+    term_range(&mut rows, word);
+    rows.limit(cap);
     Query::select()
         .expr(Expr::cust("COUNT(*)"))
-        .from_subquery(inner.to_owned(), sea_orm::sea_query::Alias::new("matches"))
+        .from_subquery(rows.to_owned(), Alias::new("matches"))
+        .to_owned()
+}
+
+/// Counts the distinct users among the search-term rows starting with
+/// `word` (the first `rows` of them, if given), grouped by hashing rather
+/// than sorting the ids.
+pub(crate) fn term_users(word: &str, rows: Option<u64>) -> SelectStatement {
+    let mut matches = Query::select();
+    matches.column(user_search_terms::Column::UserId).from(user_search_terms::Entity);
+    term_range(&mut matches, word);
+    if let Some(rows) = rows {
+        matches.limit(rows);
+    }
+    let users = Query::select()
+        .column(Alias::new("user_id"))
+        .from_subquery(matches.to_owned(), Alias::new("matches"))
+        .group_by_col(Alias::new("user_id"))
+        .to_owned();
+    Query::select()
+        .expr(Expr::cust("COUNT(*)"))
+        .from_subquery(users, Alias::new("users"))
+        .to_owned()
+}
+
+/// Ids of the users of `query`'s page (a single word, creation order, no
+/// other filters) from the search-term index alone: the distinct
+/// `(created_at, user_id)` pairs of the word's range after the cursor, the
+/// first `limit + 1` of them in the page's order. Wrapped in a derived
+/// table, as MySQL refuses a `LIMIT` directly inside `IN (…)`.
+pub(crate) fn first_of_term(word: &str, query: &UserQuery) -> SelectStatement {
+    let created = || Expr::col((user_search_terms::Entity, user_search_terms::Column::CreatedAt));
+    let user_id = || Expr::col((user_search_terms::Entity, user_search_terms::Column::UserId));
+    let mut page = Query::select();
+    page.column(user_search_terms::Column::UserId)
+        .column(user_search_terms::Column::CreatedAt)
+        .from(user_search_terms::Entity);
+    term_range(&mut page, word);
+    if let Some(after) = &query.after {
+        let micros = match after.value {
+            SortValue::Micros(micros) => micros,
+            // A cursor of another sort: no page follows it here.
+            SortValue::Text(_) => i64::MIN,
+        };
+        let id = after.id.to_string();
+        if query.descending {
+            page.and_where(created().lte(micros));
+            page.and_where(created().lt(micros).or(user_id().lt(id)));
+        } else {
+            page.and_where(created().gte(micros));
+            page.and_where(created().gt(micros).or(user_id().gt(id)));
+        }
+    }
+    let order = if query.descending { Order::Desc } else { Order::Asc };
+    // Grouped in the page's order, so one sort (on the integer first) both
+    // groups and orders.
+    page.group_by_col(user_search_terms::Column::CreatedAt)
+        .group_by_col(user_search_terms::Column::UserId)
+        .order_by(user_search_terms::Column::CreatedAt, order.clone())
+        .order_by(user_search_terms::Column::UserId, order)
+        .limit(u64::from(query.limit) + 1);
+    Query::select()
+        .column(Alias::new("user_id"))
+        .from_subquery(page.to_owned(), Alias::new("page"))
         .to_owned()
 }
 

@@ -227,6 +227,8 @@ pub(crate) mod user_search_terms {
         pub term: String,
         #[sea_orm(primary_key, auto_increment = false)]
         pub user_id: String,
+        /// The user's creation time (the default sort key), in microseconds.
+        pub created_at: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

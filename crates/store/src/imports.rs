@@ -15,7 +15,6 @@ use secureai_domain::imports::models::{
     BatchInsertSkip, ImportCounts, ImportMode, ImportRecord, RowOutcome, RowProblem, RowReport,
 };
 use secureai_domain::imports::ports::{BatchInsert, ImportCandidate, ImportRepository};
-use secureai_domain::users::models::search_terms;
 use secureai_domain::{AuditEvent, StoreError, UserId, UserStatus};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -196,18 +195,8 @@ impl ImportRepository for SqlStore {
                 .exec_without_returning(&txn)
                 .await
                 .map_err(db("inserting imported users"))?;
-            let terms: Vec<user_search_terms::ActiveModel> = created
-                .iter()
-                .flat_map(|c| {
-                    let id = c.user.user.id.to_string();
-                    search_terms(&c.user.user.email, &c.user.user.name).into_iter().map(
-                        move |term| user_search_terms::ActiveModel {
-                            term: Set(term.chars().take(254).collect()),
-                            user_id: Set(id.clone()),
-                        },
-                    )
-                })
-                .collect();
+            let terms: Vec<user_search_terms::ActiveModel> =
+                created.iter().flat_map(|c| crate::directory::term_rows(&c.user.user)).collect();
             for chunk in terms.chunks(2000) {
                 user_search_terms::Entity::insert_many(chunk.iter().cloned())
                     .exec_without_returning(&txn)

@@ -103,9 +103,19 @@ pub struct StoreOptions {
     pub max_connections: u32,
     /// How long to wait for a free connection.
     pub acquire_timeout: Duration,
-    /// Search words matching fewer users than this drive a search from
-    /// their index range; broader ones walk users in sort order.
+    /// Search words with fewer search-term rows than this drive a search
+    /// from their index range; broader ones walk users in sort order.
     pub selective_search: u64,
+    /// The same bound for a single word listed in creation order (the
+    /// default) without other filters: that page is read from the
+    /// search-term index alone, so wider ranges stay cheap.
+    pub ordered_search: u64,
+    /// Most users a broad search examines for one page (in creation order;
+    /// a quarter of it in other orders); a page that reaches it ends early,
+    /// with a cursor to continue from. `None`: the database's default,
+    /// 5,000 users, or 1,500 on MySQL/MariaDB, where each user walked is a
+    /// lookup in the table's id order.
+    pub broad_walk: Option<u64>,
     /// On a SQLite file, resolve sessions and list users with rusqlite on
     /// the calling (or a blocking) thread instead of through the pool
     /// (`sqlite_reads.rs`). On by default; off only to compare the two.
@@ -123,6 +133,8 @@ impl Default for StoreOptions {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(10),
             selective_search: 2_000,
+            ordered_search: 4_000,
+            broad_walk: None,
             synchronous_reads: true,
             secret_key: None,
         }
@@ -134,6 +146,8 @@ impl Default for StoreOptions {
 pub struct SqlStore {
     db: DatabaseConnection,
     selective_search: u64,
+    ordered_search: u64,
+    broad_walk: u64,
     /// On a SQLite file, the synchronous reader of sessions and listings.
     reads: Option<Arc<sqlite_reads::SqliteReads>>,
     /// On a SQLite file, the thread copying the write-ahead log back.
@@ -197,9 +211,15 @@ impl SqlStore {
             .map(|path| Arc::new(sqlite_reads::SqliteReads::new(path)));
         let checkpoints = file.and_then(checkpoint::Checkpointer::start).map(Arc::new);
         let key = options.secret_key.clone().unwrap_or_else(SecretKey::generate);
+        let broad_walk = options.broad_walk.unwrap_or(match db.get_database_backend() {
+            DbBackend::MySql => 1_500,
+            _ => 5_000,
+        });
         Ok(Self {
             db,
             selective_search: options.selective_search,
+            ordered_search: options.ordered_search,
+            broad_walk,
             reads,
             _checkpoints: checkpoints,
             sealer: Arc::new(sealing::Sealer::new(&key)),

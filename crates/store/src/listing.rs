@@ -1,7 +1,13 @@
 //! Listing and searching users: one page in keyset order and its total.
 //!
-//! A search word matching fewer than `selective_search` users drives the
-//! query from its range of the search-term index; broader words walk users
+//! Planning counts each word's search-term rows up to a bound (an index
+//! range read with a limit, whatever the database's planner thinks of the
+//! word). A word with fewer rows than `selective_search` drives the query
+//! from its range of the search-term index. A single word listed in
+//! creation order without other filters (the users list's default) has a
+//! wider bound, `ordered_search`: its page is the first distinct users of
+//! the range in `(created_at, user_id)` order, read from the index of
+//! migration 8, and only those users are fetched. Broader words walk users
 //! in the requested order and test each user's search text, which SQLite
 //! reads from the sort index itself (migration 7), so only the rows shown
 //! are fetched.
@@ -20,12 +26,14 @@ use sea_orm::{
 };
 use secureai_domain::StoreError;
 use secureai_domain::users::ports::{
-    SortValue, UserFilter, UserPage, UserQuery, UserSort, UserTotal,
+    SortValue, UserCursor, UserFilter, UserPage, UserQuery, UserSort, UserTotal,
 };
 
 use crate::SqlStore;
 use crate::convert::user_from_row;
-use crate::directory::{TextTest, counted_rows, has_text, ids_matching, users_matching_upto};
+use crate::directory::{
+    TextTest, counted_rows, first_of_term, has_text, ids_matching, term_rows_upto, term_users,
+};
 use crate::entities::users;
 use crate::sqlite_reads::SqliteReads;
 
@@ -35,7 +43,11 @@ pub(crate) async fn list(
     query: &UserQuery,
     total_cap: u64,
 ) -> Result<UserPage, StoreError> {
-    let selective = store.selective_search;
+    let selective = Bounds {
+        selective: store.selective_search,
+        ordered: store.ordered_search,
+        walk: std::cmp::max(store.broad_walk, 1),
+    };
     if let Some(reads) = &store.reads {
         let reads = Arc::clone(reads);
         let query = query.clone();
@@ -81,6 +93,40 @@ impl Reader<'_> {
         }
     }
 
+    /// The sort value (text or integer) and id in the first row's first two
+    /// columns, if there is a row.
+    async fn sort_key(
+        &self,
+        statement: &SelectStatement,
+        text: bool,
+        context: &'static str,
+    ) -> Result<Option<(SortValue, String)>, StoreError> {
+        match self {
+            Self::Pool(db) => {
+                let Some(row) =
+                    db.query_one(statement).await.map_err(crate::convert::db(context))?
+                else {
+                    return Ok(None);
+                };
+                let value = if text {
+                    row.try_get_by_index::<String>(0).map(SortValue::Text)
+                } else {
+                    row.try_get_by_index::<i64>(0).map(SortValue::Micros)
+                };
+                let id = row.try_get_by_index::<String>(1);
+                Ok(Some((
+                    value.map_err(|e| StoreError::new(context, e))?,
+                    id.map_err(|e| StoreError::new(context, e))?,
+                )))
+            }
+            Self::Sqlite(reads) => Ok(reads
+                .sort_keys(&DbBackend::Sqlite.build(statement), text)
+                .map_err(|e| StoreError::new(context, e))?
+                .into_iter()
+                .next()),
+        }
+    }
+
     /// The first column of every row, as integers.
     async fn integers(
         &self,
@@ -111,10 +157,20 @@ impl Reader<'_> {
     }
 }
 
+/// How many search-term rows make a word broad (see the module
+/// documentation).
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    selective: u64,
+    ordered: u64,
+    /// Most users a broad search walks for one page.
+    walk: u64,
+}
+
 async fn list_with(
     reader: &Reader<'_>,
     query: &UserQuery,
-    selective: u64,
+    bounds: Bounds,
     total_cap: u64,
 ) -> Result<UserPage, StoreError> {
     let column = match query.sort {
@@ -123,8 +179,54 @@ async fn list_with(
         UserSort::Created => users::Column::CreatedAt,
         UserSort::LastSignIn => users::Column::LastLoginAt,
     };
-    let plan = plan_search(reader, &query.filter.words, selective).await?;
-    let mut select = filtered(reader.text_test(), &query.filter, &plan);
+    let ordered = is_ordered(query);
+    let bound = if ordered { bounds.ordered } else { bounds.selective };
+    let plan = plan_search(reader, &query.filter.words, bound).await?;
+    let limit = u64::from(query.limit);
+    let (rows, stopped_at) = match plan {
+        SearchPlan::Selective { driver } => {
+            let word = &query.filter.words[driver];
+            let select = if ordered {
+                users::Entity::find()
+                    .filter(users::Column::Id.in_subquery(first_of_term(word, query)))
+            } else {
+                filtered(reader.text_test(), &query.filter, &plan)
+            };
+            let select = in_order(select, query, column, false).limit(limit + 1);
+            (reader.users(select, "listing users").await?, None)
+        }
+        SearchPlan::None => {
+            let select = filtered(reader.text_test(), &query.filter, &plan);
+            let select = in_order(select, query, column, true).limit(limit + 1);
+            (reader.users(select, "listing users").await?, None)
+        }
+        SearchPlan::Broad => {
+            // Users in creation order lie in the table's own order; in any
+            // other order each one walked is a read elsewhere: fewer of them.
+            let walk = if query.sort == UserSort::Created { bounds.walk } else { bounds.walk / 4 };
+            broad_page(reader, query, column, std::cmp::max(walk, 1)).await?
+        }
+    };
+    let fetched = u64::try_from(rows.len()).unwrap_or(u64::MAX);
+    let items = rows.iter().map(user_from_row).collect::<Result<Vec<_>, _>>()?;
+    let total = total(reader, &query.filter, &plan, total_cap, fetched).await?;
+    let mut page = UserPage::from_overfetch(items, query.limit, query.sort, total);
+    if page.next.is_none() {
+        page.next = stopped_at;
+    }
+    Ok(page)
+}
+
+/// `select` after the query's cursor, in its order. With a department
+/// filter in creation order (and `by_department`), ordered by the
+/// department first — the same order, as the department is fixed — so that
+/// every database walks the department's index range rather than all users.
+fn in_order(
+    mut select: sea_orm::Select<users::Entity>,
+    query: &UserQuery,
+    column: users::Column,
+    by_department: bool,
+) -> sea_orm::Select<users::Entity> {
     if let Some(after) = &query.after {
         let value = match &after.value {
             SortValue::Text(text) => sea_orm::Value::from(text.clone()),
@@ -149,23 +251,90 @@ async fn list_with(
         select = select.filter(start).filter(Condition::any().add(beyond).add(id_beyond));
     }
     let order = if query.descending { Order::Desc } else { Order::Asc };
-    let select = select
-        .order_by(column, order.clone())
-        .order_by(users::Column::Id, order)
-        .limit(u64::from(query.limit) + 1);
-    let rows = reader.users(select, "listing users").await?;
-    let fetched = u64::try_from(rows.len()).unwrap_or(u64::MAX);
-    let items = rows.iter().map(user_from_row).collect::<Result<Vec<_>, _>>()?;
-    let total = total(reader, &query.filter, &plan, total_cap, fetched).await?;
-    Ok(UserPage::from_overfetch(items, query.limit, query.sort, total))
+    if by_department && query.filter.department.is_some() && query.sort == UserSort::Created {
+        select = select.order_by(users::Column::Department, order.clone());
+    }
+    select.order_by(column, order.clone()).order_by(users::Column::Id, order)
 }
 
+/// A broad search's page: walks at most `walk` users after the cursor (in
+/// order, with the filters other than words) and tests their search texts.
+/// Returns the page's users (up to `limit + 1`) and, when the walk reached
+/// its bound before filling the page, the position where it stopped: the
+/// page ends early there, and the next one continues the search. Without
+/// the bound, words that are common but rarely together (or a word whose
+/// users are all at the far end of the order) would walk every user.
+///
+/// The bound is found first, from the sort index alone (the `walk`-th user
+/// after the cursor), and closes the page's range: a derived table with a
+/// limit would do it in one statement, but MySQL materialises one in full.
+async fn broad_page(
+    reader: &Reader<'_>,
+    query: &UserQuery,
+    column: users::Column,
+    walk: u64,
+) -> Result<(Vec<users::Model>, Option<UserCursor>), StoreError> {
+    let limit = u64::from(query.limit);
+    let others = UserFilter { words: Vec::new(), ..query.filter.clone() };
+    let last_walked =
+        in_order(filtered(reader.text_test(), &others, &SearchPlan::None), query, column, true)
+            .select_only()
+            .column(column)
+            .column(users::Column::Id)
+            .offset(walk.saturating_sub(1))
+            .limit(1)
+            .into_query();
+    let text = matches!(query.sort, UserSort::Name | UserSort::Email);
+    let last_walked = reader.sort_key(&last_walked, text, "listing users").await?;
+    let mut select = in_order(
+        filtered(reader.text_test(), &query.filter, &SearchPlan::Broad),
+        query,
+        column,
+        true,
+    );
+    if let Some((value, id)) = &last_walked {
+        let value = match value {
+            SortValue::Text(text) => sea_orm::Value::from(text.clone()),
+            SortValue::Micros(micros) => sea_orm::Value::from(*micros),
+        };
+        // Up to and including the last user walked.
+        let (within, before, id_within) = if query.descending {
+            (
+                Expr::col(column).gte(value.clone()),
+                Expr::col(column).gt(value),
+                users::Column::Id.gte(id.clone()),
+            )
+        } else {
+            (
+                Expr::col(column).lte(value.clone()),
+                Expr::col(column).lt(value),
+                users::Column::Id.lte(id.clone()),
+            )
+        };
+        select = select.filter(within).filter(Condition::any().add(before).add(id_within));
+    }
+    let rows = reader.users(select.limit(limit + 1), "listing users").await?;
+    if rows.len() as u64 > limit {
+        return Ok((rows, None));
+    }
+    let stopped_at = match last_walked {
+        Some((value, id)) => Some(UserCursor { value, id: crate::convert::user_id(&id)? }),
+        None => None,
+    };
+    Ok((rows, stopped_at))
+}
+
+/// Search-term rows read to bound a broad word's total from below.
+const BROAD_TOTAL_ROWS: u64 = 2_000;
+
 /// How many users match `filter`: from the maintained counts when only
-/// role and status filter, exactly for selective searches. For broad ones,
-/// a lower bound: the users this page `fetched` (its own and the one that
-/// shows another page follows) or, for a single word without other
-/// filters, the matches planning counted before it stopped (at most
-/// `cap`), whichever is more.
+/// role and status filter; exactly for selective searches (for a single
+/// word alone, from its search-term rows). For broad ones, a lower bound:
+/// the users this page `fetched` (its own and the one that shows another
+/// page follows) or, for a single word alone, the distinct users among its
+/// first [`BROAD_TOTAL_ROWS`] search-term rows (at most `cap`), whichever
+/// is more. A department alone is counted up to `cap` (a lower bound
+/// beyond it).
 async fn total(
     reader: &Reader<'_>,
     filter: &UserFilter,
@@ -180,61 +349,89 @@ async fn total(
         let count = counts.iter().map(|n| u64::try_from(*n).unwrap_or(0)).sum();
         return Ok(UserTotal { count, exact: true });
     }
-    if let SearchPlan::Broad { matches } = *plan {
-        // Counting every match of a broad search would cost more than
-        // finding its page.
-        let alone = filter.words.len() == 1
-            && filter.role.is_none()
-            && filter.status.is_none()
-            && filter.department.is_none();
-        let counted = if alone { std::cmp::min(matches, cap) } else { 0 };
-        return Ok(UserTotal { count: std::cmp::max(counted, fetched), exact: false });
+    let alone = filter.words.len() == 1
+        && filter.role.is_none()
+        && filter.status.is_none()
+        && filter.department.is_none();
+    match (plan, alone) {
+        (SearchPlan::Selective { .. }, true) => {
+            let count = reader.count(&term_users(&filter.words[0], None), "counting users").await?;
+            return Ok(UserTotal { count, exact: true });
+        }
+        (SearchPlan::Broad, _) => {
+            // Counting every match of a broad search would cost more than
+            // finding its page.
+            let counted = if alone {
+                let some = term_users(&filter.words[0], Some(BROAD_TOTAL_ROWS));
+                std::cmp::min(reader.count(&some, "counting users").await?, cap)
+            } else {
+                0
+            };
+            return Ok(UserTotal { count: std::cmp::max(counted, fetched), exact: false });
+        }
+        _ => {}
     }
-    let matching = filtered(reader.text_test(), filter, plan)
-        .select_only()
-        .column(users::Column::Id)
-        .into_query();
+    let matching =
+        filtered(reader.text_test(), filter, plan).select_only().column(users::Column::Id);
+    // Beyond `cap`, a lower bound: a department's members are counted from
+    // its index, not all of them.
+    let capped = filter.words.is_empty();
+    let matching = if capped { matching.limit(cap + 1) } else { matching }.into_query();
     let count = Query::select()
         .expr(Expr::cust("COUNT(*)"))
         .from_subquery(matching, Alias::new("matching"))
         .to_owned();
-    Ok(UserTotal { count: reader.count(&count, "counting users").await?, exact: true })
+    let count = reader.count(&count, "counting users").await?;
+    if capped && count > cap {
+        return Ok(UserTotal { count: cap, exact: false });
+    }
+    Ok(UserTotal { count, exact: true })
 }
 
 /// How a search's words are applied.
 enum SearchPlan {
     /// No words.
     None,
-    /// Word `driver` matches few users: start from its matches.
+    /// Word `driver` has few search-term rows: start from its matches.
     Selective { driver: usize },
-    /// Every word matches many users: walk users in order, check each.
-    /// Each word matches at least `matches` users (where counting stopped).
-    Broad { matches: u64 },
+    /// Every word has many rows: walk users in order, check each.
+    Broad,
 }
 
-/// Counts each word's matches, up to `selective` (a later word up to the
-/// narrowest count so far: only a narrower word matters), and picks how to
-/// apply them.
+/// Whether the listing is a single word in creation order without other
+/// filters, whose page the search-term index gives alone.
+fn is_ordered(query: &UserQuery) -> bool {
+    let filter = &query.filter;
+    query.sort == UserSort::Created
+        && filter.words.len() == 1
+        && filter.role.is_none()
+        && filter.status.is_none()
+        && filter.department.is_none()
+}
+
+/// Counts each word's search-term rows, up to `bound` (a later word up to
+/// the narrowest count so far: only a narrower word matters), and picks how
+/// to apply the words.
 async fn plan_search(
     reader: &Reader<'_>,
     words: &[String],
-    selective: u64,
+    bound: u64,
 ) -> Result<SearchPlan, StoreError> {
     let mut narrowest: Option<(usize, u64)> = None;
     for (i, word) in words.iter().enumerate() {
-        let upto = narrowest.map_or(selective, |(_, best)| best);
+        let upto = narrowest.map_or(bound, |(_, rows)| rows);
         if upto == 0 {
             break;
         }
-        let n = reader.count(&users_matching_upto(word, upto), "planning a search").await?;
-        if narrowest.is_none_or(|(_, best)| n < best) {
-            narrowest = Some((i, n));
+        let rows = reader.count(&term_rows_upto(word, upto), "planning a search").await?;
+        if narrowest.is_none_or(|(_, best)| rows < best) {
+            narrowest = Some((i, rows));
         }
     }
     Ok(match narrowest {
         None => SearchPlan::None,
-        Some((driver, n)) if n < selective => SearchPlan::Selective { driver },
-        Some((_, n)) => SearchPlan::Broad { matches: n },
+        Some((driver, rows)) if rows < bound => SearchPlan::Selective { driver },
+        Some(_) => SearchPlan::Broad,
     })
 }
 
@@ -247,7 +444,7 @@ fn filtered(
     let mut select = users::Entity::find();
     for (i, word) in filter.words.iter().enumerate() {
         select = match plan {
-            SearchPlan::Selective { driver } if *driver == i => {
+            SearchPlan::Selective { driver, .. } if *driver == i => {
                 select.filter(users::Column::Id.in_subquery(ids_matching(word)))
             }
             _ => select.filter(has_text(test, word)),

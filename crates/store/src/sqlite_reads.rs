@@ -33,6 +33,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params_from_iter};
 use sea_orm::sqlx::sqlite::SqliteConnectOptions;
 use sea_orm::{Statement, Value};
 
+use secureai_domain::users::ports::SortValue;
+
 use crate::entities::{sessions, users};
 
 /// Idle connections kept for reuse (more than the runtime has threads).
@@ -144,6 +146,20 @@ impl SqliteReads {
     /// The users a statement selects (every column of `users`, in order).
     pub(crate) fn users(&self, statement: &Statement) -> rusqlite::Result<Vec<users::Model>> {
         self.rows(statement, |row| user_of(row, 0))
+    }
+
+    /// The sort value (text or integer) and id of each row a statement
+    /// selects, in its first two columns.
+    pub(crate) fn sort_keys(
+        &self,
+        statement: &Statement,
+        text: bool,
+    ) -> rusqlite::Result<Vec<(SortValue, String)>> {
+        self.rows(statement, |row| {
+            let value =
+                if text { SortValue::Text(row.get(0)?) } else { SortValue::Micros(row.get(0)?) };
+            Ok((value, row.get(1)?))
+        })
     }
 
     /// The first column of each row a statement selects.

@@ -287,7 +287,11 @@ pub trait UserRepository: Send + Sync {
     /// with the total number of matches. Keyset paging: the cost of a page
     /// does not grow with its depth. A store MAY stop counting at
     /// `total_cap` for searches that match very many users, and then MUST
-    /// say the total is a lower bound or estimate (`exact: false`).
+    /// say the total is a lower bound or estimate (`exact: false`). A store
+    /// MAY end a search's page early — fewer than `limit` users, with `next`
+    /// set to where it stopped looking — to bound the work of one page;
+    /// following `next` MUST continue the search, so that the pages list
+    /// every matching user exactly once.
     ///
     /// # Errors
     /// [`StoreError`] only on failure.

@@ -45,7 +45,11 @@ pub(crate) enum CreateUserResult {
 pub(crate) struct UserPageDto {
     /// The users.
     items: Vec<UserDto>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
+    /// Pass as `cursor` to get the next page; absent on the last page. A
+    /// search matching few of the users it looks through may end a page
+    /// early, with fewer items than `limit` (even none) and a cursor: each
+    /// page looks through a bounded part of the directory, and the next one
+    /// continues the search.
     next_cursor: Option<String>,
     /// How many users match, over all pages.
     total: u64,

@@ -350,6 +350,9 @@ struct UsersPage {
     total_text: String,
     seats_text: String,
     next: Option<String>,
+    /// The page ended before its limit with more to search (a broad search
+    /// looks through a bounded part of the directory per page).
+    searching: bool,
     error: Option<String>,
 }
 
@@ -386,6 +389,7 @@ pub(crate) async fn users(
         limit: Some(25),
         cursor: blank_to_none(&query.cursor),
     };
+    let page_size = request.limit.unwrap_or(25) as usize;
     let (rows, total_text, next, error) = match state.service.list_users(&admin, &request).await {
         Ok(found) => {
             let total_text = match (found.total, found.total_exact) {
@@ -446,6 +450,7 @@ pub(crate) async fn users(
             ("email", "Email"),
             ("-last_sign_in", "Last sign-in"),
         ],
+        searching: next.is_some() && rows.len() < page_size,
         rows,
         total_text,
         next,

@@ -5,7 +5,7 @@
 use chrono::Duration;
 use secureai_domain::users::lifecycle::UserUpdate;
 use secureai_domain::users::listing::ListUsersRequest;
-use secureai_domain::users::ports::UserRepository;
+use secureai_domain::users::ports::{UserFilter, UserQuery, UserRepository, UserSort, UserTotal};
 use secureai_domain::users::service::InviteRequest;
 use secureai_domain::{Policy, RequestContext, User};
 
@@ -26,9 +26,16 @@ pub async fn every_filter_sort_and_direction_pages_through_exactly_the_matching_
 }
 
 /// The same, with every search treated as broad (walk users in order and
-/// check each), the plan large instances use for common words.
+/// check each), the plan large instances use for common words, and a walk
+/// of 8 users per page (2 in orders other than creation): pages end early (fewer users, a cursor to go on)
+/// and still list every match exactly once.
 pub async fn broad_searches_page_through_the_same_users(db: TestDb) {
-    let options = secureai_store::StoreOptions { selective_search: 1, ..Default::default() };
+    let options = secureai_store::StoreOptions {
+        selective_search: 1,
+        ordered_search: 1,
+        broad_walk: Some(8),
+        ..Default::default()
+    };
     let store = db.reopen(options).await;
     pages_through_the_matching_users(&db, store, false).await;
 }
@@ -39,6 +46,8 @@ pub async fn broad_searches_page_through_the_same_users(db: TestDb) {
 pub async fn broad_searches_through_the_pool_page_through_the_same_users(db: TestDb) {
     let options = secureai_store::StoreOptions {
         selective_search: 1,
+        ordered_search: 1,
+        broad_walk: Some(8),
         synchronous_reads: false,
         ..Default::default()
     };
@@ -106,6 +115,14 @@ async fn pages_through_the_matching_users(
     let queries = [
         ListUsersRequest::default(),
         ListUsersRequest { q: Some("ada".into()), ..Default::default() },
+        // Words several of a user's terms start with (name and email), in
+        // creation order both ways: the page read from the term index.
+        ListUsersRequest { q: Some("a".into()), ..Default::default() },
+        ListUsersRequest {
+            q: Some("h".into()),
+            sort: Some("-created".into()),
+            ..Default::default()
+        },
         ListUsersRequest {
             q: Some("LOVE".into()),
             sort: Some("-name".into()),
@@ -160,6 +177,8 @@ async fn pages_through_the_matching_users(
             ..Default::default()
         },
     ];
+    // Pages that ended before their limit with more to come.
+    let mut ended_early = 0;
     for base in queries {
         // The reference answer, from the domain's own semantics.
         let mut expected: Vec<&User> = everyone
@@ -211,6 +230,9 @@ async fn pages_through_the_matching_users(
                 assert!(page.total as usize <= expected.len(), "bound for {base:?}");
                 assert!(page.total as usize >= page.items.len(), "bound for {base:?}");
             }
+            if page.items.len() < 4 && page.next_cursor.is_some() {
+                ended_early += 1;
+            }
             pages.push(page.items);
             assert!(pages.len() <= everyone.len(), "paging never ends for {base:?}");
             match page.next_cursor {
@@ -220,8 +242,32 @@ async fn pages_through_the_matching_users(
         }
         assert_eq!(listed(&pages), expected, "for {base:?}");
     }
+    // Only a bounded broad walk ends a page early.
+    assert_eq!(ended_early > 0, !totals_exact, "{ended_early} pages ended early");
     // The counters agree with the rows.
     assert_eq!(db.store.count_seats().await.unwrap(), 31 - 6);
+
+    // A department alone is counted up to the cap, then bounded below.
+    let legal = everyone
+        .iter()
+        .filter(|u| u.department.as_ref().map(AsRef::as_ref) == Some("Legal"))
+        .count();
+    assert!(legal > 3);
+    let by_department = |cap| {
+        let store = store.clone();
+        async move {
+            let query = UserQuery {
+                filter: UserFilter { department: Some("Legal".into()), ..Default::default() },
+                sort: UserSort::Created,
+                descending: false,
+                limit: 2,
+                after: None,
+            };
+            UserRepository::list(&store, &query, cap).await.unwrap().total
+        }
+    };
+    assert_eq!(by_department(100).await, UserTotal { count: legal as u64, exact: true });
+    assert_eq!(by_department(3).await, UserTotal { count: 3, exact: false });
 }
 
 on_every_database!(

@@ -114,6 +114,7 @@ async fn a_release_0_1_database_upgrades_and_keeps_working(backend: Backend) {
     store.migrate().await.unwrap();
     assert!(store.migration_status().await.unwrap().iter().all(|(_, applied)| *applied));
     search_terms_became_search_texts(&store, &database.url).await;
+    search_terms_carry_their_users_creation_times(&store).await;
 
     let (service, clock) = service_over(&store, Policy::default());
     let ctx = RequestContext::default();
@@ -199,10 +200,12 @@ async fn search_terms_became_search_texts(store: &SqlStore, url: &str) {
     let terms = strings(db, "SELECT term FROM user_search_terms WHERE term LIKE '% %'").await;
     assert!(terms.is_empty(), "whole-name terms remain");
 
-    let walking =
-        SqlStore::connect(url, &StoreOptions { selective_search: 1, ..Default::default() })
-            .await
-            .unwrap();
+    let walking = SqlStore::connect(
+        url,
+        &StoreOptions { selective_search: 1, ordered_search: 1, ..Default::default() },
+    )
+    .await
+    .unwrap();
     for (q, expected) in [("lovel", vec![INVITED_ID]), ("example.c", vec![INVITED_ID, ADMIN_ID])] {
         let query = UserQuery {
             filter: UserFilter { words: vec![q.to_owned()], ..Default::default() },
@@ -216,6 +219,34 @@ async fn search_terms_became_search_texts(store: &SqlStore, url: &str) {
         assert_eq!(ids, expected, "broad search for {q:?}");
     }
     let _ = walking.close().await;
+}
+
+/// Migration 8 gave every search term its user's creation time, and a
+/// search in creation order reads its page from the terms.
+async fn search_terms_carry_their_users_creation_times(store: &SqlStore) {
+    let db = store.connection();
+    let count = |sql: &'static str| async move {
+        let statement = Statement::from_string(db.get_database_backend(), sql);
+        let row = db.query_one_raw(statement).await.unwrap().unwrap();
+        row.try_get_by_index::<i64>(0).unwrap()
+    };
+    let terms = count("SELECT COUNT(*) FROM user_search_terms").await;
+    let carried = count(
+        "SELECT COUNT(*) FROM user_search_terms t JOIN users u ON u.id = t.user_id \
+         WHERE t.created_at = u.created_at",
+    )
+    .await;
+    assert_eq!((terms, carried), (8, 8));
+    let query = UserQuery {
+        filter: UserFilter { words: vec!["example".to_owned()], ..Default::default() },
+        sort: UserSort::Created,
+        descending: true,
+        limit: 1,
+        after: None,
+    };
+    let page = UserRepository::list(store, &query, 100).await.unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.total, secureai_domain::users::ports::UserTotal { count: 2, exact: true });
 }
 
 /// Usage aggregates written before running totals (migration 5's
