@@ -77,6 +77,14 @@ if cargo tree -p secureai-domain -e normal --prefix none \
   exit 1
 fi
 echo "ok: no sea-orm, sqlx, poem, lettre, reqwest, hyper or tokio in secureai-domain"
+# Test code stays out of the binary: the in-memory adapters (`testing`) and
+# the throw-away databases (`test-databases`) are features only tests enable.
+if cargo tree -p secureai-app -e normal,features --prefix none \
+    | grep -E '^secureai-(domain|store) feature "(testing|test-databases)"'; then
+  echo "the secureai binary must not build test code" >&2
+  exit 1
+fi
+echo "ok: the secureai binary builds no test adapters or test databases"
 
 step "build the secureai binary (the end-to-end suite runs it)"
 cargo build -p secureai-app --bin secureai

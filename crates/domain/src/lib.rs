@@ -9,8 +9,9 @@
 //! and embedding services call its methods.
 //!
 //! Other services can test their own rules against the ports: the `mocks`
-//! feature adds a `mockall` mock for every port, and [`testing`] offers
-//! in-memory adapters and a fake clock.
+//! feature adds a `mockall` mock for every port, and the `testing` feature
+//! the `testing` module: in-memory adapters, a fake clock and a fast hasher
+//! (test code, compiled only into tests that ask for it).
 //!
 //! Invariants (see `docs/ARCHITECTURE.md`):
 //! - no sea-orm, poem, lettre or tokio runtime in this crate;
@@ -34,6 +35,7 @@ pub mod sessions;
 pub mod settings;
 pub mod setup;
 pub mod sso;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod users;
 

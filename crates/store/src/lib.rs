@@ -26,6 +26,7 @@ mod settings;
 mod setup;
 mod sqlite_reads;
 mod sso;
+#[cfg(any(test, feature = "test-databases"))]
 pub mod test_databases;
 mod throttle;
 mod usage;
