@@ -234,7 +234,7 @@ impl UserRepository for InMemoryStore {
             return Err(InsertUserError::EmailTaken);
         }
         if let Some(limit) = new.seat_limit
-            && state.seats_used() >= limit as usize
+            && !crate::users::models::SeatLimit::new(limit).admits(state.seats_used() as u64)
         {
             return Err(InsertUserError::SeatLimitReached { limit });
         }
@@ -257,7 +257,7 @@ impl UserRepository for InMemoryStore {
             return Err(ChangeUserError::LastAdmin);
         }
         if let Some(Some(limit)) = change.takes_seat
-            && state.seats_used() >= limit as usize
+            && !crate::users::models::SeatLimit::new(limit).admits(state.seats_used() as u64)
         {
             return Err(ChangeUserError::SeatLimitReached { limit });
         }
@@ -1119,7 +1119,8 @@ impl SsoRepository for InMemoryStore {
                     return Err(SsoSignInStoreError::Conflict);
                 }
                 if let Some(limit) = limit
-                    && state.seats_used() >= limit as usize
+                    && !crate::users::models::SeatLimit::new(limit)
+                        .admits(state.seats_used() as u64)
                 {
                     return Err(SsoSignInStoreError::SeatLimitReached { limit });
                 }

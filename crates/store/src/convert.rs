@@ -13,6 +13,12 @@ use secureai_domain::{
 
 use crate::entities::{audit_events, invitations, password_resets, sessions, users};
 
+/// Statuses and the admin role as stored: the domain's own names.
+pub(crate) const INVITED: &str = secureai_domain::UserStatus::Invited.as_str();
+pub(crate) const ACTIVE: &str = secureai_domain::UserStatus::Active.as_str();
+pub(crate) const DEACTIVATED: &str = secureai_domain::UserStatus::Deactivated.as_str();
+pub(crate) const ADMIN: &str = Role::Admin.as_str();
+
 /// Microseconds since the Unix epoch: the portable form of an instant.
 pub(crate) fn micros(at: DateTime<Utc>) -> i64 {
     at.timestamp_micros()
@@ -51,11 +57,11 @@ pub(crate) fn token_hash(text: &str) -> Result<TokenHash, StoreError> {
 pub(crate) fn user_from_row(row: &users::Model) -> Result<User, StoreError> {
     let activated_at = opt_instant(row.activated_at)?;
     let state = match row.status.as_str() {
-        "invited" => UserState::Invited,
-        "active" => UserState::Active {
+        INVITED => UserState::Invited,
+        ACTIVE => UserState::Active {
             activated_at: activated_at.ok_or_else(|| corrupt("activation time", "null"))?,
         },
-        "deactivated" => UserState::Deactivated {
+        DEACTIVATED => UserState::Deactivated {
             activated_at,
             deactivated_at: opt_instant(row.deactivated_at)?
                 .ok_or_else(|| corrupt("deactivation time", "null"))?,

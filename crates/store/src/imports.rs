@@ -179,7 +179,9 @@ impl ImportRepository for SqlStore {
             let skip = if let Some(status) = taken.get(new.user.email.key()) {
                 Some(BatchInsertSkip::Taken(*status))
             } else {
-                new.seat_limit.filter(|l| used >= u64::from(*l)).map(BatchInsertSkip::NoSeat)
+                new.seat_limit
+                    .filter(|l| !secureai_domain::users::models::SeatLimit::new(*l).admits(used))
+                    .map(BatchInsertSkip::NoSeat)
             };
             if let Some(skip) = skip {
                 outcomes.push(skip.into());

@@ -10,6 +10,7 @@ use secureai_domain::invitations::ports::{
 use secureai_domain::{StoreError, TokenHash, User, UserId};
 
 use crate::audit::write_audit;
+use crate::convert::{ACTIVE, INVITED};
 use crate::convert::{db, invitation_from_row, invitation_to_row, micros, user_from_row};
 use crate::directory::count_move;
 use crate::entities::{invitations, outbox, users};
@@ -46,9 +47,9 @@ impl InvitationRepository for SqlStore {
             // Touch the user row only if still invited: this both checks and
             // locks it against a concurrent acceptance or deactivation.
             let still_invited = users::Entity::update_many()
-                .col_expr(users::Column::Status, Expr::value("invited"))
+                .col_expr(users::Column::Status, Expr::value(INVITED))
                 .filter(users::Column::Id.eq(user_id.clone()))
-                .filter(users::Column::Status.eq("invited"))
+                .filter(users::Column::Status.eq(INVITED))
                 .exec(&txn)
                 .await
                 .map_err(db("checking the invited user"))?;
@@ -111,14 +112,14 @@ impl InvitationRepository for SqlStore {
                 return Err(AcceptStoreError::NoLongerPending);
             }
             let activated = users::Entity::update_many()
-                .col_expr(users::Column::Status, Expr::value("active"))
+                .col_expr(users::Column::Status, Expr::value(ACTIVE))
                 .col_expr(users::Column::ActivatedAt, Expr::value(at))
                 .col_expr(
                     users::Column::PasswordHash,
                     Expr::value(acceptance.password_hash.as_ref().map(|h| h.as_phc().to_owned())),
                 )
                 .filter(users::Column::Id.eq(acceptance.user_id.to_string()))
-                .filter(users::Column::Status.eq("invited"))
+                .filter(users::Column::Status.eq(INVITED))
                 .exec(&txn)
                 .await
                 .map_err(db("activating a user"))?;
@@ -131,7 +132,7 @@ impl InvitationRepository for SqlStore {
                 .map_err(db("reading the activated user"))?
                 .map(|u| u.role)
                 .ok_or_else(|| StoreError::msg("the activated user vanished"))?;
-            count_move(&txn, (&role, "invited"), (&role, "active"))
+            count_move(&txn, (&role, INVITED), (&role, ACTIVE))
                 .await
                 .map_err(db("recounting users"))?;
             write_audit(&txn, &acceptance.audit).await?;

@@ -10,6 +10,7 @@ use secureai_domain::resets::ports::{
 use secureai_domain::{StoreError, TokenHash, User};
 
 use crate::audit::write_audit;
+use crate::convert::ACTIVE;
 use crate::convert::{db, micros, reset_from_row, reset_to_row, user_from_row};
 use crate::entities::{outbox, password_resets, sessions, users};
 use crate::outbox::mail_to_row;
@@ -22,9 +23,9 @@ async fn lock_active_user(
     user_id: &str,
 ) -> Result<bool, StoreError> {
     let touched = users::Entity::update_many()
-        .col_expr(users::Column::Status, Expr::value("active"))
+        .col_expr(users::Column::Status, Expr::value(ACTIVE))
         .filter(users::Column::Id.eq(user_id))
-        .filter(users::Column::Status.eq("active"))
+        .filter(users::Column::Status.eq(ACTIVE))
         .exec(txn)
         .await
         .map_err(db("checking the user is active"))?;
@@ -108,7 +109,7 @@ impl PasswordRepository for SqlStore {
             let updated = users::Entity::update_many()
                 .col_expr(users::Column::PasswordHash, Expr::value(change.password_hash.as_phc()))
                 .filter(users::Column::Id.eq(user_id.clone()))
-                .filter(users::Column::Status.eq("active"))
+                .filter(users::Column::Status.eq(ACTIVE))
                 .exec(&txn)
                 .await
                 .map_err(db("setting a password"))?;

@@ -8,6 +8,7 @@ use secureai_domain::setup::ports::{CompleteSetupStoreError, SetupCompletion, Se
 use secureai_domain::{StoreError, TokenHash};
 
 use crate::audit::write_audit;
+use crate::convert::{ACTIVE, ADMIN};
 use crate::convert::{db, micros, user_to_row};
 use crate::directory::{count_delta, counted, index_user};
 use crate::entities::{setup_tokens, users};
@@ -19,7 +20,7 @@ const SETUP_ROW: i32 = 1;
 impl SetupRepository for SqlStore {
     async fn has_active_admin(&self) -> Result<bool, StoreError> {
         let admins =
-            counted(&self.db, Some("admin"), &["active"]).await.map_err(db("counting admins"))?;
+            counted(&self.db, Some(ADMIN), &[ACTIVE]).await.map_err(db("counting admins"))?;
         Ok(admins > 0)
     }
 
@@ -80,7 +81,7 @@ impl SetupRepository for SqlStore {
                 return Err(CompleteSetupStoreError::InvalidToken);
             }
             let admins =
-                counted(&txn, Some("admin"), &["active"]).await.map_err(db("counting admins"))?;
+                counted(&txn, Some(ADMIN), &[ACTIVE]).await.map_err(db("counting admins"))?;
             if admins > 0 {
                 return Err(CompleteSetupStoreError::AdminExists);
             }
@@ -94,9 +95,7 @@ impl SetupRepository for SqlStore {
                 Err(e) => return Err(db("inserting the first admin")(e).into()),
             }
             index_user(&txn, &completion.admin).await.map_err(db("indexing the first admin"))?;
-            count_delta(&txn, "admin", "active", 1)
-                .await
-                .map_err(db("counting the first admin"))?;
+            count_delta(&txn, ADMIN, ACTIVE, 1).await.map_err(db("counting the first admin"))?;
             write_audit(&txn, &completion.audit).await?;
             txn.commit().await.map_err(db("committing setup"))?;
             Ok(())

@@ -13,6 +13,7 @@ use secureai_domain::{StoreError, TokenHash, User, UserId};
 use sha2::{Digest, Sha256};
 
 use crate::audit::write_audit;
+use crate::convert::{ACTIVE, INVITED};
 use crate::convert::{db, instant, micros, session_to_row, token_hash, user_from_row, user_to_row};
 use crate::directory::{count_delta, count_move, counted, index_user};
 use crate::entities::{invitations, sessions, sso_assertions, sso_links, sso_logins, users};
@@ -193,7 +194,7 @@ impl SsoRepository for SqlStore {
                     take_guard(&txn).await.map_err(db("taking the guard"))?;
                     let used =
                         counted(&txn, None, &SEAT_HOLDING).await.map_err(db("counting seats"))?;
-                    if used >= u64::from(limit) {
+                    if !secureai_domain::users::models::SeatLimit::new(limit).admits(used) {
                         return Err(SsoSignInStoreError::SeatLimitReached { limit });
                     }
                 }
@@ -206,15 +207,15 @@ impl SsoRepository for SqlStore {
                     Err(e) => return Err(db("inserting a user")(e).into()),
                 }
                 index_user(&txn, user).await.map_err(db("indexing a user for search"))?;
-                count_delta(&txn, user.role.as_str(), "active", 1)
+                count_delta(&txn, user.role.as_str(), ACTIVE, 1)
                     .await
                     .map_err(db("counting a new user"))?;
             } else if sign_in.activate {
                 let activated = users::Entity::update_many()
-                    .col_expr(users::Column::Status, Expr::value("active"))
+                    .col_expr(users::Column::Status, Expr::value(ACTIVE))
                     .col_expr(users::Column::ActivatedAt, Expr::value(at))
                     .filter(users::Column::Id.eq(id.clone()))
-                    .filter(users::Column::Status.eq("invited"))
+                    .filter(users::Column::Status.eq(INVITED))
                     .exec(&txn)
                     .await
                     .map_err(db("activating a user"))?;
@@ -227,7 +228,7 @@ impl SsoRepository for SqlStore {
                     .map_err(db("reading the activated user"))?
                     .map(|u| u.role)
                     .ok_or(SsoSignInStoreError::Stale)?;
-                count_move(&txn, (&role, "invited"), (&role, "active"))
+                count_move(&txn, (&role, INVITED), (&role, ACTIVE))
                     .await
                     .map_err(db("recounting users"))?;
                 // The invitation was answered through the identity provider.
@@ -244,7 +245,7 @@ impl SsoRepository for SqlStore {
                     .one(&txn)
                     .await
                     .map_err(db("reading the user signing in"))?;
-                if current.is_none_or(|u| u.status != "active") {
+                if current.is_none_or(|u| u.status != ACTIVE) {
                     return Err(SsoSignInStoreError::Stale);
                 }
             }

@@ -11,14 +11,21 @@ use secureai_domain::users::ports::{
 use secureai_domain::{EmailAddress, StoreError, User, UserId};
 
 use crate::audit::write_audit;
+use crate::convert::{ACTIVE, ADMIN};
 use crate::convert::{db, invitation_to_row, micros, user_from_row, user_to_row};
+use secureai_domain::users::models::SeatLimit;
+
 use crate::directory::{count_delta, count_move, counted, index_user, search_text, unindex_user};
 use crate::entities::{audit_events, invitations, outbox, password_resets, sessions, users};
 use crate::outbox::mail_to_row;
 use crate::{SqlStore, is_unique_violation, retry_transaction, take_guard};
 
 /// Statuses that hold a seat.
-pub(crate) const SEAT_HOLDING: [&str; 2] = ["invited", "active"];
+/// The domain's seat-holding statuses, as stored.
+pub(crate) const SEAT_HOLDING: [&str; 2] = [
+    secureai_domain::users::models::SEAT_HOLDING[0].as_str(),
+    secureai_domain::users::models::SEAT_HOLDING[1].as_str(),
+];
 
 #[async_trait]
 impl UserRepository for SqlStore {
@@ -30,7 +37,7 @@ impl UserRepository for SqlStore {
                 take_guard(&txn).await.map_err(db("taking the guard"))?;
                 let used =
                     counted(&txn, None, &SEAT_HOLDING).await.map_err(db("counting seats"))?;
-                if used >= u64::from(limit) {
+                if !SeatLimit::new(limit).admits(used) {
                     return Err(InsertUserError::SeatLimitReached { limit });
                 }
             }
@@ -70,7 +77,7 @@ impl UserRepository for SqlStore {
             if let Some(Some(limit)) = change.takes_seat {
                 let used =
                     counted(&txn, None, &SEAT_HOLDING).await.map_err(db("counting seats"))?;
-                if used >= u64::from(limit) {
+                if !SeatLimit::new(limit).admits(used) {
                     return Err(ChangeUserError::SeatLimitReached { limit });
                 }
             }
@@ -284,8 +291,7 @@ async fn guard_unchanged(
     if keep_an_admin {
         // `before` is an active admin (checked above): the others are every
         // active admin but this one.
-        let admins =
-            counted(txn, Some("admin"), &["active"]).await.map_err(db("counting admins"))?;
+        let admins = counted(txn, Some(ADMIN), &[ACTIVE]).await.map_err(db("counting admins"))?;
         if admins <= 1 {
             return Err(ChangeUserError::LastAdmin);
         }

@@ -314,7 +314,7 @@ impl Role {
     }
 
     /// The stable name used in APIs and storage.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::User => "user",
             Self::Admin => "admin",
@@ -400,7 +400,7 @@ impl UserStatus {
     }
 
     /// The stable name used in APIs and storage.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Invited => "invited",
             Self::Active => "active",
@@ -410,7 +410,28 @@ impl UserStatus {
 
     /// Whether a user in this status holds a seat.
     pub fn holds_seat(self) -> bool {
-        matches!(self, Self::Invited | Self::Active)
+        SEAT_HOLDING.contains(&self)
+    }
+}
+
+/// The statuses that hold a seat: invited and active users (a deactivated
+/// user frees theirs). Every store counts seats over these.
+pub const SEAT_HOLDING: [UserStatus; 2] = [UserStatus::Invited, UserStatus::Active];
+
+/// A seat limit: the most users that may hold a seat at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeatLimit(u32);
+
+impl SeatLimit {
+    /// The limit of `seats` seats.
+    pub const fn new(seats: u32) -> Self {
+        Self(seats)
+    }
+
+    /// Whether one more user may hold a seat while `used` seats are held:
+    /// the one seat comparison, for the domain and every store.
+    pub const fn admits(self, used: u64) -> bool {
+        used < self.0 as u64
     }
 }
 
@@ -587,5 +608,10 @@ mod tests {
         assert!(UserStatus::Invited.holds_seat());
         assert!(UserStatus::Active.holds_seat());
         assert!(!UserStatus::Deactivated.holds_seat());
+        // A limit of 3 admits a third holder, not a fourth; 0 admits none.
+        assert!(SeatLimit::new(3).admits(2));
+        assert!(!SeatLimit::new(3).admits(3));
+        assert!(!SeatLimit::new(0).admits(0));
+        assert!(!SeatLimit::new(u32::MAX).admits(u64::MAX));
     }
 }
