@@ -357,7 +357,15 @@ impl UserManagement {
             created_at: now,
             last_login_at: None,
         };
-        let (invitation, mail, _token) = self.new_invitation(&user, importer.invited_by(), now);
+        let token = self.ports.tokens.generate();
+        let ttl = self.policy.invitation_ttl;
+        let (invitation, mail) = crate::invitations::models::Invitation::issue(
+            &user,
+            &token,
+            ttl,
+            importer.invited_by(),
+            now,
+        );
         let audit = AuditEvent::new(now, importer.actor(), AuditAction::UserInvited, context)
             .target(&user)
             .change(Change::new("role", None, Some(user.role.as_str())))

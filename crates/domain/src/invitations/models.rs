@@ -6,11 +6,12 @@
 //!    └──re-send──▶ revoked (a new pending invitation replaces it)
 //! ```
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-use crate::secrets::TokenHash;
-use crate::users::models::UserId;
+use crate::mail::models::{MailMessage, OutgoingMail};
+use crate::secrets::{PlainToken, TokenHash};
+use crate::users::models::{SignInMethod, User, UserId};
 
 /// An invitation's identifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -89,6 +90,45 @@ pub struct Invitation {
     pub expires_at: DateTime<Utc>,
     /// Stored state.
     pub state: InvitationState,
+}
+
+impl Invitation {
+    /// Issues a pending invitation for `user`, valid for `ttl` from `now`,
+    /// and its email: a link carrying `token` for password users; for SSO
+    /// users, who sign in through the identity provider and cannot set a
+    /// password, an access-ready email without a link.
+    pub fn issue(
+        user: &User,
+        token: &PlainToken,
+        ttl: Duration,
+        invited_by: Option<String>,
+        now: DateTime<Utc>,
+    ) -> (Self, OutgoingMail) {
+        let invitation = Self {
+            id: InvitationId::generate(),
+            user_id: user.id,
+            token_hash: token.hash(),
+            created_at: now,
+            expires_at: now + ttl,
+            state: InvitationState::Pending,
+        };
+        let mail = OutgoingMail {
+            id: crate::record_id(),
+            user_id: Some(user.id),
+            to: user.email.clone(),
+            to_name: user.name.clone(),
+            message: match user.sign_in {
+                SignInMethod::Password => MailMessage::Invitation {
+                    token: token.clone(),
+                    expires_at: invitation.expires_at,
+                    invited_by,
+                },
+                SignInMethod::Sso => MailMessage::AccessReady { invited_by },
+            },
+            created_at: now,
+        };
+        (invitation, mail)
+    }
 }
 
 impl InvitationState {

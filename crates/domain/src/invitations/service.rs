@@ -123,8 +123,15 @@ impl UserManagement {
             return Err(ResendInvitationError::NotInvited);
         }
         let now = self.ports.clock.now();
-        let (invitation, mail, _token) =
-            self.new_invitation(&user, Some(admin.user().name.to_string()), now);
+        let token = self.ports.tokens.generate();
+        let invited_by = Some(admin.user().name.to_string());
+        let (invitation, mail) = crate::invitations::models::Invitation::issue(
+            &user,
+            &token,
+            self.policy.invitation_ttl,
+            invited_by,
+            now,
+        );
         let audit = AuditEvent::new(now, admin.actor(), AuditAction::InvitationResent, context)
             .target(&user)
             .change(Change::detail("expires_at", &invitation.expires_at.to_rfc3339()));

@@ -1,8 +1,7 @@
 //! Admin use cases on users: invite, list, look up.
 
 use crate::audit::models::{Actor, AuditAction, AuditEvent, Change, RequestContext};
-use crate::invitations::models::{Invitation, InvitationId, InvitationState, InvitationStatus};
-use crate::mail::models::{MailMessage, OutgoingMail};
+use crate::invitations::models::{Invitation, InvitationStatus};
 use crate::secrets::PlainToken;
 use crate::service::UserManagement;
 use crate::sessions::models::Admin;
@@ -98,42 +97,6 @@ pub struct UserProfile {
 }
 
 impl UserManagement {
-    /// A fresh pending invitation for `user`, its email and its link's token.
-    pub(crate) fn new_invitation(
-        &self,
-        user: &User,
-        invited_by: Option<String>,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> (Invitation, OutgoingMail, PlainToken) {
-        let token = self.ports.tokens.generate();
-        let invitation = Invitation {
-            id: InvitationId::generate(),
-            user_id: user.id,
-            token_hash: token.hash(),
-            created_at: now,
-            expires_at: now + self.policy.invitation_ttl,
-            state: InvitationState::Pending,
-        };
-        let mail = OutgoingMail {
-            id: crate::record_id(),
-            user_id: Some(user.id),
-            to: user.email.clone(),
-            to_name: user.name.clone(),
-            // SSO users get no link: they sign in through the identity
-            // provider, and their invitation cannot set a password.
-            message: match user.sign_in {
-                SignInMethod::Password => MailMessage::Invitation {
-                    token: token.clone(),
-                    expires_at: invitation.expires_at,
-                    invited_by,
-                },
-                SignInMethod::Sso => MailMessage::AccessReady { invited_by },
-            },
-            created_at: now,
-        };
-        (invitation, mail, token)
-    }
-
     /// Invites a user: creates them as `invited` and queues the invitation
     /// email, atomically, within the seat limit (rules 2, 4, 5).
     ///
@@ -190,7 +153,9 @@ impl UserManagement {
             created_at: now,
             last_login_at: None,
         };
-        let (invitation, mail, token) = self.new_invitation(&user, invited_by, now);
+        let token = self.ports.tokens.generate();
+        let (invitation, mail) =
+            Invitation::issue(&user, &token, self.policy.invitation_ttl, invited_by, now);
         let audit = AuditEvent::new(now, actor, AuditAction::UserInvited, context)
             .target(&user)
             .change(Change::new("role", None, Some(user.role.as_str())))
