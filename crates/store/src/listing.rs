@@ -376,7 +376,8 @@ async fn total(
     // Beyond `cap`, a lower bound: a department's members are counted from
     // its index, not all of them.
     let capped = filter.words.is_empty();
-    let matching = if capped { matching.limit(cap + 1) } else { matching }.into_query();
+    let matching =
+        if capped { matching.limit(cap.saturating_add(1)) } else { matching }.into_query();
     let count = Query::select()
         .expr(Expr::cust("COUNT(*)"))
         .from_subquery(matching, Alias::new("matching"))

@@ -395,6 +395,8 @@ pub(crate) async fn users(
             let total_text = match (found.total, found.total_exact) {
                 (1, true) => "1 user".to_owned(),
                 (n, true) => format!("{n} users"),
+                // A search whose first pages ended early has counted none yet.
+                (0, false) => "Matches not counted yet".to_owned(),
                 (n, false) => format!("{n} or more users"),
             };
             let next = found.next_cursor.map(|cursor| {
