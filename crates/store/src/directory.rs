@@ -230,7 +230,8 @@ pub(crate) fn first_of_term(word: &str, query: &UserQuery) -> SelectStatement {
     if let Some(after) = &query.after {
         let micros = match after.value {
             SortValue::Micros(micros) => micros,
-            // A cursor of another sort: no page follows it here.
+            // The domain decodes a cursor by its sort: creation-order
+            // cursors are instants, so a text one never reaches here.
             SortValue::Text(_) => i64::MIN,
         };
         let id = after.id.to_string();
