@@ -86,6 +86,9 @@ if cargo tree -p secureai-app -e normal,features --prefix none \
 fi
 echo "ok: the secureai binary builds no test adapters or test databases"
 
+step "rules: every test docs/RULES.md names exists"
+./scripts/check-rules.sh
+
 step "build the secureai binary (the end-to-end suite runs it)"
 cargo build -p secureai-app --bin secureai
 
