@@ -228,10 +228,7 @@ fn in_order(
     by_department: bool,
 ) -> sea_orm::Select<users::Entity> {
     if let Some(after) = &query.after {
-        let value = match &after.value {
-            SortValue::Text(text) => sea_orm::Value::from(text.clone()),
-            SortValue::Micros(micros) => sea_orm::Value::from(*micros),
-        };
+        let value = stored(&after.value);
         let id = after.id.to_string();
         // `col >= v AND (col > v OR id > last)`: the first conjunct lets
         // every database start an index range at the cursor.
@@ -255,6 +252,14 @@ fn in_order(
         select = select.order_by(users::Column::Department, order.clone());
     }
     select.order_by(column, order.clone()).order_by(users::Column::Id, order)
+}
+
+/// A sort value as the sort column holds it.
+fn stored(value: &SortValue) -> sea_orm::Value {
+    match value {
+        SortValue::Text(text) => sea_orm::Value::from(text.clone()),
+        SortValue::Micros(micros) => sea_orm::Value::from(*micros),
+    }
 }
 
 /// A broad search's page: walks at most `walk` users after the cursor (in
@@ -293,10 +298,7 @@ async fn broad_page(
         true,
     );
     if let Some((value, id)) = &last_walked {
-        let value = match value {
-            SortValue::Text(text) => sea_orm::Value::from(text.clone()),
-            SortValue::Micros(micros) => sea_orm::Value::from(*micros),
-        };
+        let value = stored(value);
         // Up to and including the last user walked.
         let (within, before, id_within) = if query.descending {
             (
