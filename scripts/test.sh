@@ -86,6 +86,10 @@ if cargo tree -p secureai-app -e normal,features --prefix none \
 fi
 echo "ok: the secureai binary builds no test adapters or test databases"
 
+# Modules depend one way: no two modules of the HTTP or app crates import
+# each other, directly or round a loop.
+python3 scripts/check-modules.py crates/http/src crates/app/src
+
 step "rules: every test docs/RULES.md names exists"
 ./scripts/check-rules.sh
 

@@ -21,6 +21,7 @@ mod listing;
 mod outbox;
 mod passwords;
 mod sealing;
+mod service_tokens;
 mod sessions;
 mod settings;
 mod setup;

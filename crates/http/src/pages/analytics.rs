@@ -11,7 +11,7 @@ use secureai_domain::analytics::errors::AnalyticsError;
 use secureai_domain::analytics::models::{ActivePoint, Dashboard, ModelUsage, UserUsage};
 use serde::Deserialize;
 
-use super::panel::{Nav, admin_viewer, form_admin, sentence};
+use super::shell::{Nav, admin_viewer, form_admin, sentence};
 use super::{internal, page};
 use crate::AppState;
 use crate::auth::request_context;

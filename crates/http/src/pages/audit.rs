@@ -12,7 +12,7 @@ use secureai_domain::audit::service::{AuditError, AuditRequest};
 use secureai_domain::dates::parse_day;
 use serde::Deserialize;
 
-use super::panel::{Nav, admin_viewer, blank_to_none, link_with, sentence};
+use super::shell::{Nav, admin_viewer, blank_to_none, link_with, sentence};
 use super::{internal, page};
 use crate::AppState;
 

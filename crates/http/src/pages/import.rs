@@ -15,7 +15,7 @@ use poem::{Request, Response, handler};
 use secureai_domain::imports::models::{ImportMode, RowOutcome};
 use secureai_domain::imports::service::{ImportError, ImportRequest};
 
-use super::panel::{Nav, admin_viewer, refuse_form, sentence};
+use super::shell::{Nav, admin_viewer, refuse_form, sentence};
 use super::{internal, page};
 use crate::AppState;
 use crate::auth::request_context;

@@ -7,9 +7,13 @@ mod analytics;
 mod audit;
 mod import;
 mod links;
-mod panel;
+mod settings;
 mod setup;
+mod shell;
+mod sign_in;
 mod sso;
+mod user_actions;
+mod users;
 
 use askama::Template;
 use poem::http::{StatusCode, header};
@@ -28,13 +32,13 @@ pub(crate) fn routes() -> Route {
         .at("/auth/saml/metadata", get(sso::saml_metadata))
         .at("/static/app.css", get(stylesheet))
         .at("/favicon.ico", get(favicon))
-        .at("/sign-in", get(panel::show_sign_in).post(panel::submit_sign_in))
-        .at("/sign-out", poem::post(panel::sign_out.with(CookieJarManager::new())))
-        .at("/admin/users", get(panel::users.with(CookieJarManager::new())))
+        .at("/sign-in", get(sign_in::show_sign_in).post(sign_in::submit_sign_in))
+        .at("/sign-out", poem::post(sign_in::sign_out.with(CookieJarManager::new())))
+        .at("/admin/users", get(users::users.with(CookieJarManager::new())))
         .at(
             "/admin/users/new",
-            get(panel::new_user.with(CookieJarManager::new()))
-                .post(panel::create_user.with(CookieJarManager::new())),
+            get(users::new_user.with(CookieJarManager::new()))
+                .post(users::create_user.with(CookieJarManager::new())),
         )
         .at(
             "/admin/users/import",
@@ -43,13 +47,13 @@ pub(crate) fn routes() -> Route {
         )
         .at(
             "/admin/users/:id",
-            get(panel::user_profile.with(CookieJarManager::new()))
-                .post(panel::save_user.with(CookieJarManager::new())),
+            get(users::user_profile.with(CookieJarManager::new()))
+                .post(users::save_user.with(CookieJarManager::new())),
         )
         .at(
             "/admin/users/:id/:action",
-            get(panel::confirm_action.with(CookieJarManager::new()))
-                .post(panel::do_action.with(CookieJarManager::new())),
+            get(user_actions::confirm_action.with(CookieJarManager::new()))
+                .post(user_actions::do_action.with(CookieJarManager::new())),
         )
         .at("/me", get(account::me.with(CookieJarManager::new())))
         .at("/me/name", poem::post(account::save_name.with(CookieJarManager::new())))
@@ -62,19 +66,19 @@ pub(crate) fn routes() -> Route {
             get(analytics::service_tokens.with(CookieJarManager::new()))
                 .post(analytics::save_service_token.with(CookieJarManager::new())),
         )
-        .at("/admin/settings", get(account::settings.with(CookieJarManager::new())))
+        .at("/admin/settings", get(settings::settings.with(CookieJarManager::new())))
         .at(
             "/admin/settings/sso",
-            get(account::sso_settings.with(CookieJarManager::new()))
-                .post(account::save_sso.with(CookieJarManager::new())),
+            get(settings::sso_settings.with(CookieJarManager::new()))
+                .post(settings::save_sso.with(CookieJarManager::new())),
         )
-        .at("/admin/settings/seats", poem::post(account::save_seats.with(CookieJarManager::new())))
-        .at("/admin/settings/email", poem::post(account::save_email.with(CookieJarManager::new())))
+        .at("/admin/settings/seats", poem::post(settings::save_seats.with(CookieJarManager::new())))
+        .at("/admin/settings/email", poem::post(settings::save_email.with(CookieJarManager::new())))
         .at(
             "/admin/settings/email/test",
-            poem::post(account::test_email.with(CookieJarManager::new())),
+            poem::post(settings::test_email.with(CookieJarManager::new())),
         )
-        .at("/", get(panel::home.with(CookieJarManager::new())))
+        .at("/", get(sign_in::home.with(CookieJarManager::new())))
 }
 
 #[derive(Template)]

@@ -1,0 +1,169 @@
+//! The running service: the HTTP server, the outbox worker and the
+//! housekeeping sweep, started and stopped together.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use poem::listener::{Acceptor, Listener, TcpListener};
+use secureai_domain::mail::service::{DeliveryPolicy, OutboxDelivery};
+use secureai_domain::service::UserManagement;
+use secureai_domain::{Clock, PlainToken};
+use secureai_http::{AppState, Readiness};
+use secureai_store::SqlStore;
+use secureai_system::SystemClock;
+use tokio::sync::watch;
+
+use crate::wiring::{Wiring, public_url, wire_with_clock};
+use crate::{Config, worker};
+
+struct StoreReadiness(SqlStore);
+
+#[async_trait]
+impl Readiness for StoreReadiness {
+    async fn check(&self) -> Result<(), String> {
+        self.0.ping().await.map_err(|_| "unreachable".to_owned())
+    }
+}
+
+/// A built application, bound to its port, not yet serving.
+pub struct Application {
+    acceptor: poem::listener::TcpAcceptor,
+    address: SocketAddr,
+    public_url: String,
+    state: AppState,
+    delivery: Arc<OutboxDelivery>,
+    poll_interval: std::time::Duration,
+    sweep_interval: std::time::Duration,
+    setup_token: Option<PlainToken>,
+    wiring: Wiring,
+}
+
+impl Application {
+    /// Wires everything and binds the listening socket (port 0 picks a free
+    /// port, which [`Application::address`] tells).
+    ///
+    /// # Errors
+    /// When configuration, database, mail or the socket cannot be set up.
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// [`Application::build`] with another clock (tests move time with a
+    /// fake one).
+    ///
+    /// # Errors
+    /// As [`Application::build`].
+    pub async fn build_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let acceptor = TcpListener::bind(config.listen)
+            .into_acceptor()
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let address = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
+            .context("the listener has no address")?;
+        let public_url = public_url(config, address);
+        let wiring = wire_with_clock(config, &public_url, clock.clone()).await?;
+        let delivery = Arc::new(OutboxDelivery::new(
+            Arc::new(wiring.store.clone()),
+            Arc::new(wiring.store.clone()),
+            wiring.mailer.clone(),
+            clock,
+            DeliveryPolicy {
+                configured: wiring.email.clone(),
+                max_attempts: config.mail.max_attempts,
+                // At most a day: larger values would only overflow.
+                first_retry: chrono::Duration::milliseconds(
+                    i64::try_from(config.mail.first_retry_ms.min(86_400_000)).unwrap_or(0),
+                ),
+                max_retry: chrono::Duration::seconds(
+                    i64::try_from(config.mail.max_retry_secs.min(86_400)).unwrap_or(0),
+                ),
+                ..DeliveryPolicy::default()
+            },
+        ));
+        let state = AppState {
+            service: wiring.service.clone(),
+            secure_cookies: !public_url.starts_with("http://"),
+            public_url: public_url.clone(),
+            readiness: Arc::new(StoreReadiness(wiring.store.clone())),
+            import_limits: secureai_http::ImportLimits {
+                max_bytes: config.import.max_bytes,
+                max_rows: config.import.max_rows,
+            },
+            trusted_proxies: secureai_http::TrustedProxies::new(config.trusted_proxies.clone()),
+            sso_begin_limit: Arc::new(secureai_http::PerAddress::per_minute(
+                config.sso.begin_per_minute,
+            )),
+        };
+        let setup_token = wiring.service.prepare_setup().await?;
+        Ok(Self {
+            acceptor,
+            address,
+            public_url,
+            state,
+            delivery,
+            poll_interval: std::time::Duration::from_millis(config.mail.poll_interval_ms),
+            // A second to a day: longer would only overflow the timer.
+            sweep_interval: std::time::Duration::from_secs(
+                config.sweep_interval_secs.clamp(1, 86_400),
+            ),
+            setup_token,
+            wiring,
+        })
+    }
+
+    /// The bound address.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The public base URL.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    /// The one-time first-admin link, while no admin exists.
+    pub fn setup_link(&self) -> Option<String> {
+        self.setup_token.as_ref().map(|t| format!("{}/setup?token={}", self.public_url, t.expose()))
+    }
+
+    /// The use cases (for tests and embedding).
+    pub fn service(&self) -> Arc<UserManagement> {
+        self.wiring.service.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then finishes requests in flight
+    /// and stops the outbox worker after its current round.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let worker =
+            tokio::spawn(worker::run(self.delivery.clone(), self.poll_interval, stop_rx.clone()));
+        let retention = tokio::spawn(worker::purge_usage(
+            self.wiring.service.clone(),
+            std::time::Duration::from_secs(3600),
+            stop_rx.clone(),
+        ));
+        let sweep =
+            tokio::spawn(worker::sweep(self.wiring.service.clone(), self.sweep_interval, stop_rx));
+        let app = secureai_http::app(self.state);
+        let served = poem::Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(app, shutdown, Some(std::time::Duration::from_secs(20)))
+            .await;
+        let _ = stop_tx.send(true);
+        let _ = worker.await;
+        let _ = retention.await;
+        let _ = sweep.await;
+        self.wiring.store.close().await?;
+        served.context("the HTTP server failed")
+    }
+}

@@ -1,0 +1,82 @@
+//! The in-memory store's invitations.
+
+use async_trait::async_trait;
+
+use crate::errors::StoreError;
+use crate::invitations::models::{Invitation, InvitationState};
+use crate::invitations::ports::{
+    AcceptStoreError, Acceptance, InvitationRepository, Reissue, ReissueError,
+};
+use crate::secrets::TokenHash;
+use crate::users::models::{User, UserId, UserState, UserStatus};
+
+use super::InMemoryStore;
+
+#[async_trait]
+impl InvitationRepository for InMemoryStore {
+    async fn reissue(&self, reissue: Reissue) -> Result<(), ReissueError> {
+        let mut state = self.state();
+        let user_id = reissue.invitation.user_id;
+        if state.users.get(&user_id).is_none_or(|u| u.status() != UserStatus::Invited) {
+            return Err(ReissueError::NotInvited);
+        }
+        let at = reissue.invitation.created_at;
+        for invitation in &mut state.invitations {
+            if invitation.user_id == user_id && invitation.state == InvitationState::Pending {
+                invitation.state = InvitationState::Revoked { at };
+            }
+        }
+        state.invitations.push(reissue.invitation);
+        state.queue(reissue.mail);
+        state.audit.push(reissue.audit);
+        Ok(())
+    }
+
+    async fn latest_for(&self, user: UserId) -> Result<Option<Invitation>, StoreError> {
+        Ok(self
+            .state()
+            .invitations
+            .iter()
+            .filter(|i| i.user_id == user)
+            .max_by_key(|i| (i.state == InvitationState::Pending, i.created_at))
+            .cloned())
+    }
+
+    async fn find_by_token(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<(Invitation, User)>, StoreError> {
+        let state = self.state();
+        Ok(state
+            .invitations
+            .iter()
+            .find(|i| i.token_hash == *hash)
+            .and_then(|i| state.users.get(&i.user_id).map(|u| (i.clone(), u.clone()))))
+    }
+
+    async fn accept(&self, acceptance: Acceptance) -> Result<(), AcceptStoreError> {
+        let mut state = self.state();
+        let pending = state
+            .invitations
+            .iter()
+            .any(|i| i.id == acceptance.invitation_id && i.state == InvitationState::Pending);
+        let invited =
+            state.users.get(&acceptance.user_id).is_some_and(|u| u.status() == UserStatus::Invited);
+        if !pending || !invited {
+            return Err(AcceptStoreError::NoLongerPending);
+        }
+        for invitation in &mut state.invitations {
+            if invitation.id == acceptance.invitation_id {
+                invitation.state = InvitationState::Accepted { at: acceptance.at };
+            }
+        }
+        if let Some(user) = state.users.get_mut(&acceptance.user_id) {
+            user.state = UserState::Active { activated_at: acceptance.at };
+        }
+        if let Some(hash) = acceptance.password_hash {
+            state.passwords.insert(acceptance.user_id, hash);
+        }
+        state.audit.push(acceptance.audit);
+        Ok(())
+    }
+}

@@ -1,0 +1,59 @@
+//! The in-memory store's instance settings.
+
+use async_trait::async_trait;
+
+use crate::audit::models::AuditEvent;
+use crate::errors::StoreError;
+use crate::mail::settings::EmailSettings;
+use crate::settings::ports::{SettingsRepository, StoredSeatLimit};
+use crate::sso::settings::SsoSettings;
+
+use super::InMemoryStore;
+
+#[async_trait]
+impl SettingsRepository for InMemoryStore {
+    async fn seat_limit(&self) -> Result<StoredSeatLimit, StoreError> {
+        Ok(self.state().seat_limit)
+    }
+
+    async fn set_seat_limit(
+        &self,
+        limit: Option<u32>,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        state.seat_limit = Some(limit);
+        state.audit.push(audit);
+        Ok(())
+    }
+
+    async fn sso_settings(&self) -> Result<Option<SsoSettings>, StoreError> {
+        Ok(self.state().sso_settings.clone())
+    }
+
+    async fn set_sso_settings(
+        &self,
+        settings: &SsoSettings,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        state.sso_settings = Some(settings.clone());
+        state.audit.push(audit);
+        Ok(())
+    }
+
+    async fn email_settings(&self) -> Result<Option<EmailSettings>, StoreError> {
+        Ok(self.state().email_settings.clone())
+    }
+
+    async fn set_email_settings(
+        &self,
+        settings: &EmailSettings,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        state.email_settings = Some(settings.clone());
+        state.audit.push(audit);
+        Ok(())
+    }
+}

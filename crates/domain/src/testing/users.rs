@@ -1,0 +1,134 @@
+//! The in-memory store's users.
+
+use async_trait::async_trait;
+
+use crate::errors::StoreError;
+use crate::users::models::{EmailAddress, User, UserId};
+use crate::users::ports::UserTotal;
+use crate::users::ports::{
+    ChangeUserError, Erasure, InsertUserError, NewInvitedUser, UserChange, UserPage, UserQuery,
+    UserRepository,
+};
+
+use super::InMemoryStore;
+
+#[async_trait]
+impl UserRepository for InMemoryStore {
+    async fn insert_invited(&self, new: NewInvitedUser) -> Result<(), InsertUserError> {
+        let mut state = self.state();
+        if state.email_taken(&new.user.email) {
+            return Err(InsertUserError::EmailTaken);
+        }
+        if let Some(limit) = new.seat_limit
+            && !crate::users::models::SeatLimit::new(limit).admits(state.seats_used() as u64)
+        {
+            return Err(InsertUserError::SeatLimitReached { limit });
+        }
+        state.users.insert(new.user.id, new.user);
+        state.invitations.push(new.invitation);
+        state.queue(new.mail);
+        state.audit.push(new.audit);
+        Ok(())
+    }
+
+    async fn apply_change(&self, change: UserChange) -> Result<(), ChangeUserError> {
+        let mut state = self.state();
+        let id = change.before.id;
+        let current = state.users.get(&id).ok_or(ChangeUserError::Stale)?;
+        if current.role != change.before.role || current.status() != change.before.status() {
+            return Err(ChangeUserError::Stale);
+        }
+        if change.keep_an_admin && !state.users.values().any(|u| u.id != id && u.is_active_admin())
+        {
+            return Err(ChangeUserError::LastAdmin);
+        }
+        if let Some(Some(limit)) = change.takes_seat
+            && !crate::users::models::SeatLimit::new(limit).admits(state.seats_used() as u64)
+        {
+            return Err(ChangeUserError::SeatLimitReached { limit });
+        }
+        if change.after.sign_in != change.before.sign_in {
+            state.passwords.remove(&id);
+        }
+        state.users.insert(id, change.after);
+        if change.end_sessions {
+            state.sessions.retain(|s| s.user_id != id);
+        }
+        if change.revoke_links {
+            let at = change.audit.first().map(|e| e.at).unwrap_or_default();
+            state.revoke_pending_links(id, at);
+        }
+        state.audit.extend(change.audit);
+        Ok(())
+    }
+
+    async fn erase(&self, erasure: Erasure) -> Result<(), ChangeUserError> {
+        let mut state = self.state();
+        let id = erasure.before.id;
+        let current = state.users.get(&id).ok_or(ChangeUserError::Stale)?;
+        if current.role != erasure.before.role || current.status() != erasure.before.status() {
+            return Err(ChangeUserError::Stale);
+        }
+        if erasure.before.is_active_admin()
+            && !state.users.values().any(|u| u.id != id && u.is_active_admin())
+        {
+            return Err(ChangeUserError::LastAdmin);
+        }
+        state.users.insert(id, erasure.after);
+        state.passwords.remove(&id);
+        state.sessions.retain(|s| s.user_id != id);
+        state.revoke_pending_links(id, erasure.audit.at);
+        let email = erasure.before.email.clone();
+        state.outbox.retain(|m| m.sent_at.is_some() || m.mail.to != email);
+        for event in &mut state.audit {
+            if event.target_id == Some(id) {
+                event.target_email = None;
+                event.changes.clear();
+            }
+            if let crate::Actor::User { id: actor, .. } = &event.actor
+                && *actor == id
+            {
+                event.actor = crate::Actor::Anonymous;
+            }
+        }
+        state.audit.push(erasure.audit);
+        Ok(())
+    }
+
+    async fn count_seats(&self) -> Result<u64, StoreError> {
+        Ok(self.state().seats_used() as u64)
+    }
+
+    async fn get(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        Ok(self.state().users.get(&id).cloned())
+    }
+
+    async fn find_by_email(&self, email: &EmailAddress) -> Result<Option<User>, StoreError> {
+        Ok(self.state().users.values().find(|u| u.email == *email).cloned())
+    }
+
+    async fn list(&self, query: &UserQuery, _total_cap: u64) -> Result<UserPage, StoreError> {
+        let state = self.state();
+        let key = |u: &User| (query.sort.value_of(u), u.id);
+        let mut users: Vec<&User> =
+            state.users.values().filter(|u| query.filter.matches(u)).collect();
+        let matching = users.len();
+        users.sort_by_key(|u| key(u));
+        if query.descending {
+            users.reverse();
+        }
+        let items: Vec<User> = users
+            .into_iter()
+            .filter(|u| {
+                query.after.as_ref().is_none_or(|c| {
+                    let position = (c.value.clone(), c.id);
+                    if query.descending { key(u) < position } else { key(u) > position }
+                })
+            })
+            .take(query.limit as usize + 1)
+            .cloned()
+            .collect();
+        let total = UserTotal { count: matching as u64, exact: true };
+        Ok(UserPage::from_overfetch(items, query.limit, query.sort, total))
+    }
+}

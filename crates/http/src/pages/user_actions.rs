@@ -1,0 +1,174 @@
+//! The actions on a user's profile that need a confirmation step: send a
+//! password reset, end their sessions, re-send their invitation, switch
+//! them to SSO.
+
+use askama::Template;
+use poem::http::StatusCode;
+use poem::web::{Data, Form, Path};
+use poem::{Request, Response, handler};
+use secureai_domain::UserId;
+use secureai_domain::users::errors::GetUserError;
+
+use super::shell::{CsrfForm, Nav, admin_viewer, form_admin, see_other, sentence};
+use super::users::{not_found, render_profile};
+use super::{internal, page};
+use crate::AppState;
+use crate::auth::request_context;
+
+/// The three actions behind a confirmation step or a button.
+#[derive(Clone, Copy)]
+enum Action {
+    ResetPassword,
+    TerminateSessions,
+    ResendInvitation,
+    SwitchToSso,
+}
+
+impl Action {
+    fn parse(slug: &str) -> Option<Self> {
+        match slug {
+            "reset-password" => Some(Self::ResetPassword),
+            "terminate-sessions" => Some(Self::TerminateSessions),
+            "resend-invitation" => Some(Self::ResendInvitation),
+            "switch-to-sso" => Some(Self::SwitchToSso),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "confirm.html")]
+struct ConfirmPage {
+    nav: Nav,
+    heading: String,
+    text: String,
+    action: String,
+    button: &'static str,
+    cancel: String,
+}
+
+/// `GET /admin/users/{id}/{action}`: the confirmation step.
+#[handler]
+pub(crate) async fn confirm_action(
+    state: Data<&AppState>,
+    req: &Request,
+    Path((id, slug)): Path<(String, String)>,
+) -> Response {
+    let (viewer, admin) = match admin_viewer(&state, req).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let (Ok(id), Some(action)) = (id.parse::<UserId>(), Action::parse(&slug)) else {
+        return not_found();
+    };
+    let user = match state.service.get_user(&admin, id).await {
+        Ok(user) => user,
+        Err(GetUserError::NotFound) => return not_found(),
+        Err(GetUserError::Unexpected(e)) => return internal(&e),
+    };
+    let (heading, text, button) = match action {
+        Action::ResetPassword => (
+            "Reset password?".to_owned(),
+            format!(
+                "{} gets an email with a link, valid 72 hours, to choose a new password. Their current password keeps working until they use it.",
+                user.email
+            ),
+            "Send reset link",
+        ),
+        Action::TerminateSessions => (
+            "Terminate sessions?".to_owned(),
+            format!(
+                "Every session of {} ends now, on every device; they must sign in again.",
+                user.name
+            ),
+            "Terminate sessions",
+        ),
+        Action::ResendInvitation => (
+            "Re-send the invitation?".to_owned(),
+            format!("{} gets a new invitation; the earlier link stops working.", user.email),
+            "Re-send invitation",
+        ),
+        Action::SwitchToSso => (
+            "Switch to single sign-on?".to_owned(),
+            format!(
+                "{} will sign in through your company's identity provider: their password is removed and every session ends now. Their next single sign-on links the account. Keep at least one admin with a password, in case the identity provider is unavailable.",
+                user.email
+            ),
+            "Switch to single sign-on",
+        ),
+    };
+    let template = ConfirmPage {
+        nav: viewer.nav("users"),
+        heading,
+        text,
+        action: format!("/admin/users/{id}/{slug}"),
+        button,
+        cancel: format!("/admin/users/{id}"),
+    };
+    page(StatusCode::OK, &template)
+}
+
+/// `POST /admin/users/{id}/{action}`: does it.
+#[handler]
+pub(crate) async fn do_action(
+    state: Data<&AppState>,
+    req: &Request,
+    Path((id, slug)): Path<(String, String)>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let (viewer, admin) = match form_admin(&state, req, &form.csrf).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let (Ok(id), Some(action)) = (id.parse::<UserId>(), Action::parse(&slug)) else {
+        return not_found();
+    };
+    let context = request_context(req);
+    let outcome: Result<&str, (bool, String)> = match action {
+        Action::ResetPassword => {
+            use secureai_domain::resets::errors::RequestResetError as E;
+            match state.service.request_password_reset(&admin, id, &context).await {
+                Ok(_) => Ok("reset"),
+                Err(E::NotFound) => return not_found(),
+                Err(E::Unexpected(e)) => return internal(&e),
+                Err(error) => Err((true, error.to_string())),
+            }
+        }
+        Action::TerminateSessions => {
+            match state.service.terminate_sessions(&admin, id, &context).await {
+                Ok(_) => Ok("sessions"),
+                Err(GetUserError::NotFound) => return not_found(),
+                Err(GetUserError::Unexpected(e)) => return internal(&e),
+            }
+        }
+        Action::SwitchToSso => {
+            use secureai_domain::users::errors::UpdateUserError as E;
+            let switch = secureai_domain::users::lifecycle::UserUpdate {
+                sign_in: Some("sso".into()),
+                ..Default::default()
+            };
+            match state.service.update_user(&admin, id, &switch, &context).await {
+                Ok(_) => Ok("switched"),
+                Err(E::NotFound) => return not_found(),
+                Err(E::Unexpected(e)) => return internal(&e),
+                Err(error) => Err((true, error.to_string())),
+            }
+        }
+        Action::ResendInvitation => {
+            use secureai_domain::invitations::errors::ResendInvitationError as E;
+            match state.service.resend_invitation(&admin, id, &context).await {
+                Ok(_) => Ok("resent"),
+                Err(E::NotFound) => return not_found(),
+                Err(E::Unexpected(e)) => return internal(&e),
+                Err(error) => Err((true, error.to_string())),
+            }
+        }
+    };
+    match outcome {
+        Ok(done) => see_other(&format!("/admin/users/{id}?done={done}")),
+        Err((_, error)) => {
+            let error = Some(sentence(&error));
+            render_profile(&state, &viewer, &admin, id, None, error, StatusCode::CONFLICT).await
+        }
+    }
+}

@@ -1,0 +1,457 @@
+//! The admin panel's Users pages: the list with search, filters, sort and
+//! paging; Add User; a user's profile. Handlers translate forms and queries
+//! into use-case calls; every rule is the domain's.
+
+use askama::Template;
+use poem::http::StatusCode;
+use poem::web::{Data, Form, Path, Query};
+use poem::{Request, Response, handler};
+use secureai_domain::sessions::models::Admin;
+use secureai_domain::users::errors::{GetUserError, InviteUserError};
+use secureai_domain::users::listing::ListUsersRequest;
+use secureai_domain::users::service::InviteRequest;
+use secureai_domain::{User, UserId};
+use serde::Deserialize;
+
+use super::shell::{
+    Nav, Viewer, admin_viewer, blank_to_none, form_admin, link_with, see_other, sentence, sso_link,
+    when,
+};
+use super::{internal, message, page};
+use crate::AppState;
+use crate::auth::request_context;
+
+#[derive(Deserialize, Default)]
+pub(crate) struct UsersQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    department: String,
+    #[serde(default)]
+    sort: String,
+    #[serde(default)]
+    cursor: String,
+}
+
+struct UserRow {
+    id: String,
+    name: String,
+    email: String,
+    role: &'static str,
+    status: &'static str,
+    department: String,
+    last_sign_in: String,
+}
+
+impl From<&User> for UserRow {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id.to_string(),
+            name: user.name.to_string(),
+            email: user.email.to_string(),
+            role: user.role.as_str(),
+            status: user.status().as_str(),
+            department: user.department.as_ref().map(ToString::to_string).unwrap_or_default(),
+            last_sign_in: when(user.last_login_at),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "users.html")]
+struct UsersPage {
+    nav: Nav,
+    q: String,
+    status: String,
+    role: String,
+    department: String,
+    sort: String,
+    statuses: Vec<(&'static str, &'static str)>,
+    roles: Vec<(&'static str, &'static str)>,
+    sorts: Vec<(&'static str, &'static str)>,
+    rows: Vec<UserRow>,
+    total_text: String,
+    seats_text: String,
+    next: Option<String>,
+    /// The page ended before its limit with more to search (a broad search
+    /// looks through a bounded part of the directory per page).
+    searching: bool,
+    error: Option<String>,
+}
+
+/// `GET /admin/users`.
+#[handler]
+pub(crate) async fn users(
+    state: Data<&AppState>,
+    req: &Request,
+    Query(query): Query<UsersQuery>,
+) -> Response {
+    let (viewer, admin) = match admin_viewer(&state, req).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let request = ListUsersRequest {
+        q: blank_to_none(&query.q),
+        role: blank_to_none(&query.role),
+        status: blank_to_none(&query.status),
+        department: blank_to_none(&query.department),
+        sort: blank_to_none(&query.sort),
+        limit: Some(25),
+        cursor: blank_to_none(&query.cursor),
+    };
+    let page_size = request.limit.unwrap_or(25) as usize;
+    let (rows, total_text, next, error) = match state.service.list_users(&admin, &request).await {
+        Ok(found) => {
+            let total_text = match (found.total, found.total_exact) {
+                (1, true) => "1 user".to_owned(),
+                (n, true) => format!("{n} users"),
+                // A search whose first pages ended early has counted none yet.
+                (0, false) => "Matches not counted yet".to_owned(),
+                (n, false) => format!("{n} or more users"),
+            };
+            let next = found.next_cursor.map(|cursor| {
+                let params = [
+                    ("q", query.q.as_str()),
+                    ("status", query.status.as_str()),
+                    ("role", query.role.as_str()),
+                    ("department", query.department.as_str()),
+                    ("sort", query.sort.as_str()),
+                    ("cursor", cursor.as_str()),
+                ];
+                link_with("/admin/users", &params)
+            });
+            (found.items.iter().map(UserRow::from).collect(), total_text, next, None)
+        }
+        Err(secureai_domain::users::errors::ListUsersError::Invalid(field)) => {
+            (Vec::new(), String::new(), None, Some(field.to_string()))
+        }
+        Err(secureai_domain::users::errors::ListUsersError::InvalidCursor) => (
+            Vec::new(),
+            String::new(),
+            None,
+            Some("This page link is out of date; start again from the first page.".into()),
+        ),
+        Err(secureai_domain::users::errors::ListUsersError::Unexpected(e)) => return internal(&e),
+    };
+    let seats_text = match state.service.seat_usage(&admin).await {
+        Ok(usage) => match usage.limit {
+            Some(limit) => format!("Seats: {} of {limit} in use", usage.used),
+            None => format!("Seats: {} in use, no limit", usage.used),
+        },
+        Err(e) => return internal(&e),
+    };
+    let template = UsersPage {
+        seats_text,
+        nav: viewer.nav("users"),
+        q: query.q,
+        status: query.status,
+        role: query.role,
+        department: query.department,
+        sort: query.sort,
+        statuses: vec![
+            ("", "Any"),
+            ("invited", "Invited"),
+            ("active", "Active"),
+            ("deactivated", "Deactivated"),
+        ],
+        roles: vec![("", "Any"), ("user", "User"), ("admin", "Admin")],
+        sorts: vec![
+            ("", "Newest first"),
+            ("created", "Oldest first"),
+            ("name", "Name"),
+            ("email", "Email"),
+            ("-last_sign_in", "Last sign-in"),
+        ],
+        searching: next.is_some() && rows.len() < page_size,
+        rows,
+        total_text,
+        next,
+        error,
+    };
+    page(StatusCode::OK, &template)
+}
+
+#[derive(Template)]
+#[template(path = "user_new.html")]
+struct NewUserPage {
+    nav: Nav,
+    sso: bool,
+    error: Option<String>,
+    email: String,
+    name: String,
+    role: String,
+    department: String,
+}
+
+/// `GET /admin/users/new`.
+#[handler]
+pub(crate) async fn new_user(state: Data<&AppState>, req: &Request) -> Response {
+    let (viewer, _) = match admin_viewer(&state, req).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let sso = sso_link(&state).await.is_some();
+    let template = NewUserPage {
+        nav: viewer.nav("users"),
+        sso,
+        error: None,
+        email: String::new(),
+        name: String::new(),
+        role: "user".into(),
+        department: String::new(),
+    };
+    page(StatusCode::OK, &template)
+}
+
+#[derive(Deserialize)]
+pub(crate) struct NewUserForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    department: String,
+}
+
+/// `POST /admin/users/new`: Send Invitation.
+#[handler]
+pub(crate) async fn create_user(
+    state: Data<&AppState>,
+    req: &Request,
+    Form(form): Form<NewUserForm>,
+) -> Response {
+    let (viewer, admin) = match form_admin(&state, req, &form.csrf).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let request = InviteRequest {
+        email: form.email.clone(),
+        name: form.name.clone(),
+        role: form.role.clone(),
+        department: blank_to_none(&form.department),
+        sign_in: None,
+    };
+    let error = match state.service.invite_user(&admin, &request, &request_context(req)).await {
+        Ok(invited) => return see_other(&format!("/admin/users/{}?done=invited", invited.user.id)),
+        Err(InviteUserError::Unexpected(e)) => return internal(&e),
+        Err(error) => sentence(&error.to_string()),
+    };
+    let sso = sso_link(&state).await.is_some();
+    let template = NewUserPage {
+        nav: viewer.nav("users"),
+        sso,
+        error: Some(error),
+        email: form.email,
+        name: form.name,
+        role: form.role,
+        department: form.department,
+    };
+    page(StatusCode::UNPROCESSABLE_ENTITY, &template)
+}
+
+#[derive(Template)]
+#[template(path = "user.html")]
+struct UserPage {
+    nav: Nav,
+    error: Option<String>,
+    id: String,
+    name: String,
+    email: String,
+    role: &'static str,
+    status: &'static str,
+    sso: bool,
+    /// Single sign-on is configured: a password account can be switched.
+    sso_available: bool,
+    department: String,
+    created: String,
+    activated: String,
+    deactivated: Option<String>,
+    last_sign_in: String,
+    sessions: u64,
+    invitation: Option<String>,
+    last_activity: String,
+    usage_tokens: String,
+    usage_conversations: String,
+    usage_events: String,
+    top_models: Vec<super::analytics::ModelRow>,
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct UserQuery {
+    #[serde(default)]
+    done: Option<String>,
+}
+
+/// The words for a finished action (`?done=`).
+fn done_notice(done: &str, user: &User) -> Option<String> {
+    Some(match done {
+        "invited" => format!("Invitation sent to {}.", user.email),
+        "saved" => "Saved.".to_owned(),
+        "reset" => format!(
+            "A password reset link was sent to {}. Their current password works until they use it.",
+            user.email
+        ),
+        "sessions" => format!("Every session of {} has ended; they must sign in again.", user.name),
+        "resent" => format!(
+            "A new invitation was sent to {}; the earlier link no longer works.",
+            user.email
+        ),
+        "switched" => format!(
+            "{} now signs in through your identity provider; their next sign-in there links the account.",
+            user.email
+        ),
+        _ => return None,
+    })
+}
+
+pub(super) fn not_found() -> Response {
+    message(
+        StatusCode::NOT_FOUND,
+        "No such user",
+        "There is no user with this address.",
+        Some(("/admin/users", "Back to Users")),
+    )
+}
+
+/// Renders a user's profile with an optional notice or error.
+pub(super) async fn render_profile(
+    state: &AppState,
+    viewer: &Viewer,
+    admin: &Admin,
+    id: UserId,
+    notice: Option<&str>,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let profile = match state.service.user_profile(admin, id).await {
+        Ok(profile) => profile,
+        Err(GetUserError::NotFound) => return not_found(),
+        Err(GetUserError::Unexpected(e)) => return internal(&e),
+    };
+    let user = &profile.user;
+    let mut nav = viewer.nav("users");
+    nav.notice = notice.and_then(|done| done_notice(done, user));
+    let invitation = profile.invitation.as_ref().map(|status| {
+        use secureai_domain::invitations::models::InvitationStatus;
+        match status {
+            InvitationStatus::Pending { expires_at } => {
+                format!("pending, the link works until {}", when(Some(*expires_at)))
+            }
+            InvitationStatus::Expired { expired_at } => {
+                format!("expired on {} — re-send it for a new link", when(Some(*expired_at)))
+            }
+            InvitationStatus::Accepted { at } => format!("accepted on {}", when(Some(*at))),
+            InvitationStatus::Revoked { at } => format!("replaced on {}", when(Some(*at))),
+        }
+    });
+    let activity = match state.service.user_activity(admin, user.id).await {
+        Ok(activity) => activity,
+        Err(e) => return internal(&e),
+    };
+    let sso_available = match state.service.sso_protocol().await {
+        Ok(protocol) => protocol.is_some(),
+        Err(e) => return internal(&e),
+    };
+    let mut top_models = super::analytics::model_rows(&activity.models);
+    top_models.truncate(3);
+    let count = super::analytics::thousands;
+    let template = UserPage {
+        nav,
+        error,
+        last_activity: when(activity.last_activity_at),
+        usage_tokens: count(activity.usage.tokens()),
+        usage_conversations: count(activity.usage.conversations),
+        usage_events: count(activity.usage.events),
+        top_models,
+        id: user.id.to_string(),
+        name: user.name.to_string(),
+        email: user.email.to_string(),
+        role: user.role.as_str(),
+        status: user.status().as_str(),
+        sso: user.sign_in == secureai_domain::SignInMethod::Sso,
+        sso_available,
+        department: user.department.as_ref().map(ToString::to_string).unwrap_or_else(|| "—".into()),
+        created: when(Some(user.created_at)),
+        activated: when(user.state.activated_at()),
+        deactivated: user.state.deactivated_at().map(|at| when(Some(at))),
+        last_sign_in: when(user.last_login_at),
+        sessions: profile.active_sessions,
+        invitation,
+    };
+    page(status, &template)
+}
+
+/// `GET /admin/users/{id}`: the profile with its activity summary and
+/// actions.
+#[handler]
+pub(crate) async fn user_profile(
+    state: Data<&AppState>,
+    req: &Request,
+    Path(id): Path<String>,
+    Query(query): Query<UserQuery>,
+) -> Response {
+    let (viewer, admin) = match admin_viewer(&state, req).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let Ok(id) = id.parse::<UserId>() else {
+        return not_found();
+    };
+    render_profile(&state, &viewer, &admin, id, query.done.as_deref(), None, StatusCode::OK).await
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SaveUserForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    role: String,
+    /// Present when the form showed the Active checkbox.
+    #[serde(default)]
+    has_active: Option<String>,
+    #[serde(default)]
+    active: Option<String>,
+}
+
+/// `POST /admin/users/{id}`: Save (role and active).
+#[handler]
+pub(crate) async fn save_user(
+    state: Data<&AppState>,
+    req: &Request,
+    Path(id): Path<String>,
+    Form(form): Form<SaveUserForm>,
+) -> Response {
+    let (viewer, admin) = match form_admin(&state, req, &form.csrf).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let Ok(id) = id.parse::<UserId>() else {
+        return not_found();
+    };
+    let update = secureai_domain::users::lifecycle::UserUpdate {
+        role: blank_to_none(&form.role),
+        active: form.has_active.map(|_| form.active.is_some()),
+        name: None,
+        department: None,
+        sign_in: None,
+    };
+    use secureai_domain::users::errors::UpdateUserError;
+    match state.service.update_user(&admin, id, &update, &request_context(req)).await {
+        // Saving may have taken the admin's own role: the next page decides.
+        Ok(_) => see_other(&format!("/admin/users/{id}?done=saved")),
+        Err(UpdateUserError::NotFound) => not_found(),
+        Err(UpdateUserError::Unexpected(e)) => internal(&e),
+        Err(error) => {
+            let error = Some(sentence(&error.to_string()));
+            render_profile(&state, &viewer, &admin, id, None, error, StatusCode::CONFLICT).await
+        }
+    }
+}
