@@ -86,12 +86,18 @@ if cargo tree -p secureai-app -e normal,features --prefix none \
 fi
 echo "ok: the secureai binary builds no test adapters or test databases"
 
-# Modules depend one way: no two modules of the HTTP or app crates import
-# each other, directly or round a loop.
-python3 scripts/check-modules.py crates/http/src crates/app/src
+# Modules depend one way: no two modules of the domain, HTTP or app crates
+# import each other, directly or round a loop.
+python3 scripts/check-modules.py crates/domain/src crates/http/src crates/app/src
 
 step "rules: every test docs/RULES.md names exists"
 ./scripts/check-rules.sh
+
+step "embedding: another service uses only the invitations and sessions services"
+embedded="$(cargo run -q -p secureai-embedding-example)"
+echo "$embedded"
+[ "$embedded" = "signed in: grace@example.com (user)" ] \
+  || { echo "the embedding example did not sign its invited user in" >&2; exit 1; }
 
 step "build the secureai binary (the end-to-end suite runs it)"
 cargo build -p secureai-app --bin secureai

@@ -1,5 +1,5 @@
 //! Usage analytics: the ingest rate of batches of 1,000 events through
-//! `UserManagement::ingest_usage` (checks, idempotency, every aggregate, one
+//! `AnalyticsService::ingest_usage` (checks, idempotency, every aggregate, one
 //! transaction per batch), then the dashboard queries over what was
 //! ingested.
 //!
@@ -146,8 +146,8 @@ async fn main() {
     let users = seed_users(&wiring.store, user_count).await;
     let service = wiring.service.clone();
     let ctx = secureai_domain::RequestContext::default();
-    let issued = service.create_service_token(&admin, "bench", &ctx).await.unwrap();
-    let caller = service.authenticate_service(&issued.secret).await.unwrap();
+    let issued = service.service_tokens.create_service_token(&admin, "bench", &ctx).await.unwrap();
+    let caller = service.service_tokens.authenticate_service(&issued.secret).await.unwrap();
 
     let spread = 89 * 86_400;
     let start = Utc::now() - chrono::Duration::seconds(spread + 60);
@@ -159,7 +159,7 @@ async fn main() {
             .map(|n| event(n, events, &users, start, spread))
             .collect();
         let b = Instant::now();
-        let report = service.ingest_usage(&caller, batch).await.unwrap();
+        let report = service.analytics.ingest_usage(&caller, batch).await.unwrap();
         batch_times.push(b.elapsed());
         accepted += report.accepted;
         if (first / 1000) % 1000 == 999 {
@@ -185,7 +185,7 @@ async fn main() {
     let again: Vec<UsageEventInput> =
         (0..1000).map(|n| event(n, events, &users, start, spread)).collect();
     let t = Instant::now();
-    let report = service.ingest_usage(&caller, again).await.unwrap();
+    let report = service.analytics.ingest_usage(&caller, again).await.unwrap();
     println!(
         "a batch of 1,000 already recorded: {:.1} ms, {} duplicates",
         common::ms(t.elapsed()),
@@ -202,18 +202,18 @@ async fn main() {
         })
         .collect();
     let t = Instant::now();
-    let report = service.ingest_usage(&caller, late).await.unwrap();
+    let report = service.analytics.ingest_usage(&caller, late).await.unwrap();
     assert_eq!(report.accepted, 1000);
     println!("a batch of 1,000 events from 30 days ago: {:.1} ms", common::ms(t.elapsed()));
 
     let rounds = 100;
-    let thirty = service.last_days(30);
-    let ninety = service.last_days(90);
+    let thirty = service.analytics.last_days(30);
+    let ninety = service.analytics.last_days(90);
     measure("dashboard, last 30 days", rounds, |_| {
         let service = service.clone();
         let admin = admin.clone();
         async move {
-            service.dashboard(&admin, thirty).await.unwrap();
+            service.analytics.dashboard(&admin, thirty).await.unwrap();
         }
     })
     .await;
@@ -221,7 +221,7 @@ async fn main() {
         let service = service.clone();
         let admin = admin.clone();
         async move {
-            service.dashboard(&admin, ninety).await.unwrap();
+            service.analytics.dashboard(&admin, ninety).await.unwrap();
         }
     })
     .await;
@@ -237,7 +237,7 @@ async fn main() {
         let service = service.clone();
         let admin = admin.clone();
         async move {
-            service.active_users(&admin, Period::Week, ninety).await.unwrap();
+            service.analytics.active_users(&admin, Period::Week, ninety).await.unwrap();
         }
     })
     .await;
@@ -246,11 +246,11 @@ async fn main() {
         let admin = admin.clone();
         let user = users[round * 97 % users.len()];
         async move {
-            service.user_activity(&admin, user).await.unwrap();
+            service.analytics.user_activity(&admin, user).await.unwrap();
         }
     })
     .await;
-    let dashboard = service.dashboard(&admin, ninety).await.unwrap();
+    let dashboard = service.analytics.dashboard(&admin, ninety).await.unwrap();
     println!(
         "last 90 days: {} events, {} tokens, {} conversations, {} models, {} active today",
         dashboard.total.events,

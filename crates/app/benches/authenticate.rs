@@ -21,6 +21,7 @@ async fn main() {
     let password = SecretString::from(common::ADMIN_PASSWORD.to_owned());
     let signed_in = wiring
         .service
+        .sessions
         .sign_in(common::ADMIN_EMAIL, &password, &RequestContext::default())
         .await
         .unwrap();
@@ -50,7 +51,7 @@ async fn main() {
                 tokio::spawn(async move {
                     let mut n = 0u64;
                     while Instant::now() < deadline {
-                        service.authenticate(&token).await.unwrap();
+                        service.sessions.authenticate(&token).await.unwrap();
                         n += 1;
                     }
                     n

@@ -7,7 +7,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use secureai_app::{Config, Wiring};
 use secureai_domain::RequestContext;
-use secureai_domain::sessions::models::Admin;
+use secureai_domain::access::Admin;
 
 pub const ADMIN_EMAIL: &str = "root@example.com";
 pub const ADMIN_PASSWORD: &str = "a long admin passphrase";
@@ -24,11 +24,11 @@ pub fn config(dir: &std::path::Path) -> Config {
 pub async fn admin(wiring: &Wiring) -> Admin {
     let ctx = RequestContext::default();
     let pw = || SecretString::from(ADMIN_PASSWORD.to_owned());
-    if let Some(token) = wiring.service.prepare_setup().await.unwrap() {
-        wiring.service.complete_setup(&token, ADMIN_EMAIL, "Root", pw(), &ctx).await.unwrap();
+    if let Some(token) = wiring.service.setup.prepare_setup().await.unwrap() {
+        wiring.service.setup.complete_setup(&token, ADMIN_EMAIL, "Root", pw(), &ctx).await.unwrap();
     }
-    let signed_in = wiring.service.sign_in(ADMIN_EMAIL, &pw(), &ctx).await.unwrap();
-    wiring.service.authenticate(&signed_in.token).await.unwrap().admin().unwrap()
+    let signed_in = wiring.service.sessions.sign_in(ADMIN_EMAIL, &pw(), &ctx).await.unwrap();
+    wiring.service.sessions.authenticate(&signed_in.token).await.unwrap().admin().unwrap()
 }
 
 /// Percentile of sorted durations.

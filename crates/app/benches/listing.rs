@@ -179,7 +179,7 @@ async fn seed(store: &secureai_store::SqlStore, users: usize) {
 async fn measure(
     name: &str,
     service: &secureai_domain::UserManagement,
-    admin: &secureai_domain::sessions::models::Admin,
+    admin: &secureai_domain::access::Admin,
     requests: &[ListUsersRequest],
     rounds: usize,
 ) {
@@ -188,7 +188,7 @@ async fn measure(
     for round in 0..rounds {
         let request = &requests[round % requests.len()];
         let t = Instant::now();
-        let page = service.list_users(admin, request).await.unwrap();
+        let page = service.users.list_users(admin, request).await.unwrap();
         latencies.push(t.elapsed());
         total = page.total;
     }
@@ -223,7 +223,8 @@ async fn main() {
     let wiring = secureai_app::wire(&config).await.unwrap();
     println!("database: {:?}", wiring.store.backend());
     let admin = common::admin(&wiring).await;
-    let held = wiring.service.list_users(&admin, &ListUsersRequest::default()).await.unwrap().total;
+    let held =
+        wiring.service.users.list_users(&admin, &ListUsersRequest::default()).await.unwrap().total;
     if held < users as u64 {
         let t = Instant::now();
         seed(&wiring.store, users).await;
@@ -250,7 +251,7 @@ async fn main() {
     while pages * 1000 < users * 9 / 10 {
         let request =
             ListUsersRequest { limit: Some(1000), cursor: cursor.clone(), ..Default::default() };
-        cursor = service.list_users(&admin, &request).await.unwrap().next_cursor;
+        cursor = service.users.list_users(&admin, &request).await.unwrap().next_cursor;
         pages += 1;
     }
     println!(
@@ -268,8 +269,12 @@ async fn main() {
     };
     let mut admin_cursor = None;
     for _ in 0..40 {
-        admin_cursor =
-            service.list_users(&admin, &invited_admins(admin_cursor)).await.unwrap().next_cursor;
+        admin_cursor = service
+            .users
+            .list_users(&admin, &invited_admins(admin_cursor))
+            .await
+            .unwrap()
+            .next_cursor;
     }
 
     let rounds = 300;

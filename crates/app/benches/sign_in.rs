@@ -83,6 +83,7 @@ async fn main() {
         async move {
             let password = SecretString::from(common::ADMIN_PASSWORD.to_owned());
             service
+                .sessions
                 .sign_in(common::ADMIN_EMAIL, &password, &RequestContext::default())
                 .await
                 .unwrap();

@@ -20,6 +20,7 @@ pub async fn invite_admin(
     let wiring = wire(config).await?;
     let invited = wiring
         .service
+        .invitations
         .invite_admin_as_operator(email, name, &RequestContext::command_line())
         .await?;
     let link = format!(
@@ -38,7 +39,7 @@ pub async fn invite_admin(
 pub async fn erase_user(config: &Config, email: &str) -> anyhow::Result<String> {
     let wiring = wire(config).await?;
     let erased =
-        wiring.service.erase_user_as_operator(email, &RequestContext::command_line()).await?;
+        wiring.service.users.erase_user_as_operator(email, &RequestContext::command_line()).await?;
     wiring.store.close().await?;
     Ok(erased.id.to_string())
 }
@@ -81,6 +82,7 @@ pub async fn import_users(
     };
     let record = wiring
         .service
+        .imports
         .import_csv_as_operator(
             std::io::BufReader::with_capacity(1 << 16, input),
             &request,
@@ -95,7 +97,8 @@ pub async fn import_users(
         writer.write_record(secureai_http::SKIPPED_ROWS_HEADER)?;
         let mut after = 0;
         loop {
-            let rows = wiring.service.skipped_rows_as_operator(record.id, after, 5000).await?;
+            let rows =
+                wiring.service.imports.skipped_rows_as_operator(record.id, after, 5000).await?;
             let Some(last) = rows.last() else { break };
             after = last.line;
             secureai_http::write_skipped_rows(&mut writer, &rows)?;

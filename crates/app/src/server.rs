@@ -99,7 +99,7 @@ impl Application {
                 config.sso.begin_per_minute,
             )),
         };
-        let setup_token = wiring.service.prepare_setup().await?;
+        let setup_token = wiring.service.setup.prepare_setup().await?;
         Ok(Self {
             acceptor,
             address,

@@ -5,13 +5,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use secureai_domain::analytics::service::AnalyticsPolicy;
+use secureai_domain::analytics::models::AnalyticsPolicy;
 use secureai_domain::mail::settings::{EmailSettings, SmtpPassword, SmtpSecurity, SmtpServer};
-use secureai_domain::service::{Policy, Ports, UserManagement};
 use secureai_domain::sso::settings::{
     ClientSecret, OidcSettings, SamlSettings, SsoMode, SsoSettings,
 };
 use secureai_domain::{Clock, DisplayName, EmailAddress};
+use secureai_domain::{Policy, Ports, UserManagement};
 use secureai_mail::{Mailer, MailerOptions, Templates};
 use secureai_sso::{SsoAdapter, SsoOptions};
 use secureai_store::{SecretKey, SqlStore, StoreOptions};
@@ -221,14 +221,10 @@ pub async fn wire_with_clock(
             ..defaults
         },
     )?;
-    let ports = Ports::from_store(
-        Arc::new(store.clone()),
-        clock,
-        Arc::new(OsTokens),
-        Arc::new(hasher),
-        mailer.clone(),
-    )
-    .with_identity_provider(Arc::new(identity));
+    let ports = Ports {
+        identity: Arc::new(identity),
+        ..Arc::new(store.clone()).ports(clock, Arc::new(OsTokens), Arc::new(hasher), mailer.clone())
+    };
     let policy = Policy { email: email.clone(), sso, ..policy(config) };
     Ok(Wiring { service: Arc::new(UserManagement::new(ports, policy)), store, mailer, email })
 }

@@ -63,7 +63,7 @@ pub(crate) async fn purge_usage(
     stop: watch::Receiver<bool>,
 ) {
     repeat(every, stop, || async {
-        match service.purge_expired_usage().await {
+        match service.analytics.purge_expired_usage().await {
             Ok(0) => {}
             Ok(deleted) => tracing::info!(deleted, "usage events past retention deleted"),
             Err(error) => tracing::warn!(%error, "usage retention failed; retrying later"),
@@ -80,7 +80,7 @@ pub(crate) async fn sweep(
     stop: watch::Receiver<bool>,
 ) {
     repeat(every, stop, || async {
-        match service.sweep_expired().await {
+        match service.housekeeping.sweep_expired().await {
             Ok(report) if report.sso + report.throttles > 0 => {
                 tracing::info!(
                     sso = report.sso,

@@ -1,6 +1,7 @@
-//! The one error shared by every port: the store (or another adapter) failed
-//! in a way no rule can act on. Every operation's own error enum wraps it in
-//! an `Unexpected` variant.
+//! The errors every subdomain shares: [`StoreError`], the one error of every
+//! port — the store (or another adapter) failed in a way no rule can act on,
+//! wrapped by each operation's own error enum in an `Unexpected` variant —
+//! and [`FieldError`], a request field refused with the reason in words.
 
 use std::error::Error as StdError;
 
@@ -43,5 +44,22 @@ impl StoreError {
         source: impl Into<Box<dyn StdError + Send + Sync + 'static>>,
     ) -> Self {
         Self { context: context.into(), source: Some(source.into()), retry_after_secs: None }
+    }
+}
+
+/// A request field that failed validation, with the reason in words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct FieldError {
+    /// The field's name as the client sent it (`email`, `name`, `role`, …).
+    pub field: &'static str,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+impl FieldError {
+    /// A field error from any displayable reason.
+    pub fn new(field: &'static str, reason: impl ToString) -> Self {
+        Self { field, reason: reason.to_string() }
     }
 }

@@ -4,7 +4,31 @@
 //! database grow by knocking on the door.
 
 use crate::errors::StoreError;
-use crate::service::UserManagement;
+
+/// The ports Housekeeping uses, and no others.
+#[derive(Clone)]
+pub struct HousekeepingPorts {
+    /// Sign-in attempt counts.
+    pub throttle: std::sync::Arc<dyn crate::sessions::throttle::ThrottleRepository>,
+    /// SSO sign-ins in flight, identity links, seen assertions.
+    pub sso: std::sync::Arc<dyn crate::sso::ports::SsoRepository>,
+    /// Time.
+    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
+}
+
+/// Deleting what anonymous requests leave behind once it can no longer matter.
+pub struct Housekeeping {
+    ports: HousekeepingPorts,
+    policy: std::sync::Arc<crate::policy::Policy>,
+}
+
+impl Housekeeping {
+    /// The use cases over these ports and rules.
+    #[must_use]
+    pub fn new(ports: HousekeepingPorts, policy: std::sync::Arc<crate::policy::Policy>) -> Self {
+        Self { ports, policy }
+    }
+}
 
 /// What one sweep deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -15,7 +39,7 @@ pub struct SweepReport {
     pub throttles: u64,
 }
 
-impl UserManagement {
+impl Housekeeping {
     /// Deletes expired SSO sign-ins in flight and assertion ids, and
     /// sign-in attempt counts that no longer block anyone.
     ///
@@ -43,13 +67,13 @@ mod tests {
         let ctx = RequestContext { ip: Some("192.0.2.8".into()), user_agent: None };
         for i in 0..3 {
             let pw = SecretString::from("a guess".to_owned());
-            let _ = kit.service.sign_in(&format!("n{i}@example.com"), &pw, &ctx).await;
+            let _ = kit.service.sessions.sign_in(&format!("n{i}@example.com"), &pw, &ctx).await;
         }
         assert_eq!(kit.store.state().failures.len(), 4);
         // Inside the window nothing goes: the counts still throttle.
-        assert_eq!(kit.service.sweep_expired().await.unwrap().throttles, 0);
+        assert_eq!(kit.service.housekeeping.sweep_expired().await.unwrap().throttles, 0);
         kit.clock.advance(Duration::hours(12));
-        assert_eq!(kit.service.sweep_expired().await.unwrap().throttles, 4);
+        assert_eq!(kit.service.housekeeping.sweep_expired().await.unwrap().throttles, 4);
         assert!(kit.store.state().failures.is_empty());
     }
 }

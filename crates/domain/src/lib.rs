@@ -19,6 +19,7 @@
 //!   ids, which are not secrets, come from [`record_id`]);
 //! - secrets are [`secrecy`] types and never implement `Display`.
 
+pub mod access;
 pub mod analytics;
 pub mod audit;
 pub mod clock;
@@ -28,9 +29,11 @@ pub mod housekeeping;
 pub mod imports;
 pub mod invitations;
 pub mod mail;
+pub mod policy;
 pub mod resets;
 pub mod secrets;
 pub mod service;
+pub mod service_tokens;
 pub mod sessions;
 pub mod settings;
 pub mod setup;
@@ -54,8 +57,9 @@ pub fn record_id() -> uuid::Uuid {
 pub use audit::models::{Actor, AuditAction, AuditEvent, Change, RequestContext};
 pub use clock::Clock;
 pub use errors::StoreError;
+pub use policy::Policy;
 pub use secrets::{Password, PasswordHash, PasswordHasher, PlainToken, TokenGenerator, TokenHash};
-pub use service::{Policy, Ports, UserManagement};
+pub use service::{Ports, UserManagement};
 pub use users::models::{
     Department, DisplayName, EmailAddress, Permission, Role, SignInMethod, User, UserId, UserState,
     UserStatus,

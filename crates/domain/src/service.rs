@@ -1,30 +1,52 @@
-//! [`UserManagement`]: the driving side of the domain. The HTTP front end,
-//! the command line and embedding services call its methods; each method is
-//! one use case, implemented in its subdomain's `service.rs`.
+//! [`UserManagement`]: every service of the domain, composed. The HTTP
+//! front end and the command line hold one and call its services
+//! (`service.invitations.invite_user(…)`); a service that embeds only a
+//! slice of the domain builds just the services it needs from their own
+//! ports (see `examples/` and `docs/ARCHITECTURE.md`).
+//!
+//! Each service holds only the ports it uses and is built from them. They
+//! depend on each other one way only: no service calls another; what two
+//! need (the seat limit and SSO settings in force) is a function of the
+//! settings port in [`crate::settings`].
 
 use std::sync::Arc;
 
-use chrono::Duration;
-
+use crate::access::Admin;
 use crate::analytics::ports::{ServiceTokenRepository, UsageRepository};
-use crate::analytics::service::AnalyticsPolicy;
+use crate::analytics::service::{AnalyticsPorts, AnalyticsService};
 use crate::audit::ports::AuditLog;
+use crate::audit::service::{AuditPorts, AuditService};
 use crate::clock::Clock;
+use crate::housekeeping::{Housekeeping, HousekeepingPorts};
 use crate::imports::ports::ImportRepository;
+use crate::imports::service::{ImportPorts, ImportService};
+use crate::invitations::models::InvitationStatus;
 use crate::invitations::ports::InvitationRepository;
+use crate::invitations::service::{InvitationPorts, InvitationService};
+use crate::mail::admin::{MailPorts, MailService};
+use crate::mail::models::OutboxEntry;
 use crate::mail::ports::{MailTransport, OutboxRepository};
-use crate::mail::settings::EmailSettings;
+use crate::policy::Policy;
 use crate::resets::ports::PasswordRepository;
+use crate::resets::service::{PasswordPorts, PasswordService};
 use crate::secrets::{PasswordHasher, TokenGenerator};
+use crate::service_tokens::service::{ServiceTokenPorts, ServiceTokenService};
 use crate::sessions::ports::SessionRepository;
-use crate::sessions::throttle::{ThrottlePolicy, ThrottleRepository};
+use crate::sessions::service::{SessionPorts, SessionService};
+use crate::sessions::throttle::ThrottleRepository;
 use crate::settings::ports::SettingsRepository;
 use crate::setup::ports::SetupRepository;
-use crate::sso::ports::{IdentityProvider, NoIdentityProvider, SsoRepository};
-use crate::sso::settings::SsoSettings;
-use crate::users::ports::UserRepository;
+use crate::setup::service::{SetupPorts, SetupService};
+use crate::sso::ports::{IdentityProvider, SsoRepository};
+use crate::sso::service::{SsoPorts, SsoService};
+use crate::users::errors::GetUserError;
+use crate::users::models::{User, UserId};
+use crate::users::service::{UserPorts, UserService};
 
-/// The driven ports the use cases need.
+/// Every driven port, for the full composition. A store adapter that
+/// implements every storage port fills it (`SqlStore::ports`,
+/// `InMemoryStore::ports`); a service embedding a slice of the domain
+/// needs none of this, only the ports of the services it builds.
 #[derive(Clone)]
 pub struct Ports {
     /// User storage.
@@ -33,7 +55,7 @@ pub struct Ports {
     pub invitations: Arc<dyn InvitationRepository>,
     /// Session storage.
     pub sessions: Arc<dyn SessionRepository>,
-    /// Setup storage.
+    /// First-admin setup storage.
     pub setup: Arc<dyn SetupRepository>,
     /// Stand-alone audit events.
     pub audit: Arc<dyn AuditLog>,
@@ -44,18 +66,18 @@ pub struct Ports {
     /// Randomness.
     pub tokens: Arc<dyn TokenGenerator>,
     /// Password hashing.
-    pub passwords: Arc<dyn PasswordHasher>,
+    pub hasher: Arc<dyn PasswordHasher>,
     /// Password resets and password changes.
-    pub passwords_store: Arc<dyn PasswordRepository>,
-    /// Sign-in failure counts.
+    pub resets: Arc<dyn PasswordRepository>,
+    /// Sign-in attempt counts.
     pub throttle: Arc<dyn ThrottleRepository>,
     /// Bulk imports.
     pub imports: Arc<dyn ImportRepository>,
-    /// The outbox, for its admin views.
+    /// The mail outbox.
     pub outbox: Arc<dyn OutboxRepository>,
     /// Mail delivery, for test messages sent now.
-    pub mail: Arc<dyn MailTransport>,
-    /// Sign-ins in flight, identity links, seen assertions.
+    pub transport: Arc<dyn MailTransport>,
+    /// SSO sign-ins in flight, identity links, seen assertions.
     pub sso: Arc<dyn SsoRepository>,
     /// The SSO protocol adapter.
     pub identity: Arc<dyn IdentityProvider>,
@@ -65,142 +87,166 @@ pub struct Ports {
     pub usage: Arc<dyn UsageRepository>,
 }
 
-/// Every storage port at once: what a single store adapter implements.
-pub trait Store:
-    UserRepository
-    + InvitationRepository
-    + SessionRepository
-    + SetupRepository
-    + AuditLog
-    + SettingsRepository
-    + PasswordRepository
-    + ThrottleRepository
-    + OutboxRepository
-    + ImportRepository
-    + SsoRepository
-    + ServiceTokenRepository
-    + UsageRepository
-    + 'static
-{
-}
+use crate::users::ports::UserRepository;
 
-impl<S> Store for S where
-    S: UserRepository
-        + InvitationRepository
-        + SessionRepository
-        + SetupRepository
-        + AuditLog
-        + SettingsRepository
-        + PasswordRepository
-        + ThrottleRepository
-        + OutboxRepository
-        + ImportRepository
-        + SsoRepository
-        + ServiceTokenRepository
-        + UsageRepository
-        + 'static
-{
-}
-
-impl Ports {
-    /// Every storage port from one store, with the given clock, token
-    /// generator and password hasher.
-    pub fn from_store<S: Store>(
-        store: Arc<S>,
-        clock: Arc<dyn Clock>,
-        tokens: Arc<dyn TokenGenerator>,
-        passwords: Arc<dyn PasswordHasher>,
-        mail: Arc<dyn MailTransport>,
-    ) -> Self {
-        Self {
-            outbox: store.clone(),
-            sso: store.clone(),
-            service_tokens: store.clone(),
-            usage: store.clone(),
-            identity: Arc::new(NoIdentityProvider),
-            imports: store.clone(),
-            mail,
-            users: store.clone(),
-            invitations: store.clone(),
-            sessions: store.clone(),
-            setup: store.clone(),
-            audit: store.clone(),
-            settings: store.clone(),
-            passwords_store: store.clone(),
-            throttle: store,
-            clock,
-            tokens,
-            passwords,
-        }
-    }
-}
-
-impl Ports {
-    /// These ports with this SSO protocol adapter (the default has none and
-    /// refuses every SSO setting).
-    #[must_use]
-    pub fn with_identity_provider(mut self, identity: Arc<dyn IdentityProvider>) -> Self {
-        self.identity = identity;
-        self
-    }
-}
-
-/// Tunable rules.
+/// A user and their activity summary.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Policy {
-    /// How long an invitation link works (72 hours).
-    pub invitation_ttl: Duration,
-    /// How long a first-admin setup link works.
-    pub setup_ttl: Duration,
-    /// A session unused this long ends.
-    pub session_idle_timeout: Duration,
-    /// A session ends this long after sign-in, whatever the activity.
-    pub session_absolute_timeout: Duration,
-    /// Activity is recorded at most this often per session.
-    pub session_touch_interval: Duration,
-    /// Invited + active users allowed when no admin has set a limit;
-    /// `None` = unlimited.
-    pub seat_limit: Option<u32>,
-    /// Largest page of users.
-    pub max_page_size: u32,
-    /// Brute-force throttling of sign-in.
-    pub throttle: ThrottlePolicy,
-    /// Email settings in force until an admin saves others.
-    pub email: EmailSettings,
-    /// SSO settings in force until an admin saves others.
-    pub sso: SsoSettings,
-    /// Usage analytics: batch size, retention.
-    pub analytics: AnalyticsPolicy,
+pub struct UserProfile {
+    /// The user (with created, activated, deactivated and last sign-in times).
+    pub user: User,
+    /// Their latest invitation's status, if they were ever invited.
+    pub invitation: Option<InvitationStatus>,
+    /// Sessions still usable now.
+    pub active_sessions: u64,
+    /// Where the last invitation (or access-ready) email is: queued, sent
+    /// or failed, with the last error.
+    pub invitation_email: Option<crate::mail::models::OutboxEntry>,
 }
 
-impl Default for Policy {
-    fn default() -> Self {
-        Self {
-            invitation_ttl: Duration::hours(72),
-            setup_ttl: Duration::hours(24),
-            session_idle_timeout: Duration::hours(2),
-            session_absolute_timeout: Duration::hours(12),
-            session_touch_interval: Duration::minutes(1),
-            seat_limit: None,
-            max_page_size: 200,
-            throttle: ThrottlePolicy::default(),
-            email: EmailSettings::embedded_default(),
-            sso: SsoSettings::disabled(),
-            analytics: AnalyticsPolicy::default(),
-        }
-    }
-}
-
-/// The user-management use cases.
+/// The user-management use cases: one service per subdomain.
 pub struct UserManagement {
-    pub(crate) ports: Ports,
-    pub(crate) policy: Policy,
+    /// List, look up, change and erase users; the seat limit.
+    pub users: UserService,
+    /// Invite, accept an invitation, re-send it.
+    pub invitations: InvitationService,
+    /// Sign in, resolve a session, sign out, end sessions.
+    pub sessions: SessionService,
+    /// Password resets and changes.
+    pub passwords: PasswordService,
+    /// First-admin setup.
+    pub setup: SetupService,
+    /// Single sign-on.
+    pub sso: SsoService,
+    /// Bulk CSV import.
+    pub imports: ImportService,
+    /// Settings > Email and the outbox.
+    pub mail: MailService,
+    /// The audit log.
+    pub audit: AuditService,
+    /// Usage analytics.
+    pub analytics: AnalyticsService,
+    /// Service tokens.
+    pub service_tokens: ServiceTokenService,
+    /// Deleting what can no longer matter.
+    pub housekeeping: Housekeeping,
+    ports: Ports,
+    policy: Arc<Policy>,
 }
 
 impl UserManagement {
-    /// The use cases over these ports and rules.
+    /// Every service over these ports and rules.
+    #[must_use]
     pub fn new(ports: Ports, policy: Policy) -> Self {
-        Self { ports, policy }
+        let policy = Arc::new(policy);
+        let p = ports.clone();
+        let rules = || Arc::clone(&policy);
+        Self {
+            users: UserService::new(
+                UserPorts {
+                    users: p.users.clone(),
+                    settings: p.settings.clone(),
+                    clock: p.clock.clone(),
+                },
+                rules(),
+            ),
+            invitations: InvitationService::new(
+                InvitationPorts {
+                    users: p.users.clone(),
+                    invitations: p.invitations.clone(),
+                    settings: p.settings.clone(),
+                    clock: p.clock.clone(),
+                    tokens: p.tokens.clone(),
+                    hasher: p.hasher.clone(),
+                },
+                rules(),
+            ),
+            sessions: SessionService::new(
+                SessionPorts {
+                    users: p.users.clone(),
+                    sessions: p.sessions.clone(),
+                    throttle: p.throttle.clone(),
+                    audit: p.audit.clone(),
+                    usage: p.usage.clone(),
+                    clock: p.clock.clone(),
+                    tokens: p.tokens.clone(),
+                    hasher: p.hasher.clone(),
+                },
+                rules(),
+            ),
+            passwords: PasswordService::new(
+                PasswordPorts {
+                    users: p.users.clone(),
+                    resets: p.resets.clone(),
+                    sessions: p.sessions.clone(),
+                    clock: p.clock.clone(),
+                    tokens: p.tokens.clone(),
+                    hasher: p.hasher.clone(),
+                },
+                rules(),
+            ),
+            setup: SetupService::new(
+                SetupPorts {
+                    setup: p.setup.clone(),
+                    clock: p.clock.clone(),
+                    tokens: p.tokens.clone(),
+                    hasher: p.hasher.clone(),
+                },
+                rules(),
+            ),
+            sso: SsoService::new(
+                SsoPorts {
+                    users: p.users.clone(),
+                    sso: p.sso.clone(),
+                    identity: p.identity.clone(),
+                    settings: p.settings.clone(),
+                    audit: p.audit.clone(),
+                    usage: p.usage.clone(),
+                    clock: p.clock.clone(),
+                    tokens: p.tokens.clone(),
+                },
+                rules(),
+            ),
+            imports: ImportService::new(
+                ImportPorts {
+                    users: p.users.clone(),
+                    imports: p.imports.clone(),
+                    settings: p.settings.clone(),
+                    clock: p.clock.clone(),
+                    tokens: p.tokens.clone(),
+                },
+                rules(),
+            ),
+            mail: MailService::new(
+                MailPorts {
+                    outbox: p.outbox.clone(),
+                    transport: p.transport.clone(),
+                    settings: p.settings.clone(),
+                    audit: p.audit.clone(),
+                    clock: p.clock.clone(),
+                },
+                rules(),
+            ),
+            audit: AuditService::new(AuditPorts { audit: p.audit.clone() }),
+            analytics: AnalyticsService::new(
+                AnalyticsPorts {
+                    usage: p.usage.clone(),
+                    users: p.users.clone(),
+                    clock: p.clock.clone(),
+                },
+                rules(),
+            ),
+            service_tokens: ServiceTokenService::new(ServiceTokenPorts {
+                service_tokens: p.service_tokens.clone(),
+                clock: p.clock.clone(),
+                tokens: p.tokens.clone(),
+            }),
+            housekeeping: Housekeeping::new(
+                HousekeepingPorts { throttle: p.throttle, sso: p.sso, clock: p.clock },
+                rules(),
+            ),
+            ports,
+            policy,
+        }
     }
 
     /// The rules in force.
@@ -208,11 +254,30 @@ impl UserManagement {
         &self.policy
     }
 
-    /// The seat limit in force: the one an admin set, else the configured one.
+    /// One user with their activity summary: invitation state and live
+    /// sessions (the profile page).
     ///
     /// # Errors
-    /// [`crate::StoreError`] on failure.
-    pub async fn seat_limit(&self) -> Result<Option<u32>, crate::StoreError> {
-        Ok(self.ports.settings.seat_limit().await?.unwrap_or(self.policy.seat_limit))
+    /// See [`GetUserError`].
+    pub async fn user_profile(
+        &self,
+        admin: &Admin,
+        id: UserId,
+    ) -> Result<UserProfile, GetUserError> {
+        let user = self.users.get_user(admin, id).await?;
+        let now = self.ports.clock.now();
+        let invitation = self.ports.invitations.latest_for(id).await?.map(|i| i.status_at(now));
+        let active_sessions =
+            self.ports.sessions.count_live(id, now, now - self.policy.session_idle_timeout).await?;
+        let mut invitation_email: Option<OutboxEntry> = None;
+        for kind in ["invitation", "access_ready"] {
+            let latest = self.ports.outbox.latest_for(id, kind).await?;
+            if let Some(entry) = latest
+                && invitation_email.as_ref().is_none_or(|e| e.created_at < entry.created_at)
+            {
+                invitation_email = Some(entry);
+            }
+        }
+        Ok(UserProfile { user, invitation, active_sessions, invitation_email })
     }
 }

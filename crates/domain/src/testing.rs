@@ -20,16 +20,19 @@ use crate::errors::StoreError;
 use crate::imports::models::{ImportRecord, RowReport};
 use crate::invitations::models::{Invitation, InvitationState};
 use crate::mail::models::OutgoingMail;
+use crate::mail::ports::MailTransport;
 use crate::mail::settings::EmailSettings;
+use crate::policy::Policy;
 use crate::resets::models::PasswordReset;
 use crate::secrets::{
     Password, PasswordHash, PasswordHasher, PlainToken, TOKEN_BYTES, TokenGenerator, TokenHash,
 };
-use crate::service::{Policy, Ports, UserManagement};
+use crate::service::{Ports, UserManagement};
 use crate::sessions::models::Session;
 use crate::sessions::throttle::FailureCount;
 use crate::settings::ports::StoredSeatLimit;
 use crate::sso::models::PendingLogin;
+use crate::sso::ports::NoIdentityProvider;
 use crate::sso::settings::SsoSettings;
 use crate::users::models::{EmailAddress, User, UserId};
 
@@ -214,6 +217,37 @@ impl MemoryState {
 pub struct InMemoryStore(Mutex<MemoryState>);
 
 impl InMemoryStore {
+    /// Every port of the full composition, storage from this store; no
+    /// identity provider (SSO settings are refused) unless replaced.
+    pub fn ports(
+        self: &Arc<Self>,
+        clock: Arc<dyn Clock>,
+        tokens: Arc<dyn TokenGenerator>,
+        hasher: Arc<dyn PasswordHasher>,
+        transport: Arc<dyn MailTransport>,
+    ) -> Ports {
+        Ports {
+            users: self.clone(),
+            invitations: self.clone(),
+            sessions: self.clone(),
+            setup: self.clone(),
+            audit: self.clone(),
+            settings: self.clone(),
+            resets: self.clone(),
+            throttle: self.clone(),
+            imports: self.clone(),
+            outbox: self.clone(),
+            sso: self.clone(),
+            service_tokens: self.clone(),
+            usage: self.clone(),
+            identity: Arc::new(NoIdentityProvider),
+            clock,
+            tokens,
+            hasher,
+            transport,
+        }
+    }
+
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
@@ -246,14 +280,15 @@ impl TestKit {
         let clock = Arc::new(FakeClock::new());
         let transport = Arc::new(RecordingTransport::default());
         let identity = Arc::new(FakeIdentityProvider::default());
-        let ports = Ports::from_store(
-            store.clone(),
-            clock.clone(),
-            Arc::new(SequentialTokens::default()),
-            Arc::new(FakeHasher),
-            transport.clone(),
-        )
-        .with_identity_provider(identity.clone());
+        let ports = Ports {
+            identity: identity.clone(),
+            ..store.ports(
+                clock.clone(),
+                Arc::new(SequentialTokens::default()),
+                Arc::new(FakeHasher),
+                transport.clone(),
+            )
+        };
         Self { service: UserManagement::new(ports, policy), store, clock, transport, identity }
     }
 

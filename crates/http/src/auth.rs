@@ -8,7 +8,7 @@ use poem::http::Method;
 use poem::web::cookie::{Cookie, SameSite};
 use poem_openapi::SecurityScheme;
 use poem_openapi::auth::{ApiKey, Bearer};
-use secureai_domain::sessions::models::Principal;
+use secureai_domain::access::Principal;
 use secureai_domain::{PlainToken, RequestContext};
 
 use crate::AppState;
@@ -77,7 +77,7 @@ impl AppState {
                 "this request came from another site; cookie-authenticated changes must come from SecureAI's own pages",
             ));
         }
-        Ok(self.service.authenticate(&auth.token()).await?)
+        Ok(self.service.sessions.authenticate(&auth.token()).await?)
     }
 
     /// Whether a state-changing, cookie-authenticated request comes from

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use futures_util::stream;
 use secureai_domain::UserManagement;
+use secureai_domain::access::Admin;
 use secureai_domain::audit::models::AuditEntry;
 use secureai_domain::audit::service::AuditRequest;
-use secureai_domain::sessions::models::Admin;
 
 /// A cell made safe for spreadsheets.
 pub fn safe_cell(value: &str) -> std::borrow::Cow<'_, str> {
@@ -81,7 +81,7 @@ pub(crate) fn audit_stream(
         let admin = admin.clone();
         async move {
             let (request, first) = state?;
-            let page = match service.audit_log(&admin, &request).await {
+            let page = match service.audit.audit_log(&admin, &request).await {
                 Ok(page) => page,
                 Err(error) => {
                     tracing::error!(%error, "audit export failed mid-stream");

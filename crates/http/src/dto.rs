@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use poem_openapi::{Enum, Object};
 use secureai_domain::invitations::models::InvitationStatus;
 use secureai_domain::mail::models::{MailState, OutboxEntry};
-use secureai_domain::users::service::UserProfile;
+use secureai_domain::service::UserProfile;
 use secureai_domain::{Role, SignInMethod, User, UserStatus};
 
 /// A role.

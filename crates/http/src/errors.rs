@@ -8,12 +8,13 @@ use poem::{IntoResponse, Response};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
 use secureai_domain::StoreError;
+use secureai_domain::access::Forbidden;
+use secureai_domain::errors::FieldError;
 use secureai_domain::invitations::errors::{AcceptInvitationError, ResendInvitationError};
 use secureai_domain::resets::errors::{ChangePasswordError, CompleteResetError, RequestResetError};
 use secureai_domain::sessions::errors::{AuthenticateError, SignInError};
-use secureai_domain::sessions::models::Forbidden;
 use secureai_domain::users::errors::{
-    FieldError, GetUserError, InviteUserError, ListUsersError, SettingsError, UpdateUserError,
+    GetUserError, InviteUserError, ListUsersError, SettingsError, UpdateUserError,
 };
 
 /// An error body.

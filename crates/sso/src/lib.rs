@@ -20,10 +20,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use secureai_domain::errors::FieldError;
 use secureai_domain::sso::models::{PendingLogin, SsoFailure, SsoIdentity, SsoResponse, SsoStart};
 use secureai_domain::sso::ports::IdentityProvider;
 use secureai_domain::sso::settings::{SsoMode, SsoSettings};
-use secureai_domain::users::errors::FieldError;
 
 /// How the adapter reaches identity providers.
 #[derive(Debug, Clone)]

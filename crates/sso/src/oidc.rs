@@ -14,11 +14,11 @@ use openidconnect::{
     Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
     TokenResponse,
 };
+use secureai_domain::errors::FieldError;
 use secureai_domain::sso::models::{
     PendingLogin, SsoFailure, SsoIdentity, SsoProtocol, SsoResponse, SsoStart,
 };
 use secureai_domain::sso::settings::OidcSettings;
-use secureai_domain::users::errors::FieldError;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 

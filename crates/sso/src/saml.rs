@@ -16,11 +16,11 @@ use samael::metadata::{EntityDescriptor, HTTP_REDIRECT_BINDING};
 use samael::schema::Assertion;
 use samael::service_provider::{Error as SamlError, ServiceProvider, ServiceProviderBuilder};
 use samael::traits::ToXml;
+use secureai_domain::errors::FieldError;
 use secureai_domain::sso::models::{
     PendingLogin, SsoFailure, SsoIdentity, SsoProtocol, SsoResponse, SsoStart,
 };
 use secureai_domain::sso::settings::SamlSettings;
-use secureai_domain::users::errors::FieldError;
 use serde::{Deserialize, Serialize};
 
 /// Signature algorithms accepted (no SHA-1, no DSA).

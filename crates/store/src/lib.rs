@@ -45,7 +45,9 @@ use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement,
 };
-use secureai_domain::StoreError;
+use secureai_domain::mail::ports::MailTransport;
+use secureai_domain::sso::ports::NoIdentityProvider;
+use secureai_domain::{Clock, PasswordHasher, Ports, StoreError, TokenGenerator};
 use secureai_migrations::{Migrator, MigratorTrait};
 
 use crate::entities::guard;
@@ -159,6 +161,38 @@ pub struct SqlStore {
 }
 
 impl SqlStore {
+    /// Every port of the domain's full composition, storage from this
+    /// store; no identity provider (SSO settings are refused) unless the
+    /// caller puts one in.
+    pub fn ports(
+        self: &Arc<Self>,
+        clock: Arc<dyn Clock>,
+        tokens: Arc<dyn TokenGenerator>,
+        hasher: Arc<dyn PasswordHasher>,
+        transport: Arc<dyn MailTransport>,
+    ) -> Ports {
+        Ports {
+            users: self.clone(),
+            invitations: self.clone(),
+            sessions: self.clone(),
+            setup: self.clone(),
+            audit: self.clone(),
+            settings: self.clone(),
+            resets: self.clone(),
+            throttle: self.clone(),
+            imports: self.clone(),
+            outbox: self.clone(),
+            sso: self.clone(),
+            service_tokens: self.clone(),
+            usage: self.clone(),
+            identity: Arc::new(NoIdentityProvider),
+            clock,
+            tokens,
+            hasher,
+            transport,
+        }
+    }
+
     /// Connects to `url` (`sqlite://path?mode=rwc`, `postgres://…`,
     /// `mysql://…`) without migrating.
     ///

@@ -2,7 +2,7 @@
 //! tokens they report with, and the aggregates admins see. There is no
 //! content anywhere: an event names a conversation, never what was said.
 
-use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Days, Duration, NaiveDate, Utc};
 use uuid::Uuid;
 
 use crate::users::models::UserId;
@@ -418,3 +418,30 @@ pub(crate) fn valid_name(text: &str) -> bool {
 
 /// Largest token count accepted for one event.
 pub(crate) const MAX_TOKENS: i64 = 100_000_000;
+
+/// Tunable rules of analytics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnalyticsPolicy {
+    /// Most events in one batch.
+    pub max_batch: usize,
+    /// Raw events are kept this long; daily aggregates are kept.
+    pub raw_retention: Duration,
+    /// Events up to this far in the future are accepted (clock skew).
+    pub future_skew: Duration,
+    /// Longest range a dashboard covers.
+    pub max_range_days: i64,
+    /// Users in each top list.
+    pub top_users: u32,
+}
+
+impl Default for AnalyticsPolicy {
+    fn default() -> Self {
+        Self {
+            max_batch: 1000,
+            raw_retention: Duration::days(90),
+            future_skew: Duration::minutes(5),
+            max_range_days: 366,
+            top_users: 10,
+        }
+    }
+}

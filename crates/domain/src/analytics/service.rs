@@ -3,166 +3,45 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use chrono::{DateTime, Duration, Utc};
-use uuid::Uuid;
+use chrono::{DateTime, Utc};
 
-use crate::analytics::errors::{AnalyticsError, IngestError, ServiceAuthError, ServiceTokenError};
+use crate::access::{Admin, ServiceCaller};
+use crate::analytics::errors::{AnalyticsError, IngestError};
 use crate::analytics::models::{
     ActivePoint, ActivitySummary, Dashboard, DayRange, DayUsage, EventRejection, IngestReport,
-    MAX_TOKENS, Period, RejectedEvent, ServiceToken, TopUsers, Usage, UsageEvent, UsageEventInput,
-    valid_id, valid_name,
+    MAX_TOKENS, Period, RejectedEvent, TopUsers, Usage, UsageEvent, UsageEventInput, valid_id,
+    valid_name,
 };
-use crate::audit::models::{AuditAction, AuditEvent, Change, RequestContext};
 use crate::errors::StoreError;
-use crate::secrets::PlainToken;
-use crate::service::UserManagement;
-use crate::sessions::models::Admin;
 use crate::users::models::UserId;
 
-/// Tunable rules of analytics.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AnalyticsPolicy {
-    /// Most events in one batch.
-    pub max_batch: usize,
-    /// Raw events are kept this long; daily aggregates are kept.
-    pub raw_retention: Duration,
-    /// Events up to this far in the future are accepted (clock skew).
-    pub future_skew: Duration,
-    /// Longest range a dashboard covers.
-    pub max_range_days: i64,
-    /// Users in each top list.
-    pub top_users: u32,
+/// The ports AnalyticsService uses, and no others.
+#[derive(Clone)]
+pub struct AnalyticsPorts {
+    /// Usage events and their aggregates; a sign-in marks its user active.
+    pub usage: std::sync::Arc<dyn crate::analytics::ports::UsageRepository>,
+    /// User storage.
+    pub users: std::sync::Arc<dyn crate::users::ports::UserRepository>,
+    /// Time.
+    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
 }
 
-impl Default for AnalyticsPolicy {
-    fn default() -> Self {
-        Self {
-            max_batch: 1000,
-            raw_retention: Duration::days(90),
-            future_skew: Duration::minutes(5),
-            max_range_days: 366,
-            top_users: 10,
-        }
-    }
+/// Usage analytics: ingesting events from other services, dashboards, one
+/// user's activity, retention (rule 17).
+pub struct AnalyticsService {
+    ports: AnalyticsPorts,
+    policy: std::sync::Arc<crate::policy::Policy>,
 }
 
-/// A service token just created, with its secret (shown this once).
-#[derive(Debug)]
-pub struct IssuedServiceToken {
-    /// The token.
-    pub token: ServiceToken,
-    /// The secret to give the reporting service.
-    pub secret: PlainToken,
-}
-
-/// Proof that a request comes from a service holding an active token.
-#[derive(Debug, Clone)]
-pub struct ServiceCaller {
-    token: ServiceToken,
-}
-
-impl ServiceCaller {
-    /// The token used.
-    pub fn token(&self) -> &ServiceToken {
-        &self.token
+impl AnalyticsService {
+    /// The use cases over these ports and rules.
+    #[must_use]
+    pub fn new(ports: AnalyticsPorts, policy: std::sync::Arc<crate::policy::Policy>) -> Self {
+        Self { ports, policy }
     }
 }
 
-/// Secrets of service tokens start with this, so that a leaked one is
-/// recognised (secret scanners) and never confused with a session.
-pub const SERVICE_TOKEN_PREFIX: &str = "sat_";
-
-impl UserManagement {
-    /// Creates a service token named `name`; its secret is returned once
-    /// and stored only as a digest. Audited.
-    ///
-    /// # Errors
-    /// [`ServiceTokenError::InvalidName`].
-    pub async fn create_service_token(
-        &self,
-        admin: &Admin,
-        name: &str,
-        context: &RequestContext,
-    ) -> Result<IssuedServiceToken, ServiceTokenError> {
-        let name = name.trim();
-        if !valid_name(name) {
-            return Err(ServiceTokenError::InvalidName);
-        }
-        let now = self.ports.clock.now();
-        let secret = PlainToken::presented(format!(
-            "{SERVICE_TOKEN_PREFIX}{}",
-            self.ports.tokens.generate().expose()
-        ));
-        let token = ServiceToken {
-            id: crate::record_id(),
-            name: name.to_owned(),
-            created_by: Some(admin.user().id),
-            created_at: now,
-            last_used_at: None,
-            revoked_at: None,
-        };
-        let audit = AuditEvent::new(now, admin.actor(), AuditAction::ServiceTokenCreated, context)
-            .change(Change::new("service_token", None, Some(&token.id.to_string())))
-            .change(Change::new("name", None, Some(name)));
-        self.ports.service_tokens.insert_service_token(token.clone(), secret.hash(), audit).await?;
-        Ok(IssuedServiceToken { token, secret })
-    }
-
-    /// Every service token (never a secret), newest first.
-    ///
-    /// # Errors
-    /// [`StoreError`] on failure.
-    pub async fn service_tokens(&self, _admin: &Admin) -> Result<Vec<ServiceToken>, StoreError> {
-        self.ports.service_tokens.service_tokens().await
-    }
-
-    /// Revokes a service token: it authenticates nothing from now on.
-    /// Audited once; revoking again changes nothing.
-    ///
-    /// # Errors
-    /// [`ServiceTokenError::NotFound`].
-    pub async fn revoke_service_token(
-        &self,
-        admin: &Admin,
-        id: Uuid,
-        context: &RequestContext,
-    ) -> Result<ServiceToken, ServiceTokenError> {
-        let now = self.ports.clock.now();
-        let audit = AuditEvent::new(now, admin.actor(), AuditAction::ServiceTokenRevoked, context)
-            .change(Change::new("service_token", Some(&id.to_string()), None));
-        self.ports
-            .service_tokens
-            .revoke_service_token(id, now, audit)
-            .await?
-            .ok_or(ServiceTokenError::NotFound)
-    }
-
-    /// Checks a service token presented with a request.
-    ///
-    /// # Errors
-    /// [`ServiceAuthError::InvalidToken`] for a missing, unknown or revoked
-    /// token, all alike.
-    pub async fn authenticate_service(
-        &self,
-        presented: &PlainToken,
-    ) -> Result<ServiceCaller, ServiceAuthError> {
-        if !presented.expose().starts_with(SERVICE_TOKEN_PREFIX) {
-            return Err(ServiceAuthError::InvalidToken);
-        }
-        let token = self
-            .ports
-            .service_tokens
-            .service_token_by_hash(&presented.hash())
-            .await?
-            .filter(ServiceToken::is_active)
-            .ok_or(ServiceAuthError::InvalidToken)?;
-        let now = self.ports.clock.now();
-        if token.last_used_at.is_none_or(|at| now - at >= Duration::minutes(1)) {
-            self.ports.service_tokens.touch_service_token(token.id, now).await?;
-        }
-        Ok(ServiceCaller { token })
-    }
-
+impl AnalyticsService {
     /// Records a batch of usage events. Each event is checked on its own:
     /// the valid ones are recorded (a repeated event id is ignored), the
     /// others are reported with their reason.

@@ -4,13 +4,32 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 
+use crate::access::Admin;
 use crate::audit::models::{AuditAction, AuditEntry};
 use crate::audit::ports::{AuditCursor, AuditFilter};
+use crate::errors::FieldError;
 use crate::errors::StoreError;
-use crate::service::UserManagement;
-use crate::sessions::models::Admin;
-use crate::users::errors::FieldError;
 use crate::users::models::UserId;
+
+/// The ports AuditService uses, and no others.
+#[derive(Clone)]
+pub struct AuditPorts {
+    /// Stand-alone audit events.
+    pub audit: std::sync::Arc<dyn crate::audit::ports::AuditLog>,
+}
+
+/// Reading the audit log, filtered and paged (rule 16).
+pub struct AuditService {
+    ports: AuditPorts,
+}
+
+impl AuditService {
+    /// The use cases over these ports and rules.
+    #[must_use]
+    pub fn new(ports: AuditPorts) -> Self {
+        Self { ports }
+    }
+}
 
 /// An audit page request as the API receives it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -108,7 +127,7 @@ fn decode(text: &str) -> Option<AuditCursor> {
     })
 }
 
-impl UserManagement {
+impl AuditService {
     /// A page of the audit log, newest first.
     ///
     /// # Errors

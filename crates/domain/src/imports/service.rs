@@ -8,6 +8,7 @@ use std::io::{Read, Seek};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::access::Admin;
 use crate::audit::models::{Actor, AuditAction, AuditEvent, Change, RequestContext};
 use crate::errors::StoreError;
 use crate::imports::models::{
@@ -16,10 +17,38 @@ use crate::imports::models::{
 };
 use crate::imports::parse::{CsvRows, FileError, RawRow};
 use crate::imports::ports::{BatchInsert, ImportCandidate};
-use crate::service::UserManagement;
-use crate::sessions::models::Admin;
 use crate::users::models::{SignInMethod, User, UserId, UserState};
 use crate::users::ports::NewInvitedUser;
+
+/// The ports ImportService uses, and no others.
+#[derive(Clone)]
+pub struct ImportPorts {
+    /// User storage.
+    pub users: std::sync::Arc<dyn crate::users::ports::UserRepository>,
+    /// Bulk imports.
+    pub imports: std::sync::Arc<dyn crate::imports::ports::ImportRepository>,
+    /// Instance settings (seat limit, email, SSO).
+    pub settings: std::sync::Arc<dyn crate::settings::ports::SettingsRepository>,
+    /// Time.
+    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
+    /// Randomness.
+    pub tokens: std::sync::Arc<dyn crate::secrets::TokenGenerator>,
+}
+
+/// Bulk import from CSV: validate, preview, import the valid rows within the
+/// seat limit, report the skipped ones (rule 14).
+pub struct ImportService {
+    ports: ImportPorts,
+    policy: std::sync::Arc<crate::policy::Policy>,
+}
+
+impl ImportService {
+    /// The use cases over these ports and rules.
+    #[must_use]
+    pub fn new(ports: ImportPorts, policy: std::sync::Arc<crate::policy::Policy>) -> Self {
+        Self { ports, policy }
+    }
+}
 
 /// Rows checked and written per batch (one transaction each).
 pub const BATCH: usize = 1000;
@@ -104,7 +133,7 @@ fn fingerprint(email_key: &str) -> (u64, u64) {
     (word(0..8), word(8..16))
 }
 
-impl UserManagement {
+impl ImportService {
     /// Imports a CSV file as an admin (see [`ImportRequest`]). The whole
     /// file is read once to refuse a broken file before anything is
     /// written, then again to import it.
@@ -126,7 +155,7 @@ impl UserManagement {
     /// Imports a CSV file on the operator's behalf (command line).
     ///
     /// # Errors
-    /// As [`UserManagement::import_csv`].
+    /// As [`ImportService::import_csv`].
     pub async fn import_csv_as_operator<R: Read + Seek + Send>(
         &self,
         input: R,
@@ -422,4 +451,14 @@ impl UserManagement {
 
 fn skipped(line: u64, email: &str, problems: Vec<RowProblem>) -> RowReport {
     RowReport { line, email: email.to_owned(), outcome: RowOutcome::Skipped(problems) }
+}
+
+impl ImportService {
+    async fn seat_limit(&self) -> Result<Option<u32>, StoreError> {
+        crate::settings::seat_limit_in_force(&*self.ports.settings, &self.policy).await
+    }
+
+    async fn default_sign_in(&self) -> Result<SignInMethod, StoreError> {
+        crate::settings::default_sign_in(&*self.ports.settings, &self.policy).await
+    }
 }

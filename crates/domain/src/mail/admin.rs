@@ -4,15 +4,45 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::access::Admin;
 use crate::audit::models::{AuditAction, AuditEvent, Change, RequestContext};
+use crate::errors::FieldError;
 use crate::errors::StoreError;
 use crate::mail::models::{MailMessage, MailState, OutboxEntry, OutgoingMail};
 use crate::mail::ports::DeliveryError;
 use crate::mail::service::effective_settings;
 use crate::mail::settings::{EmailSettings, EmailSettingsUpdate, SettingsSource, SmtpServer};
-use crate::service::UserManagement;
-use crate::sessions::models::Admin;
-use crate::users::errors::{FieldError, SettingsError};
+use crate::users::errors::SettingsError;
+
+/// The ports MailService uses, and no others.
+#[derive(Clone)]
+pub struct MailPorts {
+    /// The mail outbox.
+    pub outbox: std::sync::Arc<dyn crate::mail::ports::OutboxRepository>,
+    /// Mail delivery, for test messages sent now.
+    pub transport: std::sync::Arc<dyn crate::mail::ports::MailTransport>,
+    /// Instance settings (seat limit, email, SSO).
+    pub settings: std::sync::Arc<dyn crate::settings::ports::SettingsRepository>,
+    /// Stand-alone audit events.
+    pub audit: std::sync::Arc<dyn crate::audit::ports::AuditLog>,
+    /// Time.
+    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
+}
+
+/// Settings > Email (read, save, send a test message) and the outbox (what was
+/// sent, what failed, retry).
+pub struct MailService {
+    ports: MailPorts,
+    policy: std::sync::Arc<crate::policy::Policy>,
+}
+
+impl MailService {
+    /// The use cases over these ports and rules.
+    #[must_use]
+    pub fn new(ports: MailPorts, policy: std::sync::Arc<crate::policy::Policy>) -> Self {
+        Self { ports, policy }
+    }
+}
 
 /// Why a test email did not go out.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +76,7 @@ fn describe(smtp: Option<&SmtpServer>) -> String {
     )
 }
 
-impl UserManagement {
+impl MailService {
     /// The email settings in force and where they come from.
     ///
     /// # Errors
@@ -130,7 +160,7 @@ impl UserManagement {
             message: MailMessage::Test,
             created_at: now,
         };
-        let outcome = self.ports.mail.send(&settings, &mail).await;
+        let outcome = self.ports.transport.send(&settings, &mail).await;
         let audit = AuditEvent::new(now, admin.actor(), AuditAction::EmailTested, context)
             .change(Change::detail("server", &describe(settings.smtp.as_ref())))
             .change(Change::detail(

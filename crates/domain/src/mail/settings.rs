@@ -7,7 +7,7 @@ use std::fmt;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::users::errors::FieldError;
+use crate::errors::FieldError;
 use crate::users::models::{DisplayName, EmailAddress};
 
 /// How the SMTP connection is secured.

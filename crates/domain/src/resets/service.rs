@@ -2,6 +2,7 @@
 
 use secrecy::SecretString;
 
+use crate::access::{Admin, Principal};
 use crate::audit::models::{AuditAction, AuditEvent, Change, RequestContext};
 use crate::invitations::models::{InvitationState, InvitationStatus};
 use crate::mail::models::{MailMessage, OutgoingMail};
@@ -9,9 +10,39 @@ use crate::resets::errors::{ChangePasswordError, CompleteResetError, RequestRese
 use crate::resets::models::PasswordReset;
 use crate::resets::ports::{NewReset, PasswordChange, PasswordStoreError};
 use crate::secrets::{Password, PlainToken};
-use crate::service::UserManagement;
-use crate::sessions::models::{Admin, Principal};
 use crate::users::models::{SignInMethod, User, UserId, UserStatus};
+
+/// The ports PasswordService uses, and no others.
+#[derive(Clone)]
+pub struct PasswordPorts {
+    /// User storage.
+    pub users: std::sync::Arc<dyn crate::users::ports::UserRepository>,
+    /// Password resets and password changes.
+    pub resets: std::sync::Arc<dyn crate::resets::ports::PasswordRepository>,
+    /// Session storage.
+    pub sessions: std::sync::Arc<dyn crate::sessions::ports::SessionRepository>,
+    /// Time.
+    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
+    /// Randomness.
+    pub tokens: std::sync::Arc<dyn crate::secrets::TokenGenerator>,
+    /// Password hashing.
+    pub hasher: std::sync::Arc<dyn crate::secrets::PasswordHasher>,
+}
+
+/// Password resets (requested by the user or sent by an admin) and password
+/// changes (rules 11, 12).
+pub struct PasswordService {
+    ports: PasswordPorts,
+    policy: std::sync::Arc<crate::policy::Policy>,
+}
+
+impl PasswordService {
+    /// The use cases over these ports and rules.
+    #[must_use]
+    pub fn new(ports: PasswordPorts, policy: std::sync::Arc<crate::policy::Policy>) -> Self {
+        Self { ports, policy }
+    }
+}
 
 /// What a reset link means right now, for the reset page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +60,7 @@ pub enum ResetLookup {
     Invalid,
 }
 
-impl UserManagement {
+impl PasswordService {
     /// Emails the user a single-use 72-hour link to choose a new password.
     /// The current password keeps working until the link is used (rule 10).
     ///
@@ -70,12 +101,7 @@ impl UserManagement {
             AuditEvent::new(now, admin.actor(), AuditAction::PasswordResetRequested, context)
                 .target(&user)
                 .change(Change::detail("expires_at", &reset.expires_at.to_rfc3339()));
-        match self
-            .ports
-            .passwords_store
-            .issue_reset(NewReset { reset: reset.clone(), mail, audit })
-            .await
-        {
+        match self.ports.resets.issue_reset(NewReset { reset: reset.clone(), mail, audit }).await {
             Ok(()) => Ok(reset),
             Err(PasswordStoreError::NoLongerApplicable) => {
                 Err(RequestResetError::NotActive(UserStatus::Deactivated))
@@ -93,7 +119,7 @@ impl UserManagement {
         token: &PlainToken,
     ) -> Result<ResetLookup, crate::StoreError> {
         let now = self.ports.clock.now();
-        Ok(match self.ports.passwords_store.find_reset(&token.hash()).await? {
+        Ok(match self.ports.resets.find_reset(&token.hash()).await? {
             None => ResetLookup::Invalid,
             Some((reset, user)) => match reset.status_at(now) {
                 status @ InvitationStatus::Pending { .. }
@@ -121,7 +147,7 @@ impl UserManagement {
         let now = self.ports.clock.now();
         let (reset, user) = self
             .ports
-            .passwords_store
+            .resets
             .find_reset(&token.hash())
             .await?
             .ok_or(CompleteResetError::Invalid)?;
@@ -133,7 +159,7 @@ impl UserManagement {
             _ => return Err(CompleteResetError::Invalid),
         }
         let password = Password::new(password)?;
-        let password_hash = self.ports.passwords.hash(&password).await?;
+        let password_hash = self.ports.hasher.hash(&password).await?;
         let audit = AuditEvent::new(
             now,
             crate::Actor::user(&user),
@@ -149,7 +175,7 @@ impl UserManagement {
             at: now,
             audit,
         };
-        match self.ports.passwords_store.set_password(change).await {
+        match self.ports.resets.set_password(change).await {
             Ok(()) => Ok(user),
             Err(PasswordStoreError::NoLongerApplicable) => Err(CompleteResetError::Invalid),
             Err(PasswordStoreError::Unexpected(e)) => Err(e.into()),
@@ -167,16 +193,16 @@ impl UserManagement {
         new: SecretString,
         context: &RequestContext,
     ) -> Result<(), ChangePasswordError> {
-        let user = &principal.user;
+        let user = principal.user();
         if user.sign_in == SignInMethod::Sso {
             return Err(ChangePasswordError::SsoUser);
         }
         let stored = self.ports.sessions.find_credentials(&user.email).await?.and_then(|(_, h)| h);
-        if !self.ports.passwords.verify(current, stored).await? {
+        if !self.ports.hasher.verify(current, stored).await? {
             return Err(ChangePasswordError::WrongPassword);
         }
         let password = Password::new(new)?;
-        let password_hash = self.ports.passwords.hash(&password).await?;
+        let password_hash = self.ports.hasher.hash(&password).await?;
         let now = self.ports.clock.now();
         let audit = AuditEvent::new(now, principal.actor(), AuditAction::PasswordChanged, context)
             .target(user);
@@ -184,11 +210,11 @@ impl UserManagement {
             user_id: user.id,
             password_hash,
             reset_id: None,
-            keep_session: Some(principal.session_id),
+            keep_session: Some(principal.session_id()),
             at: now,
             audit,
         };
-        match self.ports.passwords_store.set_password(change).await {
+        match self.ports.resets.set_password(change).await {
             Ok(()) => Ok(()),
             Err(PasswordStoreError::NoLongerApplicable) => Err(ChangePasswordError::WrongPassword),
             Err(PasswordStoreError::Unexpected(e)) => Err(e.into()),
@@ -201,16 +227,22 @@ mod tests {
     use secrecy::SecretString;
 
     use super::*;
+    use crate::invitations::service::InviteRequest;
     use crate::testing::TestKit;
-    use crate::users::service::InviteRequest;
 
     async fn admin_and_user(kit: &TestKit) -> (Admin, UserId) {
         let ctx = RequestContext::default();
-        let setup = kit.service.prepare_setup().await.unwrap().unwrap();
+        let setup = kit.service.setup.prepare_setup().await.unwrap().unwrap();
         let pw = || SecretString::from("a long admin passphrase".to_owned());
-        kit.service.complete_setup(&setup, "root@example.com", "Root", pw(), &ctx).await.unwrap();
-        let signed_in = kit.service.sign_in("root@example.com", &pw(), &ctx).await.unwrap();
-        let admin = kit.service.authenticate(&signed_in.token).await.unwrap().admin().unwrap();
+        kit.service
+            .setup
+            .complete_setup(&setup, "root@example.com", "Root", pw(), &ctx)
+            .await
+            .unwrap();
+        let signed_in =
+            kit.service.sessions.sign_in("root@example.com", &pw(), &ctx).await.unwrap();
+        let admin =
+            kit.service.sessions.authenticate(&signed_in.token).await.unwrap().admin().unwrap();
         let request = InviteRequest {
             email: "sso@example.com".into(),
             name: "Sso".into(),
@@ -218,7 +250,7 @@ mod tests {
             department: None,
             sign_in: None,
         };
-        let invited = kit.service.invite_user(&admin, &request, &ctx).await.unwrap();
+        let invited = kit.service.invitations.invite_user(&admin, &request, &ctx).await.unwrap();
         (admin, invited.user.id)
     }
 
@@ -234,8 +266,11 @@ mod tests {
                 crate::UserState::Active { activated_at: crate::Clock::now(kit.clock.as_ref()) };
         }
 
-        let outcome =
-            kit.service.request_password_reset(&admin, id, &RequestContext::default()).await;
+        let outcome = kit
+            .service
+            .passwords
+            .request_password_reset(&admin, id, &RequestContext::default())
+            .await;
 
         assert!(matches!(outcome, Err(RequestResetError::SsoUser)));
         assert!(kit.store.state().resets.is_empty());

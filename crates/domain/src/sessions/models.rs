@@ -9,9 +9,8 @@
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-use crate::audit::models::Actor;
 use crate::secrets::{PlainToken, TokenHash};
-use crate::users::models::{Permission, Role, User, UserId};
+use crate::users::models::{User, UserId};
 
 /// A session's identifier (not its token).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -83,69 +82,6 @@ pub struct SignedIn {
     pub session: Session,
     /// The signed-in user.
     pub user: User,
-}
-
-/// Who is behind a request: resolved from the session on every request, so a
-/// role change or deactivation applies to the very next request (rule 7).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    /// The user, as stored right now.
-    pub user: User,
-    /// The session used.
-    pub session_id: SessionId,
-}
-
-/// The caller is not allowed to do this.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("this action needs the admin role")]
-pub struct Forbidden;
-
-impl Principal {
-    /// The permissions of the user's current role.
-    pub fn permissions(&self) -> &'static [Permission] {
-        self.user.role.permissions()
-    }
-
-    /// The admin capability, if the user is an active admin.
-    ///
-    /// # Errors
-    /// [`Forbidden`] for anyone else.
-    pub fn admin(&self) -> Result<Admin, Forbidden> {
-        if self.user.is_active_admin() {
-            Ok(Admin { user: self.user.clone() })
-        } else {
-            Err(Forbidden)
-        }
-    }
-
-    /// The audit actor for this principal.
-    pub fn actor(&self) -> Actor {
-        Actor::user(&self.user)
-    }
-}
-
-/// Proof that the caller is an active admin. Only [`Principal::admin`] makes
-/// one, so code without it cannot call admin operations.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Admin {
-    user: User,
-}
-
-impl Admin {
-    /// The admin user.
-    pub fn user(&self) -> &User {
-        &self.user
-    }
-
-    /// The audit actor for this admin.
-    pub fn actor(&self) -> Actor {
-        Actor::user(&self.user)
-    }
-
-    /// The role of the admin (always [`Role::Admin`]).
-    pub fn role(&self) -> Role {
-        self.user.role
-    }
 }
 
 #[cfg(test)]

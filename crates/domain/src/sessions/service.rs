@@ -3,14 +3,51 @@
 
 use secrecy::SecretString;
 
+use crate::access::{Admin, Principal};
 use crate::audit::models::{Actor, AuditAction, AuditEvent, Change, RequestContext};
 use crate::secrets::PlainToken;
-use crate::service::UserManagement;
 use crate::sessions::errors::{AuthenticateError, SignInError};
-use crate::sessions::models::{Admin, Principal, Session, SessionId, SessionValidity, SignedIn};
+use crate::sessions::models::{Session, SessionId, SessionValidity, SignedIn};
 use crate::sessions::throttle::AttemptKey;
 use crate::users::errors::GetUserError;
 use crate::users::models::{EmailAddress, UserId, UserStatus};
+
+/// The ports SessionService uses, and no others.
+#[derive(Clone)]
+pub struct SessionPorts {
+    /// User storage.
+    pub users: std::sync::Arc<dyn crate::users::ports::UserRepository>,
+    /// Session storage.
+    pub sessions: std::sync::Arc<dyn crate::sessions::ports::SessionRepository>,
+    /// Sign-in attempt counts.
+    pub throttle: std::sync::Arc<dyn crate::sessions::throttle::ThrottleRepository>,
+    /// Stand-alone audit events.
+    pub audit: std::sync::Arc<dyn crate::audit::ports::AuditLog>,
+    /// Usage events and their aggregates; a sign-in marks its user active.
+    pub usage: std::sync::Arc<dyn crate::analytics::ports::UsageRepository>,
+    /// Time.
+    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
+    /// Randomness.
+    pub tokens: std::sync::Arc<dyn crate::secrets::TokenGenerator>,
+    /// Password hashing.
+    pub hasher: std::sync::Arc<dyn crate::secrets::PasswordHasher>,
+}
+
+/// Signing in with a password (throttled), resolving a session to a
+/// [`Principal`](crate::access::Principal) on every request, signing out,
+/// ending sessions (rules 7, 9, 10).
+pub struct SessionService {
+    ports: SessionPorts,
+    policy: std::sync::Arc<crate::policy::Policy>,
+}
+
+impl SessionService {
+    /// The use cases over these ports and rules.
+    #[must_use]
+    pub fn new(ports: SessionPorts, policy: std::sync::Arc<crate::policy::Policy>) -> Self {
+        Self { ports, policy }
+    }
+}
 
 /// What the audit log keeps of an email typed at sign-in: the address if it
 /// is one, never the raw text — people type their password into the email
@@ -19,7 +56,7 @@ fn audited_email(typed: &str) -> Option<String> {
     EmailAddress::parse(typed).ok().map(|email| email.as_str().to_owned())
 }
 
-impl UserManagement {
+impl SessionService {
     /// Signs in with email and password.
     ///
     /// An unknown email, a wrong password and a not yet activated account all
@@ -61,7 +98,7 @@ impl UserManagement {
         };
         let hash = found.as_ref().and_then(|(_, hash)| hash.clone());
         let has_password = hash.is_some();
-        let password_ok = match self.ports.passwords.verify(password, hash).await {
+        let password_ok = match self.ports.hasher.verify(password, hash).await {
             Ok(verified) => verified,
             Err(error) => {
                 // Not verified (e.g. every hashing slot busy): the attempt
@@ -162,7 +199,7 @@ impl UserManagement {
         if now - session.last_seen_at >= self.policy.session_touch_interval {
             self.ports.sessions.touch(session.id, now).await?;
         }
-        Ok(Principal { user, session_id: session.id })
+        Ok(Principal::new(user, session.id))
     }
 
     /// Ends every session of a user at once (rule 11); they must sign in
@@ -196,9 +233,9 @@ impl UserManagement {
         let now = self.ports.clock.now();
         let audit =
             AuditEvent::new(now, principal.actor(), AuditAction::SessionsTerminated, context)
-                .target(&principal.user)
+                .target(principal.user())
                 .change(Change::detail("by", "self"));
-        self.ports.sessions.end_all(principal.user.id, audit).await
+        self.ports.sessions.end_all(principal.user().id, audit).await
     }
 
     /// Ends the caller's session.
@@ -212,8 +249,8 @@ impl UserManagement {
     ) -> Result<(), crate::StoreError> {
         let now = self.ports.clock.now();
         let audit = AuditEvent::new(now, principal.actor(), AuditAction::SignedOut, context)
-            .target(&principal.user);
-        self.ports.sessions.end(principal.session_id, Some(audit)).await
+            .target(principal.user());
+        self.ports.sessions.end(principal.session_id(), Some(audit)).await
     }
 }
 
@@ -233,24 +270,30 @@ mod tests {
     async fn repeated_failures_slow_sign_in_down_until_the_delay_passes() {
         let kit = TestKit::new();
         let ctx = RequestContext { ip: Some("203.0.113.7".into()), user_agent: None };
-        let setup = kit.service.prepare_setup().await.unwrap().unwrap();
+        let setup = kit.service.setup.prepare_setup().await.unwrap().unwrap();
         kit.service
+            .setup
             .complete_setup(&setup, "root@example.com", "Root", pw("a long admin passphrase"), &ctx)
             .await
             .unwrap();
         for _ in 0..5 {
-            let outcome = kit.service.sign_in("root@example.com", &pw("guess"), &ctx).await;
+            let outcome =
+                kit.service.sessions.sign_in("root@example.com", &pw("guess"), &ctx).await;
             assert!(matches!(outcome, Err(SignInError::InvalidCredentials)));
         }
 
         // Even the right password waits now: the answer must not tell.
-        let blocked =
-            kit.service.sign_in("ROOT@example.com", &pw("a long admin passphrase"), &ctx).await;
+        let blocked = kit
+            .service
+            .sessions
+            .sign_in("ROOT@example.com", &pw("a long admin passphrase"), &ctx)
+            .await;
         assert!(matches!(blocked, Err(SignInError::Throttled { retry_after_secs: 2 })));
         assert!(kit.store.state().audit.iter().any(|e| e.action == AuditAction::SignInThrottled));
 
         kit.clock.advance(Duration::seconds(2));
         kit.service
+            .sessions
             .sign_in("root@example.com", &pw("a long admin passphrase"), &ctx)
             .await
             .unwrap();
@@ -261,8 +304,8 @@ mod tests {
     async fn a_password_typed_into_the_email_field_never_reaches_the_audit_log() {
         let kit = TestKit::new();
         let ctx = RequestContext::default();
-        let _ = kit.service.sign_in("Hunter2-correct-horse", &pw("whatever"), &ctx).await;
-        let _ = kit.service.sign_in("ghost@example.com", &pw("whatever"), &ctx).await;
+        let _ = kit.service.sessions.sign_in("Hunter2-correct-horse", &pw("whatever"), &ctx).await;
+        let _ = kit.service.sessions.sign_in("ghost@example.com", &pw("whatever"), &ctx).await;
         let state = kit.store.state();
         let typed: Vec<_> = state.audit.iter().map(|e| e.target_email.clone()).collect();
         assert_eq!(typed, [None, Some("ghost@example.com".to_owned())]);
@@ -273,9 +316,9 @@ mod tests {
         let kit = TestKit::new();
         let ctx = RequestContext::default();
         for _ in 0..6 {
-            let _ = kit.service.sign_in("ghost@example.com", &pw("guess"), &ctx).await;
+            let _ = kit.service.sessions.sign_in("ghost@example.com", &pw("guess"), &ctx).await;
         }
-        let blocked = kit.service.sign_in("ghost@example.com", &pw("guess"), &ctx).await;
+        let blocked = kit.service.sessions.sign_in("ghost@example.com", &pw("guess"), &ctx).await;
         assert!(matches!(blocked, Err(SignInError::Throttled { .. })));
     }
 
@@ -283,8 +326,9 @@ mod tests {
     async fn correct_passwords_from_one_address_never_use_up_its_attempts() {
         let kit = TestKit::new();
         let ctx = RequestContext { ip: Some("198.51.100.7".into()), user_agent: None };
-        let setup = kit.service.prepare_setup().await.unwrap().unwrap();
+        let setup = kit.service.setup.prepare_setup().await.unwrap().unwrap();
         kit.service
+            .setup
             .complete_setup(&setup, "root@example.com", "Root", pw("a long admin passphrase"), &ctx)
             .await
             .unwrap();
@@ -292,6 +336,7 @@ mod tests {
         // failures of an address, all correct.
         for _ in 0..50 {
             kit.service
+                .sessions
                 .sign_in("root@example.com", &pw("a long admin passphrase"), &ctx)
                 .await
                 .unwrap();
@@ -305,13 +350,17 @@ mod tests {
         let kit = TestKit::new();
         let ctx = RequestContext { ip: Some("198.51.100.9".into()), user_agent: None };
         for i in 0..21 {
-            let _ =
-                kit.service.sign_in(&format!("victim{i}@example.com"), &pw("guess"), &ctx).await;
+            let _ = kit
+                .service
+                .sessions
+                .sign_in(&format!("victim{i}@example.com"), &pw("guess"), &ctx)
+                .await;
         }
-        let blocked = kit.service.sign_in("fresh@example.com", &pw("guess"), &ctx).await;
+        let blocked = kit.service.sessions.sign_in("fresh@example.com", &pw("guess"), &ctx).await;
         assert!(matches!(blocked, Err(SignInError::Throttled { .. })));
         let other_ip = RequestContext { ip: Some("192.0.2.1".into()), user_agent: None };
-        let elsewhere = kit.service.sign_in("fresh@example.com", &pw("guess"), &other_ip).await;
+        let elsewhere =
+            kit.service.sessions.sign_in("fresh@example.com", &pw("guess"), &other_ip).await;
         assert!(matches!(elsewhere, Err(SignInError::InvalidCredentials)));
     }
 }

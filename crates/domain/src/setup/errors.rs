@@ -1,8 +1,8 @@
 //! Errors of the setup use case.
 
+use crate::errors::FieldError;
 use crate::errors::StoreError;
 use crate::secrets::PasswordPolicyError;
-use crate::users::errors::FieldError;
 
 /// Why completing setup failed.
 #[derive(Debug, thiserror::Error)]

@@ -3,16 +3,43 @@
 use secrecy::SecretString;
 
 use crate::audit::models::{Actor, AuditAction, AuditEvent, Change, RequestContext};
+use crate::errors::FieldError;
 use crate::secrets::{Password, PlainToken};
-use crate::service::UserManagement;
 use crate::setup::errors::SetupError;
 use crate::setup::ports::{CompleteSetupStoreError, SetupCompletion};
-use crate::users::errors::FieldError;
 use crate::users::models::{
     DisplayName, EmailAddress, Role, SignInMethod, User, UserId, UserState,
 };
 
-impl UserManagement {
+/// The ports SetupService uses, and no others.
+#[derive(Clone)]
+pub struct SetupPorts {
+    /// First-admin setup storage.
+    pub setup: std::sync::Arc<dyn crate::setup::ports::SetupRepository>,
+    /// Time.
+    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
+    /// Randomness.
+    pub tokens: std::sync::Arc<dyn crate::secrets::TokenGenerator>,
+    /// Password hashing.
+    pub hasher: std::sync::Arc<dyn crate::secrets::PasswordHasher>,
+}
+
+/// First-admin setup: the one-time setup link and creating the first admin
+/// (rule 13).
+pub struct SetupService {
+    ports: SetupPorts,
+    policy: std::sync::Arc<crate::policy::Policy>,
+}
+
+impl SetupService {
+    /// The use cases over these ports and rules.
+    #[must_use]
+    pub fn new(ports: SetupPorts, policy: std::sync::Arc<crate::policy::Policy>) -> Self {
+        Self { ports, policy }
+    }
+}
+
+impl SetupService {
     /// On a fresh instance (no active admin) issues a one-time setup link
     /// token, voiding any earlier one. Returns `None` once an admin exists.
     ///
@@ -58,7 +85,7 @@ impl UserManagement {
         if !self.ports.setup.setup_token_valid(&token.hash(), now).await? {
             return Err(SetupError::InvalidLink);
         }
-        let password_hash = self.ports.passwords.hash(&password).await?;
+        let password_hash = self.ports.hasher.hash(&password).await?;
         let admin = User {
             id: UserId::generate(),
             email,

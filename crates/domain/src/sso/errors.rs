@@ -1,8 +1,8 @@
 //! Errors of the SSO use cases.
 
+use crate::errors::FieldError;
 use crate::errors::StoreError;
 use crate::sso::models::SsoFailure;
-use crate::users::errors::FieldError;
 
 /// Why a sign-in through the identity provider could not start.
 #[derive(Debug, thiserror::Error)]

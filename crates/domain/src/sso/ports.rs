@@ -5,12 +5,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::audit::models::AuditEvent;
+use crate::errors::FieldError;
 use crate::errors::StoreError;
 use crate::secrets::TokenHash;
 use crate::sessions::models::Session;
 use crate::sso::models::{PendingLogin, SsoFailure, SsoIdentity, SsoResponse, SsoStart};
 use crate::sso::settings::SsoSettings;
-use crate::users::errors::FieldError;
 use crate::users::models::{User, UserId};
 
 /// The protocol adapter (OpenID Connect, SAML): builds the request to the

@@ -3,12 +3,12 @@
 
 use chrono::{DateTime, Duration, Utc};
 
+use crate::access::Admin;
 use crate::audit::models::{Actor, AuditAction, AuditEvent, Change, RequestContext};
 use crate::errors::StoreError;
 use crate::mail::settings::SettingsSource;
 use crate::secrets::PlainToken;
-use crate::service::UserManagement;
-use crate::sessions::models::{Admin, Session, SessionId, SignedIn};
+use crate::sessions::models::{Session, SessionId, SignedIn};
 use crate::sso::errors::{BeginSsoError, SsoRefusal, SsoSettingsError, SsoSignInError};
 use crate::sso::models::{PendingLogin, SsoIdentity, SsoProtocol, SsoResponse};
 use crate::sso::ports::{SsoSignIn, SsoSignInStoreError};
@@ -16,6 +16,42 @@ use crate::sso::settings::{SsoMode, SsoSettings, SsoSettingsUpdate};
 use crate::users::models::{
     DisplayName, EmailAddress, Role, SignInMethod, User, UserId, UserState, UserStatus,
 };
+
+/// The ports SsoService uses, and no others.
+#[derive(Clone)]
+pub struct SsoPorts {
+    /// User storage.
+    pub users: std::sync::Arc<dyn crate::users::ports::UserRepository>,
+    /// SSO sign-ins in flight, identity links, seen assertions.
+    pub sso: std::sync::Arc<dyn crate::sso::ports::SsoRepository>,
+    /// The SSO protocol adapter.
+    pub identity: std::sync::Arc<dyn crate::sso::ports::IdentityProvider>,
+    /// Instance settings (seat limit, email, SSO).
+    pub settings: std::sync::Arc<dyn crate::settings::ports::SettingsRepository>,
+    /// Stand-alone audit events.
+    pub audit: std::sync::Arc<dyn crate::audit::ports::AuditLog>,
+    /// Usage events and their aggregates; a sign-in marks its user active.
+    pub usage: std::sync::Arc<dyn crate::analytics::ports::UsageRepository>,
+    /// Time.
+    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
+    /// Randomness.
+    pub tokens: std::sync::Arc<dyn crate::secrets::TokenGenerator>,
+}
+
+/// Single sign-on: its settings, starting a sign-in, and deciding who a
+/// verified identity is (rules 6, 15).
+pub struct SsoService {
+    ports: SsoPorts,
+    policy: std::sync::Arc<crate::policy::Policy>,
+}
+
+impl SsoService {
+    /// The use cases over these ports and rules.
+    #[must_use]
+    pub fn new(ports: SsoPorts, policy: std::sync::Arc<crate::policy::Policy>) -> Self {
+        Self { ports, policy }
+    }
+}
 
 /// How long a started sign-in may take at the identity provider.
 pub const LOGIN_TTL_MINUTES: i64 = 10;
@@ -47,16 +83,17 @@ fn excerpt(detail: &str) -> String {
     line.trim().to_owned()
 }
 
-impl UserManagement {
+impl SsoService {
     /// The SSO settings in force: saved by an admin, else configured.
     ///
     /// # Errors
     /// [`StoreError`] on failure.
     pub async fn sso_settings_in_force(&self) -> Result<(SsoSettings, SettingsSource), StoreError> {
-        Ok(match self.ports.settings.sso_settings().await? {
-            Some(saved) => (saved, SettingsSource::Saved),
-            None => (self.policy.sso.clone(), SettingsSource::Configuration),
-        })
+        crate::settings::sso_settings_in_force(&*self.ports.settings, &self.policy).await
+    }
+
+    async fn seat_limit(&self) -> Result<Option<u32>, StoreError> {
+        crate::settings::seat_limit_in_force(&*self.ports.settings, &self.policy).await
     }
 
     /// The SSO settings, for Settings > SSO.

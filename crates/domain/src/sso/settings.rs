@@ -6,7 +6,7 @@ use std::fmt;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::users::errors::FieldError;
+use crate::errors::FieldError;
 
 /// An OIDC client secret: never displayed, logged or returned.
 #[derive(Clone)]

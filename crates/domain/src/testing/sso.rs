@@ -5,13 +5,13 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::errors::FieldError;
 use crate::errors::StoreError;
 use crate::invitations::models::InvitationState;
 use crate::secrets::TokenHash;
 use crate::sso::models::{PendingLogin, SsoFailure, SsoIdentity, SsoResponse, SsoStart};
 use crate::sso::ports::{IdentityProvider, SsoRepository, SsoSignIn, SsoSignInStoreError};
 use crate::sso::settings::SsoSettings;
-use crate::users::errors::FieldError;
 use crate::users::models::{User, UserId, UserStatus};
 
 use super::InMemoryStore;

@@ -1,23 +1,6 @@
 //! Errors of the user use cases.
 
-use crate::errors::StoreError;
-
-/// A request field that failed validation, with the reason in words.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {reason}")]
-pub struct FieldError {
-    /// The field's name as the client sent it (`email`, `name`, `role`, …).
-    pub field: &'static str,
-    /// Why it was refused.
-    pub reason: String,
-}
-
-impl FieldError {
-    /// A field error from any displayable reason.
-    pub fn new(field: &'static str, reason: impl ToString) -> Self {
-        Self { field, reason: reason.to_string() }
-    }
-}
+use crate::errors::{FieldError, StoreError};
 
 /// Why inviting a user failed.
 #[derive(Debug, thiserror::Error)]

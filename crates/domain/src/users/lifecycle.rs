@@ -8,14 +8,15 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::access::Admin;
 use crate::audit::models::{Actor, AuditAction, AuditEvent, Change, RequestContext};
-use crate::service::UserManagement;
-use crate::sessions::models::Admin;
-use crate::users::errors::{EraseUserError, FieldError, SettingsError, UpdateUserError};
+use crate::errors::FieldError;
+use crate::users::errors::{EraseUserError, SettingsError, UpdateUserError};
 use crate::users::models::{
     Department, DisplayName, EmailAddress, Role, SignInMethod, User, UserId, UserState, UserStatus,
 };
 use crate::users::ports::{ChangeUserError, Erasure, UserChange};
+use crate::users::service::UserService;
 
 /// A change as an admin (or the user, for their own name) asked for it.
 /// Absent fields stay as they are; an empty department clears it.
@@ -93,7 +94,7 @@ pub struct SeatUsage {
 /// How many times a change is retried when the user changed meanwhile.
 const ATTEMPTS: usize = 5;
 
-impl UserManagement {
+impl UserService {
     /// Changes a user's role, active state, name or department (rules 3, 4,
     /// 7, 8, 14). Deactivation ends every session at once and frees the
     /// seat; reactivation needs a free seat; no change may leave the
@@ -118,13 +119,13 @@ impl UserManagement {
     /// See [`UpdateUserError`].
     pub async fn update_own_name(
         &self,
-        principal: &crate::sessions::models::Principal,
+        principal: &crate::access::Principal,
         name: &str,
         context: &RequestContext,
     ) -> Result<User, UpdateUserError> {
         let valid =
             UserUpdate { name: Some(name.to_owned()), ..UserUpdate::default() }.validate()?;
-        self.change_user(principal.actor(), principal.user.id, &valid, context).await
+        self.change_user(principal.actor(), principal.user().id, &valid, context).await
     }
 
     async fn change_user(
@@ -199,7 +200,7 @@ impl UserManagement {
     }
 }
 
-impl UserManagement {
+impl UserService {
     /// Erases a person's personal data on the operator's request (GDPR,
     /// rule 9): email, name and department are replaced, the password is
     /// removed, the account is deactivated; ids, timestamps and aggregates
@@ -343,4 +344,15 @@ fn plan(
     change.audit = audit;
     change.after = after;
     Some(change)
+}
+
+impl UserService {
+    /// The seat limit in force: the one an admin set, else the configured
+    /// one (`None` = unlimited).
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] on failure.
+    pub async fn seat_limit(&self) -> Result<Option<u32>, crate::StoreError> {
+        crate::settings::seat_limit_in_force(&*self.ports.settings, &self.policy).await
+    }
 }

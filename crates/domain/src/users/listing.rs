@@ -4,11 +4,12 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::service::UserManagement;
-use crate::sessions::models::Admin;
-use crate::users::errors::{FieldError, ListUsersError};
+use crate::access::Admin;
+use crate::errors::FieldError;
+use crate::users::errors::ListUsersError;
 use crate::users::models::{Role, User, UserStatus};
 use crate::users::ports::{SortValue, UserCursor, UserFilter, UserQuery, UserSort};
+use crate::users::service::UserService;
 
 /// A page request as the API receives it; validated here.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -157,7 +158,7 @@ fn decode_cursor(sort: UserSort, text: &str) -> Option<UserCursor> {
     Some(UserCursor { value, id })
 }
 
-impl UserManagement {
+impl UserService {
     /// One page of the users matching the filters, in the requested order,
     /// with the total number of matches.
     ///

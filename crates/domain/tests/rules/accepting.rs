@@ -2,15 +2,15 @@
 //! re-send replaces it.
 
 use chrono::Duration;
+use secureai_domain::access::Admin;
 use secureai_domain::invitations::errors::{AcceptInvitationError, ResendInvitationError};
 use secureai_domain::invitations::models::{InvitationState, InvitationStatus};
 use secureai_domain::invitations::service::InvitationLookup;
+use secureai_domain::invitations::service::Invited;
 use secureai_domain::secrets::{PasswordPolicyError, PlainToken};
 use secureai_domain::sessions::errors::SignInError;
-use secureai_domain::sessions::models::Admin;
 use secureai_domain::testing::TestKit;
 use secureai_domain::users::lifecycle::UserUpdate;
-use secureai_domain::users::service::Invited;
 use secureai_domain::{Actor, AuditAction, Clock, UserId, UserState, UserStatus};
 
 use crate::kit::{
@@ -19,7 +19,11 @@ use crate::kit::{
 
 /// Ada, invited as a user by the admin.
 async fn invite_ada(kit: &TestKit, admin: &Admin) -> Invited {
-    kit.service.invite_user(admin, &invite("ada@example.com", "user"), &ctx()).await.unwrap()
+    kit.service
+        .invitations
+        .invite_user(admin, &invite("ada@example.com", "user"), &ctx())
+        .await
+        .unwrap()
 }
 
 fn invitation_state(kit: &TestKit, user: UserId) -> InvitationState {
@@ -34,6 +38,7 @@ async fn accepting_an_invitation_activates_the_user_with_the_chosen_password() {
 
     let user = kit
         .service
+        .invitations
         .accept_invitation(&invited.token, pw("ada's own password"), &ctx())
         .await
         .unwrap();
@@ -47,22 +52,30 @@ async fn accepting_an_invitation_activates_the_user_with_the_chosen_password() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].actor, Actor::user(&user));
     assert_eq!(events[0].target_id, Some(user.id));
-    assert_eq!(sign_in(&kit, "ada@example.com", "ada's own password").await.user.id, user.id);
+    assert_eq!(sign_in(&kit, "ada@example.com", "ada's own password").await.user().id, user.id);
 }
 
 #[tokio::test]
 async fn an_invitation_link_works_only_once() {
     let (kit, admin) = with_admin().await;
     let invited = invite_ada(&kit, &admin).await;
-    kit.service.accept_invitation(&invited.token, pw("ada's own password"), &ctx()).await.unwrap();
+    kit.service
+        .invitations
+        .accept_invitation(&invited.token, pw("ada's own password"), &ctx())
+        .await
+        .unwrap();
     let before = counts(&kit);
 
-    let again =
-        kit.service.accept_invitation(&invited.token, pw("an intruder's pick"), &ctx()).await;
+    let again = kit
+        .service
+        .invitations
+        .accept_invitation(&invited.token, pw("an intruder's pick"), &ctx())
+        .await;
 
     assert!(matches!(again, Err(AcceptInvitationError::Invalid)));
     assert_eq!(counts(&kit), before);
-    let intruder = kit.service.sign_in("ada@example.com", &pw("an intruder's pick"), &ctx()).await;
+    let intruder =
+        kit.service.sessions.sign_in("ada@example.com", &pw("an intruder's pick"), &ctx()).await;
     assert!(matches!(intruder, Err(SignInError::InvalidCredentials)));
 }
 
@@ -72,8 +85,11 @@ async fn an_expired_invitation_is_refused_with_its_expiry() {
     let invited = invite_ada(&kit, &admin).await;
     kit.clock.advance(Duration::hours(72));
 
-    let late =
-        kit.service.accept_invitation(&invited.token, pw("ada's own password"), &ctx()).await;
+    let late = kit
+        .service
+        .invitations
+        .accept_invitation(&invited.token, pw("ada's own password"), &ctx())
+        .await;
 
     assert!(matches!(
         late,
@@ -91,8 +107,11 @@ async fn an_invitation_still_works_at_71_hours_59_minutes() {
     let invited = invite_ada(&kit, &admin).await;
     kit.clock.advance(Duration::hours(71) + Duration::minutes(59));
 
-    let user =
-        kit.service.accept_invitation(&invited.token, pw("ada's own password"), &ctx()).await;
+    let user = kit
+        .service
+        .invitations
+        .accept_invitation(&invited.token, pw("ada's own password"), &ctx())
+        .await;
 
     assert_eq!(user.unwrap().status(), UserStatus::Active);
 }
@@ -103,7 +122,7 @@ async fn a_weak_password_is_refused_and_changes_nothing() {
     let invited = invite_ada(&kit, &admin).await;
     let before = counts(&kit);
 
-    let weak = kit.service.accept_invitation(&invited.token, pw("short"), &ctx()).await;
+    let weak = kit.service.invitations.accept_invitation(&invited.token, pw("short"), &ctx()).await;
 
     assert!(matches!(
         weak,
@@ -113,7 +132,11 @@ async fn a_weak_password_is_refused_and_changes_nothing() {
     assert_eq!(kit.store.state().users[&invited.user.id].status(), UserStatus::Invited);
     assert_eq!(invitation_state(&kit, invited.user.id), InvitationState::Pending);
     assert!(!kit.store.state().passwords.contains_key(&invited.user.id));
-    kit.service.accept_invitation(&invited.token, pw("ada's own password"), &ctx()).await.unwrap();
+    kit.service
+        .invitations
+        .accept_invitation(&invited.token, pw("ada's own password"), &ctx())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -123,6 +146,7 @@ async fn an_unknown_invitation_token_is_invalid() {
 
     let unknown = kit
         .service
+        .invitations
         .accept_invitation(
             &PlainToken::presented("made-up-token"),
             pw("ada's own password"),
@@ -139,7 +163,7 @@ async fn looking_up_a_pending_invitation_shows_the_user_and_expiry_without_using
     let (kit, admin) = with_admin().await;
     let invited = invite_ada(&kit, &admin).await;
 
-    let lookup = kit.service.look_up_invitation(&invited.token).await.unwrap();
+    let lookup = kit.service.invitations.look_up_invitation(&invited.token).await.unwrap();
 
     assert_eq!(
         lookup,
@@ -157,7 +181,7 @@ async fn looking_up_an_expired_invitation_says_when_it_expired() {
     let invited = invite_ada(&kit, &admin).await;
     kit.clock.advance(Duration::hours(80));
 
-    let lookup = kit.service.look_up_invitation(&invited.token).await.unwrap();
+    let lookup = kit.service.invitations.look_up_invitation(&invited.token).await.unwrap();
 
     assert_eq!(
         lookup,
@@ -171,10 +195,19 @@ async fn looking_up_an_expired_invitation_says_when_it_expired() {
 async fn looking_up_a_used_or_unknown_invitation_finds_it_invalid() {
     let (kit, admin) = with_admin().await;
     let invited = invite_ada(&kit, &admin).await;
-    kit.service.accept_invitation(&invited.token, pw("ada's own password"), &ctx()).await.unwrap();
+    kit.service
+        .invitations
+        .accept_invitation(&invited.token, pw("ada's own password"), &ctx())
+        .await
+        .unwrap();
 
-    let used = kit.service.look_up_invitation(&invited.token).await.unwrap();
-    let unknown = kit.service.look_up_invitation(&PlainToken::presented("made-up")).await.unwrap();
+    let used = kit.service.invitations.look_up_invitation(&invited.token).await.unwrap();
+    let unknown = kit
+        .service
+        .invitations
+        .look_up_invitation(&PlainToken::presented("made-up"))
+        .await
+        .unwrap();
 
     assert_eq!(used, InvitationLookup::Invalid);
     assert_eq!(unknown, InvitationLookup::Invalid);
@@ -186,11 +219,16 @@ async fn resending_issues_a_new_72_hour_link_and_voids_the_old_one() {
     let first = invite_ada(&kit, &admin).await;
     kit.clock.advance(Duration::hours(80));
 
-    let second = kit.service.resend_invitation(&admin, first.user.id, &ctx()).await.unwrap();
+    let second =
+        kit.service.invitations.resend_invitation(&admin, first.user.id, &ctx()).await.unwrap();
 
     let now = kit.clock.now();
     assert_eq!(second.expires_at, now + Duration::hours(72));
-    let old = kit.service.accept_invitation(&first.token, pw("ada's own password"), &ctx()).await;
+    let old = kit
+        .service
+        .invitations
+        .accept_invitation(&first.token, pw("ada's own password"), &ctx())
+        .await;
     assert!(matches!(old, Err(AcceptInvitationError::Invalid)));
     {
         let state = kit.store.state();
@@ -203,7 +241,11 @@ async fn resending_issues_a_new_72_hour_link_and_voids_the_old_one() {
     assert_eq!((events.len(), events[0].target_id), (1, Some(first.user.id)));
     let new_token = latest_mailed_token(&kit);
     assert_eq!(new_token.hash(), second.token_hash);
-    kit.service.accept_invitation(&new_token, pw("ada's own password"), &ctx()).await.unwrap();
+    kit.service
+        .invitations
+        .accept_invitation(&new_token, pw("ada's own password"), &ctx())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -212,8 +254,9 @@ async fn only_invited_users_can_be_sent_a_new_link() {
     let active = active_user(&kit, &admin, "grace@example.com", "user", "grace's password").await;
     let before = counts(&kit);
 
-    let to_active = kit.service.resend_invitation(&admin, active, &ctx()).await;
-    let to_nobody = kit.service.resend_invitation(&admin, UserId::generate(), &ctx()).await;
+    let to_active = kit.service.invitations.resend_invitation(&admin, active, &ctx()).await;
+    let to_nobody =
+        kit.service.invitations.resend_invitation(&admin, UserId::generate(), &ctx()).await;
 
     assert!(matches!(to_active, Err(ResendInvitationError::NotInvited)));
     assert!(matches!(to_nobody, Err(ResendInvitationError::NotFound)));
@@ -225,10 +268,13 @@ async fn deactivating_an_invited_user_voids_their_link() {
     let (kit, admin) = with_admin().await;
     let invited = invite_ada(&kit, &admin).await;
     let deactivate = UserUpdate { active: Some(false), ..UserUpdate::default() };
-    kit.service.update_user(&admin, invited.user.id, &deactivate, &ctx()).await.unwrap();
+    kit.service.users.update_user(&admin, invited.user.id, &deactivate, &ctx()).await.unwrap();
 
-    let refused =
-        kit.service.accept_invitation(&invited.token, pw("ada's own password"), &ctx()).await;
+    let refused = kit
+        .service
+        .invitations
+        .accept_invitation(&invited.token, pw("ada's own password"), &ctx())
+        .await;
 
     assert!(matches!(refused, Err(AcceptInvitationError::Invalid)));
     assert!(matches!(invitation_state(&kit, invited.user.id), InvitationState::Revoked { .. }));

@@ -3,11 +3,11 @@
 //! dashboard's aggregates, a user's activity, retention.
 
 use chrono::{Duration, NaiveDate};
+use secureai_domain::access::Admin;
+use secureai_domain::access::ServiceCaller;
 use secureai_domain::analytics::errors::{IngestError, ServiceAuthError, ServiceTokenError};
 use secureai_domain::analytics::models::{DayRange, EventRejection, Period, UsageEventInput};
-use secureai_domain::analytics::service::ServiceCaller;
 use secureai_domain::secrets::PlainToken;
-use secureai_domain::sessions::models::Admin;
 use secureai_domain::testing::TestKit;
 use secureai_domain::{AuditAction, Clock, Policy, UserId};
 
@@ -36,15 +36,24 @@ fn today(kit: &TestKit) -> NaiveDate {
 }
 
 async fn caller(kit: &TestKit, admin: &Admin) -> ServiceCaller {
-    let issued = kit.service.create_service_token(admin, "chat service", &ctx()).await.unwrap();
-    kit.service.authenticate_service(&issued.secret).await.unwrap()
+    let issued = kit
+        .service
+        .service_tokens
+        .create_service_token(admin, "chat service", &ctx())
+        .await
+        .unwrap();
+    kit.service.service_tokens.authenticate_service(&issued.secret).await.unwrap()
 }
 
 #[tokio::test]
 async fn a_service_token_is_shown_once_stored_hashed_and_audited() {
     let (kit, admin) = with_admin().await;
-    let issued =
-        kit.service.create_service_token(&admin, "  chat service  ", &ctx()).await.unwrap();
+    let issued = kit
+        .service
+        .service_tokens
+        .create_service_token(&admin, "  chat service  ", &ctx())
+        .await
+        .unwrap();
     let secret = issued.secret.expose().to_owned();
     assert!(secret.starts_with("sat_") && secret.len() >= 4 + 43, "{secret}");
     assert_eq!(issued.token.name, "chat service");
@@ -52,7 +61,7 @@ async fn a_service_token_is_shown_once_stored_hashed_and_audited() {
     let stored = kit.store.state().usage.tokens.clone();
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].1, issued.secret.hash());
-    let listed = kit.service.service_tokens(&admin).await.unwrap();
+    let listed = kit.service.service_tokens.service_tokens(&admin).await.unwrap();
     assert_eq!(listed, vec![issued.token.clone()]);
     // Audited with its id and name; the secret appears in no audit event.
     let created = audit_of(&kit, AuditAction::ServiceTokenCreated);
@@ -61,43 +70,49 @@ async fn a_service_token_is_shown_once_stored_hashed_and_audited() {
     assert!(!format!("{:?}", kit.store.state().audit).contains(&secret));
 
     // It authenticates, and records when it was used.
-    let caller = kit.service.authenticate_service(&issued.secret).await.unwrap();
+    let caller = kit.service.service_tokens.authenticate_service(&issued.secret).await.unwrap();
     assert_eq!(caller.token().id, issued.token.id);
-    let used = kit.service.service_tokens(&admin).await.unwrap();
+    let used = kit.service.service_tokens.service_tokens(&admin).await.unwrap();
     assert_eq!(used[0].last_used_at, Some(kit.clock.now()));
 }
 
 #[tokio::test]
 async fn a_revoked_unknown_or_foreign_token_authenticates_nothing() {
     let (kit, admin) = with_admin().await;
-    let issued = kit.service.create_service_token(&admin, "reporter", &ctx()).await.unwrap();
-    let revoked = kit.service.revoke_service_token(&admin, issued.token.id, &ctx()).await.unwrap();
+    let issued =
+        kit.service.service_tokens.create_service_token(&admin, "reporter", &ctx()).await.unwrap();
+    let revoked = kit
+        .service
+        .service_tokens
+        .revoke_service_token(&admin, issued.token.id, &ctx())
+        .await
+        .unwrap();
     assert_eq!(revoked.revoked_at, Some(kit.clock.now()));
     assert!(matches!(
-        kit.service.authenticate_service(&issued.secret).await,
+        kit.service.service_tokens.authenticate_service(&issued.secret).await,
         Err(ServiceAuthError::InvalidToken)
     ));
     // Revoking again changes nothing and is not audited twice.
-    kit.service.revoke_service_token(&admin, issued.token.id, &ctx()).await.unwrap();
+    kit.service.service_tokens.revoke_service_token(&admin, issued.token.id, &ctx()).await.unwrap();
     assert_eq!(audit_of(&kit, AuditAction::ServiceTokenRevoked).len(), 1);
     assert!(matches!(
-        kit.service.revoke_service_token(&admin, uuid::Uuid::new_v4(), &ctx()).await,
+        kit.service.service_tokens.revoke_service_token(&admin, uuid::Uuid::new_v4(), &ctx()).await,
         Err(ServiceTokenError::NotFound)
     ));
     for guess in ["sat_not-a-token", "", "a-session-token"] {
         assert!(matches!(
-            kit.service.authenticate_service(&PlainToken::presented(guess)).await,
+            kit.service.service_tokens.authenticate_service(&PlainToken::presented(guess)).await,
             Err(ServiceAuthError::InvalidToken)
         ));
     }
     // A session token is not a service token.
     let password = crate::kit::pw(crate::kit::ROOT_PASSWORD);
-    let signed_in = kit.service.sign_in(crate::kit::ROOT_EMAIL, &password, &ctx()).await;
+    let signed_in = kit.service.sessions.sign_in(crate::kit::ROOT_EMAIL, &password, &ctx()).await;
     let session = signed_in.unwrap().token;
-    assert!(kit.service.authenticate_service(&session).await.is_err());
+    assert!(kit.service.service_tokens.authenticate_service(&session).await.is_err());
     for name in ["", "   ", "line\nbreak", &"x".repeat(101)] {
         assert!(matches!(
-            kit.service.create_service_token(&admin, name, &ctx()).await,
+            kit.service.service_tokens.create_service_token(&admin, name, &ctx()).await,
             Err(ServiceTokenError::InvalidName)
         ));
     }
@@ -113,13 +128,14 @@ async fn events_are_recorded_once_whatever_how_often_they_are_sent() {
         event("e-2", ada, "c-1", "gpt-4o", &at(&kit, -1)),
         event("e-1", ada, "c-1", "gpt-4o", &at(&kit, -2)),
     ];
-    let report = kit.service.ingest_usage(&service, batch.clone()).await.unwrap();
+    let report = kit.service.analytics.ingest_usage(&service, batch.clone()).await.unwrap();
     assert_eq!((report.received, report.accepted, report.duplicates), (3, 2, 1));
     assert!(report.rejected.is_empty());
     // The same batch again: nothing new.
-    let again = kit.service.ingest_usage(&service, batch).await.unwrap();
+    let again = kit.service.analytics.ingest_usage(&service, batch).await.unwrap();
     assert_eq!((again.accepted, again.duplicates), (0, 3));
-    let dashboard = kit.service.dashboard(&admin, DayRange::ending(today(&kit), 7)).await.unwrap();
+    let dashboard =
+        kit.service.analytics.dashboard(&admin, DayRange::ending(today(&kit), 7)).await.unwrap();
     assert_eq!(dashboard.total.events, 2);
     assert_eq!(dashboard.total.input_tokens, 200);
     assert_eq!(dashboard.total.output_tokens, 40);
@@ -183,7 +199,7 @@ async fn each_bad_event_is_refused_with_its_reason_and_the_rest_recorded() {
     ];
     let mut batch: Vec<UsageEventInput> = cases.iter().map(|(e, _)| e.clone()).collect();
     batch.push(good());
-    let report = kit.service.ingest_usage(&service, batch).await.unwrap();
+    let report = kit.service.analytics.ingest_usage(&service, batch).await.unwrap();
     assert_eq!(report.accepted, 1);
     let reasons: Vec<(usize, EventRejection)> =
         report.rejected.iter().map(|r| (r.index, r.reason)).collect();
@@ -203,7 +219,7 @@ async fn a_batch_over_the_limit_is_refused_whole() {
     let batch: Vec<_> =
         (0..3).map(|i| event(&format!("e{i}"), ada, "c", "m", &at(&kit, -1))).collect();
     assert!(matches!(
-        kit.service.ingest_usage(&service, batch).await,
+        kit.service.analytics.ingest_usage(&service, batch).await,
         Err(IngestError::TooLarge { limit: 2 })
     ));
     assert!(kit.store.state().usage.events.is_empty());
@@ -227,9 +243,9 @@ async fn the_dashboard_sums_days_models_and_users_and_counts_conversations_once(
         event("b3", bob, "bob-c3", "gpt-4o", &day(0)),
         event("b4", bob, "bob-c3", "gpt-4o", &day(0)),
     ];
-    kit.service.ingest_usage(&service, batch).await.unwrap();
+    kit.service.analytics.ingest_usage(&service, batch).await.unwrap();
     let range = DayRange::ending(today(&kit), 7);
-    let dashboard = kit.service.dashboard(&admin, range).await.unwrap();
+    let dashboard = kit.service.analytics.dashboard(&admin, range).await.unwrap();
 
     // Every day of the range, idle ones at zero.
     assert_eq!(dashboard.by_day.len(), 7);
@@ -264,10 +280,10 @@ async fn a_sign_in_makes_a_user_active_that_day_week_and_month() {
     kit.clock.advance(Duration::days(1));
     sign_in(&kit, "ada@example.com", "ada's password").await;
     let range = DayRange::ending(today(&kit), 2);
-    let daily = kit.service.active_users(&admin, Period::Day, range).await.unwrap();
+    let daily = kit.service.analytics.active_users(&admin, Period::Day, range).await.unwrap();
     // Yesterday: the admin signed in. Today: Ada.
     assert_eq!(daily.iter().map(|p| p.users).collect::<Vec<_>>(), [1, 1]);
-    let monthly = kit.service.active_users(&admin, Period::Month, range).await.unwrap();
+    let monthly = kit.service.analytics.active_users(&admin, Period::Month, range).await.unwrap();
     assert_eq!(monthly.iter().map(|p| p.users).sum::<u64>(), 2);
 }
 
@@ -283,15 +299,15 @@ async fn a_profile_shows_the_last_30_days_and_the_last_activity() {
         event("n2", ada, "c1", "claude", &at(&kit, -2)),
         event("n3", ada, "c2", "gpt-4o", &at(&kit, -1)),
     ];
-    kit.service.ingest_usage(&service, batch).await.unwrap();
-    let activity = kit.service.user_activity(&admin, ada).await.unwrap();
+    kit.service.analytics.ingest_usage(&service, batch).await.unwrap();
+    let activity = kit.service.analytics.user_activity(&admin, ada).await.unwrap();
     assert_eq!(activity.range.days(), 30);
     assert_eq!(activity.usage.events, 3);
     assert_eq!(activity.usage.conversations, 2);
     assert_eq!(activity.last_activity_at, Some(kit.clock.now() - Duration::hours(1)));
     let models: Vec<&str> = activity.models.iter().map(|m| m.model.as_str()).collect();
     assert_eq!(models, ["claude", "gpt-4o"]);
-    let nobody = kit.service.user_activity(&admin, admin.user().id).await.unwrap();
+    let nobody = kit.service.analytics.user_activity(&admin, admin.user().id).await.unwrap();
     assert_eq!((nobody.usage.events, nobody.last_activity_at), (0, None));
 }
 
@@ -301,22 +317,27 @@ async fn raw_events_expire_but_their_aggregates_stay_and_a_replay_is_refused() {
     let ada = active_user(&kit, &admin, "ada@example.com", "user", "ada's password").await;
     let service = caller(&kit, &admin).await;
     let first = event("e-1", ada, "c-1", "gpt-4o", &at(&kit, -1));
-    kit.service.ingest_usage(&service, vec![first.clone()]).await.unwrap();
+    kit.service.analytics.ingest_usage(&service, vec![first.clone()]).await.unwrap();
     kit.clock.advance(Duration::days(91));
-    assert_eq!(kit.service.purge_expired_usage().await.unwrap(), 1);
+    assert_eq!(kit.service.analytics.purge_expired_usage().await.unwrap(), 1);
     assert!(kit.store.state().usage.events.is_empty());
     let range = DayRange::ending(today(&kit), 100);
-    let dashboard = kit.service.dashboard(&admin, range).await.unwrap();
+    let dashboard = kit.service.analytics.dashboard(&admin, range).await.unwrap();
     assert_eq!(dashboard.total.events, 1);
     // Sent again after its raw record is gone: too old, not counted twice.
-    let service = kit.service.authenticate_service(&issue_again(&kit, &admin).await).await.unwrap();
-    let replay = kit.service.ingest_usage(&service, vec![first]).await.unwrap();
+    let service = kit
+        .service
+        .service_tokens
+        .authenticate_service(&issue_again(&kit, &admin).await)
+        .await
+        .unwrap();
+    let replay = kit.service.analytics.ingest_usage(&service, vec![first]).await.unwrap();
     assert_eq!(replay.rejected[0].reason, EventRejection::TooOld);
-    assert_eq!(kit.service.dashboard(&admin, range).await.unwrap().total.events, 1);
+    assert_eq!(kit.service.analytics.dashboard(&admin, range).await.unwrap().total.events, 1);
 }
 
 async fn issue_again(kit: &TestKit, admin: &Admin) -> PlainToken {
-    kit.service.create_service_token(admin, "again", &ctx()).await.unwrap().secret
+    kit.service.service_tokens.create_service_token(admin, "again", &ctx()).await.unwrap().secret
 }
 
 #[tokio::test]
@@ -324,8 +345,8 @@ async fn a_range_must_run_forward_and_not_exceed_a_year() {
     let (kit, admin) = with_admin().await;
     let day = today(&kit);
     let backwards = DayRange { from: day, to: day - Duration::days(1) };
-    assert!(kit.service.dashboard(&admin, backwards).await.is_err());
+    assert!(kit.service.analytics.dashboard(&admin, backwards).await.is_err());
     let too_long = DayRange::ending(day, 367);
-    assert!(kit.service.dashboard(&admin, too_long).await.is_err());
-    assert!(kit.service.dashboard(&admin, DayRange::ending(day, 366)).await.is_ok());
+    assert!(kit.service.analytics.dashboard(&admin, too_long).await.is_err());
+    assert!(kit.service.analytics.dashboard(&admin, DayRange::ending(day, 366)).await.is_ok());
 }

@@ -7,10 +7,10 @@
 use std::io::Cursor;
 
 use proptest::prelude::*;
+use secureai_domain::access::Admin;
 use secureai_domain::imports::models::{ImportMode, RowOutcome, RowReport, check_row};
 use secureai_domain::imports::parse::{CsvRows, FileError, RawRow};
 use secureai_domain::imports::service::{ImportError, ImportRequest};
-use secureai_domain::sessions::models::Admin;
 use secureai_domain::testing::TestKit;
 use secureai_domain::{AuditAction, Policy, UserStatus};
 use uuid::Uuid;
@@ -29,6 +29,7 @@ fn request(mode: ImportMode) -> ImportRequest {
 async fn run(kit: &TestKit, admin: &Admin, csv: &str, mode: ImportMode) -> (Uuid, Vec<RowReport>) {
     let record = kit
         .service
+        .imports
         .import_csv(
             admin,
             Cursor::new(csv.as_bytes().to_vec()),
@@ -38,7 +39,8 @@ async fn run(kit: &TestKit, admin: &Admin, csv: &str, mode: ImportMode) -> (Uuid
         )
         .await
         .unwrap();
-    let rows = kit.service.import_report_rows(admin, record.id, 0, 1000, false).await.unwrap();
+    let rows =
+        kit.service.imports.import_report_rows(admin, record.id, 0, 1000, false).await.unwrap();
     (record.id, rows)
 }
 
@@ -88,7 +90,7 @@ async fn an_import_creates_the_valid_rows_with_invitations_and_a_rerun_creates_n
     let (kit, admin) = with_admin().await;
 
     let (id, rows) = run(&kit, &admin, FILE, ImportMode::Commit).await;
-    let record = kit.service.import_record(&admin, id).await.unwrap().unwrap();
+    let record = kit.service.imports.import_record(&admin, id).await.unwrap().unwrap();
 
     assert_eq!((record.counts.rows, record.counts.valid, record.counts.skipped), (7, 2, 5));
     assert!(record.finished);
@@ -126,7 +128,11 @@ async fn an_import_creates_the_valid_rows_with_invitations_and_a_rerun_creates_n
 #[tokio::test]
 async fn rows_beyond_the_free_seats_are_skipped_in_file_order() {
     let (kit, admin) = with_admin_under(Policy { seat_limit: Some(3), ..Policy::default() }).await;
-    kit.service.invite_user(&admin, &invite("held@example.com", "user"), &ctx()).await.unwrap();
+    kit.service
+        .invitations
+        .invite_user(&admin, &invite("held@example.com", "user"), &ctx())
+        .await
+        .unwrap();
     let csv = "name,email,role\nA,a@example.com,user\nbad,bad,user\nB,b@example.com,user\nC,c@example.com,user\n";
 
     for mode in [ImportMode::Preview, ImportMode::Commit] {
@@ -153,6 +159,7 @@ async fn a_broken_file_is_refused_as_a_whole_before_anything_is_written() {
             .to_vec();
     let outcome = kit
         .service
+        .imports
         .import_csv(
             &admin,
             Cursor::new(bad_late),
@@ -167,6 +174,7 @@ async fn a_broken_file_is_refused_as_a_whole_before_anything_is_written() {
     );
     let missing = kit
         .service
+        .imports
         .import_csv(
             &admin,
             Cursor::new(b"email,role\n".to_vec()),
@@ -180,6 +188,7 @@ async fn a_broken_file_is_refused_as_a_whole_before_anything_is_written() {
     let limited = ImportRequest { max_rows: Some(2), ..request(ImportMode::Commit) };
     let too_many = kit
         .service
+        .imports
         .import_csv(&admin, Cursor::new(big.into_bytes()), &limited, &ctx(), &mut |_| {})
         .await;
     assert!(matches!(too_many, Err(ImportError::File(FileError::TooManyRows { limit: 2 }))));
@@ -208,10 +217,12 @@ async fn json_rows_are_numbered_from_one_and_checked_alike() {
     ];
     let record = kit
         .service
+        .imports
         .import_rows_as_admin(&admin, rows, &request(ImportMode::Commit), &ctx())
         .await
         .unwrap();
-    let reports = kit.service.import_report_rows(&admin, record.id, 0, 10, true).await.unwrap();
+    let reports =
+        kit.service.imports.import_report_rows(&admin, record.id, 0, 10, true).await.unwrap();
     assert_eq!(reports.len(), 1);
     assert_eq!(problem(&reports[0]).1, "this email is repeated: it is first on line 1");
 }

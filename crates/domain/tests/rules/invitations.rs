@@ -2,9 +2,9 @@
 //! queued email and the audit record are written together or not at all.
 
 use chrono::Duration;
+use secureai_domain::access::Forbidden;
 use secureai_domain::invitations::models::InvitationState;
 use secureai_domain::mail::models::MailMessage;
-use secureai_domain::sessions::models::Forbidden;
 use secureai_domain::users::errors::InviteUserError;
 use secureai_domain::users::lifecycle::UserUpdate;
 use secureai_domain::{Actor, AuditAction, Clock, Permission, Policy, Role, UserStatus};
@@ -18,8 +18,12 @@ use crate::kit::{
 async fn inviting_creates_an_invited_user_with_one_pending_invitation_expiring_72_hours_later() {
     let (kit, admin) = with_admin().await;
 
-    let invited =
-        kit.service.invite_user(&admin, &invite("ada@example.com", "user"), &ctx()).await.unwrap();
+    let invited = kit
+        .service
+        .invitations
+        .invite_user(&admin, &invite("ada@example.com", "user"), &ctx())
+        .await
+        .unwrap();
 
     let now = kit.clock.now();
     let state = kit.store.state();
@@ -40,8 +44,12 @@ async fn inviting_creates_an_invited_user_with_one_pending_invitation_expiring_7
 async fn inviting_queues_one_invitation_mail_to_the_invited_address() {
     let (kit, admin) = with_admin().await;
 
-    let invited =
-        kit.service.invite_user(&admin, &invite("Ada@Example.com", "user"), &ctx()).await.unwrap();
+    let invited = kit
+        .service
+        .invitations
+        .invite_user(&admin, &invite("Ada@Example.com", "user"), &ctx())
+        .await
+        .unwrap();
 
     let state = kit.store.state();
     assert_eq!(state.outbox.len(), 1);
@@ -65,8 +73,12 @@ async fn inviting_queues_one_invitation_mail_to_the_invited_address() {
 async fn inviting_is_audited_with_the_admin_as_actor() {
     let (kit, admin) = with_admin().await;
 
-    let invited =
-        kit.service.invite_user(&admin, &invite("ada@example.com", "admin"), &ctx()).await.unwrap();
+    let invited = kit
+        .service
+        .invitations
+        .invite_user(&admin, &invite("ada@example.com", "admin"), &ctx())
+        .await
+        .unwrap();
 
     let events = audit_of(&kit, AuditAction::UserInvited);
     assert_eq!(events.len(), 1);
@@ -81,10 +93,16 @@ async fn inviting_is_audited_with_the_admin_as_actor() {
 async fn rule_1_a_user_is_invited_with_exactly_one_role() {
     let (kit, admin) = with_admin().await;
 
-    let two_roles =
-        kit.service.invite_user(&admin, &invite("x@example.com", "user,admin"), &ctx()).await;
-    let one_role =
-        kit.service.invite_user(&admin, &invite("x@example.com", " ADMIN "), &ctx()).await;
+    let two_roles = kit
+        .service
+        .invitations
+        .invite_user(&admin, &invite("x@example.com", "user,admin"), &ctx())
+        .await;
+    let one_role = kit
+        .service
+        .invitations
+        .invite_user(&admin, &invite("x@example.com", " ADMIN "), &ctx())
+        .await;
 
     assert!(matches!(two_roles, Err(InviteUserError::Invalid(f)) if f.field == "role"));
     assert_eq!(one_role.unwrap().user.role, Role::Admin);
@@ -97,8 +115,9 @@ async fn an_invitation_with_an_invalid_field_is_refused_naming_it_and_nothing_is
     let mut no_name = invite("ada@example.com", "user");
     no_name.name = "  ".into();
 
-    let bad_email = kit.service.invite_user(&admin, &invite("ada@", "user"), &ctx()).await;
-    let bad_name = kit.service.invite_user(&admin, &no_name, &ctx()).await;
+    let bad_email =
+        kit.service.invitations.invite_user(&admin, &invite("ada@", "user"), &ctx()).await;
+    let bad_name = kit.service.invitations.invite_user(&admin, &no_name, &ctx()).await;
 
     assert!(matches!(bad_email, Err(InviteUserError::Invalid(f)) if f.field == "email"));
     assert!(matches!(bad_name, Err(InviteUserError::Invalid(f)) if f.field == "name"));
@@ -108,10 +127,18 @@ async fn an_invitation_with_an_invalid_field_is_refused_naming_it_and_nothing_is
 #[tokio::test]
 async fn an_email_already_in_use_in_another_letter_case_is_refused_and_nothing_is_written() {
     let (kit, admin) = with_admin().await;
-    kit.service.invite_user(&admin, &invite("Ada@Example.com", "user"), &ctx()).await.unwrap();
+    kit.service
+        .invitations
+        .invite_user(&admin, &invite("Ada@Example.com", "user"), &ctx())
+        .await
+        .unwrap();
     let before = counts(&kit);
 
-    let again = kit.service.invite_user(&admin, &invite("ada@EXAMPLE.COM", "admin"), &ctx()).await;
+    let again = kit
+        .service
+        .invitations
+        .invite_user(&admin, &invite("ada@EXAMPLE.COM", "admin"), &ctx())
+        .await;
 
     assert!(matches!(again, Err(InviteUserError::EmailTaken)));
     assert_eq!(counts(&kit), before);
@@ -122,9 +149,13 @@ async fn rule_2_an_email_stays_taken_by_a_deactivated_user() {
     let (kit, admin) = with_admin().await;
     let id = active_user(&kit, &admin, "Ada@Example.com", "user", "ada's password").await;
     let deactivate = UserUpdate { active: Some(false), ..UserUpdate::default() };
-    kit.service.update_user(&admin, id, &deactivate, &ctx()).await.unwrap();
+    kit.service.users.update_user(&admin, id, &deactivate, &ctx()).await.unwrap();
 
-    let again = kit.service.invite_user(&admin, &invite("ada@EXAMPLE.com", "user"), &ctx()).await;
+    let again = kit
+        .service
+        .invitations
+        .invite_user(&admin, &invite("ada@EXAMPLE.com", "user"), &ctx())
+        .await;
 
     assert!(matches!(again, Err(InviteUserError::EmailTaken)));
 }
@@ -133,11 +164,12 @@ async fn rule_2_an_email_stays_taken_by_a_deactivated_user() {
 async fn the_invitation_past_the_seat_limit_is_refused_and_nothing_is_written() {
     let (kit, admin) = with_admin_under(Policy { seat_limit: Some(3), ..Policy::default() }).await;
     for email in ["b@example.com", "c@example.com"] {
-        kit.service.invite_user(&admin, &invite(email, "user"), &ctx()).await.unwrap();
+        kit.service.invitations.invite_user(&admin, &invite(email, "user"), &ctx()).await.unwrap();
     }
     let before = counts(&kit);
 
-    let fourth = kit.service.invite_user(&admin, &invite("d@example.com", "user"), &ctx()).await;
+    let fourth =
+        kit.service.invitations.invite_user(&admin, &invite("d@example.com", "user"), &ctx()).await;
 
     assert!(matches!(fourth, Err(InviteUserError::SeatLimitReached { limit: 3 })));
     assert_eq!(counts(&kit), before);
@@ -146,24 +178,31 @@ async fn the_invitation_past_the_seat_limit_is_refused_and_nothing_is_written() 
 #[tokio::test]
 async fn deactivated_users_do_not_hold_seats() {
     let (kit, admin) = with_admin_under(Policy { seat_limit: Some(2), ..Policy::default() }).await;
-    let second =
-        kit.service.invite_user(&admin, &invite("b@example.com", "user"), &ctx()).await.unwrap();
-    let full = kit.service.invite_user(&admin, &invite("c@example.com", "user"), &ctx()).await;
+    let second = kit
+        .service
+        .invitations
+        .invite_user(&admin, &invite("b@example.com", "user"), &ctx())
+        .await
+        .unwrap();
+    let full =
+        kit.service.invitations.invite_user(&admin, &invite("c@example.com", "user"), &ctx()).await;
     assert!(matches!(full, Err(InviteUserError::SeatLimitReached { limit: 2 })));
     deactivate_in_store(&kit, second.user.id);
 
-    let third = kit.service.invite_user(&admin, &invite("c@example.com", "user"), &ctx()).await;
+    let third =
+        kit.service.invitations.invite_user(&admin, &invite("c@example.com", "user"), &ctx()).await;
 
     assert_eq!(third.unwrap().user.status(), UserStatus::Invited);
-    assert_eq!(kit.service.seat_usage(&admin).await.unwrap().used, 2);
+    assert_eq!(kit.service.users.seat_usage(&admin).await.unwrap().used, 2);
 }
 
 #[tokio::test]
 async fn a_seat_limit_set_by_an_admin_replaces_the_configured_one() {
     let (kit, admin) = with_admin_under(Policy { seat_limit: Some(10), ..Policy::default() }).await;
 
-    let usage = kit.service.set_seat_limit(&admin, Some(1), &ctx()).await.unwrap();
-    let refused = kit.service.invite_user(&admin, &invite("b@example.com", "user"), &ctx()).await;
+    let usage = kit.service.users.set_seat_limit(&admin, Some(1), &ctx()).await.unwrap();
+    let refused =
+        kit.service.invitations.invite_user(&admin, &invite("b@example.com", "user"), &ctx()).await;
 
     assert_eq!((usage.used, usage.limit), (1, Some(1)));
     assert!(matches!(refused, Err(InviteUserError::SeatLimitReached { limit: 1 })));
@@ -189,6 +228,7 @@ async fn the_operator_can_invite_an_admin_from_the_command_line() {
 
     let invited = kit
         .service
+        .invitations
         .invite_admin_as_operator(
             "ops@example.com",
             "Ops",
@@ -216,7 +256,8 @@ async fn the_operator_can_invite_an_admin_from_the_command_line() {
 async fn the_operator_is_refused_an_invalid_email_naming_the_field() {
     let kit = secureai_domain::testing::TestKit::new();
 
-    let refused = kit.service.invite_admin_as_operator("not an email", "Ops", &ctx()).await;
+    let refused =
+        kit.service.invitations.invite_admin_as_operator("not an email", "Ops", &ctx()).await;
 
     assert!(matches!(refused, Err(InviteUserError::Invalid(f)) if f.field == "email"));
     assert!(kit.store.state().users.is_empty());

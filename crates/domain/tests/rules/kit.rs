@@ -2,12 +2,12 @@
 //! small readers of the in-memory store's state.
 
 use secrecy::SecretString;
+use secureai_domain::access::{Admin, Principal};
 use secureai_domain::audit::models::AuditEvent;
+use secureai_domain::invitations::service::InviteRequest;
 use secureai_domain::mail::models::MailMessage;
 use secureai_domain::secrets::PlainToken;
-use secureai_domain::sessions::models::{Admin, Principal};
 use secureai_domain::testing::TestKit;
-use secureai_domain::users::service::InviteRequest;
 use secureai_domain::{AuditAction, Policy, RequestContext, UserId, UserState};
 
 /// The first admin's credentials.
@@ -40,8 +40,9 @@ pub async fn with_admin() -> (TestKit, Admin) {
 /// A kit with this policy whose first admin is set up and signed in.
 pub async fn with_admin_under(policy: Policy) -> (TestKit, Admin) {
     let kit = TestKit::with_policy(policy);
-    let token = kit.service.prepare_setup().await.unwrap().unwrap();
+    let token = kit.service.setup.prepare_setup().await.unwrap().unwrap();
     kit.service
+        .setup
         .complete_setup(&token, ROOT_EMAIL, "Root", pw(ROOT_PASSWORD), &ctx())
         .await
         .unwrap();
@@ -51,8 +52,8 @@ pub async fn with_admin_under(policy: Policy) -> (TestKit, Admin) {
 
 /// Signs in and resolves the session, as the next request would.
 pub async fn sign_in(kit: &TestKit, email: &str, password: &str) -> Principal {
-    let signed_in = kit.service.sign_in(email, &pw(password), &ctx()).await.unwrap();
-    kit.service.authenticate(&signed_in.token).await.unwrap()
+    let signed_in = kit.service.sessions.sign_in(email, &pw(password), &ctx()).await.unwrap();
+    kit.service.sessions.authenticate(&signed_in.token).await.unwrap()
 }
 
 /// Invites and activates a user; returns their id.
@@ -63,8 +64,9 @@ pub async fn active_user(
     role: &str,
     password: &str,
 ) -> UserId {
-    let invited = kit.service.invite_user(admin, &invite(email, role), &ctx()).await.unwrap();
-    kit.service.accept_invitation(&invited.token, pw(password), &ctx()).await.unwrap();
+    let invited =
+        kit.service.invitations.invite_user(admin, &invite(email, role), &ctx()).await.unwrap();
+    kit.service.invitations.accept_invitation(&invited.token, pw(password), &ctx()).await.unwrap();
     invited.user.id
 }
 

@@ -26,8 +26,8 @@ async fn rule_3_the_last_active_admin_can_be_neither_demoted_nor_deactivated() {
     let (kit, admin) = with_admin().await;
     let own = admin.user().id;
 
-    let demoted = kit.service.update_user(&admin, own, &role("user"), &ctx()).await;
-    let deactivated = kit.service.update_user(&admin, own, &deactivate(), &ctx()).await;
+    let demoted = kit.service.users.update_user(&admin, own, &role("user"), &ctx()).await;
+    let deactivated = kit.service.users.update_user(&admin, own, &deactivate(), &ctx()).await;
 
     assert!(matches!(demoted, Err(UpdateUserError::LastAdmin)));
     assert!(matches!(deactivated, Err(UpdateUserError::LastAdmin)));
@@ -40,11 +40,11 @@ async fn rule_14_an_admin_may_demote_themself_only_while_another_active_admin_ex
     let (kit, admin) = with_admin().await;
     let own = admin.user().id;
     let heir = active_user(&kit, &admin, "heir@example.com", "admin", "the heir's pw").await;
-    kit.service.update_user(&admin, heir, &deactivate(), &ctx()).await.unwrap();
-    let alone = kit.service.update_user(&admin, own, &role("user"), &ctx()).await;
-    kit.service.update_user(&admin, heir, &reactivate(), &ctx()).await.unwrap();
+    kit.service.users.update_user(&admin, heir, &deactivate(), &ctx()).await.unwrap();
+    let alone = kit.service.users.update_user(&admin, own, &role("user"), &ctx()).await;
+    kit.service.users.update_user(&admin, heir, &reactivate(), &ctx()).await.unwrap();
 
-    let with_heir = kit.service.update_user(&admin, own, &role("user"), &ctx()).await;
+    let with_heir = kit.service.users.update_user(&admin, own, &role("user"), &ctx()).await;
 
     assert!(matches!(alone, Err(UpdateUserError::LastAdmin)));
     assert_eq!(with_heir.unwrap().role, secureai_domain::Role::User);
@@ -53,13 +53,22 @@ async fn rule_14_an_admin_may_demote_themself_only_while_another_active_admin_ex
 #[tokio::test]
 async fn rule_4_reactivation_needs_a_free_seat() {
     let (kit, admin) = with_admin().await;
-    kit.service.set_seat_limit(&admin, Some(2), &ctx()).await.unwrap();
-    let second =
-        kit.service.invite_user(&admin, &invite("b@example.com", "user"), &ctx()).await.unwrap();
-    kit.service.update_user(&admin, second.user.id, &deactivate(), &ctx()).await.unwrap();
-    kit.service.invite_user(&admin, &invite("c@example.com", "user"), &ctx()).await.unwrap();
+    kit.service.users.set_seat_limit(&admin, Some(2), &ctx()).await.unwrap();
+    let second = kit
+        .service
+        .invitations
+        .invite_user(&admin, &invite("b@example.com", "user"), &ctx())
+        .await
+        .unwrap();
+    kit.service.users.update_user(&admin, second.user.id, &deactivate(), &ctx()).await.unwrap();
+    kit.service
+        .invitations
+        .invite_user(&admin, &invite("c@example.com", "user"), &ctx())
+        .await
+        .unwrap();
 
-    let refused = kit.service.update_user(&admin, second.user.id, &reactivate(), &ctx()).await;
+    let refused =
+        kit.service.users.update_user(&admin, second.user.id, &reactivate(), &ctx()).await;
 
     assert!(matches!(refused, Err(UpdateUserError::SeatLimitReached { limit: 2 })));
     assert_eq!(kit.store.state().users[&second.user.id].status(), UserStatus::Deactivated);
@@ -69,7 +78,7 @@ async fn rule_4_reactivation_needs_a_free_seat() {
 async fn a_seat_limit_of_zero_is_refused_naming_the_field() {
     let (kit, admin) = with_admin().await;
 
-    let refused = kit.service.set_seat_limit(&admin, Some(0), &ctx()).await;
+    let refused = kit.service.users.set_seat_limit(&admin, Some(0), &ctx()).await;
 
     assert!(matches!(refused, Err(SettingsError::Invalid(f)) if f.field == "limit"));
     assert_eq!(kit.store.state().seat_limit, None);
@@ -79,10 +88,14 @@ async fn a_seat_limit_of_zero_is_refused_naming_the_field() {
 async fn rule_8_deactivation_blocks_sign_in_ends_sessions_and_keeps_the_data() {
     let (kit, admin) = with_admin().await;
     let id = active_user(&kit, &admin, "leaver@example.com", "user", "leaver's password").await;
-    let session =
-        kit.service.sign_in("leaver@example.com", &pw("leaver's password"), &ctx()).await.unwrap();
+    let session = kit
+        .service
+        .sessions
+        .sign_in("leaver@example.com", &pw("leaver's password"), &ctx())
+        .await
+        .unwrap();
 
-    kit.service.update_user(&admin, id, &deactivate(), &ctx()).await.unwrap();
+    kit.service.users.update_user(&admin, id, &deactivate(), &ctx()).await.unwrap();
 
     {
         let state = kit.store.state();
@@ -93,10 +106,11 @@ async fn rule_8_deactivation_blocks_sign_in_ends_sessions_and_keeps_the_data() {
         assert!(state.sessions.iter().all(|s| s.user_id != id));
     }
     assert!(matches!(
-        kit.service.authenticate(&session.token).await,
+        kit.service.sessions.authenticate(&session.token).await,
         Err(AuthenticateError::Unauthenticated)
     ));
-    let refused = kit.service.sign_in("leaver@example.com", &pw("leaver's password"), &ctx()).await;
+    let refused =
+        kit.service.sessions.sign_in("leaver@example.com", &pw("leaver's password"), &ctx()).await;
     assert!(matches!(refused, Err(SignInError::AccountDeactivated)));
 }
 
@@ -105,22 +119,26 @@ async fn rule_8_reactivation_restores_sign_in_with_history_intact() {
     let (kit, admin) = with_admin().await;
     let id = active_user(&kit, &admin, "leaver@example.com", "user", "leaver's password").await;
     let activated_at = kit.store.state().users[&id].state.activated_at().unwrap();
-    kit.service.update_user(&admin, id, &deactivate(), &ctx()).await.unwrap();
+    kit.service.users.update_user(&admin, id, &deactivate(), &ctx()).await.unwrap();
 
-    let back = kit.service.update_user(&admin, id, &reactivate(), &ctx()).await.unwrap();
+    let back = kit.service.users.update_user(&admin, id, &reactivate(), &ctx()).await.unwrap();
 
     assert_eq!(back.state, UserState::Active { activated_at });
-    assert_eq!(sign_in(&kit, "leaver@example.com", "leaver's password").await.user.id, id);
+    assert_eq!(sign_in(&kit, "leaver@example.com", "leaver's password").await.user().id, id);
 }
 
 #[tokio::test]
 async fn reactivating_someone_who_never_activated_makes_them_invited_again() {
     let (kit, admin) = with_admin().await;
-    let invited =
-        kit.service.invite_user(&admin, &invite("b@example.com", "user"), &ctx()).await.unwrap();
-    kit.service.update_user(&admin, invited.user.id, &deactivate(), &ctx()).await.unwrap();
+    let invited = kit
+        .service
+        .invitations
+        .invite_user(&admin, &invite("b@example.com", "user"), &ctx())
+        .await
+        .unwrap();
+    kit.service.users.update_user(&admin, invited.user.id, &deactivate(), &ctx()).await.unwrap();
 
-    let back = kit.service.update_user(&admin, invited.user.id, &reactivate(), &ctx()).await;
+    let back = kit.service.users.update_user(&admin, invited.user.id, &reactivate(), &ctx()).await;
 
     assert_eq!(back.unwrap().state, UserState::Invited);
 }
@@ -129,7 +147,8 @@ async fn reactivating_someone_who_never_activated_makes_them_invited_again() {
 async fn changing_an_unknown_user_is_refused_as_not_found() {
     let (kit, admin) = with_admin().await;
 
-    let refused = kit.service.update_user(&admin, UserId::generate(), &role("admin"), &ctx()).await;
+    let refused =
+        kit.service.users.update_user(&admin, UserId::generate(), &role("admin"), &ctx()).await;
 
     assert!(matches!(refused, Err(UpdateUserError::NotFound)));
 }
@@ -139,7 +158,8 @@ async fn rule_9_erasure_anonymises_keeps_the_row_and_is_audited() {
     let (kit, admin) = with_admin().await;
     let id = active_user(&kit, &admin, "gone@example.com", "user", "gone's password").await;
 
-    let erased = kit.service.erase_user_as_operator("gone@example.com", &ctx()).await.unwrap();
+    let erased =
+        kit.service.users.erase_user_as_operator("gone@example.com", &ctx()).await.unwrap();
 
     assert_eq!(erased.id, id);
     let state = kit.store.state();
@@ -156,18 +176,26 @@ async fn rule_9_erasure_anonymises_keeps_the_row_and_is_audited() {
 async fn rule_10_the_old_password_works_until_a_reset_is_completed() {
     let (kit, admin) = with_admin().await;
     let id = active_user(&kit, &admin, "reset@example.com", "user", "old password!").await;
-    let other =
-        kit.service.sign_in("reset@example.com", &pw("old password!"), &ctx()).await.unwrap();
-    kit.service.request_password_reset(&admin, id, &ctx()).await.unwrap();
+    let other = kit
+        .service
+        .sessions
+        .sign_in("reset@example.com", &pw("old password!"), &ctx())
+        .await
+        .unwrap();
+    kit.service.passwords.request_password_reset(&admin, id, &ctx()).await.unwrap();
     sign_in(&kit, "reset@example.com", "old password!").await;
     let token = latest_mailed_token(&kit);
 
-    kit.service.complete_password_reset(&token, pw("new password!"), &ctx()).await.unwrap();
+    kit.service
+        .passwords
+        .complete_password_reset(&token, pw("new password!"), &ctx())
+        .await
+        .unwrap();
 
-    let old = kit.service.sign_in("reset@example.com", &pw("old password!"), &ctx()).await;
+    let old = kit.service.sessions.sign_in("reset@example.com", &pw("old password!"), &ctx()).await;
     assert!(matches!(old, Err(SignInError::InvalidCredentials)));
     assert!(matches!(
-        kit.service.authenticate(&other.token).await,
+        kit.service.sessions.authenticate(&other.token).await,
         Err(AuthenticateError::Unauthenticated)
     ));
     sign_in(&kit, "reset@example.com", "new password!").await;
@@ -177,9 +205,9 @@ async fn rule_10_the_old_password_works_until_a_reset_is_completed() {
 async fn rule_13_every_admin_action_and_security_event_is_audited() {
     let (kit, admin) = with_admin().await;
     let id = active_user(&kit, &admin, "audited@example.com", "user", "audited pw 1").await;
-    let _ = kit.service.sign_in("audited@example.com", &pw("wrong"), &ctx()).await;
+    let _ = kit.service.sessions.sign_in("audited@example.com", &pw("wrong"), &ctx()).await;
 
-    kit.service.update_user(&admin, id, &role("admin"), &ctx()).await.unwrap();
+    kit.service.users.update_user(&admin, id, &role("admin"), &ctx()).await.unwrap();
 
     let actions: Vec<AuditAction> = kit.store.state().audit.iter().map(|e| e.action).collect();
     assert_eq!(

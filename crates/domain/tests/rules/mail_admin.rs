@@ -43,15 +43,17 @@ fn set(password: &str) -> PasswordChange {
 #[tokio::test]
 async fn saved_settings_replace_the_configured_ones_and_keep_the_password() {
     let (kit, admin) = with_admin().await;
-    let (initial, source) = kit.service.email_settings(&admin).await.unwrap();
+    let (initial, source) = kit.service.mail.email_settings(&admin).await.unwrap();
     assert_eq!((initial.smtp.is_none(), source), (true, SettingsSource::Configuration));
 
     kit.service
+        .mail
         .update_email_settings(&admin, smtp("smtp.example.com", set(SECRET)), &ctx())
         .await
         .unwrap();
     let (kept, source) = kit
         .service
+        .mail
         .update_email_settings(&admin, smtp("smtp.example.com", PasswordChange::Keep), &ctx())
         .await
         .unwrap();
@@ -86,13 +88,22 @@ async fn the_next_delivery_uses_settings_saved_after_the_start() {
         kit.clock.clone(),
         DeliveryPolicy::default(),
     );
-    kit.service.invite_user(&admin, &invite("first@example.com", "user"), &ctx()).await.unwrap();
+    kit.service
+        .invitations
+        .invite_user(&admin, &invite("first@example.com", "user"), &ctx())
+        .await
+        .unwrap();
     delivery.deliver_due().await.unwrap();
     kit.service
+        .mail
         .update_email_settings(&admin, smtp("smtp.example.com", set(SECRET)), &ctx())
         .await
         .unwrap();
-    kit.service.invite_user(&admin, &invite("second@example.com", "user"), &ctx()).await.unwrap();
+    kit.service
+        .invitations
+        .invite_user(&admin, &invite("second@example.com", "user"), &ctx())
+        .await
+        .unwrap();
     delivery.deliver_due().await.unwrap();
 
     let sent = transport.sent_with_settings();
@@ -106,10 +117,10 @@ async fn the_next_delivery_uses_settings_saved_after_the_start() {
 async fn a_test_email_goes_to_the_calling_admin_and_reports_the_answer() {
     let (kit, admin) = with_admin().await;
 
-    let answer = kit.service.send_test_email(&admin, &ctx()).await.unwrap();
+    let answer = kit.service.mail.send_test_email(&admin, &ctx()).await.unwrap();
     kit.transport
         .fail_with(Some(DeliveryError::Permanent("the mail server refused the login".into())));
-    let refused = kit.service.send_test_email(&admin, &ctx()).await;
+    let refused = kit.service.mail.send_test_email(&admin, &ctx()).await;
 
     assert!(answer.starts_with("250"), "{answer}");
     let sent = kit.transport.sent();
@@ -132,8 +143,12 @@ async fn a_test_email_goes_to_the_calling_admin_and_reports_the_answer() {
 #[tokio::test]
 async fn only_a_failed_message_can_be_retried_and_it_starts_over() {
     let (kit, admin) = with_admin().await;
-    let invited =
-        kit.service.invite_user(&admin, &invite("ada@example.com", "user"), &ctx()).await.unwrap();
+    let invited = kit
+        .service
+        .invitations
+        .invite_user(&admin, &invite("ada@example.com", "user"), &ctx())
+        .await
+        .unwrap();
     let transport = Arc::new(RecordingTransport::default());
     transport.fail_with(Some(DeliveryError::Permanent("550 no such mailbox".into())));
     let delivery = OutboxDelivery::new(
@@ -144,7 +159,7 @@ async fn only_a_failed_message_can_be_retried_and_it_starts_over() {
         DeliveryPolicy::default(),
     );
     let id = kit.store.state().outbox[0].mail.id;
-    let queued = kit.service.retry_mail(&admin, id, &ctx()).await;
+    let queued = kit.service.mail.retry_mail(&admin, id, &ctx()).await;
     assert!(matches!(queued, Err(RetryMailError::NotFailed("queued"))));
 
     delivery.deliver_due().await.unwrap();
@@ -155,7 +170,7 @@ async fn only_a_failed_message_can_be_retried_and_it_starts_over() {
         (MailState::Failed, Some("permanent delivery failure: 550 no such mailbox"))
     );
 
-    let retried = kit.service.retry_mail(&admin, id, &ctx()).await.unwrap();
+    let retried = kit.service.mail.retry_mail(&admin, id, &ctx()).await.unwrap();
     assert_eq!((retried.state, retried.attempts), (MailState::Queued, 0));
     transport.fail_with(None);
     delivery.deliver_due().await.unwrap();
@@ -163,11 +178,11 @@ async fn only_a_failed_message_can_be_retried_and_it_starts_over() {
     let profile = kit.service.user_profile(&admin, invited.user.id).await.unwrap();
     assert_eq!(profile.invitation_email.unwrap().state, MailState::Sent);
     assert!(matches!(
-        kit.service.retry_mail(&admin, uuid::Uuid::new_v4(), &ctx()).await,
+        kit.service.mail.retry_mail(&admin, uuid::Uuid::new_v4(), &ctx()).await,
         Err(RetryMailError::NotFound)
     ));
     assert_eq!(audit_of(&kit, AuditAction::MailRetried).len(), 1);
-    let failed = kit.service.outbox(&admin, Some(MailState::Failed), None, 50).await.unwrap();
+    let failed = kit.service.mail.outbox(&admin, Some(MailState::Failed), None, 50).await.unwrap();
     assert!(failed.is_empty());
-    assert!(kit.service.outbox(&admin, None, None, 0).await.is_err(), "page size checked");
+    assert!(kit.service.mail.outbox(&admin, None, None, 0).await.is_err(), "page size checked");
 }

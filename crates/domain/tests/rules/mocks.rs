@@ -17,7 +17,6 @@ use secureai_domain::invitations::ports::{AcceptStoreError, MockInvitationReposi
 use secureai_domain::mail::ports::MockOutboxRepository;
 use secureai_domain::mail::service::{DeliveryPolicy, OutboxDelivery};
 use secureai_domain::secrets::PlainToken;
-use secureai_domain::service::{Policy, Ports, UserManagement};
 use secureai_domain::sessions::errors::{AuthenticateError, SignInError};
 use secureai_domain::sessions::ports::MockSessionRepository;
 use secureai_domain::testing::{
@@ -29,13 +28,13 @@ use secureai_domain::users::ports::{ChangeUserError, InsertUserError, MockUserRe
 use secureai_domain::{
     Clock, DisplayName, EmailAddress, Role, SignInMethod, StoreError, User, UserId, UserState,
 };
+use secureai_domain::{Policy, Ports, UserManagement};
 
 use crate::kit::{ctx, invite, pw, with_admin};
 
 /// Every port on one in-memory store and a fake clock; tests swap one out.
 fn ports(store: &Arc<InMemoryStore>) -> Ports {
-    Ports::from_store(
-        store.clone(),
+    store.ports(
         Arc::new(FakeClock::new()),
         Arc::new(SequentialTokens::default()),
         Arc::new(FakeHasher),
@@ -70,7 +69,8 @@ async fn a_store_failure_during_an_invitation_is_reported_as_unexpected_and_noth
     let service =
         UserManagement::new(Ports { users: Arc::new(users), ..ports(&store) }, Policy::default());
 
-    let outcome = service.invite_user(&admin, &invite("x@example.com", "user"), &ctx()).await;
+    let outcome =
+        service.invitations.invite_user(&admin, &invite("x@example.com", "user"), &ctx()).await;
 
     assert!(matches!(outcome, Err(InviteUserError::Unexpected(e)) if e.to_string() == "db down"));
     assert!(store.state().outbox.is_empty());
@@ -85,7 +85,7 @@ async fn a_failing_audit_log_fails_the_sign_in_rather_than_losing_the_event() {
     let service =
         UserManagement::new(Ports { audit: Arc::new(audit), ..ports(&store) }, Policy::default());
 
-    let outcome = service.sign_in("nobody@example.com", &pw("whatever1"), &ctx()).await;
+    let outcome = service.sessions.sign_in("nobody@example.com", &pw("whatever1"), &ctx()).await;
 
     assert!(matches!(outcome, Err(SignInError::Unexpected(_))));
 }
@@ -100,8 +100,11 @@ async fn an_invitation_expires_72_hours_after_the_clock_ports_now() {
     let service =
         UserManagement::new(Ports { clock: Arc::new(clock), ..ports(&store) }, Policy::default());
 
-    let invited =
-        service.invite_user(&admin, &invite("x@example.com", "user"), &ctx()).await.unwrap();
+    let invited = service
+        .invitations
+        .invite_user(&admin, &invite("x@example.com", "user"), &ctx())
+        .await
+        .unwrap();
 
     assert_eq!(invited.user.created_at, fixed);
     assert_eq!(store.state().invitations[0].expires_at, fixed + Duration::hours(72));
@@ -134,7 +137,8 @@ async fn the_loser_of_two_concurrent_acceptances_is_told_the_link_is_invalid() {
         Policy::default(),
     );
 
-    let outcome = service.accept_invitation(&token, pw("a fine password"), &ctx()).await;
+    let outcome =
+        service.invitations.accept_invitation(&token, pw("a fine password"), &ctx()).await;
 
     assert!(matches!(outcome, Err(AcceptInvitationError::Invalid)));
 }
@@ -160,7 +164,7 @@ async fn a_user_changed_meanwhile_is_read_again_and_the_change_retried() {
         UserManagement::new(Ports { users: Arc::new(users), ..ports(&store) }, Policy::default());
     let promote = UserUpdate { role: Some("admin".into()), ..UserUpdate::default() };
 
-    let updated = service.update_user(&admin, id, &promote, &ctx()).await;
+    let updated = service.users.update_user(&admin, id, &promote, &ctx()).await;
 
     assert_eq!(updated.unwrap().role, Role::Admin);
     assert_eq!(attempts.load(Ordering::SeqCst), 2);
@@ -179,7 +183,7 @@ async fn a_user_who_keeps_changing_is_reported_as_unexpected_after_a_few_tries()
         UserManagement::new(Ports { users: Arc::new(users), ..ports(&store) }, Policy::default());
     let promote = UserUpdate { role: Some("admin".into()), ..UserUpdate::default() };
 
-    let outcome = service.update_user(&admin, id, &promote, &ctx()).await;
+    let outcome = service.users.update_user(&admin, id, &promote, &ctx()).await;
 
     assert!(matches!(outcome, Err(UpdateUserError::Unexpected(_))));
 }
@@ -194,7 +198,7 @@ async fn a_session_store_failure_is_unexpected_not_unauthenticated() {
         Policy::default(),
     );
 
-    let outcome = service.authenticate(&PlainToken::presented("a-session")).await;
+    let outcome = service.sessions.authenticate(&PlainToken::presented("a-session")).await;
 
     assert!(
         matches!(outcome, Err(AuthenticateError::Unexpected(e)) if e.to_string() == "connection reset")

@@ -28,7 +28,11 @@ fn delivery(
 /// A kit with one invitation mail queued to ada@example.com.
 async fn with_queued_invitation() -> TestKit {
     let (kit, admin) = with_admin().await;
-    kit.service.invite_user(&admin, &invite("ada@example.com", "user"), &ctx()).await.unwrap();
+    kit.service
+        .invitations
+        .invite_user(&admin, &invite("ada@example.com", "user"), &ctx())
+        .await
+        .unwrap();
     kit
 }
 

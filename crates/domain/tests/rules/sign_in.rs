@@ -23,8 +23,12 @@ async fn signing_in_returns_a_token_whose_hash_is_stored_as_a_session() {
     let id = active_user(&kit, &admin, "ada@example.com", "user", "ada's own password").await;
     kit.clock.advance(Duration::hours(1));
 
-    let signed_in =
-        kit.service.sign_in("ada@example.com", &pw("ada's own password"), &ctx()).await.unwrap();
+    let signed_in = kit
+        .service
+        .sessions
+        .sign_in("ada@example.com", &pw("ada's own password"), &ctx())
+        .await
+        .unwrap();
 
     let now = kit.clock.now();
     let state = kit.store.state();
@@ -42,8 +46,12 @@ async fn a_successful_sign_in_is_audited() {
     let (kit, admin) = with_admin().await;
     let id = active_user(&kit, &admin, "ada@example.com", "user", "ada's own password").await;
 
-    let signed_in =
-        kit.service.sign_in("ada@example.com", &pw("ada's own password"), &ctx()).await.unwrap();
+    let signed_in = kit
+        .service
+        .sessions
+        .sign_in("ada@example.com", &pw("ada's own password"), &ctx())
+        .await
+        .unwrap();
 
     let event = audit_of(&kit, AuditAction::SignInSucceeded).pop().unwrap();
     assert_eq!(event.actor, Actor::user(&signed_in.user));
@@ -55,7 +63,8 @@ async fn a_successful_sign_in_is_audited() {
 async fn signing_in_ignores_the_letter_case_of_the_email() {
     let (kit, _admin) = with_admin().await;
 
-    let signed_in = kit.service.sign_in(" ROOT@Example.COM ", &pw(ROOT_PASSWORD), &ctx()).await;
+    let signed_in =
+        kit.service.sessions.sign_in(" ROOT@Example.COM ", &pw(ROOT_PASSWORD), &ctx()).await;
 
     assert_eq!(signed_in.unwrap().user.email.as_str(), ROOT_EMAIL);
 }
@@ -65,7 +74,8 @@ async fn an_unknown_email_is_refused_as_invalid_credentials_and_audited() {
     let (kit, _admin) = with_admin().await;
     let sessions = kit.store.state().sessions.len();
 
-    let refused = kit.service.sign_in("ghost@example.com", &pw("any password"), &ctx()).await;
+    let refused =
+        kit.service.sessions.sign_in("ghost@example.com", &pw("any password"), &ctx()).await;
 
     assert!(matches!(refused, Err(SignInError::InvalidCredentials)));
     let event = last_failure(&kit);
@@ -81,7 +91,8 @@ async fn a_wrong_password_is_refused_as_invalid_credentials_and_audited() {
     let (kit, admin) = with_admin().await;
     let id = active_user(&kit, &admin, "ada@example.com", "user", "ada's own password").await;
 
-    let refused = kit.service.sign_in("ada@example.com", &pw("a wrong guess"), &ctx()).await;
+    let refused =
+        kit.service.sessions.sign_in("ada@example.com", &pw("a wrong guess"), &ctx()).await;
 
     assert!(matches!(refused, Err(SignInError::InvalidCredentials)));
     let event = last_failure(&kit);
@@ -94,10 +105,15 @@ async fn a_wrong_password_is_refused_as_invalid_credentials_and_audited() {
 #[tokio::test]
 async fn an_invited_user_cannot_sign_in_before_activating_and_the_audit_says_why() {
     let (kit, admin) = with_admin().await;
-    let invited =
-        kit.service.invite_user(&admin, &invite("ada@example.com", "user"), &ctx()).await.unwrap();
+    let invited = kit
+        .service
+        .invitations
+        .invite_user(&admin, &invite("ada@example.com", "user"), &ctx())
+        .await
+        .unwrap();
 
-    let refused = kit.service.sign_in("ada@example.com", &pw("ada's own password"), &ctx()).await;
+    let refused =
+        kit.service.sessions.sign_in("ada@example.com", &pw("ada's own password"), &ctx()).await;
 
     assert!(matches!(refused, Err(SignInError::InvalidCredentials)));
     let event = last_failure(&kit);
@@ -112,7 +128,8 @@ async fn a_deactivated_user_with_the_right_password_is_told_the_account_is_deact
     let id = active_user(&kit, &admin, "ada@example.com", "user", "ada's own password").await;
     deactivate_in_store(&kit, id);
 
-    let refused = kit.service.sign_in("ada@example.com", &pw("ada's own password"), &ctx()).await;
+    let refused =
+        kit.service.sessions.sign_in("ada@example.com", &pw("ada's own password"), &ctx()).await;
 
     assert!(matches!(refused, Err(SignInError::AccountDeactivated)));
     let event = last_failure(&kit);
@@ -127,7 +144,8 @@ async fn a_deactivated_user_with_a_wrong_password_learns_nothing_about_the_accou
     let id = active_user(&kit, &admin, "ada@example.com", "user", "ada's own password").await;
     deactivate_in_store(&kit, id);
 
-    let refused = kit.service.sign_in("ada@example.com", &pw("a wrong guess"), &ctx()).await;
+    let refused =
+        kit.service.sessions.sign_in("ada@example.com", &pw("a wrong guess"), &ctx()).await;
 
     assert!(matches!(refused, Err(SignInError::InvalidCredentials)));
     assert_eq!(detail(&last_failure(&kit), "reason"), Some("wrong_password"));
@@ -137,10 +155,10 @@ async fn a_deactivated_user_with_a_wrong_password_learns_nothing_about_the_accou
 async fn repeated_failures_throttle_the_account_even_for_the_right_password() {
     let (kit, _admin) = with_admin().await;
     for _ in 0..5 {
-        let _ = kit.service.sign_in(ROOT_EMAIL, &pw("a wrong guess"), &ctx()).await;
+        let _ = kit.service.sessions.sign_in(ROOT_EMAIL, &pw("a wrong guess"), &ctx()).await;
     }
 
-    let blocked = kit.service.sign_in(ROOT_EMAIL, &pw(ROOT_PASSWORD), &ctx()).await;
+    let blocked = kit.service.sessions.sign_in(ROOT_EMAIL, &pw(ROOT_PASSWORD), &ctx()).await;
 
     assert!(matches!(blocked, Err(SignInError::Throttled { retry_after_secs: 2 })));
     assert_eq!(audit_of(&kit, AuditAction::SignInThrottled).len(), 1);
@@ -149,21 +167,23 @@ async fn repeated_failures_throttle_the_account_even_for_the_right_password() {
 #[tokio::test]
 async fn no_audit_event_ever_contains_a_password() {
     let kit = TestKit::new();
-    let setup = kit.service.prepare_setup().await.unwrap().unwrap();
+    let setup = kit.service.setup.prepare_setup().await.unwrap().unwrap();
     let admin_password = "first-admin-secret-PW";
     kit.service
+        .setup
         .complete_setup(&setup, ROOT_EMAIL, "Root", pw(admin_password), &ctx())
         .await
         .unwrap();
-    let admin = kit.service.sign_in(ROOT_EMAIL, &pw(admin_password), &ctx()).await.unwrap();
-    let admin = kit.service.authenticate(&admin.token).await.unwrap().admin().unwrap();
+    let admin =
+        kit.service.sessions.sign_in(ROOT_EMAIL, &pw(admin_password), &ctx()).await.unwrap();
+    let admin = kit.service.sessions.authenticate(&admin.token).await.unwrap().admin().unwrap();
     let user_password = "invited-user-secret-PW";
     active_user(&kit, &admin, "ada@example.com", "user", user_password).await;
     let web = RequestContext { ip: Some("203.0.113.7".into()), user_agent: Some("test".into()) };
     let guesses = ["wrong-guess-secret-PW", "ghost-secret-PW"];
-    let _ = kit.service.sign_in("ada@example.com", &pw(guesses[0]), &web).await;
-    let _ = kit.service.sign_in("ghost@example.com", &pw(guesses[1]), &web).await;
-    kit.service.sign_in("ada@example.com", &pw(user_password), &web).await.unwrap();
+    let _ = kit.service.sessions.sign_in("ada@example.com", &pw(guesses[0]), &web).await;
+    let _ = kit.service.sessions.sign_in("ghost@example.com", &pw(guesses[1]), &web).await;
+    kit.service.sessions.sign_in("ada@example.com", &pw(user_password), &web).await.unwrap();
 
     let audit = kit.store.state().audit.clone();
 

@@ -3,8 +3,8 @@
 //! and the settings.
 
 use chrono::Duration;
+use secureai_domain::access::Admin;
 use secureai_domain::mail::models::MailMessage;
-use secureai_domain::sessions::models::Admin;
 use secureai_domain::sso::errors::{SsoRefusal, SsoSignInError};
 use secureai_domain::sso::models::{SsoFailure, SsoIdentity, SsoProtocol, SsoResponse};
 use secureai_domain::sso::settings::{
@@ -35,7 +35,7 @@ fn oidc_settings(jit: bool) -> SsoSettingsUpdate {
 
 async fn with_sso(jit: bool) -> (TestKit, Admin) {
     let (kit, admin) = with_admin().await;
-    kit.service.update_sso_settings(&admin, oidc_settings(jit), &ctx()).await.unwrap();
+    kit.service.sso.update_sso_settings(&admin, oidc_settings(jit), &ctx()).await.unwrap();
     (kit, admin)
 }
 
@@ -56,9 +56,10 @@ async fn sso_sign_in(
     kit: &TestKit,
     answer: Result<SsoIdentity, SsoFailure>,
 ) -> Result<secureai_domain::sessions::models::SignedIn, SsoSignInError> {
-    let started = kit.service.begin_sso(SsoProtocol::Oidc).await.unwrap();
+    let started = kit.service.sso.begin_sso(SsoProtocol::Oidc).await.unwrap();
     kit.identity.answer(answer);
     kit.service
+        .sso
         .complete_sso(
             SsoProtocol::Oidc,
             Some(&started.browser_token),
@@ -85,21 +86,28 @@ fn last_failure_reason(kit: &TestKit) -> String {
 #[tokio::test]
 async fn while_sso_is_configured_invitations_make_sso_users_who_get_no_link() {
     let (kit, admin) = with_sso(false).await;
-    let invited =
-        kit.service.invite_user(&admin, &invite("ada@example.com", "user"), &ctx()).await.unwrap();
+    let invited = kit
+        .service
+        .invitations
+        .invite_user(&admin, &invite("ada@example.com", "user"), &ctx())
+        .await
+        .unwrap();
     assert_eq!(invited.user.sign_in, SignInMethod::Sso);
     assert!(matches!(
         kit.store.state().outbox.last().unwrap().mail.message,
         MailMessage::AccessReady { .. }
     ));
     // The invitation token cannot set a password.
-    let accepted =
-        kit.service.accept_invitation(&invited.token, pw("a long new passphrase"), &ctx()).await;
+    let accepted = kit
+        .service
+        .invitations
+        .accept_invitation(&invited.token, pw("a long new passphrase"), &ctx())
+        .await;
     assert!(accepted.is_err());
     // A break-glass password account stays possible.
     let mut request = invite("breakglass@example.com", "admin");
     request.sign_in = Some("password".into());
-    let local = kit.service.invite_user(&admin, &request, &ctx()).await.unwrap();
+    let local = kit.service.invitations.invite_user(&admin, &request, &ctx()).await.unwrap();
     assert_eq!(local.user.sign_in, SignInMethod::Password);
     assert!(matches!(
         kit.store.state().outbox.last().unwrap().mail.message,
@@ -112,25 +120,33 @@ async fn sso_invitations_are_refused_while_no_identity_provider_is_configured() 
     let (kit, admin) = with_admin().await;
     let mut request = invite("ada@example.com", "user");
     request.sign_in = Some("sso".into());
-    let outcome = kit.service.invite_user(&admin, &request, &ctx()).await;
+    let outcome = kit.service.invitations.invite_user(&admin, &request, &ctx()).await;
     let error = outcome.unwrap_err().to_string();
     assert!(error.contains("SSO is not configured"), "{error}");
-    let invited =
-        kit.service.invite_user(&admin, &invite("ada@example.com", "user"), &ctx()).await.unwrap();
+    let invited = kit
+        .service
+        .invitations
+        .invite_user(&admin, &invite("ada@example.com", "user"), &ctx())
+        .await
+        .unwrap();
     assert_eq!(invited.user.sign_in, SignInMethod::Password);
 }
 
 #[tokio::test]
 async fn the_first_sso_sign_in_activates_an_invited_user_and_links_the_subject() {
     let (kit, admin) = with_sso(false).await;
-    let invited =
-        kit.service.invite_user(&admin, &invite("ada@example.com", "user"), &ctx()).await.unwrap();
+    let invited = kit
+        .service
+        .invitations
+        .invite_user(&admin, &invite("ada@example.com", "user"), &ctx())
+        .await
+        .unwrap();
     let signed_in =
         sso_sign_in(&kit, Ok(identity("sub-1", "Ada@Example.com", true))).await.unwrap();
     assert_eq!(signed_in.user.id, invited.user.id);
     assert_eq!(signed_in.user.status(), UserStatus::Active);
-    let principal = kit.service.authenticate(&signed_in.token).await.unwrap();
-    assert_eq!(principal.user.status(), UserStatus::Active);
+    let principal = kit.service.sessions.authenticate(&signed_in.token).await.unwrap();
+    assert_eq!(principal.user().status(), UserStatus::Active);
     let accepted = audit_of(&kit, AuditAction::InvitationAccepted);
     assert_eq!(detail(accepted.last().unwrap(), "method"), Some("oidc"));
     let succeeded = audit_of(&kit, AuditAction::SignInSucceeded);
@@ -146,7 +162,11 @@ async fn the_first_sso_sign_in_activates_an_invited_user_and_links_the_subject()
 #[tokio::test]
 async fn an_unverified_email_is_refused_and_audited() {
     let (kit, admin) = with_sso(false).await;
-    kit.service.invite_user(&admin, &invite("ada@example.com", "user"), &ctx()).await.unwrap();
+    kit.service
+        .invitations
+        .invite_user(&admin, &invite("ada@example.com", "user"), &ctx())
+        .await
+        .unwrap();
     let before = counts(&kit);
     let refusal = refused(sso_sign_in(&kit, Ok(identity("sub-1", "ada@example.com", false))).await);
     assert_eq!(refusal, SsoRefusal::EmailNotVerified);
@@ -178,7 +198,7 @@ async fn an_unknown_email_is_refused_unless_just_in_time_provisioning_is_on() {
 #[tokio::test]
 async fn just_in_time_provisioning_honours_the_seat_limit() {
     let (kit, admin) = with_sso(true).await;
-    kit.service.set_seat_limit(&admin, Some(1), &ctx()).await.unwrap();
+    kit.service.users.set_seat_limit(&admin, Some(1), &ctx()).await.unwrap();
     let refusal =
         refused(sso_sign_in(&kit, Ok(identity("sub-9", "stranger@example.com", true))).await);
     assert_eq!(refusal, SsoRefusal::SeatLimitReached { limit: 1 });
@@ -189,8 +209,12 @@ async fn just_in_time_provisioning_honours_the_seat_limit() {
 #[tokio::test]
 async fn a_deactivated_user_gets_no_session_even_with_a_live_identity_provider_session() {
     let (kit, admin) = with_sso(false).await;
-    let invited =
-        kit.service.invite_user(&admin, &invite("ada@example.com", "user"), &ctx()).await.unwrap();
+    let invited = kit
+        .service
+        .invitations
+        .invite_user(&admin, &invite("ada@example.com", "user"), &ctx())
+        .await
+        .unwrap();
     sso_sign_in(&kit, Ok(identity("sub-1", "ada@example.com", true))).await.unwrap();
     crate::kit::deactivate_in_store(&kit, invited.user.id);
     let sessions_before = counts(&kit).sessions;
@@ -205,7 +229,11 @@ async fn a_deactivated_user_gets_no_session_even_with_a_live_identity_provider_s
 #[tokio::test]
 async fn a_user_linked_to_another_subject_is_refused() {
     let (kit, admin) = with_sso(false).await;
-    kit.service.invite_user(&admin, &invite("ada@example.com", "user"), &ctx()).await.unwrap();
+    kit.service
+        .invitations
+        .invite_user(&admin, &invite("ada@example.com", "user"), &ctx())
+        .await
+        .unwrap();
     sso_sign_in(&kit, Ok(identity("sub-1", "ada@example.com", true))).await.unwrap();
     // Another account at the provider now claims the same address.
     let refusal = refused(sso_sign_in(&kit, Ok(identity("sub-2", "ada@example.com", true))).await);
@@ -215,15 +243,23 @@ async fn a_user_linked_to_another_subject_is_refused() {
 #[tokio::test]
 async fn an_answer_without_a_started_sign_in_or_used_twice_is_refused() {
     let (kit, admin) = with_sso(false).await;
-    kit.service.invite_user(&admin, &invite("ada@example.com", "user"), &ctx()).await.unwrap();
+    kit.service
+        .invitations
+        .invite_user(&admin, &invite("ada@example.com", "user"), &ctx())
+        .await
+        .unwrap();
     kit.identity.answer(Ok(identity("sub-1", "ada@example.com", true)));
-    let outcome =
-        kit.service.complete_sso(SsoProtocol::Oidc, None, &SsoResponse::default(), &ctx()).await;
+    let outcome = kit
+        .service
+        .sso
+        .complete_sso(SsoProtocol::Oidc, None, &SsoResponse::default(), &ctx())
+        .await;
     assert_eq!(refused(outcome), SsoRefusal::NoLoginInProgress);
 
-    let started = kit.service.begin_sso(SsoProtocol::Oidc).await.unwrap();
+    let started = kit.service.sso.begin_sso(SsoProtocol::Oidc).await.unwrap();
     let first = kit
         .service
+        .sso
         .complete_sso(
             SsoProtocol::Oidc,
             Some(&started.browser_token),
@@ -234,6 +270,7 @@ async fn an_answer_without_a_started_sign_in_or_used_twice_is_refused() {
     assert!(first.is_ok(), "{first:?}");
     let second = kit
         .service
+        .sso
         .complete_sso(
             SsoProtocol::Oidc,
             Some(&started.browser_token),
@@ -247,11 +284,12 @@ async fn an_answer_without_a_started_sign_in_or_used_twice_is_refused() {
 #[tokio::test]
 async fn a_started_sign_in_expires_after_ten_minutes() {
     let (kit, _admin) = with_sso(false).await;
-    let started = kit.service.begin_sso(SsoProtocol::Oidc).await.unwrap();
+    let started = kit.service.sso.begin_sso(SsoProtocol::Oidc).await.unwrap();
     kit.clock.advance(Duration::minutes(11));
     kit.identity.answer(Ok(identity("sub-1", "root@example.com", true)));
     let outcome = kit
         .service
+        .sso
         .complete_sso(
             SsoProtocol::Oidc,
             Some(&started.browser_token),
@@ -279,7 +317,11 @@ async fn a_protocol_failure_is_refused_with_the_adapters_reason() {
 #[tokio::test]
 async fn a_replayed_assertion_is_refused_until_it_expires() {
     let (kit, admin) = with_sso(false).await;
-    kit.service.invite_user(&admin, &invite("ada@example.com", "user"), &ctx()).await.unwrap();
+    kit.service
+        .invitations
+        .invite_user(&admin, &invite("ada@example.com", "user"), &ctx())
+        .await
+        .unwrap();
     let now = secureai_domain::Clock::now(kit.clock.as_ref());
     let mut once = identity("sub-1", "ada@example.com", true);
     once.assertion = Some(("_assertion-1".into(), now + Duration::minutes(5)));
@@ -292,15 +334,20 @@ async fn a_replayed_assertion_is_refused_until_it_expires() {
 #[tokio::test]
 async fn sso_users_cannot_sign_in_with_a_password_or_get_a_reset_link() {
     let (kit, admin) = with_sso(false).await;
-    let invited =
-        kit.service.invite_user(&admin, &invite("ada@example.com", "user"), &ctx()).await.unwrap();
+    let invited = kit
+        .service
+        .invitations
+        .invite_user(&admin, &invite("ada@example.com", "user"), &ctx())
+        .await
+        .unwrap();
     sso_sign_in(&kit, Ok(identity("sub-1", "ada@example.com", true))).await.unwrap();
-    let password = kit.service.sign_in("ada@example.com", &pw("anything at all"), &ctx()).await;
+    let password =
+        kit.service.sessions.sign_in("ada@example.com", &pw("anything at all"), &ctx()).await;
     assert!(matches!(
         password,
         Err(secureai_domain::sessions::errors::SignInError::InvalidCredentials)
     ));
-    let reset = kit.service.request_password_reset(&admin, invited.user.id, &ctx()).await;
+    let reset = kit.service.passwords.request_password_reset(&admin, invited.user.id, &ctx()).await;
     assert!(matches!(reset, Err(secureai_domain::resets::errors::RequestResetError::SsoUser)));
 }
 
@@ -309,7 +356,7 @@ async fn settings_changes_are_audited_without_the_client_secret() {
     let (kit, admin) = with_sso(false).await;
     let mut update = oidc_settings(false);
     update.client_secret = SecretChange::Set(ClientSecret::parse("a-new-secret").unwrap());
-    kit.service.update_sso_settings(&admin, update, &ctx()).await.unwrap();
+    kit.service.sso.update_sso_settings(&admin, update, &ctx()).await.unwrap();
     let events = audit_of(&kit, AuditAction::SsoSettingsChanged);
     assert_eq!(events.len(), 2);
     let text = format!("{events:?}");
@@ -319,7 +366,7 @@ async fn settings_changes_are_audited_without_the_client_secret() {
     // A kept secret stays in force.
     let mut keep = oidc_settings(false);
     keep.client_secret = SecretChange::Keep;
-    let (saved, _) = kit.service.update_sso_settings(&admin, keep, &ctx()).await.unwrap();
+    let (saved, _) = kit.service.sso.update_sso_settings(&admin, keep, &ctx()).await.unwrap();
     match saved.mode {
         SsoMode::Oidc(oidc) => assert_eq!(oidc.client_secret.unwrap().expose(), "a-new-secret"),
         other => panic!("{other:?}"),
@@ -340,6 +387,7 @@ async fn while_sso_is_configured_imported_users_are_sso_users_with_access_ready_
     };
     let record = kit
         .service
+        .imports
         .import_csv(
             &admin,
             std::io::Cursor::new(csv.as_bytes().to_vec()),
@@ -375,6 +423,7 @@ async fn a_password_account_is_never_linked_by_an_sso_sign_in() {
     assert!(kit.store.state().sso_links.is_empty());
     // The password still works.
     kit.service
+        .sessions
         .sign_in(crate::kit::ROOT_EMAIL, &pw(crate::kit::ROOT_PASSWORD), &ctx())
         .await
         .unwrap();
@@ -385,8 +434,9 @@ async fn an_admin_switches_a_password_account_to_sso_explicitly_and_audited_then
     let (kit, admin) = with_sso(false).await;
     let mut request = invite("breakglass@example.com", "admin");
     request.sign_in = Some("password".into());
-    let local = kit.service.invite_user(&admin, &request, &ctx()).await.unwrap();
+    let local = kit.service.invitations.invite_user(&admin, &request, &ctx()).await.unwrap();
     kit.service
+        .invitations
         .accept_invitation(&local.token, pw("a long local passphrase"), &ctx())
         .await
         .unwrap();
@@ -398,7 +448,8 @@ async fn an_admin_switches_a_password_account_to_sso_explicitly_and_audited_then
         sign_in: Some("sso".into()),
         ..Default::default()
     };
-    let switched = kit.service.update_user(&admin, local.user.id, &switch, &ctx()).await.unwrap();
+    let switched =
+        kit.service.users.update_user(&admin, local.user.id, &switch, &ctx()).await.unwrap();
     assert_eq!(switched.sign_in, SignInMethod::Sso);
     let event = audit_of(&kit, AuditAction::SignInMethodChanged);
     assert_eq!(event.len(), 1);
@@ -406,6 +457,7 @@ async fn an_admin_switches_a_password_account_to_sso_explicitly_and_audited_then
     // The password is gone, and the next SSO sign-in links the account.
     assert!(
         kit.service
+            .sessions
             .sign_in("breakglass@example.com", &pw("a long local passphrase"), &ctx())
             .await
             .is_err()
@@ -418,13 +470,17 @@ async fn an_admin_switches_a_password_account_to_sso_explicitly_and_audited_then
         sign_in: Some("password".into()),
         ..Default::default()
     };
-    assert!(kit.service.update_user(&admin, local.user.id, &back, &ctx()).await.is_err());
+    assert!(kit.service.users.update_user(&admin, local.user.id, &back, &ctx()).await.is_err());
 }
 
 #[tokio::test]
 async fn an_account_linked_at_another_provider_is_linked_only_by_a_trusted_email() {
     let (kit, admin) = with_sso(false).await;
-    kit.service.invite_user(&admin, &invite("ada@example.com", "user"), &ctx()).await.unwrap();
+    kit.service
+        .invitations
+        .invite_user(&admin, &invite("ada@example.com", "user"), &ctx())
+        .await
+        .unwrap();
     sso_sign_in(&kit, Ok(identity("sub-1", "ada@example.com", true))).await.unwrap();
     // The company moves to another provider (another issuer).
     let moved = |verified| SsoIdentity {
@@ -442,7 +498,11 @@ async fn an_account_linked_at_another_provider_is_linked_only_by_a_trusted_email
 async fn a_saml_email_links_an_account_linked_elsewhere_only_when_the_setting_trusts_it() {
     use secureai_domain::sso::settings::SamlSettings;
     let (kit, admin) = with_sso(false).await;
-    kit.service.invite_user(&admin, &invite("ada@example.com", "user"), &ctx()).await.unwrap();
+    kit.service
+        .invitations
+        .invite_user(&admin, &invite("ada@example.com", "user"), &ctx())
+        .await
+        .unwrap();
     sso_sign_in(&kit, Ok(identity("sub-1", "ada@example.com", true))).await.unwrap();
     let saml = |trust| SsoSettingsUpdate {
         settings: SsoSettings {
@@ -459,22 +519,23 @@ async fn a_saml_email_links_an_account_linked_elsewhere_only_when_the_setting_tr
         },
         client_secret: SecretChange::Keep,
     };
-    kit.service.update_sso_settings(&admin, saml(false), &ctx()).await.unwrap();
+    kit.service.sso.update_sso_settings(&admin, saml(false), &ctx()).await.unwrap();
     assert_eq!(refused(saml_sign_in(&kit).await), SsoRefusal::LinkNotTrusted);
-    kit.service.update_sso_settings(&admin, saml(true), &ctx()).await.unwrap();
+    kit.service.sso.update_sso_settings(&admin, saml(true), &ctx()).await.unwrap();
     saml_sign_in(&kit).await.unwrap();
 }
 
 async fn saml_sign_in(
     kit: &TestKit,
 ) -> Result<secureai_domain::sessions::models::SignedIn, SsoSignInError> {
-    let started = kit.service.begin_sso(SsoProtocol::Saml).await.unwrap();
+    let started = kit.service.sso.begin_sso(SsoProtocol::Saml).await.unwrap();
     kit.identity.answer(Ok(SsoIdentity {
         protocol: SsoProtocol::Saml,
         issuer: "urn:saml-idp".into(),
         ..identity("ada-at-saml", "ada@example.com", true)
     }));
     kit.service
+        .sso
         .complete_sso(
             SsoProtocol::Saml,
             Some(&started.browser_token),

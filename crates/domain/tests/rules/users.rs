@@ -2,7 +2,7 @@
 //! (sort value, then id), with filters and a total.
 
 use chrono::Duration;
-use secureai_domain::sessions::models::Admin;
+use secureai_domain::access::Admin;
 use secureai_domain::testing::TestKit;
 use secureai_domain::users::errors::ListUsersError;
 use secureai_domain::users::listing::{ListUsersRequest, UsersPage};
@@ -17,7 +17,7 @@ async fn invite_many(kit: &TestKit, admin: &Admin, n: usize, spaced: bool) {
             kit.clock.advance(Duration::minutes(1));
         }
         let email = format!("user{i}@example.com");
-        kit.service.invite_user(admin, &invite(&email, "user"), &ctx()).await.unwrap();
+        kit.service.invitations.invite_user(admin, &invite(&email, "user"), &ctx()).await.unwrap();
     }
 }
 
@@ -27,7 +27,7 @@ async fn all_pages(kit: &TestKit, admin: &Admin, request: ListUsersRequest) -> V
     let mut cursor = None;
     loop {
         let request = ListUsersRequest { cursor, ..request.clone() };
-        let page = kit.service.list_users(admin, &request).await.unwrap();
+        let page = kit.service.users.list_users(admin, &request).await.unwrap();
         cursor = page.next_cursor.clone();
         pages.push(page);
         if cursor.is_none() {
@@ -109,6 +109,7 @@ async fn a_garbage_cursor_is_refused() {
 
     let refused = kit
         .service
+        .users
         .list_users(
             &admin,
             &ListUsersRequest { cursor: Some("garbage".into()), ..Default::default() },
@@ -124,6 +125,7 @@ async fn a_cursor_is_refused_with_another_sort_than_the_one_it_came_from() {
     invite_many(&kit, &admin, 3, true).await;
     let first = kit
         .service
+        .users
         .list_users(&admin, &ListUsersRequest { limit: Some(2), ..Default::default() })
         .await
         .unwrap();
@@ -133,7 +135,7 @@ async fn a_cursor_is_refused_with_another_sort_than_the_one_it_came_from() {
         cursor: first.next_cursor,
         ..Default::default()
     };
-    let refused = kit.service.list_users(&admin, &by_name).await;
+    let refused = kit.service.users.list_users(&admin, &by_name).await;
 
     assert!(matches!(refused, Err(ListUsersError::InvalidCursor)));
 }
@@ -144,6 +146,7 @@ async fn an_unknown_sort_is_refused_naming_the_parameter() {
 
     let refused = kit
         .service
+        .users
         .list_users(&admin, &ListUsersRequest { sort: Some("age".into()), ..Default::default() })
         .await;
 
@@ -157,11 +160,13 @@ async fn the_page_size_is_kept_between_one_and_the_policy_maximum() {
 
     let zero = kit
         .service
+        .users
         .list_users(&admin, &ListUsersRequest { limit: Some(0), ..Default::default() })
         .await
         .unwrap();
     let huge = kit
         .service
+        .users
         .list_users(&admin, &ListUsersRequest { limit: Some(1000), ..Default::default() })
         .await
         .unwrap();
@@ -179,6 +184,7 @@ async fn filters_narrow_both_the_list_and_the_total() {
 
     let invited = kit
         .service
+        .users
         .list_users(
             &admin,
             &ListUsersRequest { status: Some("invited".into()), ..Default::default() },
@@ -187,11 +193,13 @@ async fn filters_narrow_both_the_list_and_the_total() {
         .unwrap();
     let admins = kit
         .service
+        .users
         .list_users(&admin, &ListUsersRequest { role: Some("admin".into()), ..Default::default() })
         .await
         .unwrap();
     let searched = kit
         .service
+        .users
         .list_users(&admin, &ListUsersRequest { q: Some("NAVY".into()), ..Default::default() })
         .await
         .unwrap();

@@ -324,7 +324,7 @@ impl AnalyticsApi {
         let day = |text: Option<String>, field: &str| {
             text.map(|t| parse_day(&t, field).map_err(|e| ApiError::invalid_date(&e))).transpose()
         };
-        let to = day(to, "to")?.unwrap_or(self.0.service.last_days(1).to);
+        let to = day(to, "to")?.unwrap_or(self.0.service.analytics.last_days(1).to);
         let from = day(from, "from")?.unwrap_or(DayRange::ending(to, 30).from.max(EARLIEST_DAY));
         Ok(DayRange { from, to })
     }
@@ -345,6 +345,7 @@ impl AnalyticsApi {
         let issued = self
             .0
             .service
+            .service_tokens
             .create_service_token(&admin, &body.0.name, &request_context(req))
             .await?;
         Ok(CreatedToken::Created(Json(CreatedServiceToken {
@@ -361,7 +362,7 @@ impl AnalyticsApi {
         req: &Request,
     ) -> Result<Json<Vec<ServiceTokenView>>, ApiError> {
         let admin = self.0.principal(&auth, req).await?.admin()?;
-        let tokens = self.0.service.service_tokens(&admin).await?;
+        let tokens = self.0.service.service_tokens.service_tokens(&admin).await?;
         Ok(Json(tokens.iter().map(Into::into).collect()))
     }
 
@@ -374,8 +375,12 @@ impl AnalyticsApi {
         req: &Request,
     ) -> Result<Json<ServiceTokenView>, ApiError> {
         let admin = self.0.principal(&auth, req).await?.admin()?;
-        let token =
-            self.0.service.revoke_service_token(&admin, id.0, &request_context(req)).await?;
+        let token = self
+            .0
+            .service
+            .service_tokens
+            .revoke_service_token(&admin, id.0, &request_context(req))
+            .await?;
         Ok(Json((&token).into()))
     }
 
@@ -389,8 +394,12 @@ impl AnalyticsApi {
         auth: ServiceBearer,
         body: Json<UsageBatch>,
     ) -> Result<Json<IngestReportView>, ApiError> {
-        let caller =
-            self.0.service.authenticate_service(&PlainToken::presented(auth.0.token)).await?;
+        let caller = self
+            .0
+            .service
+            .service_tokens
+            .authenticate_service(&PlainToken::presented(auth.0.token))
+            .await?;
         let inputs = body
             .0
             .events
@@ -406,7 +415,7 @@ impl AnalyticsApi {
                 occurred_at: e.occurred_at,
             })
             .collect();
-        let report = self.0.service.ingest_usage(&caller, inputs).await?;
+        let report = self.0.service.analytics.ingest_usage(&caller, inputs).await?;
         Ok(Json(report.into()))
     }
 
@@ -422,7 +431,7 @@ impl AnalyticsApi {
     ) -> Result<Json<DashboardView>, ApiError> {
         let admin = self.0.principal(&auth, req).await?.admin()?;
         let range = self.range(from.0, to.0)?;
-        let d = self.0.service.dashboard(&admin, range).await?;
+        let d = self.0.service.analytics.dashboard(&admin, range).await?;
         let points = |p: &[ActivePoint]| p.iter().map(Into::into).collect();
         Ok(Json(DashboardView {
             from: d.range.from,
@@ -456,7 +465,7 @@ impl AnalyticsApi {
             })?,
         };
         let range = self.range(from.0, to.0)?;
-        let points = self.0.service.active_users(&admin, period, range).await?;
+        let points = self.0.service.analytics.active_users(&admin, period, range).await?;
         Ok(Json(ActiveUsersView {
             period: period.as_str().to_owned(),
             points: points.iter().map(Into::into).collect(),
@@ -473,8 +482,8 @@ impl AnalyticsApi {
         req: &Request,
     ) -> Result<Json<ActivityView>, ApiError> {
         let admin = self.0.principal(&auth, req).await?.admin()?;
-        let user = self.0.service.get_user(&admin, super::users::parse_id(&id.0)?).await?;
-        let activity = self.0.service.user_activity(&admin, user.id).await?;
+        let user = self.0.service.users.get_user(&admin, super::users::parse_id(&id.0)?).await?;
+        let activity = self.0.service.analytics.user_activity(&admin, user.id).await?;
         Ok(Json(ActivityView::new(&activity, user.last_login_at)))
     }
 }

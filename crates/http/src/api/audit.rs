@@ -137,7 +137,7 @@ impl AuditApi {
             limit: limit.0,
             cursor: cursor.0,
         };
-        let page = self.0.service.audit_log(&admin, &request).await?;
+        let page = self.0.service.audit.audit_log(&admin, &request).await?;
         Ok(Json(AuditPageDto {
             items: page.items.iter().map(AuditEntryDto::from).collect(),
             next_cursor: page.next_cursor,

@@ -61,8 +61,12 @@ impl AuthApi {
         req: &Request,
     ) -> Result<LoginResult, ApiError> {
         let password = SecretString::from(body.0.password);
-        let signed_in =
-            self.0.service.sign_in(&body.0.email, &password, &request_context(req)).await?;
+        let signed_in = self
+            .0
+            .service
+            .sessions
+            .sign_in(&body.0.email, &password, &request_context(req))
+            .await?;
         let cookie = self.0.session_cookie(&signed_in.token).to_string();
         Ok(LoginResult::Ok(
             Json(LoginResponse {
@@ -77,7 +81,7 @@ impl AuthApi {
     #[oai(path = "/auth/logout", method = "post")]
     async fn logout(&self, auth: SessionAuth, req: &Request) -> Result<LogoutResult, ApiError> {
         let principal = self.0.principal(&auth, req).await?;
-        self.0.service.sign_out(&principal, &request_context(req)).await?;
+        self.0.service.sessions.sign_out(&principal, &request_context(req)).await?;
         Ok(LogoutResult::SignedOut(self.0.cleared_session_cookie().to_string()))
     }
 
@@ -86,6 +90,6 @@ impl AuthApi {
     #[oai(path = "/me", method = "get")]
     async fn me(&self, auth: SessionAuth, req: &Request) -> Result<Json<MeDto>, ApiError> {
         let principal = self.0.principal(&auth, req).await?;
-        Ok(Json(MeDto::from(&principal.user)))
+        Ok(Json(MeDto::from(principal.user())))
     }
 }

@@ -148,13 +148,17 @@ fn too_large(what: &str) -> ApiError {
 impl ImportsApi {
     async fn report(
         &self,
-        admin: &secureai_domain::sessions::models::Admin,
+        admin: &secureai_domain::access::Admin,
         record: ImportRecord,
         after_line: u64,
         limit: u32,
     ) -> Result<ImportReportDto, ApiError> {
-        let rows =
-            self.0.service.import_report_rows(admin, record.id, after_line, limit, false).await?;
+        let rows = self
+            .0
+            .service
+            .imports
+            .import_report_rows(admin, record.id, after_line, limit, false)
+            .await?;
         let next_cursor = (rows.len() == limit as usize)
             .then(|| rows.last().map(|r| r.line.to_string()))
             .flatten();
@@ -230,7 +234,7 @@ impl ImportsApi {
         let record = match body {
             ImportBody::Csv(bytes) => {
                 let request = request(file_name.0);
-                service.import_csv(&admin, Cursor::new(bytes.0), &request, &context, &mut |_| {}).await
+                service.imports.import_csv(&admin, Cursor::new(bytes.0), &request, &context, &mut |_| {}).await
             }
             ImportBody::Upload(form) => {
                 let name = form.file.file_name().map(str::to_owned).or(file_name.0);
@@ -246,7 +250,7 @@ impl ImportsApi {
                     .await
                     .map_err(|e| ApiError::bad_request("unreadable_body", e))?;
                 let request = request(name);
-                service.import_csv(&admin, Cursor::new(bytes), &request, &context, &mut |_| {}).await
+                service.imports.import_csv(&admin, Cursor::new(bytes), &request, &context, &mut |_| {}).await
             }
             ImportBody::Json(rows) => {
                 let rows = rows
@@ -262,7 +266,7 @@ impl ImportsApi {
                     })
                     .collect();
                 let request = request(file_name.0.or_else(|| Some("rows.json".into())));
-                service.import_rows_as_admin(&admin, rows, &request, &context).await
+                service.imports.import_rows_as_admin(&admin, rows, &request, &context).await
             }
         }
         .map_err(|e| file_error(e, limits.max_rows))?;
@@ -292,7 +296,7 @@ impl ImportsApi {
         };
         let limit = limit.0.unwrap_or(100);
         if !(1..=1000).contains(&limit) {
-            return Err(ApiError::invalid_field(&secureai_domain::users::errors::FieldError::new(
+            return Err(ApiError::invalid_field(&secureai_domain::errors::FieldError::new(
                 "limit",
                 "must be between 1 and 1000",
             )));
@@ -300,6 +304,7 @@ impl ImportsApi {
         let record = self
             .0
             .service
+            .imports
             .import_record(&admin, id)
             .await?
             .ok_or_else(|| ApiError::not_found("import_not_found", "no import has this id"))?;
@@ -321,6 +326,7 @@ impl ImportsApi {
         let record = self
             .0
             .service
+            .imports
             .import_record(&admin, id)
             .await?
             .ok_or_else(|| ApiError::not_found("import_not_found", "no import has this id"))?;
@@ -329,7 +335,8 @@ impl ImportsApi {
         writer.write_record(SKIPPED_ROWS_HEADER).map_err(csv_error)?;
         let mut after = 0;
         loop {
-            let rows = self.0.service.import_report_rows(&admin, id, after, 1000, true).await?;
+            let rows =
+                self.0.service.imports.import_report_rows(&admin, id, after, 1000, true).await?;
             let Some(last) = rows.last() else { break };
             after = last.line;
             write_skipped_rows(&mut writer, &rows).map_err(csv_error)?;

@@ -41,6 +41,7 @@ impl InvitationsApi {
         let user = self
             .0
             .service
+            .invitations
             .accept_invitation(&token, SecretString::from(body.0.password), &request_context(req))
             .await?;
         Ok(Json(MeDto::from(&user)))

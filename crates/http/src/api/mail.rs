@@ -6,12 +6,12 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Enum, Object, OpenApi};
+use secureai_domain::errors::FieldError;
 use secureai_domain::mail::admin::{RetryMailError, TestEmailError};
 use secureai_domain::mail::settings::{
     EmailSettings, EmailSettingsUpdate, PasswordChange, SettingsSource, SmtpPassword, SmtpSecurity,
     SmtpServerUpdate,
 };
-use secureai_domain::users::errors::FieldError;
 use secureai_domain::{DisplayName, EmailAddress};
 
 use super::ApiTags;
@@ -217,7 +217,7 @@ impl MailApi {
         req: &Request,
     ) -> Result<Json<EmailSettingsView>, ApiError> {
         let admin = self.0.principal(&auth, req).await?.admin()?;
-        let (settings, source) = self.0.service.email_settings(&admin).await?;
+        let (settings, source) = self.0.service.mail.email_settings(&admin).await?;
         Ok(Json(EmailSettingsView::new(&settings, source)))
     }
 
@@ -233,8 +233,12 @@ impl MailApi {
     ) -> Result<Json<EmailSettingsView>, ApiError> {
         let admin = self.0.principal(&auth, req).await?.admin()?;
         let update = body.0.into_update().map_err(|e| ApiError::invalid_field(&e))?;
-        let (settings, source) =
-            self.0.service.update_email_settings(&admin, update, &request_context(req)).await?;
+        let (settings, source) = self
+            .0
+            .service
+            .mail
+            .update_email_settings(&admin, update, &request_context(req))
+            .await?;
         Ok(Json(EmailSettingsView::new(&settings, source)))
     }
 
@@ -249,7 +253,7 @@ impl MailApi {
     ) -> Result<Json<TestEmailResult>, ApiError> {
         let admin = self.0.principal(&auth, req).await?.admin()?;
         let to = admin.user().email.to_string();
-        match self.0.service.send_test_email(&admin, &request_context(req)).await {
+        match self.0.service.mail.send_test_email(&admin, &request_context(req)).await {
             Ok(answer) => Ok(Json(TestEmailResult { delivered: true, to, message: answer })),
             Err(TestEmailError::NotDelivered(why)) => {
                 Ok(Json(TestEmailResult { delivered: false, to, message: why }))
@@ -276,7 +280,7 @@ impl MailApi {
         let before = cursor.0.as_deref().map(parse_cursor).transpose()?;
         let limit = limit.0.unwrap_or(50);
         let entries =
-            self.0.service.outbox(&admin, status.0.map(Into::into), before, limit).await?;
+            self.0.service.mail.outbox(&admin, status.0.map(Into::into), before, limit).await?;
         let next_cursor = (entries.len() == limit as usize)
             .then(|| {
                 entries.last().map(|e| format!("{}_{}", e.created_at.timestamp_micros(), e.id))
@@ -299,7 +303,7 @@ impl MailApi {
     ) -> Result<Json<OutboxMessageDto>, ApiError> {
         let admin = self.0.principal(&auth, req).await?.admin()?;
         let id = message_id(&id.0)?;
-        match self.0.service.retry_mail(&admin, id, &request_context(req)).await {
+        match self.0.service.mail.retry_mail(&admin, id, &request_context(req)).await {
             Ok(entry) => Ok(Json(OutboxMessageDto::from(&entry))),
             Err(RetryMailError::NotFound) => {
                 Err(ApiError::not_found("message_not_found", "no message has this id"))

@@ -56,8 +56,12 @@ impl MeApi {
         req: &Request,
     ) -> Result<Json<MeDto>, ApiError> {
         let principal = self.0.principal(&auth, req).await?;
-        let user =
-            self.0.service.update_own_name(&principal, &body.0.name, &request_context(req)).await?;
+        let user = self
+            .0
+            .service
+            .users
+            .update_own_name(&principal, &body.0.name, &request_context(req))
+            .await?;
         Ok(Json(MeDto::from(&user)))
     }
 
@@ -73,6 +77,7 @@ impl MeApi {
         let principal = self.0.principal(&auth, req).await?;
         self.0
             .service
+            .passwords
             .change_own_password(
                 &principal,
                 &SecretString::from(body.0.current_password),
@@ -91,7 +96,8 @@ impl MeApi {
         req: &Request,
     ) -> Result<SignedOutEverywhere, ApiError> {
         let principal = self.0.principal(&auth, req).await?;
-        let ended = self.0.service.sign_out_everywhere(&principal, &request_context(req)).await?;
+        let ended =
+            self.0.service.sessions.sign_out_everywhere(&principal, &request_context(req)).await?;
         Ok(SignedOutEverywhere::Ended(
             Json(Ended { ended }),
             self.0.cleared_session_cookie().to_string(),

@@ -58,8 +58,12 @@ impl PasswordsApi {
     ) -> Result<ResetRequestedResult, ApiError> {
         let admin = self.0.principal(&auth, req).await?.admin()?;
         let id = parse_id(&id.0)?;
-        let reset =
-            self.0.service.request_password_reset(&admin, id, &request_context(req)).await?;
+        let reset = self
+            .0
+            .service
+            .passwords
+            .request_password_reset(&admin, id, &request_context(req))
+            .await?;
         Ok(ResetRequestedResult::Accepted(Json(ResetRequested { expires_at: reset.expires_at })))
     }
 
@@ -75,6 +79,7 @@ impl PasswordsApi {
         let user = self
             .0
             .service
+            .passwords
             .complete_password_reset(
                 &PlainToken::presented(body.0.token),
                 SecretString::from(body.0.password),
@@ -95,7 +100,8 @@ impl PasswordsApi {
     ) -> Result<Json<Ended>, ApiError> {
         let admin = self.0.principal(&auth, req).await?.admin()?;
         let id = parse_id(&id.0)?;
-        let ended = self.0.service.terminate_sessions(&admin, id, &request_context(req)).await?;
+        let ended =
+            self.0.service.sessions.terminate_sessions(&admin, id, &request_context(req)).await?;
         Ok(Json(Ended { ended }))
     }
 }

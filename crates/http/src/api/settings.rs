@@ -41,7 +41,7 @@ impl SettingsApi {
     #[oai(path = "/settings/seats", method = "get")]
     async fn seats(&self, auth: SessionAuth, req: &Request) -> Result<Json<Seats>, ApiError> {
         let admin = self.0.principal(&auth, req).await?.admin()?;
-        Ok(Json(self.0.service.seat_usage(&admin).await?.into()))
+        Ok(Json(self.0.service.users.seat_usage(&admin).await?.into()))
     }
 
     /// Set the seat limit. Takes effect at once on every instance.
@@ -53,8 +53,12 @@ impl SettingsApi {
         req: &Request,
     ) -> Result<Json<Seats>, ApiError> {
         let admin = self.0.principal(&auth, req).await?.admin()?;
-        let usage =
-            self.0.service.set_seat_limit(&admin, body.0.limit, &request_context(req)).await?;
+        let usage = self
+            .0
+            .service
+            .users
+            .set_seat_limit(&admin, body.0.limit, &request_context(req))
+            .await?;
         Ok(Json(usage.into()))
     }
 }

@@ -4,11 +4,11 @@ use poem::Request;
 use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Enum, Object, OpenApi};
+use secureai_domain::errors::FieldError;
 use secureai_domain::mail::settings::SettingsSource;
 use secureai_domain::sso::settings::{
     ClientSecret, OidcSettings, SamlSettings, SecretChange, SsoMode, SsoSettings, SsoSettingsUpdate,
 };
-use secureai_domain::users::errors::FieldError;
 
 use super::ApiTags;
 use crate::AppState;
@@ -253,7 +253,7 @@ impl SsoApi {
         req: &Request,
     ) -> Result<Json<SsoSettingsView>, ApiError> {
         let admin = self.0.principal(&auth, req).await?.admin()?;
-        let (settings, source) = self.0.service.sso_settings(&admin).await?;
+        let (settings, source) = self.0.service.sso.sso_settings(&admin).await?;
         Ok(Json(SsoSettingsView::new(&self.0, &settings, source)))
     }
 
@@ -274,7 +274,7 @@ impl SsoApi {
             .into_update(&self.0.saml_metadata_url())
             .map_err(|e| ApiError::invalid_field(&e))?;
         let (settings, source) =
-            self.0.service.update_sso_settings(&admin, update, &request_context(req)).await?;
+            self.0.service.sso.update_sso_settings(&admin, update, &request_context(req)).await?;
         Ok(Json(SsoSettingsView::new(&self.0, &settings, source)))
     }
 }

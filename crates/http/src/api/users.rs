@@ -5,9 +5,9 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use secureai_domain::UserId;
+use secureai_domain::invitations::service::InviteRequest;
 use secureai_domain::users::lifecycle::UserUpdate;
 use secureai_domain::users::listing::ListUsersRequest;
-use secureai_domain::users::service::InviteRequest;
 
 use super::ApiTags;
 use crate::AppState;
@@ -102,7 +102,8 @@ impl UsersApi {
             department: body.0.department,
             sign_in: body.0.sign_in,
         };
-        let invited = self.0.service.invite_user(&admin, &request, &request_context(req)).await?;
+        let invited =
+            self.0.service.invitations.invite_user(&admin, &request, &request_context(req)).await?;
         let location = format!("/api/v1/users/{}", invited.user.id);
         Ok(CreateUserResult::Created(Json(UserDto::from(&invited.user)), location))
     }
@@ -142,7 +143,7 @@ impl UsersApi {
             limit: limit.0,
             cursor: cursor.0,
         };
-        let page = self.0.service.list_users(&admin, &request).await?;
+        let page = self.0.service.users.list_users(&admin, &request).await?;
         Ok(Json(UserPageDto {
             items: page.items.iter().map(UserDto::from).collect(),
             next_cursor: page.next_cursor,
@@ -173,7 +174,8 @@ impl UsersApi {
             department: body.0.department,
             sign_in: body.0.sign_in,
         };
-        let user = self.0.service.update_user(&admin, id, &update, &request_context(req)).await?;
+        let user =
+            self.0.service.users.update_user(&admin, id, &update, &request_context(req)).await?;
         Ok(Json(UserDto::from(&user)))
     }
 
@@ -205,7 +207,7 @@ impl UsersApi {
         let admin = self.0.principal(&auth, req).await?.admin()?;
         let id = parse_id(&id.0)?;
         let invitation =
-            self.0.service.resend_invitation(&admin, id, &request_context(req)).await?;
+            self.0.service.invitations.resend_invitation(&admin, id, &request_context(req)).await?;
         Ok(Json(InvitationDto::from(invitation.status_at(invitation.created_at))))
     }
 }

@@ -46,7 +46,7 @@ fn me_page(
         "password" => Some("Your password is changed; your other sessions have ended.".to_owned()),
         _ => None,
     });
-    let user = &viewer.principal.user;
+    let user = viewer.principal.user();
     let template = MePage {
         nav,
         error,
@@ -91,7 +91,11 @@ pub(crate) async fn save_name(
         Err(response) => return response,
     };
     use secureai_domain::users::errors::UpdateUserError;
-    match state.service.update_own_name(&viewer.principal, &form.name, &request_context(req)).await
+    match state
+        .service
+        .users
+        .update_own_name(&viewer.principal, &form.name, &request_context(req))
+        .await
     {
         Ok(_) => see_other("/me?done=name"),
         Err(UpdateUserError::Unexpected(e)) => internal(&e),
@@ -135,6 +139,7 @@ pub(crate) async fn change_password(
     let new = SecretString::from(form.new_password);
     match state
         .service
+        .passwords
         .change_own_password(&viewer.principal, &current, new, &request_context(req))
         .await
     {
@@ -161,7 +166,7 @@ pub(crate) async fn sign_out_everywhere(
         Err(response) => return response,
     };
     if let Err(e) =
-        state.service.sign_out_everywhere(&viewer.principal, &request_context(req)).await
+        state.service.sessions.sign_out_everywhere(&viewer.principal, &request_context(req)).await
     {
         return internal(&e);
     }

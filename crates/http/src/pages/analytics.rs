@@ -199,8 +199,8 @@ pub(crate) async fn analytics(
     };
     let choices = vec![7, 30, 90];
     let days = query.days.filter(|d| choices.contains(d)).unwrap_or(30);
-    let range = state.service.last_days(days);
-    let dashboard: Dashboard = match state.service.dashboard(&admin, range).await {
+    let range = state.service.analytics.last_days(days);
+    let dashboard: Dashboard = match state.service.analytics.dashboard(&admin, range).await {
         Ok(dashboard) => dashboard,
         Err(AnalyticsError::Unexpected(e)) => return internal(&e),
         // The range comes from the choices above: always valid.
@@ -258,12 +258,12 @@ struct ServiceTokensPage {
 async fn tokens_page(
     state: &AppState,
     viewer_nav: Nav,
-    admin: &secureai_domain::sessions::models::Admin,
+    admin: &secureai_domain::access::Admin,
     created: Option<(String, String)>,
     error: Option<String>,
     name: String,
 ) -> Response {
-    let tokens = match state.service.service_tokens(admin).await {
+    let tokens = match state.service.service_tokens.service_tokens(admin).await {
         Ok(tokens) => tokens,
         Err(e) => return internal(&e),
     };
@@ -322,7 +322,12 @@ pub(crate) async fn save_service_token(
     let context = request_context(req);
     if !form.revoke.is_empty() {
         let notice = match form.revoke.parse() {
-            Ok(id) => match state.service.revoke_service_token(&admin, id, &context).await {
+            Ok(id) => match state
+                .service
+                .service_tokens
+                .revoke_service_token(&admin, id, &context)
+                .await
+            {
                 Ok(token) => {
                     format!("“{}” is revoked: it authenticates nothing from now on.", token.name)
                 }
@@ -337,7 +342,7 @@ pub(crate) async fn save_service_token(
         nav.notice = Some(notice);
         return tokens_page(&state, nav, &admin, None, None, String::new()).await;
     }
-    match state.service.create_service_token(&admin, &form.name, &context).await {
+    match state.service.service_tokens.create_service_token(&admin, &form.name, &context).await {
         Ok(issued) => {
             let created = (issued.token.name.clone(), issued.secret.expose().to_owned());
             tokens_page(&state, viewer.nav("settings"), &admin, Some(created), None, String::new())

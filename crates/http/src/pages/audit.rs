@@ -96,7 +96,7 @@ pub(crate) async fn audit(
                 limit: Some(50),
                 cursor: blank_to_none(&query.cursor),
             };
-            match state.service.audit_log(&admin, &request).await {
+            match state.service.audit.audit_log(&admin, &request).await {
                 Ok(found) => {
                     rows = found
                         .items

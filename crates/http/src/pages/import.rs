@@ -126,6 +126,7 @@ pub(crate) async fn submit(state: Data<&AppState>, req: &Request, mut form: Mult
     };
     let record = match state
         .service
+        .imports
         .import_csv(
             &admin,
             Cursor::new(bytes.clone()),
@@ -147,6 +148,7 @@ pub(crate) async fn submit(state: Data<&AppState>, req: &Request, mut form: Mult
     };
     let reports = match state
         .service
+        .imports
         .import_report_rows(&admin, record.id, 0, ROWS_SHOWN + 1, mode == ImportMode::Commit)
         .await
     {

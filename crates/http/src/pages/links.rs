@@ -94,12 +94,12 @@ impl Link {
             _ => Lookup::Invalid,
         };
         Ok(match self {
-            Self::Invitation => match state.service.look_up_invitation(token).await? {
+            Self::Invitation => match state.service.invitations.look_up_invitation(token).await? {
                 InvitationLookup::Pending { user, status } => pending(user, status),
                 InvitationLookup::Expired(status) => expired(status),
                 InvitationLookup::Invalid => Lookup::Invalid,
             },
-            Self::Reset => match state.service.look_up_reset(token).await? {
+            Self::Reset => match state.service.passwords.look_up_reset(token).await? {
                 ResetLookup::Pending { user, status } => pending(user, status),
                 ResetLookup::Expired(status) => expired(status),
                 ResetLookup::Invalid => Lookup::Invalid,
@@ -117,7 +117,7 @@ impl Link {
         let context = request_context(req);
         match self {
             Self::Invitation => {
-                match state.service.accept_invitation(token, password, &context).await {
+                match state.service.invitations.accept_invitation(token, password, &context).await {
                     Ok(user) => Outcome::Done(user),
                     Err(AcceptInvitationError::Invalid) => Outcome::Invalid,
                     Err(AcceptInvitationError::Expired { expired_at }) => {
@@ -128,7 +128,12 @@ impl Link {
                 }
             }
             Self::Reset => {
-                match state.service.complete_password_reset(token, password, &context).await {
+                match state
+                    .service
+                    .passwords
+                    .complete_password_reset(token, password, &context)
+                    .await
+                {
                     Ok(user) => Outcome::Done(user),
                     Err(CompleteResetError::Invalid) => Outcome::Invalid,
                     Err(CompleteResetError::Expired { expired_at }) => Outcome::Expired(expired_at),

@@ -42,20 +42,20 @@ struct SettingsPage {
 async fn settings_page(
     state: &AppState,
     viewer: &Viewer,
-    admin: &secureai_domain::sessions::models::Admin,
+    admin: &secureai_domain::access::Admin,
     notice: Option<String>,
     error: Option<String>,
     status: StatusCode,
 ) -> Response {
-    let usage = match state.service.seat_usage(admin).await {
+    let usage = match state.service.users.seat_usage(admin).await {
         Ok(usage) => usage,
         Err(e) => return internal(&e),
     };
-    let (email, source) = match state.service.email_settings(admin).await {
+    let (email, source) = match state.service.mail.email_settings(admin).await {
         Ok(found) => found,
         Err(e) => return internal(&e),
     };
-    let sso_mode = match state.service.sso_settings(admin).await {
+    let sso_mode = match state.service.sso.sso_settings(admin).await {
         Ok((sso, _)) => sso.mode.as_str(),
         Err(e) => return internal(&e),
     };
@@ -137,7 +137,7 @@ pub(crate) async fn save_seats(
         }
     };
     use secureai_domain::users::errors::SettingsError;
-    match state.service.set_seat_limit(&admin, limit, &request_context(req)).await {
+    match state.service.users.set_seat_limit(&admin, limit, &request_context(req)).await {
         Ok(_) => see_other("/admin/settings?done=seats"),
         Err(SettingsError::Unexpected(e)) => internal(&e),
         Err(error) => {
@@ -235,7 +235,7 @@ pub(crate) async fn save_email(
         }
     };
     use secureai_domain::users::errors::SettingsError;
-    match state.service.update_email_settings(&admin, update, &request_context(req)).await {
+    match state.service.mail.update_email_settings(&admin, update, &request_context(req)).await {
         Ok(_) => see_other("/admin/settings?done=email"),
         Err(SettingsError::Unexpected(e)) => internal(&e),
         Err(error) => {
@@ -257,8 +257,8 @@ pub(crate) async fn test_email(
         Ok(found) => found,
         Err(response) => return response,
     };
-    let to = viewer.principal.user.email.to_string();
-    match state.service.send_test_email(&admin, &request_context(req)).await {
+    let to = viewer.principal.user().email.to_string();
+    match state.service.mail.send_test_email(&admin, &request_context(req)).await {
         Ok(answer) => {
             let notice =
                 Some(format!("A test email was sent to {to}. The server answered: {answer}"));
@@ -345,7 +345,7 @@ pub(crate) async fn sso_settings(
         Ok(found) => found,
         Err(response) => return response,
     };
-    let sso = match state.service.sso_settings(&admin).await {
+    let sso = match state.service.sso.sso_settings(&admin).await {
         Ok((sso, _)) => sso,
         Err(e) => return internal(&e),
     };
@@ -449,7 +449,7 @@ pub(crate) async fn save_sso(
         Ok(found) => found,
         Err(response) => return response,
     };
-    let current = match state.service.sso_settings(&admin).await {
+    let current = match state.service.sso.sso_settings(&admin).await {
         Ok((sso, _)) => sso,
         Err(e) => return internal(&e),
     };
@@ -467,7 +467,8 @@ pub(crate) async fn save_sso(
         }
     };
     use secureai_domain::sso::errors::SsoSettingsError;
-    match state.service.update_sso_settings(&admin, update.clone(), &request_context(req)).await {
+    match state.service.sso.update_sso_settings(&admin, update.clone(), &request_context(req)).await
+    {
         Ok(_) => see_other("/admin/settings/sso?done=1"),
         Err(SsoSettingsError::Unexpected(e)) => internal(&e),
         Err(SsoSettingsError::Invalid(field)) => {

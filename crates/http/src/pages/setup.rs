@@ -55,7 +55,7 @@ fn invalid_link() -> Response {
 #[handler]
 pub(crate) async fn show(Query(query): Query<TokenQuery>, state: Data<&AppState>) -> Response {
     let token = PlainToken::presented(query.token.clone());
-    match state.service.setup_link_valid(&token).await {
+    match state.service.setup.setup_link_valid(&token).await {
         Ok(true) => page(
             StatusCode::OK,
             &SetupPage { token: &query.token, email: "", name: "", error: None },
@@ -88,6 +88,7 @@ pub(crate) async fn submit(
     let token = PlainToken::presented(form.token.clone());
     let outcome = state
         .service
+        .setup
         .complete_setup(
             &token,
             &form.email,

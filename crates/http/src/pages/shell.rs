@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use poem::http::{StatusCode, header};
 use poem::{IntoResponse, Request, Response};
 use secureai_domain::PlainToken;
-use secureai_domain::sessions::models::{Admin, Principal};
+use secureai_domain::access::{Admin, Principal};
 use secureai_domain::sso::models::SsoProtocol;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -37,8 +37,8 @@ pub(crate) struct Viewer {
 impl Viewer {
     pub(crate) fn nav(&self, section: &'static str) -> Nav {
         Nav {
-            name: self.principal.user.name.to_string(),
-            admin: self.principal.user.is_active_admin(),
+            name: self.principal.user().name.to_string(),
+            admin: self.principal.user().is_active_admin(),
             csrf: self.csrf.clone(),
             section,
             notice: None,
@@ -69,7 +69,7 @@ pub(crate) async fn viewer(state: &AppState, req: &Request) -> Result<Viewer, Re
         return Err(see_other("/sign-in"));
     };
     let token = PlainToken::presented(cookie.value_str().to_owned());
-    match state.service.authenticate(&token).await {
+    match state.service.sessions.authenticate(&token).await {
         Ok(principal) => Ok(Viewer { principal, csrf: csrf_of(&token) }),
         Err(_) => Err(see_other("/sign-in")
             .with_header(header::SET_COOKIE, state.cleared_session_cookie().to_string())
@@ -182,7 +182,7 @@ pub(crate) struct CsrfForm {
 
 /// Where the sign-in page's SSO button leads, when SSO is on.
 pub(crate) async fn sso_link(state: &AppState) -> Option<&'static str> {
-    match state.service.sso_protocol().await {
+    match state.service.sso.sso_protocol().await {
         Ok(Some(SsoProtocol::Oidc)) => Some("/auth/oidc/login"),
         Ok(Some(SsoProtocol::Saml)) => Some("/auth/saml/login"),
         _ => None,

@@ -52,7 +52,7 @@ pub(crate) async fn submit_sign_in(
         return page(StatusCode::FORBIDDEN, &SignInPage { error, email: String::new(), sso });
     }
     let password = SecretString::from(form.password);
-    match state.service.sign_in(&form.email, &password, &request_context(req)).await {
+    match state.service.sessions.sign_in(&form.email, &password, &request_context(req)).await {
         Ok(signed_in) => see_other("/")
             .with_header(header::SET_COOKIE, state.session_cookie(&signed_in.token).to_string())
             .into_response(),
@@ -93,7 +93,8 @@ pub(crate) async fn sign_out(
         Ok(viewer) => viewer,
         Err(response) => return response,
     };
-    if let Err(e) = state.service.sign_out(&viewer.principal, &request_context(req)).await {
+    if let Err(e) = state.service.sessions.sign_out(&viewer.principal, &request_context(req)).await
+    {
         return internal(&e);
     }
     see_other("/sign-in")
@@ -108,7 +109,7 @@ pub(crate) async fn home(state: Data<&AppState>, req: &Request) -> Response {
         Ok(viewer) => viewer,
         Err(response) => return response,
     };
-    if viewer.principal.user.is_active_admin() {
+    if viewer.principal.user().is_active_admin() {
         return see_other("/admin/users");
     }
     #[derive(Template)]
@@ -117,6 +118,6 @@ pub(crate) async fn home(state: Data<&AppState>, req: &Request) -> Response {
         nav: Nav,
         email: String,
     }
-    let email = viewer.principal.user.email.to_string();
+    let email = viewer.principal.user().email.to_string();
     page(StatusCode::OK, &StartPage { nav: viewer.nav("start"), email })
 }

@@ -111,7 +111,7 @@ async fn begin(state: &AppState, protocol: SsoProtocol, req: &Request) -> Respon
         }
         return page;
     }
-    match state.service.begin_sso(protocol).await {
+    match state.service.sso.begin_sso(protocol).await {
         Ok(started) => {
             let max_age = std::time::Duration::from_secs(60 * LOGIN_TTL_MINUTES as u64);
             let cookie = sso_cookie(state, protocol, started.browser_token.expose(), max_age);
@@ -153,8 +153,11 @@ async fn complete(
     req: &Request,
 ) -> Response {
     let cleared = sso_cookie(state, protocol, "", std::time::Duration::ZERO).to_string();
-    let outcome =
-        state.service.complete_sso(protocol, token.as_ref(), response, &request_context(req)).await;
+    let outcome = state
+        .service
+        .sso
+        .complete_sso(protocol, token.as_ref(), response, &request_context(req))
+        .await;
     match outcome {
         Ok(signed_in) => StatusCode::SEE_OTHER
             .with_header(header::LOCATION, "/")
@@ -196,7 +199,7 @@ async fn complete(
 /// `GET /auth/saml/metadata`: our service provider metadata.
 #[handler]
 pub(crate) async fn saml_metadata(state: Data<&AppState>) -> Response {
-    match state.service.service_provider_metadata().await {
+    match state.service.sso.service_provider_metadata().await {
         Ok(xml) => xml.with_content_type("application/samlmetadata+xml").into_response(),
         Err(BeginSsoError::NotConfigured) => not_configured(),
         Err(BeginSsoError::Provider(failure)) => {

@@ -61,7 +61,7 @@ pub(crate) async fn confirm_action(
     let (Ok(id), Some(action)) = (id.parse::<UserId>(), Action::parse(&slug)) else {
         return not_found();
     };
-    let user = match state.service.get_user(&admin, id).await {
+    let user = match state.service.users.get_user(&admin, id).await {
         Ok(user) => user,
         Err(GetUserError::NotFound) => return not_found(),
         Err(GetUserError::Unexpected(e)) => return internal(&e),
@@ -127,7 +127,7 @@ pub(crate) async fn do_action(
     let outcome: Result<&str, (bool, String)> = match action {
         Action::ResetPassword => {
             use secureai_domain::resets::errors::RequestResetError as E;
-            match state.service.request_password_reset(&admin, id, &context).await {
+            match state.service.passwords.request_password_reset(&admin, id, &context).await {
                 Ok(_) => Ok("reset"),
                 Err(E::NotFound) => return not_found(),
                 Err(E::Unexpected(e)) => return internal(&e),
@@ -135,7 +135,7 @@ pub(crate) async fn do_action(
             }
         }
         Action::TerminateSessions => {
-            match state.service.terminate_sessions(&admin, id, &context).await {
+            match state.service.sessions.terminate_sessions(&admin, id, &context).await {
                 Ok(_) => Ok("sessions"),
                 Err(GetUserError::NotFound) => return not_found(),
                 Err(GetUserError::Unexpected(e)) => return internal(&e),
@@ -147,7 +147,7 @@ pub(crate) async fn do_action(
                 sign_in: Some("sso".into()),
                 ..Default::default()
             };
-            match state.service.update_user(&admin, id, &switch, &context).await {
+            match state.service.users.update_user(&admin, id, &switch, &context).await {
                 Ok(_) => Ok("switched"),
                 Err(E::NotFound) => return not_found(),
                 Err(E::Unexpected(e)) => return internal(&e),
@@ -156,7 +156,7 @@ pub(crate) async fn do_action(
         }
         Action::ResendInvitation => {
             use secureai_domain::invitations::errors::ResendInvitationError as E;
-            match state.service.resend_invitation(&admin, id, &context).await {
+            match state.service.invitations.resend_invitation(&admin, id, &context).await {
                 Ok(_) => Ok("resent"),
                 Err(E::NotFound) => return not_found(),
                 Err(E::Unexpected(e)) => return internal(&e),

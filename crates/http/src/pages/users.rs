@@ -6,10 +6,10 @@ use askama::Template;
 use poem::http::StatusCode;
 use poem::web::{Data, Form, Path, Query};
 use poem::{Request, Response, handler};
-use secureai_domain::sessions::models::Admin;
+use secureai_domain::access::Admin;
+use secureai_domain::invitations::service::InviteRequest;
 use secureai_domain::users::errors::{GetUserError, InviteUserError};
 use secureai_domain::users::listing::ListUsersRequest;
-use secureai_domain::users::service::InviteRequest;
 use secureai_domain::{User, UserId};
 use serde::Deserialize;
 
@@ -104,40 +104,43 @@ pub(crate) async fn users(
         cursor: blank_to_none(&query.cursor),
     };
     let page_size = request.limit.unwrap_or(25) as usize;
-    let (rows, total_text, next, error) = match state.service.list_users(&admin, &request).await {
-        Ok(found) => {
-            let total_text = match (found.total, found.total_exact) {
-                (1, true) => "1 user".to_owned(),
-                (n, true) => format!("{n} users"),
-                // A search whose first pages ended early has counted none yet.
-                (0, false) => "Matches not counted yet".to_owned(),
-                (n, false) => format!("{n} or more users"),
-            };
-            let next = found.next_cursor.map(|cursor| {
-                let params = [
-                    ("q", query.q.as_str()),
-                    ("status", query.status.as_str()),
-                    ("role", query.role.as_str()),
-                    ("department", query.department.as_str()),
-                    ("sort", query.sort.as_str()),
-                    ("cursor", cursor.as_str()),
-                ];
-                link_with("/admin/users", &params)
-            });
-            (found.items.iter().map(UserRow::from).collect(), total_text, next, None)
-        }
-        Err(secureai_domain::users::errors::ListUsersError::Invalid(field)) => {
-            (Vec::new(), String::new(), None, Some(field.to_string()))
-        }
-        Err(secureai_domain::users::errors::ListUsersError::InvalidCursor) => (
-            Vec::new(),
-            String::new(),
-            None,
-            Some("This page link is out of date; start again from the first page.".into()),
-        ),
-        Err(secureai_domain::users::errors::ListUsersError::Unexpected(e)) => return internal(&e),
-    };
-    let seats_text = match state.service.seat_usage(&admin).await {
+    let (rows, total_text, next, error) =
+        match state.service.users.list_users(&admin, &request).await {
+            Ok(found) => {
+                let total_text = match (found.total, found.total_exact) {
+                    (1, true) => "1 user".to_owned(),
+                    (n, true) => format!("{n} users"),
+                    // A search whose first pages ended early has counted none yet.
+                    (0, false) => "Matches not counted yet".to_owned(),
+                    (n, false) => format!("{n} or more users"),
+                };
+                let next = found.next_cursor.map(|cursor| {
+                    let params = [
+                        ("q", query.q.as_str()),
+                        ("status", query.status.as_str()),
+                        ("role", query.role.as_str()),
+                        ("department", query.department.as_str()),
+                        ("sort", query.sort.as_str()),
+                        ("cursor", cursor.as_str()),
+                    ];
+                    link_with("/admin/users", &params)
+                });
+                (found.items.iter().map(UserRow::from).collect(), total_text, next, None)
+            }
+            Err(secureai_domain::users::errors::ListUsersError::Invalid(field)) => {
+                (Vec::new(), String::new(), None, Some(field.to_string()))
+            }
+            Err(secureai_domain::users::errors::ListUsersError::InvalidCursor) => (
+                Vec::new(),
+                String::new(),
+                None,
+                Some("This page link is out of date; start again from the first page.".into()),
+            ),
+            Err(secureai_domain::users::errors::ListUsersError::Unexpected(e)) => {
+                return internal(&e);
+            }
+        };
+    let seats_text = match state.service.users.seat_usage(&admin).await {
         Ok(usage) => match usage.limit {
             Some(limit) => format!("Seats: {} of {limit} in use", usage.used),
             None => format!("Seats: {} in use, no limit", usage.used),
@@ -239,7 +242,12 @@ pub(crate) async fn create_user(
         department: blank_to_none(&form.department),
         sign_in: None,
     };
-    let error = match state.service.invite_user(&admin, &request, &request_context(req)).await {
+    let error = match state
+        .service
+        .invitations
+        .invite_user(&admin, &request, &request_context(req))
+        .await
+    {
         Ok(invited) => return see_other(&format!("/admin/users/{}?done=invited", invited.user.id)),
         Err(InviteUserError::Unexpected(e)) => return internal(&e),
         Err(error) => sentence(&error.to_string()),
@@ -352,11 +360,11 @@ pub(super) async fn render_profile(
             InvitationStatus::Revoked { at } => format!("replaced on {}", when(Some(*at))),
         }
     });
-    let activity = match state.service.user_activity(admin, user.id).await {
+    let activity = match state.service.analytics.user_activity(admin, user.id).await {
         Ok(activity) => activity,
         Err(e) => return internal(&e),
     };
-    let sso_available = match state.service.sso_protocol().await {
+    let sso_available = match state.service.sso.sso_protocol().await {
         Ok(protocol) => protocol.is_some(),
         Err(e) => return internal(&e),
     };
@@ -444,7 +452,7 @@ pub(crate) async fn save_user(
         sign_in: None,
     };
     use secureai_domain::users::errors::UpdateUserError;
-    match state.service.update_user(&admin, id, &update, &request_context(req)).await {
+    match state.service.users.update_user(&admin, id, &update, &request_context(req)).await {
         // Saving may have taken the admin's own role: the next page decides.
         Ok(_) => see_other(&format!("/admin/users/{id}?done=saved")),
         Err(UpdateUserError::NotFound) => not_found(),

@@ -27,14 +27,15 @@ pub async fn concurrent_invitations_never_overshoot_the_seat_limit(db: TestDb) {
     let ctx = RequestContext::default();
 
     for round in 0..rounds() {
-        let used = service.seat_usage(&admin).await.unwrap().used;
+        let used = service.users.seat_usage(&admin).await.unwrap().used;
         let limit = u32::try_from(used).unwrap() + 1;
-        service.set_seat_limit(&admin, Some(limit), &ctx).await.unwrap();
+        service.users.set_seat_limit(&admin, Some(limit), &ctx).await.unwrap();
         let attempts = (0..50).map(|i| {
             let service = service.clone();
             let admin = admin.clone();
             tokio::spawn(async move {
                 service
+                    .invitations
                     .invite_user(
                         &admin,
                         &invite(&format!("racer{round}-{i}@example.com")),
@@ -67,6 +68,7 @@ pub async fn an_invitation_accepted_twice_at_once_activates_once(db: TestDb) {
     let admin = first_admin(&service).await;
     for round in 0..rounds() {
         let invited = service
+            .invitations
             .invite_user(
                 &admin,
                 &invite(&format!("twice{round}@example.com")),
@@ -79,6 +81,7 @@ pub async fn an_invitation_accepted_twice_at_once_activates_once(db: TestDb) {
             let token = invited.token.clone();
             tokio::spawn(async move {
                 service
+                    .invitations
                     .accept_invitation(
                         &token,
                         SecretString::from(format!("password number {i}")),
@@ -98,13 +101,14 @@ pub async fn an_invitation_accepted_twice_at_once_activates_once(db: TestDb) {
 
 pub async fn two_setup_completions_at_once_make_one_admin(db: TestDb) {
     let (service, _clock) = db.service(Policy::default());
-    let token = service.prepare_setup().await.unwrap().unwrap();
+    let token = service.setup.prepare_setup().await.unwrap().unwrap();
 
     let tries = (0..2).map(|i| {
         let service = service.clone();
         let token = token.clone();
         tokio::spawn(async move {
             service
+                .setup
                 .complete_setup(
                     &token,
                     &format!("first{i}@example.com"),
@@ -127,6 +131,7 @@ pub async fn two_workers_never_claim_the_same_message(db: TestDb) {
     let admin = first_admin(&service).await;
     for i in 0..30 {
         service
+            .invitations
             .invite_user(
                 &admin,
                 &invite(&format!("mail{i}@example.com")),
@@ -164,6 +169,7 @@ pub async fn a_sent_message_is_not_sent_again_and_loses_its_link(db: TestDb) {
     let (service, _clock) = db.service(Policy::default());
     let admin = first_admin(&service).await;
     service
+        .invitations
         .invite_user(&admin, &invite("once@example.com"), &RequestContext::default())
         .await
         .unwrap();
@@ -190,9 +196,10 @@ pub async fn two_admins_removing_each_other_at_once_always_leave_one(db: TestDb)
     let root = first_admin(&service).await;
     let ctx = RequestContext::default();
     let other = service
+        .invitations
         .invite_user(
             &root,
-            &secureai_domain::users::service::InviteRequest {
+            &secureai_domain::invitations::service::InviteRequest {
                 role: "admin".into(),
                 ..invite("second@example.com")
             },
@@ -201,6 +208,7 @@ pub async fn two_admins_removing_each_other_at_once_always_leave_one(db: TestDb)
         .await
         .unwrap();
     service
+        .invitations
         .accept_invitation(
             &other.token,
             SecretString::from("second admin password".to_owned()),
@@ -209,8 +217,10 @@ pub async fn two_admins_removing_each_other_at_once_always_leave_one(db: TestDb)
         .await
         .unwrap();
     let second = service
+        .sessions
         .authenticate(
             &service
+                .sessions
                 .sign_in(
                     "second@example.com",
                     &SecretString::from("second admin password".to_owned()),
@@ -237,13 +247,14 @@ pub async fn two_admins_removing_each_other_at_once_always_leave_one(db: TestDb)
             let (service, root, target) = (service.clone(), root.clone(), second.user().id);
             let update = demote.clone();
             tokio::spawn(async move {
-                service.update_user(&root, target, &update, &RequestContext::default()).await
+                service.users.update_user(&root, target, &update, &RequestContext::default()).await
             })
         };
         let b = {
             let (service, second, target) = (service.clone(), second.clone(), root.user().id);
             tokio::spawn(async move {
                 service
+                    .users
                     .update_user(&second, target, &second_update, &RequestContext::default())
                     .await
             })
@@ -262,7 +273,11 @@ pub async fn two_admins_removing_each_other_at_once_always_leave_one(db: TestDb)
         // Put both admins back for the next round, as whichever is still admin.
         let (survivor, target) =
             if a.is_ok() { (&root, second.user().id) } else { (&second, root.user().id) };
-        service.update_user(survivor, target, &restore, &RequestContext::default()).await.unwrap();
+        service
+            .users
+            .update_user(survivor, target, &restore, &RequestContext::default())
+            .await
+            .unwrap();
         assert_eq!(
             count(&db, "SELECT COUNT(*) FROM users WHERE role = 'admin' AND status = 'active'")
                 .await,

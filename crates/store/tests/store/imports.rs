@@ -34,6 +34,7 @@ pub async fn a_file_of_1200_rows_is_imported_in_batches_with_everything_each_use
     let csv = file(1200);
 
     let preview = service
+        .imports
         .import_csv(
             &admin,
             Cursor::new(csv.clone()),
@@ -51,6 +52,7 @@ pub async fn a_file_of_1200_rows_is_imported_in_batches_with_everything_each_use
 
     let mut progress = Vec::new();
     let record = service
+        .imports
         .import_csv(
             &admin,
             Cursor::new(csv.clone()),
@@ -75,9 +77,10 @@ pub async fn a_file_of_1200_rows_is_imported_in_batches_with_everything_each_use
         count(&db, "SELECT COUNT(*) FROM audit_events WHERE action = 'users.imported'").await,
         1
     );
-    let seats = service.seat_usage(&admin).await.unwrap();
+    let seats = service.users.seat_usage(&admin).await.unwrap();
     assert_eq!(seats.used, 1201, "counts kept with the users");
     let found = service
+        .users
         .list_users(
             &admin,
             &ListUsersRequest { q: Some("person1199".into()), ..Default::default() },
@@ -87,15 +90,17 @@ pub async fn a_file_of_1200_rows_is_imported_in_batches_with_everything_each_use
     assert_eq!(found.items.len(), 1, "imported users are searchable");
     assert_eq!(found.items[0].name.to_string(), "Person 1199, Jr.");
 
-    let page = service.import_report_rows(&admin, record.id, 0, 100, false).await.unwrap();
+    let page = service.imports.import_report_rows(&admin, record.id, 0, 100, false).await.unwrap();
     assert_eq!(page.len(), 100);
     assert_eq!(page[0].line, 2);
     assert!(matches!(page[0].outcome, RowOutcome::Created(_)));
-    let skipped = service.import_report_rows(&admin, record.id, 0, 100, true).await.unwrap();
+    let skipped =
+        service.imports.import_report_rows(&admin, record.id, 0, 100, true).await.unwrap();
     assert_eq!(skipped.len(), 1);
     assert_eq!((skipped[0].line, skipped[0].email.as_str()), (1202, "not-an-email"));
 
     let again = service
+        .imports
         .import_csv(&admin, Cursor::new(csv), &request(ImportMode::Commit), &ctx, &mut |_| {})
         .await
         .unwrap();
@@ -111,13 +116,14 @@ pub async fn an_import_and_single_invitations_together_never_overshoot_the_seats
 
     let commit = request(ImportMode::Commit);
     let mut quiet = |_| {};
-    let import = service.import_csv(&admin, Cursor::new(csv), &commit, &ctx, &mut quiet);
+    let import = service.imports.import_csv(&admin, Cursor::new(csv), &commit, &ctx, &mut quiet);
     let singles = futures::future::join_all((0..30).map(|n| {
         let service = service.clone();
         let admin = admin.clone();
         let ctx = ctx.clone();
         async move {
             service
+                .invitations
                 .invite_user(
                     &admin,
                     &crate::use_cases::invite(&format!("single{n}@example.com")),

@@ -3,10 +3,10 @@
 //! filter, sort and direction, page by page.
 
 use chrono::Duration;
+use secureai_domain::invitations::service::InviteRequest;
 use secureai_domain::users::lifecycle::UserUpdate;
 use secureai_domain::users::listing::ListUsersRequest;
 use secureai_domain::users::ports::{UserFilter, UserQuery, UserRepository, UserSort, UserTotal};
-use secureai_domain::users::service::InviteRequest;
 use secureai_domain::{Policy, RequestContext, User};
 
 use crate::support::TestDb;
@@ -80,15 +80,19 @@ async fn pages_through_the_matching_users(
             department: Some(DEPARTMENTS[i as usize % 3].into()),
             sign_in: None,
         };
-        let invited = service.invite_user(&admin, &request, &ctx).await.unwrap();
+        let invited = service.invitations.invite_user(&admin, &request, &ctx).await.unwrap();
         // Every change a search filters or sorts by, after the invitation:
         // acceptance, sign-ins, role, department, name, deactivation.
         if i % 3 == 1 {
             let password = secrecy::SecretString::from(format!("password of user {i}"));
-            service.accept_invitation(&invited.token, password.clone(), &ctx).await.unwrap();
+            service
+                .invitations
+                .accept_invitation(&invited.token, password.clone(), &ctx)
+                .await
+                .unwrap();
             for _ in 0..(i % 4) {
                 clock.advance(Duration::seconds(3));
-                service.sign_in(&request.email, &password, &ctx).await.unwrap();
+                service.sessions.sign_in(&request.email, &password, &ctx).await.unwrap();
             }
         }
         if i % 4 == 2 {
@@ -98,14 +102,15 @@ async fn pages_through_the_matching_users(
                 name: (i % 8 == 6).then(|| format!("{} {}", last, first)),
                 ..UserUpdate::default()
             };
-            service.update_user(&admin, invited.user.id, &change, &ctx).await.unwrap();
+            service.users.update_user(&admin, invited.user.id, &change, &ctx).await.unwrap();
         }
         if i % 5 == 0 {
             let deactivate = UserUpdate { active: Some(false), ..UserUpdate::default() };
-            service.update_user(&admin, invited.user.id, &deactivate, &ctx).await.unwrap();
+            service.users.update_user(&admin, invited.user.id, &deactivate, &ctx).await.unwrap();
         }
     }
     let everyone = service
+        .users
         .list_users(&admin, &ListUsersRequest { limit: Some(200), ..Default::default() })
         .await
         .unwrap()
@@ -220,7 +225,7 @@ async fn pages_through_the_matching_users(
         loop {
             let request =
                 ListUsersRequest { limit: Some(4), cursor: cursor.clone(), ..base.clone() };
-            let page = service.list_users(&admin, &request).await.unwrap();
+            let page = service.users.list_users(&admin, &request).await.unwrap();
             if totals_exact || base.q.is_none() {
                 assert!(page.total_exact);
                 assert_eq!(page.total as usize, expected.len(), "total for {base:?}");

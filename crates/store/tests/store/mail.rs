@@ -54,8 +54,11 @@ pub async fn a_failed_message_is_listed_requeued_once_and_found_for_its_user(db:
     let admin = first_admin(&service).await;
     let mut ids = Vec::new();
     for n in 0..3 {
-        let invited =
-            service.invite_user(&admin, &invite(&format!("u{n}@example.com")), &ctx).await.unwrap();
+        let invited = service
+            .invitations
+            .invite_user(&admin, &invite(&format!("u{n}@example.com")), &ctx)
+            .await
+            .unwrap();
         ids.push(invited.user.id);
         clock.advance(Duration::seconds(1));
     }

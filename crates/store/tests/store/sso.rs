@@ -97,7 +97,8 @@ pub async fn a_first_sso_sign_in_activates_links_and_starts_a_session_atomically
     let (service, clock) = db.service(Policy::default());
     let admin = first_admin(&service).await;
     let ctx = RequestContext::default();
-    let invited = service.invite_user(&admin, &invite("ada@example.com"), &ctx).await.unwrap();
+    let invited =
+        service.invitations.invite_user(&admin, &invite("ada@example.com"), &ctx).await.unwrap();
     let now = clock.now();
     let active = User { state: UserState::Active { activated_at: now }, ..invited.user.clone() };
     let issuer = "https://idp.example.com".to_owned();
@@ -126,7 +127,8 @@ pub async fn a_first_sso_sign_in_activates_links_and_starts_a_session_atomically
     assert!(matches!(db.store.record_sso_sign_in(again).await, Err(SsoSignInStoreError::Stale)));
     // The subject is linked already: a second link conflicts, and the
     // session of that attempt is not kept.
-    let other = service.invite_user(&admin, &invite("bob@example.com"), &ctx).await.unwrap();
+    let other =
+        service.invitations.invite_user(&admin, &invite("bob@example.com"), &ctx).await.unwrap();
     let bob = User { state: UserState::Active { activated_at: now }, ..other.user };
     let stolen = SsoSignIn {
         user: bob.clone(),

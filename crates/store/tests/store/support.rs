@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
-use secureai_domain::service::{Policy, Ports, UserManagement};
 use secureai_domain::testing::{FakeClock, FakeHasher, RecordingTransport, SequentialTokens};
+use secureai_domain::{Policy, UserManagement};
 use secureai_store::{SqlStore, StoreOptions};
 
 pub use secureai_store::test_databases::Backend;
@@ -54,8 +54,7 @@ impl TestDb {
 pub fn service_over(store: &SqlStore, policy: Policy) -> (Arc<UserManagement>, Arc<FakeClock>) {
     let store = Arc::new(store.clone());
     let clock = Arc::new(FakeClock::new());
-    let ports = Ports::from_store(
-        store,
+    let ports = store.ports(
         clock.clone(),
         Arc::new(SequentialTokens::default()),
         Arc::new(FakeHasher),

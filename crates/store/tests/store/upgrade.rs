@@ -120,12 +120,14 @@ async fn a_release_0_1_database_upgrades_and_keeps_working(backend: Backend) {
     let ctx = RequestContext::default();
     // The old admin signs in with the old password hash.
     let signed_in = service
+        .sessions
         .sign_in("root@example.com", &SecretString::from("old admin passphrase"), &ctx)
         .await
         .unwrap();
-    let admin = service.authenticate(&signed_in.token).await.unwrap().admin().unwrap();
+    let admin = service.sessions.authenticate(&signed_in.token).await.unwrap().admin().unwrap();
     // Old rows are found by search, counted, and the seat limit holds.
     let page = service
+        .users
         .list_users(&admin, &ListUsersRequest { q: Some("lovelace".into()), ..Default::default() })
         .await
         .unwrap();
@@ -138,10 +140,10 @@ async fn a_release_0_1_database_upgrades_and_keeps_working(backend: Backend) {
         sort: Some("-name".into()),
         ..Default::default()
     };
-    let page = service.list_users(&admin, &invited).await.unwrap();
+    let page = service.users.list_users(&admin, &invited).await.unwrap();
     let emails: Vec<&str> = page.items.iter().map(|u| u.email.as_str()).collect();
     assert_eq!(emails, ["ada@example.com"]);
-    let seats = service.seat_usage(&admin).await.unwrap();
+    let seats = service.users.seat_usage(&admin).await.unwrap();
     assert_eq!((seats.used, seats.limit), (2, Some(10)));
     // The old queued message is delivered with its link; it names no user.
     let claimed = store
@@ -156,6 +158,7 @@ async fn a_release_0_1_database_upgrades_and_keeps_working(backend: Backend) {
     ));
     // The old invitation activates the old invited user.
     service
+        .invitations
         .accept_invitation(
             &PlainToken::presented(INVITATION_TOKEN),
             SecretString::from("ada's long new password"),
@@ -163,14 +166,14 @@ async fn a_release_0_1_database_upgrades_and_keeps_working(backend: Backend) {
         )
         .await
         .unwrap();
-    let ada = service.get_user(&admin, INVITED_ID.parse().unwrap()).await.unwrap();
+    let ada = service.users.get_user(&admin, INVITED_ID.parse().unwrap()).await.unwrap();
     assert_eq!(ada.status(), UserStatus::Active);
     let active = ListUsersRequest { status: Some("active".into()), ..invited };
-    let page = service.list_users(&admin, &active).await.unwrap();
+    let page = service.users.list_users(&admin, &active).await.unwrap();
     let emails: Vec<&str> = page.items.iter().map(|u| u.email.as_str()).collect();
     assert_eq!(emails, ["Root@Example.com", "ada@example.com"]);
     // The old audit event reads back beside the new ones.
-    let audit = service.audit_log(&admin, &Default::default()).await.unwrap();
+    let audit = service.audit.audit_log(&admin, &Default::default()).await.unwrap();
     assert!(audit.items.iter().any(|e| e.action.as_str() == "user.invited"
         && e.target_email.as_deref() == Some("ada@example.com")));
     let _ = store.close().await;

@@ -31,12 +31,15 @@ pub async fn racing_batches_record_each_event_and_conversation_once(db: TestDb) 
     let ctx = RequestContext::default();
     let mut users = Vec::new();
     for i in 0..3 {
-        let invited =
-            service.invite_user(&admin, &invite(&format!("u{i}@example.com")), &ctx).await.unwrap();
+        let invited = service
+            .invitations
+            .invite_user(&admin, &invite(&format!("u{i}@example.com")), &ctx)
+            .await
+            .unwrap();
         users.push(invited.user.id);
     }
-    let issued = service.create_service_token(&admin, "chat", &ctx).await.unwrap();
-    let caller = service.authenticate_service(&issued.secret).await.unwrap();
+    let issued = service.service_tokens.create_service_token(&admin, "chat", &ctx).await.unwrap();
+    let caller = service.service_tokens.authenticate_service(&issued.secret).await.unwrap();
     let now = clock.now();
     // 120 distinct events over 3 users, 12 conversations, 2 models, 3 days;
     // event ids differ only by case from another batch's ("E" vs "e").
@@ -61,18 +64,18 @@ pub async fn racing_batches_record_each_event_and_conversation_once(db: TestDb) 
         let caller = caller.clone();
         let mut events = batch("e");
         events.rotate_left(k * 15);
-        tokio::spawn(async move { service.ingest_usage(&caller, events).await.unwrap() })
+        tokio::spawn(async move { service.analytics.ingest_usage(&caller, events).await.unwrap() })
     });
     let reports: Vec<_> = join_all(sends).await.into_iter().map(Result::unwrap).collect();
     assert_eq!(reports.iter().map(|r| r.accepted).sum::<usize>(), 120);
     assert_eq!(reports.iter().map(|r| r.duplicates).sum::<usize>(), 7 * 120);
     // Upper-case ids are other events.
-    let upper = service.ingest_usage(&caller, batch("E")).await.unwrap();
+    let upper = service.analytics.ingest_usage(&caller, batch("E")).await.unwrap();
     assert_eq!(upper.accepted, 120);
     assert_eq!(count(&db, "SELECT COUNT(*) FROM usage_events").await, 240);
 
     let range = DayRange::ending(now.date_naive(), 7);
-    let dashboard = service.dashboard(&admin, range).await.unwrap();
+    let dashboard = service.analytics.dashboard(&admin, range).await.unwrap();
     assert_eq!(dashboard.total.events, 240);
     assert_eq!(dashboard.total.input_tokens, 240_000);
     assert_eq!(dashboard.total.output_tokens, 2_400);
@@ -87,11 +90,11 @@ pub async fn racing_batches_record_each_event_and_conversation_once(db: TestDb) 
     let per_day: Vec<u64> = dashboard.by_day.iter().map(|d| d.usage.events).collect();
     assert_eq!(per_day.iter().sum::<u64>(), 240);
     assert_eq!(dashboard.daily_active.last().unwrap().users, 4, "3 users and the admin");
-    let activity = service.user_activity(&admin, users[0]).await.unwrap();
+    let activity = service.analytics.user_activity(&admin, users[0]).await.unwrap();
     assert_eq!(activity.usage.events, 80);
     assert_eq!(activity.usage.conversations, 4);
     assert_eq!(activity.last_activity_at, Some(now - Duration::hours(1)));
-    let weekly = service.active_users(&admin, Period::Week, range).await.unwrap();
+    let weekly = service.analytics.active_users(&admin, Period::Week, range).await.unwrap();
     assert!(weekly.iter().map(|p| p.users).max().unwrap() >= 4);
 }
 
@@ -99,14 +102,14 @@ pub async fn unknown_users_are_reported_and_nothing_of_theirs_is_kept(db: TestDb
     let (service, clock) = db.service(Policy::default());
     let admin = first_admin(&service).await;
     let ctx = RequestContext::default();
-    let issued = service.create_service_token(&admin, "chat", &ctx).await.unwrap();
-    let caller = service.authenticate_service(&issued.secret).await.unwrap();
+    let issued = service.service_tokens.create_service_token(&admin, "chat", &ctx).await.unwrap();
+    let caller = service.service_tokens.authenticate_service(&issued.secret).await.unwrap();
     let at = (clock.now() - Duration::minutes(5)).to_rfc3339();
     let batch = vec![
         event("known", admin.user().id, "c", "m", at.clone()),
         event("stranger", UserId::generate(), "c", "m", at),
     ];
-    let report = service.ingest_usage(&caller, batch).await.unwrap();
+    let report = service.analytics.ingest_usage(&caller, batch).await.unwrap();
     assert_eq!(report.accepted, 1);
     assert_eq!(report.rejected.len(), 1);
     assert_eq!(
@@ -121,7 +124,8 @@ pub async fn service_tokens_are_kept_by_digest_and_revoked_once(db: TestDb) {
     let (service, _clock) = db.service(Policy::default());
     let admin = first_admin(&service).await;
     let ctx = RequestContext::default();
-    let issued = service.create_service_token(&admin, "reporting", &ctx).await.unwrap();
+    let issued =
+        service.service_tokens.create_service_token(&admin, "reporting", &ctx).await.unwrap();
     let secret = issued.secret.expose().to_owned();
     let leaks = count(
         &db,
@@ -133,9 +137,9 @@ pub async fn service_tokens_are_kept_by_digest_and_revoked_once(db: TestDb) {
     assert_eq!(leaks, 0);
     let found = db.store.service_token_by_hash(&issued.secret.hash()).await.unwrap().unwrap();
     assert_eq!(found, issued.token);
-    service.revoke_service_token(&admin, issued.token.id, &ctx).await.unwrap();
-    service.revoke_service_token(&admin, issued.token.id, &ctx).await.unwrap();
-    assert!(service.authenticate_service(&issued.secret).await.is_err());
+    service.service_tokens.revoke_service_token(&admin, issued.token.id, &ctx).await.unwrap();
+    service.service_tokens.revoke_service_token(&admin, issued.token.id, &ctx).await.unwrap();
+    assert!(service.service_tokens.authenticate_service(&issued.secret).await.is_err());
     let audited =
         |action: &str| format!("SELECT COUNT(*) FROM audit_events WHERE action = '{action}'");
     assert_eq!(count(&db, &audited("service_token.created")).await, 1);
@@ -150,20 +154,20 @@ pub async fn retention_deletes_raw_events_and_keeps_the_aggregates(db: TestDb) {
     let (service, clock) = db.service(Policy::default());
     let admin = first_admin(&service).await;
     let ctx = RequestContext::default();
-    let issued = service.create_service_token(&admin, "chat", &ctx).await.unwrap();
-    let caller = service.authenticate_service(&issued.secret).await.unwrap();
+    let issued = service.service_tokens.create_service_token(&admin, "chat", &ctx).await.unwrap();
+    let caller = service.service_tokens.authenticate_service(&issued.secret).await.unwrap();
     let at = (clock.now() - Duration::hours(2)).to_rfc3339();
     let batch = vec![
         event("a", admin.user().id, "c1", "m", at.clone()),
         event("b", admin.user().id, "c1", "m", at),
     ];
-    service.ingest_usage(&caller, batch).await.unwrap();
+    service.analytics.ingest_usage(&caller, batch).await.unwrap();
     clock.advance(Duration::days(91));
-    assert_eq!(service.purge_expired_usage().await.unwrap(), 2);
+    assert_eq!(service.analytics.purge_expired_usage().await.unwrap(), 2);
     assert_eq!(count(&db, "SELECT COUNT(*) FROM usage_events").await, 0);
     assert_eq!(count(&db, "SELECT COUNT(*) FROM usage_conversations").await, 0);
     let range = DayRange::ending(clock.now().date_naive(), 120);
-    let dashboard = service.dashboard(&admin, range).await.unwrap();
+    let dashboard = service.analytics.dashboard(&admin, range).await.unwrap();
     assert_eq!((dashboard.total.events, dashboard.total.conversations), (2, 1));
 }
 
@@ -176,12 +180,15 @@ pub async fn ranges_count_exactly_the_usage_inside_them_whatever_the_arrival_ord
     let ctx = RequestContext::default();
     let mut users = Vec::new();
     for i in 0..3 {
-        let invited =
-            service.invite_user(&admin, &invite(&format!("r{i}@example.com")), &ctx).await.unwrap();
+        let invited = service
+            .invitations
+            .invite_user(&admin, &invite(&format!("r{i}@example.com")), &ctx)
+            .await
+            .unwrap();
         users.push(invited.user.id);
     }
-    let issued = service.create_service_token(&admin, "chat", &ctx).await.unwrap();
-    let caller = service.authenticate_service(&issued.secret).await.unwrap();
+    let issued = service.service_tokens.create_service_token(&admin, "chat", &ctx).await.unwrap();
+    let caller = service.service_tokens.authenticate_service(&issued.secret).await.unwrap();
     let now = clock.now();
     // 90 events over the last 12 days, three users, five conversations
     // each, token counts all different.
@@ -207,10 +214,10 @@ pub async fn ranges_count_exactly_the_usage_inside_them_whatever_the_arrival_ord
     by_time.sort_by(|a, b| a.occurred_at.cmp(&b.occurred_at));
     let (old, rest) = by_time.split_at(30);
     let (middle, new) = rest.split_at(30);
-    service.ingest_usage(&caller, new.to_vec()).await.unwrap();
-    service.ingest_usage(&caller, old.to_vec()).await.unwrap();
+    service.analytics.ingest_usage(&caller, new.to_vec()).await.unwrap();
+    service.analytics.ingest_usage(&caller, old.to_vec()).await.unwrap();
     for e in middle.iter().rev() {
-        service.ingest_usage(&caller, vec![e.clone()]).await.unwrap();
+        service.analytics.ingest_usage(&caller, vec![e.clone()]).await.unwrap();
     }
 
     // The day each conversation started: that of the earliest event of the
@@ -253,7 +260,7 @@ pub async fn ranges_count_exactly_the_usage_inside_them_whatever_the_arrival_ord
             .filter(|(_, events, _, _)| *events > 0)
             .collect();
         expected.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
-        let dashboard = service.dashboard(&admin, range).await.unwrap();
+        let dashboard = service.analytics.dashboard(&admin, range).await.unwrap();
         let got: Vec<(String, u64, u64, u64)> = dashboard
             .top_users
             .iter()

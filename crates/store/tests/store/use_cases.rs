@@ -3,14 +3,14 @@
 use chrono::Duration;
 use sea_orm::{ConnectionTrait, Statement};
 use secrecy::SecretString;
+use secureai_domain::access::Admin;
 use secureai_domain::invitations::errors::AcceptInvitationError;
+use secureai_domain::invitations::service::InviteRequest;
 use secureai_domain::mail::models::MailMessage;
 use secureai_domain::mail::ports::OutboxRepository;
 use secureai_domain::sessions::errors::{AuthenticateError, SignInError};
-use secureai_domain::sessions::models::Admin;
 use secureai_domain::users::errors::InviteUserError;
 use secureai_domain::users::listing::ListUsersRequest;
-use secureai_domain::users::service::InviteRequest;
 use secureai_domain::{
     Clock, PlainToken, Policy, RequestContext, Role, UserManagement, UserStatus,
 };
@@ -36,8 +36,9 @@ pub async fn count(db: &TestDb, sql: &str) -> i64 {
 /// Runs setup and signs the first admin in.
 pub async fn first_admin(service: &UserManagement) -> Admin {
     let ctx = RequestContext::default();
-    let token = service.prepare_setup().await.unwrap().expect("fresh instance issues a link");
+    let token = service.setup.prepare_setup().await.unwrap().expect("fresh instance issues a link");
     service
+        .setup
         .complete_setup(
             &token,
             "root@example.com",
@@ -48,10 +49,11 @@ pub async fn first_admin(service: &UserManagement) -> Admin {
         .await
         .unwrap();
     let signed_in = service
+        .sessions
         .sign_in("ROOT@example.com", &secret("a long admin passphrase"), &ctx)
         .await
         .unwrap();
-    service.authenticate(&signed_in.token).await.unwrap().admin().unwrap()
+    service.sessions.authenticate(&signed_in.token).await.unwrap().admin().unwrap()
 }
 
 pub fn invite(email: &str) -> InviteRequest {
@@ -69,7 +71,8 @@ pub async fn a_newcomer_sets_up_invites_and_the_invited_user_signs_in(db: TestDb
     let ctx = RequestContext::default();
     let admin = first_admin(&service).await;
 
-    let invited = service.invite_user(&admin, &invite("Grace@Example.com"), &ctx).await.unwrap();
+    let invited =
+        service.invitations.invite_user(&admin, &invite("Grace@Example.com"), &ctx).await.unwrap();
     assert_eq!(invited.user.status(), UserStatus::Invited);
 
     let now = service_now(&service);
@@ -81,14 +84,21 @@ pub async fn a_newcomer_sets_up_invites_and_the_invited_user_signs_in(db: TestDb
     };
     let token = PlainToken::presented(token.expose());
 
-    let user = service.accept_invitation(&token, secret("grace's own secret"), &ctx).await.unwrap();
+    let user = service
+        .invitations
+        .accept_invitation(&token, secret("grace's own secret"), &ctx)
+        .await
+        .unwrap();
     assert_eq!(user.status(), UserStatus::Active);
-    let signed_in =
-        service.sign_in("grace@example.com", &secret("grace's own secret"), &ctx).await.unwrap();
-    let principal = service.authenticate(&signed_in.token).await.unwrap();
-    assert_eq!(principal.user.role, Role::User);
+    let signed_in = service
+        .sessions
+        .sign_in("grace@example.com", &secret("grace's own secret"), &ctx)
+        .await
+        .unwrap();
+    let principal = service.sessions.authenticate(&signed_in.token).await.unwrap();
+    assert_eq!(principal.user().role, Role::User);
     assert!(principal.admin().is_err());
-    assert!(principal.user.last_login_at.is_some());
+    assert!(principal.user().last_login_at.is_some());
 
     // Rule 13: each step left its audit record.
     for action in ["setup.completed", "user.invited", "invitation.accepted", "sign_in.succeeded"] {
@@ -113,9 +123,9 @@ pub async fn an_email_taken_in_another_case_is_refused_and_nothing_is_written(db
     let (service, _clock) = db.service(Policy::default());
     let ctx = RequestContext::default();
     let admin = first_admin(&service).await;
-    service.invite_user(&admin, &invite("ada@example.com"), &ctx).await.unwrap();
+    service.invitations.invite_user(&admin, &invite("ada@example.com"), &ctx).await.unwrap();
 
-    let again = service.invite_user(&admin, &invite("  ADA@EXAMPLE.COM "), &ctx).await;
+    let again = service.invitations.invite_user(&admin, &invite("  ADA@EXAMPLE.COM "), &ctx).await;
 
     assert!(matches!(again, Err(InviteUserError::EmailTaken)));
     assert_eq!(count(&db, "SELECT COUNT(*) FROM users").await, 2);
@@ -131,16 +141,26 @@ pub async fn an_invitation_expires_after_72_hours_and_works_once(db: TestDb) {
     let (service, clock) = db.service(Policy::default());
     let ctx = RequestContext::default();
     let admin = first_admin(&service).await;
-    let late = service.invite_user(&admin, &invite("late@example.com"), &ctx).await.unwrap();
-    let prompt = service.invite_user(&admin, &invite("prompt@example.com"), &ctx).await.unwrap();
+    let late =
+        service.invitations.invite_user(&admin, &invite("late@example.com"), &ctx).await.unwrap();
+    let prompt =
+        service.invitations.invite_user(&admin, &invite("prompt@example.com"), &ctx).await.unwrap();
 
     clock.advance(Duration::hours(71) + Duration::minutes(59));
-    service.accept_invitation(&prompt.token, secret("prompt password 1"), &ctx).await.unwrap();
-    let reused = service.accept_invitation(&prompt.token, secret("prompt password 2"), &ctx).await;
+    service
+        .invitations
+        .accept_invitation(&prompt.token, secret("prompt password 1"), &ctx)
+        .await
+        .unwrap();
+    let reused = service
+        .invitations
+        .accept_invitation(&prompt.token, secret("prompt password 2"), &ctx)
+        .await;
     assert!(matches!(reused, Err(AcceptInvitationError::Invalid)));
 
     clock.advance(Duration::minutes(1));
-    let expired = service.accept_invitation(&late.token, secret("late password 1"), &ctx).await;
+    let expired =
+        service.invitations.accept_invitation(&late.token, secret("late password 1"), &ctx).await;
     assert!(
         matches!(expired, Err(AcceptInvitationError::Expired { expired_at }) if expired_at == late.invitation.expires_at)
     );
@@ -151,11 +171,14 @@ pub async fn sign_in_failures_look_alike_and_are_audited(db: TestDb) {
     let (service, _clock) = db.service(Policy::default());
     let ctx = RequestContext::default();
     let admin = first_admin(&service).await;
-    service.invite_user(&admin, &invite("pending@example.com"), &ctx).await.unwrap();
+    service.invitations.invite_user(&admin, &invite("pending@example.com"), &ctx).await.unwrap();
 
-    let unknown = service.sign_in("nobody@example.com", &secret("whatever123"), &ctx).await;
-    let wrong = service.sign_in("root@example.com", &secret("not the password"), &ctx).await;
-    let invited = service.sign_in("pending@example.com", &secret("whatever123"), &ctx).await;
+    let unknown =
+        service.sessions.sign_in("nobody@example.com", &secret("whatever123"), &ctx).await;
+    let wrong =
+        service.sessions.sign_in("root@example.com", &secret("not the password"), &ctx).await;
+    let invited =
+        service.sessions.sign_in("pending@example.com", &secret("whatever123"), &ctx).await;
 
     for outcome in [unknown, wrong, invited] {
         assert!(matches!(outcome, Err(SignInError::InvalidCredentials)));
@@ -170,10 +193,18 @@ pub async fn a_deactivated_user_cannot_sign_in_and_their_session_stops_working(d
     let (service, _clock) = db.service(Policy::default());
     let ctx = RequestContext::default();
     let admin = first_admin(&service).await;
-    let invited = service.invite_user(&admin, &invite("leaver@example.com"), &ctx).await.unwrap();
-    service.accept_invitation(&invited.token, secret("leaver password"), &ctx).await.unwrap();
-    let session =
-        service.sign_in("leaver@example.com", &secret("leaver password"), &ctx).await.unwrap();
+    let invited =
+        service.invitations.invite_user(&admin, &invite("leaver@example.com"), &ctx).await.unwrap();
+    service
+        .invitations
+        .accept_invitation(&invited.token, secret("leaver password"), &ctx)
+        .await
+        .unwrap();
+    let session = service
+        .sessions
+        .sign_in("leaver@example.com", &secret("leaver password"), &ctx)
+        .await
+        .unwrap();
 
     let backend = db.store.connection().get_database_backend();
     db.store
@@ -186,10 +217,11 @@ pub async fn a_deactivated_user_cannot_sign_in_and_their_session_stops_working(d
         .unwrap();
 
     assert!(matches!(
-        service.authenticate(&session.token).await,
+        service.sessions.authenticate(&session.token).await,
         Err(AuthenticateError::Unauthenticated)
     ));
-    let again = service.sign_in("leaver@example.com", &secret("leaver password"), &ctx).await;
+    let again =
+        service.sessions.sign_in("leaver@example.com", &secret("leaver password"), &ctx).await;
     assert!(matches!(again, Err(SignInError::AccountDeactivated)));
     assert_eq!(
         count(&db, "SELECT COUNT(*) FROM sessions").await,
@@ -203,15 +235,16 @@ pub async fn signing_out_ends_the_session(db: TestDb) {
     let ctx = RequestContext::default();
     first_admin(&service).await;
     let signed_in = service
+        .sessions
         .sign_in("root@example.com", &secret("a long admin passphrase"), &ctx)
         .await
         .unwrap();
-    let principal = service.authenticate(&signed_in.token).await.unwrap();
+    let principal = service.sessions.authenticate(&signed_in.token).await.unwrap();
 
-    service.sign_out(&principal, &ctx).await.unwrap();
+    service.sessions.sign_out(&principal, &ctx).await.unwrap();
 
     assert!(matches!(
-        service.authenticate(&signed_in.token).await,
+        service.sessions.authenticate(&signed_in.token).await,
         Err(AuthenticateError::Unauthenticated)
     ));
     assert_eq!(
@@ -225,18 +258,19 @@ pub async fn an_idle_session_expires(db: TestDb) {
     let ctx = RequestContext::default();
     first_admin(&service).await;
     let signed_in = service
+        .sessions
         .sign_in("root@example.com", &secret("a long admin passphrase"), &ctx)
         .await
         .unwrap();
 
     clock.advance(Duration::minutes(90));
-    service.authenticate(&signed_in.token).await.unwrap();
+    service.sessions.authenticate(&signed_in.token).await.unwrap();
     clock.advance(Duration::minutes(119));
-    service.authenticate(&signed_in.token).await.unwrap();
+    service.sessions.authenticate(&signed_in.token).await.unwrap();
     clock.advance(Duration::minutes(121));
 
     assert!(matches!(
-        service.authenticate(&signed_in.token).await,
+        service.sessions.authenticate(&signed_in.token).await,
         Err(AuthenticateError::Unauthenticated)
     ));
 }
@@ -247,13 +281,18 @@ pub async fn users_are_listed_page_by_page_in_creation_order(db: TestDb) {
     let admin = first_admin(&service).await;
     for i in 0..6 {
         clock.advance(Duration::seconds(1));
-        service.invite_user(&admin, &invite(&format!("u{i}@example.com")), &ctx).await.unwrap();
+        service
+            .invitations
+            .invite_user(&admin, &invite(&format!("u{i}@example.com")), &ctx)
+            .await
+            .unwrap();
     }
 
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
         let page = service
+            .users
             .list_users(
                 &admin,
                 &ListUsersRequest { limit: Some(3), cursor: cursor.clone(), ..Default::default() },
@@ -278,13 +317,26 @@ pub async fn erasing_a_user_anonymises_them_everywhere_but_keeps_ids_and_counts(
     let (service, _clock) = db.service(Policy::default());
     let ctx = RequestContext::default();
     let admin = first_admin(&service).await;
-    let invited =
-        service.invite_user(&admin, &invite("Gone.Person@example.com"), &ctx).await.unwrap();
-    service.accept_invitation(&invited.token, secret("gone person pw"), &ctx).await.unwrap();
-    service.sign_in("gone.person@example.com", &secret("gone person pw"), &ctx).await.unwrap();
-    let _ = service.sign_in("gone.person@example.com", &secret("a wrong guess"), &ctx).await;
+    let invited = service
+        .invitations
+        .invite_user(&admin, &invite("Gone.Person@example.com"), &ctx)
+        .await
+        .unwrap();
+    service
+        .invitations
+        .accept_invitation(&invited.token, secret("gone person pw"), &ctx)
+        .await
+        .unwrap();
+    service
+        .sessions
+        .sign_in("gone.person@example.com", &secret("gone person pw"), &ctx)
+        .await
+        .unwrap();
+    let _ =
+        service.sessions.sign_in("gone.person@example.com", &secret("a wrong guess"), &ctx).await;
 
-    let erased = service.erase_user_as_operator("GONE.PERSON@example.com", &ctx).await.unwrap();
+    let erased =
+        service.users.erase_user_as_operator("GONE.PERSON@example.com", &ctx).await.unwrap();
 
     assert_eq!(erased.id, invited.user.id);
     assert_eq!(erased.status(), UserStatus::Deactivated);
@@ -312,10 +364,11 @@ pub async fn erasing_a_user_anonymises_them_everywhere_but_keeps_ids_and_counts(
     );
     assert_eq!(count(&db, "SELECT COUNT(*) FROM sessions").await, 1, "only the admin's");
     assert_eq!(count(&db, "SELECT COUNT(*) FROM users WHERE password_hash IS NOT NULL").await, 1);
-    let again = service.sign_in(erased.email.as_str(), &secret("gone person pw"), &ctx).await;
+    let again =
+        service.sessions.sign_in(erased.email.as_str(), &secret("gone person pw"), &ctx).await;
     assert!(again.is_err());
     // The last admin is refused.
-    let last = service.erase_user_as_operator("root@example.com", &ctx).await;
+    let last = service.users.erase_user_as_operator("root@example.com", &ctx).await;
     assert!(matches!(last, Err(EraseUserError::LastAdmin)));
 }
 
@@ -330,13 +383,21 @@ pub async fn a_session_sees_changes_committed_elsewhere_at_once(db: TestDb) {
     let (service, _clock) = db.service(Policy::default());
     let ctx = RequestContext::default();
     let admin = first_admin(&service).await;
-    let invited = service.invite_user(&admin, &invite("mover@example.com"), &ctx).await.unwrap();
-    service.accept_invitation(&invited.token, secret("mover password"), &ctx).await.unwrap();
-    let session =
-        service.sign_in("mover@example.com", &secret("mover password"), &ctx).await.unwrap();
-    let before = service.authenticate(&session.token).await.unwrap();
-    assert_eq!(before.user.role, Role::User);
-    assert_eq!(before.user.name.to_string(), "Name of mover@example.com");
+    let invited =
+        service.invitations.invite_user(&admin, &invite("mover@example.com"), &ctx).await.unwrap();
+    service
+        .invitations
+        .accept_invitation(&invited.token, secret("mover password"), &ctx)
+        .await
+        .unwrap();
+    let session = service
+        .sessions
+        .sign_in("mover@example.com", &secret("mover password"), &ctx)
+        .await
+        .unwrap();
+    let before = service.sessions.authenticate(&session.token).await.unwrap();
+    assert_eq!(before.user().role, Role::User);
+    assert_eq!(before.user().name.to_string(), "Name of mover@example.com");
 
     let backend = db.store.backend();
     let run = |sql: &'static str| {
@@ -348,15 +409,15 @@ pub async fn a_session_sees_changes_committed_elsewhere_at_once(db: TestDb) {
     run("UPDATE users SET role = 'admin', name = 'Mover Renamed' \
          WHERE email_key = 'mover@example.com'")
     .await;
-    let after = service.authenticate(&session.token).await.unwrap();
-    assert_eq!(after.user.role, Role::Admin);
-    assert_eq!(after.user.name.to_string(), "Mover Renamed");
+    let after = service.sessions.authenticate(&session.token).await.unwrap();
+    assert_eq!(after.user().role, Role::Admin);
+    assert_eq!(after.user().name.to_string(), "Mover Renamed");
 
     run("DELETE FROM sessions WHERE user_id IN \
          (SELECT id FROM users WHERE email_key = 'mover@example.com')")
     .await;
     assert!(matches!(
-        service.authenticate(&session.token).await,
+        service.sessions.authenticate(&session.token).await,
         Err(AuthenticateError::Unauthenticated)
     ));
 }

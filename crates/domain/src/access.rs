@@ -1,0 +1,155 @@
+//! Capabilities: proof of who is calling, handed out only by the use cases
+//! that verified it. [`Principal`] comes from a session the domain resolved,
+//! [`Admin`] from a principal who is an active admin right now,
+//! [`ServiceCaller`] from a service token the domain checked. Their fields
+//! are private and they have no public constructor, so a crate that embeds
+//! the domain cannot make one by hand — it asks the domain:
+//!
+//! ```
+//! # use secureai_domain::access::Admin;
+//! # use secureai_domain::sessions::service::SessionService;
+//! # use secureai_domain::PlainToken;
+//! async fn admin_behind(sessions: &SessionService, token: &PlainToken) -> Option<Admin> {
+//!     let principal = sessions.authenticate(token).await.ok()?; // a live session, resolved now
+//!     principal.admin().ok() // an active admin right now, else `Forbidden`
+//! }
+//! // The types the snippets below take resolve: each fails only at its forging line.
+//! # #[allow(dead_code)]
+//! # fn inputs(
+//! #     _: secureai_domain::User,
+//! #     _: secureai_domain::sessions::models::SessionId,
+//! #     _: secureai_domain::analytics::models::ServiceToken,
+//! # ) {
+//! # }
+//! ```
+//!
+//! Each of these fails to compile outside the crate:
+//!
+//! ```compile_fail,E0451
+//! # use secureai_domain::access::Principal;
+//! # fn forge(user: secureai_domain::User, session_id: secureai_domain::sessions::models::SessionId) {
+//! let principal = Principal { user, session_id }; // fields are private
+//! # }
+//! ```
+//!
+//! ```compile_fail,E0624
+//! # use secureai_domain::access::Principal;
+//! # fn forge(user: secureai_domain::User, session_id: secureai_domain::sessions::models::SessionId) {
+//! let principal = Principal::new(user, session_id); // crate-private
+//! # }
+//! ```
+//!
+//! ```compile_fail,E0451
+//! # use secureai_domain::access::Admin;
+//! # fn forge(user: secureai_domain::User) -> Admin {
+//! Admin { user } // only Principal::admin makes one
+//! # }
+//! ```
+//!
+//! ```compile_fail,E0624
+//! # use secureai_domain::access::ServiceCaller;
+//! # fn forge(token: secureai_domain::analytics::models::ServiceToken) -> ServiceCaller {
+//! ServiceCaller::new(token) // only a checked service token makes one
+//! # }
+//! ```
+
+use crate::analytics::models::ServiceToken;
+use crate::audit::models::Actor;
+use crate::sessions::models::SessionId;
+use crate::users::models::{Permission, Role, User};
+
+/// Who is behind a request: resolved from the session on every request, so a
+/// role change or deactivation applies to the very next request (rule 7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    user: User,
+    session_id: SessionId,
+}
+
+/// The caller is not allowed to do this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("this action needs the admin role")]
+pub struct Forbidden;
+
+impl Principal {
+    /// The principal of a session the domain just resolved: only
+    /// [`crate::sessions::service::SessionService::authenticate`] calls it.
+    pub(crate) fn new(user: User, session_id: SessionId) -> Self {
+        Self { user, session_id }
+    }
+
+    /// The user, as stored when the session was resolved.
+    pub fn user(&self) -> &User {
+        &self.user
+    }
+
+    /// The session used.
+    pub fn session_id(&self) -> SessionId {
+        self.session_id
+    }
+
+    /// The permissions of the user's current role.
+    pub fn permissions(&self) -> &'static [Permission] {
+        self.user.role.permissions()
+    }
+
+    /// The admin capability, if the user is an active admin.
+    ///
+    /// # Errors
+    /// [`Forbidden`] for anyone else.
+    pub fn admin(&self) -> Result<Admin, Forbidden> {
+        if self.user.is_active_admin() {
+            Ok(Admin { user: self.user.clone() })
+        } else {
+            Err(Forbidden)
+        }
+    }
+
+    /// The audit actor for this principal.
+    pub fn actor(&self) -> Actor {
+        Actor::user(&self.user)
+    }
+}
+
+/// Proof that the caller is an active admin. Only [`Principal::admin`] makes
+/// one, so code without it cannot call admin operations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    user: User,
+}
+
+impl Admin {
+    /// The admin user.
+    pub fn user(&self) -> &User {
+        &self.user
+    }
+
+    /// The audit actor for this admin.
+    pub fn actor(&self) -> Actor {
+        Actor::user(&self.user)
+    }
+
+    /// The role of the admin (always [`Role::Admin`]).
+    pub fn role(&self) -> Role {
+        self.user.role
+    }
+}
+
+/// Proof that a request comes from a service holding an active token.
+#[derive(Debug, Clone)]
+pub struct ServiceCaller {
+    token: ServiceToken,
+}
+
+impl ServiceCaller {
+    /// The caller behind a token the domain just checked: only
+    /// [`crate::service_tokens::service::ServiceTokenService::authenticate_service`] calls it.
+    pub(crate) fn new(token: ServiceToken) -> Self {
+        Self { token }
+    }
+
+    /// The token used.
+    pub fn token(&self) -> &ServiceToken {
+        &self.token
+    }
+}

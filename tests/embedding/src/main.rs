@@ -1,0 +1,79 @@
+//! Another Rust service that embeds two slices of the domain, invitations
+//! and sessions, with adapters of its choosing: its own clock, the OS
+//! random source and argon2 from `secureai-system`, and in-memory storage.
+//! It never builds `UserManagement`, nor any port these two do not use.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use secureai_domain::invitations::service::{InvitationPorts, InvitationService, InviteRequest};
+use secureai_domain::sessions::service::{SessionPorts, SessionService};
+use secureai_domain::testing::InMemoryStore;
+use secureai_domain::{Clock, Policy, RequestContext};
+use secureai_system::{Argon2Cost, Argon2Hasher, HashingLimits, OsTokens};
+
+/// This service's own adapter of the `Clock` port.
+struct WallClock;
+
+impl Clock for WallClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let store = Arc::new(InMemoryStore::new());
+    let clock: Arc<dyn Clock> = Arc::new(WallClock);
+    let tokens = Arc::new(OsTokens);
+    let hasher = Arc::new(Argon2Hasher::new(Argon2Cost::OWASP, HashingLimits::default())?);
+    let policy = Arc::new(Policy::default());
+    let invitations = InvitationService::new(
+        InvitationPorts {
+            users: store.clone(),
+            invitations: store.clone(),
+            settings: store.clone(),
+            clock: clock.clone(),
+            tokens: tokens.clone(),
+            hasher: hasher.clone(),
+        },
+        policy.clone(),
+    );
+    let sessions = SessionService::new(
+        SessionPorts {
+            users: store.clone(),
+            sessions: store.clone(),
+            throttle: store.clone(),
+            audit: store.clone(),
+            usage: store,
+            clock,
+            tokens,
+            hasher,
+        },
+        policy,
+    );
+    let here = RequestContext::command_line();
+
+    // The operator invites the first admin; the admin accepts and signs in.
+    let first = invitations.invite_admin_as_operator("ada@example.com", "Ada", &here).await?;
+    let secret = SecretString::from("ada's long password");
+    invitations.accept_invitation(&first.token, secret.clone(), &here).await?;
+    let signed_in = sessions.sign_in("ada@example.com", &secret, &here).await?;
+    let admin = sessions.authenticate(&signed_in.token).await?.admin()?;
+
+    // Only a resolved session yields `Admin`: the admin invites a colleague.
+    let ask = InviteRequest {
+        email: "grace@example.com".into(),
+        name: "Grace".into(),
+        role: "user".into(),
+        ..InviteRequest::default()
+    };
+    let invited = invitations.invite_user(&admin, &ask, &here).await?;
+    let secret = SecretString::from("grace's own passphrase");
+    invitations.accept_invitation(&invited.token, secret.clone(), &here).await?;
+    let grace = sessions.sign_in("grace@example.com", &secret, &here).await?;
+    let who = sessions.authenticate(&grace.token).await?;
+    println!("signed in: {} ({})", who.user().email, who.user().role.as_str());
+    Ok(())
+}
