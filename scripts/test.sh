@@ -89,6 +89,11 @@ echo "ok: the secureai binary builds no test adapters or test databases"
 # Modules depend one way: no two modules of the domain, HTTP or app crates
 # import each other, directly or round a loop.
 python3 scripts/check-modules.py crates/domain/src crates/http/src crates/app/src
+# Files sized for a reader: no Rust source of ours over 600 lines.
+long="$(find crates tests migrations -name '*.rs' -not -path '*/node_modules/*' -exec wc -l {} + \
+  | awk '$2 != "total" && $1 > 600 { print $2 " (" $1 " lines)" }')"
+[ -z "$long" ] || { echo "source files over 600 lines:"; echo "$long"; exit 1; } >&2
+echo "ok: no source file over 600 lines"
 
 step "rules: every test docs/RULES.md names exists"
 ./scripts/check-rules.sh

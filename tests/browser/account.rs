@@ -1,0 +1,129 @@
+//! Troubleshooting an invitation, My profile, and Settings (seats, a test
+//! email through a real SMTP server).
+
+use secureai_tests::browser::{Browser, take_turn};
+use secureai_tests::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, wait_for_link};
+
+use crate::{ADA_PASSWORD, open_profile, sign_in, with_ada};
+
+/// Seed troubleshooting, "user cannot log in": their invitation expired —
+/// the profile says so; Re-send invitation gives them a new link.
+#[tokio::test]
+async fn a_user_who_cannot_log_in_because_the_invitation_expired_gets_a_new_one() {
+    let turn = take_turn().await;
+    let app = TestApp::with_admin().await;
+    let admin_token = app.admin_token().await;
+    let invited = app.invite(&admin_token, "grace@example.com", "user").await;
+    let id = invited["id"].as_str().unwrap().to_owned();
+    let first = wait_for_link(
+        &app.data_dir.join("mail"),
+        "grace@example.com",
+        "/invitations/accept?token=",
+    )
+    .await;
+    app.clock.advance(chrono::Duration::hours(73));
+    let browser = Browser::laptop(&turn).await;
+    sign_in(&browser, &app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    open_profile(&browser, &app, &id).await;
+    let profile = browser.text().await;
+    assert!(profile.contains("expired on") && profile.contains("re-send it"), "{profile}");
+    browser.click("Re-send invitation").await;
+    browser.click("Re-send invitation").await;
+    assert!(browser.text().await.contains("A new invitation was sent to grace@example.com"));
+    browser.click("Sign out").await;
+    let links = secureai_tests::wait_for_links(
+        &app.data_dir.join("mail"),
+        "grace@example.com",
+        "/invitations/accept?token=",
+        2,
+    )
+    .await;
+    let new = links.iter().find(|l| **l != first).expect("a second, different link");
+    browser.go(new).await;
+    browser.fill("password", "hopper compiler notes").await;
+    browser.fill("password_confirm", "hopper compiler notes").await;
+    browser.click("Activate account").await;
+    sign_in(&browser, &app, "grace@example.com", "hopper compiler notes").await;
+    assert!(browser.text().await.contains("Signed in as grace@example.com"));
+    browser.close().await;
+}
+
+/// My profile: change one's name and password, sign out everywhere.
+#[tokio::test]
+async fn my_profile_name_password_and_sign_out_everywhere() {
+    let turn = take_turn().await;
+    let app = TestApp::with_admin().await;
+    with_ada(&app).await;
+    let browser = Browser::laptop(&turn).await;
+    sign_in(&browser, &app, "ada@example.com", ADA_PASSWORD).await;
+    browser.click("Name of ada@example.com").await;
+    assert_eq!(browser.url().await, app.url("/me"));
+    browser.fill("name", "Ada King").await;
+    browser.click("Save name").await;
+    assert!(browser.text().await.contains("Your name is saved."));
+
+    browser.fill("current_password", "not my password").await;
+    browser.fill("new_password", "a fresh passphrase").await;
+    browser.fill("new_password_confirm", "a fresh passphrase").await;
+    browser.click("Change password").await;
+    assert!(browser.text().await.contains("current password is not correct"));
+    browser.fill("current_password", ADA_PASSWORD).await;
+    browser.fill("new_password", "a fresh passphrase").await;
+    browser.fill("new_password_confirm", "a fresh passphrase").await;
+    browser.click("Change password").await;
+    assert!(browser.text().await.contains("Your password is changed"));
+    browser.screenshot("my-profile").await;
+
+    browser.click("Sign out everywhere").await;
+    assert_eq!(browser.url().await, app.url("/sign-in"));
+    sign_in(&browser, &app, "ada@example.com", "a fresh passphrase").await;
+    assert!(browser.text().await.contains("Ada King"));
+    browser.close().await;
+}
+
+/// Settings: the seat limit, and Email with "Send test email" showing the
+/// server's answer, or what went wrong.
+#[tokio::test]
+async fn settings_seats_and_a_test_email_through_a_real_smtp_server() {
+    use secureai_tests::smtp::{Security, SmtpPeer, free_port};
+    let turn = take_turn().await;
+    let app = TestApp::with_admin().await;
+    let smtp = SmtpPeer::start(Security::None, None);
+    let browser = Browser::laptop(&turn).await;
+    sign_in(&browser, &app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    browser.click("Settings").await;
+    browser.fill("limit", "2").await;
+    browser.click("Save seats").await;
+    assert!(browser.text().await.contains("The seat limit is saved."));
+    browser.go(&app.url("/admin/users")).await;
+    assert!(browser.text().await.contains("Seats: 1 of 2 in use"));
+    for (email, name) in [("ada@example.com", "Ada"), ("bob@example.com", "Bob")] {
+        browser.go(&app.url("/admin/users/new")).await;
+        browser.fill("email", email).await;
+        browser.fill("name", name).await;
+        browser.click("Send Invitation").await;
+    }
+    let refused = browser.text().await;
+    assert!(refused.contains("seat"), "the third seat is refused in words: {refused}");
+
+    browser.go(&app.url("/admin/settings")).await;
+    browser.click_checkbox("smtp").await;
+    browser.fill("host", "127.0.0.1").await;
+    browser.fill("port", &smtp.port.to_string()).await;
+    browser.choose("security", "none").await;
+    browser.click("Save email settings").await;
+    assert!(browser.text().await.contains("The email settings are saved"));
+    browser.click("Send test email").await;
+    let sent = browser.text().await;
+    assert!(sent.contains("A test email was sent to root@example.com"), "{sent}");
+    browser.screenshot("settings").await;
+    let received = smtp.wait_for(1, 10).await;
+    assert!(received.iter().any(|m| m.to.contains("root@example.com")));
+
+    browser.fill("port", &free_port().to_string()).await;
+    browser.click("Save email settings").await;
+    browser.click("Send test email").await;
+    let failed = browser.text().await;
+    assert!(failed.contains("was not delivered"), "{failed}");
+    browser.close().await;
+}
