@@ -2,6 +2,7 @@
 //! invite an admin, erase a user, import a CSV file.
 
 use anyhow::Context as _;
+use secureai_csv::CsvFile;
 use secureai_domain::RequestContext;
 
 use crate::Config;
@@ -83,8 +84,8 @@ pub async fn import_users(
     let record = wiring
         .service
         .imports
-        .import_csv_as_operator(
-            std::io::BufReader::with_capacity(1 << 16, input),
+        .import_file_as_operator(
+            &mut CsvFile::new(std::io::BufReader::with_capacity(1 << 16, input)),
             &request,
             &RequestContext::command_line(),
             progress,
@@ -94,14 +95,14 @@ pub async fn import_users(
     if record.counts.skipped > 0 {
         let mut writer = csv::Writer::from_path(report)
             .with_context(|| format!("cannot write the report {}", report.display()))?;
-        writer.write_record(secureai_http::SKIPPED_ROWS_HEADER)?;
+        writer.write_record(secureai_csv::SKIPPED_ROWS_HEADER)?;
         let mut after = 0;
         loop {
             let rows =
                 wiring.service.imports.skipped_rows_as_operator(record.id, after, 5000).await?;
             let Some(last) = rows.last() else { break };
             after = last.line;
-            secureai_http::write_skipped_rows(&mut writer, &rows)?;
+            secureai_csv::write_skipped_rows(&mut writer, &rows)?;
         }
         writer.flush()?;
         written = Some(report.to_path_buf());

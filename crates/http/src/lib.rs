@@ -16,8 +16,6 @@ mod pages;
 mod rate_limit;
 
 /// Defuses a cell a spreadsheet would run as a formula (for CSV reports).
-pub use csv_export::{SKIPPED_ROWS_HEADER, safe_cell, write_skipped_rows};
-
 use std::sync::Arc;
 use std::time::Instant;
 

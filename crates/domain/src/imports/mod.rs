@@ -1,4 +1,5 @@
-//! Bulk import of users from CSV (or rows given as data):
+//! Bulk import of users from a file (CSV, read by an adapter through
+//! [`ports::RowSource`]) or rows given as data:
 //! validate → preview → import the valid rows → report.
 //!
 //! ```text
@@ -10,6 +11,6 @@
 //! ```
 
 pub mod models;
-pub mod parse;
 pub mod ports;
+pub mod rows;
 pub mod service;

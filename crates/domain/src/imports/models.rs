@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::users::models::{Department, DisplayName, EmailAddress, Role, UserId, UserStatus};
 
-use super::parse::RawRow;
+use super::rows::RawRow;
 
 /// Preview (write nothing) or commit (create the valid rows).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use crate::audit::models::AuditEvent;
 use crate::errors::StoreError;
 use crate::imports::models::{ImportCounts, ImportRecord, RowReport};
+use crate::imports::rows::{FileError, RawRow};
 use crate::users::models::UserStatus;
 use crate::users::ports::NewInvitedUser;
 
@@ -126,4 +127,42 @@ pub trait ImportRepository: Send + Sync {
         limit: u32,
         skipped_only: bool,
     ) -> Result<Vec<RowReport>, StoreError>;
+}
+
+/// Why a file could not be read into rows.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The file as a whole is refused (structure, encoding, columns).
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// Reading failed (the upload or disk), not the file's content.
+    #[error("cannot read the file: {0}")]
+    Unreadable(String),
+}
+
+/// A file's rows, read from the start: the file's warnings (unknown
+/// columns, once each) and its data rows one at a time. An error ends the
+/// rows; the import refuses the whole file then.
+pub struct RowReader<'a> {
+    /// Warnings about the file as a whole.
+    pub warnings: Vec<String>,
+    /// The data rows, in file order.
+    pub rows: Box<dyn Iterator<Item = Result<RawRow, FileError>> + Send + 'a>,
+}
+
+/// Where an import's rows come from: a file an adapter reads (CSV in
+/// `secureai-csv`). The domain does no I/O of its own.
+///
+/// The import calls [`RowSource::read`] twice — once to refuse a broken or
+/// oversized file before anything is written, once to import it — and stops
+/// reading past the row limit. Each call MUST start from the file's first
+/// row and give the same rows in the same order.
+pub trait RowSource: Send {
+    /// The rows from the start.
+    ///
+    /// # Errors
+    /// [`SourceError::File`] when the header is refused (empty file, missing
+    /// or repeated columns, not UTF-8); [`SourceError::Unreadable`] when the
+    /// input cannot be read.
+    fn read(&mut self) -> Result<RowReader<'_>, SourceError>;
 }

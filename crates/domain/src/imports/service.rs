@@ -3,7 +3,6 @@
 //! email seen (for "repeated in this file") is kept per row.
 
 use std::collections::HashMap;
-use std::io::{Read, Seek};
 
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -15,8 +14,8 @@ use crate::imports::models::{
     ImportCounts, ImportMode, ImportRecord, RowOutcome, RowProblem, RowReport, ValidRow,
     already_a_user, check_row, no_seat,
 };
-use crate::imports::parse::{CsvRows, FileError, RawRow};
-use crate::imports::ports::{BatchInsert, ImportCandidate};
+use crate::imports::ports::{BatchInsert, ImportCandidate, RowReader, RowSource, SourceError};
+use crate::imports::rows::{FileError, RawRow};
 use crate::users::models::{SignInMethod, User, UserId, UserState};
 use crate::users::ports::NewInvitedUser;
 
@@ -66,6 +65,15 @@ pub enum ImportError {
     /// Something unexpected failed.
     #[error(transparent)]
     Unexpected(#[from] StoreError),
+}
+
+impl From<SourceError> for ImportError {
+    fn from(error: SourceError) -> Self {
+        match error {
+            SourceError::File(error) => Self::File(error),
+            SourceError::Unreadable(reason) => Self::Read(reason),
+        }
+    }
 }
 
 /// How to run an import.
@@ -134,36 +142,36 @@ fn fingerprint(email_key: &str) -> (u64, u64) {
 }
 
 impl ImportService {
-    /// Imports a CSV file as an admin (see [`ImportRequest`]). The whole
-    /// file is read once to refuse a broken file before anything is
+    /// Imports a file as an admin (see [`ImportRequest`]). The whole file
+    /// is read once to refuse a broken or oversized file before anything is
     /// written, then again to import it.
     ///
     /// # Errors
     /// [`ImportError::File`] for a file refused as a whole; row problems
     /// are reported, not returned.
-    pub async fn import_csv<R: Read + Seek + Send>(
+    pub async fn import_file(
         &self,
         admin: &Admin,
-        input: R,
+        input: &mut dyn RowSource,
         request: &ImportRequest,
         context: &RequestContext,
         progress: Progress<'_>,
     ) -> Result<ImportRecord, ImportError> {
-        self.import_file(Importer::Admin(admin), input, request, context, progress).await
+        self.read_and_import(Importer::Admin(admin), input, request, context, progress).await
     }
 
-    /// Imports a CSV file on the operator's behalf (command line).
+    /// Imports a file on the operator's behalf (command line).
     ///
     /// # Errors
-    /// As [`ImportService::import_csv`].
-    pub async fn import_csv_as_operator<R: Read + Seek + Send>(
+    /// As [`ImportService::import_file`].
+    pub async fn import_file_as_operator(
         &self,
-        input: R,
+        input: &mut dyn RowSource,
         request: &ImportRequest,
         context: &RequestContext,
         progress: Progress<'_>,
     ) -> Result<ImportRecord, ImportError> {
-        self.import_file(Importer::Operator, input, request, context, progress).await
+        self.read_and_import(Importer::Operator, input, request, context, progress).await
     }
 
     /// Imports rows given as data (the JSON body), numbered from 1.
@@ -194,23 +202,28 @@ impl ImportService {
         .await
     }
 
-    async fn import_file<R: Read + Seek + Send>(
+    async fn read_and_import(
         &self,
         importer: Importer<'_>,
-        mut input: R,
+        input: &mut dyn RowSource,
         request: &ImportRequest,
         context: &RequestContext,
         progress: Progress<'_>,
     ) -> Result<ImportRecord, ImportError> {
-        // First pass: the file as a whole (structure, UTF-8, size).
+        // First pass: the file as a whole (structure, UTF-8, size), read no
+        // further than one row past the limit.
         let mut count = 0_usize;
-        for row in CsvRows::new(&mut input, request.max_rows)? {
+        for row in input.read()?.rows {
             row?;
             count += 1;
+            if let Some(limit) = request.max_rows
+                && count as u64 > limit
+            {
+                return Err(FileError::TooManyRows { limit }.into());
+            }
         }
-        input.rewind().map_err(|e| ImportError::Read(e.to_string()))?;
-        let rows = CsvRows::new(input, request.max_rows)?;
-        let warnings = rows.warnings().to_vec();
+        let RowReader { warnings, rows } = input.read()?;
+        let rows = rows.take(count);
         self.run_import(importer, Input { rows, count, warnings }, request, context, progress).await
     }
 

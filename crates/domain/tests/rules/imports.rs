@@ -4,12 +4,14 @@
 //! twice; seats run out in file order. Plus property tests of the row
 //! validator and the CSV reader, and a fuzz harness over arbitrary bytes.
 
+use secureai_csv::CsvFile;
 use std::io::Cursor;
 
 use proptest::prelude::*;
+use secureai_csv::CsvRows;
 use secureai_domain::access::Admin;
 use secureai_domain::imports::models::{ImportMode, RowOutcome, RowReport, check_row};
-use secureai_domain::imports::parse::{CsvRows, FileError, RawRow};
+use secureai_domain::imports::rows::{FileError, RawRow};
 use secureai_domain::imports::service::{ImportError, ImportRequest};
 use secureai_domain::testing::TestKit;
 use secureai_domain::{AuditAction, Policy, UserStatus};
@@ -30,9 +32,9 @@ async fn run(kit: &TestKit, admin: &Admin, csv: &str, mode: ImportMode) -> (Uuid
     let record = kit
         .service
         .imports
-        .import_csv(
+        .import_file(
             admin,
-            Cursor::new(csv.as_bytes().to_vec()),
+            &mut CsvFile::new(Cursor::new(csv.as_bytes().to_vec())),
             &request(mode),
             &ctx(),
             &mut |_| {},
@@ -160,9 +162,9 @@ async fn a_broken_file_is_refused_as_a_whole_before_anything_is_written() {
     let outcome = kit
         .service
         .imports
-        .import_csv(
+        .import_file(
             &admin,
-            Cursor::new(bad_late),
+            &mut CsvFile::new(Cursor::new(bad_late)),
             &request(ImportMode::Commit),
             &ctx(),
             &mut |_| {},
@@ -175,9 +177,9 @@ async fn a_broken_file_is_refused_as_a_whole_before_anything_is_written() {
     let missing = kit
         .service
         .imports
-        .import_csv(
+        .import_file(
             &admin,
-            Cursor::new(b"email,role\n".to_vec()),
+            &mut CsvFile::new(Cursor::new(b"email,role\n".to_vec())),
             &request(ImportMode::Commit),
             &ctx(),
             &mut |_| {},
@@ -189,7 +191,13 @@ async fn a_broken_file_is_refused_as_a_whole_before_anything_is_written() {
     let too_many = kit
         .service
         .imports
-        .import_csv(&admin, Cursor::new(big.into_bytes()), &limited, &ctx(), &mut |_| {})
+        .import_file(
+            &admin,
+            &mut CsvFile::new(Cursor::new(big.into_bytes())),
+            &limited,
+            &ctx(),
+            &mut |_| {},
+        )
         .await;
     assert!(matches!(too_many, Err(ImportError::File(FileError::TooManyRows { limit: 2 }))));
     assert_eq!(kit.store.state().users.len(), users);
@@ -273,7 +281,7 @@ proptest! {
         }
         let mut bytes = if bom { "\u{feff}".as_bytes().to_vec() } else { Vec::new() };
         bytes.extend(writer.into_inner().unwrap());
-        let parsed: Vec<RawRow> = CsvRows::new(&bytes[..], None).unwrap().collect::<Result<_, _>>().unwrap();
+        let parsed: Vec<RawRow> = CsvRows::new(&bytes[..]).unwrap().collect::<Result<_, _>>().unwrap();
         // A row of one empty field is a blank line, which readers skip.
         let expected: Vec<_> = rows.iter().filter(|(e, n, r, d)| !(e.is_empty() && n.is_empty() && r.is_empty() && d.is_empty())).collect();
         prop_assert_eq!(parsed.len(), expected.len());
@@ -296,7 +304,7 @@ proptest! {
         bytes.extend(head);
         bytes.extend(body);
         for input in [&bytes[..], &bytes[16..]] {
-            if let Ok(rows) = CsvRows::new(input, Some(1000)) {
+            if let Ok(rows) = CsvRows::new(input) {
                 for row in rows {
                     match row {
                         Ok(row) => { let _ = check_row(&row); }

@@ -3,6 +3,7 @@
 //! and the settings.
 
 use chrono::Duration;
+use secureai_csv::CsvFile;
 use secureai_domain::access::Admin;
 use secureai_domain::mail::models::MailMessage;
 use secureai_domain::sso::errors::{SsoRefusal, SsoSignInError};
@@ -388,9 +389,9 @@ async fn while_sso_is_configured_imported_users_are_sso_users_with_access_ready_
     let record = kit
         .service
         .imports
-        .import_csv(
+        .import_file(
             &admin,
-            std::io::Cursor::new(csv.as_bytes().to_vec()),
+            &mut CsvFile::new(std::io::Cursor::new(csv.as_bytes().to_vec())),
             &request,
             &ctx(),
             &mut |_| {},

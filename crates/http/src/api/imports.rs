@@ -2,6 +2,7 @@
 //! multipart upload or JSON rows), `GET /imports/{id}` (the report, paged),
 //! `GET /imports/{id}/errors.csv` (the skipped rows).
 
+use secureai_csv::CsvFile;
 use std::io::Cursor;
 
 use poem::Request;
@@ -10,14 +11,14 @@ use poem_openapi::payload::{Binary, Json};
 use poem_openapi::types::multipart::Upload;
 use poem_openapi::{ApiRequest, Enum, Multipart, Object, OpenApi};
 use secureai_domain::imports::models::{ImportMode, ImportRecord, RowOutcome, RowReport};
-use secureai_domain::imports::parse::{FileError, RawRow};
+use secureai_domain::imports::rows::{FileError, RawRow};
 use secureai_domain::imports::service::{ImportError, ImportRequest};
 
 use super::ApiTags;
 use crate::AppState;
 use crate::auth::{SessionAuth, request_context};
-use crate::csv_export::{SKIPPED_ROWS_HEADER, write_skipped_rows};
 use crate::errors::ApiError;
+use secureai_csv::{SKIPPED_ROWS_HEADER, write_skipped_rows};
 
 /// Preview (write nothing) or commit (create the valid rows).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -234,7 +235,7 @@ impl ImportsApi {
         let record = match body {
             ImportBody::Csv(bytes) => {
                 let request = request(file_name.0);
-                service.imports.import_csv(&admin, Cursor::new(bytes.0), &request, &context, &mut |_| {}).await
+                service.imports.import_file(&admin, &mut CsvFile::new(Cursor::new(bytes.0)), &request, &context, &mut |_| {}).await
             }
             ImportBody::Upload(form) => {
                 let name = form.file.file_name().map(str::to_owned).or(file_name.0);
@@ -250,7 +251,7 @@ impl ImportsApi {
                     .await
                     .map_err(|e| ApiError::bad_request("unreadable_body", e))?;
                 let request = request(name);
-                service.imports.import_csv(&admin, Cursor::new(bytes), &request, &context, &mut |_| {}).await
+                service.imports.import_file(&admin, &mut CsvFile::new(Cursor::new(bytes)), &request, &context, &mut |_| {}).await
             }
             ImportBody::Json(rows) => {
                 let rows = rows

@@ -6,6 +6,7 @@
 //! preview page's multipart form), so no upload is kept on the server
 //! between the two steps and any instance can take the second one.
 
+use secureai_csv::CsvFile;
 use std::io::Cursor;
 
 use askama::Template;
@@ -127,9 +128,9 @@ pub(crate) async fn submit(state: Data<&AppState>, req: &Request, mut form: Mult
     let record = match state
         .service
         .imports
-        .import_csv(
+        .import_file(
             &admin,
-            Cursor::new(bytes.clone()),
+            &mut CsvFile::new(Cursor::new(bytes.clone())),
             &request,
             &request_context(req),
             &mut |_| {},

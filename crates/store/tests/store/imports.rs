@@ -2,6 +2,7 @@
 //! user with invitation, mail, search terms, counts and audit event; the
 //! report is stored and paged; seats never overshoot.
 
+use secureai_csv::CsvFile;
 use std::io::Cursor;
 
 use secureai_domain::imports::models::{ImportMode, RowOutcome};
@@ -35,9 +36,9 @@ pub async fn a_file_of_1200_rows_is_imported_in_batches_with_everything_each_use
 
     let preview = service
         .imports
-        .import_csv(
+        .import_file(
             &admin,
-            Cursor::new(csv.clone()),
+            &mut CsvFile::new(Cursor::new(csv.clone())),
             &request(ImportMode::Preview),
             &ctx,
             &mut |_| {},
@@ -53,9 +54,9 @@ pub async fn a_file_of_1200_rows_is_imported_in_batches_with_everything_each_use
     let mut progress = Vec::new();
     let record = service
         .imports
-        .import_csv(
+        .import_file(
             &admin,
-            Cursor::new(csv.clone()),
+            &mut CsvFile::new(Cursor::new(csv.clone())),
             &request(ImportMode::Commit),
             &ctx,
             &mut |n| progress.push(n),
@@ -101,7 +102,13 @@ pub async fn a_file_of_1200_rows_is_imported_in_batches_with_everything_each_use
 
     let again = service
         .imports
-        .import_csv(&admin, Cursor::new(csv), &request(ImportMode::Commit), &ctx, &mut |_| {})
+        .import_file(
+            &admin,
+            &mut CsvFile::new(Cursor::new(csv)),
+            &request(ImportMode::Commit),
+            &ctx,
+            &mut |_| {},
+        )
         .await
         .unwrap();
     assert_eq!((again.counts.valid, again.counts.skipped), (0, 1201));
@@ -116,7 +123,8 @@ pub async fn an_import_and_single_invitations_together_never_overshoot_the_seats
 
     let commit = request(ImportMode::Commit);
     let mut quiet = |_| {};
-    let import = service.imports.import_csv(&admin, Cursor::new(csv), &commit, &ctx, &mut quiet);
+    let mut file = CsvFile::new(Cursor::new(csv));
+    let import = service.imports.import_file(&admin, &mut file, &commit, &ctx, &mut quiet);
     let singles = futures::future::join_all((0..30).map(|n| {
         let service = service.clone();
         let admin = admin.clone();

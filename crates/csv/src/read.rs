@@ -8,62 +8,30 @@
 //! required column, a non-UTF-8 byte or a broken quote fails the whole file.
 
 use std::collections::VecDeque;
-use std::io::Read;
+use std::io::{Read, Seek};
 
-/// Why a whole file is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FileError {
-    /// No header row at all.
-    #[error("the file is empty: it needs a header row naming the columns email, name and role")]
-    Empty,
-    /// Required columns are missing from the header.
-    #[error("the header row has no {} column{}: the columns are email, name, role and optionally department (found: {found})", .missing.join(", "), if .missing.len() > 1 { "s" } else { "" })]
-    MissingColumns {
-        /// The missing columns.
-        missing: Vec<&'static str>,
-        /// The header as found.
-        found: String,
-    },
-    /// A column appears twice.
-    #[error("the header row names the {0} column twice")]
-    DuplicateColumn(&'static str),
-    /// Bytes that are not UTF-8.
-    #[error(
-        "line {line} is not valid UTF-8: save the file as UTF-8 (with or without BOM) and try again"
-    )]
-    NotUtf8 {
-        /// Where.
-        line: u64,
-    },
-    /// The CSV structure is broken.
-    #[error("line {line}: {reason}")]
-    Malformed {
-        /// Where.
-        line: u64,
-        /// What.
-        reason: String,
-    },
-    /// More rows than allowed.
-    #[error("the file has more than {limit} rows, the most one import takes")]
-    TooManyRows {
-        /// The limit.
-        limit: u64,
-    },
+use secureai_domain::imports::ports::{RowReader, RowSource, SourceError};
+use secureai_domain::imports::rows::{FileError, RawRow};
+
+/// An import file in CSV, read from the start each time the import asks
+/// (once to check it as a whole, once to import it).
+pub struct CsvFile<R> {
+    input: R,
 }
 
-/// One data row as written in the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawRow {
-    /// Line in the file where the row starts (the header is line 1).
-    pub line: u64,
-    /// `email` as written.
-    pub email: String,
-    /// `name` as written.
-    pub name: String,
-    /// `role` as written.
-    pub role: String,
-    /// `department` as written (empty if the column is absent).
-    pub department: String,
+impl<R: Read + Seek + Send> CsvFile<R> {
+    /// The file behind `input` (a `File`, or a `Cursor` over bytes).
+    pub fn new(input: R) -> Self {
+        Self { input }
+    }
+}
+
+impl<R: Read + Seek + Send> RowSource for CsvFile<R> {
+    fn read(&mut self) -> Result<RowReader<'_>, SourceError> {
+        self.input.rewind().map_err(|e| SourceError::Unreadable(e.to_string()))?;
+        let rows = CsvRows::new(&mut self.input)?;
+        Ok(RowReader { warnings: rows.warnings().to_vec(), rows: Box::new(rows) })
+    }
 }
 
 /// Passes bytes through, remembering where line ends (CR, LF) are, so that
@@ -127,8 +95,6 @@ pub struct CsvRows<R: Read> {
     columns: Columns,
     warnings: Vec<String>,
     record: csv::ByteRecord,
-    max_rows: Option<u64>,
-    rows: u64,
     failed: bool,
 }
 
@@ -146,12 +112,12 @@ fn csv_error(error: &csv::Error, fallback_line: u64) -> FileError {
 }
 
 impl<R: Read> CsvRows<R> {
-    /// Reads the header row; `max_rows` caps the data rows.
+    /// Reads the header row.
     ///
     /// # Errors
     /// [`FileError`] for an empty file, a header that is not UTF-8, or
     /// missing or repeated columns.
-    pub fn new(input: R, max_rows: Option<u64>) -> Result<Self, FileError> {
+    pub fn new(input: R) -> Result<Self, FileError> {
         let input = LineIndex { inner: input, offset: 0, ends: VecDeque::new(), line: 1 };
         let mut reader =
             csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(input);
@@ -211,8 +177,6 @@ impl<R: Read> CsvRows<R> {
             columns: Columns { email, name, role, department },
             warnings,
             record: csv::ByteRecord::new(),
-            max_rows,
-            rows: 0,
             failed: false,
         })
     }
@@ -239,10 +203,6 @@ impl<R: Read> CsvRows<R> {
             // A line with nothing on it is not a row.
             if self.record.len() == 1 && self.record.get(0).is_some_and(<[u8]>::is_empty) {
                 continue;
-            }
-            self.rows += 1;
-            if self.max_rows.is_some_and(|limit| self.rows > limit) {
-                return Err(FileError::TooManyRows { limit: self.max_rows.unwrap_or_default() });
             }
             let c = self.columns;
             return Ok(Some(RawRow {
@@ -276,7 +236,7 @@ mod tests {
     use super::*;
 
     fn rows(text: &[u8]) -> Result<(Vec<RawRow>, Vec<String>), FileError> {
-        let parsed = CsvRows::new(text, None)?;
+        let parsed = CsvRows::new(text)?;
         let warnings = parsed.warnings().to_vec();
         Ok((parsed.collect::<Result<Vec<_>, _>>()?, warnings))
     }
@@ -367,13 +327,5 @@ mod tests {
                 row(5, "bob@example.com", "Bob", "user", "Sales")
             ]
         );
-    }
-
-    #[test]
-    fn more_rows_than_allowed_fail_the_file() {
-        let text =
-            b"email,name,role\na@example.com,A,user\nb@example.com,B,user\nc@example.com,C,user\n";
-        let outcome: Result<Vec<_>, _> = CsvRows::new(&text[..], Some(2)).unwrap().collect();
-        assert_eq!(outcome.unwrap_err(), FileError::TooManyRows { limit: 2 });
     }
 }
