@@ -26,6 +26,7 @@ pub mod clock;
 pub mod dates;
 pub mod errors;
 pub mod housekeeping;
+pub mod identity;
 pub mod imports;
 pub mod invitations;
 pub mod mail;

@@ -37,6 +37,7 @@ use crate::sso::settings::SsoSettings;
 use crate::users::models::{EmailAddress, User, UserId};
 
 mod audit;
+pub mod contract;
 mod imports;
 mod invitations;
 mod outbox;
@@ -156,6 +157,8 @@ pub struct MemoryState {
     pub outbox: Vec<StoredMail>,
     /// Audit log, in order.
     pub audit: Vec<AuditEvent>,
+    /// Users erased: their past actions keep the id, not the email.
+    pub erased_actors: std::collections::HashSet<UserId>,
     /// The setup token, if any.
     pub setup_token: Option<(TokenHash, DateTime<Utc>)>,
     /// The seat limit an admin set.

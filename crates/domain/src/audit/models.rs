@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::users::models::{EmailAddress, User, UserId};
+use crate::identity::{EmailAddress, UserId};
 
 /// Where a request came from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,10 +37,20 @@ pub enum Actor {
     Anonymous,
 }
 
+/// Someone an audit event names, as actor or target: a user, by id and by
+/// email at the time. Implemented by [`crate::users::models::User`]; the
+/// audit model knows nothing else of users.
+pub trait AuditSubject {
+    /// The user's id.
+    fn audit_id(&self) -> UserId;
+    /// The user's email now.
+    fn audit_email(&self) -> &EmailAddress;
+}
+
 impl Actor {
     /// The actor for a user acting on their own behalf.
-    pub fn user(user: &User) -> Self {
-        Self::User { id: user.id, email: user.email.clone() }
+    pub fn user(user: &impl AuditSubject) -> Self {
+        Self::User { id: user.audit_id(), email: user.audit_email().clone() }
     }
 }
 
@@ -222,9 +232,9 @@ impl AuditEvent {
 
     /// Sets the target user.
     #[must_use]
-    pub fn target(mut self, user: &User) -> Self {
-        self.target_id = Some(user.id);
-        self.target_email = Some(user.email.as_str().to_owned());
+    pub fn target(mut self, user: &impl AuditSubject) -> Self {
+        self.target_id = Some(user.audit_id());
+        self.target_email = Some(user.audit_email().as_str().to_owned());
         self
     }
 

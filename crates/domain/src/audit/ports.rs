@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::audit::models::{AuditAction, AuditEntry, AuditEvent};
 use crate::errors::StoreError;
-use crate::users::models::UserId;
+use crate::identity::UserId;
 
 /// Which audit entries to read. Every condition must hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

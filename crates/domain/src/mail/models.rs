@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::identity::{DisplayName, EmailAddress, UserId};
 use crate::secrets::PlainToken;
-use crate::users::models::{DisplayName, EmailAddress, UserId};
 
 /// What a message says. Rendering (templates, links) is the mail adapter's job.
 #[derive(Debug, Clone)]

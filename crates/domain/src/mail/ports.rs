@@ -6,9 +6,9 @@ use uuid::Uuid;
 
 use crate::audit::models::AuditEvent;
 use crate::errors::StoreError;
+use crate::identity::UserId;
 use crate::mail::models::{MailState, OutboxEntry, OutgoingMail, QueuedMail};
 use crate::mail::settings::EmailSettings;
-use crate::users::models::UserId;
 
 /// Storage of the outbox.
 #[cfg_attr(feature = "mocks", mockall::automock)]

@@ -8,7 +8,7 @@ use std::fmt;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::errors::FieldError;
-use crate::users::models::{DisplayName, EmailAddress};
+use crate::identity::{DisplayName, EmailAddress};
 
 /// How the SMTP connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

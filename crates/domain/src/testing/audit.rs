@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use crate::audit::models::{AuditEntry, AuditEvent};
 use crate::audit::ports::{AuditCursor, AuditFilter, AuditLog};
 use crate::errors::StoreError;
+use crate::identity::UserId;
 
 use super::InMemoryStore;
 
@@ -39,13 +40,19 @@ impl AuditLog for InMemoryStore {
             })
             .collect();
         events.sort_by_key(|e| std::cmp::Reverse((e.at, e.id)));
-        Ok(events.into_iter().take(limit as usize).map(entry).collect())
+        Ok(events
+            .into_iter()
+            .take(limit as usize)
+            .map(|e| entry(e, &state.erased_actors))
+            .collect())
     }
 }
 
-fn entry(event: &AuditEvent) -> AuditEntry {
+fn entry(event: &AuditEvent, erased: &std::collections::HashSet<UserId>) -> AuditEntry {
     let (actor_kind, actor_id, actor_email) = match &event.actor {
-        crate::Actor::User { id, email } => ("user", Some(*id), Some(email.to_string())),
+        crate::Actor::User { id, email } => {
+            ("user", Some(*id), (!erased.contains(id)).then(|| email.to_string()))
+        }
         crate::Actor::Operator => ("operator", None, None),
         crate::Actor::Anonymous => ("anonymous", None, None),
     };

@@ -110,8 +110,9 @@ impl SsoRepository for InMemoryStore {
         }
         if sign_in.activate {
             for invitation in state.invitations.iter_mut().filter(|i| i.user_id == id) {
+                // Answered through the identity provider (as the SQL store).
                 if invitation.state == InvitationState::Pending {
-                    invitation.state = InvitationState::Revoked { at: sign_in.session.created_at };
+                    invitation.state = InvitationState::Accepted { at: sign_in.session.created_at };
                 }
             }
         }

@@ -80,17 +80,18 @@ impl UserRepository for InMemoryStore {
         state.revoke_pending_links(id, erasure.audit.at);
         let email = erasure.before.email.clone();
         state.outbox.retain(|m| m.sent_at.is_some() || m.mail.to != email);
+        // The audit trail keeps ids, loses the person's data (as the SQL
+        // store: emails cleared, changes about them dropped).
         for event in &mut state.audit {
             if event.target_id == Some(id) {
                 event.target_email = None;
                 event.changes.clear();
             }
-            if let crate::Actor::User { id: actor, .. } = &event.actor
-                && *actor == id
-            {
-                event.actor = crate::Actor::Anonymous;
+            if event.target_email.as_deref() == Some(email.as_str()) {
+                event.target_email = None;
             }
         }
+        state.erased_actors.insert(id);
         state.audit.push(erasure.audit);
         Ok(())
     }

@@ -2,7 +2,6 @@
 //! lifecycle, and the admin use cases that list and invite them.
 
 pub mod errors;
-pub mod fields;
 pub mod lifecycle;
 pub mod listing;
 pub mod models;

@@ -1,9 +1,9 @@
 //! User model: roles and permissions, lifecycle states, seats, and the
-//! user (with its validated fields from [`super::fields`]).
+//! user (with its validated fields from [`crate::identity`]).
 
 use chrono::{DateTime, Utc};
 
-pub use super::fields::{
+pub use crate::identity::{
     Department, DisplayName, EmailAddress, EmailError, TextFieldError, UserId,
 };
 
@@ -286,6 +286,16 @@ impl User {
     /// Whether this user is an administrator who may act now.
     pub fn is_active_admin(&self) -> bool {
         self.role == Role::Admin && self.status() == UserStatus::Active
+    }
+}
+
+impl crate::audit::models::AuditSubject for User {
+    fn audit_id(&self) -> UserId {
+        self.id
+    }
+
+    fn audit_email(&self) -> &EmailAddress {
+        &self.email
     }
 }
 

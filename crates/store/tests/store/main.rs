@@ -44,6 +44,7 @@ macro_rules! on_every_database {
 
 mod checkpoint;
 mod concurrency;
+mod contract;
 mod imports;
 mod listing;
 mod mail;

@@ -1,6 +1,7 @@
-//! A user's validated fields: identifier, email address, display name and
-//! department. Each parses what a person or a file wrote, or refuses it
-//! with the reason in words.
+//! Who someone is, as every subdomain names them: a user's identifier and
+//! validated fields (email address, display name, department). Each parses
+//! what a person or a file wrote, or refuses it with the reason in words.
+//! The user itself, with role and lifecycle, is [`crate::users::models::User`].
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,0 +1,97 @@
+//! One contract suite for every storage adapter: the promises (MUST) the
+//! storage ports make in their docs, exercised through the ports alone, so
+//! that the in-memory store and the SQL store are held to the same rules.
+//!
+//! Each contract is a plain `async fn(Ports)` that arranges what it needs
+//! through the ports, acts, and asserts on what the ports answer; it
+//! panics when the store breaks the promise. Give each one a *fresh, empty*
+//! store:
+//!
+//! ```ignore
+//! for (name, contract) in secureai_domain::testing::contract::all() {
+//!     println!("contract {name}");
+//!     contract(fresh_store_ports().await).await;
+//! }
+//! ```
+//!
+//! Times are the clock's, cut to the microsecond (what SQL stores keep);
+//! tokens come from the token port. Nothing here looks inside a store.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::service::Ports;
+
+mod fixtures;
+
+pub mod analytics;
+pub mod imports;
+pub mod invitations;
+pub mod outbox;
+pub mod resets;
+pub mod sessions;
+pub mod settings;
+pub mod setup;
+pub mod sso;
+pub mod throttle;
+pub mod users;
+
+/// A running contract.
+pub type ContractFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A contract: give it the ports of a fresh, empty store.
+pub type Contract = fn(Ports) -> ContractFuture;
+
+/// Lists `module::contract` names with the contract, boxed.
+macro_rules! contracts {
+    ($($module:ident :: $name:ident),* $(,)?) => {
+        vec![$((
+            concat!(stringify!($module), "::", stringify!($name)),
+            (|ports: Ports| -> ContractFuture { Box::pin($module::$name(ports)) }) as Contract,
+        )),*]
+    };
+}
+
+/// Every contract, named `port_module::contract`, in a stable order.
+#[must_use]
+pub fn all() -> Vec<(&'static str, Contract)> {
+    contracts![
+        users::insert_refuses_an_email_taken_in_another_case,
+        users::insert_refuses_past_the_seat_limit,
+        users::concurrent_inserts_never_overshoot_the_seat_limit,
+        users::apply_change_keeps_an_active_admin,
+        users::concurrent_demotions_leave_an_admin,
+        users::apply_change_refuses_a_stale_before,
+        users::reactivation_refuses_past_the_seat_limit,
+        users::deactivation_ends_sessions_and_voids_links,
+        users::erase_anonymises_but_keeps_the_last_admin,
+        invitations::an_invitation_is_accepted_exactly_once,
+        invitations::concurrent_acceptances_activate_once,
+        invitations::reissue_voids_earlier_links_and_needs_an_invited_user,
+        sessions::find_credentials_matches_the_email_in_any_case,
+        sessions::a_session_carries_its_user_as_stored_now_until_it_ends,
+        sessions::end_all_ends_every_session_of_the_user,
+        setup::setup_completes_once,
+        setup::setup_refuses_a_taken_email,
+        settings::seat_limit_tells_never_set_from_unlimited,
+        settings::email_settings_read_back_as_saved,
+        settings::audit_reads_newest_first,
+        resets::a_reset_link_is_consumed_once,
+        resets::resets_need_an_active_user,
+        throttle::reserve_admits_the_free_attempts_then_answers_a_wait,
+        throttle::concurrent_reservations_admit_only_the_free_ones,
+        throttle::release_and_forget_stale,
+        imports::insert_batch_creates_or_skips_each_row,
+        imports::an_import_records_rows_and_finishes,
+        outbox::claim_does_not_hand_a_message_twice_within_its_lease,
+        outbox::a_failed_message_is_requeued_once,
+        sso::a_sign_in_in_flight_is_taken_once,
+        sso::an_assertion_id_is_remembered_once,
+        sso::an_identity_links_to_one_user,
+        sso::an_sso_sign_in_refuses_stale_users_and_full_seats,
+        analytics::a_service_token_is_revoked_once,
+        analytics::record_usage_reports_a_repeated_event_id_as_a_duplicate,
+    ]
+}
