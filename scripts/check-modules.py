@@ -1,12 +1,20 @@
 #!/usr/bin/env python3
 """Fails when a crate's modules import each other in a loop.
 
-Usage: check-modules.py CRATE_SRC_DIR...
+Usage: check-modules.py [--services] CRATE_SRC_DIR...
 
 Every `crate::…` and `super::…` path in a source file (tests and comments
 left out) is an edge from that file's module to the module the path names;
 an edge to an ancestor (a module's own `mod.rs`) or a descendant does not
 count. Any strongly connected group of two or more modules is reported.
+
+With `--services` (the domain crate), two more rules over whole subdomains
+(a top-level module and everything under it):
+- the vocabulary — every module but the services — runs one way: no two
+  subdomains' models, ports and errors import each other round a loop;
+- no service imports another subdomain's service: a service module
+  (`impl …Service` / `…Delivery` / `Housekeeping`, or the root `service`
+  composition, which may use them all) calls no other.
 """
 import collections
 import os
@@ -115,9 +123,41 @@ def cycles(nodes, edges):
     return out
 
 
+SERVICE_IMPL = re.compile(r"(?m)^impl (\w+Service|\w+Delivery|Housekeeping)\b")
+
+
+def service_modules(root, found):
+    return {
+        module
+        for module, path in found.items()
+        if module in ("service",) or SERVICE_IMPL.search(source(os.path.join(root, path)))
+    }
+
+
+def check_services(root, found, edges):
+    """The two subdomain rules of `--services`; returns the problems."""
+    services = service_modules(root, found)
+    problems = []
+    top = collections.defaultdict(set)
+    for module, targets in edges.items():
+        for target in targets:
+            a, b = module.split("::")[0], target.split("::")[0]
+            if a == b:
+                continue
+            if module not in services:
+                top[a].add(b)
+            elif module != "service" and target in services:
+                problems.append(f"service {module} imports service {target}")
+    for loop in cycles(list(top), top):
+        problems.append("subdomain vocabularies import each other in a loop: " + " <-> ".join(loop))
+    return problems, len(services)
+
+
 def main():
     failed = False
-    for root in sys.argv[1:]:
+    args = sys.argv[1:]
+    with_services = "--services" in args
+    for root in [a for a in args if a != "--services"]:
         found, edges = graph(root)
         loops = cycles(list(found), edges)
         for loop in loops:
@@ -125,6 +165,13 @@ def main():
             print(f"{root}: modules import each other in a loop: {' <-> '.join(loop)}")
         if not loops:
             print(f"{root}: {len(found)} modules, {sum(map(len, edges.values()))} imports, no loop")
+        if with_services:
+            problems, count = check_services(root, found, edges)
+            for problem in problems:
+                failed = True
+                print(f"{root}: {problem}")
+            if not problems:
+                print(f"{root}: {count} service modules call no other service; subdomain vocabularies run one way")
     sys.exit(1 if failed else 0)
 
 

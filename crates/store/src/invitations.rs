@@ -5,20 +5,64 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
 use secureai_domain::invitations::models::Invitation;
 use secureai_domain::invitations::ports::{
-    AcceptStoreError, Acceptance, InvitationRepository, Reissue, ReissueError,
+    AcceptStoreError, Acceptance, InsertUserError, InvitationRepository, NewInvitedUser, Reissue,
+    ReissueError,
 };
 use secureai_domain::{StoreError, TokenHash, User, UserId};
 
 use crate::audit::write_audit;
+use crate::convert::user_to_row;
 use crate::convert::{ACTIVE, INVITED};
 use crate::convert::{db, invitation_from_row, invitation_to_row, micros, user_from_row};
 use crate::directory::count_move;
+use crate::directory::{count_delta, counted, index_user};
 use crate::entities::{invitations, outbox, users};
 use crate::outbox::mail_to_row;
-use crate::{SqlStore, retry_transaction};
+use crate::users::SEAT_HOLDING;
+use crate::{SqlStore, is_unique_violation, retry_transaction, take_guard};
+use secureai_domain::users::models::SeatLimit;
 
 #[async_trait]
 impl InvitationRepository for SqlStore {
+    async fn insert_invited(&self, new: NewInvitedUser) -> Result<(), InsertUserError> {
+        let new = &new;
+        retry_transaction(move || async move {
+            let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
+            if let Some(limit) = new.seat_limit {
+                take_guard(&txn).await.map_err(db("taking the guard"))?;
+                let used =
+                    counted(&txn, None, &SEAT_HOLDING).await.map_err(db("counting seats"))?;
+                if !SeatLimit::new(limit).admits(used) {
+                    return Err(InsertUserError::SeatLimitReached { limit });
+                }
+            }
+            match users::Entity::insert(user_to_row(&new.user, None))
+                .exec_without_returning(&txn)
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => return Err(InsertUserError::EmailTaken),
+                Err(e) => return Err(db("inserting a user")(e).into()),
+            }
+            index_user(&txn, &new.user).await.map_err(db("indexing a user for search"))?;
+            count_delta(&txn, new.user.role.as_str(), new.user.status().as_str(), 1)
+                .await
+                .map_err(db("counting a new user"))?;
+            invitations::Entity::insert(invitation_to_row(&new.invitation))
+                .exec_without_returning(&txn)
+                .await
+                .map_err(db("inserting an invitation"))?;
+            outbox::Entity::insert(mail_to_row(&self.sealer, &new.mail))
+                .exec_without_returning(&txn)
+                .await
+                .map_err(db("queueing the invitation email"))?;
+            write_audit(&txn, &new.audit).await?;
+            txn.commit().await.map_err(db("committing a new user"))?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn find_by_token(
         &self,
         hash: &TokenHash,

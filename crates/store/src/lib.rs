@@ -408,7 +408,7 @@ macro_rules! retryable_through_unexpected {
 
 retryable_through_unexpected!(
     secureai_domain::users::ports::ChangeUserError,
-    secureai_domain::users::ports::InsertUserError,
+    secureai_domain::invitations::ports::InsertUserError,
     secureai_domain::invitations::ports::AcceptStoreError,
     secureai_domain::invitations::ports::ReissueError,
     secureai_domain::resets::ports::PasswordStoreError,

@@ -5,20 +5,18 @@ use async_trait::async_trait;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 use secureai_domain::users::ports::{
-    ChangeUserError, Erasure, InsertUserError, NewInvitedUser, UserChange, UserPage, UserQuery,
-    UserRepository,
+    ChangeUserError, Erasure, UserChange, UserPage, UserQuery, UserRepository,
 };
 use secureai_domain::{EmailAddress, StoreError, User, UserId};
 
 use crate::audit::write_audit;
 use crate::convert::{ACTIVE, ADMIN};
-use crate::convert::{db, invitation_to_row, micros, user_from_row, user_to_row};
+use crate::convert::{db, micros, user_from_row, user_to_row};
 use secureai_domain::users::models::SeatLimit;
 
-use crate::directory::{count_delta, count_move, counted, index_user, search_text, unindex_user};
+use crate::directory::{count_move, counted, index_user, search_text, unindex_user};
 use crate::entities::{audit_events, invitations, outbox, password_resets, sessions, users};
-use crate::outbox::mail_to_row;
-use crate::{SqlStore, is_unique_violation, retry_transaction, take_guard};
+use crate::{SqlStore, retry_transaction, take_guard};
 
 /// Statuses that hold a seat.
 /// The domain's seat-holding statuses, as stored.
@@ -29,45 +27,6 @@ pub(crate) const SEAT_HOLDING: [&str; 2] = [
 
 #[async_trait]
 impl UserRepository for SqlStore {
-    async fn insert_invited(&self, new: NewInvitedUser) -> Result<(), InsertUserError> {
-        let new = &new;
-        retry_transaction(move || async move {
-            let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
-            if let Some(limit) = new.seat_limit {
-                take_guard(&txn).await.map_err(db("taking the guard"))?;
-                let used =
-                    counted(&txn, None, &SEAT_HOLDING).await.map_err(db("counting seats"))?;
-                if !SeatLimit::new(limit).admits(used) {
-                    return Err(InsertUserError::SeatLimitReached { limit });
-                }
-            }
-            match users::Entity::insert(user_to_row(&new.user, None))
-                .exec_without_returning(&txn)
-                .await
-            {
-                Ok(_) => {}
-                Err(e) if is_unique_violation(&e) => return Err(InsertUserError::EmailTaken),
-                Err(e) => return Err(db("inserting a user")(e).into()),
-            }
-            index_user(&txn, &new.user).await.map_err(db("indexing a user for search"))?;
-            count_delta(&txn, new.user.role.as_str(), new.user.status().as_str(), 1)
-                .await
-                .map_err(db("counting a new user"))?;
-            invitations::Entity::insert(invitation_to_row(&new.invitation))
-                .exec_without_returning(&txn)
-                .await
-                .map_err(db("inserting an invitation"))?;
-            outbox::Entity::insert(mail_to_row(&self.sealer, &new.mail))
-                .exec_without_returning(&txn)
-                .await
-                .map_err(db("queueing the invitation email"))?;
-            write_audit(&txn, &new.audit).await?;
-            txn.commit().await.map_err(db("committing a new user"))?;
-            Ok(())
-        })
-        .await
-    }
-
     async fn apply_change(&self, change: UserChange) -> Result<(), ChangeUserError> {
         let change = &change;
         retry_transaction(move || async move {

@@ -9,8 +9,8 @@ use crate::audit::models::AuditEvent;
 use crate::errors::StoreError;
 use crate::imports::models::{ImportCounts, ImportRecord, RowReport};
 use crate::imports::rows::{FileError, RawRow};
+use crate::invitations::ports::NewInvitedUser;
 use crate::users::models::UserStatus;
-use crate::users::ports::NewInvitedUser;
 
 /// What the store did with one user of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

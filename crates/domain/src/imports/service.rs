@@ -16,8 +16,8 @@ use crate::imports::models::{
 };
 use crate::imports::ports::{BatchInsert, ImportCandidate, RowReader, RowSource, SourceError};
 use crate::imports::rows::{FileError, RawRow};
+use crate::invitations::ports::NewInvitedUser;
 use crate::users::models::{SignInMethod, User, UserId, UserState};
-use crate::users::ports::NewInvitedUser;
 
 /// The ports ImportService uses, and no others.
 #[derive(Clone)]

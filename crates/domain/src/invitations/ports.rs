@@ -10,6 +10,38 @@ use crate::mail::models::OutgoingMail;
 use crate::secrets::{PasswordHash, TokenHash};
 use crate::users::models::{User, UserId};
 
+/// A new invited user with everything that must be written with it.
+#[derive(Debug, Clone)]
+pub struct NewInvitedUser {
+    /// The user, in state `Invited`.
+    pub user: User,
+    /// Their invitation.
+    pub invitation: Invitation,
+    /// The invitation email, for the outbox.
+    pub mail: OutgoingMail,
+    /// The audit record.
+    pub audit: AuditEvent,
+    /// The seat limit in force (`None` = unlimited).
+    pub seat_limit: Option<u32>,
+}
+
+/// Why the store refused a new user.
+#[derive(Debug, thiserror::Error)]
+pub enum InsertUserError {
+    /// The email's case-insensitive key is taken.
+    #[error("email taken")]
+    EmailTaken,
+    /// Invited + active users already fill the limit.
+    #[error("seat limit {limit} reached")]
+    SeatLimitReached {
+        /// The limit.
+        limit: u32,
+    },
+    /// Unexpected failure.
+    #[error(transparent)]
+    Unexpected(#[from] StoreError),
+}
+
 /// Everything that changes when an invitation is accepted, written at once.
 #[derive(Debug, Clone)]
 pub struct Acceptance {
@@ -63,6 +95,17 @@ pub enum ReissueError {
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait InvitationRepository: Send + Sync {
+    /// Writes a new invited user, their invitation, the outbox message and the audit
+    /// event in one transaction.
+    ///
+    /// # Errors
+    /// - MUST return [`InsertUserError::EmailTaken`] and write nothing if any
+    ///   user (any status) has the same case-insensitive email.
+    /// - MUST return [`InsertUserError::SeatLimitReached`] and write nothing if
+    ///   `seat_limit` is set and invited + active users already reach it —
+    ///   checked atomically, so concurrent inserts never overshoot.
+    async fn insert_invited(&self, new: NewInvitedUser) -> Result<(), InsertUserError>;
+
     /// The invitation stored under `hash`, with its user.
     ///
     /// # Errors

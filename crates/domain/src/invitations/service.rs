@@ -10,12 +10,12 @@ use crate::errors::StoreError;
 use crate::invitations::errors::{AcceptInvitationError, ResendInvitationError};
 use crate::invitations::models::{Invitation, InvitationStatus};
 use crate::invitations::ports::{AcceptStoreError, Acceptance, Reissue, ReissueError};
+use crate::invitations::ports::{InsertUserError, NewInvitedUser};
 use crate::secrets::{Password, PlainToken};
 use crate::users::errors::InviteUserError;
 use crate::users::models::{
     Department, DisplayName, EmailAddress, Role, SignInMethod, User, UserId, UserState, UserStatus,
 };
-use crate::users::ports::{InsertUserError, NewInvitedUser};
 
 /// An invitation request as a person or a script wrote it; validated here.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -328,7 +328,7 @@ impl InvitationService {
             audit,
             seat_limit: self.seat_limit().await?,
         };
-        match self.ports.users.insert_invited(new).await {
+        match self.ports.invitations.insert_invited(new).await {
             Ok(()) => Ok(Invited { user, invitation, token }),
             Err(InsertUserError::EmailTaken) => Err(InviteUserError::EmailTaken),
             Err(InsertUserError::SeatLimitReached { limit }) => {

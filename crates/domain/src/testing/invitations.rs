@@ -5,7 +5,8 @@ use async_trait::async_trait;
 use crate::errors::StoreError;
 use crate::invitations::models::{Invitation, InvitationState};
 use crate::invitations::ports::{
-    AcceptStoreError, Acceptance, InvitationRepository, Reissue, ReissueError,
+    AcceptStoreError, Acceptance, InsertUserError, InvitationRepository, NewInvitedUser, Reissue,
+    ReissueError,
 };
 use crate::secrets::TokenHash;
 use crate::users::models::{User, UserId, UserState, UserStatus};
@@ -14,6 +15,23 @@ use super::InMemoryStore;
 
 #[async_trait]
 impl InvitationRepository for InMemoryStore {
+    async fn insert_invited(&self, new: NewInvitedUser) -> Result<(), InsertUserError> {
+        let mut state = self.state();
+        if state.email_taken(&new.user.email) {
+            return Err(InsertUserError::EmailTaken);
+        }
+        if let Some(limit) = new.seat_limit
+            && !crate::users::models::SeatLimit::new(limit).admits(state.seats_used() as u64)
+        {
+            return Err(InsertUserError::SeatLimitReached { limit });
+        }
+        state.users.insert(new.user.id, new.user);
+        state.invitations.push(new.invitation);
+        state.queue(new.mail);
+        state.audit.push(new.audit);
+        Ok(())
+    }
+
     async fn reissue(&self, reissue: Reissue) -> Result<(), ReissueError> {
         let mut state = self.state();
         let user_id = reissue.invitation.user_id;

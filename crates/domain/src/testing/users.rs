@@ -6,31 +6,13 @@ use crate::errors::StoreError;
 use crate::users::models::{EmailAddress, User, UserId};
 use crate::users::ports::UserTotal;
 use crate::users::ports::{
-    ChangeUserError, Erasure, InsertUserError, NewInvitedUser, UserChange, UserPage, UserQuery,
-    UserRepository,
+    ChangeUserError, Erasure, UserChange, UserPage, UserQuery, UserRepository,
 };
 
 use super::InMemoryStore;
 
 #[async_trait]
 impl UserRepository for InMemoryStore {
-    async fn insert_invited(&self, new: NewInvitedUser) -> Result<(), InsertUserError> {
-        let mut state = self.state();
-        if state.email_taken(&new.user.email) {
-            return Err(InsertUserError::EmailTaken);
-        }
-        if let Some(limit) = new.seat_limit
-            && !crate::users::models::SeatLimit::new(limit).admits(state.seats_used() as u64)
-        {
-            return Err(InsertUserError::SeatLimitReached { limit });
-        }
-        state.users.insert(new.user.id, new.user);
-        state.invitations.push(new.invitation);
-        state.queue(new.mail);
-        state.audit.push(new.audit);
-        Ok(())
-    }
-
     async fn apply_change(&self, change: UserChange) -> Result<(), ChangeUserError> {
         let mut state = self.state();
         let id = change.before.id;

@@ -4,41 +4,7 @@ use async_trait::async_trait;
 
 use crate::audit::models::AuditEvent;
 use crate::errors::StoreError;
-use crate::invitations::models::Invitation;
-use crate::mail::models::OutgoingMail;
 use crate::users::models::{EmailAddress, Role, User, UserId, UserStatus};
-
-/// A new invited user with everything that must be written with it.
-#[derive(Debug, Clone)]
-pub struct NewInvitedUser {
-    /// The user, in state `Invited`.
-    pub user: User,
-    /// Their invitation.
-    pub invitation: Invitation,
-    /// The invitation email, for the outbox.
-    pub mail: OutgoingMail,
-    /// The audit record.
-    pub audit: AuditEvent,
-    /// The seat limit in force (`None` = unlimited).
-    pub seat_limit: Option<u32>,
-}
-
-/// Why the store refused a new user.
-#[derive(Debug, thiserror::Error)]
-pub enum InsertUserError {
-    /// The email's case-insensitive key is taken.
-    #[error("email taken")]
-    EmailTaken,
-    /// Invited + active users already fill the limit.
-    #[error("seat limit {limit} reached")]
-    SeatLimitReached {
-        /// The limit.
-        limit: u32,
-    },
-    /// Unexpected failure.
-    #[error(transparent)]
-    Unexpected(#[from] StoreError),
-}
 
 /// A change to an existing user, with everything written with it. The domain
 /// computed `after` from `before`; the store applies it only if the user is
@@ -227,17 +193,6 @@ impl UserPage {
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait UserRepository: Send + Sync {
-    /// Writes the user, their invitation, the outbox message and the audit
-    /// event in one transaction.
-    ///
-    /// # Errors
-    /// - MUST return [`InsertUserError::EmailTaken`] and write nothing if any
-    ///   user (any status) has the same case-insensitive email.
-    /// - MUST return [`InsertUserError::SeatLimitReached`] and write nothing if
-    ///   `seat_limit` is set and invited + active users already reach it —
-    ///   checked atomically, so concurrent inserts never overshoot.
-    async fn insert_invited(&self, new: NewInvitedUser) -> Result<(), InsertUserError>;
-
     /// Applies a change to an existing user in one transaction: the row, the
     /// audit events, and (as asked) ending sessions and voiding links. A
     /// change of `sign_in` to SSO removes the stored password.

@@ -13,7 +13,10 @@ use secureai_domain::audit::ports::MockAuditLog;
 use secureai_domain::clock::MockClock;
 use secureai_domain::invitations::errors::AcceptInvitationError;
 use secureai_domain::invitations::models::{Invitation, InvitationId, InvitationState};
-use secureai_domain::invitations::ports::{AcceptStoreError, MockInvitationRepository};
+use secureai_domain::invitations::ports::{
+    AcceptStoreError, InsertUserError, MockInvitationRepository,
+};
+
 use secureai_domain::mail::ports::MockOutboxRepository;
 use secureai_domain::mail::service::{DeliveryPolicy, OutboxDelivery};
 use secureai_domain::secrets::PlainToken;
@@ -24,7 +27,7 @@ use secureai_domain::testing::{
 };
 use secureai_domain::users::errors::{InviteUserError, UpdateUserError};
 use secureai_domain::users::lifecycle::UserUpdate;
-use secureai_domain::users::ports::{ChangeUserError, InsertUserError, MockUserRepository};
+use secureai_domain::users::ports::{ChangeUserError, MockUserRepository};
 use secureai_domain::{
     Clock, DisplayName, EmailAddress, Role, SignInMethod, StoreError, User, UserId, UserState,
 };
@@ -62,12 +65,14 @@ fn stored_user(role: Role) -> User {
 async fn a_store_failure_during_an_invitation_is_reported_as_unexpected_and_nothing_is_queued() {
     let (_kit, admin) = with_admin().await;
     let store = Arc::new(InMemoryStore::new());
-    let mut users = MockUserRepository::new();
-    users
+    let mut invitations = MockInvitationRepository::new();
+    invitations
         .expect_insert_invited()
         .returning(|_| Err(InsertUserError::Unexpected(StoreError::msg("db down"))));
-    let service =
-        UserManagement::new(Ports { users: Arc::new(users), ..ports(&store) }, Policy::default());
+    let service = UserManagement::new(
+        Ports { invitations: Arc::new(invitations), ..ports(&store) },
+        Policy::default(),
+    );
 
     let outcome =
         service.invitations.invite_user(&admin, &invite("x@example.com", "user"), &ctx()).await;

@@ -14,13 +14,14 @@ use crate::audit::models::{Actor, AuditAction, AuditEntry, AuditEvent, Change, R
 use crate::audit::ports::AuditFilter;
 use crate::invitations::models::Invitation;
 use crate::invitations::ports::Acceptance;
+use crate::invitations::ports::NewInvitedUser;
 use crate::secrets::{Password, PasswordHash, PlainToken};
 use crate::service::Ports;
 use crate::sessions::models::{Session, SessionId};
 use crate::users::models::{
     DisplayName, EmailAddress, Role, SignInMethod, User, UserId, UserState,
 };
-use crate::users::ports::{NewInvitedUser, UserChange};
+use crate::users::ports::UserChange;
 
 /// A password every arranged user gets.
 pub(super) const PASSWORD: &str = "correct horse battery staple";
@@ -97,7 +98,7 @@ pub(super) async fn invite(ports: &Ports, address: &str, role: Role) -> Invited 
         token,
         mail: new.mail.id,
     };
-    ports.users.insert_invited(new).await.unwrap();
+    ports.invitations.insert_invited(new).await.unwrap();
     invited
 }
 

@@ -10,11 +10,10 @@ use super::fixtures::{
 use crate::audit::models::AuditAction;
 use crate::audit::ports::AuditFilter;
 use crate::invitations::models::InvitationState;
+use crate::invitations::ports::InsertUserError;
 use crate::service::Ports;
 use crate::users::models::{DisplayName, Role, User, UserState, UserStatus};
-use crate::users::ports::{
-    ChangeUserError, Erasure, InsertUserError, UserFilter, UserQuery, UserSort,
-};
+use crate::users::ports::{ChangeUserError, Erasure, UserFilter, UserQuery, UserSort};
 
 /// `insert_invited` MUST refuse with `EmailTaken` an email any user (any
 /// status) has in another letter case, and write nothing: no user, no
@@ -24,7 +23,7 @@ pub async fn insert_refuses_an_email_taken_in_another_case(ports: Ports) {
     for attempt in 0..2 {
         let (twin, _) = new_invited(&ports, "ada.lovelace@EXAMPLE.COM", Role::Admin, None);
         let twin_id = twin.user.id;
-        let result = ports.users.insert_invited(twin).await;
+        let result = ports.invitations.insert_invited(twin).await;
         assert!(
             matches!(result, Err(InsertUserError::EmailTaken)),
             "attempt {attempt}: {result:?}"
@@ -48,12 +47,12 @@ pub async fn insert_refuses_an_email_taken_in_another_case(ports: Ports) {
 /// seat, and no limit means no refusal.
 pub async fn insert_refuses_past_the_seat_limit(ports: Ports) {
     let (first, _) = new_invited(&ports, "one@example.com", Role::User, Some(2));
-    ports.users.insert_invited(first.clone()).await.unwrap();
+    ports.invitations.insert_invited(first.clone()).await.unwrap();
     let (second, _) = new_invited(&ports, "two@example.com", Role::User, Some(2));
-    ports.users.insert_invited(second).await.unwrap();
+    ports.invitations.insert_invited(second).await.unwrap();
     let (third, _) = new_invited(&ports, "three@example.com", Role::User, Some(2));
     let third_id = third.user.id;
-    let result = ports.users.insert_invited(third).await;
+    let result = ports.invitations.insert_invited(third).await;
     assert!(matches!(result, Err(InsertUserError::SeatLimitReached { limit: 2 })), "{result:?}");
     assert_eq!(ports.users.get(third_id).await.unwrap(), None);
     assert_eq!(ports.users.find_by_email(&email("three@example.com")).await.unwrap(), None);
@@ -62,15 +61,15 @@ pub async fn insert_refuses_past_the_seat_limit(ports: Ports) {
     assert_eq!(ports.users.count_seats().await.unwrap(), 2);
 
     let (unlimited, _) = new_invited(&ports, "four@example.com", Role::User, None);
-    ports.users.insert_invited(unlimited).await.unwrap();
+    ports.invitations.insert_invited(unlimited).await.unwrap();
     assert_eq!(ports.users.count_seats().await.unwrap(), 3);
 
     ports.users.apply_change(deactivation(&ports, &first.user)).await.unwrap();
     assert_eq!(ports.users.count_seats().await.unwrap(), 2);
     let (fifth, _) = new_invited(&ports, "five@example.com", Role::User, Some(3));
-    ports.users.insert_invited(fifth).await.unwrap();
+    ports.invitations.insert_invited(fifth).await.unwrap();
     let (sixth, _) = new_invited(&ports, "six@example.com", Role::User, Some(3));
-    let result = ports.users.insert_invited(sixth).await;
+    let result = ports.invitations.insert_invited(sixth).await;
     assert!(matches!(result, Err(InsertUserError::SeatLimitReached { limit: 3 })), "{result:?}");
 }
 
@@ -82,8 +81,8 @@ pub async fn concurrent_inserts_never_overshoot_the_seat_limit(ports: Ports) {
         .map(|i| {
             let (new, _) =
                 new_invited(&ports, &format!("racer{i}@example.com"), Role::User, Some(2));
-            let users = ports.users.clone();
-            async move { users.insert_invited(new).await }
+            let invitations = ports.invitations.clone();
+            async move { invitations.insert_invited(new).await }
         })
         .collect();
     let outcomes = join_all(attempts).await;
