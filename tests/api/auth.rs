@@ -324,3 +324,53 @@ async fn behind_a_trusted_proxy_each_client_is_throttled_and_audited_by_its_own_
     // The latest sign-in came straight from the proxy's own address.
     assert_eq!(succeeded["items"][0]["ip"], "127.0.0.1");
 }
+
+/// The guide's "cannot log in": an admin sees the pause on the user's
+/// profile, lifts it (audited), and the user signs in at once; a non-admin
+/// cannot lift it.
+#[tokio::test]
+async fn an_admin_sees_and_lifts_a_sign_in_pause() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    let ada = app.active_user(&admin, "ada@example.com", "user", "ada's own password").await;
+    let id = app.user_id(&admin, "ada@example.com").await;
+    let profile = body(app.get(&format!("/api/v1/users/{id}"), Some(&admin)).await).await;
+    assert!(profile["sign_in_paused_until"].is_null(), "{profile}");
+
+    let wrong = json!({"email": "ADA@example.com", "password": "not it"});
+    for _ in 0..5 {
+        let response = app.post("/api/v1/auth/login", None, wrong.clone()).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let right = json!({"email": "ada@example.com", "password": "ada's own password"});
+    let blocked = app.post("/api/v1/auth/login", None, right.clone()).await;
+    assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS);
+    let profile = body(app.get(&format!("/api/v1/users/{id}"), Some(&admin)).await).await;
+    assert!(profile["sign_in_paused_until"].is_string(), "{profile}");
+
+    let url = app.url(&format!("/api/v1/users/{id}/sign-in-pause"));
+    let lift = |token: &str| app.http.delete(&url).bearer_auth(token.to_owned()).send();
+    assert_error(lift(&ada).await.unwrap(), StatusCode::FORBIDDEN, "forbidden").await;
+    assert_eq!(lift(&admin).await.unwrap().status(), StatusCode::NO_CONTENT);
+
+    let profile = body(app.get(&format!("/api/v1/users/{id}"), Some(&admin)).await).await;
+    assert!(profile["sign_in_paused_until"].is_null(), "{profile}");
+    assert_eq!(app.post("/api/v1/auth/login", None, right).await.status(), StatusCode::OK);
+    let audit = body(app.get("/api/v1/audit?action=sign_in.allowed", Some(&admin)).await).await;
+    let items = audit["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["target_id"], id.as_str());
+    // Lifting what is not paused is no error; an unknown user is.
+    assert_eq!(lift(&admin).await.unwrap().status(), StatusCode::NO_CONTENT);
+    let unknown =
+        app.http
+            .delete(app.url(&format!(
+                "/api/v1/users/{}/sign-in-pause",
+                secureai_domain::UserId::generate()
+            )))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+}

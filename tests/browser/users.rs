@@ -268,6 +268,36 @@ async fn reset_password_from_the_profile() {
     browser.close().await;
 }
 
+/// The guide: "User cannot log in" — after failed attempts their sign-in is
+/// paused; the admin sees it on the profile and allows sign-in again.
+#[tokio::test]
+async fn a_user_who_cannot_log_in_after_failed_attempts_is_let_back_in() {
+    let turn = take_turn().await;
+    let app = TestApp::with_admin().await;
+    let ada = with_ada(&app).await;
+    let wrong = json!({"email": "ada@example.com", "password": "not her password"});
+    for _ in 0..5 {
+        app.post("/api/v1/auth/login", None, wrong.clone()).await;
+    }
+    let browser = Browser::laptop(&turn).await;
+    sign_in(&browser, &app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    open_profile(&browser, &app, &ada).await;
+    assert!(
+        browser.text_of("sign-in-paused").await.starts_with("Paused after failed attempts until")
+    );
+    browser.screenshot("profile-sign-in-paused").await;
+    browser.click("Allow sign-in now").await;
+    assert!(browser.text().await.contains("Allow sign-in now?"));
+    browser.click("Allow sign-in now").await;
+    let page = browser.text().await;
+    assert!(page.contains("ada@example.com may sign in again now."), "{page}");
+    assert!(!page.contains("Paused after failed attempts"));
+    browser.click("Sign out").await;
+    sign_in(&browser, &app, "ada@example.com", ADA_PASSWORD).await;
+    assert!(browser.text().await.contains("Signed in as ada@example.com"));
+    browser.close().await;
+}
+
 /// Seed: Terminate Sessions ends the user's open sessions at once.
 #[tokio::test]
 async fn terminate_sessions_signs_the_user_out_everywhere() {

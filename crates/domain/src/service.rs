@@ -101,6 +101,8 @@ pub struct UserProfile {
     /// Where the last invitation (or access-ready) email is: queued, sent
     /// or failed, with the last error.
     pub invitation_email: Option<crate::mail::models::OutboxEntry>,
+    /// Until when sign-in is paused after failed attempts, if it is now.
+    pub sign_in_paused_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The user-management use cases: one service per subdomain.
@@ -181,6 +183,7 @@ impl UserManagement {
                     clock: p.clock.clone(),
                     tokens: p.tokens.clone(),
                     hasher: p.hasher.clone(),
+                    throttle: p.throttle.clone(),
                 },
                 rules(),
             ),
@@ -278,6 +281,13 @@ impl UserManagement {
                 invitation_email = Some(entry);
             }
         }
-        Ok(UserProfile { user, invitation, active_sessions, invitation_email })
+        let sign_in_paused_until = self.sessions.sign_in_paused_until(admin, &user).await?;
+        Ok(UserProfile {
+            user,
+            invitation,
+            active_sessions,
+            invitation_email,
+            sign_in_paused_until,
+        })
     }
 }

@@ -195,6 +195,9 @@ pub struct UserProfileDto {
     pub active_sessions: u64,
     /// Whether the last invitation (or access-ready) email was delivered.
     pub invitation_email: Option<OutboxMessageDto>,
+    /// Until when sign-in is paused after failed attempts, if it is now
+    /// (`DELETE /users/{id}/sign-in-pause` lifts it).
+    pub sign_in_paused_until: Option<DateTime<Utc>>,
 }
 
 impl From<&UserProfile> for UserProfileDto {
@@ -204,6 +207,7 @@ impl From<&UserProfile> for UserProfileDto {
             invitation: profile.invitation.map(InvitationDto::from),
             active_sessions: profile.active_sessions,
             invitation_email: profile.invitation_email.as_ref().map(OutboxMessageDto::from),
+            sign_in_paused_until: profile.sign_in_paused_until,
         }
     }
 }

@@ -5,11 +5,12 @@ use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
-use secureai_domain::StoreError;
 use secureai_domain::sessions::throttle::{
     AttemptKey, FailureCount, ThrottlePolicy, ThrottleRepository,
 };
+use secureai_domain::{AuditEvent, StoreError};
 
+use crate::audit::write_audit;
 use crate::convert::{db, instant, micros};
 use crate::entities::throttles;
 use crate::{SqlStore, retry_transaction};
@@ -135,5 +136,20 @@ impl ThrottleRepository for SqlStore {
             .await
             .map_err(db("clearing sign-in failures"))?;
         Ok(())
+    }
+
+    async fn allow_again(&self, key: &str, audit: AuditEvent) -> Result<(), StoreError> {
+        let (key, audit) = (&key_of(key), &audit);
+        retry_transaction(move || async move {
+            let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
+            throttles::Entity::delete_many()
+                .filter(throttles::Column::Key.eq(key.clone()))
+                .exec(&txn)
+                .await
+                .map_err(db("clearing sign-in failures"))?;
+            write_audit(&txn, audit).await?;
+            txn.commit().await.map_err(db("committing a lifted pause"))
+        })
+        .await
     }
 }

@@ -27,7 +27,8 @@ pub struct AnalyticsPorts {
 }
 
 /// Usage analytics: ingesting events from other services, dashboards, one
-/// user's activity, retention (rule 17).
+/// user's activity, retention. Rules (docs/RULES.md): 12 metadata, never
+/// content; 15 every input bounded (batches, dates, ranges).
 pub struct AnalyticsService {
     ports: AnalyticsPorts,
     policy: std::sync::Arc<crate::policy::Policy>,

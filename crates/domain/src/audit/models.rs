@@ -113,6 +113,9 @@ pub enum AuditAction {
     /// An admin switched a password account to single sign-on (its
     /// password removed; its next SSO sign-in links it).
     SignInMethodChanged,
+    /// An admin allowed a user to sign in again before the pause after
+    /// failed attempts ran out.
+    SignInAllowed,
 }
 
 const ACTION_NAMES: &[(AuditAction, &str)] = &[
@@ -143,6 +146,7 @@ const ACTION_NAMES: &[(AuditAction, &str)] = &[
     (AuditAction::ServiceTokenCreated, "service_token.created"),
     (AuditAction::ServiceTokenRevoked, "service_token.revoked"),
     (AuditAction::SignInMethodChanged, "user.sign_in_method_changed"),
+    (AuditAction::SignInAllowed, "sign_in.allowed"),
 ];
 
 impl AuditAction {

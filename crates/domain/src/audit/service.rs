@@ -18,7 +18,8 @@ pub struct AuditPorts {
     pub audit: std::sync::Arc<dyn crate::audit::ports::AuditLog>,
 }
 
-/// Reading the audit log, filtered and paged (rule 16).
+/// Reading the audit log, filtered and paged: what rule 13 (docs/RULES.md)
+/// writes with every change.
 pub struct AuditService {
     ports: AuditPorts,
 }

@@ -34,8 +34,10 @@ pub struct ImportPorts {
     pub tokens: std::sync::Arc<dyn crate::secrets::TokenGenerator>,
 }
 
-/// Bulk import from CSV: validate, preview, import the valid rows within the
-/// seat limit, report the skipped ones (rule 14).
+/// Bulk import from a file (read by a [`RowSource`] adapter) or rows:
+/// validate, preview, import the valid rows within the seat limit, report
+/// the skipped ones. Rules (docs/RULES.md): 2 unique email, 4 seats, 15 a
+/// bounded file.
 pub struct ImportService {
     ports: ImportPorts,
     policy: std::sync::Arc<crate::policy::Policy>,

@@ -106,7 +106,9 @@ pub struct InvitationPorts {
 }
 
 /// Inviting users and what follows: accepting the invitation (setting a
-/// password), re-sending it (rules 2, 4, 5, 6).
+/// password), re-sending it. Rules (docs/RULES.md): 2 unique email, 4 seats,
+/// 5 the invitation link, 6 SSO users get no link, 13 audited with the
+/// change.
 pub struct InvitationService {
     ports: InvitationPorts,
     policy: std::sync::Arc<crate::policy::Policy>,

@@ -27,10 +27,13 @@ pub struct PasswordPorts {
     pub tokens: std::sync::Arc<dyn crate::secrets::TokenGenerator>,
     /// Password hashing.
     pub hasher: std::sync::Arc<dyn crate::secrets::PasswordHasher>,
+    /// Sign-in attempt counts: a completed reset lifts a pause.
+    pub throttle: std::sync::Arc<dyn crate::sessions::throttle::ThrottleRepository>,
 }
 
 /// Password resets (requested by the user or sent by an admin) and password
-/// changes (rules 11, 12).
+/// changes. Rule 10 (docs/RULES.md): the reset link, the old password
+/// working until it is completed, other sessions ended.
 pub struct PasswordService {
     ports: PasswordPorts,
     policy: std::sync::Arc<crate::policy::Policy>,
@@ -176,7 +179,13 @@ impl PasswordService {
             audit,
         };
         match self.ports.resets.set_password(change).await {
-            Ok(()) => Ok(user),
+            Ok(()) => {
+                // Whoever reset the password may sign in with it at once: a
+                // pause after failed attempts on the account is lifted.
+                let key = crate::sessions::throttle::account_key(user.email.as_str());
+                self.ports.throttle.clear(&key).await?;
+                Ok(user)
+            }
             Err(PasswordStoreError::NoLongerApplicable) => Err(CompleteResetError::Invalid),
             Err(PasswordStoreError::Unexpected(e)) => Err(e.into()),
         }

@@ -22,7 +22,7 @@ pub struct ServiceTokenPorts {
 }
 
 /// Service tokens for the services that report usage: create (shown once),
-/// list, revoke, check.
+/// list, revoke, check. Rule 17 (docs/RULES.md): kept only as digests.
 pub struct ServiceTokenService {
     ports: ServiceTokenPorts,
 }

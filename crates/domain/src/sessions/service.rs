@@ -35,7 +35,9 @@ pub struct SessionPorts {
 
 /// Signing in with a password (throttled), resolving a session to a
 /// [`Principal`](crate::access::Principal) on every request, signing out,
-/// ending sessions (rules 7, 9, 10).
+/// ending sessions. Rules (docs/RULES.md): 7 a role change applies on the
+/// next request, 8 deactivation blocks sign-in, 11 terminating sessions,
+/// 16 throttles count before they verify.
 pub struct SessionService {
     ports: SessionPorts,
     policy: std::sync::Arc<crate::policy::Policy>,
@@ -73,7 +75,7 @@ impl SessionService {
         context: &RequestContext,
     ) -> Result<SignedIn, SignInError> {
         let now = self.ports.clock.now();
-        let account_key = format!("account:{}", email.trim().to_lowercase());
+        let account_key = crate::sessions::throttle::account_key(email);
         // Counted before the password is verified, atomically: of many
         // attempts sent at once only the free ones reach the verification.
         let policy = &self.policy.throttle;
@@ -219,6 +221,43 @@ impl SessionService {
             .target(&user)
             .change(Change::detail("by", "admin"));
         Ok(self.ports.sessions.end_all(user.id, audit).await?)
+    }
+
+    /// Until when a user's sign-in is paused by failed attempts, if it is
+    /// now (the profile shows it; rule 16 counts the attempts).
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] on failure.
+    pub async fn sign_in_paused_until(
+        &self,
+        _admin: &Admin,
+        user: &crate::users::models::User,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, crate::StoreError> {
+        let key = crate::sessions::throttle::account_key(user.email.as_str());
+        let policy = &self.policy.throttle;
+        let count = self.ports.throttle.failures(&key).await?;
+        // Paused: the next attempt would be refused, as sign-in refuses it.
+        Ok(policy.admit(count, policy.free_account_failures, self.ports.clock.now()).err())
+    }
+
+    /// Lets a user whose sign-in is paused by failed attempts sign in again
+    /// now, audited (the guide: "cannot log in"). The pause on the address
+    /// they tried from, if any, stays.
+    ///
+    /// # Errors
+    /// [`GetUserError::NotFound`] for an unknown user.
+    pub async fn allow_sign_in(
+        &self,
+        admin: &Admin,
+        id: UserId,
+        context: &RequestContext,
+    ) -> Result<(), GetUserError> {
+        let user = self.ports.users.get(id).await?.ok_or(GetUserError::NotFound)?;
+        let now = self.ports.clock.now();
+        let audit =
+            AuditEvent::new(now, admin.actor(), AuditAction::SignInAllowed, context).target(&user);
+        let key = crate::sessions::throttle::account_key(user.email.as_str());
+        Ok(self.ports.throttle.allow_again(&key, audit).await?)
     }
 
     /// Signs the caller out everywhere, this session included.

@@ -16,6 +16,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
+use crate::audit::models::AuditEvent;
 use crate::errors::StoreError;
 
 /// Tunable throttling rules.
@@ -151,6 +152,20 @@ pub trait ThrottleRepository: Send + Sync {
     /// # Errors
     /// [`StoreError`] only on failure.
     async fn clear(&self, key: &str) -> Result<(), StoreError>;
+
+    /// An admin lifts a pause: forgets the failures under `key` and writes
+    /// `audit`, in one transaction (both or neither).
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn allow_again(&self, key: &str, audit: AuditEvent) -> Result<(), StoreError>;
+}
+
+/// The key an account's sign-in attempts are counted under: the email as
+/// typed, trimmed and lower-cased, so it behaves alike for unknown and known
+/// accounts.
+pub fn account_key(typed_email: &str) -> String {
+    format!("account:{}", typed_email.trim().to_lowercase())
 }
 
 #[cfg(test)]

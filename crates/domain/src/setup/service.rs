@@ -24,8 +24,8 @@ pub struct SetupPorts {
     pub hasher: std::sync::Arc<dyn crate::secrets::PasswordHasher>,
 }
 
-/// First-admin setup: the one-time setup link and creating the first admin
-/// (rule 13).
+/// First-admin setup: the one-time setup link and creating the first admin,
+/// only while no active admin exists (rule 13, docs/RULES.md: audited).
 pub struct SetupService {
     ports: SetupPorts,
     policy: std::sync::Arc<crate::policy::Policy>,

@@ -39,7 +39,8 @@ pub struct SsoPorts {
 }
 
 /// Single sign-on: its settings, starting a sign-in, and deciding who a
-/// verified identity is (rules 6, 15).
+/// verified identity is. Rules (docs/RULES.md): 6 SSO users, 8 a deactivated
+/// user is refused although the identity provider signs them in, 4 seats.
 pub struct SsoService {
     ports: SsoPorts,
     policy: std::sync::Arc<crate::policy::Policy>,

@@ -7,7 +7,7 @@
 //! panics when the store breaks the promise. Give each one a *fresh, empty*
 //! store:
 //!
-//! ```ignore
+//! ```text
 //! for (name, contract) in secureai_domain::testing::contract::all() {
 //!     println!("contract {name}");
 //!     contract(fresh_store_ports().await).await;
@@ -83,6 +83,7 @@ pub fn all() -> Vec<(&'static str, Contract)> {
         throttle::reserve_admits_the_free_attempts_then_answers_a_wait,
         throttle::concurrent_reservations_admit_only_the_free_ones,
         throttle::release_and_forget_stale,
+        throttle::allow_again_forgets_the_key_and_writes_the_audit_event,
         imports::insert_batch_creates_or_skips_each_row,
         imports::an_import_records_rows_and_finishes,
         outbox::claim_does_not_hand_a_message_twice_within_its_lease,

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::audit::models::AuditEvent;
 use crate::errors::StoreError;
 use crate::sessions::throttle::{AttemptKey, FailureCount, ThrottlePolicy, ThrottleRepository};
 
@@ -54,6 +55,13 @@ impl ThrottleRepository for InMemoryStore {
 
     async fn clear(&self, key: &str) -> Result<(), StoreError> {
         self.state().failures.remove(key);
+        Ok(())
+    }
+
+    async fn allow_again(&self, key: &str, audit: AuditEvent) -> Result<(), StoreError> {
+        let mut state = self.state();
+        state.failures.remove(key);
+        state.audit.push(audit);
         Ok(())
     }
 }

@@ -16,8 +16,10 @@ pub struct UserPorts {
 }
 
 /// The admin use cases on users: list and search, look up, change (role,
-/// active, name, department, sign-in method), erase, and the seat limit (rules
-/// 1–4, 7, 8).
+/// active, name, department, sign-in method), erase, and the seat limit.
+/// Rules (docs/RULES.md): 1 one role, 3 an active admin always, 4 seats,
+/// 7 a role change applies at once, 8 deactivation, 9 erasure only by the
+/// operator, 14 self-demotion only beside another admin.
 pub struct UserService {
     pub(super) ports: UserPorts,
     pub(super) policy: std::sync::Arc<crate::policy::Policy>,

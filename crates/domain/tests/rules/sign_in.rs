@@ -8,8 +8,8 @@ use secureai_domain::testing::TestKit;
 use secureai_domain::{Actor, AuditAction, AuditEvent, Clock, Policy, RequestContext};
 
 use crate::kit::{
-    ROOT_EMAIL, ROOT_PASSWORD, active_user, audit_of, ctx, deactivate_in_store, detail, invite, pw,
-    with_admin,
+    ROOT_EMAIL, ROOT_PASSWORD, active_user, audit_of, ctx, deactivate_in_store, detail, invite,
+    latest_mailed_token, pw, with_admin,
 };
 
 /// The newest failed sign-in in the audit log.
@@ -194,4 +194,46 @@ async fn no_audit_event_ever_contains_a_password() {
             assert!(!text.contains(secret), "{:?} holds a password", event.action);
         }
     }
+}
+
+/// The guide's "cannot log in": an admin sees that a user's sign-in is
+/// paused after failed attempts, and until when, and lets them in again
+/// (audited); a completed password reset lifts the pause too.
+#[tokio::test]
+async fn a_paused_sign_in_is_shown_to_admins_and_lifted_by_them_or_by_a_reset() {
+    let (kit, admin) = with_admin().await;
+    let id = active_user(&kit, &admin, "ada@example.com", "user", "ada's own password").await;
+    let free = Policy::default().throttle.free_account_failures;
+    let fail_enough = || async {
+        for _ in 0..=free {
+            let wrong = kit.service.sessions.sign_in("Ada@Example.com", &pw("guess"), &ctx()).await;
+            assert!(wrong.is_err());
+        }
+    };
+    assert_eq!(kit.service.user_profile(&admin, id).await.unwrap().sign_in_paused_until, None);
+    fail_enough().await;
+    let until = kit.service.user_profile(&admin, id).await.unwrap().sign_in_paused_until;
+    let until = until.expect("the profile says sign-in is paused");
+    assert!(until > kit.clock.now());
+    let (own, here) = (pw("ada's own password"), ctx());
+    let right = kit.service.sessions.sign_in("ada@example.com", &own, &here).await;
+    assert!(matches!(right, Err(SignInError::Throttled { .. })));
+
+    kit.service.sessions.allow_sign_in(&admin, id, &ctx()).await.unwrap();
+    assert_eq!(kit.service.user_profile(&admin, id).await.unwrap().sign_in_paused_until, None);
+    let allowed = audit_of(&kit, AuditAction::SignInAllowed);
+    assert_eq!(allowed.len(), 1);
+    assert_eq!((allowed[0].target_id, &allowed[0].actor), (Some(id), &admin.actor()));
+    assert!(kit.service.sessions.sign_in("ada@example.com", &own, &here).await.is_ok());
+
+    // Paused again; the admin sends a reset and Ada completes it.
+    fail_enough().await;
+    assert!(kit.service.user_profile(&admin, id).await.unwrap().sign_in_paused_until.is_some());
+    kit.service.passwords.request_password_reset(&admin, id, &ctx()).await.unwrap();
+    let token = latest_mailed_token(&kit);
+    let new = pw("a brand new password");
+    kit.service.passwords.complete_password_reset(&token, new, &ctx()).await.unwrap();
+    assert_eq!(kit.service.user_profile(&admin, id).await.unwrap().sign_in_paused_until, None);
+    let new = pw("a brand new password");
+    assert!(kit.service.sessions.sign_in("ada@example.com", &new, &here).await.is_ok());
 }

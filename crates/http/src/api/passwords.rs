@@ -1,5 +1,6 @@
 //! Password resets: `POST /users/{id}/password-reset` (admin),
-//! `POST /password-resets/complete`; and `DELETE /users/{id}/sessions`.
+//! `POST /password-resets/complete`; `DELETE /users/{id}/sessions` and
+//! `DELETE /users/{id}/sign-in-pause`.
 
 use chrono::{DateTime, Utc};
 use poem::Request;
@@ -104,4 +105,28 @@ impl PasswordsApi {
             self.0.service.sessions.terminate_sessions(&admin, id, &request_context(req)).await?;
         Ok(Json(Ended { ended }))
     }
+
+    /// Allow a user whose sign-in is paused after failed attempts to sign
+    /// in again now (audited as `sign_in.allowed`). Nothing paused is no
+    /// error. The pause on the address the attempts came from stays.
+    #[oai(path = "/users/:id/sign-in-pause", method = "delete", tag = "ApiTags::Users")]
+    async fn allow_sign_in(
+        &self,
+        auth: SessionAuth,
+        /// The user's id.
+        id: Path<String>,
+        req: &Request,
+    ) -> Result<SignInAllowed, ApiError> {
+        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let id = parse_id(&id.0)?;
+        self.0.service.sessions.allow_sign_in(&admin, id, &request_context(req)).await?;
+        Ok(SignInAllowed::Allowed)
+    }
+}
+
+#[derive(ApiResponse)]
+pub(crate) enum SignInAllowed {
+    /// The user may sign in again now.
+    #[oai(status = 204)]
+    Allowed,
 }

@@ -1,6 +1,6 @@
 //! The actions on a user's profile that need a confirmation step: send a
 //! password reset, end their sessions, re-send their invitation, switch
-//! them to SSO.
+//! them to SSO, let them sign in again after failed attempts.
 
 use askama::Template;
 use poem::http::StatusCode;
@@ -15,13 +15,14 @@ use super::{internal, page};
 use crate::AppState;
 use crate::auth::request_context;
 
-/// The three actions behind a confirmation step or a button.
+/// The actions behind a confirmation step.
 #[derive(Clone, Copy)]
 enum Action {
     ResetPassword,
     TerminateSessions,
     ResendInvitation,
     SwitchToSso,
+    AllowSignIn,
 }
 
 impl Action {
@@ -31,6 +32,7 @@ impl Action {
             "terminate-sessions" => Some(Self::TerminateSessions),
             "resend-invitation" => Some(Self::ResendInvitation),
             "switch-to-sso" => Some(Self::SwitchToSso),
+            "allow-sign-in" => Some(Self::AllowSignIn),
             _ => None,
         }
     }
@@ -96,6 +98,14 @@ pub(crate) async fn confirm_action(
             ),
             "Switch to single sign-on",
         ),
+        Action::AllowSignIn => (
+            "Allow sign-in now?".to_owned(),
+            format!(
+                "Sign-in for {} is paused after several failed attempts. Allowing it lets them try again at once; make sure it is them who is trying.",
+                user.email
+            ),
+            "Allow sign-in now",
+        ),
     };
     let template = ConfirmPage {
         nav: viewer.nav("users"),
@@ -152,6 +162,13 @@ pub(crate) async fn do_action(
                 Err(E::NotFound) => return not_found(),
                 Err(E::Unexpected(e)) => return internal(&e),
                 Err(error) => Err((true, error.to_string())),
+            }
+        }
+        Action::AllowSignIn => {
+            match state.service.sessions.allow_sign_in(&admin, id, &context).await {
+                Ok(()) => Ok("allowed"),
+                Err(GetUserError::NotFound) => return not_found(),
+                Err(GetUserError::Unexpected(e)) => return internal(&e),
             }
         }
         Action::ResendInvitation => {

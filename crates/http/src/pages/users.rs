@@ -285,6 +285,8 @@ struct UserPage {
     last_sign_in: String,
     sessions: u64,
     invitation: Option<String>,
+    /// Sign-in paused after failed attempts: until when.
+    paused: Option<String>,
     last_activity: String,
     usage_tokens: String,
     usage_conversations: String,
@@ -312,6 +314,7 @@ fn done_notice(done: &str, user: &User) -> Option<String> {
             "A new invitation was sent to {}; the earlier link no longer works.",
             user.email
         ),
+        "allowed" => format!("{} may sign in again now.", user.email),
         "switched" => format!(
             "{} now signs in through your identity provider; their next sign-in there links the account.",
             user.email
@@ -393,6 +396,9 @@ pub(super) async fn render_profile(
         last_sign_in: when(user.last_login_at),
         sessions: profile.active_sessions,
         invitation,
+        paused: profile
+            .sign_in_paused_until
+            .map(|until| until.format("%-d %b %Y, %H:%M:%S UTC").to_string()),
     };
     page(status, &template)
 }

@@ -3,7 +3,8 @@
 
 use chrono::Duration;
 
-use super::fixtures::{join_all, now};
+use super::fixtures::{audit_of, event, join_all, now};
+use crate::audit::models::AuditAction;
 use crate::service::Ports;
 use crate::sessions::throttle::{AttemptKey, FailureCount, ThrottlePolicy};
 
@@ -103,4 +104,25 @@ pub async fn release_and_forget_stale(ports: Ports) {
     assert_eq!(ports.throttle.failures(&released.key).await.unwrap(), None);
     let fresh_count = FailureCount { failures: 1, last_failure_at: at };
     assert_eq!(ports.throttle.failures(&fresh.key).await.unwrap(), Some(fresh_count));
+}
+
+/// `allow_again` forgets the key's failures and writes its audit event
+/// together; other keys keep theirs.
+pub async fn allow_again_forgets_the_key_and_writes_the_audit_event(ports: Ports) {
+    let policy = ThrottlePolicy::default();
+    let at = now(&ports);
+    let both = [key("account:ada@example.com", 0), key("ip:192.0.2.1", 20)];
+    assert_eq!(ports.throttle.reserve(&both, at, &policy).await.unwrap(), None);
+    let mut audit = event(at, AuditAction::SignInAllowed);
+    audit.target_email = Some("ada@example.com".into());
+    ports.throttle.allow_again("account:ada@example.com", audit.clone()).await.unwrap();
+    assert_eq!(ports.throttle.failures("account:ada@example.com").await.unwrap(), None);
+    let one = FailureCount { failures: 1, last_failure_at: at };
+    assert_eq!(ports.throttle.failures("ip:192.0.2.1").await.unwrap(), Some(one));
+    let written = audit_of(&ports, AuditAction::SignInAllowed).await;
+    assert_eq!(written.iter().map(|e| e.id).collect::<Vec<_>>(), [audit.id]);
+    // Nothing to forget is no error, and still audited.
+    let again = event(at, AuditAction::SignInAllowed);
+    ports.throttle.allow_again("account:nobody@example.com", again).await.unwrap();
+    assert_eq!(audit_of(&ports, AuditAction::SignInAllowed).await.len(), 2);
 }
