@@ -2,7 +2,7 @@
 //! screen, and names shown as text.
 
 use secureai_tests::browser::{Browser, take_turn};
-use secureai_tests::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, body};
+use secureai_tests::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, body, wait_for_link};
 use serde_json::json;
 
 use crate::{open_profile, sign_in, with_ada};
@@ -136,6 +136,29 @@ async fn sso_configured_in_the_panel_and_a_user_signs_in_with_sso() {
     browser.click("Send Invitation").await;
     let profile = browser.text().await;
     assert!(profile.contains("single sign-on") && !profile.contains("Reset Password"), "{profile}");
+
+    // The break-glass admin: a password account while SSO is on.
+    browser.go(&app.url("/admin/users/new")).await;
+    browser.fill("email", "keeper@example.com").await;
+    browser.fill("name", "Key Keeper").await;
+    browser.choose("role", "admin").await;
+    browser.click_checkbox("password").await;
+    browser.screenshot("add-user-break-glass").await;
+    browser.click("Send Invitation").await;
+    assert!(browser.text().await.contains("Invitation sent to keeper@example.com."));
+    let admin = app.admin_token().await;
+    let keeper = app.user_id(&admin, "keeper@example.com").await;
+    let keeper = body(app.get(&format!("/api/v1/users/{keeper}"), Some(&admin)).await).await;
+    assert_eq!(keeper["sign_in_method"], "password");
+    assert!(
+        !wait_for_link(
+            &app.data_dir.join("mail"),
+            "keeper@example.com",
+            "/invitations/accept?token="
+        )
+        .await
+        .is_empty()
+    );
     browser.click("Sign out").await;
 
     browser.screenshot("sign-in-sso").await;

@@ -298,6 +298,45 @@ async fn a_user_who_cannot_log_in_after_failed_attempts_is_let_back_in() {
     browser.close().await;
 }
 
+/// The guide's "Edit user": an admin corrects a user's name and department
+/// on the profile (and clears the department), audited before → after.
+#[tokio::test]
+async fn name_and_department_are_edited_on_the_profile() {
+    let turn = take_turn().await;
+    let app = TestApp::with_admin().await;
+    let ada = with_ada(&app).await;
+    let browser = Browser::laptop(&turn).await;
+    sign_in(&browser, &app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    open_profile(&browser, &app, &ada).await;
+    browser.fill("name", "Ada King").await;
+    browser.fill("department", "Research").await;
+    browser.click("Save").await;
+    let page = browser.text().await;
+    assert!(page.contains("Saved.") && page.contains("Ada King"), "{page}");
+    assert!(page.contains("Research"), "{page}");
+    let admin = app.admin_token().await;
+    let user = body(app.get(&format!("/api/v1/users/{ada}"), Some(&admin)).await).await;
+    assert_eq!(
+        (user["name"].as_str(), user["department"].as_str()),
+        (Some("Ada King"), Some("Research"))
+    );
+    let audit =
+        body(app.get("/api/v1/audit?action=user.profile_changed", Some(&admin)).await).await;
+    let changes = audit["items"][0]["changes"].to_string();
+    assert!(changes.contains("Ada King") && changes.contains("Research"), "{changes}");
+
+    browser.fill("department", "").await;
+    browser.click("Save").await;
+    let user = body(app.get(&format!("/api/v1/users/{ada}"), Some(&admin)).await).await;
+    assert!(user["department"].is_null(), "{user}");
+    browser.fill("name", " ").await;
+    browser.click("Save").await;
+    assert!(browser.text().await.to_lowercase().contains("name"), "a blank name is refused");
+    let user = body(app.get(&format!("/api/v1/users/{ada}"), Some(&admin)).await).await;
+    assert_eq!(user["name"], "Ada King");
+    browser.close().await;
+}
+
 /// Seed: Terminate Sessions ends the user's open sessions at once.
 #[tokio::test]
 async fn terminate_sessions_signs_the_user_out_everywhere() {

@@ -188,6 +188,8 @@ struct NewUserPage {
     name: String,
     role: String,
     department: String,
+    /// "Sign in with a password" was ticked (offered while SSO is on).
+    password: bool,
 }
 
 /// `GET /admin/users/new`.
@@ -206,6 +208,7 @@ pub(crate) async fn new_user(state: Data<&AppState>, req: &Request) -> Response 
         name: String::new(),
         role: "user".into(),
         department: String::new(),
+        password: false,
     };
     page(StatusCode::OK, &template)
 }
@@ -222,6 +225,9 @@ pub(crate) struct NewUserForm {
     role: String,
     #[serde(default)]
     department: String,
+    /// Present when "Sign in with a password (break-glass admin)" is ticked.
+    #[serde(default)]
+    password: Option<String>,
 }
 
 /// `POST /admin/users/new`: Send Invitation.
@@ -240,7 +246,8 @@ pub(crate) async fn create_user(
         name: form.name.clone(),
         role: form.role.clone(),
         department: blank_to_none(&form.department),
-        sign_in: None,
+        // Unticked: the instance's default (SSO while it is configured).
+        sign_in: form.password.is_some().then(|| "password".to_owned()),
     };
     let error = match state
         .service
@@ -261,6 +268,7 @@ pub(crate) async fn create_user(
         name: form.name,
         role: form.role,
         department: form.department,
+        password: form.password.is_some(),
     };
     page(StatusCode::UNPROCESSABLE_ENTITY, &template)
 }
@@ -279,6 +287,8 @@ struct UserPage {
     /// Single sign-on is configured: a password account can be switched.
     sso_available: bool,
     department: String,
+    /// The department as stored, for the form (empty when none).
+    department_value: String,
     created: String,
     activated: String,
     deactivated: Option<String>,
@@ -390,6 +400,7 @@ pub(super) async fn render_profile(
         sso: user.sign_in == secureai_domain::SignInMethod::Sso,
         sso_available,
         department: user.department.as_ref().map(ToString::to_string).unwrap_or_else(|| "—".into()),
+        department_value: user.department.as_ref().map(ToString::to_string).unwrap_or_default(),
         created: when(Some(user.created_at)),
         activated: when(user.state.activated_at()),
         deactivated: user.state.deactivated_at().map(|at| when(Some(at))),
@@ -433,9 +444,15 @@ pub(crate) struct SaveUserForm {
     has_active: Option<String>,
     #[serde(default)]
     active: Option<String>,
+    /// Absent from forms that do not show it: left as it is.
+    #[serde(default)]
+    name: Option<String>,
+    /// Absent: left as it is; empty: cleared.
+    #[serde(default)]
+    department: Option<String>,
 }
 
-/// `POST /admin/users/{id}`: Save (role and active).
+/// `POST /admin/users/{id}`: Save (name, department, role and active).
 #[handler]
 pub(crate) async fn save_user(
     state: Data<&AppState>,
@@ -453,8 +470,8 @@ pub(crate) async fn save_user(
     let update = secureai_domain::users::lifecycle::UserUpdate {
         role: blank_to_none(&form.role),
         active: form.has_active.map(|_| form.active.is_some()),
-        name: None,
-        department: None,
+        name: form.name,
+        department: form.department,
         sign_in: None,
     };
     use secureai_domain::users::errors::UpdateUserError;
