@@ -65,6 +65,12 @@ async fn an_invited_sso_user_signs_in_through_the_provider_and_is_activated() {
     let invited = app.invite(&admin, "ada@example.com", "user").await;
     assert_eq!(invited["sign_in_method"], "sso");
     assert_eq!(invited["status"], "invited");
+    // No link was sent, so nothing expires (the domain's rule tests show it
+    // a month later; here the provider's real clock keeps ours still).
+    let id = invited["id"].as_str().unwrap();
+    let profile = body(app.get(&format!("/api/v1/users/{id}"), Some(&admin)).await).await;
+    assert_eq!(profile["invitation"]["state"], "awaiting_first_sign_in", "{profile}");
+    assert!(profile["invitation"]["expires_at"].is_null());
     let browser = browser();
     let callback = callback_for(&app, &idp, &browser, "ada@example.com").await;
     assert_eq!(param(&callback, "iss").as_deref(), Some(idp.issuer.as_str()));

@@ -136,6 +136,12 @@ async fn sso_configured_in_the_panel_and_a_user_signs_in_with_sso() {
     browser.click("Send Invitation").await;
     let profile = browser.text().await;
     assert!(profile.contains("single sign-on") && !profile.contains("Reset Password"), "{profile}");
+    assert!(profile.contains("waiting for their first sign-in through your identity provider"));
+    browser.click("Re-send invitation").await;
+    assert!(browser.text().await.contains("gets the \"your access is ready\" email again"));
+    browser.click("Re-send invitation").await;
+    let resent = browser.text().await;
+    assert!(resent.contains("email was sent to ada@example.com again"), "{resent}");
 
     // The break-glass admin: a password account while SSO is on.
     browser.go(&app.url("/admin/users/new")).await;

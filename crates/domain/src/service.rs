@@ -269,7 +269,8 @@ impl UserManagement {
     ) -> Result<UserProfile, GetUserError> {
         let user = self.users.get_user(admin, id).await?;
         let now = self.ports.clock.now();
-        let invitation = self.ports.invitations.latest_for(id).await?.map(|i| i.status_at(now));
+        let latest = self.ports.invitations.latest_for(id).await?;
+        let invitation = latest.map(|i| i.status_for(user.sign_in, now));
         let active_sessions =
             self.ports.sessions.count_live(id, now, now - self.policy.session_idle_timeout).await?;
         let mut invitation_email: Option<OutboxEntry> = None;

@@ -154,6 +154,9 @@ pub enum InvitationStateDto {
     Accepted,
     /// Replaced by a newer invitation.
     Revoked,
+    /// An SSO user's: no link, nothing expires; their first SSO sign-in
+    /// activates them (re-sending sends "your access is ready" again).
+    AwaitingFirstSignIn,
 }
 
 /// The latest invitation of a user.
@@ -178,6 +181,9 @@ impl From<InvitationStatus> for InvitationDto {
             }
             InvitationStatus::Accepted { at } => (InvitationStateDto::Accepted, None, Some(at)),
             InvitationStatus::Revoked { at } => (InvitationStateDto::Revoked, None, Some(at)),
+            InvitationStatus::AwaitingFirstSignIn => {
+                (InvitationStateDto::AwaitingFirstSignIn, None, None)
+            }
         };
         Self { state, expires_at, at }
     }

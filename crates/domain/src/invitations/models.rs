@@ -73,6 +73,9 @@ pub enum InvitationStatus {
         /// When.
         at: DateTime<Utc>,
     },
+    /// An SSO user's invitation: they got no link, only "your access is
+    /// ready", so nothing expires; their first SSO sign-in activates them.
+    AwaitingFirstSignIn,
 }
 
 /// A single-use invitation link, stored by the hash of its token.
@@ -147,9 +150,19 @@ impl InvitationState {
 }
 
 impl Invitation {
-    /// What this invitation means at `now`.
+    /// What this invitation's link means at `now`.
     pub fn status_at(&self, now: DateTime<Utc>) -> InvitationStatus {
         self.state.status_at(self.expires_at, now)
+    }
+
+    /// What this invitation means for a user who signs in with `sign_in`,
+    /// at `now`: a pending one of an SSO user awaits their first sign-in,
+    /// however old it is.
+    pub fn status_for(&self, sign_in: SignInMethod, now: DateTime<Utc>) -> InvitationStatus {
+        match (self.state, sign_in) {
+            (InvitationState::Pending, SignInMethod::Sso) => InvitationStatus::AwaitingFirstSignIn,
+            _ => self.status_at(now),
+        }
     }
 }
 

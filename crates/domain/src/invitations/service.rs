@@ -186,7 +186,9 @@ impl InvitationService {
             InvitationStatus::Expired { expired_at } => {
                 return Err(AcceptInvitationError::Expired { expired_at });
             }
-            InvitationStatus::Accepted { .. } | InvitationStatus::Revoked { .. } => {
+            InvitationStatus::Accepted { .. }
+            | InvitationStatus::Revoked { .. }
+            | InvitationStatus::AwaitingFirstSignIn => {
                 return Err(AcceptInvitationError::Invalid);
             }
         }

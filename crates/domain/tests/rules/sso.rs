@@ -160,6 +160,44 @@ async fn the_first_sso_sign_in_activates_an_invited_user_and_links_the_subject()
     assert_eq!(again.user.id, invited.user.id);
 }
 
+/// The guide's troubleshooting for SSO users: their invitation waits for
+/// their first sign-in and never expires (they got no link); re-sending
+/// sends "your access is ready" again; a late first sign-in still works.
+#[tokio::test]
+async fn an_sso_users_invitation_waits_for_the_first_sign_in_without_expiring() {
+    use secureai_domain::invitations::models::InvitationStatus;
+    let (kit, admin) = with_sso(false).await;
+    let invited = kit
+        .service
+        .invitations
+        .invite_user(&admin, &invite("ada@example.com", "user"), &ctx())
+        .await
+        .unwrap();
+    let id = invited.user.id;
+    kit.clock.advance(Duration::hours(24 * 30));
+    let profile = kit.service.user_profile(&admin, id).await.unwrap();
+    assert_eq!(profile.invitation, Some(InvitationStatus::AwaitingFirstSignIn));
+
+    kit.service.invitations.resend_invitation(&admin, id, &ctx()).await.unwrap();
+    let ready = kit
+        .store
+        .state()
+        .outbox
+        .iter()
+        .filter(|m| m.mail.to.as_str() == "ada@example.com")
+        .filter(|m| matches!(m.mail.message, MailMessage::AccessReady { .. }))
+        .count();
+    assert_eq!(ready, 2, "the access-ready email went out again, and no link");
+    let profile = kit.service.user_profile(&admin, id).await.unwrap();
+    assert_eq!(profile.invitation, Some(InvitationStatus::AwaitingFirstSignIn));
+
+    kit.clock.advance(Duration::hours(24 * 30));
+    let signed_in = sso_sign_in(&kit, Ok(identity("sub-1", "ada@example.com", true))).await;
+    assert_eq!(signed_in.unwrap().user.status(), UserStatus::Active);
+    let profile = kit.service.user_profile(&admin, id).await.unwrap();
+    assert!(matches!(profile.invitation, Some(InvitationStatus::Accepted { .. })));
+}
+
 #[tokio::test]
 async fn an_unverified_email_is_refused_and_audited() {
     let (kit, admin) = with_sso(false).await;

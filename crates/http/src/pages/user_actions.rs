@@ -6,8 +6,8 @@ use askama::Template;
 use poem::http::StatusCode;
 use poem::web::{Data, Form, Path};
 use poem::{Request, Response, handler};
-use secureai_domain::UserId;
 use secureai_domain::users::errors::GetUserError;
+use secureai_domain::{SignInMethod, UserId};
 
 use super::shell::{CsrfForm, Nav, admin_viewer, form_admin, see_other, sentence};
 use super::users::{not_found, render_profile};
@@ -84,6 +84,14 @@ pub(crate) async fn confirm_action(
                 user.name
             ),
             "Terminate sessions",
+        ),
+        Action::ResendInvitation if user.sign_in == SignInMethod::Sso => (
+            "Re-send the invitation?".to_owned(),
+            format!(
+                "{} gets the \"your access is ready\" email again. They sign in through your identity provider; there is no link to expire.",
+                user.email
+            ),
+            "Re-send invitation",
         ),
         Action::ResendInvitation => (
             "Re-send the invitation?".to_owned(),

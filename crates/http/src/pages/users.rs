@@ -10,7 +10,7 @@ use secureai_domain::access::Admin;
 use secureai_domain::invitations::service::InviteRequest;
 use secureai_domain::users::errors::{GetUserError, InviteUserError};
 use secureai_domain::users::listing::ListUsersRequest;
-use secureai_domain::{User, UserId};
+use secureai_domain::{SignInMethod, User, UserId};
 use serde::Deserialize;
 
 use super::shell::{
@@ -320,6 +320,9 @@ fn done_notice(done: &str, user: &User) -> Option<String> {
             user.email
         ),
         "sessions" => format!("Every session of {} has ended; they must sign in again.", user.name),
+        "resent" if user.sign_in == SignInMethod::Sso => {
+            format!("The \"your access is ready\" email was sent to {} again.", user.email)
+        }
         "resent" => format!(
             "A new invitation was sent to {}; the earlier link no longer works.",
             user.email
@@ -371,6 +374,9 @@ pub(super) async fn render_profile(
             }
             InvitationStatus::Accepted { at } => format!("accepted on {}", when(Some(*at))),
             InvitationStatus::Revoked { at } => format!("replaced on {}", when(Some(*at))),
+            InvitationStatus::AwaitingFirstSignIn => {
+                "waiting for their first sign-in through your identity provider (no link, nothing expires)".to_owned()
+            }
         }
     });
     let activity = match state.service.analytics.user_activity(admin, user.id).await {
