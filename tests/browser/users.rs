@@ -193,6 +193,59 @@ async fn the_last_admin_is_refused_in_words() {
     browser.close().await;
 }
 
+/// Reactivating someone who never accepted their invitation: the profile
+/// says they will be invited again, the notice says the old link is void,
+/// and re-sending gives them a new link that works.
+#[tokio::test]
+async fn reactivating_someone_who_never_joined_invites_them_again() {
+    let turn = take_turn().await;
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    let bob = app.invite(&admin, "bob@example.com", "user").await;
+    let id = bob["id"].as_str().unwrap().to_owned();
+    let mail = app.data_dir.join("mail");
+    let first = wait_for_link(&mail, "bob@example.com", "/invitations/accept?token=").await;
+    let stopped = app
+        .http
+        .patch(app.url(&format!("/api/v1/users/{id}")))
+        .bearer_auth(&admin)
+        .json(&json!({"active": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stopped.status().as_u16(), 200);
+    let browser = Browser::laptop(&turn).await;
+    sign_in(&browser, &app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    open_profile(&browser, &app, &id).await;
+    assert!(
+        browser.text_of("never-activated").await.contains("reactivating makes them invited again")
+    );
+    browser.click_checkbox("active").await;
+    browser.click("Save").await;
+    let page = browser.text().await;
+    assert!(page.contains("bob@example.com is invited again."), "{page}");
+    assert!(page.contains("the earlier link no longer works"), "{page}");
+    browser.screenshot("profile-reinvited").await;
+    browser.click("Re-send invitation").await;
+    browser.click("Re-send invitation").await;
+    assert!(browser.text().await.contains("A new invitation was sent to bob@example.com"));
+    browser.click("Sign out").await;
+
+    let links =
+        secureai_tests::wait_for_links(&mail, "bob@example.com", "/invitations/accept?token=", 2)
+            .await;
+    let second = links.into_iter().find(|l| *l != first).unwrap();
+    browser.go(&first).await;
+    assert!(!browser.text().await.contains("Activate account"), "the first link is void");
+    browser.go(&second).await;
+    browser.fill("password", "bob's brand new passphrase").await;
+    browser.fill("password_confirm", "bob's brand new passphrase").await;
+    browser.click("Activate account").await;
+    sign_in(&browser, &app, "bob@example.com", "bob's brand new passphrase").await;
+    assert!(browser.text().await.contains("Signed in as bob@example.com"));
+    browser.close().await;
+}
+
 /// Seed offboarding: deactivate → the user's open session is signed out on
 /// its next click, the seat is freed; reactivation restores sign-in.
 #[tokio::test]

@@ -10,7 +10,7 @@ use secureai_domain::access::Admin;
 use secureai_domain::invitations::service::InviteRequest;
 use secureai_domain::users::errors::{GetUserError, InviteUserError};
 use secureai_domain::users::listing::ListUsersRequest;
-use secureai_domain::{SignInMethod, User, UserId};
+use secureai_domain::{SignInMethod, User, UserId, UserStatus};
 use serde::Deserialize;
 
 use super::shell::{
@@ -292,6 +292,9 @@ struct UserPage {
     created: String,
     activated: String,
     deactivated: Option<String>,
+    /// Deactivated before ever accepting the invitation: reactivating makes
+    /// them invited again.
+    never_activated: bool,
     last_sign_in: String,
     sessions: u64,
     invitation: Option<String>,
@@ -328,6 +331,10 @@ fn done_notice(done: &str, user: &User) -> Option<String> {
             user.email
         ),
         "allowed" => format!("{} may sign in again now.", user.email),
+        "reinvited" => format!(
+            "{} is invited again. They never accepted their invitation and the earlier link no longer works: re-send the invitation to send them a new one.",
+            user.email
+        ),
         "switched" => format!(
             "{} now signs in through your identity provider; their next sign-in there links the account.",
             user.email
@@ -373,7 +380,11 @@ pub(super) async fn render_profile(
                 format!("expired on {} — re-send it for a new link", when(Some(*expired_at)))
             }
             InvitationStatus::Accepted { at } => format!("accepted on {}", when(Some(*at))),
-            InvitationStatus::Revoked { at } => format!("replaced on {}", when(Some(*at))),
+            // Replaced by a re-send, or voided by a deactivation.
+            InvitationStatus::Revoked { at } if user.status() == UserStatus::Invited => {
+                format!("voided on {} — re-send it for a new link", when(Some(*at)))
+            }
+            InvitationStatus::Revoked { at } => format!("voided on {}", when(Some(*at))),
             InvitationStatus::AwaitingFirstSignIn => {
                 "waiting for their first sign-in through your identity provider (no link, nothing expires)".to_owned()
             }
@@ -409,6 +420,7 @@ pub(super) async fn render_profile(
         department_value: user.department.as_ref().map(ToString::to_string).unwrap_or_default(),
         created: when(Some(user.created_at)),
         activated: when(user.state.activated_at()),
+        never_activated: user.state.activated_at().is_none(),
         deactivated: user.state.deactivated_at().map(|at| when(Some(at))),
         last_sign_in: when(user.last_login_at),
         sessions: profile.active_sessions,
@@ -473,9 +485,11 @@ pub(crate) async fn save_user(
     let Ok(id) = id.parse::<UserId>() else {
         return not_found();
     };
+    let active = form.has_active.map(|_| form.active.is_some());
+    let reactivating = active == Some(true);
     let update = secureai_domain::users::lifecycle::UserUpdate {
         role: blank_to_none(&form.role),
-        active: form.has_active.map(|_| form.active.is_some()),
+        active,
         name: form.name,
         department: form.department,
         sign_in: None,
@@ -483,6 +497,10 @@ pub(crate) async fn save_user(
     use secureai_domain::users::errors::UpdateUserError;
     match state.service.users.update_user(&admin, id, &update, &request_context(req)).await {
         // Saving may have taken the admin's own role: the next page decides.
+        // Reactivated before ever accepting: invited again, with no link.
+        Ok(user) if reactivating && user.status() == UserStatus::Invited => {
+            see_other(&format!("/admin/users/{id}?done=reinvited"))
+        }
         Ok(_) => see_other(&format!("/admin/users/{id}?done=saved")),
         Err(UpdateUserError::NotFound) => not_found(),
         Err(UpdateUserError::Unexpected(e)) => internal(&e),
