@@ -347,6 +347,18 @@ async fn a_message_that_keeps_failing_is_listed_and_can_be_retried() {
     let profile = body(app.get(&format!("/api/v1/users/{id}"), Some(&admin)).await).await;
     assert_eq!(profile["invitation_email"]["status"], "failed", "{profile}");
 
+    // "Retry all" puts it back in the queue; with the server still down it
+    // fails again, after its attempts.
+    let all = app.post("/api/v1/outbox/retry-failed", Some(&admin), json!({})).await;
+    assert_eq!(body(all).await["requeued"], 1);
+    wait_for_outbox(&app, &admin, "?status=failed", "the message failed again", |items| {
+        items.len() == 1 && items[0]["attempts"] == 2
+    })
+    .await;
+    let retried_events =
+        body(app.get("/api/v1/audit?action=mail.retried", Some(&admin)).await).await;
+    assert_eq!(retried_events["items"].as_array().unwrap().len(), 1, "audited");
+
     let peer = SmtpPeer::start_on(port, Security::None, None);
     let message_id = message["id"].as_str().unwrap();
     let retried =
@@ -370,7 +382,8 @@ async fn a_message_that_keeps_failing_is_listed_and_can_be_retried() {
         app.post(&format!("/api/v1/outbox/{}/retry", uuid_like()), Some(&admin), json!({})).await;
     assert_error(unknown, StatusCode::NOT_FOUND, "message_not_found").await;
     let audit = body(app.get("/api/v1/audit?action=mail.retried", Some(&admin)).await).await;
-    assert_eq!(audit["items"].as_array().unwrap().len(), 1, "{audit}");
+    // Once by "Retry all", once by the single retry.
+    assert_eq!(audit["items"].as_array().unwrap().len(), 2, "{audit}");
     clock.abort();
 }
 

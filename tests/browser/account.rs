@@ -2,7 +2,8 @@
 //! email through a real SMTP server).
 
 use secureai_tests::browser::{Browser, take_turn};
-use secureai_tests::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, wait_for_link};
+use secureai_tests::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, body, wait_for_link};
+use serde_json::json;
 
 use crate::{ADA_PASSWORD, open_profile, sign_in, with_ada};
 
@@ -125,5 +126,74 @@ async fn settings_seats_and_a_test_email_through_a_real_smtp_server() {
     browser.click("Send test email").await;
     let failed = browser.text().await;
     assert!(failed.contains("was not delivered"), "{failed}");
+    browser.close().await;
+}
+
+/// The guide's "Invitation email not received → check email delivery": the
+/// mail server is down, so the invitation fails; the profile shows it with
+/// the server's answer, Settings › Email lists it; once the server is back,
+/// Retry (on the profile) and Retry all (in Settings) deliver each once.
+#[tokio::test]
+async fn a_failed_invitation_email_is_shown_and_retried_once_the_server_is_back() {
+    use secureai_tests::smtp::{Security, SmtpPeer, free_port};
+    let turn = take_turn().await;
+    let port = free_port();
+    let app = TestApp::with_admin_using(|config| {
+        config.mail.max_attempts = 2;
+        config.mail.first_retry_ms = 100;
+        config.mail.max_retry_secs = 1;
+    })
+    .await;
+    let admin = app.admin_token().await;
+    let smtp = json!({"host": "localhost", "port": port, "security": "none"});
+    let settings = json!({"smtp": smtp, "from_address": "it@example.com", "from_name": "IT"});
+    assert!(app.put("/api/v1/settings/email", Some(&admin), settings).await.status().is_success());
+    // The test clock moves so that retries come due.
+    let clock = app.clock.clone();
+    let ticking = tokio::spawn(async move {
+        loop {
+            clock.advance(chrono::Duration::milliseconds(200));
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    });
+    let bob = app.invite(&admin, "bob@example.com", "user").await;
+    app.invite(&admin, "cyd@example.com", "user").await;
+    let bob = bob["id"].as_str().unwrap().to_owned();
+    for _ in 0..300 {
+        let failed = body(app.get("/api/v1/outbox?status=failed", Some(&admin)).await).await;
+        if failed["items"].as_array().unwrap().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let browser = Browser::laptop(&turn).await;
+    sign_in(&browser, &app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    open_profile(&browser, &app, &bob).await;
+    let delivery = browser.text_of("invitation-email").await;
+    assert!(delivery.starts_with("failed after 2 attempts:"), "{delivery}");
+    assert!(delivery.contains("refused"), "the server's answer is shown: {delivery}");
+    browser.screenshot("profile-invitation-email-failed").await;
+    browser.go(&app.url("/admin/settings")).await;
+    let listed = browser.text_of("failed-email").await;
+    assert!(listed.contains("bob@example.com") && listed.contains("cyd@example.com"), "{listed}");
+    browser.screenshot("settings-failed-email").await;
+
+    let peer = SmtpPeer::start_on(port, Security::None, None);
+    open_profile(&browser, &app, &bob).await;
+    browser.click("Retry").await;
+    assert!(browser.text().await.contains("The email is queued again"));
+    let received = peer.wait_for(1, 20).await;
+    assert_eq!(received[0].to, "bob@example.com");
+    browser.go(&app.url("/admin/settings")).await;
+    browser.click("Retry all").await;
+    assert!(browser.text().await.contains("Every failed email is queued again."));
+    let received = peer.wait_for(2, 20).await;
+    assert!(received.iter().any(|m| m.to == "cyd@example.com"));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(peer.messages().len(), 2, "each message delivered once");
+    browser.go(&app.url("/admin/settings")).await;
+    assert!(browser.text_of("failed-email").await.contains("None: every email was delivered"));
+    ticking.abort();
     browser.close().await;
 }

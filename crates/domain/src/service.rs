@@ -103,6 +103,9 @@ pub struct UserProfile {
     pub invitation_email: Option<crate::mail::models::OutboxEntry>,
     /// Until when sign-in is paused after failed attempts, if it is now.
     pub sign_in_paused_until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Where the last password-reset email is: queued, sent or failed,
+    /// with the last error.
+    pub reset_email: Option<crate::mail::models::OutboxEntry>,
 }
 
 /// The user-management use cases: one service per subdomain.
@@ -283,12 +286,14 @@ impl UserManagement {
             }
         }
         let sign_in_paused_until = self.sessions.sign_in_paused_until(admin, &user).await?;
+        let reset_email = self.ports.outbox.latest_for(id, "password_reset").await?;
         Ok(UserProfile {
             user,
             invitation,
             active_sessions,
             invitation_email,
             sign_in_paused_until,
+            reset_email,
         })
     }
 }

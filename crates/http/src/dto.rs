@@ -204,6 +204,8 @@ pub struct UserProfileDto {
     /// Until when sign-in is paused after failed attempts, if it is now
     /// (`DELETE /users/{id}/sign-in-pause` lifts it).
     pub sign_in_paused_until: Option<DateTime<Utc>>,
+    /// Whether the last password-reset email was delivered.
+    pub reset_email: Option<OutboxMessageDto>,
 }
 
 impl From<&UserProfile> for UserProfileDto {
@@ -214,6 +216,7 @@ impl From<&UserProfile> for UserProfileDto {
             active_sessions: profile.active_sessions,
             invitation_email: profile.invitation_email.as_ref().map(OutboxMessageDto::from),
             sign_in_paused_until: profile.sign_in_paused_until,
+            reset_email: profile.reset_email.as_ref().map(OutboxMessageDto::from),
         }
     }
 }

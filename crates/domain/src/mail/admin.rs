@@ -228,4 +228,32 @@ impl MailService {
         }
         self.ports.outbox.entry(id).await?.ok_or(RetryMailError::NotFound)
     }
+
+    /// Puts every failed message back in the queue ("Retry all"), each as
+    /// [`MailService::retry_mail`] does (audited one by one), oldest last,
+    /// at most `max_page_size` per call; returns how many were requeued.
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] on failure (those requeued stay requeued).
+    pub async fn retry_all_failed(
+        &self,
+        admin: &Admin,
+        context: &RequestContext,
+    ) -> Result<u64, crate::StoreError> {
+        let failed = self
+            .ports
+            .outbox
+            .list(Some(MailState::Failed), None, self.policy.max_page_size)
+            .await?;
+        let mut requeued = 0;
+        for entry in failed {
+            match self.retry_mail(admin, entry.id, context).await {
+                Ok(_) => requeued += 1,
+                // Requeued meanwhile by someone else: nothing to do.
+                Err(RetryMailError::NotFailed(_) | RetryMailError::NotFound) => {}
+                Err(RetryMailError::Unexpected(e)) => return Err(e),
+            }
+        }
+        Ok(requeued)
+    }
 }

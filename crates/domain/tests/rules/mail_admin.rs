@@ -18,7 +18,7 @@ use secureai_domain::mail::settings::{
 use secureai_domain::testing::RecordingTransport;
 use secureai_domain::{DisplayName, EmailAddress};
 
-use crate::kit::{audit_of, ctx, invite, with_admin};
+use crate::kit::{active_user, audit_of, ctx, invite, with_admin};
 
 const SECRET: &str = "hunter2-smtp-secret";
 
@@ -185,4 +185,47 @@ async fn only_a_failed_message_can_be_retried_and_it_starts_over() {
     let failed = kit.service.mail.outbox(&admin, Some(MailState::Failed), None, 50).await.unwrap();
     assert!(failed.is_empty());
     assert!(kit.service.mail.outbox(&admin, None, None, 0).await.is_err(), "page size checked");
+}
+
+/// Settings › Email's "Retry all": every failed message goes back in the
+/// queue (each audited), queued and sent ones are left alone, and the
+/// profile shows a failed reset email with the server's answer.
+#[tokio::test]
+async fn retry_all_requeues_every_failed_message_and_the_profile_shows_the_reset_email() {
+    let (kit, admin) = with_admin().await;
+    let ada = active_user(&kit, &admin, "ada@example.com", "user", "ada's own password").await;
+    for email in ["bob@example.com", "cyd@example.com"] {
+        kit.service.invitations.invite_user(&admin, &invite(email, "user"), &ctx()).await.unwrap();
+    }
+    let transport = Arc::new(RecordingTransport::default());
+    let delivery = OutboxDelivery::new(
+        kit.store.clone(),
+        kit.store.clone(),
+        transport.clone(),
+        kit.clock.clone(),
+        DeliveryPolicy::default(),
+    );
+    delivery.deliver_due().await.unwrap();
+    let sent_before = transport.sent().len();
+    transport.fail_with(Some(DeliveryError::Permanent("550 mailbox unavailable".into())));
+    kit.service.passwords.request_password_reset(&admin, ada, &ctx()).await.unwrap();
+    for email in ["dee@example.com", "eve@example.com"] {
+        kit.service.invitations.invite_user(&admin, &invite(email, "user"), &ctx()).await.unwrap();
+    }
+    delivery.deliver_due().await.unwrap();
+    let profile = kit.service.user_profile(&admin, ada).await.unwrap();
+    let reset = profile.reset_email.expect("the reset email is on the profile");
+    assert_eq!(reset.state, MailState::Failed);
+    assert!(reset.last_error.unwrap().contains("550 mailbox unavailable"));
+    let failed = kit.service.mail.outbox(&admin, Some(MailState::Failed), None, 50).await.unwrap();
+    assert_eq!(failed.len(), 3);
+
+    transport.fail_with(None);
+    assert_eq!(kit.service.mail.retry_all_failed(&admin, &ctx()).await.unwrap(), 3);
+    assert_eq!(audit_of(&kit, AuditAction::MailRetried).len(), 3);
+    assert_eq!(kit.service.mail.retry_all_failed(&admin, &ctx()).await.unwrap(), 0);
+    delivery.deliver_due().await.unwrap();
+    assert_eq!(transport.sent().len(), sent_before + 3, "each retried message sent once");
+    let profile = kit.service.user_profile(&admin, ada).await.unwrap();
+    assert_eq!(profile.reset_email.unwrap().state, MailState::Sent);
 }

@@ -292,6 +292,19 @@ impl MailApi {
         }))
     }
 
+    /// Put every failed message back in the queue ("Retry all"), each
+    /// audited as `mail.retried`; at most one page (200) per call.
+    #[oai(path = "/outbox/retry-failed", method = "post", tag = "ApiTags::Mail")]
+    async fn retry_failed(
+        &self,
+        auth: SessionAuth,
+        req: &Request,
+    ) -> Result<Json<Requeued>, ApiError> {
+        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let requeued = self.0.service.mail.retry_all_failed(&admin, &request_context(req)).await?;
+        Ok(Json(Requeued { requeued }))
+    }
+
     /// Put a failed message back in the queue for an attempt now.
     #[oai(path = "/outbox/:id/retry", method = "post", tag = "ApiTags::Mail")]
     async fn retry(
@@ -314,4 +327,11 @@ impl MailApi {
             Err(RetryMailError::Unexpected(e)) => Err(e.into()),
         }
     }
+}
+
+/// How many failed messages went back in the queue.
+#[derive(Debug, Clone, Object)]
+pub struct Requeued {
+    /// Messages requeued.
+    pub requeued: u64,
 }

@@ -7,6 +7,7 @@ mod analytics;
 mod audit;
 mod import;
 mod links;
+mod mail;
 mod settings;
 mod setup;
 mod shell;
@@ -72,6 +73,11 @@ pub(crate) fn routes() -> Route {
             get(settings::sso_settings.with(CookieJarManager::new()))
                 .post(settings::save_sso.with(CookieJarManager::new())),
         )
+        .at(
+            "/admin/outbox/retry-all",
+            poem::post(mail::retry_all_mail.with(CookieJarManager::new())),
+        )
+        .at("/admin/outbox/:id/retry", poem::post(mail::retry_mail.with(CookieJarManager::new())))
         .at("/admin/settings/seats", poem::post(settings::save_seats.with(CookieJarManager::new())))
         .at("/admin/settings/email", poem::post(settings::save_email.with(CookieJarManager::new())))
         .at(

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::account::DoneQuery;
 use super::shell::{
-    CsrfForm, Nav, Viewer, admin_viewer, blank_to_none, form_admin, see_other, sentence,
+    CsrfForm, Nav, Viewer, admin_viewer, blank_to_none, form_admin, see_other, sentence, when,
 };
 use super::{internal, page};
 use crate::AppState;
@@ -37,9 +37,21 @@ struct SettingsPage {
     from_name: String,
     source: &'static str,
     sso_mode: &'static str,
+    /// Messages that failed, newest first (a page of them).
+    failed: Vec<FailedMail>,
 }
 
-async fn settings_page(
+/// A failed message as Settings › Email lists it.
+struct FailedMail {
+    id: String,
+    recipient: String,
+    kind: String,
+    attempts: u32,
+    error: String,
+    at: String,
+}
+
+pub(super) async fn settings_page(
     state: &AppState,
     viewer: &Viewer,
     admin: &secureai_domain::access::Admin,
@@ -59,6 +71,29 @@ async fn settings_page(
         Ok((sso, _)) => sso.mode.as_str(),
         Err(e) => return internal(&e),
     };
+    let failed = match state
+        .service
+        .mail
+        .outbox(admin, Some(secureai_domain::mail::models::MailState::Failed), None, 50)
+        .await
+    {
+        Ok(entries) => entries
+            .into_iter()
+            .map(|e| FailedMail {
+                id: e.id.to_string(),
+                recipient: e.recipient,
+                kind: e.kind.replace('_', " "),
+                attempts: e.attempts,
+                error: e.last_error.unwrap_or_default(),
+                at: when(Some(e.created_at)),
+            })
+            .collect(),
+        Err(secureai_domain::users::errors::SettingsError::Unexpected(e)) => return internal(&e),
+        // A page of 50 is always within the limit.
+        Err(secureai_domain::users::errors::SettingsError::Invalid(e)) => {
+            return internal(&secureai_domain::StoreError::msg(e.to_string()));
+        }
+    };
     let mut nav = viewer.nav("settings");
     nav.notice = notice;
     let smtp = email.smtp.as_ref();
@@ -77,6 +112,7 @@ async fn settings_page(
         from_name: email.from_name.to_string(),
         source: source.as_str(),
         sso_mode,
+        failed,
     };
     page(status, &template)
 }
@@ -95,6 +131,8 @@ pub(crate) async fn settings(
     let notice = q.done.as_deref().and_then(|d| match d {
         "seats" => Some("The seat limit is saved.".to_owned()),
         "email" => Some("The email settings are saved; the next message uses them.".to_owned()),
+        "retried" => Some("The email is queued again and goes out in a moment.".to_owned()),
+        "retried-all" => Some("Every failed email is queued again.".to_owned()),
         _ => None,
     });
     settings_page(&state, &viewer, &admin, notice, None, StatusCode::OK).await

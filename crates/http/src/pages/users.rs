@@ -300,11 +300,48 @@ struct UserPage {
     invitation: Option<String>,
     /// Sign-in paused after failed attempts: until when.
     paused: Option<String>,
+    /// Where the last invitation (or access-ready) email is.
+    invitation_email: Option<Delivery>,
+    /// Where the last password-reset email is.
+    reset_email: Option<Delivery>,
     last_activity: String,
     usage_tokens: String,
     usage_conversations: String,
     usage_events: String,
     top_models: Vec<super::analytics::ModelRow>,
+}
+
+/// Where an email to the user is, in words, with what Retry needs.
+pub(crate) struct Delivery {
+    /// The message id (for Retry).
+    pub id: String,
+    /// Sent, waiting or failed, with the server's last answer.
+    pub text: String,
+    /// Failed: offer Retry.
+    pub failed: bool,
+}
+
+impl Delivery {
+    pub(crate) fn of(entry: &secureai_domain::mail::models::OutboxEntry) -> Self {
+        use secureai_domain::mail::models::MailState;
+        let error = entry.last_error.as_deref().unwrap_or("no answer recorded");
+        let text = match entry.state {
+            MailState::Sent => format!("sent on {}", when(entry.sent_at)),
+            MailState::Queued if entry.attempts == 0 => "waiting to be sent".to_owned(),
+            MailState::Queued => format!(
+                "not delivered yet: {} attempt{} so far, the next at {} (last answer: {error})",
+                entry.attempts,
+                if entry.attempts == 1 { "" } else { "s" },
+                when(Some(entry.next_attempt_at)),
+            ),
+            MailState::Failed => format!(
+                "failed after {} attempt{}: {error}",
+                entry.attempts,
+                if entry.attempts == 1 { "" } else { "s" },
+            ),
+        };
+        Self { id: entry.id.to_string(), text, failed: entry.state == MailState::Failed }
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -331,6 +368,7 @@ fn done_notice(done: &str, user: &User) -> Option<String> {
             user.email
         ),
         "allowed" => format!("{} may sign in again now.", user.email),
+        "retried" => "The email is queued again and goes out in a moment.".to_owned(),
         "reinvited" => format!(
             "{} is invited again. They never accepted their invitation and the earlier link no longer works: re-send the invitation to send them a new one.",
             user.email
@@ -425,6 +463,8 @@ pub(super) async fn render_profile(
         last_sign_in: when(user.last_login_at),
         sessions: profile.active_sessions,
         invitation,
+        invitation_email: profile.invitation_email.as_ref().map(Delivery::of),
+        reset_email: profile.reset_email.as_ref().map(Delivery::of),
         paused: profile
             .sign_in_paused_until
             .map(|until| until.format("%-d %b %Y, %H:%M:%S UTC").to_string()),
