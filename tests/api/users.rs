@@ -237,3 +237,75 @@ async fn users_are_searched_filtered_and_sorted_with_a_total() {
         .await;
     assert_error(mismatched, StatusCode::BAD_REQUEST, "invalid_cursor").await;
 }
+
+/// Export CSV: 10,000 users; the export holds exactly what the list's
+/// filters match (and the import's columns first), defuses formula-like
+/// cells, and imports back as "already a user" on every row.
+#[tokio::test]
+async fn the_export_matches_the_filters_and_imports_back_as_already_users() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    let mut file = String::from("email,name,role,department\n");
+    for n in 0..10_000 {
+        let department = if n % 4 == 0 { "Sales" } else { "Research" };
+        let name = if n == 7 { "=cmd|' /C calc'!A0".to_owned() } else { format!("Person {n}") };
+        file.push_str(&format!("person{n:05}@example.com,\"{name}\",user,{department}\n"));
+    }
+    let import = |csv: String, mode: &'static str| {
+        app.http
+            .post(app.url(&format!("/api/v1/users/import?mode={mode}&file_name=staff.csv")))
+            .bearer_auth(&admin)
+            .header("content-type", "text/csv")
+            .body(csv)
+            .send()
+    };
+    let created = body(import(file, "commit").await.unwrap()).await;
+    assert_eq!(created["valid"], 10_000, "{}", created["valid"]);
+
+    let export = |query: &str| {
+        app.http
+            .get(app.url(&format!("/api/v1/users/export.csv{query}")))
+            .bearer_auth(&admin)
+            .send()
+    };
+    let sales = export("?department=Sales&sort=email").await.unwrap();
+    assert_eq!(sales.status(), StatusCode::OK);
+    assert!(sales.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let sales = sales.text().await.unwrap();
+    let mut reader = csv::Reader::from_reader(sales.as_bytes());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_owned).collect();
+    assert_eq!(&header[..4], ["email", "name", "role", "department"]);
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let listed = body(app.get("/api/v1/users?department=Sales", Some(&admin)).await).await;
+    assert_eq!(rows.len() as u64, listed["total"].as_u64().unwrap());
+    assert_eq!(rows.len(), 2_500);
+    assert!(rows.iter().all(|r| &r[3] == "Sales" && &r[4] == "invited"));
+    let emails: Vec<&str> = rows.iter().map(|r| r.get(0).unwrap()).collect();
+    assert!(emails.windows(2).all(|w| w[0] < w[1]), "sorted by email, no repeats");
+
+    let everyone = export("").await.unwrap().text().await.unwrap();
+    assert_eq!(everyone.lines().count(), 1 + 10_001, "header, 10,000 imported and the admin");
+    let seventh = everyone.lines().find(|l| l.starts_with("person00007@")).unwrap();
+    assert!(seventh.starts_with("person00007@example.com,'=cmd|"), "formula defused: {seventh}");
+
+    let again = body(import(everyone, "preview").await.unwrap()).await;
+    assert_eq!(again["valid"], 0, "nobody is new");
+    assert_eq!(again["skipped"], 10_001);
+    let report = body(
+        app.get(
+            &format!("/api/v1/imports/{}?limit=200", again["id"].as_str().unwrap()),
+            Some(&admin),
+        )
+        .await,
+    )
+    .await;
+    let reasons: Vec<&str> = report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["problems"][0]["reason"].as_str().unwrap())
+        .collect();
+    assert!(reasons.iter().all(|r| r.starts_with("this email is already")), "{reasons:?}");
+    let bad = export("?status=nobody").await.unwrap();
+    assert_error(bad, StatusCode::UNPROCESSABLE_ENTITY, "invalid_status").await;
+}

@@ -94,6 +94,13 @@ async fn the_users_table_searches_and_filters() {
         admins.contains("ada@example.com") && !admins.contains("grace@example.com"),
         "{admins}"
     );
+    // Export CSV carries the filters: the file holds what the table shows.
+    let export = browser.href_of("Export CSV").await;
+    assert!(export.contains("role=admin") && export.contains("status=invited"), "{export}");
+    let panel = app.panel_browser().await;
+    let csv = panel.get(app.url(&export)).send().await.unwrap().text().await.unwrap();
+    assert!(csv.starts_with("email,name,role,department,"), "{csv}");
+    assert!(csv.contains("ada@example.com") && !csv.contains("grace@example.com"), "{csv}");
 
     // Paging: 25 a page, "Next page" carries the filters and the cursor.
     for i in 0..26 {

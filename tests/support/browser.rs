@@ -184,6 +184,13 @@ impl Browser {
         }
     }
 
+    /// Where the link showing `text` leads (its `href`, as written).
+    pub async fn href_of(&self, text: &str) -> String {
+        let xpath = format!("//a[normalize-space()='{text}']");
+        let link = self.driver.find(By::XPath(xpath)).await.unwrap();
+        link.attr("href").await.unwrap().unwrap_or_default()
+    }
+
     /// The visible text of the page.
     pub async fn text(&self) -> String {
         self.settle().await;

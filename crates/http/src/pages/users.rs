@@ -81,6 +81,8 @@ struct UsersPage {
     /// looks through a bounded part of the directory per page).
     searching: bool,
     error: Option<String>,
+    /// The CSV export of what the filters match.
+    export: String,
 }
 
 /// `GET /admin/users`.
@@ -147,7 +149,18 @@ pub(crate) async fn users(
         },
         Err(e) => return internal(&e),
     };
+    let export = link_with(
+        "/api/v1/users/export.csv",
+        &[
+            ("q", query.q.as_str()),
+            ("status", query.status.as_str()),
+            ("role", query.role.as_str()),
+            ("department", query.department.as_str()),
+            ("sort", query.sort.as_str()),
+        ],
+    );
     let template = UsersPage {
+        export,
         seats_text,
         nav: viewer.nav("users"),
         q: query.q,
