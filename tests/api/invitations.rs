@@ -218,3 +218,33 @@ async fn the_profile_summarises_activity() {
     assert!(profile["deactivated_at"].is_null());
     assert_eq!(profile["email"], "busy@example.com");
 }
+
+/// The guide's words for lifetimes come from the configuration: with
+/// invitation links set to 48 hours, the email, Add User and a reset's
+/// confirmation all say 48 hours, never 72.
+#[tokio::test]
+async fn link_lifetimes_in_pages_and_emails_follow_the_configuration() {
+    let app = TestApp::with_admin_using(|config| config.invitation_ttl_hours = 48).await;
+    let admin = app.admin_token().await;
+    app.invite(&admin, "ada@example.com", "user").await;
+    secureai_tests::wait_for_link(&app.data_dir.join("mail"), "ada@example.com", "token=").await;
+    let mail = secureai_tests::read_mail(&app.data_dir.join("mail"));
+    let invitation = mail.iter().find(|m| m.to.contains("ada@example.com")).unwrap();
+    assert!(invitation.text.contains("expires in 48 hours"), "{}", invitation.text);
+    assert!(!invitation.text.contains("72"), "{}", invitation.text);
+
+    let panel = app.panel_browser().await;
+    let add_user =
+        panel.get(app.url("/admin/users/new")).send().await.unwrap().text().await.unwrap();
+    assert!(add_user.contains("a link, valid 48 hours, to set a password"), "{add_user}");
+    let id = app.user_id(&admin, "ada@example.com").await;
+    let panel_reset = panel
+        .get(app.url(&format!("/admin/users/{id}/reset-password")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(panel_reset.contains("valid 48 hours"), "{panel_reset}");
+}

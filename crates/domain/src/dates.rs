@@ -80,8 +80,26 @@ pub fn parse_instant(text: &str, field: &str) -> Result<DateTime<Utc>, DateError
         .ok_or_else(|| DateError::instant(field))
 }
 
+/// A link's lifetime as pages and emails say it: whole hours ("72 hours",
+/// "1 hour"), else minutes ("90 minutes"). The lifetimes come from the
+/// configuration, so no text hard-codes them.
+pub fn lifetime_in_words(lifetime: chrono::Duration) -> String {
+    let minutes = lifetime.num_minutes().max(0);
+    let (count, unit) =
+        if minutes % 60 == 0 { (minutes / 60, "hour") } else { (minutes, "minute") };
+    format!("{count} {unit}{}", if count == 1 { "" } else { "s" })
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn lifetimes_read_in_hours_or_minutes() {
+        use chrono::Duration;
+        assert_eq!(super::lifetime_in_words(Duration::hours(72)), "72 hours");
+        assert_eq!(super::lifetime_in_words(Duration::hours(1)), "1 hour");
+        assert_eq!(super::lifetime_in_words(Duration::minutes(90)), "90 minutes");
+    }
+
     use proptest::prelude::*;
 
     use super::*;

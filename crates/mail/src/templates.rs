@@ -106,6 +106,7 @@ impl Templates {
                     invited_by => invited_by,
                     link => self.link("/invitations/accept", Some(token.expose())),
                     expires_at => expires_at.format("%-d %B %Y at %H:%M UTC").to_string(),
+                    valid_for => secureai_domain::dates::lifetime_in_words(*expires_at - mail.created_at),
                 };
                 self.render_set("invitation", &ctx)
             }
@@ -125,6 +126,7 @@ impl Templates {
                     name => mail.to_name.to_string(),
                     link => self.link("/password-resets/complete", Some(token.expose())),
                     expires_at => expires_at.format("%-d %B %Y at %H:%M UTC").to_string(),
+                    valid_for => secureai_domain::dates::lifetime_in_words(*expires_at - mail.created_at),
                 };
                 self.render_set("password_reset", &ctx)
             }

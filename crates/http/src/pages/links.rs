@@ -204,12 +204,14 @@ impl Link {
         message(StatusCode::NOT_FOUND, heading, text, None)
     }
 
-    fn expired(self, at: &DateTime<Utc>) -> Response {
+    fn expired(self, state: &AppState, at: &DateTime<Utc>) -> Response {
+        let valid_for =
+            secureai_domain::dates::lifetime_in_words(state.service.policy().invitation_ttl);
         let (heading, text) = match self {
             Self::Invitation => (
                 "This invitation link has expired",
                 format!(
-                    "Invitation links work for 72 hours; this one expired on {}. Ask your \
+                    "Invitation links work for {valid_for}; this one expired on {}. Ask your \
                      administrator to re-send the invitation: the new email will have a fresh link.",
                     when(at)
                 ),
@@ -217,7 +219,7 @@ impl Link {
             Self::Reset => (
                 "This password reset link has expired",
                 format!(
-                    "Password reset links work for 72 hours; this one expired on {}. Ask your \
+                    "Password reset links work for {valid_for}; this one expired on {}. Ask your \
                      administrator for a new password reset.",
                     when(at)
                 ),
@@ -249,7 +251,7 @@ impl Link {
     async fn show(self, state: &AppState, token: &str, error: Option<String>) -> Response {
         match self.look_up(state, &PlainToken::presented(token.to_owned())).await {
             Ok(Lookup::Pending(user, expires_at)) => self.form(token, &user, &expires_at, error),
-            Ok(Lookup::Expired(at)) => self.expired(&at),
+            Ok(Lookup::Expired(at)) => self.expired(state, &at),
             Ok(Lookup::Invalid) => self.invalid(),
             Err(error) => internal(&error),
         }
@@ -265,7 +267,7 @@ impl Link {
         match self.use_link(state, &token, SecretString::from(form.password), req).await {
             Outcome::Done(user) => self.done(&user),
             Outcome::Invalid => self.invalid(),
-            Outcome::Expired(at) => self.expired(&at),
+            Outcome::Expired(at) => self.expired(state, &at),
             Outcome::Weak(reason) => self.show(state, &form.token, Some(reason)).await,
             Outcome::Failed(error) => internal(&error),
         }

@@ -72,8 +72,9 @@ pub(crate) async fn confirm_action(
         Action::ResetPassword => (
             "Reset password?".to_owned(),
             format!(
-                "{} gets an email with a link, valid 72 hours, to choose a new password. Their current password keeps working until they use it.",
-                user.email
+                "{} gets an email with a link, valid {}, to choose a new password. Their current password keeps working until they use it.",
+                user.email,
+                super::users::link_lifetime(&state),
             ),
             "Send reset link",
         ),

@@ -203,6 +203,8 @@ struct NewUserPage {
     department: String,
     /// "Sign in with a password" was ticked (offered while SSO is on).
     password: bool,
+    /// How long the invitation link works (from the configuration).
+    valid_for: String,
 }
 
 /// `GET /admin/users/new`.
@@ -222,8 +224,14 @@ pub(crate) async fn new_user(state: Data<&AppState>, req: &Request) -> Response 
         role: "user".into(),
         department: String::new(),
         password: false,
+        valid_for: link_lifetime(&state),
     };
     page(StatusCode::OK, &template)
+}
+
+/// How long invitation and reset links work, in words.
+pub(crate) fn link_lifetime(state: &AppState) -> String {
+    secureai_domain::dates::lifetime_in_words(state.service.policy().invitation_ttl)
 }
 
 #[derive(Deserialize)]
@@ -282,6 +290,7 @@ pub(crate) async fn create_user(
         role: form.role,
         department: form.department,
         password: form.password.is_some(),
+        valid_for: link_lifetime(&state),
     };
     page(StatusCode::UNPROCESSABLE_ENTITY, &template)
 }
