@@ -209,6 +209,7 @@ fn the_operator_can_migrate_and_invite_an_admin_from_the_command_line() {
     assert!(created.status.success());
     let out = String::from_utf8(created.stdout).unwrap();
     assert!(out.contains("Invited ops@example.com"), "{out}");
+    assert!(out.contains("(valid 72 hours, also emailed)"), "the configured lifetime: {out}");
     assert!(out.contains("/invitations/accept?token="), "{out}");
 
     let again = secureai(dir.path())

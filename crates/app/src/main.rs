@@ -253,8 +253,11 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         }
         Command::Admin { action: AdminAction::Create { email, name } } => {
             let (email, link) = secureai_app::invite_admin(&config, &email, &name).await?;
+            let valid_for = secureai_domain::dates::lifetime_in_words(chrono::Duration::hours(
+                i64::from(config.invitation_ttl_hours),
+            ));
             println!(
-                "Invited {email} as an administrator. Activation link (valid 72 hours, also emailed):"
+                "Invited {email} as an administrator. Activation link (valid {valid_for}, also emailed):"
             );
             println!();
             println!("    {link}");
