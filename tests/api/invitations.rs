@@ -248,3 +248,66 @@ async fn link_lifetimes_in_pages_and_emails_follow_the_configuration() {
         .unwrap();
     assert!(panel_reset.contains("valid 48 hours"), "{panel_reset}");
 }
+
+#[tokio::test]
+async fn a_mistyped_address_is_corrected_and_the_invitation_accepted_at_the_new_one() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    app.invite(&admin, "ada@exmaple.com", "user").await;
+    let old = app.invitation_token("ada@exmaple.com").await;
+    let id = app.user_id(&admin, "ada@exmaple.com").await;
+    let path = format!("/api/v1/users/{id}");
+    app.active_user(&admin, "grace@example.com", "user", "grace's own password").await;
+
+    // Refused requests change nothing: a taken address (any case), a bad
+    // address, a bad field beside a good address.
+    let taken = app.patch(&path, &admin, json!({"email": "GRACE@example.com"})).await;
+    assert_error(taken, StatusCode::CONFLICT, "email_taken").await;
+    let bad = app.patch(&path, &admin, json!({"email": "ada at example"})).await;
+    assert_error(bad, StatusCode::UNPROCESSABLE_ENTITY, "invalid_email").await;
+    let mixed = app.patch(&path, &admin, json!({"email": "ada@example.com", "role": "boss"})).await;
+    assert_error(mixed, StatusCode::UNPROCESSABLE_ENTITY, "invalid_role").await;
+    let unchanged = body(app.get(&path, Some(&admin)).await).await;
+    assert_eq!(unchanged["email"], "ada@exmaple.com");
+
+    let corrected = app
+        .patch(&path, &admin, json!({"email": "ada@example.com", "department": "Research"}))
+        .await;
+    assert_eq!(corrected.status(), StatusCode::OK);
+    let corrected = body(corrected).await;
+    assert_eq!(
+        (&corrected["email"], &corrected["department"]),
+        (&json!("ada@example.com"), &json!("Research"))
+    );
+
+    let refused = app
+        .post(
+            "/api/v1/invitations/accept",
+            None,
+            json!({"token": old, "password": "some password 1"}),
+        )
+        .await;
+    assert_error(refused, StatusCode::NOT_FOUND, "invitation_invalid").await;
+    let new = app.invitation_token("ada@example.com").await;
+    let accepted = app
+        .post(
+            "/api/v1/invitations/accept",
+            None,
+            json!({"token": new, "password": "ada's own password"}),
+        )
+        .await;
+    assert_eq!(accepted.status(), StatusCode::OK);
+    app.login("ada@example.com", "ada's own password").await;
+
+    let audit = body(app.get("/api/v1/audit?action=user.email_changed", Some(&admin)).await).await;
+    assert_eq!(audit["items"].as_array().unwrap().len(), 1, "{audit}");
+    assert_eq!(
+        audit["items"][0]["changes"][0],
+        json!({"field": "email", "before": "ada@exmaple.com", "after": "ada@example.com"})
+    );
+    // Once joined, the address is the person's; the same address is no change.
+    let joined = app.patch(&path, &admin, json!({"email": "ada@corp.example"})).await;
+    assert_error(joined, StatusCode::CONFLICT, "email_not_changeable").await;
+    let same = app.patch(&path, &admin, json!({"email": "ada@example.com", "name": "Ada L"})).await;
+    assert_eq!(body(same).await["name"], "Ada L");
+}

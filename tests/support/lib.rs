@@ -217,6 +217,16 @@ impl TestApp {
         request.send().await.unwrap()
     }
 
+    /// PATCHes JSON as `token`.
+    pub async fn patch(&self, path: &str, token: &str, json: Value) -> Response {
+        self.http.patch(self.url(path)).bearer_auth(token).json(&json).send().await.unwrap()
+    }
+
+    /// DELETEs as `token`.
+    pub async fn delete(&self, path: &str, token: &str) -> Response {
+        self.http.delete(self.url(path)).bearer_auth(token).send().await.unwrap()
+    }
+
     /// GETs, with a bearer token if given.
     pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
         let mut request = self.http.get(self.url(path));

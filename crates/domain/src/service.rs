@@ -277,7 +277,7 @@ impl UserManagement {
         let active_sessions =
             self.ports.sessions.count_live(id, now, now - self.policy.session_idle_timeout).await?;
         let mut invitation_email: Option<OutboxEntry> = None;
-        for kind in ["invitation", "access_ready"] {
+        for kind in crate::mail::models::INVITATION_KINDS {
             let latest = self.ports.outbox.latest_for(id, kind).await?;
             if let Some(entry) = latest
                 && invitation_email.as_ref().is_none_or(|e| e.created_at < entry.created_at)

@@ -10,7 +10,9 @@ use poem_openapi::{ApiResponse, Object};
 use secureai_domain::StoreError;
 use secureai_domain::access::Forbidden;
 use secureai_domain::errors::FieldError;
-use secureai_domain::invitations::errors::{AcceptInvitationError, ResendInvitationError};
+use secureai_domain::invitations::errors::{
+    AcceptInvitationError, CorrectEmailError, ResendInvitationError,
+};
 use secureai_domain::resets::errors::{ChangePasswordError, CompleteResetError, RequestResetError};
 use secureai_domain::sessions::errors::{AuthenticateError, SignInError};
 use secureai_domain::users::errors::{
@@ -239,6 +241,18 @@ impl From<secureai_domain::sso::errors::SsoSettingsError> for ApiError {
         match error {
             SsoSettingsError::Invalid(field) => Self::invalid_field(&field),
             SsoSettingsError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<CorrectEmailError> for ApiError {
+    fn from(error: CorrectEmailError) -> Self {
+        match error {
+            CorrectEmailError::NotFound => Self::not_found("user_not_found", error),
+            CorrectEmailError::Invalid(field) => Self::invalid_field(&field),
+            CorrectEmailError::NotInvited => Self::conflict("email_not_changeable", error),
+            CorrectEmailError::EmailTaken => Self::conflict("email_taken", error),
+            CorrectEmailError::Unexpected(e) => e.into(),
         }
     }
 }

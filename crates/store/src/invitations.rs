@@ -8,14 +8,15 @@ use secureai_domain::invitations::ports::{
     AcceptStoreError, Acceptance, InsertUserError, InvitationRepository, NewInvitedUser, Reissue,
     ReissueError,
 };
-use secureai_domain::{StoreError, TokenHash, User, UserId};
+use secureai_domain::mail::models::INVITATION_KINDS;
+use secureai_domain::{EmailAddress, StoreError, TokenHash, User, UserId};
 
 use crate::audit::write_audit;
 use crate::convert::user_to_row;
 use crate::convert::{ACTIVE, INVITED};
 use crate::convert::{db, invitation_from_row, invitation_to_row, micros, user_from_row};
 use crate::directory::count_move;
-use crate::directory::{count_delta, counted, index_user};
+use crate::directory::{count_delta, counted, index_user, search_text};
 use crate::entities::{invitations, outbox, users};
 use crate::outbox::mail_to_row;
 use crate::users::SEAT_HOLDING;
@@ -100,6 +101,17 @@ impl InvitationRepository for SqlStore {
             if still_invited.rows_affected != 1 {
                 return Err(ReissueError::NotInvited);
             }
+            if let Some(email) = &reissue.new_email {
+                change_email(&txn, &user_id, email).await?;
+            }
+            // Unsent invitation emails of the user carry links void from now.
+            outbox::Entity::delete_many()
+                .filter(outbox::Column::UserId.eq(user_id.clone()))
+                .filter(outbox::Column::Kind.is_in(INVITATION_KINDS))
+                .filter(outbox::Column::Status.ne("sent"))
+                .exec(&txn)
+                .await
+                .map_err(db("dropping unsent invitation emails"))?;
             invitations::Entity::update_many()
                 .col_expr(invitations::Column::State, Expr::value("revoked"))
                 .col_expr(
@@ -185,4 +197,34 @@ impl InvitationRepository for SqlStore {
         })
         .await
     }
+}
+
+/// Gives an invited user a corrected address (unique in any case) and
+/// re-indexes them for search.
+async fn change_email(
+    txn: &sea_orm::DatabaseTransaction,
+    user_id: &str,
+    email: &EmailAddress,
+) -> Result<(), ReissueError> {
+    let row = users::Entity::find_by_id(user_id.to_owned())
+        .one(txn)
+        .await
+        .map_err(db("reading the invited user"))?
+        .ok_or_else(|| StoreError::msg("the invited user vanished"))?;
+    let mut user = user_from_row(&row)?;
+    user.email = email.clone();
+    let changed = users::Entity::update_many()
+        .col_expr(users::Column::Email, Expr::value(email.as_str()))
+        .col_expr(users::Column::EmailKey, Expr::value(email.key()))
+        .col_expr(users::Column::SearchText, Expr::value(search_text(&user.email, &user.name)))
+        .filter(users::Column::Id.eq(user_id.to_owned()))
+        .exec(txn)
+        .await;
+    match changed {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => return Err(ReissueError::EmailTaken),
+        Err(e) => return Err(db("changing an address")(e).into()),
+    }
+    index_user(txn, &user).await.map_err(db("re-indexing a user for search"))?;
+    Ok(())
 }

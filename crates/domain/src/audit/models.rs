@@ -116,6 +116,9 @@ pub enum AuditAction {
     /// An admin allowed a user to sign in again before the pause after
     /// failed attempts ran out.
     SignInAllowed,
+    /// A user's email address changed (an admin corrected an invited
+    /// user's mistyped address).
+    EmailChanged,
 }
 
 const ACTION_NAMES: &[(AuditAction, &str)] = &[
@@ -147,6 +150,7 @@ const ACTION_NAMES: &[(AuditAction, &str)] = &[
     (AuditAction::ServiceTokenRevoked, "service_token.revoked"),
     (AuditAction::SignInMethodChanged, "user.sign_in_method_changed"),
     (AuditAction::SignInAllowed, "sign_in.allowed"),
+    (AuditAction::EmailChanged, "user.email_changed"),
 ];
 
 impl AuditAction {

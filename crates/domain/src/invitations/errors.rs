@@ -44,3 +44,25 @@ pub enum ResendInvitationError {
     #[error(transparent)]
     Unexpected(#[from] StoreError),
 }
+
+/// Why correcting an invited user's email failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CorrectEmailError {
+    /// No user has this id.
+    #[error("no user has this id")]
+    NotFound,
+    /// The new address is not valid.
+    #[error(transparent)]
+    Invalid(#[from] crate::errors::FieldError),
+    /// Only an invited user's address can be corrected.
+    #[error(
+        "only an invited user's email can be corrected: once they have joined, their address comes from them or from your identity provider"
+    )]
+    NotInvited,
+    /// Another user has the address.
+    #[error("another user already has this email address")]
+    EmailTaken,
+    /// Something unexpected failed.
+    #[error(transparent)]
+    Unexpected(#[from] StoreError),
+}

@@ -8,7 +8,7 @@ use crate::errors::StoreError;
 use crate::invitations::models::{Invitation, InvitationId};
 use crate::mail::models::OutgoingMail;
 use crate::secrets::{PasswordHash, TokenHash};
-use crate::users::models::{User, UserId};
+use crate::users::models::{EmailAddress, User, UserId};
 
 /// A new invited user with everything that must be written with it.
 #[derive(Debug, Clone)]
@@ -78,6 +78,9 @@ pub struct Reissue {
     pub mail: OutgoingMail,
     /// The audit record.
     pub audit: AuditEvent,
+    /// The corrected address, when the invitation goes to a new one (an
+    /// invited user's mistyped email).
+    pub new_email: Option<EmailAddress>,
 }
 
 /// Why the store refused to reissue.
@@ -86,6 +89,9 @@ pub enum ReissueError {
     /// The user is no longer invited (activated or deactivated meanwhile).
     #[error("the user is not invited")]
     NotInvited,
+    /// Another user already has the corrected address.
+    #[error("email already in use")]
+    EmailTaken,
     /// Unexpected failure.
     #[error(transparent)]
     Unexpected(#[from] StoreError),
@@ -126,11 +132,15 @@ pub trait InvitationRepository: Send + Sync {
     async fn accept(&self, acceptance: Acceptance) -> Result<(), AcceptStoreError>;
 
     /// Voids the user's pending invitations and stores the new one, its
-    /// email and the audit event, in one transaction.
+    /// email and the audit event, in one transaction. Earlier invitation
+    /// emails of the user not sent yet (queued or failed) are dropped: their
+    /// links are void. With `new_email`, the user's address becomes it.
     ///
     /// # Errors
-    /// MUST return [`ReissueError::NotInvited`] and write nothing if the user
-    /// is not invited at the moment of writing.
+    /// - MUST return [`ReissueError::NotInvited`] and write nothing if the
+    ///   user is not invited at the moment of writing.
+    /// - MUST return [`ReissueError::EmailTaken`] and write nothing if
+    ///   `new_email` is another user's address in any letter case.
     async fn reissue(&self, reissue: Reissue) -> Result<(), ReissueError>;
 
     /// The user's pending invitation if there is one, else their most

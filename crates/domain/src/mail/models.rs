@@ -48,6 +48,10 @@ impl MailMessage {
     }
 }
 
+/// The kinds of message that invite someone: a link for password users,
+/// "your access is ready" for SSO users.
+pub const INVITATION_KINDS: [&str; 2] = ["invitation", "access_ready"];
+
 /// A message waiting in the outbox.
 #[derive(Debug, Clone)]
 pub struct OutgoingMail {

@@ -38,6 +38,21 @@ impl InvitationRepository for InMemoryStore {
         if state.users.get(&user_id).is_none_or(|u| u.status() != UserStatus::Invited) {
             return Err(ReissueError::NotInvited);
         }
+        if let Some(email) = &reissue.new_email
+            && state.users.values().any(|u| u.id != user_id && u.email == *email)
+        {
+            return Err(ReissueError::EmailTaken);
+        }
+        if let Some(email) = reissue.new_email
+            && let Some(user) = state.users.get_mut(&user_id)
+        {
+            user.email = email;
+        }
+        state.outbox.retain(|stored| {
+            stored.mail.user_id != Some(user_id)
+                || stored.sent_at.is_some()
+                || !crate::mail::models::INVITATION_KINDS.contains(&stored.mail.message.kind())
+        });
         let at = reissue.invitation.created_at;
         for invitation in &mut state.invitations {
             if invitation.user_id == user_id && invitation.state == InvitationState::Pending {

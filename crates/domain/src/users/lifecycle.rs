@@ -46,6 +46,20 @@ struct ValidUpdate {
 }
 
 impl UserUpdate {
+    /// Checks every field without changing anything, so that a caller
+    /// combining this change with another can refuse both before either.
+    ///
+    /// # Errors
+    /// [`FieldError`] naming the first invalid field.
+    pub fn check(&self) -> Result<(), FieldError> {
+        self.validate().map(|_| ())
+    }
+
+    /// Whether it asks for no change at all.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
     fn validate(&self) -> Result<ValidUpdate, FieldError> {
         Ok(ValidUpdate {
             role: self

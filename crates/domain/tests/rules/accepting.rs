@@ -3,7 +3,9 @@
 
 use chrono::Duration;
 use secureai_domain::access::Admin;
-use secureai_domain::invitations::errors::{AcceptInvitationError, ResendInvitationError};
+use secureai_domain::invitations::errors::{
+    AcceptInvitationError, CorrectEmailError, ResendInvitationError,
+};
 use secureai_domain::invitations::models::{InvitationState, InvitationStatus};
 use secureai_domain::invitations::service::InvitationLookup;
 use secureai_domain::invitations::service::Invited;
@@ -234,8 +236,9 @@ async fn resending_issues_a_new_72_hour_link_and_voids_the_old_one() {
         let state = kit.store.state();
         let old_one = state.invitations.iter().find(|i| i.id == first.invitation.id).unwrap();
         assert_eq!(old_one.state, InvitationState::Revoked { at: now });
-        assert_eq!(state.outbox.len(), 2);
-        assert_eq!(state.outbox[1].mail.to.as_str(), "ada@example.com");
+        // The first email, never sent, is dropped: its link is void.
+        assert_eq!(state.outbox.len(), 1);
+        assert_eq!(state.outbox[0].mail.to.as_str(), "ada@example.com");
     }
     let events = audit_of(&kit, AuditAction::InvitationResent);
     assert_eq!((events.len(), events[0].target_id), (1, Some(first.user.id)));
@@ -279,4 +282,52 @@ async fn deactivating_an_invited_user_voids_their_link() {
     assert!(matches!(refused, Err(AcceptInvitationError::Invalid)));
     assert!(matches!(invitation_state(&kit, invited.user.id), InvitationState::Revoked { .. }));
     assert_eq!(kit.store.state().users[&invited.user.id].status(), UserStatus::Deactivated);
+}
+
+#[tokio::test]
+async fn an_invited_users_mistyped_email_is_corrected_and_the_new_address_gets_the_link() {
+    let (kit, admin) = with_admin().await;
+    let typo = kit
+        .service
+        .invitations
+        .invite_user(&admin, &invite("ada@exmaple.com", "user"), &ctx())
+        .await
+        .unwrap();
+    active_user(&kit, &admin, "grace@example.com", "user", "grace's own password").await;
+    let invitations = &kit.service.invitations;
+
+    let before = counts(&kit);
+    for (address, refused) in
+        [("not an address", "invalid"), ("GRACE@example.com", "taken"), (" ", "invalid")]
+    {
+        let result = invitations.correct_email(&admin, typo.user.id, address, &ctx()).await;
+        match (refused, result) {
+            ("invalid", Err(CorrectEmailError::Invalid(e))) => assert_eq!(e.field, "email"),
+            ("taken", Err(CorrectEmailError::EmailTaken)) => {}
+            (_, other) => panic!("{address}: {other:?}"),
+        }
+    }
+    assert_eq!(counts(&kit), before, "a refused correction writes nothing");
+
+    let corrected =
+        invitations.correct_email(&admin, typo.user.id, "ada@example.com", &ctx()).await.unwrap();
+    assert_eq!((corrected.id, corrected.email.as_str()), (typo.user.id, "ada@example.com"));
+    let old = invitations.accept_invitation(&typo.token, pw("ada's own password"), &ctx()).await;
+    assert!(matches!(old, Err(AcceptInvitationError::Invalid)), "{old:?}");
+    let mailed_to = kit.store.state().outbox.last().unwrap().mail.to.as_str().to_owned();
+    assert_eq!(mailed_to, "ada@example.com");
+    let events = audit_of(&kit, AuditAction::EmailChanged);
+    assert_eq!(events.len(), 1);
+    let change = &events[0].changes[0];
+    assert_eq!(
+        (change.field.as_str(), change.before.as_deref(), change.after.as_deref()),
+        ("email", Some("ada@exmaple.com"), Some("ada@example.com"))
+    );
+    let token = latest_mailed_token(&kit);
+    invitations.accept_invitation(&token, pw("ada's own password"), &ctx()).await.unwrap();
+    sign_in(&kit, "ada@example.com", "ada's own password").await;
+
+    // Once they have joined, the address is the person's.
+    let joined = invitations.correct_email(&admin, typo.user.id, "ada@corp.example", &ctx()).await;
+    assert!(matches!(joined, Err(CorrectEmailError::NotInvited)), "{joined:?}");
 }

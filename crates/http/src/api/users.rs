@@ -63,6 +63,10 @@ pub(crate) struct UserPageDto {
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub(crate) struct UpdateUser {
+    /// A corrected address, for an invited user only (`email_not_changeable`
+    /// otherwise): unique in any letter case; the earlier link stops
+    /// working and a new invitation goes to the new address.
+    email: Option<String>,
     /// `user` or `admin`.
     role: Option<String>,
     /// `false` deactivates, `true` reactivates.
@@ -194,7 +198,7 @@ impl UsersApi {
     }
 
     /// Change a user's role, active state, name or department (the
-    /// profile's "Save"). Deactivating ends every session at once and frees
+    /// profile's "Save"), or correct an invited user's email. Deactivating ends every session at once and frees
     /// the seat; reactivating needs a free seat; the last active admin can
     /// be neither demoted nor deactivated (`last_admin`).
     #[oai(path = "/users/:id", method = "patch")]
@@ -215,8 +219,20 @@ impl UsersApi {
             department: body.0.department,
             sign_in: body.0.sign_in,
         };
-        let user =
-            self.0.service.users.update_user(&admin, id, &update, &request_context(req)).await?;
+        let context = request_context(req);
+        let Some(email) = body.0.email else {
+            let user = self.0.service.users.update_user(&admin, id, &update, &context).await?;
+            return Ok(Json(UserDto::from(&user)));
+        };
+        // Every field is checked before the address changes, so a bad one
+        // refuses the whole request; the rest of an invited user's change
+        // cannot then be refused by a rule.
+        update.check().map_err(|field| ApiError::invalid_field(&field))?;
+        let mut user =
+            self.0.service.invitations.correct_email(&admin, id, &email, &context).await?;
+        if !update.is_empty() {
+            user = self.0.service.users.update_user(&admin, id, &update, &context).await?;
+        }
         Ok(Json(UserDto::from(&user)))
     }
 

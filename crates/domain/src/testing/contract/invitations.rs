@@ -71,7 +71,7 @@ pub async fn reissue_voids_earlier_links_and_needs_an_invited_user(ports: Ports)
         let (invitation, mail) =
             Invitation::issue(&invited.user, &token, Duration::hours(72), None, at);
         let audit = event(at, AuditAction::InvitationResent).target(&invited.user);
-        (Reissue { invitation, mail, audit }, token)
+        (Reissue { invitation, mail, audit, new_email: None }, token)
     };
     let at = now(&ports) + Duration::minutes(1);
     let (second, second_token) = reissue(at);
@@ -107,4 +107,64 @@ pub async fn reissue_voids_earlier_links_and_needs_an_invited_user(ports: Ports)
     assert_eq!(audit_of(&ports, AuditAction::InvitationResent).await.len(), 1);
     let user = ports.users.get(invited.user.id).await.unwrap().unwrap();
     assert_eq!(user.status(), UserStatus::Active);
+}
+
+/// `reissue` with a corrected address moves the user to it (found by it,
+/// searchable by it, the new email addressed to it) and drops the unsent
+/// emails of void links; it MUST answer `EmailTaken`, and write nothing,
+/// when another user has the address in any letter case.
+pub async fn reissue_to_a_corrected_address_keeps_addresses_unique(ports: Ports) {
+    let typo = invite(&ports, "ada@exmaple.com", Role::User).await;
+    invite(&ports, "grace@example.com", Role::User).await;
+    let reissue = |address: &str, at| {
+        let new_email = super::fixtures::email(address);
+        let user = crate::users::models::User { email: new_email.clone(), ..typo.user.clone() };
+        let token = ports.tokens.generate();
+        let (invitation, mail) = Invitation::issue(&user, &token, Duration::hours(72), None, at);
+        let audit = event(at, AuditAction::EmailChanged).target(&user);
+        (Reissue { invitation, mail, audit, new_email: Some(new_email) }, token)
+    };
+    let at = now(&ports) + Duration::minutes(1);
+
+    let (taken, taken_token) = reissue("Grace@Example.com", at);
+    let result = ports.invitations.reissue(taken).await;
+    assert!(matches!(result, Err(ReissueError::EmailTaken)), "{result:?}");
+    assert!(ports.invitations.find_by_token(&taken_token.hash()).await.unwrap().is_none());
+    let (old, user) = ports.invitations.find_by_token(&typo.token.hash()).await.unwrap().unwrap();
+    assert_eq!(old.state, InvitationState::Pending);
+    assert_eq!(user.email.as_str(), "ada@exmaple.com");
+    assert!(audit_of(&ports, AuditAction::EmailChanged).await.is_empty());
+    let unsent = ports.outbox.latest_for(typo.user.id, "invitation").await.unwrap().unwrap();
+    assert_eq!(unsent.id, typo.mail);
+
+    let (corrected, token) = reissue("Ada@Example.com", at);
+    let mail = corrected.mail.id;
+    ports.invitations.reissue(corrected).await.unwrap();
+    let (old, _) = ports.invitations.find_by_token(&typo.token.hash()).await.unwrap().unwrap();
+    assert!(matches!(old.state, InvitationState::Revoked { .. }), "{old:?}");
+    let (_, user) = ports.invitations.find_by_token(&token.hash()).await.unwrap().unwrap();
+    assert_eq!(user.email.as_str(), "Ada@Example.com");
+    let typo_address = super::fixtures::email("ada@exmaple.com");
+    assert!(ports.users.find_by_email(&typo_address).await.unwrap().is_none());
+    let found = ports.users.find_by_email(&super::fixtures::email("ada@example.com")).await;
+    assert_eq!(found.unwrap().map(|u| u.id), Some(typo.user.id));
+    let entries = ports.outbox.list(None, None, 100).await.unwrap();
+    let of_ada: Vec<_> = entries.iter().filter(|e| e.user_id == Some(typo.user.id)).collect();
+    assert_eq!(of_ada.len(), 1, "the unsent email of the void link is dropped: {of_ada:?}");
+    assert_eq!((of_ada[0].id, of_ada[0].recipient.as_str()), (mail, "Ada@Example.com"));
+    let search = |word: &str| crate::users::ports::UserQuery {
+        filter: crate::users::ports::UserFilter {
+            words: vec![word.to_owned()],
+            ..Default::default()
+        },
+        sort: crate::users::ports::UserSort::Created,
+        descending: false,
+        limit: 10,
+        after: None,
+    };
+    let by_new = ports.users.list(&search("example.com"), 100).await.unwrap();
+    assert_eq!(by_new.items.len(), 2, "{:?}", by_new.items);
+    let by_typo = ports.users.list(&search("exmaple"), 100).await.unwrap();
+    assert!(by_typo.items.is_empty(), "{:?}", by_typo.items);
+    assert_eq!(audit_of(&ports, AuditAction::EmailChanged).await.len(), 1);
 }
