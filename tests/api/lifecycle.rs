@@ -270,3 +270,40 @@ async fn two_admins_demoting_each_other_at_once_leave_one_admin() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_withdrawn_invitation_frees_its_seat_for_a_new_one_at_the_limit() {
+    let app = TestApp::with_admin().await;
+    let root = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(put_seats(&app, &root, json!(2)).await.status(), StatusCode::OK);
+    app.invite(&root, "stale@example.com", "user").await;
+    let link = app.invitation_token("stale@example.com").await;
+    let id = app.user_id(&root, "stale@example.com").await;
+    let full = app
+        .post(
+            "/api/v1/users",
+            Some(&root),
+            json!({"email": "new@example.com", "name": "New", "role": "user"}),
+        )
+        .await;
+    assert_error(full, StatusCode::CONFLICT, "seat_limit_reached").await;
+
+    let withdrawn = app.delete(&format!("/api/v1/users/{id}/invitation"), &root).await;
+
+    assert_eq!(withdrawn.status(), StatusCode::OK);
+    assert_eq!(body(withdrawn).await["status"], "deactivated");
+    assert_eq!(seats(&app, &root).await["used"], 1);
+    app.invite(&root, "new@example.com", "user").await;
+    let refused = app
+        .post(
+            "/api/v1/invitations/accept",
+            None,
+            json!({"token": link, "password": "a long password!"}),
+        )
+        .await;
+    assert!(refused.status().is_client_error(), "the withdrawn link still works");
+    let audit = body(app.get("/api/v1/audit?action=invitation.withdrawn", Some(&root)).await).await;
+    assert_eq!(audit["items"][0]["target_id"], json!(id), "{audit}");
+    let again = app.delete(&format!("/api/v1/users/{id}/invitation"), &root).await;
+    assert_error(again, StatusCode::CONFLICT, "not_invited").await;
+}

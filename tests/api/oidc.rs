@@ -321,11 +321,16 @@ async fn the_break_glass_password_admin_is_linked_only_after_an_admin_switches_i
         .http
         .patch(app.url(&format!("/api/v1/users/{root_id}")))
         .bearer_auth(&other)
-        .json(&json!({"email": "new@example.com"}))
+        .json(&json!({"password_hash": "$argon2id$v=19$..."}))
         .send()
         .await
         .unwrap();
     assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+    // An active user's address is the identity provider's, not an admin's.
+    let email = app
+        .patch(&format!("/api/v1/users/{root_id}"), &other, json!({"email": "new@example.com"}))
+        .await;
+    secureai_tests::assert_error(email, StatusCode::CONFLICT, "email_not_changeable").await;
     let switched = app
         .http
         .patch(app.url(&format!("/api/v1/users/{root_id}")))

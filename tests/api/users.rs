@@ -309,3 +309,25 @@ async fn the_export_matches_the_filters_and_imports_back_as_already_users() {
     let bad = export("?status=nobody").await.unwrap();
     assert_error(bad, StatusCode::UNPROCESSABLE_ENTITY, "invalid_status").await;
 }
+
+#[tokio::test]
+async fn the_list_finds_expired_invitations_and_refuses_an_unknown_filter() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    app.invite(&admin, "old@example.com", "user").await;
+    app.clock.advance(chrono::Duration::hours(73));
+    let admin = app.admin_token().await;
+    app.invite(&admin, "new@example.com", "user").await;
+
+    let expired = body(app.get("/api/v1/users?invitation=expired", Some(&admin)).await).await;
+    let emails: Vec<&str> =
+        expired["items"].as_array().unwrap().iter().map(|u| u["email"].as_str().unwrap()).collect();
+    assert_eq!((emails, &expired["total"]), (vec!["old@example.com"], &json!(1)));
+    let export = app.get("/api/v1/users/export.csv?invitation=expired", Some(&admin)).await;
+    let export = export.text().await.unwrap();
+    assert!(export.contains("old@example.com") && !export.contains("new@example.com"), "{export}");
+    let none = body(app.get("/api/v1/users?invitation=email_failed", Some(&admin)).await).await;
+    assert_eq!(none["total"], 0);
+    let unknown = app.get("/api/v1/users?invitation=lost", Some(&admin)).await;
+    assert_error(unknown, StatusCode::UNPROCESSABLE_ENTITY, "invalid_invitation").await;
+}

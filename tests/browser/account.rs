@@ -178,6 +178,13 @@ async fn a_failed_invitation_email_is_shown_and_retried_once_the_server_is_back(
     let listed = browser.text_of("failed-email").await;
     assert!(listed.contains("bob@example.com") && listed.contains("cyd@example.com"), "{listed}");
     browser.screenshot("settings-failed-email").await;
+    browser.go(&app.url("/admin/users")).await;
+    browser.choose("invitation", "email_failed").await;
+    browser.click("Apply").await;
+    let failing = browser.table_text().await;
+    assert!(failing.contains("bob@example.com") && failing.contains("Email failed:"), "{failing}");
+    assert!(!failing.contains(ADMIN_EMAIL), "{failing}");
+    browser.screenshot("users-email-failed").await;
 
     let peer = SmtpPeer::start_on(port, Security::None, None);
     open_profile(&browser, &app, &bob).await;

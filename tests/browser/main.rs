@@ -10,6 +10,7 @@ use secureai_tests::browser::Browser;
 
 mod account;
 mod admin;
+mod invitations;
 mod users;
 
 async fn sign_in(browser: &Browser, app: &TestApp, email: &str, password: &str) {

@@ -9,6 +9,7 @@
 //! need (the seat limit and SSO settings in force) is a function of the
 //! settings port in [`crate::settings`].
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::access::Admin;
@@ -106,6 +107,18 @@ pub struct UserProfile {
     /// Where the last password-reset email is: queued, sent or failed,
     /// with the last error.
     pub reset_email: Option<crate::mail::models::OutboxEntry>,
+}
+
+/// Where an invited user's invitation stands: the users list's
+/// Invitation column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvitationOverview {
+    /// Pending until, expired, voided, or awaiting an SSO user's first
+    /// sign-in.
+    pub status: InvitationStatus,
+    /// The newest invitation (or access-ready) email: waiting, sent or
+    /// failed with the server's answer.
+    pub email: Option<OutboxEntry>,
 }
 
 /// The user-management use cases: one service per subdomain.
@@ -258,6 +271,42 @@ impl UserManagement {
     /// The rules in force.
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// Where the invitation of each invited user among `users` stands, in
+    /// two reads whatever their number (a page of the users list); users
+    /// who are not invited are left out.
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] on failure.
+    pub async fn invitation_overviews(
+        &self,
+        _admin: &Admin,
+        users: &[User],
+    ) -> Result<HashMap<UserId, InvitationOverview>, crate::StoreError> {
+        let invited: Vec<&User> =
+            users.iter().filter(|u| u.status() == crate::UserStatus::Invited).collect();
+        if invited.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let ids: Vec<UserId> = invited.iter().map(|u| u.id).collect();
+        let now = self.ports.clock.now();
+        let mut emails: HashMap<UserId, OutboxEntry> = HashMap::new();
+        for entry in self.ports.outbox.latest_invitation_emails(&ids).await? {
+            if let Some(user) = entry.user_id {
+                emails.insert(user, entry);
+            }
+        }
+        let mut overviews = HashMap::new();
+        for invitation in self.ports.invitations.latest_for_users(&ids).await? {
+            let Some(user) = invited.iter().find(|u| u.id == invitation.user_id) else {
+                continue;
+            };
+            let status = invitation.status_for(user.sign_in, now);
+            overviews
+                .insert(user.id, InvitationOverview { status, email: emails.remove(&user.id) });
+        }
+        Ok(overviews)
     }
 
     /// One user with their activity summary: invitation state and live

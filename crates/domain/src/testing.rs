@@ -35,6 +35,7 @@ use crate::sso::models::PendingLogin;
 use crate::sso::ports::NoIdentityProvider;
 use crate::sso::settings::SsoSettings;
 use crate::users::models::{EmailAddress, User, UserId};
+use crate::users::ports::InvitationFilter;
 
 mod audit;
 pub mod contract;
@@ -204,6 +205,30 @@ impl MemoryState {
             if owner == user && *state == InvitationState::Pending {
                 *state = InvitationState::Revoked { at };
             }
+        }
+    }
+
+    /// Whether `user` is an invited user whose invitation is as `filter` says.
+    fn invitation_in_trouble(&self, user: &User, filter: InvitationFilter) -> bool {
+        if user.status() != crate::users::models::UserStatus::Invited {
+            return false;
+        }
+        match filter {
+            InvitationFilter::Expired { now } => {
+                user.sign_in == crate::users::models::SignInMethod::Password
+                    && self.invitations.iter().any(|i| {
+                        i.user_id == user.id
+                            && i.state == InvitationState::Pending
+                            && i.expires_at <= now
+                    })
+            }
+            InvitationFilter::EmailFailed => self
+                .outbox
+                .iter()
+                .filter(|m| m.mail.user_id == Some(user.id))
+                .filter(|m| crate::mail::models::INVITATION_KINDS.contains(&m.mail.message.kind()))
+                .max_by_key(|m| (m.mail.created_at, m.mail.id))
+                .is_some_and(|m| m.failed && m.sent_at.is_none()),
         }
     }
 

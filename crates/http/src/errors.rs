@@ -17,6 +17,7 @@ use secureai_domain::resets::errors::{ChangePasswordError, CompleteResetError, R
 use secureai_domain::sessions::errors::{AuthenticateError, SignInError};
 use secureai_domain::users::errors::{
     GetUserError, InviteUserError, ListUsersError, SettingsError, UpdateUserError,
+    WithdrawInvitationError,
 };
 
 /// An error body.
@@ -253,6 +254,16 @@ impl From<CorrectEmailError> for ApiError {
             CorrectEmailError::NotInvited => Self::conflict("email_not_changeable", error),
             CorrectEmailError::EmailTaken => Self::conflict("email_taken", error),
             CorrectEmailError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<WithdrawInvitationError> for ApiError {
+    fn from(error: WithdrawInvitationError) -> Self {
+        match error {
+            WithdrawInvitationError::NotFound => Self::not_found("user_not_found", error),
+            WithdrawInvitationError::NotInvited => Self::conflict("not_invited", error),
+            WithdrawInvitationError::Unexpected(e) => e.into(),
         }
     }
 }

@@ -149,6 +149,28 @@ impl InvitationRepository for SqlStore {
         chosen.map(invitation_from_row).transpose()
     }
 
+    async fn latest_for_users(&self, users: &[UserId]) -> Result<Vec<Invitation>, StoreError> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = invitations::Entity::find()
+            .filter(invitations::Column::UserId.is_in(users.iter().map(ToString::to_string)))
+            .order_by_desc(invitations::Column::CreatedAt)
+            .all(&self.db)
+            .await
+            .map_err(db("reading invitations"))?;
+        // As `latest_for`: the pending one, else the newest.
+        let mut chosen: std::collections::HashMap<&str, &invitations::Model> =
+            std::collections::HashMap::new();
+        for row in &rows {
+            let slot = chosen.entry(row.user_id.as_str()).or_insert(row);
+            if slot.state != "pending" && row.state == "pending" {
+                *slot = row;
+            }
+        }
+        chosen.into_values().map(invitation_from_row).collect()
+    }
+
     async fn accept(&self, acceptance: Acceptance) -> Result<(), AcceptStoreError> {
         let acceptance = &acceptance;
         retry_transaction(move || async move {

@@ -25,16 +25,17 @@ use sea_orm::{
     QueryOrder, QuerySelect, QueryTrait,
 };
 use secureai_domain::StoreError;
+use secureai_domain::mail::models::INVITATION_KINDS;
 use secureai_domain::users::ports::{
-    SortValue, UserCursor, UserFilter, UserPage, UserQuery, UserSort, UserTotal,
+    InvitationFilter, SortValue, UserCursor, UserFilter, UserPage, UserQuery, UserSort, UserTotal,
 };
 
 use crate::SqlStore;
-use crate::convert::user_from_row;
+use crate::convert::{INVITED, micros, user_from_row};
 use crate::directory::{
     TextTest, counted_rows, first_of_term, has_text, ids_matching, term_rows_upto, term_users,
 };
-use crate::entities::users;
+use crate::entities::{invitations, outbox, users};
 use crate::sqlite_reads::SqliteReads;
 
 /// Lists a page of users (see the module documentation).
@@ -344,7 +345,7 @@ async fn total(
     cap: u64,
     fetched: u64,
 ) -> Result<UserTotal, StoreError> {
-    if filter.words.is_empty() && filter.department.is_none() {
+    if filter.words.is_empty() && filter.department.is_none() && filter.invitation.is_none() {
         let statuses: Vec<&str> = filter.status.iter().map(|s| s.as_str()).collect();
         let rows = counted_rows(filter.role.map(|r| r.as_str()), &statuses);
         let counts = reader.integers(&rows, "counting users").await?;
@@ -354,7 +355,8 @@ async fn total(
     let alone = filter.words.len() == 1
         && filter.role.is_none()
         && filter.status.is_none()
-        && filter.department.is_none();
+        && filter.department.is_none()
+        && filter.invitation.is_none();
     match (plan, alone) {
         (SearchPlan::Selective { .. }, true) => {
             let count = reader.count(&term_users(&filter.words[0], None), "counting users").await?;
@@ -410,6 +412,7 @@ fn is_ordered(query: &UserQuery) -> bool {
         && filter.role.is_none()
         && filter.status.is_none()
         && filter.department.is_none()
+        && filter.invitation.is_none()
 }
 
 /// Counts each word's search-term rows, up to `bound` (a later word up to
@@ -462,5 +465,65 @@ fn filtered(
     if let Some(department) = &filter.department {
         select = select.filter(users::Column::Department.eq(department.clone()));
     }
+    if let Some(trouble) = filter.invitation {
+        select = select.filter(users::Column::Status.eq(INVITED)).filter(in_trouble(trouble));
+    }
     select
+}
+
+/// The invited users whose invitation is in `trouble` (see
+/// [`InvitationFilter`]), from the invitation and outbox indexes by user.
+fn in_trouble(trouble: InvitationFilter) -> Condition {
+    match trouble {
+        InvitationFilter::Expired { now } => {
+            let expired = Query::select()
+                .column(invitations::Column::UserId)
+                .from(invitations::Entity)
+                .and_where(Expr::col(invitations::Column::State).eq("pending"))
+                .and_where(Expr::col(invitations::Column::ExpiresAt).lte(micros(now)))
+                .to_owned();
+            Condition::all()
+                .add(users::Column::SignIn.eq("password"))
+                .add(users::Column::Id.in_subquery(expired))
+        }
+        InvitationFilter::EmailFailed => {
+            let (older, newer) = (Alias::new("older"), Alias::new("newer"));
+            let col = |table: &Alias, column| Expr::col((table.clone(), column));
+            let later = Query::select()
+                .expr(Expr::cust("1"))
+                .from_as(outbox::Entity, newer.clone())
+                .and_where(
+                    col(&newer, outbox::Column::UserId)
+                        .equals((older.clone(), outbox::Column::UserId)),
+                )
+                .and_where(col(&newer, outbox::Column::Kind).is_in(INVITATION_KINDS))
+                .cond_where(
+                    Condition::any()
+                        .add(
+                            col(&newer, outbox::Column::CreatedAt)
+                                .gt(col(&older, outbox::Column::CreatedAt)),
+                        )
+                        .add(
+                            Condition::all()
+                                .add(
+                                    col(&newer, outbox::Column::CreatedAt)
+                                        .eq(col(&older, outbox::Column::CreatedAt)),
+                                )
+                                .add(
+                                    col(&newer, outbox::Column::Id)
+                                        .gt(col(&older, outbox::Column::Id)),
+                                ),
+                        ),
+                )
+                .to_owned();
+            let failed = Query::select()
+                .column((older.clone(), outbox::Column::UserId))
+                .from_as(outbox::Entity, older.clone())
+                .and_where(col(&older, outbox::Column::Kind).is_in(INVITATION_KINDS))
+                .and_where(col(&older, outbox::Column::Status).eq("failed"))
+                .and_where(Expr::exists(later).not())
+                .to_owned();
+            Condition::all().add(users::Column::Id.in_subquery(failed))
+        }
+    }
 }

@@ -13,6 +13,7 @@ use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
+use secureai_domain::mail::models::INVITATION_KINDS;
 use secureai_domain::mail::models::{
     MailMessage, MailState, OutboxEntry, OutgoingMail, QueuedMail,
 };
@@ -296,6 +297,28 @@ impl OutboxRepository for SqlStore {
             .as_ref()
             .map(entry_from_row)
             .transpose()
+    }
+
+    async fn latest_invitation_emails(
+        &self,
+        users: &[UserId],
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = outbox::Entity::find()
+            .filter(outbox::Column::UserId.is_in(users.iter().map(ToString::to_string)))
+            .filter(outbox::Column::Kind.is_in(INVITATION_KINDS))
+            .order_by_desc(outbox::Column::CreatedAt)
+            .order_by_desc(outbox::Column::Id)
+            .all(&self.db)
+            .await
+            .map_err(db("reading users' invitation emails"))?;
+        let mut seen = std::collections::HashSet::new();
+        rows.iter()
+            .filter(|row| row.user_id.as_ref().is_some_and(|user| seen.insert(user.clone())))
+            .map(entry_from_row)
+            .collect()
     }
 }
 

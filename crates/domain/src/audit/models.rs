@@ -119,6 +119,9 @@ pub enum AuditAction {
     /// A user's email address changed (an admin corrected an invited
     /// user's mistyped address).
     EmailChanged,
+    /// An admin withdrew an invitation: the invited user is deactivated,
+    /// their link void, their seat free.
+    InvitationWithdrawn,
 }
 
 const ACTION_NAMES: &[(AuditAction, &str)] = &[
@@ -151,6 +154,7 @@ const ACTION_NAMES: &[(AuditAction, &str)] = &[
     (AuditAction::SignInMethodChanged, "user.sign_in_method_changed"),
     (AuditAction::SignInAllowed, "sign_in.allowed"),
     (AuditAction::EmailChanged, "user.email_changed"),
+    (AuditAction::InvitationWithdrawn, "invitation.withdrawn"),
 ];
 
 impl AuditAction {

@@ -149,4 +149,11 @@ pub trait InvitationRepository: Send + Sync {
     /// # Errors
     /// [`StoreError`] only on failure.
     async fn latest_for(&self, user: UserId) -> Result<Option<Invitation>, StoreError>;
+
+    /// [`InvitationRepository::latest_for`] for each of `users` that has an
+    /// invitation, in one read (a page of the users list).
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn latest_for_users(&self, users: &[UserId]) -> Result<Vec<Invitation>, StoreError>;
 }

@@ -82,6 +82,17 @@ pub trait OutboxRepository: Send + Sync {
     /// [`StoreError`] only on failure.
     async fn latest_for(&self, user: UserId, kind: &str)
     -> Result<Option<OutboxEntry>, StoreError>;
+
+    /// The newest invitation email (of
+    /// [`crate::mail::models::INVITATION_KINDS`]) about each of `users`
+    /// that has one, in one read (a page of the users list).
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn latest_invitation_emails(
+        &self,
+        users: &[UserId],
+    ) -> Result<Vec<OutboxEntry>, StoreError>;
 }
 
 /// Why a transport did not deliver a message.

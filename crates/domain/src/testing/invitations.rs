@@ -75,6 +75,16 @@ impl InvitationRepository for InMemoryStore {
             .cloned())
     }
 
+    async fn latest_for_users(&self, users: &[UserId]) -> Result<Vec<Invitation>, StoreError> {
+        let mut found = Vec::new();
+        for user in users {
+            if let Some(invitation) = self.latest_for(*user).await? {
+                found.push(invitation);
+            }
+        }
+        Ok(found)
+    }
+
     async fn find_by_token(
         &self,
         hash: &TokenHash,

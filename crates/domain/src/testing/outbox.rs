@@ -1,5 +1,6 @@
 //! The in-memory store's mail outbox. And a mail transport that records what it sends.
 
+use crate::mail::models::INVITATION_KINDS;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -123,6 +124,25 @@ impl OutboxRepository for InMemoryStore {
             .filter(|m| m.mail.user_id == Some(user) && m.mail.message.kind() == kind)
             .max_by_key(|m| (m.mail.created_at, m.mail.id))
             .map(outbox_entry))
+    }
+
+    async fn latest_invitation_emails(
+        &self,
+        users: &[UserId],
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let state = self.state();
+        Ok(users
+            .iter()
+            .filter_map(|user| {
+                state
+                    .outbox
+                    .iter()
+                    .filter(|m| m.mail.user_id == Some(*user))
+                    .filter(|m| INVITATION_KINDS.contains(&m.mail.message.kind()))
+                    .max_by_key(|m| (m.mail.created_at, m.mail.id))
+                    .map(outbox_entry)
+            })
+            .collect())
     }
 }
 

@@ -93,8 +93,12 @@ impl UserRepository for InMemoryStore {
     async fn list(&self, query: &UserQuery, _total_cap: u64) -> Result<UserPage, StoreError> {
         let state = self.state();
         let key = |u: &User| (query.sort.value_of(u), u.id);
-        let mut users: Vec<&User> =
-            state.users.values().filter(|u| query.filter.matches(u)).collect();
+        let mut users: Vec<&User> = state
+            .users
+            .values()
+            .filter(|u| query.filter.matches(u))
+            .filter(|u| query.filter.invitation.is_none_or(|f| state.invitation_in_trouble(u, f)))
+            .collect();
         let matching = users.len();
         users.sort_by_key(|u| key(u));
         if query.descending {

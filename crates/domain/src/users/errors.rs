@@ -76,6 +76,22 @@ pub enum UpdateUserError {
     Unexpected(#[from] StoreError),
 }
 
+/// Why withdrawing an invitation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WithdrawInvitationError {
+    /// No user has this id.
+    #[error("no user has this id")]
+    NotFound,
+    /// Only an invited user's invitation can be withdrawn.
+    #[error(
+        "this user is not waiting for an invitation: only an invited user's invitation can be withdrawn; deactivate a user who has joined"
+    )]
+    NotInvited,
+    /// Something unexpected failed.
+    #[error(transparent)]
+    Unexpected(#[from] StoreError),
+}
+
 /// Why a settings change failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {

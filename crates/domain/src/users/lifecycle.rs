@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 use crate::access::Admin;
 use crate::audit::models::{Actor, AuditAction, AuditEvent, Change, RequestContext};
 use crate::errors::FieldError;
-use crate::users::errors::{EraseUserError, SettingsError, UpdateUserError};
+use crate::users::errors::{
+    EraseUserError, SettingsError, UpdateUserError, WithdrawInvitationError,
+};
 use crate::users::models::{
     Department, DisplayName, EmailAddress, Role, SignInMethod, User, UserId, UserState, UserStatus,
 };
@@ -170,6 +172,52 @@ impl UserService {
             }
         }
         Err(crate::StoreError::msg("the user kept changing while we tried to update them").into())
+    }
+
+    /// Withdraws an invited user's invitation (a stale or mistaken one):
+    /// they are deactivated, their link stops working and their seat is
+    /// free at once; audited as `invitation.withdrawn`. Reactivating them
+    /// later makes them invited again, for a new invitation.
+    ///
+    /// # Errors
+    /// See [`WithdrawInvitationError`].
+    pub async fn withdraw_invitation(
+        &self,
+        admin: &Admin,
+        id: UserId,
+        context: &RequestContext,
+    ) -> Result<User, WithdrawInvitationError> {
+        for _ in 0..ATTEMPTS {
+            let before =
+                self.ports.users.get(id).await?.ok_or(WithdrawInvitationError::NotFound)?;
+            if before.status() != UserStatus::Invited {
+                return Err(WithdrawInvitationError::NotInvited);
+            }
+            let now = self.ports.clock.now();
+            let mut after = before.clone();
+            after.state = UserState::Deactivated { activated_at: None, deactivated_at: now };
+            let audit =
+                AuditEvent::new(now, admin.actor(), AuditAction::InvitationWithdrawn, context)
+                    .target(&before)
+                    .change(Change::new("status", Some("invited"), Some("deactivated")));
+            let change = UserChange {
+                before,
+                after: after.clone(),
+                audit: vec![audit],
+                end_sessions: true,
+                revoke_links: true,
+                keep_an_admin: false,
+                takes_seat: None,
+            };
+            match self.ports.users.apply_change(change).await {
+                Ok(()) => return Ok(after),
+                // Accepted or changed meanwhile: look again.
+                Err(ChangeUserError::Stale) => continue,
+                Err(ChangeUserError::Unexpected(e)) => return Err(e.into()),
+                Err(other) => return Err(crate::StoreError::msg(other.to_string()).into()),
+            }
+        }
+        Err(crate::StoreError::msg("the user kept changing while we tried to withdraw").into())
     }
 
     /// Seats in use and the limit in force.

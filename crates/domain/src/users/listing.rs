@@ -8,7 +8,9 @@ use crate::access::Admin;
 use crate::errors::FieldError;
 use crate::users::errors::ListUsersError;
 use crate::users::models::{Role, User, UserStatus};
-use crate::users::ports::{SortValue, UserCursor, UserFilter, UserQuery, UserSort};
+use crate::users::ports::{
+    InvitationFilter, SortValue, UserCursor, UserFilter, UserQuery, UserSort,
+};
 use crate::users::service::UserService;
 
 /// A page request as the API receives it; validated here.
@@ -22,6 +24,9 @@ pub struct ListUsersRequest {
     pub status: Option<String>,
     /// Exact department.
     pub department: Option<String>,
+    /// `expired` (invitation links expired) or `email_failed` (invitation
+    /// emails that could not be delivered): invited users only.
+    pub invitation: Option<String>,
     /// `name`, `email`, `created` or `last_sign_in`; a leading `-` reverses.
     pub sort: Option<String>,
     /// Page size (clamped to 1..=max).
@@ -76,7 +81,7 @@ fn parse_sort(raw: Option<&str>) -> Result<(UserSort, bool), FieldError> {
 }
 
 impl ListUsersRequest {
-    fn filter(&self) -> Result<UserFilter, FieldError> {
+    fn filter(&self, now: chrono::DateTime<chrono::Utc>) -> Result<UserFilter, FieldError> {
         let words: Vec<String> = match self.q.as_deref() {
             Some(q) if q.chars().count() > MAX_QUERY_CHARS => {
                 return Err(FieldError::new(
@@ -116,6 +121,20 @@ impl ListUsersRequest {
                 .map(str::trim)
                 .filter(|d| !d.is_empty())
                 .map(str::to_owned),
+            invitation: match self.invitation.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some("expired") => Some(InvitationFilter::Expired { now }),
+                Some("email_failed") => Some(InvitationFilter::EmailFailed),
+                Some(other) => {
+                    return Err(FieldError::new(
+                        "invitation",
+                        format!(
+                            "`{}` is not an invitation filter; use expired or email_failed",
+                            other.chars().take(40).collect::<String>()
+                        ),
+                    ));
+                }
+            },
         })
     }
 }
@@ -169,7 +188,7 @@ impl UserService {
         _admin: &Admin,
         request: &ListUsersRequest,
     ) -> Result<UsersPage, ListUsersError> {
-        let filter = request.filter()?;
+        let filter = request.filter(self.ports.clock.now())?;
         let (sort, descending) = parse_sort(request.sort.as_deref())?;
         let after = match request.cursor.as_deref() {
             Some(text) => Some(decode_cursor(sort, text).ok_or(ListUsersError::InvalidCursor)?),
@@ -211,13 +230,24 @@ mod tests {
         assert_eq!(parse_sort(Some("-last_sign_in")), Ok((UserSort::LastSignIn, true)));
         assert_eq!(parse_sort(None), Ok((UserSort::Created, false)));
         assert_eq!(parse_sort(Some("age")).unwrap_err().field, "sort");
+        let now = chrono::DateTime::UNIX_EPOCH;
         let bad_status = ListUsersRequest { status: Some("gone".into()), ..Default::default() };
-        assert_eq!(bad_status.filter().unwrap_err().field, "status");
+        assert_eq!(bad_status.filter(now).unwrap_err().field, "status");
         let bad_role = ListUsersRequest { role: Some("owner".into()), ..Default::default() };
-        assert_eq!(bad_role.filter().unwrap_err().field, "role");
+        assert_eq!(bad_role.filter(now).unwrap_err().field, "role");
         let words = ListUsersRequest { q: Some("  Ada   LOVE ".into()), ..Default::default() };
-        assert_eq!(words.filter().unwrap().words, ["ada", "love"]);
+        assert_eq!(words.filter(now).unwrap().words, ["ada", "love"]);
         let long = ListUsersRequest { q: Some("x".repeat(201)), ..Default::default() };
-        assert_eq!(long.filter().unwrap_err().field, "q");
+        assert_eq!(long.filter(now).unwrap_err().field, "q");
+        let expired = ListUsersRequest { invitation: Some("expired".into()), ..Default::default() };
+        assert_eq!(
+            expired.filter(now).unwrap().invitation,
+            Some(InvitationFilter::Expired { now })
+        );
+        let failed =
+            ListUsersRequest { invitation: Some("email_failed".into()), ..Default::default() };
+        assert_eq!(failed.filter(now).unwrap().invitation, Some(InvitationFilter::EmailFailed));
+        let other = ListUsersRequest { invitation: Some("lost".into()), ..Default::default() };
+        assert_eq!(other.filter(now).unwrap_err().field, "invitation");
     }
 }

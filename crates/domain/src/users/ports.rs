@@ -119,10 +119,30 @@ pub struct UserFilter {
     pub status: Option<UserStatus>,
     /// Only this department (exact).
     pub department: Option<String>,
+    /// Only invited users whose invitation is in this trouble. Stores
+    /// evaluate it with their invitations and outbox (see
+    /// [`InvitationFilter`]); [`UserFilter::matches`] does not.
+    pub invitation: Option<InvitationFilter>,
+}
+
+/// Invited users whose invitation went wrong: the users list's filters
+/// "Invitation expired" and "Email failed". Both imply status `invited`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvitationFilter {
+    /// Password users whose pending invitation link expired at or before
+    /// `now` (SSO users' invitations do not expire).
+    Expired {
+        /// The time the expiry is judged at.
+        now: chrono::DateTime<chrono::Utc>,
+    },
+    /// Users whose newest invitation email (of
+    /// [`crate::mail::models::INVITATION_KINDS`]) failed.
+    EmailFailed,
 }
 
 impl UserFilter {
-    /// Whether `user` matches (the reference semantics every store follows).
+    /// Whether `user` matches (the reference semantics every store
+    /// follows), leaving out `invitation`, which needs more than the user.
     pub fn matches(&self, user: &User) -> bool {
         let terms = crate::users::models::search_terms(&user.email, &user.name);
         self.words.iter().all(|word| terms.iter().any(|term| term.starts_with(word.as_str())))

@@ -3,11 +3,15 @@
 //! password resets (rule 10) and the audit trail of it all (rule 13).
 
 use secureai_domain::sessions::errors::{AuthenticateError, SignInError};
-use secureai_domain::users::errors::{SettingsError, UpdateUserError};
+use secureai_domain::users::errors::{
+    InviteUserError, SettingsError, UpdateUserError, WithdrawInvitationError,
+};
 use secureai_domain::users::lifecycle::UserUpdate;
 use secureai_domain::{AuditAction, Clock, UserId, UserState, UserStatus};
 
-use crate::kit::{active_user, ctx, invite, latest_mailed_token, pw, sign_in, with_admin};
+use crate::kit::{
+    active_user, audit_of, ctx, invite, latest_mailed_token, pw, sign_in, with_admin,
+};
 
 fn deactivate() -> UserUpdate {
     UserUpdate { active: Some(false), ..UserUpdate::default() }
@@ -221,4 +225,46 @@ async fn rule_13_every_admin_action_and_security_event_is_audited() {
             AuditAction::RoleChanged,
         ]
     );
+}
+
+#[tokio::test]
+async fn a_withdrawn_invitation_frees_the_seat_and_voids_the_link() {
+    let (kit, admin) = with_admin().await;
+    kit.service.users.set_seat_limit(&admin, Some(2), &ctx()).await.unwrap();
+    let stale = kit
+        .service
+        .invitations
+        .invite_user(&admin, &invite("stale@example.com", "user"), &ctx())
+        .await
+        .unwrap();
+    let full = kit
+        .service
+        .invitations
+        .invite_user(&admin, &invite("new@example.com", "user"), &ctx())
+        .await;
+    assert!(matches!(full, Err(InviteUserError::SeatLimitReached { limit: 2 })), "{full:?}");
+
+    let withdrawn =
+        kit.service.users.withdraw_invitation(&admin, stale.user.id, &ctx()).await.unwrap();
+
+    assert_eq!(withdrawn.status(), UserStatus::Deactivated);
+    let link = kit
+        .service
+        .invitations
+        .accept_invitation(&stale.token, pw("a long password!"), &ctx())
+        .await;
+    assert!(link.is_err(), "the withdrawn link still worked: {link:?}");
+    kit.service
+        .invitations
+        .invite_user(&admin, &invite("new@example.com", "user"), &ctx())
+        .await
+        .unwrap();
+    let events = audit_of(&kit, AuditAction::InvitationWithdrawn);
+    assert_eq!((events.len(), events[0].target_id), (1, Some(stale.user.id)));
+    // Only an invitation can be withdrawn: once deactivated, or once joined, no.
+    let again = kit.service.users.withdraw_invitation(&admin, stale.user.id, &ctx()).await;
+    assert!(matches!(again, Err(WithdrawInvitationError::NotInvited)), "{again:?}");
+    let root = admin.user().id;
+    let joined = kit.service.users.withdraw_invitation(&admin, root, &ctx()).await;
+    assert!(matches!(joined, Err(WithdrawInvitationError::NotInvited)), "{joined:?}");
 }

@@ -128,6 +128,10 @@ impl UsersApi {
         status: Query<Option<String>>,
         /// Exact department.
         department: Query<Option<String>>,
+        /// `expired`: invited users whose invitation link expired;
+        /// `email_failed`: invited users whose invitation email could not
+        /// be delivered.
+        invitation: Query<Option<String>>,
         /// `name`, `email`, `created` (default) or `last_sign_in`; prefix
         /// with `-` for descending.
         sort: Query<Option<String>>,
@@ -143,6 +147,7 @@ impl UsersApi {
             role: role.0,
             status: status.0,
             department: department.0,
+            invitation: invitation.0,
             sort: sort.0,
             limit: limit.0,
             cursor: cursor.0,
@@ -173,6 +178,8 @@ impl UsersApi {
         status: Query<Option<String>>,
         /// Exact department.
         department: Query<Option<String>>,
+        /// `expired` or `email_failed`, as for the list.
+        invitation: Query<Option<String>>,
         /// As for the list.
         sort: Query<Option<String>>,
         req: &Request,
@@ -183,6 +190,7 @@ impl UsersApi {
             role: role.0,
             status: status.0,
             department: department.0,
+            invitation: invitation.0,
             sort: sort.0,
             limit: Some(self.0.service.policy().max_page_size),
             cursor: None,
@@ -266,5 +274,23 @@ impl UsersApi {
         let invitation =
             self.0.service.invitations.resend_invitation(&admin, id, &request_context(req)).await?;
         Ok(Json(InvitationDto::from(invitation.status_at(invitation.created_at))))
+    }
+
+    /// Withdraw the invitation of an invited user (a stale or mistaken
+    /// one): they are deactivated, their link stops working and their seat
+    /// is free at once. Reactivating them later makes them invited again.
+    #[oai(path = "/users/:id/invitation", method = "delete")]
+    async fn withdraw_invitation(
+        &self,
+        auth: SessionAuth,
+        /// The user's id.
+        id: Path<String>,
+        req: &Request,
+    ) -> Result<Json<UserDto>, ApiError> {
+        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let id = parse_id(&id.0)?;
+        let user =
+            self.0.service.users.withdraw_invitation(&admin, id, &request_context(req)).await?;
+        Ok(Json(UserDto::from(&user)))
     }
 }

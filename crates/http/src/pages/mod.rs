@@ -51,6 +51,7 @@ pub(crate) fn routes() -> Route {
             get(users::user_profile.with(CookieJarManager::new()))
                 .post(users::save_user.with(CookieJarManager::new())),
         )
+        .at("/admin/users/:id/email", poem::post(users::change_email.with(CookieJarManager::new())))
         .at(
             "/admin/users/:id/:action",
             get(user_actions::confirm_action.with(CookieJarManager::new()))

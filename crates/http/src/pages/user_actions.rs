@@ -1,15 +1,17 @@
 //! The actions on a user's profile that need a confirmation step: send a
-//! password reset, end their sessions, re-send their invitation, switch
-//! them to SSO, let them sign in again after failed attempts.
+//! password reset, end their sessions, re-send or withdraw their
+//! invitation, switch them to SSO, let them sign in again after failed
+//! attempts. Started from the users list, they lead back to it.
 
 use askama::Template;
 use poem::http::StatusCode;
-use poem::web::{Data, Form, Path};
+use poem::web::{Data, Form, Path, Query};
 use poem::{Request, Response, handler};
 use secureai_domain::users::errors::GetUserError;
 use secureai_domain::{SignInMethod, UserId};
+use serde::Deserialize;
 
-use super::shell::{CsrfForm, Nav, admin_viewer, form_admin, see_other, sentence};
+use super::shell::{Nav, admin_viewer, form_admin, see_other, sentence};
 use super::users::{not_found, render_profile};
 use super::{internal, page};
 use crate::AppState;
@@ -21,6 +23,7 @@ enum Action {
     ResetPassword,
     TerminateSessions,
     ResendInvitation,
+    WithdrawInvitation,
     SwitchToSso,
     AllowSignIn,
 }
@@ -31,6 +34,7 @@ impl Action {
             "reset-password" => Some(Self::ResetPassword),
             "terminate-sessions" => Some(Self::TerminateSessions),
             "resend-invitation" => Some(Self::ResendInvitation),
+            "withdraw-invitation" => Some(Self::WithdrawInvitation),
             "switch-to-sso" => Some(Self::SwitchToSso),
             "allow-sign-in" => Some(Self::AllowSignIn),
             _ => None,
@@ -47,6 +51,41 @@ struct ConfirmPage {
     action: String,
     button: &'static str,
     cancel: String,
+    /// The users list the action was started from, to return to.
+    back: Option<String>,
+}
+
+/// Where an action started from the users list returns: only that list
+/// (with its filters), never elsewhere.
+#[derive(Deserialize, Default)]
+pub(crate) struct BackQuery {
+    #[serde(default)]
+    back: Option<String>,
+}
+
+/// `back` if it is the users list, with or without filters.
+pub(crate) fn users_list(back: Option<&str>) -> Option<String> {
+    let back = back?;
+    let rest = back.strip_prefix("/admin/users")?;
+    let safe = (rest.is_empty() || rest.starts_with('?'))
+        && !back.contains(['\\', '#'])
+        && back.chars().all(|c| c.is_ascii_graphic());
+    safe.then(|| back.to_owned())
+}
+
+/// `list` with `done` added.
+fn with_done(list: &str, done: &str) -> String {
+    let separator = if list.contains('?') { '&' } else { '?' };
+    format!("{list}{separator}done={done}")
+}
+
+/// The confirmation form: CSRF, and where it returns.
+#[derive(Deserialize)]
+pub(crate) struct ActionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    back: Option<String>,
 }
 
 /// `GET /admin/users/{id}/{action}`: the confirmation step.
@@ -55,6 +94,7 @@ pub(crate) async fn confirm_action(
     state: Data<&AppState>,
     req: &Request,
     Path((id, slug)): Path<(String, String)>,
+    Query(query): Query<BackQuery>,
 ) -> Response {
     let (viewer, admin) = match admin_viewer(&state, req).await {
         Ok(found) => found,
@@ -96,8 +136,20 @@ pub(crate) async fn confirm_action(
         ),
         Action::ResendInvitation => (
             "Re-send the invitation?".to_owned(),
-            format!("{} gets a new invitation; the earlier link stops working.", user.email),
+            format!(
+                "{} gets a new invitation, valid {}; the earlier link stops working.",
+                user.email,
+                super::users::link_lifetime(&state),
+            ),
             "Re-send invitation",
+        ),
+        Action::WithdrawInvitation => (
+            "Withdraw the invitation?".to_owned(),
+            format!(
+                "{} is deactivated: their invitation link stops working and their seat is free at once. To invite them again later, reactivate them and re-send the invitation.",
+                user.email
+            ),
+            "Withdraw invitation",
         ),
         Action::SwitchToSso => (
             "Switch to single sign-on?".to_owned(),
@@ -116,13 +168,15 @@ pub(crate) async fn confirm_action(
             "Allow sign-in now",
         ),
     };
+    let back = users_list(query.back.as_deref());
     let template = ConfirmPage {
         nav: viewer.nav("users"),
         heading,
         text,
         action: format!("/admin/users/{id}/{slug}"),
         button,
-        cancel: format!("/admin/users/{id}"),
+        cancel: back.clone().unwrap_or_else(|| format!("/admin/users/{id}")),
+        back,
     };
     page(StatusCode::OK, &template)
 }
@@ -133,7 +187,7 @@ pub(crate) async fn do_action(
     state: Data<&AppState>,
     req: &Request,
     Path((id, slug)): Path<(String, String)>,
-    Form(form): Form<CsrfForm>,
+    Form(form): Form<ActionForm>,
 ) -> Response {
     let (viewer, admin) = match form_admin(&state, req, &form.csrf).await {
         Ok(found) => found,
@@ -180,6 +234,15 @@ pub(crate) async fn do_action(
                 Err(GetUserError::Unexpected(e)) => return internal(&e),
             }
         }
+        Action::WithdrawInvitation => {
+            use secureai_domain::users::errors::WithdrawInvitationError as E;
+            match state.service.users.withdraw_invitation(&admin, id, &context).await {
+                Ok(_) => Ok("withdrawn"),
+                Err(E::NotFound) => return not_found(),
+                Err(E::Unexpected(e)) => return internal(&e),
+                Err(error) => Err((true, error.to_string())),
+            }
+        }
         Action::ResendInvitation => {
             use secureai_domain::invitations::errors::ResendInvitationError as E;
             match state.service.invitations.resend_invitation(&admin, id, &context).await {
@@ -190,9 +253,10 @@ pub(crate) async fn do_action(
             }
         }
     };
-    match outcome {
-        Ok(done) => see_other(&format!("/admin/users/{id}?done={done}")),
-        Err((_, error)) => {
+    match (outcome, users_list(form.back.as_deref())) {
+        (Ok(done), Some(list)) => see_other(&with_done(&list, done)),
+        (Ok(done), None) => see_other(&format!("/admin/users/{id}?done={done}")),
+        (Err((_, error)), _) => {
             let error = Some(sentence(&error));
             render_profile(&state, &viewer, &admin, id, None, error, StatusCode::CONFLICT).await
         }

@@ -2,12 +2,15 @@
 //! paging; Add User; a user's profile. Handlers translate forms and queries
 //! into use-case calls; every rule is the domain's.
 
+use std::collections::HashMap;
+
 use askama::Template;
 use poem::http::StatusCode;
 use poem::web::{Data, Form, Path, Query};
 use poem::{Request, Response, handler};
 use secureai_domain::access::Admin;
 use secureai_domain::invitations::service::InviteRequest;
+use secureai_domain::service::InvitationOverview;
 use secureai_domain::users::errors::{GetUserError, InviteUserError};
 use secureai_domain::users::listing::ListUsersRequest;
 use secureai_domain::{SignInMethod, User, UserId, UserStatus};
@@ -32,9 +35,14 @@ pub(crate) struct UsersQuery {
     #[serde(default)]
     department: String,
     #[serde(default)]
+    invitation: String,
+    #[serde(default)]
     sort: String,
     #[serde(default)]
     cursor: String,
+    /// An action started from this list has been done.
+    #[serde(default)]
+    done: String,
 }
 
 struct UserRow {
@@ -45,10 +53,59 @@ struct UserRow {
     status: &'static str,
     department: String,
     last_sign_in: String,
+    /// An invited user's invitation: its state, then its email's.
+    invitation: Option<InvitationCell>,
 }
 
-impl From<&User> for UserRow {
-    fn from(user: &User) -> Self {
+/// The Invitation column of an invited user.
+struct InvitationCell {
+    /// Pending until, expired, voided, or waiting for a first SSO sign-in.
+    state: String,
+    /// Whether the link no longer works (expired or voided): re-send.
+    lapsed: bool,
+    /// Where the invitation email is: waiting, sent, failed with the answer.
+    email: Option<String>,
+    /// The email failed.
+    failed: bool,
+}
+
+impl InvitationCell {
+    fn of(overview: &InvitationOverview) -> Self {
+        use secureai_domain::invitations::models::InvitationStatus;
+        use secureai_domain::mail::models::MailState;
+        let (state, lapsed) = match overview.status {
+            InvitationStatus::Pending { expires_at } => {
+                (format!("Pending until {}", when(Some(expires_at))), false)
+            }
+            InvitationStatus::Expired { expired_at } => {
+                (format!("Expired on {}", when(Some(expired_at))), true)
+            }
+            InvitationStatus::Revoked { .. } => ("Link voided".to_owned(), true),
+            InvitationStatus::AwaitingFirstSignIn => {
+                ("Waiting for first sign-in".to_owned(), false)
+            }
+            InvitationStatus::Accepted { at } => (format!("Accepted on {}", when(Some(at))), false),
+        };
+        let email = overview.email.as_ref().map(|entry| match entry.state {
+            MailState::Sent => "Email sent".to_owned(),
+            MailState::Queued if entry.attempts == 0 => "Email waiting to be sent".to_owned(),
+            MailState::Queued => format!(
+                "Email not delivered yet ({} attempt{})",
+                entry.attempts,
+                if entry.attempts == 1 { "" } else { "s" }
+            ),
+            MailState::Failed => format!(
+                "Email failed: {}",
+                entry.last_error.as_deref().unwrap_or("no answer recorded")
+            ),
+        });
+        let failed = overview.email.as_ref().is_some_and(|e| e.state == MailState::Failed);
+        Self { state, lapsed, email, failed }
+    }
+}
+
+impl UserRow {
+    fn of(user: &User, invitations: &HashMap<UserId, InvitationOverview>) -> Self {
         Self {
             id: user.id.to_string(),
             name: user.name.to_string(),
@@ -57,6 +114,7 @@ impl From<&User> for UserRow {
             status: user.status().as_str(),
             department: user.department.as_ref().map(ToString::to_string).unwrap_or_default(),
             last_sign_in: when(user.last_login_at),
+            invitation: invitations.get(&user.id).map(InvitationCell::of),
         }
     }
 }
@@ -69,8 +127,10 @@ struct UsersPage {
     status: String,
     role: String,
     department: String,
+    invitation: String,
     sort: String,
     statuses: Vec<(&'static str, &'static str)>,
+    invitations: Vec<(&'static str, &'static str)>,
     roles: Vec<(&'static str, &'static str)>,
     sorts: Vec<(&'static str, &'static str)>,
     rows: Vec<UserRow>,
@@ -83,6 +143,8 @@ struct UsersPage {
     error: Option<String>,
     /// The CSV export of what the filters match.
     export: String,
+    /// This list with its filters (where row actions return), encoded.
+    back: String,
 }
 
 /// `GET /admin/users`.
@@ -96,16 +158,30 @@ pub(crate) async fn users(
         Ok(found) => found,
         Err(response) => return response,
     };
+    let mut query = query;
+    if query.sort.trim().is_empty() {
+        // The list opens newest first.
+        query.sort = "-created".to_owned();
+    }
     let request = ListUsersRequest {
         q: blank_to_none(&query.q),
         role: blank_to_none(&query.role),
         status: blank_to_none(&query.status),
         department: blank_to_none(&query.department),
+        invitation: blank_to_none(&query.invitation),
         sort: blank_to_none(&query.sort),
         limit: Some(25),
         cursor: blank_to_none(&query.cursor),
     };
     let page_size = request.limit.unwrap_or(25) as usize;
+    let filters = [
+        ("q", query.q.as_str()),
+        ("status", query.status.as_str()),
+        ("role", query.role.as_str()),
+        ("department", query.department.as_str()),
+        ("invitation", query.invitation.as_str()),
+        ("sort", query.sort.as_str()),
+    ];
     let (rows, total_text, next, error) =
         match state.service.users.list_users(&admin, &request).await {
             Ok(found) => {
@@ -117,17 +193,17 @@ pub(crate) async fn users(
                     (n, false) => format!("{n} or more users"),
                 };
                 let next = found.next_cursor.map(|cursor| {
-                    let params = [
-                        ("q", query.q.as_str()),
-                        ("status", query.status.as_str()),
-                        ("role", query.role.as_str()),
-                        ("department", query.department.as_str()),
-                        ("sort", query.sort.as_str()),
-                        ("cursor", cursor.as_str()),
-                    ];
+                    let mut params = filters.to_vec();
+                    params.push(("cursor", cursor.as_str()));
                     link_with("/admin/users", &params)
                 });
-                (found.items.iter().map(UserRow::from).collect(), total_text, next, None)
+                let invitations =
+                    match state.service.invitation_overviews(&admin, &found.items).await {
+                        Ok(found) => found,
+                        Err(e) => return internal(&e),
+                    };
+                let rows = found.items.iter().map(|u| UserRow::of(u, &invitations)).collect();
+                (rows, total_text, next, None)
             }
             Err(secureai_domain::users::errors::ListUsersError::Invalid(field)) => {
                 (Vec::new(), String::new(), None, Some(field.to_string()))
@@ -149,24 +225,33 @@ pub(crate) async fn users(
         },
         Err(e) => return internal(&e),
     };
-    let export = link_with(
-        "/api/v1/users/export.csv",
-        &[
-            ("q", query.q.as_str()),
-            ("status", query.status.as_str()),
-            ("role", query.role.as_str()),
-            ("department", query.department.as_str()),
-            ("sort", query.sort.as_str()),
-        ],
-    );
+    let export = link_with("/api/v1/users/export.csv", &filters);
+    let back = link_with("/admin/users", &filters);
+    let back = back.strip_suffix('?').unwrap_or(&back);
+    let back: String = url::form_urlencoded::byte_serialize(back.as_bytes()).collect();
+    let mut nav = viewer.nav("users");
+    nav.notice = match query.done.as_str() {
+        "withdrawn" => Some(
+            "The invitation was withdrawn: its link no longer works and the seat is free.".into(),
+        ),
+        "resent" => Some("A new invitation was sent; the earlier link no longer works.".into()),
+        _ => None,
+    };
     let template = UsersPage {
         export,
+        back,
         seats_text,
-        nav: viewer.nav("users"),
+        nav,
         q: query.q,
         status: query.status,
         role: query.role,
         department: query.department,
+        invitation: query.invitation,
+        invitations: vec![
+            ("", "Any"),
+            ("expired", "Invitation expired"),
+            ("email_failed", "Email failed"),
+        ],
         sort: query.sort,
         statuses: vec![
             ("", "Any"),
@@ -176,7 +261,7 @@ pub(crate) async fn users(
         ],
         roles: vec![("", "Any"), ("user", "User"), ("admin", "Admin")],
         sorts: vec![
-            ("", "Newest first"),
+            ("-created", "Newest first"),
             ("created", "Oldest first"),
             ("name", "Name"),
             ("email", "Email"),
@@ -390,6 +475,14 @@ fn done_notice(done: &str, user: &User) -> Option<String> {
             user.email
         ),
         "allowed" => format!("{} may sign in again now.", user.email),
+        "withdrawn" => format!(
+            "The invitation of {} was withdrawn: the link no longer works and the seat is free.",
+            user.email
+        ),
+        "email_changed" => format!(
+            "The email address is now {}. A new invitation was sent to it; the earlier link no longer works.",
+            user.email
+        ),
         "retried" => "The email is queued again and goes out in a moment.".to_owned(),
         "reinvited" => format!(
             "{} is invited again. They never accepted their invitation and the earlier link no longer works: re-send the invitation to send them a new one.",
@@ -571,4 +664,40 @@ pub(crate) async fn save_user(
             render_profile(&state, &viewer, &admin, id, None, error, StatusCode::CONFLICT).await
         }
     }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ChangeEmailForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    email: String,
+}
+
+/// `POST /admin/users/{id}/email`: Change email (invited users).
+#[handler]
+pub(crate) async fn change_email(
+    state: Data<&AppState>,
+    req: &Request,
+    Path(id): Path<String>,
+    Form(form): Form<ChangeEmailForm>,
+) -> Response {
+    let (viewer, admin) = match form_admin(&state, req, &form.csrf).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let Ok(id) = id.parse::<UserId>() else {
+        return not_found();
+    };
+    use secureai_domain::invitations::errors::CorrectEmailError as E;
+    let context = request_context(req);
+    let outcome = state.service.invitations.correct_email(&admin, id, &form.email, &context).await;
+    let (status, error) = match outcome {
+        Ok(_) => return see_other(&format!("/admin/users/{id}?done=email_changed")),
+        Err(E::NotFound) => return not_found(),
+        Err(E::Unexpected(e)) => return internal(&e),
+        Err(error @ E::Invalid(_)) => (StatusCode::UNPROCESSABLE_ENTITY, error.to_string()),
+        Err(error) => (StatusCode::CONFLICT, error.to_string()),
+    };
+    render_profile(&state, &viewer, &admin, id, None, Some(sentence(&error)), status).await
 }

@@ -202,6 +202,7 @@ async fn pages_through_the_matching_users(
                     role: base.role.as_deref().map(|r| secureai_domain::Role::parse(r).unwrap()),
                     status: base.status.as_deref().and_then(secureai_domain::UserStatus::parse),
                     department: base.department.clone(),
+                    invitation: None,
                 };
                 filter.matches(u)
             })

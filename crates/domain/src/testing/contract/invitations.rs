@@ -168,3 +168,83 @@ pub async fn reissue_to_a_corrected_address_keeps_addresses_unique(ports: Ports)
     assert!(by_typo.items.is_empty(), "{:?}", by_typo.items);
     assert_eq!(audit_of(&ports, AuditAction::EmailChanged).await.len(), 1);
 }
+
+/// The users list's invitation filters MUST find exactly the invited users
+/// in that trouble: `Expired` the password users whose pending link ran
+/// out by `now` (not SSO users, not users re-invited since); `EmailFailed`
+/// those whose newest invitation email failed (not once a newer one is
+/// queued). The page reads give each listed user's newest invitation and
+/// invitation email.
+pub async fn invitation_filters_find_the_invitations_in_trouble(ports: Ports) {
+    use crate::users::models::SignInMethod;
+    use crate::users::ports::{InvitationFilter, UserFilter, UserQuery, UserSort};
+
+    let start = now(&ports);
+    let fresh = invite(&ports, "fresh@example.com", Role::User).await;
+    let lapsed = invite(&ports, "lapsed@example.com", Role::User).await;
+    let (mut sso, _) = super::fixtures::new_invited(&ports, "sso@example.com", Role::User, None);
+    sso.user.sign_in = SignInMethod::Sso;
+    let sso_id = sso.user.id;
+    ports.invitations.insert_invited(sso).await.unwrap();
+    let joined = super::fixtures::active(&ports, "joined@example.com", Role::User).await;
+    // Re-invited two days later: its link runs for 72 hours from then.
+    let later = start + Duration::hours(48);
+    let token = ports.tokens.generate();
+    let (invitation, mail) =
+        Invitation::issue(&fresh.user, &token, Duration::hours(72), None, later);
+    let audit = event(later, AuditAction::InvitationResent).target(&fresh.user);
+    let reissued_mail = mail.id;
+    ports.invitations.reissue(Reissue { invitation, mail, audit, new_email: None }).await.unwrap();
+
+    let list = |trouble| {
+        let ports = ports.clone();
+        async move {
+            let query = UserQuery {
+                filter: UserFilter { invitation: Some(trouble), ..UserFilter::default() },
+                sort: UserSort::Email,
+                descending: false,
+                limit: 50,
+                after: None,
+            };
+            let page = ports.users.list(&query, 100).await.unwrap();
+            let emails: Vec<String> =
+                page.items.iter().map(|u| u.email.as_str().to_owned()).collect();
+            assert_eq!(page.total.count, emails.len() as u64, "{emails:?}");
+            emails
+        }
+    };
+    let expired_at = |hours| InvitationFilter::Expired { now: start + Duration::hours(hours) };
+    assert!(list(expired_at(71)).await.is_empty());
+    assert_eq!(list(expired_at(72)).await, ["lapsed@example.com"]);
+    assert_eq!(list(expired_at(200)).await, ["fresh@example.com", "lapsed@example.com"]);
+
+    assert!(list(InvitationFilter::EmailFailed).await.is_empty());
+    let at = start + Duration::hours(49);
+    ports.outbox.claim_due(at, at + Duration::minutes(5), 10).await.unwrap();
+    for mail in [lapsed.mail, reissued_mail] {
+        ports.outbox.mark_attempt_failed(mail, "550 no such user".into(), None).await.unwrap();
+    }
+    assert_eq!(
+        list(InvitationFilter::EmailFailed).await,
+        ["fresh@example.com", "lapsed@example.com"]
+    );
+    // A newer invitation email for Fresh is waiting: theirs is no longer failed.
+    let token = ports.tokens.generate();
+    let (invitation, mail) = Invitation::issue(&fresh.user, &token, Duration::hours(72), None, at);
+    let audit = event(at, AuditAction::InvitationResent).target(&fresh.user);
+    let newest = mail.id;
+    ports.invitations.reissue(Reissue { invitation, mail, audit, new_email: None }).await.unwrap();
+    assert_eq!(list(InvitationFilter::EmailFailed).await, ["lapsed@example.com"]);
+
+    let ids = [fresh.user.id, lapsed.user.id, sso_id, joined.id];
+    let mut latest = ports.invitations.latest_for_users(&ids).await.unwrap();
+    latest.sort_by_key(|i| i.created_at);
+    assert_eq!(latest.len(), 4, "{latest:?}");
+    let of_fresh = latest.iter().find(|i| i.user_id == fresh.user.id).unwrap();
+    assert_eq!((of_fresh.created_at, of_fresh.state), (at, InvitationState::Pending));
+    let emails = ports.outbox.latest_invitation_emails(&ids).await.unwrap();
+    let of = |user| emails.iter().find(|e| e.user_id == Some(user)).map(|e| (e.id, e.state));
+    assert_eq!(of(fresh.user.id), Some((newest, crate::mail::models::MailState::Queued)));
+    assert_eq!(of(lapsed.user.id), Some((lapsed.mail, crate::mail::models::MailState::Failed)));
+    assert!(ports.invitations.latest_for_users(&[]).await.unwrap().is_empty());
+}
