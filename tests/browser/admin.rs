@@ -352,3 +352,44 @@ async fn analytics_shows_reported_usage_and_the_profile_its_activity() {
     assert_eq!(refused.status(), reqwest::StatusCode::UNAUTHORIZED);
     browser.close().await;
 }
+
+/// The panel says what the guide says: "Admin Panel > Users", "Add User",
+/// "Email", "Send Invitation", "Import Users", "Settings > Email", the
+/// roles and statuses as words.
+#[tokio::test]
+async fn the_panel_uses_the_guides_words() {
+    let turn = take_turn().await;
+    let app = TestApp::with_admin().await;
+    let ada = with_ada(&app).await;
+    let browser = Browser::laptop(&turn).await;
+    sign_in(&browser, &app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+
+    for (path, crumb) in [
+        ("/admin/users", "Admin Panel › Users"),
+        ("/admin/analytics", "Admin Panel › Analytics"),
+        ("/admin/audit", "Admin Panel › Audit log"),
+        ("/admin/settings", "Admin Panel › Settings"),
+    ] {
+        browser.go(&app.url(path)).await;
+        let text = browser.text().await;
+        assert!(text.contains(crumb), "{path}: {text}");
+    }
+    let sections = browser.text().await;
+    let sections = sections.replace('\n', " ");
+    assert!(sections.contains("Seats Single sign-on Usage reporting Email"), "{sections}");
+    browser.go(&app.url("/admin/users")).await;
+    let table = browser.table_text().await;
+    assert!(table.contains("Admin Active") && table.contains("User Active"), "{table}");
+    assert_eq!(browser.href_of("Import Users").await, "/admin/users/import");
+    browser.click("Add User").await;
+    let form = browser.text().await;
+    assert!(form.contains("Email\n") && !form.contains("Work email"), "{form}");
+    assert!(form.contains("Must be unique across the instance."), "{form}");
+    assert_eq!(browser.count("button[type=submit]").await, 2, "Send Invitation and Sign out");
+    open_profile(&browser, &app, &ada).await;
+    assert_eq!(browser.text_of("role-badge").await, "User");
+    browser.click("Terminate Sessions").await;
+    assert_eq!(browser.count("form button[type=submit]").await, 2);
+    assert!(browser.text().await.contains("Terminate Sessions Cancel"));
+    browser.close().await;
+}

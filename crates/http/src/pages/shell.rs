@@ -34,6 +34,23 @@ pub(crate) struct Viewer {
     pub csrf: String,
 }
 
+impl Nav {
+    /// The admin section this page is in, with its address, for the
+    /// guide's "Admin Panel › Users".
+    pub(crate) fn crumb(&self) -> Option<(&'static str, &'static str)> {
+        if !self.admin {
+            return None;
+        }
+        Some(match self.section {
+            "users" => ("Users", "/admin/users"),
+            "analytics" => ("Analytics", "/admin/analytics"),
+            "audit" => ("Audit log", "/admin/audit"),
+            "settings" => ("Settings", "/admin/settings"),
+            _ => return None,
+        })
+    }
+}
+
 impl Viewer {
     pub(crate) fn nav(&self, section: &'static str) -> Nav {
         Nav {

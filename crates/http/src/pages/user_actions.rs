@@ -116,7 +116,7 @@ pub(crate) async fn confirm_action(
                 user.email,
                 super::users::link_lifetime(&state),
             ),
-            "Send reset link",
+            "Reset Password",
         ),
         Action::TerminateSessions => (
             "Terminate sessions?".to_owned(),
@@ -124,7 +124,7 @@ pub(crate) async fn confirm_action(
                 "Every session of {} ends now, on every device; they must sign in again.",
                 user.name
             ),
-            "Terminate sessions",
+            "Terminate Sessions",
         ),
         Action::ResendInvitation if user.sign_in == SignInMethod::Sso => (
             "Re-send the invitation?".to_owned(),

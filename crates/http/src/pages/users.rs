@@ -51,6 +51,8 @@ struct UserRow {
     email: String,
     role: &'static str,
     status: &'static str,
+    role_label: &'static str,
+    status_label: &'static str,
     department: String,
     last_sign_in: String,
     /// An invited user's invitation: its state, then its email's.
@@ -112,6 +114,8 @@ impl UserRow {
             email: user.email.to_string(),
             role: user.role.as_str(),
             status: user.status().as_str(),
+            role_label: role_label(user.role),
+            status_label: status_label(user.status()),
             department: user.department.as_ref().map(ToString::to_string).unwrap_or_default(),
             last_sign_in: when(user.last_login_at),
             invitation: invitations.get(&user.id).map(InvitationCell::of),
@@ -390,6 +394,9 @@ struct UserPage {
     email: String,
     role: &'static str,
     status: &'static str,
+    /// Role and status in words, for the badges.
+    role_label: &'static str,
+    status_label: &'static str,
     sso: bool,
     /// Single sign-on is configured: a password account can be switched.
     sso_available: bool,
@@ -567,6 +574,8 @@ pub(super) async fn render_profile(
         email: user.email.to_string(),
         role: user.role.as_str(),
         status: user.status().as_str(),
+        role_label: role_label(user.role),
+        status_label: status_label(user.status()),
         sso: user.sign_in == secureai_domain::SignInMethod::Sso,
         sso_available,
         department: user.department.as_ref().map(ToString::to_string).unwrap_or_else(|| "—".into()),
@@ -700,4 +709,21 @@ pub(crate) async fn change_email(
         Err(error) => (StatusCode::CONFLICT, error.to_string()),
     };
     render_profile(&state, &viewer, &admin, id, None, Some(sentence(&error)), status).await
+}
+
+/// A role as the guide writes it: "User", "Admin".
+pub(crate) fn role_label(role: secureai_domain::Role) -> &'static str {
+    match role {
+        secureai_domain::Role::User => "User",
+        secureai_domain::Role::Admin => "Admin",
+    }
+}
+
+/// A status as a word: "Invited", "Active", "Deactivated".
+pub(crate) fn status_label(status: UserStatus) -> &'static str {
+    match status {
+        UserStatus::Invited => "Invited",
+        UserStatus::Active => "Active",
+        UserStatus::Deactivated => "Deactivated",
+    }
 }
