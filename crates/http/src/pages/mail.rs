@@ -21,6 +21,13 @@ pub(crate) struct RetryForm {
     back: String,
 }
 
+/// `back` if it is a user's profile, rebuilt from the parsed id: never a
+/// redirect elsewhere.
+fn profile_back(back: &str) -> Option<String> {
+    let id = back.strip_prefix("/admin/users/")?.parse::<secureai_domain::UserId>().ok()?;
+    Some(format!("/admin/users/{id}"))
+}
+
 /// `POST /admin/outbox/{id}/retry`: Retry one failed email.
 #[handler]
 pub(crate) async fn retry_mail(
@@ -33,12 +40,7 @@ pub(crate) async fn retry_mail(
         Ok(found) => found,
         Err(response) => return response,
     };
-    // Only our own user pages: never a redirect elsewhere.
-    let back = if form.back.starts_with("/admin/users/") && !form.back.contains("//") {
-        form.back.as_str()
-    } else {
-        "/admin/settings"
-    };
+    let back = profile_back(&form.back).unwrap_or_else(|| "/admin/settings".to_owned());
     let Ok(id) = id.parse::<uuid::Uuid>() else {
         return settings_page(
             &state,
@@ -75,5 +77,27 @@ pub(crate) async fn retry_all_mail(
     match state.service.mail.retry_all_failed(&admin, &request_context(req)).await {
         Ok(_) => see_other("/admin/settings?done=retried-all"),
         Err(e) => internal(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::profile_back;
+
+    #[test]
+    fn retry_returns_only_to_a_users_profile() {
+        let id = secureai_domain::UserId::generate();
+        let profile = format!("/admin/users/{id}");
+        assert_eq!(profile_back(&profile), Some(profile.clone()));
+        for refused in [
+            format!("//evil.example/admin/users/{id}"),
+            format!("/admin/users/{id}/../../../sign-out"),
+            format!("/admin/users/{id}?x=1"),
+            "/admin/users/".to_owned(),
+            "https://evil.example".to_owned(),
+            String::new(),
+        ] {
+            assert_eq!(profile_back(&refused), None, "{refused}");
+        }
     }
 }

@@ -262,3 +262,30 @@ pub(crate) async fn do_action(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{users_list, with_done};
+
+    #[test]
+    fn actions_return_only_to_the_users_list() {
+        for kept in ["/admin/users", "/admin/users?invitation=expired&sort=-created"] {
+            assert_eq!(users_list(Some(kept)).as_deref(), Some(kept));
+        }
+        for refused in [
+            "//evil.example/admin/users",
+            "https://evil.example/admin/users",
+            "/admin/users/../../sign-out",
+            "/admin/usersx",
+            "/admin/users\\@evil.example",
+            "/admin/users?q=a b",
+            "/admin/users#x",
+            "",
+        ] {
+            assert_eq!(users_list(Some(refused)), None, "{refused}");
+        }
+        assert_eq!(users_list(None), None);
+        assert_eq!(with_done("/admin/users", "resent"), "/admin/users?done=resent");
+        assert_eq!(with_done("/admin/users?q=a", "resent"), "/admin/users?q=a&done=resent");
+    }
+}
