@@ -14,6 +14,7 @@ mod m20261128_000005_usage;
 mod m20261128_000006_usage_running_totals;
 mod m20261128_000007_user_search_text;
 mod m20261203_000008_search_terms_created;
+mod m20261203_000009_service_token_scopes;
 
 /// How many of [`Migrator::migrations`] made up each release, oldest first:
 /// an upgrade test migrates a database to a release's schema, fills it as
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000006_usage_running_totals::Migration),
             Box::new(m20261128_000007_user_search_text::Migration),
             Box::new(m20261203_000008_search_terms_created::Migration),
+            Box::new(m20261203_000009_service_token_scopes::Migration),
         ]
     }
 }

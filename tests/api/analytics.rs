@@ -238,3 +238,41 @@ async fn the_dashboard_answers_series_ready_to_plot_for_admins_only() {
     let as_user = app.get("/api/v1/analytics/dashboard", Some(&user)).await;
     assert_error(as_user, StatusCode::FORBIDDEN, "forbidden").await;
 }
+
+#[tokio::test]
+async fn a_service_token_opens_only_what_its_scopes_name() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    app.active_user(&admin, "ada@example.com", "user", "ada's long password").await;
+    let ada = app.user_id(&admin, "ada@example.com").await;
+    let create = |scopes: Value| {
+        let admin = admin.clone();
+        let app = &app;
+        async move {
+            app.post("/api/v1/service-tokens", Some(&admin), json!({"name": "t", "scopes": scopes}))
+                .await
+        }
+    };
+
+    let scim = create(json!(["scim"])).await;
+    assert_eq!(scim.status(), StatusCode::CREATED);
+    let scim = body(scim).await;
+    assert_eq!(scim["scopes"], json!(["scim"]));
+    let secret = scim["secret"].as_str().unwrap().to_owned();
+    let refused =
+        report(&app, &secret, vec![event("e1", &ada, "c1", "gpt-4o", &at(&app, 1))]).await;
+    assert_error(refused, StatusCode::FORBIDDEN, "insufficient_scope").await;
+    let both = body(create(json!(["usage", "scim"])).await).await;
+    assert_eq!(both["scopes"], json!(["usage", "scim"]));
+    let secret = both["secret"].as_str().unwrap().to_owned();
+    let ok = report(&app, &secret, vec![event("e1", &ada, "c1", "gpt-4o", &at(&app, 1))]).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    for bad in [json!([]), json!(["admin"])] {
+        assert_error(create(bad).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_scopes").await;
+    }
+    let listed = body(app.get("/api/v1/service-tokens", Some(&admin)).await).await;
+    assert_eq!(listed.as_array().unwrap().len(), 2, "refused tokens are not stored");
+    let default =
+        body(app.post("/api/v1/service-tokens", Some(&admin), json!({"name": "d"})).await).await;
+    assert_eq!(default["scopes"], json!(["usage"]));
+}

@@ -12,6 +12,7 @@
 
 mod common;
 
+use secureai_domain::analytics::models::TokenScope;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -146,8 +147,13 @@ async fn main() {
     let users = seed_users(&wiring.store, user_count).await;
     let service = wiring.service.clone();
     let ctx = secureai_domain::RequestContext::default();
-    let issued = service.service_tokens.create_service_token(&admin, "bench", &ctx).await.unwrap();
-    let caller = service.service_tokens.authenticate_service(&issued.secret).await.unwrap();
+    let issued =
+        service.service_tokens.create_service_token(&admin, "bench", None, &ctx).await.unwrap();
+    let caller = service
+        .service_tokens
+        .authenticate_service(&issued.secret, TokenScope::Usage)
+        .await
+        .unwrap();
 
     let spread = 89 * 86_400;
     let start = Utc::now() - chrono::Duration::seconds(spread + 60);

@@ -395,6 +395,7 @@ impl From<secureai_domain::analytics::errors::ServiceTokenError> for ApiError {
         use secureai_domain::analytics::errors::ServiceTokenError as E;
         match error {
             E::InvalidName => Self::invalid_field(&FieldError::new("name", error.to_string())),
+            E::InvalidScopes(reason) => Self::invalid_field(&FieldError::new("scopes", reason)),
             E::NotFound => Self::not_found("service_token_not_found", error),
             E::Unexpected(e) => e.into(),
         }
@@ -406,6 +407,7 @@ impl From<secureai_domain::analytics::errors::ServiceAuthError> for ApiError {
         use secureai_domain::analytics::errors::ServiceAuthError as E;
         match error {
             E::InvalidToken => Self::unauthorized("invalid_service_token", error),
+            E::MissingScope { .. } => Self::forbidden("insufficient_scope", error),
             E::Unexpected(e) => e.into(),
         }
     }

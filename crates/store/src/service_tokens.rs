@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, QueryResult, TransactionTrait, Value};
-use secureai_domain::analytics::models::ServiceToken;
+use secureai_domain::analytics::models::{ServiceToken, TokenScope};
 use secureai_domain::analytics::ports::ServiceTokenRepository;
 use secureai_domain::{AuditEvent, StoreError, TokenHash};
 use uuid::Uuid;
@@ -30,10 +30,27 @@ fn token_from_row(row: &QueryResult) -> Result<ServiceToken, StoreError> {
         created_at: instant(row.try_get::<i64>("", "created_at").map_err(db("reading a token"))?)?,
         last_used_at: opt_instant(get_opt("last_used_at")?)?,
         revoked_at: opt_instant(get_opt("revoked_at")?)?,
+        scopes: scopes_from(&get("scopes")?)?,
     })
 }
 
-const TOKEN_COLUMNS: &str = "id, name, created_by, created_at, last_used_at, revoked_at";
+/// Scopes as stored: their names, space-separated.
+fn scopes_to(scopes: &[TokenScope]) -> String {
+    scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
+}
+
+fn scopes_from(stored: &str) -> Result<Vec<TokenScope>, StoreError> {
+    stored
+        .split_whitespace()
+        .map(|name| {
+            TokenScope::parse(name).ok_or_else(|| {
+                StoreError::msg(format!("a service token has an unknown scope `{name}`"))
+            })
+        })
+        .collect()
+}
+
+const TOKEN_COLUMNS: &str = "id, name, created_by, created_at, last_used_at, revoked_at, scopes";
 
 #[async_trait]
 impl ServiceTokenRepository for SqlStore {
@@ -52,7 +69,7 @@ impl ServiceTokenRepository for SqlStore {
             let mut sql = Sql::new(
                 backend,
                 "INSERT INTO service_tokens (id, name, token_hash, created_by, created_at, \
-                 last_used_at, revoked_at) VALUES ",
+                 last_used_at, revoked_at, scopes) VALUES ",
             );
             sql.row(vec![
                 token.id.to_string().into(),
@@ -62,6 +79,7 @@ impl ServiceTokenRepository for SqlStore {
                 micros(token.created_at).into(),
                 Value::from(Option::<i64>::None),
                 Value::from(Option::<i64>::None),
+                scopes_to(&token.scopes).into(),
             ]);
             txn.execute_raw(sql.statement()).await.map_err(db("storing a service token"))?;
             write_audit(&txn, audit).await?;

@@ -8,6 +8,9 @@ pub enum ServiceTokenError {
     /// The name is empty, too long or has control characters.
     #[error("the name must be 1 to 100 characters without control characters")]
     InvalidName,
+    /// A scope is unknown, or none is named.
+    #[error("{0}")]
+    InvalidScopes(String),
     /// No token has this id.
     #[error("no service token has this id")]
     NotFound,
@@ -22,6 +25,12 @@ pub enum ServiceAuthError {
     /// Missing, unknown or revoked token (one answer for all three).
     #[error("a valid service token is required")]
     InvalidToken,
+    /// The token is valid but does not open this.
+    #[error("this service token does not have the `{}` scope; create one that has it", scope.as_str())]
+    MissingScope {
+        /// The scope this needs.
+        scope: crate::analytics::models::TokenScope,
+    },
     /// Something unexpected failed.
     #[error(transparent)]
     Unexpected(#[from] StoreError),

@@ -23,12 +23,74 @@ pub struct ServiceToken {
     pub last_used_at: Option<DateTime<Utc>>,
     /// When it was revoked; a revoked token authenticates nothing.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// What it opens, sorted, at least one.
+    pub scopes: Vec<TokenScope>,
 }
 
 impl ServiceToken {
     /// Whether it still authenticates requests.
     pub fn is_active(&self) -> bool {
         self.revoked_at.is_none()
+    }
+
+    /// Whether it opens what `scope` names.
+    pub fn allows(&self, scope: TokenScope) -> bool {
+        self.scopes.contains(&scope)
+    }
+}
+
+/// What a service token opens: nothing beyond what its scopes name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TokenScope {
+    /// Reporting usage (`POST /api/v1/usage-events`): the other SecureAI
+    /// services. The default.
+    Usage,
+    /// SCIM provisioning (`/scim/v2`): the company's identity provider.
+    Scim,
+}
+
+impl TokenScope {
+    /// Every scope.
+    pub const ALL: [Self; 2] = [Self::Usage, Self::Scim];
+
+    /// The stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Usage => "usage",
+            Self::Scim => "scim",
+        }
+    }
+
+    /// Parses a stable name.
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+
+    /// Scopes as an admin or a script named them: known, at least one, in
+    /// order without repeats; `None` is `usage` (what tokens always were).
+    ///
+    /// # Errors
+    /// The reason, in words, for an unknown name or an empty list.
+    pub fn parse_list(raw: Option<&[String]>) -> Result<Vec<Self>, String> {
+        let Some(raw) = raw else {
+            return Ok(vec![Self::Usage]);
+        };
+        let mut scopes = Vec::new();
+        for name in raw {
+            let scope = Self::parse(name.trim()).ok_or_else(|| {
+                format!(
+                    "`{}` is not a scope; use usage or scim",
+                    name.chars().take(40).collect::<String>()
+                )
+            })?;
+            scopes.push(scope);
+        }
+        scopes.sort();
+        scopes.dedup();
+        if scopes.is_empty() {
+            return Err("name at least one scope: usage or scim".to_owned());
+        }
+        Ok(scopes)
     }
 }
 

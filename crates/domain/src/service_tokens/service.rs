@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::access::{Admin, ServiceCaller};
 use crate::analytics::errors::{ServiceAuthError, ServiceTokenError};
-use crate::analytics::models::{ServiceToken, valid_name};
+use crate::analytics::models::{ServiceToken, TokenScope, valid_name};
 use crate::audit::models::{AuditAction, AuditEvent, Change, RequestContext};
 use crate::errors::StoreError;
 use crate::secrets::PlainToken;
@@ -49,21 +49,24 @@ pub struct IssuedServiceToken {
 pub const SERVICE_TOKEN_PREFIX: &str = "sat_";
 
 impl ServiceTokenService {
-    /// Creates a service token named `name`; its secret is returned once
-    /// and stored only as a digest. Audited.
+    /// Creates a service token named `name` opening `scopes` (`None`:
+    /// usage reporting); its secret is returned once and stored only as a
+    /// digest. Audited.
     ///
     /// # Errors
-    /// [`ServiceTokenError::InvalidName`].
+    /// [`ServiceTokenError::InvalidName`], [`ServiceTokenError::InvalidScopes`].
     pub async fn create_service_token(
         &self,
         admin: &Admin,
         name: &str,
+        scopes: Option<&[String]>,
         context: &RequestContext,
     ) -> Result<IssuedServiceToken, ServiceTokenError> {
         let name = name.trim();
         if !valid_name(name) {
             return Err(ServiceTokenError::InvalidName);
         }
+        let scopes = TokenScope::parse_list(scopes).map_err(ServiceTokenError::InvalidScopes)?;
         let now = self.ports.clock.now();
         let secret = PlainToken::presented(format!(
             "{SERVICE_TOKEN_PREFIX}{}",
@@ -76,10 +79,13 @@ impl ServiceTokenService {
             created_at: now,
             last_used_at: None,
             revoked_at: None,
+            scopes,
         };
+        let scope_names: Vec<&str> = token.scopes.iter().map(|s| s.as_str()).collect();
         let audit = AuditEvent::new(now, admin.actor(), AuditAction::ServiceTokenCreated, context)
             .change(Change::new("service_token", None, Some(&token.id.to_string())))
-            .change(Change::new("name", None, Some(name)));
+            .change(Change::new("name", None, Some(name)))
+            .change(Change::new("scopes", None, Some(&scope_names.join(" "))));
         self.ports.service_tokens.insert_service_token(token.clone(), secret.hash(), audit).await?;
         Ok(IssuedServiceToken { token, secret })
     }
@@ -113,14 +119,17 @@ impl ServiceTokenService {
             .ok_or(ServiceTokenError::NotFound)
     }
 
-    /// Checks a service token presented with a request.
+    /// Checks a service token presented with a request for what `scope`
+    /// opens.
     ///
     /// # Errors
     /// [`ServiceAuthError::InvalidToken`] for a missing, unknown or revoked
-    /// token, all alike.
+    /// token, all alike; [`ServiceAuthError::MissingScope`] for a valid
+    /// token without `scope`.
     pub async fn authenticate_service(
         &self,
         presented: &PlainToken,
+        scope: TokenScope,
     ) -> Result<ServiceCaller, ServiceAuthError> {
         if !presented.expose().starts_with(SERVICE_TOKEN_PREFIX) {
             return Err(ServiceAuthError::InvalidToken);
@@ -132,6 +141,9 @@ impl ServiceTokenService {
             .await?
             .filter(ServiceToken::is_active)
             .ok_or(ServiceAuthError::InvalidToken)?;
+        if !token.allows(scope) {
+            return Err(ServiceAuthError::MissingScope { scope });
+        }
         let now = self.ports.clock.now();
         if token.last_used_at.is_none_or(|at| now - at >= Duration::minutes(1)) {
             self.ports.service_tokens.touch_service_token(token.id, now).await?;

@@ -6,6 +6,7 @@ use chrono::{Duration, NaiveDate};
 use secureai_domain::access::Admin;
 use secureai_domain::access::ServiceCaller;
 use secureai_domain::analytics::errors::{IngestError, ServiceAuthError, ServiceTokenError};
+use secureai_domain::analytics::models::TokenScope;
 use secureai_domain::analytics::models::{DayRange, EventRejection, Period, UsageEventInput};
 use secureai_domain::secrets::PlainToken;
 use secureai_domain::testing::TestKit;
@@ -39,10 +40,14 @@ async fn caller(kit: &TestKit, admin: &Admin) -> ServiceCaller {
     let issued = kit
         .service
         .service_tokens
-        .create_service_token(admin, "chat service", &ctx())
+        .create_service_token(admin, "chat service", None, &ctx())
         .await
         .unwrap();
-    kit.service.service_tokens.authenticate_service(&issued.secret).await.unwrap()
+    kit.service
+        .service_tokens
+        .authenticate_service(&issued.secret, TokenScope::Usage)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -51,7 +56,7 @@ async fn a_service_token_is_shown_once_stored_hashed_and_audited() {
     let issued = kit
         .service
         .service_tokens
-        .create_service_token(&admin, "  chat service  ", &ctx())
+        .create_service_token(&admin, "  chat service  ", None, &ctx())
         .await
         .unwrap();
     let secret = issued.secret.expose().to_owned();
@@ -70,7 +75,12 @@ async fn a_service_token_is_shown_once_stored_hashed_and_audited() {
     assert!(!format!("{:?}", kit.store.state().audit).contains(&secret));
 
     // It authenticates, and records when it was used.
-    let caller = kit.service.service_tokens.authenticate_service(&issued.secret).await.unwrap();
+    let caller = kit
+        .service
+        .service_tokens
+        .authenticate_service(&issued.secret, TokenScope::Usage)
+        .await
+        .unwrap();
     assert_eq!(caller.token().id, issued.token.id);
     let used = kit.service.service_tokens.service_tokens(&admin).await.unwrap();
     assert_eq!(used[0].last_used_at, Some(kit.clock.now()));
@@ -79,8 +89,12 @@ async fn a_service_token_is_shown_once_stored_hashed_and_audited() {
 #[tokio::test]
 async fn a_revoked_unknown_or_foreign_token_authenticates_nothing() {
     let (kit, admin) = with_admin().await;
-    let issued =
-        kit.service.service_tokens.create_service_token(&admin, "reporter", &ctx()).await.unwrap();
+    let issued = kit
+        .service
+        .service_tokens
+        .create_service_token(&admin, "reporter", None, &ctx())
+        .await
+        .unwrap();
     let revoked = kit
         .service
         .service_tokens
@@ -89,7 +103,7 @@ async fn a_revoked_unknown_or_foreign_token_authenticates_nothing() {
         .unwrap();
     assert_eq!(revoked.revoked_at, Some(kit.clock.now()));
     assert!(matches!(
-        kit.service.service_tokens.authenticate_service(&issued.secret).await,
+        kit.service.service_tokens.authenticate_service(&issued.secret, TokenScope::Usage).await,
         Err(ServiceAuthError::InvalidToken)
     ));
     // Revoking again changes nothing and is not audited twice.
@@ -101,7 +115,10 @@ async fn a_revoked_unknown_or_foreign_token_authenticates_nothing() {
     ));
     for guess in ["sat_not-a-token", "", "a-session-token"] {
         assert!(matches!(
-            kit.service.service_tokens.authenticate_service(&PlainToken::presented(guess)).await,
+            kit.service
+                .service_tokens
+                .authenticate_service(&PlainToken::presented(guess), TokenScope::Usage)
+                .await,
             Err(ServiceAuthError::InvalidToken)
         ));
     }
@@ -109,10 +126,12 @@ async fn a_revoked_unknown_or_foreign_token_authenticates_nothing() {
     let password = crate::kit::pw(crate::kit::ROOT_PASSWORD);
     let signed_in = kit.service.sessions.sign_in(crate::kit::ROOT_EMAIL, &password, &ctx()).await;
     let session = signed_in.unwrap().token;
-    assert!(kit.service.service_tokens.authenticate_service(&session).await.is_err());
+    assert!(
+        kit.service.service_tokens.authenticate_service(&session, TokenScope::Usage).await.is_err()
+    );
     for name in ["", "   ", "line\nbreak", &"x".repeat(101)] {
         assert!(matches!(
-            kit.service.service_tokens.create_service_token(&admin, name, &ctx()).await,
+            kit.service.service_tokens.create_service_token(&admin, name, None, &ctx()).await,
             Err(ServiceTokenError::InvalidName)
         ));
     }
@@ -328,7 +347,7 @@ async fn raw_events_expire_but_their_aggregates_stay_and_a_replay_is_refused() {
     let service = kit
         .service
         .service_tokens
-        .authenticate_service(&issue_again(&kit, &admin).await)
+        .authenticate_service(&issue_again(&kit, &admin).await, TokenScope::Usage)
         .await
         .unwrap();
     let replay = kit.service.analytics.ingest_usage(&service, vec![first]).await.unwrap();
@@ -337,7 +356,12 @@ async fn raw_events_expire_but_their_aggregates_stay_and_a_replay_is_refused() {
 }
 
 async fn issue_again(kit: &TestKit, admin: &Admin) -> PlainToken {
-    kit.service.service_tokens.create_service_token(admin, "again", &ctx()).await.unwrap().secret
+    kit.service
+        .service_tokens
+        .create_service_token(admin, "again", None, &ctx())
+        .await
+        .unwrap()
+        .secret
 }
 
 #[tokio::test]
@@ -349,4 +373,38 @@ async fn a_range_must_run_forward_and_not_exceed_a_year() {
     let too_long = DayRange::ending(day, 367);
     assert!(kit.service.analytics.dashboard(&admin, too_long).await.is_err());
     assert!(kit.service.analytics.dashboard(&admin, DayRange::ending(day, 366)).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_service_token_opens_only_what_its_scopes_name() {
+    let (kit, admin) = with_admin().await;
+    let tokens = &kit.service.service_tokens;
+    let scopes = |names: &[&str]| names.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let scim = scopes(&["scim"]);
+    let provisioning =
+        tokens.create_service_token(&admin, "Entra ID", Some(&scim), &ctx()).await.unwrap();
+    assert_eq!(provisioning.token.scopes, [TokenScope::Scim]);
+    let refused = tokens.authenticate_service(&provisioning.secret, TokenScope::Usage).await;
+    assert!(
+        matches!(refused, Err(ServiceAuthError::MissingScope { scope: TokenScope::Usage })),
+        "{refused:?}"
+    );
+    tokens.authenticate_service(&provisioning.secret, TokenScope::Scim).await.unwrap();
+
+    let both = scopes(&["scim", "usage", "scim"]);
+    let issued = tokens.create_service_token(&admin, "both", Some(&both), &ctx()).await.unwrap();
+    assert_eq!(issued.token.scopes, [TokenScope::Usage, TokenScope::Scim]);
+    let default = tokens.create_service_token(&admin, "chat", None, &ctx()).await.unwrap();
+    assert_eq!(default.token.scopes, [TokenScope::Usage]);
+    let before = kit.store.state().audit.len();
+    for bad in [scopes(&[]), scopes(&["admin"]), scopes(&["usage", "everything"])] {
+        let refused = tokens.create_service_token(&admin, "bad", Some(&bad), &ctx()).await;
+        assert!(
+            matches!(refused, Err(ServiceTokenError::InvalidScopes(_))),
+            "{bad:?}: {refused:?}"
+        );
+    }
+    assert_eq!(kit.store.state().audit.len(), before, "a refused token writes nothing");
+    let created = audit_of(&kit, AuditAction::ServiceTokenCreated);
+    assert_eq!(detail(&created[0], "scopes"), Some("scim"));
 }

@@ -9,6 +9,7 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme};
 use secureai_domain::PlainToken;
+use secureai_domain::analytics::models::TokenScope;
 use secureai_domain::analytics::models::{
     ActivePoint, ActivitySummary, DayRange, DayUsage, IngestReport, ModelUsage, Period, Usage,
     UsageEventInput, UserUsage,
@@ -39,6 +40,8 @@ pub(crate) struct ServiceTokenView {
     last_used_at: Option<DateTime<Utc>>,
     /// When it was revoked; a revoked token authenticates nothing.
     revoked_at: Option<DateTime<Utc>>,
+    /// What it opens: `usage` (reporting usage), `scim` (provisioning).
+    scopes: Vec<String>,
 }
 
 impl From<&secureai_domain::analytics::models::ServiceToken> for ServiceTokenView {
@@ -50,6 +53,7 @@ impl From<&secureai_domain::analytics::models::ServiceToken> for ServiceTokenVie
             created_by: token.created_by.map(|id| id.to_string()),
             last_used_at: token.last_used_at,
             revoked_at: token.revoked_at,
+            scopes: token.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
         }
     }
 }
@@ -70,6 +74,9 @@ pub(crate) struct CreatedServiceToken {
 pub(crate) struct NewServiceToken {
     /// What it is for ("chat service, eu-west"), 1–100 characters.
     name: String,
+    /// What it opens: `usage` (reporting usage, the default), `scim`
+    /// (provisioning from an identity provider), or both.
+    scopes: Option<Vec<String>>,
 }
 
 #[derive(ApiResponse)]
@@ -346,7 +353,12 @@ impl AnalyticsApi {
             .0
             .service
             .service_tokens
-            .create_service_token(&admin, &body.0.name, &request_context(req))
+            .create_service_token(
+                &admin,
+                &body.0.name,
+                body.0.scopes.as_deref(),
+                &request_context(req),
+            )
             .await?;
         Ok(CreatedToken::Created(Json(CreatedServiceToken {
             token: (&issued.token).into(),
@@ -398,7 +410,7 @@ impl AnalyticsApi {
             .0
             .service
             .service_tokens
-            .authenticate_service(&PlainToken::presented(auth.0.token))
+            .authenticate_service(&PlainToken::presented(auth.0.token), TokenScope::Usage)
             .await?;
         let inputs = body
             .0

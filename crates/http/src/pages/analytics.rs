@@ -242,6 +242,8 @@ struct TokenRow {
     created: String,
     last_used: String,
     revoked: Option<String>,
+    /// What it opens, in words.
+    scopes: String,
 }
 
 #[derive(Template)]
@@ -278,6 +280,15 @@ async fn tokens_page(
                 created: when(t.created_at),
                 last_used: t.last_used_at.map_or_else(|| "never".to_owned(), when),
                 revoked: t.revoked_at.map(when),
+                scopes: t
+                    .scopes
+                    .iter()
+                    .map(|s| match s {
+                        secureai_domain::analytics::models::TokenScope::Usage => "Usage reporting",
+                        secureai_domain::analytics::models::TokenScope::Scim => "SCIM provisioning",
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })
             .collect(),
         created,
@@ -304,6 +315,9 @@ pub(crate) struct TokenForm {
     csrf: String,
     #[serde(default)]
     name: String,
+    /// `usage`, `scim` or `usage,scim`.
+    #[serde(default)]
+    scopes: String,
     #[serde(default)]
     revoke: String,
 }
@@ -342,7 +356,15 @@ pub(crate) async fn save_service_token(
         nav.notice = Some(notice);
         return tokens_page(&state, nav, &admin, None, None, String::new()).await;
     }
-    match state.service.service_tokens.create_service_token(&admin, &form.name, &context).await {
+    let scopes: Vec<String> =
+        form.scopes.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    let scopes = (!scopes.is_empty()).then_some(scopes.as_slice());
+    match state
+        .service
+        .service_tokens
+        .create_service_token(&admin, &form.name, scopes, &context)
+        .await
+    {
         Ok(issued) => {
             let created = (issued.token.name.clone(), issued.secret.expose().to_owned());
             tokens_page(&state, viewer.nav("settings"), &admin, Some(created), None, String::new())

@@ -8,6 +8,7 @@ mod audit;
 mod import;
 mod links;
 mod mail;
+mod profile;
 mod settings;
 mod setup;
 mod shell;
@@ -48,10 +49,13 @@ pub(crate) fn routes() -> Route {
         )
         .at(
             "/admin/users/:id",
-            get(users::user_profile.with(CookieJarManager::new()))
-                .post(users::save_user.with(CookieJarManager::new())),
+            get(profile::user_profile.with(CookieJarManager::new()))
+                .post(profile::save_user.with(CookieJarManager::new())),
         )
-        .at("/admin/users/:id/email", poem::post(users::change_email.with(CookieJarManager::new())))
+        .at(
+            "/admin/users/:id/email",
+            poem::post(profile::change_email.with(CookieJarManager::new())),
+        )
         .at(
             "/admin/users/:id/:action",
             get(user_actions::confirm_action.with(CookieJarManager::new()))

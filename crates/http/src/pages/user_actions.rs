@@ -11,8 +11,8 @@ use secureai_domain::users::errors::GetUserError;
 use secureai_domain::{SignInMethod, UserId};
 use serde::Deserialize;
 
+use super::profile::{not_found, render_profile};
 use super::shell::{Nav, admin_viewer, form_admin, see_other, sentence};
-use super::users::{not_found, render_profile};
 use super::{internal, page};
 use crate::AppState;
 use crate::auth::request_context;

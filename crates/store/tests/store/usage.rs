@@ -5,6 +5,7 @@
 
 use chrono::Duration;
 use futures::future::join_all;
+use secureai_domain::analytics::models::TokenScope;
 use secureai_domain::analytics::models::{DayRange, EventRejection, Period, UsageEventInput};
 use secureai_domain::analytics::ports::ServiceTokenRepository;
 use secureai_domain::{Clock, Policy, RequestContext, UserId};
@@ -38,8 +39,13 @@ pub async fn racing_batches_record_each_event_and_conversation_once(db: TestDb) 
             .unwrap();
         users.push(invited.user.id);
     }
-    let issued = service.service_tokens.create_service_token(&admin, "chat", &ctx).await.unwrap();
-    let caller = service.service_tokens.authenticate_service(&issued.secret).await.unwrap();
+    let issued =
+        service.service_tokens.create_service_token(&admin, "chat", None, &ctx).await.unwrap();
+    let caller = service
+        .service_tokens
+        .authenticate_service(&issued.secret, TokenScope::Usage)
+        .await
+        .unwrap();
     let now = clock.now();
     // 120 distinct events over 3 users, 12 conversations, 2 models, 3 days;
     // event ids differ only by case from another batch's ("E" vs "e").
@@ -102,8 +108,13 @@ pub async fn unknown_users_are_reported_and_nothing_of_theirs_is_kept(db: TestDb
     let (service, clock) = db.service(Policy::default());
     let admin = first_admin(&service).await;
     let ctx = RequestContext::default();
-    let issued = service.service_tokens.create_service_token(&admin, "chat", &ctx).await.unwrap();
-    let caller = service.service_tokens.authenticate_service(&issued.secret).await.unwrap();
+    let issued =
+        service.service_tokens.create_service_token(&admin, "chat", None, &ctx).await.unwrap();
+    let caller = service
+        .service_tokens
+        .authenticate_service(&issued.secret, TokenScope::Usage)
+        .await
+        .unwrap();
     let at = (clock.now() - Duration::minutes(5)).to_rfc3339();
     let batch = vec![
         event("known", admin.user().id, "c", "m", at.clone()),
@@ -125,7 +136,7 @@ pub async fn service_tokens_are_kept_by_digest_and_revoked_once(db: TestDb) {
     let admin = first_admin(&service).await;
     let ctx = RequestContext::default();
     let issued =
-        service.service_tokens.create_service_token(&admin, "reporting", &ctx).await.unwrap();
+        service.service_tokens.create_service_token(&admin, "reporting", None, &ctx).await.unwrap();
     let secret = issued.secret.expose().to_owned();
     let leaks = count(
         &db,
@@ -139,7 +150,13 @@ pub async fn service_tokens_are_kept_by_digest_and_revoked_once(db: TestDb) {
     assert_eq!(found, issued.token);
     service.service_tokens.revoke_service_token(&admin, issued.token.id, &ctx).await.unwrap();
     service.service_tokens.revoke_service_token(&admin, issued.token.id, &ctx).await.unwrap();
-    assert!(service.service_tokens.authenticate_service(&issued.secret).await.is_err());
+    assert!(
+        service
+            .service_tokens
+            .authenticate_service(&issued.secret, TokenScope::Usage)
+            .await
+            .is_err()
+    );
     let audited =
         |action: &str| format!("SELECT COUNT(*) FROM audit_events WHERE action = '{action}'");
     assert_eq!(count(&db, &audited("service_token.created")).await, 1);
@@ -154,8 +171,13 @@ pub async fn retention_deletes_raw_events_and_keeps_the_aggregates(db: TestDb) {
     let (service, clock) = db.service(Policy::default());
     let admin = first_admin(&service).await;
     let ctx = RequestContext::default();
-    let issued = service.service_tokens.create_service_token(&admin, "chat", &ctx).await.unwrap();
-    let caller = service.service_tokens.authenticate_service(&issued.secret).await.unwrap();
+    let issued =
+        service.service_tokens.create_service_token(&admin, "chat", None, &ctx).await.unwrap();
+    let caller = service
+        .service_tokens
+        .authenticate_service(&issued.secret, TokenScope::Usage)
+        .await
+        .unwrap();
     let at = (clock.now() - Duration::hours(2)).to_rfc3339();
     let batch = vec![
         event("a", admin.user().id, "c1", "m", at.clone()),
@@ -187,8 +209,13 @@ pub async fn ranges_count_exactly_the_usage_inside_them_whatever_the_arrival_ord
             .unwrap();
         users.push(invited.user.id);
     }
-    let issued = service.service_tokens.create_service_token(&admin, "chat", &ctx).await.unwrap();
-    let caller = service.service_tokens.authenticate_service(&issued.secret).await.unwrap();
+    let issued =
+        service.service_tokens.create_service_token(&admin, "chat", None, &ctx).await.unwrap();
+    let caller = service
+        .service_tokens
+        .authenticate_service(&issued.secret, TokenScope::Usage)
+        .await
+        .unwrap();
     let now = clock.now();
     // 90 events over the last 12 days, three users, five conversations
     // each, token counts all different.

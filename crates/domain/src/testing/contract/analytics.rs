@@ -22,9 +22,14 @@ pub async fn a_service_token_is_revoked_once(ports: Ports) {
         created_at,
         last_used_at: None,
         revoked_at: None,
+        scopes: vec![crate::analytics::models::TokenScope::Usage],
     };
     let chat = token("chat service", at);
-    let search = token("search service", at + Duration::seconds(1));
+    // Scopes read back as stored.
+    let search = ServiceToken {
+        scopes: crate::analytics::models::TokenScope::ALL.to_vec(),
+        ..token("search service", at + Duration::seconds(1))
+    };
     let chat_secret = ports.tokens.generate();
     for (t, secret) in [(&chat, &chat_secret), (&search, &ports.tokens.generate())] {
         let audit = event(t.created_at, AuditAction::ServiceTokenCreated);
