@@ -19,5 +19,6 @@ mod oidc;
 mod pages;
 mod passwords;
 mod saml;
+mod scim;
 mod sweeps;
 mod users;

@@ -31,6 +31,7 @@ pub mod imports;
 pub mod invitations;
 pub mod mail;
 pub mod policy;
+pub mod provisioning;
 pub mod resets;
 pub mod secrets;
 pub mod service;

@@ -28,6 +28,7 @@ use crate::mail::admin::{MailPorts, MailService};
 use crate::mail::models::OutboxEntry;
 use crate::mail::ports::{MailTransport, OutboxRepository};
 use crate::policy::Policy;
+use crate::provisioning::service::{ProvisioningPorts, ProvisioningService};
 use crate::resets::ports::PasswordRepository;
 use crate::resets::service::{PasswordPorts, PasswordService};
 use crate::secrets::{PasswordHasher, TokenGenerator};
@@ -147,6 +148,8 @@ pub struct UserManagement {
     pub service_tokens: ServiceTokenService,
     /// Deleting what can no longer matter.
     pub housekeeping: Housekeeping,
+    /// The identity provider's side (SCIM provisioning).
+    pub provisioning: ProvisioningService,
     ports: Ports,
     policy: Arc<Policy>,
 }
@@ -259,6 +262,10 @@ impl UserManagement {
                 clock: p.clock.clone(),
                 tokens: p.tokens.clone(),
             }),
+            provisioning: ProvisioningService::new(
+                ProvisioningPorts { users: p.users.clone() },
+                rules(),
+            ),
             housekeeping: Housekeeping::new(
                 HousekeepingPorts { throttle: p.throttle, sso: p.sso, clock: p.clock },
                 rules(),

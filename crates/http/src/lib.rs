@@ -14,6 +14,7 @@ mod errors;
 mod limits;
 mod pages;
 mod rate_limit;
+mod scim;
 
 /// Defuses a cell a spreadsheet would run as a formula (for CSV reports).
 use std::sync::Arc;
@@ -139,6 +140,7 @@ pub fn app(state: AppState) -> impl Endpoint {
             "/api",
             api.with(limits::BodyLimit::new(MAX_BODY_BYTES, state.import_limits.max_bytes)),
         )
+        .nest("/scim/v2", scim::routes().catch_all_error(scim::render_error))
         // Page forms are small; the Import Users page carries a whole file.
         .nest(
             "/",

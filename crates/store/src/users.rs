@@ -3,11 +3,11 @@
 
 use async_trait::async_trait;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
 use secureai_domain::users::ports::{
     ChangeUserError, Erasure, UserChange, UserPage, UserQuery, UserRepository,
 };
-use secureai_domain::{EmailAddress, StoreError, User, UserId};
+use secureai_domain::{EmailAddress, StoreError, User, UserId, UserStatus};
 
 use crate::audit::write_audit;
 use crate::convert::{ACTIVE, ADMIN};
@@ -176,6 +176,22 @@ impl UserRepository for SqlStore {
 
     async fn count_seats(&self) -> Result<u64, StoreError> {
         counted(&self.db, None, &SEAT_HOLDING).await.map_err(db("counting seats"))
+    }
+
+    async fn by_position(&self, offset: u64, limit: u32) -> Result<(Vec<User>, u64), StoreError> {
+        let rows = users::Entity::find()
+            .order_by_asc(users::Column::CreatedAt)
+            .order_by_asc(users::Column::Id)
+            .offset(offset)
+            .limit(u64::from(limit))
+            .all(&self.db)
+            .await
+            .map_err(db("reading users by position"))?;
+        let statuses = [UserStatus::Invited, UserStatus::Active, UserStatus::Deactivated];
+        let statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+        let total = counted(&self.db, None, &statuses).await.map_err(db("counting users"))?;
+        let users = rows.iter().map(user_from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok((users, total))
     }
 
     async fn get(&self, id: UserId) -> Result<Option<User>, StoreError> {

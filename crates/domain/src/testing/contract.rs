@@ -67,6 +67,7 @@ pub fn all() -> Vec<(&'static str, Contract)> {
         users::reactivation_refuses_past_the_seat_limit,
         users::deactivation_ends_sessions_and_voids_links,
         users::erase_anonymises_but_keeps_the_last_admin,
+        users::by_position_pages_in_creation_order,
         invitations::an_invitation_is_accepted_exactly_once,
         invitations::concurrent_acceptances_activate_once,
         invitations::reissue_voids_earlier_links_and_needs_an_invited_user,

@@ -86,6 +86,20 @@ impl UserRepository for InMemoryStore {
         Ok(self.state().users.get(&id).cloned())
     }
 
+    async fn by_position(&self, offset: u64, limit: u32) -> Result<(Vec<User>, u64), StoreError> {
+        let state = self.state();
+        let mut users: Vec<&User> = state.users.values().collect();
+        users.sort_by_key(|u| (u.created_at, u.id));
+        let total = users.len() as u64;
+        let page = users
+            .into_iter()
+            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+            .take(limit as usize)
+            .cloned()
+            .collect();
+        Ok((page, total))
+    }
+
     async fn find_by_email(&self, email: &EmailAddress) -> Result<Option<User>, StoreError> {
         Ok(self.state().users.values().find(|u| u.email == *email).cloned())
     }

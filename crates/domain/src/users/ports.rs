@@ -251,6 +251,13 @@ pub trait UserRepository: Send + Sync {
     /// MUST return `Ok(None)` if there is none; [`StoreError`] only on failure.
     async fn get(&self, id: UserId) -> Result<Option<User>, StoreError>;
 
+    /// Up to `limit` users from position `offset` (0-based) in creation
+    /// order, `(created_at, id)`, and how many users there are in all.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn by_position(&self, offset: u64, limit: u32) -> Result<(Vec<User>, u64), StoreError>;
+
     /// The user with this email, case-insensitively.
     ///
     /// # Errors

@@ -22,6 +22,7 @@ mod mail_admin;
 #[cfg(feature = "mocks")]
 mod mocks;
 mod outbox;
+mod provisioning;
 mod sessions;
 mod setup;
 mod sign_in;

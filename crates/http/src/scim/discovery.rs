@@ -1,0 +1,181 @@
+//! Discovery (RFC 7644 §4): what this server supports, its resource types
+//! and their schemas, so that a client knows what to send.
+
+use poem::http::StatusCode;
+use poem::web::Path;
+use poem::{Request, Response, handler};
+use serde_json::{Value, json};
+
+use super::{ScimError, State, caller, list_response, scim_json};
+
+pub(crate) const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub(crate) const ENTERPRISE_SCHEMA: &str =
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+/// The base URL of the SCIM endpoint, for `meta.location`.
+pub(crate) fn base(state: &crate::AppState) -> String {
+    format!("{}/scim/v2", state.public_url)
+}
+
+fn attribute(name: &str, description: &str) -> Value {
+    json!({
+        "name": name,
+        "type": "string",
+        "multiValued": false,
+        "description": description,
+        "required": false,
+        "caseExact": false,
+        "mutability": "readWrite",
+        "returned": "default",
+        "uniqueness": "none",
+    })
+}
+
+fn user_schema() -> Value {
+    let mut user_name = attribute(
+        "userName",
+        "The user's work email address: unique across the instance in any letter case.",
+    );
+    user_name["required"] = json!(true);
+    user_name["uniqueness"] = json!("server");
+    let mut name = attribute("name", "The user's name.");
+    name["type"] = json!("complex");
+    name["subAttributes"] = json!([attribute("formatted", "The full name, as displayed.")]);
+    let mut emails = attribute("emails", "The work email address (the same as userName).");
+    emails["type"] = json!("complex");
+    emails["multiValued"] = json!(true);
+    let mut kind = attribute("type", "Always `work`.");
+    kind["canonicalValues"] = json!(["work"]);
+    let mut primary = attribute("primary", "Always true.");
+    primary["type"] = json!("boolean");
+    emails["subAttributes"] = json!([attribute("value", "The address."), kind, primary]);
+    let mut active = attribute(
+        "active",
+        "false once deactivated: sign-in blocked, sessions ended, data kept. Users are never deleted.",
+    );
+    active["type"] = json!("boolean");
+    let mut roles = attribute("roles", "`admin` or `user`.");
+    roles["type"] = json!("complex");
+    roles["multiValued"] = json!(true);
+    roles["subAttributes"] = json!([attribute("value", "`admin` or `user`.")]);
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
+        "id": USER_SCHEMA,
+        "name": "User",
+        "description": "A person who uses SecureAI.",
+        "attributes": [
+            user_name,
+            name,
+            attribute("displayName", "The name shown in SecureAI."),
+            emails,
+            active,
+            roles,
+        ],
+        "meta": {"resourceType": "Schema", "location": format!("/scim/v2/Schemas/{USER_SCHEMA}")},
+    })
+}
+
+fn enterprise_schema() -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
+        "id": ENTERPRISE_SCHEMA,
+        "name": "EnterpriseUser",
+        "description": "Enterprise attributes: the department.",
+        "attributes": [attribute("department", "The user's department.")],
+        "meta": {
+            "resourceType": "Schema",
+            "location": format!("/scim/v2/Schemas/{ENTERPRISE_SCHEMA}"),
+        },
+    })
+}
+
+fn user_resource_type(base: &str) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
+        "id": "User",
+        "name": "User",
+        "endpoint": "/Users",
+        "description": "People who use SecureAI.",
+        "schema": USER_SCHEMA,
+        "schemaExtensions": [{"schema": ENTERPRISE_SCHEMA, "required": false}],
+        "meta": {"resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/User")},
+    })
+}
+
+/// `GET /ServiceProviderConfig`.
+#[handler]
+pub(crate) async fn service_provider_config(state: State<'_>, req: &Request) -> Response {
+    if let Err(e) = caller(&state, req).await {
+        return poem::IntoResponse::into_response(e);
+    }
+    let base = base(&state);
+    let body = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+        "patch": {"supported": false},
+        "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+        "filter": {"supported": true, "maxResults": state.service.policy().max_page_size},
+        "changePassword": {"supported": false},
+        "sort": {"supported": false},
+        "etag": {"supported": false},
+        "authenticationSchemes": [{
+            "type": "oauthbearertoken",
+            "name": "Service token",
+            "description": "A SecureAI service token with the scim scope (Settings › Service tokens), as Authorization: Bearer.",
+            "primary": true,
+        }],
+        "meta": {
+            "resourceType": "ServiceProviderConfig",
+            "location": format!("{base}/ServiceProviderConfig"),
+        },
+    });
+    scim_json(StatusCode::OK, &body)
+}
+
+/// `GET /ResourceTypes`.
+#[handler]
+pub(crate) async fn resource_types(state: State<'_>, req: &Request) -> Response {
+    if let Err(e) = caller(&state, req).await {
+        return poem::IntoResponse::into_response(e);
+    }
+    let types = vec![user_resource_type(&base(&state))];
+    scim_json(StatusCode::OK, &list_response(types, 1, 1))
+}
+
+/// `GET /ResourceTypes/{id}`.
+#[handler]
+pub(crate) async fn resource_type(
+    state: State<'_>,
+    req: &Request,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(e) = caller(&state, req).await {
+        return poem::IntoResponse::into_response(e);
+    }
+    if id == "User" {
+        scim_json(StatusCode::OK, &user_resource_type(&base(&state)))
+    } else {
+        poem::IntoResponse::into_response(ScimError::not_found("resource type"))
+    }
+}
+
+/// `GET /Schemas`.
+#[handler]
+pub(crate) async fn schemas(state: State<'_>, req: &Request) -> Response {
+    if let Err(e) = caller(&state, req).await {
+        return poem::IntoResponse::into_response(e);
+    }
+    scim_json(StatusCode::OK, &list_response(vec![user_schema(), enterprise_schema()], 2, 1))
+}
+
+/// `GET /Schemas/{id}`.
+#[handler]
+pub(crate) async fn schema(state: State<'_>, req: &Request, Path(id): Path<String>) -> Response {
+    if let Err(e) = caller(&state, req).await {
+        return poem::IntoResponse::into_response(e);
+    }
+    match id.as_str() {
+        USER_SCHEMA => scim_json(StatusCode::OK, &user_schema()),
+        ENTERPRISE_SCHEMA => scim_json(StatusCode::OK, &enterprise_schema()),
+        _ => poem::IntoResponse::into_response(ScimError::not_found("schema")),
+    }
+}

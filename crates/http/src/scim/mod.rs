@@ -1,0 +1,164 @@
+//! SCIM 2.0 provisioning at `/scim/v2` (RFC 7643, RFC 7644): the company's
+//! identity provider reads users with a service token that has the `scim`
+//! scope. Answers are `application/scim+json`; every refusal uses the SCIM
+//! error schema with a 4xx where the request is at fault (a 5xx makes an
+//! identity provider retry for ever). See `docs/design/scim.md`.
+
+mod discovery;
+mod users;
+
+use poem::http::StatusCode;
+use poem::web::Data;
+use poem::{IntoResponse, Request, Response, Route, get};
+use secureai_domain::PlainToken;
+use secureai_domain::access::ServiceCaller;
+use secureai_domain::analytics::errors::ServiceAuthError;
+use secureai_domain::analytics::models::TokenScope;
+use secureai_domain::provisioning::service::ProvisioningError;
+use serde_json::{Value, json};
+
+use crate::AppState;
+
+/// The media type of every answer.
+pub(crate) const SCIM_JSON: &str = "application/scim+json";
+const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+
+/// The routes under `/scim/v2`.
+pub(crate) fn routes() -> poem::Route {
+    Route::new()
+        .at("/ServiceProviderConfig", get(discovery::service_provider_config))
+        .at("/ResourceTypes", get(discovery::resource_types))
+        .at("/ResourceTypes/:id", get(discovery::resource_type))
+        .at("/Schemas", get(discovery::schemas))
+        .at("/Schemas/:id", get(discovery::schema))
+        .at("/Users", get(users::list))
+        .at("/Users/:id", get(users::get_user))
+}
+
+/// A SCIM error answer (RFC 7644 §3.12).
+#[derive(Debug)]
+pub(crate) struct ScimError {
+    status: StatusCode,
+    scim_type: Option<&'static str>,
+    detail: String,
+}
+
+impl ScimError {
+    pub(crate) fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        Self { status, scim_type: None, detail: detail.into() }
+    }
+
+    pub(crate) fn typed(
+        status: StatusCode,
+        scim_type: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self { status, scim_type: Some(scim_type), detail: detail.into() }
+    }
+
+    pub(crate) fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, format!("no {what} has this id"))
+    }
+
+    fn internal(error: &secureai_domain::StoreError) -> Self {
+        tracing::error!(%error, "SCIM request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "something went wrong on our side; the request can be sent again",
+        )
+    }
+}
+
+impl IntoResponse for ScimError {
+    fn into_response(self) -> Response {
+        let mut body = json!({
+            "schemas": [ERROR_SCHEMA],
+            "status": self.status.as_u16().to_string(),
+            "detail": self.detail,
+        });
+        if let Some(scim_type) = self.scim_type {
+            body["scimType"] = Value::from(scim_type);
+        }
+        let mut response = scim_json(self.status, &body);
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                poem::http::header::WWW_AUTHENTICATE,
+                poem::http::HeaderValue::from_static("Bearer realm=\"scim\""),
+            );
+        }
+        response
+    }
+}
+
+impl From<ProvisioningError> for ScimError {
+    fn from(error: ProvisioningError) -> Self {
+        match error {
+            ProvisioningError::Forbidden => Self::new(StatusCode::FORBIDDEN, error.to_string()),
+            ProvisioningError::NotFound => Self::not_found("user"),
+            ProvisioningError::Unexpected(e) => Self::internal(&e),
+        }
+    }
+}
+
+/// A JSON body as `application/scim+json`.
+pub(crate) fn scim_json(status: StatusCode, body: &Value) -> Response {
+    Response::builder().status(status).content_type(SCIM_JSON).body(body.to_string())
+}
+
+/// The provisioning client behind the request's bearer token.
+pub(crate) async fn caller(state: &AppState, req: &Request) -> Result<ServiceCaller, ScimError> {
+    let token = req
+        .headers()
+        .get(poem::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ScimError::new(
+                StatusCode::UNAUTHORIZED,
+                "send a service token with the scim scope as Authorization: Bearer",
+            )
+        })?;
+    state
+        .service
+        .service_tokens
+        .authenticate_service(&PlainToken::presented(token.to_owned()), TokenScope::Scim)
+        .await
+        .map_err(|error| match error {
+            ServiceAuthError::InvalidToken => {
+                ScimError::new(StatusCode::UNAUTHORIZED, "a valid service token is required")
+            }
+            ServiceAuthError::MissingScope { .. } => {
+                ScimError::new(StatusCode::FORBIDDEN, error.to_string())
+            }
+            ServiceAuthError::Unexpected(e) => ScimError::internal(&e),
+        })
+}
+
+/// Any refusal outside a handler (unknown path, wrong method, a body too
+/// large) in the SCIM error schema.
+pub(crate) async fn render_error(error: poem::Error) -> Response {
+    let status = error.status();
+    let detail = match status {
+        StatusCode::NOT_FOUND => "there is no such SCIM resource".to_owned(),
+        StatusCode::METHOD_NOT_ALLOWED => "this method is not supported here".to_owned(),
+        _ => error.to_string(),
+    };
+    ScimError::new(status, detail).into_response()
+}
+
+/// `{schemas, totalResults, startIndex, itemsPerPage, Resources}`.
+pub(crate) fn list_response(resources: Vec<Value>, total: u64, start_index: u64) -> Value {
+    json!({
+        "schemas": [LIST_SCHEMA],
+        "totalResults": total,
+        "startIndex": start_index,
+        "itemsPerPage": resources.len(),
+        "Resources": resources,
+    })
+}
+
+/// The state, for handlers written as plain poem endpoints.
+pub(crate) type State<'a> = Data<&'a AppState>;

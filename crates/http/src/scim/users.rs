@@ -1,0 +1,198 @@
+//! `/Users`: a user as a SCIM resource, one by id, and the list with
+//! `filter`, `startIndex` and `count`.
+
+use std::str::FromStr;
+
+use poem::http::StatusCode;
+use poem::web::{Path, Query};
+use poem::{IntoResponse, Request, Response, handler};
+use secureai_domain::{EmailAddress, User, UserId, UserStatus};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::discovery::{ENTERPRISE_SCHEMA, USER_SCHEMA, base};
+use super::{ScimError, State, caller, list_response, scim_json};
+
+/// The user as a SCIM resource.
+pub(crate) fn resource(user: &User, base: &str) -> Value {
+    let role = user.role.as_str();
+    let mut resource = json!({
+        "schemas": [USER_SCHEMA, ENTERPRISE_SCHEMA],
+        "id": user.id.to_string(),
+        "userName": user.email.as_str(),
+        "name": {"formatted": user.name.as_ref()},
+        "displayName": user.name.as_ref(),
+        "emails": [{"value": user.email.as_str(), "type": "work", "primary": true}],
+        "active": user.status() != UserStatus::Deactivated,
+        "roles": [{"value": role, "primary": true}],
+        "meta": {
+            "resourceType": "User",
+            "created": user.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "lastModified": last_modified(user).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "location": format!("{base}/Users/{}", user.id),
+        },
+    });
+    if let Some(department) = &user.department {
+        resource[ENTERPRISE_SCHEMA] = json!({"department": department.as_ref()});
+    }
+    resource
+}
+
+/// The latest time the user's state is known to have changed.
+fn last_modified(user: &User) -> chrono::DateTime<chrono::Utc> {
+    [Some(user.created_at), user.state.activated_at(), user.state.deactivated_at()]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(user.created_at)
+}
+
+/// `GET /Users/{id}`.
+#[handler]
+pub(crate) async fn get_user(state: State<'_>, req: &Request, Path(id): Path<String>) -> Response {
+    let caller = match caller(&state, req).await {
+        Ok(caller) => caller,
+        Err(e) => return e.into_response(),
+    };
+    let Ok(id) = id.parse::<UserId>() else {
+        return ScimError::not_found("user").into_response();
+    };
+    match state.service.provisioning.user(&caller, id).await {
+        Ok(user) => scim_json(StatusCode::OK, &resource(&user, &base(&state))),
+        Err(e) => ScimError::from(e).into_response(),
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct ListQuery {
+    #[serde(default)]
+    filter: Option<String>,
+    #[serde(default, rename = "startIndex")]
+    start_index: Option<String>,
+    #[serde(default)]
+    count: Option<String>,
+}
+
+/// Longest filter accepted, in characters.
+const MAX_FILTER_CHARS: usize = 1_000;
+
+/// A filter this server answers: one user by a unique attribute.
+enum Lookup {
+    Email(EmailAddress),
+    Id(String),
+    /// A value no user can have (not an address, say).
+    Nobody,
+}
+
+/// Reads `filter` as the lookups identity providers send (`userName eq
+/// "…"`, `emails.value eq "…"`, `id eq "…"`); any other filter is refused
+/// as `invalidFilter`, naming what is supported.
+fn lookup(filter: &str) -> Result<Lookup, ScimError> {
+    use scim_v2::filter::{AttrExp, CompValue, CompareOp, Filter};
+    let invalid =
+        |detail: String| ScimError::typed(StatusCode::BAD_REQUEST, "invalidFilter", detail);
+    if filter.chars().count() > MAX_FILTER_CHARS {
+        return Err(invalid(format!("a filter has at most {MAX_FILTER_CHARS} characters")));
+    }
+    let parsed =
+        Filter::from_str(filter).map_err(|e| invalid(format!("the filter does not parse: {e}")))?;
+    let unsupported = || {
+        invalid(
+            "this server answers filters on one unique attribute so far: userName eq, emails.value eq or id eq"
+                .to_owned(),
+        )
+    };
+    let Filter::Attr(AttrExp::Comparison(path, CompareOp::Eq, CompValue::Str(value))) = parsed
+    else {
+        return Err(unsupported());
+    };
+    if path.uri.as_deref().is_some_and(|uri| uri != USER_SCHEMA) {
+        return Err(unsupported());
+    }
+    let name = path.name.to_ascii_lowercase();
+    let sub = path.sub_attr.as_deref().map(str::to_ascii_lowercase);
+    match (name.as_str(), sub.as_deref()) {
+        ("username", None) | ("emails", Some("value")) => {
+            Ok(EmailAddress::parse(&value).map_or(Lookup::Nobody, Lookup::Email))
+        }
+        ("id", None) => Ok(Lookup::Id(value)),
+        _ => Err(unsupported()),
+    }
+}
+
+/// A whole-number parameter, or the default; below zero counts as zero
+/// (RFC 7644 §3.4.2.4); anything else is `invalidValue`.
+fn whole(raw: Option<&str>, name: &str, default: u64) -> Result<u64, ScimError> {
+    match raw.map(str::trim) {
+        None | Some("") => Ok(default),
+        Some(text) => text.parse::<i64>().map(|n| u64::try_from(n).unwrap_or(0)).map_err(|_| {
+            ScimError::typed(
+                StatusCode::BAD_REQUEST,
+                "invalidValue",
+                format!(
+                    "{name} must be a whole number, not `{}`",
+                    text.chars().take(20).collect::<String>()
+                ),
+            )
+        }),
+    }
+}
+
+/// `GET /Users`: by filter, or a page by `startIndex` (1-based) and
+/// `count`, in creation order.
+#[handler]
+pub(crate) async fn list(
+    state: State<'_>,
+    req: &Request,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    match list_users(&state, req, query).await {
+        Ok(body) => scim_json(StatusCode::OK, &body),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn list_users(
+    state: &State<'_>,
+    req: &Request,
+    query: ListQuery,
+) -> Result<Value, ScimError> {
+    let caller = caller(state, req).await?;
+    let base = base(state);
+    // RFC 7644 §3.4.2.4: values below 1 are 1; a negative count is 0.
+    let start_index = whole(query.start_index.as_deref(), "startIndex", 1)?.max(1);
+    let max = u64::from(state.service.policy().max_page_size);
+    let count = whole(query.count.as_deref(), "count", max)?.min(max);
+    if let Some(filter) = query.filter.as_deref().filter(|f| !f.trim().is_empty()) {
+        let found = match lookup(filter)? {
+            Lookup::Email(email) => {
+                state.service.provisioning.user_by_email(&caller, &email).await?
+            }
+            Lookup::Id(id) => match id.parse::<UserId>() {
+                Ok(id) => match state.service.provisioning.user(&caller, id).await {
+                    Ok(user) => Some(user),
+                    Err(secureai_domain::provisioning::service::ProvisioningError::NotFound) => {
+                        None
+                    }
+                    Err(e) => return Err(e.into()),
+                },
+                Err(_) => None,
+            },
+            Lookup::Nobody => None,
+        };
+        let total = u64::from(found.is_some());
+        let shown: Vec<Value> = found
+            .iter()
+            .filter(|_| start_index == 1 && count > 0)
+            .map(|u| resource(u, &base))
+            .collect();
+        return Ok(list_response(shown, total, start_index));
+    }
+    let page = state
+        .service
+        .provisioning
+        .users_by_position(&caller, start_index - 1, u32::try_from(count).unwrap_or(u32::MAX))
+        .await?;
+    let resources = page.users.iter().map(|u| resource(u, &base)).collect();
+    Ok(list_response(resources, page.total, start_index))
+}

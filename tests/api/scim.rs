@@ -1,0 +1,153 @@
+//! SCIM 2.0 at `/scim/v2`, read side: a service token with the `scim`
+//! scope, discovery, users by id, by filter and by position, errors in the
+//! SCIM schema.
+
+use reqwest::StatusCode;
+use secureai_tests::{ADMIN_EMAIL, TestApp, body};
+use serde_json::{Value, json};
+
+async fn token(app: &TestApp, admin: &str, scopes: Value) -> String {
+    let created = app
+        .post("/api/v1/service-tokens", Some(admin), json!({"name": "Entra ID", "scopes": scopes}))
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    body(created).await["secret"].as_str().unwrap().to_owned()
+}
+
+async fn scim(app: &TestApp, token: Option<&str>, path: &str) -> (StatusCode, Value) {
+    let mut request = app.http.get(app.url(&format!("/scim/v2{path}")));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let kind = response.headers()["content-type"].to_str().unwrap().to_owned();
+    assert_eq!(kind, "application/scim+json", "{path}");
+    (status, response.json().await.unwrap())
+}
+
+fn assert_scim_error(answer: &(StatusCode, Value), status: StatusCode, scim_type: Option<&str>) {
+    assert_eq!(answer.0, status, "{}", answer.1);
+    assert_eq!(answer.1["schemas"], json!(["urn:ietf:params:scim:api:messages:2.0:Error"]));
+    assert_eq!(answer.1["status"], json!(status.as_u16().to_string()));
+    assert_eq!(answer.1["scimType"].as_str(), scim_type, "{}", answer.1);
+    assert!(answer.1["detail"].as_str().is_some_and(|d| !d.is_empty()));
+}
+
+#[tokio::test]
+async fn only_a_token_with_the_scim_scope_opens_it_and_discovery_says_what_is_supported() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    let usage = token(&app, &admin, json!(["usage"])).await;
+    let scim_token = token(&app, &admin, json!(["scim"])).await;
+
+    assert_scim_error(&scim(&app, None, "/Users").await, StatusCode::UNAUTHORIZED, None);
+    assert_scim_error(
+        &scim(&app, Some("sat_nope"), "/Users").await,
+        StatusCode::UNAUTHORIZED,
+        None,
+    );
+    assert_scim_error(&scim(&app, Some(&usage), "/Users").await, StatusCode::FORBIDDEN, None);
+    assert_scim_error(&scim(&app, Some(&admin), "/Users").await, StatusCode::UNAUTHORIZED, None);
+
+    let (status, config) = scim(&app, Some(&scim_token), "/ServiceProviderConfig").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (&config["bulk"]["supported"], &config["sort"]["supported"]),
+        (&json!(false), &json!(false))
+    );
+    assert_eq!(config["filter"]["supported"], true);
+    let (_, types) = scim(&app, Some(&scim_token), "/ResourceTypes").await;
+    assert_eq!(types["Resources"][0]["endpoint"], "/Users");
+    let (_, user_type) = scim(&app, Some(&scim_token), "/ResourceTypes/User").await;
+    assert_eq!(user_type["schema"], "urn:ietf:params:scim:schemas:core:2.0:User");
+    let (_, schemas) = scim(&app, Some(&scim_token), "/Schemas").await;
+    assert_eq!(schemas["totalResults"], 2);
+    let (_, user_schema) =
+        scim(&app, Some(&scim_token), "/Schemas/urn:ietf:params:scim:schemas:core:2.0:User").await;
+    let user_name = &user_schema["attributes"][0];
+    assert_eq!(
+        (&user_name["name"], &user_name["uniqueness"]),
+        (&json!("userName"), &json!("server"))
+    );
+    assert_scim_error(
+        &scim(&app, Some(&scim_token), "/Schemas/nope").await,
+        StatusCode::NOT_FOUND,
+        None,
+    );
+    assert_scim_error(
+        &scim(&app, Some(&scim_token), "/Nothing").await,
+        StatusCode::NOT_FOUND,
+        None,
+    );
+}
+
+#[tokio::test]
+async fn users_are_read_by_id_by_unique_attribute_and_by_position() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    let scim_token = token(&app, &admin, json!(["scim"])).await;
+    for i in 0..5 {
+        app.invite(&admin, &format!("user{i}@example.com"), "user").await;
+    }
+    let root = app.user_id(&admin, ADMIN_EMAIL).await;
+    let gone = app.user_id(&admin, "user4@example.com").await;
+    let deactivated =
+        app.patch(&format!("/api/v1/users/{gone}"), &admin, json!({"active": false})).await;
+    assert_eq!(deactivated.status(), StatusCode::OK);
+    let t = Some(scim_token.as_str());
+
+    let (status, user) = scim(&app, t, &format!("/Users/{root}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((&user["id"], &user["userName"]), (&json!(root), &json!(ADMIN_EMAIL)));
+    assert_eq!((&user["active"], &user["roles"][0]["value"]), (&json!(true), &json!("admin")));
+    assert_eq!(user["emails"][0], json!({"value": ADMIN_EMAIL, "type": "work", "primary": true}));
+    assert!(
+        user["meta"]["location"].as_str().unwrap().ends_with(&format!("/scim/v2/Users/{root}"))
+    );
+    let (_, gone_user) = scim(&app, t, &format!("/Users/{gone}")).await;
+    assert_eq!(gone_user["active"], false, "deactivated, never deleted");
+    let unknown = format!("/Users/{}", secureai_domain::UserId::generate());
+    assert_scim_error(&scim(&app, t, &unknown).await, StatusCode::NOT_FOUND, None);
+    assert_scim_error(&scim(&app, t, "/Users/not-an-id").await, StatusCode::NOT_FOUND, None);
+
+    // Entra and Okta look users up by userName, in any letter case.
+    let by_name = |value: &str| format!("/Users?filter=userName%20eq%20%22{value}%22");
+    let (_, found) = scim(&app, t, &by_name("USER1@Example.com")).await;
+    assert_eq!(
+        (&found["totalResults"], &found["Resources"][0]["userName"]),
+        (&json!(1), &json!("user1@example.com"))
+    );
+    let (_, none) = scim(&app, t, &by_name("nobody@example.com")).await;
+    assert_eq!((&none["totalResults"], &none["Resources"]), (&json!(0), &json!([])));
+    let (_, by_email) =
+        scim(&app, t, "/Users?filter=emails.value%20eq%20%22user2%40example.com%22").await;
+    assert_eq!(by_email["totalResults"], 1);
+    let (_, by_id) = scim(&app, t, &format!("/Users?filter=id%20eq%20%22{root}%22")).await;
+    assert_eq!(by_id["Resources"][0]["id"], json!(root));
+    let unsupported = scim(&app, t, "/Users?filter=displayName%20co%20%22a%22").await;
+    assert_scim_error(&unsupported, StatusCode::BAD_REQUEST, Some("invalidFilter"));
+    let broken = scim(&app, t, "/Users?filter=userName%20eq").await;
+    assert_scim_error(&broken, StatusCode::BAD_REQUEST, Some("invalidFilter"));
+
+    // Pages by position: 1-based, in creation order, integer counts.
+    let (_, all) = scim(&app, t, "/Users").await;
+    assert_eq!(all["totalResults"], 6);
+    let ids: Vec<&str> =
+        all["Resources"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 6);
+    let (_, page) = scim(&app, t, "/Users?startIndex=2&count=2").await;
+    assert_eq!(
+        (&page["startIndex"], &page["itemsPerPage"], &page["totalResults"]),
+        (&json!(2), &json!(2), &json!(6))
+    );
+    let page_ids: Vec<&str> =
+        page["Resources"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap()).collect();
+    assert_eq!(page_ids, ids[1..3]);
+    let (_, empty) = scim(&app, t, "/Users?count=0").await;
+    assert_eq!((&empty["itemsPerPage"], &empty["totalResults"]), (&json!(0), &json!(6)));
+    let (_, past) = scim(&app, t, "/Users?startIndex=100").await;
+    assert_eq!(past["Resources"], json!([]));
+    let bad = scim(&app, t, "/Users?startIndex=abc").await;
+    assert_scim_error(&bad, StatusCode::BAD_REQUEST, Some("invalidValue"));
+}
