@@ -376,7 +376,10 @@ async fn the_panel_uses_the_guides_words() {
     }
     let sections = browser.text().await;
     let sections = sections.replace('\n', " ");
-    assert!(sections.contains("Seats Single sign-on Usage reporting Email"), "{sections}");
+    assert!(
+        sections.contains("Seats Single sign-on Usage reporting Provisioning Email"),
+        "{sections}"
+    );
     browser.go(&app.url("/admin/users")).await;
     let table = browser.table_text().await;
     assert!(table.contains("Admin Active") && table.contains("User Active"), "{table}");
@@ -391,5 +394,41 @@ async fn the_panel_uses_the_guides_words() {
     browser.click("Terminate Sessions").await;
     assert_eq!(browser.count("form button[type=submit]").await, 2);
     assert!(browser.text().await.contains("Terminate Sessions Cancel"));
+    browser.close().await;
+}
+
+/// Settings › Provisioning: the SCIM address to paste into the identity
+/// provider and a token, shown once, that opens SCIM and nothing else.
+#[tokio::test]
+async fn provisioning_shows_the_scim_address_and_a_token_once() {
+    let turn = take_turn().await;
+    let app = TestApp::with_admin().await;
+    let browser = Browser::laptop(&turn).await;
+    sign_in(&browser, &app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    browser.go(&app.url("/admin/settings")).await;
+    browser.click("Set up provisioning").await;
+    let address = browser.text_of("scim-url").await;
+    assert!(address.starts_with("http") && address.ends_with("/scim/v2"), "{address}");
+    browser.fill("name", "Entra ID").await;
+    browser.click("Create provisioning token").await;
+    let secret = browser.text_of("new-token").await;
+    browser.screenshot("provisioning").await;
+
+    let users = app.http.get(app.url("/scim/v2/Users")).bearer_auth(&secret).send().await.unwrap();
+    assert_eq!(users.status(), reqwest::StatusCode::OK);
+    assert_eq!(users.json::<serde_json::Value>().await.unwrap()["totalResults"], 1);
+    let usage = app
+        .http
+        .post(app.url("/api/v1/usage-events"))
+        .bearer_auth(&secret)
+        .json(&json!({"events": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(usage.status(), reqwest::StatusCode::FORBIDDEN, "it opens SCIM only");
+    browser.go(&app.url("/admin/settings/provisioning")).await;
+    assert_eq!(browser.count("#new-token").await, 0, "shown once");
+    let table = browser.text_of("provisioning-tokens").await;
+    assert!(table.contains("Entra ID") && !table.contains("never"), "its use is recorded: {table}");
     browser.close().await;
 }

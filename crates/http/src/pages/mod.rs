@@ -9,6 +9,7 @@ mod import;
 mod links;
 mod mail;
 mod profile;
+mod provisioning;
 mod settings;
 mod setup;
 mod shell;
@@ -73,6 +74,11 @@ pub(crate) fn routes() -> Route {
                 .post(analytics::save_service_token.with(CookieJarManager::new())),
         )
         .at("/admin/settings", get(settings::settings.with(CookieJarManager::new())))
+        .at(
+            "/admin/settings/provisioning",
+            get(provisioning::show.with(CookieJarManager::new()))
+                .post(provisioning::create_token.with(CookieJarManager::new())),
+        )
         .at(
             "/admin/settings/sso",
             get(settings::sso_settings.with(CookieJarManager::new()))

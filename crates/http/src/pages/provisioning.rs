@@ -1,0 +1,111 @@
+//! Settings › Provisioning: what to paste into the identity provider (the
+//! SCIM base URL and a token that opens only SCIM), and the tokens it holds.
+
+use askama::Template;
+use poem::http::StatusCode;
+use poem::web::{Data, Form};
+use poem::{Request, Response, handler};
+use secureai_domain::analytics::models::TokenScope;
+use serde::Deserialize;
+
+use super::shell::{Nav, admin_viewer, form_admin, sentence, when};
+use super::{internal, page};
+use crate::AppState;
+use crate::auth::request_context;
+
+struct ProvisioningToken {
+    name: String,
+    created: String,
+    last_used: String,
+    revoked: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "provisioning.html")]
+struct ProvisioningPage {
+    nav: Nav,
+    /// The SCIM base URL ("Tenant URL" in Entra ID, "SCIM connector base
+    /// URL" in Okta).
+    base_url: String,
+    tokens: Vec<ProvisioningToken>,
+    /// A token just created: its name and secret, shown on this answer only.
+    created: Option<(String, String)>,
+    error: Option<String>,
+}
+
+async fn render(
+    state: &AppState,
+    nav: Nav,
+    admin: &secureai_domain::access::Admin,
+    created: Option<(String, String)>,
+    error: Option<String>,
+) -> Response {
+    let tokens = match state.service.service_tokens.service_tokens(admin).await {
+        Ok(tokens) => tokens,
+        Err(e) => return internal(&e),
+    };
+    let tokens = tokens
+        .iter()
+        .filter(|t| t.allows(TokenScope::Scim))
+        .map(|t| ProvisioningToken {
+            name: t.name.clone(),
+            created: when(Some(t.created_at)),
+            last_used: t.last_used_at.map_or_else(|| "never".to_owned(), |at| when(Some(at))),
+            revoked: t.revoked_at.map(|at| when(Some(at))),
+        })
+        .collect();
+    let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    let template = ProvisioningPage {
+        nav,
+        base_url: format!("{}/scim/v2", state.public_url),
+        tokens,
+        created,
+        error,
+    };
+    page(status, &template)
+}
+
+/// `GET /admin/settings/provisioning`.
+#[handler]
+pub(crate) async fn show(state: Data<&AppState>, req: &Request) -> Response {
+    let (viewer, admin) = match admin_viewer(&state, req).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    render(&state, viewer.nav("settings"), &admin, None, None).await
+}
+
+#[derive(Deserialize)]
+pub(crate) struct NewTokenForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+}
+
+/// `POST /admin/settings/provisioning`: a token that opens only SCIM.
+#[handler]
+pub(crate) async fn create_token(
+    state: Data<&AppState>,
+    req: &Request,
+    Form(form): Form<NewTokenForm>,
+) -> Response {
+    let (viewer, admin) = match form_admin(&state, req, &form.csrf).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let scopes = [TokenScope::Scim.as_str().to_owned()];
+    let context = request_context(req);
+    let tokens = &state.service.service_tokens;
+    match tokens.create_service_token(&admin, &form.name, Some(&scopes), &context).await {
+        Ok(issued) => {
+            let created = (issued.token.name.clone(), issued.secret.expose().to_owned());
+            render(&state, viewer.nav("settings"), &admin, Some(created), None).await
+        }
+        Err(secureai_domain::analytics::errors::ServiceTokenError::Unexpected(e)) => internal(&e),
+        Err(error) => {
+            let error = Some(sentence(&error.to_string()));
+            render(&state, viewer.nav("settings"), &admin, None, error).await
+        }
+    }
+}
