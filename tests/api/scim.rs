@@ -151,3 +151,54 @@ async fn users_are_read_by_id_by_unique_attribute_and_by_position() {
     let bad = scim(&app, t, "/Users?startIndex=abc").await;
     assert_scim_error(&bad, StatusCode::BAD_REQUEST, Some("invalidValue"));
 }
+
+#[tokio::test]
+async fn answers_carry_the_attributes_asked_for_and_a_version_that_follows_changes() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    let scim_token = token(&app, &admin, json!(["scim"])).await;
+    let created = body(
+        app.post(
+            "/api/v1/users",
+            Some(&admin),
+            json!({"email": "ada@example.com", "name": "Ada", "role": "user", "department": "Research"}),
+        )
+        .await,
+    )
+    .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let t = Some(scim_token.as_str());
+
+    let (_, only) = scim(&app, t, &format!("/Users/{id}?attributes=userName,name.formatted")).await;
+    let mut keys: Vec<&String> = only.as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["id", "name", "schemas", "userName"], "{only}");
+    let department = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    let (_, full) = scim(&app, t, &format!("/Users/{id}")).await;
+    assert_eq!(full[department]["department"], "Research");
+    let (_, less) =
+        scim(&app, t, &format!("/Users/{id}?excludedAttributes=emails,{department}:department"))
+            .await;
+    assert!(less.get("emails").is_none() && less.get(department).is_none(), "{less}");
+    assert_eq!(less["userName"], "ada@example.com");
+    let (_, listed) = scim(&app, t, "/Users?attributes=userName").await;
+    assert!(listed["Resources"].as_array().unwrap().iter().all(|u| u.get("emails").is_none()));
+
+    let response = app
+        .http
+        .get(app.url(&format!("/scim/v2/Users/{id}")))
+        .bearer_auth(&scim_token)
+        .send()
+        .await
+        .unwrap();
+    let etag = response.headers()["etag"].to_str().unwrap().to_owned();
+    let before: Value = response.json().await.unwrap();
+    assert!(etag.starts_with("W/\"") && before["meta"]["version"] == json!(etag), "{etag}");
+    let (_, again) = scim(&app, t, &format!("/Users/{id}")).await;
+    assert_eq!(again["meta"]["version"], before["meta"]["version"], "stable while nothing changes");
+    let renamed =
+        app.patch(&format!("/api/v1/users/{id}"), &admin, json!({"name": "Ada Lovelace"})).await;
+    assert_eq!(renamed.status(), StatusCode::OK);
+    let (_, after) = scim(&app, t, &format!("/Users/{id}")).await;
+    assert_ne!(after["meta"]["version"], before["meta"]["version"]);
+}

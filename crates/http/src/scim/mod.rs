@@ -5,6 +5,7 @@
 //! identity provider retry for ever). See `docs/design/scim.md`.
 
 mod discovery;
+mod projection;
 mod users;
 
 use poem::http::StatusCode;

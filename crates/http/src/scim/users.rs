@@ -35,7 +35,36 @@ pub(crate) fn resource(user: &User, base: &str) -> Value {
     if let Some(department) = &user.department {
         resource[ENTERPRISE_SCHEMA] = json!({"department": department.as_ref()});
     }
+    resource["meta"]["version"] = Value::from(version(&resource));
     resource
+}
+
+/// A weak entity tag of the resource as shown: it changes whenever any
+/// attribute does.
+fn version(resource: &Value) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(resource.to_string().as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("W/\"{hex}\"")
+}
+
+/// `attributes` and `excludedAttributes`.
+#[derive(Deserialize, Default)]
+pub(crate) struct Projection {
+    #[serde(default)]
+    attributes: Option<String>,
+    #[serde(default, rename = "excludedAttributes")]
+    excluded_attributes: Option<String>,
+}
+
+impl Projection {
+    fn apply(&self, resource: Value) -> Value {
+        super::projection::project(
+            resource,
+            self.attributes.as_deref(),
+            self.excluded_attributes.as_deref(),
+        )
+    }
 }
 
 /// The latest time the user's state is known to have changed.
@@ -49,7 +78,12 @@ fn last_modified(user: &User) -> chrono::DateTime<chrono::Utc> {
 
 /// `GET /Users/{id}`.
 #[handler]
-pub(crate) async fn get_user(state: State<'_>, req: &Request, Path(id): Path<String>) -> Response {
+pub(crate) async fn get_user(
+    state: State<'_>,
+    req: &Request,
+    Path(id): Path<String>,
+    Query(projection): Query<Projection>,
+) -> Response {
     let caller = match caller(&state, req).await {
         Ok(caller) => caller,
         Err(e) => return e.into_response(),
@@ -58,7 +92,15 @@ pub(crate) async fn get_user(state: State<'_>, req: &Request, Path(id): Path<Str
         return ScimError::not_found("user").into_response();
     };
     match state.service.provisioning.user(&caller, id).await {
-        Ok(user) => scim_json(StatusCode::OK, &resource(&user, &base(&state))),
+        Ok(user) => {
+            let full = resource(&user, &base(&state));
+            let tag = full["meta"]["version"].as_str().unwrap_or_default().to_owned();
+            let mut response = scim_json(StatusCode::OK, &projection.apply(full));
+            if let Ok(tag) = poem::http::HeaderValue::from_str(&tag) {
+                response.headers_mut().insert(poem::http::header::ETAG, tag);
+            }
+            response
+        }
         Err(e) => ScimError::from(e).into_response(),
     }
 }
@@ -71,6 +113,8 @@ pub(crate) struct ListQuery {
     start_index: Option<String>,
     #[serde(default)]
     count: Option<String>,
+    #[serde(flatten)]
+    projection: Projection,
 }
 
 /// Longest filter accepted, in characters.
@@ -184,7 +228,7 @@ async fn list_users(
         let shown: Vec<Value> = found
             .iter()
             .filter(|_| start_index == 1 && count > 0)
-            .map(|u| resource(u, &base))
+            .map(|u| query.projection.apply(resource(u, &base)))
             .collect();
         return Ok(list_response(shown, total, start_index));
     }
@@ -193,6 +237,6 @@ async fn list_users(
         .provisioning
         .users_by_position(&caller, start_index - 1, u32::try_from(count).unwrap_or(u32::MAX))
         .await?;
-    let resources = page.users.iter().map(|u| resource(u, &base)).collect();
+    let resources = page.users.iter().map(|u| query.projection.apply(resource(u, &base))).collect();
     Ok(list_response(resources, page.total, start_index))
 }
