@@ -15,6 +15,7 @@ mod m20261128_000006_usage_running_totals;
 mod m20261128_000007_user_search_text;
 mod m20261203_000008_search_terms_created;
 mod m20261203_000009_service_token_scopes;
+mod m20261203_000010_invitations_expiry;
 
 /// How many of [`Migrator::migrations`] made up each release, oldest first:
 /// an upgrade test migrates a database to a release's schema, fills it as
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000007_user_search_text::Migration),
             Box::new(m20261203_000008_search_terms_created::Migration),
             Box::new(m20261203_000009_service_token_scopes::Migration),
+            Box::new(m20261203_000010_invitations_expiry::Migration),
         ]
     }
 }

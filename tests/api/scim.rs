@@ -23,6 +23,7 @@ async fn scim(app: &TestApp, token: Option<&str>, path: &str) -> (StatusCode, Va
     let status = response.status();
     let kind = response.headers()["content-type"].to_str().unwrap().to_owned();
     assert_eq!(kind, "application/scim+json", "{path}");
+    assert_eq!(response.headers()["cache-control"], "no-store", "{path}");
     (status, response.json().await.unwrap())
 }
 
@@ -49,6 +50,19 @@ async fn only_a_token_with_the_scim_scope_opens_it_and_discovery_says_what_is_su
     );
     assert_scim_error(&scim(&app, Some(&usage), "/Users").await, StatusCode::FORBIDDEN, None);
     assert_scim_error(&scim(&app, Some(&admin), "/Users").await, StatusCode::UNAUTHORIZED, None);
+
+    // The scheme's name in any letter case.
+    let lower = app
+        .http
+        .get(app.url("/scim/v2/Users"))
+        .header("authorization", format!("bearer {scim_token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lower.status(), StatusCode::OK);
+    let too_many = format!("/Users?attributes={}", "userName,".repeat(60));
+    let too_many = scim(&app, Some(&scim_token), &too_many).await;
+    assert_scim_error(&too_many, StatusCode::BAD_REQUEST, Some("invalidValue"));
 
     let (status, config) = scim(&app, Some(&scim_token), "/ServiceProviderConfig").await;
     assert_eq!(status, StatusCode::OK);

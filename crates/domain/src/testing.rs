@@ -198,6 +198,17 @@ impl MemoryState {
         });
     }
 
+    /// Drops the user's unsent emails of `kinds` that no worker is sending
+    /// at `now`: their links are void.
+    fn drop_unsent_links(&mut self, user: UserId, kinds: &[&str], now: DateTime<Utc>) {
+        self.outbox.retain(|stored| {
+            stored.mail.user_id != Some(user)
+                || stored.sent_at.is_some()
+                || stored.leased_until.is_some_and(|until| until >= now)
+                || !kinds.contains(&stored.mail.message.kind())
+        });
+    }
+
     fn revoke_pending_links(&mut self, user: UserId, at: DateTime<Utc>) {
         let links = self.invitations.iter_mut().map(|i| (i.user_id, &mut i.state));
         let resets = self.resets.iter_mut().map(|r| (r.user_id, &mut r.state));

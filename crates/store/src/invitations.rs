@@ -19,7 +19,7 @@ use crate::directory::count_move;
 use crate::directory::{count_delta, counted, index_user, search_text};
 use crate::entities::{invitations, outbox, users};
 use crate::outbox::mail_to_row;
-use crate::users::SEAT_HOLDING;
+use crate::users::{SEAT_HOLDING, drop_unsent_links};
 use crate::{SqlStore, is_unique_violation, retry_transaction, take_guard};
 use secureai_domain::users::models::SeatLimit;
 
@@ -102,16 +102,14 @@ impl InvitationRepository for SqlStore {
                 return Err(ReissueError::NotInvited);
             }
             if let Some(email) = &reissue.new_email {
+                // Under the guard, as every other change of a user: a change
+                // worked out from the old address is then refused as stale.
+                take_guard(&txn).await.map_err(db("taking the guard"))?;
                 change_email(&txn, &user_id, email).await?;
             }
             // Unsent invitation emails of the user carry links void from now.
-            outbox::Entity::delete_many()
-                .filter(outbox::Column::UserId.eq(user_id.clone()))
-                .filter(outbox::Column::Kind.is_in(INVITATION_KINDS))
-                .filter(outbox::Column::Status.ne("sent"))
-                .exec(&txn)
-                .await
-                .map_err(db("dropping unsent invitation emails"))?;
+            let now = micros(reissue.invitation.created_at);
+            drop_unsent_links(&txn, &user_id, &INVITATION_KINDS, now).await?;
             invitations::Entity::update_many()
                 .col_expr(invitations::Column::State, Expr::value("revoked"))
                 .col_expr(

@@ -96,6 +96,7 @@ impl UserRepository for SqlStore {
             if change.revoke_links {
                 let at = change.audit.first().map_or(0, |e| micros(e.at));
                 revoke_pending_links(&txn, &id, at).await?;
+                drop_unsent_links(&txn, &id, &LINK_KINDS, at).await?;
             }
             for event in &change.audit {
                 write_audit(&txn, event).await?;
@@ -246,9 +247,39 @@ async fn revoke_pending_links(
     Ok(())
 }
 
-/// Takes the guard, then checks that the user's role and status are still
-/// those of `before` (else `Stale`) and, if `keep_an_admin`, that another
-/// active admin exists (else `LastAdmin`).
+/// The kinds of email that carry a link a deactivation voids.
+const LINK_KINDS: [&str; 3] = ["invitation", "access_ready", "password_reset"];
+
+/// Deletes the user's emails of `kinds` not sent yet and not being sent
+/// (a worker's lease runs past `now`): their links are void, so they must
+/// not go out, nor stay in "Retry all".
+pub(crate) async fn drop_unsent_links(
+    txn: &sea_orm::DatabaseTransaction,
+    user_id: &str,
+    kinds: &[&str],
+    now: i64,
+) -> Result<(), StoreError> {
+    outbox::Entity::delete_many()
+        .filter(outbox::Column::UserId.eq(user_id))
+        .filter(outbox::Column::Kind.is_in(kinds.iter().copied()))
+        .filter(outbox::Column::Status.ne("sent"))
+        .filter(
+            sea_orm::Condition::any()
+                .add(outbox::Column::LeasedUntil.is_null())
+                .add(outbox::Column::LeasedUntil.lt(now)),
+        )
+        .exec(txn)
+        .await
+        .map_err(db("dropping unsent emails of void links"))?;
+    Ok(())
+}
+
+/// Takes the guard, then checks that the user's role, status and address
+/// are still those of `before` (else `Stale`: the change was worked out
+/// from an older user, and would write their old address back into the
+/// search index) and, if `keep_an_admin`, that another active admin exists
+/// (else `LastAdmin`). An address changes only under the guard too
+/// (`InvitationRepository::reissue`).
 async fn guard_unchanged(
     txn: &sea_orm::DatabaseTransaction,
     before: &User,
@@ -260,7 +291,10 @@ async fn guard_unchanged(
         .await
         .map_err(db("reading the user to change"))?
         .ok_or(ChangeUserError::Stale)?;
-    if current.role != before.role.as_str() || current.status != before.status().as_str() {
+    if current.role != before.role.as_str()
+        || current.status != before.status().as_str()
+        || current.email_key != before.email.key()
+    {
         return Err(ChangeUserError::Stale);
     }
     if keep_an_admin {

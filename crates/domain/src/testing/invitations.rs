@@ -48,11 +48,8 @@ impl InvitationRepository for InMemoryStore {
         {
             user.email = email;
         }
-        state.outbox.retain(|stored| {
-            stored.mail.user_id != Some(user_id)
-                || stored.sent_at.is_some()
-                || !crate::mail::models::INVITATION_KINDS.contains(&stored.mail.message.kind())
-        });
+        let now = reissue.invitation.created_at;
+        state.drop_unsent_links(user_id, &crate::mail::models::INVITATION_KINDS, now);
         let at = reissue.invitation.created_at;
         for invitation in &mut state.invitations {
             if invitation.user_id == user_id && invitation.state == InvitationState::Pending {

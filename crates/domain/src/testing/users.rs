@@ -17,7 +17,10 @@ impl UserRepository for InMemoryStore {
         let mut state = self.state();
         let id = change.before.id;
         let current = state.users.get(&id).ok_or(ChangeUserError::Stale)?;
-        if current.role != change.before.role || current.status() != change.before.status() {
+        if current.role != change.before.role
+            || current.status() != change.before.status()
+            || current.email != change.before.email
+        {
             return Err(ChangeUserError::Stale);
         }
         if change.keep_an_admin && !state.users.values().any(|u| u.id != id && u.is_active_admin())
@@ -39,6 +42,7 @@ impl UserRepository for InMemoryStore {
         if change.revoke_links {
             let at = change.audit.first().map(|e| e.at).unwrap_or_default();
             state.revoke_pending_links(id, at);
+            state.drop_unsent_links(id, &["invitation", "access_ready", "password_reset"], at);
         }
         state.audit.extend(change.audit);
         Ok(())

@@ -19,7 +19,8 @@ pub struct UserChange {
     pub audit: Vec<AuditEvent>,
     /// End every session of the user (deactivation).
     pub end_sessions: bool,
-    /// Void pending invitation and reset links (deactivation).
+    /// Void pending invitation and reset links, and drop their emails not
+    /// sent yet (deactivation).
     pub revoke_links: bool,
     /// The change removes an active admin: at least one other must remain.
     pub keep_an_admin: bool,
@@ -219,8 +220,9 @@ pub trait UserRepository: Send + Sync {
     ///
     /// # Errors
     /// Writes nothing and
-    /// - MUST return [`ChangeUserError::Stale`] if the stored role or status
-    ///   differs from `before`;
+    /// - MUST return [`ChangeUserError::Stale`] if the stored role, status
+    ///   or email address differs from `before` (a change worked out from
+    ///   an older address would write it back into the search index);
     /// - MUST return [`ChangeUserError::LastAdmin`] if `keep_an_admin` is set
     ///   and no *other* active admin exists — checked atomically, so two
     ///   admins demoting each other at once leave one admin;

@@ -5,6 +5,7 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use secureai_domain::UserId;
+use secureai_domain::errors::FieldError;
 use secureai_domain::invitations::service::InviteRequest;
 use secureai_domain::users::lifecycle::UserUpdate;
 use secureai_domain::users::listing::ListUsersRequest;
@@ -65,7 +66,8 @@ pub(crate) struct UserPageDto {
 pub(crate) struct UpdateUser {
     /// A corrected address, for an invited user only (`email_not_changeable`
     /// otherwise): unique in any letter case; the earlier link stops
-    /// working and a new invitation goes to the new address.
+    /// working and a new invitation goes to the new address. Sent with
+    /// other fields, it must be the user's address as it is.
     email: Option<String>,
     /// `user` or `admin`.
     role: Option<String>,
@@ -232,15 +234,23 @@ impl UsersApi {
             let user = self.0.service.users.update_user(&admin, id, &update, &context).await?;
             return Ok(Json(UserDto::from(&user)));
         };
-        // Every field is checked before the address changes, so a bad one
-        // refuses the whole request; the rest of an invited user's change
-        // cannot then be refused by a rule.
-        update.check().map_err(|field| ApiError::invalid_field(&field))?;
-        let mut user =
-            self.0.service.invitations.correct_email(&admin, id, &email, &context).await?;
-        if !update.is_empty() {
-            user = self.0.service.users.update_user(&admin, id, &update, &context).await?;
+        if update.is_empty() {
+            let user =
+                self.0.service.invitations.correct_email(&admin, id, &email, &context).await?;
+            return Ok(Json(UserDto::from(&user)));
         }
+        // With other fields, the address may only be the one the user has
+        // (a client sending the whole user): a correction is its own
+        // request, so that no part of a refused request is ever written.
+        update.check().map_err(|field| ApiError::invalid_field(&field))?;
+        let user = self.0.service.users.get_user(&admin, id).await?;
+        if email.trim() != user.email.as_str() {
+            return Err(ApiError::invalid_field(&FieldError::new(
+                "email",
+                "correct the email on its own (a request with only `email`), then change the rest",
+            )));
+        }
+        let user = self.0.service.users.update_user(&admin, id, &update, &context).await?;
         Ok(Json(UserDto::from(&user)))
     }
 

@@ -116,7 +116,7 @@ pub(crate) async fn service_provider_config(state: State<'_>, req: &Request) -> 
         "filter": {"supported": true, "maxResults": state.service.policy().max_page_size},
         "changePassword": {"supported": false},
         "sort": {"supported": false},
-        "etag": {"supported": true},
+        "etag": {"supported": false},
         "authenticationSchemes": [{
             "type": "oauthbearertoken",
             "name": "Service token",

@@ -104,7 +104,12 @@ impl From<ProvisioningError> for ScimError {
 
 /// A JSON body as `application/scim+json`.
 pub(crate) fn scim_json(status: StatusCode, body: &Value) -> Response {
-    Response::builder().status(status).content_type(SCIM_JSON).body(body.to_string())
+    Response::builder()
+        .status(status)
+        .content_type(SCIM_JSON)
+        // Answers name people: never kept by a cache on the way.
+        .header(poem::http::header::CACHE_CONTROL, "no-store")
+        .body(body.to_string())
 }
 
 /// The provisioning client behind the request's bearer token.
@@ -113,7 +118,11 @@ pub(crate) async fn caller(state: &AppState, req: &Request) -> Result<ServiceCal
         .headers()
         .get(poem::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            // The scheme's name is case-insensitive (RFC 7235 §2.1).
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(token)
+        })
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {

@@ -11,9 +11,14 @@ use super::discovery::{ENTERPRISE_SCHEMA, USER_SCHEMA};
 /// Attributes every answer keeps.
 const ALWAYS: [&str; 2] = ["id", "schemas"];
 
+/// Longest `attributes` or `excludedAttributes`, in characters.
+const MAX_CHARS: usize = 2_000;
+/// Most names in one of them.
+const MAX_NAMES: usize = 50;
+
 /// One named attribute: where it is in a resource.
 #[derive(Debug, PartialEq, Eq)]
-struct Named {
+pub(crate) struct Named {
     /// The extension holding it (its URN key in the resource), if not core.
     extension: Option<&'static str>,
     attribute: String,
@@ -46,8 +51,20 @@ fn parse(name: &str) -> Option<Named> {
     (!attribute.is_empty()).then_some(Named { extension, attribute, sub })
 }
 
-fn names(list: Option<&str>) -> Vec<Named> {
-    list.into_iter().flat_map(|l| l.split(',')).filter_map(parse).collect()
+/// The names in a comma-separated list, read once per request.
+///
+/// # Errors
+/// The reason, in words, for a list longer than the bounds.
+pub(crate) fn names(list: Option<&str>) -> Result<Vec<Named>, String> {
+    let Some(list) = list else { return Ok(Vec::new()) };
+    if list.chars().count() > MAX_CHARS {
+        return Err(format!("name at most {MAX_CHARS} characters of attributes"));
+    }
+    let names: Vec<Named> = list.split(',').filter_map(parse).collect();
+    if names.len() > MAX_NAMES {
+        return Err(format!("name at most {MAX_NAMES} attributes"));
+    }
+    Ok(names)
 }
 
 /// The key of `object` equal to `name` in any letter case.
@@ -66,12 +83,12 @@ fn holder<'a>(
     }
 }
 
-/// `resource` as the request's `attributes` and `excludedAttributes` ask.
-pub(crate) fn project(resource: Value, attributes: Option<&str>, excluded: Option<&str>) -> Value {
+/// `resource` as the request's `attributes` (`wanted`) and
+/// `excludedAttributes` ask.
+pub(crate) fn project(resource: Value, wanted: &[Named], excluded: &[Named]) -> Value {
     let Value::Object(mut full) = resource else {
         return resource;
     };
-    let wanted = names(attributes);
     if !wanted.is_empty() {
         let mut kept = Map::new();
         for key in ALWAYS {
@@ -79,16 +96,16 @@ pub(crate) fn project(resource: Value, attributes: Option<&str>, excluded: Optio
                 kept.insert(key.to_owned(), value.clone());
             }
         }
-        for named in &wanted {
+        for named in wanted {
             copy(&full, &mut kept, named);
         }
         full = kept;
     }
-    for named in names(excluded) {
+    for named in excluded {
         if ALWAYS.contains(&named.attribute.as_str()) && named.extension.is_none() {
             continue;
         }
-        let Some(object) = holder(&mut full, &named) else { continue };
+        let Some(object) = holder(&mut full, named) else { continue };
         let Some(key) = key_of(object, &named.attribute) else { continue };
         match &named.sub {
             None => {
@@ -159,7 +176,9 @@ fn copy(full: &Map<String, Value>, kept: &mut Map<String, Value>, named: &Named)
             if let Some(picked) = picked {
                 match (target.get_mut(&key), picked) {
                     (Some(Value::Object(existing)), Value::Object(more)) => existing.extend(more),
-                    (_, picked) => {
+                    // Already there whole (`emails,emails.value`), or picked before.
+                    (Some(_), _) => {}
+                    (None, picked) => {
                         target.insert(key, picked);
                     }
                 }
@@ -173,6 +192,10 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    fn project(resource: Value, wanted: Option<&str>, excluded: Option<&str>) -> Value {
+        super::project(resource, &names(wanted).unwrap(), &names(excluded).unwrap())
+    }
 
     fn user() -> Value {
         json!({
@@ -197,6 +220,8 @@ mod tests {
         );
         let sub = project(user(), Some("emails.value"), None);
         assert_eq!(sub["emails"], json!([{"value": "ada@example.com"}]));
+        let both = project(user(), Some("emails,emails.value"), None);
+        assert_eq!(both["emails"], user()["emails"], "the whole attribute wins");
         let urn = format!("{ENTERPRISE_SCHEMA}:department");
         let department = project(user(), Some(&urn), None);
         assert_eq!(department[ENTERPRISE_SCHEMA], json!({"department": "Research"}));
@@ -216,5 +241,12 @@ mod tests {
         assert_eq!((&less["id"], &less["name"]), (&json!("1"), &json!({})));
         assert_eq!(less["userName"], "ada@example.com");
         assert_eq!(project(user(), None, None), user());
+    }
+
+    #[test]
+    fn lists_are_bounded() {
+        assert!(names(Some(&"a,".repeat(51))).is_err());
+        assert!(names(Some(&"a".repeat(2_001))).is_err());
+        assert_eq!(names(Some(&"a,".repeat(50))).unwrap().len(), 50);
     }
 }

@@ -57,13 +57,28 @@ pub(crate) struct Projection {
     excluded_attributes: Option<String>,
 }
 
+/// The attribute names of a [`Projection`], read once per request.
+pub(crate) struct Names {
+    wanted: Vec<super::projection::Named>,
+    excluded: Vec<super::projection::Named>,
+}
+
 impl Projection {
+    fn names(&self) -> Result<Names, ScimError> {
+        let read = |raw: Option<&str>| {
+            super::projection::names(raw)
+                .map_err(|e| ScimError::typed(StatusCode::BAD_REQUEST, "invalidValue", e))
+        };
+        Ok(Names {
+            wanted: read(self.attributes.as_deref())?,
+            excluded: read(self.excluded_attributes.as_deref())?,
+        })
+    }
+}
+
+impl Names {
     fn apply(&self, resource: Value) -> Value {
-        super::projection::project(
-            resource,
-            self.attributes.as_deref(),
-            self.excluded_attributes.as_deref(),
-        )
+        super::projection::project(resource, &self.wanted, &self.excluded)
     }
 }
 
@@ -90,6 +105,10 @@ pub(crate) async fn get_user(
     };
     let Ok(id) = id.parse::<UserId>() else {
         return ScimError::not_found("user").into_response();
+    };
+    let projection = match projection.names() {
+        Ok(names) => names,
+        Err(e) => return e.into_response(),
     };
     match state.service.provisioning.user(&caller, id).await {
         Ok(user) => {
@@ -202,6 +221,7 @@ async fn list_users(
     query: ListQuery,
 ) -> Result<Value, ScimError> {
     let caller = caller(state, req).await?;
+    let projection = query.projection.names()?;
     let base = base(state);
     // RFC 7644 §3.4.2.4: values below 1 are 1; a negative count is 0.
     let start_index = whole(query.start_index.as_deref(), "startIndex", 1)?.max(1);
@@ -228,7 +248,7 @@ async fn list_users(
         let shown: Vec<Value> = found
             .iter()
             .filter(|_| start_index == 1 && count > 0)
-            .map(|u| query.projection.apply(resource(u, &base)))
+            .map(|u| projection.apply(resource(u, &base)))
             .collect();
         return Ok(list_response(shown, total, start_index));
     }
@@ -237,6 +257,6 @@ async fn list_users(
         .provisioning
         .users_by_position(&caller, start_index - 1, u32::try_from(count).unwrap_or(u32::MAX))
         .await?;
-    let resources = page.users.iter().map(|u| query.projection.apply(resource(u, &base))).collect();
+    let resources = page.users.iter().map(|u| projection.apply(resource(u, &base))).collect();
     Ok(list_response(resources, page.total, start_index))
 }

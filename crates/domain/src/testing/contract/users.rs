@@ -150,7 +150,8 @@ pub async fn apply_change_refuses_a_stale_before(ports: Ports) {
     let renamed = User { name: DisplayName::parse("Ada King").unwrap(), ..ada.clone() };
     let stale_status = User { state: UserState::Invited, ..ada.clone() };
     let stale_role = User { role: Role::Admin, ..ada.clone() };
-    for before in [stale_status, stale_role] {
+    let stale_email = User { email: email("ada@old.example"), ..ada.clone() };
+    for before in [stale_status, stale_role, stale_email] {
         let mut stale = change(&ports, &ada, renamed.clone(), AuditAction::ProfileChanged);
         stale.before = before;
         let result = ports.users.apply_change(stale).await;
@@ -197,10 +198,19 @@ pub async fn deactivation_ends_sessions_and_voids_links(ports: Ports) {
     let (_, ada_token) = start_session(&ports, &ada, at).await;
     let (_, bob_token) = start_session(&ports, &bob, at).await;
     let (reset, _) = super::resets::issue(&ports, &ada).await;
+    // Dan's invitation email is being sent (leased by a worker); Carol's
+    // waits.
+    let dan = invite(&ports, "dan@example.com", Role::User).await;
+    ports.outbox.claim_due(at, at + Duration::hours(1), 10).await.unwrap();
     let carol = invite(&ports, "carol@example.com", Role::User).await;
 
     ports.users.apply_change(deactivation(&ports, &ada)).await.unwrap();
     ports.users.apply_change(deactivation(&ports, &carol.user)).await.unwrap();
+    ports.users.apply_change(deactivation(&ports, &dan.user)).await.unwrap();
+    let unsent = ports.outbox.latest_for(carol.user.id, "invitation").await.unwrap();
+    assert!(unsent.is_none(), "the email of a void link is dropped: {unsent:?}");
+    let leased = ports.outbox.latest_for(dan.user.id, "invitation").await.unwrap();
+    assert_eq!(leased.map(|e| e.id), Some(dan.mail), "one being sent is left to its worker");
 
     assert!(ports.sessions.find(&ada_token.hash()).await.unwrap().is_none());
     assert!(ports.sessions.find(&bob_token.hash()).await.unwrap().is_some());
