@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
+use secureai_domain::mail::models::LINK_KINDS;
 use secureai_domain::users::ports::{
     ChangeUserError, Erasure, UserChange, UserPage, UserQuery, UserRepository,
 };
@@ -246,9 +247,6 @@ async fn revoke_pending_links(
         .map_err(db("voiding password reset links"))?;
     Ok(())
 }
-
-/// The kinds of email that carry a link a deactivation voids.
-const LINK_KINDS: [&str; 3] = ["invitation", "access_ready", "password_reset"];
 
 /// Deletes the user's emails of `kinds` not sent yet and not being sent
 /// (a worker's lease runs past `now`): their links are void, so they must

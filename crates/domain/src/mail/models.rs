@@ -52,6 +52,10 @@ impl MailMessage {
 /// "your access is ready" for SSO users.
 pub const INVITATION_KINDS: [&str; 2] = ["invitation", "access_ready"];
 
+/// The kinds of message that carry (or announce) a link a deactivation
+/// voids: invitations and password resets.
+pub const LINK_KINDS: [&str; 3] = ["invitation", "access_ready", "password_reset"];
+
 /// A message waiting in the outbox.
 #[derive(Debug, Clone)]
 pub struct OutgoingMail {

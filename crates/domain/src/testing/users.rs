@@ -42,7 +42,7 @@ impl UserRepository for InMemoryStore {
         if change.revoke_links {
             let at = change.audit.first().map(|e| e.at).unwrap_or_default();
             state.revoke_pending_links(id, at);
-            state.drop_unsent_links(id, &["invitation", "access_ready", "password_reset"], at);
+            state.drop_unsent_links(id, &crate::mail::models::LINK_KINDS, at);
         }
         state.audit.extend(change.audit);
         Ok(())
