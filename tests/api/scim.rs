@@ -162,6 +162,13 @@ async fn users_are_read_by_id_by_unique_attribute_and_by_position() {
     assert_eq!((&empty["itemsPerPage"], &empty["totalResults"]), (&json!(0), &json!(6)));
     let (_, past) = scim(&app, t, "/Users?startIndex=100").await;
     assert_eq!(past["Resources"], json!([]));
+    // The largest positions and counts answer, and never more than a page.
+    let (status, farthest) = scim(&app, t, "/Users?startIndex=9223372036854775807").await;
+    assert_eq!((status, &farthest["Resources"]), (StatusCode::OK, &json!([])));
+    let (_, many) = scim(&app, t, "/Users?count=9223372036854775807").await;
+    assert_eq!(many["itemsPerPage"], 6);
+    let beyond = scim(&app, t, "/Users?startIndex=18446744073709551616").await;
+    assert_scim_error(&beyond, StatusCode::BAD_REQUEST, Some("invalidValue"));
     let bad = scim(&app, t, "/Users?startIndex=abc").await;
     assert_scim_error(&bad, StatusCode::BAD_REQUEST, Some("invalidValue"));
 }

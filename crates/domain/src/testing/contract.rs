@@ -72,6 +72,7 @@ pub fn all() -> Vec<(&'static str, Contract)> {
         invitations::concurrent_acceptances_activate_once,
         invitations::reissue_voids_earlier_links_and_needs_an_invited_user,
         invitations::reissue_to_a_corrected_address_keeps_addresses_unique,
+        invitations::concurrent_corrections_to_one_address_give_it_once,
         invitations::invitation_filters_find_the_invitations_in_trouble,
         sessions::find_credentials_matches_the_email_in_any_case,
         sessions::a_session_carries_its_user_as_stored_now_until_it_ends,

@@ -248,3 +248,30 @@ pub async fn invitation_filters_find_the_invitations_in_trouble(ports: Ports) {
     assert_eq!(of(lapsed.user.id), Some((lapsed.mail, crate::mail::models::MailState::Failed)));
     assert!(ports.invitations.latest_for_users(&[]).await.unwrap().is_empty());
 }
+
+/// Two invited users corrected to the same address at once: `reissue`
+/// MUST let exactly one have it and answer `EmailTaken` to the other.
+pub async fn concurrent_corrections_to_one_address_give_it_once(ports: Ports) {
+    let ada = invite(&ports, "ada@exmaple.com", Role::User).await;
+    let bob = invite(&ports, "ada@exmalpe.com", Role::User).await;
+    let at = now(&ports) + Duration::minutes(1);
+    let mut tries = Vec::new();
+    for user in [&ada.user, &bob.user] {
+        let new_email = super::fixtures::email("ada@example.com");
+        let corrected = crate::users::models::User { email: new_email.clone(), ..user.clone() };
+        let token = ports.tokens.generate();
+        let (invitation, mail) =
+            Invitation::issue(&corrected, &token, Duration::hours(72), None, at);
+        let audit = event(at, AuditAction::EmailChanged).target(&corrected);
+        let reissue = Reissue { invitation, mail, audit, new_email: Some(new_email) };
+        let invitations = ports.invitations.clone();
+        tries.push(async move { invitations.reissue(reissue).await });
+    }
+    let outcomes = super::fixtures::join_all(tries).await;
+    let won = outcomes.iter().filter(|o| o.is_ok()).count();
+    let refused = outcomes.iter().filter(|o| matches!(o, Err(ReissueError::EmailTaken))).count();
+    assert_eq!((won, refused), (1, 1), "{outcomes:?}");
+    let holder = ports.users.find_by_email(&super::fixtures::email("ADA@example.com")).await;
+    assert!(holder.unwrap().is_some());
+    assert_eq!(audit_of(&ports, AuditAction::EmailChanged).await.len(), 1);
+}
