@@ -20,5 +20,6 @@ mod pages;
 mod passwords;
 mod saml;
 mod scim;
+mod scim_writes;
 mod sweeps;
 mod users;

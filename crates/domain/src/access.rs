@@ -152,4 +152,9 @@ impl ServiceCaller {
     pub fn token(&self) -> &ServiceToken {
         &self.token
     }
+
+    /// The audit actor for this service: the token's id and name.
+    pub fn actor(&self) -> Actor {
+        Actor::Service { token_id: self.token.id, name: self.token.name.clone() }
+    }
 }

@@ -87,6 +87,8 @@ pub struct Ports {
     pub service_tokens: Arc<dyn ServiceTokenRepository>,
     /// Usage events and their aggregates.
     pub usage: Arc<dyn UsageRepository>,
+    /// Users provisioned by an identity provider (SCIM).
+    pub provisioning: Arc<dyn crate::provisioning::ports::ProvisioningRepository>,
 }
 
 use crate::users::ports::UserRepository;
@@ -263,7 +265,14 @@ impl UserManagement {
                 tokens: p.tokens.clone(),
             }),
             provisioning: ProvisioningService::new(
-                ProvisioningPorts { users: p.users.clone() },
+                ProvisioningPorts {
+                    users: p.users.clone(),
+                    provisioning: p.provisioning.clone(),
+                    settings: p.settings.clone(),
+                    clock: p.clock.clone(),
+                    tokens: p.tokens.clone(),
+                    audit: p.audit.clone(),
+                },
                 rules(),
             ),
             housekeeping: Housekeeping::new(

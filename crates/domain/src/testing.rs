@@ -43,6 +43,7 @@ mod imports;
 mod invitations;
 mod outbox;
 mod passwords;
+mod provisioning;
 mod sessions;
 mod settings;
 mod setup;
@@ -182,6 +183,8 @@ pub struct MemoryState {
     pub assertions: HashMap<(String, String), DateTime<Utc>>,
     /// Service tokens, usage events and their aggregates.
     pub usage: MemoryUsage,
+    /// Provisioned users' links to the identity provider's records.
+    pub scim_identities: HashMap<UserId, crate::provisioning::models::ScimIdentity>,
 }
 
 impl MemoryState {
@@ -279,6 +282,7 @@ impl InMemoryStore {
             sso: self.clone(),
             service_tokens: self.clone(),
             usage: self.clone(),
+            provisioning: self.clone(),
             identity: Arc::new(NoIdentityProvider),
             clock,
             tokens,

@@ -13,12 +13,13 @@ use secureai_domain::audit::models::AuditEntry;
 use secureai_domain::audit::service::AuditRequest;
 use secureai_domain::users::listing::{ListUsersRequest, UsersPage};
 
-const HEADER: [&str; 11] = [
+const HEADER: [&str; 12] = [
     "id",
     "at",
     "actor_kind",
     "actor_id",
     "actor_email",
+    "actor_token_name",
     "action",
     "target_id",
     "target_email",
@@ -52,6 +53,7 @@ fn rows(entries: &[AuditEntry], header: bool) -> Result<Vec<u8>, csv::Error> {
             e.actor_kind.clone(),
             e.actor_id.map(|id| id.to_string()).unwrap_or_default(),
             e.actor_email.clone().unwrap_or_default(),
+            e.actor_token.as_ref().map(|(_, name)| name.clone()).unwrap_or_default(),
             e.action.as_str().to_owned(),
             e.target_id.map(|id| id.to_string()).unwrap_or_default(),
             e.target_email.clone().unwrap_or_default(),

@@ -27,6 +27,14 @@ fn entry_from_row(row: &audit_events::Model) -> Result<AuditEntry, StoreError> {
             .map_err(|e| StoreError::new("audit id is not a UUID", e))?,
         at: instant(row.at)?,
         actor_kind: row.actor_kind.clone(),
+        actor_token: match (&row.actor_token_id, &row.actor_token_name) {
+            (Some(id), Some(name)) => Some((
+                uuid::Uuid::parse_str(id)
+                    .map_err(|e| StoreError::new("audit actor token id is not a UUID", e))?,
+                name.clone(),
+            )),
+            _ => None,
+        },
         actor_id: row.actor_id.as_deref().map(user_id).transpose()?,
         actor_email: row.actor_email.clone(),
         action: AuditAction::parse(&row.action).ok_or_else(|| {

@@ -203,10 +203,15 @@ fn truncate(text: &str, max: usize) -> String {
 }
 
 pub(crate) fn audit_to_row(event: &AuditEvent) -> audit_events::ActiveModel {
-    let (kind, actor_id, actor_email) = match &event.actor {
-        Actor::User { id, email } => ("user", Some(id.to_string()), Some(email.to_string())),
-        Actor::Operator => ("operator", None, None),
-        Actor::Anonymous => ("anonymous", None, None),
+    let (actor_id, actor_email) = match &event.actor {
+        Actor::User { id, email } => (Some(id.to_string()), Some(email.to_string())),
+        Actor::Operator | Actor::Anonymous | Actor::Service { .. } => (None, None),
+    };
+    let (actor_token_id, actor_token_name) = match &event.actor {
+        Actor::Service { token_id, name } => {
+            (Some(token_id.to_string()), Some(truncate(name, 200)))
+        }
+        _ => (None, None),
     };
     let changes: Vec<serde_json::Value> = event
         .changes
@@ -216,8 +221,10 @@ pub(crate) fn audit_to_row(event: &AuditEvent) -> audit_events::ActiveModel {
     audit_events::ActiveModel {
         id: Set(event.id.to_string()),
         at: Set(micros(event.at)),
-        actor_kind: Set(kind.to_owned()),
+        actor_kind: Set(event.actor.kind().to_owned()),
         actor_id: Set(actor_id),
+        actor_token_id: Set(actor_token_id),
+        actor_token_name: Set(actor_token_name),
         actor_email: Set(actor_email),
         action: Set(event.action.as_str().to_owned()),
         target_id: Set(event.target_id.map(|id| id.to_string())),

@@ -129,6 +129,8 @@ pub(crate) mod audit_events {
         pub actor_kind: String,
         pub actor_id: Option<String>,
         pub actor_email: Option<String>,
+        pub actor_token_id: Option<String>,
+        pub actor_token_name: Option<String>,
         pub action: String,
         pub target_id: Option<String>,
         pub target_email: Option<String>,
@@ -370,6 +372,26 @@ pub(crate) mod sso_assertions {
         #[sea_orm(primary_key, auto_increment = false)]
         pub key: String,
         pub expires_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod scim_identities {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "scim_identities")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        pub external_id: Option<String>,
+        pub user_name: Option<String>,
+        pub user_name_key: Option<String>,
+        pub detached_at: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -29,35 +29,14 @@ impl InvitationRepository for SqlStore {
         let new = &new;
         retry_transaction(move || async move {
             let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
-            if let Some(limit) = new.seat_limit {
-                take_guard(&txn).await.map_err(db("taking the guard"))?;
-                let used =
-                    counted(&txn, None, &SEAT_HOLDING).await.map_err(db("counting seats"))?;
-                if !SeatLimit::new(limit).admits(used) {
-                    return Err(InsertUserError::SeatLimitReached { limit });
-                }
-            }
-            match users::Entity::insert(user_to_row(&new.user, None))
-                .exec_without_returning(&txn)
-                .await
-            {
-                Ok(_) => {}
-                Err(e) if is_unique_violation(&e) => return Err(InsertUserError::EmailTaken),
-                Err(e) => return Err(db("inserting a user")(e).into()),
-            }
-            index_user(&txn, &new.user).await.map_err(db("indexing a user for search"))?;
-            count_delta(&txn, new.user.role.as_str(), new.user.status().as_str(), 1)
-                .await
-                .map_err(db("counting a new user"))?;
-            invitations::Entity::insert(invitation_to_row(&new.invitation))
-                .exec_without_returning(&txn)
-                .await
-                .map_err(db("inserting an invitation"))?;
-            outbox::Entity::insert(mail_to_row(&self.sealer, &new.mail))
-                .exec_without_returning(&txn)
-                .await
-                .map_err(db("queueing the invitation email"))?;
-            write_audit(&txn, &new.audit).await?;
+            let parts = NewUserParts {
+                user: &new.user,
+                invitation: &new.invitation,
+                mail: Some(&new.mail),
+                audit: &new.audit,
+                seat_limit: new.seat_limit,
+            };
+            insert_in(&txn, &self.sealer, &parts).await?;
             txn.commit().await.map_err(db("committing a new user"))?;
             Ok(())
         })
@@ -246,5 +225,51 @@ async fn change_email(
         Err(e) => return Err(db("changing an address")(e).into()),
     }
     index_user(txn, &user).await.map_err(db("re-indexing a user for search"))?;
+    Ok(())
+}
+
+/// A new user and what is written with them.
+pub(crate) struct NewUserParts<'a> {
+    pub(crate) user: &'a User,
+    pub(crate) invitation: &'a Invitation,
+    pub(crate) mail: Option<&'a secureai_domain::mail::models::OutgoingMail>,
+    pub(crate) audit: &'a secureai_domain::AuditEvent,
+    pub(crate) seat_limit: Option<u32>,
+}
+
+/// [`InvitationRepository::insert_invited`] inside a transaction the
+/// caller commits, for ports that write a new user with more.
+pub(crate) async fn insert_in(
+    txn: &sea_orm::DatabaseTransaction,
+    sealer: &crate::sealing::Sealer,
+    new: &NewUserParts<'_>,
+) -> Result<(), InsertUserError> {
+    if let Some(limit) = new.seat_limit {
+        take_guard(txn).await.map_err(db("taking the guard"))?;
+        let used = counted(txn, None, &SEAT_HOLDING).await.map_err(db("counting seats"))?;
+        if !SeatLimit::new(limit).admits(used) {
+            return Err(InsertUserError::SeatLimitReached { limit });
+        }
+    }
+    match users::Entity::insert(user_to_row(new.user, None)).exec_without_returning(txn).await {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => return Err(InsertUserError::EmailTaken),
+        Err(e) => return Err(db("inserting a user")(e).into()),
+    }
+    index_user(txn, new.user).await.map_err(db("indexing a user for search"))?;
+    count_delta(txn, new.user.role.as_str(), new.user.status().as_str(), 1)
+        .await
+        .map_err(db("counting a new user"))?;
+    invitations::Entity::insert(invitation_to_row(new.invitation))
+        .exec_without_returning(txn)
+        .await
+        .map_err(db("inserting an invitation"))?;
+    if let Some(mail) = new.mail {
+        outbox::Entity::insert(mail_to_row(sealer, mail))
+            .exec_without_returning(txn)
+            .await
+            .map_err(db("queueing the invitation email"))?;
+    }
+    write_audit(txn, new.audit).await?;
     Ok(())
 }

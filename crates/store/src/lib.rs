@@ -20,6 +20,7 @@ mod invitations;
 mod listing;
 mod outbox;
 mod passwords;
+mod provisioning;
 mod sealing;
 mod service_tokens;
 mod sessions;
@@ -185,6 +186,7 @@ impl SqlStore {
             sso: self.clone(),
             service_tokens: self.clone(),
             usage: self.clone(),
+            provisioning: self.clone(),
             identity: Arc::new(NoIdentityProvider),
             clock,
             tokens,

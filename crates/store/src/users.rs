@@ -3,12 +3,12 @@
 
 use async_trait::async_trait;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 use secureai_domain::mail::models::LINK_KINDS;
 use secureai_domain::users::ports::{
     ChangeUserError, Erasure, UserChange, UserPage, UserQuery, UserRepository,
 };
-use secureai_domain::{EmailAddress, StoreError, User, UserId, UserStatus};
+use secureai_domain::{EmailAddress, StoreError, User, UserId};
 
 use crate::audit::write_audit;
 use crate::convert::{ACTIVE, ADMIN};
@@ -17,7 +17,7 @@ use secureai_domain::users::models::SeatLimit;
 
 use crate::directory::{count_move, counted, index_user, search_text, unindex_user};
 use crate::entities::{audit_events, invitations, outbox, password_resets, sessions, users};
-use crate::{SqlStore, retry_transaction, take_guard};
+use crate::{SqlStore, is_unique_violation, retry_transaction, take_guard};
 
 /// Statuses that hold a seat.
 /// The domain's seat-holding statuses, as stored.
@@ -32,76 +32,7 @@ impl UserRepository for SqlStore {
         let change = &change;
         retry_transaction(move || async move {
             let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
-            guard_unchanged(&txn, &change.before, change.keep_an_admin).await?;
-            let id = change.before.id.to_string();
-            if let Some(Some(limit)) = change.takes_seat {
-                let used =
-                    counted(&txn, None, &SEAT_HOLDING).await.map_err(db("counting seats"))?;
-                if !SeatLimit::new(limit).admits(used) {
-                    return Err(ChangeUserError::SeatLimitReached { limit });
-                }
-            }
-            let after = &change.after;
-            users::Entity::update_many()
-                .col_expr(users::Column::Name, Expr::value(after.name.to_string()))
-                .col_expr(
-                    users::Column::Department,
-                    Expr::value(after.department.as_ref().map(ToString::to_string)),
-                )
-                .col_expr(users::Column::Role, Expr::value(after.role.as_str()))
-                .col_expr(users::Column::Status, Expr::value(after.status().as_str()))
-                .col_expr(
-                    users::Column::ActivatedAt,
-                    Expr::value(after.state.activated_at().map(micros)),
-                )
-                .col_expr(
-                    users::Column::DeactivatedAt,
-                    Expr::value(after.state.deactivated_at().map(micros)),
-                )
-                .col_expr(users::Column::SignIn, Expr::value(after.sign_in.as_str()))
-                .col_expr(users::Column::NameKey, Expr::value(after.name.sort_key()))
-                .col_expr(
-                    users::Column::SearchText,
-                    Expr::value(search_text(&after.email, &after.name)),
-                )
-                .filter(users::Column::Id.eq(id.clone()))
-                .exec(&txn)
-                .await
-                .map_err(db("changing a user"))?;
-            if after.name != change.before.name {
-                index_user(&txn, after).await.map_err(db("re-indexing a user for search"))?;
-            }
-            if after.sign_in != change.before.sign_in {
-                // Switched to single sign-on: the password goes.
-                users::Entity::update_many()
-                    .col_expr(users::Column::PasswordHash, Expr::value(Option::<String>::None))
-                    .filter(users::Column::Id.eq(id.clone()))
-                    .exec(&txn)
-                    .await
-                    .map_err(db("removing a password"))?;
-            }
-            count_move(
-                &txn,
-                (change.before.role.as_str(), change.before.status().as_str()),
-                (after.role.as_str(), after.status().as_str()),
-            )
-            .await
-            .map_err(db("recounting users"))?;
-            if change.end_sessions {
-                sessions::Entity::delete_many()
-                    .filter(sessions::Column::UserId.eq(id.clone()))
-                    .exec(&txn)
-                    .await
-                    .map_err(db("ending the user's sessions"))?;
-            }
-            if change.revoke_links {
-                let at = change.audit.first().map_or(0, |e| micros(e.at));
-                revoke_pending_links(&txn, &id, at).await?;
-                drop_unsent_links(&txn, &id, &LINK_KINDS, at).await?;
-            }
-            for event in &change.audit {
-                write_audit(&txn, event).await?;
-            }
+            apply_in(&txn, change).await?;
             txn.commit().await.map_err(db("committing a user change"))?;
             Ok(())
         })
@@ -178,22 +109,6 @@ impl UserRepository for SqlStore {
 
     async fn count_seats(&self) -> Result<u64, StoreError> {
         counted(&self.db, None, &SEAT_HOLDING).await.map_err(db("counting seats"))
-    }
-
-    async fn by_position(&self, offset: u64, limit: u32) -> Result<(Vec<User>, u64), StoreError> {
-        let rows = users::Entity::find()
-            .order_by_asc(users::Column::CreatedAt)
-            .order_by_asc(users::Column::Id)
-            .offset(offset)
-            .limit(u64::from(limit))
-            .all(&self.db)
-            .await
-            .map_err(db("reading users by position"))?;
-        let statuses = [UserStatus::Invited, UserStatus::Active, UserStatus::Deactivated];
-        let statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
-        let total = counted(&self.db, None, &statuses).await.map_err(db("counting users"))?;
-        let users = rows.iter().map(user_from_row).collect::<Result<Vec<_>, _>>()?;
-        Ok((users, total))
     }
 
     async fn get(&self, id: UserId) -> Result<Option<User>, StoreError> {
@@ -302,6 +217,85 @@ async fn guard_unchanged(
         if admins <= 1 {
             return Err(ChangeUserError::LastAdmin);
         }
+    }
+    Ok(())
+}
+
+/// [`UserRepository::apply_change`] inside a transaction the caller
+/// commits, for ports that write a user change with more.
+pub(crate) async fn apply_in(
+    txn: &sea_orm::DatabaseTransaction,
+    change: &UserChange,
+) -> Result<(), ChangeUserError> {
+    guard_unchanged(txn, &change.before, change.keep_an_admin).await?;
+    let id = change.before.id.to_string();
+    if let Some(Some(limit)) = change.takes_seat {
+        let used = counted(txn, None, &SEAT_HOLDING).await.map_err(db("counting seats"))?;
+        if !SeatLimit::new(limit).admits(used) {
+            return Err(ChangeUserError::SeatLimitReached { limit });
+        }
+    }
+    let after = &change.after;
+    let changed = users::Entity::update_many()
+        .col_expr(users::Column::Email, Expr::value(after.email.as_str()))
+        .col_expr(users::Column::EmailKey, Expr::value(after.email.key()))
+        .col_expr(users::Column::Name, Expr::value(after.name.to_string()))
+        .col_expr(
+            users::Column::Department,
+            Expr::value(after.department.as_ref().map(ToString::to_string)),
+        )
+        .col_expr(users::Column::Role, Expr::value(after.role.as_str()))
+        .col_expr(users::Column::Status, Expr::value(after.status().as_str()))
+        .col_expr(users::Column::ActivatedAt, Expr::value(after.state.activated_at().map(micros)))
+        .col_expr(
+            users::Column::DeactivatedAt,
+            Expr::value(after.state.deactivated_at().map(micros)),
+        )
+        .col_expr(users::Column::SignIn, Expr::value(after.sign_in.as_str()))
+        .col_expr(users::Column::NameKey, Expr::value(after.name.sort_key()))
+        .col_expr(users::Column::SearchText, Expr::value(search_text(&after.email, &after.name)))
+        .filter(users::Column::Id.eq(id.clone()))
+        .exec(txn)
+        .await;
+    match changed {
+        Ok(_) => {}
+        // The new address is another user's.
+        Err(e) if is_unique_violation(&e) => return Err(ChangeUserError::EmailTaken),
+        Err(e) => return Err(db("changing a user")(e).into()),
+    }
+    if after.name != change.before.name || after.email.as_str() != change.before.email.as_str() {
+        index_user(txn, after).await.map_err(db("re-indexing a user for search"))?;
+    }
+    if after.sign_in != change.before.sign_in {
+        // Switched to single sign-on: the password goes.
+        users::Entity::update_many()
+            .col_expr(users::Column::PasswordHash, Expr::value(Option::<String>::None))
+            .filter(users::Column::Id.eq(id.clone()))
+            .exec(txn)
+            .await
+            .map_err(db("removing a password"))?;
+    }
+    count_move(
+        txn,
+        (change.before.role.as_str(), change.before.status().as_str()),
+        (after.role.as_str(), after.status().as_str()),
+    )
+    .await
+    .map_err(db("recounting users"))?;
+    if change.end_sessions {
+        sessions::Entity::delete_many()
+            .filter(sessions::Column::UserId.eq(id.clone()))
+            .exec(txn)
+            .await
+            .map_err(db("ending the user's sessions"))?;
+    }
+    if change.revoke_links {
+        let at = change.audit.first().map_or(0, |e| micros(e.at));
+        revoke_pending_links(txn, &id, at).await?;
+        drop_unsent_links(txn, &id, &LINK_KINDS, at).await?;
+    }
+    for event in &change.audit {
+        write_audit(txn, event).await?;
     }
     Ok(())
 }

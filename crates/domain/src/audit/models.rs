@@ -35,6 +35,14 @@ pub enum Actor {
     Operator,
     /// Nobody signed in (a failed sign-in, an invitation link).
     Anonymous,
+    /// A service holding a service token (an identity provider
+    /// provisioning over SCIM): the token's id and name.
+    Service {
+        /// The token's id.
+        token_id: uuid::Uuid,
+        /// The name an admin gave the token ("Entra ID").
+        name: String,
+    },
 }
 
 /// Someone an audit event names, as actor or target: a user, by id and by
@@ -48,6 +56,16 @@ pub trait AuditSubject {
 }
 
 impl Actor {
+    /// `user`, `operator`, `anonymous` or `service`, as stored.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::User { .. } => "user",
+            Self::Operator => "operator",
+            Self::Anonymous => "anonymous",
+            Self::Service { .. } => "service",
+        }
+    }
+
     /// The actor for a user acting on their own behalf.
     pub fn user(user: &impl AuditSubject) -> Self {
         Self::User { id: user.audit_id(), email: user.audit_email().clone() }
@@ -122,6 +140,12 @@ pub enum AuditAction {
     /// An admin withdrew an invitation: the invited user is deactivated,
     /// their link void, their seat free.
     InvitationWithdrawn,
+    /// The identity provider deleted a user over SCIM: they are
+    /// deactivated (never deleted) and no longer provisioned.
+    ProvisioningDetached,
+    /// The guide's rules refused what an identity provider asked over SCIM
+    /// (the last active admin, the seat limit): the reason in the details.
+    ProvisioningRefused,
 }
 
 const ACTION_NAMES: &[(AuditAction, &str)] = &[
@@ -155,6 +179,8 @@ const ACTION_NAMES: &[(AuditAction, &str)] = &[
     (AuditAction::SignInAllowed, "sign_in.allowed"),
     (AuditAction::EmailChanged, "user.email_changed"),
     (AuditAction::InvitationWithdrawn, "invitation.withdrawn"),
+    (AuditAction::ProvisioningDetached, "user.provisioning_detached"),
+    (AuditAction::ProvisioningRefused, "provisioning.refused"),
 ];
 
 impl AuditAction {
@@ -282,8 +308,10 @@ pub struct AuditEntry {
     pub id: Uuid,
     /// When.
     pub at: DateTime<Utc>,
-    /// `user`, `operator` or `anonymous`.
+    /// `user`, `operator`, `anonymous` or `service`.
     pub actor_kind: String,
+    /// The service token that acted (kind `service`): its id and name.
+    pub actor_token: Option<(uuid::Uuid, String)>,
     /// The acting user's id, if a user acted.
     pub actor_id: Option<UserId>,
     /// Their email at the time, unless erased.

@@ -4,4 +4,6 @@
 //! protocol (resources, filters, PATCH) is the HTTP adapter's; this
 //! subdomain holds what the rules say.
 
+pub mod models;
+pub mod ports;
 pub mod service;

@@ -54,12 +54,16 @@ fn entry(event: &AuditEvent, erased: &std::collections::HashSet<UserId>) -> Audi
             ("user", Some(*id), (!erased.contains(id)).then(|| email.to_string()))
         }
         crate::Actor::Operator => ("operator", None, None),
-        crate::Actor::Anonymous => ("anonymous", None, None),
+        crate::Actor::Anonymous | crate::Actor::Service { .. } => (event.actor.kind(), None, None),
     };
     AuditEntry {
         id: event.id,
         at: event.at,
         actor_kind: actor_kind.to_owned(),
+        actor_token: match &event.actor {
+            crate::Actor::Service { token_id, name } => Some((*token_id, name.clone())),
+            _ => None,
+        },
         actor_id,
         actor_email,
         action: event.action,

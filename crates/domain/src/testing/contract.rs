@@ -30,6 +30,7 @@ pub mod analytics;
 pub mod imports;
 pub mod invitations;
 pub mod outbox;
+pub mod provisioning;
 pub mod resets;
 pub mod sessions;
 pub mod settings;
@@ -67,7 +68,10 @@ pub fn all() -> Vec<(&'static str, Contract)> {
         users::reactivation_refuses_past_the_seat_limit,
         users::deactivation_ends_sessions_and_voids_links,
         users::erase_anonymises_but_keeps_the_last_admin,
-        users::by_position_pages_in_creation_order,
+        provisioning::provisioned_users_page_in_order_without_detached_ones,
+        provisioning::an_address_change_stays_unique,
+        provisioning::an_identity_is_written_with_its_change_or_not_at_all,
+        provisioning::concurrent_creates_take_the_last_seat_once,
         invitations::an_invitation_is_accepted_exactly_once,
         invitations::concurrent_acceptances_activate_once,
         invitations::reissue_voids_earlier_links_and_needs_an_invited_user,

@@ -14,38 +14,7 @@ use super::InMemoryStore;
 #[async_trait]
 impl UserRepository for InMemoryStore {
     async fn apply_change(&self, change: UserChange) -> Result<(), ChangeUserError> {
-        let mut state = self.state();
-        let id = change.before.id;
-        let current = state.users.get(&id).ok_or(ChangeUserError::Stale)?;
-        if current.role != change.before.role
-            || current.status() != change.before.status()
-            || current.email != change.before.email
-        {
-            return Err(ChangeUserError::Stale);
-        }
-        if change.keep_an_admin && !state.users.values().any(|u| u.id != id && u.is_active_admin())
-        {
-            return Err(ChangeUserError::LastAdmin);
-        }
-        if let Some(Some(limit)) = change.takes_seat
-            && !crate::users::models::SeatLimit::new(limit).admits(state.seats_used() as u64)
-        {
-            return Err(ChangeUserError::SeatLimitReached { limit });
-        }
-        if change.after.sign_in != change.before.sign_in {
-            state.passwords.remove(&id);
-        }
-        state.users.insert(id, change.after);
-        if change.end_sessions {
-            state.sessions.retain(|s| s.user_id != id);
-        }
-        if change.revoke_links {
-            let at = change.audit.first().map(|e| e.at).unwrap_or_default();
-            state.revoke_pending_links(id, at);
-            state.drop_unsent_links(id, &crate::mail::models::LINK_KINDS, at);
-        }
-        state.audit.extend(change.audit);
-        Ok(())
+        self.state().apply_change(change)
     }
 
     async fn erase(&self, erasure: Erasure) -> Result<(), ChangeUserError> {
@@ -90,20 +59,6 @@ impl UserRepository for InMemoryStore {
         Ok(self.state().users.get(&id).cloned())
     }
 
-    async fn by_position(&self, offset: u64, limit: u32) -> Result<(Vec<User>, u64), StoreError> {
-        let state = self.state();
-        let mut users: Vec<&User> = state.users.values().collect();
-        users.sort_by_key(|u| (u.created_at, u.id));
-        let total = users.len() as u64;
-        let page = users
-            .into_iter()
-            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-            .take(limit as usize)
-            .cloned()
-            .collect();
-        Ok((page, total))
-    }
-
     async fn find_by_email(&self, email: &EmailAddress) -> Result<Option<User>, StoreError> {
         Ok(self.state().users.values().find(|u| u.email == *email).cloned())
     }
@@ -135,5 +90,45 @@ impl UserRepository for InMemoryStore {
             .collect();
         let total = UserTotal { count: matching as u64, exact: true };
         Ok(UserPage::from_overfetch(items, query.limit, query.sort, total))
+    }
+}
+
+impl super::MemoryState {
+    /// [`UserRepository::apply_change`] on the locked state, for ports that
+    /// write a user change with more.
+    pub(super) fn apply_change(&mut self, change: UserChange) -> Result<(), ChangeUserError> {
+        let id = change.before.id;
+        let current = self.users.get(&id).ok_or(ChangeUserError::Stale)?;
+        if current.role != change.before.role
+            || current.status() != change.before.status()
+            || current.email != change.before.email
+        {
+            return Err(ChangeUserError::Stale);
+        }
+        if change.keep_an_admin && !self.users.values().any(|u| u.id != id && u.is_active_admin()) {
+            return Err(ChangeUserError::LastAdmin);
+        }
+        if let Some(Some(limit)) = change.takes_seat
+            && !crate::users::models::SeatLimit::new(limit).admits(self.seats_used() as u64)
+        {
+            return Err(ChangeUserError::SeatLimitReached { limit });
+        }
+        if self.users.values().any(|u| u.id != id && u.email == change.after.email) {
+            return Err(ChangeUserError::EmailTaken);
+        }
+        if change.after.sign_in != change.before.sign_in {
+            self.passwords.remove(&id);
+        }
+        self.users.insert(id, change.after);
+        if change.end_sessions {
+            self.sessions.retain(|s| s.user_id != id);
+        }
+        if change.revoke_links {
+            let at = change.audit.first().map(|e| e.at).unwrap_or_default();
+            self.revoke_pending_links(id, at);
+            self.drop_unsent_links(id, &crate::mail::models::LINK_KINDS, at);
+        }
+        self.audit.extend(change.audit);
+        Ok(())
     }
 }

@@ -6,16 +6,15 @@
 //! atomically, re-checking the instance-wide rules (at least one active admin,
 //! seats) against committed data.
 
-use chrono::{DateTime, Utc};
-
 use crate::access::Admin;
 use crate::audit::models::{Actor, AuditAction, AuditEvent, Change, RequestContext};
 use crate::errors::FieldError;
+use crate::users::changes::{ValidUpdate, plan};
 use crate::users::errors::{
     EraseUserError, SettingsError, UpdateUserError, WithdrawInvitationError,
 };
 use crate::users::models::{
-    Department, DisplayName, EmailAddress, Role, SignInMethod, User, UserId, UserState, UserStatus,
+    Department, DisplayName, EmailAddress, Role, User, UserId, UserState, UserStatus,
 };
 use crate::users::ports::{ChangeUserError, Erasure, UserChange};
 use crate::users::service::UserService;
@@ -36,15 +35,6 @@ pub struct UserUpdate {
     /// is removed, its sessions end, and its next SSO sign-in links it.
     /// The only way a password (break-glass) account is ever linked.
     pub sign_in: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-struct ValidUpdate {
-    role: Option<Role>,
-    active: Option<bool>,
-    name: Option<DisplayName>,
-    department: Option<Option<Department>>,
-    to_sso: bool,
 }
 
 impl UserUpdate {
@@ -94,6 +84,7 @@ impl UserUpdate {
                     ));
                 }
             },
+            email: None,
         })
     }
 }
@@ -167,6 +158,9 @@ impl UserService {
                 Err(ChangeUserError::LastAdmin) => return Err(UpdateUserError::LastAdmin),
                 Err(ChangeUserError::SeatLimitReached { limit }) => {
                     return Err(UpdateUserError::SeatLimitReached { limit });
+                }
+                Err(ChangeUserError::EmailTaken) => {
+                    return Err(crate::StoreError::msg("an admin's change moved an address").into());
                 }
                 Err(ChangeUserError::Unexpected(e)) => return Err(e.into()),
             }
@@ -298,114 +292,18 @@ impl UserService {
                 Ok(()) => return Ok(after),
                 Err(ChangeUserError::Stale) => continue,
                 Err(ChangeUserError::LastAdmin) => return Err(EraseUserError::LastAdmin),
-                Err(ChangeUserError::SeatLimitReached { .. }) => {
-                    return Err(crate::StoreError::msg("erasing cannot take a seat").into());
+                Err(
+                    e @ (ChangeUserError::SeatLimitReached { .. } | ChangeUserError::EmailTaken),
+                ) => {
+                    return Err(
+                        crate::StoreError::msg(format!("erasing cannot fail so: {e}")).into()
+                    );
                 }
                 Err(ChangeUserError::Unexpected(e)) => return Err(e.into()),
             }
         }
         Err(crate::StoreError::msg("the user kept changing while we tried to erase them").into())
     }
-}
-
-/// Works out the new user and everything that goes with the change, or
-/// `None` if nothing changes.
-fn plan(
-    actor: &Actor,
-    before: User,
-    update: &ValidUpdate,
-    now: DateTime<Utc>,
-    context: &RequestContext,
-) -> Option<UserChange> {
-    let event = |action| AuditEvent::new(now, actor.clone(), action, context).target(&before);
-    let mut after = before.clone();
-    let mut audit = Vec::new();
-    let mut change = UserChange {
-        before: before.clone(),
-        after: before.clone(),
-        audit: Vec::new(),
-        end_sessions: false,
-        revoke_links: false,
-        keep_an_admin: false,
-        takes_seat: None,
-    };
-
-    if let Some(role) = update.role.filter(|r| *r != before.role) {
-        after.role = role;
-        audit.push(event(AuditAction::RoleChanged).change(Change::new(
-            "role",
-            Some(before.role.as_str()),
-            Some(role.as_str()),
-        )));
-    }
-
-    let mut profile = Vec::new();
-    if let Some(name) = update.name.as_ref().filter(|n| **n != before.name) {
-        profile.push(Change::new("name", Some(before.name.as_ref()), Some(name.as_ref())));
-        after.name = name.clone();
-    }
-    if let Some(department) = update.department.as_ref().filter(|d| **d != before.department) {
-        profile.push(Change::new(
-            "department",
-            before.department.as_ref().map(AsRef::as_ref),
-            department.as_ref().map(AsRef::as_ref),
-        ));
-        after.department = department.clone();
-    }
-    if !profile.is_empty() {
-        let mut event = event(AuditAction::ProfileChanged);
-        event.changes = profile;
-        audit.push(event);
-    }
-
-    if update.to_sso && before.sign_in == SignInMethod::Password {
-        after.sign_in = SignInMethod::Sso;
-        change.end_sessions = true;
-        audit.push(event(AuditAction::SignInMethodChanged).change(Change::new(
-            "sign_in",
-            Some("password"),
-            Some("sso"),
-        )));
-    }
-
-    match (update.active, before.status()) {
-        (Some(false), UserStatus::Invited | UserStatus::Active) => {
-            after.state = UserState::Deactivated {
-                activated_at: before.state.activated_at(),
-                deactivated_at: now,
-            };
-            change.end_sessions = true;
-            change.revoke_links = true;
-            audit.push(event(AuditAction::UserDeactivated).change(Change::new(
-                "status",
-                Some(before.status().as_str()),
-                Some("deactivated"),
-            )));
-        }
-        (Some(true), UserStatus::Deactivated) => {
-            // Someone who never activated goes back to "invited"; the admin
-            // re-sends their invitation.
-            after.state = match before.state.activated_at() {
-                Some(activated_at) => UserState::Active { activated_at },
-                None => UserState::Invited,
-            };
-            change.takes_seat = Some(None);
-            audit.push(event(AuditAction::UserReactivated).change(Change::new(
-                "status",
-                Some("deactivated"),
-                Some(after.status().as_str()),
-            )));
-        }
-        _ => {}
-    }
-
-    if audit.is_empty() {
-        return None;
-    }
-    change.keep_an_admin = before.is_active_admin() && !after.is_active_admin();
-    change.audit = audit;
-    change.after = after;
-    Some(change)
 }
 
 impl UserService {

@@ -44,6 +44,9 @@ pub enum ChangeUserError {
         /// The limit.
         limit: u32,
     },
+    /// The new address is another user's (in any letter case).
+    #[error("the address is taken")]
+    EmailTaken,
     /// Unexpected failure.
     #[error(transparent)]
     Unexpected(#[from] StoreError),
@@ -227,7 +230,10 @@ pub trait UserRepository: Send + Sync {
     ///   and no *other* active admin exists — checked atomically, so two
     ///   admins demoting each other at once leave one admin;
     /// - MUST return [`ChangeUserError::SeatLimitReached`] if `takes_seat`
-    ///   carries a limit that invited + active users already reach.
+    ///   carries a limit that invited + active users already reach;
+    /// - MUST return [`ChangeUserError::EmailTaken`] if `after` has a new
+    ///   address another user has in any letter case (a new address is
+    ///   written, and re-indexed for search, with the rest).
     async fn apply_change(&self, change: UserChange) -> Result<(), ChangeUserError>;
 
     /// Anonymises the user in one transaction: the row becomes `after`
@@ -252,13 +258,6 @@ pub trait UserRepository: Send + Sync {
     /// # Errors
     /// MUST return `Ok(None)` if there is none; [`StoreError`] only on failure.
     async fn get(&self, id: UserId) -> Result<Option<User>, StoreError>;
-
-    /// Up to `limit` users from position `offset` (0-based) in creation
-    /// order, `(created_at, id)`, and how many users there are in all.
-    ///
-    /// # Errors
-    /// [`StoreError`] only on failure.
-    async fn by_position(&self, offset: u64, limit: u32) -> Result<(Vec<User>, u64), StoreError>;
 
     /// The user with this email, case-insensitively.
     ///

@@ -33,8 +33,13 @@ pub(crate) struct AuditEntryDto {
     id: String,
     /// When.
     at: DateTime<Utc>,
-    /// `user`, `operator` or `anonymous`.
+    /// `user`, `operator`, `anonymous` or `service` (a service token, such
+    /// as an identity provider provisioning over SCIM).
     actor_kind: String,
+    /// The acting service token's id (kind `service`).
+    actor_token_id: Option<String>,
+    /// The acting service token's name (kind `service`).
+    actor_token_name: Option<String>,
     /// Acting user's id.
     actor_id: Option<String>,
     /// Acting user's email at the time (absent once erased).
@@ -59,6 +64,8 @@ impl From<&AuditEntry> for AuditEntryDto {
             id: e.id.to_string(),
             at: e.at,
             actor_kind: e.actor_kind.clone(),
+            actor_token_id: e.actor_token.as_ref().map(|(id, _)| id.to_string()),
+            actor_token_name: e.actor_token.as_ref().map(|(_, name)| name.clone()),
             actor_id: e.actor_id.map(|id| id.to_string()),
             actor_email: e.actor_email.clone(),
             action: e.action.as_str().to_owned(),

@@ -103,7 +103,11 @@ pub(crate) async fn audit(
                         .iter()
                         .map(|e| Row {
                             at: e.at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-                            actor: e.actor_email.clone().unwrap_or_else(|| e.actor_kind.clone()),
+                            actor: match (&e.actor_email, &e.actor_token) {
+                                (Some(email), _) => email.clone(),
+                                (None, Some((_, name))) => format!("{name} (service token)"),
+                                (None, None) => e.actor_kind.clone(),
+                            },
                             action: e.action.as_str(),
                             target: e.target_email.clone().unwrap_or_default(),
                             changes: e

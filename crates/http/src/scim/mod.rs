@@ -4,13 +4,15 @@
 //! error schema with a 4xx where the request is at fault (a 5xx makes an
 //! identity provider retry for ever). See `docs/design/scim.md`.
 
+mod attributes;
 mod discovery;
 mod projection;
 mod users;
+mod writes;
 
 use poem::http::StatusCode;
 use poem::web::Data;
-use poem::{IntoResponse, Request, Response, Route, get};
+use poem::{EndpointExt, IntoResponse, Request, Response, Route, get};
 use secureai_domain::PlainToken;
 use secureai_domain::access::ServiceCaller;
 use secureai_domain::analytics::errors::ServiceAuthError;
@@ -26,15 +28,19 @@ const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 
 /// The routes under `/scim/v2`.
-pub(crate) fn routes() -> poem::Route {
+pub(crate) fn routes() -> impl poem::Endpoint {
     Route::new()
         .at("/ServiceProviderConfig", get(discovery::service_provider_config))
         .at("/ResourceTypes", get(discovery::resource_types))
         .at("/ResourceTypes/:id", get(discovery::resource_type))
         .at("/Schemas", get(discovery::schemas))
         .at("/Schemas/:id", get(discovery::schema))
-        .at("/Users", get(users::list))
-        .at("/Users/:id", get(users::get_user))
+        .at("/Users", get(users::list).post(writes::create))
+        .at(
+            "/Users/:id",
+            get(users::get_user).put(writes::replace).patch(writes::patch).delete(writes::delete),
+        )
+        .with(crate::limits::BodyLimit::new(crate::MAX_BODY_BYTES, crate::MAX_BODY_BYTES))
 }
 
 /// A SCIM error answer (RFC 7644 §3.12).
@@ -97,6 +103,20 @@ impl From<ProvisioningError> for ScimError {
         match error {
             ProvisioningError::Forbidden => Self::new(StatusCode::FORBIDDEN, error.to_string()),
             ProvisioningError::NotFound => Self::not_found("user"),
+            ProvisioningError::Invalid(e) => Self::typed(
+                StatusCode::BAD_REQUEST,
+                "invalidValue",
+                format!("{}: {}", e.field, e.reason),
+            ),
+            ProvisioningError::EmailTaken => {
+                Self::typed(StatusCode::CONFLICT, "uniqueness", error.to_string())
+            }
+            ProvisioningError::LastAdmin => {
+                Self::typed(StatusCode::CONFLICT, "mutability", error.to_string())
+            }
+            ProvisioningError::SeatLimitReached { .. } => {
+                Self::new(StatusCode::CONFLICT, error.to_string())
+            }
             ProvisioningError::Unexpected(e) => Self::internal(&e),
         }
     }

@@ -6,6 +6,7 @@ use std::str::FromStr;
 use poem::http::StatusCode;
 use poem::web::{Path, Query};
 use poem::{IntoResponse, Request, Response, handler};
+use secureai_domain::provisioning::models::ProvisionedUser;
 use secureai_domain::{EmailAddress, User, UserId, UserStatus};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -14,12 +15,13 @@ use super::discovery::{ENTERPRISE_SCHEMA, USER_SCHEMA, base};
 use super::{ScimError, State, caller, list_response, scim_json};
 
 /// The user as a SCIM resource.
-pub(crate) fn resource(user: &User, base: &str) -> Value {
+pub(crate) fn resource(provisioned: &ProvisionedUser, base: &str) -> Value {
+    let user = &provisioned.user;
     let role = user.role.as_str();
     let mut resource = json!({
         "schemas": [USER_SCHEMA, ENTERPRISE_SCHEMA],
         "id": user.id.to_string(),
-        "userName": user.email.as_str(),
+        "userName": provisioned.user_name(),
         "name": {"formatted": user.name.as_ref()},
         "displayName": user.name.as_ref(),
         "emails": [{"value": user.email.as_str(), "type": "work", "primary": true}],
@@ -34,6 +36,9 @@ pub(crate) fn resource(user: &User, base: &str) -> Value {
     });
     if let Some(department) = &user.department {
         resource[ENTERPRISE_SCHEMA] = json!({"department": department.as_ref()});
+    }
+    if let Some(external_id) = &provisioned.external_id {
+        resource["externalId"] = Value::from(external_id.as_str());
     }
     resource["meta"]["version"] = Value::from(version(&resource));
     resource
@@ -114,14 +119,23 @@ pub(crate) async fn get_user(
         Ok(user) => {
             let full = resource(&user, &base(&state));
             let tag = full["meta"]["version"].as_str().unwrap_or_default().to_owned();
-            let mut response = scim_json(StatusCode::OK, &projection.apply(full));
-            if let Ok(tag) = poem::http::HeaderValue::from_str(&tag) {
-                response.headers_mut().insert(poem::http::header::ETAG, tag);
-            }
-            response
+            tagged(scim_json(StatusCode::OK, &projection.apply(full)), &tag)
         }
         Err(e) => ScimError::from(e).into_response(),
     }
+}
+
+fn tagged(mut response: Response, tag: &str) -> Response {
+    if let Ok(tag) = poem::http::HeaderValue::from_str(tag) {
+        response.headers_mut().insert(poem::http::header::ETAG, tag);
+    }
+    response
+}
+
+/// A whole resource as the answer, its version as the `ETag`.
+pub(crate) fn with_tag(status: StatusCode, full: Value) -> Response {
+    let tag = full["meta"]["version"].as_str().unwrap_or_default().to_owned();
+    tagged(scim_json(status, &full), &tag)
 }
 
 #[derive(Deserialize, Default)]
@@ -141,8 +155,10 @@ const MAX_FILTER_CHARS: usize = 1_000;
 
 /// A filter this server answers: one user by a unique attribute.
 enum Lookup {
+    UserName(String),
     Email(EmailAddress),
     Id(String),
+    ExternalId(String),
     /// A value no user can have (not an address, say).
     Nobody,
 }
@@ -161,7 +177,7 @@ fn lookup(filter: &str) -> Result<Lookup, ScimError> {
         Filter::from_str(filter).map_err(|e| invalid(format!("the filter does not parse: {e}")))?;
     let unsupported = || {
         invalid(
-            "this server answers filters on one unique attribute so far: userName eq, emails.value eq or id eq"
+            "this server answers filters on one attribute so far: userName eq, emails.value eq, externalId eq or id eq"
                 .to_owned(),
         )
     };
@@ -175,10 +191,12 @@ fn lookup(filter: &str) -> Result<Lookup, ScimError> {
     let name = path.name.to_ascii_lowercase();
     let sub = path.sub_attr.as_deref().map(str::to_ascii_lowercase);
     match (name.as_str(), sub.as_deref()) {
-        ("username", None) | ("emails", Some("value")) => {
+        ("username", None) => Ok(Lookup::UserName(value)),
+        ("emails", Some("value")) => {
             Ok(EmailAddress::parse(&value).map_or(Lookup::Nobody, Lookup::Email))
         }
         ("id", None) => Ok(Lookup::Id(value)),
+        ("externalid", None) => Ok(Lookup::ExternalId(value)),
         _ => Err(unsupported()),
     }
 }
@@ -228,26 +246,41 @@ async fn list_users(
     let max = u64::from(state.service.policy().max_page_size);
     let count = whole(query.count.as_deref(), "count", max)?.min(max);
     if let Some(filter) = query.filter.as_deref().filter(|f| !f.trim().is_empty()) {
-        let found = match lookup(filter)? {
-            Lookup::Email(email) => {
-                state.service.provisioning.user_by_email(&caller, &email).await?
+        let found: Vec<ProvisionedUser> = match lookup(filter)? {
+            Lookup::Email(email) => state
+                .service
+                .provisioning
+                .user_by_email(&caller, &email)
+                .await?
+                .into_iter()
+                .collect(),
+            Lookup::UserName(user_name) => state
+                .service
+                .provisioning
+                .user_by_user_name(&caller, &user_name)
+                .await?
+                .into_iter()
+                .collect(),
+            Lookup::ExternalId(external_id) => {
+                state.service.provisioning.users_by_external_id(&caller, &external_id).await?
             }
             Lookup::Id(id) => match id.parse::<UserId>() {
                 Ok(id) => match state.service.provisioning.user(&caller, id).await {
-                    Ok(user) => Some(user),
+                    Ok(user) => vec![user],
                     Err(secureai_domain::provisioning::service::ProvisioningError::NotFound) => {
-                        None
+                        Vec::new()
                     }
                     Err(e) => return Err(e.into()),
                 },
-                Err(_) => None,
+                Err(_) => Vec::new(),
             },
-            Lookup::Nobody => None,
+            Lookup::Nobody => Vec::new(),
         };
-        let total = u64::from(found.is_some());
+        let total = found.len() as u64;
         let shown: Vec<Value> = found
             .iter()
-            .filter(|_| start_index == 1 && count > 0)
+            .skip(usize::try_from(start_index - 1).unwrap_or(usize::MAX))
+            .take(usize::try_from(count).unwrap_or(usize::MAX))
             .map(|u| projection.apply(resource(u, &base)))
             .collect();
         return Ok(list_response(shown, total, start_index));

@@ -309,27 +309,3 @@ pub async fn erase_anonymises_but_keeps_the_last_admin(ports: Ports) {
     let listed = audit(&ports, AuditFilter::default()).await;
     assert!(listed.iter().any(|e| e.id == acted.id) && listed.iter().any(|e| e.id == typed.id));
 }
-
-/// `by_position` MUST page through every user in creation order, with
-/// no user twice or left out, and count them all (any status).
-pub async fn by_position_pages_in_creation_order(ports: Ports) {
-    let mut made = Vec::new();
-    for i in 0..7 {
-        let (mut new, _) =
-            super::fixtures::new_invited(&ports, &format!("u{i}@example.com"), Role::User, None);
-        new.user.created_at = now(&ports) + chrono::Duration::seconds(7 - i);
-        made.push((new.user.created_at, new.user.id));
-        ports.invitations.insert_invited(new).await.unwrap();
-    }
-    made.sort();
-    let mut seen = Vec::new();
-    for offset in [0, 3, 6] {
-        let (page, total) = ports.users.by_position(offset, 3).await.unwrap();
-        assert_eq!(total, 7);
-        seen.extend(page.iter().map(|u| (u.created_at, u.id)));
-    }
-    assert_eq!(seen, made);
-    let (beyond, total) = ports.users.by_position(50, 3).await.unwrap();
-    assert!(beyond.is_empty());
-    assert_eq!(total, 7);
-}

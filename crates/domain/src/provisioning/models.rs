@@ -1,0 +1,66 @@
+//! What an identity provider says about a user, and the link between a
+//! provisioned user and the identity provider's record.
+
+use chrono::{DateTime, Utc};
+
+use crate::users::models::User;
+
+/// Longest `externalId` kept, in characters.
+pub const MAX_EXTERNAL_ID_CHARS: usize = 255;
+
+/// A user's link to the identity provider's record: its `externalId`, and
+/// when a SCIM `DELETE` detached it (the user stays, deactivated; their
+/// SCIM id answers 404 from then on).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScimIdentity {
+    /// The identity provider's id for the user (case-exact).
+    pub external_id: Option<String>,
+    /// The `userName` it sent, when that is not the address itself (an
+    /// account name): unique in any letter case, and what lookups by
+    /// `userName` find.
+    pub user_name: Option<String>,
+    /// When the identity provider deleted the user.
+    pub detached_at: Option<DateTime<Utc>>,
+}
+
+/// A user as the identity provider sees them: the user and their
+/// `externalId`. A detached user is never one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvisionedUser {
+    /// The user.
+    pub user: User,
+    /// The identity provider's id for them, if it sent one.
+    pub external_id: Option<String>,
+    /// Their `userName` when it is not their address.
+    pub user_name: Option<String>,
+}
+
+impl ProvisionedUser {
+    /// The `userName` shown: the one sent, else the address.
+    pub fn user_name(&self) -> &str {
+        self.user_name.as_deref().unwrap_or(self.user.email.as_str())
+    }
+}
+
+/// What the identity provider sent about a user, already read from the
+/// protocol: a field left `None` stays as it is (or takes its default on
+/// creation). Checked by the provisioning service.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attributes {
+    /// The work email address (`userName` when it is one, else the
+    /// primary or work email).
+    pub email: Option<String>,
+    /// `userName` when it is not an address (an account name);
+    /// `Some(None)` when `userName` is the address (no account name).
+    pub user_name: Option<Option<String>>,
+    /// The name (`name.formatted`, `displayName`, or given + family name).
+    pub name: Option<String>,
+    /// The department; `Some(None)` clears it.
+    pub department: Option<Option<String>>,
+    /// `false` deactivates, `true` (re)activates.
+    pub active: Option<bool>,
+    /// Whether the user is an admin (`roles`).
+    pub admin: Option<bool>,
+    /// The identity provider's id; `Some(None)` clears it.
+    pub external_id: Option<Option<String>>,
+}

@@ -1,0 +1,177 @@
+//! [`ProvisioningRepository`](crate::provisioning::ports::ProvisioningRepository):
+//! users created and changed with their SCIM identity, and reads that
+//! leave out users the identity provider deleted.
+
+use super::fixtures::{
+    active, audit_about, change, deactivation, demotion, email, invite, join_all, new_invited, now,
+};
+use crate::audit::models::AuditAction;
+use crate::invitations::ports::InsertUserError;
+use crate::provisioning::models::ScimIdentity;
+use crate::provisioning::ports::NewProvisionedUser;
+use crate::service::Ports;
+use crate::users::models::{Role, User, UserStatus};
+use crate::users::ports::ChangeUserError;
+
+/// A user as the provisioning use case builds one (no mail when `mail` is
+/// false), not stored.
+fn new_provisioned(
+    ports: &Ports,
+    address: &str,
+    external_id: Option<&str>,
+    seat_limit: Option<u32>,
+    mail: bool,
+) -> NewProvisionedUser {
+    let (new, _) = new_invited(ports, address, Role::User, seat_limit);
+    NewProvisionedUser {
+        user: new.user,
+        invitation: new.invitation,
+        mail: mail.then_some(new.mail),
+        audit: new.audit,
+        seat_limit,
+        external_id: external_id.map(str::to_owned),
+        user_name: None,
+    }
+}
+
+fn detached(ports: &Ports, external_id: Option<&str>) -> ScimIdentity {
+    ScimIdentity {
+        external_id: external_id.map(str::to_owned),
+        user_name: None,
+        detached_at: Some(now(ports)),
+    }
+}
+
+/// `create` MUST write the user, their invitation, the email only if
+/// given, the audit event and the identity together; `by_position` MUST
+/// page in creation order leaving detached users out of the page and the
+/// total; `get`, `find_by_email` and `find_by_external_id` (case-exact)
+/// MUST NOT find a detached user.
+pub async fn provisioned_users_page_in_order_without_detached_ones(ports: Ports) {
+    let mut made = Vec::new();
+    for i in 0..7_i64 {
+        let mut new = new_provisioned(
+            &ports,
+            &format!("u{i}@example.com"),
+            Some(&format!("X-{i}")),
+            None,
+            i != 3,
+        );
+        new.user.created_at = now(&ports) + chrono::Duration::seconds(7 - i);
+        made.push(new.user.clone());
+        ports.provisioning.create(new).await.unwrap();
+    }
+    let third = &made[3];
+    assert!(ports.outbox.latest_for(third.id, "invitation").await.unwrap().is_none());
+    assert!(ports.outbox.latest_for(made[2].id, "invitation").await.unwrap().is_some());
+    assert_eq!(audit_about(&ports, third.id).await.len(), 1, "the creation is audited");
+    let found = ports.provisioning.find_by_external_id("X-3", 10).await.unwrap();
+    assert_eq!(found.iter().map(|p| p.user.id).collect::<Vec<_>>(), vec![third.id]);
+    assert_eq!(found[0].external_id.as_deref(), Some("X-3"));
+    assert!(ports.provisioning.find_by_external_id("x-3", 10).await.unwrap().is_empty());
+
+    let gone = made[5].clone();
+    ports.provisioning.update(gone.id, None, detached(&ports, Some("X-5"))).await.unwrap();
+    assert_eq!(ports.provisioning.get(gone.id).await.unwrap(), None);
+    assert_eq!(ports.provisioning.find_by_email(&gone.email).await.unwrap(), None);
+    assert!(ports.provisioning.find_by_external_id("X-5", 10).await.unwrap().is_empty());
+    let identity = ports.provisioning.identity(gone.id).await.unwrap().unwrap();
+    assert!(identity.detached_at.is_some() && identity.external_id.as_deref() == Some("X-5"));
+    assert!(ports.users.get(gone.id).await.unwrap().is_some(), "the person stays");
+
+    made.retain(|u| u.id != gone.id);
+    made.sort_by_key(|u| (u.created_at, u.id));
+    let mut seen = Vec::new();
+    for offset in [0, 4] {
+        let (page, total) = ports.provisioning.by_position(offset, 4).await.unwrap();
+        assert_eq!(total, 6);
+        seen.extend(page.into_iter().map(|p| p.user.id));
+    }
+    assert_eq!(seen, made.iter().map(|u| u.id).collect::<Vec<_>>());
+    let (beyond, total) = ports.provisioning.by_position(60, 4).await.unwrap();
+    assert!(beyond.is_empty() && total == 6);
+}
+
+/// A change of address MUST be refused with `EmailTaken` when another user
+/// has it in any letter case, writing nothing; a free one MUST be written
+/// (found by the new address, not the old).
+pub async fn an_address_change_stays_unique(ports: Ports) {
+    let ada = active(&ports, "ada@example.com", Role::User).await;
+    let bob = invite(&ports, "bob@example.com", Role::User).await;
+    let taken = User { email: email("BOB@example.com"), ..ada.clone() };
+    let result =
+        ports.users.apply_change(change(&ports, &ada, taken, AuditAction::EmailChanged)).await;
+    assert!(matches!(result, Err(ChangeUserError::EmailTaken)), "{result:?}");
+    assert_eq!(ports.users.get(ada.id).await.unwrap().map(|u| u.email), Some(ada.email.clone()));
+    assert!(
+        audit_about(&ports, ada.id).await.iter().all(|e| e.action != AuditAction::EmailChanged)
+    );
+    let found = ports.users.find_by_email(&email("bob@example.com")).await.unwrap();
+    assert_eq!(found.map(|u| u.id), Some(bob.user.id));
+
+    let moved = User { email: email("Ada.King@example.com"), ..ada.clone() };
+    ports.users.apply_change(change(&ports, &ada, moved, AuditAction::EmailChanged)).await.unwrap();
+    let found = ports.users.find_by_email(&email("ada.king@EXAMPLE.com")).await.unwrap();
+    assert_eq!(
+        found.map(|u| (u.id, u.email.as_str().to_owned())),
+        Some((ada.id, "Ada.King@example.com".into()))
+    );
+    assert_eq!(ports.users.find_by_email(&email("ada@example.com")).await.unwrap(), None);
+}
+
+/// `update` MUST write the identity only with the change: a change the
+/// store refuses (the last admin) leaves the identity as it was.
+pub async fn an_identity_is_written_with_its_change_or_not_at_all(ports: Ports) {
+    let root = active(&ports, "root@example.com", Role::Admin).await;
+    let before = ScimIdentity {
+        external_id: Some("R".into()),
+        user_name: Some("root".into()),
+        detached_at: None,
+    };
+    ports.provisioning.update(root.id, None, before.clone()).await.unwrap();
+    let result = ports
+        .provisioning
+        .update(root.id, Some(deactivation(&ports, &root)), detached(&ports, Some("R")))
+        .await;
+    assert!(matches!(result, Err(ChangeUserError::LastAdmin)), "{result:?}");
+    assert_eq!(ports.provisioning.identity(root.id).await.unwrap(), Some(before));
+    assert!(ports.provisioning.get(root.id).await.unwrap().is_some());
+    let result = ports
+        .provisioning
+        .update(root.id, Some(demotion(&ports, &root)), ScimIdentity::default())
+        .await;
+    assert!(matches!(result, Err(ChangeUserError::LastAdmin)), "{result:?}");
+    let stored = ports.users.get(root.id).await.unwrap().unwrap();
+    assert_eq!((stored.role, stored.status()), (Role::Admin, UserStatus::Active));
+
+    // An account name is unique in any letter case, and found so.
+    let found = ports.provisioning.find_by_user_name("ROOT").await.unwrap();
+    assert_eq!(found.map(|p| (p.user.id, p.user_name)), Some((root.id, Some("root".into()))));
+    let ada = active(&ports, "ada@example.com", Role::User).await;
+    let twin = ScimIdentity { user_name: Some("Root".into()), ..ScimIdentity::default() };
+    let result = ports.provisioning.update(ada.id, None, twin).await;
+    assert!(matches!(result, Err(ChangeUserError::EmailTaken)), "{result:?}");
+    let mut new = new_provisioned(&ports, "bob@example.com", None, None, true);
+    new.user_name = Some("rOOT".into());
+    let bob = new.user.id;
+    let result = ports.provisioning.create(new).await;
+    assert!(matches!(result, Err(InsertUserError::EmailTaken)), "{result:?}");
+    assert_eq!(ports.users.get(bob).await.unwrap(), None, "nothing of a refused create");
+}
+
+/// Concurrent `create`s at the last free seat MUST create exactly one user.
+pub async fn concurrent_creates_take_the_last_seat_once(ports: Ports) {
+    invite(&ports, "first@example.com", Role::User).await;
+    let attempts: Vec<_> = (0..50)
+        .map(|i| new_provisioned(&ports, &format!("n{i}@example.com"), None, Some(2), true))
+        .collect();
+    let results =
+        join_all(attempts.into_iter().map(|new| ports.provisioning.create(new)).collect()).await;
+    let created = results.iter().filter(|r| r.is_ok()).count();
+    let refused = results
+        .iter()
+        .filter(|r| matches!(r, Err(InsertUserError::SeatLimitReached { limit: 2 })))
+        .count();
+    assert_eq!((created, refused), (1, 49), "{results:?}");
+    assert_eq!(ports.users.count_seats().await.unwrap(), 2);
+}
