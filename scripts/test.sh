@@ -64,6 +64,11 @@ python3 -c 'import schemathesis' 2>/dev/null \
   || python3 -m pip install --quiet --disable-pip-version-check 'schemathesis>=4,<5'
 schemathesis --version
 
+step "SCIM conformance: scim2-tester (PyPI)"
+python3 -c 'import scim2_tester, httpx2' 2>/dev/null \
+  || python3 -m pip install --quiet --disable-pip-version-check 'scim2-tester[httpx2]'
+python3 -c 'import importlib.metadata as m; print("ok: scim2-tester", m.version("scim2-tester"))'
+
 step "format (cargo fmt --check)"
 cargo fmt --all -- --check
 
@@ -120,6 +125,18 @@ fuzz_summary="$(tail -1 "$fuzz_log")"
 echo "$fuzz_summary"
 rm -f "$fuzz_log"
 
+step "SCIM 2.0 conformance (scim2-tester against the real server: discovery, Users CRUD, PATCH)"
+scim_log="$(mktemp)"
+if ! python3 scripts/scim-conformance.py "$CARGO_TARGET_DIR/debug/secureai" >"$scim_log" 2>&1; then
+  cat "$scim_log"
+  echo "scim2-tester found failures" >&2
+  exit 1
+fi
+scim_summary="$(tail -1 "$scim_log")"
+grep -E '^(DEVIATION|ACCEPTABLE|SKIPPED)' "$scim_log" || true
+echo "$scim_summary"
+rm -f "$scim_log"
+
 step "tests"
 cargo test --workspace --features secureai-domain/mocks 2>&1 | tee "$log"
 
@@ -174,6 +191,7 @@ oidc=$(grep -cE "^test oidc::[a-z0-9_]+ \.\.\. ok$" "$log" || true)
 saml=$(grep -cE "^test saml::[a-z0-9_]+ \.\.\. ok$" "$log" || true)
 echo "SSO tests, all databases: OIDC against npm oidc-provider $oidc passed, SAML against npm saml-idp $saml passed"
 echo "$fuzz_summary"
+echo "$scim_summary"
 cat <<'TXT'
 
 The HTTP suite starts the real server on a random port; the end-to-end

@@ -115,12 +115,34 @@ async fn users_are_read_by_id_by_unique_attribute_and_by_position() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!((&user["id"], &user["userName"]), (&json!(root), &json!(ADMIN_EMAIL)));
     assert_eq!((&user["active"], &user["roles"][0]["value"]), (&json!(true), &json!("admin")));
-    assert_eq!(user["emails"][0], json!({"value": ADMIN_EMAIL, "type": "work", "primary": true}));
+    assert_eq!(user["emails"][0], json!({"value": ADMIN_EMAIL, "type": "work"}));
     assert!(
         user["meta"]["location"].as_str().unwrap().ends_with(&format!("/scim/v2/Users/{root}"))
     );
     let (_, gone_user) = scim(&app, t, &format!("/Users/{gone}")).await;
     assert_eq!(gone_user["active"], false, "deactivated, never deleted");
+    assert_eq!(gone_user.get("roles"), None, "a user holds no special role");
+    // The same query in a SearchRequest body (RFC 7644 §3.4.3).
+    let searched: Value = app
+        .http
+        .post(app.url("/scim/v2/Users/.search"))
+        .bearer_auth(&scim_token)
+        .json(&json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+            "filter": format!("userName eq \"{ADMIN_EMAIL}\""),
+            "attributes": ["userName"],
+            "startIndex": 1,
+            "count": 10,
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(searched["totalResults"], 1, "{searched}");
+    assert_eq!(searched["Resources"][0]["userName"], ADMIN_EMAIL);
+    assert_eq!(searched["Resources"][0].get("emails"), None, "only the attributes asked for");
     let unknown = format!("/Users/{}", secureai_domain::UserId::generate());
     assert_scim_error(&scim(&app, t, &unknown).await, StatusCode::NOT_FOUND, None);
     assert_scim_error(&scim(&app, t, "/Users/not-an-id").await, StatusCode::NOT_FOUND, None);

@@ -195,6 +195,16 @@ fn target(path: &str) -> Result<Target, ScimError> {
 
 /// Sets what `value` says at `path` (`add` and `replace` alike).
 fn set(sent: &mut Sent, path: &str, value: &Value, op: Op) -> Result<(), ScimError> {
+    if path.trim().eq_ignore_ascii_case(ENTERPRISE_SCHEMA) {
+        // The whole extension as one value.
+        let Value::Object(extension) = value else {
+            return Err(invalid("the enterprise extension must be an object"));
+        };
+        for (name, value) in extension {
+            set(sent, &format!("{ENTERPRISE_SCHEMA}:{name}"), value, op)?;
+        }
+        return Ok(());
+    }
     let t = target(path)?;
     match (t.enterprise, t.attribute.as_str(), t.sub.as_deref()) {
         (true, "department", None) => sent.department = Some(text(value, "department")?),
@@ -239,6 +249,11 @@ fn set(sent: &mut Sent, path: &str, value: &Value, op: Op) -> Result<(), ScimErr
 
 /// Clears what `path` names (`remove`).
 fn remove(sent: &mut Sent, path: &str, value: Option<&Value>) -> Result<(), ScimError> {
+    if path.trim().eq_ignore_ascii_case(ENTERPRISE_SCHEMA) {
+        // The whole extension: the department is all of it kept here.
+        sent.department = Some(None);
+        return Ok(());
+    }
     let t = target(path)?;
     let required = |name: &str| {
         ScimError::typed(

@@ -38,26 +38,41 @@ fn user_schema() -> Value {
     );
     user_name["required"] = json!(true);
     user_name["uniqueness"] = json!("server");
-    let mut name = attribute("name", "The user's name.");
+    let required = |mut attribute: Value| {
+        attribute["required"] = json!(true);
+        attribute
+    };
+    let mut name = required(attribute(
+        "name",
+        "The user's name: SecureAI always has one (on creation without one, the address's local part).",
+    ));
     name["type"] = json!("complex");
     name["subAttributes"] = json!([attribute("formatted", "The full name, as displayed.")]);
-    let mut emails = attribute("emails", "The work email address (the same as userName).");
+    let mut emails = attribute(
+        "emails",
+        "The work email address: userName when that is an address, else the primary email, else the work one.",
+    );
     emails["type"] = json!("complex");
     emails["multiValued"] = json!(true);
+    emails["required"] = json!(true);
     let mut kind = attribute("type", "Always `work`.");
     kind["canonicalValues"] = json!(["work"]);
-    let mut primary = attribute("primary", "Always true.");
-    primary["type"] = json!("boolean");
-    emails["subAttributes"] = json!([attribute("value", "The address."), kind, primary]);
+    emails["subAttributes"] = json!([required(attribute("value", "The address.")), kind]);
     let mut active = attribute(
         "active",
         "false once deactivated: sign-in blocked, sessions ended, data kept. Users are never deleted.",
     );
     active["type"] = json!("boolean");
-    let mut roles = attribute("roles", "`admin` or `user`.");
+    active["required"] = json!(true);
+    let mut roles = attribute(
+        "roles",
+        "`[{\"value\": \"admin\"}]` for an admin; absent for a user. Removing it makes a user.",
+    );
     roles["type"] = json!("complex");
     roles["multiValued"] = json!(true);
-    roles["subAttributes"] = json!([attribute("value", "`admin` or `user`.")]);
+    let mut role = attribute("value", "`admin`: any other value means a user.");
+    role["canonicalValues"] = json!(["admin"]);
+    roles["subAttributes"] = json!([role]);
     json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
         "id": USER_SCHEMA,
@@ -66,7 +81,7 @@ fn user_schema() -> Value {
         "attributes": [
             user_name,
             name,
-            attribute("displayName", "The name shown in SecureAI."),
+            required(attribute("displayName", "The name shown in SecureAI.")),
             emails,
             active,
             roles,

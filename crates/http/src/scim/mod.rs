@@ -36,6 +36,9 @@ pub(crate) fn routes() -> impl poem::Endpoint {
         .at("/Schemas", get(discovery::schemas))
         .at("/Schemas/:id", get(discovery::schema))
         .at("/Users", get(users::list).post(writes::create))
+        .at("/Users/.search", poem::post(users::search))
+        // Searching from the root: Users are the only resource searched so far.
+        .at("/.search", poem::post(users::search))
         .at(
             "/Users/:id",
             get(users::get_user).put(writes::replace).patch(writes::patch).delete(writes::delete),

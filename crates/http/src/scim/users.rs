@@ -7,7 +7,7 @@ use poem::http::StatusCode;
 use poem::web::{Path, Query};
 use poem::{IntoResponse, Request, Response, handler};
 use secureai_domain::provisioning::models::ProvisionedUser;
-use secureai_domain::{EmailAddress, User, UserId, UserStatus};
+use secureai_domain::{EmailAddress, Role, User, UserId, UserStatus};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -24,9 +24,8 @@ pub(crate) fn resource(provisioned: &ProvisionedUser, base: &str) -> Value {
         "userName": provisioned.user_name(),
         "name": {"formatted": user.name.as_ref()},
         "displayName": user.name.as_ref(),
-        "emails": [{"value": user.email.as_str(), "type": "work", "primary": true}],
+        "emails": [{"value": user.email.as_str(), "type": "work"}],
         "active": user.status() != UserStatus::Deactivated,
-        "roles": [{"value": role, "primary": true}],
         "meta": {
             "resourceType": "User",
             "created": user.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -34,6 +33,9 @@ pub(crate) fn resource(provisioned: &ProvisionedUser, base: &str) -> Value {
             "location": format!("{base}/Users/{}", user.id),
         },
     });
+    if user.role == Role::Admin {
+        resource["roles"] = json!([{"value": role}]);
+    }
     if let Some(department) = &user.department {
         resource[ENTERPRISE_SCHEMA] = json!({"department": department.as_ref()});
     }
@@ -292,4 +294,57 @@ async fn list_users(
         .await?;
     let resources = page.users.iter().map(|u| projection.apply(resource(u, &base))).collect();
     Ok(list_response(resources, page.total, start_index))
+}
+
+/// `POST /Users/.search` (RFC 7644 §3.4.3): the query of `GET /Users` in a
+/// `SearchRequest` body, so that filters stay out of URLs and logs.
+#[handler]
+pub(crate) async fn search(state: State<'_>, req: &Request, body: poem::Body) -> Response {
+    let result = async {
+        let bytes = body.into_bytes().await.map_err(|e| {
+            ScimError::new(StatusCode::BAD_REQUEST, format!("the body could not be read: {e}"))
+        })?;
+        let body: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            ScimError::typed(
+                StatusCode::BAD_REQUEST,
+                "invalidSyntax",
+                format!("the body is not JSON: {e}"),
+            )
+        })?;
+        let field = |name: &str| {
+            body.as_object()
+                .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)))
+                .map(|(_, v)| v)
+        };
+        let text = |name: &str| -> Result<Option<String>, ScimError> {
+            match field(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(Value::Number(n)) => Ok(Some(n.to_string())),
+                // `attributes`, `excludedAttributes`: lists of names.
+                Some(Value::Array(names)) => {
+                    Ok(Some(names.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")))
+                }
+                Some(_) => Err(ScimError::typed(
+                    StatusCode::BAD_REQUEST,
+                    "invalidValue",
+                    format!("{name} has the wrong type"),
+                )),
+            }
+        };
+        let query = ListQuery {
+            filter: text("filter")?,
+            start_index: text("startIndex")?,
+            count: text("count")?,
+            projection: Projection {
+                attributes: text("attributes")?,
+                excluded_attributes: text("excludedAttributes")?,
+            },
+        };
+        list_users(&state, req, query).await
+    };
+    match result.await {
+        Ok(body) => scim_json(StatusCode::OK, &body),
+        Err(e) => e.into_response(),
+    }
 }
