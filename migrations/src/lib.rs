@@ -17,6 +17,7 @@ mod m20261203_000008_search_terms_created;
 mod m20261203_000009_service_token_scopes;
 mod m20261203_000010_invitations_expiry;
 mod m20261203_000011_scim_identities;
+mod m20261203_000012_scim_groups;
 
 /// How many of [`Migrator::migrations`] made up each release, oldest first:
 /// an upgrade test migrates a database to a release's schema, fills it as
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000009_service_token_scopes::Migration),
             Box::new(m20261203_000010_invitations_expiry::Migration),
             Box::new(m20261203_000011_scim_identities::Migration),
+            Box::new(m20261203_000012_scim_groups::Migration),
         ]
     }
 }

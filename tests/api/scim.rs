@@ -76,7 +76,7 @@ async fn only_a_token_with_the_scim_scope_opens_it_and_discovery_says_what_is_su
     let (_, user_type) = scim(&app, Some(&scim_token), "/ResourceTypes/User").await;
     assert_eq!(user_type["schema"], "urn:ietf:params:scim:schemas:core:2.0:User");
     let (_, schemas) = scim(&app, Some(&scim_token), "/Schemas").await;
-    assert_eq!(schemas["totalResults"], 2);
+    assert_eq!(schemas["totalResults"], 3);
     let (_, user_schema) =
         scim(&app, Some(&scim_token), "/Schemas/urn:ietf:params:scim:schemas:core:2.0:User").await;
     let user_name = &user_schema["attributes"][0];

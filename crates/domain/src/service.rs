@@ -89,6 +89,8 @@ pub struct Ports {
     pub usage: Arc<dyn UsageRepository>,
     /// Users provisioned by an identity provider (SCIM).
     pub provisioning: Arc<dyn crate::provisioning::ports::ProvisioningRepository>,
+    /// Groups pushed by an identity provider (SCIM).
+    pub groups: Arc<dyn crate::provisioning::ports::GroupRepository>,
 }
 
 use crate::users::ports::UserRepository;
@@ -268,6 +270,7 @@ impl UserManagement {
                 ProvisioningPorts {
                     users: p.users.clone(),
                     provisioning: p.provisioning.clone(),
+                    groups: p.groups.clone(),
                     settings: p.settings.clone(),
                     clock: p.clock.clone(),
                     tokens: p.tokens.clone(),

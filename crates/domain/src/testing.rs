@@ -185,6 +185,10 @@ pub struct MemoryState {
     pub usage: MemoryUsage,
     /// Provisioned users' links to the identity provider's records.
     pub scim_identities: HashMap<UserId, crate::provisioning::models::ScimIdentity>,
+    /// Groups pushed by the identity provider, by id.
+    pub groups: HashMap<Uuid, crate::provisioning::models::Group>,
+    /// Settings › Provisioning.
+    pub provisioning_settings: crate::provisioning::models::ProvisioningSettings,
 }
 
 impl MemoryState {
@@ -283,6 +287,7 @@ impl InMemoryStore {
             service_tokens: self.clone(),
             usage: self.clone(),
             provisioning: self.clone(),
+            groups: self.clone(),
             identity: Arc::new(NoIdentityProvider),
             clock,
             tokens,

@@ -15,6 +15,7 @@ mod checkpoint;
 mod convert;
 mod directory;
 mod entities;
+mod groups;
 mod imports;
 mod invitations;
 mod listing;
@@ -187,6 +188,7 @@ impl SqlStore {
             service_tokens: self.clone(),
             usage: self.clone(),
             provisioning: self.clone(),
+            groups: self.clone(),
             identity: Arc::new(NoIdentityProvider),
             clock,
             tokens,
@@ -416,6 +418,7 @@ retryable_through_unexpected!(
     secureai_domain::resets::ports::PasswordStoreError,
     secureai_domain::setup::ports::CompleteSetupStoreError,
     secureai_domain::sso::ports::SsoSignInStoreError,
+    secureai_domain::provisioning::ports::GroupWriteError,
 );
 
 /// Runs `work` — a statement, or a whole transaction from `begin` to

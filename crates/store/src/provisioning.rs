@@ -3,7 +3,7 @@
 //! reads, which leave out users it deleted.
 
 use async_trait::async_trait;
-use sea_orm::sea_query::{OnConflict, Query};
+use sea_orm::sea_query::Query;
 use sea_orm::{
     ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
     TransactionTrait,
@@ -82,19 +82,18 @@ async fn write_identity(
         ),
         detached_at: sea_orm::ActiveValue::Set(identity.detached_at.map(micros)),
     };
-    let written = scim_identities::Entity::insert(row)
-        .on_conflict(
-            OnConflict::column(scim_identities::Column::UserId)
-                .update_columns([
-                    scim_identities::Column::ExternalId,
-                    scim_identities::Column::UserName,
-                    scim_identities::Column::UserNameKey,
-                    scim_identities::Column::DetachedAt,
-                ])
-                .to_owned(),
-        )
-        .exec_without_returning(txn)
-        .await;
+    // Not an upsert: MySQL's ON DUPLICATE KEY UPDATE fires on any unique
+    // key, and would rewrite the other user's row whose `user_name` this is.
+    let exists = scim_identities::Entity::find_by_id(user.to_owned())
+        .one(txn)
+        .await
+        .map_err(|e| IdentityError::Unexpected(db("reading a SCIM identity")(e)))?
+        .is_some();
+    let written = if exists {
+        scim_identities::Entity::update(row).exec(txn).await.map(|_| ())
+    } else {
+        scim_identities::Entity::insert(row).exec_without_returning(txn).await.map(|_| ())
+    };
     match written {
         Ok(_) => Ok(()),
         Err(e) if is_unique_violation(&e) => Err(IdentityError::UserNameTaken),

@@ -22,6 +22,14 @@ const SEAT_LIMIT: &str = "seat_limit";
 const UNLIMITED: &str = "unlimited";
 const EMAIL: &str = "email";
 const SSO: &str = "sso";
+const PROVISIONING: &str = "provisioning";
+
+/// Settings › Provisioning as stored (JSON).
+#[derive(Serialize, Deserialize)]
+struct StoredProvisioning {
+    admin_group: Option<uuid::Uuid>,
+    send_access_email: bool,
+}
 
 /// SSO settings as stored (JSON). The client secret has to be stored to be
 /// used; it never leaves through the API, the audit log or logs.
@@ -211,6 +219,38 @@ impl SettingsRepository for SqlStore {
         row.value.parse::<u32>().map(|n| Some(Some(n))).map_err(|e| {
             StoreError::new(format!("stored seat limit `{}` is invalid", row.value), e)
         })
+    }
+
+    async fn provisioning_settings(
+        &self,
+    ) -> Result<secureai_domain::provisioning::models::ProvisioningSettings, StoreError> {
+        let Some(row) = settings::Entity::find_by_id(PROVISIONING.to_owned())
+            .one(&self.db)
+            .await
+            .map_err(db("reading the provisioning settings"))?
+        else {
+            return Ok(Default::default());
+        };
+        let stored: StoredProvisioning = serde_json::from_str(&row.value)
+            .map_err(|e| StoreError::new("the stored provisioning settings are unreadable", e))?;
+        Ok(secureai_domain::provisioning::models::ProvisioningSettings {
+            admin_group: stored.admin_group,
+            send_access_email: stored.send_access_email,
+        })
+    }
+
+    async fn set_provisioning_settings(
+        &self,
+        settings: &secureai_domain::provisioning::models::ProvisioningSettings,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError> {
+        let stored = StoredProvisioning {
+            admin_group: settings.admin_group,
+            send_access_email: settings.send_access_email,
+        };
+        let value = serde_json::to_string(&stored)
+            .map_err(|e| StoreError::new("writing the provisioning settings", e))?;
+        self.put(PROVISIONING, value, audit).await
     }
 
     async fn set_seat_limit(

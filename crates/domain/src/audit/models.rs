@@ -146,6 +146,14 @@ pub enum AuditAction {
     /// The guide's rules refused what an identity provider asked over SCIM
     /// (the last active admin, the seat limit): the reason in the details.
     ProvisioningRefused,
+    /// The identity provider created a group.
+    GroupCreated,
+    /// The identity provider renamed a group or changed its members.
+    GroupChanged,
+    /// The identity provider deleted a group (never its members).
+    GroupDeleted,
+    /// An admin changed Settings › Provisioning.
+    ProvisioningSettingsChanged,
 }
 
 const ACTION_NAMES: &[(AuditAction, &str)] = &[
@@ -181,6 +189,10 @@ const ACTION_NAMES: &[(AuditAction, &str)] = &[
     (AuditAction::InvitationWithdrawn, "invitation.withdrawn"),
     (AuditAction::ProvisioningDetached, "user.provisioning_detached"),
     (AuditAction::ProvisioningRefused, "provisioning.refused"),
+    (AuditAction::GroupCreated, "group.created"),
+    (AuditAction::GroupChanged, "group.changed"),
+    (AuditAction::GroupDeleted, "group.deleted"),
+    (AuditAction::ProvisioningSettingsChanged, "settings.provisioning_changed"),
 ];
 
 impl AuditAction {

@@ -64,3 +64,76 @@ pub struct Attributes {
     /// The identity provider's id; `Some(None)` clears it.
     pub external_id: Option<Option<String>>,
 }
+
+/// Longest group name, in characters.
+pub const MAX_GROUP_NAME_CHARS: usize = 255;
+
+/// Most members one group may hold.
+pub const MAX_GROUP_MEMBERS: usize = 100_000;
+
+/// A group the identity provider pushes (SCIM `Group`): a name unique in
+/// any letter case, and its members. Deleting a group never touches them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    /// Unique id.
+    pub id: uuid::Uuid,
+    /// The name (`displayName`).
+    pub name: String,
+    /// The identity provider's id for it.
+    pub external_id: Option<String>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When its name or members last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Its members, in no particular order.
+    pub members: Vec<crate::users::models::UserId>,
+}
+
+/// A group as a user's profile lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSummary {
+    /// Its id.
+    pub id: uuid::Uuid,
+    /// Its name.
+    pub name: String,
+}
+
+/// A change to a group's members, as one PATCH or PUT asks for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemberChange {
+    /// Members to add (already members: no change).
+    pub add: Vec<crate::users::models::UserId>,
+    /// Members to remove (not members: no change).
+    pub remove: Vec<crate::users::models::UserId>,
+    /// The whole new member list, applied before `add` and `remove`.
+    pub replace: Option<Vec<crate::users::models::UserId>>,
+}
+
+/// What the identity provider sent about a group: a field left `None`
+/// stays as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupAttributes {
+    /// The name.
+    pub name: Option<String>,
+    /// The identity provider's id; `Some(None)` clears it.
+    pub external_id: Option<Option<String>>,
+    /// The members to add, remove or set.
+    pub members: MemberChange,
+}
+
+/// Settings › Provisioning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvisioningSettings {
+    /// The group whose members are admins (SSO users; a password
+    /// break-glass admin keeps their role); `None`: roles come from
+    /// `roles` or the panel.
+    pub admin_group: Option<uuid::Uuid>,
+    /// Whether users created over SCIM get the access-ready email.
+    pub send_access_email: bool,
+}
+
+impl Default for ProvisioningSettings {
+    fn default() -> Self {
+        Self { admin_group: None, send_access_email: true }
+    }
+}

@@ -116,3 +116,126 @@ pub trait ProvisioningRepository: Send + Sync {
         limit: u32,
     ) -> Result<(Vec<ProvisionedUser>, u64), StoreError>;
 }
+
+/// A group change worked out by the domain, written in one transaction:
+/// the group row, its members, and the role changes membership of the
+/// admin group brings.
+#[derive(Debug, Clone)]
+pub struct GroupWrite {
+    /// The group as it must become (name, external id, updated time);
+    /// its `members` are not read: `members` below says what changes.
+    pub group: crate::provisioning::models::Group,
+    /// The member changes.
+    pub members: crate::provisioning::models::MemberChange,
+    /// Role changes of members that join or leave the admin group, each
+    /// applied as [`crate::users::ports::UserRepository::apply_change`]
+    /// does.
+    pub role_changes: Vec<UserChange>,
+    /// The audit events.
+    pub audit: Vec<AuditEvent>,
+}
+
+/// Why the store refused a group change.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupWriteError {
+    /// Another group has the name, in any letter case.
+    #[error("another group has this name")]
+    NameTaken,
+    /// No group (or, for members, no user) has this id.
+    #[error("no such group or member")]
+    NotFound,
+    /// A role change would leave no active admin.
+    #[error("last active admin")]
+    LastAdmin,
+    /// A member's role or status changed meanwhile: work it out again.
+    #[error("a member changed meanwhile")]
+    Stale,
+    /// Unexpected failure.
+    #[error(transparent)]
+    Unexpected(#[from] StoreError),
+}
+
+impl From<ChangeUserError> for GroupWriteError {
+    fn from(error: ChangeUserError) -> Self {
+        match error {
+            ChangeUserError::LastAdmin => Self::LastAdmin,
+            ChangeUserError::Stale => Self::Stale,
+            ChangeUserError::Unexpected(e) => Self::Unexpected(e),
+            other => Self::Unexpected(StoreError::msg(other.to_string())),
+        }
+    }
+}
+
+/// Storage of groups and their members.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait GroupRepository: Send + Sync {
+    /// Inserts a group (with members from `write.members.replace` and
+    /// `add`) and its audit events in one transaction.
+    ///
+    /// # Errors
+    /// Writes nothing and MUST return [`GroupWriteError::NameTaken`] if
+    /// another group has the name in any letter case, or
+    /// [`GroupWriteError::NotFound`] if a member is no user.
+    async fn create_group(&self, write: GroupWrite) -> Result<(), GroupWriteError>;
+
+    /// Changes a group in one transaction: name, external id, members
+    /// (replace first, then add, then remove — concurrent changes adding
+    /// different members keep all of them), role changes, audit events.
+    ///
+    /// # Errors
+    /// Writes nothing and MUST return [`GroupWriteError::NotFound`] if the
+    /// group or a member to add does not exist, `NameTaken` as for
+    /// `create_group`, and the role-change errors of `apply_change`.
+    async fn change_group(&self, write: GroupWrite) -> Result<(), GroupWriteError>;
+
+    /// Deletes a group and its memberships (never its members), with its
+    /// audit event and role changes, in one transaction.
+    ///
+    /// # Errors
+    /// MUST return [`GroupWriteError::NotFound`] if there is no such group.
+    async fn delete_group(
+        &self,
+        id: uuid::Uuid,
+        role_changes: Vec<UserChange>,
+        audit: AuditEvent,
+    ) -> Result<(), GroupWriteError>;
+
+    /// The group with its members.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn group(
+        &self,
+        id: uuid::Uuid,
+    ) -> Result<Option<crate::provisioning::models::Group>, StoreError>;
+
+    /// The group with this name, in any letter case.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn group_by_name(
+        &self,
+        name: &str,
+    ) -> Result<Option<crate::provisioning::models::Group>, StoreError>;
+
+    /// Up to `limit` groups from position `offset` in creation order, with
+    /// their members, and how many groups there are.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn groups_by_position(
+        &self,
+        offset: u64,
+        limit: u32,
+    ) -> Result<(Vec<crate::provisioning::models::Group>, u64), StoreError>;
+
+    /// The groups a user is a member of, by name.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn groups_of(
+        &self,
+        user: UserId,
+    ) -> Result<Vec<crate::provisioning::models::GroupSummary>, StoreError>;
+}

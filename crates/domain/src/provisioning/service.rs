@@ -37,6 +37,8 @@ pub struct ProvisioningPorts {
     pub clock: Arc<dyn Clock>,
     /// Randomness (invitation tokens).
     pub tokens: Arc<dyn TokenGenerator>,
+    /// Groups and their members.
+    pub groups: Arc<dyn crate::provisioning::ports::GroupRepository>,
     /// Refusals by the guide's rules, audited on their own.
     pub audit: Arc<dyn crate::audit::ports::AuditLog>,
 }
@@ -45,8 +47,8 @@ pub struct ProvisioningPorts {
 /// the [`ServiceCaller`] the token check made, and refuses one whose token
 /// does not have the `scim` scope.
 pub struct ProvisioningService {
-    ports: ProvisioningPorts,
-    policy: Arc<crate::policy::Policy>,
+    pub(super) ports: ProvisioningPorts,
+    pub(super) policy: Arc<crate::policy::Policy>,
 }
 
 /// Why a provisioning request was refused.
@@ -79,6 +81,12 @@ pub enum ProvisioningError {
         /// The limit.
         limit: u32,
     },
+    /// No group has this id.
+    #[error("no group has this id")]
+    GroupNotFound,
+    /// Another group has this name, in any letter case.
+    #[error("another group has this name (group names are unique in any letter case)")]
+    GroupNameTaken,
     /// Something unexpected failed.
     #[error(transparent)]
     Unexpected(#[from] StoreError),
@@ -103,7 +111,7 @@ impl ProvisioningService {
         Self { ports, policy }
     }
 
-    fn check(caller: &ServiceCaller) -> Result<(), ProvisioningError> {
+    pub(super) fn check(caller: &ServiceCaller) -> Result<(), ProvisioningError> {
         if caller.token().allows(TokenScope::Scim) {
             Ok(())
         } else {
@@ -254,7 +262,8 @@ impl ProvisioningService {
         let new = NewProvisionedUser {
             user: user.clone(),
             invitation,
-            mail: active.then_some(mail),
+            mail: (active && self.ports.settings.provisioning_settings().await?.send_access_email)
+                .then_some(mail),
             audit,
             seat_limit: if active { self.seat_limit().await? } else { None },
             external_id: external_id.clone(),
@@ -330,7 +339,7 @@ impl ProvisioningService {
 
     /// Records a refusal by the guide's rules (last admin, seats), so that
     /// admins see what their identity provider was refused and why.
-    async fn audit_refusal<T>(
+    pub(super) async fn audit_refusal<T>(
         &self,
         caller: &ServiceCaller,
         target: Option<UserId>,

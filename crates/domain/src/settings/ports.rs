@@ -21,6 +21,24 @@ pub trait SettingsRepository: Send + Sync {
     /// [`StoreError`] only on failure.
     async fn seat_limit(&self) -> Result<StoredSeatLimit, StoreError>;
 
+    /// Settings › Provisioning as saved (the defaults if never saved).
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn provisioning_settings(
+        &self,
+    ) -> Result<crate::provisioning::models::ProvisioningSettings, StoreError>;
+
+    /// Stores Settings › Provisioning with its audit event.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn set_provisioning_settings(
+        &self,
+        settings: &crate::provisioning::models::ProvisioningSettings,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError>;
+
     /// Stores the seat limit (`None` = unlimited) with its audit event.
     ///
     /// # Errors

@@ -27,6 +27,7 @@ use crate::service::Ports;
 mod fixtures;
 
 pub mod analytics;
+pub mod groups;
 pub mod imports;
 pub mod invitations;
 pub mod outbox;
@@ -72,6 +73,9 @@ pub fn all() -> Vec<(&'static str, Contract)> {
         provisioning::an_address_change_stays_unique,
         provisioning::an_identity_is_written_with_its_change_or_not_at_all,
         provisioning::concurrent_creates_take_the_last_seat_once,
+        groups::concurrent_member_additions_keep_every_member,
+        groups::group_names_are_unique_and_members_are_users,
+        groups::role_changes_are_written_with_the_membership_or_not_at_all,
         invitations::an_invitation_is_accepted_exactly_once,
         invitations::concurrent_acceptances_activate_once,
         invitations::reissue_voids_earlier_links_and_needs_an_invited_user,

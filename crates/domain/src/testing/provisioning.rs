@@ -4,8 +4,10 @@ use async_trait::async_trait;
 
 use crate::errors::StoreError;
 use crate::invitations::ports::InsertUserError;
-use crate::provisioning::models::{ProvisionedUser, ScimIdentity};
-use crate::provisioning::ports::{NewProvisionedUser, ProvisioningRepository};
+use crate::provisioning::models::{Group, GroupSummary, ProvisionedUser, ScimIdentity};
+use crate::provisioning::ports::{
+    GroupRepository, GroupWrite, GroupWriteError, NewProvisionedUser, ProvisioningRepository,
+};
 use crate::users::models::{EmailAddress, User, UserId};
 use crate::users::ports::{ChangeUserError, UserChange};
 
@@ -150,5 +152,140 @@ impl ProvisioningRepository for InMemoryStore {
             .take(limit as usize)
             .collect();
         Ok((page, total))
+    }
+}
+
+impl MemoryState {
+    fn group_name_taken(&self, name: &str, except: uuid::Uuid) -> bool {
+        let key = name.to_lowercase();
+        self.groups.values().any(|g| g.id != except && g.name.to_lowercase() == key)
+    }
+
+    /// Applies role changes all or nothing: checked on a copy first.
+    fn apply_role_changes(&mut self, changes: Vec<UserChange>) -> Result<(), GroupWriteError> {
+        let mut trial = self.users.clone();
+        for change in &changes {
+            let id = change.before.id;
+            let current = trial.get(&id).ok_or(GroupWriteError::Stale)?;
+            if current.role != change.before.role || current.status() != change.before.status() {
+                return Err(GroupWriteError::Stale);
+            }
+            if change.keep_an_admin && !trial.values().any(|u| u.id != id && u.is_active_admin()) {
+                return Err(GroupWriteError::LastAdmin);
+            }
+            trial.insert(id, change.after.clone());
+        }
+        for change in changes {
+            self.apply_change(change).map_err(|e| match e {
+                ChangeUserError::LastAdmin => GroupWriteError::LastAdmin,
+                ChangeUserError::Stale => GroupWriteError::Stale,
+                other => GroupWriteError::Unexpected(StoreError::msg(other.to_string())),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl GroupRepository for InMemoryStore {
+    async fn create_group(&self, write: GroupWrite) -> Result<(), GroupWriteError> {
+        let mut state = self.state();
+        if state.group_name_taken(&write.group.name, write.group.id) {
+            return Err(GroupWriteError::NameTaken);
+        }
+        let mut group = write.group;
+        let mut members = write.members.replace.unwrap_or_default();
+        members.extend(write.members.add);
+        members.retain(|m| !write.members.remove.contains(m));
+        if members.iter().any(|m| !state.users.contains_key(m)) {
+            return Err(GroupWriteError::NotFound);
+        }
+        members.sort();
+        members.dedup();
+        group.members = members;
+        state.apply_role_changes(write.role_changes)?;
+        state.groups.insert(group.id, group);
+        state.audit.extend(write.audit);
+        Ok(())
+    }
+
+    async fn change_group(&self, write: GroupWrite) -> Result<(), GroupWriteError> {
+        let mut state = self.state();
+        let id = write.group.id;
+        let Some(current) = state.groups.get(&id).cloned() else {
+            return Err(GroupWriteError::NotFound);
+        };
+        if state.group_name_taken(&write.group.name, id) {
+            return Err(GroupWriteError::NameTaken);
+        }
+        let joining = write.members.add.iter().chain(write.members.replace.iter().flatten());
+        if joining.into_iter().any(|m| !state.users.contains_key(m)) {
+            return Err(GroupWriteError::NotFound);
+        }
+        let mut members = write.members.replace.clone().unwrap_or(current.members);
+        members.extend(write.members.add.iter().copied());
+        members.retain(|m| !write.members.remove.contains(m));
+        members.sort();
+        members.dedup();
+        state.apply_role_changes(write.role_changes)?;
+        let group = Group { members, ..write.group };
+        state.groups.insert(id, group);
+        state.audit.extend(write.audit);
+        Ok(())
+    }
+
+    async fn delete_group(
+        &self,
+        id: uuid::Uuid,
+        role_changes: Vec<UserChange>,
+        audit: crate::audit::models::AuditEvent,
+    ) -> Result<(), GroupWriteError> {
+        let mut state = self.state();
+        if !state.groups.contains_key(&id) {
+            return Err(GroupWriteError::NotFound);
+        }
+        state.apply_role_changes(role_changes)?;
+        state.groups.remove(&id);
+        state.audit.push(audit);
+        Ok(())
+    }
+
+    async fn group(&self, id: uuid::Uuid) -> Result<Option<Group>, StoreError> {
+        Ok(self.state().groups.get(&id).cloned())
+    }
+
+    async fn group_by_name(&self, name: &str) -> Result<Option<Group>, StoreError> {
+        let key = name.to_lowercase();
+        Ok(self.state().groups.values().find(|g| g.name.to_lowercase() == key).cloned())
+    }
+
+    async fn groups_by_position(
+        &self,
+        offset: u64,
+        limit: u32,
+    ) -> Result<(Vec<Group>, u64), StoreError> {
+        let state = self.state();
+        let mut groups: Vec<&Group> = state.groups.values().collect();
+        groups.sort_by_key(|g| (g.created_at, g.id));
+        let total = groups.len() as u64;
+        let page = groups
+            .into_iter()
+            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+            .take(limit as usize)
+            .cloned()
+            .collect();
+        Ok((page, total))
+    }
+
+    async fn groups_of(&self, user: UserId) -> Result<Vec<GroupSummary>, StoreError> {
+        let state = self.state();
+        let mut groups: Vec<GroupSummary> = state
+            .groups
+            .values()
+            .filter(|g| g.members.contains(&user))
+            .map(|g| GroupSummary { id: g.id, name: g.name.clone() })
+            .collect();
+        groups.sort_by_key(|g| g.name.to_lowercase());
+        Ok(groups)
     }
 }

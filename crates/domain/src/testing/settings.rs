@@ -12,6 +12,23 @@ use super::InMemoryStore;
 
 #[async_trait]
 impl SettingsRepository for InMemoryStore {
+    async fn provisioning_settings(
+        &self,
+    ) -> Result<crate::provisioning::models::ProvisioningSettings, StoreError> {
+        Ok(self.state().provisioning_settings.clone())
+    }
+
+    async fn set_provisioning_settings(
+        &self,
+        settings: &crate::provisioning::models::ProvisioningSettings,
+        audit: crate::audit::models::AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        state.provisioning_settings = settings.clone();
+        state.audit.push(audit);
+        Ok(())
+    }
+
     async fn seat_limit(&self) -> Result<StoredSeatLimit, StoreError> {
         Ok(self.state().seat_limit)
     }

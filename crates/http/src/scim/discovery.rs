@@ -11,6 +11,7 @@ use super::{ScimError, State, caller, list_response, scim_json};
 pub(crate) const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub(crate) const ENTERPRISE_SCHEMA: &str =
     "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub(crate) const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 
 /// The base URL of the SCIM endpoint, for `meta.location`.
 pub(crate) fn base(state: &crate::AppState) -> String {
@@ -104,6 +105,45 @@ fn enterprise_schema() -> Value {
     })
 }
 
+fn group_schema() -> Value {
+    let mut name = attribute("displayName", "The group's name: unique in any letter case.");
+    name["required"] = json!(true);
+    name["uniqueness"] = json!("server");
+    let mut members = attribute("members", "The users in the group (never deleted with it).");
+    members["type"] = json!("complex");
+    members["multiValued"] = json!(true);
+    let mut value = attribute("value", "The member's user id.");
+    value["mutability"] = json!("immutable");
+    let mut reference = attribute("$ref", "The member's address in this API.");
+    reference["type"] = json!("reference");
+    reference["referenceTypes"] = json!(["User"]);
+    reference["mutability"] = json!("immutable");
+    let mut kind = attribute("type", "Always `User`.");
+    kind["canonicalValues"] = json!(["User"]);
+    kind["mutability"] = json!("immutable");
+    members["subAttributes"] = json!([value, reference, kind]);
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
+        "id": GROUP_SCHEMA,
+        "name": "Group",
+        "description": "A group of users pushed by the identity provider; one may be the admin group.",
+        "attributes": [name, members],
+        "meta": {"resourceType": "Schema", "location": format!("/scim/v2/Schemas/{GROUP_SCHEMA}")},
+    })
+}
+
+fn group_resource_type(base: &str) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
+        "id": "Group",
+        "name": "Group",
+        "endpoint": "/Groups",
+        "description": "Groups of users.",
+        "schema": GROUP_SCHEMA,
+        "meta": {"resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/Group")},
+    })
+}
+
 fn user_resource_type(base: &str) -> Value {
     json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
@@ -152,8 +192,9 @@ pub(crate) async fn resource_types(state: State<'_>, req: &Request) -> Response 
     if let Err(e) = caller(&state, req).await {
         return poem::IntoResponse::into_response(e);
     }
-    let types = vec![user_resource_type(&base(&state))];
-    scim_json(StatusCode::OK, &list_response(types, 1, 1))
+    let base = base(&state);
+    let types = vec![user_resource_type(&base), group_resource_type(&base)];
+    scim_json(StatusCode::OK, &list_response(types, 2, 1))
 }
 
 /// `GET /ResourceTypes/{id}`.
@@ -166,10 +207,10 @@ pub(crate) async fn resource_type(
     if let Err(e) = caller(&state, req).await {
         return poem::IntoResponse::into_response(e);
     }
-    if id == "User" {
-        scim_json(StatusCode::OK, &user_resource_type(&base(&state)))
-    } else {
-        poem::IntoResponse::into_response(ScimError::not_found("resource type"))
+    match id.as_str() {
+        "User" => scim_json(StatusCode::OK, &user_resource_type(&base(&state))),
+        "Group" => scim_json(StatusCode::OK, &group_resource_type(&base(&state))),
+        _ => poem::IntoResponse::into_response(ScimError::not_found("resource type")),
     }
 }
 
@@ -179,7 +220,8 @@ pub(crate) async fn schemas(state: State<'_>, req: &Request) -> Response {
     if let Err(e) = caller(&state, req).await {
         return poem::IntoResponse::into_response(e);
     }
-    scim_json(StatusCode::OK, &list_response(vec![user_schema(), enterprise_schema()], 2, 1))
+    let schemas = vec![user_schema(), enterprise_schema(), group_schema()];
+    scim_json(StatusCode::OK, &list_response(schemas, 3, 1))
 }
 
 /// `GET /Schemas/{id}`.
@@ -191,6 +233,7 @@ pub(crate) async fn schema(state: State<'_>, req: &Request, Path(id): Path<Strin
     match id.as_str() {
         USER_SCHEMA => scim_json(StatusCode::OK, &user_schema()),
         ENTERPRISE_SCHEMA => scim_json(StatusCode::OK, &enterprise_schema()),
+        GROUP_SCHEMA => scim_json(StatusCode::OK, &group_schema()),
         _ => poem::IntoResponse::into_response(ScimError::not_found("schema")),
     }
 }

@@ -6,6 +6,7 @@
 
 mod attributes;
 mod discovery;
+mod groups;
 mod projection;
 mod users;
 mod writes;
@@ -37,8 +38,12 @@ pub(crate) fn routes() -> impl poem::Endpoint {
         .at("/Schemas/:id", get(discovery::schema))
         .at("/Users", get(users::list).post(writes::create))
         .at("/Users/.search", poem::post(users::search))
-        // Searching from the root: Users are the only resource searched so far.
-        .at("/.search", poem::post(users::search))
+        .at("/Groups", get(groups::list).post(groups::create))
+        .at(
+            "/Groups/:id",
+            get(groups::get_group).put(groups::replace).patch(groups::patch).delete(groups::delete),
+        )
+        .at("/.search", poem::post(users::search_all))
         .at(
             "/Users/:id",
             get(users::get_user).put(writes::replace).patch(writes::patch).delete(writes::delete),
@@ -119,6 +124,10 @@ impl From<ProvisioningError> for ScimError {
             }
             ProvisioningError::SeatLimitReached { .. } => {
                 Self::new(StatusCode::CONFLICT, error.to_string())
+            }
+            ProvisioningError::GroupNotFound => Self::not_found("group"),
+            ProvisioningError::GroupNameTaken => {
+                Self::typed(StatusCode::CONFLICT, "uniqueness", error.to_string())
             }
             ProvisioningError::Unexpected(e) => Self::internal(&e),
         }

@@ -48,7 +48,7 @@ pub(crate) fn resource(provisioned: &ProvisionedUser, base: &str) -> Value {
 
 /// A weak entity tag of the resource as shown: it changes whenever any
 /// attribute does.
-fn version(resource: &Value) -> String {
+pub(crate) fn version(resource: &Value) -> String {
     use sha2::Digest as _;
     let digest = sha2::Sha256::digest(resource.to_string().as_bytes());
     let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
@@ -56,7 +56,7 @@ fn version(resource: &Value) -> String {
 }
 
 /// `attributes` and `excludedAttributes`.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Clone)]
 pub(crate) struct Projection {
     #[serde(default)]
     attributes: Option<String>,
@@ -71,7 +71,7 @@ pub(crate) struct Names {
 }
 
 impl Projection {
-    fn names(&self) -> Result<Names, ScimError> {
+    pub(crate) fn names(&self) -> Result<Names, ScimError> {
         let read = |raw: Option<&str>| {
             super::projection::names(raw)
                 .map_err(|e| ScimError::typed(StatusCode::BAD_REQUEST, "invalidValue", e))
@@ -84,7 +84,7 @@ impl Projection {
 }
 
 impl Names {
-    fn apply(&self, resource: Value) -> Value {
+    pub(crate) fn apply(&self, resource: Value) -> Value {
         super::projection::project(resource, &self.wanted, &self.excluded)
     }
 }
@@ -127,7 +127,7 @@ pub(crate) async fn get_user(
     }
 }
 
-fn tagged(mut response: Response, tag: &str) -> Response {
+pub(crate) fn tagged(mut response: Response, tag: &str) -> Response {
     if let Ok(tag) = poem::http::HeaderValue::from_str(tag) {
         response.headers_mut().insert(poem::http::header::ETAG, tag);
     }
@@ -140,20 +140,20 @@ pub(crate) fn with_tag(status: StatusCode, full: Value) -> Response {
     tagged(scim_json(status, &full), &tag)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Clone)]
 pub(crate) struct ListQuery {
     #[serde(default)]
-    filter: Option<String>,
+    pub(crate) filter: Option<String>,
     #[serde(default, rename = "startIndex")]
-    start_index: Option<String>,
+    pub(crate) start_index: Option<String>,
     #[serde(default)]
-    count: Option<String>,
+    pub(crate) count: Option<String>,
     #[serde(flatten)]
-    projection: Projection,
+    pub(crate) projection: Projection,
 }
 
 /// Longest filter accepted, in characters.
-const MAX_FILTER_CHARS: usize = 1_000;
+pub(crate) const MAX_FILTER_CHARS: usize = 1_000;
 
 /// A filter this server answers: one user by a unique attribute.
 enum Lookup {
@@ -205,7 +205,7 @@ fn lookup(filter: &str) -> Result<Lookup, ScimError> {
 
 /// A whole-number parameter, or the default; below zero counts as zero
 /// (RFC 7644 §3.4.2.4); anything else is `invalidValue`.
-fn whole(raw: Option<&str>, name: &str, default: u64) -> Result<u64, ScimError> {
+pub(crate) fn whole(raw: Option<&str>, name: &str, default: u64) -> Result<u64, ScimError> {
     match raw.map(str::trim) {
         None | Some("") => Ok(default),
         Some(text) => text.parse::<i64>().map(|n| u64::try_from(n).unwrap_or(0)).map_err(|_| {
@@ -296,52 +296,96 @@ async fn list_users(
     Ok(list_response(resources, page.total, start_index))
 }
 
-/// `POST /Users/.search` (RFC 7644 §3.4.3): the query of `GET /Users` in a
-/// `SearchRequest` body, so that filters stay out of URLs and logs.
+/// A `SearchRequest` body (RFC 7644 §3.4.3) as the query of a list.
+async fn read_search(body: poem::Body) -> Result<ListQuery, ScimError> {
+    let bytes = body.into_bytes().await.map_err(|e| {
+        ScimError::new(StatusCode::BAD_REQUEST, format!("the body could not be read: {e}"))
+    })?;
+    let body: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        ScimError::typed(
+            StatusCode::BAD_REQUEST,
+            "invalidSyntax",
+            format!("the body is not JSON: {e}"),
+        )
+    })?;
+    let field = |name: &str| {
+        body.as_object()
+            .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)))
+            .map(|(_, v)| v)
+    };
+    let text = |name: &str| -> Result<Option<String>, ScimError> {
+        match field(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            // `attributes`, `excludedAttributes`: lists of names.
+            Some(Value::Array(names)) => {
+                Ok(Some(names.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")))
+            }
+            Some(_) => Err(ScimError::typed(
+                StatusCode::BAD_REQUEST,
+                "invalidValue",
+                format!("{name} has the wrong type"),
+            )),
+        }
+    };
+    Ok(ListQuery {
+        filter: text("filter")?,
+        start_index: text("startIndex")?,
+        count: text("count")?,
+        projection: Projection {
+            attributes: text("attributes")?,
+            excluded_attributes: text("excludedAttributes")?,
+        },
+    })
+}
+
+/// `POST /Users/.search`: the query of `GET /Users` in a body, so that
+/// filters stay out of URLs and logs.
 #[handler]
 pub(crate) async fn search(state: State<'_>, req: &Request, body: poem::Body) -> Response {
+    let result = async { list_users(&state, req, read_search(body).await?).await };
+    match result.await {
+        Ok(body) => scim_json(StatusCode::OK, &body),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /.search`: users, then groups. A filter one resource type cannot
+/// answer (`displayName eq` of a group, `userName eq` of a user) matches
+/// none of that type.
+#[handler]
+pub(crate) async fn search_all(state: State<'_>, req: &Request, body: poem::Body) -> Response {
     let result = async {
-        let bytes = body.into_bytes().await.map_err(|e| {
-            ScimError::new(StatusCode::BAD_REQUEST, format!("the body could not be read: {e}"))
-        })?;
-        let body: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            ScimError::typed(
-                StatusCode::BAD_REQUEST,
-                "invalidSyntax",
-                format!("the body is not JSON: {e}"),
-            )
-        })?;
-        let field = |name: &str| {
-            body.as_object()
-                .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)))
-                .map(|(_, v)| v)
+        let query = read_search(body).await?;
+        let start = whole(query.start_index.as_deref(), "startIndex", 1)?.max(1);
+        let max = u64::from(state.service.policy().max_page_size);
+        let count = whole(query.count.as_deref(), "count", max)?.min(max);
+        let part = |start: u64, count: u64| ListQuery {
+            start_index: Some(start.to_string()),
+            count: Some(count.to_string()),
+            ..query.clone()
         };
-        let text = |name: &str| -> Result<Option<String>, ScimError> {
-            match field(name) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(Value::Number(n)) => Ok(Some(n.to_string())),
-                // `attributes`, `excludedAttributes`: lists of names.
-                Some(Value::Array(names)) => {
-                    Ok(Some(names.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")))
-                }
-                Some(_) => Err(ScimError::typed(
-                    StatusCode::BAD_REQUEST,
-                    "invalidValue",
-                    format!("{name} has the wrong type"),
-                )),
-            }
+        let split = |answer: Result<Value, ScimError>| match answer {
+            Ok(answer) => Ok((
+                answer["Resources"].as_array().cloned().unwrap_or_default(),
+                answer["totalResults"].as_u64().unwrap_or(0),
+                None,
+            )),
+            Err(e) if e.scim_type == Some("invalidFilter") => Ok((Vec::new(), 0, Some(e))),
+            Err(e) => Err(e),
         };
-        let query = ListQuery {
-            filter: text("filter")?,
-            start_index: text("startIndex")?,
-            count: text("count")?,
-            projection: Projection {
-                attributes: text("attributes")?,
-                excluded_attributes: text("excludedAttributes")?,
-            },
-        };
-        list_users(&state, req, query).await
+        let (mut resources, users, user_error) =
+            split(list_users(&state, req, part(start, count)).await)?;
+        let group_start = start.saturating_sub(users).max(1);
+        let group_count = count.saturating_sub(resources.len() as u64);
+        let (groups_found, groups, group_error) =
+            split(super::groups::list_groups(&state, req, part(group_start, group_count)).await)?;
+        if let (Some(error), Some(_)) = (user_error, group_error) {
+            return Err(error);
+        }
+        resources.extend(groups_found);
+        Ok(list_response(resources, users + groups, start))
     };
     match result.await {
         Ok(body) => scim_json(StatusCode::OK, &body),
