@@ -8,6 +8,7 @@ mod attributes;
 mod discovery;
 mod groups;
 mod projection;
+mod search;
 mod users;
 mod writes;
 
@@ -37,13 +38,13 @@ pub(crate) fn routes() -> impl poem::Endpoint {
         .at("/Schemas", get(discovery::schemas))
         .at("/Schemas/:id", get(discovery::schema))
         .at("/Users", get(users::list).post(writes::create))
-        .at("/Users/.search", poem::post(users::search))
+        .at("/Users/.search", poem::post(search::search))
         .at("/Groups", get(groups::list).post(groups::create))
         .at(
             "/Groups/:id",
             get(groups::get_group).put(groups::replace).patch(groups::patch).delete(groups::delete),
         )
-        .at("/.search", poem::post(users::search_all))
+        .at("/.search", poem::post(search::search_all))
         .at(
             "/Users/:id",
             get(users::get_user).put(writes::replace).patch(writes::patch).delete(writes::delete),
