@@ -20,6 +20,7 @@ mod pages;
 mod passwords;
 mod saml;
 mod scim;
+mod scim_groups;
 mod scim_writes;
 mod sweeps;
 mod users;

@@ -390,6 +390,21 @@ pub async fn render_any_error(error: poem::Error) -> Response {
     api_error.into_response()
 }
 
+impl From<secureai_domain::provisioning::service::ProvisioningError> for ApiError {
+    fn from(error: secureai_domain::provisioning::service::ProvisioningError) -> Self {
+        use secureai_domain::provisioning::service::ProvisioningError as E;
+        match error {
+            E::Invalid(e) => Self::invalid_field(&e),
+            E::Unexpected(e) => Self::internal(&e),
+            E::Forbidden => Self::forbidden("forbidden", error),
+            E::NotFound | E::GroupNotFound => Self::not_found("not_found", error),
+            E::EmailTaken | E::GroupNameTaken => Self::conflict("taken", error),
+            E::LastAdmin => Self::conflict("last_admin", error),
+            E::SeatLimitReached { .. } => Self::conflict("seat_limit_reached", error),
+        }
+    }
+}
+
 impl From<secureai_domain::analytics::errors::ServiceTokenError> for ApiError {
     fn from(error: secureai_domain::analytics::errors::ServiceTokenError) -> Self {
         use secureai_domain::analytics::errors::ServiceTokenError as E;

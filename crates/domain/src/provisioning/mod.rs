@@ -8,3 +8,4 @@ pub mod groups;
 pub mod models;
 pub mod ports;
 pub mod service;
+pub mod settings;

@@ -80,6 +80,10 @@ pub(crate) fn routes() -> Route {
                 .post(provisioning::create_token.with(CookieJarManager::new())),
         )
         .at(
+            "/admin/settings/provisioning/settings",
+            poem::post(provisioning::save_settings.with(CookieJarManager::new())),
+        )
+        .at(
             "/admin/settings/sso",
             get(settings::sso_settings.with(CookieJarManager::new()))
                 .post(settings::save_sso.with(CookieJarManager::new())),

@@ -36,6 +36,8 @@ struct UserPage {
     /// Single sign-on is configured: a password account can be switched.
     sso_available: bool,
     department: String,
+    /// The groups the identity provider put them in, by name ("—" for none).
+    groups: String,
     /// The department as stored, for the form (empty when none).
     department_value: String,
     created: String,
@@ -193,6 +195,11 @@ pub(super) async fn render_profile(
         Ok(protocol) => protocol.is_some(),
         Err(e) => return internal(&e),
     };
+    let groups = match state.service.provisioning.groups_of_user(admin, user.id).await {
+        Ok(groups) if groups.is_empty() => "—".to_owned(),
+        Ok(groups) => groups.iter().map(|g| g.name.as_str()).collect::<Vec<_>>().join(", "),
+        Err(e) => return internal(&e),
+    };
     let mut top_models = super::analytics::model_rows(&activity.models);
     top_models.truncate(3);
     let count = super::analytics::thousands;
@@ -215,6 +222,7 @@ pub(super) async fn render_profile(
         sso_available,
         department: user.department.as_ref().map(ToString::to_string).unwrap_or_else(|| "—".into()),
         department_value: user.department.as_ref().map(ToString::to_string).unwrap_or_default(),
+        groups,
         created: when(Some(user.created_at)),
         activated: when(user.state.activated_at()),
         never_activated: user.state.activated_at().is_none(),

@@ -20,9 +20,27 @@ struct ProvisioningToken {
     revoked: Option<String>,
 }
 
+struct GroupRow {
+    id: String,
+    name: String,
+    members: usize,
+    chosen: bool,
+}
+
+/// What the settings form says after a save.
+#[derive(Default)]
+struct SettingsOutcome {
+    saved: Option<String>,
+    error: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "provisioning.html")]
 struct ProvisioningPage {
+    groups: Vec<GroupRow>,
+    send_access_email: bool,
+    saved: Option<String>,
+    settings_error: Option<String>,
     nav: Nav,
     /// The SCIM base URL ("Tenant URL" in Entra ID, "SCIM connector base
     /// URL" in Okta).
@@ -40,6 +58,32 @@ async fn render(
     created: Option<(String, String)>,
     error: Option<String>,
 ) -> Response {
+    render_with(state, nav, admin, created, error, SettingsOutcome::default()).await
+}
+
+async fn render_with(
+    state: &AppState,
+    nav: Nav,
+    admin: &secureai_domain::access::Admin,
+    created: Option<(String, String)>,
+    error: Option<String>,
+    outcome: SettingsOutcome,
+) -> Response {
+    let provisioning = &state.service.provisioning;
+    let (settings, groups) =
+        match (provisioning.settings(admin).await, provisioning.groups_for_admin(admin).await) {
+            (Ok(settings), Ok(groups)) => (settings, groups),
+            (Err(e), _) | (_, Err(e)) => return internal(&e),
+        };
+    let groups = groups
+        .iter()
+        .map(|g| GroupRow {
+            id: g.id.to_string(),
+            name: g.name.clone(),
+            members: g.members.len(),
+            chosen: settings.admin_group == Some(g.id),
+        })
+        .collect();
     let tokens = match state.service.service_tokens.service_tokens(admin).await {
         Ok(tokens) => tokens,
         Err(e) => return internal(&e),
@@ -54,8 +98,13 @@ async fn render(
             revoked: t.revoked_at.map(|at| when(Some(at))),
         })
         .collect();
-    let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    let failed = error.is_some() || outcome.error.is_some();
+    let status = if failed { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     let template = ProvisioningPage {
+        groups,
+        send_access_email: settings.send_access_email,
+        saved: outcome.saved,
+        settings_error: outcome.error,
         nav,
         base_url: format!("{}/scim/v2", state.public_url),
         tokens,
@@ -108,4 +157,55 @@ pub(crate) async fn create_token(
             render(&state, viewer.nav("settings"), &admin, None, error).await
         }
     }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SettingsForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    admin_group: String,
+    #[serde(default)]
+    send_access_email: Option<String>,
+}
+
+/// `POST /admin/settings/provisioning/settings`: the admin group and the
+/// access-ready email.
+#[handler]
+pub(crate) async fn save_settings(
+    state: Data<&AppState>,
+    req: &Request,
+    Form(form): Form<SettingsForm>,
+) -> Response {
+    let (viewer, admin) = match form_admin(&state, req, &form.csrf).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let admin_group = match form.admin_group.trim() {
+        "" => None,
+        id => match uuid::Uuid::parse_str(id) {
+            Ok(id) => Some(id),
+            Err(_) => {
+                let outcome = SettingsOutcome {
+                    error: Some("Choose a group from the list.".to_owned()),
+                    ..SettingsOutcome::default()
+                };
+                return render_with(&state, viewer.nav("settings"), &admin, None, None, outcome)
+                    .await;
+            }
+        },
+    };
+    let settings = secureai_domain::provisioning::models::ProvisioningSettings {
+        admin_group,
+        send_access_email: form.send_access_email.is_some(),
+    };
+    let context = request_context(req);
+    let outcome = match state.service.provisioning.set_settings(&admin, &settings, &context).await {
+        Ok(_) => SettingsOutcome { saved: Some("Saved.".to_owned()), error: None },
+        Err(secureai_domain::provisioning::service::ProvisioningError::Unexpected(e)) => {
+            return internal(&e);
+        }
+        Err(e) => SettingsOutcome { saved: None, error: Some(sentence(&e.to_string())) },
+    };
+    render_with(&state, viewer.nav("settings"), &admin, None, None, outcome).await
 }

@@ -1,0 +1,124 @@
+//! Settings › Provisioning, for admins: the admin group and whether users
+//! created over SCIM get the access-ready email; and the groups an admin
+//! sees (to choose the admin group, on a user's profile).
+
+use uuid::Uuid;
+
+use crate::access::Admin;
+use crate::audit::models::{AuditAction, AuditEvent, Change, RequestContext};
+use crate::errors::FieldError;
+use crate::provisioning::models::{Group, GroupSummary, ProvisioningSettings};
+use crate::provisioning::service::{ProvisioningError, ProvisioningService};
+use crate::users::changes::{ValidUpdate, plan};
+use crate::users::models::{Role, SignInMethod, UserId};
+
+/// Most groups listed for choosing the admin group.
+pub const MAX_LISTED_GROUPS: u32 = 500;
+
+impl ProvisioningService {
+    /// Settings › Provisioning as in force.
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] on failure.
+    pub async fn settings(
+        &self,
+        _admin: &Admin,
+    ) -> Result<ProvisioningSettings, crate::StoreError> {
+        self.ports.settings.provisioning_settings().await
+    }
+
+    /// Saves Settings › Provisioning. Naming an admin group makes its SSO
+    /// members admins at once; from then on, joining or leaving it sets
+    /// their role.
+    ///
+    /// # Errors
+    /// `Invalid` on `admin_group` when no group has that id.
+    pub async fn set_settings(
+        &self,
+        admin: &Admin,
+        settings: &ProvisioningSettings,
+        context: &RequestContext,
+    ) -> Result<ProvisioningSettings, ProvisioningError> {
+        let before = self.ports.settings.provisioning_settings().await?;
+        let group = match settings.admin_group {
+            Some(id) => Some(self.ports.groups.group(id).await?.ok_or_else(|| {
+                FieldError::new(
+                    "admin_group",
+                    "no group has this id: push it from the identity provider first",
+                )
+            })?),
+            None => None,
+        };
+        let show = |id: Option<Uuid>| id.map_or_else(|| "none".to_owned(), |id| id.to_string());
+        let now = self.ports.clock.now();
+        let mut audit =
+            AuditEvent::new(now, admin.actor(), AuditAction::ProvisioningSettingsChanged, context);
+        if before.admin_group != settings.admin_group {
+            audit = audit.change(Change::new(
+                "admin_group",
+                Some(&show(before.admin_group)),
+                Some(&show(settings.admin_group)),
+            ));
+        }
+        if before.send_access_email != settings.send_access_email {
+            audit = audit.change(Change::new(
+                "send_access_email",
+                Some(&before.send_access_email.to_string()),
+                Some(&settings.send_access_email.to_string()),
+            ));
+        }
+        if let Some(group) = &group {
+            audit = audit.change(Change::detail("admin_group_name", &group.name));
+        }
+        self.ports.settings.set_provisioning_settings(settings, audit).await?;
+        if let Some(group) = group {
+            self.promote_members(admin, &group, context).await?;
+        }
+        Ok(settings.clone())
+    }
+
+    /// Makes the SSO members of the admin group admins.
+    async fn promote_members(
+        &self,
+        admin: &Admin,
+        group: &Group,
+        context: &RequestContext,
+    ) -> Result<(), ProvisioningError> {
+        for member in &group.members {
+            // A promotion leaves every admin in place: only a change made
+            // meanwhile (Stale) can refuse it, and then the member is
+            // looked at again on their next membership change.
+            let Some(user) = self.ports.users.get(*member).await? else { continue };
+            if user.sign_in != SignInMethod::Sso {
+                continue;
+            }
+            let update = ValidUpdate { role: Some(Role::Admin), ..ValidUpdate::default() };
+            let now = self.ports.clock.now();
+            if let Some(change) = plan(&admin.actor(), user, &update, now, context) {
+                let _ = self.ports.users.apply_change(change).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// The groups there are (at most [`MAX_LISTED_GROUPS`]), in creation
+    /// order, for choosing the admin group.
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] on failure.
+    pub async fn groups_for_admin(&self, _admin: &Admin) -> Result<Vec<Group>, crate::StoreError> {
+        Ok(self.ports.groups.groups_by_position(0, MAX_LISTED_GROUPS).await?.0)
+    }
+
+    /// The groups a user is a member of, for their profile.
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] on failure.
+    pub async fn groups_of_user(
+        &self,
+        _admin: &Admin,
+        user: UserId,
+    ) -> Result<Vec<GroupSummary>, crate::StoreError> {
+        self.ports.groups.groups_of(user).await
+    }
+}
