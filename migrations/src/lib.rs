@@ -18,6 +18,7 @@ mod m20261203_000009_service_token_scopes;
 mod m20261203_000010_invitations_expiry;
 mod m20261203_000011_scim_identities;
 mod m20261203_000012_scim_groups;
+mod m20261203_000013_scim_failures;
 
 /// How many of [`Migrator::migrations`] made up each release, oldest first:
 /// an upgrade test migrates a database to a release's schema, fills it as
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000010_invitations_expiry::Migration),
             Box::new(m20261203_000011_scim_identities::Migration),
             Box::new(m20261203_000012_scim_groups::Migration),
+            Box::new(m20261203_000013_scim_failures::Migration),
         ]
     }
 }

@@ -426,9 +426,28 @@ async fn provisioning_shows_the_scim_address_and_a_token_once() {
         .await
         .unwrap();
     assert_eq!(usage.status(), reqwest::StatusCode::FORBIDDEN, "it opens SCIM only");
+    // A request the server refuses: shown with its reason.
+    let refused = app
+        .http
+        .post(app.url("/scim/v2/Users"))
+        .bearer_auth(&secret)
+        .json(&json!({"userName": "not-an-address", "displayName": "Nobody"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), reqwest::StatusCode::BAD_REQUEST);
     browser.go(&app.url("/admin/settings/provisioning")).await;
     assert_eq!(browser.count("#new-token").await, 0, "shown once");
     let table = browser.text_of("provisioning-tokens").await;
     assert!(table.contains("Entra ID") && !table.contains("never"), "its use is recorded: {table}");
+    assert!(browser.text_of("last-request").await.contains("Entra ID"));
+    let failures = browser.text_of("provisioning-failures").await;
+    assert!(
+        failures.contains("POST /scim/v2/Users")
+            && failures.contains("400")
+            && failures.contains("work email address"),
+        "{failures}"
+    );
+    browser.screenshot("provisioning-failures").await;
     browser.close().await;
 }

@@ -189,6 +189,8 @@ pub struct MemoryState {
     pub groups: HashMap<Uuid, crate::provisioning::models::Group>,
     /// Settings › Provisioning.
     pub provisioning_settings: crate::provisioning::models::ProvisioningSettings,
+    /// Refused SCIM requests, newest first.
+    pub scim_failures: Vec<crate::provisioning::models::RequestFailure>,
 }
 
 impl MemoryState {

@@ -438,3 +438,25 @@ pub(crate) mod scim_group_members {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub(crate) mod scim_failures {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "scim_failures")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub at: i64,
+        pub method: String,
+        pub path: String,
+        pub status: i32,
+        pub detail: String,
+        pub token: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

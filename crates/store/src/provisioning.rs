@@ -9,14 +9,14 @@ use sea_orm::{
     TransactionTrait,
 };
 use secureai_domain::invitations::ports::InsertUserError;
-use secureai_domain::provisioning::models::{ProvisionedUser, ScimIdentity};
+use secureai_domain::provisioning::models::{ProvisionedUser, RequestFailure, ScimIdentity};
 use secureai_domain::provisioning::ports::{NewProvisionedUser, ProvisioningRepository};
 use secureai_domain::users::ports::{ChangeUserError, UserChange};
 use secureai_domain::{EmailAddress, StoreError, UserId};
 
 use crate::convert::{db, instant, micros, user_from_row};
 use crate::directory::counted;
-use crate::entities::{scim_identities, users};
+use crate::entities::{scim_failures, scim_identities, users};
 use crate::invitations::{NewUserParts, insert_in};
 use crate::users::apply_in;
 use crate::{SqlStore, is_unique_violation, retry_transaction};
@@ -219,6 +219,61 @@ impl ProvisioningRepository for SqlStore {
             .await
             .map_err(db("reading a user by email"))?;
         Ok(self.with_identities(&rows).await?.pop())
+    }
+
+    async fn record_failure(&self, failure: &RequestFailure, keep: u32) -> Result<(), StoreError> {
+        let cut = |text: &str, max: usize| text.chars().take(max).collect::<String>();
+        let row = scim_failures::ActiveModel {
+            id: sea_orm::ActiveValue::Set(secureai_domain::record_id().to_string()),
+            at: sea_orm::ActiveValue::Set(micros(failure.at)),
+            method: sea_orm::ActiveValue::Set(cut(&failure.method, 10)),
+            path: sea_orm::ActiveValue::Set(cut(&failure.path, 200)),
+            status: sea_orm::ActiveValue::Set(i32::from(failure.status)),
+            detail: sea_orm::ActiveValue::Set(cut(&failure.detail, 500)),
+            token: sea_orm::ActiveValue::Set(cut(&failure.token, 100)),
+        };
+        scim_failures::Entity::insert(row)
+            .exec_without_returning(&self.db)
+            .await
+            .map_err(db("recording a refused SCIM request"))?;
+        // Only the newest `keep`: the oldest one kept says where to cut.
+        let oldest_kept = scim_failures::Entity::find()
+            .order_by_desc(scim_failures::Column::At)
+            .order_by_desc(scim_failures::Column::Id)
+            .offset(u64::from(keep.saturating_sub(1)))
+            .one(&self.db)
+            .await
+            .map_err(db("reading refused SCIM requests"))?;
+        if let Some(oldest) = oldest_kept {
+            scim_failures::Entity::delete_many()
+                .filter(scim_failures::Column::At.lt(oldest.at))
+                .exec(&self.db)
+                .await
+                .map_err(db("forgetting old refused SCIM requests"))?;
+        }
+        Ok(())
+    }
+
+    async fn recent_failures(&self, limit: u32) -> Result<Vec<RequestFailure>, StoreError> {
+        scim_failures::Entity::find()
+            .order_by_desc(scim_failures::Column::At)
+            .order_by_desc(scim_failures::Column::Id)
+            .limit(u64::from(limit))
+            .all(&self.db)
+            .await
+            .map_err(db("reading refused SCIM requests"))?
+            .iter()
+            .map(|row| {
+                Ok(RequestFailure {
+                    at: instant(row.at)?,
+                    method: row.method.clone(),
+                    path: row.path.clone(),
+                    status: u16::try_from(row.status).unwrap_or(0),
+                    detail: row.detail.clone(),
+                    token: row.token.clone(),
+                })
+            })
+            .collect()
     }
 
     async fn find_by_user_name(

@@ -137,3 +137,25 @@ impl Default for ProvisioningSettings {
         Self { admin_group: None, send_access_email: true }
     }
 }
+
+/// A SCIM request the server refused, for Settings › Provisioning: what
+/// was asked (never the query string or body, which may carry personal
+/// data) and the answer's detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestFailure {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The HTTP method.
+    pub method: String,
+    /// The path, without the query string.
+    pub path: String,
+    /// The status answered.
+    pub status: u16,
+    /// The answer's detail, in words.
+    pub detail: String,
+    /// The name of the token that made it.
+    pub token: String,
+}
+
+/// How many refused requests are kept (the newest).
+pub const KEPT_FAILURES: u32 = 100;

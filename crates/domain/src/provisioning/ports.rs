@@ -104,6 +104,25 @@ pub trait ProvisioningRepository: Send + Sync {
         limit: u32,
     ) -> Result<Vec<ProvisionedUser>, StoreError>;
 
+    /// Keeps a refused request, and of all kept only the newest `keep`.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn record_failure(
+        &self,
+        failure: &crate::provisioning::models::RequestFailure,
+        keep: u32,
+    ) -> Result<(), StoreError>;
+
+    /// The newest refused requests, newest first.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn recent_failures(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<crate::provisioning::models::RequestFailure>, StoreError>;
+
     /// Up to `limit` users from position `offset` (0-based) in creation
     /// order, `(created_at, id)`, leaving out detached users, and how many
     /// such users there are in all.

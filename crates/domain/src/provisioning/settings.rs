@@ -7,7 +7,9 @@ use uuid::Uuid;
 use crate::access::Admin;
 use crate::audit::models::{AuditAction, AuditEvent, Change, RequestContext};
 use crate::errors::FieldError;
-use crate::provisioning::models::{Group, GroupSummary, ProvisioningSettings};
+use crate::provisioning::models::{
+    Group, GroupSummary, KEPT_FAILURES, ProvisioningSettings, RequestFailure,
+};
 use crate::provisioning::service::{ProvisioningError, ProvisioningService};
 use crate::users::changes::{ValidUpdate, plan};
 use crate::users::models::{Role, SignInMethod, UserId};
@@ -120,5 +122,27 @@ impl ProvisioningService {
         user: UserId,
     ) -> Result<Vec<GroupSummary>, crate::StoreError> {
         self.ports.groups.groups_of(user).await
+    }
+
+    /// Keeps a SCIM request the server refused (an authenticated one: an
+    /// unauthenticated client writes nothing), the newest
+    /// [`KEPT_FAILURES`] only.
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] on failure.
+    pub async fn record_failure(&self, failure: &RequestFailure) -> Result<(), crate::StoreError> {
+        self.ports.provisioning.record_failure(failure, KEPT_FAILURES).await
+    }
+
+    /// The newest refused SCIM requests, newest first.
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] on failure.
+    pub async fn recent_failures(
+        &self,
+        _admin: &Admin,
+        limit: u32,
+    ) -> Result<Vec<RequestFailure>, crate::StoreError> {
+        self.ports.provisioning.recent_failures(limit.min(KEPT_FAILURES)).await
     }
 }

@@ -112,6 +112,25 @@ impl ProvisioningRepository for InMemoryStore {
         Ok(state.users.values().find(|u| u.email == *email).and_then(|u| state.provisioned(u)))
     }
 
+    async fn record_failure(
+        &self,
+        failure: &crate::provisioning::models::RequestFailure,
+        keep: u32,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        state.scim_failures.push(failure.clone());
+        state.scim_failures.sort_by_key(|f| std::cmp::Reverse(f.at));
+        state.scim_failures.truncate(keep as usize);
+        Ok(())
+    }
+
+    async fn recent_failures(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<crate::provisioning::models::RequestFailure>, StoreError> {
+        Ok(self.state().scim_failures.iter().take(limit as usize).cloned().collect())
+    }
+
     async fn find_by_user_name(
         &self,
         user_name: &str,

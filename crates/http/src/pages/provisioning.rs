@@ -20,6 +20,14 @@ struct ProvisioningToken {
     revoked: Option<String>,
 }
 
+struct FailureRow {
+    at: String,
+    request: String,
+    status: u16,
+    detail: String,
+    token: String,
+}
+
 struct GroupRow {
     id: String,
     name: String,
@@ -38,6 +46,9 @@ struct SettingsOutcome {
 #[template(path = "provisioning.html")]
 struct ProvisioningPage {
     groups: Vec<GroupRow>,
+    failures: Vec<FailureRow>,
+    /// When a provisioning token was last used, and which.
+    last_request: Option<String>,
     send_access_email: bool,
     saved: Option<String>,
     settings_error: Option<String>,
@@ -75,6 +86,19 @@ async fn render_with(
             (Ok(settings), Ok(groups)) => (settings, groups),
             (Err(e), _) | (_, Err(e)) => return internal(&e),
         };
+    let failures = match provisioning.recent_failures(admin, 20).await {
+        Ok(failures) => failures
+            .into_iter()
+            .map(|f| FailureRow {
+                at: when(Some(f.at)),
+                request: format!("{} {}", f.method, f.path),
+                status: f.status,
+                detail: f.detail,
+                token: f.token,
+            })
+            .collect(),
+        Err(e) => return internal(&e),
+    };
     let groups = groups
         .iter()
         .map(|g| GroupRow {
@@ -88,6 +112,12 @@ async fn render_with(
         Ok(tokens) => tokens,
         Err(e) => return internal(&e),
     };
+    let last_request = tokens
+        .iter()
+        .filter(|t| t.allows(TokenScope::Scim))
+        .filter_map(|t| t.last_used_at.map(|at| (at, t.name.clone())))
+        .max()
+        .map(|(at, name)| format!("{} with the token “{name}”", when(Some(at))));
     let tokens = tokens
         .iter()
         .filter(|t| t.allows(TokenScope::Scim))
@@ -102,6 +132,8 @@ async fn render_with(
     let status = if failed { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     let template = ProvisioningPage {
         groups,
+        failures,
+        last_request,
         send_access_email: settings.send_access_email,
         saved: outcome.saved,
         settings_error: outcome.error,

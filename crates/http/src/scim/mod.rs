@@ -50,6 +50,58 @@ pub(crate) fn routes() -> impl poem::Endpoint {
             get(users::get_user).put(writes::replace).patch(writes::patch).delete(writes::delete),
         )
         .with(crate::limits::BodyLimit::new(crate::MAX_BODY_BYTES, crate::MAX_BODY_BYTES))
+        .around(record_failures)
+}
+
+/// Keeps each refused request of a valid SCIM token for Settings ›
+/// Provisioning: method, path (no query string), status, the detail
+/// answered and the token's name. Requests without a valid token write
+/// nothing, so that nobody can flood the list from outside.
+async fn record_failures<E: poem::Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    let state = req.data::<AppState>().cloned();
+    let method = req.method().to_string();
+    // The whole path: inside the nest, `uri()` has lost `/scim/v2`.
+    let path = req.original_uri().path().to_owned();
+    let bearer = req
+        .headers()
+        .get(poem::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' ').map(|(_, token)| token.trim().to_owned()));
+    // A refusal before any handler (unknown path or method) stays an error
+    // for the SCIM error renderer outside, and is not kept.
+    let response = next.call(req).await?.into_response();
+    let status = response.status();
+    let (Some(state), Some(bearer)) = (state, bearer) else { return Ok(response) };
+    if !(status.is_client_error() || status.is_server_error()) || status == StatusCode::UNAUTHORIZED
+    {
+        return Ok(response);
+    }
+    let Ok(caller) = state
+        .service
+        .service_tokens
+        .authenticate_service(&PlainToken::presented(bearer), TokenScope::Scim)
+        .await
+    else {
+        return Ok(response);
+    };
+    let (parts, body) = response.into_parts();
+    let bytes = body.into_bytes().await.unwrap_or_default();
+    let detail = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| v["detail"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let failure = secureai_domain::provisioning::models::RequestFailure {
+        at: chrono::Utc::now(),
+        method,
+        path,
+        status: status.as_u16(),
+        detail,
+        token: caller.token().name.clone(),
+    };
+    if let Err(error) = state.service.provisioning.record_failure(&failure).await {
+        tracing::warn!(%error, "a refused SCIM request could not be recorded");
+    }
+    Ok(Response::from_parts(parts, poem::Body::from(bytes.to_vec())))
 }
 
 /// A SCIM error answer (RFC 7644 §3.12).

@@ -175,3 +175,26 @@ pub async fn concurrent_creates_take_the_last_seat_once(ports: Ports) {
     assert_eq!((created, refused), (1, 49), "{results:?}");
     assert_eq!(ports.users.count_seats().await.unwrap(), 2);
 }
+
+/// `record_failure` MUST keep only the newest `keep` refused requests, and
+/// `recent_failures` MUST list them newest first.
+pub async fn only_the_newest_refused_requests_are_kept(ports: Ports) {
+    let start = now(&ports);
+    for i in 0..12_i64 {
+        let failure = crate::provisioning::models::RequestFailure {
+            at: start + chrono::Duration::seconds(i),
+            method: "PATCH".into(),
+            path: format!("/scim/v2/Users/{i}"),
+            status: 409,
+            detail: format!("failure {i}"),
+            token: "Entra ID".into(),
+        };
+        ports.provisioning.record_failure(&failure, 10).await.unwrap();
+    }
+    let kept = ports.provisioning.recent_failures(50).await.unwrap();
+    let details: Vec<&str> = kept.iter().map(|f| f.detail.as_str()).collect();
+    let expected: Vec<String> = (2..12).rev().map(|i| format!("failure {i}")).collect();
+    assert_eq!(details, expected.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!((kept[0].status, kept[0].token.as_str()), (409, "Entra ID"));
+    assert_eq!(ports.provisioning.recent_failures(3).await.unwrap().len(), 3);
+}
