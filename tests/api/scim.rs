@@ -161,8 +161,21 @@ async fn users_are_read_by_id_by_unique_attribute_and_by_position() {
     assert_eq!(by_email["totalResults"], 1);
     let (_, by_id) = scim(&app, t, &format!("/Users?filter=id%20eq%20%22{root}%22")).await;
     assert_eq!(by_id["Resources"][0]["id"], json!(root));
-    let unsupported = scim(&app, t, "/Users?filter=displayName%20co%20%22a%22").await;
+    // The full grammar, answered by the store: users whose address starts
+    // with `user` (any case) and who are active, or the root admin.
+    let query = urlencoding(
+        r#"(userName sw "USER" and active eq true) or emails[type eq "work" and value eq "root@example.com"]"#,
+    );
+    let (status, found) = scim(&app, t, &format!("/Users?filter={query}&count=2")).await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!((&found["totalResults"], &found["itemsPerPage"]), (&json!(5), &json!(2)), "{found}");
+    let query = urlencoding(r#"not (active eq true)"#);
+    let (_, inactive) = scim(&app, t, &format!("/Users?filter={query}")).await;
+    assert_eq!(inactive["Resources"][0]["id"], json!(gone));
+    let unsupported = scim(&app, t, "/Users?filter=title%20co%20%22a%22").await;
     assert_scim_error(&unsupported, StatusCode::BAD_REQUEST, Some("invalidFilter"));
+    let ordering = scim(&app, t, "/Users?filter=userName%20gt%20%22a%22").await;
+    assert_scim_error(&ordering, StatusCode::BAD_REQUEST, Some("invalidFilter"));
     let broken = scim(&app, t, "/Users?filter=userName%20eq").await;
     assert_scim_error(&broken, StatusCode::BAD_REQUEST, Some("invalidFilter"));
 
@@ -244,4 +257,16 @@ async fn answers_carry_the_attributes_asked_for_and_a_version_that_follows_chang
     assert_eq!(renamed.status(), StatusCode::OK);
     let (_, after) = scim(&app, t, &format!("/Users/{id}")).await;
     assert_ne!(after["meta"]["version"], before["meta"]["version"]);
+}
+
+/// The filter as a query-string value.
+fn urlencoding(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
 }

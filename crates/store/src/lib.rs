@@ -22,6 +22,7 @@ mod listing;
 mod outbox;
 mod passwords;
 mod provisioning;
+mod scim_filter;
 mod sealing;
 mod service_tokens;
 mod sessions;

@@ -221,6 +221,32 @@ impl ProvisioningRepository for SqlStore {
         Ok(self.with_identities(&rows).await?.pop())
     }
 
+    async fn search(
+        &self,
+        filter: &secureai_domain::provisioning::filter::ScimFilter,
+        offset: u64,
+        limit: u32,
+    ) -> Result<(Vec<ProvisionedUser>, u64), StoreError> {
+        let matching = Condition::all()
+            .add(not_detached())
+            .add(crate::scim_filter::condition(filter, self.db.get_database_backend()));
+        let rows = users::Entity::find()
+            .filter(matching.clone())
+            .order_by_asc(users::Column::CreatedAt)
+            .order_by_asc(users::Column::Id)
+            .offset(offset)
+            .limit(u64::from(limit))
+            .all(&self.db)
+            .await
+            .map_err(db("searching users"))?;
+        let total = users::Entity::find()
+            .filter(matching)
+            .count(&self.db)
+            .await
+            .map_err(db("counting matches"))?;
+        Ok((self.with_identities(&rows).await?, total))
+    }
+
     async fn record_failure(&self, failure: &RequestFailure, keep: u32) -> Result<(), StoreError> {
         let cut = |text: &str, max: usize| text.chars().take(max).collect::<String>();
         let row = scim_failures::ActiveModel {

@@ -4,6 +4,7 @@
 //! protocol (resources, filters, PATCH) is the HTTP adapter's; this
 //! subdomain holds what the rules say.
 
+pub mod filter;
 pub mod groups;
 pub mod models;
 pub mod ports;

@@ -104,6 +104,19 @@ pub trait ProvisioningRepository: Send + Sync {
         limit: u32,
     ) -> Result<Vec<ProvisionedUser>, StoreError>;
 
+    /// Up to `limit` users matching `filter` from position `offset` in
+    /// creation order, leaving out detached users, and how many match.
+    /// MUST follow [`crate::provisioning::filter::ScimFilter::matches`].
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn search(
+        &self,
+        filter: &crate::provisioning::filter::ScimFilter,
+        offset: u64,
+        limit: u32,
+    ) -> Result<(Vec<ProvisionedUser>, u64), StoreError>;
+
     /// Keeps a refused request, and of all kept only the newest `keep`.
     ///
     /// # Errors

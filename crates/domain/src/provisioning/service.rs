@@ -180,6 +180,26 @@ impl ProvisioningService {
         Ok(self.ports.provisioning.find_by_external_id(external_id, limit).await?)
     }
 
+    /// Up to `count` users matching `filter` from position `offset`
+    /// (0-based) in creation order, with how many match.
+    ///
+    /// # Errors
+    /// See [`ProvisioningError`]; a filter that compares an attribute in a
+    /// way it cannot be is `Invalid` on `filter`.
+    pub async fn users_matching(
+        &self,
+        caller: &ServiceCaller,
+        filter: &crate::provisioning::filter::ScimFilter,
+        offset: u64,
+        count: u32,
+    ) -> Result<UsersByPosition, ProvisioningError> {
+        Self::check(caller)?;
+        filter.check().map_err(|e| FieldError::new("filter", e))?;
+        let count = count.min(self.policy.max_page_size);
+        let (users, total) = self.ports.provisioning.search(filter, offset, count).await?;
+        Ok(UsersByPosition { users, total })
+    }
+
     /// Up to `count` users from position `offset` (0-based) in creation
     /// order — a stable order: new users come last — with the total.
     /// `count` is clamped to the largest page.

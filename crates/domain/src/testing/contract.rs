@@ -33,6 +33,7 @@ pub mod invitations;
 pub mod outbox;
 pub mod provisioning;
 pub mod resets;
+pub mod scim_filter;
 pub mod sessions;
 pub mod settings;
 pub mod setup;
@@ -74,6 +75,7 @@ pub fn all() -> Vec<(&'static str, Contract)> {
         provisioning::an_identity_is_written_with_its_change_or_not_at_all,
         provisioning::concurrent_creates_take_the_last_seat_once,
         provisioning::only_the_newest_refused_requests_are_kept,
+        scim_filter::search_follows_the_reference_semantics,
         groups::concurrent_member_additions_keep_every_member,
         groups::group_names_are_unique_and_members_are_users,
         groups::role_changes_are_written_with_the_membership_or_not_at_all,

@@ -112,6 +112,23 @@ impl ProvisioningRepository for InMemoryStore {
         Ok(state.users.values().find(|u| u.email == *email).and_then(|u| state.provisioned(u)))
     }
 
+    async fn search(
+        &self,
+        filter: &crate::provisioning::filter::ScimFilter,
+        offset: u64,
+        limit: u32,
+    ) -> Result<(Vec<ProvisionedUser>, u64), StoreError> {
+        let matching: Vec<ProvisionedUser> =
+            self.state().provisioned_in_order().into_iter().filter(|p| filter.matches(p)).collect();
+        let total = matching.len() as u64;
+        let page = matching
+            .into_iter()
+            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+            .take(limit as usize)
+            .collect();
+        Ok((page, total))
+    }
+
     async fn record_failure(
         &self,
         failure: &crate::provisioning::models::RequestFailure,

@@ -6,6 +6,7 @@
 
 mod attributes;
 mod discovery;
+mod filters;
 mod groups;
 mod projection;
 mod search;

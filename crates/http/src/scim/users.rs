@@ -161,6 +161,8 @@ enum Lookup {
     Email(EmailAddress),
     Id(String),
     ExternalId(String),
+    /// Any other filter, answered by the store.
+    General(secureai_domain::provisioning::filter::ScimFilter),
     /// A value no user can have (not an address, say).
     Nobody,
 }
@@ -177,30 +179,24 @@ fn lookup(filter: &str) -> Result<Lookup, ScimError> {
     }
     let parsed =
         Filter::from_str(filter).map_err(|e| invalid(format!("the filter does not parse: {e}")))?;
-    let unsupported = || {
-        invalid(
-            "this server answers filters on one attribute so far: userName eq, emails.value eq, externalId eq or id eq"
-                .to_owned(),
-        )
-    };
-    let Filter::Attr(AttrExp::Comparison(path, CompareOp::Eq, CompValue::Str(value))) = parsed
-    else {
-        return Err(unsupported());
-    };
-    if path.uri.as_deref().is_some_and(|uri| uri != USER_SCHEMA) {
-        return Err(unsupported());
-    }
-    let name = path.name.to_ascii_lowercase();
-    let sub = path.sub_attr.as_deref().map(str::to_ascii_lowercase);
-    match (name.as_str(), sub.as_deref()) {
-        ("username", None) => Ok(Lookup::UserName(value)),
-        ("emails", Some("value")) => {
-            Ok(EmailAddress::parse(&value).map_or(Lookup::Nobody, Lookup::Email))
+    // The lookups identity providers make before creating someone go
+    // straight to their indexes; any other filter is read in full.
+    if let Filter::Attr(AttrExp::Comparison(path, CompareOp::Eq, CompValue::Str(value))) = &parsed
+        && path.uri.as_deref().is_none_or(|uri| uri.eq_ignore_ascii_case(USER_SCHEMA))
+    {
+        let name = path.name.to_ascii_lowercase();
+        let sub = path.sub_attr.as_deref().map(str::to_ascii_lowercase);
+        match (name.as_str(), sub.as_deref()) {
+            ("username", None) => return Ok(Lookup::UserName(value.clone())),
+            ("emails", Some("value")) => {
+                return Ok(EmailAddress::parse(value).map_or(Lookup::Nobody, Lookup::Email));
+            }
+            ("id", None) => return Ok(Lookup::Id(value.clone())),
+            ("externalid", None) => return Ok(Lookup::ExternalId(value.clone())),
+            _ => {}
         }
-        ("id", None) => Ok(Lookup::Id(value)),
-        ("externalid", None) => Ok(Lookup::ExternalId(value)),
-        _ => Err(unsupported()),
     }
+    Ok(Lookup::General(super::filters::user_filter(&parsed)?))
 }
 
 /// A whole-number parameter, or the default; below zero counts as zero
@@ -277,6 +273,21 @@ pub(crate) async fn list_users(
                 Err(_) => Vec::new(),
             },
             Lookup::Nobody => Vec::new(),
+            Lookup::General(filter) => {
+                let page = state
+                    .service
+                    .provisioning
+                    .users_matching(
+                        &caller,
+                        &filter,
+                        start_index - 1,
+                        u32::try_from(count).unwrap_or(u32::MAX),
+                    )
+                    .await?;
+                let shown =
+                    page.users.iter().map(|u| projection.apply(resource(u, &base))).collect();
+                return Ok(list_response(shown, page.total, start_index));
+            }
         };
         let total = found.len() as u64;
         let shown: Vec<Value> = found
