@@ -431,6 +431,57 @@ async fn two_instances_share_one_database(backend: secureai_store::test_database
     assert_eq!(deactivated.status(), StatusCode::OK);
     assert_eq!(me(0, on_a).await, StatusCode::UNAUTHORIZED, "A still honoured a deactivated user");
 
+    // The identity provider deactivates someone over SCIM through B: both
+    // instances refuse them on the very next request.
+    let link = mail_dirs
+        .iter()
+        .flat_map(|d| secureai_tests::links_to(d, "staff1@example.com", "token="))
+        .next()
+        .unwrap();
+    let accepted = http
+        .post(format!("{}/api/v1/invitations/accept", base(0)))
+        .json(&json!({"token": link.split("token=").nth(1).unwrap(), "password": "staff one password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), StatusCode::OK);
+    let one_on_a = login(0, "staff1@example.com", "staff one password").await;
+    let one_on_b = login(1, "staff1@example.com", "staff one password").await;
+    let created = http
+        .post(format!("{}/api/v1/service-tokens", base(0)))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "Entra ID", "scopes": ["scim"]}))
+        .send()
+        .await
+        .unwrap();
+    let scim = body(created).await["secret"].as_str().unwrap().to_owned();
+    let lookup =
+        format!("{}/scim/v2/Users?filter=userName%20eq%20%22staff1@example.com%22", base(1));
+    let found = body(http.get(lookup).bearer_auth(&scim).send().await.unwrap()).await;
+    let one = found["Resources"][0]["id"].as_str().unwrap().to_owned();
+    let disable = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "Replace", "path": "active", "value": "False"}],
+    });
+    let disabled = http
+        .patch(format!("{}/scim/v2/Users/{one}", base(1)))
+        .bearer_auth(&scim)
+        .json(&disable)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(disabled.status(), StatusCode::OK);
+    assert_eq!(
+        me(0, one_on_a).await,
+        StatusCode::UNAUTHORIZED,
+        "A honoured a user SCIM deactivated"
+    );
+    assert_eq!(
+        me(1, one_on_b).await,
+        StatusCode::UNAUTHORIZED,
+        "B honoured a user SCIM deactivated"
+    );
+
     assert!(a.stop());
     assert!(b.stop());
 }

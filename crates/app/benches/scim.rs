@@ -123,7 +123,13 @@ async fn seed(store: &secureai_store::SqlStore, from: usize, to: usize) {
         .await
         .unwrap();
     txn.commit().await.unwrap();
-    let analyze = if backend == DbBackend::MySql { "ANALYZE TABLE users" } else { "ANALYZE" };
+    // A directory loaded long ago has been vacuumed (PostgreSQL's
+    // autovacuum) and analysed.
+    let analyze = match backend {
+        DbBackend::MySql => "ANALYZE TABLE users",
+        DbBackend::Postgres => "VACUUM ANALYZE users",
+        _ => "ANALYZE",
+    };
     db.execute_unprepared(analyze).await.unwrap();
 }
 

@@ -112,6 +112,7 @@ impl SqlStore {
 #[async_trait]
 impl GroupRepository for SqlStore {
     async fn create_group(&self, write: GroupWrite) -> Result<(), GroupWriteError> {
+        let _turn = self.write_turn().await;
         let write = &write;
         retry_transaction(move || async move {
             let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
@@ -147,6 +148,7 @@ impl GroupRepository for SqlStore {
     }
 
     async fn change_group(&self, write: GroupWrite) -> Result<(), GroupWriteError> {
+        let _turn = self.write_turn().await;
         let write = &write;
         retry_transaction(move || async move {
             let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
@@ -216,6 +218,7 @@ impl GroupRepository for SqlStore {
         audit: AuditEvent,
     ) -> Result<(), GroupWriteError> {
         let (role_changes, audit) = (&role_changes, &audit);
+        let _turn = self.write_turn().await;
         retry_transaction(move || async move {
             let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
             let id = id.to_string();

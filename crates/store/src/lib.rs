@@ -161,6 +161,9 @@ pub struct SqlStore {
     _checkpoints: Option<Arc<checkpoint::Checkpointer>>,
     /// Seals and opens secrets at rest.
     sealer: Arc<sealing::Sealer>,
+    /// On SQLite, the turn of this process's provisioning writes (see
+    /// [`SqlStore::write_turn`]).
+    write_gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqlStore {
@@ -264,7 +267,21 @@ impl SqlStore {
             reads,
             _checkpoints: checkpoints,
             sealer: Arc::new(sealing::Sealer::new(&key)),
+            write_gate: Arc::new(tokio::sync::Mutex::new(())),
         })
+    }
+
+    /// On SQLite, waits for this process's earlier provisioning writes to
+    /// finish: bursts of concurrent writes (an identity provider creating
+    /// thousands of users) queue here, woken the moment the one before
+    /// commits, instead of in SQLite's busy handler, which sleeps in steps
+    /// of up to 100 ms. Other databases lock rows: no turn.
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        if self.db.get_database_backend() == DbBackend::Sqlite {
+            Some(self.write_gate.lock().await)
+        } else {
+            None
+        }
     }
 
     /// Connects and applies every pending migration.

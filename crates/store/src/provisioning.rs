@@ -141,6 +141,7 @@ impl SqlStore {
 #[async_trait]
 impl ProvisioningRepository for SqlStore {
     async fn create(&self, new: NewProvisionedUser) -> Result<(), InsertUserError> {
+        let _turn = self.write_turn().await;
         let new = &new;
         retry_transaction(move || async move {
             let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
@@ -171,6 +172,7 @@ impl ProvisioningRepository for SqlStore {
         identity: ScimIdentity,
     ) -> Result<(), ChangeUserError> {
         let (change, identity) = (&change, &identity);
+        let _turn = self.write_turn().await;
         retry_transaction(move || async move {
             let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
             let id = user.to_string();
@@ -356,15 +358,32 @@ impl ProvisioningRepository for SqlStore {
         offset: u64,
         limit: u32,
     ) -> Result<(Vec<ProvisionedUser>, u64), StoreError> {
-        let rows = users::Entity::find()
+        // The positions from the creation-order index alone, then only the
+        // page's rows: an OFFSET deep into the directory walks the index,
+        // not the rows.
+        let ids: Vec<String> = users::Entity::find()
+            .select_only()
+            .column(users::Column::Id)
             .filter(not_detached())
             .order_by_asc(users::Column::CreatedAt)
             .order_by_asc(users::Column::Id)
             .offset(offset)
             .limit(u64::from(limit))
+            .into_tuple()
             .all(&self.db)
             .await
             .map_err(db("reading users by position"))?;
+        let rows = if ids.is_empty() {
+            Vec::new()
+        } else {
+            users::Entity::find()
+                .filter(users::Column::Id.is_in(ids))
+                .order_by_asc(users::Column::CreatedAt)
+                .order_by_asc(users::Column::Id)
+                .all(&self.db)
+                .await
+                .map_err(db("reading users by position"))?
+        };
         let statuses = ["invited", "active", "deactivated"];
         let all = counted(&self.db, None, &statuses).await.map_err(db("counting users"))?;
         let detached = scim_identities::Entity::find()
