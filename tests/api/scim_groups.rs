@@ -154,7 +154,21 @@ async fn groups_are_pushed_renamed_and_members_removed_both_ways() {
     // Unknown members and taken names are refused as SCIM errors.
     let (status, refused) = send(&app, &token, Method::PATCH, &format!("/Groups/{id}"), patch(json!([{"op": "add", "path": "members", "value": [{"value": "01a23c4e-0000-7000-8000-000000000000"}]}]))).await;
     assert_eq!((status, &refused["scimType"]), (StatusCode::BAD_REQUEST, &json!("invalidValue")));
-    send(&app, &token, Method::POST, "/Groups", Some(json!({"displayName": "Sales"}))).await;
+    send(
+        &app,
+        &token,
+        Method::POST,
+        "/Groups",
+        Some(json!({"displayName": "Sales", "externalId": "g-sales"})),
+    )
+    .await;
+    let (_, by_external) =
+        send(&app, &token, Method::GET, "/Groups?filter=externalId%20eq%20%22g-sales%22", None)
+            .await;
+    assert_eq!(
+        (&by_external["totalResults"], &by_external["Resources"][0]["displayName"]),
+        (&json!(1), &json!("Sales"))
+    );
     let (status, refused) =
         send(&app, &token, Method::POST, "/Groups", Some(json!({"displayName": "SALES"}))).await;
     assert_eq!((status, &refused["scimType"]), (StatusCode::CONFLICT, &json!("uniqueness")));

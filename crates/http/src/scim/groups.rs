@@ -333,8 +333,22 @@ pub(crate) async fn list_groups(
                     Err(_) => Vec::new(),
                 },
                 "externalid" => {
-                    let page = provisioning.groups_by_position(&caller, 0, u32::MAX).await?;
-                    page.groups.into_iter().filter(|g| g.external_id.as_deref() == Some(value.as_str())).collect()
+                    // Every group, a page at a time (groups are few: one per
+                    // team the identity provider pushes).
+                    let mut found = Vec::new();
+                    let mut offset = 0;
+                    loop {
+                        let page = provisioning.groups_by_position(&caller, offset, u32::MAX).await?;
+                        let read = page.groups.len() as u64;
+                        found.extend(
+                            page.groups.into_iter().filter(|g| g.external_id.as_deref() == Some(value.as_str())),
+                        );
+                        offset += read;
+                        if read == 0 || offset >= page.total {
+                            break;
+                        }
+                    }
+                    found
                 }
                 _ => return Err(invalid("this server answers group filters on displayName eq, externalId eq or id eq")),
             };
