@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::attributes::MAX_OPERATIONS;
 use super::discovery::{GROUP_SCHEMA, base};
 use super::users::{ListQuery, MAX_FILTER_CHARS, version, whole, with_tag};
-use super::{ScimError, State, caller, list_response, scim_json};
+use super::{ScimError, State, caller, check_if_match, json_body, list_response, scim_json};
 use crate::auth::request_context;
 
 fn stamp(at: chrono::DateTime<chrono::Utc>) -> String {
@@ -224,36 +224,13 @@ fn from_patch(body: &Value) -> Result<GroupAttributes, ScimError> {
     Ok(attributes)
 }
 
-async fn json_body(body: Body) -> Result<Value, ScimError> {
-    let bytes = body.into_bytes().await.map_err(|e| {
-        ScimError::new(StatusCode::BAD_REQUEST, format!("the body could not be read: {e}"))
-    })?;
-    serde_json::from_slice(&bytes).map_err(|e| syntax(format!("the body is not JSON: {e}")))
-}
-
 fn group_id(raw: &str) -> Result<Uuid, ScimError> {
     Uuid::parse_str(raw).map_err(|_| ScimError::not_found("group"))
 }
 
 /// `If-Match` (when sent) must name the group's current version.
 fn check_version(req: &Request, group: &Group, base: &str) -> Result<(), ScimError> {
-    let Some(wanted) = req.headers().get(poem::http::header::IF_MATCH) else {
-        return Ok(());
-    };
-    let full = resource(group, base);
-    let current = full["meta"]["version"].as_str().unwrap_or_default().to_owned();
-    let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_owned();
-    let wanted = wanted.to_str().unwrap_or_default();
-    if wanted.split(',').any(|tag| tag.trim() == "*" || opaque(tag) == opaque(&current)) {
-        Ok(())
-    } else {
-        Err(ScimError::new(
-            StatusCode::PRECONDITION_FAILED,
-            format!(
-                "the group changed since that version was read; the current version is {current}"
-            ),
-        ))
-    }
+    check_if_match(req, &resource(group, base), "group")
 }
 
 /// `GET /Groups/{id}`.
@@ -380,14 +357,7 @@ pub(crate) async fn create(state: State<'_>, req: &Request, body: Body) -> Respo
             .provisioning
             .create_group(&caller, &attributes, &request_context(req))
             .await?;
-        let full = resource(&group, &base(&state));
-        let mut response = with_tag(StatusCode::CREATED, full.clone());
-        if let Some(location) = full["meta"]["location"].as_str()
-            && let Ok(location) = poem::http::HeaderValue::from_str(location)
-        {
-            response.headers_mut().insert(poem::http::header::LOCATION, location);
-        }
-        Ok::<_, ScimError>(response)
+        Ok::<_, ScimError>(super::created(resource(&group, &base(&state))))
     };
     result.await.unwrap_or_else(IntoResponse::into_response)
 }

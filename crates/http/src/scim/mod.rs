@@ -256,5 +256,51 @@ pub(crate) fn list_response(resources: Vec<Value>, total: u64, start_index: u64)
     })
 }
 
+/// The request's JSON body (at most 1 MiB, by the route's limit).
+pub(crate) async fn json_body(body: poem::Body) -> Result<Value, ScimError> {
+    let bytes = body.into_bytes().await.map_err(|e| {
+        ScimError::new(StatusCode::BAD_REQUEST, format!("the body could not be read: {e}"))
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ScimError::typed(
+            StatusCode::BAD_REQUEST,
+            "invalidSyntax",
+            format!("the body is not JSON: {e}"),
+        )
+    })
+}
+
+/// Refuses a write unless `If-Match` (when sent) names `resource`'s
+/// current version (weak or strong, or `*`); `what` names it in the
+/// refusal.
+pub(crate) fn check_if_match(req: &Request, resource: &Value, what: &str) -> Result<(), ScimError> {
+    let Some(wanted) = req.headers().get(poem::http::header::IF_MATCH) else {
+        return Ok(());
+    };
+    let wanted = wanted.to_str().unwrap_or_default();
+    let version = resource["meta"]["version"].as_str().unwrap_or_default();
+    let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_owned();
+    if wanted.split(',').any(|tag| tag.trim() == "*" || opaque(tag) == opaque(version)) {
+        Ok(())
+    } else {
+        Err(ScimError::new(
+            StatusCode::PRECONDITION_FAILED,
+            format!(
+                "the {what} changed since that version was read; the current version is {version}"
+            ),
+        ))
+    }
+}
+
+/// `201 Created` with the resource, its `ETag` and its `Location`.
+pub(crate) fn created(full: Value) -> Response {
+    let location = full["meta"]["location"].as_str().map(str::to_owned);
+    let mut response = users::with_tag(StatusCode::CREATED, full);
+    if let Some(location) = location.and_then(|l| poem::http::HeaderValue::from_str(&l).ok()) {
+        response.headers_mut().insert(poem::http::header::LOCATION, location);
+    }
+    response
+}
+
 /// The state, for handlers written as plain poem endpoints.
 pub(crate) type State<'a> = Data<&'a AppState>;

@@ -9,27 +9,12 @@ use poem::{Body, IntoResponse, Request, Response, handler};
 use secureai_domain::UserId;
 use secureai_domain::access::ServiceCaller;
 use secureai_domain::provisioning::models::Attributes;
-use serde_json::Value;
 
 use super::attributes::{from_patch, from_resource};
 use super::discovery::base;
 use super::users::{resource, with_tag};
-use super::{ScimError, State, caller};
+use super::{ScimError, State, caller, check_if_match, json_body};
 use crate::auth::request_context;
-
-/// The request's JSON body.
-async fn json_body(body: Body) -> Result<Value, ScimError> {
-    let bytes = body.into_bytes().await.map_err(|e| {
-        ScimError::new(StatusCode::BAD_REQUEST, format!("the body could not be read: {e}"))
-    })?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        ScimError::typed(
-            StatusCode::BAD_REQUEST,
-            "invalidSyntax",
-            format!("the body is not JSON: {e}"),
-        )
-    })
-}
 
 /// Refuses the write unless `If-Match` (when sent) names the user's
 /// current version, or `*`.
@@ -39,25 +24,11 @@ async fn check_version(
     caller: &ServiceCaller,
     id: UserId,
 ) -> Result<(), ScimError> {
-    let Some(wanted) = req.headers().get(poem::http::header::IF_MATCH) else {
-        return Ok(());
-    };
-    let wanted = wanted.to_str().unwrap_or_default();
-    let current = state.service.provisioning.user(caller, id).await?;
-    let full = resource(&current, &base(state));
-    let version = full["meta"]["version"].as_str().unwrap_or_default();
-    let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_owned();
-    let matches = wanted.split(',').any(|tag| tag.trim() == "*" || opaque(tag) == opaque(version));
-    if matches {
-        Ok(())
-    } else {
-        Err(ScimError::new(
-            StatusCode::PRECONDITION_FAILED,
-            format!(
-                "the user changed since that version was read; the current version is {version}"
-            ),
-        ))
+    if req.headers().contains_key(poem::http::header::IF_MATCH) {
+        let current = state.service.provisioning.user(caller, id).await?;
+        check_if_match(req, &resource(&current, &base(state)), "user")?;
     }
+    Ok(())
 }
 
 fn user_id(raw: &str) -> Result<UserId, ScimError> {
@@ -72,14 +43,7 @@ pub(crate) async fn create(state: State<'_>, req: &Request, body: Body) -> Respo
         let attributes = from_resource(&json_body(body).await?, false)?;
         let created =
             state.service.provisioning.create(&caller, &attributes, &request_context(req)).await?;
-        let full = resource(&created, &base(&state));
-        let mut response = with_tag(StatusCode::CREATED, full.clone());
-        if let Some(location) = full["meta"]["location"].as_str()
-            && let Ok(location) = poem::http::HeaderValue::from_str(location)
-        {
-            response.headers_mut().insert(poem::http::header::LOCATION, location);
-        }
-        Ok::<_, ScimError>(response)
+        Ok::<_, ScimError>(super::created(resource(&created, &base(&state))))
     };
     result.await.unwrap_or_else(IntoResponse::into_response)
 }
