@@ -7,6 +7,20 @@ use sea_orm_migration::prelude::*;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
+/// Keys compared byte for byte, as `users.email_key` is (migration 1):
+/// MariaDB's default collation would take `josé` for `jose`.
+pub(crate) fn bytewise(
+    backend: sea_orm_migration::sea_orm::DbBackend,
+    mut def: ColumnDef,
+) -> ColumnDef {
+    use sea_orm_migration::sea_orm::DbBackend;
+    match backend {
+        DbBackend::MySql => def.extra("COLLATE utf8mb4_bin").to_owned(),
+        DbBackend::Postgres => def.extra("COLLATE \"C\"").to_owned(),
+        _ => def,
+    }
+}
+
 #[derive(DeriveIden)]
 enum ScimIdentities {
     Table,
@@ -33,6 +47,7 @@ enum AuditEvents {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let backend = manager.get_database_backend();
         manager
             .create_table(
                 Table::create()
@@ -44,12 +59,24 @@ impl MigrationTrait for Migration {
                             .primary_key(),
                     )
                     // RFC 7643 §3.1: case-exact, set by the client.
-                    .col(ColumnDef::new(ScimIdentities::ExternalId).string_len(255).null())
+                    .col(bytewise(
+                        backend,
+                        ColumnDef::new(ScimIdentities::ExternalId)
+                            .string_len(255)
+                            .null()
+                            .to_owned(),
+                    ))
                     // `userName` as sent, when it is not the address itself
                     // (some directories send an account name); unique in
                     // any letter case, by its lowercase key.
                     .col(ColumnDef::new(ScimIdentities::UserName).string_len(254).null())
-                    .col(ColumnDef::new(ScimIdentities::UserNameKey).string_len(254).null())
+                    .col(bytewise(
+                        backend,
+                        ColumnDef::new(ScimIdentities::UserNameKey)
+                            .string_len(254)
+                            .null()
+                            .to_owned(),
+                    ))
                     .col(ColumnDef::new(ScimIdentities::DetachedAt).big_integer().null())
                     .foreign_key(
                         ForeignKey::create()

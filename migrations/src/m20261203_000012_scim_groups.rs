@@ -34,6 +34,7 @@ enum Users {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let backend = manager.get_database_backend();
         manager
             .create_table(
                 Table::create()
@@ -41,10 +42,18 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(ScimGroups::Id).string_len(36).not_null().primary_key())
                     .col(ColumnDef::new(ScimGroups::Name).string_len(255).not_null())
                     // Unique in any letter case, by its lowercase key.
-                    .col(
-                        ColumnDef::new(ScimGroups::NameKey).string_len(255).not_null().unique_key(),
-                    )
-                    .col(ColumnDef::new(ScimGroups::ExternalId).string_len(255).null())
+                    .col(super::m20261203_000011_scim_identities::bytewise(
+                        backend,
+                        ColumnDef::new(ScimGroups::NameKey)
+                            .string_len(255)
+                            .not_null()
+                            .unique_key()
+                            .to_owned(),
+                    ))
+                    .col(super::m20261203_000011_scim_identities::bytewise(
+                        backend,
+                        ColumnDef::new(ScimGroups::ExternalId).string_len(255).null().to_owned(),
+                    ))
                     .col(ColumnDef::new(ScimGroups::CreatedAt).big_integer().not_null())
                     .col(ColumnDef::new(ScimGroups::UpdatedAt).big_integer().not_null())
                     .to_owned(),

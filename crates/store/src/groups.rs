@@ -137,7 +137,7 @@ impl GroupRepository for SqlStore {
             let members: Vec<UserId> =
                 members.into_iter().filter(|m| !removed.contains(m)).collect();
             if !all_users(&txn, &members).await? {
-                return Err(GroupWriteError::NotFound);
+                return Err(GroupWriteError::UnknownMember);
             }
             insert_members(&txn, &id, &members).await?;
             finish(&txn, &write.role_changes, &write.audit).await?;
@@ -181,9 +181,14 @@ impl GroupRepository for SqlStore {
             let change = &write.members;
             let joining = dedup(change.replace.iter().flatten().chain(&change.add).copied());
             if !all_users(&txn, &joining).await? {
-                return Err(GroupWriteError::NotFound);
+                return Err(GroupWriteError::UnknownMember);
             }
             let current: HashSet<UserId> = members_of(&txn, &id).await?.into_iter().collect();
+            if let Some(expected) = &write.expected_members
+                && expected.iter().copied().collect::<HashSet<_>>() != current
+            {
+                return Err(GroupWriteError::Stale);
+            }
             let mut after: HashSet<UserId> = match &change.replace {
                 Some(list) => list.iter().copied().collect(),
                 None => current.clone(),
@@ -214,14 +219,30 @@ impl GroupRepository for SqlStore {
     async fn delete_group(
         &self,
         id: uuid::Uuid,
+        expected_members: Option<Vec<UserId>>,
         role_changes: Vec<UserChange>,
         audit: AuditEvent,
     ) -> Result<(), GroupWriteError> {
-        let (role_changes, audit) = (&role_changes, &audit);
+        let (role_changes, audit, expected) = (&role_changes, &audit, &expected_members);
         let _turn = self.write_turn().await;
         retry_transaction(move || async move {
             let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
             let id = id.to_string();
+            // The group's row first: its lock orders this after changes
+            // in flight.
+            let locked = scim_groups::Entity::update_many()
+                .col_expr(scim_groups::Column::Id, Expr::col(scim_groups::Column::Id))
+                .filter(scim_groups::Column::Id.eq(id.clone()))
+                .exec(&txn)
+                .await
+                .map_err(db("locking a group"))?;
+            let _ = locked;
+            if let Some(expected) = expected {
+                let current: HashSet<UserId> = members_of(&txn, &id).await?.into_iter().collect();
+                if expected.iter().copied().collect::<HashSet<_>>() != current {
+                    return Err(GroupWriteError::Stale);
+                }
+            }
             scim_group_members::Entity::delete_many()
                 .filter(scim_group_members::Column::GroupId.eq(id.clone()))
                 .exec(&txn)

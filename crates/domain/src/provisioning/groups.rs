@@ -56,6 +56,10 @@ impl From<GroupWriteError> for ProvisioningError {
         match error {
             GroupWriteError::NameTaken => Self::GroupNameTaken,
             GroupWriteError::NotFound => Self::GroupNotFound,
+            GroupWriteError::UnknownMember => Self::Invalid(FieldError::new(
+                "members",
+                "a member is no user: the identity provider pushes users before their groups",
+            )),
             GroupWriteError::LastAdmin => Self::LastAdmin,
             GroupWriteError::Stale => {
                 Self::Unexpected(crate::StoreError::msg("members kept changing meanwhile"))
@@ -139,7 +143,7 @@ impl ProvisioningService {
         wanted.extend(members.add.iter().copied());
         let remove: HashSet<UserId> = members.remove.iter().copied().collect();
         let wanted: Vec<UserId> = dedup(wanted.into_iter().filter(|m| !remove.contains(m)));
-        self.check_members(&wanted).await?;
+        Self::check_members(&wanted)?;
         let now = self.ports.clock.now();
         let group = Group {
             id: crate::record_id(),
@@ -157,6 +161,7 @@ impl ProvisioningService {
             members: MemberChange { replace: Some(wanted), ..MemberChange::default() },
             role_changes: Vec::new(),
             audit: vec![audit],
+            expected_members: None,
         };
         self.ports.groups.create_group(write).await?;
         Ok(group)
@@ -181,7 +186,7 @@ impl ProvisioningService {
         let members = &attributes.members;
         let mut joining: Vec<UserId> = members.add.clone();
         joining.extend(members.replace.iter().flatten().copied());
-        self.check_members(&dedup(joining.into_iter())).await?;
+        Self::check_members(&dedup(joining.into_iter()))?;
         for _ in 0..ATTEMPTS {
             let before =
                 self.ports.groups.group(id).await?.ok_or(ProvisioningError::GroupNotFound)?;
@@ -207,13 +212,14 @@ impl ProvisioningService {
                 .change(Change::detail("group", &group.name))
                 .change(Change::detail("members_added", &added.len().to_string()))
                 .change(Change::detail("members_removed", &removed.len().to_string()));
-            let role_changes =
+            let (admin_group, role_changes) =
                 self.admin_group_roles(caller, id, &added, &removed, context).await?;
             let write = GroupWrite {
                 group: group.clone(),
                 members: members.clone(),
                 role_changes,
                 audit: vec![audit],
+                expected_members: admin_group.then(|| before.members.clone()),
             };
             match self.ports.groups.change_group(write).await {
                 Ok(()) => return Ok(group),
@@ -248,9 +254,10 @@ impl ProvisioningService {
             let audit = AuditEvent::new(now, caller.actor(), AuditAction::GroupDeleted, context)
                 .change(Change::new("name", Some(&group.name), None))
                 .change(Change::detail("members", &group.members.len().to_string()));
-            let role_changes =
+            let (admin_group, role_changes) =
                 self.admin_group_roles(caller, id, &[], &group.members, context).await?;
-            match self.ports.groups.delete_group(id, role_changes, audit).await {
+            let expected = admin_group.then(|| group.members.clone());
+            match self.ports.groups.delete_group(id, expected, role_changes, audit).await {
                 Ok(()) => return Ok(()),
                 Err(GroupWriteError::Stale) => continue,
                 Err(GroupWriteError::LastAdmin) => {
@@ -264,8 +271,9 @@ impl ProvisioningService {
         Err(crate::StoreError::msg("the group's members kept changing meanwhile").into())
     }
 
-    /// Every member to add must be a user.
-    async fn check_members(&self, members: &[UserId]) -> Result<(), ProvisioningError> {
+    /// At most [`MAX_GROUP_MEMBERS`] per request; the store checks, in
+    /// batches, that each is a user.
+    fn check_members(members: &[UserId]) -> Result<(), ProvisioningError> {
         if members.len() > MAX_GROUP_MEMBERS {
             return Err(FieldError::new(
                 "members",
@@ -273,17 +281,11 @@ impl ProvisioningService {
             )
             .into());
         }
-        for member in members {
-            if self.ports.provisioning.get(*member).await?.is_none() {
-                return Err(
-                    FieldError::new("members", format!("no user has the id {member}")).into()
-                );
-            }
-        }
         Ok(())
     }
 
-    /// The role changes of SSO users joining or leaving the admin group.
+    /// Whether the group is the admin group, and the role changes of SSO
+    /// users joining or leaving it.
     async fn admin_group_roles(
         &self,
         caller: &ServiceCaller,
@@ -291,10 +293,10 @@ impl ProvisioningService {
         joined: &[UserId],
         left: &[UserId],
         context: &RequestContext,
-    ) -> Result<Vec<UserChange>, ProvisioningError> {
+    ) -> Result<(bool, Vec<UserChange>), ProvisioningError> {
         let settings = self.ports.settings.provisioning_settings().await?;
         if settings.admin_group != Some(group) {
-            return Ok(Vec::new());
+            return Ok((false, Vec::new()));
         }
         let now = self.ports.clock.now();
         let mut changes = Vec::new();
@@ -313,7 +315,7 @@ impl ProvisioningService {
                 }
             }
         }
-        Ok(changes)
+        Ok((true, changes))
     }
 }
 

@@ -165,6 +165,11 @@ pub struct GroupWrite {
     pub role_changes: Vec<UserChange>,
     /// The audit events.
     pub audit: Vec<AuditEvent>,
+    /// The members the domain worked the change out from (set for the
+    /// admin group, whose members' roles follow membership): the store
+    /// MUST refuse with [`GroupWriteError::Stale`] if the members under
+    /// its lock differ, so that no concurrent change leaves a role behind.
+    pub expected_members: Option<Vec<UserId>>,
 }
 
 /// Why the store refused a group change.
@@ -173,9 +178,12 @@ pub enum GroupWriteError {
     /// Another group has the name, in any letter case.
     #[error("another group has this name")]
     NameTaken,
-    /// No group (or, for members, no user) has this id.
-    #[error("no such group or member")]
+    /// No group has this id.
+    #[error("no such group")]
     NotFound,
+    /// A member to add is no user.
+    #[error("a member is no user")]
+    UnknownMember,
     /// A role change would leave no active admin.
     #[error("last active admin")]
     LastAdmin,
@@ -208,7 +216,7 @@ pub trait GroupRepository: Send + Sync {
     /// # Errors
     /// Writes nothing and MUST return [`GroupWriteError::NameTaken`] if
     /// another group has the name in any letter case, or
-    /// [`GroupWriteError::NotFound`] if a member is no user.
+    /// [`GroupWriteError::UnknownMember`] if a member is no user.
     async fn create_group(&self, write: GroupWrite) -> Result<(), GroupWriteError>;
 
     /// Changes a group in one transaction: name, external id, members
@@ -217,18 +225,22 @@ pub trait GroupRepository: Send + Sync {
     ///
     /// # Errors
     /// Writes nothing and MUST return [`GroupWriteError::NotFound`] if the
-    /// group or a member to add does not exist, `NameTaken` as for
-    /// `create_group`, and the role-change errors of `apply_change`.
+    /// group does not exist, `UnknownMember` if a member to add is no
+    /// user, `NameTaken` as for `create_group`, `Stale` if the members
+    /// differ from `expected_members`, and the role-change errors of
+    /// `apply_change`.
     async fn change_group(&self, write: GroupWrite) -> Result<(), GroupWriteError>;
 
     /// Deletes a group and its memberships (never its members), with its
     /// audit event and role changes, in one transaction.
     ///
     /// # Errors
-    /// MUST return [`GroupWriteError::NotFound`] if there is no such group.
+    /// MUST return [`GroupWriteError::NotFound`] if there is no such group,
+    /// and `Stale` if its members differ from `expected_members`.
     async fn delete_group(
         &self,
         id: uuid::Uuid,
+        expected_members: Option<Vec<UserId>>,
         role_changes: Vec<UserChange>,
         audit: AuditEvent,
     ) -> Result<(), GroupWriteError>;

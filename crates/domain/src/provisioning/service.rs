@@ -423,6 +423,13 @@ impl ProvisioningService {
                 return Err(ProvisioningError::NotFound);
             }
             let now = self.ports.clock.now();
+            // A password (break-glass) account keeps its role whatever the
+            // identity provider's `roles` say (a PUT with `roles: []`
+            // would demote the break-glass admin).
+            let valid = ValidUpdate {
+                role: valid.role.filter(|_| before.sign_in != SignInMethod::Password),
+                ..valid.clone()
+            };
             let mut change = plan(&caller.actor(), before.clone(), &valid, now, context);
             if let Some(change) = change.as_mut()
                 && change.takes_seat.is_some()
@@ -431,7 +438,13 @@ impl ProvisioningService {
             }
             let after_identity = ScimIdentity {
                 external_id: asked_external_id.clone().unwrap_or(identity.external_id.clone()),
-                user_name: asked_user_name.clone().unwrap_or(identity.user_name.clone()),
+                // A detached user lets go of their account name: someone
+                // rehired under it is created anew.
+                user_name: if link == Link::Detach {
+                    None
+                } else {
+                    asked_user_name.clone().unwrap_or(identity.user_name.clone())
+                },
                 detached_at: match link {
                     Link::Keep => None,
                     Link::Reattach => None,

@@ -73,7 +73,7 @@ impl ProvisioningService {
             audit = audit.change(Change::detail("admin_group_name", &group.name));
         }
         self.ports.settings.set_provisioning_settings(settings, audit).await?;
-        if let Some(group) = group {
+        if let Some(group) = group.filter(|_| before.admin_group != settings.admin_group) {
             self.promote_members(admin, &group, context).await?;
         }
         Ok(settings.clone())
@@ -97,7 +97,13 @@ impl ProvisioningService {
             let update = ValidUpdate { role: Some(Role::Admin), ..ValidUpdate::default() };
             let now = self.ports.clock.now();
             if let Some(change) = plan(&admin.actor(), user, &update, now, context) {
-                let _ = self.ports.users.apply_change(change).await;
+                // Changed meanwhile, or not theirs to take (a seat): their
+                // next membership change sets the role.
+                if let Err(crate::users::ports::ChangeUserError::Unexpected(e)) =
+                    self.ports.users.apply_change(change).await
+                {
+                    return Err(e.into());
+                }
             }
         }
         Ok(())

@@ -47,15 +47,16 @@ impl MemoryState {
 impl ProvisioningRepository for InMemoryStore {
     async fn create(&self, new: NewProvisionedUser) -> Result<(), InsertUserError> {
         let mut state = self.state();
-        if state.email_taken(&new.user.email)
-            || new.user_name.as_deref().is_some_and(|n| state.user_name_taken(n, new.user.id))
-        {
-            return Err(InsertUserError::EmailTaken);
-        }
+        // Seats first, as the SQL store checks them.
         if let Some(limit) = new.seat_limit
             && !crate::users::models::SeatLimit::new(limit).admits(state.seats_used() as u64)
         {
             return Err(InsertUserError::SeatLimitReached { limit });
+        }
+        if state.email_taken(&new.user.email)
+            || new.user_name.as_deref().is_some_and(|n| state.user_name_taken(n, new.user.id))
+        {
+            return Err(InsertUserError::EmailTaken);
         }
         let id = new.user.id;
         state.users.insert(id, new.user);
@@ -234,7 +235,7 @@ impl GroupRepository for InMemoryStore {
         members.extend(write.members.add);
         members.retain(|m| !write.members.remove.contains(m));
         if members.iter().any(|m| !state.users.contains_key(m)) {
-            return Err(GroupWriteError::NotFound);
+            return Err(GroupWriteError::UnknownMember);
         }
         members.sort();
         members.dedup();
@@ -256,7 +257,16 @@ impl GroupRepository for InMemoryStore {
         }
         let joining = write.members.add.iter().chain(write.members.replace.iter().flatten());
         if joining.into_iter().any(|m| !state.users.contains_key(m)) {
-            return Err(GroupWriteError::NotFound);
+            return Err(GroupWriteError::UnknownMember);
+        }
+        if let Some(expected) = &write.expected_members {
+            let mut expected = expected.clone();
+            expected.sort();
+            let mut now = current.members.clone();
+            now.sort();
+            if expected != now {
+                return Err(GroupWriteError::Stale);
+            }
         }
         let mut members = write.members.replace.clone().unwrap_or(current.members);
         members.extend(write.members.add.iter().copied());
@@ -273,12 +283,21 @@ impl GroupRepository for InMemoryStore {
     async fn delete_group(
         &self,
         id: uuid::Uuid,
+        expected_members: Option<Vec<UserId>>,
         role_changes: Vec<UserChange>,
         audit: crate::audit::models::AuditEvent,
     ) -> Result<(), GroupWriteError> {
         let mut state = self.state();
-        if !state.groups.contains_key(&id) {
+        let Some(group) = state.groups.get(&id) else {
             return Err(GroupWriteError::NotFound);
+        };
+        if let Some(mut expected) = expected_members {
+            let mut now = group.members.clone();
+            expected.sort();
+            now.sort();
+            if expected != now {
+                return Err(GroupWriteError::Stale);
+            }
         }
         state.apply_role_changes(role_changes)?;
         state.groups.remove(&id);

@@ -58,6 +58,11 @@ pub(crate) fn plan(
 
     if let Some(email) = update.email.as_ref().filter(|e| e.as_str() != before.email.as_str()) {
         after.email = email.clone();
+        // A password reset or invitation link went to the old address:
+        // void it (an SSO user's access-ready email carries no link).
+        if before.sign_in == SignInMethod::Password {
+            change.revoke_links = true;
+        }
         audit.push(event(AuditAction::EmailChanged).change(Change::new(
             "email",
             Some(before.email.as_str()),

@@ -85,16 +85,16 @@ async fn scim_keeps_the_last_admin_and_audits_what_it_changes() {
     let scim = scim_caller(&kit, &admin).await;
     let provisioning = &kit.service.provisioning;
     let root = admin.user().id;
-    for attributes in [
-        Attributes { admin: Some(false), ..Attributes::default() },
-        Attributes { active: Some(false), ..Attributes::default() },
-    ] {
-        let refused = provisioning.update(&scim, root, &attributes, &ctx()).await;
-        assert!(matches!(refused, Err(ProvisioningError::LastAdmin)), "{refused:?}");
-    }
+    let off = Attributes { active: Some(false), ..Attributes::default() };
+    let refused = provisioning.update(&scim, root, &off, &ctx()).await;
+    assert!(matches!(refused, Err(ProvisioningError::LastAdmin)), "{refused:?}");
     let refused = provisioning.delete(&scim, root, &ctx()).await;
     assert!(matches!(refused, Err(ProvisioningError::LastAdmin)), "{refused:?}");
-    assert_eq!(audit_of(&kit, AuditAction::ProvisioningRefused).len(), 3);
+    assert_eq!(audit_of(&kit, AuditAction::ProvisioningRefused).len(), 2);
+    // A password (break-glass) admin keeps their role whatever roles say.
+    let demote = Attributes { admin: Some(false), ..Attributes::default() };
+    let kept = provisioning.update(&scim, root, &demote, &ctx()).await.unwrap();
+    assert_eq!(kept.user.role, Role::Admin);
     let still = kit.service.users.get_user(&admin, root).await.unwrap();
     assert!(still.is_active_admin());
     assert!(provisioning.user(&scim, root).await.is_ok(), "a refused delete detaches nothing");
@@ -112,7 +112,7 @@ async fn scim_keeps_the_last_admin_and_audits_what_it_changes() {
     };
     let changed = provisioning.update(&scim, ada, &change, &ctx()).await.unwrap();
     assert_eq!(changed.user.email.as_str(), "ada.king@example.com");
-    assert_eq!(changed.user.role, Role::Admin);
+    assert_eq!(changed.user.role, Role::User, "a password account keeps its role");
     let moved = audit_of(&kit, AuditAction::EmailChanged).pop().unwrap();
     assert_eq!(moved.changes[0].before.as_deref(), Some("ada@example.com"));
     assert_eq!(moved.changes[0].after.as_deref(), Some("ada.king@example.com"));

@@ -99,7 +99,7 @@ async fn render_with(
             .collect(),
         Err(e) => return internal(&e),
     };
-    let groups = groups
+    let mut groups: Vec<GroupRow> = groups
         .iter()
         .map(|g| GroupRow {
             id: g.id.to_string(),
@@ -108,6 +108,16 @@ async fn render_with(
             chosen: settings.admin_group == Some(g.id),
         })
         .collect();
+    // The admin group beyond the listed ones stays chosen when the form is
+    // saved for the other setting.
+    if let Some(id) = settings.admin_group.filter(|_| !groups.iter().any(|g| g.chosen)) {
+        groups.push(GroupRow {
+            id: id.to_string(),
+            name: "the admin group chosen earlier".to_owned(),
+            members: 0,
+            chosen: true,
+        });
+    }
     let tokens = match state.service.service_tokens.service_tokens(admin).await {
         Ok(tokens) => tokens,
         Err(e) => return internal(&e),

@@ -225,9 +225,18 @@ fn set(sent: &mut Sent, path: &str, value: &Value, op: Op) -> Result<(), ScimErr
         (false, "active", None) => sent.active = Some(boolean(value, "active")?),
         (false, "externalid", None) => sent.external_id = Some(text(value, "externalId")?),
         // `emails[type eq "work"].value`, `emails.value`, or the list.
-        (false, "emails", Some("value")) => sent.work_email = text(value, "emails.value")?,
+        // Only the work or primary address is SecureAI's: `emails[type eq
+        // "home"].value` changes nothing.
+        (false, "emails", Some("value"))
+            if t.filter.as_deref().is_none_or(|f| f.contains("work") || f.contains("primary")) =>
+        {
+            sent.work_email = text(value, "emails.value")?;
+        }
+        (false, "emails", Some("value")) => {}
         (false, "emails", None) if t.filter.is_some() => {
-            if let Value::Object(_) = value {
+            let ours =
+                t.filter.as_deref().is_some_and(|f| f.contains("work") || f.contains("primary"));
+            if ours && let Value::Object(_) = value {
                 sent.work_email = chosen_email(value)?;
             }
         }
@@ -266,9 +275,14 @@ fn remove(sent: &mut Sent, path: &str, value: Option<&Value>) -> Result<(), Scim
         (true, "department") | (false, "department") => sent.department = Some(None),
         (false, "externalid") => sent.external_id = Some(None),
         (false, "roles") => {
+            // `roles`, `roles[value eq "admin"]`, or Entra's
+            // `roles[primary eq "True"].value`: the role goes; a filter
+            // naming another value leaves it.
             let removes_admin = match value {
-                Some(value) => names_admin(value)?,
-                None => t.filter.as_deref().is_none_or(|f| f.contains("admin")),
+                Some(value) if !value.is_null() => names_admin(value)?,
+                _ => {
+                    t.filter.as_deref().is_none_or(|f| f.contains("admin") || !f.contains("value"))
+                }
             };
             if removes_admin {
                 sent.admin = Some(false);

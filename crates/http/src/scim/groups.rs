@@ -133,6 +133,24 @@ fn filtered_member(filter: &str) -> Result<UserId, ScimError> {
     }
 }
 
+/// Operations apply in order: a later one overrides what an earlier one
+/// said about the same members.
+fn add_members(change: &mut MemberChange, ids: Vec<UserId>) {
+    change.remove.retain(|m| !ids.contains(m));
+    change.add.extend(ids);
+}
+
+fn remove_members(change: &mut MemberChange, ids: Vec<UserId>) {
+    change.add.retain(|m| !ids.contains(m));
+    change.remove.extend(ids);
+}
+
+fn replace_members(change: &mut MemberChange, ids: Vec<UserId>) {
+    change.add.clear();
+    change.remove.clear();
+    change.replace = Some(ids);
+}
+
 /// A PATCH of a group, as Entra ID and Okta send it.
 fn from_patch(body: &Value) -> Result<GroupAttributes, ScimError> {
     let body = body.as_object().ok_or_else(|| syntax("the body must be a JSON object"))?;
@@ -163,8 +181,8 @@ fn from_patch(body: &Value) -> Result<GroupAttributes, ScimError> {
                     match key.to_ascii_lowercase().as_str() {
                         "displayname" => attributes.name = text(value, "displayName")?,
                         "externalid" => attributes.external_id = Some(text(value, "externalId")?),
-                        "members" if op == "add" => members.add.extend(member_ids(value)?),
-                        "members" => members.replace = Some(member_ids(value)?),
+                        "members" if op == "add" => add_members(members, member_ids(value)?),
+                        "members" => replace_members(members, member_ids(value)?),
                         // `id` (read-only, sent by Entra with a rename), and
                         // what is not kept.
                         _ => {}
@@ -176,8 +194,8 @@ fn from_patch(body: &Value) -> Result<GroupAttributes, ScimError> {
                 match path.to_ascii_lowercase().as_str() {
                     "displayname" => attributes.name = text(value, "displayName")?,
                     "externalid" => attributes.external_id = Some(text(value, "externalId")?),
-                    "members" if op == "add" => members.add.extend(member_ids(value)?),
-                    "members" => members.replace = Some(member_ids(value)?),
+                    "members" if op == "add" => add_members(members, member_ids(value)?),
+                    "members" => replace_members(members, member_ids(value)?),
                     _ => {}
                 }
             }
@@ -187,10 +205,10 @@ fn from_patch(body: &Value) -> Result<GroupAttributes, ScimError> {
                     match value {
                         // Entra: remove with a list of values.
                         Some(value) if !value.is_null() => {
-                            members.remove.extend(member_ids(value)?)
+                            remove_members(members, member_ids(value)?);
                         }
                         // No value: every member.
-                        _ => members.replace = Some(Vec::new()),
+                        _ => replace_members(members, Vec::new()),
                     }
                 } else if let Some(filter) =
                     lower.strip_prefix("members[").and_then(|rest| rest.strip_suffix(']'))
@@ -200,7 +218,7 @@ fn from_patch(body: &Value) -> Result<GroupAttributes, ScimError> {
                     if filter.chars().count() > MAX_FILTER_CHARS {
                         return Err(invalid("the filter is too long"));
                     }
-                    members.remove.push(filtered_member(filter)?);
+                    remove_members(members, vec![filtered_member(filter)?]);
                 } else if lower == "externalid" {
                     attributes.external_id = Some(None);
                 } else if lower == "displayname" {
@@ -438,6 +456,13 @@ mod tests {
         assert_eq!(from_patch(&rename).unwrap().name.as_deref(), Some("Sales"));
         let all = json!({"Operations": [{"op": "remove", "path": "members"}]});
         assert_eq!(from_patch(&all).unwrap().members.replace, Some(Vec::new()));
+        let ordered = json!({"Operations": [
+            {"op": "add", "path": "members", "value": [{"value": a.to_string()}]},
+            {"op": "remove", "path": "members"},
+            {"op": "add", "path": "members", "value": [{"value": b.to_string()}]},
+        ]});
+        let read = from_patch(&ordered).unwrap().members;
+        assert_eq!((read.replace, read.add), (Some(Vec::new()), vec![b]), "in order");
         let bad = json!({"Operations": [{"op": "remove", "path": "members[display eq \"x\"]"}]});
         assert_eq!(from_patch(&bad).unwrap_err().scim_type, Some("invalidFilter"));
         let not_id =

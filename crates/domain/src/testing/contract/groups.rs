@@ -20,7 +20,13 @@ fn group(ports: &Ports, name: &str) -> Group {
 }
 
 fn write(group: &Group, members: MemberChange) -> GroupWrite {
-    GroupWrite { group: group.clone(), members, role_changes: Vec::new(), audit: Vec::new() }
+    GroupWrite {
+        group: group.clone(),
+        members,
+        role_changes: Vec::new(),
+        audit: Vec::new(),
+        expected_members: None,
+    }
 }
 
 fn adding(members: &[UserId]) -> MemberChange {
@@ -67,6 +73,7 @@ pub async fn concurrent_member_additions_keep_every_member(ports: Ports) {
         .groups
         .delete_group(
             team.id,
+            None,
             Vec::new(),
             super::fixtures::event(now(&ports), crate::audit::models::AuditAction::GroupDeleted),
         )
@@ -81,6 +88,7 @@ pub async fn concurrent_member_additions_keep_every_member(ports: Ports) {
         .groups
         .delete_group(
             team.id,
+            None,
             Vec::new(),
             super::fixtures::event(now(&ports), crate::audit::models::AuditAction::GroupDeleted),
         )
@@ -106,10 +114,10 @@ pub async fn group_names_are_unique_and_members_are_users(ports: Ports) {
     assert!(matches!(result, Err(GroupWriteError::NameTaken)), "{result:?}");
     let ghost = UserId::generate();
     let result = ports.groups.change_group(write(&other, adding(&[ada, ghost]))).await;
-    assert!(matches!(result, Err(GroupWriteError::NotFound)), "{result:?}");
+    assert!(matches!(result, Err(GroupWriteError::UnknownMember)), "{result:?}");
     assert!(members(&ports, &other).await.is_empty(), "nothing of a refused change");
     let result = ports.groups.create_group(write(&group(&ports, "Ghosts"), adding(&[ghost]))).await;
-    assert!(matches!(result, Err(GroupWriteError::NotFound)), "{result:?}");
+    assert!(matches!(result, Err(GroupWriteError::UnknownMember)), "{result:?}");
     assert_eq!(ports.groups.group_by_name("ghosts").await.unwrap(), None);
     let found = ports.groups.group_by_name("engineers").await.unwrap().unwrap();
     assert_eq!((found.id, found.members), (first.id, vec![ada]));
@@ -131,4 +139,16 @@ pub async fn role_changes_are_written_with_the_membership_or_not_at_all(ports: P
     assert!(matches!(result, Err(GroupWriteError::LastAdmin)), "{result:?}");
     assert_eq!(members(&ports, &admins).await, vec![root.id], "the membership stays");
     assert_eq!(ports.users.get(root.id).await.unwrap().unwrap().role, Role::Admin);
+
+    // Worked out from members that changed meanwhile: refused as stale.
+    let ada = active(&ports, "ada@example.com", Role::User).await;
+    let mut stale = write(&admins, adding(&[ada.id]));
+    stale.expected_members = Some(Vec::new());
+    let result = ports.groups.change_group(stale).await;
+    assert!(matches!(result, Err(GroupWriteError::Stale)), "{result:?}");
+    let event =
+        super::fixtures::event(now(&ports), crate::audit::models::AuditAction::GroupDeleted);
+    let result = ports.groups.delete_group(admins.id, Some(Vec::new()), Vec::new(), event).await;
+    assert!(matches!(result, Err(GroupWriteError::Stale)), "{result:?}");
+    assert_eq!(members(&ports, &admins).await, vec![root.id], "nothing of a stale change");
 }
