@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::attributes::MAX_OPERATIONS;
 use super::discovery::{GROUP_SCHEMA, base};
-use super::users::{ListQuery, MAX_FILTER_CHARS, version, whole, with_tag};
+use super::users::{ListQuery, MAX_FILTER_CHARS, page_bounds, version, with_tag};
 use super::{ScimError, State, caller, check_if_match, json_body, list_response, scim_json};
 use crate::auth::request_context;
 
@@ -298,9 +298,7 @@ pub(crate) async fn list_groups(
         let caller = caller(state, req).await?;
         let names = query.projection.names()?;
         let base = base(state);
-        let start_index = whole(query.start_index.as_deref(), "startIndex", 1)?.max(1);
-        let max = u64::from(state.service.policy().max_page_size);
-        let count = whole(query.count.as_deref(), "count", max)?.min(max);
+        let (start_index, count) = page_bounds(&query, state.service.policy().max_page_size)?;
         let provisioning = &state.service.provisioning;
         if let Some(filter) = query.filter.as_deref().filter(|f| !f.trim().is_empty()) {
             let invalid =

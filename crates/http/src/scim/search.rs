@@ -6,7 +6,7 @@ use poem::http::StatusCode;
 use poem::{IntoResponse, Request, Response, handler};
 use serde_json::Value;
 
-use super::users::{ListQuery, Projection, list_users, whole};
+use super::users::{ListQuery, Projection, list_users, page_bounds};
 use super::{ScimError, State, list_response, scim_json};
 
 /// A `SearchRequest` body (RFC 7644 §3.4.3) as the query of a list.
@@ -71,9 +71,7 @@ pub(crate) async fn search(state: State<'_>, req: &Request, body: poem::Body) ->
 pub(crate) async fn search_all(state: State<'_>, req: &Request, body: poem::Body) -> Response {
     let result = async {
         let query = read_search(body).await?;
-        let start = whole(query.start_index.as_deref(), "startIndex", 1)?.max(1);
-        let max = u64::from(state.service.policy().max_page_size);
-        let count = whole(query.count.as_deref(), "count", max)?.min(max);
+        let (start, count) = page_bounds(&query, state.service.policy().max_page_size)?;
         let part = |start: u64, count: u64| ListQuery {
             start_index: Some(start.to_string()),
             count: Some(count.to_string()),

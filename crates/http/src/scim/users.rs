@@ -140,6 +140,16 @@ pub(crate) fn with_tag(status: StatusCode, full: Value) -> Response {
     tagged(scim_json(status, &full), &tag)
 }
 
+/// The page a query asks for: `startIndex` (1-based; below 1 is 1) and
+/// `count` (at most the largest page; below zero is zero), RFC 7644
+/// §3.4.2.4.
+pub(crate) fn page_bounds(query: &ListQuery, max_page: u32) -> Result<(u64, u64), ScimError> {
+    let start_index = whole(query.start_index.as_deref(), "startIndex", 1)?.max(1);
+    let max = u64::from(max_page);
+    let count = whole(query.count.as_deref(), "count", max)?.min(max);
+    Ok((start_index, count))
+}
+
 #[derive(Deserialize, Default, Clone)]
 pub(crate) struct ListQuery {
     #[serde(default)]
@@ -240,9 +250,7 @@ pub(crate) async fn list_users(
     let projection = query.projection.names()?;
     let base = base(state);
     // RFC 7644 §3.4.2.4: values below 1 are 1; a negative count is 0.
-    let start_index = whole(query.start_index.as_deref(), "startIndex", 1)?.max(1);
-    let max = u64::from(state.service.policy().max_page_size);
-    let count = whole(query.count.as_deref(), "count", max)?.min(max);
+    let (start_index, count) = page_bounds(&query, state.service.policy().max_page_size)?;
     if let Some(filter) = query.filter.as_deref().filter(|f| !f.trim().is_empty()) {
         let found: Vec<ProvisionedUser> = match lookup(filter)? {
             Lookup::Email(email) => state
