@@ -252,11 +252,33 @@ async fn answers_carry_the_attributes_asked_for_and_a_version_that_follows_chang
     assert!(etag.starts_with("W/\"") && before["meta"]["version"] == json!(etag), "{etag}");
     let (_, again) = scim(&app, t, &format!("/Users/{id}")).await;
     assert_eq!(again["meta"]["version"], before["meta"]["version"], "stable while nothing changes");
+    // The test clock stands still unless moved.
+    app.clock.advance(chrono::Duration::milliseconds(1500));
     let renamed =
         app.patch(&format!("/api/v1/users/{id}"), &admin, json!({"name": "Ada Lovelace"})).await;
     assert_eq!(renamed.status(), StatusCode::OK);
     let (_, after) = scim(&app, t, &format!("/Users/{id}")).await;
     assert_ne!(after["meta"]["version"], before["meta"]["version"]);
+
+    // meta.lastModified: the creation until the panel renamed her, then the
+    // rename; a filter compares with exactly what was shown.
+    let instant = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    assert_eq!(before["meta"]["lastModified"], before["meta"]["created"]);
+    let modified = &after["meta"]["lastModified"];
+    assert!(instant(modified) > instant(&before["meta"]["lastModified"]), "{after}");
+    assert_eq!(after["meta"]["created"], before["meta"]["created"]);
+    let since = |op: &str| {
+        format!("/Users?filter={}", urlencoding(&format!("meta.lastModified {op} {modified}")))
+    };
+    let (status, changed) = scim(&app, t, &since("ge")).await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["totalResults"], 1, "{changed}");
+    assert_eq!(changed["Resources"][0]["id"], json!(id));
+    let (_, later) = scim(&app, t, &since("gt")).await;
+    assert_eq!(later["totalResults"], 0, "{later}");
+    let (_, earlier) = scim(&app, t, &since("lt")).await;
+    assert_eq!(earlier["totalResults"], 1, "the admin, changed before: {earlier}");
+    assert_ne!(earlier["Resources"][0]["id"], json!(id));
 }
 
 /// The filter as a query-string value.

@@ -345,3 +345,61 @@ async fn scim_and_the_panel_deactivating_the_two_last_admins_at_once_leave_one()
         assert_eq!(scim_answer["scimType"], "mutability");
     }
 }
+
+#[tokio::test]
+async fn the_users_list_its_export_and_the_profile_follow_a_group() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    let token = scim_token(&app, &admin).await;
+    let mut people = Vec::new();
+    for name in ["ada", "bob", "cy"] {
+        people.push(scim_user(&app, &token, &format!("{name}@example.com")).await);
+    }
+    let members: Vec<Value> = people[..2].iter().map(|p| json!({"value": p})).collect();
+    let (status, group) = send(
+        &app,
+        &token,
+        Method::POST,
+        "/Groups",
+        Some(json!({"displayName": "Engineering", "members": members})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{group}");
+    let id = group["id"].as_str().unwrap();
+
+    let listed = body(app.get(&format!("/api/v1/users?group={id}"), Some(&admin)).await).await;
+    let mut emails: Vec<&str> =
+        listed["items"].as_array().unwrap().iter().map(|u| u["email"].as_str().unwrap()).collect();
+    emails.sort_unstable();
+    assert_eq!(emails, ["ada@example.com", "bob@example.com"], "{listed}");
+    assert_eq!(listed["total"], 2);
+    let searched =
+        body(app.get(&format!("/api/v1/users?group={id}&q=bob"), Some(&admin)).await).await;
+    assert_eq!(searched["total"], 1);
+    let refused = app.get("/api/v1/users?group=engineering", Some(&admin)).await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let refused = body(refused).await;
+    assert_eq!((&refused["code"], &refused["field"]), (&json!("invalid_group"), &json!("group")));
+    let export = app.get(&format!("/api/v1/users/export.csv?group={id}"), Some(&admin)).await;
+    let csv = export.text().await.unwrap();
+    assert_eq!(csv.lines().count(), 3, "a header and the two members: {csv}");
+    assert!(!csv.contains("cy@example.com"));
+
+    let panel = app.panel_browser().await;
+    let page = |path: String| {
+        let panel = panel.clone();
+        let url = app.url(&path);
+        async move { panel.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let all = page("/admin/users".into()).await;
+    assert!(all.contains(&format!("<option value=\"{id}\">Engineering</option>")), "{all}");
+    let filtered = page(format!("/admin/users?group={id}")).await;
+    assert!(filtered.contains(&format!("<option value=\"{id}\" selected>Engineering</option>")));
+    assert!(filtered.contains("ada@example.com") && filtered.contains("bob@example.com"));
+    assert!(!filtered.contains("cy@example.com"), "only the group's members");
+    let profile = page(format!("/admin/users/{}", people[0])).await;
+    assert!(
+        profile.contains(&format!("<a href=\"/admin/users?group={id}\">Engineering</a>")),
+        "the profile links to the group's members"
+    );
+}

@@ -183,6 +183,8 @@ pub struct MemoryState {
     pub assertions: HashMap<(String, String), DateTime<Utc>>,
     /// Service tokens, usage events and their aggregates.
     pub usage: MemoryUsage,
+    /// When each user last changed, for those changed since created.
+    pub modified: HashMap<UserId, DateTime<Utc>>,
     /// Provisioned users' links to the identity provider's records.
     pub scim_identities: HashMap<UserId, crate::provisioning::models::ScimIdentity>,
     /// Groups pushed by the identity provider, by id.

@@ -105,7 +105,17 @@ pub(crate) fn user_to_row(user: &User, password_hash: Option<String>) -> users::
         deactivated_at: Set(user.state.deactivated_at().map(micros)),
         last_login_at: Set(user.last_login_at.map_or(0, micros)),
         search_text: Set(crate::directory::search_text(&user.email, &user.name)),
+        modified_at: Set(micros(last_change(user))),
     }
+}
+
+/// The latest time a new row's user is known to have changed.
+pub(crate) fn last_change(user: &User) -> chrono::DateTime<chrono::Utc> {
+    [Some(user.created_at), user.state.activated_at(), user.state.deactivated_at()]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(user.created_at)
 }
 
 /// A one-time link's state from its two columns.

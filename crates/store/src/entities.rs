@@ -25,6 +25,8 @@ pub(crate) mod users {
         pub last_login_at: i64,
         /// The search terms, each after a space (`directory::search_text`).
         pub search_text: String,
+        /// The last change SCIM shows as `meta.lastModified`.
+        pub modified_at: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

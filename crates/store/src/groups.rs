@@ -329,4 +329,17 @@ impl GroupRepository for SqlStore {
             .map(|row| Ok(GroupSummary { id: group_id(&row.id)?, name: row.name.clone() }))
             .collect()
     }
+
+    async fn group_names(&self, limit: u32) -> Result<Vec<GroupSummary>, StoreError> {
+        let rows = scim_groups::Entity::find()
+            .order_by_asc(scim_groups::Column::NameKey)
+            .order_by_asc(scim_groups::Column::Id)
+            .limit(u64::from(limit))
+            .all(&self.db)
+            .await
+            .map_err(db("reading group names"))?;
+        rows.iter()
+            .map(|row| Ok(GroupSummary { id: group_id(&row.id)?, name: row.name.clone() }))
+            .collect()
+    }
 }

@@ -84,7 +84,7 @@ impl InvitationRepository for SqlStore {
                 // Under the guard, as every other change of a user: a change
                 // worked out from the old address is then refused as stale.
                 take_guard(&txn).await.map_err(db("taking the guard"))?;
-                change_email(&txn, &user_id, email).await?;
+                change_email(&txn, &user_id, email, micros(reissue.invitation.created_at)).await?;
             }
             // Unsent invitation emails of the user carry links void from now.
             let now = micros(reissue.invitation.created_at);
@@ -169,6 +169,7 @@ impl InvitationRepository for SqlStore {
             let activated = users::Entity::update_many()
                 .col_expr(users::Column::Status, Expr::value(ACTIVE))
                 .col_expr(users::Column::ActivatedAt, Expr::value(at))
+                .col_expr(users::Column::ModifiedAt, Expr::value(at))
                 .col_expr(
                     users::Column::PasswordHash,
                     Expr::value(acceptance.password_hash.as_ref().map(|h| h.as_phc().to_owned())),
@@ -204,6 +205,7 @@ async fn change_email(
     txn: &sea_orm::DatabaseTransaction,
     user_id: &str,
     email: &EmailAddress,
+    at: i64,
 ) -> Result<(), ReissueError> {
     let row = users::Entity::find_by_id(user_id.to_owned())
         .one(txn)
@@ -216,6 +218,7 @@ async fn change_email(
         .col_expr(users::Column::Email, Expr::value(email.as_str()))
         .col_expr(users::Column::EmailKey, Expr::value(email.key()))
         .col_expr(users::Column::SearchText, Expr::value(search_text(&user.email, &user.name)))
+        .col_expr(users::Column::ModifiedAt, Expr::value(at))
         .filter(users::Column::Id.eq(user_id.to_owned()))
         .exec(txn)
         .await;

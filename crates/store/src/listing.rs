@@ -35,7 +35,7 @@ use crate::convert::{INVITED, micros, user_from_row};
 use crate::directory::{
     TextTest, counted_rows, first_of_term, has_text, ids_matching, term_rows_upto, term_users,
 };
-use crate::entities::{invitations, outbox, users};
+use crate::entities::{invitations, outbox, scim_group_members, users};
 use crate::sqlite_reads::SqliteReads;
 
 /// Lists a page of users (see the module documentation).
@@ -345,7 +345,11 @@ async fn total(
     cap: u64,
     fetched: u64,
 ) -> Result<UserTotal, StoreError> {
-    if filter.words.is_empty() && filter.department.is_none() && filter.invitation.is_none() {
+    if filter.words.is_empty()
+        && filter.department.is_none()
+        && filter.invitation.is_none()
+        && filter.group.is_none()
+    {
         let statuses: Vec<&str> = filter.status.iter().map(|s| s.as_str()).collect();
         let rows = counted_rows(filter.role.map(|r| r.as_str()), &statuses);
         let counts = reader.integers(&rows, "counting users").await?;
@@ -356,7 +360,8 @@ async fn total(
         && filter.role.is_none()
         && filter.status.is_none()
         && filter.department.is_none()
-        && filter.invitation.is_none();
+        && filter.invitation.is_none()
+        && filter.group.is_none();
     match (plan, alone) {
         (SearchPlan::Selective { .. }, true) => {
             let count = reader.count(&term_users(&filter.words[0], None), "counting users").await?;
@@ -413,6 +418,7 @@ fn is_ordered(query: &UserQuery) -> bool {
         && filter.status.is_none()
         && filter.department.is_none()
         && filter.invitation.is_none()
+        && filter.group.is_none()
 }
 
 /// Counts each word's search-term rows, up to `bound` (a later word up to
@@ -467,6 +473,14 @@ fn filtered(
     }
     if let Some(trouble) = filter.invitation {
         select = select.filter(users::Column::Status.eq(INVITED)).filter(in_trouble(trouble));
+    }
+    if let Some(group) = filter.group {
+        let members = Query::select()
+            .column(scim_group_members::Column::UserId)
+            .from(scim_group_members::Entity)
+            .and_where(Expr::col(scim_group_members::Column::GroupId).eq(group.to_string()))
+            .to_owned();
+        select = select.filter(users::Column::Id.in_subquery(members));
     }
     select
 }

@@ -18,7 +18,7 @@ use crate::convert::{db, instant, micros, user_from_row};
 use crate::directory::counted;
 use crate::entities::{scim_failures, scim_identities, users};
 use crate::invitations::{NewUserParts, insert_in};
-use crate::users::apply_in;
+use crate::users::{apply_in, touch};
 use crate::{SqlStore, is_unique_violation, retry_transaction};
 
 fn identity_from_row(row: &scim_identities::Model) -> Result<ScimIdentity, StoreError> {
@@ -129,6 +129,7 @@ impl SqlStore {
             if identity.detached_at.is_none() {
                 provisioned.push(ProvisionedUser {
                     user: user_from_row(row)?,
+                    modified_at: instant(row.modified_at)?,
                     external_id: identity.external_id,
                     user_name: identity.user_name,
                 });
@@ -170,6 +171,7 @@ impl ProvisioningRepository for SqlStore {
         user: UserId,
         change: Option<UserChange>,
         identity: ScimIdentity,
+        at: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), ChangeUserError> {
         let (change, identity) = (&change, &identity);
         let _turn = self.write_turn().await;
@@ -186,6 +188,7 @@ impl ProvisioningRepository for SqlStore {
                         .ok_or(ChangeUserError::Stale)?;
                 }
             }
+            touch(&txn, &id, at).await.map_err(db("recording when the user changed"))?;
             write_identity(&txn, &id, identity).await?;
             txn.commit().await.map_err(db("committing a provisioning change"))?;
             Ok(())

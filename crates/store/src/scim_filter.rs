@@ -98,16 +98,20 @@ fn compare(attribute: Attribute, op: Op, value: &Value, backend: DbBackend) -> S
                 _ => never(),
             }
         }
-        (Attribute::Created, Value::Time(at)) => {
-            let created = users_col(users::Column::CreatedAt);
+        (Attribute::Created | Attribute::Modified, Value::Time(at)) => {
+            let column = users_col(if attribute == Attribute::Created {
+                users::Column::CreatedAt
+            } else {
+                users::Column::ModifiedAt
+            });
             let at = micros(*at);
             match op {
-                Op::Eq => created.eq(at),
-                Op::Ne => created.ne(at),
-                Op::Gt => created.gt(at),
-                Op::Ge => created.gte(at),
-                Op::Lt => created.lt(at),
-                Op::Le => created.lte(at),
+                Op::Eq => column.eq(at),
+                Op::Ne => column.ne(at),
+                Op::Gt => column.gt(at),
+                Op::Ge => column.gte(at),
+                Op::Lt => column.lt(at),
+                Op::Le => column.lte(at),
                 _ => never(),
             }
         }
@@ -149,7 +153,7 @@ fn compare(attribute: Attribute, op: Op, value: &Value, backend: DbBackend) -> S
                     };
                     with_identity(column.is_not_null().and(exact))
                 }
-                Attribute::Active | Attribute::Created => never(),
+                Attribute::Active | Attribute::Created | Attribute::Modified => never(),
             }
         }
         _ => never(),

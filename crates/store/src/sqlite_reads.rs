@@ -251,5 +251,7 @@ fn user_of(row: &Row<'_>, at: usize) -> rusqlite::Result<users::Model> {
         last_login_at: row.get(at + 13)?,
         // Only searches read it; a session lookup has no use for it.
         search_text: String::new(),
+        // Only SCIM reads it, through sea-orm.
+        modified_at: 0,
     })
 }

@@ -214,6 +214,7 @@ impl SsoRepository for SqlStore {
                 let activated = users::Entity::update_many()
                     .col_expr(users::Column::Status, Expr::value(ACTIVE))
                     .col_expr(users::Column::ActivatedAt, Expr::value(at))
+                    .col_expr(users::Column::ModifiedAt, Expr::value(at))
                     .filter(users::Column::Id.eq(id.clone()))
                     .filter(users::Column::Status.eq(INVITED))
                     .exec(&txn)

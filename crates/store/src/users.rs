@@ -49,6 +49,7 @@ impl UserRepository for SqlStore {
             let mut row = user_to_row(&erasure.after, None);
             row.created_at = sea_orm::ActiveValue::NotSet;
             row.last_login_at = sea_orm::ActiveValue::NotSet;
+            row.modified_at = sea_orm::ActiveValue::Set(micros(erasure.audit.at));
             // Not to be found by search, as it has no search terms either.
             row.search_text = sea_orm::ActiveValue::Set(String::new());
             users::Entity::update(row).exec(&txn).await.map_err(db("anonymising the user"))?;
@@ -221,6 +222,27 @@ async fn guard_unchanged(
     Ok(())
 }
 
+/// When a change happens: the time of its audit event (the domain's
+/// clock), or now for a change that audits nothing.
+fn change_time(change: &UserChange) -> chrono::DateTime<chrono::Utc> {
+    change.audit.first().map_or_else(chrono::Utc::now, |event| event.at)
+}
+
+/// Records that the user changed at `at` without changing their row's
+/// attributes (their link to the identity provider).
+pub(crate) async fn touch(
+    txn: &sea_orm::DatabaseTransaction,
+    id: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), sea_orm::DbErr> {
+    users::Entity::update_many()
+        .col_expr(users::Column::ModifiedAt, Expr::value(micros(at)))
+        .filter(users::Column::Id.eq(id))
+        .exec(txn)
+        .await
+        .map(|_| ())
+}
+
 /// [`UserRepository::apply_change`] inside a transaction the caller
 /// commits, for ports that write a user change with more.
 pub(crate) async fn apply_in(
@@ -254,6 +276,7 @@ pub(crate) async fn apply_in(
         .col_expr(users::Column::SignIn, Expr::value(after.sign_in.as_str()))
         .col_expr(users::Column::NameKey, Expr::value(after.name.sort_key()))
         .col_expr(users::Column::SearchText, Expr::value(search_text(&after.email, &after.name)))
+        .col_expr(users::Column::ModifiedAt, Expr::value(micros(change_time(change))))
         .filter(users::Column::Id.eq(id.clone()))
         .exec(txn)
         .await;

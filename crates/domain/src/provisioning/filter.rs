@@ -9,7 +9,8 @@
 //!   `externalId` and `id` exactly.
 //! - An attribute without a value (`externalId`, `department`) matches no
 //!   comparison, `ne` included; `not` of such a comparison matches.
-//! - `gt ge lt le` compare `meta.created`; `active` takes `eq` and `ne`.
+//! - `gt ge lt le` compare `meta.created` and `meta.lastModified`;
+//!   `active` takes `eq` and `ne`.
 
 use chrono::{DateTime, Utc};
 
@@ -38,6 +39,15 @@ pub enum Attribute {
     Active,
     /// `meta.created`.
     Created,
+    /// `meta.lastModified`.
+    Modified,
+}
+
+impl Attribute {
+    /// Whether the attribute is an instant (compared in time order).
+    pub fn is_time(self) -> bool {
+        matches!(self, Self::Created | Self::Modified)
+    }
 }
 
 /// A comparison operator.
@@ -70,7 +80,7 @@ pub enum Value {
     Text(String),
     /// `true` or `false`.
     Bool(bool),
-    /// An instant (for `meta.created`).
+    /// An instant (for `meta.created` and `meta.lastModified`).
     Time(DateTime<Utc>),
 }
 
@@ -134,7 +144,7 @@ impl ScimFilter {
             Self::Present(attribute) => {
                 text_of(user, *attribute).is_some()
                     || *attribute == Attribute::Active
-                    || *attribute == Attribute::Created
+                    || attribute.is_time()
             }
             Self::Compare(attribute, op, value) => compare(user, *attribute, *op, value),
             Self::Not(inner) => !inner.matches(user),
@@ -150,9 +160,11 @@ fn check_term(attribute: Attribute, op: Op, value: &Value) -> Result<(), String>
     match (attribute, value) {
         (Attribute::Active, Value::Bool(_)) if matches!(op, Op::Eq | Op::Ne) => Ok(()),
         (Attribute::Active, _) => Err("active compares with eq or ne and true or false".into()),
-        (Attribute::Created, Value::Time(_)) if !text_match => Ok(()),
-        (Attribute::Created, _) => {
-            Err("meta.created compares with eq, ne, gt, ge, lt or le and a date-time".into())
+        (a, Value::Time(_)) if a.is_time() && !text_match => Ok(()),
+        (a, _) if a.is_time() => {
+            Err("meta.created and meta.lastModified compare with eq, ne, gt, ge, lt or le and a \
+             date-time"
+                .into())
         }
         (Attribute::Id | Attribute::ExternalId, Value::Text(_))
             if matches!(op, Op::Eq | Op::Ne) =>
@@ -177,7 +189,7 @@ fn text_of(user: &ProvisionedUser, attribute: Attribute) -> Option<String> {
         Attribute::ExternalId => user.external_id.clone(),
         Attribute::Name => Some(user.user.name.to_string()),
         Attribute::Department => user.user.department.as_ref().map(ToString::to_string),
-        Attribute::Active | Attribute::Created => None,
+        Attribute::Active | Attribute::Created | Attribute::Modified => None,
     }?;
     Some(if attribute.case_insensitive() { text.to_lowercase() } else { text })
 }
@@ -192,15 +204,19 @@ fn compare(user: &ProvisionedUser, attribute: Attribute, op: Op, value: &Value) 
                 _ => false,
             }
         }
-        (Attribute::Created, Value::Time(at)) => {
-            let created = user.user.created_at;
+        (Attribute::Created | Attribute::Modified, Value::Time(at)) => {
+            let have = if attribute == Attribute::Created {
+                user.user.created_at
+            } else {
+                user.modified_at
+            };
             match op {
-                Op::Eq => created == *at,
-                Op::Ne => created != *at,
-                Op::Gt => created > *at,
-                Op::Ge => created >= *at,
-                Op::Lt => created < *at,
-                Op::Le => created <= *at,
+                Op::Eq => have == *at,
+                Op::Ne => have != *at,
+                Op::Gt => have > *at,
+                Op::Ge => have >= *at,
+                Op::Lt => have < *at,
+                Op::Le => have <= *at,
                 _ => false,
             }
         }

@@ -29,6 +29,10 @@ pub struct ScimIdentity {
 pub struct ProvisionedUser {
     /// The user.
     pub user: User,
+    /// When the user last changed as the identity provider sees them
+    /// (`meta.lastModified`): created, or any change of address, name,
+    /// department, role, status or identity since. A sign-in is none.
+    pub modified_at: DateTime<Utc>,
     /// The identity provider's id for them, if it sent one.
     pub external_id: Option<String>,
     /// Their `userName` when it is not their address.

@@ -2,6 +2,7 @@
 //! their link to the identity provider's record, atomically.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use crate::audit::models::AuditEvent;
 use crate::errors::StoreError;
@@ -49,7 +50,8 @@ pub trait ProvisioningRepository: Send + Sync {
     /// Applies `change` (as [`crate::users::ports::UserRepository::apply_change`]
     /// does, with the same errors) and sets the user's SCIM identity to
     /// `identity`, in one transaction. With no change, only the identity
-    /// is written, if the user exists.
+    /// is written, if the user exists. Either way the user's
+    /// [`ProvisionedUser::modified_at`] becomes `at`.
     ///
     /// # Errors
     /// Writes nothing on any error; MUST return
@@ -60,6 +62,7 @@ pub trait ProvisioningRepository: Send + Sync {
         user: UserId,
         change: Option<UserChange>,
         identity: ScimIdentity,
+        at: DateTime<Utc>,
     ) -> Result<(), ChangeUserError>;
 
     /// The user's SCIM identity, if they have one.
@@ -281,5 +284,15 @@ pub trait GroupRepository: Send + Sync {
     async fn groups_of(
         &self,
         user: UserId,
+    ) -> Result<Vec<crate::provisioning::models::GroupSummary>, StoreError>;
+
+    /// The first `limit` groups by name in any letter case, without their
+    /// members (the users list's group filter).
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn group_names(
+        &self,
+        limit: u32,
     ) -> Result<Vec<crate::provisioning::models::GroupSummary>, StoreError>;
 }

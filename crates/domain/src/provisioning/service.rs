@@ -290,7 +290,9 @@ impl ProvisioningService {
             user_name: user_name.clone(),
         };
         match self.ports.provisioning.create(new).await {
-            Ok(()) => Ok(ProvisionedUser { user, external_id, user_name }),
+            Ok(()) => {
+                Ok(ProvisionedUser { modified_at: user.created_at, user, external_id, user_name })
+            }
             Err(InsertUserError::EmailTaken) => {
                 let Some(existing) = self.ports.users.find_by_email(&email).await? else {
                     return Err(ProvisioningError::EmailTaken);
@@ -462,17 +464,14 @@ impl ProvisioningService {
                 change.get_or_insert_with(|| unchanged(&before)).audit.push(event);
             }
             if change.is_none() && after_identity == identity {
-                return Ok(ProvisionedUser {
-                    user: before,
-                    external_id: identity.external_id,
-                    user_name: identity.user_name,
-                });
+                return self.ports.provisioning.get(id).await?.ok_or(ProvisioningError::NotFound);
             }
             let after = change.as_ref().map_or_else(|| before.clone(), |c| c.after.clone());
-            match self.ports.provisioning.update(id, change, after_identity.clone()).await {
+            match self.ports.provisioning.update(id, change, after_identity.clone(), now).await {
                 Ok(()) => {
                     return Ok(ProvisionedUser {
                         user: after,
+                        modified_at: now,
                         external_id: after_identity.external_id,
                         user_name: after_identity.user_name,
                     });

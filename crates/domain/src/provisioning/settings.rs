@@ -118,6 +118,18 @@ impl ProvisioningService {
         Ok(self.ports.groups.groups_by_position(0, MAX_LISTED_GROUPS).await?.0)
     }
 
+    /// The groups by name (at most [`MAX_LISTED_GROUPS`]), for the users
+    /// list's group filter.
+    ///
+    /// # Errors
+    /// [`crate::StoreError`] on failure.
+    pub async fn group_names(
+        &self,
+        _admin: &Admin,
+    ) -> Result<Vec<GroupSummary>, crate::StoreError> {
+        self.ports.groups.group_names(MAX_LISTED_GROUPS).await
+    }
+
     /// The groups a user is a member of, for their profile.
     ///
     /// # Errors

@@ -43,6 +43,9 @@ impl InvitationRepository for InMemoryStore {
         {
             return Err(ReissueError::EmailTaken);
         }
+        if reissue.new_email.is_some() {
+            state.modified.insert(user_id, reissue.invitation.created_at);
+        }
         if let Some(email) = reissue.new_email
             && let Some(user) = state.users.get_mut(&user_id)
         {
@@ -113,6 +116,7 @@ impl InvitationRepository for InMemoryStore {
         if let Some(user) = state.users.get_mut(&acceptance.user_id) {
             user.state = UserState::Active { activated_at: acceptance.at };
         }
+        state.modified.insert(acceptance.user_id, acceptance.at);
         if let Some(hash) = acceptance.password_hash {
             state.passwords.insert(acceptance.user_id, hash);
         }

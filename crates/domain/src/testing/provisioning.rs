@@ -22,6 +22,7 @@ impl MemoryState {
         }
         Some(ProvisionedUser {
             user: user.clone(),
+            modified_at: self.modified.get(&user.id).copied().unwrap_or(user.created_at),
             external_id: identity.and_then(|i| i.external_id.clone()),
             user_name: identity.and_then(|i| i.user_name.clone()),
         })
@@ -81,6 +82,7 @@ impl ProvisioningRepository for InMemoryStore {
         user: UserId,
         change: Option<UserChange>,
         identity: ScimIdentity,
+        at: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), ChangeUserError> {
         let mut state = self.state();
         if !state.users.contains_key(&user) {
@@ -93,6 +95,7 @@ impl ProvisioningRepository for InMemoryStore {
             state.apply_change(change)?;
         }
         state.scim_identities.insert(user, identity);
+        state.modified.insert(user, at);
         Ok(())
     }
 
@@ -341,6 +344,18 @@ impl GroupRepository for InMemoryStore {
             .map(|g| GroupSummary { id: g.id, name: g.name.clone() })
             .collect();
         groups.sort_by_key(|g| g.name.to_lowercase());
+        Ok(groups)
+    }
+
+    async fn group_names(&self, limit: u32) -> Result<Vec<GroupSummary>, StoreError> {
+        let state = self.state();
+        let mut groups: Vec<GroupSummary> = state
+            .groups
+            .values()
+            .map(|g| GroupSummary { id: g.id, name: g.name.clone() })
+            .collect();
+        groups.sort_by_key(|g| (g.name.to_lowercase(), g.id));
+        groups.truncate(limit as usize);
         Ok(groups)
     }
 }

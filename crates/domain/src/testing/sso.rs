@@ -115,6 +115,7 @@ impl SsoRepository for InMemoryStore {
                     invitation.state = InvitationState::Accepted { at: sign_in.session.created_at };
                 }
             }
+            state.modified.insert(id, sign_in.session.created_at);
         }
         state.users.insert(id, sign_in.user);
         state.sessions.push(sign_in.session);

@@ -30,6 +30,7 @@ impl UserRepository for InMemoryStore {
             return Err(ChangeUserError::LastAdmin);
         }
         state.users.insert(id, erasure.after);
+        state.modified.insert(id, erasure.audit.at);
         state.passwords.remove(&id);
         state.sessions.retain(|s| s.user_id != id);
         state.revoke_pending_links(id, erasure.audit.at);
@@ -71,6 +72,11 @@ impl UserRepository for InMemoryStore {
             .values()
             .filter(|u| query.filter.matches(u))
             .filter(|u| query.filter.invitation.is_none_or(|f| state.invitation_in_trouble(u, f)))
+            .filter(|u| {
+                query.filter.group.is_none_or(|g| {
+                    state.groups.get(&g).is_some_and(|group| group.members.contains(&u.id))
+                })
+            })
             .collect();
         let matching = users.len();
         users.sort_by_key(|u| key(u));
@@ -120,6 +126,9 @@ impl super::MemoryState {
             self.passwords.remove(&id);
         }
         self.users.insert(id, change.after);
+        if let Some(event) = change.audit.first() {
+            self.modified.insert(id, event.at);
+        }
         if change.end_sessions {
             self.sessions.retain(|s| s.user_id != id);
         }

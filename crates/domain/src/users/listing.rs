@@ -27,6 +27,8 @@ pub struct ListUsersRequest {
     /// `expired` (invitation links expired) or `email_failed` (invitation
     /// emails that could not be delivered): invited users only.
     pub invitation: Option<String>,
+    /// A group's id: its members only.
+    pub group: Option<String>,
     /// `name`, `email`, `created` or `last_sign_in`; a leading `-` reverses.
     pub sort: Option<String>,
     /// Page size (clamped to 1..=max).
@@ -134,6 +136,15 @@ impl ListUsersRequest {
                         ),
                     ));
                 }
+            },
+            group: match self.group.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(id) => Some(id.parse::<uuid::Uuid>().map_err(|_| {
+                    FieldError::new(
+                        "group",
+                        format!("`{}` is not a group id", id.chars().take(40).collect::<String>()),
+                    )
+                })?),
             },
         })
     }

@@ -127,6 +127,10 @@ pub struct UserFilter {
     /// evaluate it with their invitations and outbox (see
     /// [`InvitationFilter`]); [`UserFilter::matches`] does not.
     pub invitation: Option<InvitationFilter>,
+    /// Only members of this group (pushed by the identity provider).
+    /// Stores evaluate it with their memberships; [`UserFilter::matches`]
+    /// does not.
+    pub group: Option<uuid::Uuid>,
 }
 
 /// Invited users whose invitation went wrong: the users list's filters

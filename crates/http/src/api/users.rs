@@ -134,6 +134,9 @@ impl UsersApi {
         /// `email_failed`: invited users whose invitation email could not
         /// be delivered.
         invitation: Query<Option<String>>,
+        /// A group's id (pushed by the identity provider over SCIM): its
+        /// members only.
+        group: Query<Option<String>>,
         /// `name`, `email`, `created` (default) or `last_sign_in`; prefix
         /// with `-` for descending.
         sort: Query<Option<String>>,
@@ -150,6 +153,7 @@ impl UsersApi {
             status: status.0,
             department: department.0,
             invitation: invitation.0,
+            group: group.0,
             sort: sort.0,
             limit: limit.0,
             cursor: cursor.0,
@@ -182,6 +186,8 @@ impl UsersApi {
         department: Query<Option<String>>,
         /// `expired` or `email_failed`, as for the list.
         invitation: Query<Option<String>>,
+        /// A group's id, as for the list.
+        group: Query<Option<String>>,
         /// As for the list.
         sort: Query<Option<String>>,
         req: &Request,
@@ -193,6 +199,7 @@ impl UsersApi {
             status: status.0,
             department: department.0,
             invitation: invitation.0,
+            group: group.0,
             sort: sort.0,
             limit: Some(self.0.service.policy().max_page_size),
             cursor: None,

@@ -36,8 +36,8 @@ struct UserPage {
     /// Single sign-on is configured: a password account can be switched.
     sso_available: bool,
     department: String,
-    /// The groups the identity provider put them in, by name ("—" for none).
-    groups: String,
+    /// The groups the identity provider put them in (id, name), by name.
+    groups: Vec<(String, String)>,
     /// The department as stored, for the form (empty when none).
     department_value: String,
     created: String,
@@ -196,8 +196,7 @@ pub(super) async fn render_profile(
         Err(e) => return internal(&e),
     };
     let groups = match state.service.provisioning.groups_of_user(admin, user.id).await {
-        Ok(groups) if groups.is_empty() => "—".to_owned(),
-        Ok(groups) => groups.iter().map(|g| g.name.as_str()).collect::<Vec<_>>().join(", "),
+        Ok(groups) => groups.into_iter().map(|g| (g.id.to_string(), g.name)).collect(),
         Err(e) => return internal(&e),
     };
     let mut top_models = super::analytics::model_rows(&activity.models);

@@ -35,6 +35,9 @@ pub(crate) struct UsersQuery {
     department: String,
     #[serde(default)]
     invitation: String,
+    /// A group's id.
+    #[serde(default)]
+    group: String,
     #[serde(default)]
     sort: String,
     #[serde(default)]
@@ -134,6 +137,10 @@ struct UsersPage {
     sort: String,
     statuses: Vec<(&'static str, &'static str)>,
     invitations: Vec<(&'static str, &'static str)>,
+    /// The group filter's choices (id, name); none until the identity
+    /// provider pushes a group.
+    groups: Vec<(String, String)>,
+    group: String,
     roles: Vec<(&'static str, &'static str)>,
     sorts: Vec<(&'static str, &'static str)>,
     rows: Vec<UserRow>,
@@ -172,6 +179,7 @@ pub(crate) async fn users(
         status: blank_to_none(&query.status),
         department: blank_to_none(&query.department),
         invitation: blank_to_none(&query.invitation),
+        group: blank_to_none(&query.group),
         sort: blank_to_none(&query.sort),
         limit: Some(25),
         cursor: blank_to_none(&query.cursor),
@@ -183,6 +191,7 @@ pub(crate) async fn users(
         ("role", query.role.as_str()),
         ("department", query.department.as_str()),
         ("invitation", query.invitation.as_str()),
+        ("group", query.group.as_str()),
         ("sort", query.sort.as_str()),
     ];
     let (rows, total_text, next, error) =
@@ -228,6 +237,16 @@ pub(crate) async fn users(
         },
         Err(e) => return internal(&e),
     };
+    let mut groups: Vec<(String, String)> =
+        match state.service.provisioning.group_names(&admin).await {
+            Ok(found) => found.into_iter().map(|g| (g.id.to_string(), g.name)).collect(),
+            Err(e) => return internal(&e),
+        };
+    // A group beyond the listed ones (or deleted) stays chosen.
+    let group = query.group.trim().to_owned();
+    if !group.is_empty() && !groups.iter().any(|(id, _)| *id == group) {
+        groups.push((group.clone(), "the group chosen".to_owned()));
+    }
     let export = link_with("/api/v1/users/export.csv", &filters);
     let back = link_with("/admin/users", &filters);
     let back = back.strip_suffix('?').unwrap_or(&back);
@@ -250,6 +269,8 @@ pub(crate) async fn users(
         role: query.role,
         department: query.department,
         invitation: query.invitation,
+        groups,
+        group,
         invitations: vec![
             ("", "Any"),
             ("expired", "Invitation expired"),

@@ -16,7 +16,8 @@ fn invalid(detail: impl Into<String>) -> ScimError {
 }
 
 const SUPPORTED: &str = "filters name id, userName, emails (.value), externalId, displayName, \
-                         name.formatted, active, meta.created or the enterprise department";
+                         name.formatted, active, meta.created, meta.lastModified or the enterprise \
+                         department";
 
 fn attribute(path: &AttrPath) -> Result<Attribute, ScimError> {
     let enterprise = match path.uri.as_deref() {
@@ -36,6 +37,7 @@ fn attribute(path: &AttrPath) -> Result<Attribute, ScimError> {
         (false, "displayname", None) | (false, "name", Some("formatted")) => Ok(Attribute::Name),
         (false, "active", None) => Ok(Attribute::Active),
         (false, "meta", Some("created")) => Ok(Attribute::Created),
+        (false, "meta", Some("lastmodified")) => Ok(Attribute::Modified),
         _ => Err(invalid(format!("`{path}` cannot be filtered on: {SUPPORTED}"))),
     }
 }
@@ -60,13 +62,13 @@ fn value(attribute: Attribute, value: &CompValue) -> Result<Value, ScimError> {
         CompValue::False => Ok(Value::Bool(false)),
         CompValue::Null => Err(invalid("compare with null through `pr` and `not`")),
         CompValue::Number(n) => Ok(Value::Text(n.to_string())),
-        CompValue::Str(text) if attribute == Attribute::Created => {
-            chrono::DateTime::parse_from_rfc3339(text)
-                .map(|at| Value::Time(at.with_timezone(&chrono::Utc)))
-                .map_err(|_| {
-                    invalid(format!("meta.created compares with a date-time, not `{text}`"))
-                })
-        }
+        CompValue::Str(text) if attribute.is_time() => chrono::DateTime::parse_from_rfc3339(text)
+            .map(|at| Value::Time(at.with_timezone(&chrono::Utc)))
+            .map_err(|_| {
+                invalid(format!(
+                    "meta.created and meta.lastModified compare with a date-time, not `{text}`"
+                ))
+            }),
         CompValue::Str(text) => Ok(Value::Text(text.clone())),
     }
 }
@@ -152,6 +154,8 @@ mod tests {
         assert!(matches!(filter, ScimFilter::And(..)));
         let filter = read(r#"meta.created ge "2026-01-01T00:00:00Z""#).unwrap();
         assert!(matches!(filter, ScimFilter::Compare(Attribute::Created, Op::Ge, Value::Time(_))));
+        let filter = read(r#"meta.LASTMODIFIED gt "2026-01-01T00:00:00.5+01:00""#).unwrap();
+        assert!(matches!(filter, ScimFilter::Compare(Attribute::Modified, Op::Gt, Value::Time(_))));
         let filter = read(
             r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "R&D""#,
         )
@@ -166,11 +170,26 @@ mod tests {
             r#"userName gt "a""#,
             r#"active co "t""#,
             r#"meta.created gt "yesterday""#,
+            r#"meta.lastModified co "2026""#,
+            r#"meta.lastModified gt 2026"#,
             r#"externalId sw "x""#,
             r#"phoneNumbers[type eq "work"]"#,
             r#"userName eq null"#,
         ] {
             assert_eq!(read(text).unwrap_err().scim_type, Some("invalidFilter"), "{text}");
         }
+    }
+
+    /// 32 terms joined by 31 `or`s are 63 nodes; one more term passes the
+    /// limit of 64 and is refused, not answered.
+    #[test]
+    fn a_filter_has_at_most_64_nodes() {
+        let terms = |n: usize| {
+            (0..n).map(|i| format!(r#"userName eq "u{i}""#)).collect::<Vec<_>>().join(" or ")
+        };
+        assert!(read(&terms(32)).is_ok());
+        let refused = read(&terms(33)).unwrap_err();
+        assert_eq!(refused.scim_type, Some("invalidFilter"));
+        assert!(refused.detail.contains("at most 64"), "{}", refused.detail);
     }
 }

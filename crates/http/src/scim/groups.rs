@@ -15,13 +15,10 @@ use uuid::Uuid;
 
 use super::attributes::MAX_OPERATIONS;
 use super::discovery::{GROUP_SCHEMA, base};
+use super::stamp;
 use super::users::{ListQuery, MAX_FILTER_CHARS, page_bounds, version, with_tag};
 use super::{ScimError, State, caller, check_if_match, json_body, list_response, scim_json};
 use crate::auth::request_context;
-
-fn stamp(at: chrono::DateTime<chrono::Utc>) -> String {
-    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
 
 /// The group as a SCIM resource.
 pub(crate) fn resource(group: &Group, base: &str) -> Value {

@@ -105,6 +105,13 @@ async fn record_failures<E: poem::Endpoint>(next: E, req: Request) -> poem::Resu
     Ok(Response::from_parts(parts, poem::Body::from(bytes.to_vec())))
 }
 
+/// An instant as `meta` shows it: RFC 3339 in UTC, with as many digits of
+/// the second as it has (to the microsecond), so that a filter on
+/// `meta.lastModified` can compare with exactly what was shown.
+pub(crate) fn stamp(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
 /// A SCIM error answer (RFC 7644 §3.12).
 #[derive(Debug)]
 pub(crate) struct ScimError {

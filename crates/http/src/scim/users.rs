@@ -7,12 +7,12 @@ use poem::http::StatusCode;
 use poem::web::{Path, Query};
 use poem::{IntoResponse, Request, Response, handler};
 use secureai_domain::provisioning::models::ProvisionedUser;
-use secureai_domain::{EmailAddress, Role, User, UserId, UserStatus};
+use secureai_domain::{EmailAddress, Role, UserId, UserStatus};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::discovery::{ENTERPRISE_SCHEMA, USER_SCHEMA, base};
-use super::{ScimError, State, caller, list_response, scim_json};
+use super::{ScimError, State, caller, list_response, scim_json, stamp};
 
 /// The user as a SCIM resource.
 pub(crate) fn resource(provisioned: &ProvisionedUser, base: &str) -> Value {
@@ -28,8 +28,8 @@ pub(crate) fn resource(provisioned: &ProvisionedUser, base: &str) -> Value {
         "active": user.status() != UserStatus::Deactivated,
         "meta": {
             "resourceType": "User",
-            "created": user.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            "lastModified": last_modified(user).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "created": stamp(user.created_at),
+            "lastModified": stamp(provisioned.modified_at),
             "location": format!("{base}/Users/{}", user.id),
         },
     });
@@ -87,15 +87,6 @@ impl Names {
     pub(crate) fn apply(&self, resource: Value) -> Value {
         super::projection::project(resource, &self.wanted, &self.excluded)
     }
-}
-
-/// The latest time the user's state is known to have changed.
-fn last_modified(user: &User) -> chrono::DateTime<chrono::Utc> {
-    [Some(user.created_at), user.state.activated_at(), user.state.deactivated_at()]
-        .into_iter()
-        .flatten()
-        .max()
-        .unwrap_or(user.created_at)
 }
 
 /// `GET /Users/{id}`.

@@ -203,6 +203,7 @@ async fn pages_through_the_matching_users(
                     status: base.status.as_deref().and_then(secureai_domain::UserStatus::parse),
                     department: base.department.clone(),
                     invitation: None,
+                    group: None,
                 };
                 filter.matches(u)
             })

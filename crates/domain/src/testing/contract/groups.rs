@@ -152,3 +152,44 @@ pub async fn role_changes_are_written_with_the_membership_or_not_at_all(ports: P
     assert!(matches!(result, Err(GroupWriteError::Stale)), "{result:?}");
     assert_eq!(members(&ports, &admins).await, vec![root.id], "nothing of a stale change");
 }
+
+/// `group_names` MUST list groups by name in any letter case, up to its
+/// limit; the users list's `group` filter MUST match the group's members
+/// only, counted exactly, with the other filters applied too, and nobody
+/// for a group that does not exist.
+pub async fn the_users_list_filters_by_group(ports: Ports) {
+    use crate::users::ports::{UserFilter, UserQuery, UserSort};
+    let mut people = Vec::new();
+    for i in 0..4 {
+        people.push(active(&ports, &format!("p{i}@example.com"), Role::User).await.id);
+    }
+    let (zeta, alpha) = (group(&ports, "zeta"), group(&ports, "Alpha"));
+    ports.groups.create_group(write(&zeta, adding(&people[..1]))).await.unwrap();
+    ports.groups.create_group(write(&alpha, adding(&people[1..3]))).await.unwrap();
+    let names = ports.groups.group_names(10).await.unwrap();
+    assert_eq!(names.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(), ["Alpha", "zeta"]);
+    assert_eq!(ports.groups.group_names(1).await.unwrap()[0].id, alpha.id);
+
+    let listed = |group: uuid::Uuid, words: Vec<String>| {
+        let query = UserQuery {
+            filter: UserFilter { group: Some(group), words, ..UserFilter::default() },
+            sort: UserSort::Created,
+            descending: false,
+            limit: 10,
+            after: None,
+        };
+        let ports = ports.clone();
+        async move { ports.users.list(&query, 100).await.unwrap() }
+    };
+    let page = listed(alpha.id, Vec::new()).await;
+    let mut ids: Vec<UserId> = page.items.iter().map(|u| u.id).collect();
+    ids.sort();
+    let mut expected = people[1..3].to_vec();
+    expected.sort();
+    assert_eq!(ids, expected);
+    assert_eq!((page.total.count, page.total.exact), (2, true));
+    let page = listed(alpha.id, vec!["p2".into()]).await;
+    assert_eq!(page.items.iter().map(|u| u.id).collect::<Vec<_>>(), vec![people[2]]);
+    let page = listed(crate::record_id(), Vec::new()).await;
+    assert!(page.items.is_empty() && page.total.count == 0);
+}

@@ -4,13 +4,14 @@
 
 use super::fixtures::{
     active, audit_about, change, deactivation, demotion, email, invite, join_all, new_invited, now,
+    start_session,
 };
 use crate::audit::models::AuditAction;
 use crate::invitations::ports::InsertUserError;
 use crate::provisioning::models::ScimIdentity;
 use crate::provisioning::ports::NewProvisionedUser;
 use crate::service::Ports;
-use crate::users::models::{Role, User, UserStatus};
+use crate::users::models::{DisplayName, Role, User, UserStatus};
 use crate::users::ports::ChangeUserError;
 
 /// A user as the provisioning use case builds one (no mail when `mail` is
@@ -71,7 +72,8 @@ pub async fn provisioned_users_page_in_order_without_detached_ones(ports: Ports)
     assert!(ports.provisioning.find_by_external_id("x-3", 10).await.unwrap().is_empty());
 
     let gone = made[5].clone();
-    ports.provisioning.update(gone.id, None, detached(&ports, Some("X-5"))).await.unwrap();
+    let at = now(&ports);
+    ports.provisioning.update(gone.id, None, detached(&ports, Some("X-5")), at).await.unwrap();
     assert_eq!(ports.provisioning.get(gone.id).await.unwrap(), None);
     assert_eq!(ports.provisioning.find_by_email(&gone.email).await.unwrap(), None);
     assert!(ports.provisioning.find_by_external_id("X-5", 10).await.unwrap().is_empty());
@@ -119,6 +121,42 @@ pub async fn an_address_change_stays_unique(ports: Ports) {
     assert_eq!(ports.users.find_by_email(&email("ada@example.com")).await.unwrap(), None);
 }
 
+async fn modified_at(ports: &Ports, id: crate::UserId) -> chrono::DateTime<chrono::Utc> {
+    ports.provisioning.get(id).await.unwrap().unwrap().modified_at
+}
+
+/// `modified_at` MUST be the creation time of a new user, the time of the
+/// audit event of a change made through the users' port (as the panel
+/// makes them), and `at` after an `update`, with or without a change; a
+/// sign-in MUST NOT change it.
+pub async fn a_user_is_modified_when_they_change(ports: Ports) {
+    let new = new_provisioned(&ports, "ada@example.com", Some("A"), None, false);
+    let ada = new.user.clone();
+    ports.provisioning.create(new).await.unwrap();
+    assert_eq!(modified_at(&ports, ada.id).await, ada.created_at);
+
+    let renamed = User { name: DisplayName::parse("Ada King").unwrap(), ..ada.clone() };
+    let mut renaming = change(&ports, &ada, renamed.clone(), AuditAction::ProfileChanged);
+    let later = ada.created_at + chrono::Duration::seconds(5);
+    renaming.audit[0].at = later;
+    ports.users.apply_change(renaming).await.unwrap();
+    assert_eq!(modified_at(&ports, ada.id).await, later);
+
+    let identity = ScimIdentity { external_id: Some("B".into()), ..ScimIdentity::default() };
+    let latest = later + chrono::Duration::seconds(5);
+    ports.provisioning.update(ada.id, None, identity, latest).await.unwrap();
+    assert_eq!(modified_at(&ports, ada.id).await, latest);
+    let found = ports.provisioning.find_by_external_id("B", 1).await.unwrap();
+    assert_eq!(found.iter().map(|p| p.modified_at).collect::<Vec<_>>(), vec![latest]);
+
+    let bob = active(&ports, "bob@example.com", Role::User).await;
+    let activated = modified_at(&ports, bob.id).await;
+    assert_eq!(Some(activated), bob.state.activated_at(), "an activation is a change");
+    start_session(&ports, &bob, activated + chrono::Duration::seconds(60)).await;
+    let after_sign_in = modified_at(&ports, bob.id).await;
+    assert_eq!(after_sign_in, activated, "a sign-in is no change");
+}
+
 /// `update` MUST write the identity only with the change: a change the
 /// store refuses (the last admin) leaves the identity as it was.
 pub async fn an_identity_is_written_with_its_change_or_not_at_all(ports: Ports) {
@@ -128,17 +166,22 @@ pub async fn an_identity_is_written_with_its_change_or_not_at_all(ports: Ports) 
         user_name: Some("root".into()),
         detached_at: None,
     };
-    ports.provisioning.update(root.id, None, before.clone()).await.unwrap();
+    ports.provisioning.update(root.id, None, before.clone(), now(&ports)).await.unwrap();
     let result = ports
         .provisioning
-        .update(root.id, Some(deactivation(&ports, &root)), detached(&ports, Some("R")))
+        .update(
+            root.id,
+            Some(deactivation(&ports, &root)),
+            detached(&ports, Some("R")),
+            now(&ports),
+        )
         .await;
     assert!(matches!(result, Err(ChangeUserError::LastAdmin)), "{result:?}");
     assert_eq!(ports.provisioning.identity(root.id).await.unwrap(), Some(before));
     assert!(ports.provisioning.get(root.id).await.unwrap().is_some());
     let result = ports
         .provisioning
-        .update(root.id, Some(demotion(&ports, &root)), ScimIdentity::default())
+        .update(root.id, Some(demotion(&ports, &root)), ScimIdentity::default(), now(&ports))
         .await;
     assert!(matches!(result, Err(ChangeUserError::LastAdmin)), "{result:?}");
     let stored = ports.users.get(root.id).await.unwrap().unwrap();
@@ -149,7 +192,7 @@ pub async fn an_identity_is_written_with_its_change_or_not_at_all(ports: Ports) 
     assert_eq!(found.map(|p| (p.user.id, p.user_name)), Some((root.id, Some("root".into()))));
     let ada = active(&ports, "ada@example.com", Role::User).await;
     let twin = ScimIdentity { user_name: Some("Root".into()), ..ScimIdentity::default() };
-    let result = ports.provisioning.update(ada.id, None, twin).await;
+    let result = ports.provisioning.update(ada.id, None, twin, now(&ports)).await;
     assert!(matches!(result, Err(ChangeUserError::EmailTaken)), "{result:?}");
     let mut new = new_provisioned(&ports, "bob@example.com", None, None, true);
     new.user_name = Some("rOOT".into());

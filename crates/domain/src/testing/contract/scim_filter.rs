@@ -109,7 +109,7 @@ pub async fn search_follows_the_reference_semantics(ports: Ports) {
     }
     let detached =
         ScimIdentity { external_id: Some("X-9".into()), user_name: None, detached_at: Some(start) };
-    ports.provisioning.update(ids[6], None, detached).await.unwrap();
+    ports.provisioning.update(ids[6], None, detached, start).await.unwrap();
 
     let boxed = Box::new;
     let filters = vec![
