@@ -229,6 +229,17 @@ async fn the_admin_group_makes_its_sso_members_admins_and_leaving_makes_them_use
     )
     .await;
     let id = group["id"].as_str().unwrap().to_owned();
+    // An admin by SCIM `roles`, outside the group.
+    let (status, dan) = send(
+        &app,
+        &token,
+        Method::POST,
+        "/Users",
+        Some(json!({"userName": "dan@example.com", "roles": [{"value": "admin"}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{dan}");
+    let dan = dan["id"].as_str().unwrap().to_owned();
     let role = |who: String| {
         let app = &app;
         let admin = admin.clone();
@@ -247,6 +258,23 @@ async fn the_admin_group_makes_its_sso_members_admins_and_leaving_makes_them_use
         .await;
     assert_eq!(saved.status(), StatusCode::OK);
     assert_eq!(role(ada.clone()).await, "admin", "naming the group promotes its members");
+    assert_eq!(role(dan.clone()).await, "user", "and makes the SSO admins outside it users");
+    let audit = body(app.get("/api/v1/audit?action=user.role_changed", Some(&admin)).await).await;
+    assert!(
+        audit["items"].as_array().unwrap().iter().any(|e| e["target_email"] == "dan@example.com"),
+        "{audit}"
+    );
+    // From now on the group alone makes admins: SCIM `roles` do not.
+    let (status, _) = send(
+        &app,
+        &token,
+        Method::PATCH,
+        &format!("/Users/{dan}"),
+        patch(json!([{"op": "replace", "path": "roles", "value": [{"value": "admin"}]}])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(role(dan.clone()).await, "user", "roles no longer promote");
     let bad = app.put("/api/v1/settings/provisioning", Some(&admin), json!({"admin_group": "01a23c4e-0000-7000-8000-000000000000", "send_access_email": true})).await;
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
 

@@ -129,8 +129,9 @@ pub struct GroupAttributes {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProvisioningSettings {
     /// The group whose members are admins (SSO users; a password
-    /// break-glass admin keeps their role); `None`: roles come from
-    /// `roles` or the panel.
+    /// break-glass admin keeps their role), and everyone else a user;
+    /// SCIM `roles` are then ignored. `None`: roles come from `roles` or
+    /// the panel.
     pub admin_group: Option<uuid::Uuid>,
     /// Whether users created over SCIM get the access-ready email.
     pub send_access_email: bool,

@@ -251,12 +251,19 @@ impl ProvisioningService {
         let external_id = external_id(attributes)?.flatten();
         let user_name = user_name(attributes)?.flatten();
         let active = attributes.active.unwrap_or(true);
+        let admin_group_named =
+            self.ports.settings.provisioning_settings().await?.admin_group.is_some();
         let now = self.ports.clock.now();
         let user = User {
             id: UserId::generate(),
             email: email.clone(),
             name,
-            role: if attributes.admin == Some(true) { Role::Admin } else { Role::User },
+            // With an admin group named, membership alone makes admins.
+            role: if attributes.admin == Some(true) && !admin_group_named {
+                Role::Admin
+            } else {
+                Role::User
+            },
             state: if active {
                 UserState::Invited
             } else {
@@ -418,6 +425,8 @@ impl ProvisioningService {
         };
         let asked_external_id = external_id(attributes)?;
         let asked_user_name = user_name(attributes)?;
+        let admin_group_named =
+            self.ports.settings.provisioning_settings().await?.admin_group.is_some();
         for _ in 0..ATTEMPTS {
             let before = self.ports.users.get(id).await?.ok_or(ProvisioningError::NotFound)?;
             let identity = self.ports.provisioning.identity(id).await?.unwrap_or_default();
@@ -428,8 +437,11 @@ impl ProvisioningService {
             // A password (break-glass) account keeps its role whatever the
             // identity provider's `roles` say (a PUT with `roles: []`
             // would demote the break-glass admin).
+            // With an admin group named, membership alone sets the role.
             let valid = ValidUpdate {
-                role: valid.role.filter(|_| before.sign_in != SignInMethod::Password),
+                role: valid
+                    .role
+                    .filter(|_| before.sign_in != SignInMethod::Password && !admin_group_named),
                 ..valid.clone()
             };
             let mut change = plan(&caller.actor(), before.clone(), &valid, now, context);

@@ -13,9 +13,13 @@ use crate::provisioning::models::{
 use crate::provisioning::service::{ProvisioningError, ProvisioningService};
 use crate::users::changes::{ValidUpdate, plan};
 use crate::users::models::{Role, SignInMethod, UserId};
+use crate::users::ports::{UserFilter, UserQuery, UserSort};
 
 /// Most groups listed for choosing the admin group.
 pub const MAX_LISTED_GROUPS: u32 = 500;
+
+/// Admins looked at per page when an admin group is named.
+const DEMOTION_PAGE: u32 = 200;
 
 impl ProvisioningService {
     /// Settings › Provisioning as in force.
@@ -30,11 +34,15 @@ impl ProvisioningService {
     }
 
     /// Saves Settings › Provisioning. Naming an admin group makes its SSO
-    /// members admins at once; from then on, joining or leaving it sets
-    /// their role.
+    /// members admins and every other SSO admin a user at once (the last
+    /// active admin kept); from then on, joining or leaving it sets their
+    /// role, and SCIM `roles` no longer do. Password (break-glass) admins
+    /// keep their role.
     ///
     /// # Errors
-    /// `Invalid` on `admin_group` when no group has that id.
+    /// `Invalid` on `admin_group` when no group has that id, or when the
+    /// admin saving it signs in with SSO and is not a member (they would
+    /// make themselves a user).
     pub async fn set_settings(
         &self,
         admin: &Admin,
@@ -51,6 +59,20 @@ impl ProvisioningService {
             })?),
             None => None,
         };
+        if let Some(group) = group.as_ref().filter(|_| before.admin_group != settings.admin_group)
+            && admin.user().sign_in == SignInMethod::Sso
+            && !group.members.contains(&admin.user().id)
+        {
+            return Err(FieldError::new(
+                "admin_group",
+                format!(
+                    "you are not a member of {}: naming it would make you a user. Add yourself \
+                     to it in your identity provider first",
+                    group.name
+                ),
+            )
+            .into());
+        }
         let show = |id: Option<Uuid>| id.map_or_else(|| "none".to_owned(), |id| id.to_string());
         let now = self.ports.clock.now();
         let mut audit =
@@ -75,8 +97,54 @@ impl ProvisioningService {
         self.ports.settings.set_provisioning_settings(settings, audit).await?;
         if let Some(group) = group.filter(|_| before.admin_group != settings.admin_group) {
             self.promote_members(admin, &group, context).await?;
+            self.demote_others(admin, &group, context).await?;
         }
         Ok(settings.clone())
+    }
+
+    /// Makes the SSO admins outside the admin group users, one at a time
+    /// under the last-admin rule (the last active admin stays one).
+    async fn demote_others(
+        &self,
+        admin: &Admin,
+        group: &Group,
+        context: &RequestContext,
+    ) -> Result<(), ProvisioningError> {
+        let mut after = None;
+        loop {
+            let query = UserQuery {
+                filter: UserFilter { role: Some(Role::Admin), ..UserFilter::default() },
+                sort: UserSort::Created,
+                descending: false,
+                limit: DEMOTION_PAGE,
+                after,
+            };
+            let page = self.ports.users.list(&query, 0).await?;
+            for user in page.items {
+                if user.sign_in != SignInMethod::Sso || group.members.contains(&user.id) {
+                    continue;
+                }
+                let update = ValidUpdate { role: Some(Role::User), ..ValidUpdate::default() };
+                let now = self.ports.clock.now();
+                let Some(mut change) = plan(&admin.actor(), user, &update, now, context) else {
+                    continue;
+                };
+                for event in &mut change.audit {
+                    event.changes.push(Change::detail("admin_group", "not a member"));
+                }
+                // The last admin stays one; a user changed meanwhile is
+                // looked at again when their membership next changes.
+                if let Err(crate::users::ports::ChangeUserError::Unexpected(e)) =
+                    self.ports.users.apply_change(change).await
+                {
+                    return Err(e.into());
+                }
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(()),
+            }
+        }
     }
 
     /// Makes the SSO members of the admin group admins.

@@ -163,3 +163,65 @@ async fn only_a_scim_token_reads_users_by_id_address_and_position() {
     let capped = provisioning.users_by_position(&scim, 0, u32::MAX).await.unwrap();
     assert_eq!(capped.users.len(), 4);
 }
+
+/// Naming the admin group makes its SSO members admins and the SSO admins
+/// outside it users; an SSO admin cannot name a group they are not in (it
+/// would make them a user), and from then on SCIM `roles` make nobody an
+/// admin.
+#[tokio::test]
+async fn the_admin_group_decides_who_is_admin_once_named() {
+    use secureai_domain::provisioning::models::{
+        GroupAttributes, MemberChange, ProvisioningSettings,
+    };
+    let (kit, root) = with_admin().await;
+    let scim = scim_caller(&kit, &root).await;
+    let provisioning = &kit.service.provisioning;
+    let admin_by_roles = Attributes { admin: Some(true), ..person("dan@example.com") };
+    let dan = provisioning.create(&scim, &admin_by_roles, &ctx()).await.unwrap().user.id;
+    let ada = provisioning
+        .create(&scim, &Attributes { external_id: None, ..person("ada@example.com") }, &ctx())
+        .await
+        .unwrap()
+        .user
+        .id;
+    let members = MemberChange { add: vec![ada], ..MemberChange::default() };
+    let attributes = GroupAttributes { name: Some("Admins".into()), external_id: None, members };
+    let group = provisioning.create_group(&scim, &attributes, &ctx()).await.unwrap();
+    let role = |id: UserId| kit.store.state().users[&id].role;
+    assert_eq!((role(dan), role(ada)), (Role::Admin, Role::User));
+
+    // An SSO admin outside the group cannot name it.
+    let sso_admin = active_user(&kit, &root, "eve@example.com", "admin", "eve-password-1").await;
+    let signed_in = kit
+        .service
+        .sessions
+        .sign_in("eve@example.com", &pw("eve-password-1"), &ctx())
+        .await
+        .unwrap();
+    kit.store.state().users.get_mut(&sso_admin).unwrap().sign_in = SignInMethod::Sso;
+    let eve = kit.service.sessions.authenticate(&signed_in.token).await.unwrap().admin().unwrap();
+    let named = ProvisioningSettings { admin_group: Some(group.id), send_access_email: true };
+    let refused = provisioning.set_settings(&eve, &named, &ctx()).await;
+    assert!(matches!(refused, Err(ProvisioningError::Invalid(_))), "{refused:?}");
+    assert_eq!(kit.store.state().provisioning_settings.admin_group, None, "nothing saved");
+
+    provisioning.set_settings(&root, &named, &ctx()).await.unwrap();
+    assert_eq!((role(ada), role(dan)), (Role::Admin, Role::User));
+    assert_eq!(role(sso_admin), Role::User, "every SSO admin outside the group");
+    assert_eq!(role(root.user().id), Role::Admin, "a password admin keeps the role");
+    let demoted = audit_of(&kit, AuditAction::RoleChanged);
+    assert!(demoted.iter().any(|e| e.target_id == Some(dan) && detail(e, "admin_group").is_some()));
+
+    let promote = Attributes { admin: Some(true), ..Attributes::default() };
+    provisioning.update(&scim, dan, &promote, &ctx()).await.unwrap();
+    assert_eq!(role(dan), Role::User, "SCIM roles make nobody an admin now");
+    let carl = provisioning
+        .create(
+            &scim,
+            &Attributes { admin: Some(true), external_id: None, ..person("carl@example.com") },
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(carl.user.role, Role::User);
+}
