@@ -20,6 +20,7 @@ mod m20261203_000011_scim_identities;
 mod m20261203_000012_scim_groups;
 mod m20261203_000013_scim_failures;
 mod m20261203_000014_users_modified_at;
+mod m20261203_000015_mfa;
 
 /// How many of [`Migrator::migrations`] made up each release, oldest first:
 /// an upgrade test migrates a database to a release's schema, fills it as
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000012_scim_groups::Migration),
             Box::new(m20261203_000013_scim_failures::Migration),
             Box::new(m20261203_000014_users_modified_at::Migration),
+            Box::new(m20261203_000015_mfa::Migration),
         ]
     }
 }

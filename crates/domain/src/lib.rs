@@ -30,6 +30,7 @@ pub mod identity;
 pub mod imports;
 pub mod invitations;
 pub mod mail;
+pub mod mfa;
 pub mod policy;
 pub mod provisioning;
 pub mod resets;

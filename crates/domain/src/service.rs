@@ -91,6 +91,8 @@ pub struct Ports {
     pub provisioning: Arc<dyn crate::provisioning::ports::ProvisioningRepository>,
     /// Groups pushed by an identity provider (SCIM).
     pub groups: Arc<dyn crate::provisioning::ports::GroupRepository>,
+    /// Second factors.
+    pub mfa: Arc<dyn crate::mfa::ports::MfaRepository>,
 }
 
 use crate::users::ports::UserRepository;
@@ -154,6 +156,8 @@ pub struct UserManagement {
     pub housekeeping: Housekeeping,
     /// The identity provider's side (SCIM provisioning).
     pub provisioning: ProvisioningService,
+    /// Second factors.
+    pub mfa: crate::mfa::service::MfaService,
     ports: Ports,
     policy: Arc<Policy>,
 }
@@ -278,6 +282,12 @@ impl UserManagement {
                 },
                 rules(),
             ),
+            mfa: crate::mfa::service::MfaService::new(crate::mfa::service::MfaPorts {
+                mfa: p.mfa.clone(),
+                audit: p.audit.clone(),
+                clock: p.clock.clone(),
+                tokens: p.tokens.clone(),
+            }),
             housekeeping: Housekeeping::new(
                 HousekeepingPorts { throttle: p.throttle, sso: p.sso, clock: p.clock },
                 rules(),

@@ -41,6 +41,7 @@ mod audit;
 pub mod contract;
 mod imports;
 mod invitations;
+mod mfa;
 mod outbox;
 mod passwords;
 mod provisioning;
@@ -144,6 +145,9 @@ pub struct StoredMail {
     pub last_error: Option<String>,
 }
 
+/// A recovery code as kept: its digest, and when it was used.
+pub type StoredRecoveryCode = (crate::TokenHash, Option<DateTime<Utc>>);
+
 /// Everything the in-memory store holds; public so tests can look inside.
 #[derive(Debug, Default)]
 pub struct MemoryState {
@@ -193,6 +197,10 @@ pub struct MemoryState {
     pub provisioning_settings: crate::provisioning::models::ProvisioningSettings,
     /// Refused SCIM requests, newest first.
     pub scim_failures: Vec<crate::provisioning::models::RequestFailure>,
+    /// Authenticator apps by user.
+    pub totp: HashMap<UserId, crate::mfa::models::TotpEnrolment>,
+    /// Recovery codes by user.
+    pub recovery_codes: HashMap<UserId, Vec<StoredRecoveryCode>>,
 }
 
 impl MemoryState {
@@ -292,6 +300,7 @@ impl InMemoryStore {
             usage: self.clone(),
             provisioning: self.clone(),
             groups: self.clone(),
+            mfa: self.clone(),
             identity: Arc::new(NoIdentityProvider),
             clock,
             tokens,

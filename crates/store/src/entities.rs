@@ -462,3 +462,44 @@ pub(crate) mod scim_failures {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub(crate) mod mfa_totp {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "mfa_totp")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        /// Sealed with the operator key (`sealing.rs`).
+        pub secret: String,
+        pub created_at: i64,
+        pub confirmed_at: Option<i64>,
+        pub last_step: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod mfa_recovery_codes {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "mfa_recovery_codes")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        /// SHA-256, hex.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub digest: String,
+        pub used_at: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -19,6 +19,7 @@ mod groups;
 mod imports;
 mod invitations;
 mod listing;
+mod mfa;
 mod outbox;
 mod passwords;
 mod provisioning;
@@ -193,6 +194,7 @@ impl SqlStore {
             usage: self.clone(),
             provisioning: self.clone(),
             groups: self.clone(),
+            mfa: self.clone(),
             identity: Arc::new(NoIdentityProvider),
             clock,
             tokens,
@@ -437,6 +439,7 @@ retryable_through_unexpected!(
     secureai_domain::setup::ports::CompleteSetupStoreError,
     secureai_domain::sso::ports::SsoSignInStoreError,
     secureai_domain::provisioning::ports::GroupWriteError,
+    secureai_domain::mfa::ports::ConfirmTotpError,
 );
 
 /// Runs `work` — a statement, or a whole transaction from `begin` to

@@ -16,7 +16,10 @@ use crate::convert::{db, micros, user_from_row, user_to_row};
 use secureai_domain::users::models::SeatLimit;
 
 use crate::directory::{count_move, counted, index_user, search_text, unindex_user};
-use crate::entities::{audit_events, invitations, outbox, password_resets, sessions, users};
+use crate::entities::{
+    audit_events, invitations, mfa_recovery_codes, mfa_totp, outbox, password_resets, sessions,
+    users,
+};
 use crate::{SqlStore, is_unique_violation, retry_transaction, take_guard};
 
 /// Statuses that hold a seat.
@@ -67,6 +70,17 @@ impl UserRepository for SqlStore {
                 .await
                 .map_err(db("ending sessions"))?;
             revoke_pending_links(&txn, &id, micros(erasure.audit.at)).await?;
+            // Their second factors go with them.
+            mfa_totp::Entity::delete_many()
+                .filter(mfa_totp::Column::UserId.eq(id.clone()))
+                .exec(&txn)
+                .await
+                .map_err(db("removing second factors"))?;
+            mfa_recovery_codes::Entity::delete_many()
+                .filter(mfa_recovery_codes::Column::UserId.eq(id.clone()))
+                .exec(&txn)
+                .await
+                .map_err(db("removing recovery codes"))?;
             // Unsent mail carries the address and the person's name.
             outbox::Entity::delete_many()
                 .filter(outbox::Column::Recipient.eq(before.email.as_str()))

@@ -154,6 +154,19 @@ pub enum AuditAction {
     GroupDeleted,
     /// An admin changed Settings › Provisioning.
     ProvisioningSettingsChanged,
+    /// A user set up a second factor (the method in the details).
+    MfaEnrolled,
+    /// A user removed a second factor.
+    MfaRemoved,
+    /// A second-factor check passed.
+    MfaVerified,
+    /// A second-factor check failed (the method, and when: at enrolment
+    /// or at sign-in).
+    MfaFailed,
+    /// A recovery code was used (how many are left in the details).
+    RecoveryCodeUsed,
+    /// A user made a new set of recovery codes, voiding the earlier one.
+    RecoveryCodesRegenerated,
 }
 
 const ACTION_NAMES: &[(AuditAction, &str)] = &[
@@ -193,6 +206,12 @@ const ACTION_NAMES: &[(AuditAction, &str)] = &[
     (AuditAction::GroupChanged, "group.changed"),
     (AuditAction::GroupDeleted, "group.deleted"),
     (AuditAction::ProvisioningSettingsChanged, "settings.provisioning_changed"),
+    (AuditAction::MfaEnrolled, "mfa.enrolled"),
+    (AuditAction::MfaRemoved, "mfa.removed"),
+    (AuditAction::MfaVerified, "mfa.verified"),
+    (AuditAction::MfaFailed, "mfa.failed"),
+    (AuditAction::RecoveryCodeUsed, "mfa.recovery_code_used"),
+    (AuditAction::RecoveryCodesRegenerated, "mfa.recovery_codes_regenerated"),
 ];
 
 impl AuditAction {

@@ -30,6 +30,7 @@ pub mod analytics;
 pub mod groups;
 pub mod imports;
 pub mod invitations;
+pub mod mfa;
 pub mod outbox;
 pub mod provisioning;
 pub mod resets;
@@ -81,6 +82,8 @@ pub fn all() -> Vec<(&'static str, Contract)> {
         groups::group_names_are_unique_and_members_are_users,
         groups::role_changes_are_written_with_the_membership_or_not_at_all,
         groups::the_users_list_filters_by_group,
+        mfa::a_time_step_is_spent_once,
+        mfa::a_recovery_code_is_used_once,
         invitations::an_invitation_is_accepted_exactly_once,
         invitations::concurrent_acceptances_activate_once,
         invitations::reissue_voids_earlier_links_and_needs_an_invited_user,

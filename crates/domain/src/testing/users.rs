@@ -32,6 +32,8 @@ impl UserRepository for InMemoryStore {
         state.users.insert(id, erasure.after);
         state.modified.insert(id, erasure.audit.at);
         state.passwords.remove(&id);
+        state.totp.remove(&id);
+        state.recovery_codes.remove(&id);
         state.sessions.retain(|s| s.user_id != id);
         state.revoke_pending_links(id, erasure.audit.at);
         let email = erasure.before.email.clone();

@@ -19,6 +19,7 @@ mod imports;
 mod invitations;
 mod lifecycle;
 mod mail_admin;
+mod mfa;
 #[cfg(feature = "mocks")]
 mod mocks;
 mod outbox;

@@ -63,4 +63,42 @@ pub async fn legacy_secrets_in_clear_are_sealed_at_start_and_still_read(db: Test
     assert!(other.email_settings().await.is_err());
 }
 
-on_every_database!(legacy_secrets_in_clear_are_sealed_at_start_and_still_read);
+/// An authenticator app's secret is sealed at rest: the table never holds
+/// its base32 text, and a store with another key cannot read it.
+pub async fn totp_secrets_are_sealed_at_rest(db: TestDb) {
+    use secureai_domain::mfa::models::{TotpEnrolment, TotpSecret};
+    use secureai_domain::mfa::ports::MfaRepository;
+    let key = SecretKey::generate();
+    let store = SqlStore::connect(
+        &db.url,
+        &StoreOptions { secret_key: Some(key.clone()), ..StoreOptions::default() },
+    )
+    .await
+    .unwrap();
+    let user = secureai_domain::UserId::generate();
+    let secret = TotpSecret::from_bytes(&[42; 20]);
+    let enrolment = TotpEnrolment {
+        user_id: user,
+        secret: secret.clone(),
+        created_at: chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+        confirmed_at: None,
+        last_step: None,
+    };
+    assert!(store.begin_totp(&enrolment).await.unwrap());
+    let stored = values(&db, "SELECT secret FROM mfa_totp").await;
+    assert_eq!(stored.len(), 1);
+    assert!(!stored[0].contains(secret.expose_base32()), "{stored:?}");
+    assert_eq!(store.totp(user).await.unwrap().map(|t| t.secret), Some(secret));
+    let other = SqlStore::connect(
+        &db.url,
+        &StoreOptions { secret_key: Some(SecretKey::generate()), ..StoreOptions::default() },
+    )
+    .await
+    .unwrap();
+    assert!(other.totp(user).await.is_err(), "another key opens nothing");
+}
+
+on_every_database!(
+    legacy_secrets_in_clear_are_sealed_at_start_and_still_read,
+    totp_secrets_are_sealed_at_rest
+);

@@ -1,0 +1,307 @@
+//! Setting up, checking and removing a user's second factors.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use secrecy::SecretString;
+
+use crate::audit::models::{AuditAction, AuditEvent, Change, RequestContext};
+use crate::audit::ports::AuditLog;
+use crate::clock::Clock;
+use crate::errors::StoreError;
+use crate::mfa::models::{
+    MfaMethod, MfaStatus, RECOVERY_CODES, TOTP_SECRET_BYTES, TotpEnrolment, TotpSecret, TotpSetup,
+};
+use crate::mfa::ports::{ConfirmTotpError, MfaRepository};
+use crate::mfa::totp;
+use crate::secrets::{PlainToken, TokenGenerator, TokenHash};
+use crate::users::models::User;
+
+/// The ports MfaService uses, and no others.
+#[derive(Clone)]
+pub struct MfaPorts {
+    /// Second factors.
+    pub mfa: Arc<dyn MfaRepository>,
+    /// Checks, audited on their own.
+    pub audit: Arc<dyn AuditLog>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Randomness (secrets, recovery codes).
+    pub tokens: Arc<dyn TokenGenerator>,
+}
+
+/// A user's second factors.
+pub struct MfaService {
+    ports: MfaPorts,
+}
+
+/// Why a second-factor request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum MfaError {
+    /// An authenticator app is confirmed already.
+    #[error("an authenticator app is already set up: remove it first to set up another")]
+    AlreadyEnrolled,
+    /// No authenticator app is being set up.
+    #[error("no authenticator app is being set up: start again")]
+    NotPending,
+    /// The user has no second factor.
+    #[error("no second factor is set up")]
+    NotEnrolled,
+    /// The code is not right, was used already, or is outside its time.
+    #[error("that code is not right (or was used already): try the current one")]
+    WrongCode,
+    /// The store failed.
+    #[error(transparent)]
+    Unexpected(#[from] StoreError),
+}
+
+impl MfaService {
+    /// A service over these ports.
+    pub fn new(ports: MfaPorts) -> Self {
+        Self { ports }
+    }
+
+    /// The user's second factors.
+    ///
+    /// # Errors
+    /// [`StoreError`] on failure.
+    pub async fn status(&self, user: &User) -> Result<MfaStatus, StoreError> {
+        let totp = self.ports.mfa.totp(user.id).await?;
+        Ok(MfaStatus {
+            totp: totp.is_some_and(|t| t.confirmed_at.is_some()),
+            recovery_codes_left: self.ports.mfa.recovery_codes_left(user.id).await?,
+        })
+    }
+
+    /// Makes a new secret for the user's authenticator app, pending until
+    /// [`MfaService::confirm_totp`]: shown once, with its `otpauth://`
+    /// link. Starting again replaces a pending secret.
+    ///
+    /// # Errors
+    /// [`MfaError::AlreadyEnrolled`] if an app is confirmed.
+    pub async fn start_totp(&self, user: &User) -> Result<TotpSetup, MfaError> {
+        let random = random_bytes(self.ports.tokens.as_ref());
+        let secret = TotpSecret::from_bytes(&random[..TOTP_SECRET_BYTES]);
+        let enrolment = TotpEnrolment {
+            user_id: user.id,
+            secret: secret.clone(),
+            created_at: self.ports.clock.now(),
+            confirmed_at: None,
+            last_step: None,
+        };
+        if !self.ports.mfa.begin_totp(&enrolment).await? {
+            return Err(MfaError::AlreadyEnrolled);
+        }
+        let otpauth_uri = SecretString::from(totp::otpauth_uri(&secret, user.email.as_str()));
+        Ok(TotpSetup { secret, otpauth_uri })
+    }
+
+    /// Confirms the pending authenticator app with a code from it: the app
+    /// signs the user in from now on, and the answer is a new set of
+    /// [`RECOVERY_CODES`] recovery codes, shown once (any earlier set is
+    /// void). Audited as `mfa.enrolled`.
+    ///
+    /// # Errors
+    /// [`MfaError::NotPending`] without a pending app;
+    /// [`MfaError::WrongCode`] (audited as `mfa.failed`) for a code that
+    /// is not the app's now.
+    pub async fn confirm_totp(
+        &self,
+        user: &User,
+        code: &str,
+        context: &RequestContext,
+    ) -> Result<Vec<SecretString>, MfaError> {
+        let now = self.ports.clock.now();
+        let pending = match self.ports.mfa.totp(user.id).await? {
+            Some(t) if t.confirmed_at.is_none() => t,
+            Some(_) => return Err(MfaError::AlreadyEnrolled),
+            None => return Err(MfaError::NotPending),
+        };
+        let Some(step) = totp::matching_step(&pending.secret, code, now) else {
+            self.audit_failure(user, MfaMethod::Totp, "enrolment", context).await?;
+            return Err(MfaError::WrongCode);
+        };
+        let (codes, digests) = self.recovery_codes();
+        let audit = AuditEvent::new(now, user_actor(user), AuditAction::MfaEnrolled, context)
+            .target(user)
+            .change(Change::detail("method", MfaMethod::Totp.as_str()));
+        match self.ports.mfa.confirm_totp(user.id, pending.created_at, step, &digests, audit).await
+        {
+            Ok(()) => Ok(codes),
+            Err(ConfirmTotpError::NotPending) => Err(MfaError::NotPending),
+            Err(ConfirmTotpError::Unexpected(e)) => Err(e.into()),
+        }
+    }
+
+    /// Checks a second factor of the user: an authenticator app's code
+    /// (each time step accepted once) or a recovery code (each once).
+    /// Audited as `mfa.verified`, `mfa.recovery_code_used` or
+    /// `mfa.failed`.
+    ///
+    /// # Errors
+    /// [`MfaError::WrongCode`] for a wrong, spent or late code;
+    /// [`MfaError::NotEnrolled`] when the user has no such factor.
+    pub async fn verify(
+        &self,
+        user: &User,
+        method: MfaMethod,
+        code: &str,
+        context: &RequestContext,
+    ) -> Result<(), MfaError> {
+        let now = self.ports.clock.now();
+        let accepted = match method {
+            MfaMethod::Totp => {
+                let enrolment = self.ports.mfa.totp(user.id).await?;
+                let Some(enrolment) = enrolment.filter(|t| t.confirmed_at.is_some()) else {
+                    return Err(MfaError::NotEnrolled);
+                };
+                match totp::matching_step(&enrolment.secret, code, now) {
+                    Some(step) => self.ports.mfa.accept_totp_step(user.id, step).await?,
+                    None => false,
+                }
+            }
+            MfaMethod::RecoveryCode => {
+                let digest = recovery_digest(code);
+                self.ports.mfa.use_recovery_code(user.id, &digest, now).await?
+            }
+        };
+        if !accepted {
+            self.audit_failure(user, method, "sign-in", context).await?;
+            return Err(MfaError::WrongCode);
+        }
+        let action = match method {
+            MfaMethod::Totp => AuditAction::MfaVerified,
+            MfaMethod::RecoveryCode => AuditAction::RecoveryCodeUsed,
+        };
+        let mut event = AuditEvent::new(now, user_actor(user), action, context)
+            .target(user)
+            .change(Change::detail("method", method.as_str()));
+        if method == MfaMethod::RecoveryCode {
+            let left = self.ports.mfa.recovery_codes_left(user.id).await?;
+            event = event.change(Change::detail("codes_left", &left.to_string()));
+        }
+        self.ports.audit.append(event).await?;
+        Ok(())
+    }
+
+    /// A new set of recovery codes, shown once; the earlier set is void.
+    /// Audited as `mfa.recovery_codes_regenerated`.
+    ///
+    /// # Errors
+    /// [`MfaError::NotEnrolled`] when the user has no second factor.
+    pub async fn regenerate_recovery_codes(
+        &self,
+        user: &User,
+        context: &RequestContext,
+    ) -> Result<Vec<SecretString>, MfaError> {
+        if !self.status(user).await?.enrolled() {
+            return Err(MfaError::NotEnrolled);
+        }
+        let (codes, digests) = self.recovery_codes();
+        let now = self.ports.clock.now();
+        let audit =
+            AuditEvent::new(now, user_actor(user), AuditAction::RecoveryCodesRegenerated, context)
+                .target(user);
+        self.ports.mfa.replace_recovery_codes(user.id, &digests, audit).await?;
+        Ok(codes)
+    }
+
+    /// Removes the user's authenticator app and, as it is their only
+    /// second factor, their recovery codes. Audited as `mfa.removed`.
+    ///
+    /// # Errors
+    /// [`MfaError::NotEnrolled`] when there is no app.
+    pub async fn remove_totp(&self, user: &User, context: &RequestContext) -> Result<(), MfaError> {
+        let now = self.ports.clock.now();
+        let audit = AuditEvent::new(now, user_actor(user), AuditAction::MfaRemoved, context)
+            .target(user)
+            .change(Change::detail("method", MfaMethod::Totp.as_str()));
+        if self.ports.mfa.remove_totp(user.id, true, audit).await? {
+            Ok(())
+        } else {
+            Err(MfaError::NotEnrolled)
+        }
+    }
+
+    async fn audit_failure(
+        &self,
+        user: &User,
+        method: MfaMethod,
+        during: &str,
+        context: &RequestContext,
+    ) -> Result<(), StoreError> {
+        let event = AuditEvent::new(
+            self.ports.clock.now(),
+            user_actor(user),
+            AuditAction::MfaFailed,
+            context,
+        )
+        .target(user)
+        .change(Change::detail("method", method.as_str()))
+        .change(Change::detail("during", during));
+        self.ports.audit.append(event).await
+    }
+
+    /// A new set of recovery codes and their digests.
+    fn recovery_codes(&self) -> (Vec<SecretString>, Vec<TokenHash>) {
+        (0..RECOVERY_CODES)
+            .map(|_| {
+                let random = random_bytes(self.ports.tokens.as_ref());
+                let code = recovery_code(&random[..20]);
+                let digest = recovery_digest(&code);
+                (SecretString::from(code), digest)
+            })
+            .unzip()
+    }
+}
+
+fn user_actor(user: &User) -> crate::audit::models::Actor {
+    crate::audit::models::Actor::user(user)
+}
+
+/// 32 random bytes from the token generator (a CSPRNG).
+fn random_bytes(tokens: &dyn TokenGenerator) -> Vec<u8> {
+    let token = tokens.generate();
+    URL_SAFE_NO_PAD.decode(token.expose()).unwrap_or_default()
+}
+
+/// 160 bits as 32 lowercase base32 letters and digits in four groups of
+/// eight (`abcdefgh-ijklmnop-qrstuvwx-yz234567`), easy to read out and
+/// type.
+fn recovery_code(bytes: &[u8]) -> String {
+    let text =
+        base32::encode(base32::Alphabet::Rfc4648 { padding: false }, bytes).to_ascii_lowercase();
+    text.as_bytes()
+        .chunks(8)
+        .map(|chunk| String::from_utf8_lossy(chunk).into_owned())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// The digest a recovery code is kept under: of its letters and digits in
+/// lower case, so that case, dashes and spaces do not matter.
+pub(crate) fn recovery_digest(code: &str) -> TokenHash {
+    let normal: String = code
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .take(64)
+        .collect();
+    PlainToken::presented(normal).hash()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_codes_read_the_same_in_any_case_and_spacing() {
+        let code = recovery_code(&[0xA5; 20]);
+        assert_eq!(code.len(), 32 + 3, "{code}");
+        assert!(code.split('-').all(|group| group.len() == 8), "{code}");
+        let typed = code.to_uppercase().replace('-', " ");
+        assert_eq!(recovery_digest(&typed), recovery_digest(&code));
+        assert_ne!(recovery_digest(&recovery_code(&[0xA4; 20])), recovery_digest(&code));
+    }
+}

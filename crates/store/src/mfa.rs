@@ -1,0 +1,240 @@
+//! The second-factor port: authenticator-app secrets sealed with the
+//! operator key, recovery codes as digests, and the spending of a time
+//! step or a code as one conditional `UPDATE` (so of concurrent requests,
+//! on any instance, one wins).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{Condition, TransactionTrait};
+use secureai_domain::mfa::models::{TotpEnrolment, TotpSecret};
+use secureai_domain::mfa::ports::{ConfirmTotpError, MfaRepository};
+use secureai_domain::{AuditEvent, StoreError, TokenHash, UserId};
+
+use crate::audit::write_audit;
+use crate::convert::{db, instant, micros, opt_instant, user_id};
+use crate::entities::{mfa_recovery_codes, mfa_totp};
+use crate::{SqlStore, is_unique_violation, retry_transaction};
+
+/// The sealing purpose of TOTP secrets.
+const TOTP_SECRET: &str = "totp secret";
+
+fn step_value(step: u64) -> i64 {
+    i64::try_from(step).unwrap_or(i64::MAX)
+}
+
+impl SqlStore {
+    fn enrolment_from_row(&self, row: &mfa_totp::Model) -> Result<TotpEnrolment, StoreError> {
+        let secret = self.sealer.open(TOTP_SECRET, &row.secret)?;
+        Ok(TotpEnrolment {
+            user_id: user_id(&row.user_id)?,
+            secret: TotpSecret::from_base32(&secret)
+                .ok_or_else(|| StoreError::msg("a TOTP secret is corrupt"))?,
+            created_at: instant(row.created_at)?,
+            confirmed_at: opt_instant(row.confirmed_at)?,
+            last_step: row.last_step.and_then(|s| u64::try_from(s).ok()),
+        })
+    }
+}
+
+async fn insert_codes(
+    txn: &sea_orm::DatabaseTransaction,
+    user: &str,
+    codes: &[TokenHash],
+) -> Result<(), StoreError> {
+    mfa_recovery_codes::Entity::delete_many()
+        .filter(mfa_recovery_codes::Column::UserId.eq(user))
+        .exec(txn)
+        .await
+        .map_err(db("voiding recovery codes"))?;
+    if codes.is_empty() {
+        return Ok(());
+    }
+    let rows = codes.iter().map(|code| mfa_recovery_codes::ActiveModel {
+        user_id: Set(user.to_owned()),
+        digest: Set(code.to_hex()),
+        used_at: Set(None),
+    });
+    mfa_recovery_codes::Entity::insert_many(rows)
+        .exec_without_returning(txn)
+        .await
+        .map_err(db("keeping recovery codes"))?;
+    Ok(())
+}
+
+#[async_trait]
+impl MfaRepository for SqlStore {
+    async fn totp(&self, user: UserId) -> Result<Option<TotpEnrolment>, StoreError> {
+        let row = mfa_totp::Entity::find_by_id(user.to_string())
+            .one(&self.db)
+            .await
+            .map_err(db("reading an authenticator app"))?;
+        row.map(|row| self.enrolment_from_row(&row)).transpose()
+    }
+
+    async fn begin_totp(&self, enrolment: &TotpEnrolment) -> Result<bool, StoreError> {
+        let id = enrolment.user_id.to_string();
+        let sealed = self.sealer.seal(TOTP_SECRET, enrolment.secret.expose_base32());
+        let created_at = micros(enrolment.created_at);
+        // A pending secret is replaced; a confirmed one stays. Two tries:
+        // a concurrent first enrolment may insert between them.
+        for _ in 0..2 {
+            let replaced = mfa_totp::Entity::update_many()
+                .col_expr(mfa_totp::Column::Secret, Expr::value(sealed.clone()))
+                .col_expr(mfa_totp::Column::CreatedAt, Expr::value(created_at))
+                .col_expr(mfa_totp::Column::LastStep, Expr::value(Option::<i64>::None))
+                .filter(mfa_totp::Column::UserId.eq(id.clone()))
+                .filter(mfa_totp::Column::ConfirmedAt.is_null())
+                .exec(&self.db)
+                .await
+                .map_err(db("replacing a pending authenticator app"))?;
+            if replaced.rows_affected == 1 {
+                return Ok(true);
+            }
+            let row = mfa_totp::ActiveModel {
+                user_id: Set(id.clone()),
+                secret: Set(sealed.clone()),
+                created_at: Set(created_at),
+                confirmed_at: Set(None),
+                last_step: Set(None),
+            };
+            match mfa_totp::Entity::insert(row).exec_without_returning(&self.db).await {
+                Ok(_) => return Ok(true),
+                Err(e) if is_unique_violation(&e) => {
+                    let confirmed = mfa_totp::Entity::find_by_id(id.clone())
+                        .one(&self.db)
+                        .await
+                        .map_err(db("reading an authenticator app"))?
+                        .is_some_and(|row| row.confirmed_at.is_some());
+                    if confirmed {
+                        return Ok(false);
+                    }
+                }
+                Err(e) => return Err(db("keeping a pending authenticator app")(e)),
+            }
+        }
+        Err(StoreError::msg("the pending authenticator app kept changing"))
+    }
+
+    async fn confirm_totp(
+        &self,
+        user: UserId,
+        created_at: DateTime<Utc>,
+        step: u64,
+        codes: &[TokenHash],
+        audit: AuditEvent,
+    ) -> Result<(), ConfirmTotpError> {
+        let audit = &audit;
+        retry_transaction(move || async move {
+            let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
+            let id = user.to_string();
+            let confirmed = mfa_totp::Entity::update_many()
+                .col_expr(mfa_totp::Column::ConfirmedAt, Expr::value(micros(audit.at)))
+                .col_expr(mfa_totp::Column::LastStep, Expr::value(step_value(step)))
+                .filter(mfa_totp::Column::UserId.eq(id.clone()))
+                .filter(mfa_totp::Column::ConfirmedAt.is_null())
+                .filter(mfa_totp::Column::CreatedAt.eq(micros(created_at)))
+                .exec(&txn)
+                .await
+                .map_err(db("confirming an authenticator app"))?;
+            if confirmed.rows_affected != 1 {
+                return Err(ConfirmTotpError::NotPending);
+            }
+            insert_codes(&txn, &id, codes).await?;
+            write_audit(&txn, audit).await?;
+            txn.commit().await.map_err(db("committing an authenticator app"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn accept_totp_step(&self, user: UserId, step: u64) -> Result<bool, StoreError> {
+        let step = step_value(step);
+        let spent = mfa_totp::Entity::update_many()
+            .col_expr(mfa_totp::Column::LastStep, Expr::value(step))
+            .filter(mfa_totp::Column::UserId.eq(user.to_string()))
+            .filter(mfa_totp::Column::ConfirmedAt.is_not_null())
+            .filter(
+                Condition::any()
+                    .add(mfa_totp::Column::LastStep.is_null())
+                    .add(mfa_totp::Column::LastStep.lt(step)),
+            )
+            .exec(&self.db)
+            .await
+            .map_err(db("spending a code's time step"))?;
+        Ok(spent.rows_affected == 1)
+    }
+
+    async fn remove_totp(
+        &self,
+        user: UserId,
+        codes_too: bool,
+        audit: AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let audit = &audit;
+        retry_transaction(move || async move {
+            let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
+            let id = user.to_string();
+            let removed = mfa_totp::Entity::delete_many()
+                .filter(mfa_totp::Column::UserId.eq(id.clone()))
+                .exec(&txn)
+                .await
+                .map_err(db("removing an authenticator app"))?;
+            if removed.rows_affected == 0 {
+                return Ok(false);
+            }
+            if codes_too {
+                insert_codes(&txn, &id, &[]).await?;
+            }
+            write_audit(&txn, audit).await?;
+            txn.commit().await.map_err(db("committing a removal"))?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        user: UserId,
+        codes: &[TokenHash],
+        audit: AuditEvent,
+    ) -> Result<(), StoreError> {
+        let audit = &audit;
+        retry_transaction(move || async move {
+            let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
+            insert_codes(&txn, &user.to_string(), codes).await?;
+            write_audit(&txn, audit).await?;
+            txn.commit().await.map_err(db("committing recovery codes"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn use_recovery_code(
+        &self,
+        user: UserId,
+        code: &TokenHash,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let used = mfa_recovery_codes::Entity::update_many()
+            .col_expr(mfa_recovery_codes::Column::UsedAt, Expr::value(micros(at)))
+            .filter(mfa_recovery_codes::Column::UserId.eq(user.to_string()))
+            .filter(mfa_recovery_codes::Column::Digest.eq(code.to_hex()))
+            .filter(mfa_recovery_codes::Column::UsedAt.is_null())
+            .exec(&self.db)
+            .await
+            .map_err(db("using a recovery code"))?;
+        Ok(used.rows_affected == 1)
+    }
+
+    async fn recovery_codes_left(&self, user: UserId) -> Result<u32, StoreError> {
+        let left = mfa_recovery_codes::Entity::find()
+            .filter(mfa_recovery_codes::Column::UserId.eq(user.to_string()))
+            .filter(mfa_recovery_codes::Column::UsedAt.is_null())
+            .count(&self.db)
+            .await
+            .map_err(db("counting recovery codes"))?;
+        Ok(u32::try_from(left).unwrap_or(u32::MAX))
+    }
+}
