@@ -15,6 +15,7 @@ mod invitations;
 mod lifecycle;
 mod load;
 mod mail;
+mod mfa;
 mod oidc;
 mod pages;
 mod passwords;

@@ -317,6 +317,20 @@ impl From<ChangePasswordError> for ApiError {
     }
 }
 
+impl From<secureai_domain::mfa::service::MfaError> for ApiError {
+    fn from(error: secureai_domain::mfa::service::MfaError) -> Self {
+        use secureai_domain::mfa::service::MfaError;
+        match error {
+            MfaError::AlreadyEnrolled => Self::conflict("mfa_already_enrolled", error),
+            MfaError::SsoUser => Self::conflict("sso_user", error),
+            MfaError::NotPending => Self::conflict("mfa_not_pending", error),
+            MfaError::NotEnrolled => Self::conflict("mfa_not_enrolled", error),
+            MfaError::WrongCode => Self::invalid_field(&FieldError::new("code", error)),
+            MfaError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
 impl From<secureai_domain::audit::service::AuditError> for ApiError {
     fn from(error: secureai_domain::audit::service::AuditError) -> Self {
         use secureai_domain::audit::service::AuditError;

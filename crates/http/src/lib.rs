@@ -106,6 +106,7 @@ pub fn app(state: AppState) -> impl Endpoint {
             api::settings::SettingsApi(state.clone()),
             api::sso::SsoApi(state.clone()),
             api::me::MeApi(state.clone()),
+            api::mfa::MfaApi(state.clone()),
             api::passwords::PasswordsApi(state.clone()),
             api::audit::AuditApi(state.clone()),
             api::mail::MailApi(state.clone()),

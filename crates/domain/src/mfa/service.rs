@@ -42,6 +42,10 @@ pub enum MfaError {
     /// An authenticator app is confirmed already.
     #[error("an authenticator app is already set up: remove it first to set up another")]
     AlreadyEnrolled,
+    /// Single sign-on users get their second factor from the identity
+    /// provider.
+    #[error("you sign in with single sign-on: your identity provider asks for your second factor")]
+    SsoUser,
     /// No authenticator app is being set up.
     #[error("no authenticator app is being set up: start again")]
     NotPending,
@@ -79,8 +83,12 @@ impl MfaService {
     /// link. Starting again replaces a pending secret.
     ///
     /// # Errors
-    /// [`MfaError::AlreadyEnrolled`] if an app is confirmed.
+    /// [`MfaError::AlreadyEnrolled`] if an app is confirmed;
+    /// [`MfaError::SsoUser`] for a single sign-on user.
     pub async fn start_totp(&self, user: &User) -> Result<TotpSetup, MfaError> {
+        if user.sign_in == crate::users::models::SignInMethod::Sso {
+            return Err(MfaError::SsoUser);
+        }
         let random = random_bytes(self.ports.tokens.as_ref());
         let secret = TotpSecret::from_bytes(&random[..TOTP_SECRET_BYTES]);
         let enrolment = TotpEnrolment {
