@@ -12,6 +12,8 @@ pub struct HousekeepingPorts {
     pub throttle: std::sync::Arc<dyn crate::sessions::throttle::ThrottleRepository>,
     /// SSO sign-ins in flight, identity links, seen assertions.
     pub sso: std::sync::Arc<dyn crate::sso::ports::SsoRepository>,
+    /// Password sign-ins waiting for a second factor.
+    pub mfa: std::sync::Arc<dyn crate::mfa::ports::MfaRepository>,
     /// Time.
     pub clock: std::sync::Arc<dyn crate::clock::Clock>,
 }
@@ -33,7 +35,8 @@ impl Housekeeping {
 /// What one sweep deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SweepReport {
-    /// Expired SSO sign-ins and assertion ids.
+    /// Expired SSO sign-ins and assertion ids, and password sign-ins that
+    /// waited for a second factor in vain.
     pub sso: u64,
     /// Attempt counts outside the throttling window, or back at zero.
     pub throttles: u64,
@@ -47,7 +50,8 @@ impl Housekeeping {
     /// [`StoreError`] on failure (the next sweep tries again).
     pub async fn sweep_expired(&self) -> Result<SweepReport, StoreError> {
         let now = self.ports.clock.now();
-        let sso = self.ports.sso.forget_expired(now).await?;
+        let sso = self.ports.sso.forget_expired(now).await?
+            + self.ports.mfa.forget_expired_sign_ins(now).await?;
         let throttles = self.ports.throttle.forget_stale(now - self.policy.throttle.window).await?;
         Ok(SweepReport { sso, throttles })
     }

@@ -199,6 +199,7 @@ impl UserManagement {
                     clock: p.clock.clone(),
                     tokens: p.tokens.clone(),
                     hasher: p.hasher.clone(),
+                    mfa: p.mfa.clone(),
                 },
                 rules(),
             ),
@@ -289,7 +290,7 @@ impl UserManagement {
                 tokens: p.tokens.clone(),
             }),
             housekeeping: Housekeeping::new(
-                HousekeepingPorts { throttle: p.throttle, sso: p.sso, clock: p.clock },
+                HousekeepingPorts { throttle: p.throttle, sso: p.sso, mfa: p.mfa, clock: p.clock },
                 rules(),
             ),
             ports,

@@ -201,6 +201,8 @@ pub struct MemoryState {
     pub totp: HashMap<UserId, crate::mfa::models::TotpEnrolment>,
     /// Recovery codes by user.
     pub recovery_codes: HashMap<UserId, Vec<StoredRecoveryCode>>,
+    /// Sign-ins waiting for a second factor: token digest → user, until.
+    pub mfa_sign_ins: HashMap<crate::TokenHash, (UserId, DateTime<Utc>)>,
 }
 
 impl MemoryState {

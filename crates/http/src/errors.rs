@@ -167,7 +167,23 @@ impl From<SignInError> for ApiError {
             SignInError::Throttled { retry_after_secs } => {
                 Self::TooManyRequests(body("too_many_attempts", &error), retry_after_secs)
             }
+            // Answered by the sign-in endpoints themselves, never as an error.
+            SignInError::SecondFactorRequired(_) => Self::unauthorized("mfa_required", error),
             SignInError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<secureai_domain::sessions::errors::SecondFactorError> for ApiError {
+    fn from(error: secureai_domain::sessions::errors::SecondFactorError) -> Self {
+        use secureai_domain::sessions::errors::SecondFactorError;
+        match error {
+            SecondFactorError::Expired => Self::unauthorized("mfa_token_expired", error),
+            SecondFactorError::WrongCode => Self::invalid_field(&FieldError::new("code", error)),
+            SecondFactorError::Throttled { retry_after_secs } => {
+                Self::TooManyRequests(body("too_many_attempts", &error), retry_after_secs)
+            }
+            SecondFactorError::Unexpected(e) => e.into(),
         }
     }
 }

@@ -503,3 +503,22 @@ pub(crate) mod mfa_recovery_codes {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub(crate) mod mfa_sign_ins {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "mfa_sign_ins")]
+    pub struct Model {
+        /// SHA-256 of the sign-in's token, hex.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub token_hash: String,
+        pub user_id: String,
+        pub expires_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -14,7 +14,7 @@ use secureai_domain::{AuditEvent, StoreError, TokenHash, UserId};
 
 use crate::audit::write_audit;
 use crate::convert::{db, instant, micros, opt_instant, user_id};
-use crate::entities::{mfa_recovery_codes, mfa_totp};
+use crate::entities::{mfa_recovery_codes, mfa_sign_ins, mfa_totp};
 use crate::{SqlStore, is_unique_violation, retry_transaction};
 
 /// The sealing purpose of TOTP secrets.
@@ -236,5 +236,52 @@ impl MfaRepository for SqlStore {
             .await
             .map_err(db("counting recovery codes"))?;
         Ok(u32::try_from(left).unwrap_or(u32::MAX))
+    }
+
+    async fn begin_sign_in(
+        &self,
+        token: &TokenHash,
+        user: UserId,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let row = mfa_sign_ins::ActiveModel {
+            token_hash: Set(token.to_hex()),
+            user_id: Set(user.to_string()),
+            expires_at: Set(micros(expires_at)),
+        };
+        mfa_sign_ins::Entity::insert(row)
+            .exec_without_returning(&self.db)
+            .await
+            .map_err(db("keeping a sign-in for its second factor"))?;
+        Ok(())
+    }
+
+    async fn sign_in_waiting(
+        &self,
+        token: &TokenHash,
+    ) -> Result<Option<(UserId, DateTime<Utc>)>, StoreError> {
+        let row = mfa_sign_ins::Entity::find_by_id(token.to_hex())
+            .one(&self.db)
+            .await
+            .map_err(db("reading a sign-in waiting for its second factor"))?;
+        row.map(|row| Ok((user_id(&row.user_id)?, instant(row.expires_at)?))).transpose()
+    }
+
+    async fn take_sign_in(&self, token: &TokenHash) -> Result<bool, StoreError> {
+        let taken = mfa_sign_ins::Entity::delete_many()
+            .filter(mfa_sign_ins::Column::TokenHash.eq(token.to_hex()))
+            .exec(&self.db)
+            .await
+            .map_err(db("ending a sign-in waiting for its second factor"))?;
+        Ok(taken.rows_affected == 1)
+    }
+
+    async fn forget_expired_sign_ins(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let gone = mfa_sign_ins::Entity::delete_many()
+            .filter(mfa_sign_ins::Column::ExpiresAt.lt(micros(now)))
+            .exec(&self.db)
+            .await
+            .map_err(db("deleting expired sign-ins"))?;
+        Ok(gone.rows_affected)
     }
 }

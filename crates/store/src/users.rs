@@ -17,8 +17,8 @@ use secureai_domain::users::models::SeatLimit;
 
 use crate::directory::{count_move, counted, index_user, search_text, unindex_user};
 use crate::entities::{
-    audit_events, invitations, mfa_recovery_codes, mfa_totp, outbox, password_resets, sessions,
-    users,
+    audit_events, invitations, mfa_recovery_codes, mfa_sign_ins, mfa_totp, outbox, password_resets,
+    sessions, users,
 };
 use crate::{SqlStore, is_unique_violation, retry_transaction, take_guard};
 
@@ -81,6 +81,11 @@ impl UserRepository for SqlStore {
                 .exec(&txn)
                 .await
                 .map_err(db("removing recovery codes"))?;
+            mfa_sign_ins::Entity::delete_many()
+                .filter(mfa_sign_ins::Column::UserId.eq(id.clone()))
+                .exec(&txn)
+                .await
+                .map_err(db("removing sign-ins waiting for a second factor"))?;
             // Unsent mail carries the address and the person's name.
             outbox::Entity::delete_many()
                 .filter(outbox::Column::Recipient.eq(before.email.as_str()))

@@ -46,10 +46,11 @@ async fn main() -> anyhow::Result<()> {
             sessions: store.clone(),
             throttle: store.clone(),
             audit: store.clone(),
-            usage: store,
+            usage: store.clone(),
             clock,
             tokens,
             hasher,
+            mfa: store,
         },
         policy,
     );

@@ -14,6 +14,7 @@
 //!   set); they are shown once, kept as SHA-256 digests, and each works
 //!   once.
 
+pub mod check;
 pub mod models;
 pub mod ports;
 pub mod service;

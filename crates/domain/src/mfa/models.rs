@@ -121,3 +121,15 @@ impl MfaMethod {
         }
     }
 }
+
+/// The digest a recovery code is kept under: of its letters and digits in
+/// lower case, so that case, dashes and spaces do not matter.
+pub(crate) fn recovery_digest(code: &str) -> crate::secrets::TokenHash {
+    let normal: String = code
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .take(64)
+        .collect();
+    crate::secrets::PlainToken::presented(normal).hash()
+}

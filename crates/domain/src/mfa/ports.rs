@@ -108,4 +108,39 @@ pub trait MfaRepository: Send + Sync {
     /// # Errors
     /// [`StoreError`] only on failure.
     async fn recovery_codes_left(&self, user: UserId) -> Result<u32, StoreError>;
+
+    /// Keeps a password sign-in waiting for its second factor, under the
+    /// digest of its token, until `expires_at`.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn begin_sign_in(
+        &self,
+        token: &TokenHash,
+        user: UserId,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// The user of a sign-in waiting for its second factor, and until when
+    /// it waits (expired ones may still be found: the caller checks).
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn sign_in_waiting(
+        &self,
+        token: &TokenHash,
+    ) -> Result<Option<(UserId, DateTime<Utc>)>, StoreError>;
+
+    /// Ends a sign-in waiting for its second factor: `true` once, for the
+    /// one of concurrent calls that ended it.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn take_sign_in(&self, token: &TokenHash) -> Result<bool, StoreError>;
+
+    /// Deletes the sign-ins that stopped waiting before `now`; how many.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn forget_expired_sign_ins(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
 }

@@ -10,12 +10,14 @@ use crate::audit::models::{AuditAction, AuditEvent, Change, RequestContext};
 use crate::audit::ports::AuditLog;
 use crate::clock::Clock;
 use crate::errors::StoreError;
+use crate::mfa::check::{Checked, check_factor};
+use crate::mfa::models::recovery_digest;
 use crate::mfa::models::{
     MfaMethod, MfaStatus, RECOVERY_CODES, TOTP_SECRET_BYTES, TotpEnrolment, TotpSecret, TotpSetup,
 };
 use crate::mfa::ports::{ConfirmTotpError, MfaRepository};
 use crate::mfa::totp;
-use crate::secrets::{PlainToken, TokenGenerator, TokenHash};
+use crate::secrets::{TokenGenerator, TokenHash};
 use crate::users::models::User;
 
 /// The ports MfaService uses, and no others.
@@ -158,21 +160,13 @@ impl MfaService {
         context: &RequestContext,
     ) -> Result<(), MfaError> {
         let now = self.ports.clock.now();
-        let accepted = match method {
-            MfaMethod::Totp => {
-                let enrolment = self.ports.mfa.totp(user.id).await?;
-                let Some(enrolment) = enrolment.filter(|t| t.confirmed_at.is_some()) else {
-                    return Err(MfaError::NotEnrolled);
-                };
-                match totp::matching_step(&enrolment.secret, code, now) {
-                    Some(step) => self.ports.mfa.accept_totp_step(user.id, step).await?,
-                    None => false,
-                }
-            }
-            MfaMethod::RecoveryCode => {
-                let digest = recovery_digest(code);
-                self.ports.mfa.use_recovery_code(user.id, &digest, now).await?
-            }
+        let accepted = match check_factor(self.ports.mfa.as_ref(), user.id, method, code, now)
+            .await?
+        {
+            Checked::Accepted => true,
+            Checked::Refused => false,
+            Checked::NotEnrolled if method == MfaMethod::Totp => return Err(MfaError::NotEnrolled),
+            Checked::NotEnrolled => false,
         };
         if !accepted {
             self.audit_failure(user, method, "sign-in", context).await?;
@@ -285,18 +279,6 @@ fn recovery_code(bytes: &[u8]) -> String {
         .map(|chunk| String::from_utf8_lossy(chunk).into_owned())
         .collect::<Vec<_>>()
         .join("-")
-}
-
-/// The digest a recovery code is kept under: of its letters and digits in
-/// lower case, so that case, dashes and spaces do not matter.
-pub(crate) fn recovery_digest(code: &str) -> TokenHash {
-    let normal: String = code
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .map(|c| c.to_ascii_lowercase())
-        .take(64)
-        .collect();
-    PlainToken::presented(normal).hash()
 }
 
 #[cfg(test)]

@@ -19,6 +19,32 @@ pub enum SignInError {
         /// Seconds until the next attempt is allowed.
         retry_after_secs: u64,
     },
+    /// The password checked out and the user has a second factor: no
+    /// session yet. [`crate::sessions::service::SessionService::complete_sign_in`]
+    /// with the token and a code makes it.
+    #[error("enter the code from your authenticator app to finish signing in")]
+    SecondFactorRequired(crate::sessions::models::SecondFactorNeeded),
+    /// Something unexpected failed.
+    #[error(transparent)]
+    Unexpected(#[from] StoreError),
+}
+
+/// Why the second step of a sign-in failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SecondFactorError {
+    /// The sign-in's token is unknown, used, or older than five minutes,
+    /// or the user can no longer sign in: start again with the password.
+    #[error("this sign-in expired: sign in again with your password")]
+    Expired,
+    /// The code is not right (or was used already); the sign-in still waits.
+    #[error("that code is not right (or was used already): try the current one")]
+    WrongCode,
+    /// Too many wrong codes for this account.
+    #[error("too many wrong codes; try again in {retry_after_secs} seconds")]
+    Throttled {
+        /// Seconds until the next attempt is allowed.
+        retry_after_secs: u64,
+    },
     /// Something unexpected failed.
     #[error(transparent)]
     Unexpected(#[from] StoreError),

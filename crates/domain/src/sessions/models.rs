@@ -72,6 +72,22 @@ impl Session {
     }
 }
 
+/// A password sign-in that waits for its second factor: its token goes to
+/// the client once, and completes the sign-in once, within
+/// [`SECOND_FACTOR_WAIT`].
+#[derive(Debug)]
+pub struct SecondFactorNeeded {
+    /// The sign-in's token (`mfa_token`).
+    pub token: PlainToken,
+    /// The factors that complete it.
+    pub methods: Vec<crate::mfa::models::MfaMethod>,
+    /// Until when it waits.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// How long a password sign-in waits for its second factor.
+pub const SECOND_FACTOR_WAIT: Duration = Duration::minutes(5);
+
 /// The result of a successful sign-in: the token is handed to the client
 /// once (cookie or response body) and never stored in clear.
 #[derive(Debug)]

@@ -5,9 +5,13 @@ use secrecy::SecretString;
 
 use crate::access::{Admin, Principal};
 use crate::audit::models::{Actor, AuditAction, AuditEvent, Change, RequestContext};
+use crate::mfa::check::{Checked, check_factor, methods_of};
+use crate::mfa::models::MfaMethod;
 use crate::secrets::PlainToken;
-use crate::sessions::errors::{AuthenticateError, SignInError};
-use crate::sessions::models::{Session, SessionId, SessionValidity, SignedIn};
+use crate::sessions::errors::{AuthenticateError, SecondFactorError, SignInError};
+use crate::sessions::models::{
+    SECOND_FACTOR_WAIT, SecondFactorNeeded, Session, SessionId, SessionValidity, SignedIn,
+};
 use crate::sessions::throttle::AttemptKey;
 use crate::users::errors::GetUserError;
 use crate::users::models::{EmailAddress, UserId, UserStatus};
@@ -31,6 +35,8 @@ pub struct SessionPorts {
     pub tokens: std::sync::Arc<dyn crate::secrets::TokenGenerator>,
     /// Password hashing.
     pub hasher: std::sync::Arc<dyn crate::secrets::PasswordHasher>,
+    /// Second factors, which a password sign-in then waits for.
+    pub mfa: std::sync::Arc<dyn crate::mfa::ports::MfaRepository>,
 }
 
 /// Signing in with a password (throttled), resolving a session to a
@@ -160,6 +166,29 @@ impl SessionService {
             }
         }
 
+        // With a second factor, the password alone makes no session.
+        let methods = methods_of(self.ports.mfa.as_ref(), user.id).await?;
+        if !methods.is_empty() {
+            let token = self.ports.tokens.generate();
+            let expires_at = now + SECOND_FACTOR_WAIT;
+            self.ports.mfa.begin_sign_in(&token.hash(), user.id, expires_at).await?;
+            return Err(SignInError::SecondFactorRequired(SecondFactorNeeded {
+                token,
+                methods,
+                expires_at,
+            }));
+        }
+        Ok(self.start_session(user, "password", context).await?)
+    }
+
+    /// A session for a user whose sign-in checked out, audited with how.
+    async fn start_session(
+        &self,
+        user: crate::User,
+        method: &str,
+        context: &RequestContext,
+    ) -> Result<SignedIn, crate::StoreError> {
+        let now = self.ports.clock.now();
         let token = self.ports.tokens.generate();
         let session = Session {
             id: SessionId::generate(),
@@ -171,12 +200,81 @@ impl SessionService {
         };
         let audit = AuditEvent::new(now, Actor::user(&user), AuditAction::SignInSucceeded, context)
             .target(&user)
-            .change(Change::detail("method", "password"));
+            .change(Change::detail("method", method));
         self.ports.sessions.start(session.clone(), audit).await?;
         // A sign-in makes the user active today (analytics).
         self.ports.usage.mark_active(user.id, now).await?;
         let user = crate::User { last_login_at: Some(now), ..user };
         Ok(SignedIn { token, session, user })
+    }
+
+    /// The second step of a password sign-in: the token
+    /// [`SignInError::SecondFactorRequired`] gave and a code from the
+    /// authenticator app or a recovery code. Wrong codes are counted per
+    /// account before they are checked, as wrong passwords are (rule 16),
+    /// and leave the sign-in waiting; the right one ends it and makes the
+    /// session — once, whatever races it.
+    ///
+    /// # Errors
+    /// See [`SecondFactorError`].
+    pub async fn complete_sign_in(
+        &self,
+        mfa_token: &PlainToken,
+        method: MfaMethod,
+        code: &str,
+        context: &RequestContext,
+    ) -> Result<SignedIn, SecondFactorError> {
+        let now = self.ports.clock.now();
+        let hash = mfa_token.hash();
+        let Some((user_id, until)) = self.ports.mfa.sign_in_waiting(&hash).await? else {
+            return Err(SecondFactorError::Expired);
+        };
+        if now > until {
+            return Err(SecondFactorError::Expired);
+        }
+        let user = self.ports.users.get(user_id).await?;
+        let Some(user) = user.filter(|u| u.status() == UserStatus::Active) else {
+            return Err(SecondFactorError::Expired);
+        };
+        let policy = &self.policy.throttle;
+        let key = format!("mfa:{user_id}");
+        let keys = [AttemptKey { key: key.clone(), free: policy.free_account_failures }];
+        if let Some(until) = self.ports.throttle.reserve(&keys, now, policy).await? {
+            let event =
+                AuditEvent::new(now, Actor::Anonymous, AuditAction::SignInThrottled, context)
+                    .target(&user)
+                    .change(Change::detail("until", &until.to_rfc3339()))
+                    .change(Change::detail("step", "second factor"));
+            self.ports.audit.append(event).await?;
+            let wait = u64::try_from((until - now).num_milliseconds()).unwrap_or(0);
+            return Err(SecondFactorError::Throttled {
+                retry_after_secs: wait.div_ceil(1000).max(1),
+            });
+        }
+        let checked = check_factor(self.ports.mfa.as_ref(), user.id, method, code, now).await?;
+        if checked != Checked::Accepted {
+            let event = AuditEvent::new(now, Actor::user(&user), AuditAction::MfaFailed, context)
+                .target(&user)
+                .change(Change::detail("method", method.as_str()))
+                .change(Change::detail("during", "sign-in"));
+            self.ports.audit.append(event).await?;
+            return Err(SecondFactorError::WrongCode);
+        }
+        self.ports.throttle.clear(&key).await?;
+        if !self.ports.mfa.take_sign_in(&hash).await? {
+            // Another request with this token finished it meanwhile.
+            return Err(SecondFactorError::Expired);
+        }
+        if method == MfaMethod::RecoveryCode {
+            let left = self.ports.mfa.recovery_codes_left(user.id).await?;
+            let event =
+                AuditEvent::new(now, Actor::user(&user), AuditAction::RecoveryCodeUsed, context)
+                    .target(&user)
+                    .change(Change::detail("codes_left", &left.to_string()));
+            self.ports.audit.append(event).await?;
+        }
+        let how = format!("password+{}", method.as_str());
+        Ok(self.start_session(user, &how, context).await?)
     }
 
     /// Resolves a session token to the user behind it, as stored right now

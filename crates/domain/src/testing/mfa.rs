@@ -118,4 +118,32 @@ impl MfaRepository for InMemoryStore {
             .map_or(0, |codes| codes.iter().filter(|(_, used)| used.is_none()).count());
         Ok(u32::try_from(left).unwrap_or(u32::MAX))
     }
+
+    async fn begin_sign_in(
+        &self,
+        token: &TokenHash,
+        user: UserId,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.state().mfa_sign_ins.insert(*token, (user, expires_at));
+        Ok(())
+    }
+
+    async fn sign_in_waiting(
+        &self,
+        token: &TokenHash,
+    ) -> Result<Option<(UserId, DateTime<Utc>)>, StoreError> {
+        Ok(self.state().mfa_sign_ins.get(token).copied())
+    }
+
+    async fn take_sign_in(&self, token: &TokenHash) -> Result<bool, StoreError> {
+        Ok(self.state().mfa_sign_ins.remove(token).is_some())
+    }
+
+    async fn forget_expired_sign_ins(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut state = self.state();
+        let before = state.mfa_sign_ins.len();
+        state.mfa_sign_ins.retain(|_, (_, until)| *until >= now);
+        Ok(u64::try_from(before - state.mfa_sign_ins.len()).unwrap_or(u64::MAX))
+    }
 }

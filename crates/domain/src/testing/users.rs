@@ -34,6 +34,7 @@ impl UserRepository for InMemoryStore {
         state.passwords.remove(&id);
         state.totp.remove(&id);
         state.recovery_codes.remove(&id);
+        state.mfa_sign_ins.retain(|_, (user, _)| *user != id);
         state.sessions.retain(|s| s.user_id != id);
         state.revoke_pending_links(id, erasure.audit.at);
         let email = erasure.before.email.clone();

@@ -154,3 +154,93 @@ async fn recovery_codes_work_once_each_and_a_new_set_or_removal_voids_them() {
     ));
     assert_eq!(audit_of(&kit, AuditAction::MfaRemoved).len(), 1);
 }
+
+/// A password sign-in of a user with an authenticator app makes no
+/// session: the token it gives completes it once with a current code (or
+/// a recovery code), within five minutes; wrong codes leave it waiting and
+/// are throttled as wrong passwords are.
+#[tokio::test]
+async fn with_an_app_a_sign_in_needs_its_code_and_its_token_works_once() {
+    use secureai_domain::secrets::PlainToken;
+    use secureai_domain::sessions::errors::{SecondFactorError, SignInError};
+    let (kit, admin) = with_admin().await;
+    let ada = ada(&kit, &admin).await;
+    let (secret, recovery) = enrolled(&kit, &ada).await;
+    let sessions = &kit.service.sessions;
+    let password = crate::kit::pw("ada-password-1");
+    let start = || async {
+        match sessions.sign_in("ada@example.com", &password, &ctx()).await {
+            Err(SignInError::SecondFactorRequired(needed)) => needed,
+            other => panic!("expected a second step, got {other:?}"),
+        }
+    };
+    let needed = start().await;
+    assert_eq!(needed.methods, vec![MfaMethod::Totp, MfaMethod::RecoveryCode]);
+    assert_eq!(kit.store.state().sessions.len(), 1, "only the admin's: no session yet");
+
+    kit.clock.advance(Duration::seconds(30));
+    let now = kit.clock.now();
+    let wrong = sessions
+        .complete_sign_in(
+            &needed.token,
+            MfaMethod::Totp,
+            &code(&secret, now - Duration::minutes(3)),
+            &ctx(),
+        )
+        .await;
+    assert!(matches!(wrong, Err(SecondFactorError::WrongCode)), "{wrong:?}");
+    let signed_in = sessions
+        .complete_sign_in(&needed.token, MfaMethod::Totp, &code(&secret, now), &ctx())
+        .await
+        .unwrap();
+    assert_eq!(signed_in.user.id, ada.id);
+    let principal = sessions.authenticate(&signed_in.token).await.unwrap();
+    assert_eq!(principal.user().id, ada.id);
+    let replay = sessions
+        .complete_sign_in(&needed.token, MfaMethod::Totp, &code(&secret, now), &ctx())
+        .await;
+    assert!(matches!(replay, Err(SecondFactorError::Expired)), "the token works once");
+    let succeeded = audit_of(&kit, AuditAction::SignInSucceeded);
+    assert_eq!(detail(succeeded.last().unwrap(), "method"), Some("password+totp"));
+
+    // A recovery code completes one too; a token unknown or too old, none.
+    let needed = start().await;
+    sessions
+        .complete_sign_in(&needed.token, MfaMethod::RecoveryCode, &recovery[3], &ctx())
+        .await
+        .unwrap();
+    let unknown = PlainToken::presented("not-a-token");
+    let none = sessions.complete_sign_in(&unknown, MfaMethod::Totp, "123456", &ctx()).await;
+    assert!(matches!(none, Err(SecondFactorError::Expired)));
+    let needed = start().await;
+    kit.clock.advance(Duration::minutes(5) + Duration::seconds(1));
+    let late = kit.clock.now();
+    let expired = sessions
+        .complete_sign_in(&needed.token, MfaMethod::Totp, &code(&secret, late), &ctx())
+        .await;
+    assert!(matches!(expired, Err(SecondFactorError::Expired)), "{expired:?}");
+    let swept = kit.service.housekeeping.sweep_expired().await.unwrap();
+    assert!(swept.sso >= 1, "the expired sign-in is swept: {swept:?}");
+
+    // Wrong codes are counted before they are checked: after the free
+    // ones, even the right code waits.
+    let needed = start().await;
+    let mut throttled = false;
+    for _ in 0..20 {
+        match sessions.complete_sign_in(&needed.token, MfaMethod::Totp, "000000", &ctx()).await {
+            Err(SecondFactorError::Throttled { retry_after_secs }) => {
+                assert!(retry_after_secs > 0);
+                throttled = true;
+                break;
+            }
+            Err(SecondFactorError::WrongCode) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(throttled, "wrong codes are throttled");
+    let now = kit.clock.now();
+    let waiting = sessions
+        .complete_sign_in(&needed.token, MfaMethod::Totp, &code(&secret, now), &ctx())
+        .await;
+    assert!(matches!(waiting, Err(SecondFactorError::Throttled { .. })), "{waiting:?}");
+}

@@ -4,6 +4,10 @@ use poem::Request;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use secrecy::SecretString;
+use secureai_domain::errors::FieldError;
+use secureai_domain::mfa::models::MfaMethod;
+use secureai_domain::secrets::PlainToken;
+use secureai_domain::sessions::errors::SignInError;
 
 use super::ApiTags;
 use crate::AppState;
@@ -31,8 +35,53 @@ pub(crate) struct LoginResponse {
     user: MeDto,
 }
 
+/// The password checked out and the account has a second factor: no
+/// session yet. Send `mfa_token` with a code to `POST /auth/mfa` within
+/// five minutes.
+#[derive(Object)]
+pub(crate) struct SecondFactorRequired {
+    /// Always `true`.
+    mfa_required: bool,
+    /// The sign-in waiting for its second factor; works once.
+    mfa_token: String,
+    /// What completes it: `totp`, `recovery_code`.
+    methods: Vec<String>,
+}
+
+/// A sign-in's answer: a session, or a second factor to ask for.
+#[derive(poem_openapi::Union)]
+#[oai(one_of = true)]
+pub(crate) enum LoginAnswer {
+    /// Signed in.
+    SignedIn(LoginResponse),
+    /// A second factor completes the sign-in.
+    SecondFactor(SecondFactorRequired),
+}
+
 #[derive(ApiResponse)]
 pub(crate) enum LoginResult {
+    /// Signed in (`token`, `user`, and the session cookie), or a second
+    /// factor is needed (`mfa_required`, `mfa_token`, `methods`, no cookie).
+    #[oai(status = 200)]
+    Ok(Json<LoginAnswer>, #[oai(header = "Set-Cookie")] Option<String>),
+}
+
+/// The second step of a sign-in. (No `Debug`: it holds a code.)
+#[derive(Object)]
+pub(crate) struct SecondFactorRequest {
+    /// From the sign-in's answer.
+    #[oai(write_only, validator(max_length = 100))]
+    mfa_token: String,
+    /// `totp` or `recovery_code`.
+    #[oai(validator(max_length = 20))]
+    method: String,
+    /// The authenticator app's six digits, or a recovery code.
+    #[oai(write_only, validator(max_length = 100))]
+    code: String,
+}
+
+#[derive(ApiResponse)]
+pub(crate) enum SecondFactorResult {
     /// Signed in.
     #[oai(status = 200)]
     Ok(Json<LoginResponse>, #[oai(header = "Set-Cookie")] String),
@@ -61,14 +110,62 @@ impl AuthApi {
         req: &Request,
     ) -> Result<LoginResult, ApiError> {
         let password = SecretString::from(body.0.password);
+        let signed_in =
+            self.0.service.sessions.sign_in(&body.0.email, &password, &request_context(req)).await;
+        match signed_in {
+            Ok(signed_in) => {
+                let cookie = self.0.session_cookie(&signed_in.token).to_string();
+                Ok(LoginResult::Ok(
+                    Json(LoginAnswer::SignedIn(LoginResponse {
+                        token: signed_in.token.expose().to_owned(),
+                        user: MeDto::from(&signed_in.user),
+                    })),
+                    Some(cookie),
+                ))
+            }
+            Err(SignInError::SecondFactorRequired(needed)) => Ok(LoginResult::Ok(
+                Json(LoginAnswer::SecondFactor(SecondFactorRequired {
+                    mfa_required: true,
+                    mfa_token: needed.token.expose().to_owned(),
+                    methods: needed.methods.iter().map(|m| m.as_str().to_owned()).collect(),
+                })),
+                None,
+            )),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// The second step of a sign-in whose answer was `mfa_required`: the
+    /// `mfa_token` and a code from the authenticator app (`totp`) or a
+    /// recovery code (`recovery_code`). 422 `invalid_code` for a wrong or
+    /// used code (the sign-in still waits; wrong codes are throttled as
+    /// wrong passwords are); 401 `mfa_token_expired` when the sign-in is
+    /// used, unknown or older than five minutes.
+    #[oai(path = "/auth/mfa", method = "post")]
+    async fn second_factor(
+        &self,
+        body: Json<SecondFactorRequest>,
+        req: &Request,
+    ) -> Result<SecondFactorResult, ApiError> {
+        let method = match body.0.method.as_str() {
+            "totp" => MfaMethod::Totp,
+            "recovery_code" => MfaMethod::RecoveryCode,
+            _ => {
+                return Err(ApiError::invalid_field(&FieldError::new(
+                    "method",
+                    "use totp or recovery_code",
+                )));
+            }
+        };
+        let token = PlainToken::presented(body.0.mfa_token);
         let signed_in = self
             .0
             .service
             .sessions
-            .sign_in(&body.0.email, &password, &request_context(req))
+            .complete_sign_in(&token, method, &body.0.code, &request_context(req))
             .await?;
         let cookie = self.0.session_cookie(&signed_in.token).to_string();
-        Ok(LoginResult::Ok(
+        Ok(SecondFactorResult::Ok(
             Json(LoginResponse {
                 token: signed_in.token.expose().to_owned(),
                 user: MeDto::from(&signed_in.user),

@@ -36,6 +36,7 @@ pub(crate) fn routes() -> Route {
         .at("/static/app.css", get(stylesheet))
         .at("/favicon.ico", get(favicon))
         .at("/sign-in", get(sign_in::show_sign_in).post(sign_in::submit_sign_in))
+        .at("/sign-in/code", poem::post(sign_in::submit_code))
         .at("/sign-out", poem::post(sign_in::sign_out.with(CookieJarManager::new())))
         .at("/admin/users", get(users::users.with(CookieJarManager::new())))
         .at(

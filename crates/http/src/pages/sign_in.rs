@@ -6,7 +6,9 @@ use poem::http::{StatusCode, header};
 use poem::web::{Data, Form};
 use poem::{IntoResponse, Request, Response, handler};
 use secrecy::SecretString;
-use secureai_domain::sessions::errors::SignInError;
+use secureai_domain::mfa::models::MfaMethod;
+use secureai_domain::secrets::PlainToken;
+use secureai_domain::sessions::errors::{SecondFactorError, SignInError};
 use serde::Deserialize;
 
 use super::shell::{CsrfForm, Nav, form_viewer, see_other, sso_link, viewer};
@@ -57,6 +59,15 @@ pub(crate) async fn submit_sign_in(
             .with_header(header::SET_COOKIE, state.session_cookie(&signed_in.token).to_string())
             .into_response(),
         Err(SignInError::Unexpected(e)) => internal(&e),
+        Err(SignInError::SecondFactorRequired(needed)) => page(
+            StatusCode::OK,
+            &CodePage {
+                error: None,
+                mfa_token: needed.token.expose().to_owned(),
+                method: "totp".to_owned(),
+                recovery: needed.methods.contains(&MfaMethod::RecoveryCode),
+            },
+        ),
         Err(error) => {
             let status = match error {
                 SignInError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -75,10 +86,88 @@ pub(crate) async fn submit_sign_in(
                 SignInError::Throttled { retry_after_secs } => format!(
                     "Too many failed attempts. Wait {retry_after_secs} seconds, then try again."
                 ),
-                SignInError::Unexpected(_) => String::new(),
+                SignInError::Unexpected(_) | SignInError::SecondFactorRequired(_) => String::new(),
             };
             page(status, &SignInPage { error: Some(text), email: form.email, sso })
         }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "sign_in_code.html")]
+struct CodePage {
+    error: Option<String>,
+    mfa_token: String,
+    method: String,
+    /// Recovery codes are left.
+    recovery: bool,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CodeForm {
+    #[serde(default)]
+    mfa_token: String,
+    #[serde(default)]
+    method: String,
+    #[serde(default)]
+    code: String,
+}
+
+/// `POST /sign-in/code`: the second step of a password sign-in.
+#[handler]
+pub(crate) async fn submit_code(
+    state: Data<&AppState>,
+    req: &Request,
+    Form(form): Form<CodeForm>,
+) -> Response {
+    let sso = sso_link(&state).await;
+    let start_again = |status, text: &str| {
+        let error = Some(text.to_owned());
+        page(status, &SignInPage { error, email: String::new(), sso })
+    };
+    if !state.same_origin(req) {
+        return start_again(
+            StatusCode::FORBIDDEN,
+            "This sign-in form was sent from another site. Reload the page.",
+        );
+    }
+    let method =
+        if form.method == "recovery_code" { MfaMethod::RecoveryCode } else { MfaMethod::Totp };
+    let token = PlainToken::presented(form.mfa_token.clone());
+    let again = |status, error: String| {
+        page(
+            status,
+            &CodePage {
+                error: Some(error),
+                mfa_token: form.mfa_token.clone(),
+                method: method.as_str().to_owned(),
+                recovery: true,
+            },
+        )
+    };
+    match state
+        .service
+        .sessions
+        .complete_sign_in(&token, method, &form.code, &request_context(req))
+        .await
+    {
+        Ok(signed_in) => see_other("/")
+            .with_header(header::SET_COOKIE, state.session_cookie(&signed_in.token).to_string())
+            .into_response(),
+        Err(SecondFactorError::WrongCode) => again(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "That code is not right, or was used already. Enter the code your app shows now."
+                .to_owned(),
+        ),
+        Err(SecondFactorError::Throttled { retry_after_secs }) => again(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("Too many wrong codes. Wait {retry_after_secs} seconds, then try again."),
+        ),
+        Err(SecondFactorError::Expired) => start_again(
+            StatusCode::UNAUTHORIZED,
+            "This sign-in expired (it works for five minutes). Sign in again with your password.",
+        ),
+        Err(SecondFactorError::Unexpected(e)) => internal(&e),
     }
 }
 

@@ -1,0 +1,69 @@
+//! Checking a second factor against the store: shared by the account's
+//! own checks and the second step of a sign-in (which the sessions
+//! service runs), so both spend steps and codes the same way.
+
+use chrono::{DateTime, Utc};
+
+use crate::errors::StoreError;
+use crate::mfa::models::MfaMethod;
+use crate::mfa::ports::MfaRepository;
+use crate::users::models::UserId;
+
+/// What a check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checked {
+    /// The code was right and is now spent.
+    Accepted,
+    /// Wrong, spent, or outside its time.
+    Refused,
+    /// The user has no such factor.
+    NotEnrolled,
+}
+
+/// Checks `code` as `method` for the user at `now`, spending it if right.
+///
+/// # Errors
+/// [`StoreError`] on failure.
+pub async fn check_factor(
+    mfa: &dyn MfaRepository,
+    user: UserId,
+    method: MfaMethod,
+    code: &str,
+    now: DateTime<Utc>,
+) -> Result<Checked, StoreError> {
+    let accepted = match method {
+        MfaMethod::Totp => {
+            let Some(enrolment) = mfa.totp(user).await?.filter(|t| t.confirmed_at.is_some()) else {
+                return Ok(Checked::NotEnrolled);
+            };
+            match super::totp::matching_step(&enrolment.secret, code, now) {
+                Some(step) => mfa.accept_totp_step(user, step).await?,
+                None => false,
+            }
+        }
+        MfaMethod::RecoveryCode => {
+            let digest = super::models::recovery_digest(code);
+            mfa.use_recovery_code(user, &digest, now).await?
+        }
+    };
+    Ok(if accepted { Checked::Accepted } else { Checked::Refused })
+}
+
+/// The methods a user can complete a sign-in with: none without a
+/// confirmed authenticator app.
+///
+/// # Errors
+/// [`StoreError`] on failure.
+pub async fn methods_of(
+    mfa: &dyn MfaRepository,
+    user: UserId,
+) -> Result<Vec<MfaMethod>, StoreError> {
+    if mfa.totp(user).await?.is_none_or(|t| t.confirmed_at.is_none()) {
+        return Ok(Vec::new());
+    }
+    let mut methods = vec![MfaMethod::Totp];
+    if mfa.recovery_codes_left(user).await? > 0 {
+        methods.push(MfaMethod::RecoveryCode);
+    }
+    Ok(methods)
+}
