@@ -4,7 +4,6 @@ use poem::Request;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use secrecy::SecretString;
-use secureai_domain::errors::FieldError;
 use secureai_domain::mfa::models::MfaMethod;
 use secureai_domain::secrets::PlainToken;
 use secureai_domain::sessions::errors::SignInError;
@@ -44,8 +43,27 @@ pub(crate) struct SecondFactorRequired {
     mfa_required: bool,
     /// The sign-in waiting for its second factor; works once.
     mfa_token: String,
-    /// What completes it: `totp`, `recovery_code`.
-    methods: Vec<String>,
+    /// What completes it.
+    methods: Vec<SecondFactorMethod>,
+}
+
+/// A second factor.
+#[derive(poem_openapi::Enum, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "snake_case")]
+pub(crate) enum SecondFactorMethod {
+    /// The authenticator app's six digits.
+    Totp,
+    /// A recovery code.
+    RecoveryCode,
+}
+
+impl From<MfaMethod> for SecondFactorMethod {
+    fn from(method: MfaMethod) -> Self {
+        match method {
+            MfaMethod::Totp => Self::Totp,
+            MfaMethod::RecoveryCode => Self::RecoveryCode,
+        }
+    }
 }
 
 /// A sign-in's answer: a session, or a second factor to ask for.
@@ -72,9 +90,8 @@ pub(crate) struct SecondFactorRequest {
     /// From the sign-in's answer.
     #[oai(write_only, validator(max_length = 100))]
     mfa_token: String,
-    /// `totp` or `recovery_code`.
-    #[oai(validator(max_length = 20))]
-    method: String,
+    /// Which factor `code` is.
+    method: SecondFactorMethod,
     /// The authenticator app's six digits, or a recovery code.
     #[oai(write_only, validator(max_length = 100))]
     code: String,
@@ -127,7 +144,7 @@ impl AuthApi {
                 Json(LoginAnswer::SecondFactor(SecondFactorRequired {
                     mfa_required: true,
                     mfa_token: needed.token.expose().to_owned(),
-                    methods: needed.methods.iter().map(|m| m.as_str().to_owned()).collect(),
+                    methods: needed.methods.iter().map(|m| SecondFactorMethod::from(*m)).collect(),
                 })),
                 None,
             )),
@@ -147,15 +164,9 @@ impl AuthApi {
         body: Json<SecondFactorRequest>,
         req: &Request,
     ) -> Result<SecondFactorResult, ApiError> {
-        let method = match body.0.method.as_str() {
-            "totp" => MfaMethod::Totp,
-            "recovery_code" => MfaMethod::RecoveryCode,
-            _ => {
-                return Err(ApiError::invalid_field(&FieldError::new(
-                    "method",
-                    "use totp or recovery_code",
-                )));
-            }
+        let method = match body.0.method {
+            SecondFactorMethod::Totp => MfaMethod::Totp,
+            SecondFactorMethod::RecoveryCode => MfaMethod::RecoveryCode,
         };
         let token = PlainToken::presented(body.0.mfa_token);
         let signed_in = self
