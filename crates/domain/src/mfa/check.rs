@@ -4,10 +4,11 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::audit::models::{Actor, AuditAction, AuditEvent, Change, RequestContext};
 use crate::errors::StoreError;
 use crate::mfa::models::MfaMethod;
 use crate::mfa::ports::MfaRepository;
-use crate::users::models::UserId;
+use crate::users::models::{User, UserId};
 
 /// What a check found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,4 +67,19 @@ pub async fn methods_of(
         methods.push(MfaMethod::RecoveryCode);
     }
     Ok(methods)
+}
+
+/// The audit event of a second-factor check that failed, `during`
+/// enrolment or sign-in.
+pub fn failure_event(
+    user: &User,
+    method: MfaMethod,
+    during: &str,
+    at: DateTime<Utc>,
+    context: &RequestContext,
+) -> AuditEvent {
+    AuditEvent::new(at, Actor::user(user), AuditAction::MfaFailed, context)
+        .target(user)
+        .change(Change::detail("method", method.as_str()))
+        .change(Change::detail("during", during))
 }

@@ -10,7 +10,7 @@ use crate::audit::models::{AuditAction, AuditEvent, Change, RequestContext};
 use crate::audit::ports::AuditLog;
 use crate::clock::Clock;
 use crate::errors::StoreError;
-use crate::mfa::check::{Checked, check_factor};
+use crate::mfa::check::{Checked, check_factor, failure_event};
 use crate::mfa::models::recovery_digest;
 use crate::mfa::models::{
     MfaMethod, MfaStatus, RECOVERY_CODES, TOTP_SECRET_BYTES, TotpEnrolment, TotpSecret, TotpSetup,
@@ -233,15 +233,7 @@ impl MfaService {
         during: &str,
         context: &RequestContext,
     ) -> Result<(), StoreError> {
-        let event = AuditEvent::new(
-            self.ports.clock.now(),
-            user_actor(user),
-            AuditAction::MfaFailed,
-            context,
-        )
-        .target(user)
-        .change(Change::detail("method", method.as_str()))
-        .change(Change::detail("during", during));
+        let event = failure_event(user, method, during, self.ports.clock.now(), context);
         self.ports.audit.append(event).await
     }
 

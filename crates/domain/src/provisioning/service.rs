@@ -251,8 +251,8 @@ impl ProvisioningService {
         let external_id = external_id(attributes)?.flatten();
         let user_name = user_name(attributes)?.flatten();
         let active = attributes.active.unwrap_or(true);
-        let admin_group_named =
-            self.ports.settings.provisioning_settings().await?.admin_group.is_some();
+        let settings = self.ports.settings.provisioning_settings().await?;
+        let admin_group_named = settings.admin_group.is_some();
         let now = self.ports.clock.now();
         let user = User {
             id: UserId::generate(),
@@ -289,8 +289,7 @@ impl ProvisioningService {
         let new = NewProvisionedUser {
             user: user.clone(),
             invitation,
-            mail: (active && self.ports.settings.provisioning_settings().await?.send_access_email)
-                .then_some(mail),
+            mail: (active && settings.send_access_email).then_some(mail),
             audit,
             seat_limit: if active { self.seat_limit().await? } else { None },
             external_id: external_id.clone(),

@@ -5,7 +5,7 @@ use secrecy::SecretString;
 
 use crate::access::{Admin, Principal};
 use crate::audit::models::{Actor, AuditAction, AuditEvent, Change, RequestContext};
-use crate::mfa::check::{Checked, check_factor, methods_of};
+use crate::mfa::check::{Checked, check_factor, failure_event, methods_of};
 use crate::mfa::models::MfaMethod;
 use crate::secrets::PlainToken;
 use crate::sessions::errors::{AuthenticateError, SecondFactorError, SignInError};
@@ -253,10 +253,7 @@ impl SessionService {
         }
         let checked = check_factor(self.ports.mfa.as_ref(), user.id, method, code, now).await?;
         if checked != Checked::Accepted {
-            let event = AuditEvent::new(now, Actor::user(&user), AuditAction::MfaFailed, context)
-                .target(&user)
-                .change(Change::detail("method", method.as_str()))
-                .change(Change::detail("during", "sign-in"));
+            let event = failure_event(&user, method, "sign-in", now, context);
             self.ports.audit.append(event).await?;
             return Err(SecondFactorError::WrongCode);
         }
