@@ -20,6 +20,8 @@ import time
 import urllib.parse
 import urllib.request
 
+import second_factor
+
 
 def free_port():
     with socket.socket() as s:
@@ -114,8 +116,8 @@ def main():
             "token": token, "email": "root@example.com", "name": "Root",
             "password": password, "password_confirm": password,
         }, form=True)
-        admin = request("POST", f"{base}/api/v1/auth/login",
-                        {"email": "root@example.com", "password": password})["token"]
+        admin = second_factor.enrol(request, base, request(
+            "POST", f"{base}/api/v1/auth/login", {"email": "root@example.com", "password": password}))
         request("POST", f"{base}/api/v1/users",
                 {"email": "user@example.com", "name": "User", "role": "user"}, token=admin)
         invitation = wait_for_mail(data / "mail", "user@example.com", "token=")

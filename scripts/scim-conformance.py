@@ -18,6 +18,7 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from fuzz import free_port, request  # noqa: E402  (the same server set-up)
+import second_factor  # noqa: E402
 
 
 def main():
@@ -51,8 +52,8 @@ def main():
             "token": link.split("token=")[1], "email": "root@example.com", "name": "Root",
             "password": password, "password_confirm": password,
         }, form=True)
-        admin = request("POST", f"{base}/api/v1/auth/login",
-                        {"email": "root@example.com", "password": password})["token"]
+        admin = second_factor.enrol(request, base, request(
+            "POST", f"{base}/api/v1/auth/login", {"email": "root@example.com", "password": password}))
         token = request("POST", f"{base}/api/v1/service-tokens",
                         {"name": "scim2-tester", "scopes": ["scim"]}, token=admin)["secret"]
 

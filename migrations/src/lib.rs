@@ -21,6 +21,7 @@ mod m20261203_000012_scim_groups;
 mod m20261203_000013_scim_failures;
 mod m20261203_000014_users_modified_at;
 mod m20261203_000015_mfa;
+mod m20261203_000016_session_second_factor;
 
 /// How many of [`Migrator::migrations`] made up each release, oldest first:
 /// an upgrade test migrates a database to a release's schema, fills it as
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000013_scim_failures::Migration),
             Box::new(m20261203_000014_users_modified_at::Migration),
             Box::new(m20261203_000015_mfa::Migration),
+            Box::new(m20261203_000016_session_second_factor::Migration),
         ]
     }
 }

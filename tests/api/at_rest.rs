@@ -163,6 +163,8 @@ async fn a_wrong_or_missing_key_stops_the_start_and_a_rotated_key_works() {
         .await
         .unwrap();
     assert_eq!(setup.status(), StatusCode::OK);
+    let root = ("root@example.com", "a long admin passphrase");
+    secureai_tests::make_second_factors_optional(&http, &base, root, chrono::Utc::now()).await;
     let admin = admin_token(&http, &base).await;
     let saved = http
         .put(format!("{base}/api/v1/settings/email"))

@@ -16,6 +16,7 @@ mod lifecycle;
 mod load;
 mod mail;
 mod mfa;
+mod mfa_policy;
 mod oidc;
 mod pages;
 mod passwords;

@@ -286,6 +286,7 @@ async fn the_saml_binding_cookie_is_none_and_secure_under_https_and_lax_over_htt
     let secure =
         TestApp::spawn_with(|c| c.public_url = Some("https://ai.example.com".into())).await;
     secure.complete_setup("root@example.com", "Root", secureai_tests::ADMIN_PASSWORD).await;
+    secure.make_second_factors_optional().await;
     let admin = secure.admin_token().await;
     let idp = peer_for(&secure);
     let saved =

@@ -204,3 +204,64 @@ async fn a_failed_invitation_email_is_shown_and_retried_once_the_server_is_back(
     ticking.abort();
     browser.close().await;
 }
+
+/// My profile › Second factor: set up an authenticator app from the page
+/// (the key read off the page, the code computed as the app would), keep
+/// the recovery codes, sign in again with a code, then with a recovery
+/// code; the recovery codes page lists one fewer; remove the app.
+#[tokio::test]
+async fn a_second_factor_is_set_up_from_my_profile_and_asked_at_sign_in() {
+    let turn = take_turn().await;
+    let app = TestApp::with_admin().await;
+    with_ada(&app).await;
+    let browser = Browser::laptop(&turn).await;
+    sign_in(&browser, &app, "ada@example.com", ADA_PASSWORD).await;
+    browser.go(&app.url("/me")).await;
+    assert!(browser.text_of("second-factor-summary").await.starts_with("Not set up"));
+    browser.click("Set up an authenticator app").await;
+    assert_eq!(browser.url().await, app.url("/me/second-factor"));
+    browser.click("Set up an authenticator app").await;
+    assert_eq!(browser.count(".qr svg[role=img]").await, 1, "the QR code is drawn");
+    let secret = browser.text_of("totp-secret").await.replace(' ', "");
+    assert_eq!(secret.len(), 32, "{secret}");
+    browser.screenshot("second-factor-setup").await;
+    browser.fill("code", &app.totp_code(&secret, 600)).await;
+    browser.click("Turn on").await;
+    assert!(browser.text().await.contains("That code is not right"));
+    assert_eq!(browser.count(".qr svg").await, 1, "the page shows the code again");
+    browser.fill("code", &app.totp_code(&secret, 0)).await;
+    browser.click("Turn on").await;
+    assert!(browser.text().await.contains("They are shown only now"));
+    assert_eq!(browser.count("#recovery-codes li").await, 10);
+    let recovery = browser.text_of("recovery-codes").await;
+    let first_code = recovery.lines().next().unwrap().trim().to_owned();
+    assert_eq!(first_code.len(), 35, "{recovery}");
+    browser.screenshot("recovery-codes").await;
+    browser.click("I have saved them").await;
+    assert!(browser.text_of("mfa-status").await.contains("10 recovery codes left"));
+
+    browser.click("Sign out").await;
+    sign_in(&browser, &app, "ada@example.com", ADA_PASSWORD).await;
+    assert!(browser.text().await.contains("Enter your code"));
+    app.clock.advance(chrono::Duration::seconds(30));
+    browser.fill("code", &app.totp_code(&secret, 0)).await;
+    browser.click("Sign in").await;
+    assert!(browser.text().await.contains("Signed in as ada@example.com"));
+
+    browser.click("Sign out").await;
+    sign_in(&browser, &app, "ada@example.com", ADA_PASSWORD).await;
+    browser.choose("method", "recovery_code").await;
+    browser.fill("code", &first_code.to_uppercase()).await;
+    browser.click("Sign in").await;
+    assert!(browser.text().await.contains("Signed in as ada@example.com"));
+    browser.go(&app.url("/me/second-factor")).await;
+    assert!(browser.text_of("mfa-status").await.contains("9 recovery codes left"));
+    browser.click("Remove authenticator app").await;
+    assert!(
+        browser.text().await.contains("Your authenticator app and its recovery codes are removed.")
+    );
+    browser.click("Sign out").await;
+    sign_in(&browser, &app, "ada@example.com", ADA_PASSWORD).await;
+    assert!(browser.text().await.contains("Signed in as ada@example.com"));
+    browser.close().await;
+}

@@ -377,9 +377,12 @@ async fn the_panel_uses_the_guides_words() {
     let sections = browser.text().await;
     let sections = sections.replace('\n', " ");
     assert!(
-        sections.contains("Seats Single sign-on Usage reporting Provisioning Email"),
+        sections.contains("Seats Single sign-on Usage reporting Provisioning Security Email"),
         "{sections}"
     );
+    browser.click("Change who needs a second factor").await;
+    assert!(browser.text().await.contains("Admins who sign in with a password"));
+    browser.screenshot("security-settings").await;
     browser.go(&app.url("/admin/users")).await;
     let table = browser.table_text().await;
     assert!(table.contains("Admin Active") && table.contains("User Active"), "{table}");

@@ -128,7 +128,18 @@ async fn a_newcomer_sets_up_the_first_admin_invites_a_user_who_signs_in() {
         .send()
         .await
         .unwrap();
-    let admin = body(login).await["token"].as_str().unwrap().to_owned();
+    let login = body(login).await;
+    let admin = login["token"].as_str().unwrap().to_owned();
+    // Admins need a second factor: the first sign-in can only set one up.
+    assert_eq!(login["mfa_enrolment_required"], true, "{login}");
+    let refused = http.get(format!("{base}/api/v1/users")).bearer_auth(&admin).send().await;
+    assert_eq!(body(refused.unwrap()).await["code"], "mfa_enrolment_required");
+    let started = http.post(format!("{base}/api/v1/me/mfa/totp")).bearer_auth(&admin).send();
+    let secret = body(started.await.unwrap()).await["secret"].as_str().unwrap().to_owned();
+    let code = json!({"code": secureai_tests::totp_code_at(&secret, chrono::Utc::now())});
+    let confirm = http.post(format!("{base}/api/v1/me/mfa/totp/confirm")).bearer_auth(&admin);
+    let recovery = body(confirm.json(&code).send().await.unwrap()).await;
+    assert_eq!(recovery["recovery_codes"].as_array().unwrap().len(), 10, "{recovery}");
     let invited = http
         .post(format!("{base}/api/v1/users"))
         .bearer_auth(&admin)
@@ -332,6 +343,8 @@ async fn two_instances_share_one_database(backend: secureai_store::test_database
         .await
         .unwrap();
     assert!(done.text().await.unwrap().contains("Your admin account is ready"));
+    let it = ("it@example.com", "a long admin passphrase");
+    secureai_tests::make_second_factors_optional(&http, &base(0), it, chrono::Utc::now()).await;
 
     let login = |i: usize, email: &'static str, password: &'static str| {
         let http = http.clone();

@@ -129,7 +129,20 @@ impl TestApp {
     pub async fn with_admin_using(adjust: impl FnOnce(&mut Config)) -> Self {
         let app = Self::spawn_with(adjust).await;
         app.complete_setup(ADMIN_EMAIL, "Root Admin", ADMIN_PASSWORD).await;
+        app.make_second_factors_optional().await;
         app
+    }
+
+    /// Makes second factors optional for admins and users, as the first
+    /// admin would: their first sign-in can only set one up, so they set
+    /// one up, save Settings › Security, remove it again and sign out.
+    /// Tests about something else run so; `tests/api/mfa_policy.rs` and
+    /// the browser's first-admin test keep the default (required of
+    /// admins).
+    pub async fn make_second_factors_optional(&self) {
+        use secureai_domain::Clock as _;
+        let admin = (ADMIN_EMAIL, ADMIN_PASSWORD);
+        make_second_factors_optional(&self.http, &self.base, admin, self.clock.now()).await;
     }
 
     /// Rows in `table` of the application's database (counted directly).
@@ -192,6 +205,13 @@ impl TestApp {
             .await;
         assert_eq!(response.status(), StatusCode::OK, "login of {email} failed");
         body(response).await["token"].as_str().unwrap().to_owned()
+    }
+
+    /// The code an authenticator app with this base32 `secret` shows at
+    /// the application's (fake) time, `seconds_ago` earlier.
+    pub fn totp_code(&self, secret: &str, seconds_ago: i64) -> String {
+        use secureai_domain::Clock as _;
+        totp_code_at(secret, self.clock.now() - chrono::Duration::seconds(seconds_ago))
     }
 
     /// The admin's bearer token.
@@ -285,6 +305,52 @@ impl TestApp {
         assert_eq!(response.status(), StatusCode::OK);
         self.login(email, password).await
     }
+}
+
+/// The code an authenticator app with this base32 `secret` shows at `at`.
+pub fn totp_code_at(secret: &str, at: chrono::DateTime<chrono::Utc>) -> String {
+    let bytes = totp_rs::Secret::Encoded(secret.replace(' ', "")).to_bytes().unwrap();
+    let generator = totp_rs::TOTP::new_unchecked(
+        totp_rs::Algorithm::SHA1,
+        6,
+        1,
+        30,
+        bytes,
+        None,
+        String::new(),
+    );
+    generator.generate(u64::try_from(at.timestamp()).unwrap())
+}
+
+/// [`TestApp::make_second_factors_optional`] for the instance at `base`
+/// whose clock reads `now`, and whose first admin is `admin`
+/// (email, password).
+pub async fn make_second_factors_optional(
+    http: &Client,
+    base: &str,
+    admin: (&str, &str),
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    let credentials = json!({"email": admin.0, "password": admin.1});
+    let login = http.post(format!("{base}/api/v1/auth/login")).json(&credentials).send().await;
+    let login = body(login.unwrap()).await;
+    assert_eq!(login["mfa_enrolment_required"], true, "{login}");
+    let token = login["token"].as_str().unwrap().to_owned();
+    let call = |method: reqwest::Method, path: &str| {
+        http.request(method, format!("{base}/api/v1{path}")).bearer_auth(&token)
+    };
+    let started = call(reqwest::Method::POST, "/me/mfa/totp").send().await.unwrap();
+    let secret = body(started).await["secret"].as_str().expect("a new secret").to_owned();
+    let code = json!({"code": totp_code_at(&secret, now)});
+    let confirmed = call(reqwest::Method::POST, "/me/mfa/totp/confirm").json(&code).send().await;
+    assert_eq!(confirmed.unwrap().status(), StatusCode::OK);
+    let optional = json!({"admin_mfa": "optional", "user_mfa": "optional"});
+    let saved = call(reqwest::Method::PUT, "/settings/security").json(&optional).send().await;
+    assert_eq!(saved.unwrap().status(), StatusCode::OK);
+    let removed = call(reqwest::Method::DELETE, "/me/mfa/totp").send().await.unwrap();
+    assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+    let signed_out = call(reqwest::Method::POST, "/auth/logout").send().await.unwrap();
+    assert_eq!(signed_out.status(), StatusCode::NO_CONTENT);
 }
 
 /// The JSON body of a response.

@@ -27,8 +27,62 @@ pub async fn admin(wiring: &Wiring) -> Admin {
     if let Some(token) = wiring.service.setup.prepare_setup().await.unwrap() {
         wiring.service.setup.complete_setup(&token, ADMIN_EMAIL, "Root", pw(), &ctx).await.unwrap();
     }
-    let signed_in = wiring.service.sessions.sign_in(ADMIN_EMAIL, &pw(), &ctx).await.unwrap();
-    wiring.service.sessions.authenticate(&signed_in.token).await.unwrap().admin().unwrap()
+    let sessions = &wiring.service.sessions;
+    let signed_in = sessions.sign_in(ADMIN_EMAIL, &pw(), &ctx).await.unwrap();
+    if signed_in.session.enrolment_only {
+        // Admins need a second factor (the default): set one up, as the
+        // first admin does right after the setup link.
+        let enrolling = sessions.authenticate_for_enrolment(&signed_in.token).await.unwrap();
+        let mfa = &wiring.service.mfa;
+        let setup = mfa.start_totp(enrolling.user()).await.unwrap();
+        let code = totp_code(setup.secret.expose_base32());
+        mfa.confirm_totp(&enrolling, &code, &ctx).await.unwrap();
+    }
+    sessions.authenticate(&signed_in.token).await.unwrap().admin().unwrap()
+}
+
+/// The code an authenticator app with this base32 secret shows now.
+pub fn totp_code(secret: &str) -> String {
+    let bytes = totp_rs::Secret::Encoded(secret.to_owned()).to_bytes().unwrap();
+    totp_rs::TOTP::new_unchecked(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes, None, String::new())
+        .generate_current()
+        .unwrap()
+}
+
+/// Completes the setup form of the instance at `base` and signs its first
+/// admin in, setting up their second factor as they must: their session
+/// token.
+pub async fn first_admin_session(http: &reqwest::Client, base: &str, setup_link: &str) -> String {
+    let token = setup_link.split("token=").nth(1).unwrap().to_owned();
+    http.post(format!("{base}/setup"))
+        .form(&[
+            ("token", token.as_str()),
+            ("email", ADMIN_EMAIL),
+            ("name", "Root"),
+            ("password", ADMIN_PASSWORD),
+            ("password_confirm", ADMIN_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let credentials = serde_json::json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD});
+    let login = http.post(format!("{base}/api/v1/auth/login")).json(&credentials).send().await;
+    let login: serde_json::Value = login.unwrap().json().await.unwrap();
+    let session = login["token"].as_str().unwrap().to_owned();
+    if login["mfa_enrolment_required"] == true {
+        let started = http.post(format!("{base}/api/v1/me/mfa/totp")).bearer_auth(&session);
+        let started: serde_json::Value = started.send().await.unwrap().json().await.unwrap();
+        let code = totp_code(started["secret"].as_str().unwrap());
+        let confirmed = http
+            .post(format!("{base}/api/v1/me/mfa/totp/confirm"))
+            .bearer_auth(&session)
+            .json(&serde_json::json!({"code": code}))
+            .send()
+            .await
+            .unwrap();
+        assert!(confirmed.status().is_success(), "{}", confirmed.status());
+    }
+    session
 }
 
 /// Percentile of sorted durations.

@@ -163,28 +163,8 @@ async fn main() {
     let link = app.setup_link().unwrap();
     tokio::spawn(app.run_until(std::future::pending()));
     let http = reqwest::Client::new();
-    let setup = link.split("token=").nth(1).unwrap().to_owned();
-    http.post(format!("{base}/setup"))
-        .form(&[
-            ("token", setup.as_str()),
-            ("email", common::ADMIN_EMAIL),
-            ("name", "Root"),
-            ("password", common::ADMIN_PASSWORD),
-            ("password_confirm", common::ADMIN_PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let login: serde_json::Value = http
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": common::ADMIN_EMAIL, "password": common::ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let session = login["token"].as_str().unwrap();
+    let session = common::first_admin_session(&http, &base, &link).await;
+    let session = session.as_str();
     let created: serde_json::Value = http
         .post(format!("{base}/api/v1/service-tokens"))
         .bearer_auth(session)

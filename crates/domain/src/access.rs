@@ -28,14 +28,14 @@
 //! ```compile_fail,E0451
 //! # use secureai_domain::access::Principal;
 //! # fn forge(user: secureai_domain::User, session_id: secureai_domain::sessions::models::SessionId) {
-//! let principal = Principal { user, session_id }; // fields are private
+//! let principal = Principal { user, session_id, enrolment_only: false, second_factor_at: None }; // fields are private
 //! # }
 //! ```
 //!
 //! ```compile_fail,E0624
 //! # use secureai_domain::access::Principal;
 //! # fn forge(user: secureai_domain::User, session_id: secureai_domain::sessions::models::SessionId) {
-//! let principal = Principal::new(user, session_id); // crate-private
+//! let principal = Principal::new(user, todo!()); // crate-private
 //! # }
 //! ```
 //!
@@ -55,7 +55,9 @@
 
 use crate::analytics::models::ServiceToken;
 use crate::audit::models::Actor;
-use crate::sessions::models::SessionId;
+use chrono::{DateTime, Utc};
+
+use crate::sessions::models::{Session, SessionId};
 use crate::users::models::{Permission, Role, User};
 
 /// Who is behind a request: resolved from the session on every request, so a
@@ -64,6 +66,8 @@ use crate::users::models::{Permission, Role, User};
 pub struct Principal {
     user: User,
     session_id: SessionId,
+    enrolment_only: bool,
+    second_factor_at: Option<DateTime<Utc>>,
 }
 
 /// The caller is not allowed to do this.
@@ -74,8 +78,26 @@ pub struct Forbidden;
 impl Principal {
     /// The principal of a session the domain just resolved: only
     /// [`crate::sessions::service::SessionService::authenticate`] calls it.
-    pub(crate) fn new(user: User, session_id: SessionId) -> Self {
-        Self { user, session_id }
+    pub(crate) fn new(user: User, session: &Session) -> Self {
+        Self {
+            user,
+            session_id: session.id,
+            enrolment_only: session.enrolment_only,
+            second_factor_at: session.second_factor_at,
+        }
+    }
+
+    /// Whether the session may only set up a second factor: the security
+    /// policy asks the user for one and they had none when they signed in.
+    /// [`crate::sessions::service::SessionService::authenticate`] refuses
+    /// such sessions; only `authenticate_for_enrolment` resolves them.
+    pub fn enrolment_only(&self) -> bool {
+        self.enrolment_only
+    }
+
+    /// When the user last passed a second-factor check in this session.
+    pub fn second_factor_at(&self) -> Option<DateTime<Utc>> {
+        self.second_factor_at
     }
 
     /// The user, as stored when the session was resolved.
@@ -93,12 +115,13 @@ impl Principal {
         self.user.role.permissions()
     }
 
-    /// The admin capability, if the user is an active admin.
+    /// The admin capability, if the user is an active admin and the
+    /// session is not limited to setting up a second factor.
     ///
     /// # Errors
     /// [`Forbidden`] for anyone else.
     pub fn admin(&self) -> Result<Admin, Forbidden> {
-        if self.user.is_active_admin() {
+        if self.user.is_active_admin() && !self.enrolment_only {
             Ok(Admin { user: self.user.clone() })
         } else {
             Err(Forbidden)

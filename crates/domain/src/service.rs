@@ -200,6 +200,7 @@ impl UserManagement {
                     tokens: p.tokens.clone(),
                     hasher: p.hasher.clone(),
                     mfa: p.mfa.clone(),
+                    settings: p.settings.clone(),
                 },
                 rules(),
             ),
@@ -288,6 +289,8 @@ impl UserManagement {
                 audit: p.audit.clone(),
                 clock: p.clock.clone(),
                 tokens: p.tokens.clone(),
+                sessions: p.sessions.clone(),
+                settings: p.settings.clone(),
             }),
             housekeeping: Housekeeping::new(
                 HousekeepingPorts { throttle: p.throttle, sso: p.sso, mfa: p.mfa, clock: p.clock },

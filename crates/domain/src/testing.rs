@@ -195,6 +195,8 @@ pub struct MemoryState {
     pub groups: HashMap<Uuid, crate::provisioning::models::Group>,
     /// Settings › Provisioning.
     pub provisioning_settings: crate::provisioning::models::ProvisioningSettings,
+    /// Settings › Security.
+    pub security_policy: crate::mfa::policy::SecurityPolicy,
     /// Refused SCIM requests, newest first.
     pub scim_failures: Vec<crate::provisioning::models::RequestFailure>,
     /// Authenticator apps by user.

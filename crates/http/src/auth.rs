@@ -80,6 +80,25 @@ impl AppState {
         Ok(self.service.sessions.authenticate(&auth.token()).await?)
     }
 
+    /// [`AppState::principal`] that also accepts a session that may only
+    /// set up a second factor: for the requests that set one up.
+    ///
+    /// # Errors
+    /// As [`AppState::principal`].
+    pub async fn enrolling_principal(
+        &self,
+        auth: &SessionAuth,
+        req: &Request,
+    ) -> Result<Principal, ApiError> {
+        if matches!(auth, SessionAuth::Cookie(_)) && !self.same_origin(req) {
+            return Err(ApiError::forbidden(
+                "csrf_rejected",
+                "this request came from another site; cookie-authenticated changes must come from SecureAI's own pages",
+            ));
+        }
+        Ok(self.service.sessions.authenticate_for_enrolment(&auth.token()).await?)
+    }
+
     /// Whether a state-changing, cookie-authenticated request comes from
     /// our own origin (`Sec-Fetch-Site`, else `Origin`). Safe methods pass.
     pub(crate) fn same_origin(&self, req: &Request) -> bool {

@@ -154,6 +154,9 @@ impl From<AuthenticateError> for ApiError {
     fn from(error: AuthenticateError) -> Self {
         match error {
             AuthenticateError::Unauthenticated => Self::unauthorized("unauthenticated", error),
+            AuthenticateError::EnrolmentRequired => {
+                Self::forbidden("mfa_enrolment_required", error)
+            }
             AuthenticateError::Unexpected(e) => e.into(),
         }
     }
@@ -341,6 +344,8 @@ impl From<secureai_domain::mfa::service::MfaError> for ApiError {
             MfaError::SsoUser => Self::conflict("sso_user", error),
             MfaError::NotPending => Self::conflict("mfa_not_pending", error),
             MfaError::NotEnrolled => Self::conflict("mfa_not_enrolled", error),
+            MfaError::NotOffered => Self::conflict("mfa_not_offered", error),
+            MfaError::RequiredByPolicy => Self::conflict("mfa_required_by_policy", error),
             MfaError::WrongCode => Self::invalid_field(&FieldError::new("code", error)),
             MfaError::Unexpected(e) => e.into(),
         }

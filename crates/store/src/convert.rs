@@ -194,6 +194,8 @@ pub(crate) fn session_from_row(row: &sessions::Model) -> Result<Session, StoreEr
         created_at: instant(row.created_at)?,
         last_seen_at: instant(row.last_seen_at)?,
         expires_at: instant(row.expires_at)?,
+        enrolment_only: row.enrolment_only,
+        second_factor_at: row.second_factor_at.map(instant).transpose()?,
     })
 }
 
@@ -205,6 +207,8 @@ pub(crate) fn session_to_row(session: &Session) -> sessions::ActiveModel {
         created_at: Set(micros(session.created_at)),
         last_seen_at: Set(micros(session.last_seen_at)),
         expires_at: Set(micros(session.expires_at)),
+        enrolment_only: Set(session.enrolment_only),
+        second_factor_at: Set(session.second_factor_at.map(micros)),
     }
 }
 

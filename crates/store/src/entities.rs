@@ -70,6 +70,8 @@ pub(crate) mod sessions {
         pub created_at: i64,
         pub last_seen_at: i64,
         pub expires_at: i64,
+        pub enrolment_only: bool,
+        pub second_factor_at: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

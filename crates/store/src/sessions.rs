@@ -88,6 +88,21 @@ impl SessionRepository for SqlStore {
         Ok(())
     }
 
+    async fn second_factor_checked(
+        &self,
+        id: SessionId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sessions::Entity::update_many()
+            .col_expr(sessions::Column::EnrolmentOnly, Expr::value(false))
+            .col_expr(sessions::Column::SecondFactorAt, Expr::value(micros(at)))
+            .filter(sessions::Column::Id.eq(id.as_uuid().to_string()))
+            .exec(&self.db)
+            .await
+            .map_err(db("recording a second-factor check"))?;
+        Ok(())
+    }
+
     async fn count_live(
         &self,
         user: UserId,

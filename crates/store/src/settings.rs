@@ -5,6 +5,7 @@ use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 use secureai_domain::mail::settings::{EmailSettings, SmtpPassword, SmtpSecurity, SmtpServer};
+use secureai_domain::mfa::policy::{AdminMfa, SecurityPolicy, UserMfa};
 use secureai_domain::settings::ports::{SettingsRepository, StoredSeatLimit};
 use secureai_domain::sso::settings::{
     ClientSecret, OidcSettings, SamlSettings, SsoMode, SsoSettings,
@@ -23,12 +24,20 @@ const UNLIMITED: &str = "unlimited";
 const EMAIL: &str = "email";
 const SSO: &str = "sso";
 const PROVISIONING: &str = "provisioning";
+const SECURITY: &str = "security";
 
 /// Settings › Provisioning as stored (JSON).
 #[derive(Serialize, Deserialize)]
 struct StoredProvisioning {
     admin_group: Option<uuid::Uuid>,
     send_access_email: bool,
+}
+
+/// Settings › Security as stored (JSON, the API's names).
+#[derive(Serialize, Deserialize)]
+struct StoredSecurity {
+    admin_mfa: String,
+    user_mfa: String,
 }
 
 /// SSO settings as stored (JSON). The client secret has to be stored to be
@@ -251,6 +260,36 @@ impl SettingsRepository for SqlStore {
         let value = serde_json::to_string(&stored)
             .map_err(|e| StoreError::new("writing the provisioning settings", e))?;
         self.put(PROVISIONING, value, audit).await
+    }
+
+    async fn security_policy(&self) -> Result<SecurityPolicy, StoreError> {
+        let Some(row) = settings::Entity::find_by_id(SECURITY.to_owned())
+            .one(&self.db)
+            .await
+            .map_err(db("reading the security settings"))?
+        else {
+            return Ok(SecurityPolicy::default());
+        };
+        let unreadable = || StoreError::msg("the stored security settings are unreadable");
+        let stored: StoredSecurity = serde_json::from_str(&row.value).map_err(|_| unreadable())?;
+        Ok(SecurityPolicy {
+            admin_mfa: AdminMfa::parse(&stored.admin_mfa).ok_or_else(unreadable)?,
+            user_mfa: UserMfa::parse(&stored.user_mfa).ok_or_else(unreadable)?,
+        })
+    }
+
+    async fn set_security_policy(
+        &self,
+        policy: &SecurityPolicy,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError> {
+        let stored = StoredSecurity {
+            admin_mfa: policy.admin_mfa.as_str().to_owned(),
+            user_mfa: policy.user_mfa.as_str().to_owned(),
+        };
+        let value = serde_json::to_string(&stored)
+            .map_err(|e| StoreError::new("writing the security settings", e))?;
+        self.put(SECURITY, value, audit).await
     }
 
     async fn set_seat_limit(

@@ -48,7 +48,7 @@ pub(crate) const CONTAINS: &str = "secureai_contains";
 const STATEMENT_CACHE: usize = 64;
 
 const SESSION_WITH_USER: &str = "SELECT s.id, s.user_id, s.token_hash, s.created_at, \
-     s.last_seen_at, s.expires_at, u.id, u.email, u.email_key, u.name, u.name_key, u.role, \
+     s.last_seen_at, s.expires_at, s.enrolment_only, s.second_factor_at, u.id, u.email, u.email_key, u.name, u.name_key, u.role, \
      u.status, u.sign_in, u.department, u.password_hash, u.created_at, u.activated_at, \
      u.deactivated_at, u.last_login_at \
      FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1";
@@ -138,7 +138,7 @@ impl SqliteReads {
         self.read(|connection| {
             connection
                 .prepare_cached(SESSION_WITH_USER)?
-                .query_row([token_hash], |row| Ok((session_of(row)?, user_of(row, 6)?)))
+                .query_row([token_hash], |row| Ok((session_of(row)?, user_of(row, 8)?)))
                 .optional()
         })
     }
@@ -229,6 +229,8 @@ fn session_of(row: &Row<'_>) -> rusqlite::Result<sessions::Model> {
         created_at: row.get(3)?,
         last_seen_at: row.get(4)?,
         expires_at: row.get(5)?,
+        enrolment_only: row.get(6)?,
+        second_factor_at: row.get(7)?,
     })
 }
 

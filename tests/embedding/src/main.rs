@@ -7,8 +7,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
+use secureai_domain::audit::models::{Actor, AuditAction, AuditEvent};
 use secureai_domain::invitations::service::{InvitationPorts, InvitationService, InviteRequest};
+use secureai_domain::mfa::policy::{AdminMfa, SecurityPolicy};
+use secureai_domain::sessions::errors::AuthenticateError;
 use secureai_domain::sessions::service::{SessionPorts, SessionService};
+use secureai_domain::settings::ports::SettingsRepository as _;
 use secureai_domain::testing::InMemoryStore;
 use secureai_domain::{Clock, Policy, RequestContext};
 use secureai_system::{Argon2Cost, Argon2Hasher, HashingLimits, OsTokens};
@@ -50,7 +54,8 @@ async fn main() -> anyhow::Result<()> {
             clock,
             tokens,
             hasher,
-            mfa: store,
+            mfa: store.clone(),
+            settings: store.clone(),
         },
         policy,
     );
@@ -60,6 +65,17 @@ async fn main() -> anyhow::Result<()> {
     let first = invitations.invite_admin_as_operator("ada@example.com", "Ada", &here).await?;
     let secret = SecretString::from("ada's long password");
     invitations.accept_invitation(&first.token, secret.clone(), &here).await?;
+    // By default a password admin needs a second factor: without one the
+    // session can only set one up, and `authenticate` refuses it.
+    let first_try = sessions.sign_in("ada@example.com", &secret, &here).await?;
+    let refused = sessions.authenticate(&first_try.token).await;
+    assert!(matches!(refused, Err(AuthenticateError::EnrolmentRequired)));
+    // This service's admins sign in through its own identity provider's
+    // second factor, so it makes them optional in its own database.
+    let relaxed = SecurityPolicy { admin_mfa: AdminMfa::Optional, ..SecurityPolicy::default() };
+    let audit =
+        AuditEvent::new(Utc::now(), Actor::Anonymous, AuditAction::SecuritySettingsChanged, &here);
+    store.set_security_policy(&relaxed, audit).await?;
     let signed_in = sessions.sign_in("ada@example.com", &secret, &here).await?;
     let admin = sessions.authenticate(&signed_in.token).await?.admin()?;
 

@@ -167,6 +167,8 @@ pub enum AuditAction {
     RecoveryCodeUsed,
     /// A user made a new set of recovery codes, voiding the earlier one.
     RecoveryCodesRegenerated,
+    /// An admin changed Settings › Security.
+    SecuritySettingsChanged,
 }
 
 const ACTION_NAMES: &[(AuditAction, &str)] = &[
@@ -212,6 +214,7 @@ const ACTION_NAMES: &[(AuditAction, &str)] = &[
     (AuditAction::MfaFailed, "mfa.failed"),
     (AuditAction::RecoveryCodeUsed, "mfa.recovery_code_used"),
     (AuditAction::RecoveryCodesRegenerated, "mfa.recovery_codes_regenerated"),
+    (AuditAction::SecuritySettingsChanged, "settings.security_changed"),
 ];
 
 impl AuditAction {

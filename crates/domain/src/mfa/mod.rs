@@ -16,6 +16,7 @@
 
 pub mod check;
 pub mod models;
+pub mod policy;
 pub mod ports;
 pub mod service;
 pub(crate) mod totp;

@@ -6,6 +6,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::SecretString;
 
+use crate::access::{Admin, Principal};
 use crate::audit::models::{AuditAction, AuditEvent, Change, RequestContext};
 use crate::audit::ports::AuditLog;
 use crate::clock::Clock;
@@ -15,9 +16,12 @@ use crate::mfa::models::recovery_digest;
 use crate::mfa::models::{
     MfaMethod, MfaStatus, RECOVERY_CODES, TOTP_SECRET_BYTES, TotpEnrolment, TotpSecret, TotpSetup,
 };
+use crate::mfa::policy::SecurityPolicy;
 use crate::mfa::ports::{ConfirmTotpError, MfaRepository};
 use crate::mfa::totp;
 use crate::secrets::{TokenGenerator, TokenHash};
+use crate::sessions::ports::SessionRepository;
+use crate::settings::ports::SettingsRepository;
 use crate::users::models::User;
 
 /// The ports MfaService uses, and no others.
@@ -31,6 +35,10 @@ pub struct MfaPorts {
     pub clock: Arc<dyn Clock>,
     /// Randomness (secrets, recovery codes).
     pub tokens: Arc<dyn TokenGenerator>,
+    /// Sessions: an enrolment ends a session's enrolment-only state.
+    pub sessions: Arc<dyn SessionRepository>,
+    /// Settings › Security.
+    pub settings: Arc<dyn SettingsRepository>,
 }
 
 /// A user's second factors.
@@ -54,6 +62,18 @@ pub enum MfaError {
     /// The user has no second factor.
     #[error("no second factor is set up")]
     NotEnrolled,
+    /// The security policy does not offer second factors to the user's
+    /// role.
+    #[error(
+        "second factors are not offered to users: an admin can turn them on in Settings › Security"
+    )]
+    NotOffered,
+    /// The security policy requires a second factor of the user: they
+    /// cannot remove it themselves.
+    #[error(
+        "your organisation requires a second factor for your account, so it cannot be removed: on a new phone, ask an admin to reset it"
+    )]
+    RequiredByPolicy,
     /// The code is not right, was used already, or is outside its time.
     #[error("that code is not right (or was used already): try the current one")]
     WrongCode,
@@ -91,6 +111,10 @@ impl MfaService {
         if user.sign_in == crate::users::models::SignInMethod::Sso {
             return Err(MfaError::SsoUser);
         }
+        let policy = self.ports.settings.security_policy().await?;
+        if !policy.offers(user) && !policy.requires(user) {
+            return Err(MfaError::NotOffered);
+        }
         let random = random_bytes(self.ports.tokens.as_ref());
         let secret = TotpSecret::from_bytes(&random[..TOTP_SECRET_BYTES]);
         let enrolment = TotpEnrolment {
@@ -107,6 +131,19 @@ impl MfaService {
         Ok(TotpSetup { secret, otpauth_uri })
     }
 
+    /// The authenticator app being set up, shown again to its own user
+    /// until a code confirms it (the page that shows the QR code may be
+    /// reloaded); `None` when no app is pending.
+    ///
+    /// # Errors
+    /// [`StoreError`] on failure.
+    pub async fn pending_totp(&self, user: &User) -> Result<Option<TotpSetup>, StoreError> {
+        Ok(self.ports.mfa.totp(user.id).await?.filter(|t| t.confirmed_at.is_none()).map(|t| {
+            let otpauth_uri = SecretString::from(totp::otpauth_uri(&t.secret, user.email.as_str()));
+            TotpSetup { secret: t.secret, otpauth_uri }
+        }))
+    }
+
     /// Confirms the pending authenticator app with a code from it: the app
     /// signs the user in from now on, and the answer is a new set of
     /// [`RECOVERY_CODES`] recovery codes, shown once (any earlier set is
@@ -118,10 +155,11 @@ impl MfaService {
     /// is not the app's now.
     pub async fn confirm_totp(
         &self,
-        user: &User,
+        principal: &Principal,
         code: &str,
         context: &RequestContext,
     ) -> Result<Vec<SecretString>, MfaError> {
+        let user = principal.user();
         let now = self.ports.clock.now();
         let pending = match self.ports.mfa.totp(user.id).await? {
             Some(t) if t.confirmed_at.is_none() => t,
@@ -138,7 +176,12 @@ impl MfaService {
             .change(Change::detail("method", MfaMethod::Totp.as_str()));
         match self.ports.mfa.confirm_totp(user.id, pending.created_at, step, &digests, audit).await
         {
-            Ok(()) => Ok(codes),
+            Ok(()) => {
+                // The code just checked is a second factor: the session
+                // may do everything its role allows from now on.
+                self.ports.sessions.second_factor_checked(principal.session_id(), now).await?;
+                Ok(codes)
+            }
             Err(ConfirmTotpError::NotPending) => Err(MfaError::NotPending),
             Err(ConfirmTotpError::Unexpected(e)) => Err(e.into()),
         }
@@ -215,6 +258,9 @@ impl MfaService {
     /// # Errors
     /// [`MfaError::NotEnrolled`] when there is no app.
     pub async fn remove_totp(&self, user: &User, context: &RequestContext) -> Result<(), MfaError> {
+        if self.ports.settings.security_policy().await?.requires(user) {
+            return Err(MfaError::RequiredByPolicy);
+        }
         let now = self.ports.clock.now();
         let audit = AuditEvent::new(now, user_actor(user), AuditAction::MfaRemoved, context)
             .target(user)
@@ -224,6 +270,48 @@ impl MfaService {
         } else {
             Err(MfaError::NotEnrolled)
         }
+    }
+
+    /// Settings › Security.
+    ///
+    /// # Errors
+    /// [`StoreError`] on failure.
+    pub async fn security_policy(&self) -> Result<SecurityPolicy, StoreError> {
+        self.ports.settings.security_policy().await
+    }
+
+    /// Saves Settings › Security; audited as `settings.security_changed`
+    /// with each setting before and after. Sessions already signed in
+    /// keep what they had: a requirement applies at the next sign-in.
+    ///
+    /// # Errors
+    /// [`StoreError`] on failure.
+    pub async fn set_security_policy(
+        &self,
+        admin: &Admin,
+        policy: SecurityPolicy,
+        context: &RequestContext,
+    ) -> Result<SecurityPolicy, StoreError> {
+        let before = self.ports.settings.security_policy().await?;
+        let now = self.ports.clock.now();
+        let mut audit =
+            AuditEvent::new(now, admin.actor(), AuditAction::SecuritySettingsChanged, context);
+        if before.admin_mfa != policy.admin_mfa {
+            audit = audit.change(Change::new(
+                "admin_mfa",
+                Some(before.admin_mfa.as_str()),
+                Some(policy.admin_mfa.as_str()),
+            ));
+        }
+        if before.user_mfa != policy.user_mfa {
+            audit = audit.change(Change::new(
+                "user_mfa",
+                Some(before.user_mfa.as_str()),
+                Some(policy.user_mfa.as_str()),
+            ));
+        }
+        self.ports.settings.set_security_policy(&policy, audit).await?;
+        Ok(policy)
     }
 
     async fn audit_failure(

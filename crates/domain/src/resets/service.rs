@@ -251,6 +251,8 @@ mod tests {
             .complete_setup(&setup, "root@example.com", "Root", pw(), &ctx)
             .await
             .unwrap();
+        // Not about second factors: admins need none here.
+        kit.store.state().security_policy.admin_mfa = crate::mfa::policy::AdminMfa::Optional;
         let signed_in =
             kit.service.sessions.sign_in("root@example.com", &pw(), &ctx).await.unwrap();
         let admin =

@@ -57,6 +57,10 @@ pub enum AuthenticateError {
     /// longer active.
     #[error("sign in to continue")]
     Unauthenticated,
+    /// A live session that may only set up a second factor: the security
+    /// policy asks its user for one.
+    #[error("set up a second factor first: your organisation requires one for your account")]
+    EnrolmentRequired,
     /// Something unexpected failed.
     #[error(transparent)]
     Unexpected(#[from] StoreError),

@@ -46,6 +46,12 @@ pub struct Session {
     pub last_seen_at: DateTime<Utc>,
     /// Absolute end, whatever the activity.
     pub expires_at: DateTime<Utc>,
+    /// The session can only set up a second factor: the security policy
+    /// asks its user for one and they had none when they signed in.
+    pub enrolment_only: bool,
+    /// When the session's user last passed a second-factor check (at
+    /// sign-in, enrolment or step-up); `None` if never in this session.
+    pub second_factor_at: Option<DateTime<Utc>>,
 }
 
 /// Whether a session may still be used.
@@ -114,6 +120,8 @@ mod tests {
             created_at: start,
             last_seen_at: start,
             expires_at: start + Duration::hours(12),
+            enrolment_only: false,
+            second_factor_at: None,
         }
     }
 

@@ -41,6 +41,17 @@ pub trait SessionRepository: Send + Sync {
     /// [`StoreError`] only on failure; a session that no longer exists is not an error.
     async fn touch(&self, id: SessionId, at: DateTime<Utc>) -> Result<(), StoreError>;
 
+    /// Records that the session's user passed a second-factor check at
+    /// `at`: the session is no longer enrolment-only.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn second_factor_checked(
+        &self,
+        id: SessionId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
     /// How many sessions of `user` are still usable at `now` (not past
     /// `expires_at`, used since `idle_since`).
     ///

@@ -37,6 +37,8 @@ pub struct SessionPorts {
     pub hasher: std::sync::Arc<dyn crate::secrets::PasswordHasher>,
     /// Second factors, which a password sign-in then waits for.
     pub mfa: std::sync::Arc<dyn crate::mfa::ports::MfaRepository>,
+    /// Settings › Security: who must have a second factor.
+    pub settings: std::sync::Arc<dyn crate::settings::ports::SettingsRepository>,
 }
 
 /// Signing in with a password (throttled), resolving a session to a
@@ -55,6 +57,17 @@ impl SessionService {
     pub fn new(ports: SessionPorts, policy: std::sync::Arc<crate::policy::Policy>) -> Self {
         Self { ports, policy }
     }
+}
+
+/// What a new session knows of its user's second factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Factor {
+    /// Checked at this sign-in.
+    Checked,
+    /// Not asked: the user has none, and the policy asks for none.
+    NotAsked,
+    /// The policy asks for one the user does not have yet.
+    EnrolmentOnly,
 }
 
 /// What the audit log keeps of an email typed at sign-in: the address if it
@@ -178,7 +191,11 @@ impl SessionService {
                 expires_at,
             }));
         }
-        Ok(self.start_session(user, "password", context).await?)
+        // Without one where the policy asks for one, the session can only
+        // set one up.
+        let enrolment_only = self.ports.settings.security_policy().await?.requires(&user);
+        let second_factor = if enrolment_only { Factor::EnrolmentOnly } else { Factor::NotAsked };
+        Ok(self.start_session(user, "password", second_factor, context).await?)
     }
 
     /// A session for a user whose sign-in checked out, audited with how.
@@ -186,6 +203,7 @@ impl SessionService {
         &self,
         user: crate::User,
         method: &str,
+        second_factor: Factor,
         context: &RequestContext,
     ) -> Result<SignedIn, crate::StoreError> {
         let now = self.ports.clock.now();
@@ -197,10 +215,16 @@ impl SessionService {
             created_at: now,
             last_seen_at: now,
             expires_at: now + self.policy.session_absolute_timeout,
+            enrolment_only: second_factor == Factor::EnrolmentOnly,
+            second_factor_at: (second_factor == Factor::Checked).then_some(now),
         };
-        let audit = AuditEvent::new(now, Actor::user(&user), AuditAction::SignInSucceeded, context)
-            .target(&user)
-            .change(Change::detail("method", method));
+        let mut audit =
+            AuditEvent::new(now, Actor::user(&user), AuditAction::SignInSucceeded, context)
+                .target(&user)
+                .change(Change::detail("method", method));
+        if session.enrolment_only {
+            audit = audit.change(Change::detail("session", "second factor setup only"));
+        }
         self.ports.sessions.start(session.clone(), audit).await?;
         // A sign-in makes the user active today (analytics).
         self.ports.usage.mark_active(user.id, now).await?;
@@ -271,7 +295,7 @@ impl SessionService {
             self.ports.audit.append(event).await?;
         }
         let how = format!("password+{}", method.as_str());
-        Ok(self.start_session(user, &how, context).await?)
+        Ok(self.start_session(user, &how, Factor::Checked, context).await?)
     }
 
     /// Resolves a session token to the user behind it, as stored right now
@@ -281,6 +305,24 @@ impl SessionService {
     /// [`AuthenticateError::Unauthenticated`] for an unknown, expired or
     /// ended session, or a user who is no longer active.
     pub async fn authenticate(&self, token: &PlainToken) -> Result<Principal, AuthenticateError> {
+        let principal = self.authenticate_for_enrolment(token).await?;
+        if principal.enrolment_only() {
+            return Err(AuthenticateError::EnrolmentRequired);
+        }
+        Ok(principal)
+    }
+
+    /// [`SessionService::authenticate`] that also resolves a session which
+    /// may only set up a second factor (see
+    /// [`Principal::enrolment_only`]): for the few requests that do that,
+    /// and signing out.
+    ///
+    /// # Errors
+    /// [`AuthenticateError::Unauthenticated`] as for `authenticate`.
+    pub async fn authenticate_for_enrolment(
+        &self,
+        token: &PlainToken,
+    ) -> Result<Principal, AuthenticateError> {
         let now = self.ports.clock.now();
         let (session, user) = self
             .ports
@@ -296,7 +338,7 @@ impl SessionService {
         if now - session.last_seen_at >= self.policy.session_touch_interval {
             self.ports.sessions.touch(session.id, now).await?;
         }
-        Ok(Principal::new(user, session.id))
+        Ok(Principal::new(user, &session))
     }
 
     /// Ends every session of a user at once (rule 11); they must sign in

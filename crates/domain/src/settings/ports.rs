@@ -39,6 +39,22 @@ pub trait SettingsRepository: Send + Sync {
         audit: AuditEvent,
     ) -> Result<(), StoreError>;
 
+    /// Settings › Security as saved (the defaults if never saved).
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn security_policy(&self) -> Result<crate::mfa::policy::SecurityPolicy, StoreError>;
+
+    /// Stores Settings › Security with its audit event.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn set_security_policy(
+        &self,
+        policy: &crate::mfa::policy::SecurityPolicy,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError>;
+
     /// Stores the seat limit (`None` = unlimited) with its audit event.
     ///
     /// # Errors

@@ -386,6 +386,9 @@ impl SsoService {
             created_at: now,
             last_seen_at: now,
             expires_at: now + self.policy.session_absolute_timeout,
+            // The identity provider asked for the second factor.
+            enrolment_only: false,
+            second_factor_at: None,
         };
         let user = User { last_login_at: Some(now), ..user };
         Ok(Ok((SsoSignIn { user, create, activate, link, session, audit }, token)))

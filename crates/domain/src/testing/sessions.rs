@@ -68,6 +68,20 @@ impl SessionRepository for InMemoryStore {
         Ok(())
     }
 
+    async fn second_factor_checked(
+        &self,
+        id: SessionId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        for session in &mut self.state().sessions {
+            if session.id == id {
+                session.enrolment_only = false;
+                session.second_factor_at = Some(at);
+            }
+        }
+        Ok(())
+    }
+
     async fn end_all(&self, user: UserId, audit: AuditEvent) -> Result<u64, StoreError> {
         let mut state = self.state();
         let before = state.sessions.len();

@@ -29,6 +29,21 @@ impl SettingsRepository for InMemoryStore {
         Ok(())
     }
 
+    async fn security_policy(&self) -> Result<crate::mfa::policy::SecurityPolicy, StoreError> {
+        Ok(self.state().security_policy)
+    }
+
+    async fn set_security_policy(
+        &self,
+        policy: &crate::mfa::policy::SecurityPolicy,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        state.security_policy = *policy;
+        state.audit.push(audit);
+        Ok(())
+    }
+
     async fn seat_limit(&self) -> Result<StoredSeatLimit, StoreError> {
         Ok(self.state().seat_limit)
     }

@@ -6,6 +6,7 @@ use secureai_domain::access::{Admin, Principal};
 use secureai_domain::audit::models::AuditEvent;
 use secureai_domain::invitations::service::InviteRequest;
 use secureai_domain::mail::models::MailMessage;
+use secureai_domain::mfa::policy::{AdminMfa, SecurityPolicy, UserMfa};
 use secureai_domain::secrets::PlainToken;
 use secureai_domain::testing::TestKit;
 use secureai_domain::{AuditAction, Policy, RequestContext, UserId, UserState};
@@ -46,6 +47,11 @@ pub async fn with_admin_under(policy: Policy) -> (TestKit, Admin) {
         .complete_setup(&token, ROOT_EMAIL, "Root", pw(ROOT_PASSWORD), &ctx())
         .await
         .unwrap();
+    // Rules about something else run with second factors optional for
+    // everyone; `mfa_policy.rs` tests the default, which requires one of
+    // admins.
+    kit.store.state().security_policy =
+        SecurityPolicy { admin_mfa: AdminMfa::Optional, user_mfa: UserMfa::Optional };
     let admin = sign_in(&kit, ROOT_EMAIL, ROOT_PASSWORD).await.admin().unwrap();
     (kit, admin)
 }

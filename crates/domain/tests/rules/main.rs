@@ -20,6 +20,7 @@ mod invitations;
 mod lifecycle;
 mod mail_admin;
 mod mfa;
+mod mfa_policy;
 #[cfg(feature = "mocks")]
 mod mocks;
 mod outbox;

@@ -4,12 +4,13 @@
 
 use chrono::{DateTime, Duration, Utc};
 use secrecy::ExposeSecret;
+use secureai_domain::access::Principal;
 use secureai_domain::mfa::models::MfaMethod;
 use secureai_domain::mfa::service::MfaError;
 use secureai_domain::testing::TestKit;
-use secureai_domain::{AuditAction, Clock, User};
+use secureai_domain::{AuditAction, Clock};
 
-use crate::kit::{active_user, audit_of, ctx, detail, with_admin};
+use crate::kit::{active_user, audit_of, ctx, detail, sign_in, with_admin};
 
 /// The code an authenticator app shows at `at` (totp-rs, independently of
 /// the domain's own use of it).
@@ -28,17 +29,17 @@ fn code(secret: &str, at: DateTime<Utc>) -> String {
 }
 
 /// An enrolled user, the app's secret, and their recovery codes.
-async fn enrolled(kit: &TestKit, who: &User) -> (String, Vec<String>) {
-    let setup = kit.service.mfa.start_totp(who).await.unwrap();
+async fn enrolled(kit: &TestKit, who: &Principal) -> (String, Vec<String>) {
+    let setup = kit.service.mfa.start_totp(who.user()).await.unwrap();
     let secret = setup.secret.expose_base32().to_owned();
     let now = kit.clock.now();
     let codes = kit.service.mfa.confirm_totp(who, &code(&secret, now), &ctx()).await.unwrap();
     (secret, codes.iter().map(|c| c.expose_secret().to_owned()).collect())
 }
 
-async fn ada(kit: &TestKit, admin: &secureai_domain::access::Admin) -> User {
-    let id = active_user(kit, admin, "ada@example.com", "user", "ada-password-1").await;
-    kit.store.state().users[&id].clone()
+async fn ada(kit: &TestKit, admin: &secureai_domain::access::Admin) -> Principal {
+    active_user(kit, admin, "ada@example.com", "user", "ada-password-1").await;
+    sign_in(kit, "ada@example.com", "ada-password-1").await
 }
 
 #[tokio::test]
@@ -46,12 +47,12 @@ async fn an_app_is_confirmed_by_a_current_code_and_gives_ten_recovery_codes() {
     let (kit, admin) = with_admin().await;
     let ada = ada(&kit, &admin).await;
     let mfa = &kit.service.mfa;
-    let setup = mfa.start_totp(&ada).await.unwrap();
+    let setup = mfa.start_totp(ada.user()).await.unwrap();
     let secret = setup.secret.expose_base32().to_owned();
     assert_eq!(secret.len(), 32, "160 bits in base32");
     let uri = setup.otpauth_uri.expose_secret();
     assert!(uri.starts_with("otpauth://totp/SecureAI:ada%40example.com?"), "{uri}");
-    assert!(!mfa.status(&ada).await.unwrap().enrolled(), "pending until confirmed");
+    assert!(!mfa.status(ada.user()).await.unwrap().enrolled(), "pending until confirmed");
 
     let now = kit.clock.now();
     let wrong = mfa.confirm_totp(&ada, &code(&secret, now - Duration::minutes(5)), &ctx()).await;
@@ -61,7 +62,7 @@ async fn an_app_is_confirmed_by_a_current_code_and_gives_ten_recovery_codes() {
 
     // Starting again replaces the pending secret: the first one's codes
     // no longer confirm.
-    let again = mfa.start_totp(&ada).await.unwrap();
+    let again = mfa.start_totp(ada.user()).await.unwrap();
     let stale = mfa.confirm_totp(&ada, &code(&secret, now), &ctx()).await;
     assert!(matches!(stale, Err(MfaError::WrongCode)), "{stale:?}");
     let secret = again.secret.expose_base32().to_owned();
@@ -71,11 +72,11 @@ async fn an_app_is_confirmed_by_a_current_code_and_gives_ten_recovery_codes() {
     distinct.sort_unstable();
     distinct.dedup();
     assert_eq!(distinct.len(), 10);
-    let status = mfa.status(&ada).await.unwrap();
+    let status = mfa.status(ada.user()).await.unwrap();
     assert!(status.totp && status.recovery_codes_left == 10, "{status:?}");
     let enrolled = audit_of(&kit, AuditAction::MfaEnrolled);
     assert_eq!(detail(&enrolled[0], "method"), Some("totp"));
-    assert!(matches!(mfa.start_totp(&ada).await, Err(MfaError::AlreadyEnrolled)));
+    assert!(matches!(mfa.start_totp(ada.user()).await, Err(MfaError::AlreadyEnrolled)));
 }
 
 #[tokio::test]
@@ -86,7 +87,7 @@ async fn a_code_is_accepted_once_within_one_step_either_side() {
     let mfa = &kit.service.mfa;
     let verify = |code: String| {
         let ada = ada.clone();
-        async move { mfa.verify(&ada, MfaMethod::Totp, &code, &ctx()).await }
+        async move { mfa.verify(ada.user(), MfaMethod::Totp, &code, &ctx()).await }
     };
     let start = kit.clock.now();
     // The confirming code's step is spent.
@@ -127,7 +128,7 @@ async fn recovery_codes_work_once_each_and_a_new_set_or_removal_voids_them() {
     let mfa = &kit.service.mfa;
     let recover = |code: String| {
         let ada = ada.clone();
-        async move { mfa.verify(&ada, MfaMethod::RecoveryCode, &code, &ctx()).await }
+        async move { mfa.verify(ada.user(), MfaMethod::RecoveryCode, &code, &ctx()).await }
     };
     recover(codes[0].clone()).await.unwrap();
     assert!(matches!(recover(codes[0].clone()).await, Err(MfaError::WrongCode)), "used once");
@@ -135,21 +136,21 @@ async fn recovery_codes_work_once_each_and_a_new_set_or_removal_voids_them() {
     recover(codes[1].to_uppercase().replace('-', " ")).await.unwrap();
     let used = audit_of(&kit, AuditAction::RecoveryCodeUsed);
     assert_eq!(detail(used.last().unwrap(), "codes_left"), Some("8"));
-    assert_eq!(mfa.status(&ada).await.unwrap().recovery_codes_left, 8);
+    assert_eq!(mfa.status(ada.user()).await.unwrap().recovery_codes_left, 8);
 
-    let fresh = mfa.regenerate_recovery_codes(&ada, &ctx()).await.unwrap();
+    let fresh = mfa.regenerate_recovery_codes(ada.user(), &ctx()).await.unwrap();
     assert!(matches!(recover(codes[2].clone()).await, Err(MfaError::WrongCode)), "voided");
     recover(fresh[0].expose_secret().to_owned()).await.unwrap();
     assert_eq!(audit_of(&kit, AuditAction::RecoveryCodesRegenerated).len(), 1);
 
-    mfa.remove_totp(&ada, &ctx()).await.unwrap();
-    assert!(!mfa.status(&ada).await.unwrap().enrolled());
+    mfa.remove_totp(ada.user(), &ctx()).await.unwrap();
+    assert!(!mfa.status(ada.user()).await.unwrap().enrolled());
     assert!(matches!(recover(fresh[1].expose_secret().to_owned()).await, Err(MfaError::WrongCode)));
-    let totp = mfa.verify(&ada, MfaMethod::Totp, "123456", &ctx()).await;
+    let totp = mfa.verify(ada.user(), MfaMethod::Totp, "123456", &ctx()).await;
     assert!(matches!(totp, Err(MfaError::NotEnrolled)), "{totp:?}");
-    assert!(matches!(mfa.remove_totp(&ada, &ctx()).await, Err(MfaError::NotEnrolled)));
+    assert!(matches!(mfa.remove_totp(ada.user(), &ctx()).await, Err(MfaError::NotEnrolled)));
     assert!(matches!(
-        mfa.regenerate_recovery_codes(&ada, &ctx()).await,
+        mfa.regenerate_recovery_codes(ada.user(), &ctx()).await,
         Err(MfaError::NotEnrolled)
     ));
     assert_eq!(audit_of(&kit, AuditAction::MfaRemoved).len(), 1);
@@ -176,7 +177,11 @@ async fn with_an_app_a_sign_in_needs_its_code_and_its_token_works_once() {
     };
     let needed = start().await;
     assert_eq!(needed.methods, vec![MfaMethod::Totp, MfaMethod::RecoveryCode]);
-    assert_eq!(kit.store.state().sessions.len(), 1, "only the admin's: no session yet");
+    assert_eq!(
+        kit.store.state().sessions.len(),
+        2,
+        "the admin's and Ada's earlier one: no new session"
+    );
 
     kit.clock.advance(Duration::seconds(30));
     let now = kit.clock.now();
@@ -193,9 +198,9 @@ async fn with_an_app_a_sign_in_needs_its_code_and_its_token_works_once() {
         .complete_sign_in(&needed.token, MfaMethod::Totp, &code(&secret, now), &ctx())
         .await
         .unwrap();
-    assert_eq!(signed_in.user.id, ada.id);
+    assert_eq!(signed_in.user.id, ada.user().id);
     let principal = sessions.authenticate(&signed_in.token).await.unwrap();
-    assert_eq!(principal.user().id, ada.id);
+    assert_eq!(principal.user().id, ada.user().id);
     let replay = sessions
         .complete_sign_in(&needed.token, MfaMethod::Totp, &code(&secret, now), &ctx())
         .await;

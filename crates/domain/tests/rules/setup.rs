@@ -2,6 +2,7 @@
 
 use chrono::Duration;
 use secureai_domain::secrets::PasswordPolicyError;
+use secureai_domain::sessions::errors::AuthenticateError;
 use secureai_domain::setup::errors::SetupError;
 use secureai_domain::testing::TestKit;
 use secureai_domain::{
@@ -9,7 +10,7 @@ use secureai_domain::{
 };
 
 use crate::kit::{
-    ROOT_EMAIL, ROOT_PASSWORD, audit_of, counts, ctx, deactivate_in_store, pw, sign_in, with_admin,
+    ROOT_EMAIL, ROOT_PASSWORD, audit_of, counts, ctx, deactivate_in_store, pw, with_admin,
 };
 
 #[tokio::test]
@@ -71,7 +72,17 @@ async fn completing_setup_creates_an_active_admin_and_audits_it() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].actor, Actor::Operator);
     assert_eq!(events[0].target_id, Some(admin.id));
-    assert_eq!(sign_in(&kit, ROOT_EMAIL, ROOT_PASSWORD).await.user().id, admin.id);
+    // The first admin signs in to a session that can only set up their
+    // second factor (admins need one by default).
+    let signed_in =
+        kit.service.sessions.sign_in(ROOT_EMAIL, &pw(ROOT_PASSWORD), &ctx()).await.unwrap();
+    assert!(signed_in.session.enrolment_only);
+    let refused = kit.service.sessions.authenticate(&signed_in.token).await;
+    assert!(matches!(refused, Err(AuthenticateError::EnrolmentRequired)), "{refused:?}");
+    let enrolling =
+        kit.service.sessions.authenticate_for_enrolment(&signed_in.token).await.unwrap();
+    assert_eq!(enrolling.user().id, admin.id);
+    assert!(enrolling.admin().is_err(), "no admin capability before the second factor");
 }
 
 #[tokio::test]

@@ -174,6 +174,7 @@ async fn no_audit_event_ever_contains_a_password() {
         .complete_setup(&setup, ROOT_EMAIL, "Root", pw(admin_password), &ctx())
         .await
         .unwrap();
+    kit.store.state().security_policy.admin_mfa = secureai_domain::mfa::policy::AdminMfa::Optional;
     let admin =
         kit.service.sessions.sign_in(ROOT_EMAIL, &pw(admin_password), &ctx()).await.unwrap();
     let admin = kit.service.sessions.authenticate(&admin.token).await.unwrap().admin().unwrap();

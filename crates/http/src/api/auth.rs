@@ -32,6 +32,11 @@ pub(crate) struct LoginResponse {
     token: String,
     /// The signed-in user.
     user: MeDto,
+    /// `true` when the security policy asks this user for a second factor
+    /// they have not set up: the session can only set one up
+    /// (`POST /me/mfa/totp`, then `/me/mfa/totp/confirm`); every other
+    /// request answers 403 `mfa_enrolment_required` until then.
+    mfa_enrolment_required: bool,
 }
 
 /// The password checked out and the account has a second factor: no
@@ -136,6 +141,7 @@ impl AuthApi {
                     Json(LoginAnswer::SignedIn(LoginResponse {
                         token: signed_in.token.expose().to_owned(),
                         user: MeDto::from(&signed_in.user),
+                        mfa_enrolment_required: signed_in.session.enrolment_only,
                     })),
                     Some(cookie),
                 ))
@@ -180,6 +186,7 @@ impl AuthApi {
             Json(LoginResponse {
                 token: signed_in.token.expose().to_owned(),
                 user: MeDto::from(&signed_in.user),
+                mfa_enrolment_required: signed_in.session.enrolment_only,
             }),
             cookie,
         ))
@@ -188,7 +195,7 @@ impl AuthApi {
     /// Sign out: ends the session used for this request.
     #[oai(path = "/auth/logout", method = "post")]
     async fn logout(&self, auth: SessionAuth, req: &Request) -> Result<LogoutResult, ApiError> {
-        let principal = self.0.principal(&auth, req).await?;
+        let principal = self.0.enrolling_principal(&auth, req).await?;
         self.0.service.sessions.sign_out(&principal, &request_context(req)).await?;
         Ok(LogoutResult::SignedOut(self.0.cleared_session_cookie().to_string()))
     }

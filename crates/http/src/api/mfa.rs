@@ -87,7 +87,7 @@ impl MfaApi {
         auth: SessionAuth,
         req: &Request,
     ) -> Result<Json<MfaStatusDto>, ApiError> {
-        let principal = self.0.principal(&auth, req).await?;
+        let principal = self.0.enrolling_principal(&auth, req).await?;
         let status = self.0.service.mfa.status(principal.user()).await?;
         Ok(Json(MfaStatusDto {
             totp: status.totp,
@@ -100,7 +100,7 @@ impl MfaApi {
     /// if an app is set up; 409 `sso_user` for single sign-on users.
     #[oai(path = "/me/mfa/totp", method = "post")]
     async fn start_totp(&self, auth: SessionAuth, req: &Request) -> Result<TotpStarted, ApiError> {
-        let principal = self.0.principal(&auth, req).await?;
+        let principal = self.0.enrolling_principal(&auth, req).await?;
         let setup = self.0.service.mfa.start_totp(principal.user()).await?;
         Ok(TotpStarted::Created(
             Json(TotpSetupDto {
@@ -122,12 +122,12 @@ impl MfaApi {
         body: Json<ConfirmTotp>,
         req: &Request,
     ) -> Result<RecoveryCodesIssued, ApiError> {
-        let principal = self.0.principal(&auth, req).await?;
+        let principal = self.0.enrolling_principal(&auth, req).await?;
         let codes = self
             .0
             .service
             .mfa
-            .confirm_totp(principal.user(), &body.0.code, &request_context(req))
+            .confirm_totp(&principal, &body.0.code, &request_context(req))
             .await?;
         Ok(issued(&codes))
     }

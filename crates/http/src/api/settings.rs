@@ -1,8 +1,10 @@
-//! `GET/PUT /settings/seats` and `/settings/provisioning`.
+//! `GET/PUT /settings/seats`, `/settings/provisioning` and
+//! `/settings/security`.
 
 use poem::Request;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
+use secureai_domain::mfa::policy::{AdminMfa, SecurityPolicy, UserMfa};
 use secureai_domain::provisioning::models::ProvisioningSettings;
 use secureai_domain::users::lifecycle::SeatUsage;
 
@@ -48,6 +50,70 @@ impl From<ProvisioningSettings> for ProvisioningSettingsDto {
         Self {
             admin_group: settings.admin_group.map(|id| id.to_string()),
             send_access_email: settings.send_access_email,
+        }
+    }
+}
+
+/// Second factors for admins.
+#[derive(poem_openapi::Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "snake_case")]
+pub(crate) enum AdminMfaDto {
+    /// Every password admin must have one (the default).
+    Required,
+    /// Admins may set one up.
+    Optional,
+}
+
+/// Second factors for users.
+#[derive(poem_openapi::Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "snake_case")]
+pub(crate) enum UserMfaDto {
+    /// Not offered (the default); one already set up still works.
+    Off,
+    /// Users may set one up.
+    Optional,
+    /// Every password user must have one.
+    Required,
+}
+
+/// Settings › Security: who must have a second factor. Single sign-on
+/// users are never asked (their identity provider's policy applies).
+#[derive(Debug, Object)]
+pub(crate) struct SecuritySettingsDto {
+    /// For password admins.
+    admin_mfa: AdminMfaDto,
+    /// For password users.
+    user_mfa: UserMfaDto,
+}
+
+impl From<SecurityPolicy> for SecuritySettingsDto {
+    fn from(policy: SecurityPolicy) -> Self {
+        Self {
+            admin_mfa: match policy.admin_mfa {
+                AdminMfa::Required => AdminMfaDto::Required,
+                AdminMfa::Optional => AdminMfaDto::Optional,
+            },
+            user_mfa: match policy.user_mfa {
+                UserMfa::Off => UserMfaDto::Off,
+                UserMfa::Optional => UserMfaDto::Optional,
+                UserMfa::Required => UserMfaDto::Required,
+            },
+        }
+    }
+}
+
+impl From<SecuritySettingsDto> for SecurityPolicy {
+    fn from(dto: SecuritySettingsDto) -> Self {
+        Self {
+            admin_mfa: match dto.admin_mfa {
+                AdminMfaDto::Required => AdminMfa::Required,
+                AdminMfaDto::Optional => AdminMfa::Optional,
+            },
+            user_mfa: match dto.user_mfa {
+                UserMfaDto::Off => UserMfa::Off,
+                UserMfaDto::Optional => UserMfa::Optional,
+                UserMfaDto::Required => UserMfa::Required,
+            },
         }
     }
 }
@@ -122,6 +188,34 @@ impl SettingsApi {
             .provisioning
             .set_settings(&admin, &settings, &request_context(req))
             .await?;
+        Ok(Json(saved.into()))
+    }
+
+    /// Settings › Security: who must have a second factor.
+    #[oai(path = "/settings/security", method = "get")]
+    async fn security(
+        &self,
+        auth: SessionAuth,
+        req: &Request,
+    ) -> Result<Json<SecuritySettingsDto>, ApiError> {
+        self.0.principal(&auth, req).await?.admin()?;
+        Ok(Json(self.0.service.mfa.security_policy().await?.into()))
+    }
+
+    /// Save Settings › Security. A requirement applies at each person's
+    /// next password sign-in: without a second factor they get a session
+    /// that can only set one up.
+    #[oai(path = "/settings/security", method = "put")]
+    async fn set_security(
+        &self,
+        auth: SessionAuth,
+        body: Json<SecuritySettingsDto>,
+        req: &Request,
+    ) -> Result<Json<SecuritySettingsDto>, ApiError> {
+        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let policy = SecurityPolicy::from(body.0);
+        let saved =
+            self.0.service.mfa.set_security_policy(&admin, policy, &request_context(req)).await?;
         Ok(Json(saved.into()))
     }
 }

@@ -32,9 +32,12 @@ struct MePage {
     email: String,
     role: &'static str,
     sso: bool,
+    mfa_on: bool,
+    recovery_codes_left: u32,
 }
 
-fn me_page(
+async fn me_page(
+    state: &AppState,
     viewer: &Viewer,
     done: Option<&str>,
     error: Option<String>,
@@ -47,6 +50,10 @@ fn me_page(
         _ => None,
     });
     let user = viewer.principal.user();
+    let mfa = match state.service.mfa.status(user).await {
+        Ok(mfa) => mfa,
+        Err(e) => return internal(&e),
+    };
     let template = MePage {
         nav,
         error,
@@ -54,6 +61,8 @@ fn me_page(
         email: user.email.to_string(),
         role: user.role.as_str(),
         sso: user.sign_in == SignInMethod::Sso,
+        mfa_on: mfa.totp,
+        recovery_codes_left: mfa.recovery_codes_left,
     };
     page(status, &template)
 }
@@ -66,7 +75,7 @@ pub(crate) async fn me(
     Query(q): Query<DoneQuery>,
 ) -> Response {
     match viewer(&state, req).await {
-        Ok(viewer) => me_page(&viewer, q.done.as_deref(), None, StatusCode::OK),
+        Ok(viewer) => me_page(&state, &viewer, q.done.as_deref(), None, StatusCode::OK).await,
         Err(response) => response,
     }
 }
@@ -99,12 +108,10 @@ pub(crate) async fn save_name(
     {
         Ok(_) => see_other("/me?done=name"),
         Err(UpdateUserError::Unexpected(e)) => internal(&e),
-        Err(error) => me_page(
-            &viewer,
-            None,
-            Some(sentence(&error.to_string())),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        ),
+        Err(error) => {
+            let error = Some(sentence(&error.to_string()));
+            me_page(&state, &viewer, None, error, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
     }
 }
 
@@ -133,7 +140,7 @@ pub(crate) async fn change_password(
     };
     if form.new_password != form.new_password_confirm {
         let error = Some("The two new passwords differ; type the same one twice.".to_owned());
-        return me_page(&viewer, None, error, StatusCode::UNPROCESSABLE_ENTITY);
+        return me_page(&state, &viewer, None, error, StatusCode::UNPROCESSABLE_ENTITY).await;
     }
     let current = SecretString::from(form.current_password);
     let new = SecretString::from(form.new_password);
@@ -145,12 +152,10 @@ pub(crate) async fn change_password(
     {
         Ok(()) => see_other("/me?done=password"),
         Err(ChangePasswordError::Unexpected(e)) => internal(&e),
-        Err(error) => me_page(
-            &viewer,
-            None,
-            Some(sentence(&error.to_string())),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        ),
+        Err(error) => {
+            let error = Some(sentence(&error.to_string()));
+            me_page(&state, &viewer, None, error, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
     }
 }
 

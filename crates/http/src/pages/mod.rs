@@ -10,6 +10,8 @@ mod links;
 mod mail;
 mod profile;
 mod provisioning;
+mod second_factor;
+mod security;
 mod settings;
 mod setup;
 mod shell;
@@ -67,6 +69,23 @@ pub(crate) fn routes() -> Route {
         .at("/me/name", poem::post(account::save_name.with(CookieJarManager::new())))
         .at("/me/password", poem::post(account::change_password.with(CookieJarManager::new())))
         .at("/me/sessions", poem::post(account::sign_out_everywhere.with(CookieJarManager::new())))
+        .at("/me/second-factor", get(second_factor::show.with(CookieJarManager::new())))
+        .at(
+            "/me/second-factor/app",
+            poem::post(second_factor::start_app.with(CookieJarManager::new())),
+        )
+        .at(
+            "/me/second-factor/confirm",
+            poem::post(second_factor::confirm_app.with(CookieJarManager::new())),
+        )
+        .at(
+            "/me/second-factor/recovery-codes",
+            poem::post(second_factor::new_recovery_codes.with(CookieJarManager::new())),
+        )
+        .at(
+            "/me/second-factor/remove",
+            poem::post(second_factor::remove_app.with(CookieJarManager::new())),
+        )
         .at("/admin/audit", get(audit::audit.with(CookieJarManager::new())))
         .at("/admin/analytics", get(analytics::analytics.with(CookieJarManager::new())))
         .at(
@@ -83,6 +102,11 @@ pub(crate) fn routes() -> Route {
         .at(
             "/admin/settings/provisioning/settings",
             poem::post(provisioning::save_settings.with(CookieJarManager::new())),
+        )
+        .at(
+            "/admin/settings/security",
+            get(security::show.with(CookieJarManager::new()))
+                .post(security::save.with(CookieJarManager::new())),
         )
         .at(
             "/admin/settings/sso",

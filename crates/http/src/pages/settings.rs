@@ -37,6 +37,8 @@ struct SettingsPage {
     from_name: String,
     source: &'static str,
     sso_mode: &'static str,
+    /// Settings › Security in a few words.
+    mfa_summary: String,
     /// Messages that failed, newest first (a page of them).
     failed: Vec<FailedMail>,
 }
@@ -69,6 +71,10 @@ pub(super) async fn settings_page(
     };
     let sso_mode = match state.service.sso.sso_settings(admin).await {
         Ok((sso, _)) => sso.mode.as_str(),
+        Err(e) => return internal(&e),
+    };
+    let mfa_summary = match state.service.mfa.security_policy().await {
+        Ok(policy) => super::security::summary(policy),
         Err(e) => return internal(&e),
     };
     let failed = match state
@@ -112,6 +118,7 @@ pub(super) async fn settings_page(
         from_name: email.from_name.to_string(),
         source: source.as_str(),
         sso_mode,
+        mfa_summary,
         failed,
     };
     page(status, &template)

@@ -80,13 +80,27 @@ pub(crate) fn see_other(to: &str) -> Response {
         .into_response()
 }
 
-/// The viewer, or the answer to give instead (to the sign-in page).
+/// Where a session that may only set up a second factor is sent.
+pub(crate) const ENROLMENT_PAGE: &str = "/me/second-factor";
+
+/// The viewer, or the answer to give instead: the sign-in page, or the
+/// second-factor page for a session that may only set one up.
 pub(crate) async fn viewer(state: &AppState, req: &Request) -> Result<Viewer, Response> {
+    let viewer = enrolling_viewer(state, req).await?;
+    if viewer.principal.enrolment_only() {
+        return Err(see_other(ENROLMENT_PAGE));
+    }
+    Ok(viewer)
+}
+
+/// The viewer, also when their session may only set up a second factor
+/// (the second-factor pages and signing out).
+pub(crate) async fn enrolling_viewer(state: &AppState, req: &Request) -> Result<Viewer, Response> {
     let Some(cookie) = req.cookie().get(SESSION_COOKIE) else {
         return Err(see_other("/sign-in"));
     };
     let token = PlainToken::presented(cookie.value_str().to_owned());
-    match state.service.sessions.authenticate(&token).await {
+    match state.service.sessions.authenticate_for_enrolment(&token).await {
         Ok(principal) => Ok(Viewer { principal, csrf: csrf_of(&token) }),
         Err(_) => Err(see_other("/sign-in")
             .with_header(header::SET_COOKIE, state.cleared_session_cookie().to_string())
@@ -120,6 +134,19 @@ pub(crate) async fn form_viewer(
     csrf: &str,
 ) -> Result<Viewer, Response> {
     let viewer = viewer(state, req).await?;
+    match refuse_form(state, req, &viewer, csrf) {
+        Some(refused) => Err(refused),
+        None => Ok(viewer),
+    }
+}
+
+/// [`form_viewer`] for a session that may only set up a second factor.
+pub(crate) async fn enrolling_form_viewer(
+    state: &AppState,
+    req: &Request,
+    csrf: &str,
+) -> Result<Viewer, Response> {
+    let viewer = enrolling_viewer(state, req).await?;
     match refuse_form(state, req, &viewer, csrf) {
         Some(refused) => Err(refused),
         None => Ok(viewer),

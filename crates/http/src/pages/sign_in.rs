@@ -11,7 +11,7 @@ use secureai_domain::secrets::PlainToken;
 use secureai_domain::sessions::errors::{SecondFactorError, SignInError};
 use serde::Deserialize;
 
-use super::shell::{CsrfForm, Nav, form_viewer, see_other, sso_link, viewer};
+use super::shell::{CsrfForm, Nav, enrolling_form_viewer, see_other, sso_link, viewer};
 use super::{internal, page};
 use crate::AppState;
 use crate::auth::request_context;
@@ -178,7 +178,7 @@ pub(crate) async fn sign_out(
     req: &Request,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let viewer = match form_viewer(&state, req, &form.csrf).await {
+    let viewer = match enrolling_form_viewer(&state, req, &form.csrf).await {
         Ok(viewer) => viewer,
         Err(response) => return response,
     };

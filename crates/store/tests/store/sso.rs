@@ -30,6 +30,8 @@ fn session(user: UserId, at: chrono::DateTime<chrono::Utc>) -> Session {
         created_at: at,
         last_seen_at: at,
         expires_at: at + Duration::hours(12),
+        enrolment_only: false,
+        second_factor_at: None,
     }
 }
 

@@ -33,7 +33,10 @@ pub async fn count(db: &TestDb, sql: &str) -> i64 {
     row.try_get_by_index::<i64>(0).unwrap()
 }
 
-/// Runs setup and signs the first admin in.
+/// Runs setup and signs the first admin in: as admins need a second
+/// factor, they set up an authenticator app, then make second factors
+/// optional (Settings › Security, stored in the database under test) so
+/// that the admins these tests add sign in with a password alone.
 pub async fn first_admin(service: &UserManagement) -> Admin {
     let ctx = RequestContext::default();
     let token = service.setup.prepare_setup().await.unwrap().expect("fresh instance issues a link");
@@ -53,6 +56,41 @@ pub async fn first_admin(service: &UserManagement) -> Admin {
         .sign_in("ROOT@example.com", &secret("a long admin passphrase"), &ctx)
         .await
         .unwrap();
+    let admin = enrol(service, &signed_in).await;
+    let optional = secureai_domain::mfa::policy::SecurityPolicy {
+        admin_mfa: secureai_domain::mfa::policy::AdminMfa::Optional,
+        user_mfa: secureai_domain::mfa::policy::UserMfa::Optional,
+    };
+    let saved = service.mfa.set_security_policy(&admin, optional, &ctx).await.unwrap();
+    assert_eq!(service.mfa.security_policy().await.unwrap(), saved, "read back from the store");
+    service.mfa.remove_totp(admin.user(), &ctx).await.unwrap();
+    admin
+}
+
+/// An admin's session that may only set up a second factor sets up an
+/// authenticator app (its code computed as the app would): the session's
+/// admin capability.
+pub async fn enrol(
+    service: &UserManagement,
+    signed_in: &secureai_domain::sessions::models::SignedIn,
+) -> Admin {
+    let ctx = RequestContext::default();
+    assert!(signed_in.session.enrolment_only);
+    let enrolling = service.sessions.authenticate_for_enrolment(&signed_in.token).await.unwrap();
+    let setup = service.mfa.start_totp(enrolling.user()).await.unwrap();
+    let bytes = totp_rs::Secret::Encoded(setup.secret.expose_base32().to_owned()).to_bytes();
+    let app = totp_rs::TOTP::new_unchecked(
+        totp_rs::Algorithm::SHA1,
+        6,
+        1,
+        30,
+        bytes.unwrap(),
+        None,
+        String::new(),
+    );
+    // The session started now (the service's clock).
+    let now = signed_in.session.created_at.timestamp().unsigned_abs();
+    service.mfa.confirm_totp(&enrolling, &app.generate(now), &ctx).await.unwrap();
     service.sessions.authenticate(&signed_in.token).await.unwrap().admin().unwrap()
 }
 

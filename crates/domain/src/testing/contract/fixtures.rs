@@ -179,6 +179,8 @@ pub(super) fn new_session(ports: &Ports, user: &User, at: DateTime<Utc>) -> (Ses
         created_at: at,
         last_seen_at: at,
         expires_at: at + Duration::hours(12),
+        enrolment_only: false,
+        second_factor_at: None,
     };
     (session, token)
 }
