@@ -17,6 +17,7 @@ mod load;
 mod mail;
 mod mfa;
 mod mfa_policy;
+mod mfa_reset;
 mod oidc;
 mod pages;
 mod passwords;

@@ -198,6 +198,52 @@ async fn a_newcomer_sets_up_the_first_admin_invites_a_user_who_signs_in() {
         "no setup link expected"
     );
     assert!(restarted.stop());
+
+    // 6. The last admin lost their phone: the operator resets their second
+    //    factor from the command line, and their next sign-in sets up a
+    //    new one.
+    let reset = |confirm: bool| {
+        let mut command = secureai(dir.path());
+        command.args(["users", "reset-mfa", "--email", "it@example.com"]);
+        if confirm {
+            command.arg("--yes");
+        }
+        command.output().unwrap()
+    };
+    let unconfirmed = reset(false);
+    assert!(!unconfirmed.status.success());
+    assert!(String::from_utf8_lossy(&unconfirmed.stderr).contains("--yes"));
+    let done = reset(true);
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    assert!(String::from_utf8_lossy(&done.stdout).contains("Reset the second factor"));
+    let again = reset(true);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no second factor"));
+    let server = Server::start(dir.path(), port);
+    server.wait_for_line("listening on");
+    let notice = wait_for_mail_subject(&dir.path().join("data/mail"), "second factor was reset");
+    assert!(notice, "the admin is emailed (the instance's worker delivers it)");
+    // A new client: the old one's pooled connections died with the server.
+    let login = reqwest::Client::new()
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": "it@example.com", "password": "a long admin passphrase"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body(login).await["mfa_enrolment_required"], true);
+    assert!(server.stop());
+}
+
+/// Whether a message whose subject contains `text` is in `dir` within
+/// ten seconds (the worker of a running instance delivers it).
+fn wait_for_mail_subject(dir: &Path, text: &str) -> bool {
+    for _ in 0..100 {
+        if secureai_tests::read_mail(dir).iter().any(|m| m.subject.contains(text)) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
 }
 
 #[test]

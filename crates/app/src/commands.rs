@@ -45,6 +45,24 @@ pub async fn erase_user(config: &Config, email: &str) -> anyhow::Result<String> 
     Ok(erased.id.to_string())
 }
 
+/// Resets a person's second factors on the operator's behalf
+/// (`secureai users reset-mfa`).
+///
+/// # Errors
+/// When no user has this email, they have no second factor, or the
+/// database fails.
+pub async fn reset_mfa(config: &Config, email: &str) -> anyhow::Result<()> {
+    use secureai_domain::mfa::service::ResetMfaError;
+    let wiring = wire(config).await?;
+    let reset = wiring.service.mfa.reset_as_operator(email, &RequestContext::command_line()).await;
+    wiring.store.close().await?;
+    match reset {
+        Ok(_) => Ok(()),
+        Err(ResetMfaError::NotFound) => anyhow::bail!("no user has this email: {email}"),
+        Err(error) => Err(error.into()),
+    }
+}
+
 /// What `secureai users import` did.
 pub struct ImportOutcome {
     /// The import's record (counts, warnings).

@@ -9,7 +9,7 @@ mod server;
 mod wiring;
 mod worker;
 
-pub use commands::{ImportOutcome, erase_user, import_users, invite_admin};
+pub use commands::{ImportOutcome, erase_user, import_users, invite_admin, reset_mfa};
 pub use config::Config;
 pub use server::Application;
 pub use wiring::{

@@ -68,6 +68,18 @@ enum UsersAction {
         #[arg(long)]
         yes: bool,
     },
+    /// Reset a person's second factor (their authenticator app and recovery
+    /// codes stop working; they are emailed): for the last admin, who has
+    /// no other admin to ask. Where one is required, they set up a new one
+    /// at their next sign-in. Audited as done by the operator.
+    ResetMfa {
+        /// Their email address.
+        #[arg(long)]
+        email: String,
+        /// Confirm: without it nothing is changed.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Import users from a CSV file (columns email, name, role, optional
     /// department; header row required): each valid row becomes an invited
     /// user with an invitation email; invalid rows are skipped and listed
@@ -196,6 +208,18 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             let id = secureai_app::erase_user(&config, &email).await?;
             println!(
                 "Erased the personal data of user {id} (was {email}). The erasure is in the audit log."
+            );
+            Ok(())
+        }
+        Command::Users { action: UsersAction::ResetMfa { email, yes } } => {
+            if !yes {
+                anyhow::bail!(
+                    "resetting the second factor of {email} lets their password alone sign them in until they set up a new one; run again with --yes to confirm"
+                );
+            }
+            secureai_app::reset_mfa(&config, &email).await?;
+            println!(
+                "Reset the second factor of {email}; they were emailed. The reset is in the audit log."
             );
             Ok(())
         }

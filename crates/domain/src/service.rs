@@ -291,6 +291,7 @@ impl UserManagement {
                 tokens: p.tokens.clone(),
                 sessions: p.sessions.clone(),
                 settings: p.settings.clone(),
+                users: p.users.clone(),
             }),
             housekeeping: Housekeeping::new(
                 HousekeepingPorts { throttle: p.throttle, sso: p.sso, mfa: p.mfa, clock: p.clock },

@@ -208,7 +208,7 @@ pub struct MemoryState {
 }
 
 impl MemoryState {
-    fn queue(&mut self, mail: OutgoingMail) {
+    pub(crate) fn queue(&mut self, mail: OutgoingMail) {
         let next_attempt_at = mail.created_at;
         self.outbox.push(StoredMail {
             mail,

@@ -352,6 +352,18 @@ impl From<secureai_domain::mfa::service::MfaError> for ApiError {
     }
 }
 
+impl From<secureai_domain::mfa::service::ResetMfaError> for ApiError {
+    fn from(error: secureai_domain::mfa::service::ResetMfaError) -> Self {
+        use secureai_domain::mfa::service::ResetMfaError;
+        match error {
+            ResetMfaError::NotFound => Self::not_found("user_not_found", error),
+            ResetMfaError::Own => Self::conflict("mfa_reset_own", error),
+            ResetMfaError::NotEnrolled => Self::conflict("mfa_not_enrolled", error),
+            ResetMfaError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
 impl From<secureai_domain::audit::service::AuditError> for ApiError {
     fn from(error: secureai_domain::audit::service::AuditError) -> Self {
         use secureai_domain::audit::service::AuditError;

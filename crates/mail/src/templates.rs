@@ -18,6 +18,15 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("access_ready.subject.txt", include_str!("../templates/access_ready.subject.txt")),
     ("access_ready.txt", include_str!("../templates/access_ready.txt")),
     ("access_ready.html", include_str!("../templates/access_ready.html")),
+    (
+        "second_factor_reset.subject.txt",
+        include_str!("../templates/second_factor_reset.subject.txt"),
+    ),
+    ("second_factor_reset.txt", include_str!("../templates/second_factor_reset.txt")),
+    ("second_factor_reset.html", include_str!("../templates/second_factor_reset.html")),
+    ("recovery_code_used.subject.txt", include_str!("../templates/recovery_code_used.subject.txt")),
+    ("recovery_code_used.txt", include_str!("../templates/recovery_code_used.txt")),
+    ("recovery_code_used.html", include_str!("../templates/recovery_code_used.html")),
     ("test.subject.txt", include_str!("../templates/test.subject.txt")),
     ("test.txt", include_str!("../templates/test.txt")),
     ("test.html", include_str!("../templates/test.html")),
@@ -120,6 +129,23 @@ impl Templates {
             }
             MailMessage::Test => {
                 self.render_set("test", &context! { name => mail.to_name.to_string() })
+            }
+            MailMessage::SecondFactorReset { reset_by, required } => {
+                let ctx = context! {
+                    name => mail.to_name.to_string(),
+                    reset_by => reset_by,
+                    required => required,
+                    sign_in_url => self.link("/sign-in", None),
+                };
+                self.render_set("second_factor_reset", &ctx)
+            }
+            MailMessage::RecoveryCodeUsed { codes_left } => {
+                let ctx = context! {
+                    name => mail.to_name.to_string(),
+                    codes_left => codes_left,
+                    used_at => mail.created_at.format("%-d %B %Y at %H:%M UTC").to_string(),
+                };
+                self.render_set("recovery_code_used", &ctx)
             }
             MailMessage::PasswordReset { token, expires_at } => {
                 let ctx = context! {

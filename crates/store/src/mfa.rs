@@ -8,13 +8,15 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use sea_orm::{Condition, TransactionTrait};
+use secureai_domain::mail::models::OutgoingMail;
 use secureai_domain::mfa::models::{TotpEnrolment, TotpSecret};
 use secureai_domain::mfa::ports::{ConfirmTotpError, MfaRepository};
 use secureai_domain::{AuditEvent, StoreError, TokenHash, UserId};
 
 use crate::audit::write_audit;
 use crate::convert::{db, instant, micros, opt_instant, user_id};
-use crate::entities::{mfa_recovery_codes, mfa_sign_ins, mfa_totp};
+use crate::entities::{mfa_recovery_codes, mfa_sign_ins, mfa_totp, outbox};
+use crate::outbox::mail_to_row;
 use crate::{SqlStore, is_unique_violation, retry_transaction};
 
 /// The sealing purpose of TOTP secrets.
@@ -171,8 +173,10 @@ impl MfaRepository for SqlStore {
         user: UserId,
         codes_too: bool,
         audit: AuditEvent,
+        notice: Option<OutgoingMail>,
     ) -> Result<bool, StoreError> {
         let audit = &audit;
+        let notice = &notice;
         retry_transaction(move || async move {
             let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
             let id = user.to_string();
@@ -188,8 +192,33 @@ impl MfaRepository for SqlStore {
                 insert_codes(&txn, &id, &[]).await?;
             }
             write_audit(&txn, audit).await?;
+            if let Some(mail) = notice {
+                outbox::Entity::insert(mail_to_row(&self.sealer, mail))
+                    .exec(&txn)
+                    .await
+                    .map_err(db("queueing a second-factor notice"))?;
+            }
             txn.commit().await.map_err(db("committing a removal"))?;
             Ok(true)
+        })
+        .await
+    }
+
+    async fn recovery_code_used(
+        &self,
+        audit: AuditEvent,
+        notice: OutgoingMail,
+    ) -> Result<(), StoreError> {
+        let (audit, notice) = (&audit, &notice);
+        retry_transaction(move || async move {
+            let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
+            write_audit(&txn, audit).await?;
+            outbox::Entity::insert(mail_to_row(&self.sealer, notice))
+                .exec(&txn)
+                .await
+                .map_err(db("queueing a recovery-code notice"))?;
+            txn.commit().await.map_err(db("committing a recovery-code notice"))?;
+            Ok(())
         })
         .await
     }

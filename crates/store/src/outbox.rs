@@ -35,6 +35,8 @@ enum Payload {
     AccessReady { invited_by: Option<String> },
     PasswordReset { token: String, expires_at: i64 },
     Test,
+    SecondFactorReset { reset_by: Option<String>, required: bool },
+    RecoveryCodeUsed { codes_left: u32 },
 }
 
 /// What a payload is sealed for: its own row.
@@ -57,6 +59,12 @@ pub(crate) fn mail_to_row(sealer: &Sealer, mail: &OutgoingMail) -> outbox::Activ
             expires_at: micros(*expires_at),
         },
         MailMessage::Test => Payload::Test,
+        MailMessage::SecondFactorReset { reset_by, required } => {
+            Payload::SecondFactorReset { reset_by: reset_by.clone(), required: *required }
+        }
+        MailMessage::RecoveryCodeUsed { codes_left } => {
+            Payload::RecoveryCodeUsed { codes_left: *codes_left }
+        }
     };
     outbox::ActiveModel {
         id: Set(mail.id.to_string()),
@@ -95,6 +103,10 @@ fn mail_from_row(sealer: &Sealer, row: &outbox::Model) -> Result<QueuedMail, Sto
             expires_at: instant(expires_at)?,
         },
         Payload::Test => MailMessage::Test,
+        Payload::SecondFactorReset { reset_by, required } => {
+            MailMessage::SecondFactorReset { reset_by, required }
+        }
+        Payload::RecoveryCodeUsed { codes_left } => MailMessage::RecoveryCodeUsed { codes_left },
     };
     Ok(QueuedMail {
         mail: OutgoingMail {

@@ -169,6 +169,8 @@ pub enum AuditAction {
     RecoveryCodesRegenerated,
     /// An admin changed Settings › Security.
     SecuritySettingsChanged,
+    /// An admin or the operator reset someone's second factors.
+    MfaReset,
 }
 
 const ACTION_NAMES: &[(AuditAction, &str)] = &[
@@ -215,6 +217,7 @@ const ACTION_NAMES: &[(AuditAction, &str)] = &[
     (AuditAction::RecoveryCodeUsed, "mfa.recovery_code_used"),
     (AuditAction::RecoveryCodesRegenerated, "mfa.recovery_codes_regenerated"),
     (AuditAction::SecuritySettingsChanged, "settings.security_changed"),
+    (AuditAction::MfaReset, "mfa.reset"),
 ];
 
 impl AuditAction {

@@ -34,6 +34,20 @@ pub enum MailMessage {
     },
     /// Settings > Email > "Send test email": proves the settings work.
     Test,
+    /// An admin (named) or the operator (`None`) reset the user's second
+    /// factors; `required`: they must set up a new one at their next
+    /// sign-in.
+    SecondFactorReset {
+        /// The admin's display name, if an admin did it.
+        reset_by: Option<String>,
+        /// The security policy requires a second factor of them.
+        required: bool,
+    },
+    /// A recovery code signed the user in (when: the message's time).
+    RecoveryCodeUsed {
+        /// Recovery codes left.
+        codes_left: u32,
+    },
 }
 
 impl MailMessage {
@@ -44,6 +58,8 @@ impl MailMessage {
             Self::AccessReady { .. } => "access_ready",
             Self::PasswordReset { .. } => "password_reset",
             Self::Test => "test",
+            Self::SecondFactorReset { .. } => "second_factor_reset",
+            Self::RecoveryCodeUsed { .. } => "recovery_code_used",
         }
     }
 }

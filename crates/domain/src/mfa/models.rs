@@ -133,3 +133,19 @@ pub(crate) fn recovery_digest(code: &str) -> crate::secrets::TokenHash {
         .collect();
     crate::secrets::PlainToken::presented(normal).hash()
 }
+
+/// An email to `user` about their second factor.
+pub(crate) fn notice(
+    user: &crate::users::models::User,
+    message: crate::mail::models::MailMessage,
+    now: chrono::DateTime<chrono::Utc>,
+) -> crate::mail::models::OutgoingMail {
+    crate::mail::models::OutgoingMail {
+        id: crate::record_id(),
+        user_id: Some(user.id),
+        to: user.email.clone(),
+        to_name: user.name.clone(),
+        message,
+        created_at: now,
+    }
+}

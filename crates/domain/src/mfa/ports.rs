@@ -67,7 +67,8 @@ pub trait MfaRepository: Send + Sync {
 
     /// Removes the user's authenticator app (pending or confirmed) and,
     /// with `codes_too`, their recovery codes, writing `audit`, in one
-    /// transaction. `false` if there was no app.
+    /// transaction, and queues `notice` (the email telling the user) in it.
+    /// `false` if there was no app.
     ///
     /// # Errors
     /// [`StoreError`] only on failure.
@@ -76,7 +77,19 @@ pub trait MfaRepository: Send + Sync {
         user: UserId,
         codes_too: bool,
         audit: AuditEvent,
+        notice: Option<crate::mail::models::OutgoingMail>,
     ) -> Result<bool, StoreError>;
+
+    /// Writes the audit event of a used recovery code and queues the email
+    /// telling its owner, in one transaction.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn recovery_code_used(
+        &self,
+        audit: AuditEvent,
+        notice: crate::mail::models::OutgoingMail,
+    ) -> Result<(), StoreError>;
 
     /// Replaces the user's recovery codes (digests), voiding the earlier
     /// set, and writes `audit`, in one transaction.

@@ -11,18 +11,20 @@ use crate::audit::models::{AuditAction, AuditEvent, Change, RequestContext};
 use crate::audit::ports::AuditLog;
 use crate::clock::Clock;
 use crate::errors::StoreError;
+use crate::mail::models::MailMessage;
 use crate::mfa::check::{Checked, check_factor, failure_event};
-use crate::mfa::models::recovery_digest;
 use crate::mfa::models::{
     MfaMethod, MfaStatus, RECOVERY_CODES, TOTP_SECRET_BYTES, TotpEnrolment, TotpSecret, TotpSetup,
 };
+use crate::mfa::models::{notice, recovery_digest};
 use crate::mfa::policy::SecurityPolicy;
 use crate::mfa::ports::{ConfirmTotpError, MfaRepository};
 use crate::mfa::totp;
 use crate::secrets::{TokenGenerator, TokenHash};
 use crate::sessions::ports::SessionRepository;
 use crate::settings::ports::SettingsRepository;
-use crate::users::models::User;
+use crate::users::models::{EmailAddress, User, UserId};
+use crate::users::ports::UserRepository;
 
 /// The ports MfaService uses, and no others.
 #[derive(Clone)]
@@ -39,11 +41,32 @@ pub struct MfaPorts {
     pub sessions: Arc<dyn SessionRepository>,
     /// Settings › Security.
     pub settings: Arc<dyn SettingsRepository>,
+    /// Users, whose factors an admin or the operator resets.
+    pub users: Arc<dyn UserRepository>,
 }
 
 /// A user's second factors.
 pub struct MfaService {
     ports: MfaPorts,
+}
+
+/// Why a reset of someone's second factors was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ResetMfaError {
+    /// No such user.
+    #[error("no such user")]
+    NotFound,
+    /// An admin's own second factor is not reset this way.
+    #[error(
+        "you cannot reset your own second factor: manage it on your own Second factor page, or ask another admin"
+    )]
+    Own,
+    /// The user has no second factor.
+    #[error("this user has no second factor to reset")]
+    NotEnrolled,
+    /// The store failed.
+    #[error(transparent)]
+    Unexpected(#[from] StoreError),
 }
 
 /// Why a second-factor request was refused.
@@ -225,6 +248,8 @@ impl MfaService {
         if method == MfaMethod::RecoveryCode {
             let left = self.ports.mfa.recovery_codes_left(user.id).await?;
             event = event.change(Change::detail("codes_left", &left.to_string()));
+            let mail = notice(user, MailMessage::RecoveryCodeUsed { codes_left: left }, now);
+            return Ok(self.ports.mfa.recovery_code_used(event, mail).await?);
         }
         self.ports.audit.append(event).await?;
         Ok(())
@@ -265,7 +290,7 @@ impl MfaService {
         let audit = AuditEvent::new(now, user_actor(user), AuditAction::MfaRemoved, context)
             .target(user)
             .change(Change::detail("method", MfaMethod::Totp.as_str()));
-        if self.ports.mfa.remove_totp(user.id, true, audit).await? {
+        if self.ports.mfa.remove_totp(user.id, true, audit, None).await? {
             Ok(())
         } else {
             Err(MfaError::NotEnrolled)
@@ -312,6 +337,70 @@ impl MfaService {
         }
         self.ports.settings.set_security_policy(&policy, audit).await?;
         Ok(policy)
+    }
+
+    /// An admin resets another user's second factors (a lost phone): the
+    /// authenticator app and the recovery codes go; where the policy
+    /// requires one, the user sets up a new one at their next sign-in.
+    /// Audited as `mfa.reset` by the admin.
+    ///
+    /// # Errors
+    /// [`ResetMfaError::NotFound`] for an unknown user;
+    /// [`ResetMfaError::Own`] for the admin's own factors (removed from
+    /// their own page, or by another admin);
+    /// [`ResetMfaError::NotEnrolled`] when there is nothing to reset.
+    pub async fn reset(
+        &self,
+        admin: &Admin,
+        id: UserId,
+        context: &RequestContext,
+    ) -> Result<User, ResetMfaError> {
+        if admin.user().id == id {
+            return Err(ResetMfaError::Own);
+        }
+        let user = self.ports.users.get(id).await?.ok_or(ResetMfaError::NotFound)?;
+        let name = Some(admin.user().name.to_string());
+        self.reset_factors(&user, admin.actor(), name, context).await?;
+        Ok(user)
+    }
+
+    /// The operator resets someone's second factors from the command line
+    /// (`secureai users reset-mfa`): for the last admin, who has no other
+    /// admin to ask. Audited as `mfa.reset` by the operator.
+    ///
+    /// # Errors
+    /// As [`MfaService::reset`], but one's own does not apply.
+    pub async fn reset_as_operator(
+        &self,
+        email: &str,
+        context: &RequestContext,
+    ) -> Result<User, ResetMfaError> {
+        let email = EmailAddress::parse(email).map_err(|_| ResetMfaError::NotFound)?;
+        let user = self.ports.users.find_by_email(&email).await?.ok_or(ResetMfaError::NotFound)?;
+        let actor = crate::audit::models::Actor::Operator;
+        self.reset_factors(&user, actor, None, context).await?;
+        Ok(user)
+    }
+
+    async fn reset_factors(
+        &self,
+        user: &User,
+        actor: crate::audit::models::Actor,
+        reset_by: Option<String>,
+        context: &RequestContext,
+    ) -> Result<(), ResetMfaError> {
+        let now = self.ports.clock.now();
+        let by = if reset_by.is_some() { "admin" } else { "operator" };
+        let audit = AuditEvent::new(now, actor, AuditAction::MfaReset, context)
+            .target(user)
+            .change(Change::detail("by", by));
+        let required = self.ports.settings.security_policy().await?.requires(user);
+        let notice = notice(user, MailMessage::SecondFactorReset { reset_by, required }, now);
+        if self.ports.mfa.remove_totp(user.id, true, audit, Some(notice)).await? {
+            Ok(())
+        } else {
+            Err(ResetMfaError::NotEnrolled)
+        }
     }
 
     async fn audit_failure(

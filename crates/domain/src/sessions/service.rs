@@ -292,7 +292,9 @@ impl SessionService {
                 AuditEvent::new(now, Actor::user(&user), AuditAction::RecoveryCodeUsed, context)
                     .target(&user)
                     .change(Change::detail("codes_left", &left.to_string()));
-            self.ports.audit.append(event).await?;
+            let message = crate::mail::models::MailMessage::RecoveryCodeUsed { codes_left: left };
+            let mail = crate::mfa::models::notice(&user, message, now);
+            self.ports.mfa.recovery_code_used(event, mail).await?;
         }
         let how = format!("password+{}", method.as_str());
         Ok(self.start_session(user, &how, Factor::Checked, context).await?)

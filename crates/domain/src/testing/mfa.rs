@@ -66,6 +66,7 @@ impl MfaRepository for InMemoryStore {
         user: UserId,
         codes_too: bool,
         audit: AuditEvent,
+        notice: Option<crate::mail::models::OutgoingMail>,
     ) -> Result<bool, StoreError> {
         let mut state = self.state();
         if state.totp.remove(&user).is_none() {
@@ -75,7 +76,21 @@ impl MfaRepository for InMemoryStore {
             state.recovery_codes.remove(&user);
         }
         state.audit.push(audit);
+        if let Some(mail) = notice {
+            state.queue(mail);
+        }
         Ok(true)
+    }
+
+    async fn recovery_code_used(
+        &self,
+        audit: AuditEvent,
+        notice: crate::mail::models::OutgoingMail,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        state.audit.push(audit);
+        state.queue(notice);
+        Ok(())
     }
 
     async fn replace_recovery_codes(

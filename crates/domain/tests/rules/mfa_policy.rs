@@ -6,8 +6,9 @@
 
 use chrono::{DateTime, Utc};
 use secureai_domain::access::Principal;
+use secureai_domain::mail::models::MailMessage;
 use secureai_domain::mfa::policy::{AdminMfa, SecurityPolicy, UserMfa};
-use secureai_domain::mfa::service::MfaError;
+use secureai_domain::mfa::service::{MfaError, ResetMfaError};
 use secureai_domain::sessions::errors::AuthenticateError;
 use secureai_domain::testing::TestKit;
 use secureai_domain::users::lifecycle::UserUpdate;
@@ -122,4 +123,46 @@ async fn a_policy_change_is_audited_with_each_setting_before_and_after() {
     assert!(events[0].changes.iter().all(|c| c.field != "user_mfa"), "unchanged: not listed");
     assert_eq!(SecurityPolicy::default().admin_mfa, AdminMfa::Required);
     assert_eq!(SecurityPolicy::default().user_mfa, UserMfa::Off);
+}
+
+#[tokio::test]
+async fn an_admin_resets_another_users_second_factor_never_their_own_and_they_are_told() {
+    let (kit, admin) = with_admin().await;
+    let id = active_user(&kit, &admin, "ada@example.com", "admin", "ada-password-1").await;
+    let (token, _) = password_sign_in(&kit, "ada@example.com", "ada-password-1").await;
+    let ada = kit.service.sessions.authenticate(&token).await.unwrap();
+    enrol(&kit, &ada).await;
+    let mfa = &kit.service.mfa;
+    let own = mfa.reset(&admin, admin.user().id, &ctx()).await;
+    assert!(matches!(own, Err(ResetMfaError::Own)), "{own:?}");
+    let stranger = mfa.reset(&admin, secureai_domain::UserId::generate(), &ctx()).await;
+    assert!(matches!(stranger, Err(ResetMfaError::NotFound)), "{stranger:?}");
+
+    set_policy(&kit, AdminMfa::Required, UserMfa::Off);
+    mfa.reset(&admin, id, &ctx()).await.unwrap();
+    assert!(!mfa.status(ada.user()).await.unwrap().enrolled());
+    assert_eq!(mfa.status(ada.user()).await.unwrap().recovery_codes_left, 0);
+    let again = mfa.reset(&admin, id, &ctx()).await;
+    assert!(matches!(again, Err(ResetMfaError::NotEnrolled)), "{again:?}");
+    let reset = audit_of(&kit, AuditAction::MfaReset);
+    assert_eq!(detail(&reset[0], "by"), Some("admin"));
+    let told = kit.store.state().outbox.iter().any(|m| {
+        matches!(
+            &m.mail.message,
+            MailMessage::SecondFactorReset { reset_by: Some(_), required: true }
+        ) && m.mail.to.as_str() == "ada@example.com"
+    });
+    assert!(told, "Ada is emailed that she must set up a new one");
+    let (_, enrolment_only) = password_sign_in(&kit, "ada@example.com", "ada-password-1").await;
+    assert!(enrolment_only, "an admin without one enrols at the next sign-in");
+
+    // The operator resets the last admin's, from the command line.
+    let (root_token, _) = password_sign_in(&kit, ROOT_EMAIL, ROOT_PASSWORD).await;
+    let root = kit.service.sessions.authenticate_for_enrolment(&root_token).await.unwrap();
+    enrol(&kit, &root).await;
+    mfa.reset_as_operator(ROOT_EMAIL, &ctx()).await.unwrap();
+    let reset = audit_of(&kit, AuditAction::MfaReset);
+    assert_eq!(detail(&reset[1], "by"), Some("operator"));
+    let unknown = mfa.reset_as_operator("nobody@example.com", &ctx()).await;
+    assert!(matches!(unknown, Err(ResetMfaError::NotFound)));
 }

@@ -4,6 +4,7 @@
 //! Secrets and codes are in the answer once, never cached.
 
 use poem::Request;
+use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use secrecy::ExposeSecret;
@@ -157,5 +158,24 @@ impl MfaApi {
             .regenerate_recovery_codes(principal.user(), &request_context(req))
             .await?;
         Ok(issued(&codes))
+    }
+
+    /// Reset another user's second factors (a lost phone): their
+    /// authenticator app and recovery codes stop working, they are
+    /// emailed, and where the policy requires one they set up a new one
+    /// at their next sign-in. Audited as `mfa.reset`. 409 `mfa_reset_own`
+    /// for your own; 409 `mfa_not_enrolled` when they have none.
+    #[oai(path = "/users/:id/mfa", method = "delete", tag = "ApiTags::Users")]
+    async fn reset(
+        &self,
+        auth: SessionAuth,
+        /// The user's id.
+        id: Path<String>,
+        req: &Request,
+    ) -> Result<TotpRemoved, ApiError> {
+        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let id = super::users::parse_id(&id.0)?;
+        self.0.service.mfa.reset(&admin, id, &request_context(req)).await?;
+        Ok(TotpRemoved::Removed)
     }
 }

@@ -51,6 +51,10 @@ struct UserPage {
     invitation: Option<String>,
     /// Sign-in paused after failed attempts: until when.
     paused: Option<String>,
+    /// Their second factor in words; `None` for single sign-on users.
+    second_factor: Option<String>,
+    /// They have one an admin may reset (not the viewer's own).
+    resettable_factor: bool,
     /// Where the last invitation (or access-ready) email is.
     invitation_email: Option<Delivery>,
     /// Where the last password-reset email is.
@@ -119,6 +123,10 @@ fn done_notice(done: &str, user: &User) -> Option<String> {
             user.email
         ),
         "allowed" => format!("{} may sign in again now.", user.email),
+        "mfa-reset" => format!(
+            "The second factor of {} is reset and they were emailed. Where one is required, they set up a new one at their next sign-in.",
+            user.email
+        ),
         "withdrawn" => format!(
             "The invitation of {} was withdrawn: the link no longer works and the seat is free.",
             user.email
@@ -199,6 +207,19 @@ pub(super) async fn render_profile(
         Ok(groups) => groups.into_iter().map(|g| (g.id.to_string(), g.name)).collect(),
         Err(e) => return internal(&e),
     };
+    let mfa = match state.service.mfa.status(user).await {
+        Ok(mfa) => mfa,
+        Err(e) => return internal(&e),
+    };
+    let sso = user.sign_in == secureai_domain::SignInMethod::Sso;
+    let second_factor = (!sso).then(|| {
+        if mfa.totp {
+            format!("authenticator app, {} recovery codes left", mfa.recovery_codes_left)
+        } else {
+            "none".to_owned()
+        }
+    });
+    let resettable_factor = mfa.totp && user.id != admin.user().id;
     let mut top_models = super::analytics::model_rows(&activity.models);
     top_models.truncate(3);
     let count = super::analytics::thousands;
@@ -231,6 +252,8 @@ pub(super) async fn render_profile(
         invitation,
         invitation_email: profile.invitation_email.as_ref().map(Delivery::of),
         reset_email: profile.reset_email.as_ref().map(Delivery::of),
+        second_factor,
+        resettable_factor,
         paused: profile
             .sign_in_paused_until
             .map(|until| until.format("%-d %b %Y, %H:%M:%S UTC").to_string()),

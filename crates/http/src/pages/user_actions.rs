@@ -1,7 +1,8 @@
 //! The actions on a user's profile that need a confirmation step: send a
 //! password reset, end their sessions, re-send or withdraw their
 //! invitation, switch them to SSO, let them sign in again after failed
-//! attempts. Started from the users list, they lead back to it.
+//! attempts, reset their second factor. Started from the users list, they
+//! lead back to it.
 
 use askama::Template;
 use poem::http::StatusCode;
@@ -26,6 +27,7 @@ enum Action {
     WithdrawInvitation,
     SwitchToSso,
     AllowSignIn,
+    ResetSecondFactor,
 }
 
 impl Action {
@@ -37,6 +39,7 @@ impl Action {
             "withdraw-invitation" => Some(Self::WithdrawInvitation),
             "switch-to-sso" => Some(Self::SwitchToSso),
             "allow-sign-in" => Some(Self::AllowSignIn),
+            "reset-second-factor" => Some(Self::ResetSecondFactor),
             _ => None,
         }
     }
@@ -167,6 +170,14 @@ pub(crate) async fn confirm_action(
             ),
             "Allow sign-in now",
         ),
+        Action::ResetSecondFactor => (
+            "Reset second factor?".to_owned(),
+            format!(
+                "The authenticator app and recovery codes of {} stop working now, and they get an email saying so. Do this when they lost their phone — make sure it is them who asks. Where a second factor is required, they set up a new one at their next sign-in.",
+                user.email
+            ),
+            "Reset second factor",
+        ),
     };
     let back = users_list(query.back.as_deref());
     let template = ConfirmPage {
@@ -232,6 +243,15 @@ pub(crate) async fn do_action(
                 Ok(()) => Ok("allowed"),
                 Err(GetUserError::NotFound) => return not_found(),
                 Err(GetUserError::Unexpected(e)) => return internal(&e),
+            }
+        }
+        Action::ResetSecondFactor => {
+            use secureai_domain::mfa::service::ResetMfaError as E;
+            match state.service.mfa.reset(&admin, id, &context).await {
+                Ok(_) => Ok("mfa-reset"),
+                Err(E::NotFound) => return not_found(),
+                Err(E::Unexpected(e)) => return internal(&e),
+                Err(error) => Err((true, error.to_string())),
             }
         }
         Action::WithdrawInvitation => {

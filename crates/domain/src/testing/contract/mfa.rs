@@ -92,8 +92,8 @@ pub async fn a_recovery_code_is_used_once(ports: Ports) {
     assert_eq!(ports.mfa.recovery_codes_left(ada).await.unwrap(), 9);
 
     let removed = event(now(&ports), AuditAction::MfaRemoved);
-    assert!(ports.mfa.remove_totp(ada, true, removed.clone()).await.unwrap());
+    assert!(ports.mfa.remove_totp(ada, true, removed.clone(), None).await.unwrap());
     assert_eq!(ports.mfa.totp(ada).await.unwrap(), None);
     assert_eq!(ports.mfa.recovery_codes_left(ada).await.unwrap(), 0);
-    assert!(!ports.mfa.remove_totp(ada, true, removed).await.unwrap());
+    assert!(!ports.mfa.remove_totp(ada, true, removed, None).await.unwrap());
 }
