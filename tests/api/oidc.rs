@@ -403,3 +403,33 @@ async fn an_admin_switches_a_password_account_to_sso_from_its_profile_page() {
     assert!(html.contains("now signs in through your identity provider"));
     assert!(!html.contains(">Switch to single sign-on<"));
 }
+
+/// Second factors are the identity provider's business: with Settings ›
+/// Security requiring one of everyone, an SSO admin's sign-in still gives
+/// a full session, and SecureAI offers them none of its own.
+#[tokio::test]
+async fn an_sso_admin_is_never_asked_for_a_second_factor_here() {
+    let (app, idp, admin) = with_oidc().await;
+    let strict = json!({"admin_mfa": "required", "user_mfa": "required"});
+    assert_eq!(
+        app.put("/api/v1/settings/security", Some(&admin), strict).await.status(),
+        StatusCode::OK
+    );
+    let invited = app.invite(&admin, "ada@example.com", "admin").await;
+    assert_eq!(invited["sign_in_method"], "sso");
+    let browser = browser();
+    let callback = callback_for(&app, &idp, &browser, "ada@example.com").await;
+    let answer = browser.get(&callback).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&answer), app.url("/"));
+    assert_eq!(me_status(&app, &browser).await, StatusCode::OK);
+    let users = browser.get(app.url("/api/v1/users")).send().await.unwrap();
+    assert_eq!(users.status(), StatusCode::OK, "a full admin session");
+    let offered = browser
+        .post(app.url("/api/v1/me/mfa/totp"))
+        .header("origin", app.url(""))
+        .send()
+        .await
+        .unwrap();
+    assert_error(offered, StatusCode::CONFLICT, "sso_user").await;
+}
