@@ -43,10 +43,7 @@ async fn the_first_admin_sets_up_a_second_factor_before_anything_else() {
     assert_eq!(app.get("/api/v1/me/mfa", Some(&token)).await.status(), StatusCode::OK);
 
     // The panel: every page leads to the second-factor page, which says why.
-    let panel = panel_client();
-    let form = [("email", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)];
-    let signed_in = panel.post(app.url("/sign-in")).form(&form).send().await.unwrap();
-    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    let panel = app.panel_browser().await;
     for path in ["/", "/admin/users", "/admin/settings", "/me"] {
         let page = panel.get(app.url(path)).send().await.unwrap();
         assert_eq!(page.status(), StatusCode::SEE_OTHER, "{path}");

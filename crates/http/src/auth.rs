@@ -71,12 +71,7 @@ impl AppState {
         auth: &SessionAuth,
         req: &Request,
     ) -> Result<Principal, ApiError> {
-        if matches!(auth, SessionAuth::Cookie(_)) && !self.same_origin(req) {
-            return Err(ApiError::forbidden(
-                "csrf_rejected",
-                "this request came from another site; cookie-authenticated changes must come from SecureAI's own pages",
-            ));
-        }
+        self.refuse_cross_site(auth, req)?;
         Ok(self.service.sessions.authenticate(&auth.token()).await?)
     }
 
@@ -90,13 +85,20 @@ impl AppState {
         auth: &SessionAuth,
         req: &Request,
     ) -> Result<Principal, ApiError> {
+        self.refuse_cross_site(auth, req)?;
+        Ok(self.service.sessions.authenticate_for_enrolment(&auth.token()).await?)
+    }
+
+    /// 403 `csrf_rejected` for a cookie-borne state-changing request from
+    /// another site.
+    fn refuse_cross_site(&self, auth: &SessionAuth, req: &Request) -> Result<(), ApiError> {
         if matches!(auth, SessionAuth::Cookie(_)) && !self.same_origin(req) {
             return Err(ApiError::forbidden(
                 "csrf_rejected",
                 "this request came from another site; cookie-authenticated changes must come from SecureAI's own pages",
             ));
         }
-        Ok(self.service.sessions.authenticate_for_enrolment(&auth.token()).await?)
+        Ok(())
     }
 
     /// Whether a state-changing, cookie-authenticated request comes from

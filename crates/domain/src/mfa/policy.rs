@@ -51,7 +51,8 @@ impl SecurityPolicy {
             }
     }
 
-    /// Whether `user` may set up a second factor.
+    /// Whether `user` may set up a second factor (always where
+    /// [`SecurityPolicy::requires`] one).
     pub fn offers(&self, user: &User) -> bool {
         user.sign_in == SignInMethod::Password
             && match user.role {

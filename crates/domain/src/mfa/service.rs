@@ -135,7 +135,7 @@ impl MfaService {
             return Err(MfaError::SsoUser);
         }
         let policy = self.ports.settings.security_policy().await?;
-        if !policy.offers(user) && !policy.requires(user) {
+        if !policy.offers(user) {
             return Err(MfaError::NotOffered);
         }
         let random = random_bytes(self.ports.tokens.as_ref());

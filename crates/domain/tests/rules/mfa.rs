@@ -14,7 +14,7 @@ use crate::kit::{active_user, audit_of, ctx, detail, sign_in, with_admin};
 
 /// The code an authenticator app shows at `at` (totp-rs, independently of
 /// the domain's own use of it).
-fn code(secret: &str, at: DateTime<Utc>) -> String {
+pub(crate) fn code(secret: &str, at: DateTime<Utc>) -> String {
     let bytes = totp_rs::Secret::Encoded(secret.to_owned()).to_bytes().unwrap();
     let app = totp_rs::TOTP::new_unchecked(
         totp_rs::Algorithm::SHA1,

@@ -4,7 +4,6 @@
 //! not offered one unless the policy says so; a required factor can be
 //! replaced, not removed; policy changes are audited.
 
-use chrono::{DateTime, Utc};
 use secureai_domain::access::Principal;
 use secureai_domain::mail::models::MailMessage;
 use secureai_domain::mfa::policy::{AdminMfa, SecurityPolicy, UserMfa};
@@ -15,12 +14,7 @@ use secureai_domain::users::lifecycle::UserUpdate;
 use secureai_domain::{AuditAction, Clock, PlainToken};
 
 use crate::kit::{ROOT_EMAIL, ROOT_PASSWORD, active_user, audit_of, ctx, detail, pw, with_admin};
-
-fn code(secret: &str, at: DateTime<Utc>) -> String {
-    let bytes = totp_rs::Secret::Encoded(secret.to_owned()).to_bytes().unwrap();
-    totp_rs::TOTP::new_unchecked(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes, None, String::new())
-        .generate(u64::try_from(at.timestamp()).unwrap())
-}
+use crate::mfa::code;
 
 /// Signs in with a password; the session's token and whether it may only
 /// set up a second factor.

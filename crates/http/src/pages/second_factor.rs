@@ -109,7 +109,7 @@ async fn second_factor_page(
         nav,
         error,
         sso: user.sign_in == SignInMethod::Sso,
-        offered: policy.offers(user) || policy.requires(user),
+        offered: policy.offers(user),
         required: viewer.principal.enrolment_only(),
         removable: !policy.requires(user),
         totp: current.totp,
