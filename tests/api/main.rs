@@ -25,5 +25,6 @@ mod saml;
 mod scim;
 mod scim_groups;
 mod scim_writes;
+mod step_up;
 mod sweeps;
 mod users;

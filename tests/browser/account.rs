@@ -265,3 +265,42 @@ async fn a_second_factor_is_set_up_from_my_profile_and_asked_at_sign_in() {
     assert!(browser.text().await.contains("Signed in as ada@example.com"));
     browser.close().await;
 }
+
+/// Step-up: an admin whose last second-factor check is older than ten
+/// minutes is asked for a code before making someone an admin, and the
+/// change is made right after, without filling the form again.
+#[tokio::test]
+async fn an_admin_confirms_with_a_code_before_making_someone_an_admin() {
+    let turn = take_turn().await;
+    let app = TestApp::with_admin().await;
+    let ada = with_ada(&app).await;
+    let admin = app.admin_token().await;
+    let started = body(app.post("/api/v1/me/mfa/totp", Some(&admin), json!({})).await).await;
+    let secret = started["secret"].as_str().unwrap().to_owned();
+    let code = json!({"code": app.totp_code(&secret, 0)});
+    app.post("/api/v1/me/mfa/totp/confirm", Some(&admin), code).await;
+    app.clock.advance(chrono::Duration::seconds(30));
+    let browser = Browser::laptop(&turn).await;
+    sign_in(&browser, &app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    browser.fill("code", &app.totp_code(&secret, 0)).await;
+    browser.click("Sign in").await;
+
+    app.clock.advance(chrono::Duration::minutes(11));
+    open_profile(&browser, &app, &ada).await;
+    browser.choose("role", "admin").await;
+    browser.click("Save").await;
+    assert!(browser.text().await.contains("Confirm it is you"));
+    browser.screenshot("step-up").await;
+    browser.fill("step_up_code", "000000").await;
+    browser.click("Confirm and continue").await;
+    assert!(browser.text().await.contains("That code is not right"));
+    browser.fill("step_up_code", &app.totp_code(&secret, 0)).await;
+    browser.click("Confirm and continue").await;
+    assert_eq!(browser.url().await, app.url(&format!("/admin/users/{ada}?done=saved")));
+    assert_eq!(browser.text_of("role-badge").await, "Admin");
+    // Within ten minutes nothing is asked again.
+    browser.go(&app.url("/admin/settings/security")).await;
+    browser.click("Save security settings").await;
+    assert!(browser.text().await.contains("Saved."));
+    browser.close().await;
+}

@@ -122,7 +122,7 @@ impl Principal {
     /// [`Forbidden`] for anyone else.
     pub fn admin(&self) -> Result<Admin, Forbidden> {
         if self.user.is_active_admin() && !self.enrolment_only {
-            Ok(Admin { user: self.user.clone() })
+            Ok(Admin { user: self.user.clone(), second_factor_at: self.second_factor_at })
         } else {
             Err(Forbidden)
         }
@@ -139,6 +139,7 @@ impl Principal {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admin {
     user: User,
+    second_factor_at: Option<DateTime<Utc>>,
 }
 
 impl Admin {
@@ -150,6 +151,29 @@ impl Admin {
     /// The audit actor for this admin.
     pub fn actor(&self) -> Actor {
         Actor::user(&self.user)
+    }
+
+    /// When the admin last passed a second-factor check in this session
+    /// (sign-in, enrolment or step-up).
+    pub fn second_factor_at(&self) -> Option<DateTime<Utc>> {
+        self.second_factor_at
+    }
+
+    /// Refuses a sensitive action (making someone an admin, security,
+    /// single sign-on and email settings, tokens, resetting someone's
+    /// second factor) unless this admin passed a second-factor check in
+    /// this session within [`crate::mfa::check::STEP_UP_WINDOW`] of
+    /// `now` — or has no second factor to check.
+    ///
+    /// # Errors
+    /// [`crate::errors::StepUpError::Required`] when the check is missing or too old.
+    pub async fn require_recent_factor(
+        &self,
+        mfa: &dyn crate::mfa::ports::MfaRepository,
+        now: DateTime<Utc>,
+    ) -> Result<(), crate::errors::StepUpError> {
+        let checked_at = self.second_factor_at;
+        crate::mfa::check::require_recent_factor(mfa, self.user.id, checked_at, now).await
     }
 
     /// The role of the admin (always [`Role::Admin`]).

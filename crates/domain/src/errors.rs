@@ -63,3 +63,18 @@ impl FieldError {
         Self { field, reason: reason.to_string() }
     }
 }
+
+/// Why an action that needs a recent second-factor check was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum StepUpError {
+    /// The admin has a second factor and last passed a check more than
+    /// [`crate::mfa::check::STEP_UP_WINDOW`] ago (or never, in this session): they confirm
+    /// with a code (`POST /api/v1/auth/step-up`) and try again.
+    #[error(
+        "confirm it is you: this action needs a code from your authenticator app (or a recovery code) from the last 10 minutes"
+    )]
+    Required,
+    /// The store failed.
+    #[error(transparent)]
+    Unexpected(#[from] StoreError),
+}

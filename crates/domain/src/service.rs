@@ -174,6 +174,7 @@ impl UserManagement {
                 UserPorts {
                     users: p.users.clone(),
                     settings: p.settings.clone(),
+                    mfa: p.mfa.clone(),
                     clock: p.clock.clone(),
                 },
                 rules(),
@@ -186,6 +187,7 @@ impl UserManagement {
                     clock: p.clock.clone(),
                     tokens: p.tokens.clone(),
                     hasher: p.hasher.clone(),
+                    mfa: p.mfa.clone(),
                 },
                 rules(),
             ),
@@ -235,6 +237,7 @@ impl UserManagement {
                     usage: p.usage.clone(),
                     clock: p.clock.clone(),
                     tokens: p.tokens.clone(),
+                    mfa: p.mfa.clone(),
                 },
                 rules(),
             ),
@@ -245,6 +248,7 @@ impl UserManagement {
                     settings: p.settings.clone(),
                     clock: p.clock.clone(),
                     tokens: p.tokens.clone(),
+                    mfa: p.mfa.clone(),
                 },
                 rules(),
             ),
@@ -255,6 +259,7 @@ impl UserManagement {
                     settings: p.settings.clone(),
                     audit: p.audit.clone(),
                     clock: p.clock.clone(),
+                    mfa: p.mfa.clone(),
                 },
                 rules(),
             ),
@@ -271,6 +276,7 @@ impl UserManagement {
                 service_tokens: p.service_tokens.clone(),
                 clock: p.clock.clone(),
                 tokens: p.tokens.clone(),
+                mfa: p.mfa.clone(),
             }),
             provisioning: ProvisioningService::new(
                 ProvisioningPorts {

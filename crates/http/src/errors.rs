@@ -191,6 +191,30 @@ impl From<secureai_domain::sessions::errors::SecondFactorError> for ApiError {
     }
 }
 
+impl From<secureai_domain::mfa::check::StepUpError> for ApiError {
+    fn from(error: secureai_domain::mfa::check::StepUpError) -> Self {
+        use secureai_domain::mfa::check::StepUpError;
+        match error {
+            StepUpError::Required => Self::forbidden("mfa_step_up_required", error),
+            StepUpError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<secureai_domain::sessions::errors::StepUpCheckError> for ApiError {
+    fn from(error: secureai_domain::sessions::errors::StepUpCheckError) -> Self {
+        use secureai_domain::sessions::errors::StepUpCheckError;
+        match error {
+            StepUpCheckError::NotEnrolled => Self::conflict("mfa_not_enrolled", error),
+            StepUpCheckError::WrongCode => Self::invalid_field(&FieldError::new("code", error)),
+            StepUpCheckError::Throttled { retry_after_secs } => {
+                Self::TooManyRequests(body("too_many_attempts", &error), retry_after_secs)
+            }
+            StepUpCheckError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
 impl From<InviteUserError> for ApiError {
     fn from(error: InviteUserError) -> Self {
         match error {
@@ -198,6 +222,7 @@ impl From<InviteUserError> for ApiError {
             InviteUserError::EmailTaken => Self::conflict("email_taken", error),
             InviteUserError::SeatLimitReached { .. } => Self::conflict("seat_limit_reached", error),
             InviteUserError::Unexpected(e) => e.into(),
+            InviteUserError::StepUp(e) => e.into(),
         }
     }
 }
@@ -242,6 +267,7 @@ impl From<UpdateUserError> for ApiError {
             UpdateUserError::LastAdmin => Self::conflict("last_admin", error),
             UpdateUserError::SeatLimitReached { .. } => Self::conflict("seat_limit_reached", error),
             UpdateUserError::Unexpected(e) => e.into(),
+            UpdateUserError::StepUp(e) => e.into(),
         }
     }
 }
@@ -251,6 +277,7 @@ impl From<SettingsError> for ApiError {
         match error {
             SettingsError::Invalid(field) => Self::invalid_field(&field),
             SettingsError::Unexpected(e) => e.into(),
+            SettingsError::StepUp(e) => e.into(),
         }
     }
 }
@@ -261,6 +288,7 @@ impl From<secureai_domain::sso::errors::SsoSettingsError> for ApiError {
         match error {
             SsoSettingsError::Invalid(field) => Self::invalid_field(&field),
             SsoSettingsError::Unexpected(e) => e.into(),
+            SsoSettingsError::StepUp(e) => e.into(),
         }
     }
 }
@@ -360,6 +388,7 @@ impl From<secureai_domain::mfa::service::ResetMfaError> for ApiError {
             ResetMfaError::Own => Self::conflict("mfa_reset_own", error),
             ResetMfaError::NotEnrolled => Self::conflict("mfa_not_enrolled", error),
             ResetMfaError::Unexpected(e) => e.into(),
+            ResetMfaError::StepUp(e) => e.into(),
         }
     }
 }
@@ -459,6 +488,7 @@ impl From<secureai_domain::analytics::errors::ServiceTokenError> for ApiError {
             E::InvalidName => Self::invalid_field(&FieldError::new("name", error.to_string())),
             E::InvalidScopes(reason) => Self::invalid_field(&FieldError::new("scopes", reason)),
             E::NotFound => Self::not_found("service_token_not_found", error),
+            E::StepUp(e) => e.into(),
             E::Unexpected(e) => e.into(),
         }
     }

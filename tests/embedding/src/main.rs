@@ -41,6 +41,7 @@ async fn main() -> anyhow::Result<()> {
             clock: clock.clone(),
             tokens: tokens.clone(),
             hasher: hasher.clone(),
+            mfa: store.clone(),
         },
         policy.clone(),
     );

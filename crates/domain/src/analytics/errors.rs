@@ -17,6 +17,9 @@ pub enum ServiceTokenError {
     /// Something unexpected failed.
     #[error(transparent)]
     Unexpected(#[from] StoreError),
+    /// The action needs a recent second-factor check (step-up).
+    #[error(transparent)]
+    StepUp(#[from] crate::errors::StepUpError),
 }
 
 /// Why a request with a service token was refused.

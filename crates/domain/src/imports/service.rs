@@ -32,6 +32,9 @@ pub struct ImportPorts {
     pub clock: std::sync::Arc<dyn crate::clock::Clock>,
     /// Randomness.
     pub tokens: std::sync::Arc<dyn crate::secrets::TokenGenerator>,
+    /// Second factors: the actions that need a recent check ask whether
+    /// the admin has one (step-up).
+    pub mfa: std::sync::Arc<dyn crate::mfa::ports::MfaRepository>,
 }
 
 /// Bulk import from a file (read by a [`RowSource`] adapter) or rows:
@@ -204,6 +207,22 @@ impl ImportService {
         .await
     }
 
+    /// Whether the import may make admins: the operator may; an admin
+    /// with a second factor needs a recent check (step-up), or the admin
+    /// rows are skipped.
+    async fn may_make_admins(
+        &self,
+        importer: &Importer<'_>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, StoreError> {
+        let Importer::Admin(admin) = importer else { return Ok(true) };
+        match admin.require_recent_factor(self.ports.mfa.as_ref(), now).await {
+            Ok(()) => Ok(true),
+            Err(crate::errors::StepUpError::Required) => Ok(false),
+            Err(crate::errors::StepUpError::Unexpected(e)) => Err(e),
+        }
+    }
+
     async fn read_and_import(
         &self,
         importer: Importer<'_>,
@@ -248,6 +267,7 @@ impl ImportService {
             warnings: input.warnings,
             finished: false,
         };
+        let admins_allowed = self.may_make_admins(&importer, now).await?;
         self.ports.imports.start_import(&record).await?;
         let limit = self.seat_limit().await?;
         let mut free = match limit {
@@ -305,6 +325,12 @@ impl ImportService {
                         candidate.line,
                         &candidate.written,
                         vec![already_a_user(*status)],
+                    ));
+                } else if candidate.role == crate::users::models::Role::Admin && !admins_allowed {
+                    reports.push(skipped(
+                        candidate.line,
+                        &candidate.written,
+                        vec![step_up_first()],
                     ));
                 } else if request.mode == ImportMode::Preview && free == Some(0) {
                     let limit = limit.unwrap_or_default();
@@ -476,4 +502,14 @@ impl ImportService {
     async fn default_sign_in(&self) -> Result<SignInMethod, StoreError> {
         crate::settings::default_sign_in(&*self.ports.settings, &self.policy).await
     }
+}
+
+/// An admin row skipped because the importing admin's second-factor check
+/// is too old.
+fn step_up_first() -> RowProblem {
+    RowProblem::new(
+        "role",
+        "making someone an admin needs a second-factor check from the last 10 minutes: \
+         confirm it is you (your authenticator app), then import this row again",
+    )
 }

@@ -103,6 +103,9 @@ pub struct InvitationPorts {
     pub tokens: std::sync::Arc<dyn crate::secrets::TokenGenerator>,
     /// Password hashing.
     pub hasher: std::sync::Arc<dyn crate::secrets::PasswordHasher>,
+    /// Second factors: the actions that need a recent check ask whether
+    /// the admin has one (step-up).
+    pub mfa: std::sync::Arc<dyn crate::mfa::ports::MfaRepository>,
 }
 
 /// Inviting users and what follows: accepting the invitation (setting a
@@ -320,6 +323,10 @@ impl InvitationService {
         context: &RequestContext,
     ) -> Result<Invited, InviteUserError> {
         let valid = request.validate()?;
+        if valid.role == crate::users::models::Role::Admin {
+            let now = self.ports.clock.now();
+            admin.require_recent_factor(self.ports.mfa.as_ref(), now).await?;
+        }
         self.create_invited(admin.actor(), Some(admin.user().name.to_string()), valid, context)
             .await
     }

@@ -27,6 +27,9 @@ pub struct MailPorts {
     pub audit: std::sync::Arc<dyn crate::audit::ports::AuditLog>,
     /// Time.
     pub clock: std::sync::Arc<dyn crate::clock::Clock>,
+    /// Second factors: the actions that need a recent check ask whether
+    /// the admin has one (step-up).
+    pub mfa: std::sync::Arc<dyn crate::mfa::ports::MfaRepository>,
 }
 
 /// Settings > Email (read, save, send a test message) and the outbox (what was
@@ -100,6 +103,8 @@ impl MailService {
         update: EmailSettingsUpdate,
         context: &RequestContext,
     ) -> Result<(EmailSettings, SettingsSource), SettingsError> {
+        let now = self.ports.clock.now();
+        admin.require_recent_factor(self.ports.mfa.as_ref(), now).await?;
         let (current, _) = effective_settings(&*self.ports.settings, &self.policy.email).await?;
         let next = update.apply(&current)?;
         let mut audit = AuditEvent::new(

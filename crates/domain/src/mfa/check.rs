@@ -2,7 +2,7 @@
 //! own checks and the second step of a sign-in (which the sessions
 //! service runs), so both spend steps and codes the same way.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 
 use crate::audit::models::{Actor, AuditAction, AuditEvent, Change, RequestContext};
 use crate::errors::StoreError;
@@ -82,4 +82,36 @@ pub fn failure_event(
         .target(user)
         .change(Change::detail("method", method.as_str()))
         .change(Change::detail("during", during))
+}
+
+/// How recent a second-factor check must be for the actions that need
+/// one (step-up): making someone an admin, Settings › Security, single
+/// sign-on and email settings, creating tokens, resetting someone's second
+/// factor.
+pub const STEP_UP_WINDOW: Duration = Duration::minutes(10);
+
+pub use crate::errors::StepUpError;
+
+/// Refuses a sensitive action unless the user passed a second-factor
+/// check (`checked_at`, from their session) within [`STEP_UP_WINDOW`] of
+/// `now`. Users without a second factor (the policy lets them, or they
+/// sign in with single sign-on, whose identity provider asks for its own)
+/// are not asked. Admin use cases call it through
+/// [`crate::access::Admin::require_recent_factor`].
+///
+/// # Errors
+/// [`StepUpError::Required`] when the check is missing or too old.
+pub async fn require_recent_factor(
+    mfa: &dyn MfaRepository,
+    user: UserId,
+    checked_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<(), StepUpError> {
+    if checked_at.is_some_and(|at| now - at <= STEP_UP_WINDOW && at <= now) {
+        return Ok(());
+    }
+    if methods_of(mfa, user).await?.is_empty() {
+        return Ok(());
+    }
+    Err(StepUpError::Required)
 }

@@ -12,7 +12,7 @@ use crate::audit::ports::AuditLog;
 use crate::clock::Clock;
 use crate::errors::StoreError;
 use crate::mail::models::MailMessage;
-use crate::mfa::check::{Checked, check_factor, failure_event};
+use crate::mfa::check::{Checked, StepUpError, check_factor, failure_event};
 use crate::mfa::models::{
     MfaMethod, MfaStatus, RECOVERY_CODES, TOTP_SECRET_BYTES, TotpEnrolment, TotpSecret, TotpSetup,
 };
@@ -67,6 +67,9 @@ pub enum ResetMfaError {
     /// The store failed.
     #[error(transparent)]
     Unexpected(#[from] StoreError),
+    /// The action needs a recent second-factor check (step-up).
+    #[error(transparent)]
+    StepUp(#[from] crate::errors::StepUpError),
 }
 
 /// Why a second-factor request was refused.
@@ -310,15 +313,16 @@ impl MfaService {
     /// keep what they had: a requirement applies at the next sign-in.
     ///
     /// # Errors
-    /// [`StoreError`] on failure.
+    /// [`StepUpError::Required`] without a recent second-factor check.
     pub async fn set_security_policy(
         &self,
         admin: &Admin,
         policy: SecurityPolicy,
         context: &RequestContext,
-    ) -> Result<SecurityPolicy, StoreError> {
-        let before = self.ports.settings.security_policy().await?;
+    ) -> Result<SecurityPolicy, StepUpError> {
         let now = self.ports.clock.now();
+        admin.require_recent_factor(self.ports.mfa.as_ref(), now).await?;
+        let before = self.ports.settings.security_policy().await?;
         let mut audit =
             AuditEvent::new(now, admin.actor(), AuditAction::SecuritySettingsChanged, context);
         if before.admin_mfa != policy.admin_mfa {
@@ -358,6 +362,8 @@ impl MfaService {
         if admin.user().id == id {
             return Err(ResetMfaError::Own);
         }
+        let now = self.ports.clock.now();
+        admin.require_recent_factor(self.ports.mfa.as_ref(), now).await?;
         let user = self.ports.users.get(id).await?.ok_or(ResetMfaError::NotFound)?;
         let name = Some(admin.user().name.to_string());
         self.reset_factors(&user, admin.actor(), name, context).await?;

@@ -19,6 +19,9 @@ pub struct ServiceTokenPorts {
     pub clock: std::sync::Arc<dyn crate::clock::Clock>,
     /// Randomness.
     pub tokens: std::sync::Arc<dyn crate::secrets::TokenGenerator>,
+    /// Second factors: the actions that need a recent check ask whether
+    /// the admin has one (step-up).
+    pub mfa: std::sync::Arc<dyn crate::mfa::ports::MfaRepository>,
 }
 
 /// Service tokens for the services that report usage: create (shown once),
@@ -62,12 +65,13 @@ impl ServiceTokenService {
         scopes: Option<&[String]>,
         context: &RequestContext,
     ) -> Result<IssuedServiceToken, ServiceTokenError> {
+        let now = self.ports.clock.now();
+        admin.require_recent_factor(self.ports.mfa.as_ref(), now).await?;
         let name = name.trim();
         if !valid_name(name) {
             return Err(ServiceTokenError::InvalidName);
         }
         let scopes = TokenScope::parse_list(scopes).map_err(ServiceTokenError::InvalidScopes)?;
-        let now = self.ports.clock.now();
         let secret = PlainToken::presented(format!(
             "{SERVICE_TOKEN_PREFIX}{}",
             self.ports.tokens.generate().expose()

@@ -65,3 +65,23 @@ pub enum AuthenticateError {
     #[error(transparent)]
     Unexpected(#[from] StoreError),
 }
+
+/// Why a step-up (a second-factor check for the current session) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepUpCheckError {
+    /// The user has no second factor to check: nothing asks them for one.
+    #[error("no second factor is set up: nothing needs confirming")]
+    NotEnrolled,
+    /// The code is not right (or was used already).
+    #[error("that code is not right (or was used already): try the current one")]
+    WrongCode,
+    /// Too many wrong codes for this account.
+    #[error("too many wrong codes; try again in {retry_after_secs} seconds")]
+    Throttled {
+        /// Seconds until the next attempt is allowed.
+        retry_after_secs: u64,
+    },
+    /// Something unexpected failed.
+    #[error(transparent)]
+    Unexpected(#[from] StoreError),
+}

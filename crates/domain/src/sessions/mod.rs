@@ -5,4 +5,5 @@ pub mod errors;
 pub mod models;
 pub mod ports;
 pub mod service;
+mod step_up;
 pub mod throttle;

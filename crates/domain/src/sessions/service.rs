@@ -47,8 +47,8 @@ pub struct SessionPorts {
 /// next request, 8 deactivation blocks sign-in, 11 terminating sessions,
 /// 16 throttles count before they verify.
 pub struct SessionService {
-    ports: SessionPorts,
-    policy: std::sync::Arc<crate::policy::Policy>,
+    pub(super) ports: SessionPorts,
+    pub(super) policy: std::sync::Arc<crate::policy::Policy>,
 }
 
 impl SessionService {
@@ -68,6 +68,20 @@ enum Factor {
     NotAsked,
     /// The policy asks for one the user does not have yet.
     EnrolmentOnly,
+}
+
+/// What a throttled check of a second-factor code found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CodeCheck {
+    /// Right, and now spent.
+    Accepted,
+    /// Wrong, spent or late (audited).
+    Refused,
+    /// Too many wrong codes lately: not checked.
+    Throttled {
+        /// Seconds until the next code is checked.
+        retry_after_secs: u64,
+    },
 }
 
 /// What the audit log keeps of an email typed at sign-in: the address if it
@@ -260,44 +274,75 @@ impl SessionService {
         let Some(user) = user.filter(|u| u.status() == UserStatus::Active) else {
             return Err(SecondFactorError::Expired);
         };
-        let policy = &self.policy.throttle;
-        let key = format!("mfa:{user_id}");
-        let keys = [AttemptKey { key: key.clone(), free: policy.free_account_failures }];
-        if let Some(until) = self.ports.throttle.reserve(&keys, now, policy).await? {
-            let event =
-                AuditEvent::new(now, Actor::Anonymous, AuditAction::SignInThrottled, context)
-                    .target(&user)
-                    .change(Change::detail("until", &until.to_rfc3339()))
-                    .change(Change::detail("step", "second factor"));
-            self.ports.audit.append(event).await?;
-            let wait = u64::try_from((until - now).num_milliseconds()).unwrap_or(0);
-            return Err(SecondFactorError::Throttled {
-                retry_after_secs: wait.div_ceil(1000).max(1),
-            });
+        match self.check_code(&user, method, code, "sign-in", now, context).await? {
+            CodeCheck::Throttled { retry_after_secs } => {
+                return Err(SecondFactorError::Throttled { retry_after_secs });
+            }
+            CodeCheck::Refused => return Err(SecondFactorError::WrongCode),
+            CodeCheck::Accepted => {}
         }
-        let checked = check_factor(self.ports.mfa.as_ref(), user.id, method, code, now).await?;
-        if checked != Checked::Accepted {
-            let event = failure_event(&user, method, "sign-in", now, context);
-            self.ports.audit.append(event).await?;
-            return Err(SecondFactorError::WrongCode);
-        }
-        self.ports.throttle.clear(&key).await?;
         if !self.ports.mfa.take_sign_in(&hash).await? {
             // Another request with this token finished it meanwhile.
             return Err(SecondFactorError::Expired);
         }
         if method == MfaMethod::RecoveryCode {
-            let left = self.ports.mfa.recovery_codes_left(user.id).await?;
-            let event =
-                AuditEvent::new(now, Actor::user(&user), AuditAction::RecoveryCodeUsed, context)
-                    .target(&user)
-                    .change(Change::detail("codes_left", &left.to_string()));
-            let message = crate::mail::models::MailMessage::RecoveryCodeUsed { codes_left: left };
-            let mail = crate::mfa::models::notice(&user, message, now);
-            self.ports.mfa.recovery_code_used(event, mail).await?;
+            self.recovery_code_spent(&user, now, context).await?;
         }
         let how = format!("password+{}", method.as_str());
         Ok(self.start_session(user, &how, Factor::Checked, context).await?)
+    }
+
+    /// Checks a code of the user's second factor, counted per account
+    /// (`mfa:<user>`) before it is checked, as wrong passwords are (rule
+    /// 16); a failure is audited as `mfa.failed` `during` sign-in or
+    /// step-up, a success clears the count.
+    pub(super) async fn check_code(
+        &self,
+        user: &crate::User,
+        method: MfaMethod,
+        code: &str,
+        during: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        context: &RequestContext,
+    ) -> Result<CodeCheck, crate::StoreError> {
+        let policy = &self.policy.throttle;
+        let key = format!("mfa:{}", user.id);
+        let keys = [AttemptKey { key: key.clone(), free: policy.free_account_failures }];
+        if let Some(until) = self.ports.throttle.reserve(&keys, now, policy).await? {
+            let event =
+                AuditEvent::new(now, Actor::Anonymous, AuditAction::SignInThrottled, context)
+                    .target(user)
+                    .change(Change::detail("until", &until.to_rfc3339()))
+                    .change(Change::detail("step", "second factor"));
+            self.ports.audit.append(event).await?;
+            let wait = u64::try_from((until - now).num_milliseconds()).unwrap_or(0);
+            return Ok(CodeCheck::Throttled { retry_after_secs: wait.div_ceil(1000).max(1) });
+        }
+        let checked = check_factor(self.ports.mfa.as_ref(), user.id, method, code, now).await?;
+        if checked != Checked::Accepted {
+            let event = failure_event(user, method, during, now, context);
+            self.ports.audit.append(event).await?;
+            return Ok(CodeCheck::Refused);
+        }
+        self.ports.throttle.clear(&key).await?;
+        Ok(CodeCheck::Accepted)
+    }
+
+    /// Audits a spent recovery code and emails its user, with the count
+    /// left.
+    pub(super) async fn recovery_code_spent(
+        &self,
+        user: &crate::User,
+        now: chrono::DateTime<chrono::Utc>,
+        context: &RequestContext,
+    ) -> Result<(), crate::StoreError> {
+        let left = self.ports.mfa.recovery_codes_left(user.id).await?;
+        let event = AuditEvent::new(now, Actor::user(user), AuditAction::RecoveryCodeUsed, context)
+            .target(user)
+            .change(Change::detail("codes_left", &left.to_string()));
+        let message = crate::mail::models::MailMessage::RecoveryCodeUsed { codes_left: left };
+        let mail = crate::mfa::models::notice(user, message, now);
+        self.ports.mfa.recovery_code_used(event, mail).await
     }
 
     /// Resolves a session token to the user behind it, as stored right now

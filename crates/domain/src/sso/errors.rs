@@ -136,4 +136,7 @@ pub enum SsoSettingsError {
     /// Something unexpected failed.
     #[error(transparent)]
     Unexpected(#[from] StoreError),
+    /// The action needs a recent second-factor check (step-up).
+    #[error(transparent)]
+    StepUp(#[from] crate::errors::StepUpError),
 }

@@ -36,6 +36,9 @@ pub struct SsoPorts {
     pub clock: std::sync::Arc<dyn crate::clock::Clock>,
     /// Randomness.
     pub tokens: std::sync::Arc<dyn crate::secrets::TokenGenerator>,
+    /// Second factors: the actions that need a recent check ask whether
+    /// the admin has one (step-up).
+    pub mfa: std::sync::Arc<dyn crate::mfa::ports::MfaRepository>,
 }
 
 /// Single sign-on: its settings, starting a sign-in, and deciding who a
@@ -129,6 +132,8 @@ impl SsoService {
         update: SsoSettingsUpdate,
         context: &RequestContext,
     ) -> Result<(SsoSettings, SettingsSource), SsoSettingsError> {
+        let now = self.ports.clock.now();
+        admin.require_recent_factor(self.ports.mfa.as_ref(), now).await?;
         let (current, _) = self.sso_settings_in_force().await?;
         let mut next = update.apply(&current)?;
         if next.enabled() {

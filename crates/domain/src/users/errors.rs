@@ -22,6 +22,9 @@ pub enum InviteUserError {
     /// Something unexpected failed.
     #[error(transparent)]
     Unexpected(#[from] StoreError),
+    /// The action needs a recent second-factor check (step-up).
+    #[error(transparent)]
+    StepUp(#[from] crate::errors::StepUpError),
 }
 
 /// Why a user could not be fetched.
@@ -74,6 +77,9 @@ pub enum UpdateUserError {
     /// Something unexpected failed.
     #[error(transparent)]
     Unexpected(#[from] StoreError),
+    /// The action needs a recent second-factor check (step-up).
+    #[error(transparent)]
+    StepUp(#[from] crate::errors::StepUpError),
 }
 
 /// Why withdrawing an invitation failed.
@@ -101,6 +107,9 @@ pub enum SettingsError {
     /// Something unexpected failed.
     #[error(transparent)]
     Unexpected(#[from] StoreError),
+    /// The action needs a recent second-factor check (step-up).
+    #[error(transparent)]
+    StepUp(#[from] crate::errors::StepUpError),
 }
 
 /// Why erasing a user failed.

@@ -117,6 +117,13 @@ impl UserService {
         context: &RequestContext,
     ) -> Result<User, UpdateUserError> {
         let valid = update.validate()?;
+        if valid.role == Some(Role::Admin) {
+            let current = self.ports.users.get(id).await?.ok_or(UpdateUserError::NotFound)?;
+            if current.role != Role::Admin {
+                let now = self.ports.clock.now();
+                admin.require_recent_factor(self.ports.mfa.as_ref(), now).await?;
+            }
+        }
         self.change_user(admin.actor(), id, &valid, context).await
     }
 

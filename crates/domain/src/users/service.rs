@@ -13,6 +13,9 @@ pub struct UserPorts {
     pub settings: std::sync::Arc<dyn crate::settings::ports::SettingsRepository>,
     /// Time.
     pub clock: std::sync::Arc<dyn crate::clock::Clock>,
+    /// Second factors: the actions that need a recent check ask whether
+    /// the admin has one (step-up).
+    pub mfa: std::sync::Arc<dyn crate::mfa::ports::MfaRepository>,
 }
 
 /// The admin use cases on users: list and search, look up, change (role,

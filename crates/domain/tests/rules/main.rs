@@ -29,4 +29,5 @@ mod sessions;
 mod setup;
 mod sign_in;
 mod sso;
+mod step_up;
 mod users;

@@ -1,4 +1,4 @@
-//! `POST /auth/login`, `POST /auth/logout`, `GET /me`.
+//! `POST /auth/login`, `/auth/mfa`, `/auth/step-up`, `/auth/logout`, `GET /me`.
 
 use poem::Request;
 use poem_openapi::payload::Json;
@@ -69,6 +69,34 @@ impl From<MfaMethod> for SecondFactorMethod {
             MfaMethod::RecoveryCode => Self::RecoveryCode,
         }
     }
+}
+
+impl From<SecondFactorMethod> for MfaMethod {
+    fn from(method: SecondFactorMethod) -> Self {
+        match method {
+            SecondFactorMethod::Totp => Self::Totp,
+            SecondFactorMethod::RecoveryCode => Self::RecoveryCode,
+        }
+    }
+}
+
+/// A second-factor check for the current session (step-up).
+#[derive(Object)]
+pub(crate) struct StepUpRequest {
+    /// Which factor `code` is.
+    method: SecondFactorMethod,
+    /// The authenticator app's six digits, or a recovery code.
+    #[oai(write_only, validator(max_length = 100))]
+    code: String,
+}
+
+/// The session's second factor was checked now.
+#[derive(Object)]
+pub(crate) struct StepUpResponse {
+    /// When the check passed.
+    second_factor_at: chrono::DateTime<chrono::Utc>,
+    /// Until when the actions that need a recent check are open.
+    valid_until: chrono::DateTime<chrono::Utc>,
 }
 
 /// A sign-in's answer: a session, or a second factor to ask for.
@@ -170,10 +198,7 @@ impl AuthApi {
         body: Json<SecondFactorRequest>,
         req: &Request,
     ) -> Result<SecondFactorResult, ApiError> {
-        let method = match body.0.method {
-            SecondFactorMethod::Totp => MfaMethod::Totp,
-            SecondFactorMethod::RecoveryCode => MfaMethod::RecoveryCode,
-        };
+        let method = MfaMethod::from(body.0.method);
         let token = PlainToken::presented(body.0.mfa_token);
         let signed_in = self
             .0
@@ -190,6 +215,32 @@ impl AuthApi {
             }),
             cookie,
         ))
+    }
+
+    /// Confirms the signed-in user with a second factor now (step-up):
+    /// for the next 10 minutes the session may make someone an admin,
+    /// change Settings › Security, single sign-on and email settings,
+    /// create tokens and reset someone's second factor — which answer 403
+    /// `mfa_step_up_required` otherwise, to users who have a second factor.
+    /// 422 `invalid_code` for a wrong or used code (throttled as wrong
+    /// passwords are: 429 `too_many_attempts`); 409 `mfa_not_enrolled`
+    /// without a second factor.
+    #[oai(path = "/auth/step-up", method = "post")]
+    async fn step_up(
+        &self,
+        auth: SessionAuth,
+        body: Json<StepUpRequest>,
+        req: &Request,
+    ) -> Result<Json<StepUpResponse>, ApiError> {
+        let principal = self.0.principal(&auth, req).await?;
+        let method = MfaMethod::from(body.0.method);
+        let context = request_context(req);
+        let sessions = &self.0.service.sessions;
+        let at = sessions.step_up(&principal, method, &body.0.code, &context).await?;
+        Ok(Json(StepUpResponse {
+            second_factor_at: at,
+            valid_until: at + secureai_domain::mfa::check::STEP_UP_WINDOW,
+        }))
     }
 
     /// Sign out: ends the session used for this request.

@@ -371,6 +371,9 @@ pub(crate) async fn save_service_token(
                 .await
         }
         Err(secureai_domain::analytics::errors::ServiceTokenError::Unexpected(e)) => internal(&e),
+        Err(secureai_domain::analytics::errors::ServiceTokenError::StepUp(e)) => {
+            super::step_up::refused(&viewer, e)
+        }
         Err(other) => {
             let error = Some(sentence(&other.to_string()));
             tokens_page(&state, viewer.nav("settings"), &admin, None, error, form.name).await

@@ -17,6 +17,7 @@ mod setup;
 mod shell;
 mod sign_in;
 mod sso;
+mod step_up;
 mod user_actions;
 mod users;
 
@@ -44,7 +45,7 @@ pub(crate) fn routes() -> Route {
         .at(
             "/admin/users/new",
             get(users::new_user.with(CookieJarManager::new()))
-                .post(users::create_user.with(CookieJarManager::new())),
+                .post(users::create_user.with(step_up::StepUp).with(CookieJarManager::new())),
         )
         .at(
             "/admin/users/import",
@@ -54,7 +55,7 @@ pub(crate) fn routes() -> Route {
         .at(
             "/admin/users/:id",
             get(profile::user_profile.with(CookieJarManager::new()))
-                .post(profile::save_user.with(CookieJarManager::new())),
+                .post(profile::save_user.with(step_up::StepUp).with(CookieJarManager::new())),
         )
         .at(
             "/admin/users/:id/email",
@@ -63,7 +64,7 @@ pub(crate) fn routes() -> Route {
         .at(
             "/admin/users/:id/:action",
             get(user_actions::confirm_action.with(CookieJarManager::new()))
-                .post(user_actions::do_action.with(CookieJarManager::new())),
+                .post(user_actions::do_action.with(step_up::StepUp).with(CookieJarManager::new())),
         )
         .at("/me", get(account::me.with(CookieJarManager::new())))
         .at("/me/name", poem::post(account::save_name.with(CookieJarManager::new())))
@@ -90,14 +91,16 @@ pub(crate) fn routes() -> Route {
         .at("/admin/analytics", get(analytics::analytics.with(CookieJarManager::new())))
         .at(
             "/admin/settings/service-tokens",
-            get(analytics::service_tokens.with(CookieJarManager::new()))
-                .post(analytics::save_service_token.with(CookieJarManager::new())),
+            get(analytics::service_tokens.with(CookieJarManager::new())).post(
+                analytics::save_service_token.with(step_up::StepUp).with(CookieJarManager::new()),
+            ),
         )
         .at("/admin/settings", get(settings::settings.with(CookieJarManager::new())))
         .at(
             "/admin/settings/provisioning",
-            get(provisioning::show.with(CookieJarManager::new()))
-                .post(provisioning::create_token.with(CookieJarManager::new())),
+            get(provisioning::show.with(CookieJarManager::new())).post(
+                provisioning::create_token.with(step_up::StepUp).with(CookieJarManager::new()),
+            ),
         )
         .at(
             "/admin/settings/provisioning/settings",
@@ -106,12 +109,12 @@ pub(crate) fn routes() -> Route {
         .at(
             "/admin/settings/security",
             get(security::show.with(CookieJarManager::new()))
-                .post(security::save.with(CookieJarManager::new())),
+                .post(security::save.with(step_up::StepUp).with(CookieJarManager::new())),
         )
         .at(
             "/admin/settings/sso",
             get(settings::sso_settings.with(CookieJarManager::new()))
-                .post(settings::save_sso.with(CookieJarManager::new())),
+                .post(settings::save_sso.with(step_up::StepUp).with(CookieJarManager::new())),
         )
         .at(
             "/admin/outbox/retry-all",
@@ -119,7 +122,10 @@ pub(crate) fn routes() -> Route {
         )
         .at("/admin/outbox/:id/retry", poem::post(mail::retry_mail.with(CookieJarManager::new())))
         .at("/admin/settings/seats", poem::post(settings::save_seats.with(CookieJarManager::new())))
-        .at("/admin/settings/email", poem::post(settings::save_email.with(CookieJarManager::new())))
+        .at(
+            "/admin/settings/email",
+            poem::post(settings::save_email.with(step_up::StepUp).with(CookieJarManager::new())),
+        )
         .at(
             "/admin/settings/email/test",
             poem::post(settings::test_email.with(CookieJarManager::new())),

@@ -333,6 +333,7 @@ pub(crate) async fn save_user(
         Ok(_) => see_other(&format!("/admin/users/{id}?done=saved")),
         Err(UpdateUserError::NotFound) => not_found(),
         Err(UpdateUserError::Unexpected(e)) => internal(&e),
+        Err(UpdateUserError::StepUp(e)) => super::step_up::refused(&viewer, e),
         Err(error) => {
             let error = Some(sentence(&error.to_string()));
             render_profile(&state, &viewer, &admin, id, None, error, StatusCode::CONFLICT).await

@@ -194,6 +194,9 @@ pub(crate) async fn create_token(
             render(&state, viewer.nav("settings"), &admin, Some(created), None).await
         }
         Err(secureai_domain::analytics::errors::ServiceTokenError::Unexpected(e)) => internal(&e),
+        Err(secureai_domain::analytics::errors::ServiceTokenError::StepUp(e)) => {
+            super::step_up::refused(&viewer, e)
+        }
         Err(error) => {
             let error = Some(sentence(&error.to_string()));
             render(&state, viewer.nav("settings"), &admin, None, error).await

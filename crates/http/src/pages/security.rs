@@ -112,7 +112,7 @@ pub(crate) async fn save(
     let policy = SecurityPolicy { admin_mfa, user_mfa };
     match state.service.mfa.set_security_policy(&admin, policy, &request_context(req)).await {
         Ok(_) => see_other("/admin/settings/security?done=security"),
-        Err(e) => internal(&e),
+        Err(e) => super::step_up::refused(&viewer, e),
     }
 }
 

@@ -95,6 +95,10 @@ pub(super) async fn settings_page(
             })
             .collect(),
         Err(secureai_domain::users::errors::SettingsError::Unexpected(e)) => return internal(&e),
+        // Reading the outbox asks for no second factor.
+        Err(secureai_domain::users::errors::SettingsError::StepUp(e)) => {
+            return internal(&secureai_domain::StoreError::msg(e.to_string()));
+        }
         // A page of 50 is always within the limit.
         Err(secureai_domain::users::errors::SettingsError::Invalid(e)) => {
             return internal(&secureai_domain::StoreError::msg(e.to_string()));
@@ -283,6 +287,7 @@ pub(crate) async fn save_email(
     match state.service.mail.update_email_settings(&admin, update, &request_context(req)).await {
         Ok(_) => see_other("/admin/settings?done=email"),
         Err(SettingsError::Unexpected(e)) => internal(&e),
+        Err(SettingsError::StepUp(e)) => super::step_up::refused(&viewer, e),
         Err(error) => {
             let error = Some(sentence(&error.to_string()));
             settings_page(&state, &viewer, &admin, None, error, StatusCode::UNPROCESSABLE_ENTITY)
@@ -516,6 +521,7 @@ pub(crate) async fn save_sso(
     {
         Ok(_) => see_other("/admin/settings/sso?done=1"),
         Err(SsoSettingsError::Unexpected(e)) => internal(&e),
+        Err(SsoSettingsError::StepUp(e)) => super::step_up::refused(&viewer, e),
         Err(SsoSettingsError::Invalid(field)) => {
             // Show what was typed, with the reason.
             let error = Some(sentence(&field.to_string()));

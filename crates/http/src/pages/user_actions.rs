@@ -251,6 +251,7 @@ pub(crate) async fn do_action(
                 Ok(_) => Ok("mfa-reset"),
                 Err(E::NotFound) => return not_found(),
                 Err(E::Unexpected(e)) => return internal(&e),
+                Err(E::StepUp(e)) => return super::step_up::refused(&viewer, e),
                 Err(error) => Err((true, error.to_string())),
             }
         }

@@ -387,6 +387,7 @@ pub(crate) async fn create_user(
     {
         Ok(invited) => return see_other(&format!("/admin/users/{}?done=invited", invited.user.id)),
         Err(InviteUserError::Unexpected(e)) => return internal(&e),
+        Err(InviteUserError::StepUp(e)) => return super::step_up::refused(&viewer, e),
         Err(error) => sentence(&error.to_string()),
     };
     let sso = sso_link(&state).await.is_some();

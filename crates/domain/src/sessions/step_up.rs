@@ -1,0 +1,56 @@
+//! Step-up: the signed-in user confirms it is them with a second factor,
+//! for the actions that need a recent check
+//! ([`crate::mfa::check::require_recent_factor`]).
+
+use chrono::{DateTime, Utc};
+
+use crate::access::Principal;
+use crate::audit::models::{AuditAction, AuditEvent, Change, RequestContext};
+use crate::mfa::check::methods_of;
+use crate::mfa::models::MfaMethod;
+use crate::sessions::errors::StepUpCheckError;
+use crate::sessions::service::{CodeCheck, SessionService};
+
+impl SessionService {
+    /// Checks a code of the signed-in user's second factor and records the
+    /// time on their session: for [`crate::mfa::check::STEP_UP_WINDOW`]
+    /// the session may do what needs a recent check. Wrong codes are
+    /// counted per account before they are checked, with the sign-in's
+    /// second step (`mfa:<user>`); audited as `mfa.verified` (or
+    /// `mfa.recovery_code_used`, the user emailed) and `mfa.failed`, both
+    /// `during` step-up. Returns the time recorded.
+    ///
+    /// # Errors
+    /// See [`StepUpCheckError`].
+    pub async fn step_up(
+        &self,
+        principal: &Principal,
+        method: MfaMethod,
+        code: &str,
+        context: &RequestContext,
+    ) -> Result<DateTime<Utc>, StepUpCheckError> {
+        let user = principal.user();
+        let now = self.ports.clock.now();
+        if !methods_of(self.ports.mfa.as_ref(), user.id).await?.contains(&MfaMethod::Totp) {
+            return Err(StepUpCheckError::NotEnrolled);
+        }
+        match self.check_code(user, method, code, "step-up", now, context).await? {
+            CodeCheck::Throttled { retry_after_secs } => {
+                return Err(StepUpCheckError::Throttled { retry_after_secs });
+            }
+            CodeCheck::Refused => return Err(StepUpCheckError::WrongCode),
+            CodeCheck::Accepted => {}
+        }
+        if method == MfaMethod::RecoveryCode {
+            self.recovery_code_spent(user, now, context).await?;
+        } else {
+            let event = AuditEvent::new(now, principal.actor(), AuditAction::MfaVerified, context)
+                .target(user)
+                .change(Change::detail("method", method.as_str()))
+                .change(Change::detail("during", "step-up"));
+            self.ports.audit.append(event).await?;
+        }
+        self.ports.sessions.second_factor_checked(principal.session_id(), now).await?;
+        Ok(now)
+    }
+}

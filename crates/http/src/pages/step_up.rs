@@ -1,0 +1,202 @@
+//! Step-up on the pages: an action that needs a recent second-factor check
+//! ([`secureai_domain::mfa::check::require_recent_factor`]) asks for a code
+//! and then does what was asked, without the admin filling the form again.
+//!
+//! A handler whose use case answered `StepUpError::Required` returns
+//! [`needed`]; the [`StepUp`] middleware around it, which kept the form it
+//! was sent, answers instead with a page asking for a code whose form
+//! carries every field of the first one and posts back to the same
+//! address. When that form comes back, the middleware checks the code
+//! (`SessionService::step_up`: throttled and audited like every
+//! second-factor check), takes the code out, and hands the first form to
+//! the handler, which now goes through.
+
+use askama::Template;
+use poem::http::{Method, StatusCode, header};
+use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result};
+use secureai_domain::mfa::check::StepUpError;
+use secureai_domain::mfa::models::MfaMethod;
+use secureai_domain::sessions::errors::StepUpCheckError;
+
+use super::shell::{Nav, Viewer, form_viewer};
+use super::{internal, page};
+use crate::AppState;
+use crate::auth::request_context;
+
+/// The field of the step-up form that carries the code.
+const CODE_FIELD: &str = "step_up_code";
+/// The field that says which factor the code is.
+const METHOD_FIELD: &str = "step_up_method";
+
+/// Marks a handler's answer: the action needs a recent second-factor
+/// check. Carries what the page asking for it shows in its header.
+#[derive(Clone)]
+struct Needed {
+    name: String,
+    admin: bool,
+    csrf: String,
+}
+
+/// The answer of a handler whose action needs a recent second-factor
+/// check; [`StepUp`] turns it into the page asking for one.
+pub(crate) fn needed(viewer: &Viewer) -> Response {
+    let nav = viewer.nav("");
+    let mut response = StatusCode::FORBIDDEN.into_response();
+    response.extensions_mut().insert(Needed { name: nav.name, admin: nav.admin, csrf: nav.csrf });
+    response
+}
+
+/// The answer for a refused step-up: ask for a code, or the failure page.
+pub(crate) fn refused(viewer: &Viewer, error: StepUpError) -> Response {
+    match error {
+        StepUpError::Required => needed(viewer),
+        StepUpError::Unexpected(e) => internal(&e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "step_up.html")]
+struct StepUpPage {
+    nav: Nav,
+    error: Option<String>,
+    action: String,
+    back: String,
+    fields: Vec<(String, String)>,
+    method: String,
+}
+
+/// Keeps the form of the routes it wraps, to ask for a second-factor
+/// check and resume it (see the module).
+pub(crate) struct StepUp;
+
+impl<E: Endpoint> Middleware<E> for StepUp {
+    type Output = StepUpEndpoint<E>;
+
+    fn transform(&self, ep: E) -> Self::Output {
+        StepUpEndpoint { inner: ep }
+    }
+}
+
+pub(crate) struct StepUpEndpoint<E> {
+    inner: E,
+}
+
+fn is_form(req: &Request) -> bool {
+    req.method() == Method::POST
+        && req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+}
+
+impl<E: Endpoint> Endpoint for StepUpEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> Result<Self::Output> {
+        let Some(state) = req.data::<AppState>().cloned() else {
+            return self.inner.call(req).await.map(IntoResponse::into_response);
+        };
+        if !is_form(&req) {
+            return self.inner.call(req).await.map(IntoResponse::into_response);
+        }
+        let body = req.take_body().into_bytes().await?;
+        let mut fields: Vec<(String, String)> =
+            url::form_urlencoded::parse(&body).into_owned().collect();
+        let code = take(&mut fields, CODE_FIELD);
+        let method = match take(&mut fields, METHOD_FIELD).as_deref() {
+            Some("recovery_code") => MfaMethod::RecoveryCode,
+            _ => MfaMethod::Totp,
+        };
+        let action = req.uri().path().to_owned();
+        if let Some(code) = code {
+            let csrf = fields.iter().find(|(k, _)| k == "csrf").map_or("", |(_, v)| v.as_str());
+            let viewer = match form_viewer(&state, &req, csrf).await {
+                Ok(viewer) => viewer,
+                Err(response) => return Ok(response),
+            };
+            let context = request_context(&req);
+            match state.service.sessions.step_up(&viewer.principal, method, &code, &context).await {
+                // Without a factor nothing asks for one: go on.
+                Ok(_) | Err(StepUpCheckError::NotEnrolled) => {}
+                Err(StepUpCheckError::Unexpected(e)) => return Ok(internal(&e)),
+                Err(error @ StepUpCheckError::WrongCode) => {
+                    let nav = viewer.nav("");
+                    let needed = Needed { name: nav.name, admin: nav.admin, csrf: nav.csrf };
+                    let status = StatusCode::UNPROCESSABLE_ENTITY;
+                    return Ok(ask(needed, &action, fields, method, Some(error), status));
+                }
+                Err(error @ StepUpCheckError::Throttled { .. }) => {
+                    let nav = viewer.nav("");
+                    let needed = Needed { name: nav.name, admin: nav.admin, csrf: nav.csrf };
+                    let status = StatusCode::TOO_MANY_REQUESTS;
+                    return Ok(ask(needed, &action, fields, method, Some(error), status));
+                }
+            }
+        }
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields.iter())
+            .finish();
+        req.set_body(form);
+        let response = self.inner.call(req).await?.into_response();
+        match response.extensions().get::<Needed>().cloned() {
+            Some(needed) => {
+                Ok(ask(needed, &action, fields, MfaMethod::Totp, None, StatusCode::FORBIDDEN))
+            }
+            None => Ok(response),
+        }
+    }
+}
+
+/// Removes a field from the form and returns its value.
+fn take(fields: &mut Vec<(String, String)>, name: &str) -> Option<String> {
+    let at = fields.iter().position(|(k, _)| k == name)?;
+    Some(fields.remove(at).1)
+}
+
+/// The page asking for a code, whose form carries the first form's fields
+/// back to the same address.
+fn ask(
+    needed: Needed,
+    action: &str,
+    fields: Vec<(String, String)>,
+    method: MfaMethod,
+    error: Option<StepUpCheckError>,
+    status: StatusCode,
+) -> Response {
+    let nav = Nav {
+        name: needed.name,
+        admin: needed.admin,
+        csrf: needed.csrf,
+        section: section_of(action),
+        notice: None,
+    };
+    // Email settings have no page of their own.
+    let back = if action == "/admin/settings/email" { "/admin/settings" } else { action };
+    let retry_after = match &error {
+        Some(StepUpCheckError::Throttled { retry_after_secs }) => Some(*retry_after_secs),
+        _ => None,
+    };
+    let mut response = page(
+        status,
+        &StepUpPage {
+            nav,
+            error: error.map(|e| super::shell::sentence(&e.to_string())),
+            action: action.to_owned(),
+            back: back.to_owned(),
+            fields,
+            method: method.as_str().to_owned(),
+        },
+    );
+    if let Some(value) =
+        retry_after.and_then(|s| poem::http::HeaderValue::from_str(&s.to_string()).ok())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+/// The header's section for the address the form was sent to.
+fn section_of(action: &str) -> &'static str {
+    if action.starts_with("/admin/users") { "users" } else { "settings" }
+}
