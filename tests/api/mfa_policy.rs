@@ -67,13 +67,31 @@ async fn the_first_admin_sets_up_a_second_factor_before_anything_else() {
     let details = events["items"][0]["changes"].to_string();
     assert!(details.contains("second factor setup only"), "{events}");
 
-    // Required now: it can be replaced, not removed; the next sign-in asks.
-    let removed = app.delete("/api/v1/me/mfa/totp", &token).await;
-    assert_error(removed, StatusCode::CONFLICT, "mfa_required_by_policy").await;
+    // Required now: the next sign-in asks for it. It is replaced (a new
+    // phone), never just removed: right after a check, and the session
+    // can then only set up the new one.
     let again = app
         .post("/api/v1/auth/login", None, json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
         .await;
     assert_eq!(body(again).await["mfa_required"], true);
+    app.clock.advance(chrono::Duration::minutes(11));
+    let removed = app.delete("/api/v1/me/mfa/totp", &token).await;
+    assert_error(removed, StatusCode::FORBIDDEN, "mfa_step_up_required").await;
+    let check = json!({"method": "totp", "code": app.totp_code(&secret, 0)});
+    assert_eq!(
+        app.post("/api/v1/auth/step-up", Some(&token), check).await.status(),
+        StatusCode::OK
+    );
+    let replaced = app.delete("/api/v1/me/mfa/totp", &token).await;
+    assert_eq!(replaced.status(), StatusCode::NO_CONTENT);
+    let refused = app.get("/api/v1/users", Some(&token)).await;
+    assert_error(refused, StatusCode::FORBIDDEN, "mfa_enrolment_required").await;
+    let started = body(app.post("/api/v1/me/mfa/totp", Some(&token), json!({})).await).await;
+    let new_phone = started["secret"].as_str().unwrap().to_owned();
+    let code = json!({"code": app.totp_code(&new_phone, 0)});
+    let confirmed = app.post("/api/v1/me/mfa/totp/confirm", Some(&token), code).await;
+    assert_eq!(confirmed.status(), StatusCode::OK);
+    assert_eq!(app.get("/api/v1/users", Some(&token)).await.status(), StatusCode::OK);
 }
 
 #[tokio::test]

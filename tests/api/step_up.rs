@@ -186,4 +186,24 @@ async fn the_pages_ask_for_a_code_and_then_do_what_was_asked() {
     assert_eq!(refused.unwrap().status(), StatusCode::FORBIDDEN);
     let policy = body(app.get("/api/v1/settings/security", Some(&admin)).await).await;
     assert_eq!(policy["user_mfa"], "optional", "the forged form changed nothing");
+
+    // Admins need one now: the app is replaced, not removed — after a
+    // code, and then the session can only set up the new one.
+    let page = panel.get(app.url("/me/second-factor")).send().await.unwrap();
+    assert!(page.text().await.unwrap().contains("Replace authenticator app"));
+    let replace = [("csrf", csrf.as_str())];
+    let asked = panel.post(app.url("/me/second-factor/remove")).form(&replace).send().await;
+    let asked = asked.unwrap();
+    assert_eq!(asked.status(), StatusCode::FORBIDDEN);
+    assert!(asked.text().await.unwrap().contains("Confirm it is you"));
+    let code = app.totp_code(&secret, 0);
+    let confirmed = [("csrf", csrf.as_str()), ("step_up_code", code.as_str())];
+    let replaced = panel.post(app.url("/me/second-factor/remove")).form(&confirmed).send().await;
+    let replaced = replaced.unwrap();
+    assert_eq!(replaced.status(), StatusCode::SEE_OTHER);
+    assert_eq!(replaced.headers()["location"], "/me/second-factor");
+    let users = panel.get(app.url("/admin/users")).send().await.unwrap();
+    assert_eq!(users.headers()["location"], "/me/second-factor", "setting up the new one first");
+    let status = body(app.get("/api/v1/me/mfa", Some(&admin)).await).await;
+    assert_eq!(status["totp"], false, "{status}");
 }

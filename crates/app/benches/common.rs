@@ -43,10 +43,43 @@ pub async fn admin(wiring: &Wiring) -> Admin {
 
 /// The code an authenticator app with this base32 secret shows now.
 pub fn totp_code(secret: &str) -> String {
+    totp_code_in(secret, 0)
+}
+
+/// The code the app shows `seconds` from now.
+pub fn totp_code_in(secret: &str, seconds: u64) -> String {
     let bytes = totp_rs::Secret::Encoded(secret.to_owned()).to_bytes().unwrap();
-    totp_rs::TOTP::new_unchecked(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes, None, String::new())
-        .generate_current()
-        .unwrap()
+    let app = totp_rs::TOTP::new_unchecked(
+        totp_rs::Algorithm::SHA1,
+        6,
+        1,
+        30,
+        bytes,
+        None,
+        String::new(),
+    );
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    app.generate(now.as_secs() + seconds)
+}
+
+/// The password of the users [`user`] makes.
+pub const USER_PASSWORD: &str = "a long user passphrase";
+
+/// Invites a user and accepts the invitation with [`USER_PASSWORD`]:
+/// their email.
+pub async fn user(wiring: &Wiring, admin: &Admin, email: &str) -> String {
+    let ctx = RequestContext::default();
+    let request = secureai_domain::invitations::service::InviteRequest {
+        email: email.to_owned(),
+        name: format!("Name of {email}"),
+        role: "user".to_owned(),
+        department: None,
+        sign_in: None,
+    };
+    let invited = wiring.service.invitations.invite_user(admin, &request, &ctx).await.unwrap();
+    let password = SecretString::from(USER_PASSWORD.to_owned());
+    wiring.service.invitations.accept_invitation(&invited.token, password, &ctx).await.unwrap();
+    email.to_owned()
 }
 
 /// Completes the setup form of the instance at `base` and signs its first

@@ -1,5 +1,6 @@
 //! Password sign-in throughput against raw argon2id verification at the
-//! same cost, same run, same concurrency (one task per core).
+//! same cost, same run, same concurrency (one task per core): password
+//! only, and password plus an authenticator app's code (two steps).
 //!
 //! `cargo bench -p secureai-app --bench sign_in`
 
@@ -13,6 +14,8 @@ use std::time::{Duration, Instant};
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use secrecy::SecretString;
 use secureai_domain::RequestContext;
+use secureai_domain::mfa::models::MfaMethod;
+use secureai_domain::sessions::errors::SignInError;
 
 const SECONDS: u64 = 10;
 
@@ -50,7 +53,7 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let config = common::config(dir.path());
     let wiring = secureai_app::wire(&config).await.unwrap();
-    common::admin(&wiring).await;
+    let admin = common::admin(&wiring).await;
 
     // Raw argon2id at the configured (OWASP) cost, on the blocking pool as
     // the service does it.
@@ -77,24 +80,90 @@ async fn main() {
     })
     .await;
 
+    // Password-only sign-ins: a user without a second factor (users are
+    // offered none by default).
     let service = wiring.service.clone();
+    let plain = common::user(&wiring, &admin, "plain@example.com").await;
     let (signed, sign_elapsed) = run(tasks, move || {
         let service = service.clone();
+        let email = plain.clone();
         async move {
-            let password = SecretString::from(common::ADMIN_PASSWORD.to_owned());
-            service
-                .sessions
-                .sign_in(common::ADMIN_EMAIL, &password, &RequestContext::default())
-                .await
-                .unwrap();
+            let password = SecretString::from(common::USER_PASSWORD.to_owned());
+            service.sessions.sign_in(&email, &password, &RequestContext::default()).await.unwrap();
         }
     })
     .await;
 
+    // Sign-ins with an authenticator app: the password, then the code.
+    // Each user's app gives one code that has not been used yet (the next
+    // step's, within the one step of skew), so each signs in once.
+    let users = second_factor_users(&wiring, &admin, TOTP_USERS).await;
+    let queue = Arc::new(std::sync::Mutex::new(users));
+    let service = wiring.service.clone();
+    let started = Instant::now();
+    let handles: Vec<_> = (0..tasks)
+        .map(|_| {
+            let (service, queue) = (service.clone(), queue.clone());
+            tokio::spawn(async move {
+                let ctx = RequestContext::default();
+                loop {
+                    let Some((email, secret)) = queue.lock().unwrap().pop() else { break };
+                    let password = SecretString::from(common::USER_PASSWORD.to_owned());
+                    let waiting = match service.sessions.sign_in(&email, &password, &ctx).await {
+                        Err(SignInError::SecondFactorRequired(needed)) => needed,
+                        other => panic!("no second step: {other:?}"),
+                    };
+                    let code = common::totp_code_in(&secret, 30);
+                    service
+                        .sessions
+                        .complete_sign_in(&waiting.token, MfaMethod::Totp, &code, &ctx)
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.await.unwrap();
+    }
+    let totp_elapsed = started.elapsed();
+
     let raw_rate = raw as f64 / raw_elapsed.as_secs_f64();
     let sign_rate = signed as f64 / sign_elapsed.as_secs_f64();
-    println!("tasks: {tasks}, {SECONDS} s each");
+    let totp_rate = TOTP_USERS as f64 / totp_elapsed.as_secs_f64();
+    println!("tasks: {tasks}, {SECONDS} s each; {TOTP_USERS} sign-ins with a code");
     println!("raw argon2id verify (m=19456 KiB, t=2, p=1): {raw_rate:.1} /s");
     println!("password sign-in (SQLite, session + audit written): {sign_rate:.1} /s");
     println!("sign-in / raw: {:.1} %", 100.0 * sign_rate / raw_rate);
+    println!("password + authenticator code sign-in (two steps): {totp_rate:.1} /s");
+    println!("sign-in with a code / raw: {:.1} %", 100.0 * totp_rate / raw_rate);
+}
+
+/// How many users sign in with a code (each once).
+const TOTP_USERS: usize = 400;
+
+/// `count` users with an authenticator app set up, newest last: their
+/// emails and the apps' keys. Second factors are offered to users first.
+async fn second_factor_users(
+    wiring: &secureai_app::Wiring,
+    admin: &secureai_domain::access::Admin,
+    count: usize,
+) -> Vec<(String, String)> {
+    use secureai_domain::mfa::policy::{AdminMfa, SecurityPolicy, UserMfa};
+    let ctx = RequestContext::default();
+    let policy = SecurityPolicy { admin_mfa: AdminMfa::Required, user_mfa: UserMfa::Optional };
+    wiring.service.mfa.set_security_policy(admin, policy, &ctx).await.unwrap();
+    let mut users = Vec::with_capacity(count);
+    for n in 0..count {
+        let email = common::user(wiring, admin, &format!("coder{n}@example.com")).await;
+        let password = SecretString::from(common::USER_PASSWORD.to_owned());
+        let signed_in = wiring.service.sessions.sign_in(&email, &password, &ctx).await.unwrap();
+        let principal = wiring.service.sessions.authenticate(&signed_in.token).await.unwrap();
+        let setup = wiring.service.mfa.start_totp(principal.user()).await.unwrap();
+        let secret = setup.secret.expose_base32().to_owned();
+        let code = common::totp_code(&secret);
+        wiring.service.mfa.confirm_totp(&principal, &code, &ctx).await.unwrap();
+        users.push((email, secret));
+    }
+    users
 }

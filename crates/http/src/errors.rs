@@ -373,7 +373,7 @@ impl From<secureai_domain::mfa::service::MfaError> for ApiError {
             MfaError::NotPending => Self::conflict("mfa_not_pending", error),
             MfaError::NotEnrolled => Self::conflict("mfa_not_enrolled", error),
             MfaError::NotOffered => Self::conflict("mfa_not_offered", error),
-            MfaError::RequiredByPolicy => Self::conflict("mfa_required_by_policy", error),
+            MfaError::StepUp(e) => e.into(),
             MfaError::WrongCode => Self::invalid_field(&FieldError::new("code", error)),
             MfaError::Unexpected(e) => e.into(),
         }

@@ -103,6 +103,17 @@ impl SessionRepository for SqlStore {
         Ok(())
     }
 
+    async fn enrolment_required(&self, id: SessionId) -> Result<(), StoreError> {
+        sessions::Entity::update_many()
+            .col_expr(sessions::Column::EnrolmentOnly, Expr::value(true))
+            .col_expr(sessions::Column::SecondFactorAt, Expr::value(Option::<i64>::None))
+            .filter(sessions::Column::Id.eq(id.as_uuid().to_string()))
+            .exec(&self.db)
+            .await
+            .map_err(db("limiting a session to a second factor's setup"))?;
+        Ok(())
+    }
+
     async fn count_live(
         &self,
         user: UserId,

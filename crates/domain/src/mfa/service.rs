@@ -94,12 +94,10 @@ pub enum MfaError {
         "second factors are not offered to users: an admin can turn them on in Settings › Security"
     )]
     NotOffered,
-    /// The security policy requires a second factor of the user: they
-    /// cannot remove it themselves.
-    #[error(
-        "your organisation requires a second factor for your account, so it cannot be removed: on a new phone, ask an admin to reset it"
-    )]
-    RequiredByPolicy,
+    /// Replacing a required second factor needs a recent check of it
+    /// (step-up).
+    #[error(transparent)]
+    StepUp(#[from] crate::errors::StepUpError),
     /// The code is not right, was used already, or is outside its time.
     #[error("that code is not right (or was used already): try the current one")]
     WrongCode,
@@ -283,21 +281,39 @@ impl MfaService {
     /// Removes the user's authenticator app and, as it is their only
     /// second factor, their recovery codes. Audited as `mfa.removed`.
     ///
+    /// Where the policy requires a second factor this replaces it (a new
+    /// phone): only within [`crate::mfa::check::STEP_UP_WINDOW`] of a
+    /// check in this session — a code from the old app, or a recovery code
+    /// when the phone is lost — and the session can then only set up the
+    /// new one. Returns whether it must.
+    ///
     /// # Errors
-    /// [`MfaError::NotEnrolled`] when there is no app.
-    pub async fn remove_totp(&self, user: &User, context: &RequestContext) -> Result<(), MfaError> {
-        if self.ports.settings.security_policy().await?.requires(user) {
-            return Err(MfaError::RequiredByPolicy);
-        }
+    /// [`MfaError::NotEnrolled`] when there is no app;
+    /// [`MfaError::StepUp`] for a required one without a recent check.
+    pub async fn remove_totp(
+        &self,
+        principal: &Principal,
+        context: &RequestContext,
+    ) -> Result<bool, MfaError> {
+        let user = principal.user();
         let now = self.ports.clock.now();
+        let required = self.ports.settings.security_policy().await?.requires(user);
+        if required {
+            let checked_at = principal.second_factor_at();
+            let mfa = self.ports.mfa.as_ref();
+            crate::mfa::check::require_recent_factor(mfa, user.id, checked_at, now).await?;
+        }
         let audit = AuditEvent::new(now, user_actor(user), AuditAction::MfaRemoved, context)
             .target(user)
             .change(Change::detail("method", MfaMethod::Totp.as_str()));
-        if self.ports.mfa.remove_totp(user.id, true, audit, None).await? {
-            Ok(())
-        } else {
-            Err(MfaError::NotEnrolled)
+        let audit = if required { audit.change(Change::detail("replacing", "yes")) } else { audit };
+        if !self.ports.mfa.remove_totp(user.id, true, audit, None).await? {
+            return Err(MfaError::NotEnrolled);
         }
+        if required {
+            self.ports.sessions.enrolment_required(principal.session_id()).await?;
+        }
+        Ok(required)
     }
 
     /// Settings › Security.

@@ -52,6 +52,14 @@ pub trait SessionRepository: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
+    /// Makes the session enrolment-only again (its user replaces a
+    /// required second factor): it can only set up the new one, and its
+    /// last check is forgotten.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn enrolment_required(&self, id: SessionId) -> Result<(), StoreError>;
+
     /// How many sessions of `user` are still usable at `now` (not past
     /// `expires_at`, used since `idle_since`).
     ///

@@ -82,6 +82,16 @@ impl SessionRepository for InMemoryStore {
         Ok(())
     }
 
+    async fn enrolment_required(&self, id: SessionId) -> Result<(), StoreError> {
+        for session in &mut self.state().sessions {
+            if session.id == id {
+                session.enrolment_only = true;
+                session.second_factor_at = None;
+            }
+        }
+        Ok(())
+    }
+
     async fn end_all(&self, user: UserId, audit: AuditEvent) -> Result<u64, StoreError> {
         let mut state = self.state();
         let before = state.sessions.len();

@@ -49,16 +49,43 @@ async fn an_admin_without_a_second_factor_can_only_set_one_up_then_everything() 
     let last = signed_in.last().unwrap();
     assert_eq!(detail(last, "session"), Some("second factor setup only"));
 
-    // A required factor cannot be removed before there is one, and the
-    // confirmation frees this very session.
+    // The confirmation frees this very session.
     enrol(&kit, &enrolling).await;
     let principal = sessions.authenticate(&token).await.unwrap();
     assert!(!principal.enrolment_only());
     assert_eq!(principal.second_factor_at(), Some(kit.clock.now()));
     assert!(principal.admin().is_ok());
-    let removed = kit.service.mfa.remove_totp(principal.user(), &ctx()).await;
-    assert!(matches!(removed, Err(MfaError::RequiredByPolicy)), "{removed:?}");
+}
+
+#[tokio::test]
+async fn a_required_app_is_replaced_right_after_a_check_never_just_removed() {
+    let (kit, _) = with_admin().await;
+    set_policy(&kit, AdminMfa::Required, UserMfa::Off);
+    let (token, _) = password_sign_in(&kit, ROOT_EMAIL, ROOT_PASSWORD).await;
+    let sessions = &kit.service.sessions;
+    enrol(&kit, &sessions.authenticate_for_enrolment(&token).await.unwrap()).await;
+    // Eleven minutes after the last check: a new phone needs a check first.
+    kit.clock.advance(chrono::Duration::minutes(11));
+    let principal = sessions.authenticate(&token).await.unwrap();
+    let removed = kit.service.mfa.remove_totp(&principal, &ctx()).await;
+    assert!(matches!(removed, Err(MfaError::StepUp(_))), "{removed:?}");
     assert!(kit.service.mfa.status(principal.user()).await.unwrap().enrolled());
+    // A recovery code (the old phone is lost) checks it; the app goes and
+    // the session can only set up the new one.
+    let codes = kit.service.mfa.regenerate_recovery_codes(principal.user(), &ctx()).await.unwrap();
+    let recovery = secrecy::ExposeSecret::expose_secret(&codes[0]).to_owned();
+    let method = secureai_domain::mfa::models::MfaMethod::RecoveryCode;
+    sessions.step_up(&principal, method, &recovery, &ctx()).await.unwrap();
+    let principal = sessions.authenticate(&token).await.unwrap();
+    assert!(kit.service.mfa.remove_totp(&principal, &ctx()).await.unwrap(), "replacing");
+    let refused = sessions.authenticate(&token).await;
+    assert!(matches!(refused, Err(AuthenticateError::EnrolmentRequired)), "{refused:?}");
+    let enrolling = sessions.authenticate_for_enrolment(&token).await.unwrap();
+    assert!(enrolling.admin().is_err());
+    enrol(&kit, &enrolling).await;
+    assert!(sessions.authenticate(&token).await.unwrap().admin().is_ok());
+    let removed = audit_of(&kit, AuditAction::MfaRemoved);
+    assert_eq!(detail(removed.last().unwrap(), "replacing"), Some("yes"));
 }
 
 #[tokio::test]
@@ -90,7 +117,7 @@ async fn users_are_offered_a_second_factor_only_when_the_policy_says_so() {
 
     set_policy(&kit, AdminMfa::Required, UserMfa::Optional);
     enrol(&kit, &ada).await;
-    kit.service.mfa.remove_totp(ada.user(), &ctx()).await.unwrap();
+    kit.service.mfa.remove_totp(&ada, &ctx()).await.unwrap();
 
     set_policy(&kit, AdminMfa::Optional, UserMfa::Required);
     let (token, enrolment_only) = password_sign_in(&kit, "ada@example.com", "ada-password-1").await;

@@ -134,11 +134,16 @@ impl MfaApi {
     }
 
     /// Remove your authenticator app, and your recovery codes with it.
-    /// 409 `mfa_not_enrolled` when there is none.
+    /// 409 `mfa_not_enrolled` when there is none. Where your organisation
+    /// requires a second factor this replaces it (a new phone): it needs a
+    /// second-factor check from the last 10 minutes (403
+    /// `mfa_step_up_required`: `POST /auth/step-up` with a code from the old
+    /// app or a recovery code), and the session can then only set up the
+    /// new app (`POST /me/mfa/totp`, then `/confirm`).
     #[oai(path = "/me/mfa/totp", method = "delete")]
     async fn remove_totp(&self, auth: SessionAuth, req: &Request) -> Result<TotpRemoved, ApiError> {
         let principal = self.0.principal(&auth, req).await?;
-        self.0.service.mfa.remove_totp(principal.user(), &request_context(req)).await?;
+        self.0.service.mfa.remove_totp(&principal, &request_context(req)).await?;
         Ok(TotpRemoved::Removed)
     }
 

@@ -85,7 +85,9 @@ pub(crate) fn routes() -> Route {
         )
         .at(
             "/me/second-factor/remove",
-            poem::post(second_factor::remove_app.with(CookieJarManager::new())),
+            poem::post(
+                second_factor::remove_app.with(step_up::StepUp).with(CookieJarManager::new()),
+            ),
         )
         .at("/admin/audit", get(audit::audit.with(CookieJarManager::new())))
         .at("/admin/analytics", get(analytics::analytics.with(CookieJarManager::new())))

@@ -228,8 +228,11 @@ pub(crate) async fn remove_app(
         Ok(viewer) => viewer,
         Err(response) => return response,
     };
-    match state.service.mfa.remove_totp(viewer.principal.user(), &request_context(req)).await {
-        Ok(()) => see_other("/me/second-factor?done=removed"),
+    match state.service.mfa.remove_totp(&viewer.principal, &request_context(req)).await {
+        // A required app: the session may only set up the new one now.
+        Ok(true) => see_other("/me/second-factor"),
+        Ok(false) => see_other("/me/second-factor?done=removed"),
+        Err(MfaError::StepUp(e)) => super::step_up::refused(&viewer, e),
         Err(error) => refused(&state, &viewer, error).await,
     }
 }

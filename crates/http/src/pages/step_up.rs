@@ -198,5 +198,11 @@ fn ask(
 
 /// The header's section for the address the form was sent to.
 fn section_of(action: &str) -> &'static str {
-    if action.starts_with("/admin/users") { "users" } else { "settings" }
+    if action.starts_with("/admin/users") {
+        "users"
+    } else if action.starts_with("/me") {
+        "me"
+    } else {
+        "settings"
+    }
 }

@@ -63,7 +63,8 @@ pub async fn first_admin(service: &UserManagement) -> Admin {
     };
     let saved = service.mfa.set_security_policy(&admin, optional, &ctx).await.unwrap();
     assert_eq!(service.mfa.security_policy().await.unwrap(), saved, "read back from the store");
-    service.mfa.remove_totp(admin.user(), &ctx).await.unwrap();
+    let principal = service.sessions.authenticate(&signed_in.token).await.unwrap();
+    assert!(!service.mfa.remove_totp(&principal, &ctx).await.unwrap());
     admin
 }
 
