@@ -93,6 +93,7 @@ pub fn all() -> Vec<(&'static str, Contract)> {
         sessions::find_credentials_matches_the_email_in_any_case,
         sessions::a_session_carries_its_user_as_stored_now_until_it_ends,
         sessions::end_all_ends_every_session_of_the_user,
+        sessions::a_second_factor_check_frees_a_session_and_a_replacement_limits_it_again,
         setup::setup_completes_once,
         setup::setup_refuses_a_taken_email,
         settings::seat_limit_tells_never_set_from_unlimited,

@@ -58,6 +58,25 @@ pub async fn a_session_carries_its_user_as_stored_now_until_it_ends(ports: Ports
     assert_eq!(signed_out.iter().filter(|e| e.action == AuditAction::SignedOut).count(), 1);
 }
 
+/// `second_factor_checked` records the time of a check and clears the
+/// enrolment-only flag; `enrolment_required` sets the flag and forgets the
+/// time. Each touches that session only.
+pub async fn a_second_factor_check_frees_a_session_and_a_replacement_limits_it_again(ports: Ports) {
+    let at = now(&ports);
+    let ada = active(&ports, "ada@example.com", Role::Admin).await;
+    let (session, token) = start_session(&ports, &ada, at).await;
+    let (other, other_token) = start_session(&ports, &ada, at).await;
+    let checked = at + Duration::minutes(3);
+    ports.sessions.second_factor_checked(session.id, checked).await.unwrap();
+    let (found, _) = ports.sessions.find(&token.hash()).await.unwrap().unwrap();
+    assert_eq!((found.enrolment_only, found.second_factor_at), (false, Some(checked)));
+    ports.sessions.enrolment_required(session.id).await.unwrap();
+    let (found, _) = ports.sessions.find(&token.hash()).await.unwrap().unwrap();
+    assert_eq!((found.enrolment_only, found.second_factor_at), (true, None));
+    let (untouched, _) = ports.sessions.find(&other_token.hash()).await.unwrap().unwrap();
+    assert_eq!(untouched, other);
+}
+
 /// `count_live` counts only the user's sessions not past `expires_at` and
 /// used since `idle_since`; `end_all` ends every session of the user (and
 /// no other) and says how many.
