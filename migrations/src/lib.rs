@@ -22,6 +22,7 @@ mod m20261203_000013_scim_failures;
 mod m20261203_000014_users_modified_at;
 mod m20261203_000015_mfa;
 mod m20261203_000016_session_second_factor;
+mod m20261203_000017_passkeys;
 
 /// How many of [`Migrator::migrations`] made up each release, oldest first:
 /// an upgrade test migrates a database to a release's schema, fills it as
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000014_users_modified_at::Migration),
             Box::new(m20261203_000015_mfa::Migration),
             Box::new(m20261203_000016_session_second_factor::Migration),
+            Box::new(m20261203_000017_passkeys::Migration),
         ]
     }
 }

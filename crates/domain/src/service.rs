@@ -93,6 +93,10 @@ pub struct Ports {
     pub groups: Arc<dyn crate::provisioning::ports::GroupRepository>,
     /// Second factors.
     pub mfa: Arc<dyn crate::mfa::ports::MfaRepository>,
+    /// Passkeys and their ceremonies in progress.
+    pub passkeys: Arc<dyn crate::mfa::passkeys::PasskeyRepository>,
+    /// The WebAuthn protocol.
+    pub passkey_protocol: Arc<dyn crate::mfa::passkeys::PasskeyProtocol>,
 }
 
 use crate::users::ports::UserRepository;

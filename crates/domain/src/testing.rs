@@ -43,6 +43,7 @@ mod imports;
 mod invitations;
 mod mfa;
 mod outbox;
+mod passkeys;
 mod passwords;
 mod provisioning;
 mod sessions;
@@ -205,6 +206,10 @@ pub struct MemoryState {
     pub recovery_codes: HashMap<UserId, Vec<StoredRecoveryCode>>,
     /// Sign-ins waiting for a second factor: token digest → user, until.
     pub mfa_sign_ins: HashMap<crate::TokenHash, (UserId, DateTime<Utc>)>,
+    /// Passkeys, oldest first.
+    pub passkeys: Vec<crate::mfa::passkeys::Passkey>,
+    /// WebAuthn ceremonies waiting for their answer, by token digest.
+    pub ceremonies: HashMap<crate::TokenHash, crate::mfa::passkeys::PendingCeremony>,
 }
 
 impl MemoryState {
@@ -305,6 +310,10 @@ impl InMemoryStore {
             provisioning: self.clone(),
             groups: self.clone(),
             mfa: self.clone(),
+            passkeys: self.clone(),
+            passkey_protocol: Arc::new(crate::mfa::passkeys::NoPasskeys(
+                "passkeys are not set up in this composition".to_owned(),
+            )),
             identity: Arc::new(NoIdentityProvider),
             clock,
             tokens,

@@ -524,3 +524,49 @@ pub(crate) mod mfa_sign_ins {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub(crate) mod mfa_passkeys {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "mfa_passkeys")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub user_id: String,
+        pub name: String,
+        /// SHA-256 of `credential_id`, hex: unique.
+        pub credential_digest: String,
+        pub credential_id: String,
+        /// The adapter's JSON (public key, counter).
+        pub credential: String,
+        pub created_at: i64,
+        pub last_used_at: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod mfa_ceremonies {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "mfa_ceremonies")]
+    pub struct Model {
+        /// SHA-256 of the token the client holds, hex.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub key_hash: String,
+        pub user_id: String,
+        pub purpose: String,
+        pub state: String,
+        pub expires_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -21,6 +21,7 @@ mod invitations;
 mod listing;
 mod mfa;
 mod outbox;
+mod passkeys;
 mod passwords;
 mod provisioning;
 mod scim_filter;
@@ -195,6 +196,10 @@ impl SqlStore {
             provisioning: self.clone(),
             groups: self.clone(),
             mfa: self.clone(),
+            passkeys: self.clone(),
+            passkey_protocol: Arc::new(secureai_domain::mfa::passkeys::NoPasskeys(
+                "passkeys are not set up in this composition".to_owned(),
+            )),
             identity: Arc::new(NoIdentityProvider),
             clock,
             tokens,

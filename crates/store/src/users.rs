@@ -86,6 +86,16 @@ impl UserRepository for SqlStore {
                 .exec(&txn)
                 .await
                 .map_err(db("removing sign-ins waiting for a second factor"))?;
+            crate::entities::mfa_passkeys::Entity::delete_many()
+                .filter(crate::entities::mfa_passkeys::Column::UserId.eq(id.clone()))
+                .exec(&txn)
+                .await
+                .map_err(db("removing passkeys"))?;
+            crate::entities::mfa_ceremonies::Entity::delete_many()
+                .filter(crate::entities::mfa_ceremonies::Column::UserId.eq(id.clone()))
+                .exec(&txn)
+                .await
+                .map_err(db("removing passkey ceremonies"))?;
             // Unsent mail carries the address and the person's name.
             outbox::Entity::delete_many()
                 .filter(outbox::Column::Recipient.eq(before.email.as_str()))

@@ -84,6 +84,7 @@ pub fn all() -> Vec<(&'static str, Contract)> {
         groups::the_users_list_filters_by_group,
         mfa::a_time_step_is_spent_once,
         mfa::a_recovery_code_is_used_once,
+        mfa::passkeys_are_unique_and_a_ceremony_is_taken_once,
         invitations::an_invitation_is_accepted_exactly_once,
         invitations::concurrent_acceptances_activate_once,
         invitations::reissue_voids_earlier_links_and_needs_an_invited_user,

@@ -35,6 +35,8 @@ impl UserRepository for InMemoryStore {
         state.totp.remove(&id);
         state.recovery_codes.remove(&id);
         state.mfa_sign_ins.retain(|_, (user, _)| *user != id);
+        state.passkeys.retain(|p| p.user_id != id);
+        state.ceremonies.retain(|_, c| c.user_id != id);
         state.sessions.retain(|s| s.user_id != id);
         state.revoke_pending_links(id, erasure.audit.at);
         let email = erasure.before.email.clone();

@@ -97,3 +97,88 @@ pub async fn a_recovery_code_is_used_once(ports: Ports) {
     assert_eq!(ports.mfa.recovery_codes_left(ada).await.unwrap(), 0);
     assert!(!ports.mfa.remove_totp(ada, true, removed, None).await.unwrap());
 }
+
+fn passkey(
+    ports: &Ports,
+    user: UserId,
+    credential_id: &str,
+    seconds: i64,
+) -> crate::mfa::passkeys::Passkey {
+    crate::mfa::passkeys::Passkey {
+        id: crate::record_id(),
+        user_id: user,
+        name: format!("key {credential_id}"),
+        credential_id: credential_id.to_owned(),
+        credential: format!("{{\"cred_id\": \"{credential_id}\", \"counter\": 0}}"),
+        created_at: now(ports) + chrono::Duration::seconds(seconds),
+        last_used_at: None,
+    }
+}
+
+/// Passkeys MUST read back as written, oldest first, per user; a
+/// credential id MUST be registered once across all users (of 6
+/// concurrent registrations of one, one wins); the first may bring the
+/// recovery codes; a use records its time and new state; renaming and
+/// removing touch only the user's own; a ceremony MUST be taken once (of 8
+/// concurrent takes, one gets it) and expired ones forgotten.
+pub async fn passkeys_are_unique_and_a_ceremony_is_taken_once(ports: Ports) {
+    use crate::mfa::passkeys::{CeremonyPurpose, PendingCeremony};
+    let ada = active(&ports, "ada@example.com", Role::User).await.id;
+    let bob = active(&ports, "bob@example.com", Role::User).await.id;
+    let first = passkey(&ports, ada, "AAAA", 0);
+    let audit = || event(now(&ports), AuditAction::MfaEnrolled);
+    assert!(ports.passkeys.add_passkey(&first, Some(codes(7)), audit()).await.unwrap());
+    assert_eq!(ports.mfa.recovery_codes_left(ada).await.unwrap(), 10);
+    let racing: Vec<_> = (0..6)
+        .map(|n| {
+            let key = passkey(&ports, bob, "BBBB", 1 + n);
+            let passkeys = ports.passkeys.clone();
+            let audit = audit();
+            async move { passkeys.add_passkey(&key, None, audit).await }
+        })
+        .collect();
+    let won = join_all(racing).await.into_iter().filter(|r| *r.as_ref().unwrap()).count();
+    assert_eq!(won, 1, "one of 6 concurrent registrations of one credential");
+    let taken = passkey(&ports, bob, "AAAA", 9);
+    assert!(!ports.passkeys.add_passkey(&taken, None, audit()).await.unwrap(), "Ada's already");
+    let second = passkey(&ports, ada, "CCCC", 10);
+    assert!(ports.passkeys.add_passkey(&second, None, audit()).await.unwrap());
+    let adas = ports.passkeys.passkeys(ada).await.unwrap();
+    assert_eq!(adas, vec![first.clone(), second.clone()]);
+    assert_eq!(ports.passkeys.passkeys(bob).await.unwrap().len(), 1);
+
+    let used_at = now(&ports) + chrono::Duration::minutes(1);
+    let state = "{\"cred_id\": \"AAAA\", \"counter\": 3}".to_owned();
+    ports.passkeys.passkey_used(ada, "AAAA", Some(state.clone()), used_at).await.unwrap();
+    assert!(ports.passkeys.rename_passkey(ada, first.id, "YubiKey").await.unwrap());
+    assert!(!ports.passkeys.rename_passkey(bob, first.id, "Mine").await.unwrap(), "not Bob's");
+    let read = ports.passkeys.passkeys(ada).await.unwrap().remove(0);
+    assert_eq!(
+        (read.name.as_str(), read.credential, read.last_used_at),
+        ("YubiKey", state, Some(used_at))
+    );
+    let removal = || event(now(&ports), AuditAction::MfaRemoved);
+    assert!(!ports.passkeys.remove_passkey(bob, first.id, true, removal()).await.unwrap());
+    assert!(ports.passkeys.remove_passkey(ada, first.id, false, removal()).await.unwrap());
+    assert_eq!(ports.mfa.recovery_codes_left(ada).await.unwrap(), 10, "codes kept");
+    assert!(ports.passkeys.remove_passkey(ada, second.id, true, removal()).await.unwrap());
+    assert_eq!(ports.mfa.recovery_codes_left(ada).await.unwrap(), 0, "codes gone with the last");
+
+    let key = TokenHash::from_bytes([42; 32]);
+    let ceremony = PendingCeremony {
+        user_id: ada,
+        purpose: CeremonyPurpose::SignIn,
+        state: "{\"challenge\": \"x\"}".to_owned(),
+        expires_at: now(&ports) + chrono::Duration::minutes(5),
+    };
+    ports.passkeys.begin_ceremony(&key, &ceremony).await.unwrap();
+    let racing: Vec<_> = (0..8).map(|_| ports.passkeys.take_ceremony(&key)).collect();
+    let got: Vec<_> = join_all(racing).await.into_iter().filter_map(|r| r.unwrap()).collect();
+    assert_eq!(got, vec![ceremony.clone()], "one of 8 concurrent takes");
+    let old = TokenHash::from_bytes([43; 32]);
+    let expired =
+        PendingCeremony { expires_at: now(&ports) - chrono::Duration::seconds(1), ..ceremony };
+    ports.passkeys.begin_ceremony(&old, &expired).await.unwrap();
+    assert_eq!(ports.passkeys.forget_expired_ceremonies(now(&ports)).await.unwrap(), 1);
+    assert!(ports.passkeys.take_ceremony(&old).await.unwrap().is_none());
+}
