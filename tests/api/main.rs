@@ -20,6 +20,7 @@ mod mfa_policy;
 mod mfa_reset;
 mod oidc;
 mod pages;
+mod passkeys;
 mod passwords;
 mod saml;
 mod scim;

@@ -20,7 +20,7 @@ async fn an_authenticator_app_is_set_up_confirmed_and_removed() {
     let app = TestApp::with_admin().await;
     let admin = app.admin_token().await;
     let status = body(app.get("/api/v1/me/mfa", Some(&admin)).await).await;
-    assert_eq!(status, json!({"totp": false, "recovery_codes_left": 0}));
+    assert_eq!(status, json!({"totp": false, "passkeys": 0, "recovery_codes_left": 0}));
 
     let started = app.post("/api/v1/me/mfa/totp", Some(&admin), json!({})).await;
     assert_eq!(started.status(), StatusCode::CREATED);
@@ -50,7 +50,7 @@ async fn an_authenticator_app_is_set_up_confirmed_and_removed() {
     let first = strings(&body(confirmed).await["recovery_codes"]);
     assert_eq!(first.len(), 10);
     let status = body(app.get("/api/v1/me/mfa", Some(&admin)).await).await;
-    assert_eq!(status, json!({"totp": true, "recovery_codes_left": 10}));
+    assert_eq!(status, json!({"totp": true, "passkeys": 0, "recovery_codes_left": 10}));
     let again = app.post("/api/v1/me/mfa/totp", Some(&admin), json!({})).await;
     assert_eq!(again.status(), StatusCode::CONFLICT);
     assert_eq!(body(again).await["code"], "mfa_already_enrolled");
@@ -71,7 +71,7 @@ async fn an_authenticator_app_is_set_up_confirmed_and_removed() {
     let removed = app.delete("/api/v1/me/mfa/totp", &admin).await;
     assert_eq!(removed.status(), StatusCode::NO_CONTENT);
     let status = body(app.get("/api/v1/me/mfa", Some(&admin)).await).await;
-    assert_eq!(status, json!({"totp": false, "recovery_codes_left": 0}));
+    assert_eq!(status, json!({"totp": false, "passkeys": 0, "recovery_codes_left": 0}));
     let gone = app.delete("/api/v1/me/mfa/totp", &admin).await;
     assert_eq!(gone.status(), StatusCode::CONFLICT);
     assert_eq!(body(gone).await["code"], "mfa_not_enrolled");

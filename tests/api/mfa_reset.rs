@@ -74,7 +74,7 @@ async fn an_admin_resets_a_lost_second_factor_and_the_user_is_emailed() {
     let plain = body(app.post("/api/v1/auth/login", None, ada_login()).await).await;
     assert!(plain["token"].is_string(), "{plain}");
     let status = body(app.get("/api/v1/me/mfa", Some(&ada_token)).await).await;
-    assert_eq!(status, json!({"totp": false, "recovery_codes_left": 0}));
+    assert_eq!(status, json!({"totp": false, "passkeys": 0, "recovery_codes_left": 0}));
 
     // The profile page: the status, and the reset behind a confirmation.
     enrol(&app, &ada_token).await;

@@ -221,8 +221,20 @@ pub async fn wire_with_clock(
             ..defaults
         },
     )?;
+    let passkey_protocol: Arc<dyn secureai_domain::mfa::passkeys::PasskeyProtocol> =
+        match secureai_passkeys::WebAuthnPasskeys::new(public_url) {
+            Ok(passkeys) => {
+                tracing::info!(origin = %passkeys.origin(), "passkeys work at this origin");
+                Arc::new(passkeys)
+            }
+            Err(reason) => {
+                tracing::warn!(%reason, "passkeys are off");
+                Arc::new(secureai_domain::mfa::passkeys::NoPasskeys(reason.to_string()))
+            }
+        };
     let ports = Ports {
         identity: Arc::new(identity),
+        passkey_protocol,
         ..Arc::new(store.clone()).ports(clock, Arc::new(OsTokens), Arc::new(hasher), mailer.clone())
     };
     let policy = Policy { email: email.clone(), sso, ..policy(config) };

@@ -14,6 +14,8 @@ pub struct HousekeepingPorts {
     pub sso: std::sync::Arc<dyn crate::sso::ports::SsoRepository>,
     /// Password sign-ins waiting for a second factor.
     pub mfa: std::sync::Arc<dyn crate::mfa::ports::MfaRepository>,
+    /// Passkey challenges waiting for their answer.
+    pub passkeys: std::sync::Arc<dyn crate::mfa::passkeys::PasskeyRepository>,
     /// Time.
     pub clock: std::sync::Arc<dyn crate::clock::Clock>,
 }
@@ -51,7 +53,8 @@ impl Housekeeping {
     pub async fn sweep_expired(&self) -> Result<SweepReport, StoreError> {
         let now = self.ports.clock.now();
         let sso = self.ports.sso.forget_expired(now).await?
-            + self.ports.mfa.forget_expired_sign_ins(now).await?;
+            + self.ports.mfa.forget_expired_sign_ins(now).await?
+            + self.ports.passkeys.forget_expired_ceremonies(now).await?;
         let throttles = self.ports.throttle.forget_stale(now - self.policy.throttle.window).await?;
         Ok(SweepReport { sso, throttles })
     }

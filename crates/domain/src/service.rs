@@ -207,6 +207,8 @@ impl UserManagement {
                     hasher: p.hasher.clone(),
                     mfa: p.mfa.clone(),
                     settings: p.settings.clone(),
+                    passkeys: p.passkeys.clone(),
+                    passkey_protocol: p.passkey_protocol.clone(),
                 },
                 rules(),
             ),
@@ -296,6 +298,8 @@ impl UserManagement {
             ),
             mfa: crate::mfa::service::MfaService::new(crate::mfa::service::MfaPorts {
                 mfa: p.mfa.clone(),
+                passkeys: p.passkeys.clone(),
+                passkey_protocol: p.passkey_protocol.clone(),
                 audit: p.audit.clone(),
                 clock: p.clock.clone(),
                 tokens: p.tokens.clone(),
@@ -304,7 +308,13 @@ impl UserManagement {
                 users: p.users.clone(),
             }),
             housekeeping: Housekeeping::new(
-                HousekeepingPorts { throttle: p.throttle, sso: p.sso, mfa: p.mfa, clock: p.clock },
+                HousekeepingPorts {
+                    throttle: p.throttle,
+                    sso: p.sso,
+                    mfa: p.mfa,
+                    passkeys: p.passkeys,
+                    clock: p.clock,
+                },
                 rules(),
             ),
             ports,

@@ -375,6 +375,15 @@ impl From<secureai_domain::mfa::service::MfaError> for ApiError {
             MfaError::NotOffered => Self::conflict("mfa_not_offered", error),
             MfaError::StepUp(e) => e.into(),
             MfaError::WrongCode => Self::invalid_field(&FieldError::new("code", error)),
+            MfaError::InvalidPasskeyName => Self::invalid_field(&FieldError::new("name", error)),
+            MfaError::TooManyPasskeys => Self::conflict("too_many_passkeys", error),
+            MfaError::NoSuchPasskey => Self::not_found("passkey_not_found", error),
+            MfaError::CeremonyExpired => Self::conflict("passkey_registration_expired", error),
+            MfaError::PasskeyRefused(_) => {
+                Self::invalid_field(&FieldError::new("credential", error))
+            }
+            MfaError::PasskeyTaken => Self::conflict("passkey_taken", error),
+            MfaError::PasskeysUnavailable(_) => Self::conflict("passkeys_unavailable", error),
             MfaError::Unexpected(e) => e.into(),
         }
     }

@@ -107,6 +107,7 @@ pub fn app(state: AppState) -> impl Endpoint {
             api::sso::SsoApi(state.clone()),
             api::me::MeApi(state.clone()),
             api::mfa::MfaApi(state.clone()),
+            api::passkeys::PasskeysApi(state.clone()),
             api::passwords::PasswordsApi(state.clone()),
             api::audit::AuditApi(state.clone()),
             api::mail::MailApi(state.clone()),

@@ -257,6 +257,15 @@ impl MfaRepository for SqlStore {
         Ok(used.rows_affected == 1)
     }
 
+    async fn passkey_count(&self, user: UserId) -> Result<u32, StoreError> {
+        let count = crate::entities::mfa_passkeys::Entity::find()
+            .filter(crate::entities::mfa_passkeys::Column::UserId.eq(user.to_string()))
+            .count(&self.db)
+            .await
+            .map_err(db("counting passkeys"))?;
+        Ok(u32::try_from(count).unwrap_or(u32::MAX))
+    }
+
     async fn recovery_codes_left(&self, user: UserId) -> Result<u32, StoreError> {
         let left = mfa_recovery_codes::Entity::find()
             .filter(mfa_recovery_codes::Column::UserId.eq(user.to_string()))

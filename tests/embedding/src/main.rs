@@ -3,6 +3,7 @@
 //! random source and argon2 from `secureai-system`, and in-memory storage.
 //! It never builds `UserManagement`, nor any port these two do not use.
 
+use secureai_domain::mfa::passkeys::NoPasskeys;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -57,6 +58,8 @@ async fn main() -> anyhow::Result<()> {
             hasher,
             mfa: store.clone(),
             settings: store.clone(),
+            passkeys: store.clone(),
+            passkey_protocol: Arc::new(NoPasskeys("no passkeys in this example".to_owned())),
         },
         policy,
     );

@@ -46,12 +46,15 @@ pub async fn check_factor(
             let digest = super::models::recovery_digest(code);
             mfa.use_recovery_code(user, &digest, now).await?
         }
+        // A passkey answers its own ceremony's challenge: the sessions
+        // service checks it with the protocol.
+        MfaMethod::Webauthn => false,
     };
     Ok(if accepted { Checked::Accepted } else { Checked::Refused })
 }
 
-/// The methods a user can complete a sign-in with: none without a
-/// confirmed authenticator app.
+/// The methods a user can complete a sign-in with, passkeys first: none
+/// without a passkey or a confirmed authenticator app.
 ///
 /// # Errors
 /// [`StoreError`] on failure.
@@ -59,11 +62,14 @@ pub async fn methods_of(
     mfa: &dyn MfaRepository,
     user: UserId,
 ) -> Result<Vec<MfaMethod>, StoreError> {
-    if mfa.totp(user).await?.is_none_or(|t| t.confirmed_at.is_none()) {
-        return Ok(Vec::new());
+    let mut methods = Vec::new();
+    if mfa.passkey_count(user).await? > 0 {
+        methods.push(MfaMethod::Webauthn);
     }
-    let mut methods = vec![MfaMethod::Totp];
-    if mfa.recovery_codes_left(user).await? > 0 {
+    if mfa.totp(user).await?.is_some_and(|t| t.confirmed_at.is_some()) {
+        methods.push(MfaMethod::Totp);
+    }
+    if !methods.is_empty() && mfa.recovery_codes_left(user).await? > 0 {
         methods.push(MfaMethod::RecoveryCode);
     }
     Ok(methods)

@@ -16,6 +16,7 @@
 
 pub mod check;
 pub mod models;
+pub mod passkey_service;
 pub mod passkeys;
 pub mod policy;
 pub mod ports;

@@ -92,6 +92,8 @@ pub struct TotpSetup {
 pub struct MfaStatus {
     /// An authenticator app is confirmed.
     pub totp: bool,
+    /// Passkeys registered.
+    pub passkeys: u32,
     /// Recovery codes not used yet.
     pub recovery_codes_left: u32,
 }
@@ -99,7 +101,7 @@ pub struct MfaStatus {
 impl MfaStatus {
     /// Whether the user has a second factor at all.
     pub fn enrolled(self) -> bool {
-        self.totp
+        self.totp || self.passkeys > 0
     }
 }
 
@@ -110,6 +112,8 @@ pub enum MfaMethod {
     Totp,
     /// A recovery code.
     RecoveryCode,
+    /// A passkey's signed answer to the sign-in's challenge.
+    Webauthn,
 }
 
 impl MfaMethod {
@@ -118,6 +122,7 @@ impl MfaMethod {
         match self {
             Self::Totp => "totp",
             Self::RecoveryCode => "recovery_code",
+            Self::Webauthn => "webauthn",
         }
     }
 }

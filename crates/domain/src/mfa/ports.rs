@@ -116,6 +116,12 @@ pub trait MfaRepository: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
+    /// How many passkeys the user has registered.
+    ///
+    /// # Errors
+    /// [`StoreError`] only on failure.
+    async fn passkey_count(&self, user: UserId) -> Result<u32, StoreError>;
+
     /// How many of the user's recovery codes are unused.
     ///
     /// # Errors

@@ -43,11 +43,15 @@ pub struct MfaPorts {
     pub settings: Arc<dyn SettingsRepository>,
     /// Users, whose factors an admin or the operator resets.
     pub users: Arc<dyn UserRepository>,
+    /// Passkeys and their registrations in progress.
+    pub passkeys: Arc<dyn crate::mfa::passkeys::PasskeyRepository>,
+    /// The WebAuthn protocol.
+    pub passkey_protocol: Arc<dyn crate::mfa::passkeys::PasskeyProtocol>,
 }
 
 /// A user's second factors.
 pub struct MfaService {
-    ports: MfaPorts,
+    pub(super) ports: MfaPorts,
 }
 
 /// Why a reset of someone's second factors was refused.
@@ -101,6 +105,28 @@ pub enum MfaError {
     /// The code is not right, was used already, or is outside its time.
     #[error("that code is not right (or was used already): try the current one")]
     WrongCode,
+    /// A passkey's name is empty, too long or has control characters.
+    #[error("a passkey's name must be 1 to 64 characters without control characters")]
+    InvalidPasskeyName,
+    /// The user has as many passkeys as allowed.
+    #[error("you have 10 passkeys, the most there may be: remove one first")]
+    TooManyPasskeys,
+    /// No passkey of the user has this id.
+    #[error("no passkey of yours has this id")]
+    NoSuchPasskey,
+    /// The registration is unknown, answered already, another user's or
+    /// older than five minutes.
+    #[error("this passkey registration expired: start again")]
+    CeremonyExpired,
+    /// The browser's answer failed the protocol's checks.
+    #[error("{0}")]
+    PasskeyRefused(String),
+    /// This authenticator is registered already.
+    #[error("this passkey is registered already")]
+    PasskeyTaken,
+    /// Passkeys cannot be used at this service's address.
+    #[error("{0}")]
+    PasskeysUnavailable(String),
     /// The store failed.
     #[error(transparent)]
     Unexpected(#[from] StoreError),
@@ -120,6 +146,7 @@ impl MfaService {
         let totp = self.ports.mfa.totp(user.id).await?;
         Ok(MfaStatus {
             totp: totp.is_some_and(|t| t.confirmed_at.is_some()),
+            passkeys: self.ports.mfa.passkey_count(user.id).await?,
             recovery_codes_left: self.ports.mfa.recovery_codes_left(user.id).await?,
         })
     }
@@ -240,7 +267,7 @@ impl MfaService {
             return Err(MfaError::WrongCode);
         }
         let action = match method {
-            MfaMethod::Totp => AuditAction::MfaVerified,
+            MfaMethod::Totp | MfaMethod::Webauthn => AuditAction::MfaVerified,
             MfaMethod::RecoveryCode => AuditAction::RecoveryCodeUsed,
         };
         let mut event = AuditEvent::new(now, user_actor(user), action, context)
@@ -307,7 +334,8 @@ impl MfaService {
             .target(user)
             .change(Change::detail("method", MfaMethod::Totp.as_str()));
         let audit = if required { audit.change(Change::detail("replacing", "yes")) } else { audit };
-        if !self.ports.mfa.remove_totp(user.id, true, audit, None).await? {
+        let codes_too = self.ports.mfa.passkey_count(user.id).await? == 0;
+        if !self.ports.mfa.remove_totp(user.id, codes_too, audit, None).await? {
             return Err(MfaError::NotEnrolled);
         }
         if required {
@@ -418,11 +446,27 @@ impl MfaService {
             .change(Change::detail("by", by));
         let required = self.ports.settings.security_policy().await?.requires(user);
         let notice = notice(user, MailMessage::SecondFactorReset { reset_by, required }, now);
-        if self.ports.mfa.remove_totp(user.id, true, audit, Some(notice)).await? {
-            Ok(())
-        } else {
-            Err(ResetMfaError::NotEnrolled)
+        // Passkeys first (each audited as removed by the reset), then the
+        // app with the recovery codes, the reset's audit event and the
+        // email in one transaction.
+        let passkeys = self.ports.passkeys.passkeys(user.id).await?;
+        for passkey in &passkeys {
+            let removed =
+                AuditEvent::new(now, audit.actor.clone(), AuditAction::MfaRemoved, context)
+                    .target(user)
+                    .change(Change::detail("method", MfaMethod::Webauthn.as_str()))
+                    .change(Change::detail("by", by));
+            self.ports.passkeys.remove_passkey(user.id, passkey.id, true, removed).await?;
         }
+        if self.ports.mfa.remove_totp(user.id, true, audit.clone(), Some(notice.clone())).await? {
+            return Ok(());
+        }
+        if passkeys.is_empty() {
+            return Err(ResetMfaError::NotEnrolled);
+        }
+        // No app: the reset's event and the email on their own.
+        self.ports.mfa.recovery_code_used(audit, notice).await?;
+        Ok(())
     }
 
     async fn audit_failure(
@@ -437,7 +481,7 @@ impl MfaService {
     }
 
     /// A new set of recovery codes and their digests.
-    fn recovery_codes(&self) -> (Vec<SecretString>, Vec<TokenHash>) {
+    pub(super) fn recovery_codes(&self) -> (Vec<SecretString>, Vec<TokenHash>) {
         (0..RECOVERY_CODES)
             .map(|_| {
                 let random = random_bytes(self.ports.tokens.as_ref());

@@ -4,6 +4,7 @@
 pub mod errors;
 pub mod models;
 pub mod ports;
+mod second_step;
 pub mod service;
 mod step_up;
 pub mod throttle;

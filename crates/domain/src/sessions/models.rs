@@ -89,6 +89,10 @@ pub struct SecondFactorNeeded {
     pub methods: Vec<crate::mfa::models::MfaMethod>,
     /// Until when it waits.
     pub expires_at: DateTime<Utc>,
+    /// The challenge for the user's passkeys (options for the browser's
+    /// `navigator.credentials.get`, JSON), when they have one and passkeys
+    /// work at this address.
+    pub webauthn: Option<String>,
 }
 
 /// How long a password sign-in waits for its second factor.
@@ -104,6 +108,20 @@ pub struct SignedIn {
     pub session: Session,
     /// The signed-in user.
     pub user: User,
+}
+
+/// What a throttled check of a second-factor code found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CodeCheck {
+    /// Right, and now spent.
+    Accepted,
+    /// Wrong, spent or late (audited).
+    Refused,
+    /// Too many wrong codes lately: not checked.
+    Throttled {
+        /// Seconds until the next code is checked.
+        retry_after_secs: u64,
+    },
 }
 
 #[cfg(test)]

@@ -5,10 +5,11 @@ use secrecy::SecretString;
 
 use crate::access::{Admin, Principal};
 use crate::audit::models::{Actor, AuditAction, AuditEvent, Change, RequestContext};
-use crate::mfa::check::{Checked, check_factor, failure_event, methods_of};
+use crate::mfa::check::methods_of;
 use crate::mfa::models::MfaMethod;
 use crate::secrets::PlainToken;
 use crate::sessions::errors::{AuthenticateError, SecondFactorError, SignInError};
+use crate::sessions::models::CodeCheck;
 use crate::sessions::models::{
     SECOND_FACTOR_WAIT, SecondFactorNeeded, Session, SessionId, SessionValidity, SignedIn,
 };
@@ -39,6 +40,10 @@ pub struct SessionPorts {
     pub mfa: std::sync::Arc<dyn crate::mfa::ports::MfaRepository>,
     /// Settings › Security: who must have a second factor.
     pub settings: std::sync::Arc<dyn crate::settings::ports::SettingsRepository>,
+    /// Passkeys, and the sign-ins' challenges for them.
+    pub passkeys: std::sync::Arc<dyn crate::mfa::passkeys::PasskeyRepository>,
+    /// The WebAuthn protocol.
+    pub passkey_protocol: std::sync::Arc<dyn crate::mfa::passkeys::PasskeyProtocol>,
 }
 
 /// Signing in with a password (throttled), resolving a session to a
@@ -68,20 +73,6 @@ enum Factor {
     NotAsked,
     /// The policy asks for one the user does not have yet.
     EnrolmentOnly,
-}
-
-/// What a throttled check of a second-factor code found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum CodeCheck {
-    /// Right, and now spent.
-    Accepted,
-    /// Wrong, spent or late (audited).
-    Refused,
-    /// Too many wrong codes lately: not checked.
-    Throttled {
-        /// Seconds until the next code is checked.
-        retry_after_secs: u64,
-    },
 }
 
 /// What the audit log keeps of an email typed at sign-in: the address if it
@@ -194,15 +185,24 @@ impl SessionService {
         }
 
         // With a second factor, the password alone makes no session.
-        let methods = methods_of(self.ports.mfa.as_ref(), user.id).await?;
+        let mut methods = methods_of(self.ports.mfa.as_ref(), user.id).await?;
         if !methods.is_empty() {
             let token = self.ports.tokens.generate();
             let expires_at = now + SECOND_FACTOR_WAIT;
             self.ports.mfa.begin_sign_in(&token.hash(), user.id, expires_at).await?;
+            let webauthn = if methods.contains(&MfaMethod::Webauthn) {
+                self.passkey_challenge(user.id, &token, expires_at).await?
+            } else {
+                None
+            };
+            if webauthn.is_none() {
+                methods.retain(|m| *m != MfaMethod::Webauthn);
+            }
             return Err(SignInError::SecondFactorRequired(SecondFactorNeeded {
                 token,
                 methods,
                 expires_at,
+                webauthn,
             }));
         }
         // Without one where the policy asks for one, the session can only
@@ -274,7 +274,8 @@ impl SessionService {
         let Some(user) = user.filter(|u| u.status() == UserStatus::Active) else {
             return Err(SecondFactorError::Expired);
         };
-        match self.check_code(&user, method, code, "sign-in", now, context).await? {
+        let ceremony = Some(&hash);
+        match self.check_code(&user, method, code, ceremony, "sign-in", now, context).await? {
             CodeCheck::Throttled { retry_after_secs } => {
                 return Err(SecondFactorError::Throttled { retry_after_secs });
             }
@@ -290,59 +291,6 @@ impl SessionService {
         }
         let how = format!("password+{}", method.as_str());
         Ok(self.start_session(user, &how, Factor::Checked, context).await?)
-    }
-
-    /// Checks a code of the user's second factor, counted per account
-    /// (`mfa:<user>`) before it is checked, as wrong passwords are (rule
-    /// 16); a failure is audited as `mfa.failed` `during` sign-in or
-    /// step-up, a success clears the count.
-    pub(super) async fn check_code(
-        &self,
-        user: &crate::User,
-        method: MfaMethod,
-        code: &str,
-        during: &str,
-        now: chrono::DateTime<chrono::Utc>,
-        context: &RequestContext,
-    ) -> Result<CodeCheck, crate::StoreError> {
-        let policy = &self.policy.throttle;
-        let key = format!("mfa:{}", user.id);
-        let keys = [AttemptKey { key: key.clone(), free: policy.free_account_failures }];
-        if let Some(until) = self.ports.throttle.reserve(&keys, now, policy).await? {
-            let event =
-                AuditEvent::new(now, Actor::Anonymous, AuditAction::SignInThrottled, context)
-                    .target(user)
-                    .change(Change::detail("until", &until.to_rfc3339()))
-                    .change(Change::detail("step", "second factor"));
-            self.ports.audit.append(event).await?;
-            let wait = u64::try_from((until - now).num_milliseconds()).unwrap_or(0);
-            return Ok(CodeCheck::Throttled { retry_after_secs: wait.div_ceil(1000).max(1) });
-        }
-        let checked = check_factor(self.ports.mfa.as_ref(), user.id, method, code, now).await?;
-        if checked != Checked::Accepted {
-            let event = failure_event(user, method, during, now, context);
-            self.ports.audit.append(event).await?;
-            return Ok(CodeCheck::Refused);
-        }
-        self.ports.throttle.clear(&key).await?;
-        Ok(CodeCheck::Accepted)
-    }
-
-    /// Audits a spent recovery code and emails its user, with the count
-    /// left.
-    pub(super) async fn recovery_code_spent(
-        &self,
-        user: &crate::User,
-        now: chrono::DateTime<chrono::Utc>,
-        context: &RequestContext,
-    ) -> Result<(), crate::StoreError> {
-        let left = self.ports.mfa.recovery_codes_left(user.id).await?;
-        let event = AuditEvent::new(now, Actor::user(user), AuditAction::RecoveryCodeUsed, context)
-            .target(user)
-            .change(Change::detail("codes_left", &left.to_string()));
-        let message = crate::mail::models::MailMessage::RecoveryCodeUsed { codes_left: left };
-        let mail = crate::mfa::models::notice(user, message, now);
-        self.ports.mfa.recovery_code_used(event, mail).await
     }
 
     /// Resolves a session token to the user behind it, as stored right now

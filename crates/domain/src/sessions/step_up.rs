@@ -9,7 +9,8 @@ use crate::audit::models::{AuditAction, AuditEvent, Change, RequestContext};
 use crate::mfa::check::methods_of;
 use crate::mfa::models::MfaMethod;
 use crate::sessions::errors::StepUpCheckError;
-use crate::sessions::service::{CodeCheck, SessionService};
+use crate::sessions::models::CodeCheck;
+use crate::sessions::service::SessionService;
 
 impl SessionService {
     /// Checks a code of the signed-in user's second factor and records the
@@ -31,10 +32,10 @@ impl SessionService {
     ) -> Result<DateTime<Utc>, StepUpCheckError> {
         let user = principal.user();
         let now = self.ports.clock.now();
-        if !methods_of(self.ports.mfa.as_ref(), user.id).await?.contains(&MfaMethod::Totp) {
+        if methods_of(self.ports.mfa.as_ref(), user.id).await?.is_empty() {
             return Err(StepUpCheckError::NotEnrolled);
         }
-        match self.check_code(user, method, code, "step-up", now, context).await? {
+        match self.check_code(user, method, code, None, "step-up", now, context).await? {
             CodeCheck::Throttled { retry_after_secs } => {
                 return Err(StepUpCheckError::Throttled { retry_after_secs });
             }

@@ -13,6 +13,11 @@ use crate::users::models::UserId;
 
 #[async_trait]
 impl MfaRepository for InMemoryStore {
+    async fn passkey_count(&self, user: UserId) -> Result<u32, StoreError> {
+        let count = self.state().passkeys.iter().filter(|p| p.user_id == user).count();
+        Ok(u32::try_from(count).unwrap_or(u32::MAX))
+    }
+
     async fn totp(&self, user: UserId) -> Result<Option<TotpEnrolment>, StoreError> {
         Ok(self.state().totp.get(&user).cloned())
     }

@@ -48,8 +48,14 @@ pub(crate) struct SecondFactorRequired {
     mfa_required: bool,
     /// The sign-in waiting for its second factor; works once.
     mfa_token: String,
-    /// What completes it.
+    /// What completes it: `webauthn` (a passkey) first when the user has
+    /// one, `totp`, `recovery_code`.
     methods: Vec<SecondFactorMethod>,
+    /// With `webauthn`: the options for `navigator.credentials.get`
+    /// (`{"publicKey": {...}}`, binary fields base64url). The signed
+    /// answer goes to `POST /auth/mfa` as `credential`; the challenge is
+    /// answered once.
+    webauthn: Option<serde_json::Value>,
 }
 
 /// A second factor.
@@ -60,6 +66,8 @@ pub(crate) enum SecondFactorMethod {
     Totp,
     /// A recovery code.
     RecoveryCode,
+    /// A passkey's signed answer to the sign-in's challenge.
+    Webauthn,
 }
 
 impl From<MfaMethod> for SecondFactorMethod {
@@ -67,6 +75,7 @@ impl From<MfaMethod> for SecondFactorMethod {
         match method {
             MfaMethod::Totp => Self::Totp,
             MfaMethod::RecoveryCode => Self::RecoveryCode,
+            MfaMethod::Webauthn => Self::Webauthn,
         }
     }
 }
@@ -76,6 +85,26 @@ impl From<SecondFactorMethod> for MfaMethod {
         match method {
             SecondFactorMethod::Totp => Self::Totp,
             SecondFactorMethod::RecoveryCode => Self::RecoveryCode,
+            SecondFactorMethod::Webauthn => Self::Webauthn,
+        }
+    }
+}
+
+/// A code that confirms the session (step-up).
+#[derive(poem_openapi::Enum, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "snake_case")]
+pub(crate) enum StepUpMethod {
+    /// The authenticator app's six digits.
+    Totp,
+    /// A recovery code.
+    RecoveryCode,
+}
+
+impl From<StepUpMethod> for MfaMethod {
+    fn from(method: StepUpMethod) -> Self {
+        match method {
+            StepUpMethod::Totp => Self::Totp,
+            StepUpMethod::RecoveryCode => Self::RecoveryCode,
         }
     }
 }
@@ -84,7 +113,7 @@ impl From<SecondFactorMethod> for MfaMethod {
 #[derive(Object)]
 pub(crate) struct StepUpRequest {
     /// Which factor `code` is.
-    method: SecondFactorMethod,
+    method: StepUpMethod,
     /// The authenticator app's six digits, or a recovery code.
     #[oai(write_only, validator(max_length = 100))]
     code: String,
@@ -123,11 +152,15 @@ pub(crate) struct SecondFactorRequest {
     /// From the sign-in's answer.
     #[oai(write_only, validator(max_length = 100))]
     mfa_token: String,
-    /// Which factor `code` is.
+    /// Which factor completes it.
     method: SecondFactorMethod,
-    /// The authenticator app's six digits, or a recovery code.
+    /// `totp`: the authenticator app's six digits; `recovery_code`: a
+    /// recovery code.
     #[oai(write_only, validator(max_length = 100))]
-    code: String,
+    code: Option<String>,
+    /// `webauthn`: the passkey's answer (`navigator.credentials.get`'s
+    /// `PublicKeyCredential`, binary fields base64url).
+    credential: Option<serde_json::Value>,
 }
 
 #[derive(ApiResponse)]
@@ -179,6 +212,7 @@ impl AuthApi {
                     mfa_required: true,
                     mfa_token: needed.token.expose().to_owned(),
                     methods: needed.methods.iter().map(|m| SecondFactorMethod::from(*m)).collect(),
+                    webauthn: needed.webauthn.and_then(|o| serde_json::from_str(&o).ok()),
                 })),
                 None,
             )),
@@ -199,12 +233,21 @@ impl AuthApi {
         req: &Request,
     ) -> Result<SecondFactorResult, ApiError> {
         let method = MfaMethod::from(body.0.method);
+        // What is missing is a wrong answer, after the sign-in's token is
+        // checked (401 for a stale one comes first).
+        let code = match (method, body.0.code, body.0.credential) {
+            (MfaMethod::Webauthn, _, Some(credential)) if !credential.is_null() => {
+                credential.to_string()
+            }
+            (MfaMethod::Webauthn, _, _) | (_, None, _) => String::new(),
+            (_, Some(code), _) => code,
+        };
         let token = PlainToken::presented(body.0.mfa_token);
         let signed_in = self
             .0
             .service
             .sessions
-            .complete_sign_in(&token, method, &body.0.code, &request_context(req))
+            .complete_sign_in(&token, method, &code, &request_context(req))
             .await?;
         let cookie = self.0.session_cookie(&signed_in.token).to_string();
         Ok(SecondFactorResult::Ok(

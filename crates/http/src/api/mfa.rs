@@ -21,6 +21,8 @@ const NO_STORE: &str = "no-store";
 pub(crate) struct MfaStatusDto {
     /// An authenticator app is set up.
     totp: bool,
+    /// Passkeys registered (`GET /me/passkeys` lists them).
+    passkeys: u32,
     /// Recovery codes not used yet.
     recovery_codes_left: u32,
 }
@@ -92,6 +94,7 @@ impl MfaApi {
         let status = self.0.service.mfa.status(principal.user()).await?;
         Ok(Json(MfaStatusDto {
             totp: status.totp,
+            passkeys: status.passkeys,
             recovery_codes_left: status.recovery_codes_left,
         }))
     }

@@ -8,6 +8,7 @@ pub(crate) mod invitations;
 pub(crate) mod mail;
 pub(crate) mod me;
 pub(crate) mod mfa;
+pub(crate) mod passkeys;
 pub(crate) mod passwords;
 pub(crate) mod settings;
 pub(crate) mod sso;

@@ -213,13 +213,22 @@ pub(super) async fn render_profile(
     };
     let sso = user.sign_in == secureai_domain::SignInMethod::Sso;
     let second_factor = (!sso).then(|| {
+        let mut kinds = Vec::new();
         if mfa.totp {
-            format!("authenticator app, {} recovery codes left", mfa.recovery_codes_left)
-        } else {
+            kinds.push("authenticator app".to_owned());
+        }
+        match mfa.passkeys {
+            0 => {}
+            1 => kinds.push("1 passkey".to_owned()),
+            n => kinds.push(format!("{n} passkeys")),
+        }
+        if kinds.is_empty() {
             "none".to_owned()
+        } else {
+            format!("{}, {} recovery codes left", kinds.join(" and "), mfa.recovery_codes_left)
         }
     });
-    let resettable_factor = mfa.totp && user.id != admin.user().id;
+    let resettable_factor = mfa.enrolled() && user.id != admin.user().id;
     let mut top_models = super::analytics::model_rows(&activity.models);
     top_models.truncate(3);
     let count = super::analytics::thousands;

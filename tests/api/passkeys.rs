@@ -1,0 +1,182 @@
+//! Passkeys over HTTP, with a software authenticator that signs as a real
+//! one does (`webauthn-authenticator-rs`' soft passkey): registration
+//! (the first brings recovery codes; a registration is answered once, by
+//! its user, with an answer signed for its challenge), a
+//! sign-in whose second step is the passkey's signature, a wrong answer
+//! refused without spending the sign-in's other factors, renaming,
+//! removing.
+
+use reqwest::StatusCode;
+use secureai_tests::{TestApp, assert_error, body};
+use serde_json::{Value, json};
+use webauthn_authenticator_rs::WebauthnAuthenticator as _;
+use webauthn_authenticator_rs::prelude::{
+    CreationChallengeResponse, RequestChallengeResponse, Url,
+};
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+
+/// The origin a browser at the test server has for WebAuthn: its loopback
+/// address as `localhost`.
+fn origin(app: &TestApp) -> Url {
+    let mut url = Url::parse(&app.url("/")).unwrap();
+    url.set_host(Some("localhost")).unwrap();
+    url
+}
+
+/// Registers a passkey of `authenticator` named `name`: the answer.
+async fn register(
+    app: &TestApp,
+    token: &str,
+    authenticator: &mut SoftPasskey,
+    name: &str,
+) -> reqwest::Response {
+    let started = app.post("/api/v1/me/passkeys/registration", Some(token), json!({})).await;
+    assert_eq!(started.status(), StatusCode::CREATED);
+    let started = body(started).await;
+    let options: CreationChallengeResponse =
+        serde_json::from_value(started["options"].clone()).unwrap();
+    let credential = authenticator.do_registration(origin(app), options).unwrap();
+    let answer = json!({
+        "registration_token": started["registration_token"],
+        "name": name,
+        "credential": serde_json::to_value(&credential).unwrap(),
+    });
+    app.post("/api/v1/me/passkeys", Some(token), answer).await
+}
+
+/// The passkey's signed answer to a sign-in's challenge.
+fn sign(app: &TestApp, authenticator: &mut SoftPasskey, waiting: &Value) -> Value {
+    let options: RequestChallengeResponse =
+        serde_json::from_value(waiting["webauthn"].clone()).unwrap();
+    let answer = authenticator.do_authentication(origin(app), options).unwrap();
+    serde_json::to_value(&answer).unwrap()
+}
+
+fn ada_login() -> Value {
+    json!({"email": "ada@example.com", "password": "ada-password-1"})
+}
+
+#[tokio::test]
+async fn a_passkey_is_registered_then_signs_its_user_in_as_the_second_factor() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    let ada = app.active_user(&admin, "ada@example.com", "user", "ada-password-1").await;
+    let mut key = SoftPasskey::new(true);
+
+    let registered = register(&app, &ada, &mut key, "  YubiKey ").await;
+    assert_eq!(registered.status(), StatusCode::CREATED);
+    assert_eq!(registered.headers()["cache-control"], "no-store");
+    let registered = body(registered).await;
+    assert_eq!(registered["passkey"]["name"], "YubiKey");
+    let codes = registered["recovery_codes"].as_array().unwrap().clone();
+    assert_eq!(codes.len(), 10, "the first second factor brings recovery codes");
+    let status = body(app.get("/api/v1/me/mfa", Some(&ada)).await).await;
+    assert_eq!(status, json!({"totp": false, "passkeys": 1, "recovery_codes_left": 10}));
+    // A second key: no new codes.
+    let mut spare = SoftPasskey::new(true);
+    let second = body(register(&app, &ada, &mut spare, "Spare").await).await;
+    assert!(second["recovery_codes"].is_null(), "{second}");
+
+    // The sign-in: the password, then the passkey's signature.
+    let waiting = body(app.post("/api/v1/auth/login", None, ada_login()).await).await;
+    assert_eq!(waiting["mfa_required"], true);
+    assert_eq!(waiting["methods"], json!(["webauthn", "recovery_code"]));
+    let signed = sign(&app, &mut key, &waiting);
+    let step =
+        json!({"mfa_token": waiting["mfa_token"], "method": "webauthn", "credential": signed});
+    let signed_in = app.post("/api/v1/auth/mfa", None, step.clone()).await;
+    assert_eq!(signed_in.status(), StatusCode::OK);
+    let session = body(signed_in).await["token"].as_str().unwrap().to_owned();
+    assert_eq!(app.get("/api/v1/me", Some(&session)).await.status(), StatusCode::OK);
+    let replay = app.post("/api/v1/auth/mfa", None, step).await;
+    assert_error(replay, StatusCode::UNAUTHORIZED, "mfa_token_expired").await;
+    let keys = body(app.get("/api/v1/me/passkeys", Some(&ada)).await).await;
+    assert!(keys[0]["last_used_at"].is_string(), "{keys}");
+    assert!(keys[1]["last_used_at"].is_null(), "{keys}");
+    let audit = body(app.get("/api/v1/audit?action=sign_in.succeeded", Some(&admin)).await).await;
+    assert!(audit["items"][0]["changes"].to_string().contains("password+webauthn"), "{audit}");
+
+    // A wrong answer: refused, and the challenge is spent; the recovery
+    // code still completes the same sign-in.
+    let waiting = body(app.post("/api/v1/auth/login", None, ada_login()).await).await;
+    let forged = json!({"mfa_token": waiting["mfa_token"], "method": "webauthn",
+                        "credential": {"id": "AAAA", "type": "public-key"}});
+    let refused = app.post("/api/v1/auth/mfa", None, forged).await;
+    assert_error(refused, StatusCode::UNPROCESSABLE_ENTITY, "invalid_code").await;
+    let late = sign(&app, &mut key, &waiting);
+    let late = json!({"mfa_token": waiting["mfa_token"], "method": "webauthn", "credential": late});
+    let spent = app.post("/api/v1/auth/mfa", None, late).await;
+    assert_error(spent, StatusCode::UNPROCESSABLE_ENTITY, "invalid_code").await;
+    let missing = json!({"mfa_token": waiting["mfa_token"], "method": "webauthn"});
+    let missing = app.post("/api/v1/auth/mfa", None, missing).await;
+    assert_error(missing, StatusCode::UNPROCESSABLE_ENTITY, "invalid_code").await;
+    let recovery = json!({"mfa_token": waiting["mfa_token"], "method": "recovery_code",
+                          "code": codes[0]});
+    assert_eq!(app.post("/api/v1/auth/mfa", None, recovery).await.status(), StatusCode::OK);
+
+    // Rename, remove; the last one takes the recovery codes with it.
+    let id = keys[0]["id"].as_str().unwrap().to_owned();
+    let spare_id = keys[1]["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/me/passkeys/{id}");
+    let renamed = app.patch(&path, &ada, json!({"name": "Blue key"})).await;
+    assert_eq!(renamed.status(), StatusCode::NO_CONTENT);
+    let blank = app.patch(&format!("/api/v1/me/passkeys/{id}"), &ada, json!({"name": " "})).await;
+    assert_error(blank, StatusCode::UNPROCESSABLE_ENTITY, "invalid_name").await;
+    let keys = body(app.get("/api/v1/me/passkeys", Some(&ada)).await).await;
+    assert_eq!(keys[0]["name"], "Blue key");
+    let admins = app.delete(&format!("/api/v1/me/passkeys/{id}"), &admin).await;
+    assert_error(admins, StatusCode::NOT_FOUND, "passkey_not_found").await;
+    assert_eq!(
+        app.delete(&format!("/api/v1/me/passkeys/{id}"), &ada).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let status = body(app.get("/api/v1/me/mfa", Some(&ada)).await).await;
+    assert_eq!(status["recovery_codes_left"], 9, "kept while a passkey is left");
+    let gone = app.delete(&format!("/api/v1/me/passkeys/{spare_id}"), &ada).await;
+    assert_eq!(gone.status(), StatusCode::NO_CONTENT);
+    let status = body(app.get("/api/v1/me/mfa", Some(&ada)).await).await;
+    assert_eq!(status, json!({"totp": false, "passkeys": 0, "recovery_codes_left": 0}));
+    let plain = body(app.post("/api/v1/auth/login", None, ada_login()).await).await;
+    assert!(plain["token"].is_string(), "the password alone again: {plain}");
+}
+
+#[tokio::test]
+async fn a_registration_is_answered_once_by_its_own_user() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    let ada = app.active_user(&admin, "ada@example.com", "user", "ada-password-1").await;
+    let started =
+        body(app.post("/api/v1/me/passkeys/registration", Some(&ada), json!({})).await).await;
+    let options: CreationChallengeResponse =
+        serde_json::from_value(started["options"].clone()).unwrap();
+    let mut key = SoftPasskey::new(true);
+    let credential =
+        serde_json::to_value(key.do_registration(origin(&app), options).unwrap()).unwrap();
+    let answer = json!({"registration_token": started["registration_token"], "name": "Key",
+                        "credential": credential});
+    // Another user cannot finish Ada's registration.
+    let stolen = app.post("/api/v1/me/passkeys", Some(&admin), answer.clone()).await;
+    assert_error(stolen, StatusCode::CONFLICT, "passkey_registration_expired").await;
+    // That spent it (a challenge is answered once).
+    let spent = app.post("/api/v1/me/passkeys", Some(&ada), answer).await;
+    assert_error(spent, StatusCode::CONFLICT, "passkey_registration_expired").await;
+    // The answer to that spent registration, sent with a new one's token:
+    // signed for another challenge, refused.
+    let fresh = app.post("/api/v1/me/passkeys/registration", Some(&ada), json!({})).await;
+    let fresh = body(fresh).await;
+    let replayed = json!({"registration_token": fresh["registration_token"], "name": "Key",
+                          "credential": credential});
+    let refused = app.post("/api/v1/me/passkeys", Some(&ada), replayed).await;
+    assert_error(refused, StatusCode::UNPROCESSABLE_ENTITY, "invalid_credential").await;
+    assert_eq!(body(register(&app, &ada, &mut key, "Key").await).await["passkey"]["name"], "Key");
+    let keys = body(app.get("/api/v1/me/passkeys", Some(&ada)).await).await;
+    assert_eq!(keys.as_array().unwrap().len(), 1);
+    // An admin's reset removes it.
+    let ada_id = app.user_id(&admin, "ada@example.com").await;
+    assert_eq!(
+        app.delete(&format!("/api/v1/users/{ada_id}/mfa"), &admin).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let status = body(app.get("/api/v1/me/mfa", Some(&ada)).await).await;
+    assert_eq!(status, json!({"totp": false, "passkeys": 0, "recovery_codes_left": 0}));
+}
