@@ -44,6 +44,7 @@ mod invitations;
 mod mfa;
 mod outbox;
 mod passkeys;
+pub use passkeys::FakePasskeys;
 mod passwords;
 mod provisioning;
 mod sessions;
@@ -356,6 +357,7 @@ impl TestKit {
         let identity = Arc::new(FakeIdentityProvider::default());
         let ports = Ports {
             identity: identity.clone(),
+            passkey_protocol: Arc::new(FakePasskeys::default()),
             ..store.ports(
                 clock.clone(),
                 Arc::new(SequentialTokens::default()),

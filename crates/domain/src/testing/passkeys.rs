@@ -105,3 +105,88 @@ impl PasskeyRepository for InMemoryStore {
         Ok((before - state.ceremonies.len()) as u64)
     }
 }
+
+/// A stand-in for the WebAuthn protocol: the options carry a numbered
+/// challenge, and an answer is right when it echoes the challenge and names
+/// a credential (`{"challenge": "3", "id": "key-1"}`) — for sign-in, one of
+/// the user's. Enough to test the rules around passkeys; the real protocol
+/// is tested in `secureai-passkeys` and over HTTP.
+#[derive(Debug, Default)]
+pub struct FakePasskeys {
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl FakePasskeys {
+    fn ceremony(&self) -> crate::mfa::passkeys::Ceremony {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        crate::mfa::passkeys::Ceremony {
+            options: format!("{{\"challenge\": \"{n}\"}}"),
+            state: n.to_string(),
+        }
+    }
+
+    /// The answer of an authenticator holding credential `id` to a
+    /// ceremony's options.
+    pub fn answer(options: &str, id: &str) -> String {
+        let challenge = options.split('"').nth(3).unwrap_or_default();
+        format!("{{\"challenge\": \"{challenge}\", \"id\": \"{id}\"}}")
+    }
+
+    fn read(
+        state: &str,
+        answer: &str,
+    ) -> Result<String, crate::mfa::passkeys::PasskeyProtocolError> {
+        let refused = || crate::mfa::passkeys::PasskeyProtocolError::Refused("wrong answer".into());
+        let parts: Vec<&str> = answer.split('"').collect();
+        if parts.len() < 8 || parts[3] != state {
+            return Err(refused());
+        }
+        Ok(parts[7].to_owned())
+    }
+}
+
+impl crate::mfa::passkeys::PasskeyProtocol for FakePasskeys {
+    fn start_registration(
+        &self,
+        _user: &crate::User,
+        _existing: &[Passkey],
+    ) -> Result<crate::mfa::passkeys::Ceremony, crate::mfa::passkeys::PasskeyProtocolError> {
+        Ok(self.ceremony())
+    }
+
+    fn finish_registration(
+        &self,
+        state: &str,
+        answer: &str,
+    ) -> Result<
+        crate::mfa::passkeys::RegisteredCredential,
+        crate::mfa::passkeys::PasskeyProtocolError,
+    > {
+        let id = Self::read(state, answer)?;
+        Ok(crate::mfa::passkeys::RegisteredCredential {
+            credential: format!("{{\"id\": \"{id}\"}}"),
+            credential_id: id,
+        })
+    }
+
+    fn start_authentication(
+        &self,
+        _passkeys: &[Passkey],
+    ) -> Result<crate::mfa::passkeys::Ceremony, crate::mfa::passkeys::PasskeyProtocolError> {
+        Ok(self.ceremony())
+    }
+
+    fn finish_authentication(
+        &self,
+        state: &str,
+        answer: &str,
+        passkeys: &[Passkey],
+    ) -> Result<crate::mfa::passkeys::UsedCredential, crate::mfa::passkeys::PasskeyProtocolError>
+    {
+        let id = Self::read(state, answer)?;
+        if !passkeys.iter().any(|p| p.credential_id == id) {
+            return Err(crate::mfa::passkeys::PasskeyProtocolError::Refused("not theirs".into()));
+        }
+        Ok(crate::mfa::passkeys::UsedCredential { credential_id: id, credential: None })
+    }
+}

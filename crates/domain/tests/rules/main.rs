@@ -24,6 +24,7 @@ mod mfa_policy;
 #[cfg(feature = "mocks")]
 mod mocks;
 mod outbox;
+mod passkeys;
 mod provisioning;
 mod sessions;
 mod setup;

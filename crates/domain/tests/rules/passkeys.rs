@@ -1,0 +1,126 @@
+//! Passkeys with the fake clock and a stand-in protocol
+//! (`testing::FakePasskeys`; the real one is tested in
+//! `secureai-passkeys` and over HTTP): a passkey enrols a session that may
+//! only set up a second factor, signs its user in as the second step, a
+//! challenge is answered once, a registration waits five minutes, ten at
+//! most, and the last required one is replaced after a check.
+
+use chrono::Duration;
+use secureai_domain::mfa::models::MfaMethod;
+use secureai_domain::mfa::policy::{AdminMfa, SecurityPolicy, UserMfa};
+use secureai_domain::mfa::service::MfaError;
+use secureai_domain::sessions::errors::{AuthenticateError, SecondFactorError, SignInError};
+use secureai_domain::testing::{FakePasskeys, TestKit};
+use secureai_domain::{AuditAction, PlainToken};
+
+use crate::kit::{ROOT_EMAIL, ROOT_PASSWORD, audit_of, ctx, detail, pw, with_admin};
+
+/// Registers a passkey with credential `id` through the session `token`.
+async fn register(kit: &TestKit, token: &PlainToken, id: &str) -> Result<bool, MfaError> {
+    let principal = kit.service.sessions.authenticate_for_enrolment(token).await.unwrap();
+    let started = kit.service.mfa.start_passkey_registration(principal.user()).await?;
+    let answer = FakePasskeys::answer(&started.options, id);
+    let mfa = &kit.service.mfa;
+    let added =
+        mfa.finish_passkey_registration(&principal, &started.token, id, &answer, &ctx()).await?;
+    Ok(added.recovery_codes.is_some())
+}
+
+#[tokio::test]
+async fn a_passkey_enrols_an_admin_and_then_signs_them_in_as_the_second_step() {
+    let (kit, _) = with_admin().await;
+    kit.store.state().security_policy = SecurityPolicy::default();
+    let sessions = &kit.service.sessions;
+    let signed_in = sessions.sign_in(ROOT_EMAIL, &pw(ROOT_PASSWORD), &ctx()).await.unwrap();
+    assert!(signed_in.session.enrolment_only);
+    assert!(register(&kit, &signed_in.token, "key-1").await.unwrap(), "first: recovery codes");
+    assert!(sessions.authenticate(&signed_in.token).await.unwrap().admin().is_ok(), "freed");
+    assert!(!register(&kit, &signed_in.token, "key-2").await.unwrap(), "no new codes");
+    let enrolled = audit_of(&kit, AuditAction::MfaEnrolled);
+    assert_eq!(detail(enrolled.last().unwrap(), "method"), Some("webauthn"));
+
+    let waiting = match sessions.sign_in(ROOT_EMAIL, &pw(ROOT_PASSWORD), &ctx()).await {
+        Err(SignInError::SecondFactorRequired(needed)) => needed,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(waiting.methods, vec![MfaMethod::Webauthn, MfaMethod::RecoveryCode]);
+    let options = waiting.webauthn.clone().unwrap();
+    // Signed by a key that is not hers: refused, and the challenge spent.
+    let stranger = FakePasskeys::answer(&options, "key-9");
+    let refused =
+        sessions.complete_sign_in(&waiting.token, MfaMethod::Webauthn, &stranger, &ctx()).await;
+    assert!(matches!(refused, Err(SecondFactorError::WrongCode)), "{refused:?}");
+    let right = FakePasskeys::answer(&options, "key-2");
+    let spent =
+        sessions.complete_sign_in(&waiting.token, MfaMethod::Webauthn, &right, &ctx()).await;
+    assert!(matches!(spent, Err(SecondFactorError::WrongCode)), "answered once: {spent:?}");
+
+    let waiting = match sessions.sign_in(ROOT_EMAIL, &pw(ROOT_PASSWORD), &ctx()).await {
+        Err(SignInError::SecondFactorRequired(needed)) => needed,
+        other => panic!("{other:?}"),
+    };
+    let right = FakePasskeys::answer(waiting.webauthn.as_deref().unwrap(), "key-2");
+    let session = sessions
+        .complete_sign_in(&waiting.token, MfaMethod::Webauthn, &right, &ctx())
+        .await
+        .unwrap();
+    assert_eq!(session.session.second_factor_at, Some(session.session.created_at));
+    let keys = kit.service.mfa.passkeys(&session.user).await.unwrap();
+    assert!(keys[1].last_used_at.is_some() && keys[0].last_used_at.is_none(), "{keys:?}");
+}
+
+#[tokio::test]
+async fn a_registration_waits_five_minutes_and_a_user_has_ten_passkeys_at_most() {
+    let (kit, _) = with_admin().await;
+    let signed_in =
+        kit.service.sessions.sign_in(ROOT_EMAIL, &pw(ROOT_PASSWORD), &ctx()).await.unwrap();
+    let principal = kit.service.sessions.authenticate(&signed_in.token).await.unwrap();
+    let mfa = &kit.service.mfa;
+    let started = mfa.start_passkey_registration(principal.user()).await.unwrap();
+    kit.clock.advance(Duration::minutes(5) + Duration::seconds(1));
+    let late = FakePasskeys::answer(&started.options, "key-0");
+    let expired =
+        mfa.finish_passkey_registration(&principal, &started.token, "Key", &late, &ctx()).await;
+    assert!(matches!(expired, Err(MfaError::CeremonyExpired)), "{expired:?}");
+    for n in 0..10 {
+        register(&kit, &signed_in.token, &format!("key-{n}")).await.unwrap();
+    }
+    let eleventh = mfa.start_passkey_registration(principal.user()).await;
+    assert!(matches!(eleventh, Err(MfaError::TooManyPasskeys)), "{eleventh:?}");
+    // Names are checked before anything is spent.
+    let keys = mfa.passkeys(principal.user()).await.unwrap();
+    let blank = mfa.rename_passkey(principal.user(), keys[0].id, "\u{7}").await;
+    assert!(matches!(blank, Err(MfaError::InvalidPasskeyName)), "{blank:?}");
+}
+
+#[tokio::test]
+async fn the_last_required_passkey_is_replaced_after_a_check_never_just_removed() {
+    let (kit, _) = with_admin().await;
+    kit.store.state().security_policy =
+        SecurityPolicy { admin_mfa: AdminMfa::Required, user_mfa: UserMfa::Off };
+    let sessions = &kit.service.sessions;
+    let signed_in = sessions.sign_in(ROOT_EMAIL, &pw(ROOT_PASSWORD), &ctx()).await.unwrap();
+    register(&kit, &signed_in.token, "key-1").await.unwrap();
+    kit.clock.advance(Duration::minutes(11));
+    let principal = sessions.authenticate(&signed_in.token).await.unwrap();
+    let key = kit.service.mfa.passkeys(principal.user()).await.unwrap().remove(0);
+    let refused = kit.service.mfa.remove_passkey(&principal, key.id, &ctx()).await;
+    assert!(matches!(refused, Err(MfaError::StepUp(_))), "{refused:?}");
+    // Right after a check (here: it was just registered) it goes, and the
+    // session can only set up a new one.
+    let fresh = sessions.sign_in(ROOT_EMAIL, &pw(ROOT_PASSWORD), &ctx()).await;
+    let waiting = match fresh {
+        Err(SignInError::SecondFactorRequired(needed)) => needed,
+        other => panic!("{other:?}"),
+    };
+    let right = FakePasskeys::answer(waiting.webauthn.as_deref().unwrap(), "key-1");
+    let session = sessions
+        .complete_sign_in(&waiting.token, MfaMethod::Webauthn, &right, &ctx())
+        .await
+        .unwrap();
+    let principal = sessions.authenticate(&session.token).await.unwrap();
+    assert!(kit.service.mfa.remove_passkey(&principal, key.id, &ctx()).await.unwrap());
+    let limited = sessions.authenticate(&session.token).await;
+    assert!(matches!(limited, Err(AuthenticateError::EnrolmentRequired)), "{limited:?}");
+    assert_eq!(kit.service.mfa.status(principal.user()).await.unwrap().recovery_codes_left, 0);
+}
