@@ -207,3 +207,44 @@ async fn the_pages_ask_for_a_code_and_then_do_what_was_asked() {
     let status = body(app.get("/api/v1/me/mfa", Some(&admin)).await).await;
     assert_eq!(status["totp"], false, "{status}");
 }
+
+/// A secret typed into a form that then needs a code (the SMTP password)
+/// is never echoed into the page asking for the code: it is asked for
+/// again, and the change is made with it.
+#[tokio::test]
+async fn a_secret_typed_before_the_step_up_never_comes_back_in_the_page() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    let panel = app.panel_browser().await;
+    let secret = enrol(&app, &admin).await;
+    let html = panel.get(app.url("/admin/settings")).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_of(&html);
+    let password = "smtp-secret-7f3a91";
+    let mut form = vec![
+        ("csrf", csrf.as_str()),
+        ("smtp", "1"),
+        ("host", "mail.example.com"),
+        ("port", "587"),
+        ("security", "starttls"),
+        ("username", "it"),
+        ("password", password),
+        ("from_address", "it@example.com"),
+        ("from_name", "IT"),
+    ];
+    let asked = panel.post(app.url("/admin/settings/email")).form(&form).send().await.unwrap();
+    assert_eq!(asked.status(), StatusCode::FORBIDDEN);
+    let html = asked.text().await.unwrap();
+    assert!(html.contains("Confirm it is you"), "{html}");
+    assert!(!html.contains(password), "the secret is not echoed: {html}");
+    assert!(html.contains("Type the SMTP password again"), "{html}");
+    assert!(html.contains("name=\"host\" value=\"mail.example.com\""), "{html}");
+
+    app.clock.advance(chrono::Duration::seconds(30));
+    let code = app.totp_code(&secret, 0);
+    form.push(("step_up_code", code.as_str()));
+    let saved = panel.post(app.url("/admin/settings/email")).form(&form).send().await.unwrap();
+    assert_eq!(saved.status(), StatusCode::SEE_OTHER);
+    let email = body(app.get("/api/v1/settings/email", Some(&admin)).await).await;
+    assert_eq!(email["smtp"]["host"], "mail.example.com", "{email}");
+    assert_eq!(email["smtp"]["password_set"], true, "{email}");
+}

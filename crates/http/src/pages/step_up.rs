@@ -23,6 +23,11 @@ use super::{internal, page};
 use crate::AppState;
 use crate::auth::request_context;
 
+/// The forms' fields that hold a secret, with what the page calls them:
+/// never echoed back into the page, asked for again instead.
+const SECRET_FIELDS: &[(&str, &str)] =
+    &[("password", "the SMTP password"), ("client_secret", "the client secret")];
+
 /// The field of the step-up form that carries the code.
 const CODE_FIELD: &str = "step_up_code";
 /// The field that says which factor the code is.
@@ -40,10 +45,16 @@ struct Needed {
 /// The answer of a handler whose action needs a recent second-factor
 /// check; [`StepUp`] turns it into the page asking for one.
 pub(crate) fn needed(viewer: &Viewer) -> Response {
-    let nav = viewer.nav("");
     let mut response = StatusCode::FORBIDDEN.into_response();
-    response.extensions_mut().insert(Needed { name: nav.name, admin: nav.admin, csrf: nav.csrf });
+    response.extensions_mut().insert(Needed::of(viewer));
     response
+}
+
+impl Needed {
+    fn of(viewer: &Viewer) -> Self {
+        let nav = viewer.nav("");
+        Self { name: nav.name, admin: nav.admin, csrf: nav.csrf }
+    }
 }
 
 /// The answer for a refused step-up: ask for a code, or the failure page.
@@ -62,6 +73,8 @@ struct StepUpPage {
     action: String,
     back: String,
     fields: Vec<(String, String)>,
+    /// Secrets typed into the first form: asked for again, never echoed.
+    retype: Vec<(&'static str, &'static str)>,
     method: String,
 }
 
@@ -121,15 +134,13 @@ impl<E: Endpoint> Endpoint for StepUpEndpoint<E> {
                 Ok(_) | Err(StepUpCheckError::NotEnrolled) => {}
                 Err(StepUpCheckError::Unexpected(e)) => return Ok(internal(&e)),
                 Err(error @ StepUpCheckError::WrongCode) => {
-                    let nav = viewer.nav("");
-                    let needed = Needed { name: nav.name, admin: nav.admin, csrf: nav.csrf };
                     let status = StatusCode::UNPROCESSABLE_ENTITY;
+                    let needed = Needed::of(&viewer);
                     return Ok(ask(needed, &action, fields, method, Some(error), status));
                 }
                 Err(error @ StepUpCheckError::Throttled { .. }) => {
-                    let nav = viewer.nav("");
-                    let needed = Needed { name: nav.name, admin: nav.admin, csrf: nav.csrf };
                     let status = StatusCode::TOO_MANY_REQUESTS;
+                    let needed = Needed::of(&viewer);
                     return Ok(ask(needed, &action, fields, method, Some(error), status));
                 }
             }
@@ -173,6 +184,14 @@ fn ask(
     };
     // Email settings have no page of their own.
     let back = if action == "/admin/settings/email" { "/admin/settings" } else { action };
+    // A secret the admin typed stays out of the page: they type it again.
+    let retype: Vec<(&'static str, &'static str)> = SECRET_FIELDS
+        .iter()
+        .filter(|(name, _)| fields.iter().any(|(k, v)| k == name && !v.is_empty()))
+        .copied()
+        .collect();
+    let fields: Vec<(String, String)> =
+        fields.into_iter().filter(|(k, _)| !SECRET_FIELDS.iter().any(|(s, _)| s == k)).collect();
     let retry_after = match &error {
         Some(StepUpCheckError::Throttled { retry_after_secs }) => Some(*retry_after_secs),
         _ => None,
@@ -185,6 +204,7 @@ fn ask(
             action: action.to_owned(),
             back: back.to_owned(),
             fields,
+            retype,
             method: method.as_str().to_owned(),
         },
     );
