@@ -1,6 +1,6 @@
 //! A lost second factor: an admin resets another user's (API and profile
 //! page; never their own), the user is emailed; a recovery code used at
-//! sign-in is emailed too.
+//! sign-in is emailed too. And one code at two instances at once.
 
 use reqwest::StatusCode;
 use secureai_tests::{Mail, TestApp, assert_error, body, read_mail};
@@ -101,4 +101,46 @@ async fn an_admin_resets_a_lost_second_factor_and_the_user_is_emailed() {
     let page = panel.get(app.url(&location)).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("The second factor of ada@example.com is reset"), "{page}");
     assert!(page.contains("<dd id=\"second-factor\">none</dd>"), "{page}");
+}
+
+/// Two instances sharing one database: the same authenticator code sent to
+/// both at once completes one sign-in only (the time step is spent with
+/// one conditional `UPDATE`, whichever instance gets there first).
+#[tokio::test]
+async fn the_same_code_at_two_instances_at_once_signs_in_once() {
+    let key = secureai_store::SecretKey::generate().to_base64();
+    let first = TestApp::with_admin_using(|c| c.secret_key = Some(key.clone().into())).await;
+    let admin = first.admin_token().await;
+    let ada_token = first.active_user(&admin, "ada@example.com", "user", "ada-password-1").await;
+    let started = body(first.post("/api/v1/me/mfa/totp", Some(&ada_token), json!({})).await).await;
+    let secret = started["secret"].as_str().unwrap().to_owned();
+    let confirm = json!({"code": first.totp_code(&secret, 0)});
+    let confirmed = first.post("/api/v1/me/mfa/totp/confirm", Some(&ada_token), confirm).await;
+    assert_eq!(confirmed.status(), StatusCode::OK);
+    let url = first.database_url.clone();
+    let second = TestApp::spawn_with(|c| {
+        c.database_url = Some(url.clone());
+        c.secret_key = Some(key.clone().into());
+    })
+    .await;
+    // Both instances' clocks at the same instant, the app's next code.
+    use secureai_domain::Clock as _;
+    first.clock.advance(chrono::Duration::seconds(30));
+    second.clock.advance(first.clock.now() - second.clock.now());
+    assert_eq!(first.totp_code(&secret, 0), second.totp_code(&secret, 0));
+    let code = first.totp_code(&secret, 0);
+
+    for round in 0..3 {
+        let at_first = body(first.post("/api/v1/auth/login", None, ada_login()).await).await;
+        let at_second = body(second.post("/api/v1/auth/login", None, ada_login()).await).await;
+        let step = |waiting: &serde_json::Value| json!({"mfa_token": waiting["mfa_token"], "method": "totp", "code": code});
+        let (a, b) = futures_util::future::join(
+            first.post("/api/v1/auth/mfa", None, step(&at_first)),
+            second.post("/api/v1/auth/mfa", None, step(&at_second)),
+        )
+        .await;
+        let accepted = [a.status(), b.status()].iter().filter(|s| **s == StatusCode::OK).count();
+        let expected = usize::from(round == 0);
+        assert_eq!(accepted, expected, "round {round}: {} and {}", a.status(), b.status());
+    }
 }
