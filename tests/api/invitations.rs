@@ -231,7 +231,8 @@ async fn link_lifetimes_in_pages_and_emails_follow_the_configuration() {
     let mail = secureai_tests::read_mail(&app.data_dir.join("mail"));
     let invitation = mail.iter().find(|m| m.to.contains("ada@example.com")).unwrap();
     assert!(invitation.text.contains("expires in 48 hours"), "{}", invitation.text);
-    assert!(!invitation.text.contains("72"), "{}", invitation.text);
+    // (Not "72" alone: the server's random port may hold those digits.)
+    assert!(!invitation.text.contains("72 hours"), "{}", invitation.text);
 
     let panel = app.panel_browser().await;
     let add_user =

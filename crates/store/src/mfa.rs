@@ -40,7 +40,8 @@ impl SqlStore {
     }
 }
 
-async fn insert_codes(
+/// Replaces the user's recovery codes with `codes` (digests) inside `txn`.
+pub(crate) async fn insert_codes(
     txn: &sea_orm::DatabaseTransaction,
     user: &str,
     codes: &[TokenHash],

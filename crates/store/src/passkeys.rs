@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::audit::write_audit;
 use crate::convert::{db, instant, micros, opt_instant, user_id};
 use crate::entities::{mfa_ceremonies, mfa_passkeys, mfa_recovery_codes};
+use crate::mfa::insert_codes;
 use crate::{SqlStore, is_unique_violation, retry_transaction};
 
 fn digest(credential_id: &str) -> String {
@@ -85,23 +86,7 @@ impl PasskeyRepository for SqlStore {
                 Err(e) => return Err(db("keeping a passkey")(e)),
             }
             if let Some(codes) = codes {
-                let user = passkey.user_id.to_string();
-                mfa_recovery_codes::Entity::delete_many()
-                    .filter(mfa_recovery_codes::Column::UserId.eq(user.clone()))
-                    .exec(&txn)
-                    .await
-                    .map_err(db("voiding recovery codes"))?;
-                let rows = codes.iter().map(|code| mfa_recovery_codes::ActiveModel {
-                    user_id: Set(user.clone()),
-                    digest: Set(code.to_hex()),
-                    used_at: Set(None),
-                });
-                if !codes.is_empty() {
-                    mfa_recovery_codes::Entity::insert_many(rows)
-                        .exec_without_returning(&txn)
-                        .await
-                        .map_err(db("keeping recovery codes"))?;
-                }
+                insert_codes(&txn, &passkey.user_id.to_string(), codes).await?;
             }
             write_audit(&txn, audit).await?;
             txn.commit().await.map_err(db("committing a passkey"))?;
