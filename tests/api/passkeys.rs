@@ -180,3 +180,58 @@ async fn a_registration_is_answered_once_by_its_own_user() {
     let status = body(app.get("/api/v1/me/mfa", Some(&ada)).await).await;
     assert_eq!(status, json!({"totp": false, "passkeys": 0, "recovery_codes_left": 0}));
 }
+
+/// Step-up with a passkey: a challenge of its own (`POST
+/// /auth/step-up/passkey`), signed by the admin's key, opens ten minutes of
+/// sensitive changes; it is answered once, within five minutes.
+#[tokio::test]
+async fn a_passkey_confirms_a_step_up() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    let ada = app.active_user(&admin, "ada@example.com", "user", "ada-password-1").await;
+    let none = app.post("/api/v1/auth/step-up/passkey", Some(&ada), json!({})).await;
+    assert_error(none, StatusCode::CONFLICT, "no_passkey").await;
+    let mut key = SoftPasskey::new(true);
+    assert_eq!(register(&app, &admin, &mut key, "Laptop").await.status(), StatusCode::CREATED);
+    app.clock.advance(chrono::Duration::minutes(10) + chrono::Duration::seconds(1));
+    let security = json!({"admin_mfa": "required", "user_mfa": "off"});
+    let stale = app.put("/api/v1/settings/security", Some(&admin), security.clone()).await;
+    assert_error(stale, StatusCode::FORBIDDEN, "mfa_step_up_required").await;
+
+    let challenge = app.post("/api/v1/auth/step-up/passkey", Some(&admin), json!({})).await;
+    assert_eq!(challenge.status(), StatusCode::CREATED);
+    assert_eq!(challenge.headers()["cache-control"], "no-store");
+    let challenge = body(challenge).await;
+    let options: RequestChallengeResponse =
+        serde_json::from_value(challenge["options"].clone()).unwrap();
+    let signed = serde_json::to_value(key.do_authentication(origin(&app), options).unwrap());
+    let answer = json!({"method": "webauthn", "challenge_token": challenge["challenge_token"],
+                        "credential": signed.unwrap()});
+    // Another user's session cannot use it (Ada has no second factor).
+    let stolen = app.post("/api/v1/auth/step-up", Some(&ada), answer.clone()).await;
+    assert_error(stolen, StatusCode::CONFLICT, "mfa_not_enrolled").await;
+    let confirmed = app.post("/api/v1/auth/step-up", Some(&admin), answer.clone()).await;
+    assert_eq!(confirmed.status(), StatusCode::OK);
+    let confirmed = body(confirmed).await;
+    assert!(confirmed["valid_until"].is_string(), "{confirmed}");
+    let replay = app.post("/api/v1/auth/step-up", Some(&admin), answer).await;
+    assert_error(replay, StatusCode::UNPROCESSABLE_ENTITY, "invalid_code").await;
+    let saved = app.put("/api/v1/settings/security", Some(&admin), security).await;
+    assert_eq!(saved.status(), StatusCode::OK);
+    let audit = body(app.get("/api/v1/audit?action=mfa.verified", Some(&admin)).await).await;
+    let details = audit["items"][0]["changes"].to_string();
+    assert!(details.contains("webauthn") && details.contains("step-up"), "{audit}");
+
+    // A challenge waits five minutes; no answer at all is a wrong one.
+    let late = body(app.post("/api/v1/auth/step-up/passkey", Some(&admin), json!({})).await).await;
+    let options: RequestChallengeResponse =
+        serde_json::from_value(late["options"].clone()).unwrap();
+    let signed = serde_json::to_value(key.do_authentication(origin(&app), options).unwrap());
+    app.clock.advance(chrono::Duration::minutes(5) + chrono::Duration::seconds(1));
+    let expired = json!({"method": "webauthn", "challenge_token": late["challenge_token"],
+                         "credential": signed.unwrap()});
+    let expired = app.post("/api/v1/auth/step-up", Some(&admin), expired).await;
+    assert_error(expired, StatusCode::UNPROCESSABLE_ENTITY, "invalid_code").await;
+    let empty = app.post("/api/v1/auth/step-up", Some(&admin), json!({"method": "webauthn"})).await;
+    assert_error(empty, StatusCode::UNPROCESSABLE_ENTITY, "invalid_code").await;
+}

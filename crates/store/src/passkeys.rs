@@ -42,6 +42,7 @@ fn purpose(text: &str) -> Result<CeremonyPurpose, StoreError> {
     match text {
         "register" => Ok(CeremonyPurpose::Register),
         "sign_in" => Ok(CeremonyPurpose::SignIn),
+        "step_up" => Ok(CeremonyPurpose::StepUp),
         other => Err(StoreError::msg(format!("unknown ceremony purpose `{other}`"))),
     }
 }

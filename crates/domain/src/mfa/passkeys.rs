@@ -130,6 +130,8 @@ pub enum CeremonyPurpose {
     Register,
     /// The second step of a password sign-in.
     SignIn,
+    /// A step-up: the signed-in user confirms it is them.
+    StepUp,
 }
 
 impl CeremonyPurpose {
@@ -138,6 +140,7 @@ impl CeremonyPurpose {
         match self {
             Self::Register => "register",
             Self::SignIn => "sign_in",
+            Self::StepUp => "step_up",
         }
     }
 }

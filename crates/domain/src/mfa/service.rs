@@ -305,11 +305,12 @@ impl MfaService {
         Ok(codes)
     }
 
-    /// Removes the user's authenticator app and, as it is their only
-    /// second factor, their recovery codes. Audited as `mfa.removed`.
+    /// Removes the user's authenticator app and, when it is their last
+    /// second factor (no passkey), their recovery codes. Audited as
+    /// `mfa.removed`.
     ///
-    /// Where the policy requires a second factor this replaces it (a new
-    /// phone): only within [`crate::mfa::check::STEP_UP_WINDOW`] of a
+    /// Where the policy requires a second factor and this is the last one,
+    /// this replaces it (a new phone): only within [`crate::mfa::check::STEP_UP_WINDOW`] of a
     /// check in this session — a code from the old app, or a recovery code
     /// when the phone is lost — and the session can then only set up the
     /// new one. Returns whether it must.
@@ -324,7 +325,10 @@ impl MfaService {
     ) -> Result<bool, MfaError> {
         let user = principal.user();
         let now = self.ports.clock.now();
-        let required = self.ports.settings.security_policy().await?.requires(user);
+        // With a passkey left the user keeps a second factor: only the last
+        // required factor is replaced rather than removed.
+        let last = self.ports.mfa.passkey_count(user.id).await? == 0;
+        let required = last && self.ports.settings.security_policy().await?.requires(user);
         if required {
             let checked_at = principal.second_factor_at();
             let mfa = self.ports.mfa.as_ref();
@@ -334,8 +338,7 @@ impl MfaService {
             .target(user)
             .change(Change::detail("method", MfaMethod::Totp.as_str()));
         let audit = if required { audit.change(Change::detail("replacing", "yes")) } else { audit };
-        let codes_too = self.ports.mfa.passkey_count(user.id).await? == 0;
-        if !self.ports.mfa.remove_totp(user.id, codes_too, audit, None).await? {
+        if !self.ports.mfa.remove_totp(user.id, last, audit, None).await? {
             return Err(MfaError::NotEnrolled);
         }
         if required {

@@ -95,6 +95,17 @@ pub struct SecondFactorNeeded {
     pub webauthn: Option<String>,
 }
 
+/// A challenge for a user's passkeys, waiting for the browser's answer.
+#[derive(Debug)]
+pub struct PasskeyChallenge {
+    /// The answer comes back with it; it works once.
+    pub token: PlainToken,
+    /// For the browser's `navigator.credentials.get` (JSON).
+    pub options: String,
+    /// Until when it waits.
+    pub expires_at: DateTime<Utc>,
+}
+
 /// How long a password sign-in waits for its second factor.
 pub const SECOND_FACTOR_WAIT: Duration = Duration::minutes(5);
 

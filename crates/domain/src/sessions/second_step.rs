@@ -5,6 +5,7 @@
 use crate::audit::models::{Actor, AuditAction, AuditEvent, Change, RequestContext};
 use crate::mfa::check::{Checked, check_factor, failure_event};
 use crate::mfa::models::MfaMethod;
+use crate::mfa::passkeys::CeremonyPurpose;
 use crate::secrets::PlainToken;
 use crate::sessions::models::CodeCheck;
 use crate::sessions::service::SessionService;
@@ -22,7 +23,7 @@ impl SessionService {
         user: &crate::User,
         method: MfaMethod,
         code: &str,
-        ceremony: Option<&crate::TokenHash>,
+        ceremony: Option<(&crate::TokenHash, CeremonyPurpose)>,
         during: &str,
         now: chrono::DateTime<chrono::Utc>,
         context: &RequestContext,
@@ -41,7 +42,9 @@ impl SessionService {
             return Ok(CodeCheck::Throttled { retry_after_secs: wait.div_ceil(1000).max(1) });
         }
         let checked = match (method, ceremony) {
-            (MfaMethod::Webauthn, Some(key)) => self.check_passkey(user, key, code, now).await?,
+            (MfaMethod::Webauthn, Some((key, purpose))) => {
+                self.check_passkey(user, key, purpose, code, now).await?
+            }
             (MfaMethod::Webauthn, None) => Checked::Refused,
             _ => check_factor(self.ports.mfa.as_ref(), user.id, method, code, now).await?,
         };
@@ -54,17 +57,22 @@ impl SessionService {
         Ok(CodeCheck::Accepted)
     }
 
-    /// A challenge for the user's passkeys, kept under the sign-in's token
-    /// until it waits no more: the options for the browser, or `None` when
-    /// passkeys cannot be used here (the protocol says why; the other
-    /// factors still work).
+    /// A challenge for the user's passkeys, kept under `token` (the
+    /// sign-in's, or a step-up's) until it waits no more: the options for
+    /// the browser, or `None` when the user has no passkey or passkeys
+    /// cannot be used here (the protocol says why; the other factors still
+    /// work).
     pub(super) async fn passkey_challenge(
         &self,
         user: UserId,
         token: &PlainToken,
+        purpose: CeremonyPurpose,
         expires_at: chrono::DateTime<chrono::Utc>,
     ) -> Result<Option<String>, crate::StoreError> {
         let keys = self.ports.passkeys.passkeys(user).await?;
+        if keys.is_empty() {
+            return Ok(None);
+        }
         let ceremony = match self.ports.passkey_protocol.start_authentication(&keys) {
             Ok(ceremony) => ceremony,
             // Passkeys cannot be used at this address (the wiring logged
@@ -73,7 +81,7 @@ impl SessionService {
         };
         let pending = crate::mfa::passkeys::PendingCeremony {
             user_id: user,
-            purpose: crate::mfa::passkeys::CeremonyPurpose::SignIn,
+            purpose,
             state: ceremony.state,
             expires_at,
         };
@@ -81,13 +89,14 @@ impl SessionService {
         Ok(Some(ceremony.options))
     }
 
-    /// Checks a passkey's answer to the challenge kept under `key`: the
-    /// challenge is taken (answered once, right or wrong), and the passkey
-    /// that signed it records its use.
+    /// Checks a passkey's answer to the challenge kept under `key` for
+    /// `purpose`: the challenge is taken (answered once, right or wrong),
+    /// and the passkey that signed it records its use.
     pub(super) async fn check_passkey(
         &self,
         user: &crate::User,
         key: &crate::TokenHash,
+        purpose: CeremonyPurpose,
         answer: &str,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Checked, crate::StoreError> {
@@ -99,7 +108,7 @@ impl SessionService {
             return Ok(Checked::Refused);
         };
         let usable = ceremony.user_id == user.id
-            && ceremony.purpose == crate::mfa::passkeys::CeremonyPurpose::SignIn
+            && ceremony.purpose == purpose
             && now <= ceremony.expires_at;
         if !usable {
             return Ok(Checked::Refused);

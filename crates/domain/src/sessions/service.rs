@@ -7,6 +7,7 @@ use crate::access::{Admin, Principal};
 use crate::audit::models::{Actor, AuditAction, AuditEvent, Change, RequestContext};
 use crate::mfa::check::methods_of;
 use crate::mfa::models::MfaMethod;
+use crate::mfa::passkeys::CeremonyPurpose;
 use crate::secrets::PlainToken;
 use crate::sessions::errors::{AuthenticateError, SecondFactorError, SignInError};
 use crate::sessions::models::CodeCheck;
@@ -191,7 +192,8 @@ impl SessionService {
             let expires_at = now + SECOND_FACTOR_WAIT;
             self.ports.mfa.begin_sign_in(&token.hash(), user.id, expires_at).await?;
             let webauthn = if methods.contains(&MfaMethod::Webauthn) {
-                self.passkey_challenge(user.id, &token, expires_at).await?
+                let purpose = CeremonyPurpose::SignIn;
+                self.passkey_challenge(user.id, &token, purpose, expires_at).await?
             } else {
                 None
             };
@@ -274,7 +276,7 @@ impl SessionService {
         let Some(user) = user.filter(|u| u.status() == UserStatus::Active) else {
             return Err(SecondFactorError::Expired);
         };
-        let ceremony = Some(&hash);
+        let ceremony = Some((&hash, CeremonyPurpose::SignIn));
         match self.check_code(&user, method, code, ceremony, "sign-in", now, context).await? {
             CodeCheck::Throttled { retry_after_secs } => {
                 return Err(SecondFactorError::Throttled { retry_after_secs });

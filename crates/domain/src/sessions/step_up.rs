@@ -8,8 +8,10 @@ use crate::access::Principal;
 use crate::audit::models::{AuditAction, AuditEvent, Change, RequestContext};
 use crate::mfa::check::methods_of;
 use crate::mfa::models::MfaMethod;
+use crate::mfa::passkeys::CeremonyPurpose;
+use crate::secrets::PlainToken;
 use crate::sessions::errors::StepUpCheckError;
-use crate::sessions::models::CodeCheck;
+use crate::sessions::models::{CodeCheck, PasskeyChallenge, SECOND_FACTOR_WAIT};
 use crate::sessions::service::SessionService;
 
 impl SessionService {
@@ -30,12 +32,64 @@ impl SessionService {
         code: &str,
         context: &RequestContext,
     ) -> Result<DateTime<Utc>, StepUpCheckError> {
+        self.confirm(principal, method, code, None, context).await
+    }
+
+    /// A challenge for the signed-in user's passkeys, for a step-up: the
+    /// options for the browser's `navigator.credentials.get` and the token
+    /// the answer comes back with, within
+    /// [`SECOND_FACTOR_WAIT`]. `None` when they have no passkey, or
+    /// passkeys cannot be used at this address.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn step_up_challenge(
+        &self,
+        principal: &Principal,
+    ) -> Result<Option<PasskeyChallenge>, crate::StoreError> {
+        let user = principal.user();
+        let token = self.ports.tokens.generate();
+        let expires_at = self.ports.clock.now() + SECOND_FACTOR_WAIT;
+        let purpose = CeremonyPurpose::StepUp;
+        let options = self.passkey_challenge(user.id, &token, purpose, expires_at).await?;
+        Ok(options.map(|options| PasskeyChallenge { token, options, expires_at }))
+    }
+
+    /// A step-up with a passkey: its answer to the challenge of
+    /// [`Self::step_up_challenge`] (`challenge` is that challenge's
+    /// token). The challenge is answered once, right or wrong, and only by
+    /// the user it was made for, as a step-up; counted and audited as
+    /// [`Self::step_up`] is.
+    ///
+    /// # Errors
+    /// See [`StepUpCheckError`]; a wrong, spent, expired or another's
+    /// challenge is [`StepUpCheckError::WrongCode`].
+    pub async fn step_up_with_passkey(
+        &self,
+        principal: &Principal,
+        challenge: &PlainToken,
+        answer: &str,
+        context: &RequestContext,
+    ) -> Result<DateTime<Utc>, StepUpCheckError> {
+        let key = challenge.hash();
+        let ceremony = Some((&key, CeremonyPurpose::StepUp));
+        self.confirm(principal, MfaMethod::Webauthn, answer, ceremony, context).await
+    }
+
+    async fn confirm(
+        &self,
+        principal: &Principal,
+        method: MfaMethod,
+        code: &str,
+        ceremony: Option<(&crate::TokenHash, CeremonyPurpose)>,
+        context: &RequestContext,
+    ) -> Result<DateTime<Utc>, StepUpCheckError> {
         let user = principal.user();
         let now = self.ports.clock.now();
         if methods_of(self.ports.mfa.as_ref(), user.id).await?.is_empty() {
             return Err(StepUpCheckError::NotEnrolled);
         }
-        match self.check_code(user, method, code, None, "step-up", now, context).await? {
+        match self.check_code(user, method, code, ceremony, "step-up", now, context).await? {
             CodeCheck::Throttled { retry_after_secs } => {
                 return Err(StepUpCheckError::Throttled { retry_after_secs });
             }

@@ -3,15 +3,18 @@
 //! `secureai-passkeys` and over HTTP): a passkey enrols a session that may
 //! only set up a second factor, signs its user in as the second step, a
 //! challenge is answered once, a registration waits five minutes, ten at
-//! most, and the last required one is replaced after a check.
+//! most, the last required one is replaced after a check, and a passkey
+//! confirms a step-up.
 
 use chrono::Duration;
 use secureai_domain::mfa::models::MfaMethod;
 use secureai_domain::mfa::policy::{AdminMfa, SecurityPolicy, UserMfa};
 use secureai_domain::mfa::service::MfaError;
-use secureai_domain::sessions::errors::{AuthenticateError, SecondFactorError, SignInError};
+use secureai_domain::sessions::errors::{
+    AuthenticateError, SecondFactorError, SignInError, StepUpCheckError,
+};
 use secureai_domain::testing::{FakePasskeys, TestKit};
-use secureai_domain::{AuditAction, PlainToken};
+use secureai_domain::{AuditAction, Clock, PlainToken};
 
 use crate::kit::{ROOT_EMAIL, ROOT_PASSWORD, audit_of, ctx, detail, pw, with_admin};
 
@@ -123,4 +126,80 @@ async fn the_last_required_passkey_is_replaced_after_a_check_never_just_removed(
     let limited = sessions.authenticate(&session.token).await;
     assert!(matches!(limited, Err(AuthenticateError::EnrolmentRequired)), "{limited:?}");
     assert_eq!(kit.service.mfa.status(principal.user()).await.unwrap().recovery_codes_left, 0);
+}
+
+#[tokio::test]
+async fn a_passkey_confirms_a_step_up_with_its_own_challenge_answered_once() {
+    let (kit, _) = with_admin().await;
+    let sessions = &kit.service.sessions;
+    let signed_in = sessions.sign_in(ROOT_EMAIL, &pw(ROOT_PASSWORD), &ctx()).await.unwrap();
+    let principal = sessions.authenticate(&signed_in.token).await.unwrap();
+    assert!(sessions.step_up_challenge(&principal).await.unwrap().is_none(), "no passkey yet");
+    register(&kit, &signed_in.token, "key-1").await.unwrap();
+    kit.clock.advance(Duration::minutes(11));
+    let principal = sessions.authenticate(&signed_in.token).await.unwrap();
+
+    // A sign-in's challenge is not a step-up's, even for the same user.
+    let waiting = match sessions.sign_in(ROOT_EMAIL, &pw(ROOT_PASSWORD), &ctx()).await {
+        Err(SignInError::SecondFactorRequired(needed)) => needed,
+        other => panic!("{other:?}"),
+    };
+    let signed = FakePasskeys::answer(waiting.webauthn.as_deref().unwrap(), "key-1");
+    let crossed = sessions.step_up_with_passkey(&principal, &waiting.token, &signed, &ctx()).await;
+    assert!(matches!(crossed, Err(StepUpCheckError::WrongCode)), "{crossed:?}");
+
+    // A stranger's key spends the challenge; the right key then cannot use it.
+    let challenge = sessions.step_up_challenge(&principal).await.unwrap().unwrap();
+    assert_eq!(challenge.expires_at, kit.clock.now() + Duration::minutes(5));
+    let stranger = FakePasskeys::answer(&challenge.options, "key-9");
+    let token = &challenge.token;
+    let wrong = sessions.step_up_with_passkey(&principal, token, &stranger, &ctx()).await;
+    assert!(matches!(wrong, Err(StepUpCheckError::WrongCode)), "{wrong:?}");
+    let right = FakePasskeys::answer(&challenge.options, "key-1");
+    let spent = sessions.step_up_with_passkey(&principal, token, &right, &ctx()).await;
+    assert!(matches!(spent, Err(StepUpCheckError::WrongCode)), "answered once: {spent:?}");
+
+    // A challenge waits five minutes.
+    let late = sessions.step_up_challenge(&principal).await.unwrap().unwrap();
+    kit.clock.advance(Duration::minutes(5) + Duration::seconds(1));
+    let answer = FakePasskeys::answer(&late.options, "key-1");
+    let expired = sessions.step_up_with_passkey(&principal, &late.token, &answer, &ctx()).await;
+    assert!(matches!(expired, Err(StepUpCheckError::WrongCode)), "{expired:?}");
+
+    let challenge = sessions.step_up_challenge(&principal).await.unwrap().unwrap();
+    let right = FakePasskeys::answer(&challenge.options, "key-1");
+    let now = kit.clock.now();
+    let at = sessions.step_up_with_passkey(&principal, &challenge.token, &right, &ctx()).await;
+    assert_eq!(at.unwrap(), now);
+    let principal = sessions.authenticate(&signed_in.token).await.unwrap();
+    assert_eq!(principal.second_factor_at(), Some(now));
+    let verified = audit_of(&kit, AuditAction::MfaVerified);
+    let last = verified.last().unwrap();
+    assert_eq!(
+        (detail(last, "method"), detail(last, "during")),
+        (Some("webauthn"), Some("step-up"))
+    );
+    let failed = audit_of(&kit, AuditAction::MfaFailed);
+    assert_eq!(failed.iter().filter(|e| detail(e, "during") == Some("step-up")).count(), 4);
+}
+
+#[tokio::test]
+async fn with_a_passkey_left_a_required_app_is_removed_without_a_check() {
+    let (kit, _) = with_admin().await;
+    kit.store.state().security_policy =
+        SecurityPolicy { admin_mfa: AdminMfa::Required, user_mfa: UserMfa::Off };
+    let sessions = &kit.service.sessions;
+    let signed_in = sessions.sign_in(ROOT_EMAIL, &pw(ROOT_PASSWORD), &ctx()).await.unwrap();
+    register(&kit, &signed_in.token, "key-1").await.unwrap();
+    let principal = sessions.authenticate(&signed_in.token).await.unwrap();
+    let setup = kit.service.mfa.start_totp(principal.user()).await.unwrap();
+    let code = crate::mfa::code(setup.secret.expose_base32(), kit.clock.now());
+    kit.service.mfa.confirm_totp(&principal, &code, &ctx()).await.unwrap();
+    kit.clock.advance(Duration::minutes(11));
+    let principal = sessions.authenticate(&signed_in.token).await.unwrap();
+    // The passkey stays a second factor: nothing to replace, no check asked.
+    assert!(!kit.service.mfa.remove_totp(&principal, &ctx()).await.unwrap());
+    assert!(sessions.authenticate(&signed_in.token).await.is_ok(), "the session stays whole");
+    let status = kit.service.mfa.status(principal.user()).await.unwrap();
+    assert_eq!((status.totp, status.passkeys, status.recovery_codes_left), (false, 1, 10));
 }

@@ -90,7 +90,7 @@ impl From<SecondFactorMethod> for MfaMethod {
     }
 }
 
-/// A code that confirms the session (step-up).
+/// A factor that confirms the session (step-up).
 #[derive(poem_openapi::Enum, Clone, Copy, PartialEq, Eq)]
 #[oai(rename_all = "snake_case")]
 pub(crate) enum StepUpMethod {
@@ -98,6 +98,8 @@ pub(crate) enum StepUpMethod {
     Totp,
     /// A recovery code.
     RecoveryCode,
+    /// A passkey's answer to a challenge of `POST /auth/step-up/passkey`.
+    Webauthn,
 }
 
 impl From<StepUpMethod> for MfaMethod {
@@ -105,6 +107,7 @@ impl From<StepUpMethod> for MfaMethod {
         match method {
             StepUpMethod::Totp => Self::Totp,
             StepUpMethod::RecoveryCode => Self::RecoveryCode,
+            StepUpMethod::Webauthn => Self::Webauthn,
         }
     }
 }
@@ -112,11 +115,38 @@ impl From<StepUpMethod> for MfaMethod {
 /// A second-factor check for the current session (step-up).
 #[derive(Object)]
 pub(crate) struct StepUpRequest {
-    /// Which factor `code` is.
+    /// Which factor confirms it.
     method: StepUpMethod,
-    /// The authenticator app's six digits, or a recovery code.
+    /// `totp`: the authenticator app's six digits; `recovery_code`: a
+    /// recovery code.
     #[oai(write_only, validator(max_length = 100))]
-    code: String,
+    code: Option<String>,
+    /// `webauthn`: the `challenge_token` of `POST /auth/step-up/passkey`.
+    #[oai(write_only, validator(max_length = 100))]
+    challenge_token: Option<String>,
+    /// `webauthn`: the passkey's answer (`navigator.credentials.get`'s
+    /// `PublicKeyCredential`, binary fields base64url).
+    credential: Option<serde_json::Value>,
+}
+
+/// A challenge for your passkeys, for a step-up.
+#[derive(Object)]
+pub(crate) struct StepUpChallengeDto {
+    /// Send it back with the passkey's answer, within five minutes; works
+    /// once.
+    challenge_token: String,
+    /// For `navigator.credentials.get` (`{"publicKey": {...}}`, binary
+    /// fields base64url).
+    options: serde_json::Value,
+    /// Until when it waits.
+    expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(ApiResponse)]
+pub(crate) enum StepUpChallengeResult {
+    /// The challenge.
+    #[oai(status = 201)]
+    Created(Json<StepUpChallengeDto>, #[oai(header = "Cache-Control")] String),
 }
 
 /// The session's second factor was checked now.
@@ -260,7 +290,8 @@ impl AuthApi {
         ))
     }
 
-    /// Confirms the signed-in user with a second factor now (step-up):
+    /// Confirms the signed-in user with a second factor now (step-up) — a
+    /// code, or a passkey's answer to `POST /auth/step-up/passkey`:
     /// for the next 10 minutes the session may make someone an admin,
     /// change Settings › Security, single sign-on and email settings,
     /// create tokens and reset someone's second factor — which answer 403
@@ -279,11 +310,50 @@ impl AuthApi {
         let method = MfaMethod::from(body.0.method);
         let context = request_context(req);
         let sessions = &self.0.service.sessions;
-        let at = sessions.step_up(&principal, method, &body.0.code, &context).await?;
+        let body = body.0;
+        let at = if method == MfaMethod::Webauthn {
+            let challenge = PlainToken::presented(body.challenge_token.unwrap_or_default());
+            let answer = body.credential.filter(|c| !c.is_null()).map(|c| c.to_string());
+            let answer = answer.unwrap_or_default();
+            sessions.step_up_with_passkey(&principal, &challenge, &answer, &context).await?
+        } else {
+            let code = body.code.unwrap_or_default();
+            sessions.step_up(&principal, method, &code, &context).await?
+        };
         Ok(Json(StepUpResponse {
             second_factor_at: at,
             valid_until: at + secureai_domain::mfa::check::STEP_UP_WINDOW,
         }))
+    }
+
+    /// A challenge for your passkeys, to confirm it is you (step-up) with
+    /// one: answer it through `POST /auth/step-up` with `method`
+    /// `webauthn`, the `challenge_token` and the passkey's `credential`,
+    /// within five minutes; it is answered once. 409 `no_passkey` when you
+    /// have none (or passkeys cannot be used at this address).
+    #[oai(path = "/auth/step-up/passkey", method = "post")]
+    async fn step_up_challenge(
+        &self,
+        auth: SessionAuth,
+        req: &Request,
+    ) -> Result<StepUpChallengeResult, ApiError> {
+        let principal = self.0.principal(&auth, req).await?;
+        let Some(challenge) = self.0.service.sessions.step_up_challenge(&principal).await? else {
+            return Err(ApiError::conflict(
+                "no_passkey",
+                "you have no passkey that can be used here: confirm with a code",
+            ));
+        };
+        let options = serde_json::from_str(&challenge.options)
+            .map_err(|e| ApiError::internal(&secureai_domain::StoreError::msg(e.to_string())))?;
+        Ok(StepUpChallengeResult::Created(
+            Json(StepUpChallengeDto {
+                challenge_token: challenge.token.expose().to_owned(),
+                options,
+                expires_at: challenge.expires_at,
+            }),
+            "no-store".to_owned(),
+        ))
     }
 
     /// Sign out: ends the session used for this request.

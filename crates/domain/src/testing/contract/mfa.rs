@@ -176,9 +176,22 @@ pub async fn passkeys_are_unique_and_a_ceremony_is_taken_once(ports: Ports) {
     let got: Vec<_> = join_all(racing).await.into_iter().filter_map(|r| r.unwrap()).collect();
     assert_eq!(got, vec![ceremony.clone()], "one of 8 concurrent takes");
     let old = TokenHash::from_bytes([43; 32]);
-    let expired =
-        PendingCeremony { expires_at: now(&ports) - chrono::Duration::seconds(1), ..ceremony };
+    let expired = PendingCeremony {
+        expires_at: now(&ports) - chrono::Duration::seconds(1),
+        ..ceremony.clone()
+    };
     ports.passkeys.begin_ceremony(&old, &expired).await.unwrap();
     assert_eq!(ports.passkeys.forget_expired_ceremonies(now(&ports)).await.unwrap(), 1);
     assert!(ports.passkeys.take_ceremony(&old).await.unwrap().is_none());
+    // Each purpose comes back as it went in.
+    for (n, purpose) in
+        [CeremonyPurpose::Register, CeremonyPurpose::SignIn, CeremonyPurpose::StepUp]
+            .into_iter()
+            .enumerate()
+    {
+        let key = TokenHash::from_bytes([50 + u8::try_from(n).unwrap(); 32]);
+        let pending = PendingCeremony { purpose, ..expired.clone() };
+        ports.passkeys.begin_ceremony(&key, &pending).await.unwrap();
+        assert_eq!(ports.passkeys.take_ceremony(&key).await.unwrap(), Some(pending));
+    }
 }
