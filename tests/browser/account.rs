@@ -218,7 +218,7 @@ async fn a_second_factor_is_set_up_from_my_profile_and_asked_at_sign_in() {
     sign_in(&browser, &app, "ada@example.com", ADA_PASSWORD).await;
     browser.go(&app.url("/me")).await;
     assert!(browser.text_of("second-factor-summary").await.starts_with("Not set up"));
-    browser.click("Set up an authenticator app").await;
+    browser.click("Set up a passkey or an authenticator app").await;
     assert_eq!(browser.url().await, app.url("/me/second-factor"));
     browser.click("Set up an authenticator app").await;
     assert_eq!(browser.count(".qr svg[role=img]").await, 1, "the QR code is drawn");

@@ -11,6 +11,7 @@ use secureai_tests::browser::Browser;
 mod account;
 mod admin;
 mod invitations;
+mod passkeys;
 mod users;
 
 async fn sign_in(browser: &Browser, app: &TestApp, email: &str, password: &str) {

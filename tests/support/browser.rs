@@ -74,6 +74,8 @@ pub async fn take_turn() -> Turn {
 pub struct Browser {
     /// The WebDriver session.
     pub driver: WebDriver,
+    /// chromedriver's address, for the commands `thirtyfour` does not have.
+    driver_url: String,
 }
 
 impl Browser {
@@ -95,10 +97,60 @@ impl Browser {
         ] {
             caps.add_arg(arg).unwrap();
         }
-        let driver = WebDriver::new(format!("http://127.0.0.1:{driver_port}"), caps)
+        let driver_url = format!("http://127.0.0.1:{driver_port}");
+        let driver = WebDriver::new(&driver_url, caps)
             .await
             .expect("a Chromium session through chromedriver");
-        Self { driver }
+        Self { driver, driver_url }
+    }
+
+    /// A WebDriver extension command on this session
+    /// (`/session/{id}/{path}`), for what `thirtyfour` has no method for.
+    async fn command(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> serde_json::Value {
+        let url = format!("{}/session/{}/{path}", self.driver_url, self.driver.session_id());
+        let request = reqwest::Client::new().request(method, url);
+        let request = if body.is_null() { request } else { request.json(&body) };
+        let answer = request.send().await.expect("chromedriver answers");
+        let status = answer.status();
+        let json: serde_json::Value = answer.json().await.expect("chromedriver's JSON");
+        assert!(status.is_success(), "chromedriver refused `{path}`: {json}");
+        json["value"].clone()
+    }
+
+    /// Adds a virtual authenticator (WebDriver's WebAuthn extension): a
+    /// platform authenticator with user verification, as a laptop's
+    /// fingerprint reader that always says yes. Returns its id.
+    pub async fn add_virtual_authenticator(&self) -> String {
+        let options = serde_json::json!({
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": true,
+            "isUserConsenting": true,
+            "isUserVerified": true,
+        });
+        let id = self.command(reqwest::Method::POST, "webauthn/authenticator", options).await;
+        id.as_str().expect("an authenticator id").to_owned()
+    }
+
+    /// The credentials the virtual authenticator `id` holds.
+    pub async fn virtual_credentials(&self, id: &str) -> Vec<serde_json::Value> {
+        let path = format!("webauthn/authenticator/{id}/credentials");
+        let list = self.command(reqwest::Method::GET, &path, serde_json::Value::Null).await;
+        list.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Gives the virtual authenticator `id` a credential another one holds
+    /// (as [`Self::virtual_credentials`] lists it, private key included):
+    /// authenticators belong to one tab, so a second tab needs its own.
+    pub async fn add_virtual_credential(&self, id: &str, credential: serde_json::Value) {
+        let path = format!("webauthn/authenticator/{id}/credential");
+        self.command(reqwest::Method::POST, &path, credential).await;
     }
 
     /// Opens a laptop-sized window.

@@ -33,6 +33,8 @@ struct MePage {
     role: &'static str,
     sso: bool,
     mfa_on: bool,
+    totp: bool,
+    passkeys: u32,
     recovery_codes_left: u32,
 }
 
@@ -61,7 +63,9 @@ async fn me_page(
         email: user.email.to_string(),
         role: user.role.as_str(),
         sso: user.sign_in == SignInMethod::Sso,
-        mfa_on: mfa.totp,
+        mfa_on: mfa.enrolled(),
+        totp: mfa.totp,
+        passkeys: mfa.passkeys,
         recovery_codes_left: mfa.recovery_codes_left,
     };
     page(status, &template)

@@ -8,6 +8,7 @@ mod audit;
 mod import;
 mod links;
 mod mail;
+mod passkeys;
 mod profile;
 mod provisioning;
 mod second_factor;
@@ -37,6 +38,7 @@ pub(crate) fn routes() -> Route {
         .at("/auth/saml/acs", poem::post(sso::saml_acs.with(CookieJarManager::new())))
         .at("/auth/saml/metadata", get(sso::saml_metadata))
         .at("/static/app.css", get(stylesheet))
+        .at("/static/passkeys.js", get(passkeys::script))
         .at("/favicon.ico", get(favicon))
         .at("/sign-in", get(sign_in::show_sign_in).post(sign_in::submit_sign_in))
         .at("/sign-in/code", poem::post(sign_in::submit_code))
@@ -88,6 +90,19 @@ pub(crate) fn routes() -> Route {
             poem::post(
                 second_factor::remove_app.with(step_up::StepUp).with(CookieJarManager::new()),
             ),
+        )
+        .at(
+            "/me/second-factor/passkeys/options",
+            poem::post(passkeys::options.with(CookieJarManager::new())),
+        )
+        .at("/me/second-factor/passkeys", poem::post(passkeys::add.with(CookieJarManager::new())))
+        .at(
+            "/me/second-factor/passkeys/:id/rename",
+            poem::post(passkeys::rename.with(CookieJarManager::new())),
+        )
+        .at(
+            "/me/second-factor/passkeys/:id/remove",
+            poem::post(passkeys::remove.with(step_up::StepUp).with(CookieJarManager::new())),
         )
         .at("/admin/audit", get(audit::audit.with(CookieJarManager::new())))
         .at("/admin/analytics", get(analytics::analytics.with(CookieJarManager::new())))

@@ -1,7 +1,8 @@
-//! Your second factor (`/me/second-factor`): set up an authenticator app
-//! from a QR code, confirm it with a code, keep the recovery codes (shown
-//! once), make a new set, remove the app. Handlers translate forms into
-//! [`secureai_domain::mfa::service::MfaService`] calls.
+//! Your second factor (`/me/second-factor`): your passkeys (registered,
+//! renamed and removed in [`super::passkeys`]); set up an authenticator
+//! app from a QR code, confirm it with a code, keep the recovery codes
+//! (shown once), make a new set, remove the app. Handlers translate forms
+//! into [`secureai_domain::mfa::service::MfaService`] calls.
 
 use askama::Template;
 use poem::http::StatusCode;
@@ -22,6 +23,14 @@ use crate::auth::request_context;
 
 const PAGE: &str = "/me/second-factor";
 
+/// One of the user's passkeys, as the page lists it.
+struct PasskeyRow {
+    id: String,
+    name: String,
+    created: String,
+    last_used: String,
+}
+
 /// The app being set up: its QR code, and its secret to type by hand.
 struct Pending {
     qr_svg: String,
@@ -38,9 +47,11 @@ struct SecondFactorPage {
     offered: bool,
     /// This session may do nothing else until one is set up.
     required: bool,
-    /// The user may remove it (the policy does not require one).
+    /// The user may remove their last factor (the policy does not require
+    /// one); otherwise the last one is replaced.
     removable: bool,
     totp: bool,
+    passkeys: Vec<PasskeyRow>,
     recovery_codes_left: u32,
     pending: Option<Pending>,
 }
@@ -96,11 +107,30 @@ async fn second_factor_page(
             (Ok(current), Ok(pending), Ok(policy)) => (current, pending, policy),
             (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return internal(&e),
         };
+    let passkeys = match mfa.passkeys(user).await {
+        Ok(passkeys) => passkeys,
+        Err(e) => return internal(&e),
+    };
     let mut nav = viewer.nav("me");
     nav.notice = done.and_then(|d| match d {
+        "removed" if current.enrolled() => Some("Your authenticator app is removed.".to_owned()),
         "removed" => Some("Your authenticator app and its recovery codes are removed.".to_owned()),
+        "passkey-added" => Some("Your passkey is added.".to_owned()),
+        "passkey-renamed" => Some("Your passkey is renamed.".to_owned()),
+        "passkey-removed" => Some("Your passkey is removed.".to_owned()),
         _ => None,
     });
+    let passkeys = passkeys
+        .iter()
+        .map(|p| PasskeyRow {
+            id: p.id.to_string(),
+            name: p.name.clone(),
+            created: super::shell::when(Some(p.created_at)),
+            last_used: p
+                .last_used_at
+                .map_or_else(|| "Never".to_owned(), |at| super::shell::when(Some(at))),
+        })
+        .collect();
     let pending = pending.map(|setup| Pending {
         qr_svg: qr_svg(setup.otpauth_uri.expose_secret()),
         secret_groups: grouped(setup.secret.expose_base32()),
@@ -113,13 +143,18 @@ async fn second_factor_page(
         required: viewer.principal.enrolment_only(),
         removable: !policy.requires(user),
         totp: current.totp,
+        passkeys,
         recovery_codes_left: current.recovery_codes_left,
         pending,
     };
     page(status, &template)
 }
 
-fn codes_page(viewer: &Viewer, codes: &[secrecy::SecretString], first: bool) -> Response {
+pub(super) fn codes_page(
+    viewer: &Viewer,
+    codes: &[secrecy::SecretString],
+    first: bool,
+) -> Response {
     let template = RecoveryCodesPage {
         nav: viewer.nav("me"),
         codes: codes.iter().map(|c| c.expose_secret().to_owned()).collect(),
@@ -130,7 +165,7 @@ fn codes_page(viewer: &Viewer, codes: &[secrecy::SecretString], first: bool) -> 
 
 /// The answer to a refused second-factor form: the page again with the
 /// reason, or a failure page for a store error.
-async fn refused(state: &AppState, viewer: &Viewer, error: MfaError) -> Response {
+pub(super) async fn refused(state: &AppState, viewer: &Viewer, error: MfaError) -> Response {
     match error {
         MfaError::Unexpected(e) => internal(&e),
         error => {

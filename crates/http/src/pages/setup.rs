@@ -98,15 +98,26 @@ pub(crate) async fn submit(
         )
         .await;
     match outcome {
-        Ok(admin) => message(
-            StatusCode::OK,
-            "Your admin account is ready",
-            &format!(
-                "{} can now sign in with {} and this password, and invite users.",
-                admin.name, admin.email
-            ),
-            Some(("/api/docs", "Open the API documentation")),
-        ),
+        Ok(admin) => {
+            let second_factor = match state.service.mfa.security_policy().await {
+                Ok(policy) if policy.requires(&admin) => {
+                    " Right after signing in you set up a second factor — a passkey (this \
+                     computer, a phone or a security key) or an authenticator app — as every \
+                     admin needs one."
+                }
+                Ok(_) => "",
+                Err(error) => return internal(&error),
+            };
+            message(
+                StatusCode::OK,
+                "Your admin account is ready",
+                &format!(
+                    "{} can now sign in with {} and this password, and invite users.{second_factor}",
+                    admin.name, admin.email
+                ),
+                Some(("/sign-in", "Sign in")),
+            )
+        }
         Err(SetupError::InvalidLink | SetupError::AlreadyComplete) => invalid_link(),
         Err(
             error @ (SetupError::Invalid(_) | SetupError::WeakPassword(_) | SetupError::EmailTaken),

@@ -59,15 +59,12 @@ pub(crate) async fn submit_sign_in(
             .with_header(header::SET_COOKIE, state.session_cookie(&signed_in.token).to_string())
             .into_response(),
         Err(SignInError::Unexpected(e)) => internal(&e),
-        Err(SignInError::SecondFactorRequired(needed)) => page(
-            StatusCode::OK,
-            &CodePage {
-                error: None,
-                mfa_token: needed.token.expose().to_owned(),
-                method: "totp".to_owned(),
-                recovery: needed.methods.contains(&MfaMethod::RecoveryCode),
-            },
-        ),
+        Err(SignInError::SecondFactorRequired(needed)) => {
+            let offered = Offered::of(&needed.methods);
+            let method = if offered.totp { MfaMethod::Totp } else { MfaMethod::RecoveryCode };
+            let token = needed.token.expose().to_owned();
+            page(StatusCode::OK, &offered.page(token, method, needed.webauthn, None))
+        }
         Err(error) => {
             let status = match error {
                 SignInError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -99,8 +96,64 @@ struct CodePage {
     error: Option<String>,
     mfa_token: String,
     method: String,
+    /// The factors offered, carried from form to form (`totp,recovery_code`).
+    methods: String,
+    /// An authenticator app is set up.
+    totp: bool,
     /// Recovery codes are left.
     recovery: bool,
+    /// The challenge for the user's passkeys (options JSON), while it waits.
+    webauthn: Option<String>,
+}
+
+/// The codes the second step offers. Only what the page shows: the domain
+/// checks whatever is sent against what the user has.
+struct Offered {
+    totp: bool,
+    recovery: bool,
+}
+
+impl Offered {
+    fn of(methods: &[MfaMethod]) -> Self {
+        Self {
+            totp: methods.contains(&MfaMethod::Totp),
+            recovery: methods.contains(&MfaMethod::RecoveryCode),
+        }
+    }
+
+    /// From the form's `methods` field; both when it is missing.
+    fn parse(text: &str) -> Self {
+        if text.is_empty() {
+            return Self { totp: true, recovery: true };
+        }
+        let methods: Vec<&str> = text.split(',').collect();
+        Self { totp: methods.contains(&"totp"), recovery: methods.contains(&"recovery_code") }
+    }
+
+    fn page(
+        &self,
+        mfa_token: String,
+        method: MfaMethod,
+        webauthn: Option<String>,
+        error: Option<String>,
+    ) -> CodePage {
+        let mut methods = Vec::new();
+        if self.totp {
+            methods.push("totp");
+        }
+        if self.recovery {
+            methods.push("recovery_code");
+        }
+        CodePage {
+            error,
+            mfa_token,
+            method: method.as_str().to_owned(),
+            methods: methods.join(","),
+            totp: self.totp,
+            recovery: self.recovery,
+            webauthn,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -110,7 +163,12 @@ pub(crate) struct CodeForm {
     #[serde(default)]
     method: String,
     #[serde(default)]
+    methods: String,
+    #[serde(default)]
     code: String,
+    /// A passkey's answer (JSON), with `method` `webauthn`.
+    #[serde(default)]
+    credential: String,
 }
 
 /// `POST /sign-in/code`: the second step of a password sign-in.
@@ -131,29 +189,36 @@ pub(crate) async fn submit_code(
             "This sign-in form was sent from another site. Reload the page.",
         );
     }
-    let method =
-        if form.method == "recovery_code" { MfaMethod::RecoveryCode } else { MfaMethod::Totp };
+    let method = match form.method.as_str() {
+        "recovery_code" => MfaMethod::RecoveryCode,
+        "webauthn" => MfaMethod::Webauthn,
+        _ => MfaMethod::Totp,
+    };
+    let answer = if method == MfaMethod::Webauthn { &form.credential } else { &form.code };
     let token = PlainToken::presented(form.mfa_token.clone());
+    let offered = Offered::parse(&form.methods);
+    // A passkey's challenge is answered once: after a refused answer the
+    // page offers the codes (a new sign-in brings a new challenge).
     let again = |status, error: String| {
-        page(
-            status,
-            &CodePage {
-                error: Some(error),
-                mfa_token: form.mfa_token.clone(),
-                method: method.as_str().to_owned(),
-                recovery: true,
-            },
-        )
+        let shown = if method == MfaMethod::Webauthn { MfaMethod::Totp } else { method };
+        let template = offered.page(form.mfa_token.clone(), shown, None, Some(error));
+        page(status, &template)
     };
     match state
         .service
         .sessions
-        .complete_sign_in(&token, method, &form.code, &request_context(req))
+        .complete_sign_in(&token, method, answer, &request_context(req))
         .await
     {
         Ok(signed_in) => see_other("/")
             .with_header(header::SET_COOKIE, state.session_cookie(&signed_in.token).to_string())
             .into_response(),
+        Err(SecondFactorError::WrongCode) if method == MfaMethod::Webauthn => again(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "That passkey was not accepted: it is not registered to your account (removed, or \
+             another account's). Enter a code, or start again to use another passkey."
+                .to_owned(),
+        ),
         Err(SecondFactorError::WrongCode) => again(
             StatusCode::UNPROCESSABLE_ENTITY,
             "That code is not right, or was used already. Enter the code your app shows now."

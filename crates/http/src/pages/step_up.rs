@@ -32,6 +32,10 @@ const SECRET_FIELDS: &[(&str, &str)] =
 const CODE_FIELD: &str = "step_up_code";
 /// The field that says which factor the code is.
 const METHOD_FIELD: &str = "step_up_method";
+/// The field that carries the passkey challenge's token.
+const CHALLENGE_FIELD: &str = "step_up_challenge";
+/// The field that carries the passkey's answer.
+const CREDENTIAL_FIELD: &str = "step_up_credential";
 
 /// Marks a handler's answer: the action needs a recent second-factor
 /// check. Carries what the page asking for it shows in its header.
@@ -40,6 +44,7 @@ struct Needed {
     name: String,
     admin: bool,
     csrf: String,
+    principal: secureai_domain::access::Principal,
 }
 
 /// The answer of a handler whose action needs a recent second-factor
@@ -53,7 +58,12 @@ pub(crate) fn needed(viewer: &Viewer) -> Response {
 impl Needed {
     fn of(viewer: &Viewer) -> Self {
         let nav = viewer.nav("");
-        Self { name: nav.name, admin: nav.admin, csrf: nav.csrf }
+        Self {
+            name: nav.name,
+            admin: nav.admin,
+            csrf: nav.csrf,
+            principal: viewer.principal.clone(),
+        }
     }
 }
 
@@ -76,6 +86,10 @@ struct StepUpPage {
     /// Secrets typed into the first form: asked for again, never echoed.
     retype: Vec<(&'static str, &'static str)>,
     method: String,
+    /// A challenge for the admin's passkeys: its token and the options.
+    passkey: Option<(String, String)>,
+    /// An authenticator app is set up (the code may be its).
+    totp: bool,
 }
 
 /// Keeps the form of the routes it wraps, to ask for a second-factor
@@ -117,31 +131,48 @@ impl<E: Endpoint> Endpoint for StepUpEndpoint<E> {
         let mut fields: Vec<(String, String)> =
             url::form_urlencoded::parse(&body).into_owned().collect();
         let code = take(&mut fields, CODE_FIELD);
+        let challenge = take(&mut fields, CHALLENGE_FIELD);
+        let credential = take(&mut fields, CREDENTIAL_FIELD);
         let method = match take(&mut fields, METHOD_FIELD).as_deref() {
             Some("recovery_code") => MfaMethod::RecoveryCode,
             _ => MfaMethod::Totp,
         };
         let action = req.uri().path().to_owned();
-        if let Some(code) = code {
+        // The passkey's answer, when the page's passkey button sent it;
+        // otherwise the code.
+        let proof = match (credential.filter(|c| !c.is_empty()), code) {
+            (Some(answer), _) => Some(Proof::Passkey(challenge.unwrap_or_default(), answer)),
+            (None, Some(code)) => Some(Proof::Code(method, code)),
+            (None, None) => None,
+        };
+        if let Some(proof) = proof {
             let csrf = fields.iter().find(|(k, _)| k == "csrf").map_or("", |(_, v)| v.as_str());
             let viewer = match form_viewer(&state, &req, csrf).await {
                 Ok(viewer) => viewer,
                 Err(response) => return Ok(response),
             };
             let context = request_context(&req);
-            match state.service.sessions.step_up(&viewer.principal, method, &code, &context).await {
+            let sessions = &state.service.sessions;
+            let by_passkey = matches!(proof, Proof::Passkey(..));
+            let checked = match proof {
+                Proof::Code(method, code) => {
+                    sessions.step_up(&viewer.principal, method, &code, &context).await
+                }
+                Proof::Passkey(challenge, answer) => {
+                    let challenge = secureai_domain::PlainToken::presented(challenge);
+                    sessions
+                        .step_up_with_passkey(&viewer.principal, &challenge, &answer, &context)
+                        .await
+                }
+            };
+            match checked {
                 // Without a factor nothing asks for one: go on.
                 Ok(_) | Err(StepUpCheckError::NotEnrolled) => {}
                 Err(StepUpCheckError::Unexpected(e)) => return Ok(internal(&e)),
-                Err(error @ StepUpCheckError::WrongCode) => {
-                    let status = StatusCode::UNPROCESSABLE_ENTITY;
+                Err(error) => {
+                    let refusal = Refusal::of(&error, by_passkey);
                     let needed = Needed::of(&viewer);
-                    return Ok(ask(needed, &action, fields, method, Some(error), status));
-                }
-                Err(error @ StepUpCheckError::Throttled { .. }) => {
-                    let status = StatusCode::TOO_MANY_REQUESTS;
-                    let needed = Needed::of(&viewer);
-                    return Ok(ask(needed, &action, fields, method, Some(error), status));
+                    return Ok(ask(&state, needed, &action, fields, method, refusal).await);
                 }
             }
         }
@@ -152,10 +183,46 @@ impl<E: Endpoint> Endpoint for StepUpEndpoint<E> {
         let response = self.inner.call(req).await?.into_response();
         match response.extensions().get::<Needed>().cloned() {
             Some(needed) => {
-                Ok(ask(needed, &action, fields, MfaMethod::Totp, None, StatusCode::FORBIDDEN))
+                let first =
+                    Refusal { text: None, retry_after: None, status: StatusCode::FORBIDDEN };
+                Ok(ask(&state, needed, &action, fields, MfaMethod::Totp, first).await)
             }
             None => Ok(response),
         }
+    }
+}
+
+/// What the step-up form brought back.
+enum Proof {
+    /// A code, and which factor it is.
+    Code(MfaMethod, String),
+    /// A passkey challenge's token and the passkey's answer.
+    Passkey(String, String),
+}
+
+/// Why the page is shown again, and with which status.
+struct Refusal {
+    text: Option<String>,
+    retry_after: Option<u64>,
+    status: StatusCode,
+}
+
+impl Refusal {
+    fn of(error: &StepUpCheckError, by_passkey: bool) -> Self {
+        let (text, retry_after, status) = match error {
+            StepUpCheckError::Throttled { retry_after_secs } => {
+                (error.to_string(), Some(*retry_after_secs), StatusCode::TOO_MANY_REQUESTS)
+            }
+            _ if by_passkey => (
+                "that passkey was not accepted: it is not registered to your account (removed, \
+                 or another account's), or the page waited more than five minutes; try again"
+                    .to_owned(),
+                None,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            _ => (error.to_string(), None, StatusCode::UNPROCESSABLE_ENTITY),
+        };
+        Self { text: Some(super::shell::sentence(&text)), retry_after, status }
     }
 }
 
@@ -165,16 +232,25 @@ fn take(fields: &mut Vec<(String, String)>, name: &str) -> Option<String> {
     Some(fields.remove(at).1)
 }
 
-/// The page asking for a code, whose form carries the first form's fields
-/// back to the same address.
-fn ask(
+/// The page asking for a code (or the admin's passkey), whose forms carry
+/// the first form's fields back to the same address.
+async fn ask(
+    state: &AppState,
     needed: Needed,
     action: &str,
     fields: Vec<(String, String)>,
     method: MfaMethod,
-    error: Option<StepUpCheckError>,
-    status: StatusCode,
+    refusal: Refusal,
 ) -> Response {
+    let passkey = match state.service.sessions.step_up_challenge(&needed.principal).await {
+        Ok(challenge) => challenge.map(|c| (c.token.expose().to_owned(), c.options)),
+        Err(e) => return internal(&e),
+    };
+    let totp = match state.service.mfa.status(needed.principal.user()).await {
+        Ok(status) => status.totp,
+        Err(e) => return internal(&e),
+    };
+    let method = if totp { method } else { MfaMethod::RecoveryCode };
     let nav = Nav {
         name: needed.name,
         admin: needed.admin,
@@ -192,24 +268,22 @@ fn ask(
         .collect();
     let fields: Vec<(String, String)> =
         fields.into_iter().filter(|(k, _)| !SECRET_FIELDS.iter().any(|(s, _)| s == k)).collect();
-    let retry_after = match &error {
-        Some(StepUpCheckError::Throttled { retry_after_secs }) => Some(*retry_after_secs),
-        _ => None,
-    };
     let mut response = page(
-        status,
+        refusal.status,
         &StepUpPage {
             nav,
-            error: error.map(|e| super::shell::sentence(&e.to_string())),
+            error: refusal.text,
             action: action.to_owned(),
             back: back.to_owned(),
             fields,
             retype,
             method: method.as_str().to_owned(),
+            passkey,
+            totp,
         },
     );
     if let Some(value) =
-        retry_after.and_then(|s| poem::http::HeaderValue::from_str(&s.to_string()).ok())
+        refusal.retry_after.and_then(|s| poem::http::HeaderValue::from_str(&s.to_string()).ok())
     {
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
