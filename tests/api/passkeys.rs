@@ -7,7 +7,7 @@
 //! removing.
 
 use reqwest::StatusCode;
-use secureai_tests::{TestApp, assert_error, body};
+use secureai_tests::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, assert_error, body};
 use serde_json::{Value, json};
 use webauthn_authenticator_rs::WebauthnAuthenticator as _;
 use webauthn_authenticator_rs::prelude::{
@@ -234,4 +234,71 @@ async fn a_passkey_confirms_a_step_up() {
     assert_error(expired, StatusCode::UNPROCESSABLE_ENTITY, "invalid_code").await;
     let empty = app.post("/api/v1/auth/step-up", Some(&admin), json!({"method": "webauthn"})).await;
     assert_error(empty, StatusCode::UNPROCESSABLE_ENTITY, "invalid_code").await;
+}
+
+fn csrf_of(html: &str) -> String {
+    html.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned()
+}
+
+/// The panel's passkey requests (what `/static/passkeys.js` sends): the
+/// options only with the page's form token, the answer as a form, the
+/// first passkey bringing the recovery codes; the sign-in page then offers
+/// the passkey with its challenge.
+#[tokio::test]
+async fn the_panel_registers_a_passkey_with_the_pages_form_token() {
+    let app = TestApp::with_admin().await;
+    let panel = app.panel_browser().await;
+    let page = panel.get(app.url("/me/second-factor")).send().await.unwrap();
+    let html = page.text().await.unwrap();
+    assert!(html.contains("<script src=\"/static/passkeys.js\" defer></script>"), "{html}");
+    let csrf = csrf_of(&html);
+    let script = panel.get(app.url("/static/passkeys.js")).send().await.unwrap();
+    assert_eq!(script.status(), StatusCode::OK);
+    assert_eq!(script.headers()["content-type"], "text/javascript; charset=utf-8");
+    assert!(script.text().await.unwrap().contains("navigator.credentials.create"));
+
+    let options_url = app.url("/me/second-factor/passkeys/options");
+    let forged = panel.post(&options_url).form(&[("csrf", "forged")]).send().await.unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(forged.json::<Value>().await.unwrap()["error"], "forbidden");
+    assert_eq!(app.rows("mfa_ceremonies").await, 0, "nothing begun");
+    let started = panel.post(&options_url).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    assert_eq!(started.status(), StatusCode::CREATED);
+    assert_eq!(started.headers()["cache-control"], "no-store");
+    let started: Value = started.json().await.unwrap();
+    assert_eq!(started["options"]["publicKey"]["rp"]["id"], "localhost");
+    let options: CreationChallengeResponse =
+        serde_json::from_value(started["options"].clone()).unwrap();
+    let mut key = SoftPasskey::new(true);
+    let credential = key.do_registration(origin(&app), options).unwrap();
+    let credential = serde_json::to_string(&credential).unwrap();
+    let token = started["registration_token"].as_str().unwrap();
+
+    let add = app.url("/me/second-factor/passkeys");
+    let empty = [("csrf", csrf.as_str()), ("name", "Laptop"), ("registration_token", token)];
+    let empty = panel.post(&add).form(&empty).send().await.unwrap();
+    assert_eq!(empty.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(empty.text().await.unwrap().contains("passkeys need JavaScript"));
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("name", "Laptop"),
+        ("registration_token", token),
+        ("credential", credential.as_str()),
+    ];
+    let stolen = panel.post(&add).form(&[("csrf", "forged")]).send().await.unwrap();
+    assert_eq!(stolen.status(), StatusCode::FORBIDDEN);
+    let added = panel.post(&add).form(&form).send().await.unwrap();
+    assert_eq!(added.status(), StatusCode::OK);
+    let codes = added.text().await.unwrap();
+    assert_eq!(codes.matches("<li><code>").count(), 10, "{codes}");
+    let listed = panel.get(app.url("/me/second-factor")).send().await.unwrap();
+    let listed = listed.text().await.unwrap();
+    assert!(listed.contains("<td>Laptop</td>") && listed.contains("<td>Never</td>"), "{listed}");
+
+    // The sign-in's second step offers the passkey with its challenge.
+    let login = [("email", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)];
+    let signing_in = reqwest::Client::new().post(app.url("/sign-in")).form(&login).send().await;
+    let html = signing_in.unwrap().text().await.unwrap();
+    assert!(html.contains("Use your passkey") && html.contains("data-options=\""), "{html}");
+    assert!(!html.contains("Authenticator app code"), "no app, no app code: {html}");
 }
