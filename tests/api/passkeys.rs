@@ -207,9 +207,23 @@ async fn a_passkey_confirms_a_step_up() {
     let signed = serde_json::to_value(key.do_authentication(origin(&app), options).unwrap());
     let answer = json!({"method": "webauthn", "challenge_token": challenge["challenge_token"],
                         "credential": signed.unwrap()});
-    // Another user's session cannot use it (Ada has no second factor).
+    // Another user's session cannot use it (Ada has no second factor)…
     let stolen = app.post("/api/v1/auth/step-up", Some(&ada), answer.clone()).await;
     assert_error(stolen, StatusCode::CONFLICT, "mfa_not_enrolled").await;
+    // …nor once she has one: refused, and that spends it.
+    let mut adas_key = SoftPasskey::new(true);
+    assert_eq!(register(&app, &ada, &mut adas_key, "Ada's").await.status(), StatusCode::CREATED);
+    let stolen = app.post("/api/v1/auth/step-up", Some(&ada), answer.clone()).await;
+    assert_error(stolen, StatusCode::UNPROCESSABLE_ENTITY, "invalid_code").await;
+    let spent = app.post("/api/v1/auth/step-up", Some(&admin), answer).await;
+    assert_error(spent, StatusCode::UNPROCESSABLE_ENTITY, "invalid_code").await;
+    let challenge =
+        body(app.post("/api/v1/auth/step-up/passkey", Some(&admin), json!({})).await).await;
+    let options: RequestChallengeResponse =
+        serde_json::from_value(challenge["options"].clone()).unwrap();
+    let signed = serde_json::to_value(key.do_authentication(origin(&app), options).unwrap());
+    let answer = json!({"method": "webauthn", "challenge_token": challenge["challenge_token"],
+                        "credential": signed.unwrap()});
     let confirmed = app.post("/api/v1/auth/step-up", Some(&admin), answer.clone()).await;
     assert_eq!(confirmed.status(), StatusCode::OK);
     let confirmed = body(confirmed).await;
@@ -301,4 +315,57 @@ async fn the_panel_registers_a_passkey_with_the_pages_form_token() {
     let html = signing_in.unwrap().text().await.unwrap();
     assert!(html.contains("Use your passkey") && html.contains("data-options=\""), "{html}");
     assert!(!html.contains("Authenticator app code"), "no app, no app code: {html}");
+}
+
+/// The value of the attribute `name="…" value="…"` or `name="…"` in
+/// `html`, HTML entities undone.
+fn attribute_after(html: &str, marker: &str) -> String {
+    let raw = html.split(marker).nth(1).unwrap().split('"').next().unwrap();
+    raw.replace("&#34;", "\"").replace("&quot;", "\"").replace("&#39;", "'").replace("&amp;", "&")
+}
+
+/// The page's step-up with a passkey: "Confirm it is you" carries a
+/// challenge of its own; the passkey's answer goes through only with the
+/// page's form token, makes the change, and works once.
+#[tokio::test]
+async fn the_step_up_page_takes_a_passkey_answer_once_with_the_form_token() {
+    let app = TestApp::with_admin().await;
+    let panel = app.panel_browser().await;
+    let admin = app.admin_token().await;
+    let mut key = SoftPasskey::new(true);
+    assert_eq!(register(&app, &admin, &mut key, "Laptop").await.status(), StatusCode::CREATED);
+    let page = app.url("/admin/settings/security");
+    let csrf = csrf_of(&panel.get(&page).send().await.unwrap().text().await.unwrap());
+    let form = [("csrf", csrf.as_str()), ("admin_mfa", "required"), ("user_mfa", "required")];
+    let asked = panel.post(&page).form(&form).send().await.unwrap();
+    assert_eq!(asked.status(), StatusCode::FORBIDDEN);
+    let html = asked.text().await.unwrap();
+    assert!(html.contains("Use your passkey"), "{html}");
+    let challenge = attribute_after(&html, "name=\"step_up_challenge\" value=\"");
+    let options: RequestChallengeResponse =
+        serde_json::from_str(&attribute_after(&html, "data-options=\"")).unwrap();
+    let answer = key.do_authentication(origin(&app), options).unwrap();
+    let answer = serde_json::to_string(&answer).unwrap();
+    let proof = |csrf: &str| {
+        vec![
+            ("csrf", csrf.to_owned()),
+            ("admin_mfa", "required".to_owned()),
+            ("user_mfa", "required".to_owned()),
+            ("step_up_challenge", challenge.clone()),
+            ("step_up_credential", answer.clone()),
+            ("step_up_method", "totp".to_owned()),
+            ("step_up_code", String::new()),
+        ]
+    };
+    let forged = panel.post(&page).form(&proof("forged")).send().await.unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let policy = body(app.get("/api/v1/settings/security", Some(&admin)).await).await;
+    assert_eq!(policy["user_mfa"], "optional", "nothing changed");
+    let saved = panel.post(&page).form(&proof(&csrf)).send().await.unwrap();
+    assert_eq!(saved.status(), StatusCode::SEE_OTHER);
+    let policy = body(app.get("/api/v1/settings/security", Some(&admin)).await).await;
+    assert_eq!(policy["user_mfa"], "required");
+    let replay = panel.post(&page).form(&proof(&csrf)).send().await.unwrap();
+    assert_eq!(replay.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(replay.text().await.unwrap().contains("That passkey was not accepted"));
 }

@@ -7,11 +7,11 @@
 //   lets the browser create the passkey, and sends the form with the answer
 //   in its `credential` field and the options' `registration_token`.
 // - `form[data-passkey="get"]` answers a challenge: its `data-options` hold
-//   the options; sent with its `[data-passkey-button]`, the answer goes into
-//   the field named by `data-answer-field` (other buttons send the form as
-//   it is). That button skips the browser's checks (`formnovalidate`, as
-//   the code field stays empty), so the script checks the other required
-//   fields (those without `data-code`) itself.
+//   the options; its `[data-passkey-button]` (a plain button, so Enter in
+//   a code field still sends the code) asks the browser for the passkey,
+//   puts the answer into the field named by `data-answer-field` and sends
+//   the form. The code field stays empty then, so the script checks the
+//   form's other required fields (those without `data-code`) itself.
 //
 // Binary fields travel as unpadded base64url, as the server expects.
 (function () {
@@ -88,7 +88,9 @@
     var box = form.querySelector("[data-passkey-error]");
     if (!box) { return; }
     var name = error && error.name;
-    if (name === "NotAllowedError" || name === "AbortError") {
+    if (name === "server" && error.message) {
+      box.textContent = error.message;
+    } else if (name === "NotAllowedError" || name === "AbortError") {
       box.textContent = "No passkey was used: the request was cancelled or timed out. Try again.";
     } else if (name === "InvalidStateError") {
       box.textContent = "This passkey is registered already. Use another key or device.";
@@ -123,8 +125,10 @@
       credentials: "same-origin",
       headers: { "Accept": "application/json" }
     }).then(function (answer) {
-      return answer.json().then(function (json) {
-        if (!answer.ok) { throw { name: json.message || "refused" }; }
+      return answer.json().catch(function () {
+        throw { name: "server", message: "The server did not answer as expected. Reload the page." };
+      }).then(function (json) {
+        if (!answer.ok) { throw { name: "server", message: json.message }; }
         return json;
       });
     }).then(function (started) {
@@ -157,19 +161,21 @@
 
   document.addEventListener("submit", function (event) {
     var form = event.target;
-    var kind = form.getAttribute && form.getAttribute("data-passkey");
-    if (kind === "create") {
+    if (form.getAttribute && form.getAttribute("data-passkey") === "create") {
       event.preventDefault();
       register(form);
-    } else if (kind === "get") {
-      var button = event.submitter;
-      if (!button || !button.hasAttribute("data-passkey-button")) { return; }
-      event.preventDefault();
-      var fields = form.querySelectorAll("input[required]:not([data-code])");
-      for (var i = 0; i < fields.length; i++) {
-        if (!fields[i].checkValidity()) { fields[i].reportValidity(); return; }
-      }
-      answer(form);
     }
+  });
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-passkey-button]");
+    var form = button && button.form;
+    if (!form || form.getAttribute("data-passkey") !== "get") { return; }
+    event.preventDefault();
+    var fields = form.querySelectorAll("input[required]:not([data-code])");
+    for (var i = 0; i < fields.length; i++) {
+      if (!fields[i].checkValidity()) { fields[i].reportValidity(); return; }
+    }
+    answer(form);
   });
 }());

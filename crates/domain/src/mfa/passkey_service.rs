@@ -108,16 +108,19 @@ impl MfaService {
 
     /// Finishes a registration with the browser's answer and a name: the
     /// passkey signs the user in from now on. A passkey verifies its user
-    /// (PIN or biometrics), so registering one is a second-factor check:
-    /// the session may do everything its role allows. The first second
-    /// factor brings ten recovery codes. Audited as `mfa.enrolled`.
+    /// (PIN or biometrics), so registering the first second factor is a
+    /// check: the session may do everything its role allows, and it brings
+    /// ten recovery codes. Next to a factor the user has, it needs a check
+    /// from the last ten minutes instead (a taken session must not add its
+    /// own). Audited as `mfa.enrolled`.
     ///
     /// # Errors
     /// [`MfaError::CeremonyExpired`] for a token that is not this user's
     /// registration or is older than five minutes (each is answered once);
     /// [`MfaError::PasskeyRefused`] for an answer the protocol refuses;
     /// [`MfaError::PasskeyTaken`] for an authenticator registered already;
-    /// [`MfaError::InvalidPasskeyName`].
+    /// [`MfaError::InvalidPasskeyName`]; [`MfaError::StepUp`] next to
+    /// another factor without a recent check.
     pub async fn finish_passkey_registration(
         &self,
         principal: &Principal,
@@ -129,6 +132,13 @@ impl MfaService {
         let user = principal.user();
         let name = passkey_name(name)?;
         let now = self.ports.clock.now();
+        // Another factor next to one the user has is a change of their
+        // factors: it needs a recent check (else a taken session would add
+        // its own), asked before the registration is spent.
+        let first = !self.status(user).await?.enrolled();
+        let checked_at = principal.second_factor_at();
+        let mfa = self.ports.mfa.as_ref();
+        crate::mfa::check::require_recent_factor(mfa, user.id, checked_at, now).await?;
         let ceremony = self.ports.passkeys.take_ceremony(&token.hash()).await?;
         let Some(ceremony) = ceremony.filter(|c| {
             c.user_id == user.id && c.purpose == CeremonyPurpose::Register && now <= c.expires_at
@@ -138,7 +148,6 @@ impl MfaService {
         let protocol = &self.ports.passkey_protocol;
         let registered =
             protocol.finish_registration(&ceremony.state, answer).map_err(protocol_error)?;
-        let first = !self.status(user).await?.enrolled();
         let (codes, digests) = if first {
             let (codes, digests) = self.recovery_codes();
             (Some(codes), Some(digests))
@@ -161,7 +170,11 @@ impl MfaService {
         if !self.ports.passkeys.add_passkey(&passkey, digests, audit).await? {
             return Err(MfaError::PasskeyTaken);
         }
-        self.ports.sessions.second_factor_checked(principal.session_id(), now).await?;
+        if first {
+            // The first factor, just proved: the session may do
+            // everything its role allows from now on.
+            self.ports.sessions.second_factor_checked(principal.session_id(), now).await?;
+        }
         Ok(PasskeyAdded { passkey, recovery_codes: codes })
     }
 
@@ -178,11 +191,11 @@ impl MfaService {
         }
     }
 
-    /// Removes one of the signed-in user's passkeys; with the last second
-    /// factor, the recovery codes go too. Where the policy requires a
-    /// second factor, the last one is replaced, not removed: as
-    /// [`MfaService::remove_totp`], only right after a check, and the
-    /// session can then only set up a new one. Returns whether it must.
+    /// Removes one of the signed-in user's passkeys, right after a check
+    /// (a change of their factors, as [`MfaService::remove_totp`]); with
+    /// the last second factor, the recovery codes go too. Where the policy
+    /// requires a second factor and none is left, the session can then
+    /// only set up a new one. Returns whether it must.
     /// Audited as `mfa.removed`.
     ///
     /// # Errors
@@ -196,23 +209,20 @@ impl MfaService {
     ) -> Result<bool, MfaError> {
         let user = principal.user();
         let now = self.ports.clock.now();
+        let checked_at = principal.second_factor_at();
+        let mfa = self.ports.mfa.as_ref();
+        crate::mfa::check::require_recent_factor(mfa, user.id, checked_at, now).await?;
         let status = self.status(user).await?;
         let last = !status.totp && status.passkeys <= 1;
-        let required = last && self.ports.settings.security_policy().await?.requires(user);
-        if required {
-            let checked_at = principal.second_factor_at();
-            let mfa = self.ports.mfa.as_ref();
-            crate::mfa::check::require_recent_factor(mfa, user.id, checked_at, now).await?;
-        }
+        let replacing = last && self.ports.settings.security_policy().await?.requires(user);
         let audit = AuditEvent::new(now, principal.actor(), AuditAction::MfaRemoved, context)
             .target(user)
             .change(Change::detail("method", MfaMethod::Webauthn.as_str()));
+        let audit =
+            if replacing { audit.change(Change::detail("replacing", "yes")) } else { audit };
         if !self.ports.passkeys.remove_passkey(user.id, id, last, audit).await? {
             return Err(MfaError::NoSuchPasskey);
         }
-        if required {
-            self.ports.sessions.enrolment_required(principal.session_id()).await?;
-        }
-        Ok(required)
+        Ok(self.limit_if_bare(principal).await?)
     }
 }

@@ -217,6 +217,10 @@ impl MfaService {
             Some(_) => return Err(MfaError::AlreadyEnrolled),
             None => return Err(MfaError::NotPending),
         };
+        // Next to a passkey this changes the user's factors: a recent check
+        // first (a taken session must not add its own).
+        let first = !self.status(user).await?.enrolled();
+        self.require_check(principal, now).await?;
         let Some(step) = totp::matching_step(&pending.secret, code, now) else {
             self.audit_failure(user, MfaMethod::Totp, "enrolment", context).await?;
             return Err(MfaError::WrongCode);
@@ -228,9 +232,12 @@ impl MfaService {
         match self.ports.mfa.confirm_totp(user.id, pending.created_at, step, &digests, audit).await
         {
             Ok(()) => {
-                // The code just checked is a second factor: the session
-                // may do everything its role allows from now on.
-                self.ports.sessions.second_factor_checked(principal.session_id(), now).await?;
+                if first {
+                    // The first factor, just proved: the session may do
+                    // everything its role allows from now on.
+                    let session = principal.session_id();
+                    self.ports.sessions.second_factor_checked(session, now).await?;
+                }
                 Ok(codes)
             }
             Err(ConfirmTotpError::NotPending) => Err(MfaError::NotPending),
@@ -290,14 +297,17 @@ impl MfaService {
     /// [`MfaError::NotEnrolled`] when the user has no second factor.
     pub async fn regenerate_recovery_codes(
         &self,
-        user: &User,
+        principal: &Principal,
         context: &RequestContext,
     ) -> Result<Vec<SecretString>, MfaError> {
+        let user = principal.user();
         if !self.status(user).await?.enrolled() {
             return Err(MfaError::NotEnrolled);
         }
-        let (codes, digests) = self.recovery_codes();
         let now = self.ports.clock.now();
+        // New codes are a factor in the holder's hands: a recent check.
+        self.require_check(principal, now).await?;
+        let (codes, digests) = self.recovery_codes();
         let audit =
             AuditEvent::new(now, user_actor(user), AuditAction::RecoveryCodesRegenerated, context)
                 .target(user);
@@ -306,18 +316,18 @@ impl MfaService {
     }
 
     /// Removes the user's authenticator app and, when it is their last
-    /// second factor (no passkey), their recovery codes. Audited as
-    /// `mfa.removed`.
+    /// second factor (no passkey), their recovery codes — only within
+    /// [`crate::mfa::check::STEP_UP_WINDOW`] of a check in this session (a
+    /// code from the old app, a passkey, or a recovery code when the phone
+    /// is lost). Audited as `mfa.removed`.
     ///
-    /// Where the policy requires a second factor and this is the last one,
-    /// this replaces it (a new phone): only within [`crate::mfa::check::STEP_UP_WINDOW`] of a
-    /// check in this session — a code from the old app, or a recovery code
-    /// when the phone is lost — and the session can then only set up the
-    /// new one. Returns whether it must.
+    /// Where the policy requires a second factor and this was the last
+    /// one, this replaces it (a new phone): the session can then only set
+    /// up the new one. Returns whether it must.
     ///
     /// # Errors
     /// [`MfaError::NotEnrolled`] when there is no app;
-    /// [`MfaError::StepUp`] for a required one without a recent check.
+    /// [`MfaError::StepUp`] without a recent check.
     pub async fn remove_totp(
         &self,
         principal: &Principal,
@@ -325,26 +335,48 @@ impl MfaService {
     ) -> Result<bool, MfaError> {
         let user = principal.user();
         let now = self.ports.clock.now();
-        // With a passkey left the user keeps a second factor: only the last
-        // required factor is replaced rather than removed.
+        self.require_check(principal, now).await?;
         let last = self.ports.mfa.passkey_count(user.id).await? == 0;
-        let required = last && self.ports.settings.security_policy().await?.requires(user);
-        if required {
-            let checked_at = principal.second_factor_at();
-            let mfa = self.ports.mfa.as_ref();
-            crate::mfa::check::require_recent_factor(mfa, user.id, checked_at, now).await?;
-        }
+        let replacing = last && self.ports.settings.security_policy().await?.requires(user);
         let audit = AuditEvent::new(now, user_actor(user), AuditAction::MfaRemoved, context)
             .target(user)
             .change(Change::detail("method", MfaMethod::Totp.as_str()));
-        let audit = if required { audit.change(Change::detail("replacing", "yes")) } else { audit };
+        let audit =
+            if replacing { audit.change(Change::detail("replacing", "yes")) } else { audit };
         if !self.ports.mfa.remove_totp(user.id, last, audit, None).await? {
             return Err(MfaError::NotEnrolled);
         }
-        if required {
-            self.ports.sessions.enrolment_required(principal.session_id()).await?;
+        Ok(self.limit_if_bare(principal).await?)
+    }
+
+    /// A change of the user's own second factors (adding one next to
+    /// another, removing one, new recovery codes) needs a check from the
+    /// last [`crate::mfa::check::STEP_UP_WINDOW`] in this session — else a
+    /// taken session could add its own factor, or codes, and pass every
+    /// step-up. Users without a factor are not asked.
+    async fn require_check(
+        &self,
+        principal: &Principal,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), MfaError> {
+        let mfa = self.ports.mfa.as_ref();
+        let checked_at = principal.second_factor_at();
+        crate::mfa::check::require_recent_factor(mfa, principal.user().id, checked_at, now).await?;
+        Ok(())
+    }
+
+    /// After a removal: where the policy requires a second factor and the
+    /// user has none left (the last one replaced, or two removed at once),
+    /// the session may only set up a new one. Returns whether it must.
+    pub(crate) async fn limit_if_bare(&self, principal: &Principal) -> Result<bool, StoreError> {
+        let user = principal.user();
+        if self.status(user).await?.enrolled()
+            || !self.ports.settings.security_policy().await?.requires(user)
+        {
+            return Ok(false);
         }
-        Ok(required)
+        self.ports.sessions.enrolment_required(principal.session_id()).await?;
+        Ok(true)
     }
 
     /// Settings › Security.

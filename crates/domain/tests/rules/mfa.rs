@@ -10,7 +10,7 @@ use secureai_domain::mfa::service::MfaError;
 use secureai_domain::testing::TestKit;
 use secureai_domain::{AuditAction, Clock};
 
-use crate::kit::{active_user, audit_of, ctx, detail, sign_in, with_admin};
+use crate::kit::{active_user, audit_of, ctx, detail, pw, sign_in, with_admin};
 
 /// The code an authenticator app shows at `at` (totp-rs, independently of
 /// the domain's own use of it).
@@ -35,6 +35,21 @@ async fn enrolled(kit: &TestKit, who: &Principal) -> (String, Vec<String>) {
     let now = kit.clock.now();
     let codes = kit.service.mfa.confirm_totp(who, &code(&secret, now), &ctx()).await.unwrap();
     (secret, codes.iter().map(|c| c.expose_secret().to_owned()).collect())
+}
+
+/// Ada signed in again with her app's current code.
+async fn with_code(kit: &TestKit, secret: &str) -> Principal {
+    let sessions = &kit.service.sessions;
+    let waiting = match sessions.sign_in("ada@example.com", &pw("ada-password-1"), &ctx()).await {
+        Err(secureai_domain::sessions::errors::SignInError::SecondFactorRequired(w)) => w,
+        other => panic!("{other:?}"),
+    };
+    let now = kit.clock.now();
+    let signed_in = sessions
+        .complete_sign_in(&waiting.token, MfaMethod::Totp, &code(secret, now), &ctx())
+        .await
+        .unwrap();
+    sessions.authenticate(&signed_in.token).await.unwrap()
 }
 
 async fn ada(kit: &TestKit, admin: &secureai_domain::access::Admin) -> Principal {
@@ -124,7 +139,11 @@ async fn a_code_is_accepted_once_within_one_step_either_side() {
 async fn recovery_codes_work_once_each_and_a_new_set_or_removal_voids_them() {
     let (kit, admin) = with_admin().await;
     let ada = ada(&kit, &admin).await;
-    let (_, codes) = enrolled(&kit, &ada).await;
+    let (secret, codes) = enrolled(&kit, &ada).await;
+    // Changing one's factors needs a recent check: a fresh sign-in with a
+    // code gives one.
+    kit.clock.advance(chrono::Duration::seconds(30));
+    let ada = with_code(&kit, &secret).await;
     let mfa = &kit.service.mfa;
     let recover = |code: String| {
         let ada = ada.clone();
@@ -138,7 +157,7 @@ async fn recovery_codes_work_once_each_and_a_new_set_or_removal_voids_them() {
     assert_eq!(detail(used.last().unwrap(), "codes_left"), Some("8"));
     assert_eq!(mfa.status(ada.user()).await.unwrap().recovery_codes_left, 8);
 
-    let fresh = mfa.regenerate_recovery_codes(ada.user(), &ctx()).await.unwrap();
+    let fresh = mfa.regenerate_recovery_codes(&ada, &ctx()).await.unwrap();
     assert!(matches!(recover(codes[2].clone()).await, Err(MfaError::WrongCode)), "voided");
     recover(fresh[0].expose_secret().to_owned()).await.unwrap();
     assert_eq!(audit_of(&kit, AuditAction::RecoveryCodesRegenerated).len(), 1);
@@ -150,7 +169,7 @@ async fn recovery_codes_work_once_each_and_a_new_set_or_removal_voids_them() {
     assert!(matches!(totp, Err(MfaError::NotEnrolled)), "{totp:?}");
     assert!(matches!(mfa.remove_totp(&ada, &ctx()).await, Err(MfaError::NotEnrolled)));
     assert!(matches!(
-        mfa.regenerate_recovery_codes(ada.user(), &ctx()).await,
+        mfa.regenerate_recovery_codes(&ada, &ctx()).await,
         Err(MfaError::NotEnrolled)
     ));
     assert_eq!(audit_of(&kit, AuditAction::MfaRemoved).len(), 1);

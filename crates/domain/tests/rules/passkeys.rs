@@ -184,22 +184,48 @@ async fn a_passkey_confirms_a_step_up_with_its_own_challenge_answered_once() {
 }
 
 #[tokio::test]
-async fn with_a_passkey_left_a_required_app_is_removed_without_a_check() {
+async fn changing_ones_factors_needs_a_recent_check_and_a_passkey_left_keeps_the_session() {
     let (kit, _) = with_admin().await;
     kit.store.state().security_policy =
         SecurityPolicy { admin_mfa: AdminMfa::Required, user_mfa: UserMfa::Off };
     let sessions = &kit.service.sessions;
+    let mfa = &kit.service.mfa;
     let signed_in = sessions.sign_in(ROOT_EMAIL, &pw(ROOT_PASSWORD), &ctx()).await.unwrap();
     register(&kit, &signed_in.token, "key-1").await.unwrap();
-    let principal = sessions.authenticate(&signed_in.token).await.unwrap();
-    let setup = kit.service.mfa.start_totp(principal.user()).await.unwrap();
-    let code = crate::mfa::code(setup.secret.expose_base32(), kit.clock.now());
-    kit.service.mfa.confirm_totp(&principal, &code, &ctx()).await.unwrap();
     kit.clock.advance(Duration::minutes(11));
-    let principal = sessions.authenticate(&signed_in.token).await.unwrap();
-    // The passkey stays a second factor: nothing to replace, no check asked.
-    assert!(!kit.service.mfa.remove_totp(&principal, &ctx()).await.unwrap());
+    let stale = sessions.authenticate(&signed_in.token).await.unwrap();
+
+    // A taken session with a stale check cannot add its own factor, nor
+    // get recovery codes, nor remove one.
+    let refused = register(&kit, &signed_in.token, "key-2").await;
+    assert!(matches!(refused, Err(MfaError::StepUp(_))), "{refused:?}");
+    let setup = mfa.start_totp(stale.user()).await.unwrap();
+    let secret = setup.secret.expose_base32().to_owned();
+    let app = mfa.confirm_totp(&stale, &crate::mfa::code(&secret, kit.clock.now()), &ctx()).await;
+    assert!(matches!(app, Err(MfaError::StepUp(_))), "{app:?}");
+    let codes = mfa.regenerate_recovery_codes(&stale, &ctx()).await;
+    assert!(matches!(codes, Err(MfaError::StepUp(_))), "{codes:?}");
+    let key = mfa.passkeys(stale.user()).await.unwrap().remove(0);
+    let removal = mfa.remove_passkey(&stale, key.id, &ctx()).await;
+    assert!(matches!(removal, Err(MfaError::StepUp(_))), "{removal:?}");
+    let status = mfa.status(stale.user()).await.unwrap();
+    assert_eq!((status.totp, status.passkeys), (false, 1), "nothing changed");
+
+    // Right after a check: an app next to the passkey (no new check time
+    // from it), then the app goes while the passkey stays, and the session
+    // stays whole.
+    let challenge = sessions.step_up_challenge(&stale).await.unwrap().unwrap();
+    let answer = FakePasskeys::answer(&challenge.options, "key-1");
+    sessions.step_up_with_passkey(&stale, &challenge.token, &answer, &ctx()).await.unwrap();
+    let checked = sessions.authenticate(&signed_in.token).await.unwrap();
+    let at = checked.second_factor_at();
+    kit.clock.advance(Duration::seconds(30));
+    let code = crate::mfa::code(&secret, kit.clock.now());
+    mfa.confirm_totp(&checked, &code, &ctx()).await.unwrap();
+    let after = sessions.authenticate(&signed_in.token).await.unwrap();
+    assert_eq!(after.second_factor_at(), at, "adding a factor is not a check");
+    assert!(!mfa.remove_totp(&after, &ctx()).await.unwrap(), "a passkey is left");
     assert!(sessions.authenticate(&signed_in.token).await.is_ok(), "the session stays whole");
-    let status = kit.service.mfa.status(principal.user()).await.unwrap();
+    let status = mfa.status(after.user()).await.unwrap();
     assert_eq!((status.totp, status.passkeys, status.recovery_codes_left), (false, 1, 10));
 }

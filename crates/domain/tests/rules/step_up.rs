@@ -173,7 +173,7 @@ async fn a_recovery_code_steps_up_once_and_admins_without_a_factor_are_not_asked
 
     let (token, _) = admin_with_app(&kit).await;
     let principal = kit.service.sessions.authenticate(&token).await.unwrap();
-    let codes = kit.service.mfa.regenerate_recovery_codes(principal.user(), &ctx()).await.unwrap();
+    let codes = kit.service.mfa.regenerate_recovery_codes(&principal, &ctx()).await.unwrap();
     kit.clock.advance(Duration::minutes(30));
     let principal = kit.service.sessions.authenticate(&token).await.unwrap();
     let sessions = &kit.service.sessions;

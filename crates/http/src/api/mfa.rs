@@ -117,8 +117,10 @@ impl MfaApi {
 
     /// Confirm the pending authenticator app with a current code: it asks
     /// for a code at every password sign-in from now on. Answers ten
-    /// recovery codes, shown once. 422 `invalid_code` for a wrong code;
-    /// 409 `mfa_not_pending` without a pending app.
+    /// recovery codes, shown once (a new set). Next to a passkey you have,
+    /// this changes your second factors: it needs a check from the last 10
+    /// minutes (403 `mfa_step_up_required`). 422 `invalid_code` for a wrong
+    /// code; 409 `mfa_not_pending` without a pending app.
     #[oai(path = "/me/mfa/totp/confirm", method = "post")]
     async fn confirm_totp(
         &self,
@@ -136,13 +138,14 @@ impl MfaApi {
         Ok(issued(&codes))
     }
 
-    /// Remove your authenticator app, and your recovery codes with it.
-    /// 409 `mfa_not_enrolled` when there is none. Where your organisation
-    /// requires a second factor this replaces it (a new phone): it needs a
-    /// second-factor check from the last 10 minutes (403
-    /// `mfa_step_up_required`: `POST /auth/step-up` with a code from the old
-    /// app or a recovery code), and the session can then only set up the
-    /// new app (`POST /me/mfa/totp`, then `/confirm`).
+    /// Remove your authenticator app (and your recovery codes with it,
+    /// unless a passkey is left). It needs a second-factor check from the
+    /// last 10 minutes (403 `mfa_step_up_required`: `POST /auth/step-up`
+    /// with a code from the old app, a passkey or a recovery code). Where
+    /// your organisation requires a second factor and this was your last,
+    /// it is replaced (a new phone): the session can then only set up the
+    /// new one (`POST /me/mfa/totp`, then `/confirm`). 409
+    /// `mfa_not_enrolled` when there is none.
     #[oai(path = "/me/mfa/totp", method = "delete")]
     async fn remove_totp(&self, auth: SessionAuth, req: &Request) -> Result<TotpRemoved, ApiError> {
         let principal = self.0.principal(&auth, req).await?;
@@ -151,7 +154,9 @@ impl MfaApi {
     }
 
     /// A new set of ten recovery codes, shown once; the earlier set stops
-    /// working. 409 `mfa_not_enrolled` without a second factor.
+    /// working. Needs a second-factor check from the last 10 minutes (403
+    /// `mfa_step_up_required`). 409 `mfa_not_enrolled` without a second
+    /// factor.
     #[oai(path = "/me/recovery-codes", method = "post")]
     async fn regenerate_recovery_codes(
         &self,
@@ -159,12 +164,8 @@ impl MfaApi {
         req: &Request,
     ) -> Result<RecoveryCodesIssued, ApiError> {
         let principal = self.0.principal(&auth, req).await?;
-        let codes = self
-            .0
-            .service
-            .mfa
-            .regenerate_recovery_codes(principal.user(), &request_context(req))
-            .await?;
+        let codes =
+            self.0.service.mfa.regenerate_recovery_codes(&principal, &request_context(req)).await?;
         Ok(issued(&codes))
     }
 

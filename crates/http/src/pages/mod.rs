@@ -79,11 +79,17 @@ pub(crate) fn routes() -> Route {
         )
         .at(
             "/me/second-factor/confirm",
-            poem::post(second_factor::confirm_app.with(CookieJarManager::new())),
+            poem::post(
+                second_factor::confirm_app.with(step_up::StepUp).with(CookieJarManager::new()),
+            ),
         )
         .at(
             "/me/second-factor/recovery-codes",
-            poem::post(second_factor::new_recovery_codes.with(CookieJarManager::new())),
+            poem::post(
+                second_factor::new_recovery_codes
+                    .with(step_up::StepUp)
+                    .with(CookieJarManager::new()),
+            ),
         )
         .at(
             "/me/second-factor/remove",
@@ -95,7 +101,10 @@ pub(crate) fn routes() -> Route {
             "/me/second-factor/passkeys/options",
             poem::post(passkeys::options.with(CookieJarManager::new())),
         )
-        .at("/me/second-factor/passkeys", poem::post(passkeys::add.with(CookieJarManager::new())))
+        .at(
+            "/me/second-factor/passkeys",
+            poem::post(passkeys::add.with(step_up::StepUp).with(CookieJarManager::new())),
+        )
         .at(
             "/me/second-factor/passkeys/:id/rename",
             poem::post(passkeys::rename.with(CookieJarManager::new())),

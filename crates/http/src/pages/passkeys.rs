@@ -21,7 +21,9 @@ use crate::auth::request_context;
 pub(crate) fn script() -> Response {
     include_str!("../../templates/passkeys.js")
         .with_content_type("text/javascript; charset=utf-8")
-        .with_header(poem::http::header::CACHE_CONTROL, "public, max-age=3600")
+        // Asked again each time (a small file): a new version is never
+        // stale after an upgrade.
+        .with_header(poem::http::header::CACHE_CONTROL, "no-cache")
         .into_response()
 }
 
@@ -121,6 +123,7 @@ pub(crate) async fn add(
             Some(codes) => codes_page(&viewer, &codes, true),
             None => see_other("/me/second-factor?done=passkey-added"),
         },
+        Err(MfaError::StepUp(e)) => super::step_up::refused(&viewer, e),
         Err(error) => refused(&state, &viewer, error).await,
     }
 }

@@ -230,6 +230,7 @@ pub(crate) async fn confirm_app(
     match state.service.mfa.confirm_totp(&viewer.principal, &form.code, &request_context(req)).await
     {
         Ok(codes) => codes_page(&viewer, &codes, true),
+        Err(MfaError::StepUp(e)) => super::step_up::refused(&viewer, e),
         Err(error) => refused(&state, &viewer, error).await,
     }
 }
@@ -245,9 +246,10 @@ pub(crate) async fn new_recovery_codes(
         Ok(viewer) => viewer,
         Err(response) => return response,
     };
-    let user = viewer.principal.user();
-    match state.service.mfa.regenerate_recovery_codes(user, &request_context(req)).await {
+    let context = request_context(req);
+    match state.service.mfa.regenerate_recovery_codes(&viewer.principal, &context).await {
         Ok(codes) => codes_page(&viewer, &codes, false),
+        Err(MfaError::StepUp(e)) => super::step_up::refused(&viewer, e),
         Err(error) => refused(&state, &viewer, error).await,
     }
 }

@@ -121,7 +121,8 @@ impl Offered {
         }
     }
 
-    /// From the form's `methods` field; both when it is missing.
+    /// From the form's `methods` field (`none` when neither); both when
+    /// it is missing.
     fn parse(text: &str) -> Self {
         if text.is_empty() {
             return Self { totp: true, recovery: true };
@@ -143,6 +144,9 @@ impl Offered {
         }
         if self.recovery {
             methods.push("recovery_code");
+        }
+        if methods.is_empty() {
+            methods.push("none");
         }
         CodePage {
             error,
