@@ -1,5 +1,7 @@
 //! Capabilities: proof of who is calling, handed out only by the use cases
-//! that verified it. [`Principal`] comes from a session the domain resolved,
+//! that verified it. [`Principal`] comes from a session the domain resolved
+//! (or a personal API token it checked, limited to the token's
+//! [`ApiScope`]s),
 //! [`Admin`] from a principal who is an active admin right now,
 //! [`ServiceCaller`] from a service token the domain checked. Their fields
 //! are private and they have no public constructor, so a crate that embeds
@@ -28,7 +30,7 @@
 //! ```compile_fail,E0451
 //! # use secureai_domain::access::Principal;
 //! # fn forge(user: secureai_domain::User, session_id: secureai_domain::sessions::models::SessionId) {
-//! let principal = Principal { user, session_id, enrolment_only: false, second_factor_at: None }; // fields are private
+//! let principal = Principal { user, session_id, enrolment_only: false, second_factor_at: None, token: None }; // fields are private
 //! # }
 //! ```
 //!
@@ -42,7 +44,7 @@
 //! ```compile_fail,E0451
 //! # use secureai_domain::access::Admin;
 //! # fn forge(user: secureai_domain::User) -> Admin {
-//! Admin { user } // only Principal::admin makes one
+//! Admin { user, second_factor_at: None, token: None } // only Principal::admin makes one
 //! # }
 //! ```
 //!
@@ -60,6 +62,62 @@ use chrono::{DateTime, Utc};
 use crate::sessions::models::{Session, SessionId};
 use crate::users::models::{Permission, Role, User};
 
+/// What a personal API token may do. Each opens requests an admin's
+/// session may make; a token never does more than its owner's role allows
+/// now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ApiScope {
+    /// Read users (list, profiles, export).
+    UsersRead,
+    /// Invite, change, deactivate, reactivate, import users.
+    UsersWrite,
+    /// Read the audit log.
+    AuditRead,
+    /// Read usage analytics.
+    AnalyticsRead,
+    /// Change settings (those that need a recent second-factor check stay
+    /// out of reach: a token has none).
+    SettingsWrite,
+}
+
+impl ApiScope {
+    /// Every scope, in the order the API lists them.
+    pub const ALL: [ApiScope; 5] = [
+        Self::UsersRead,
+        Self::UsersWrite,
+        Self::AuditRead,
+        Self::AnalyticsRead,
+        Self::SettingsWrite,
+    ];
+
+    /// The stable name (`users:read`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UsersRead => "users:read",
+            Self::UsersWrite => "users:write",
+            Self::AuditRead => "audit:read",
+            Self::AnalyticsRead => "analytics:read",
+            Self::SettingsWrite => "settings:write",
+        }
+    }
+
+    /// Parses a stable name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+/// The personal API token behind a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenGrant {
+    /// The token's id.
+    pub id: uuid::Uuid,
+    /// Its name.
+    pub name: String,
+    /// What it may do.
+    pub scopes: Vec<ApiScope>,
+}
+
 /// Who is behind a request: resolved from the session on every request, so a
 /// role change or deactivation applies to the very next request (rule 7).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +126,7 @@ pub struct Principal {
     session_id: SessionId,
     enrolment_only: bool,
     second_factor_at: Option<DateTime<Utc>>,
+    token: Option<TokenGrant>,
 }
 
 /// The caller is not allowed to do this.
@@ -84,6 +143,38 @@ impl Principal {
             session_id: session.id,
             enrolment_only: session.enrolment_only,
             second_factor_at: session.second_factor_at,
+            token: None,
+        }
+    }
+
+    /// The principal of a personal API token the domain just checked:
+    /// only [`crate::api_tokens::service::ApiTokenService::authenticate`]
+    /// calls it. It has no session (its session id names none) and no
+    /// second-factor check, so what needs a recent one stays closed.
+    pub(crate) fn via_token(user: User, grant: TokenGrant) -> Self {
+        Self {
+            user,
+            session_id: SessionId::from_uuid(grant.id),
+            enrolment_only: false,
+            second_factor_at: None,
+            token: Some(grant),
+        }
+    }
+
+    /// The personal API token behind the request, if it is one.
+    pub fn token(&self) -> Option<&TokenGrant> {
+        self.token.as_ref()
+    }
+
+    /// Refuses a request a token without `scope` makes; a session may make
+    /// any (its role decides).
+    ///
+    /// # Errors
+    /// [`Forbidden`] for a token without the scope.
+    pub fn require_scope(&self, scope: ApiScope) -> Result<(), Forbidden> {
+        match &self.token {
+            Some(grant) if !grant.scopes.contains(&scope) => Err(Forbidden),
+            _ => Ok(()),
         }
     }
 
@@ -122,15 +213,20 @@ impl Principal {
     /// [`Forbidden`] for anyone else.
     pub fn admin(&self) -> Result<Admin, Forbidden> {
         if self.user.is_active_admin() && !self.enrolment_only {
-            Ok(Admin { user: self.user.clone(), second_factor_at: self.second_factor_at })
+            Ok(Admin {
+                user: self.user.clone(),
+                second_factor_at: self.second_factor_at,
+                token: self.token.clone(),
+            })
         } else {
             Err(Forbidden)
         }
     }
 
-    /// The audit actor for this principal.
+    /// The audit actor for this principal (with the token's id and name
+    /// when a token made the request).
     pub fn actor(&self) -> Actor {
-        Actor::user(&self.user)
+        actor_of(&self.user, self.token.as_ref())
     }
 }
 
@@ -140,6 +236,19 @@ impl Principal {
 pub struct Admin {
     user: User,
     second_factor_at: Option<DateTime<Utc>>,
+    token: Option<TokenGrant>,
+}
+
+fn actor_of(user: &User, token: Option<&TokenGrant>) -> Actor {
+    match token {
+        Some(grant) => Actor::UserToken {
+            id: user.id,
+            email: user.email.clone(),
+            token_id: grant.id,
+            name: grant.name.clone(),
+        },
+        None => Actor::user(user),
+    }
 }
 
 impl Admin {
@@ -150,7 +259,7 @@ impl Admin {
 
     /// The audit actor for this admin.
     pub fn actor(&self) -> Actor {
-        Actor::user(&self.user)
+        actor_of(&self.user, self.token.as_ref())
     }
 
     /// When the admin last passed a second-factor check in this session

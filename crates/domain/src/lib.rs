@@ -21,6 +21,7 @@
 
 pub mod access;
 pub mod analytics;
+pub mod api_tokens;
 pub mod audit;
 pub mod clock;
 pub mod dates;

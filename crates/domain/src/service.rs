@@ -97,6 +97,8 @@ pub struct Ports {
     pub passkeys: Arc<dyn crate::mfa::passkeys::PasskeyRepository>,
     /// The WebAuthn protocol.
     pub passkey_protocol: Arc<dyn crate::mfa::passkeys::PasskeyProtocol>,
+    /// Personal API tokens.
+    pub api_tokens: Arc<dyn crate::api_tokens::ports::ApiTokenRepository>,
 }
 
 use crate::users::ports::UserRepository;
@@ -162,6 +164,8 @@ pub struct UserManagement {
     pub provisioning: ProvisioningService,
     /// Second factors.
     pub mfa: crate::mfa::service::MfaService,
+    /// Personal API tokens.
+    pub api_tokens: crate::api_tokens::service::ApiTokenService,
     ports: Ports,
     policy: Arc<Policy>,
 }
@@ -277,6 +281,15 @@ impl UserManagement {
                     clock: p.clock.clone(),
                 },
                 rules(),
+            ),
+            api_tokens: crate::api_tokens::service::ApiTokenService::new(
+                crate::api_tokens::service::ApiTokenPorts {
+                    api_tokens: p.api_tokens.clone(),
+                    users: p.users.clone(),
+                    mfa: p.mfa.clone(),
+                    clock: p.clock.clone(),
+                    tokens: p.tokens.clone(),
+                },
             ),
             service_tokens: ServiceTokenService::new(ServiceTokenPorts {
                 service_tokens: p.service_tokens.clone(),

@@ -37,6 +37,7 @@ use crate::sso::settings::SsoSettings;
 use crate::users::models::{EmailAddress, User, UserId};
 use crate::users::ports::InvitationFilter;
 
+mod api_tokens;
 mod audit;
 pub mod contract;
 mod imports;
@@ -211,6 +212,8 @@ pub struct MemoryState {
     pub passkeys: Vec<crate::mfa::passkeys::Passkey>,
     /// WebAuthn ceremonies waiting for their answer, by token digest.
     pub ceremonies: HashMap<crate::TokenHash, crate::mfa::passkeys::PendingCeremony>,
+    /// Personal API tokens with their digests, oldest first.
+    pub api_tokens: Vec<(crate::api_tokens::models::ApiToken, crate::TokenHash)>,
 }
 
 impl MemoryState {
@@ -312,6 +315,7 @@ impl InMemoryStore {
             groups: self.clone(),
             mfa: self.clone(),
             passkeys: self.clone(),
+            api_tokens: self.clone(),
             passkey_protocol: Arc::new(crate::mfa::passkeys::NoPasskeys(
                 "passkeys are not set up in this composition".to_owned(),
             )),

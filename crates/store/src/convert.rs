@@ -218,11 +218,13 @@ fn truncate(text: &str, max: usize) -> String {
 
 pub(crate) fn audit_to_row(event: &AuditEvent) -> audit_events::ActiveModel {
     let (actor_id, actor_email) = match &event.actor {
-        Actor::User { id, email } => (Some(id.to_string()), Some(email.to_string())),
+        Actor::User { id, email } | Actor::UserToken { id, email, .. } => {
+            (Some(id.to_string()), Some(email.to_string()))
+        }
         Actor::Operator | Actor::Anonymous | Actor::Service { .. } => (None, None),
     };
     let (actor_token_id, actor_token_name) = match &event.actor {
-        Actor::Service { token_id, name } => {
+        Actor::Service { token_id, name } | Actor::UserToken { token_id, name, .. } => {
             (Some(token_id.to_string()), Some(truncate(name, 200)))
         }
         _ => (None, None),

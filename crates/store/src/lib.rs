@@ -10,6 +10,7 @@
 //! consumed with conditional updates (`… WHERE state = 'pending'`) whose
 //! affected-row count says who won.
 
+mod api_tokens;
 mod audit;
 mod checkpoint;
 mod convert;
@@ -192,6 +193,7 @@ impl SqlStore {
             outbox: self.clone(),
             sso: self.clone(),
             service_tokens: self.clone(),
+            api_tokens: self.clone(),
             usage: self.clone(),
             provisioning: self.clone(),
             groups: self.clone(),

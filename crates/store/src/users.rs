@@ -96,6 +96,14 @@ impl UserRepository for SqlStore {
                 .exec(&txn)
                 .await
                 .map_err(db("removing passkey ceremonies"))?;
+            let mut tokens = crate::usage::sql::Sql::new(
+                self.backend(),
+                "DELETE FROM api_tokens WHERE user_id = ",
+            );
+            tokens.bind(id.clone());
+            sea_orm::ConnectionTrait::execute_raw(&txn, tokens.statement())
+                .await
+                .map_err(db("removing API tokens"))?;
             // Unsent mail carries the address and the person's name.
             outbox::Entity::delete_many()
                 .filter(outbox::Column::Recipient.eq(before.email.as_str()))

@@ -35,6 +35,18 @@ pub enum Actor {
     Operator,
     /// Nobody signed in (a failed sign-in, an invitation link).
     Anonymous,
+    /// A signed-in user's script, through one of their personal API
+    /// tokens: the user (as [`Actor::User`]) and the token's id and name.
+    UserToken {
+        /// The user's id.
+        id: UserId,
+        /// The user's email at the time of the action.
+        email: EmailAddress,
+        /// The personal API token's id.
+        token_id: uuid::Uuid,
+        /// The token's name.
+        name: String,
+    },
     /// A service holding a service token (an identity provider
     /// provisioning over SCIM): the token's id and name.
     Service {
@@ -59,7 +71,7 @@ impl Actor {
     /// `user`, `operator`, `anonymous` or `service`, as stored.
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::User { .. } => "user",
+            Self::User { .. } | Self::UserToken { .. } => "user",
             Self::Operator => "operator",
             Self::Anonymous => "anonymous",
             Self::Service { .. } => "service",
@@ -128,6 +140,11 @@ pub enum AuditAction {
     ServiceTokenCreated,
     /// An admin revoked a service token.
     ServiceTokenRevoked,
+    /// A personal API token was created.
+    ApiTokenCreated,
+    /// A personal API token was revoked (by its owner or an admin, or
+    /// because its owner lost the role its scopes need).
+    ApiTokenRevoked,
     /// An admin switched a password account to single sign-on (its
     /// password removed; its next SSO sign-in links it).
     SignInMethodChanged,
@@ -200,6 +217,8 @@ const ACTION_NAMES: &[(AuditAction, &str)] = &[
     (AuditAction::UserProvisioned, "user.provisioned"),
     (AuditAction::ServiceTokenCreated, "service_token.created"),
     (AuditAction::ServiceTokenRevoked, "service_token.revoked"),
+    (AuditAction::ApiTokenCreated, "api_token.created"),
+    (AuditAction::ApiTokenRevoked, "api_token.revoked"),
     (AuditAction::SignInMethodChanged, "user.sign_in_method_changed"),
     (AuditAction::SignInAllowed, "sign_in.allowed"),
     (AuditAction::EmailChanged, "user.email_changed"),

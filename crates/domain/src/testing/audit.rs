@@ -28,7 +28,7 @@ impl AuditLog for InMemoryStore {
             .iter()
             .filter(|e| {
                 let actor_id = match &e.actor {
-                    crate::Actor::User { id, .. } => Some(*id),
+                    crate::Actor::User { id, .. } | crate::Actor::UserToken { id, .. } => Some(*id),
                     _ => None,
                 };
                 filter.actor.is_none_or(|a| actor_id == Some(a))
@@ -50,7 +50,7 @@ impl AuditLog for InMemoryStore {
 
 fn entry(event: &AuditEvent, erased: &std::collections::HashSet<UserId>) -> AuditEntry {
     let (actor_kind, actor_id, actor_email) = match &event.actor {
-        crate::Actor::User { id, email } => {
+        crate::Actor::User { id, email } | crate::Actor::UserToken { id, email, .. } => {
             ("user", Some(*id), (!erased.contains(id)).then(|| email.to_string()))
         }
         crate::Actor::Operator => ("operator", None, None),
@@ -61,7 +61,8 @@ fn entry(event: &AuditEvent, erased: &std::collections::HashSet<UserId>) -> Audi
         at: event.at,
         actor_kind: actor_kind.to_owned(),
         actor_token: match &event.actor {
-            crate::Actor::Service { token_id, name } => Some((*token_id, name.clone())),
+            crate::Actor::Service { token_id, name }
+            | crate::Actor::UserToken { token_id, name, .. } => Some((*token_id, name.clone())),
             _ => None,
         },
         actor_id,

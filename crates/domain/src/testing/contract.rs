@@ -27,6 +27,7 @@ use crate::service::Ports;
 mod fixtures;
 
 pub mod analytics;
+pub mod api_tokens;
 pub mod groups;
 pub mod imports;
 pub mod invitations;
@@ -82,6 +83,7 @@ pub fn all() -> Vec<(&'static str, Contract)> {
         groups::group_names_are_unique_and_members_are_users,
         groups::role_changes_are_written_with_the_membership_or_not_at_all,
         groups::the_users_list_filters_by_group,
+        api_tokens::a_token_is_found_by_digest_and_revoked_once,
         mfa::a_time_step_is_spent_once,
         mfa::a_recovery_code_is_used_once,
         mfa::passkeys_are_unique_and_a_ceremony_is_taken_once,
