@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod analytics;
+mod api_tokens;
 mod at_rest;
 mod audit;
 mod auth;

@@ -8,7 +8,9 @@ use poem::http::Method;
 use poem::web::cookie::{Cookie, SameSite};
 use poem_openapi::SecurityScheme;
 use poem_openapi::auth::{ApiKey, Bearer};
-use secureai_domain::access::Principal;
+use secureai_domain::access::{ApiScope, Principal};
+use secureai_domain::api_tokens::models::API_TOKEN_PREFIX;
+use secureai_domain::sessions::errors::AuthenticateError;
 use secureai_domain::{PlainToken, RequestContext};
 
 use crate::AppState;
@@ -45,6 +47,23 @@ impl SessionAuth {
     }
 }
 
+/// Whether a presented token is a personal API token (by its prefix).
+fn is_api_token(token: &PlainToken) -> bool {
+    token.expose().starts_with(API_TOKEN_PREFIX)
+}
+
+/// 403 `session_required` for a personal API token where only a
+/// signed-in session may act (its own sessions, second factors, tokens).
+fn refuse_api_token(token: &PlainToken) -> Result<(), ApiError> {
+    if is_api_token(token) {
+        return Err(ApiError::forbidden(
+            "session_required",
+            "this request needs a signed-in session: personal API tokens cannot make it",
+        ));
+    }
+    Ok(())
+}
+
 /// Where a request came from, for the audit log and the throttles: the
 /// client's address as the trusted proxies report it
 /// ([`crate::client_address`]).
@@ -72,7 +91,43 @@ impl AppState {
         req: &Request,
     ) -> Result<Principal, ApiError> {
         self.refuse_cross_site(auth, req)?;
-        Ok(self.service.sessions.authenticate(&auth.token()).await?)
+        let token = auth.token();
+        refuse_api_token(&token)?;
+        Ok(self.service.sessions.authenticate(&token).await?)
+    }
+
+    /// Resolves the caller: a session, or a personal API token (in the
+    /// `Authorization: Bearer` header only) that holds `scope` (`None`:
+    /// any token, for `GET /me`).
+    ///
+    /// # Errors
+    /// As [`AppState::principal`]; 401 `invalid_token` for a token that is
+    /// malformed, unknown, expired or revoked (or whose owner is no longer
+    /// an active admin); 403 `insufficient_scope` for one without `scope`.
+    pub async fn caller(
+        &self,
+        auth: &SessionAuth,
+        req: &Request,
+        scope: Option<ApiScope>,
+    ) -> Result<Principal, ApiError> {
+        self.refuse_cross_site(auth, req)?;
+        let token = auth.token();
+        if !is_api_token(&token) {
+            return Ok(self.service.sessions.authenticate(&token).await?);
+        }
+        if matches!(auth, SessionAuth::Cookie(_)) {
+            return Err(AuthenticateError::Unauthenticated.into());
+        }
+        let principal = self.service.api_tokens.authenticate(&token, &request_context(req)).await?;
+        if let Some(scope) = scope {
+            principal.require_scope(scope).map_err(|_| {
+                ApiError::forbidden(
+                    "insufficient_scope",
+                    format!("this API token lacks the `{}` scope", scope.as_str()),
+                )
+            })?;
+        }
+        Ok(principal)
     }
 
     /// [`AppState::principal`] that also accepts a session that may only
@@ -86,7 +141,9 @@ impl AppState {
         req: &Request,
     ) -> Result<Principal, ApiError> {
         self.refuse_cross_site(auth, req)?;
-        Ok(self.service.sessions.authenticate_for_enrolment(&auth.token()).await?)
+        let token = auth.token();
+        refuse_api_token(&token)?;
+        Ok(self.service.sessions.authenticate_for_enrolment(&token).await?)
     }
 
     /// 403 `csrf_rejected` for a cookie-borne state-changing request from

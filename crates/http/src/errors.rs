@@ -162,6 +162,36 @@ impl From<AuthenticateError> for ApiError {
     }
 }
 
+impl From<secureai_domain::api_tokens::errors::ApiTokenAuthError> for ApiError {
+    fn from(error: secureai_domain::api_tokens::errors::ApiTokenAuthError) -> Self {
+        use secureai_domain::api_tokens::errors::ApiTokenAuthError;
+        match error {
+            ApiTokenAuthError::Invalid => Self::unauthorized("invalid_token", error),
+            ApiTokenAuthError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
+impl From<secureai_domain::api_tokens::errors::ApiTokenError> for ApiError {
+    fn from(error: secureai_domain::api_tokens::errors::ApiTokenError) -> Self {
+        use secureai_domain::api_tokens::errors::ApiTokenError;
+        match error {
+            ApiTokenError::Forbidden => Self::forbidden("forbidden", error),
+            ApiTokenError::InvalidName => Self::invalid_field(&FieldError::new("name", error)),
+            ApiTokenError::InvalidLifetime => {
+                Self::invalid_field(&FieldError::new("expires_in_days", error))
+            }
+            ApiTokenError::InvalidScopes(_) => {
+                Self::invalid_field(&FieldError::new("scopes", error))
+            }
+            ApiTokenError::TooMany => Self::conflict("too_many_tokens", error),
+            ApiTokenError::NotFound => Self::not_found("token_not_found", error),
+            ApiTokenError::StepUp(e) => e.into(),
+            ApiTokenError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
 impl From<SignInError> for ApiError {
     fn from(error: SignInError) -> Self {
         match error {

@@ -108,6 +108,7 @@ pub fn app(state: AppState) -> impl Endpoint {
             api::me::MeApi(state.clone()),
             api::mfa::MfaApi(state.clone()),
             api::passkeys::PasskeysApi(state.clone()),
+            api::tokens::TokensApi(state.clone()),
             api::passwords::PasswordsApi(state.clone()),
             api::audit::AuditApi(state.clone()),
             api::mail::MailApi(state.clone()),

@@ -48,7 +48,18 @@ pub struct ApiToken {
 impl ApiToken {
     /// Whether it opens requests at `now`.
     pub fn is_live(&self, now: DateTime<Utc>) -> bool {
-        self.revoked_at.is_none() && now < self.expires_at
+        self.status(now) == ApiTokenStatus::Active
+    }
+
+    /// Where it stands at `now`.
+    pub fn status(&self, now: DateTime<Utc>) -> ApiTokenStatus {
+        if self.revoked_at.is_some() {
+            ApiTokenStatus::Revoked
+        } else if now >= self.expires_at {
+            ApiTokenStatus::Expired
+        } else {
+            ApiTokenStatus::Active
+        }
     }
 }
 
@@ -63,12 +74,38 @@ pub struct NewApiToken {
     pub scopes: Vec<String>,
 }
 
-/// A token with its owner's email, for the admins' list.
+/// Where a token stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiTokenStatus {
+    /// It opens requests.
+    Active,
+    /// Its time ran out.
+    Expired,
+    /// Revoked (by its owner, an admin, or because its owner lost the role).
+    Revoked,
+}
+
+impl ApiTokenStatus {
+    /// The stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+/// A token as the lists show it: where it stands now, and (in the admins'
+/// list) its owner's email.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedApiToken {
     /// The token.
     pub token: ApiToken,
-    /// Its owner's email now (`None`: the owner was erased).
+    /// Where it stands now.
+    pub status: ApiTokenStatus,
+    /// Its owner's email now (`None`: the caller's own list, or the owner
+    /// was erased).
     pub owner_email: Option<String>,
 }
 

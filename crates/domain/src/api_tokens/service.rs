@@ -117,8 +117,16 @@ impl ApiTokenService {
     ///
     /// # Errors
     /// A store failure.
-    pub async fn own_tokens(&self, principal: &Principal) -> Result<Vec<ApiToken>, StoreError> {
-        self.ports.api_tokens.api_tokens(Some(principal.user().id)).await
+    pub async fn own_tokens(
+        &self,
+        principal: &Principal,
+    ) -> Result<Vec<ListedApiToken>, StoreError> {
+        let now = self.ports.clock.now();
+        let tokens = self.ports.api_tokens.api_tokens(Some(principal.user().id)).await?;
+        Ok(tokens
+            .into_iter()
+            .map(|token| ListedApiToken { status: token.status(now), token, owner_email: None })
+            .collect())
     }
 
     /// Everyone's tokens with their owners' emails, newest first: for
@@ -131,6 +139,7 @@ impl ApiTokenService {
         principal: &Principal,
     ) -> Result<Vec<ListedApiToken>, ApiTokenError> {
         principal.admin().map_err(|_| ApiTokenError::Forbidden)?;
+        let now = self.ports.clock.now();
         let tokens = self.ports.api_tokens.api_tokens(None).await?;
         let mut owners = std::collections::HashMap::new();
         let mut listed = Vec::with_capacity(tokens.len());
@@ -144,7 +153,7 @@ impl ApiTokenService {
                     email
                 }
             };
-            listed.push(ListedApiToken { token, owner_email });
+            listed.push(ListedApiToken { status: token.status(now), token, owner_email });
         }
         Ok(listed)
     }

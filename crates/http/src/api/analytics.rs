@@ -9,6 +9,7 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme};
 use secureai_domain::PlainToken;
+use secureai_domain::access::ApiScope;
 use secureai_domain::analytics::models::TokenScope;
 use secureai_domain::analytics::models::{
     ActivePoint, ActivitySummary, DayRange, DayUsage, IngestReport, ModelUsage, Period, Usage,
@@ -441,7 +442,7 @@ impl AnalyticsApi {
         to: Query<Option<String>>,
         req: &Request,
     ) -> Result<Json<DashboardView>, ApiError> {
-        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let admin = self.0.caller(&auth, req, Some(ApiScope::AnalyticsRead)).await?.admin()?;
         let range = self.range(from.0, to.0)?;
         let d = self.0.service.analytics.dashboard(&admin, range).await?;
         let points = |p: &[ActivePoint]| p.iter().map(Into::into).collect();
@@ -469,7 +470,7 @@ impl AnalyticsApi {
         to: Query<Option<String>>,
         req: &Request,
     ) -> Result<Json<ActiveUsersView>, ApiError> {
-        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let admin = self.0.caller(&auth, req, Some(ApiScope::AnalyticsRead)).await?.admin()?;
         let period = match period.0.as_deref() {
             None => Period::Day,
             Some(text) => Period::parse(text).ok_or_else(|| {
@@ -493,7 +494,7 @@ impl AnalyticsApi {
         id: Path<String>,
         req: &Request,
     ) -> Result<Json<ActivityView>, ApiError> {
-        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let admin = self.0.caller(&auth, req, Some(ApiScope::AnalyticsRead)).await?.admin()?;
         let user = self.0.service.users.get_user(&admin, super::users::parse_id(&id.0)?).await?;
         let activity = self.0.service.analytics.user_activity(&admin, user.id).await?;
         Ok(Json(ActivityView::new(&activity, user.last_login_at)))

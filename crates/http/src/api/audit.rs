@@ -5,6 +5,7 @@ use poem::Request;
 use poem_openapi::param::Query;
 use poem_openapi::payload::{Binary, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi};
+use secureai_domain::access::ApiScope;
 use secureai_domain::audit::models::AuditEntry;
 use secureai_domain::audit::service::AuditRequest;
 use secureai_domain::dates::parse_instant;
@@ -134,7 +135,7 @@ impl AuditApi {
         limit: Query<Option<u32>>,
         req: &Request,
     ) -> Result<Json<AuditPageDto>, ApiError> {
-        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let admin = self.0.caller(&auth, req, Some(ApiScope::AuditRead)).await?.admin()?;
         let request = AuditRequest {
             actor: actor.0,
             target: target.0,
@@ -168,7 +169,7 @@ impl AuditApi {
         to: Query<Option<String>>,
         req: &Request,
     ) -> Result<CsvExport, ApiError> {
-        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let admin = self.0.caller(&auth, req, Some(ApiScope::AuditRead)).await?.admin()?;
         let request = AuditRequest {
             actor: actor.0,
             target: target.0,

@@ -368,7 +368,7 @@ impl AuthApi {
     /// request.
     #[oai(path = "/me", method = "get")]
     async fn me(&self, auth: SessionAuth, req: &Request) -> Result<Json<MeDto>, ApiError> {
-        let principal = self.0.principal(&auth, req).await?;
+        let principal = self.0.caller(&auth, req, None).await?;
         Ok(Json(MeDto::from(principal.user())))
     }
 }

@@ -3,6 +3,7 @@
 //! `GET /imports/{id}/errors.csv` (the skipped rows).
 
 use secureai_csv::CsvFile;
+use secureai_domain::access::ApiScope;
 use std::io::Cursor;
 
 use poem::Request;
@@ -218,7 +219,7 @@ impl ImportsApi {
         body: ImportBody,
         req: &Request,
     ) -> Result<Json<ImportReportDto>, ApiError> {
-        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let admin = self.0.caller(&auth, req, Some(ApiScope::UsersWrite)).await?.admin()?;
         let limits = self.0.import_limits;
         let mode = match mode.0.unwrap_or(ModeDto::Preview) {
             ModeDto::Preview => ImportMode::Preview,
@@ -287,7 +288,7 @@ impl ImportsApi {
         limit: Query<Option<u32>>,
         req: &Request,
     ) -> Result<Json<ImportReportDto>, ApiError> {
-        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let admin = self.0.caller(&auth, req, Some(ApiScope::UsersRead)).await?.admin()?;
         let id = import_id(&id.0)?;
         let after = match cursor.0.as_deref() {
             Some(raw) => raw.parse::<u64>().map_err(|_| {
@@ -322,7 +323,7 @@ impl ImportsApi {
         id: Path<String>,
         req: &Request,
     ) -> Result<super::audit::CsvExport, ApiError> {
-        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let admin = self.0.caller(&auth, req, Some(ApiScope::UsersRead)).await?.admin()?;
         let id = import_id(&id.0)?;
         let record = self
             .0

@@ -6,6 +6,7 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Enum, Object, OpenApi};
+use secureai_domain::access::ApiScope;
 use secureai_domain::errors::FieldError;
 use secureai_domain::mail::admin::{RetryMailError, TestEmailError};
 use secureai_domain::mail::settings::{
@@ -216,7 +217,7 @@ impl MailApi {
         auth: SessionAuth,
         req: &Request,
     ) -> Result<Json<EmailSettingsView>, ApiError> {
-        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let admin = self.0.caller(&auth, req, Some(ApiScope::SettingsWrite)).await?.admin()?;
         let (settings, source) = self.0.service.mail.email_settings(&admin).await?;
         Ok(Json(EmailSettingsView::new(&settings, source)))
     }
@@ -231,7 +232,7 @@ impl MailApi {
         body: Json<EmailSettingsInput>,
         req: &Request,
     ) -> Result<Json<EmailSettingsView>, ApiError> {
-        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let admin = self.0.caller(&auth, req, Some(ApiScope::SettingsWrite)).await?.admin()?;
         let update = body.0.into_update().map_err(|e| ApiError::invalid_field(&e))?;
         let (settings, source) = self
             .0
@@ -251,7 +252,7 @@ impl MailApi {
         auth: SessionAuth,
         req: &Request,
     ) -> Result<Json<TestEmailResult>, ApiError> {
-        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let admin = self.0.caller(&auth, req, Some(ApiScope::SettingsWrite)).await?.admin()?;
         let to = admin.user().email.to_string();
         match self.0.service.mail.send_test_email(&admin, &request_context(req)).await {
             Ok(answer) => Ok(Json(TestEmailResult { delivered: true, to, message: answer })),
@@ -276,7 +277,7 @@ impl MailApi {
         limit: Query<Option<u32>>,
         req: &Request,
     ) -> Result<Json<OutboxPage>, ApiError> {
-        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let admin = self.0.caller(&auth, req, Some(ApiScope::UsersRead)).await?.admin()?;
         let before = cursor.0.as_deref().map(parse_cursor).transpose()?;
         let limit = limit.0.unwrap_or(50);
         let entries =
@@ -300,7 +301,7 @@ impl MailApi {
         auth: SessionAuth,
         req: &Request,
     ) -> Result<Json<Requeued>, ApiError> {
-        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let admin = self.0.caller(&auth, req, Some(ApiScope::UsersWrite)).await?.admin()?;
         let requeued = self.0.service.mail.retry_all_failed(&admin, &request_context(req)).await?;
         Ok(Json(Requeued { requeued }))
     }
@@ -314,7 +315,7 @@ impl MailApi {
         id: Path<String>,
         req: &Request,
     ) -> Result<Json<OutboxMessageDto>, ApiError> {
-        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let admin = self.0.caller(&auth, req, Some(ApiScope::UsersWrite)).await?.admin()?;
         let id = message_id(&id.0)?;
         match self.0.service.mail.retry_mail(&admin, id, &request_context(req)).await {
             Ok(entry) => Ok(Json(OutboxMessageDto::from(&entry))),

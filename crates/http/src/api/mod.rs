@@ -12,6 +12,7 @@ pub(crate) mod passkeys;
 pub(crate) mod passwords;
 pub(crate) mod settings;
 pub(crate) mod sso;
+pub(crate) mod tokens;
 pub(crate) mod users;
 
 use poem_openapi::Tags;

@@ -9,6 +9,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use secrecy::SecretString;
 use secureai_domain::PlainToken;
+use secureai_domain::access::ApiScope;
 
 use super::ApiTags;
 use super::users::parse_id;
@@ -57,7 +58,7 @@ impl PasswordsApi {
         id: Path<String>,
         req: &Request,
     ) -> Result<ResetRequestedResult, ApiError> {
-        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let admin = self.0.caller(&auth, req, Some(ApiScope::UsersWrite)).await?.admin()?;
         let id = parse_id(&id.0)?;
         let reset = self
             .0
@@ -99,7 +100,7 @@ impl PasswordsApi {
         id: Path<String>,
         req: &Request,
     ) -> Result<Json<Ended>, ApiError> {
-        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let admin = self.0.caller(&auth, req, Some(ApiScope::UsersWrite)).await?.admin()?;
         let id = parse_id(&id.0)?;
         let ended =
             self.0.service.sessions.terminate_sessions(&admin, id, &request_context(req)).await?;
@@ -117,7 +118,7 @@ impl PasswordsApi {
         id: Path<String>,
         req: &Request,
     ) -> Result<SignInAllowed, ApiError> {
-        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let admin = self.0.caller(&auth, req, Some(ApiScope::UsersWrite)).await?.admin()?;
         let id = parse_id(&id.0)?;
         self.0.service.sessions.allow_sign_in(&admin, id, &request_context(req)).await?;
         Ok(SignInAllowed::Allowed)

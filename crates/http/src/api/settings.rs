@@ -4,6 +4,7 @@
 use poem::Request;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
+use secureai_domain::access::ApiScope;
 use secureai_domain::mfa::policy::{AdminMfa, SecurityPolicy, UserMfa};
 use secureai_domain::provisioning::models::ProvisioningSettings;
 use secureai_domain::users::lifecycle::SeatUsage;
@@ -126,7 +127,7 @@ impl SettingsApi {
     /// seat; deactivated users do not).
     #[oai(path = "/settings/seats", method = "get")]
     async fn seats(&self, auth: SessionAuth, req: &Request) -> Result<Json<Seats>, ApiError> {
-        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let admin = self.0.caller(&auth, req, Some(ApiScope::SettingsWrite)).await?.admin()?;
         Ok(Json(self.0.service.users.seat_usage(&admin).await?.into()))
     }
 
@@ -138,7 +139,7 @@ impl SettingsApi {
         body: Json<SetSeats>,
         req: &Request,
     ) -> Result<Json<Seats>, ApiError> {
-        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let admin = self.0.caller(&auth, req, Some(ApiScope::SettingsWrite)).await?.admin()?;
         let usage = self
             .0
             .service
@@ -156,7 +157,7 @@ impl SettingsApi {
         auth: SessionAuth,
         req: &Request,
     ) -> Result<Json<ProvisioningSettingsDto>, ApiError> {
-        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let admin = self.0.caller(&auth, req, Some(ApiScope::SettingsWrite)).await?.admin()?;
         Ok(Json(self.0.service.provisioning.settings(&admin).await?.into()))
     }
 
@@ -170,7 +171,7 @@ impl SettingsApi {
         body: Json<ProvisioningSettingsDto>,
         req: &Request,
     ) -> Result<Json<ProvisioningSettingsDto>, ApiError> {
-        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let admin = self.0.caller(&auth, req, Some(ApiScope::SettingsWrite)).await?.admin()?;
         let admin_group = match body.0.admin_group.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(id) => Some(uuid::Uuid::parse_str(id).map_err(|_| {
@@ -198,7 +199,7 @@ impl SettingsApi {
         auth: SessionAuth,
         req: &Request,
     ) -> Result<Json<SecuritySettingsDto>, ApiError> {
-        self.0.principal(&auth, req).await?.admin()?;
+        self.0.caller(&auth, req, Some(ApiScope::SettingsWrite)).await?.admin()?;
         Ok(Json(self.0.service.mfa.security_policy().await?.into()))
     }
 
@@ -212,7 +213,7 @@ impl SettingsApi {
         body: Json<SecuritySettingsDto>,
         req: &Request,
     ) -> Result<Json<SecuritySettingsDto>, ApiError> {
-        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let admin = self.0.caller(&auth, req, Some(ApiScope::SettingsWrite)).await?.admin()?;
         let policy = SecurityPolicy::from(body.0);
         let saved =
             self.0.service.mfa.set_security_policy(&admin, policy, &request_context(req)).await?;

@@ -4,6 +4,7 @@ use poem::Request;
 use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Enum, Object, OpenApi};
+use secureai_domain::access::ApiScope;
 use secureai_domain::errors::FieldError;
 use secureai_domain::mail::settings::SettingsSource;
 use secureai_domain::sso::settings::{
@@ -252,7 +253,7 @@ impl SsoApi {
         auth: SessionAuth,
         req: &Request,
     ) -> Result<Json<SsoSettingsView>, ApiError> {
-        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let admin = self.0.caller(&auth, req, Some(ApiScope::SettingsWrite)).await?.admin()?;
         let (settings, source) = self.0.service.sso.sso_settings(&admin).await?;
         Ok(Json(SsoSettingsView::new(&self.0, &settings, source)))
     }
@@ -268,7 +269,7 @@ impl SsoApi {
         body: Json<SsoSettingsInput>,
         req: &Request,
     ) -> Result<Json<SsoSettingsView>, ApiError> {
-        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let admin = self.0.caller(&auth, req, Some(ApiScope::SettingsWrite)).await?.admin()?;
         let update = body
             .0
             .into_update(&self.0.saml_metadata_url())

@@ -5,6 +5,7 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use secureai_domain::UserId;
+use secureai_domain::access::ApiScope;
 use secureai_domain::errors::FieldError;
 use secureai_domain::invitations::service::InviteRequest;
 use secureai_domain::users::lifecycle::UserUpdate;
@@ -100,7 +101,7 @@ impl UsersApi {
         body: Json<CreateUser>,
         req: &Request,
     ) -> Result<CreateUserResult, ApiError> {
-        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let admin = self.0.caller(&auth, req, Some(ApiScope::UsersWrite)).await?.admin()?;
         let request = InviteRequest {
             email: body.0.email,
             name: body.0.name,
@@ -146,7 +147,7 @@ impl UsersApi {
         limit: Query<Option<u32>>,
         req: &Request,
     ) -> Result<Json<UserPageDto>, ApiError> {
-        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let admin = self.0.caller(&auth, req, Some(ApiScope::UsersRead)).await?.admin()?;
         let request = ListUsersRequest {
             q: q.0,
             role: role.0,
@@ -192,7 +193,7 @@ impl UsersApi {
         sort: Query<Option<String>>,
         req: &Request,
     ) -> Result<crate::api::audit::CsvExport, ApiError> {
-        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let admin = self.0.caller(&auth, req, Some(ApiScope::UsersRead)).await?.admin()?;
         let request = ListUsersRequest {
             q: q.0,
             role: role.0,
@@ -227,7 +228,7 @@ impl UsersApi {
         body: Json<UpdateUser>,
         req: &Request,
     ) -> Result<Json<UserDto>, ApiError> {
-        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let admin = self.0.caller(&auth, req, Some(ApiScope::UsersWrite)).await?.admin()?;
         let id = parse_id(&id.0)?;
         let update = UserUpdate {
             role: body.0.role,
@@ -270,7 +271,7 @@ impl UsersApi {
         id: Path<String>,
         req: &Request,
     ) -> Result<Json<UserProfileDto>, ApiError> {
-        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let admin = self.0.caller(&auth, req, Some(ApiScope::UsersRead)).await?.admin()?;
         let id = parse_id(&id.0)?;
         let profile = self.0.service.user_profile(&admin, id).await?;
         Ok(Json(UserProfileDto::from(&profile)))
@@ -286,7 +287,7 @@ impl UsersApi {
         id: Path<String>,
         req: &Request,
     ) -> Result<Json<InvitationDto>, ApiError> {
-        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let admin = self.0.caller(&auth, req, Some(ApiScope::UsersWrite)).await?.admin()?;
         let id = parse_id(&id.0)?;
         let invitation =
             self.0.service.invitations.resend_invitation(&admin, id, &request_context(req)).await?;
@@ -304,7 +305,7 @@ impl UsersApi {
         id: Path<String>,
         req: &Request,
     ) -> Result<Json<UserDto>, ApiError> {
-        let admin = self.0.principal(&auth, req).await?.admin()?;
+        let admin = self.0.caller(&auth, req, Some(ApiScope::UsersWrite)).await?.admin()?;
         let id = parse_id(&id.0)?;
         let user =
             self.0.service.users.withdraw_invitation(&admin, id, &request_context(req)).await?;
