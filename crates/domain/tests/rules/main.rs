@@ -14,6 +14,7 @@ mod kit;
 
 mod accepting;
 mod analytics;
+mod api_tokens;
 mod contract;
 mod imports;
 mod invitations;
