@@ -201,3 +201,59 @@ async fn a_demoted_owners_token_is_refused_at_once_on_another_instance() {
     let reasons = events["items"].to_string();
     assert!(reasons.contains("owner_lost_access"), "{reasons}");
 }
+
+fn csrf_of(html: &str) -> String {
+    html.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned()
+}
+
+/// Settings › API tokens: the form makes a token for the signed-in admin
+/// (its secret shown once, only with the page's form token), the list
+/// shows everyone's without a secret, Revoke ends one.
+#[tokio::test]
+async fn the_settings_page_creates_a_token_shown_once_and_revokes_it() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    let panel = app.panel_browser().await;
+    let page = app.url("/admin/settings/api-tokens");
+    let html = panel.get(&page).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("No API tokens yet."), "{html}");
+    let csrf = csrf_of(&html);
+    let form = |csrf: &str, days: &str| {
+        vec![
+            ("csrf", csrf.to_owned()),
+            ("name", "Nightly HR sync".to_owned()),
+            ("scopes", "users:read".to_owned()),
+            ("scopes", "audit:read".to_owned()),
+            ("expires_in_days", days.to_owned()),
+        ]
+    };
+    let forged = panel.post(&page).form(&form("forged", "30")).send().await.unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let bad = panel.post(&page).form(&form(&csrf, "a year")).send().await.unwrap();
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.text().await.unwrap().contains("A token lives 1 to 366 days."));
+    let listed = body(app.get("/api/v1/tokens", Some(&admin)).await).await;
+    assert_eq!(listed, json!([]), "nothing made");
+
+    let made = panel.post(&page).form(&form(&csrf, "30")).send().await.unwrap();
+    assert_eq!(made.status(), StatusCode::OK);
+    let html = made.text().await.unwrap();
+    let secret =
+        html.split("<code id=\"new-token\">").nth(1).unwrap().split('<').next().unwrap().to_owned();
+    assert!(secret.starts_with("sai_pat_"), "{secret}");
+    assert_eq!(app.get("/api/v1/audit", Some(&secret)).await.status(), StatusCode::OK);
+    let again = panel.get(&page).send().await.unwrap().text().await.unwrap();
+    assert!(!again.contains(&secret), "shown once");
+    assert!(again.contains("Nightly HR sync") && again.contains("users:read, audit:read"));
+    assert!(again.contains(secureai_tests::ADMIN_EMAIL));
+
+    let id = body(app.get("/api/v1/tokens", Some(&admin)).await).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoke = app.url(&format!("/admin/settings/api-tokens/{id}/revoke"));
+    let revoked = panel.post(&revoke).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    assert!(revoked.text().await.unwrap().contains("“Nightly HR sync” is revoked"));
+    let refused = app.get("/api/v1/audit", Some(&secret)).await;
+    assert_error(refused, StatusCode::UNAUTHORIZED, "invalid_token").await;
+}

@@ -4,6 +4,7 @@
 
 mod account;
 mod analytics;
+mod api_tokens;
 mod audit;
 mod import;
 mod links;
@@ -122,6 +123,15 @@ pub(crate) fn routes() -> Route {
             ),
         )
         .at("/admin/settings", get(settings::settings.with(CookieJarManager::new())))
+        .at(
+            "/admin/settings/api-tokens",
+            get(api_tokens::show.with(CookieJarManager::new()))
+                .post(api_tokens::create.with(step_up::StepUp).with(CookieJarManager::new())),
+        )
+        .at(
+            "/admin/settings/api-tokens/:id/revoke",
+            poem::post(api_tokens::revoke.with(CookieJarManager::new())),
+        )
         .at(
             "/admin/settings/provisioning",
             get(provisioning::show.with(CookieJarManager::new())).post(
