@@ -59,6 +59,11 @@ if ! cmp -s tests/peers/package-lock.json tests/peers/node_modules/.secureai-ins
 fi
 node -e 'for (const n of ["oidc-provider", "saml-idp"]) console.log("ok:", n, require("./tests/peers/node_modules/" + n + "/package.json").version)'
 
+step "test peers: the Standard Webhooks reference library (PyPI), which checks our signatures"
+python3 -c 'import standardwebhooks' 2>/dev/null \
+  || python3 -m pip install --quiet --disable-pip-version-check 'standardwebhooks>=1.3,<2'
+python3 -c 'import importlib.metadata as m; print("ok: standardwebhooks", m.version("standardwebhooks"))'
+
 step "API fuzzing: schemathesis (PyPI)"
 python3 -c 'import schemathesis' 2>/dev/null \
   || python3 -m pip install --quiet --disable-pip-version-check 'schemathesis>=4,<5'

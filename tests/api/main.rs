@@ -30,3 +30,4 @@ mod scim_writes;
 mod step_up;
 mod sweeps;
 mod users;
+mod webhooks;

@@ -45,6 +45,7 @@ pub mod sso;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod users;
+pub mod webhooks;
 
 /// A new record identifier: a UUIDv7 (RFC 9562), 48 bits of Unix time in
 /// milliseconds then 74 random bits, each sorting after every id this process
