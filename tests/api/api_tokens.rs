@@ -112,6 +112,24 @@ async fn a_token_opens_what_its_scopes_name_as_its_owner() {
     let listed = body(app.get("/api/v1/me/tokens", Some(&admin)).await).await;
     assert_eq!(listed[0]["status"], "expired");
 
+    // What needs a recent second-factor check is for sessions only, even
+    // though this owner has no factor: no weaker security settings, no
+    // new admin.
+    let strong = create(&app, &admin, "Strong", &["users:write", "settings:write"]).await;
+    let strong = strong["secret"].as_str().unwrap().to_owned();
+    let weaker = json!({"admin_mfa": "optional", "user_mfa": "off"});
+    let refused = app.put("/api/v1/settings/security", Some(&strong), weaker).await;
+    assert_error(refused, StatusCode::FORBIDDEN, "session_required").await;
+    let new_admin = json!({"email": "eve@example.com", "name": "Eve", "role": "admin"});
+    let refused = app.post("/api/v1/users", Some(&strong), new_admin).await;
+    assert_error(refused, StatusCode::FORBIDDEN, "session_required").await;
+    let seats = app.put("/api/v1/settings/seats", Some(&strong), json!({"limit": 100})).await;
+    assert_eq!(seats.status(), StatusCode::OK, "what needs no check, a token may do");
+    let strong_id = body(app.get("/api/v1/me/tokens", Some(&admin)).await).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.delete(&format!("/api/v1/me/tokens/{strong_id}"), &admin).await;
     // Bad requests change nothing.
     for (bad, code) in [
         (json!({"name": " ", "scopes": ["users:read"]}), "invalid_name"),
@@ -122,7 +140,7 @@ async fn a_token_opens_what_its_scopes_name_as_its_owner() {
     }
     assert_eq!(
         body(app.get("/api/v1/me/tokens", Some(&admin)).await).await.as_array().unwrap().len(),
-        3
+        4
     );
 }
 
@@ -200,6 +218,16 @@ async fn a_demoted_owners_token_is_refused_at_once_on_another_instance() {
     let events = body(first.get("/api/v1/audit?action=api_token.revoked", Some(&root)).await).await;
     let reasons = events["items"].to_string();
     assert!(reasons.contains("owner_lost_access"), "{reasons}");
+
+    // Deactivated: the same, at once.
+    let fresh = create(&first, &ada, "After", &["users:read"]).await;
+    let fresh_secret = fresh["secret"].as_str().unwrap();
+    assert_eq!(second.get("/api/v1/users", Some(fresh_secret)).await.status(), StatusCode::OK);
+    let path = format!("/api/v1/users/{ada_id}");
+    let deactivated = first.patch(&path, &root, json!({"active": false})).await;
+    assert_eq!(deactivated.status(), StatusCode::OK);
+    let refused = second.get("/api/v1/users", Some(fresh_secret)).await;
+    assert_error(refused, StatusCode::UNAUTHORIZED, "invalid_token").await;
 }
 
 fn csrf_of(html: &str) -> String {

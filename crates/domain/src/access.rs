@@ -272,7 +272,9 @@ impl Admin {
     /// single sign-on and email settings, tokens, resetting someone's
     /// second factor) unless this admin passed a second-factor check in
     /// this session within [`crate::mfa::check::STEP_UP_WINDOW`] of
-    /// `now` — or has no second factor to check.
+    /// `now` — or has no second factor to check. A personal API token is
+    /// always refused ([`crate::errors::StepUpError::SessionRequired`]):
+    /// it carries no check, whatever its owner's factors.
     ///
     /// # Errors
     /// [`crate::errors::StepUpError::Required`] when the check is missing or too old.
@@ -281,6 +283,9 @@ impl Admin {
         mfa: &dyn crate::mfa::ports::MfaRepository,
         now: DateTime<Utc>,
     ) -> Result<(), crate::errors::StepUpError> {
+        if self.token.is_some() {
+            return Err(crate::errors::StepUpError::SessionRequired);
+        }
         let checked_at = self.second_factor_at;
         crate::mfa::check::require_recent_factor(mfa, self.user.id, checked_at, now).await
     }

@@ -74,6 +74,13 @@ pub enum StepUpError {
         "confirm it is you: this action needs a code from your authenticator app (or a recovery code) from the last 10 minutes"
     )]
     Required,
+    /// A personal API token asked: it carries no second-factor check, so
+    /// what needs one is for a signed-in session only (whether or not the
+    /// owner has a factor).
+    #[error(
+        "this action needs a signed-in session with a recent second-factor check: API tokens cannot do it"
+    )]
+    SessionRequired,
     /// The store failed.
     #[error(transparent)]
     Unexpected(#[from] StoreError),

@@ -167,6 +167,9 @@ impl From<secureai_domain::api_tokens::errors::ApiTokenAuthError> for ApiError {
         use secureai_domain::api_tokens::errors::ApiTokenAuthError;
         match error {
             ApiTokenAuthError::Invalid => Self::unauthorized("invalid_token", error),
+            ApiTokenAuthError::EnrolmentRequired => {
+                Self::forbidden("mfa_enrolment_required", error)
+            }
             ApiTokenAuthError::Unexpected(e) => e.into(),
         }
     }
@@ -226,6 +229,7 @@ impl From<secureai_domain::mfa::check::StepUpError> for ApiError {
         use secureai_domain::mfa::check::StepUpError;
         match error {
             StepUpError::Required => Self::forbidden("mfa_step_up_required", error),
+            StepUpError::SessionRequired => Self::forbidden("session_required", error),
             StepUpError::Unexpected(e) => e.into(),
         }
     }
@@ -330,6 +334,7 @@ impl From<CorrectEmailError> for ApiError {
             CorrectEmailError::Invalid(field) => Self::invalid_field(&field),
             CorrectEmailError::NotInvited => Self::conflict("email_not_changeable", error),
             CorrectEmailError::EmailTaken => Self::conflict("email_taken", error),
+            CorrectEmailError::StepUp(e) => e.into(),
             CorrectEmailError::Unexpected(e) => e.into(),
         }
     }
@@ -516,6 +521,7 @@ impl From<secureai_domain::provisioning::service::ProvisioningError> for ApiErro
             E::EmailTaken | E::GroupNameTaken => Self::conflict("taken", error),
             E::LastAdmin => Self::conflict("last_admin", error),
             E::SeatLimitReached { .. } => Self::conflict("seat_limit_reached", error),
+            E::StepUp(e) => e.into(),
         }
     }
 }

@@ -41,6 +41,11 @@ pub enum ApiTokenAuthError {
     /// use it.
     #[error("this API token is not valid (unknown, expired or revoked)")]
     Invalid,
+    /// The owner must set up a second factor first (the security policy
+    /// requires one and they have none: their sessions may only set one
+    /// up, and their tokens wait too).
+    #[error("the token's owner must set up a second factor first: your organisation requires one")]
+    EnrolmentRequired,
     /// Something unexpected failed.
     #[error(transparent)]
     Unexpected(#[from] StoreError),

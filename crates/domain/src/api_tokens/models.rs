@@ -83,6 +83,9 @@ pub enum ApiTokenStatus {
     Expired,
     /// Revoked (by its owner, an admin, or because its owner lost the role).
     Revoked,
+    /// Its owner is no longer an active admin: it is revoked at its next
+    /// use.
+    Disabled,
 }
 
 impl ApiTokenStatus {
@@ -92,6 +95,7 @@ impl ApiTokenStatus {
             Self::Active => "active",
             Self::Expired => "expired",
             Self::Revoked => "revoked",
+            Self::Disabled => "disabled",
         }
     }
 }

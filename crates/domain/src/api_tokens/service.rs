@@ -8,8 +8,8 @@ use uuid::Uuid;
 use crate::access::{ApiScope, Principal, TokenGrant};
 use crate::api_tokens::errors::{ApiTokenAuthError, ApiTokenError};
 use crate::api_tokens::models::{
-    ApiToken, DEFAULT_LIFETIME_DAYS, ListedApiToken, MAX_LIFETIME_DAYS, MAX_TOKENS_PER_USER,
-    NewApiToken, secret_from, valid_name, well_formed,
+    ApiToken, ApiTokenStatus, DEFAULT_LIFETIME_DAYS, ListedApiToken, MAX_LIFETIME_DAYS,
+    MAX_TOKENS_PER_USER, NewApiToken, secret_from, valid_name, well_formed,
 };
 use crate::api_tokens::ports::ApiTokenRepository;
 use crate::audit::models::{Actor, AuditAction, AuditEvent, Change, RequestContext};
@@ -23,8 +23,11 @@ pub struct ApiTokenPorts {
     pub api_tokens: Arc<dyn ApiTokenRepository>,
     /// The owners, read fresh at every use.
     pub users: Arc<dyn crate::users::ports::UserRepository>,
-    /// Second factors: creating a token needs a recent check (step-up).
+    /// Second factors: creating a token needs a recent check (step-up);
+    /// an owner the policy asks for one must have it.
     pub mfa: Arc<dyn crate::mfa::ports::MfaRepository>,
+    /// The security policy.
+    pub settings: Arc<dyn crate::settings::ports::SettingsRepository>,
     /// Time.
     pub clock: Arc<dyn crate::clock::Clock>,
     /// Randomness.
@@ -123,9 +126,14 @@ impl ApiTokenService {
     ) -> Result<Vec<ListedApiToken>, StoreError> {
         let now = self.ports.clock.now();
         let tokens = self.ports.api_tokens.api_tokens(Some(principal.user().id)).await?;
+        let admin = principal.user().is_active_admin();
         Ok(tokens
             .into_iter()
-            .map(|token| ListedApiToken { status: token.status(now), token, owner_email: None })
+            .map(|token| ListedApiToken {
+                status: status(&token, admin, now),
+                token,
+                owner_email: None,
+            })
             .collect())
     }
 
@@ -144,16 +152,19 @@ impl ApiTokenService {
         let mut owners = std::collections::HashMap::new();
         let mut listed = Vec::with_capacity(tokens.len());
         for token in tokens {
-            let owner_email = match owners.get(&token.user_id) {
-                Some(email) => Option::clone(email),
+            let (owner_email, admin) = match owners.get(&token.user_id) {
+                Some(known) => Clone::clone(known),
                 None => {
                     let owner = self.ports.users.get(token.user_id).await?;
-                    let email = owner.map(|u| u.email.to_string());
-                    owners.insert(token.user_id, email.clone());
-                    email
+                    let admin =
+                        owner.as_ref().is_some_and(crate::users::models::User::is_active_admin);
+                    let known = (owner.map(|u| u.email.to_string()), admin);
+                    owners.insert(token.user_id, known.clone());
+                    known
                 }
             };
-            listed.push(ListedApiToken { status: token.status(now), token, owner_email });
+            let status = status(&token, admin, now);
+            listed.push(ListedApiToken { status, token, owner_email });
         }
         Ok(listed)
     }
@@ -176,9 +187,18 @@ impl ApiTokenService {
             Ok(_) => None,
             Err(_) => Some(principal.user().id),
         };
+        let holder = self.ports.api_tokens.api_tokens(owner).await?;
+        let holder = match holder.iter().find(|t| t.id == id) {
+            Some(token) => self.ports.users.get(token.user_id).await?,
+            None => return Err(ApiTokenError::NotFound),
+        };
         let audit = AuditEvent::new(now, principal.actor(), AuditAction::ApiTokenRevoked, context)
             .change(Change::new("api_token", Some(&id.to_string()), None))
             .change(Change::detail("reason", "revoked"));
+        let audit = match &holder {
+            Some(user) => audit.target(user),
+            None => audit,
+        };
         self.ports
             .api_tokens
             .revoke_api_token(id, owner, now, audit)
@@ -212,10 +232,20 @@ impl ApiTokenService {
             .filter(|t| t.is_live(now))
             .ok_or(ApiTokenAuthError::Invalid)?;
         let owner = self.ports.users.get(token.user_id).await?;
-        let Some(owner) = owner.filter(crate::users::models::User::is_active_admin) else {
-            self.disable(&token, now, context).await?;
-            return Err(ApiTokenAuthError::Invalid);
+        let owner = match owner {
+            Some(owner) if owner.is_active_admin() => owner,
+            other => {
+                self.disable(&token, other.as_ref(), now, context).await?;
+                return Err(ApiTokenAuthError::Invalid);
+            }
         };
+        // As their sessions: an owner the policy asks for a second factor
+        // (after a reset, say) must set one up before a token works again.
+        if self.ports.settings.security_policy().await?.requires(&owner)
+            && crate::mfa::check::methods_of(self.ports.mfa.as_ref(), owner.id).await?.is_empty()
+        {
+            return Err(ApiTokenAuthError::EnrolmentRequired);
+        }
         if needs_touch(&token, now, context.ip.as_deref()) {
             self.ports.api_tokens.touch_api_token(token.id, now, context.ip.clone()).await?;
         }
@@ -226,18 +256,38 @@ impl ApiTokenService {
     async fn disable(
         &self,
         token: &ApiToken,
+        owner: Option<&crate::users::models::User>,
         now: DateTime<Utc>,
         context: &RequestContext,
     ) -> Result<(), StoreError> {
-        let audit = AuditEvent::new(now, Actor::Anonymous, AuditAction::ApiTokenRevoked, context)
+        // The token itself presented the request that revoked it.
+        let actor = match owner {
+            Some(owner) => Actor::UserToken {
+                id: owner.id,
+                email: owner.email.clone(),
+                token_id: token.id,
+                name: token.name.clone(),
+            },
+            None => Actor::Anonymous,
+        };
+        let audit = AuditEvent::new(now, actor, AuditAction::ApiTokenRevoked, context)
             .change(Change::new("api_token", Some(&token.id.to_string()), None))
             .change(Change::detail("reason", "owner_lost_access"));
-        let audit = match self.ports.users.get(token.user_id).await? {
-            Some(owner) => audit.target(&owner),
+        let audit = match owner {
+            Some(owner) => audit.target(owner),
             None => audit,
         };
         self.ports.api_tokens.revoke_api_token(token.id, None, now, audit).await?;
         Ok(())
+    }
+}
+
+/// Where a token stands, its owner's role considered: a live token of
+/// someone no longer an active admin is disabled (revoked at its next use).
+fn status(token: &ApiToken, owner_is_admin: bool, now: DateTime<Utc>) -> ApiTokenStatus {
+    match token.status(now) {
+        ApiTokenStatus::Active if !owner_is_admin => ApiTokenStatus::Disabled,
+        other => other,
     }
 }
 

@@ -218,7 +218,9 @@ impl ImportService {
         let Importer::Admin(admin) = importer else { return Ok(true) };
         match admin.require_recent_factor(self.ports.mfa.as_ref(), now).await {
             Ok(()) => Ok(true),
-            Err(crate::errors::StepUpError::Required) => Ok(false),
+            Err(
+                crate::errors::StepUpError::Required | crate::errors::StepUpError::SessionRequired,
+            ) => Ok(false),
             Err(crate::errors::StepUpError::Unexpected(e)) => Err(e),
         }
     }

@@ -62,6 +62,10 @@ pub enum CorrectEmailError {
     /// Another user has the address.
     #[error("another user already has this email address")]
     EmailTaken,
+    /// Sending an admin's invitation elsewhere makes whoever reads it an
+    /// admin: it needs a recent second-factor check.
+    #[error(transparent)]
+    StepUp(#[from] crate::errors::StepUpError),
     /// Something unexpected failed.
     #[error(transparent)]
     Unexpected(#[from] StoreError),

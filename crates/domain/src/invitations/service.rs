@@ -292,6 +292,10 @@ impl InvitationService {
             return Err(CorrectEmailError::NotInvited);
         }
         let now = self.ports.clock.now();
+        if user.role == crate::users::models::Role::Admin {
+            // The new address's reader becomes an admin: as inviting one.
+            admin.require_recent_factor(self.ports.mfa.as_ref(), now).await?;
+        }
         let corrected = User { email: email.clone(), ..user.clone() };
         let token = self.ports.tokens.generate();
         let invited_by = Some(admin.user().name.to_string());

@@ -41,6 +41,8 @@ pub struct ProvisioningPorts {
     pub groups: Arc<dyn crate::provisioning::ports::GroupRepository>,
     /// Refusals by the guide's rules, audited on their own.
     pub audit: Arc<dyn crate::audit::ports::AuditLog>,
+    /// Second factors: naming the admin group needs a recent check.
+    pub mfa: Arc<dyn crate::mfa::ports::MfaRepository>,
 }
 
 /// The identity provider's side of user management. Every use case takes
@@ -87,6 +89,10 @@ pub enum ProvisioningError {
     /// Another group has this name, in any letter case.
     #[error("another group has this name (group names are unique in any letter case)")]
     GroupNameTaken,
+    /// Naming the admin group makes its members admins: it needs a recent
+    /// second-factor check.
+    #[error(transparent)]
+    StepUp(#[from] crate::errors::StepUpError),
     /// Something unexpected failed.
     #[error(transparent)]
     Unexpected(#[from] StoreError),

@@ -50,6 +50,12 @@ impl ProvisioningService {
         context: &RequestContext,
     ) -> Result<ProvisioningSettings, ProvisioningError> {
         let before = self.ports.settings.provisioning_settings().await?;
+        if before.admin_group != settings.admin_group {
+            // Its members become admins (or stop being admins): as making
+            // someone an admin.
+            let now = self.ports.clock.now();
+            admin.require_recent_factor(self.ports.mfa.as_ref(), now).await?;
+        }
         let group = match settings.admin_group {
             Some(id) => Some(self.ports.groups.group(id).await?.ok_or_else(|| {
                 FieldError::new(

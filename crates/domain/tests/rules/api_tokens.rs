@@ -14,7 +14,10 @@ use secureai_domain::api_tokens::models::{ApiTokenStatus, NewApiToken};
 use secureai_domain::api_tokens::ports::MockApiTokenRepository;
 use secureai_domain::api_tokens::service::{ApiTokenPorts, ApiTokenService};
 use secureai_domain::audit::models::Actor;
+use secureai_domain::errors::StepUpError;
+use secureai_domain::mfa::policy::{AdminMfa, SecurityPolicy, UserMfa};
 use secureai_domain::mfa::ports::MockMfaRepository;
+use secureai_domain::settings::ports::MockSettingsRepository;
 use secureai_domain::testing::{FakeClock, SequentialTokens};
 use secureai_domain::users::lifecycle::UserUpdate;
 use secureai_domain::users::ports::MockUserRepository;
@@ -152,10 +155,17 @@ async fn a_token_whose_owner_is_no_longer_an_admin_is_revoked_at_its_next_use() 
     tokens.authenticate(&issued.secret, &ctx()).await.unwrap();
     let demote = UserUpdate { role: Some("user".to_owned()), ..UserUpdate::default() };
     kit.service.users.update_user(&root, ada_id, &demote, &ctx()).await.unwrap();
+    let listed = tokens.all_tokens(&sessions_root(&kit).await).await.unwrap();
+    assert_eq!(listed[0].status, ApiTokenStatus::Disabled, "listed as disabled before its use");
     let refused = tokens.authenticate(&issued.secret, &ctx()).await;
     assert!(matches!(refused, Err(ApiTokenAuthError::Invalid)), "{refused:?}");
+    let listed = tokens.all_tokens(&sessions_root(&kit).await).await.unwrap();
+    assert_eq!(listed[0].status, ApiTokenStatus::Revoked);
     let revoked = audit_of(&kit, AuditAction::ApiTokenRevoked);
     assert_eq!(detail(&revoked[0], "reason"), Some("owner_lost_access"));
+    assert!(
+        matches!(revoked[0].actor, Actor::UserToken { token_id, .. } if token_id == issued.token.id)
+    );
     assert_eq!(revoked[0].target_id, Some(ada_id));
     let promote = UserUpdate { role: Some("admin".to_owned()), ..UserUpdate::default() };
     kit.service.users.update_user(&root, ada_id, &promote, &ctx()).await.unwrap();
@@ -171,6 +181,7 @@ async fn a_malformed_token_is_refused_without_a_read() {
         api_tokens: Arc::new(MockApiTokenRepository::new()),
         users: Arc::new(MockUserRepository::new()),
         mfa: Arc::new(MockMfaRepository::new()),
+        settings: Arc::new(MockSettingsRepository::new()),
         clock: Arc::new(FakeClock::new()),
         tokens: Arc::new(SequentialTokens::default()),
     });
@@ -183,4 +194,49 @@ async fn a_malformed_token_is_refused_without_a_read() {
         let refused = service.authenticate(&PlainToken::presented(presented.clone()), &ctx()).await;
         assert!(matches!(refused, Err(ApiTokenAuthError::Invalid)), "{presented:?}");
     }
+}
+
+#[tokio::test]
+async fn a_token_never_passes_a_step_up_even_when_its_owner_has_no_factor() {
+    let (kit, _) = with_admin().await;
+    let tokens = &kit.service.api_tokens;
+    let signed_in =
+        kit.service.sessions.sign_in(ROOT_EMAIL, &pw(ROOT_PASSWORD), &ctx()).await.unwrap();
+    let root = kit.service.sessions.authenticate(&signed_in.token).await.unwrap();
+    assert!(!kit.service.mfa.status(root.user()).await.unwrap().enrolled(), "no factor");
+    let asked = asking("Everything", &["users:write", "settings:write"], None);
+    let issued = tokens.create(&root, &asked, &ctx()).await.unwrap();
+    let admin = tokens.authenticate(&issued.secret, &ctx()).await.unwrap().admin().unwrap();
+    let refused = admin.require_recent_factor(&*kit.store, kit.clock.now()).await;
+    assert!(matches!(refused, Err(StepUpError::SessionRequired)), "{refused:?}");
+    let policy = SecurityPolicy { admin_mfa: AdminMfa::Optional, user_mfa: UserMfa::Off };
+    let weakened = kit.service.mfa.set_security_policy(&admin, policy, &ctx()).await;
+    assert!(matches!(weakened, Err(StepUpError::SessionRequired)), "{weakened:?}");
+    // The session may (its owner has no factor to check).
+    let session_admin = root.admin().unwrap();
+    assert!(session_admin.require_recent_factor(&*kit.store, kit.clock.now()).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_token_waits_while_its_owner_must_set_up_a_second_factor() {
+    let (kit, _) = with_admin().await;
+    let tokens = &kit.service.api_tokens;
+    let signed_in =
+        kit.service.sessions.sign_in(ROOT_EMAIL, &pw(ROOT_PASSWORD), &ctx()).await.unwrap();
+    let root = kit.service.sessions.authenticate(&signed_in.token).await.unwrap();
+    let issued = tokens.create(&root, &asking("Sync", &["users:read"], None), &ctx()).await;
+    let issued = issued.unwrap();
+    kit.store.state().security_policy =
+        SecurityPolicy { admin_mfa: AdminMfa::Required, user_mfa: UserMfa::Off };
+    let waiting = tokens.authenticate(&issued.secret, &ctx()).await;
+    assert!(matches!(waiting, Err(ApiTokenAuthError::EnrolmentRequired)), "{waiting:?}");
+    kit.store.state().security_policy =
+        SecurityPolicy { admin_mfa: AdminMfa::Optional, user_mfa: UserMfa::Off };
+    assert!(tokens.authenticate(&issued.secret, &ctx()).await.is_ok(), "not revoked");
+}
+
+async fn sessions_root(
+    kit: &secureai_domain::testing::TestKit,
+) -> secureai_domain::access::Principal {
+    sign_in(kit, ROOT_EMAIL, ROOT_PASSWORD).await
 }

@@ -9,6 +9,7 @@ use secureai_domain::access::Admin;
 use secureai_domain::imports::models::{ImportMode, RowOutcome};
 use secureai_domain::imports::rows::RawRow;
 use secureai_domain::imports::service::ImportRequest;
+use secureai_domain::invitations::errors::CorrectEmailError;
 use secureai_domain::mfa::check::StepUpError;
 use secureai_domain::mfa::models::MfaMethod;
 use secureai_domain::mfa::policy::SecurityPolicy;
@@ -51,6 +52,9 @@ fn stale<T: std::fmt::Debug>(result: &Result<T, StepUpError>) -> bool {
 async fn sensitive_actions_need_a_second_factor_check_from_the_last_ten_minutes() {
     let (kit, first) = with_admin().await;
     let ada = active_user(&kit, &first, "ada@example.com", "user", "ada-password-1").await;
+    let pat_invite = invite("pat@example.com", "admin");
+    let invited = kit.service.invitations.invite_user(&first, &pat_invite, &ctx()).await;
+    let pat = invited.unwrap().user.id;
     let (token, secret) = admin_with_app(&kit).await;
     let policy = SecurityPolicy::default();
 
@@ -72,6 +76,11 @@ async fn sensitive_actions_need_a_second_factor_check_from_the_last_ten_minutes(
         .invite_user(&admin, &invite("bo@example.com", "admin"), &ctx())
         .await;
     assert!(matches!(invited, Err(InviteUserError::StepUp(StepUpError::Required))), "{invited:?}");
+    // An admin's invitation sent to another address makes its reader an
+    // admin: asked too (a user's is not).
+    let invitations = &kit.service.invitations;
+    let moved = invitations.correct_email(&admin, pat, "else@example.com", &ctx()).await;
+    assert!(matches!(moved, Err(CorrectEmailError::StepUp(StepUpError::Required))), "{moved:?}");
     let tokens = &kit.service.service_tokens;
     let created = tokens.create_service_token(&admin, "reports", None, &ctx()).await;
     assert!(created.is_err(), "a token needs a recent check");
@@ -80,11 +89,15 @@ async fn sensitive_actions_need_a_second_factor_check_from_the_last_ten_minutes(
     // What does not make anyone more powerful is not asked.
     let rename = UserUpdate { name: Some("Ada L.".into()), ..UserUpdate::default() };
     kit.service.users.update_user(&admin, ada, &rename, &ctx()).await.unwrap();
-    kit.service
+    let cy = kit
+        .service
         .invitations
         .invite_user(&admin, &invite("cy@example.com", "user"), &ctx())
         .await
-        .unwrap();
+        .unwrap()
+        .user
+        .id;
+    kit.service.invitations.correct_email(&admin, cy, "cy.k@example.com", &ctx()).await.unwrap();
     // An import skips its admin rows, with the reason, and creates the rest.
     let rows = vec![
         RawRow {

@@ -40,7 +40,8 @@ pub(crate) struct TokenDto {
     name: String,
     /// What it may do.
     scopes: Vec<String>,
-    /// `active`, `expired` or `revoked`.
+    /// `active`, `expired`, `revoked`, or `disabled` (its owner is no
+    /// longer an active admin: revoked at its next use).
     status: String,
     /// When it was created.
     created_at: DateTime<Utc>,
@@ -52,7 +53,7 @@ pub(crate) struct TokenDto {
     last_used_ip: Option<String>,
     /// When it was revoked.
     revoked_at: Option<DateTime<Utc>>,
-    /// Whose it is (in the admins' list; `null` once the owner is erased).
+    /// Whose it is (in the admins' list; `null` in your own).
     owner_email: Option<String>,
 }
 
@@ -106,8 +107,10 @@ impl TokensApi {
     /// Create a personal API token for your scripts (admins). Needs a
     /// signed-in session (a token makes none) and, if you have a second
     /// factor, a check from the last 10 minutes (403
-    /// `mfa_step_up_required`). The secret (`sai_pat_…`) is shown once. 422
-    /// `invalid_name`, `invalid_expires_in_days`, `invalid_scopes`; 409
+    /// `mfa_step_up_required`). The secret (`sai_pat_…`) is shown once. 400
+    /// `invalid_body` for a name over 64 characters, days outside 1–366,
+    /// no scope or more than 10; 422 `invalid_name` (blank or control
+    /// characters), `invalid_scopes` (an unknown scope); 409
     /// `too_many_tokens` at 50 live ones.
     #[oai(path = "/me/tokens", method = "post")]
     async fn create(

@@ -88,6 +88,7 @@ async fn show_page(
                 ApiTokenStatus::Active => "Active".to_owned(),
                 ApiTokenStatus::Expired => "Expired".to_owned(),
                 ApiTokenStatus::Revoked => format!("Revoked {}", when(t.token.revoked_at)),
+                ApiTokenStatus::Disabled => "Disabled: its owner is no longer an admin".to_owned(),
             },
         })
         .collect();

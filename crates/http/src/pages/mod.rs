@@ -62,7 +62,7 @@ pub(crate) fn routes() -> Route {
         )
         .at(
             "/admin/users/:id/email",
-            poem::post(profile::change_email.with(CookieJarManager::new())),
+            poem::post(profile::change_email.with(step_up::StepUp).with(CookieJarManager::new())),
         )
         .at(
             "/admin/users/:id/:action",
@@ -140,7 +140,9 @@ pub(crate) fn routes() -> Route {
         )
         .at(
             "/admin/settings/provisioning/settings",
-            poem::post(provisioning::save_settings.with(CookieJarManager::new())),
+            poem::post(
+                provisioning::save_settings.with(step_up::StepUp).with(CookieJarManager::new()),
+            ),
         )
         .at(
             "/admin/settings/security",

@@ -380,6 +380,7 @@ pub(crate) async fn change_email(
         Ok(_) => return see_other(&format!("/admin/users/{id}?done=email_changed")),
         Err(E::NotFound) => return not_found(),
         Err(E::Unexpected(e)) => return internal(&e),
+        Err(E::StepUp(e)) => return super::step_up::refused(&viewer, e),
         Err(error @ E::Invalid(_)) => (StatusCode::UNPROCESSABLE_ENTITY, error.to_string()),
         Err(error) => (StatusCode::CONFLICT, error.to_string()),
     };

@@ -250,6 +250,9 @@ pub(crate) async fn save_settings(
         Err(secureai_domain::provisioning::service::ProvisioningError::Unexpected(e)) => {
             return internal(&e);
         }
+        Err(secureai_domain::provisioning::service::ProvisioningError::StepUp(e)) => {
+            return super::step_up::refused(&viewer, e);
+        }
         Err(e) => SettingsOutcome { saved: None, error: Some(sentence(&e.to_string())) },
     };
     render_with(&state, viewer.nav("settings"), &admin, None, None, outcome).await

@@ -70,7 +70,8 @@ impl Needed {
 /// The answer for a refused step-up: ask for a code, or the failure page.
 pub(crate) fn refused(viewer: &Viewer, error: StepUpError) -> Response {
     match error {
-        StepUpError::Required => needed(viewer),
+        // Pages are sessions: a token never reaches them.
+        StepUpError::Required | StepUpError::SessionRequired => needed(viewer),
         StepUpError::Unexpected(e) => internal(&e),
     }
 }

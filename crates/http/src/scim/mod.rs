@@ -191,6 +191,8 @@ impl From<ProvisioningError> for ScimError {
                 Self::typed(StatusCode::CONFLICT, "uniqueness", error.to_string())
             }
             ProvisioningError::Unexpected(e) => Self::internal(&e),
+            // Only an admin's settings change asks; SCIM never does.
+            ProvisioningError::StepUp(_) => Self::new(StatusCode::FORBIDDEN, error.to_string()),
         }
     }
 }
