@@ -99,6 +99,8 @@ pub struct Ports {
     pub passkey_protocol: Arc<dyn crate::mfa::passkeys::PasskeyProtocol>,
     /// Personal API tokens.
     pub api_tokens: Arc<dyn crate::api_tokens::ports::ApiTokenRepository>,
+    /// Webhook endpoints.
+    pub webhooks: Arc<dyn crate::webhooks::ports::WebhookRepository>,
 }
 
 use crate::users::ports::UserRepository;

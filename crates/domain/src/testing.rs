@@ -45,6 +45,7 @@ mod invitations;
 mod mfa;
 mod outbox;
 mod passkeys;
+mod webhooks;
 pub use passkeys::FakePasskeys;
 mod passwords;
 mod provisioning;
@@ -214,6 +215,9 @@ pub struct MemoryState {
     pub ceremonies: HashMap<crate::TokenHash, crate::mfa::passkeys::PendingCeremony>,
     /// Personal API tokens with their digests, oldest first.
     pub api_tokens: Vec<(crate::api_tokens::models::ApiToken, crate::TokenHash)>,
+    /// Webhook endpoints with their secrets, oldest first.
+    pub webhooks:
+        Vec<(crate::webhooks::models::WebhookEndpoint, crate::webhooks::signature::WebhookSecret)>,
 }
 
 impl MemoryState {
@@ -316,6 +320,7 @@ impl InMemoryStore {
             mfa: self.clone(),
             passkeys: self.clone(),
             api_tokens: self.clone(),
+            webhooks: self.clone(),
             passkey_protocol: Arc::new(crate::mfa::passkeys::NoPasskeys(
                 "passkeys are not set up in this composition".to_owned(),
             )),

@@ -38,6 +38,7 @@ pub mod test_databases;
 mod throttle;
 mod usage;
 mod users;
+mod webhooks;
 
 pub use directory::search_text;
 pub use sealing::{InvalidKey, SecretKey};
@@ -194,6 +195,7 @@ impl SqlStore {
             sso: self.clone(),
             service_tokens: self.clone(),
             api_tokens: self.clone(),
+            webhooks: self.clone(),
             usage: self.clone(),
             provisioning: self.clone(),
             groups: self.clone(),

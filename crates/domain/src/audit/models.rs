@@ -140,6 +140,12 @@ pub enum AuditAction {
     ServiceTokenCreated,
     /// An admin revoked a service token.
     ServiceTokenRevoked,
+    /// A webhook endpoint was added (never its secret).
+    WebhookCreated,
+    /// A webhook endpoint's address, events or state changed.
+    WebhookUpdated,
+    /// A webhook endpoint was deleted.
+    WebhookDeleted,
     /// A personal API token was created.
     ApiTokenCreated,
     /// A personal API token was revoked (by its owner or an admin, or
@@ -218,6 +224,9 @@ const ACTION_NAMES: &[(AuditAction, &str)] = &[
     (AuditAction::ServiceTokenCreated, "service_token.created"),
     (AuditAction::ServiceTokenRevoked, "service_token.revoked"),
     (AuditAction::ApiTokenCreated, "api_token.created"),
+    (AuditAction::WebhookCreated, "webhook.created"),
+    (AuditAction::WebhookUpdated, "webhook.updated"),
+    (AuditAction::WebhookDeleted, "webhook.deleted"),
     (AuditAction::ApiTokenRevoked, "api_token.revoked"),
     (AuditAction::SignInMethodChanged, "user.sign_in_method_changed"),
     (AuditAction::SignInAllowed, "sign_in.allowed"),

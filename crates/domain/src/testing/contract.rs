@@ -42,6 +42,7 @@ pub mod setup;
 pub mod sso;
 pub mod throttle;
 pub mod users;
+pub mod webhooks;
 
 /// A running contract.
 pub type ContractFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -84,6 +85,7 @@ pub fn all() -> Vec<(&'static str, Contract)> {
         groups::role_changes_are_written_with_the_membership_or_not_at_all,
         groups::the_users_list_filters_by_group,
         api_tokens::a_token_is_found_by_digest_and_revoked_once,
+        webhooks::endpoints_keep_their_secret_and_are_deleted_once,
         mfa::a_time_step_is_spent_once,
         mfa::a_recovery_code_is_used_once,
         mfa::passkeys_are_unique_and_a_ceremony_is_taken_once,

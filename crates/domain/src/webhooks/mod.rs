@@ -5,4 +5,5 @@
 //! (`docs/design/events.md`).
 
 pub mod models;
+pub mod ports;
 pub mod signature;

@@ -3,6 +3,30 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::users::models::UserId;
+
+/// A receiver of security events (never its secret, which the store keeps
+/// sealed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEndpoint {
+    /// Identifier.
+    pub id: Uuid,
+    /// Where deliveries go (checked with [`check_endpoint`]).
+    pub url: String,
+    /// What it receives.
+    pub events: Vec<EventType>,
+    /// When it was added.
+    pub created_at: DateTime<Utc>,
+    /// Who added it.
+    pub created_by: Option<UserId>,
+    /// When deliveries stopped (the receiver answered 410 Gone, or an
+    /// admin paused it), and why.
+    pub disabled: Option<(DateTime<Utc>, String)>,
+}
+
 /// A security event pushed to subscribed endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EventType {
