@@ -195,8 +195,10 @@ async fn a_demoted_owners_token_is_refused_at_once_on_another_instance() {
         .post("/api/v1/me/tokens", Some(&bob), json!({"name": "x", "scopes": ["users:read"]}))
         .await;
     assert_error(bobs, StatusCode::FORBIDDEN, "forbidden").await;
-    // An admin revokes anyone's.
+    // An admin revokes anyone's — at /tokens, not as their own.
     let spare_id = spare["token"]["id"].as_str().unwrap();
+    let not_theirs = first.delete(&format!("/api/v1/me/tokens/{spare_id}"), &root).await;
+    assert_error(not_theirs, StatusCode::NOT_FOUND, "token_not_found").await;
     let revoked = first.delete(&format!("/api/v1/tokens/{spare_id}"), &root).await;
     assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
     let refused = second.get("/api/v1/audit", Some(spare["secret"].as_str().unwrap())).await;

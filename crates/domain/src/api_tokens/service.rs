@@ -182,11 +182,37 @@ impl ApiTokenService {
         id: Uuid,
         context: &RequestContext,
     ) -> Result<ApiToken, ApiTokenError> {
-        let now = self.ports.clock.now();
         let owner = match principal.admin() {
             Ok(_) => None,
             Err(_) => Some(principal.user().id),
         };
+        self.revoke_of(principal, id, owner, context).await
+    }
+
+    /// Revokes one of the caller's own tokens (`DELETE /me/tokens/{id}`):
+    /// another's is [`ApiTokenError::NotFound`], even for an admin.
+    ///
+    /// # Errors
+    /// [`ApiTokenError::NotFound`].
+    pub async fn revoke_own(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        context: &RequestContext,
+    ) -> Result<ApiToken, ApiTokenError> {
+        self.revoke_of(principal, id, Some(principal.user().id), context).await
+    }
+
+    /// Revokes `id` if it is `owner`'s (`None`: anyone's), audited with
+    /// its holder as the target.
+    async fn revoke_of(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        owner: Option<crate::users::models::UserId>,
+        context: &RequestContext,
+    ) -> Result<ApiToken, ApiTokenError> {
+        let now = self.ports.clock.now();
         let holder = self.ports.api_tokens.api_tokens(owner).await?;
         let holder = match holder.iter().find(|t| t.id == id) {
             Some(token) => self.ports.users.get(token.user_id).await?,

@@ -159,11 +159,7 @@ impl TokensApi {
         req: &Request,
     ) -> Result<TokenRevoked, ApiError> {
         let principal = self.0.principal(&auth, req).await?;
-        let own = self.0.service.api_tokens.own_tokens(&principal).await?;
-        if !own.iter().any(|t| t.token.id == id.0) {
-            return Err(secureai_domain::api_tokens::errors::ApiTokenError::NotFound.into());
-        }
-        self.0.service.api_tokens.revoke(&principal, id.0, &request_context(req)).await?;
+        self.0.service.api_tokens.revoke_own(&principal, id.0, &request_context(req)).await?;
         Ok(TokenRevoked::Revoked)
     }
 

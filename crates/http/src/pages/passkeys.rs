@@ -136,6 +136,21 @@ pub(crate) struct RenameForm {
     name: String,
 }
 
+/// The viewer behind a passkey's form (its CSRF token checked) and the
+/// passkey's id, or the answer to give.
+async fn passkey_form(
+    state: &AppState,
+    req: &Request,
+    id: &str,
+    csrf: &str,
+) -> Result<(super::shell::Viewer, uuid::Uuid), Response> {
+    let viewer = form_viewer(state, req, csrf).await?;
+    match uuid::Uuid::parse_str(id) {
+        Ok(id) => Ok((viewer, id)),
+        Err(_) => Err(refused(state, &viewer, MfaError::NoSuchPasskey).await),
+    }
+}
+
 /// `POST /me/second-factor/passkeys/{id}/rename`.
 #[handler]
 pub(crate) async fn rename(
@@ -144,12 +159,9 @@ pub(crate) async fn rename(
     Path(id): Path<String>,
     Form(form): Form<RenameForm>,
 ) -> Response {
-    let viewer = match form_viewer(&state, req, &form.csrf).await {
-        Ok(viewer) => viewer,
+    let (viewer, id) = match passkey_form(&state, req, &id, &form.csrf).await {
+        Ok(found) => found,
         Err(response) => return response,
-    };
-    let Ok(id) = uuid::Uuid::parse_str(&id) else {
-        return refused(&state, &viewer, MfaError::NoSuchPasskey).await;
     };
     let user = viewer.principal.user();
     match state.service.mfa.rename_passkey(user, id, &form.name).await {
@@ -168,12 +180,9 @@ pub(crate) async fn remove(
     Path(id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let viewer = match form_viewer(&state, req, &form.csrf).await {
-        Ok(viewer) => viewer,
+    let (viewer, id) = match passkey_form(&state, req, &id, &form.csrf).await {
+        Ok(found) => found,
         Err(response) => return response,
-    };
-    let Ok(id) = uuid::Uuid::parse_str(&id) else {
-        return refused(&state, &viewer, MfaError::NoSuchPasskey).await;
     };
     match state.service.mfa.remove_passkey(&viewer.principal, id, &request_context(req)).await {
         Ok(true) => see_other("/me/second-factor"),
