@@ -30,4 +30,5 @@ mod scim_writes;
 mod step_up;
 mod sweeps;
 mod users;
+mod webhook_delivery;
 mod webhooks;

@@ -3,31 +3,9 @@
 //! them: every signature we make verifies, with one secret or two during a
 //! rotation, and a changed body, id, timestamp or secret does not.
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
-
 use secureai_domain::webhooks::signature::{WebhookSecret, sign, signature_header};
+use secureai_tests::webhooks::verify_with_reference_library;
 use serde_json::{Value, json};
-
-fn verify_with_reference_library(cases: &Value) -> Vec<bool> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/verify_webhook.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    child.stdin.take().unwrap().write_all(cases.to_string().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "the reference library did not run (./scripts/test.sh installs it: pip install \
-         standardwebhooks): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 #[test]
 fn the_reference_library_accepts_our_signatures_and_nothing_else() {

@@ -20,6 +20,7 @@ pub mod oidc;
 mod peer;
 pub mod saml;
 pub mod smtp;
+pub mod webhooks;
 
 /// The first admin every `TestApp::with_admin` creates.
 pub const ADMIN_EMAIL: &str = "root@example.com";
@@ -74,6 +75,9 @@ pub fn test_config(data_dir: &Path) -> Config {
         ..Config::default()
     };
     config.mail.poll_interval_ms = 50;
+    config.webhooks.poll_interval_ms = 50;
+    // Receivers in tests listen on 127.0.0.1 over plain HTTP.
+    config.webhooks.allow_insecure_loopback = true;
     config
 }
 
@@ -97,8 +101,17 @@ impl TestApp {
             }
         };
         adjust(&mut config);
-        let database_url = config.database_url();
         let clock = Arc::new(FakeClock::at(chrono::Utc::now()));
+        Self::start(config, clock, database, dir).await
+    }
+
+    async fn start(
+        config: Config,
+        clock: Arc<FakeClock>,
+        database: Option<TestDatabase>,
+        dir: TempDir,
+    ) -> Self {
+        let database_url = config.database_url();
         let app = Application::build_with_clock(&config, clock.clone()).await.unwrap();
         let base = format!("http://{}", app.address());
         let setup_link = app.setup_link();
@@ -117,6 +130,29 @@ impl TestApp {
             _database: database,
             _dir: dir,
         }
+    }
+
+    /// Stops the application (its requests and worker rounds in flight
+    /// finish first) and starts it again on the same data folder, database
+    /// and secret key, its clock where it was; `adjust` changes the
+    /// configuration of the new start.
+    pub async fn restart(mut self, adjust: impl FnOnce(&mut Config)) -> Self {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        // Stopped when the port no longer answers.
+        for _ in 0..250 {
+            if self.http.get(self.url("/healthz")).send().await.is_err() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
+        let mut config = test_config(dir.path());
+        config.database_url = Some(self.database_url.clone());
+        adjust(&mut config);
+        let clock = Arc::new(FakeClock::at(secureai_domain::Clock::now(&*self.clock)));
+        Self::start(config, clock, self._database.take(), dir).await
     }
 
     /// Starts the application and creates the first admin through the

@@ -166,6 +166,9 @@ pub struct Config {
     pub sso: SsoConfig,
     /// Usage analytics.
     pub analytics: AnalyticsConfig,
+    /// Webhooks: which endpoint addresses are accepted, how often due
+    /// deliveries are looked for.
+    pub webhooks: WebhooksConfig,
     /// Reverse proxies (CIDR blocks) whose `Forwarded` / `X-Forwarded-For`
     /// headers name the client; empty: the TCP peer is the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -200,6 +203,26 @@ impl OperatorKey {
 impl std::fmt::Debug for OperatorKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("[REDACTED]")
+    }
+}
+
+/// Webhook endpoints and their deliveries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebhooksConfig {
+    /// Accept `http://` endpoints on a loopback address (development and
+    /// tests only): `SECUREAI_WEBHOOKS__ALLOW_INSECURE_LOOPBACK`.
+    pub allow_insecure_loopback: bool,
+    /// Accept endpoints in private, loopback and other non-public address
+    /// ranges (receivers on the internal network).
+    pub allow_private: bool,
+    /// How often the worker looks for due deliveries, in milliseconds.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self { allow_insecure_loopback: false, allow_private: false, poll_interval_ms: 250 }
     }
 }
 
@@ -331,6 +354,7 @@ impl Default for Config {
             password_hashing: PasswordHashingConfig::default(),
             import: ImportConfig::default(),
             analytics: AnalyticsConfig::default(),
+            webhooks: WebhooksConfig::default(),
             sso: SsoConfig::default(),
             trusted_proxies: Vec::new(),
             sweep_interval_secs: 60,

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use secureai_domain::mail::service::{DeliveryPolicy, OutboxDelivery};
 use secureai_domain::service::UserManagement;
+use secureai_domain::webhooks::service::{WebhookDelivery, WebhookDeliveryPolicy};
 use secureai_domain::{Clock, PlainToken};
 use secureai_http::{AppState, Readiness};
 use secureai_store::SqlStore;
@@ -35,6 +36,8 @@ pub struct Application {
     state: AppState,
     delivery: Arc<OutboxDelivery>,
     poll_interval: std::time::Duration,
+    webhooks: Arc<WebhookDelivery>,
+    webhook_interval: std::time::Duration,
     sweep_interval: std::time::Duration,
     setup_token: Option<PlainToken>,
     wiring: Wiring,
@@ -67,6 +70,13 @@ impl Application {
             .context("the listener has no address")?;
         let public_url = public_url(config, address);
         let wiring = wire_with_clock(config, &public_url, clock.clone()).await?;
+        let endpoints = crate::wiring::endpoint_policy(config);
+        let webhooks = Arc::new(WebhookDelivery::new(
+            Arc::new(wiring.store.clone()),
+            Arc::new(secureai_webhooks::HttpWebhookSender::new(endpoints)?),
+            clock.clone(),
+            WebhookDeliveryPolicy { endpoints, ..WebhookDeliveryPolicy::default() },
+        ));
         let delivery = Arc::new(OutboxDelivery::new(
             Arc::new(wiring.store.clone()),
             Arc::new(wiring.store.clone()),
@@ -107,6 +117,11 @@ impl Application {
             state,
             delivery,
             poll_interval: std::time::Duration::from_millis(config.mail.poll_interval_ms),
+            webhooks,
+            // 10 ms to a minute.
+            webhook_interval: std::time::Duration::from_millis(
+                config.webhooks.poll_interval_ms.clamp(10, 60_000),
+            ),
             // A second to a day: longer would only overflow the timer.
             sweep_interval: std::time::Duration::from_secs(
                 config.sweep_interval_secs.clamp(1, 86_400),
@@ -153,6 +168,11 @@ impl Application {
             std::time::Duration::from_secs(3600),
             stop_rx.clone(),
         ));
+        let hooks = tokio::spawn(worker::webhooks(
+            self.webhooks.clone(),
+            self.webhook_interval,
+            stop_rx.clone(),
+        ));
         let sweep =
             tokio::spawn(worker::sweep(self.wiring.service.clone(), self.sweep_interval, stop_rx));
         let app = secureai_http::app(self.state);
@@ -163,6 +183,7 @@ impl Application {
         let _ = worker.await;
         let _ = retention.await;
         let _ = sweep.await;
+        let _ = hooks.await;
         self.wiring.store.close().await?;
         served.context("the HTTP server failed")
     }

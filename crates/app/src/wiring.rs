@@ -166,6 +166,7 @@ pub fn policy(config: &Config) -> Policy {
         session_idle_timeout: chrono::Duration::minutes(i64::from(config.session_idle_minutes)),
         session_absolute_timeout: chrono::Duration::hours(i64::from(config.session_absolute_hours)),
         seat_limit: config.seat_limit,
+        webhooks: endpoint_policy(config),
         analytics: AnalyticsPolicy {
             max_batch: config.analytics.max_batch.max(1),
             raw_retention: chrono::Duration::days(i64::from(
@@ -174,6 +175,14 @@ pub fn policy(config: &Config) -> Policy {
             ..AnalyticsPolicy::default()
         },
         ..Policy::default()
+    }
+}
+
+/// Which webhook endpoint addresses the configuration accepts.
+pub fn endpoint_policy(config: &Config) -> secureai_domain::webhooks::models::EndpointPolicy {
+    secureai_domain::webhooks::models::EndpointPolicy {
+        allow_insecure_loopback: config.webhooks.allow_insecure_loopback,
+        allow_private: config.webhooks.allow_private,
     }
 }
 

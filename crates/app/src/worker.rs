@@ -1,5 +1,6 @@
 //! Background work of a running instance, each until told to stop: the
-//! outbox worker delivers due mail every poll interval; the retention task
+//! outbox worker delivers due mail every poll interval; the webhook
+//! worker delivers due webhook deliveries every `webhooks.poll_interval_ms`; the retention task
 //! deletes raw usage events past the retention period every hour; the
 //! sweep deletes expired rows anonymous requests leave (SSO sign-ins in
 //! flight, attempt counts) every `sweep_interval_secs`. A failed
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use secureai_domain::UserManagement;
 use secureai_domain::mail::service::OutboxDelivery;
+use secureai_domain::webhooks::service::WebhookDelivery;
 use tokio::sync::watch;
 
 /// Runs `round` at once and then every `every` until `stop` turns true
@@ -51,6 +53,38 @@ pub(crate) async fn run(
             }
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "outbox round failed; retrying at the next tick"),
+        }
+    })
+    .await;
+}
+
+/// Delivers due webhook deliveries; a full round (more may be waiting)
+/// is followed by the next at once, up to ten in a row.
+pub(crate) async fn webhooks(
+    delivery: Arc<WebhookDelivery>,
+    every: Duration,
+    stop: watch::Receiver<bool>,
+) {
+    repeat(every, stop, || async {
+        for _ in 0..10 {
+            match delivery.deliver_due().await {
+                Ok(report) if report.attempted() > 0 => {
+                    tracing::debug!(
+                        delivered = report.delivered,
+                        retrying = report.retrying,
+                        failed = report.failed,
+                        "webhook round"
+                    );
+                    if report.attempted() < delivery.batch() {
+                        break;
+                    }
+                }
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::warn!(%error, "webhook round failed; retrying at the next tick");
+                    break;
+                }
+            }
         }
     })
     .await;

@@ -34,6 +34,8 @@ pub struct Policy {
     pub sso: SsoSettings,
     /// Usage analytics: batch size, retention.
     pub analytics: AnalyticsPolicy,
+    /// Which webhook endpoint addresses are accepted.
+    pub webhooks: crate::webhooks::models::EndpointPolicy,
 }
 
 impl Default for Policy {
@@ -50,6 +52,7 @@ impl Default for Policy {
             email: EmailSettings::embedded_default(),
             sso: SsoSettings::disabled(),
             analytics: AnalyticsPolicy::default(),
+            webhooks: crate::webhooks::models::EndpointPolicy::default(),
         }
     }
 }

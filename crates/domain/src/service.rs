@@ -168,6 +168,8 @@ pub struct UserManagement {
     pub mfa: crate::mfa::service::MfaService,
     /// Personal API tokens.
     pub api_tokens: crate::api_tokens::service::ApiTokenService,
+    /// Webhook endpoints and their deliveries.
+    pub webhooks: crate::webhooks::service::WebhookService,
     ports: Ports,
     policy: Arc<Policy>,
 }
@@ -293,6 +295,15 @@ impl UserManagement {
                     clock: p.clock.clone(),
                     tokens: p.tokens.clone(),
                 },
+            ),
+            webhooks: crate::webhooks::service::WebhookService::new(
+                crate::webhooks::service::WebhookPorts {
+                    webhooks: p.webhooks.clone(),
+                    mfa: p.mfa.clone(),
+                    clock: p.clock.clone(),
+                    tokens: p.tokens.clone(),
+                },
+                policy.webhooks,
             ),
             service_tokens: ServiceTokenService::new(ServiceTokenPorts {
                 service_tokens: p.service_tokens.clone(),

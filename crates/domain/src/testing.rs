@@ -45,7 +45,7 @@ mod invitations;
 mod mfa;
 mod outbox;
 mod passkeys;
-mod webhooks;
+pub mod webhooks;
 pub use passkeys::FakePasskeys;
 mod passwords;
 mod provisioning;
@@ -218,6 +218,13 @@ pub struct MemoryState {
     /// Webhook endpoints with their secrets, oldest first.
     pub webhooks:
         Vec<(crate::webhooks::models::WebhookEndpoint, crate::webhooks::signature::WebhookSecret)>,
+    /// Webhook deliveries and what the store keeps beside them.
+    pub webhook_deliveries: Vec<webhooks::StoredDelivery>,
+    /// Previous signing secrets during a rotation, with their end.
+    pub webhook_previous:
+        HashMap<uuid::Uuid, (crate::webhooks::signature::WebhookSecret, DateTime<Utc>)>,
+    /// Audit events already turned into deliveries.
+    pub webhook_audit_seen: usize,
 }
 
 impl MemoryState {

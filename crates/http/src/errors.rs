@@ -195,6 +195,24 @@ impl From<secureai_domain::api_tokens::errors::ApiTokenError> for ApiError {
     }
 }
 
+impl From<secureai_domain::webhooks::service::WebhookError> for ApiError {
+    fn from(error: secureai_domain::webhooks::service::WebhookError) -> Self {
+        use secureai_domain::webhooks::service::WebhookError;
+        match error {
+            WebhookError::Forbidden => Self::forbidden("forbidden", error),
+            WebhookError::InvalidUrl(_) => Self::invalid_field(&FieldError::new("url", error)),
+            WebhookError::InvalidEvents { .. } => {
+                Self::invalid_field(&FieldError::new("events", error))
+            }
+            WebhookError::TooMany => Self::conflict("too_many_webhooks", error),
+            WebhookError::NotFound => Self::not_found("webhook_not_found", error),
+            WebhookError::NotFailed => Self::conflict("delivery_not_failed", error),
+            WebhookError::StepUp(e) => e.into(),
+            WebhookError::Unexpected(e) => e.into(),
+        }
+    }
+}
+
 impl From<SignInError> for ApiError {
     fn from(error: SignInError) -> Self {
         match error {

@@ -114,6 +114,7 @@ pub fn app(state: AppState) -> impl Endpoint {
             api::mail::MailApi(state.clone()),
             api::imports::ImportsApi(state.clone()),
             api::analytics::AnalyticsApi(state.clone()),
+            api::webhooks::WebhooksApi(state.clone()),
         ),
         "SecureAI user management",
         env!("CARGO_PKG_VERSION"),

@@ -1,7 +1,9 @@
 //! The audit port: appending stand-alone events and reading the log back.
 
 use async_trait::async_trait;
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
 use secureai_domain::audit::models::{AuditAction, AuditEntry, Change, RequestContext};
 use secureai_domain::audit::ports::{AuditCursor, AuditFilter, AuditLog};
 use secureai_domain::{AuditEvent, StoreError};
@@ -59,17 +61,27 @@ pub(crate) async fn write_audit(
         .exec_without_returning(txn)
         .await
         .map_err(db("writing the audit event"))?;
-    Ok(())
+    // The webhook deliveries it causes commit (or not) with it.
+    crate::webhook_deliveries::fan_out(txn, &[event]).await
 }
 
 #[async_trait]
 impl AuditLog for SqlStore {
     async fn append(&self, event: AuditEvent) -> Result<(), StoreError> {
-        audit_events::Entity::insert(audit_to_row(&event))
-            .exec_without_returning(&self.db)
-            .await
-            .map_err(db("writing an audit event"))?;
-        Ok(())
+        if secureai_domain::webhooks::events::event_of(&event).is_none() {
+            audit_events::Entity::insert(audit_to_row(&event))
+                .exec_without_returning(&self.db)
+                .await
+                .map_err(db("writing an audit event"))?;
+            return Ok(());
+        }
+        let event = &event;
+        crate::retry_transaction(move || async move {
+            let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
+            write_audit(&txn, event).await?;
+            txn.commit().await.map_err(db("committing an audit event"))
+        })
+        .await
     }
 
     async fn list(

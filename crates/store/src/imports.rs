@@ -221,6 +221,8 @@ impl ImportRepository for SqlStore {
                 .exec_without_returning(&txn)
                 .await
                 .map_err(db("auditing imported users"))?;
+            let audits: Vec<&AuditEvent> = created.iter().map(|c| &c.user.audit).collect();
+            crate::webhook_deliveries::fan_out(&txn, &audits).await?;
             let mut per_role: HashMap<&str, i64> = HashMap::new();
             for c in &created {
                 *per_role.entry(c.user.user.role.as_str()).or_default() += 1;

@@ -38,6 +38,7 @@ pub mod test_databases;
 mod throttle;
 mod usage;
 mod users;
+mod webhook_deliveries;
 mod webhooks;
 
 pub use directory::search_text;

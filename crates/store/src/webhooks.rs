@@ -2,7 +2,9 @@
 //! by the operator key.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, QueryResult, TransactionTrait, Value};
+use secureai_domain::webhooks::deliveries::{AttemptOutcome, Delivery, DeliveryState, DueDelivery};
 use secureai_domain::webhooks::models::{EventType, WebhookEndpoint};
 use secureai_domain::webhooks::ports::WebhookRepository;
 use secureai_domain::webhooks::signature::WebhookSecret;
@@ -106,10 +108,71 @@ impl WebhookRepository for SqlStore {
             .map_err(|_| StoreError::msg("a webhook secret is corrupt"))
     }
 
+    async fn signing_secrets(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<WebhookSecret>, StoreError> {
+        let mut sql = Sql::new(
+            self.backend(),
+            "SELECT secret, previous_secret, previous_until FROM webhook_endpoints WHERE id = ",
+        );
+        sql.bind(id.to_string());
+        let row = self.db.query_one_raw(sql.statement()).await.map_err(db("reading a secret"))?;
+        let Some(row) = row else { return Ok(Vec::new()) };
+        let read = || db("reading a secret");
+        let current: String = row.try_get("", "secret").map_err(read())?;
+        let previous: Option<String> = row.try_get("", "previous_secret").map_err(read())?;
+        let until = opt_instant(row.try_get("", "previous_until").map_err(read())?)?;
+        let mut secrets = Vec::with_capacity(2);
+        let open = |sealed: &str| {
+            let opened = self.sealer.open(&purpose(id), sealed)?;
+            WebhookSecret::parse(&opened)
+                .map_err(|_| StoreError::msg("a webhook secret is corrupt"))
+        };
+        secrets.push(open(&current)?);
+        if let (Some(previous), Some(until)) = (previous, until)
+            && now < until
+        {
+            secrets.push(open(&previous)?);
+        }
+        Ok(secrets)
+    }
+
+    async fn rotate_secret(
+        &self,
+        id: Uuid,
+        secret: &WebhookSecret,
+        previous_until: DateTime<Utc>,
+        audit: AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let audit = &audit;
+        let sealed = self.sealer.seal(&purpose(id), secret.expose());
+        let sealed = &sealed;
+        retry_transaction(move || async move {
+            let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
+            // MySQL assigns left to right: the old secret is copied first.
+            let mut sql = Sql::new(
+                self.backend(),
+                "UPDATE webhook_endpoints SET previous_secret = secret, secret = ",
+            );
+            sql.bind(sealed.clone()).push(", previous_until = ").bind(micros(previous_until));
+            sql.push(" WHERE id = ").bind(id.to_string());
+            let done = txn.execute_raw(sql.statement()).await.map_err(db("rotating a secret"))?;
+            if done.rows_affected() != 1 {
+                return Ok(false);
+            }
+            write_audit(&txn, audit).await?;
+            txn.commit().await.map_err(db("committing a rotation"))?;
+            Ok(true)
+        })
+        .await
+    }
+
     async fn update_endpoint(
         &self,
         endpoint: &WebhookEndpoint,
-        audit: AuditEvent,
+        audit: Option<AuditEvent>,
     ) -> Result<bool, StoreError> {
         let audit = &audit;
         retry_transaction(move || async move {
@@ -126,7 +189,9 @@ impl WebhookRepository for SqlStore {
             if done.rows_affected() != 1 {
                 return Ok(false);
             }
-            write_audit(&txn, audit).await?;
+            if let Some(audit) = audit {
+                write_audit(&txn, audit).await?;
+            }
             txn.commit().await.map_err(db("committing an endpoint"))?;
             Ok(true)
         })
@@ -144,10 +209,51 @@ impl WebhookRepository for SqlStore {
             if done.rows_affected() != 1 {
                 return Ok(false);
             }
+            let mut sql =
+                Sql::new(self.backend(), "DELETE FROM webhook_deliveries WHERE endpoint_id = ");
+            sql.bind(id.to_string());
+            txn.execute_raw(sql.statement()).await.map_err(db("deleting deliveries"))?;
             write_audit(&txn, audit).await?;
             txn.commit().await.map_err(db("committing a deletion"))?;
             Ok(true)
         })
         .await
+    }
+
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<DueDelivery>, StoreError> {
+        self.claim_deliveries(now, lease_until, limit).await
+    }
+
+    async fn record_attempt(&self, id: Uuid, outcome: AttemptOutcome) -> Result<(), StoreError> {
+        self.record_delivery_attempt(id, outcome).await
+    }
+
+    async fn deliveries(
+        &self,
+        endpoint: Uuid,
+        state: Option<DeliveryState>,
+        before: Option<(DateTime<Utc>, Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.list_deliveries(endpoint, state, before, limit).await
+    }
+
+    async fn retry_delivery(
+        &self,
+        endpoint: Uuid,
+        id: Uuid,
+        at: DateTime<Utc>,
+        audit: AuditEvent,
+    ) -> Result<bool, StoreError> {
+        self.requeue_delivery(endpoint, id, at, audit).await
+    }
+
+    async fn queue_delivery(&self, delivery: &Delivery, body: &str) -> Result<(), StoreError> {
+        self.insert_delivery(delivery, body).await
     }
 }

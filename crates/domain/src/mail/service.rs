@@ -140,7 +140,7 @@ impl OutboxDelivery {
 /// A fraction in `[0, 1)` derived from a message id and attempt number
 /// (SplitMix64 over the id's bits): spread without a random source, and
 /// the same for the same attempt, which keeps tests exact.
-fn jitter_fraction(id: uuid::Uuid, attempts: u32) -> f64 {
+pub(crate) fn jitter_fraction(id: uuid::Uuid, attempts: u32) -> f64 {
     let (high, low) = id.as_u64_pair();
     let mut z =
         high ^ low.rotate_left(17) ^ u64::from(attempts).wrapping_mul(0x9E37_79B9_7F4A_7C15);

@@ -86,6 +86,7 @@ pub fn all() -> Vec<(&'static str, Contract)> {
         groups::the_users_list_filters_by_group,
         api_tokens::a_token_is_found_by_digest_and_revoked_once,
         webhooks::endpoints_keep_their_secret_and_are_deleted_once,
+        webhooks::deliveries_follow_their_events_in_order_and_are_leased_once,
         mfa::a_time_step_is_spent_once,
         mfa::a_recovery_code_is_used_once,
         mfa::passkeys_are_unique_and_a_ceremony_is_taken_once,

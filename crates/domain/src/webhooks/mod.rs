@@ -1,9 +1,11 @@
-//! Security events pushed to other systems as Standard Webhooks (issue 24,
-//! in progress): the events, the endpoints' addresses that may receive
-//! them, and the signature every delivery carries. Delivery itself (the
-//! outbox, retries, the endpoints' settings) is the next slice
-//! (`docs/design/events.md`).
+//! Security events pushed to other systems as Standard Webhooks (issue 24):
+//! the events and their bodies, the endpoints' addresses that may receive
+//! them, the signature every delivery carries, and the deliveries with
+//! their retries (`docs/design/events.md`).
 
+pub mod deliveries;
+pub mod events;
 pub mod models;
 pub mod ports;
+pub mod service;
 pub mod signature;

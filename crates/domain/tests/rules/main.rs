@@ -33,3 +33,4 @@ mod sign_in;
 mod sso;
 mod step_up;
 mod users;
+mod webhooks;

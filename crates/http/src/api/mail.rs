@@ -195,7 +195,9 @@ pub(crate) struct OutboxPage {
 
 pub(crate) struct MailApi(pub(crate) AppState);
 
-fn parse_cursor(raw: &str) -> Result<(chrono::DateTime<chrono::Utc>, uuid::Uuid), ApiError> {
+pub(crate) fn parse_cursor(
+    raw: &str,
+) -> Result<(chrono::DateTime<chrono::Utc>, uuid::Uuid), ApiError> {
     let bad = || ApiError::bad_request("invalid_cursor", "the cursor is not one this API gave");
     let (micros, id) = raw.split_once('_').ok_or_else(bad)?;
     let micros: i64 = micros.parse().map_err(|_| bad())?;

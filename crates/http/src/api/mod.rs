@@ -14,6 +14,7 @@ pub(crate) mod settings;
 pub(crate) mod sso;
 pub(crate) mod tokens;
 pub(crate) mod users;
+pub(crate) mod webhooks;
 
 use poem_openapi::Tags;
 

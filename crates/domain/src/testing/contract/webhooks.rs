@@ -1,13 +1,15 @@
 //! [`WebhookRepository`](crate::webhooks::ports::WebhookRepository):
 //! endpoints read back as written, their secrets opened as kept, updated
-//! and deleted once.
+//! and deleted once; deliveries queued with their events, leased once, in
+//! order per user.
 
 use chrono::Duration;
 
 use super::fixtures::{active, event, join_all, now};
-use crate::audit::models::AuditAction;
+use crate::audit::models::{AuditAction, Change};
 use crate::service::Ports;
 use crate::users::models::Role;
+use crate::webhooks::deliveries::{AttemptOutcome, DeliveryState, GIVE_UP_AFTER};
 use crate::webhooks::models::{EventType, WebhookEndpoint};
 use crate::webhooks::signature::WebhookSecret;
 
@@ -53,10 +55,12 @@ pub async fn endpoints_keep_their_secret_and_are_deleted_once(ports: Ports) {
         disabled: Some((gone_at, "the receiver answered 410 Gone".to_owned())),
         ..first.clone()
     };
-    let updated = ports.webhooks.update_endpoint(&changed, audit(AuditAction::WebhookUpdated));
+    let updated =
+        ports.webhooks.update_endpoint(&changed, Some(audit(AuditAction::WebhookUpdated)));
     assert!(updated.await.unwrap());
     let stranger = WebhookEndpoint { id: crate::record_id(), ..changed.clone() };
-    let missing = ports.webhooks.update_endpoint(&stranger, audit(AuditAction::WebhookUpdated));
+    let missing =
+        ports.webhooks.update_endpoint(&stranger, Some(audit(AuditAction::WebhookUpdated)));
     assert!(!missing.await.unwrap());
     assert_eq!(ports.webhooks.endpoints().await.unwrap()[0], changed);
     assert_eq!(ports.webhooks.endpoint_secret(first.id).await.unwrap(), Some(first_secret));
@@ -68,4 +72,115 @@ pub async fn endpoints_keep_their_secret_and_are_deleted_once(ports: Ports) {
     assert_eq!(deleted, 1, "one of 6 concurrent deletions");
     assert_eq!(ports.webhooks.endpoints().await.unwrap(), vec![second]);
     assert_eq!(ports.webhooks.endpoint_secret(first.id).await.unwrap(), None);
+}
+
+/// An audit event that maps to a subscribed event MUST queue one pending
+/// delivery per enabled subscribed endpoint (none for a paused one or an
+/// unsubscribed event), with the event's message id; a claim MUST lease
+/// it once, and only the oldest pending delivery per endpoint and user is
+/// due; an attempt MUST be recorded as given; a failed delivery MUST be
+/// retried once; a sign-in pause MUST be queued once per endpoint.
+pub async fn deliveries_follow_their_events_in_order_and_are_leased_once(ports: Ports) {
+    let root = active(&ports, "root@example.com", Role::Admin).await;
+    let ada = active(&ports, "ada@example.com", Role::User).await;
+    let t0 = now(&ports);
+    let endpoint = |url: &str, disabled| WebhookEndpoint {
+        id: crate::record_id(),
+        url: url.to_owned(),
+        events: vec![
+            EventType::UserDeactivated,
+            EventType::UserReactivated,
+            EventType::SigninThrottled,
+        ],
+        created_at: t0,
+        created_by: Some(root.id),
+        disabled,
+    };
+    let live = endpoint("https://hooks.example.com/a", None);
+    let paused = endpoint("https://hooks.example.com/b", Some((t0, "paused".to_owned())));
+    for e in [&live, &paused] {
+        let created = event(t0, AuditAction::WebhookCreated);
+        let secret = WebhookSecret::from_random([4; 32]);
+        ports.webhooks.insert_endpoint(e, &secret, created).await.unwrap();
+    }
+    let about = |action, n: i64| {
+        let mut audit = event(t0 + Duration::milliseconds(n), action);
+        audit.target_id = Some(ada.id);
+        audit.target_email = Some("ada@example.com".to_owned());
+        audit
+    };
+    let deactivated = about(AuditAction::UserDeactivated, 1);
+    let reactivated = about(AuditAction::UserReactivated, 2);
+    ports.audit.append(deactivated.clone()).await.unwrap();
+    ports.audit.append(about(AuditAction::ProfileChanged, 3)).await.unwrap();
+    ports.audit.append(reactivated.clone()).await.unwrap();
+
+    let all = ports.webhooks.deliveries(live.id, None, None, 50).await.unwrap();
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert!(ports.webhooks.deliveries(paused.id, None, None, 50).await.unwrap().is_empty());
+    let at = t0 + Duration::seconds(1);
+    let lease = at + Duration::minutes(5);
+    let racing: Vec<_> = (0..4).map(|_| ports.webhooks.claim_due(at, lease, 10)).collect();
+    let claimed: Vec<_> = join_all(racing).await.into_iter().flat_map(Result::unwrap).collect();
+    assert_eq!(claimed.len(), 1, "the oldest of the user's, once: {claimed:?}");
+    let first = &claimed[0];
+    assert_eq!(first.delivery.message_id, format!("msg_{}", deactivated.id.simple()));
+    assert_eq!(first.delivery.event_type, "user.deactivated");
+    assert_eq!(first.url, live.url);
+    let body: serde_json::Value = serde_json::from_str(&first.body).unwrap();
+    assert_eq!(body["data"]["user_id"], ada.id.to_string());
+
+    // Failed: the next waits behind it until its retry.
+    let retry_at = at + Duration::seconds(5);
+    let outcome = AttemptOutcome::Retry {
+        at,
+        retry_at,
+        status: Some(503),
+        error: "the receiver answered 503".to_owned(),
+    };
+    ports.webhooks.record_attempt(first.delivery.id, outcome).await.unwrap();
+    assert!(ports.webhooks.claim_due(at, lease, 10).await.unwrap().is_empty());
+    let again = ports.webhooks.claim_due(retry_at, lease, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].delivery.id, first.delivery.id);
+    assert_eq!(again[0].delivery.attempts, 1);
+    assert_eq!(again[0].delivery.last_status, Some(503));
+    let done = AttemptOutcome::Delivered { at: retry_at, status: 204 };
+    ports.webhooks.record_attempt(first.delivery.id, done).await.unwrap();
+    let next = ports.webhooks.claim_due(retry_at, lease, 10).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].delivery.event_type, "user.reactivated");
+    let gone = AttemptOutcome::Failed { at: retry_at, status: Some(410), error: "gone".into() };
+    ports.webhooks.record_attempt(next[0].delivery.id, gone).await.unwrap();
+
+    let failed = ports.webhooks.deliveries(live.id, Some(DeliveryState::Failed), None, 50);
+    let failed = failed.await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].last_error.as_deref(), Some("gone"));
+    let delivered = ports.webhooks.deliveries(live.id, Some(DeliveryState::Delivered), None, 50);
+    assert_eq!(delivered.await.unwrap()[0].delivered_at, Some(retry_at));
+    let later = retry_at + Duration::minutes(1);
+    let retries: Vec<_> = (0..3)
+        .map(|_| {
+            let audit = event(later, AuditAction::WebhookUpdated);
+            ports.webhooks.retry_delivery(live.id, failed[0].id, later, audit)
+        })
+        .collect();
+    let retried = join_all(retries).await.into_iter().filter(|r| *r.as_ref().unwrap()).count();
+    assert_eq!(retried, 1, "one of 3 concurrent retries");
+    let requeued = ports.webhooks.claim_due(later, later + Duration::minutes(5), 10).await.unwrap();
+    assert_eq!(requeued.len(), 1);
+    assert_eq!(requeued[0].delivery.attempts, 0);
+    assert_eq!(requeued[0].delivery.give_up_at, later + GIVE_UP_AFTER);
+
+    // One pause of sign-in, many refused attempts: one delivery.
+    for n in 0..3 {
+        let mut throttled = event(later + Duration::seconds(n), AuditAction::SignInThrottled)
+            .change(Change::detail("until", "2026-12-04T10:00:00+00:00"));
+        throttled.target_email = Some("ada@example.com".to_owned());
+        ports.audit.append(throttled).await.unwrap();
+    }
+    let all = ports.webhooks.deliveries(live.id, None, None, 50).await.unwrap();
+    let paused_signins = all.iter().filter(|d| d.event_type == "signin.throttled").count();
+    assert_eq!(paused_signins, 1);
 }

@@ -1,0 +1,218 @@
+//! Security events delivered to a real receiver (`support/webhooks.rs`):
+//! exactly once per event although the receiver fails twice, in the order
+//! of the changes per user, after a restart mid-retry, signed as the
+//! Standard Webhooks reference library checks; 410 disables the endpoint;
+//! failed deliveries are listed and retried; the SSRF guard.
+
+use reqwest::StatusCode;
+use secureai_tests::webhooks::{Receiver, assert_signed};
+use secureai_tests::{TestApp, assert_error, body};
+use serde_json::{Value, json};
+
+async fn add_endpoint(app: &TestApp, admin: &str, url: &str, events: &[&str]) -> (String, String) {
+    let created =
+        app.post("/api/v1/webhooks", Some(admin), json!({"url": url, "events": events})).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    assert_eq!(created.headers()["cache-control"], "no-store");
+    let created = body(created).await;
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    (created["webhook"]["id"].as_str().unwrap().to_owned(), secret)
+}
+
+async fn set_active(app: &TestApp, admin: &str, id: &str, active: bool) {
+    let changed = app.patch(&format!("/api/v1/users/{id}"), admin, json!({"active": active})).await;
+    assert_eq!(changed.status(), StatusCode::OK);
+}
+
+async fn deliveries(app: &TestApp, admin: &str, endpoint: &str, query: &str) -> Vec<Value> {
+    let page =
+        app.get(&format!("/api/v1/webhooks/{endpoint}/deliveries{query}"), Some(admin)).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    body(page).await["items"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_users_events_arrive_once_each_in_order_after_the_receiver_failed_twice() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    let receiver = Receiver::start(2).await;
+    let events = ["user.deactivated", "user.reactivated", "user.role_changed"];
+    let (endpoint, secret) = add_endpoint(&app, &admin, &receiver.url, &events).await;
+    app.active_user(&admin, "ada@example.com", "user", "ada's long passphrase").await;
+    let ada = app.user_id(&admin, "ada@example.com").await;
+
+    // Three changes to one user, at once.
+    set_active(&app, &admin, &ada, false).await;
+    set_active(&app, &admin, &ada, true).await;
+    let promoted =
+        app.patch(&format!("/api/v1/users/{ada}"), &admin, json!({"role": "admin"})).await;
+    assert_eq!(promoted.status(), StatusCode::OK);
+
+    // The first attempt fails; the later events wait behind it.
+    let first = receiver.wait_for_requests(1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(receiver.received().len(), 1, "nothing overtakes a failed delivery: {first:?}");
+    app.clock.advance(chrono::Duration::seconds(7));
+    receiver.wait_for_requests(2).await;
+    app.clock.advance(chrono::Duration::minutes(7));
+    let accepted = receiver.wait_for_accepted(3).await;
+
+    // Wait for stray duplicates, then count.
+    app.clock.advance(chrono::Duration::hours(11));
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let all = receiver.received();
+    assert_eq!(all.len(), 5, "two failures and three deliveries: {all:?}");
+    assert_eq!(receiver.accepted().len(), 3);
+    let types: Vec<String> =
+        accepted.iter().map(|r| r.json()["type"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(types, events, "in the order of the changes");
+    assert!(all[..3].iter().all(|r| r.id == all[0].id), "one webhook-id across retries");
+    let ids: std::collections::HashSet<&str> = all.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids.len(), 3);
+    let deactivated = accepted[0].json();
+    assert_eq!(deactivated["data"]["user_id"], ada.as_str());
+    assert_eq!(deactivated["data"]["email"], "ada@example.com");
+    assert_eq!(deactivated["data"]["actor"]["kind"], "user");
+    assert_eq!(accepted[2].json()["data"]["role"], "admin");
+    assert_eq!(accepted[2].json()["data"]["previous_role"], "user");
+    assert_signed(&all, &secret);
+
+    // (Eleven hours later the session has ended.)
+    let admin = app.admin_token().await;
+    let listed = deliveries(&app, &admin, &endpoint, "").await;
+    assert_eq!(listed.len(), 3);
+    let first = listed.iter().find(|d| d["event_type"] == "user.deactivated").unwrap();
+    assert_eq!(first["status"], "delivered");
+    assert_eq!(first["attempts"], 3);
+    assert_eq!(first["last_status"], 204);
+    assert!(deliveries(&app, &admin, &endpoint, "?status=failed").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_delivery_retried_after_a_restart_arrives_once() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    let receiver = Receiver::start(1).await;
+    let (_, secret) = add_endpoint(&app, &admin, &receiver.url, &["user.deactivated"]).await;
+    app.active_user(&admin, "bo@example.com", "user", "bo's long passphrase").await;
+    let bo = app.user_id(&admin, "bo@example.com").await;
+    set_active(&app, &admin, &bo, false).await;
+    receiver.wait_for_requests(1).await;
+
+    // Stopped between the failed attempt and its retry.
+    let app = app.restart(|_| {}).await;
+    app.clock.advance(chrono::Duration::seconds(7));
+    let accepted = receiver.wait_for_accepted(1).await;
+    app.clock.advance(chrono::Duration::hours(11));
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let all = receiver.received();
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(all[0].id, accepted[0].id);
+    assert_eq!(accepted[0].json()["data"]["user_id"], bo.as_str());
+    assert_signed(&all, &secret);
+}
+
+#[tokio::test]
+async fn a_gone_receiver_disables_its_endpoint_and_a_failed_delivery_is_retried() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    let receiver = Receiver::start(0).await;
+    receiver.set_gone(true);
+    let (endpoint, secret) = add_endpoint(&app, &admin, &receiver.url, &["user.invited"]).await;
+    app.invite(&admin, "cy@example.com", "user").await;
+    receiver.wait_for_requests(1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let shown = body(app.get(&format!("/api/v1/webhooks/{endpoint}"), Some(&admin)).await).await;
+    assert_eq!(shown["enabled"], false, "{shown}");
+    assert!(shown["disabled_reason"].as_str().unwrap().contains("410"), "{shown}");
+    let failed = deliveries(&app, &admin, &endpoint, "?status=failed").await;
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["last_status"], 410);
+    // Disabled: later events are not queued for it.
+    app.invite(&admin, "di@example.com", "user").await;
+    assert_eq!(deliveries(&app, &admin, &endpoint, "").await.len(), 1);
+
+    // The receiver is back: enable the endpoint, retry the failed one.
+    receiver.set_gone(false);
+    let enabled =
+        app.patch(&format!("/api/v1/webhooks/{endpoint}"), &admin, json!({"enabled": true})).await;
+    assert_eq!(enabled.status(), StatusCode::OK);
+    let delivery = failed[0]["id"].as_str().unwrap();
+    let retry = format!("/api/v1/webhooks/{endpoint}/deliveries/{delivery}/retry");
+    assert_eq!(app.post(&retry, Some(&admin), json!({})).await.status(), StatusCode::NO_CONTENT);
+    let accepted = receiver.wait_for_accepted(1).await;
+    assert_eq!(accepted[0].json()["data"]["email"], "cy@example.com");
+    assert_eq!(accepted[0].id, receiver.received()[0].id);
+    assert_error(
+        app.post(&retry, Some(&admin), json!({})).await,
+        StatusCode::CONFLICT,
+        "delivery_not_failed",
+    )
+    .await;
+
+    // "Send test event".
+    let test =
+        app.post(&format!("/api/v1/webhooks/{endpoint}/test"), Some(&admin), json!({})).await;
+    assert_eq!(test.status(), StatusCode::ACCEPTED);
+    let accepted = receiver.wait_for_accepted(2).await;
+    assert_eq!(accepted[1].json()["type"], "webhook.test");
+    assert_signed(&receiver.received(), &secret);
+}
+
+#[tokio::test]
+async fn endpoints_must_be_public_https_and_only_admins_manage_them() {
+    let app = TestApp::with_admin_using(|c| c.webhooks.allow_insecure_loopback = false).await;
+    let admin = app.admin_token().await;
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "https://127.0.0.1/hook",
+        "https://localhost/hook",
+        "https://10.0.0.7/hook",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[::1]/hook",
+        "https://user:pw@hooks.example.com/",
+        "http://hooks.example.com/",
+        "not a url",
+    ] {
+        let refused = app
+            .post("/api/v1/webhooks", Some(&admin), json!({"url": url, "events": ["user.invited"]}))
+            .await;
+        assert_error(refused, StatusCode::UNPROCESSABLE_ENTITY, "invalid_url").await;
+    }
+    let unknown = app
+        .post(
+            "/api/v1/webhooks",
+            Some(&admin),
+            json!({"url": "https://hooks.example.com/", "events": ["user.deleted"]}),
+        )
+        .await;
+    let unknown = assert_error(unknown, StatusCode::UNPROCESSABLE_ENTITY, "invalid_events").await;
+    assert!(unknown["message"].as_str().unwrap().contains("user.deleted"), "{unknown}");
+    assert_eq!(app.rows("webhook_endpoints").await, 0);
+
+    let user = app.active_user(&admin, "eve@example.com", "user", "eve's long passphrase").await;
+    let forbidden = app
+        .post(
+            "/api/v1/webhooks",
+            Some(&user),
+            json!({"url": "https://hooks.example.com/", "events": ["user.invited"]}),
+        )
+        .await;
+    assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.get("/api/v1/webhooks", Some(&user)).await.status(), StatusCode::FORBIDDEN);
+    let (id, _) =
+        add_endpoint(&app, &admin, "https://hooks.example.com/in", &["user.invited"]).await;
+    let listed = body(app.get("/api/v1/webhooks", Some(&admin)).await).await;
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert!(listed[0].get("secret").is_none(), "never the secret again");
+    assert_eq!(
+        app.delete(&format!("/api/v1/webhooks/{id}"), &admin).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.delete(&format!("/api/v1/webhooks/{id}"), &admin).await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
