@@ -216,3 +216,102 @@ async fn endpoints_must_be_public_https_and_only_admins_manage_them() {
         StatusCode::NOT_FOUND
     );
 }
+
+fn csrf_of(html: &str) -> String {
+    html.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned()
+}
+
+/// Settings › Webhooks: an endpoint added from the form (its secret shown
+/// once, only with the form token), a test event sent and seen in the
+/// deliveries, a failed delivery retried from the failed list, paused.
+#[tokio::test]
+async fn the_settings_page_adds_an_endpoint_sends_a_test_event_and_retries_a_failure() {
+    let app = TestApp::with_admin().await;
+    let panel = app.panel_browser().await;
+    let receiver = Receiver::start(0).await;
+    let page = app.url("/admin/settings/webhooks");
+    let html = panel.get(&page).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("No webhook endpoints yet."), "{html}");
+    let csrf = csrf_of(&html);
+    let form = |csrf: &str, url: &str| {
+        vec![
+            ("csrf", csrf.to_owned()),
+            ("url", url.to_owned()),
+            ("events", "user.deactivated".to_owned()),
+            ("events", "user.invited".to_owned()),
+        ]
+    };
+    let forged = panel.post(&page).form(&form("forged", &receiver.url)).send().await.unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let private = panel.post(&page).form(&form(&csrf, "https://10.1.2.3/in")).send().await.unwrap();
+    assert_eq!(private.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(private.text().await.unwrap().contains("private or reserved range"));
+    assert_eq!(app.rows("webhook_endpoints").await, 0);
+
+    let made = panel.post(&page).form(&form(&csrf, &receiver.url)).send().await.unwrap();
+    assert_eq!(made.status(), StatusCode::OK);
+    let html = made.text().await.unwrap();
+    let secret = html
+        .split("<code id=\"webhook-secret\">")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    let again = panel.get(&page).send().await.unwrap().text().await.unwrap();
+    assert!(!again.contains(&secret), "shown once");
+    assert!(again.contains("user.invited, user.deactivated") && again.contains("Delivering"));
+    let admin = app.admin_token().await;
+    let id = body(app.get("/api/v1/webhooks", Some(&admin)).await).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let test = app.url(&format!("/admin/settings/webhooks/{id}/test"));
+    let sent = panel.post(&test).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    let sent = sent.text().await.unwrap();
+    assert!(sent.contains("A test event is on its way"), "{sent}");
+    let accepted = receiver.wait_for_accepted(1).await;
+    assert_eq!(accepted[0].json()["type"], "webhook.test");
+    assert_signed(&accepted, &secret);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let deliveries = app.url(&format!("/admin/settings/webhooks/{id}"));
+    let html = panel.get(&deliveries).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("webhook.test") && html.contains("Delivered"), "{html}");
+
+    // The receiver is gone: the failure shows, with Retry.
+    receiver.set_gone(true);
+    app.invite(&admin, "fay@example.com", "user").await;
+    receiver.wait_for_requests(2).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let failed = panel
+        .get(format!("{deliveries}?status=failed"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(failed.contains("user.invited") && failed.contains("410 Gone"), "{failed}");
+    assert!(!failed.contains("webhook.test"), "only the failed ones");
+    let overview = panel.get(&page).send().await.unwrap().text().await.unwrap();
+    assert!(overview.contains("the receiver answered 410 Gone") && overview.contains("Resume"));
+    receiver.set_gone(false);
+    let resume = app.url(&format!("/admin/settings/webhooks/{id}/resume"));
+    let resumed = panel.post(&resume).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    assert!(resumed.text().await.unwrap().contains("receives events again"));
+    let delivery = failed.split("/deliveries/").nth(1).unwrap().split('/').next().unwrap();
+    let retry = app.url(&format!("/admin/settings/webhooks/{id}/deliveries/{delivery}/retry"));
+    let retried = panel.post(&retry).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    assert!(retried.text().await.unwrap().contains("Sent again now"));
+    let accepted = receiver.wait_for_accepted(2).await;
+    assert_eq!(accepted[1].json()["data"]["email"], "fay@example.com");
+
+    let pause = app.url(&format!("/admin/settings/webhooks/{id}/pause"));
+    let paused = panel.post(&pause).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    assert!(paused.text().await.unwrap().contains("is paused"));
+    let shown = body(app.get(&format!("/api/v1/webhooks/{id}"), Some(&admin)).await).await;
+    assert_eq!(shown["enabled"], false);
+}

@@ -115,10 +115,11 @@ pub(crate) async fn sweep(
 ) {
     repeat(every, stop, || async {
         match service.housekeeping.sweep_expired().await {
-            Ok(report) if report.sso + report.throttles > 0 => {
+            Ok(report) if report.sso + report.throttles + report.deliveries > 0 => {
                 tracing::info!(
                     sso = report.sso,
                     throttles = report.throttles,
+                    deliveries = report.deliveries,
                     "expired rows swept"
                 );
             }

@@ -16,6 +16,8 @@ pub struct HousekeepingPorts {
     pub mfa: std::sync::Arc<dyn crate::mfa::ports::MfaRepository>,
     /// Passkey challenges waiting for their answer.
     pub passkeys: std::sync::Arc<dyn crate::mfa::passkeys::PasskeyRepository>,
+    /// Webhook deliveries, kept 30 days once settled.
+    pub webhooks: std::sync::Arc<dyn crate::webhooks::ports::WebhookRepository>,
     /// Time.
     pub clock: std::sync::Arc<dyn crate::clock::Clock>,
 }
@@ -42,11 +44,14 @@ pub struct SweepReport {
     pub sso: u64,
     /// Attempt counts outside the throttling window, or back at zero.
     pub throttles: u64,
+    /// Webhook deliveries delivered or failed more than 30 days ago.
+    pub deliveries: u64,
 }
 
 impl Housekeeping {
-    /// Deletes expired SSO sign-ins in flight and assertion ids, and
-    /// sign-in attempt counts that no longer block anyone.
+    /// Deletes expired SSO sign-ins in flight and assertion ids, sign-in
+    /// attempt counts that no longer block anyone, and webhook deliveries
+    /// settled more than 30 days ago.
     ///
     /// # Errors
     /// [`StoreError`] on failure (the next sweep tries again).
@@ -56,7 +61,9 @@ impl Housekeeping {
             + self.ports.mfa.forget_expired_sign_ins(now).await?
             + self.ports.passkeys.forget_expired_ceremonies(now).await?;
         let throttles = self.ports.throttle.forget_stale(now - self.policy.throttle.window).await?;
-        Ok(SweepReport { sso, throttles })
+        let kept = now - crate::webhooks::deliveries::KEPT_FOR;
+        let deliveries = self.ports.webhooks.forget_old_deliveries(kept).await?;
+        Ok(SweepReport { sso, throttles, deliveries })
     }
 }
 

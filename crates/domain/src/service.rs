@@ -341,6 +341,7 @@ impl UserManagement {
                     sso: p.sso,
                     mfa: p.mfa,
                     passkeys: p.passkeys,
+                    webhooks: p.webhooks.clone(),
                     clock: p.clock,
                 },
                 rules(),

@@ -253,6 +253,17 @@ impl WebhookRepository for SqlStore {
         self.requeue_delivery(endpoint, id, at, audit).await
     }
 
+    async fn forget_old_deliveries(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut sql = Sql::new(
+            self.backend(),
+            "DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < ",
+        );
+        sql.bind(micros(before));
+        let done =
+            self.db.execute_raw(sql.statement()).await.map_err(db("forgetting deliveries"))?;
+        Ok(done.rows_affected())
+    }
+
     async fn queue_delivery(&self, delivery: &Delivery, body: &str) -> Result<(), StoreError> {
         self.insert_delivery(delivery, body).await
     }

@@ -286,6 +286,15 @@ impl WebhookRepository for InMemoryStore {
         Ok(true)
     }
 
+    async fn forget_old_deliveries(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut state = self.state();
+        let count = state.webhook_deliveries.len();
+        state.webhook_deliveries.retain(|d| {
+            d.delivery.state == DeliveryState::Pending || d.delivery.created_at >= before
+        });
+        Ok(u64::try_from(count - state.webhook_deliveries.len()).unwrap_or(u64::MAX))
+    }
+
     async fn queue_delivery(&self, delivery: &Delivery, body: &str) -> Result<(), StoreError> {
         let mut state = self.state();
         fan_out(&mut state);

@@ -6,6 +6,9 @@ use uuid::Uuid;
 
 use crate::identity::UserId;
 
+/// How long delivered and failed deliveries are kept (the panel's history).
+pub const KEPT_FOR: Duration = Duration::days(30);
+
 /// How long a delivery is retried before it is marked failed.
 pub const GIVE_UP_AFTER: Duration = Duration::days(3);
 

@@ -105,6 +105,10 @@ pub trait WebhookRepository: Send + Sync {
         audit: AuditEvent,
     ) -> Result<bool, StoreError>;
 
+    /// Deletes delivered and failed deliveries of events older than
+    /// `before`: how many.
+    async fn forget_old_deliveries(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+
     /// Queues a delivery that no audit event made ("Send test event").
     async fn queue_delivery(&self, delivery: &Delivery, body: &str) -> Result<(), StoreError>;
 }

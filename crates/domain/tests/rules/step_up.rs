@@ -21,6 +21,8 @@ use secureai_domain::users::errors::{InviteUserError, UpdateUserError};
 use secureai_domain::users::lifecycle::UserUpdate;
 use secureai_domain::{AuditAction, Clock};
 
+use secureai_domain::webhooks::service::WebhookError;
+
 use crate::kit::{
     ROOT_EMAIL, ROOT_PASSWORD, active_user, audit_of, ctx, detail, invite, pw, with_admin,
 };
@@ -86,6 +88,16 @@ async fn sensitive_actions_need_a_second_factor_check_from_the_last_ten_minutes(
     assert!(created.is_err(), "a token needs a recent check");
     let reset = mfa.reset(&admin, ada, &ctx()).await;
     assert!(matches!(reset, Err(ResetMfaError::StepUp(StepUpError::Required))), "{reset:?}");
+    // Where security events go: adding an endpoint (and so changing one).
+    let principal = kit.service.sessions.authenticate(&token).await.unwrap();
+    let events = ["user.deactivated".to_owned()];
+    let hooks = &kit.service.webhooks;
+    let hook = hooks.create(&principal, "https://siem.example.com/in", &events, &ctx()).await;
+    assert!(
+        matches!(hook, Err(WebhookError::StepUp(StepUpError::Required))),
+        "{:?}",
+        hook.map(|(e, _)| e)
+    );
     // What does not make anyone more powerful is not asked.
     let rename = UserUpdate { name: Some("Ada L.".into()), ..UserUpdate::default() };
     kit.service.users.update_user(&admin, ada, &rename, &ctx()).await.unwrap();

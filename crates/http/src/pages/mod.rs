@@ -22,6 +22,7 @@ mod sso;
 mod step_up;
 mod user_actions;
 mod users;
+mod webhooks;
 
 use askama::Template;
 use poem::http::{StatusCode, header};
@@ -127,6 +128,23 @@ pub(crate) fn routes() -> Route {
             "/admin/settings/api-tokens",
             get(api_tokens::show.with(CookieJarManager::new()))
                 .post(api_tokens::create.with(step_up::StepUp).with(CookieJarManager::new())),
+        )
+        .at(
+            "/admin/settings/webhooks",
+            get(webhooks::show.with(CookieJarManager::new()))
+                .post(webhooks::create.with(step_up::StepUp).with(CookieJarManager::new())),
+        )
+        .at(
+            "/admin/settings/webhooks/:id",
+            get(webhooks::show_deliveries.with(CookieJarManager::new())),
+        )
+        .at(
+            "/admin/settings/webhooks/:id/:action",
+            poem::post(webhooks::act.with(step_up::StepUp).with(CookieJarManager::new())),
+        )
+        .at(
+            "/admin/settings/webhooks/:id/deliveries/:delivery/retry",
+            poem::post(webhooks::retry.with(CookieJarManager::new())),
         )
         .at(
             "/admin/settings/api-tokens/:id/revoke",

@@ -79,7 +79,8 @@ pub async fn endpoints_keep_their_secret_and_are_deleted_once(ports: Ports) {
 /// unsubscribed event), with the event's message id; a claim MUST lease
 /// it once, and only the oldest pending delivery per endpoint and user is
 /// due; an attempt MUST be recorded as given; a failed delivery MUST be
-/// retried once; a sign-in pause MUST be queued once per endpoint.
+/// retried once; a sign-in pause MUST be queued once per endpoint;
+/// forgetting MUST delete settled deliveries older than the bound only.
 pub async fn deliveries_follow_their_events_in_order_and_are_leased_once(ports: Ports) {
     let root = active(&ports, "root@example.com", Role::Admin).await;
     let ada = active(&ports, "ada@example.com", Role::User).await;
@@ -183,4 +184,13 @@ pub async fn deliveries_follow_their_events_in_order_and_are_leased_once(ports: 
     let all = ports.webhooks.deliveries(live.id, None, None, 50).await.unwrap();
     let paused_signins = all.iter().filter(|d| d.event_type == "signin.throttled").count();
     assert_eq!(paused_signins, 1);
+
+    // Settled ones are forgotten after their time; pending ones never.
+    let settled = ports.webhooks.deliveries(live.id, Some(DeliveryState::Delivered), None, 50);
+    assert_eq!(settled.await.unwrap().len(), 1);
+    let forgotten = ports.webhooks.forget_old_deliveries(t0 + Duration::days(40)).await.unwrap();
+    assert_eq!(forgotten, 1, "the delivered one (the retried one is pending again)");
+    let left = ports.webhooks.deliveries(live.id, None, None, 50).await.unwrap();
+    assert!(left.iter().all(|d| d.state == DeliveryState::Pending), "{left:?}");
+    assert_eq!(left.len(), all.len() - 1);
 }
