@@ -144,3 +144,23 @@ pub async fn database(config: &mut Config) -> Option<secureai_store::test_databa
     config.database_url = Some(database.url.clone());
     Some(database)
 }
+
+/// [`user`] through the use cases of a running application: their id.
+pub async fn user_via(
+    service: &secureai_domain::UserManagement,
+    admin: &Admin,
+    email: &str,
+) -> String {
+    let ctx = RequestContext::default();
+    let request = secureai_domain::invitations::service::InviteRequest {
+        email: email.to_owned(),
+        name: format!("Name of {email}"),
+        role: "user".to_owned(),
+        department: None,
+        sign_in: None,
+    };
+    let invited = service.invitations.invite_user(admin, &request, &ctx).await.unwrap();
+    let password = SecretString::from(USER_PASSWORD.to_owned());
+    service.invitations.accept_invitation(&invited.token, password, &ctx).await.unwrap();
+    invited.user.id.to_string()
+}
