@@ -113,6 +113,10 @@ impl MigrationTrait for Migration {
             ),
             ("idx_webhook_deliveries_lease", vec![WebhookDeliveries::LeaseToken]),
             (
+                "idx_webhook_deliveries_settled",
+                vec![WebhookDeliveries::Status, WebhookDeliveries::CreatedAt],
+            ),
+            (
                 "idx_webhook_deliveries_dedupe",
                 vec![WebhookDeliveries::EndpointId, WebhookDeliveries::DedupeKey],
             ),
@@ -122,7 +126,9 @@ impl MigrationTrait for Migration {
             for column in columns {
                 index.col(column);
             }
-            if name == "idx_webhook_deliveries_id" {
+            // One delivery per endpoint and dedupe key (NULLs are distinct
+            // on every database: most deliveries have none).
+            if name == "idx_webhook_deliveries_id" || name == "idx_webhook_deliveries_dedupe" {
                 index.unique();
             }
             manager.create_index(index.to_owned()).await?;

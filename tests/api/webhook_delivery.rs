@@ -134,6 +134,11 @@ async fn a_gone_receiver_disables_its_endpoint_and_a_failed_delivery_is_retried(
     app.invite(&admin, "di@example.com", "user").await;
     assert_eq!(deliveries(&app, &admin, &endpoint, "").await.len(), 1);
 
+    // A test event waits for nothing on a stopped endpoint.
+    let test_url = format!("/api/v1/webhooks/{endpoint}/test");
+    let refused = app.post(&test_url, Some(&admin), json!({})).await;
+    assert_error(refused, StatusCode::CONFLICT, "webhook_disabled").await;
+
     // The receiver is back: enable the endpoint, retry the failed one.
     receiver.set_gone(false);
     let enabled =

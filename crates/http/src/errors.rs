@@ -207,6 +207,8 @@ impl From<secureai_domain::webhooks::service::WebhookError> for ApiError {
             WebhookError::TooMany => Self::conflict("too_many_webhooks", error),
             WebhookError::NotFound => Self::not_found("webhook_not_found", error),
             WebhookError::NotFailed => Self::conflict("delivery_not_failed", error),
+            WebhookError::Superseded => Self::conflict("delivery_superseded", error),
+            WebhookError::Disabled => Self::conflict("webhook_disabled", error),
             WebhookError::StepUp(e) => e.into(),
             WebhookError::Unexpected(e) => e.into(),
         }

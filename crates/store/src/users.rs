@@ -104,6 +104,16 @@ impl UserRepository for SqlStore {
             sea_orm::ConnectionTrait::execute_raw(&txn, tokens.statement())
                 .await
                 .map_err(db("removing API tokens"))?;
+            // Webhook bodies about them carry their address; the erasure's
+            // own event (written with the audit below) carries none.
+            let mut hooks = crate::usage::sql::Sql::new(
+                self.backend(),
+                "DELETE FROM webhook_deliveries WHERE user_id = ",
+            );
+            hooks.bind(id.clone());
+            sea_orm::ConnectionTrait::execute_raw(&txn, hooks.statement())
+                .await
+                .map_err(db("removing webhook deliveries"))?;
             // Unsent mail carries the address and the person's name.
             outbox::Entity::delete_many()
                 .filter(outbox::Column::Recipient.eq(before.email.as_str()))

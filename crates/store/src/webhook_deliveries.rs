@@ -2,7 +2,7 @@
 //! the change's transaction), claimed with a lease, recorded per attempt.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, QueryResult, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, DbBackend, QueryResult, TransactionTrait, Value};
 use secureai_domain::webhooks::deliveries::{
     AttemptOutcome, Delivery, DeliveryState, DueDelivery, GIVE_UP_AFTER,
 };
@@ -99,16 +99,6 @@ pub(crate) async fn fan_out(
             if !names.split_whitespace().any(|n| n == event.event_type.as_str()) {
                 continue;
             }
-            if let Some(key) = &event.dedupe_key {
-                let mut seen =
-                    Sql::new(backend, "SELECT id FROM webhook_deliveries WHERE endpoint_id = ");
-                seen.bind(endpoint.to_string()).push(" AND dedupe_key = ").bind(key.clone());
-                let found =
-                    txn.query_one_raw(seen.statement()).await.map_err(db("reading deliveries"))?;
-                if found.is_some() {
-                    continue;
-                }
-            }
             let delivery = Delivery {
                 id: secureai_domain::record_id(),
                 endpoint_id: *endpoint,
@@ -125,7 +115,20 @@ pub(crate) async fn fan_out(
                 delivered_at: None,
                 give_up_at: *at + GIVE_UP_AFTER,
             };
-            rows.push(delivery_row(&delivery, event.dedupe_key.as_deref(), &event.body));
+            let row = delivery_row(&delivery, event.dedupe_key.as_deref(), &event.body);
+            if event.dedupe_key.is_some() {
+                // At most one per endpoint and key (a unique index), also
+                // when concurrent refusals race: the second is dropped.
+                let (start, end) = match backend {
+                    DbBackend::MySql => ("INSERT IGNORE", ""),
+                    _ => ("INSERT", " ON CONFLICT DO NOTHING"),
+                };
+                let mut once = Sql::new(backend, &INSERT.replacen("INSERT", start, 1));
+                once.row(row).push(end);
+                txn.execute_raw(once.statement()).await.map_err(db("queueing a delivery"))?;
+            } else {
+                rows.push(row);
+            }
         }
     }
     for chunk in rows.chunks(ROWS_PER_STATEMENT / 2) {
@@ -153,11 +156,13 @@ impl SqlStore {
         );
         find.bind(now).push(" AND (d.leased_until IS NULL OR d.leased_until <= ").bind(now);
         // Only the oldest pending delivery per endpoint and user: a user's
-        // events arrive in order.
+        // events arrive in order. Deliveries about a user come first: a
+        // flood of anonymous events does not hold back a deactivation.
         find.push(
             ") AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p \
              WHERE p.endpoint_id = d.endpoint_id AND p.user_id = d.user_id \
-             AND p.status = 'pending' AND p.seq < d.seq) ORDER BY d.seq LIMIT ",
+             AND p.status = 'pending' AND p.seq < d.seq) \
+             ORDER BY CASE WHEN d.user_id IS NULL THEN 1 ELSE 0 END, d.seq LIMIT ",
         );
         find.bind(i64::from(limit));
         let found =
@@ -175,8 +180,9 @@ impl SqlStore {
         let token = secureai_domain::record_id().to_string();
         let mut lease = Sql::new(backend, "UPDATE webhook_deliveries SET leased_until = ");
         lease.bind(micros(lease_until)).push(", lease_token = ").bind(token.clone());
-        lease.push(" WHERE status = 'pending' AND (leased_until IS NULL OR leased_until <= ");
-        lease.bind(now).push(") AND id IN ").list(ids);
+        lease.push(" WHERE status = 'pending' AND next_attempt_at <= ").bind(now);
+        lease.push(" AND (leased_until IS NULL OR leased_until <= ").bind(now);
+        lease.push(") AND id IN ").list(ids);
         self.db.execute_raw(lease.statement()).await.map_err(db("leasing deliveries"))?;
         let mut claimed = Sql::new(
             backend,
@@ -186,7 +192,7 @@ impl SqlStore {
                  WHERE d.status = 'pending' AND d.lease_token = "
             ),
         );
-        claimed.bind(token).push(" ORDER BY d.seq");
+        claimed.bind(token.clone()).push(" ORDER BY d.seq");
         let rows = self
             .db
             .query_all_raw(claimed.statement())
@@ -198,6 +204,7 @@ impl SqlStore {
                     delivery: delivery_from(row)?,
                     url: row.try_get("", "url").map_err(db("reading a delivery"))?,
                     body: row.try_get("", "body").map_err(db("reading a delivery"))?,
+                    lease: token.clone(),
                 })
             })
             .collect()
@@ -206,6 +213,7 @@ impl SqlStore {
     pub(crate) async fn record_delivery_attempt(
         &self,
         id: Uuid,
+        lease: &str,
         outcome: AttemptOutcome,
     ) -> Result<(), StoreError> {
         let mut sql = Sql::new(
@@ -232,9 +240,38 @@ impl SqlStore {
         if let Some(next) = next {
             sql.push(", next_attempt_at = ").bind(micros(next));
         }
+        // Only while our lease holds: a worker whose lease ran out and was
+        // taken over must not overwrite the other's outcome.
         sql.push(" WHERE id = ").bind(id.to_string());
+        sql.push(" AND lease_token = ").bind(lease.to_owned());
         self.db.execute_raw(sql.statement()).await.map_err(db("recording a delivery"))?;
         Ok(())
+    }
+
+    pub(crate) async fn find_delivery(
+        &self,
+        endpoint: Uuid,
+        id: Uuid,
+    ) -> Result<Option<(Delivery, bool)>, StoreError> {
+        let mut sql = Sql::new(
+            self.backend(),
+            &format!("SELECT {COLUMNS}, d.seq FROM webhook_deliveries d WHERE d.id = "),
+        );
+        sql.bind(id.to_string()).push(" AND d.endpoint_id = ").bind(endpoint.to_string());
+        let row = self.db.query_one_raw(sql.statement()).await.map_err(db("reading a delivery"))?;
+        let Some(row) = row else { return Ok(None) };
+        let found = delivery_from(&row)?;
+        let Some(user) = found.user_id else { return Ok(Some((found, false))) };
+        let seq: i64 = row.try_get("", "seq").map_err(db("reading a delivery"))?;
+        let mut later = Sql::new(
+            self.backend(),
+            "SELECT seq FROM webhook_deliveries WHERE status = 'delivered' AND endpoint_id = ",
+        );
+        later.bind(endpoint.to_string()).push(" AND user_id = ").bind(user.to_string());
+        later.push(" AND seq > ").bind(seq).push(" LIMIT 1");
+        let later =
+            self.db.query_one_raw(later.statement()).await.map_err(db("reading deliveries"))?;
+        Ok(Some((found, later.is_some())))
     }
 
     pub(crate) async fn list_deliveries(

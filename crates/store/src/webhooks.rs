@@ -172,7 +172,7 @@ impl WebhookRepository for SqlStore {
     async fn update_endpoint(
         &self,
         endpoint: &WebhookEndpoint,
-        audit: Option<AuditEvent>,
+        audit: AuditEvent,
     ) -> Result<bool, StoreError> {
         let audit = &audit;
         retry_transaction(move || async move {
@@ -189,9 +189,7 @@ impl WebhookRepository for SqlStore {
             if done.rows_affected() != 1 {
                 return Ok(false);
             }
-            if let Some(audit) = audit {
-                write_audit(&txn, audit).await?;
-            }
+            write_audit(&txn, audit).await?;
             txn.commit().await.map_err(db("committing an endpoint"))?;
             Ok(true)
         })
@@ -229,8 +227,37 @@ impl WebhookRepository for SqlStore {
         self.claim_deliveries(now, lease_until, limit).await
     }
 
-    async fn record_attempt(&self, id: Uuid, outcome: AttemptOutcome) -> Result<(), StoreError> {
-        self.record_delivery_attempt(id, outcome).await
+    async fn record_attempt(
+        &self,
+        id: Uuid,
+        lease: &str,
+        outcome: AttemptOutcome,
+    ) -> Result<(), StoreError> {
+        self.record_delivery_attempt(id, lease, outcome).await
+    }
+
+    async fn delivery(
+        &self,
+        endpoint: Uuid,
+        id: Uuid,
+    ) -> Result<Option<(Delivery, bool)>, StoreError> {
+        self.find_delivery(endpoint, id).await
+    }
+
+    async fn disable_endpoint(
+        &self,
+        id: Uuid,
+        url: &str,
+        at: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        let mut sql = Sql::new(self.backend(), "UPDATE webhook_endpoints SET disabled_at = ");
+        sql.bind(micros(at)).push(", disabled_reason = ").bind(reason.to_owned());
+        sql.push(" WHERE disabled_at IS NULL AND id = ").bind(id.to_string());
+        sql.push(" AND url = ").bind(url.to_owned());
+        let done =
+            self.db.execute_raw(sql.statement()).await.map_err(db("stopping an endpoint"))?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn deliveries(

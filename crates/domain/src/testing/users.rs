@@ -39,6 +39,8 @@ impl UserRepository for InMemoryStore {
         state.ceremonies.retain(|_, c| c.user_id != id);
         state.sessions.retain(|s| s.user_id != id);
         state.api_tokens.retain(|(t, _)| t.user_id != id);
+        super::webhooks::fan_out(&mut state);
+        state.webhook_deliveries.retain(|d| d.delivery.user_id != Some(id));
         state.revoke_pending_links(id, erasure.audit.at);
         let email = erasure.before.email.clone();
         state.outbox.retain(|m| m.sent_at.is_some() || m.mail.to != email);

@@ -29,9 +29,11 @@ pub struct StoredDelivery {
     pub dedupe_key: Option<String>,
     /// Leased to a worker until.
     pub leased_until: Option<DateTime<Utc>>,
+    /// The lease's token.
+    pub lease: Option<String>,
 }
 
-fn fan_out(state: &mut MemoryState) {
+pub(crate) fn fan_out(state: &mut MemoryState) {
     let seen = state.webhook_audit_seen.min(state.audit.len());
     let fresh: Vec<AuditEvent> = state.audit[seen..].to_vec();
     state.webhook_audit_seen = state.audit.len();
@@ -71,6 +73,7 @@ fn fan_out(state: &mut MemoryState) {
                 body: event.body.clone(),
                 dedupe_key: event.dedupe_key.clone(),
                 leased_until: None,
+                lease: None,
             });
         }
     }
@@ -137,7 +140,7 @@ impl WebhookRepository for InMemoryStore {
     async fn update_endpoint(
         &self,
         endpoint: &WebhookEndpoint,
-        audit: Option<AuditEvent>,
+        audit: AuditEvent,
     ) -> Result<bool, StoreError> {
         let mut state = self.state();
         fan_out(&mut state);
@@ -145,8 +148,48 @@ impl WebhookRepository for InMemoryStore {
             return Ok(false);
         };
         *stored = endpoint.clone();
-        state.audit.extend(audit);
+        state.audit.push(audit);
         Ok(true)
+    }
+
+    async fn disable_endpoint(
+        &self,
+        id: Uuid,
+        url: &str,
+        at: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let found = state
+            .webhooks
+            .iter_mut()
+            .find(|(e, _)| e.id == id && e.url == url && e.disabled.is_none());
+        let Some((stored, _)) = found else { return Ok(false) };
+        stored.disabled = Some((at, reason.to_owned()));
+        Ok(true)
+    }
+
+    async fn delivery(
+        &self,
+        endpoint: Uuid,
+        id: Uuid,
+    ) -> Result<Option<(Delivery, bool)>, StoreError> {
+        let mut state = self.state();
+        fan_out(&mut state);
+        let all = &state.webhook_deliveries;
+        let Some(at) =
+            all.iter().position(|d| d.delivery.id == id && d.delivery.endpoint_id == endpoint)
+        else {
+            return Ok(None);
+        };
+        let found = all[at].delivery.clone();
+        let superseded = found.user_id.is_some()
+            && all[at + 1..].iter().any(|d| {
+                d.delivery.endpoint_id == endpoint
+                    && d.delivery.user_id == found.user_id
+                    && d.delivery.state == DeliveryState::Delivered
+            });
+        Ok(Some((found, superseded)))
     }
 
     async fn delete_endpoint(&self, id: Uuid, audit: AuditEvent) -> Result<bool, StoreError> {
@@ -173,9 +216,15 @@ impl WebhookRepository for InMemoryStore {
         fan_out(&mut state);
         let state = &mut *state;
         let mut claimed = Vec::new();
+        let lease = crate::record_id().to_string();
         let mut heads: std::collections::HashSet<(Uuid, crate::identity::UserId)> =
             std::collections::HashSet::new();
-        for stored in &mut state.webhook_deliveries {
+        // Deliveries about a user first (a flood of anonymous events does
+        // not hold back a deactivation), each kind oldest first.
+        let mut order: Vec<usize> = (0..state.webhook_deliveries.len()).collect();
+        order.sort_by_key(|&i| state.webhook_deliveries[i].delivery.user_id.is_none());
+        for i in order {
+            let stored = &mut state.webhook_deliveries[i];
             let d = &stored.delivery;
             if d.state != DeliveryState::Pending {
                 continue;
@@ -197,22 +246,33 @@ impl WebhookRepository for InMemoryStore {
             if claimed.len() >= usize::try_from(limit).unwrap_or(usize::MAX) {
                 break;
             }
-            stored.leased_until = Some(lease_until);
-            claimed.push(DueDelivery {
+            let due = DueDelivery {
                 delivery: d.clone(),
                 url: endpoint.url.clone(),
                 body: stored.body.clone(),
-            });
+                lease: lease.clone(),
+            };
+            stored.leased_until = Some(lease_until);
+            stored.lease = Some(lease.clone());
+            claimed.push(due);
         }
         Ok(claimed)
     }
 
-    async fn record_attempt(&self, id: Uuid, outcome: AttemptOutcome) -> Result<(), StoreError> {
+    async fn record_attempt(
+        &self,
+        id: Uuid,
+        lease: &str,
+        outcome: AttemptOutcome,
+    ) -> Result<(), StoreError> {
         let mut state = self.state();
-        let Some(stored) = state.webhook_deliveries.iter_mut().find(|d| d.delivery.id == id) else {
-            return Ok(());
-        };
+        let found = state
+            .webhook_deliveries
+            .iter_mut()
+            .find(|d| d.delivery.id == id && d.lease.as_deref() == Some(lease));
+        let Some(stored) = found else { return Ok(()) };
         stored.leased_until = None;
+        stored.lease = None;
         let d = &mut stored.delivery;
         d.attempts += 1;
         match outcome {
@@ -303,6 +363,7 @@ impl WebhookRepository for InMemoryStore {
             body: body.to_owned(),
             dedupe_key: None,
             leased_until: None,
+            lease: None,
         });
         Ok(())
     }

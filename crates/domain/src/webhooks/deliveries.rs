@@ -95,6 +95,8 @@ pub struct DueDelivery {
     pub url: String,
     /// The JSON body.
     pub body: String,
+    /// The claim's lease: the outcome is recorded only while it holds.
+    pub lease: String,
 }
 
 /// What an attempt came to.

@@ -67,11 +67,21 @@ pub fn event_of(audit: &AuditEvent) -> Option<WebhookEvent> {
         AuditAction::SignInThrottled => {
             let until = detail("until");
             data.insert("until".into(), json!(until));
-            dedupe_key = Some(format!(
-                "signin.throttled:{}:{}",
-                audit.target_email.as_deref().unwrap_or(""),
-                until.as_deref().unwrap_or("")
-            ));
+            if let Some(step) = detail("step") {
+                data.insert("step".into(), json!(step));
+            }
+            // One event per pause: of an account (a user's id), else of
+            // the client address — never per typed email, which anyone
+            // can vary at will. A digest keeps the key short.
+            dedupe_key = until.as_ref().map(|until| {
+                let who = match audit.target_id {
+                    Some(id) => format!("user {id}"),
+                    None => format!("address {}", audit.context.ip.as_deref().unwrap_or("")),
+                };
+                let key = format!("signin.throttled\n{who}\n{until}");
+                let digest = <sha2::Sha256 as sha2::Digest>::digest(key.as_bytes());
+                digest.iter().map(|b| format!("{b:02x}")).collect()
+            });
             EventType::SigninThrottled
         }
         _ => return None,
@@ -124,4 +134,52 @@ pub fn test_body(now: chrono::DateTime<chrono::Utc>, endpoint: uuid::Uuid) -> St
         "data": {"endpoint_id": endpoint.to_string()},
     })
     .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::models::{Change, RequestContext};
+
+    fn audit(action: AuditAction) -> AuditEvent {
+        let mut event = AuditEvent::new(
+            chrono::DateTime::from_timestamp(1_780_000_000, 0).unwrap_or_default(),
+            Actor::Operator,
+            action,
+            &RequestContext::default(),
+        );
+        event.target_id = Some(UserId::from_uuid(uuid::Uuid::from_u128(9)));
+        event.target_email = Some(format!("{}@example.com", "a".repeat(240)));
+        event
+    }
+
+    #[test]
+    fn bodies_are_thin_and_keys_are_bounded() {
+        let erased = event_of(&audit(AuditAction::UserErased)).unwrap();
+        let body: Value = serde_json::from_str(&erased.body).unwrap();
+        assert_eq!(body["type"], "user.erased");
+        assert!(body["data"].get("email").is_none(), "the erased address never goes out");
+        assert_eq!(body["data"]["actor"]["kind"], "operator");
+
+        let paused = audit(AuditAction::SignInThrottled)
+            .change(Change::detail("until", "2026-12-04T10:00:00+00:00"));
+        let first = event_of(&paused).unwrap();
+        let key = first.dedupe_key.clone().unwrap();
+        assert_eq!(key.len(), 64, "a digest");
+        let mut sprayed = paused.clone();
+        sprayed.target_id = None;
+        sprayed.target_email = Some("other@example.com".to_owned());
+        let mut again = sprayed.clone();
+        again.target_email = Some("another@example.com".to_owned());
+        assert_eq!(
+            event_of(&sprayed).unwrap().dedupe_key,
+            event_of(&again).unwrap().dedupe_key,
+            "an address's pause is one event whatever emails were typed"
+        );
+        let mut later = paused.clone();
+        later.changes = vec![Change::detail("until", "2026-12-04T11:00:00+00:00")];
+        assert_ne!(event_of(&later).unwrap().dedupe_key.unwrap(), key, "another pause");
+        assert!(event_of(&audit(AuditAction::ProfileChanged)).is_none());
+        assert_eq!(first.message_id, format!("msg_{}", paused.id.simple()));
+    }
 }

@@ -161,10 +161,23 @@ pub fn check_endpoint(url: &str, policy: EndpointPolicy) -> Result<url::Url, End
         _ => return Err(EndpointRefused::NotHttps),
     }
     let private = loopback || ip.is_some_and(|ip| !public_ip(ip));
-    if private && !policy.allow_private {
+    if ip.is_some_and(never_allowed) || (private && !policy.allow_private) {
         return Err(EndpointRefused::Private);
     }
     Ok(parsed)
+}
+
+/// Link-local addresses — the cloud's metadata service at
+/// 169.254.169.254 among them — are refused whatever the policy: no
+/// receiver lives there, and an instance's credentials do.
+pub fn never_allowed(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.is_link_local(),
+            None => (v6.segments()[0] & 0xffc0) == 0xfe80,
+        },
+    }
 }
 
 /// Whether an address is on the public internet: not loopback, private
@@ -198,14 +211,24 @@ fn public_v4(ip: Ipv4Addr) -> bool {
 }
 
 fn public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
+    let s = ip.segments();
+    let first = s[0];
     !(ip.is_loopback()
         || ip.is_unspecified()
         || ip.is_multicast()
+        // IPv4-compatible (::a.b.c.d, deprecated), and the rest of ::/8.
+        || first == 0
         || (first & 0xfe00) == 0xfc00
         || (first & 0xffc0) == 0xfe80
-        || first == 0x2001 && ip.segments()[1] == 0x0db8
-        || first == 0x0064 && ip.segments()[1] == 0xff9b)
+        // Site-local (deprecated).
+        || (first & 0xffc0) == 0xfec0
+        || first == 0x2001 && s[1] == 0x0db8
+        // NAT64, well-known and local-use prefixes.
+        || first == 0x0064 && s[1] == 0xff9b
+        // Discard-only.
+        || first == 0x0100 && s[1] == 0 && s[2] == 0 && s[3] == 0
+        // 6to4 carries an IPv4 address that may be private.
+        || first == 0x2002)
 }
 
 #[cfg(test)]
@@ -253,6 +276,10 @@ mod tests {
             "https://[fe80::1]/",
             "https://[::ffff:10.0.0.1]/",
             "https://[::ffff:127.0.0.1]/",
+            "https://[::127.0.0.1]/",
+            "https://[2002:a00:1::1]/",
+            "https://[fec0::1]/",
+            "https://[64:ff9b:1::a00:1]/",
             "https://2130706433/",
             "https://0x7f.1/",
         ] {
@@ -271,6 +298,15 @@ mod tests {
         );
         let internal = EndpointPolicy { allow_insecure_loopback: false, allow_private: true };
         assert!(check_endpoint("https://10.0.0.5/hook", internal).is_ok());
+        for metadata in
+            ["https://169.254.169.254/", "https://[fe80::1]/", "https://[::ffff:169.254.1.1]/"]
+        {
+            assert_eq!(
+                check_endpoint(metadata, internal).unwrap_err(),
+                EndpointRefused::Private,
+                "link-local whatever the policy: {metadata}"
+            );
+        }
         assert!(public_ip("8.8.8.8".parse().unwrap()));
         assert!(public_ip("2606:4700::1111".parse().unwrap()));
         assert!(!public_ip("::ffff:192.168.0.1".parse().unwrap()));

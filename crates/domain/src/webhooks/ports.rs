@@ -58,11 +58,22 @@ pub trait WebhookRepository: Send + Sync {
     ) -> Result<bool, StoreError>;
 
     /// Writes an endpoint's address, events and state, with its audit
-    /// event (none when the receiver's 410 disabled it): whether it exists.
+    /// event: whether it exists.
     async fn update_endpoint(
         &self,
         endpoint: &WebhookEndpoint,
-        audit: Option<AuditEvent>,
+        audit: AuditEvent,
+    ) -> Result<bool, StoreError>;
+
+    /// Stops deliveries to an endpoint whose receiver answered 410 Gone,
+    /// if it still has the address that answered and is not stopped
+    /// already (an admin's change since wins): whether it stopped it.
+    async fn disable_endpoint(
+        &self,
+        id: Uuid,
+        url: &str,
+        at: DateTime<Utc>,
+        reason: &str,
     ) -> Result<bool, StoreError>;
 
     /// Deletes an endpoint and its deliveries, with its audit event:
@@ -81,8 +92,23 @@ pub trait WebhookRepository: Send + Sync {
         limit: u32,
     ) -> Result<Vec<DueDelivery>, StoreError>;
 
-    /// Records an attempt and ends the lease.
-    async fn record_attempt(&self, id: Uuid, outcome: AttemptOutcome) -> Result<(), StoreError>;
+    /// Records an attempt and ends the lease, if `lease` still holds it
+    /// (a worker whose lease ran out and was taken over writes nothing).
+    async fn record_attempt(
+        &self,
+        id: Uuid,
+        lease: &str,
+        outcome: AttemptOutcome,
+    ) -> Result<(), StoreError>;
+
+    /// One delivery of an endpoint, and whether a later delivery about the
+    /// same user to that endpoint was delivered (sending this one again
+    /// would then undo it at the receiver).
+    async fn delivery(
+        &self,
+        endpoint: Uuid,
+        id: Uuid,
+    ) -> Result<Option<(Delivery, bool)>, StoreError>;
 
     /// An endpoint's deliveries in `state` (any if `None`), newest first,
     /// before `before` if given (paging).

@@ -69,6 +69,14 @@ pub enum WebhookError {
     /// Only a failed delivery is retried.
     #[error("only a failed delivery can be retried; this one is pending or delivered")]
     NotFailed,
+    /// A later event about the same user reached the receiver.
+    #[error(
+        "a later event about this user was delivered since: sending this one again would undo it at the receiver"
+    )]
+    Superseded,
+    /// The endpoint is paused or stopped.
+    #[error("the endpoint is paused or stopped: resume it first")]
+    Disabled,
     /// Changing where security events go needs a recent check.
     #[error(transparent)]
     StepUp(#[from] StepUpError),
@@ -228,7 +236,7 @@ impl WebhookService {
         if after == before {
             return Ok(before);
         }
-        if !self.ports.webhooks.update_endpoint(&after, Some(audit)).await? {
+        if !self.ports.webhooks.update_endpoint(&after, audit).await? {
             return Err(WebhookError::NotFound);
         }
         Ok(after)
@@ -302,10 +310,14 @@ impl WebhookService {
     }
 
     /// Queues a failed delivery again, due now, with three more days.
+    /// Refused when a later event about the same user was delivered to
+    /// the endpoint since: sending this one now would undo it at the
+    /// receiver (its user's current state is in that later event).
     /// Audited as `webhook.updated` (the delivery retried).
     ///
     /// # Errors
-    /// [`WebhookError::NotFailed`] unless it failed; see [`WebhookError`].
+    /// [`WebhookError::NotFailed`] unless it failed,
+    /// [`WebhookError::Superseded`]; see [`WebhookError`].
     pub async fn retry(
         &self,
         principal: &Principal,
@@ -315,32 +327,38 @@ impl WebhookService {
     ) -> Result<(), WebhookError> {
         let admin = principal.admin().map_err(|_| WebhookError::Forbidden)?;
         self.endpoint(principal, id).await?;
+        let (found, superseded) =
+            self.ports.webhooks.delivery(id, delivery).await?.ok_or(WebhookError::NotFound)?;
+        if found.state != DeliveryState::Failed {
+            return Err(WebhookError::NotFailed);
+        }
+        if superseded {
+            return Err(WebhookError::Superseded);
+        }
         let now = self.ports.clock.now();
         let audit = AuditEvent::new(now, admin.actor(), AuditAction::WebhookUpdated, context)
             .change(Change::detail("webhook", &id.to_string()))
             .change(Change::detail("delivery_retried", &delivery.to_string()));
         if self.ports.webhooks.retry_delivery(id, delivery, now, audit).await? {
-            return Ok(());
-        }
-        let known = self.ports.webhooks.deliveries(id, None, None, u32::MAX).await?;
-        if known.iter().any(|d| d.id == delivery) {
-            Err(WebhookError::NotFailed)
+            Ok(())
         } else {
-            Err(WebhookError::NotFound)
+            Err(WebhookError::NotFailed)
         }
     }
 
-    /// Queues a `webhook.test` delivery to the endpoint, due now (also to
-    /// a paused one: it is sent when it is enabled).
+    /// Queues a `webhook.test` delivery to the endpoint, due now.
     ///
     /// # Errors
-    /// See [`WebhookError`].
+    /// [`WebhookError::Disabled`] for a paused or stopped endpoint (the
+    /// test would wait there); see [`WebhookError`].
     pub async fn send_test(
         &self,
         principal: &Principal,
         id: Uuid,
     ) -> Result<Delivery, WebhookError> {
-        self.endpoint(principal, id).await?;
+        if self.endpoint(principal, id).await?.disabled.is_some() {
+            return Err(WebhookError::Disabled);
+        }
         let now = self.ports.clock.now();
         let delivery = Delivery {
             id: crate::record_id(),
@@ -478,11 +496,14 @@ impl WebhookDelivery {
         let claimed =
             self.webhooks.claim_due(now, now + self.policy.lease, self.policy.batch).await?;
         let mut report = WebhookRoundReport::default();
-        let mut secrets: HashMap<Uuid, Vec<WebhookSecret>> = HashMap::new();
+        // An endpoint whose secret cannot be read (a corrupt row, another
+        // operator key) fails its own deliveries, never the round.
+        let mut secrets: HashMap<Uuid, Result<Vec<WebhookSecret>, String>> = HashMap::new();
         for due in &claimed {
             let endpoint = due.delivery.endpoint_id;
             if let std::collections::hash_map::Entry::Vacant(slot) = secrets.entry(endpoint) {
-                slot.insert(self.webhooks.signing_secrets(endpoint, now).await?);
+                let read = self.webhooks.signing_secrets(endpoint, now).await;
+                slot.insert(read.map_err(|e| format!("the endpoint's secret cannot be read: {e}")));
             }
         }
         // Several at once, so that one slow receiver does not hold up the
@@ -490,28 +511,61 @@ impl WebhookDelivery {
         let attempts: Vec<_> = claimed
             .into_iter()
             .map(|due| {
-                let signing = secrets.get(&due.delivery.endpoint_id).cloned().unwrap_or_default();
+                let signing = secrets.get(&due.delivery.endpoint_id).cloned();
                 async move {
-                    let outcome = self.attempt(&due, &signing).await;
+                    let outcome = match signing {
+                        Some(Ok(signing)) => self.attempt(&due, &signing).await,
+                        Some(Err(error)) => self.unreadable(&due, error),
+                        None => self.unreadable(&due, "no secret".to_owned()),
+                    };
                     (due, outcome)
                 }
             })
             .collect();
         let mut attempts =
             futures_util::stream::iter(attempts).buffer_unordered(self.policy.concurrency.max(1));
+        // Every outcome is recorded even if one write fails: a delivery
+        // left unrecorded is sent again after its lease.
+        let mut failure = None;
         while let Some((due, outcome)) = attempts.next().await {
             match &outcome {
                 AttemptOutcome::Delivered { .. } => report.delivered += 1,
                 AttemptOutcome::Retry { .. } => report.retrying += 1,
                 AttemptOutcome::Failed { status: Some(410), at, .. } => {
                     report.failed += 1;
-                    self.disable_gone(due.delivery.endpoint_id, *at).await?;
+                    let reason = "the receiver answered 410 Gone";
+                    let gone = self.webhooks.disable_endpoint(
+                        due.delivery.endpoint_id,
+                        &due.url,
+                        *at,
+                        reason,
+                    );
+                    if let Err(error) = gone.await {
+                        failure.get_or_insert(error);
+                    }
                 }
                 AttemptOutcome::Failed { .. } => report.failed += 1,
             }
-            self.webhooks.record_attempt(due.delivery.id, outcome).await?;
+            let recorded = self.webhooks.record_attempt(due.delivery.id, &due.lease, outcome);
+            if let Err(error) = recorded.await {
+                failure.get_or_insert(error);
+            }
+        }
+        if let Some(error) = failure {
+            return Err(error);
         }
         Ok(report)
+    }
+
+    /// A retry (or, past three days, a failure) for a delivery that could
+    /// not be signed.
+    fn unreadable(&self, due: &DueDelivery, error: String) -> AttemptOutcome {
+        let at = self.clock.now();
+        let retry_at = at + retry_delay(due.delivery.id, due.delivery.attempts + 1);
+        if retry_at >= due.delivery.give_up_at {
+            return AttemptOutcome::Failed { at, status: None, error };
+        }
+        AttemptOutcome::Retry { at, retry_at, status: None, error }
     }
 
     async fn attempt(&self, due: &DueDelivery, secrets: &[WebhookSecret]) -> AttemptOutcome {
@@ -555,21 +609,5 @@ impl WebhookDelivery {
             return fail(status, format!("{error}; not delivered within three days"));
         }
         AttemptOutcome::Retry { at, retry_at, status, error }
-    }
-
-    async fn disable_gone(
-        &self,
-        id: Uuid,
-        at: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(), StoreError> {
-        let Some(mut endpoint) = self.webhooks.endpoints().await?.into_iter().find(|e| e.id == id)
-        else {
-            return Ok(());
-        };
-        if endpoint.disabled.is_none() {
-            endpoint.disabled = Some((at, "the receiver answered 410 Gone".to_owned()));
-            self.webhooks.update_endpoint(&endpoint, None).await?;
-        }
-        Ok(())
     }
 }

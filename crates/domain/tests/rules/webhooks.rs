@@ -20,7 +20,7 @@ use secureai_domain::webhooks::service::{WebhookDelivery, WebhookDeliveryPolicy}
 use secureai_domain::{Clock, Policy};
 
 use crate::kit::{
-    ROOT_EMAIL, ROOT_PASSWORD, active_user, ctx, invite, sign_in, with_admin, with_admin_under,
+    ROOT_EMAIL, ROOT_PASSWORD, active_user, ctx, invite, pw, sign_in, with_admin, with_admin_under,
 };
 
 const ALL: [&str; 11] = [
@@ -79,18 +79,16 @@ async fn every_path_that_ends_access_queues_its_event_and_idle_expiry_none() {
     kit.service.provisioning.delete(&scim, di, &ctx()).await.unwrap();
     kit.service.users.withdraw_invitation(&admin, cy, &ctx()).await.unwrap();
     kit.service.sessions.terminate_sessions(&admin, bo, &ctx()).await.unwrap();
-    kit.service.users.erase_user_as_operator("bo@example.com", &ctx()).await.unwrap();
-
     let events = queued(&kit, &root, hook).await;
     let id = |u: secureai_domain::UserId| Some(u.to_string());
+    let event = |kind: &str, user| (kind.to_owned(), id(user));
     assert_eq!(
         events[before..].to_vec(),
         vec![
-            ("user.deactivated".to_owned(), id(ada)),
-            ("user.deactivated".to_owned(), id(di)),
-            ("user.deactivated".to_owned(), id(cy)),
-            ("user.sessions_terminated".to_owned(), id(bo)),
-            ("user.erased".to_owned(), id(bo)),
+            event("user.deactivated", ada),
+            event("user.deactivated", di),
+            event("user.deactivated", cy),
+            event("user.sessions_terminated", bo),
         ]
     );
     // Di, created over SCIM, is invited until her first SSO sign-in.
@@ -98,12 +96,21 @@ async fn every_path_that_ends_access_queues_its_event_and_idle_expiry_none() {
     let activated = ["user.invited", "user.activated"];
     assert_eq!(kinds, [&activated[..], &activated, &["user.invited", "user.invited"]].concat());
 
+    // The erasure's event carries no address, and the earlier deliveries
+    // about Bo, which do, go with the rest of his data.
+    kit.service.users.erase_user_as_operator("bo@example.com", &ctx()).await.unwrap();
+    let events = queued(&kit, &root, hook).await;
+    let about_bo: Vec<_> = events.iter().filter(|(_, u)| *u == id(bo)).collect();
+    assert_eq!(about_bo, [&event("user.erased", bo)]);
+    assert_eq!(events.len(), before + 4 - 3 + 1, "Bo's three go, his erasure comes");
+
     // A session that ends by the idle timeout is no event.
     let count = events.len();
-    let root_again = sign_in(&kit, ROOT_EMAIL, ROOT_PASSWORD).await;
+    let sessions = &kit.service.sessions;
+    let idle = sessions.sign_in(ROOT_EMAIL, &pw(ROOT_PASSWORD), &ctx()).await.unwrap().token;
     kit.clock.advance(Duration::hours(3));
+    assert!(sessions.authenticate(&idle).await.is_err(), "ended by the idle timeout");
     let root = sign_in(&kit, ROOT_EMAIL, ROOT_PASSWORD).await;
-    drop(root_again);
     assert_eq!(queued(&kit, &root, hook).await.len(), count);
 }
 

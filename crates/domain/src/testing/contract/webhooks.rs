@@ -55,12 +55,10 @@ pub async fn endpoints_keep_their_secret_and_are_deleted_once(ports: Ports) {
         disabled: Some((gone_at, "the receiver answered 410 Gone".to_owned())),
         ..first.clone()
     };
-    let updated =
-        ports.webhooks.update_endpoint(&changed, Some(audit(AuditAction::WebhookUpdated)));
+    let updated = ports.webhooks.update_endpoint(&changed, audit(AuditAction::WebhookUpdated));
     assert!(updated.await.unwrap());
     let stranger = WebhookEndpoint { id: crate::record_id(), ..changed.clone() };
-    let missing =
-        ports.webhooks.update_endpoint(&stranger, Some(audit(AuditAction::WebhookUpdated)));
+    let missing = ports.webhooks.update_endpoint(&stranger, audit(AuditAction::WebhookUpdated));
     assert!(!missing.await.unwrap());
     assert_eq!(ports.webhooks.endpoints().await.unwrap()[0], changed);
     assert_eq!(ports.webhooks.endpoint_secret(first.id).await.unwrap(), Some(first_secret));
@@ -79,8 +77,12 @@ pub async fn endpoints_keep_their_secret_and_are_deleted_once(ports: Ports) {
 /// unsubscribed event), with the event's message id; a claim MUST lease
 /// it once, and only the oldest pending delivery per endpoint and user is
 /// due; an attempt MUST be recorded as given; a failed delivery MUST be
-/// retried once; a sign-in pause MUST be queued once per endpoint;
-/// forgetting MUST delete settled deliveries older than the bound only.
+/// retried once; an outcome MUST be written only under its lease; a
+/// failed delivery MUST read as superseded once a later one about its user
+/// was delivered; a sign-in pause MUST be queued once per endpoint, also
+/// from concurrent refusals; forgetting MUST delete settled deliveries
+/// older than the bound only; a 410 MUST stop the endpoint only at the
+/// address that answered.
 pub async fn deliveries_follow_their_events_in_order_and_are_leased_once(ports: Ports) {
     let root = active(&ports, "root@example.com", Role::Admin).await;
     let ada = active(&ports, "ada@example.com", Role::User).await;
@@ -139,7 +141,7 @@ pub async fn deliveries_follow_their_events_in_order_and_are_leased_once(ports: 
         status: Some(503),
         error: "the receiver answered 503".to_owned(),
     };
-    ports.webhooks.record_attempt(first.delivery.id, outcome).await.unwrap();
+    ports.webhooks.record_attempt(first.delivery.id, &first.lease, outcome).await.unwrap();
     assert!(ports.webhooks.claim_due(at, lease, 10).await.unwrap().is_empty());
     let again = ports.webhooks.claim_due(retry_at, lease, 10).await.unwrap();
     assert_eq!(again.len(), 1);
@@ -147,12 +149,12 @@ pub async fn deliveries_follow_their_events_in_order_and_are_leased_once(ports: 
     assert_eq!(again[0].delivery.attempts, 1);
     assert_eq!(again[0].delivery.last_status, Some(503));
     let done = AttemptOutcome::Delivered { at: retry_at, status: 204 };
-    ports.webhooks.record_attempt(first.delivery.id, done).await.unwrap();
+    ports.webhooks.record_attempt(again[0].delivery.id, &again[0].lease, done).await.unwrap();
     let next = ports.webhooks.claim_due(retry_at, lease, 10).await.unwrap();
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].delivery.event_type, "user.reactivated");
     let gone = AttemptOutcome::Failed { at: retry_at, status: Some(410), error: "gone".into() };
-    ports.webhooks.record_attempt(next[0].delivery.id, gone).await.unwrap();
+    ports.webhooks.record_attempt(next[0].delivery.id, &next[0].lease, gone).await.unwrap();
 
     let failed = ports.webhooks.deliveries(live.id, Some(DeliveryState::Failed), None, 50);
     let failed = failed.await.unwrap();
@@ -174,23 +176,59 @@ pub async fn deliveries_follow_their_events_in_order_and_are_leased_once(ports: 
     assert_eq!(requeued[0].delivery.attempts, 0);
     assert_eq!(requeued[0].delivery.give_up_at, later + GIVE_UP_AFTER);
 
-    // One pause of sign-in, many refused attempts: one delivery.
-    for n in 0..3 {
-        let mut throttled = event(later + Duration::seconds(n), AuditAction::SignInThrottled)
-            .change(Change::detail("until", "2026-12-04T10:00:00+00:00"));
-        throttled.target_email = Some("ada@example.com".to_owned());
-        ports.audit.append(throttled).await.unwrap();
-    }
+    // A worker whose lease was taken over writes nothing.
+    let stale = AttemptOutcome::Delivered { at: later, status: 204 };
+    let retried_id = requeued[0].delivery.id;
+    ports.webhooks.record_attempt(retried_id, "not-the-lease", stale).await.unwrap();
+    let (still, _) = ports.webhooks.delivery(live.id, retried_id).await.unwrap().unwrap();
+    assert_eq!(still.state, DeliveryState::Pending);
+    let down = AttemptOutcome::Failed { at: later, status: Some(500), error: "down".into() };
+    ports.webhooks.record_attempt(retried_id, &requeued[0].lease, down).await.unwrap();
+    // A later event about Ada delivered: the failed one is superseded.
+    ports.audit.append(about(AuditAction::UserDeactivated, 70_000)).await.unwrap();
+    let after = later + Duration::minutes(1);
+    let newer = ports.webhooks.claim_due(after, after + Duration::minutes(5), 10).await.unwrap();
+    assert_eq!(newer.len(), 1);
+    let done = AttemptOutcome::Delivered { at: after, status: 200 };
+    ports.webhooks.record_attempt(newer[0].delivery.id, &newer[0].lease, done).await.unwrap();
+    let (old, superseded) = ports.webhooks.delivery(live.id, retried_id).await.unwrap().unwrap();
+    assert_eq!((old.state, superseded), (DeliveryState::Failed, true));
+    let (_, latest) =
+        ports.webhooks.delivery(live.id, newer[0].delivery.id).await.unwrap().unwrap();
+    assert!(!latest, "nothing later");
+    assert!(ports.webhooks.delivery(live.id, crate::record_id()).await.unwrap().is_none());
+    assert!(ports.webhooks.delivery(paused.id, retried_id).await.unwrap().is_none());
+
+    // One pause of sign-in, many refused attempts at once, whatever the
+    // emails typed (as long as an email may be): one delivery.
+    let sprayed: Vec<_> = (0..3)
+        .map(|n| {
+            let mut throttled = event(later + Duration::seconds(n), AuditAction::SignInThrottled)
+                .change(Change::detail("until", "2026-12-04T10:00:00+00:00"));
+            throttled.target_email = Some(format!("{n}{}@example.com", "a".repeat(240)));
+            ports.audit.append(throttled)
+        })
+        .collect();
+    join_all(sprayed).await.into_iter().for_each(|r| r.unwrap());
     let all = ports.webhooks.deliveries(live.id, None, None, 50).await.unwrap();
     let paused_signins = all.iter().filter(|d| d.event_type == "signin.throttled").count();
     assert_eq!(paused_signins, 1);
 
     // Settled ones are forgotten after their time; pending ones never.
-    let settled = ports.webhooks.deliveries(live.id, Some(DeliveryState::Delivered), None, 50);
-    assert_eq!(settled.await.unwrap().len(), 1);
     let forgotten = ports.webhooks.forget_old_deliveries(t0 + Duration::days(40)).await.unwrap();
-    assert_eq!(forgotten, 1, "the delivered one (the retried one is pending again)");
+    assert_eq!(forgotten, 3, "two delivered, one failed");
     let left = ports.webhooks.deliveries(live.id, None, None, 50).await.unwrap();
     assert!(left.iter().all(|d| d.state == DeliveryState::Pending), "{left:?}");
-    assert_eq!(left.len(), all.len() - 1);
+    assert_eq!(left.len(), all.len() - 3);
+
+    // A 410 stops the endpoint only at the address that answered, once.
+    let hooks = &ports.webhooks;
+    let moved =
+        hooks.disable_endpoint(live.id, "https://hooks.example.com/moved", after, "410 Gone");
+    assert!(!moved.await.unwrap());
+    assert!(hooks.disable_endpoint(live.id, &live.url, after, "410 Gone").await.unwrap());
+    let twice = hooks.disable_endpoint(live.id, &live.url, after, "410 Gone").await.unwrap();
+    assert!(!twice, "stopped already");
+    let stopped = ports.webhooks.endpoints().await.unwrap();
+    assert_eq!(stopped[0].disabled, Some((after, "410 Gone".to_owned())));
 }
