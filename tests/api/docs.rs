@@ -68,3 +68,41 @@ async fn the_document_says_what_the_server_does_with_optional_fields_unknown_fie
     assert_eq!(seats["properties"]["limit"]["minimum"], 0);
     assert_eq!(seats["additionalProperties"], false);
 }
+
+/// `/readyz` fails, with the reason, while the database lacks a migration
+/// this version has (an operator restored an older backup under a running
+/// instance), and recovers once it is applied.
+#[tokio::test]
+async fn readiness_fails_while_a_migration_is_pending() {
+    use sea_orm::ConnectionTrait as _;
+    let app = TestApp::spawn().await;
+    let store =
+        secureai_store::SqlStore::connect(&app.database_url, &Default::default()).await.unwrap();
+    let db = store.connection();
+    let backend = store.backend();
+    let sql = |text: String| sea_orm::Statement::from_string(backend, text);
+    let last = db
+        .query_one_raw(sql("SELECT version FROM seaql_migrations ORDER BY version DESC".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    let version: String = last.try_get("", "version").unwrap();
+    db.execute_raw(sql(format!("DELETE FROM seaql_migrations WHERE version = '{version}'")))
+        .await
+        .unwrap();
+    let ready = app.get("/readyz", None).await;
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let said = body(ready).await;
+    assert_eq!(said["status"], "not_ready");
+    assert_eq!(said["database"], "ok");
+    assert!(said["migrations"].as_str().unwrap().contains("1 migration(s) pending"), "{said}");
+    db.execute_raw(sql(format!(
+        "INSERT INTO seaql_migrations (version, applied_at) VALUES ('{version}', 0)"
+    )))
+    .await
+    .unwrap();
+    let ready = app.get("/readyz", None).await;
+    assert_eq!(ready.status(), StatusCode::OK);
+    assert_eq!(body(ready).await["migrations"], "ok");
+    store.close().await.unwrap();
+}

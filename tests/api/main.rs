@@ -20,6 +20,7 @@ mod mfa;
 mod mfa_policy;
 mod mfa_reset;
 mod oidc;
+mod operations;
 mod pages;
 mod passkeys;
 mod passwords;

@@ -2,6 +2,7 @@
 //! the domain, migrates the database, runs the HTTP server and the outbox
 //! worker. This is the only crate that names concrete adapters.
 
+pub mod backup;
 mod commands;
 pub mod config;
 pub mod secret_key;

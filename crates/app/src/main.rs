@@ -38,6 +38,21 @@ enum Command {
         #[command(subcommand)]
         action: UsersAction,
     },
+    /// Copy the embedded SQLite database into FILE while the service runs
+    /// (on PostgreSQL or MariaDB it says which of their tools to use).
+    /// Keep the operator key with it.
+    Backup {
+        /// The new backup file (must not exist).
+        file: PathBuf,
+    },
+    /// Put a backup in place of the embedded SQLite database. Stop every
+    /// instance first: a database in use is never replaced. The database
+    /// it replaces is kept as `<database>.before-restore`; the next start
+    /// migrates an older backup.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+    },
     /// The secret key that seals secrets at rest.
     Secrets {
         #[command(subcommand)]
@@ -253,6 +268,20 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             if let Some(path) = outcome.report {
                 println!("Skipped rows, with line, email, field and reason: {}", path.display());
             }
+            Ok(())
+        }
+        Command::Backup { file } => {
+            let users = secureai_app::backup::backup(&config, &file).await?;
+            println!("Backed up {users} users to {}.", file.display());
+            println!(
+                "Keep the operator key with it (the key file, or SECUREAI_SECRET_KEY): without it \
+                 the sealed secrets in the copy cannot be read."
+            );
+            Ok(())
+        }
+        Command::Restore { file } => {
+            let users = secureai_app::backup::restore(&config, &file).await?;
+            println!("Restored {users} users from {}. Start the service as usual.", file.display());
             Ok(())
         }
         Command::Secrets { action: SecretsAction::Rotate } => {

@@ -26,6 +26,10 @@ impl Readiness for StoreReadiness {
     async fn check(&self) -> Result<(), String> {
         self.0.ping().await.map_err(|_| "unreachable".to_owned())
     }
+
+    async fn migrations(&self) -> Result<(), String> {
+        self.0.migrations_ready().await
+    }
 }
 
 /// A built application, bound to its port, not yet serving.
@@ -34,6 +38,8 @@ pub struct Application {
     address: SocketAddr,
     public_url: String,
     state: AppState,
+    /// Held while the instance runs: the SQLite database is in use.
+    _in_use: crate::backup::InUse,
     delivery: Arc<OutboxDelivery>,
     poll_interval: std::time::Duration,
     webhooks: Arc<WebhookDelivery>,
@@ -59,6 +65,8 @@ impl Application {
     /// # Errors
     /// As [`Application::build`].
     pub async fn build_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        // Before the database is opened: a restore never replaces it under us.
+        let in_use = crate::backup::mark_in_use(config)?;
         let acceptor = TcpListener::bind(config.listen)
             .into_acceptor()
             .await
@@ -111,6 +119,7 @@ impl Application {
         };
         let setup_token = wiring.service.setup.prepare_setup().await?;
         Ok(Self {
+            _in_use: in_use,
             acceptor,
             address,
             public_url,

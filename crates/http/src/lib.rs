@@ -35,8 +35,14 @@ pub use rate_limit::PerAddress;
 /// Checks the service's dependencies for `/readyz`.
 #[async_trait]
 pub trait Readiness: Send + Sync {
-    /// `Err` with a short reason when not ready.
+    /// `Err` with a short reason when the database does not answer.
     async fn check(&self) -> Result<(), String>;
+
+    /// `Err` with the reason when the database's schema is not this
+    /// version's (migrations pending, or unknown ones applied).
+    async fn migrations(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// What every handler needs.
@@ -187,12 +193,22 @@ fn healthz() -> &'static str {
 
 #[handler]
 async fn readyz(state: poem::web::Data<&AppState>) -> Response {
-    match state.readiness.check().await {
-        Ok(()) => {
-            PoemJson(serde_json::json!({ "status": "ready", "database": "ok" })).into_response()
-        }
-        Err(reason) => PoemJson(serde_json::json!({ "status": "not_ready", "database": reason }))
-            .with_status(StatusCode::SERVICE_UNAVAILABLE)
-            .into_response(),
+    // The schema is read only from a database that answers.
+    let database = state.readiness.check().await;
+    let migrations = match &database {
+        Ok(()) => state.readiness.migrations().await,
+        Err(_) => Err("not checked: the database does not answer".to_owned()),
+    };
+    let said = |r: &Result<(), String>| r.as_ref().err().cloned().unwrap_or_else(|| "ok".into());
+    let ready = database.is_ok() && migrations.is_ok();
+    let answer = PoemJson(serde_json::json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "database": said(&database),
+        "migrations": said(&migrations),
+    }));
+    if ready {
+        answer.into_response()
+    } else {
+        answer.with_status(StatusCode::SERVICE_UNAVAILABLE).into_response()
     }
 }
