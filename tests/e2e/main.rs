@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod logs;
 mod operator;
 
 use std::io::{BufRead, BufReader};
@@ -27,6 +28,12 @@ fn binary() -> PathBuf {
         path.display()
     );
     path
+}
+
+/// Stops a server with SIGTERM and waits for it.
+fn stop(child: &mut Child) {
+    Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    child.wait().unwrap();
 }
 
 fn free_port() -> u16 {

@@ -169,6 +169,9 @@ pub struct Config {
     /// Webhooks: which endpoint addresses are accepted, how often due
     /// deliveries are looked for.
     pub webhooks: WebhooksConfig,
+    /// `text` (readable) or `json` (one object per line, for a log
+    /// collector).
+    pub log_format: LogFormat,
     /// Reverse proxies (CIDR blocks) whose `Forwarded` / `X-Forwarded-For`
     /// headers name the client; empty: the TCP peer is the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -204,6 +207,17 @@ impl std::fmt::Debug for OperatorKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("[REDACTED]")
     }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Webhook endpoints and their deliveries.
@@ -355,6 +369,7 @@ impl Default for Config {
             import: ImportConfig::default(),
             analytics: AnalyticsConfig::default(),
             webhooks: WebhooksConfig::default(),
+            log_format: LogFormat::Text,
             sso: SsoConfig::default(),
             trusted_proxies: Vec::new(),
             sweep_interval_secs: 60,

@@ -159,7 +159,13 @@ fn progress_bar(file: &std::path::Path) -> indicatif::ProgressBar {
 fn init_logging(config: &Config) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{},sqlx=warn,sea_orm=warn", config.log)));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log_format {
+        secureai_app::config::LogFormat::Json => {
+            logs.json().flatten_event(true).with_current_span(false).init();
+        }
+        secureai_app::config::LogFormat::Text => logs.init(),
+    }
 }
 
 async fn shutdown_signal() {

@@ -93,7 +93,9 @@ impl AppState {
         self.refuse_cross_site(auth, req)?;
         let token = auth.token();
         refuse_api_token(&token)?;
-        Ok(self.service.sessions.authenticate(&token).await?)
+        let principal = self.service.sessions.authenticate(&token).await?;
+        crate::RequestLog::actor(req, principal.user().id);
+        Ok(principal)
     }
 
     /// Resolves the caller: a session, or a personal API token (in the
@@ -113,12 +115,15 @@ impl AppState {
         self.refuse_cross_site(auth, req)?;
         let token = auth.token();
         if !is_api_token(&token) {
-            return Ok(self.service.sessions.authenticate(&token).await?);
+            let principal = self.service.sessions.authenticate(&token).await?;
+            crate::RequestLog::actor(req, principal.user().id);
+            return Ok(principal);
         }
         if matches!(auth, SessionAuth::Cookie(_)) {
             return Err(AuthenticateError::Unauthenticated.into());
         }
         let principal = self.service.api_tokens.authenticate(&token, &request_context(req)).await?;
+        crate::RequestLog::actor(req, principal.user().id);
         if let Some(scope) = scope {
             principal.require_scope(scope).map_err(|_| {
                 ApiError::forbidden(
@@ -143,7 +148,9 @@ impl AppState {
         self.refuse_cross_site(auth, req)?;
         let token = auth.token();
         refuse_api_token(&token)?;
-        Ok(self.service.sessions.authenticate_for_enrolment(&token).await?)
+        let principal = self.service.sessions.authenticate_for_enrolment(&token).await?;
+        crate::RequestLog::actor(req, principal.user().id);
+        Ok(principal)
     }
 
     /// 403 `csrf_rejected` for a cookie-borne state-changing request from

@@ -169,18 +169,58 @@ pub fn app(state: AppState) -> impl Endpoint {
         .around(log_request)
 }
 
-/// Logs method, path (never the query, which may carry a token), status
-/// and duration of each request.
-async fn log_request<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+/// What the request's log line says about who called: filled in by the
+/// handler that resolved the caller ([`AppState::principal`] and
+/// [`AppState::caller`], the pages' viewer).
+#[derive(Clone, Default)]
+pub(crate) struct RequestLog(Arc<std::sync::Mutex<Option<String>>>);
+
+impl RequestLog {
+    /// Notes the caller's user id for the log line.
+    pub(crate) fn actor(req: &Request, user: secureai_domain::UserId) {
+        if let Some(log) = req.extensions().get::<RequestLog>()
+            && let Ok(mut actor) = log.0.lock()
+        {
+            *actor = Some(user.to_string());
+        }
+    }
+}
+
+/// The `X-Request-Id` a client sent, if it is one we may echo and log: 1
+/// to 128 characters of letters, digits and `._:-` (no spaces, no control
+/// characters, nothing to forge a log line with).
+fn valid_request_id(value: &str) -> bool {
+    (1..=128).contains(&value.len())
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+}
+
+/// Logs each request — its id, method, path (never the query, which may
+/// carry a token), status, duration and the caller's user id — and answers
+/// with `X-Request-Id`: the client's when valid, else a new one.
+async fn log_request<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| valid_request_id(v))
+        .map_or_else(|| secureai_domain::record_id().simple().to_string(), str::to_owned);
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let log = RequestLog::default();
+    req.extensions_mut().insert(log.clone());
     let started = Instant::now();
-    let response = next.get_response(req).await;
+    let mut response = next.get_response(req).await;
+    if let Ok(value) = poem::http::HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    let actor = log.0.lock().ok().and_then(|a| a.clone()).unwrap_or_default();
     tracing::info!(
+        request_id,
         %method,
         %path,
         status = response.status().as_u16(),
         micros = started.elapsed().as_micros() as u64,
+        actor,
         "request"
     );
     Ok(response)

@@ -101,7 +101,10 @@ pub(crate) async fn enrolling_viewer(state: &AppState, req: &Request) -> Result<
     };
     let token = PlainToken::presented(cookie.value_str().to_owned());
     match state.service.sessions.authenticate_for_enrolment(&token).await {
-        Ok(principal) => Ok(Viewer { principal, csrf: csrf_of(&token) }),
+        Ok(principal) => {
+            crate::RequestLog::actor(req, principal.user().id);
+            Ok(Viewer { principal, csrf: csrf_of(&token) })
+        }
         Err(_) => Err(see_other("/sign-in")
             .with_header(header::SET_COOKIE, state.cleared_session_cookie().to_string())
             .into_response()),
