@@ -320,3 +320,63 @@ async fn the_settings_page_adds_an_endpoint_sends_a_test_event_and_retries_a_fai
     let shown = body(app.get(&format!("/api/v1/webhooks/{id}"), Some(&admin)).await).await;
     assert_eq!(shown["enabled"], false);
 }
+
+/// The paths that end someone's access beyond the API: Save on the
+/// user's profile page, and the identity provider over SCIM (`active:
+/// false`), each arriving with its actor.
+#[tokio::test]
+async fn deactivations_from_the_panel_and_over_scim_arrive_with_their_actor() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    let panel = app.panel_browser().await;
+    let receiver = Receiver::start(0).await;
+    let (_, secret) = add_endpoint(&app, &admin, &receiver.url, &["user.deactivated"]).await;
+    app.active_user(&admin, "gil@example.com", "user", "gil's long passphrase").await;
+    let gil = app.user_id(&admin, "gil@example.com").await;
+
+    let profile = app.url(&format!("/admin/users/{gil}"));
+    let html = panel.get(&profile).send().await.unwrap().text().await.unwrap();
+    let form =
+        [("csrf", csrf_of(&html)), ("role", "user".to_owned()), ("has_active", "1".to_owned())];
+    let saved = panel.post(&profile).form(&form).send().await.unwrap();
+    assert!(saved.status().is_success() || saved.status().is_redirection(), "{}", saved.status());
+    let from_panel = receiver.wait_for_accepted(1).await;
+    assert_eq!(from_panel[0].json()["data"]["user_id"], gil.as_str());
+    assert_eq!(from_panel[0].json()["data"]["actor"]["kind"], "user");
+
+    let made = app
+        .post(
+            "/api/v1/service-tokens",
+            Some(&admin),
+            json!({"name": "Entra ID", "scopes": ["scim"]}),
+        )
+        .await;
+    let scim = body(made).await["secret"].as_str().unwrap().to_owned();
+    let person = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "hal@example.com",
+        "name": {"givenName": "Hal", "familyName": "Jordan"},
+        "emails": [{"value": "hal@example.com", "type": "work", "primary": true}],
+        "active": true
+    });
+    let scim_post = |path: &str, method: reqwest::Method, body: Value| {
+        app.http
+            .request(method, app.url(&format!("/scim/v2{path}")))
+            .bearer_auth(&scim)
+            .header("content-type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+    };
+    let created = scim_post("/Users", reqwest::Method::POST, person).await.unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let hal = body(created).await["id"].as_str().unwrap().to_owned();
+    let off = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                     "Operations": [{"op": "replace", "path": "active", "value": false}]});
+    let patched = scim_post(&format!("/Users/{hal}"), reqwest::Method::PATCH, off).await.unwrap();
+    assert_eq!(patched.status(), StatusCode::OK);
+    let accepted = receiver.wait_for_accepted(2).await;
+    let over_scim = accepted[1].json();
+    assert_eq!(over_scim["data"]["user_id"], hal.as_str());
+    assert_eq!(over_scim["data"]["actor"]["kind"], "service");
+    assert_signed(&receiver.received(), &secret);
+}

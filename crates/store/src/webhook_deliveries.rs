@@ -139,6 +139,44 @@ pub(crate) async fn fan_out(
     Ok(())
 }
 
+/// The update recording one attempt, only while `lease` holds it: a
+/// worker whose lease ran out and was taken over must not overwrite the
+/// other's outcome.
+fn attempt_statement(
+    backend: DbBackend,
+    id: Uuid,
+    lease: &str,
+    outcome: AttemptOutcome,
+) -> sea_orm::Statement {
+    let mut sql = Sql::new(
+        backend,
+        "UPDATE webhook_deliveries SET attempts = attempts + 1, leased_until = NULL, \
+         lease_token = NULL, status = ",
+    );
+    let (state, at, status, error, next, delivered) = match outcome {
+        AttemptOutcome::Delivered { at, status } => {
+            (DeliveryState::Delivered, at, Some(status), None, None, Some(at))
+        }
+        AttemptOutcome::Retry { at, retry_at, status, error } => {
+            (DeliveryState::Pending, at, status, Some(error), Some(retry_at), None)
+        }
+        AttemptOutcome::Failed { at, status, error } => {
+            (DeliveryState::Failed, at, status, Some(error), None, None)
+        }
+    };
+    sql.bind(state.as_str()).push(", last_attempt_at = ").bind(micros(at));
+    sql.push(", last_status = ").bind(Value::from(status.map(i32::from)));
+    let error = error.map(|e| e.chars().take(500).collect::<String>());
+    sql.push(", last_error = ").bind(Value::from(error));
+    sql.push(", delivered_at = ").bind(Value::from(delivered.map(micros)));
+    if let Some(next) = next {
+        sql.push(", next_attempt_at = ").bind(micros(next));
+    }
+    sql.push(" WHERE id = ").bind(id.to_string());
+    sql.push(" AND lease_token = ").bind(lease.to_owned());
+    sql.statement()
+}
+
 impl SqlStore {
     pub(crate) async fn claim_deliveries(
         &self,
@@ -216,36 +254,29 @@ impl SqlStore {
         lease: &str,
         outcome: AttemptOutcome,
     ) -> Result<(), StoreError> {
-        let mut sql = Sql::new(
-            self.backend(),
-            "UPDATE webhook_deliveries SET attempts = attempts + 1, leased_until = NULL, \
-             lease_token = NULL, status = ",
-        );
-        let (state, at, status, error, next, delivered) = match outcome {
-            AttemptOutcome::Delivered { at, status } => {
-                (DeliveryState::Delivered, at, Some(status), None, None, Some(at))
-            }
-            AttemptOutcome::Retry { at, retry_at, status, error } => {
-                (DeliveryState::Pending, at, status, Some(error), Some(retry_at), None)
-            }
-            AttemptOutcome::Failed { at, status, error } => {
-                (DeliveryState::Failed, at, status, Some(error), None, None)
-            }
-        };
-        sql.bind(state.as_str()).push(", last_attempt_at = ").bind(micros(at));
-        sql.push(", last_status = ").bind(Value::from(status.map(i32::from)));
-        let error = error.map(|e| e.chars().take(500).collect::<String>());
-        sql.push(", last_error = ").bind(Value::from(error));
-        sql.push(", delivered_at = ").bind(Value::from(delivered.map(micros)));
-        if let Some(next) = next {
-            sql.push(", next_attempt_at = ").bind(micros(next));
-        }
-        // Only while our lease holds: a worker whose lease ran out and was
-        // taken over must not overwrite the other's outcome.
-        sql.push(" WHERE id = ").bind(id.to_string());
-        sql.push(" AND lease_token = ").bind(lease.to_owned());
-        self.db.execute_raw(sql.statement()).await.map_err(db("recording a delivery"))?;
+        let statement = attempt_statement(self.backend(), id, lease, outcome);
+        self.db.execute_raw(statement).await.map_err(db("recording a delivery"))?;
         Ok(())
+    }
+
+    /// A round's outcomes in one transaction: one commit, however many.
+    pub(crate) async fn record_delivery_attempts(
+        &self,
+        attempts: Vec<(Uuid, String, AttemptOutcome)>,
+    ) -> Result<(), StoreError> {
+        if attempts.is_empty() {
+            return Ok(());
+        }
+        let attempts = &attempts;
+        retry_transaction(move || async move {
+            let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
+            for (id, lease, outcome) in attempts {
+                let statement = attempt_statement(self.backend(), *id, lease, outcome.clone());
+                txn.execute_raw(statement).await.map_err(db("recording a delivery"))?;
+            }
+            txn.commit().await.map_err(db("committing deliveries"))
+        })
+        .await
     }
 
     pub(crate) async fn find_delivery(

@@ -236,6 +236,13 @@ impl WebhookRepository for SqlStore {
         self.record_delivery_attempt(id, lease, outcome).await
     }
 
+    async fn record_attempts(
+        &self,
+        attempts: Vec<(Uuid, String, AttemptOutcome)>,
+    ) -> Result<(), StoreError> {
+        self.record_delivery_attempts(attempts).await
+    }
+
     async fn delivery(
         &self,
         endpoint: Uuid,

@@ -101,6 +101,18 @@ pub trait WebhookRepository: Send + Sync {
         outcome: AttemptOutcome,
     ) -> Result<(), StoreError>;
 
+    /// Records a round's attempts together (one transaction where the store
+    /// has them): each as [`WebhookRepository::record_attempt`].
+    async fn record_attempts(
+        &self,
+        attempts: Vec<(Uuid, String, AttemptOutcome)>,
+    ) -> Result<(), StoreError> {
+        for (id, lease, outcome) in attempts {
+            self.record_attempt(id, &lease, outcome).await?;
+        }
+        Ok(())
+    }
+
     /// One delivery of an endpoint, and whether a later delivery about the
     /// same user to that endpoint was delivered (sending this one again
     /// would then undo it at the receiver).

@@ -524,9 +524,10 @@ impl WebhookDelivery {
             .collect();
         let mut attempts =
             futures_util::stream::iter(attempts).buffer_unordered(self.policy.concurrency.max(1));
-        // Every outcome is recorded even if one write fails: a delivery
-        // left unrecorded is sent again after its lease.
+        // The outcomes are written together at the end of the round (one
+        // commit, not one per delivery); a 410 stops its endpoint at once.
         let mut failure = None;
+        let mut outcomes = Vec::new();
         while let Some((due, outcome)) = attempts.next().await {
             match &outcome {
                 AttemptOutcome::Delivered { .. } => report.delivered += 1,
@@ -534,22 +535,18 @@ impl WebhookDelivery {
                 AttemptOutcome::Failed { status: Some(410), at, .. } => {
                     report.failed += 1;
                     let reason = "the receiver answered 410 Gone";
-                    let gone = self.webhooks.disable_endpoint(
-                        due.delivery.endpoint_id,
-                        &due.url,
-                        *at,
-                        reason,
-                    );
+                    let endpoint = due.delivery.endpoint_id;
+                    let gone = self.webhooks.disable_endpoint(endpoint, &due.url, *at, reason);
                     if let Err(error) = gone.await {
                         failure.get_or_insert(error);
                     }
                 }
                 AttemptOutcome::Failed { .. } => report.failed += 1,
             }
-            let recorded = self.webhooks.record_attempt(due.delivery.id, &due.lease, outcome);
-            if let Err(error) = recorded.await {
-                failure.get_or_insert(error);
-            }
+            outcomes.push((due.delivery.id, due.lease, outcome));
+        }
+        if let Err(error) = self.webhooks.record_attempts(outcomes).await {
+            failure.get_or_insert(error);
         }
         if let Some(error) = failure {
             return Err(error);

@@ -148,8 +148,12 @@ pub async fn deliveries_follow_their_events_in_order_and_are_leased_once(ports: 
     assert_eq!(again[0].delivery.id, first.delivery.id);
     assert_eq!(again[0].delivery.attempts, 1);
     assert_eq!(again[0].delivery.last_status, Some(503));
+    // Recorded with a round's others; a stale lease among them writes
+    // nothing.
     let done = AttemptOutcome::Delivered { at: retry_at, status: 204 };
-    ports.webhooks.record_attempt(again[0].delivery.id, &again[0].lease, done).await.unwrap();
+    let stray = (crate::record_id(), "no-such-lease".to_owned(), done.clone());
+    let round = vec![(again[0].delivery.id, again[0].lease.clone(), done), stray];
+    ports.webhooks.record_attempts(round).await.unwrap();
     let next = ports.webhooks.claim_due(retry_at, lease, 10).await.unwrap();
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].delivery.event_type, "user.reactivated");
