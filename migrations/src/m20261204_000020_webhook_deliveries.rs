@@ -102,8 +102,8 @@ impl MigrationTrait for Migration {
             (
                 "idx_webhook_deliveries_user",
                 vec![
-                    WebhookDeliveries::EndpointId,
                     WebhookDeliveries::UserId,
+                    WebhookDeliveries::EndpointId,
                     WebhookDeliveries::Seq,
                 ],
             ),

@@ -186,32 +186,64 @@ impl SqlStore {
     ) -> Result<Vec<DueDelivery>, StoreError> {
         let backend = self.backend();
         let now = micros(now);
+        // Due, free deliveries to enabled endpoints, those about a user
+        // first (a flood of anonymous events does not hold back a
+        // deactivation), oldest first.
         let mut find = Sql::new(
             backend,
-            "SELECT d.id FROM webhook_deliveries d \
+            "SELECT d.id, d.endpoint_id, d.user_id, d.seq FROM webhook_deliveries d \
              JOIN webhook_endpoints e ON e.id = d.endpoint_id \
              WHERE d.status = 'pending' AND e.disabled_at IS NULL AND d.next_attempt_at <= ",
         );
         find.bind(now).push(" AND (d.leased_until IS NULL OR d.leased_until <= ").bind(now);
-        // Only the oldest pending delivery per endpoint and user: a user's
-        // events arrive in order. Deliveries about a user come first: a
-        // flood of anonymous events does not hold back a deactivation.
-        find.push(
-            ") AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p \
-             WHERE p.endpoint_id = d.endpoint_id AND p.user_id = d.user_id \
-             AND p.status = 'pending' AND p.seq < d.seq) \
-             ORDER BY CASE WHEN d.user_id IS NULL THEN 1 ELSE 0 END, d.seq LIMIT ",
-        );
+        find.push(") ORDER BY CASE WHEN d.user_id IS NULL THEN 1 ELSE 0 END, d.seq LIMIT ");
         find.bind(i64::from(limit));
         let found =
             self.db.query_all_raw(find.statement()).await.map_err(db("finding due deliveries"))?;
         if found.is_empty() {
             return Ok(Vec::new());
         }
-        let mut ids = Vec::with_capacity(found.len());
+        let read = || db("finding due deliveries");
+        let mut candidates = Vec::with_capacity(found.len());
         for row in &found {
-            let id: String = row.try_get("", "id").map_err(db("finding due deliveries"))?;
-            ids.push(Value::from(id));
+            let id: String = row.try_get("", "id").map_err(read())?;
+            let endpoint: String = row.try_get("", "endpoint_id").map_err(read())?;
+            let user: Option<String> = row.try_get("", "user_id").map_err(read())?;
+            let seq: i64 = row.try_get("", "seq").map_err(read())?;
+            candidates.push((id, endpoint, user, seq));
+        }
+        // Only the oldest pending delivery per endpoint and user goes: a
+        // user's events arrive in order. One read for the candidates'
+        // users (an older one may be pending but not due: a retry).
+        let users: std::collections::BTreeSet<&String> =
+            candidates.iter().filter_map(|(_, _, user, _)| user.as_ref()).collect();
+        let mut heads = std::collections::HashMap::new();
+        if !users.is_empty() {
+            let mut oldest = Sql::new(
+                backend,
+                "SELECT endpoint_id, user_id, MIN(seq) AS head FROM webhook_deliveries \
+                 WHERE status = 'pending' AND user_id IN ",
+            );
+            oldest.list(users.iter().map(|u| Value::from((*u).clone())));
+            oldest.push(" GROUP BY endpoint_id, user_id");
+            let rows = self.db.query_all_raw(oldest.statement()).await.map_err(read())?;
+            for row in &rows {
+                let endpoint: String = row.try_get("", "endpoint_id").map_err(read())?;
+                let user: String = row.try_get("", "user_id").map_err(read())?;
+                let head: i64 = row.try_get("", "head").map_err(read())?;
+                heads.insert((endpoint, user), head);
+            }
+        }
+        let ids: Vec<Value> = candidates
+            .into_iter()
+            .filter(|(_, endpoint, user, seq)| match user {
+                None => true,
+                Some(user) => heads.get(&(endpoint.clone(), user.clone())) == Some(seq),
+            })
+            .map(|(id, ..)| Value::from(id))
+            .collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
         }
         // Take the leases of those nobody took since: the token tells
         // which are ours.
