@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use secureai_domain::mail::service::{DeliveryPolicy, OutboxDelivery};
 use secureai_domain::service::UserManagement;
-use secureai_domain::webhooks::service::{WebhookDelivery, WebhookDeliveryPolicy};
+use secureai_domain::webhooks::worker::{WebhookDelivery, WebhookDeliveryPolicy};
 use secureai_domain::{Clock, PlainToken};
 use secureai_http::{AppState, Readiness};
 use secureai_store::SqlStore;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use secureai_domain::UserManagement;
 use secureai_domain::mail::service::OutboxDelivery;
-use secureai_domain::webhooks::service::WebhookDelivery;
+use secureai_domain::webhooks::worker::WebhookDelivery;
 use tokio::sync::watch;
 
 /// Runs `round` at once and then every `every` until `stop` turns true

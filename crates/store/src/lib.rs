@@ -21,6 +21,7 @@ mod imports;
 mod invitations;
 mod listing;
 mod mfa;
+mod operations;
 mod outbox;
 mod passkeys;
 mod passwords;
@@ -42,6 +43,7 @@ mod webhook_deliveries;
 mod webhooks;
 
 pub use directory::search_text;
+pub use operations::sqlite_file;
 pub use sealing::{InvalidKey, SecretKey};
 pub use settings::KeyCheck;
 
@@ -338,67 +340,6 @@ impl SqlStore {
             .collect())
     }
 
-    /// Whether the database has exactly the migrations this version
-    /// knows: `Err` with the reason when some are pending (the database is
-    /// older: `secureai migrate`) or unknown (a newer version migrated it).
-    ///
-    /// # Errors
-    /// The reason, in words.
-    pub async fn migrations_ready(&self) -> Result<(), String> {
-        let status = self.migration_status().await.map_err(|e| {
-            format!("cannot read the applied migrations (a newer version may have migrated this database): {e}")
-        })?;
-        let pending = status.iter().filter(|(_, done)| !done).count();
-        if pending > 0 {
-            return Err(format!("{pending} migration(s) pending: run `secureai migrate`"));
-        }
-        let applied = Migrator::get_applied_migrations(&self.db)
-            .await
-            .map_err(|e| format!("cannot read the applied migrations: {e}"))?;
-        if applied.len() > status.len() {
-            return Err("the database has migrations this version does not know".to_owned());
-        }
-        Ok(())
-    }
-
-    /// Copies a SQLite database, consistent as of one moment, into `file`
-    /// while the service keeps running (`VACUUM INTO`: a read transaction;
-    /// writers go on). `file` must not exist.
-    ///
-    /// # Errors
-    /// [`StoreError`] on another database, or if the copy fails.
-    pub async fn backup_sqlite_into(&self, file: &std::path::Path) -> Result<(), StoreError> {
-        if self.backend() != DbBackend::Sqlite {
-            return Err(StoreError::msg("only a SQLite database is copied this way"));
-        }
-        let path = file.to_str().ok_or_else(|| StoreError::msg("the backup path is not UTF-8"))?;
-        let quoted = path.replace('\'', "''");
-        self.db
-            .execute_unprepared(&format!("VACUUM INTO '{quoted}'"))
-            .await
-            .map_err(|e| StoreError::new("the backup failed", e))?;
-        Ok(())
-    }
-
-    /// How many users the database holds (any status): for the operator's
-    /// backup and restore reports.
-    ///
-    /// # Errors
-    /// [`StoreError`] when there is no users table.
-    pub async fn count_all_users(&self) -> Result<u64, StoreError> {
-        let row = self
-            .db
-            .query_one_raw(Statement::from_string(
-                self.backend(),
-                "SELECT COUNT(*) AS n FROM users".to_owned(),
-            ))
-            .await
-            .map_err(|e| StoreError::new("not a SecureAI database: no users table", e))?
-            .ok_or_else(|| StoreError::msg("counting users answered nothing"))?;
-        let n: i64 = row.try_get("", "n").map_err(|e| StoreError::new("counting users", e))?;
-        Ok(u64::try_from(n).unwrap_or(0))
-    }
-
     /// The underlying connection, for operations and tests that need plain SQL.
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
@@ -430,17 +371,6 @@ impl SqlStore {
     pub async fn close(self) -> Result<(), StoreError> {
         self.db.close().await.map_err(|e| StoreError::new("closing the database failed", e))
     }
-}
-
-/// The file of a `sqlite://` database URL (`None` for another database or
-/// an in-memory one).
-pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
-    use std::str::FromStr as _;
-    if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
-        return None;
-    }
-    let options = sea_orm::sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
-    Some(options.get_filename().to_path_buf())
 }
 
 /// Takes the instance-wide guard inside a transaction (see the crate docs).

@@ -9,3 +9,4 @@ pub mod models;
 pub mod ports;
 pub mod service;
 pub mod signature;
+pub mod worker;

@@ -16,7 +16,7 @@ use secureai_domain::users::lifecycle::UserUpdate;
 use secureai_domain::webhooks::deliveries::{DeliveryState, SendFailed};
 use secureai_domain::webhooks::models::EndpointPolicy;
 use secureai_domain::webhooks::ports::MockWebhookSender;
-use secureai_domain::webhooks::service::{WebhookDelivery, WebhookDeliveryPolicy};
+use secureai_domain::webhooks::worker::{WebhookDelivery, WebhookDeliveryPolicy};
 use secureai_domain::{Clock, Policy};
 
 use crate::kit::{
