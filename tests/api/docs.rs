@@ -104,5 +104,21 @@ async fn readiness_fails_while_a_migration_is_pending() {
     let ready = app.get("/readyz", None).await;
     assert_eq!(ready.status(), StatusCode::OK);
     assert_eq!(body(ready).await["migrations"], "ok");
+
+    // A newer version migrated the database further.
+    let future = "m29991231_000001_from_the_future";
+    db.execute_raw(sql(format!(
+        "INSERT INTO seaql_migrations (version, applied_at) VALUES ('{future}', 0)"
+    )))
+    .await
+    .unwrap();
+    let ready = app.get("/readyz", None).await;
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let said = body(ready).await;
+    assert!(said["migrations"].as_str().unwrap().contains("does not know"), "{said}");
+    db.execute_raw(sql(format!("DELETE FROM seaql_migrations WHERE version = '{future}'")))
+        .await
+        .unwrap();
+    assert_eq!(app.get("/readyz", None).await.status(), StatusCode::OK);
     store.close().await.unwrap();
 }

@@ -82,4 +82,43 @@ async fn a_backup_under_writes_restores_into_a_new_folder_with_every_user() {
     assert_eq!(listed["total"], backed_up, "{listed}");
     let original = body(app.get("/api/v1/users?limit=1", Some(&admin)).await).await;
     assert_eq!(original["total"], 61, "the original kept every write");
+
+    // Restored again once that instance stopped: the database it replaces
+    // is kept, with its journal.
+    drop(copy);
+    let mut again = secureai_app::backup::restore(&target, &file).await;
+    for _ in 0..100 {
+        if again.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        again = secureai_app::backup::restore(&target, &file).await;
+    }
+    assert_eq!(again.unwrap(), backed_up);
+    let kept: Vec<String> = std::fs::read_dir(fresh.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("secureai.db.before-restore-"))
+        .collect();
+    assert!(kept.iter().any(|n| !n.ends_with("-wal") && !n.ends_with("-shm")), "{kept:?}");
+
+    // A backup a newer version made is refused, and nothing is replaced.
+    let newer = backups.path().join("newer.backup");
+    std::fs::copy(&file, &newer).unwrap();
+    {
+        use sea_orm::ConnectionTrait as _;
+        let url = format!("sqlite://{}?mode=rw", newer.display());
+        let store = secureai_store::SqlStore::connect(&url, &Default::default()).await.unwrap();
+        let insert =
+            "INSERT INTO seaql_migrations (version, applied_at) VALUES ('m29991231_000001_x', 0)";
+        store
+            .connection()
+            .execute_raw(sea_orm::Statement::from_string(store.backend(), insert.to_owned()))
+            .await
+            .unwrap();
+        store.close().await.unwrap();
+    }
+    let refused = secureai_app::backup::restore(&target, &newer).await.unwrap_err();
+    assert!(format!("{refused:#}").contains("does not know"), "{refused:#}");
+    assert!(!fresh.path().join("secureai.db.restoring").exists(), "nothing left behind");
 }

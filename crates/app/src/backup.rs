@@ -65,6 +65,25 @@ fn lock_path(database: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// A `sqlite://` URL for a file of ours: absolute, and refused when its
+/// name holds what a URL would read differently (`?`, `#`, `%`).
+fn file_url(file: &Path) -> anyhow::Result<String> {
+    let absolute =
+        std::path::absolute(file).with_context(|| format!("cannot resolve {}", file.display()))?;
+    let text = absolute.to_str().context("the path is not UTF-8")?;
+    if text.contains(['?', '#', '%']) {
+        bail!("choose a path without `?`, `#` or `%`: {}", absolute.display());
+    }
+    Ok(format!("sqlite://{text}?mode=rw"))
+}
+
+/// `path` with `suffix` appended to its name.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 /// Copies the configured SQLite database into `file` (which must not
 /// exist) while instances keep running: how many users it holds.
 ///
@@ -79,32 +98,34 @@ pub async fn backup(config: &Config, file: &Path) -> anyhow::Result<u64> {
     if file.exists() {
         bail!("{} exists already: choose a new file", file.display());
     }
+    let url = file_url(file)?;
     let store = SqlStore::connect(&config.database_url(), &StoreOptions::default()).await?;
-    let copied = store.backup_sqlite_into(file).await;
+    let copied = store.backup_sqlite_into(&std::path::absolute(file)?).await;
     store.close().await?;
     copied?;
-    let users = users_in(file).await?;
-    Ok(users)
-}
-
-/// The users in a copy (opened read-write: connecting sets its journal
-/// mode, so only a copy of ours is opened).
-async fn users_in(file: &Path) -> anyhow::Result<u64> {
-    let url = format!("sqlite://{}?mode=rw", file.display());
     let copy = SqlStore::connect(&url, &StoreOptions::default()).await?;
     let users = copy.count_all_users().await;
     copy.close().await?;
     Ok(users?)
 }
 
+/// Deletes a copy in progress and its journal files.
+fn remove_partial(partial: &Path) {
+    for file in [partial.to_path_buf(), with_suffix(partial, "-wal"), with_suffix(partial, "-shm")]
+    {
+        let _ = std::fs::remove_file(file);
+    }
+}
+
 /// Puts the backup `file` in place of the configured SQLite database,
-/// which no instance may be using; the database it replaces is kept as
-/// `<database>.before-restore`. The copy's schema must be this version's
-/// or older (the next start migrates it). How many users it holds.
+/// which no instance or command may be using. The database it replaces is
+/// kept, with its journal, as `<database>.before-restore-<time>`. The copy
+/// must be a sound SecureAI database whose schema is this version's or
+/// older (the next start migrates it). How many users it holds.
 ///
 /// # Errors
-/// On PostgreSQL or MariaDB, a database in use, a copy made by a newer
-/// version or not a SecureAI database, or a failed copy.
+/// On PostgreSQL or MariaDB, a database in use, a damaged copy, a copy
+/// made by a newer version or not a SecureAI database, or a failed copy.
 pub async fn restore(config: &Config, file: &Path) -> anyhow::Result<u64> {
     let database = sqlite_file(config)?;
     if !file.is_file() {
@@ -121,54 +142,74 @@ pub async fn restore(config: &Config, file: &Path) -> anyhow::Result<u64> {
         .open(lock_path(&database))
         .context("cannot open the database's lock file")?;
     if lock.try_lock().is_err() {
-        bail!("an instance is using {}: stop every instance, then restore", database.display());
+        bail!(
+            "an instance or a command is using {}: stop every instance, then restore",
+            database.display()
+        );
     }
     // Checked on a copy beside the database (the backup is left as it is),
     // then put in place by a rename.
-    let mut partial = database.as_os_str().to_owned();
-    partial.push(".restoring");
-    let partial = PathBuf::from(partial);
-    std::fs::copy(file, &partial).context("cannot copy the backup")?;
-    let checked = check_copy(&partial).await;
-    let users = match checked {
+    let partial = with_suffix(&database, ".restoring");
+    remove_partial(&partial);
+    let users = match copy_and_check(file, &partial).await {
         Ok(users) => users,
         Err(error) => {
-            let _ = std::fs::remove_file(&partial);
+            remove_partial(&partial);
             return Err(error);
         }
     };
-    if database.exists() {
-        let mut kept = database.as_os_str().to_owned();
-        kept.push(".before-restore");
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let kept = with_suffix(&database, &format!(".before-restore-{stamp}"));
+    if kept.exists() {
+        remove_partial(&partial);
+        bail!("{} exists already: try again in a second", kept.display());
+    }
+    // The database it replaces goes aside with its journal, so that what
+    // it committed last (still in its write-ahead log) is kept too.
+    let moved = database.exists();
+    if moved {
         std::fs::rename(&database, &kept).context("cannot set the current database aside")?;
+        for side in ["-wal", "-shm"] {
+            let from = with_suffix(&database, side);
+            if from.exists() {
+                std::fs::rename(&from, with_suffix(&kept, side))
+                    .context("cannot set the current database's journal aside")?;
+            }
+        }
     }
-    for suffix in ["-wal", "-shm"] {
-        let mut side = database.as_os_str().to_owned();
-        side.push(suffix);
-        let _ = std::fs::remove_file(PathBuf::from(side));
+    if let Err(error) = std::fs::rename(&partial, &database) {
+        if moved {
+            let _ = std::fs::rename(&kept, &database);
+        }
+        remove_partial(&partial);
+        return Err(error).context("cannot put the backup in place");
     }
-    std::fs::rename(&partial, &database).context("cannot put the backup in place")?;
+    if let Some(dir) = database.parent()
+        && let Ok(dir) = File::open(dir)
+    {
+        let _ = dir.sync_all();
+    }
     drop(lock);
     Ok(users)
 }
 
-/// A copy's schema is this version's or older (the next start migrates
-/// it), and it is a SecureAI database: its users.
-async fn check_copy(copy: &Path) -> anyhow::Result<u64> {
-    let url = format!("sqlite://{}?mode=rw", copy.display());
-    let store = SqlStore::connect(&url, &StoreOptions::default()).await?;
-    let status = store.migration_status().await;
+/// Copies the backup to `partial`, flushed to disk, and checks it: a
+/// sound SQLite file, a SecureAI database, this version's schema or older.
+async fn copy_and_check(file: &Path, partial: &Path) -> anyhow::Result<u64> {
+    std::fs::copy(file, partial).context("cannot copy the backup")?;
+    File::open(partial).and_then(|f| f.sync_all()).context("cannot flush the copy")?;
+    let store = SqlStore::connect(&file_url(partial)?, &StoreOptions::default())
+        .await
+        .context("the backup is not a SQLite database")?;
+    let sound = store.integrity_check().await;
     let schema = store.migrations_ready().await;
     let users = store.count_all_users().await;
     store.close().await?;
-    let status = status.context("not a SecureAI database: it has no migration table")?;
-    if !status.iter().any(|(_, applied)| *applied) {
-        bail!("not a SecureAI database: no migration was ever applied to it");
-    }
+    sound.map_err(|reason| anyhow::anyhow!("the backup cannot be restored: {reason}"))?;
     if let Err(reason) = schema
         && !reason.contains("pending")
     {
         bail!("this backup cannot be restored by this version: {reason}");
     }
-    Ok(users?)
+    users.context("not a SecureAI database")
 }

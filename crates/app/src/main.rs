@@ -191,6 +191,13 @@ async fn shutdown_signal() {
 }
 
 async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
+    // Every command that opens the SQLite database marks it in use for as
+    // long as it runs, as a running instance does: a restore waits for
+    // none of them, it refuses.
+    let _in_use = match cli.command {
+        Command::Serve | Command::Restore { .. } => None,
+        _ => Some(secureai_app::backup::mark_in_use(&config)?),
+    };
     match cli.command {
         Command::Serve => {
             let app = Application::build(&config).await?;

@@ -38,8 +38,6 @@ pub struct Application {
     address: SocketAddr,
     public_url: String,
     state: AppState,
-    /// Held while the instance runs: the SQLite database is in use.
-    _in_use: crate::backup::InUse,
     delivery: Arc<OutboxDelivery>,
     poll_interval: std::time::Duration,
     webhooks: Arc<WebhookDelivery>,
@@ -47,6 +45,9 @@ pub struct Application {
     sweep_interval: std::time::Duration,
     setup_token: Option<PlainToken>,
     wiring: Wiring,
+    /// Held while the instance runs: the SQLite database is in use. Last,
+    /// so that it is released after everything else is closed.
+    _in_use: crate::backup::InUse,
 }
 
 impl Application {

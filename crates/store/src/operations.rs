@@ -12,24 +12,59 @@ impl SqlStore {
     /// Whether the database has exactly the migrations this version
     /// knows: `Err` with the reason when some are pending (the database is
     /// older: `secureai migrate`) or unknown (a newer version migrated it).
+    /// Reads the migration table only (creates nothing).
     ///
     /// # Errors
     /// The reason, in words.
     pub async fn migrations_ready(&self) -> Result<(), String> {
-        let status = self.migration_status().await.map_err(|e| {
-            format!("cannot read the applied migrations (a newer version may have migrated this database): {e}")
-        })?;
-        let pending = status.iter().filter(|(_, done)| !done).count();
+        let rows = self
+            .db
+            .query_all_raw(Statement::from_string(
+                self.backend(),
+                "SELECT version FROM seaql_migrations".to_owned(),
+            ))
+            .await
+            .map_err(|_| {
+                "no migration table: not a SecureAI database, or never migrated".to_owned()
+            })?;
+        let mut applied = std::collections::BTreeSet::new();
+        for row in &rows {
+            let version: String = row
+                .try_get("", "version")
+                .map_err(|e| format!("unreadable migration table: {e}"))?;
+            applied.insert(version);
+        }
+        let known: Vec<String> =
+            Migrator::migrations().iter().map(|m| m.name().to_owned()).collect();
+        let unknown = applied.iter().filter(|v| !known.contains(v)).count();
+        if unknown > 0 {
+            return Err(format!(
+                "the database has {unknown} migration(s) this version does not know: a newer version migrated it"
+            ));
+        }
+        let pending = known.iter().filter(|name| !applied.contains(*name)).count();
         if pending > 0 {
             return Err(format!("{pending} migration(s) pending: run `secureai migrate`"));
         }
-        let applied = Migrator::get_applied_migrations(&self.db)
-            .await
-            .map_err(|e| format!("cannot read the applied migrations: {e}"))?;
-        if applied.len() > status.len() {
-            return Err("the database has migrations this version does not know".to_owned());
-        }
         Ok(())
+    }
+
+    /// SQLite's own check of a database file (`PRAGMA integrity_check`).
+    ///
+    /// # Errors
+    /// What SQLite found, or why it could not look.
+    pub async fn integrity_check(&self) -> Result<(), String> {
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(
+                self.backend(),
+                "PRAGMA integrity_check".to_owned(),
+            ))
+            .await
+            .map_err(|e| format!("cannot check the database: {e}"))?
+            .ok_or_else(|| "the check answered nothing".to_owned())?;
+        let verdict: String = row.try_get_by_index(0).map_err(|e| format!("the check: {e}"))?;
+        if verdict == "ok" { Ok(()) } else { Err(format!("the database is damaged: {verdict}")) }
     }
 
     /// Copies a SQLite database, consistent as of one moment, into `file`
