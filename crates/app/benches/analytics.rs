@@ -28,10 +28,6 @@ const MODELS: [(&str, &str); 5] = [
     ("llama-3-70b", "on-prem"),
 ];
 
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|n| n.parse().ok()).unwrap_or(default)
-}
-
 /// Users straight into the table (what matters here is that they exist).
 async fn seed_users(store: &secureai_store::SqlStore, users: usize) -> Vec<UserId> {
     let db = store.connection();
@@ -136,8 +132,8 @@ where
 
 #[tokio::main]
 async fn main() {
-    let events = env("EVENTS", 10_000_000);
-    let user_count = env("USERS", 10_000);
+    let events = common::env("EVENTS", 10_000_000);
+    let user_count = common::env("USERS", 10_000);
     let dir = tempfile::tempdir().unwrap();
     let mut config = common::config(dir.path());
     let _database = common::database(&mut config).await;

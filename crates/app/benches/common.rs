@@ -68,17 +68,7 @@ pub const USER_PASSWORD: &str = "a long user passphrase";
 /// Invites a user and accepts the invitation with [`USER_PASSWORD`]:
 /// their email.
 pub async fn user(wiring: &Wiring, admin: &Admin, email: &str) -> String {
-    let ctx = RequestContext::default();
-    let request = secureai_domain::invitations::service::InviteRequest {
-        email: email.to_owned(),
-        name: format!("Name of {email}"),
-        role: "user".to_owned(),
-        department: None,
-        sign_in: None,
-    };
-    let invited = wiring.service.invitations.invite_user(admin, &request, &ctx).await.unwrap();
-    let password = SecretString::from(USER_PASSWORD.to_owned());
-    wiring.service.invitations.accept_invitation(&invited.token, password, &ctx).await.unwrap();
+    user_via(&wiring.service, admin, email).await;
     email.to_owned()
 }
 
@@ -163,4 +153,47 @@ pub async fn user_via(
     let password = SecretString::from(USER_PASSWORD.to_owned());
     service.invitations.accept_invitation(&invited.token, password, &ctx).await.unwrap();
     invited.user.id.to_string()
+}
+
+/// A field of this process's `/proc/self/status`, in KiB (`VmRSS:`,
+/// `VmHWM:` for the peak).
+pub fn status_kib(field: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+}
+
+/// A number from the environment, else `default`.
+pub fn env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// `GET /healthz` per second from `clients` clients for 3 s: the
+/// reference each figure stands beside.
+pub async fn healthz(base: &str, clients: usize) -> f64 {
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let started = std::time::Instant::now();
+    let workers: Vec<_> = (0..clients)
+        .map(|_| {
+            let (client, url) = (client.clone(), format!("{base}/healthz"));
+            tokio::spawn(async move {
+                let mut n = 0_u64;
+                while std::time::Instant::now() < deadline {
+                    client.get(&url).send().await.unwrap().bytes().await.unwrap();
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for worker in workers {
+        total += worker.await.unwrap();
+    }
+    total as f64 / started.elapsed().as_secs_f64()
 }

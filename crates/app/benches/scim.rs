@@ -25,44 +25,6 @@ use serde_json::json;
 
 const CLIENTS: usize = 4;
 
-fn status_kib(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0)
-}
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-async fn healthz(base: &str) -> f64 {
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let started = Instant::now();
-    let workers: Vec<_> = (0..CLIENTS)
-        .map(|_| {
-            let (client, url) = (client.clone(), format!("{base}/healthz"));
-            tokio::spawn(async move {
-                let mut n = 0_u64;
-                while Instant::now() < deadline {
-                    client.get(&url).send().await.unwrap().bytes().await.unwrap();
-                    n += 1;
-                }
-                n
-            })
-        })
-        .collect();
-    let mut total = 0;
-    for worker in workers {
-        total += worker.await.unwrap();
-    }
-    total as f64 / started.elapsed().as_secs_f64()
-}
-
 /// Writes users `from..to` straight into the database (as a directory
 /// imported long ago), with their counts.
 async fn seed(store: &secureai_store::SqlStore, from: usize, to: usize) {
@@ -152,8 +114,8 @@ async fn latencies(
 
 #[tokio::main]
 async fn main() {
-    let provision = env("PROVISION", 10_000);
-    let users = env("USERS", 1_000_000).max(provision + 1);
+    let provision = common::env("PROVISION", 10_000);
+    let users = common::env("USERS", 1_000_000).max(provision + 1);
     let dir = tempfile::tempdir().unwrap();
     let mut config = common::config(dir.path());
     let _database = common::database(&mut config).await;
@@ -177,9 +139,9 @@ async fn main() {
         .unwrap();
     let token = Arc::new(created["secret"].as_str().unwrap().to_owned());
     println!("database: {:?}", std::env::var("BENCH_DB").unwrap_or_else(|_| "sqlite".into()));
-    println!("memory before: {:.0} MiB", status_kib("VmRSS:") / 1024.0);
+    println!("memory before: {:.0} MiB", common::status_kib("VmRSS:") / 1024.0);
 
-    let health = healthz(&base).await;
+    let health = common::healthz(&base, CLIENTS).await;
     let started = Instant::now();
     let workers: Vec<_> = (0..CLIENTS)
         .map(|client_no| {
@@ -227,11 +189,11 @@ async fn main() {
     );
     println!(
         "memory after provisioning: {:.0} MiB (peak {:.0} MiB)",
-        status_kib("VmRSS:") / 1024.0,
-        status_kib("VmHWM:") / 1024.0
+        common::status_kib("VmRSS:") / 1024.0,
+        common::status_kib("VmHWM:") / 1024.0
     );
     tokio::time::sleep(Duration::from_secs(5)).await;
-    println!("memory after 5 s idle: {:.0} MiB", status_kib("VmRSS:") / 1024.0);
+    println!("memory after 5 s idle: {:.0} MiB", common::status_kib("VmRSS:") / 1024.0);
 
     let store = secureai_app::connect(&config).await.unwrap();
     let seeding = Instant::now();
@@ -255,7 +217,7 @@ async fn main() {
         (0..50).map(|i| format!("{base}/scim/v2/Users?startIndex={}&count=100", 100_000 + i)),
     )
     .await;
-    let health = healthz(&base).await;
+    let health = common::healthz(&base, CLIENTS).await;
     println!(
         "at {users} users, one client (GET /healthz, {CLIENTS} clients: {health:.0} req/s):\n\
          GET /Users?filter=userName eq \"…\"      p50 {:.2} ms  p95 {:.2} ms  (goal p95 ≤ 5 ms)\n\
@@ -267,7 +229,7 @@ async fn main() {
     );
     println!(
         "memory: {:.0} MiB now, peak {:.0} MiB",
-        status_kib("VmRSS:") / 1024.0,
-        status_kib("VmHWM:") / 1024.0
+        common::status_kib("VmRSS:") / 1024.0,
+        common::status_kib("VmHWM:") / 1024.0
     );
 }

@@ -36,44 +36,6 @@ use serde_json::{Value, json};
 
 const CLIENTS: usize = 4;
 
-fn status_kib(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0)
-}
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-async fn healthz(base: &str) -> f64 {
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let started = Instant::now();
-    let workers: Vec<_> = (0..CLIENTS)
-        .map(|_| {
-            let (client, url) = (client.clone(), format!("{base}/healthz"));
-            tokio::spawn(async move {
-                let mut n = 0_u64;
-                while Instant::now() < deadline {
-                    client.get(&url).send().await.unwrap().bytes().await.unwrap();
-                    n += 1;
-                }
-                n
-            })
-        })
-        .collect();
-    let mut total = 0;
-    for worker in workers {
-        total += worker.await.unwrap();
-    }
-    total as f64 / started.elapsed().as_secs_f64()
-}
-
 /// What the receiver saw: per path, arrival of each (type, user) and the
 /// number of requests; signatures checked against the secrets it knows.
 #[derive(Default)]
@@ -127,8 +89,8 @@ async fn endpoint(
 
 #[tokio::main]
 async fn main() {
-    let latency_users = env("LATENCY", 100);
-    let events = env("EVENTS", 1000);
+    let latency_users = common::env("LATENCY", 100);
+    let events = common::env("EVENTS", 1000);
     let dir = tempfile::tempdir().unwrap();
     let mut config = common::config(dir.path());
     config.webhooks.allow_insecure_loopback = true;
@@ -158,7 +120,7 @@ async fn main() {
         let email = common::user_via(&service, &admin, &format!("l{i}@example.com")).await;
         ids.push(email);
     }
-    let reference_before = healthz(&base).await;
+    let reference_before = common::healthz(&base, CLIENTS).await;
     let mut latencies = Vec::new();
     for (i, id) in ids.iter().enumerate() {
         let started = Instant::now();
@@ -223,10 +185,10 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let took = started.elapsed();
-    let peak = status_kib("VmHWM:") / 1024.0;
-    let reference_after = healthz(&base).await;
+    let peak = common::status_kib("VmHWM:") / 1024.0;
+    let reference_after = common::healthz(&base, CLIENTS).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let idle = status_kib("VmRSS:") / 1024.0;
+    let idle = common::status_kib("VmRSS:") / 1024.0;
     let bad = seen.lock().unwrap().bad;
     assert_eq!(bad, 0, "every signature verifies");
     println!(
