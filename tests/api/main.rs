@@ -16,6 +16,7 @@ mod invitations;
 mod lifecycle;
 mod load;
 mod mail;
+mod metrics;
 mod mfa;
 mod mfa_policy;
 mod mfa_reset;

@@ -105,6 +105,19 @@ async fn json_logs_have_a_line_per_request_with_its_id_and_no_secret() {
     let me = logged.iter().find(|l| l["path"] == "/api/v1/me/mfa").unwrap();
     assert_eq!(me["status"], 200);
     assert_eq!(me["actor"].as_str().unwrap().len(), 36, "the caller's user id: {me}");
+    assert_eq!(me["route"], "/api/v1/me/mfa", "the route's template");
+    assert_eq!(me["audit_events"], "", "a read makes no audit event");
+    // A sign-in names the audit event it wrote (sign_in.failed,
+    // sign_in.succeeded): the log line leads to the audit log's entry.
+    let logins: Vec<_> = logged.iter().filter(|l| l["path"] == "/api/v1/auth/login").collect();
+    assert_eq!(logins.len(), 2);
+    for login in logins {
+        assert_eq!(login["route"], "/api/v1/auth/login");
+        let ids = login["audit_events"].as_str().unwrap();
+        assert!(uuid::Uuid::parse_str(ids).is_ok(), "one audit event id: {login}");
+    }
+    let unmatched = logged.iter().find(|l| l["path"] == "/healthz").unwrap();
+    assert_eq!(unmatched["route"], "/healthz");
     let all = lines.join("\n");
     for secret in [
         setup_token.as_str(),

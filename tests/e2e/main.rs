@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod logs;
+mod metrics;
 mod operator;
 
 use std::io::{BufRead, BufReader};

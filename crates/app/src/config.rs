@@ -138,6 +138,9 @@ impl Default for PasswordHashingConfig {
 pub struct Config {
     /// Address to listen on.
     pub listen: SocketAddr,
+    /// A separate address for `/metrics` (e.g. `127.0.0.1:9464`); when set,
+    /// the main listener no longer serves it.
+    pub metrics_listen: Option<SocketAddr>,
     /// Public base URL used in links (default `http://<listen>`).
     pub public_url: Option<String>,
     /// Folder for the SQLite database and mail files.
@@ -355,6 +358,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_listen: None,
             public_url: None,
             data_dir: PathBuf::from("data"),
             database_url: None,

@@ -32,10 +32,49 @@ impl Readiness for StoreReadiness {
     }
 }
 
+/// The stored state `/metrics` reports, read from the store and the seat
+/// limit in force.
+struct StoreMetrics {
+    store: SqlStore,
+    service: Arc<UserManagement>,
+    clock: Arc<dyn Clock>,
+}
+
+#[async_trait]
+impl secureai_http::MetricsSource for StoreMetrics {
+    async fn snapshot(&self) -> Result<secureai_http::Snapshot, String> {
+        let state = self.store.stored_state().await.map_err(|e| e.to_string())?;
+        let seats_limit = self.service.users.seat_limit().await.map_err(|e| e.to_string())?;
+        let now = self.clock.now();
+        let backlog = |(waiting, oldest): (u64, Option<chrono::DateTime<chrono::Utc>>)| {
+            secureai_telemetry::Backlog {
+                waiting,
+                oldest: oldest.and_then(|at| (now - at).to_std().ok()).unwrap_or_default(),
+            }
+        };
+        let users = |status: &str| {
+            state.users_by_status.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n)
+        };
+        Ok(secureai_http::Snapshot {
+            users_invited: users("invited"),
+            users_active: users("active"),
+            users_deactivated: users("deactivated"),
+            seats_used: users("invited") + users("active"),
+            seats_limit: seats_limit.map(u64::from),
+            mail_backlog: backlog(state.mail_waiting),
+            webhook_backlog: backlog(state.webhooks_waiting),
+            pool_in_use: state.pool_in_use,
+            pool_idle: state.pool_idle,
+        })
+    }
+}
+
 /// A built application, bound to its port, not yet serving.
 pub struct Application {
     acceptor: poem::listener::TcpAcceptor,
     address: SocketAddr,
+    /// `/metrics` on a listener of its own, when configured.
+    metrics: Option<(poem::listener::TcpAcceptor, SocketAddr)>,
     public_url: String,
     state: AppState,
     delivery: Arc<OutboxDelivery>,
@@ -77,6 +116,21 @@ impl Application {
             .first()
             .and_then(|a| a.as_socket_addr().copied())
             .context("the listener has no address")?;
+        let metrics = match config.metrics_listen {
+            Some(listen) => {
+                let acceptor = TcpListener::bind(listen)
+                    .into_acceptor()
+                    .await
+                    .with_context(|| format!("cannot listen on {listen} (metrics_listen)"))?;
+                let address = acceptor
+                    .local_addr()
+                    .first()
+                    .and_then(|a| a.as_socket_addr().copied())
+                    .context("the metrics listener has no address")?;
+                Some((acceptor, address))
+            }
+            None => None,
+        };
         let public_url = public_url(config, address);
         let wiring = wire_with_clock(config, &public_url, clock.clone()).await?;
         let endpoints = crate::wiring::endpoint_policy(config);
@@ -90,7 +144,7 @@ impl Application {
             Arc::new(wiring.store.clone()),
             Arc::new(wiring.store.clone()),
             wiring.mailer.clone(),
-            clock,
+            clock.clone(),
             DeliveryPolicy {
                 configured: wiring.email.clone(),
                 max_attempts: config.mail.max_attempts,
@@ -117,12 +171,20 @@ impl Application {
             sso_begin_limit: Arc::new(secureai_http::PerAddress::per_minute(
                 config.sso.begin_per_minute,
             )),
+            metrics: wiring.metrics.clone(),
+            metrics_source: Arc::new(StoreMetrics {
+                store: wiring.store.clone(),
+                service: wiring.service.clone(),
+                clock,
+            }),
+            metrics_here: metrics.is_none(),
         };
         let setup_token = wiring.service.setup.prepare_setup().await?;
         Ok(Self {
             _in_use: in_use,
             acceptor,
             address,
+            metrics,
             public_url,
             state,
             delivery,
@@ -144,6 +206,12 @@ impl Application {
     /// The bound address.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The address `/metrics` is served on when it has a listener of its
+    /// own (`metrics_listen`).
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(_, address)| *address)
     }
 
     /// The public base URL.
@@ -171,6 +239,7 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
+        let stop_rx_for_metrics = stop_rx.clone();
         let worker =
             tokio::spawn(worker::run(self.delivery.clone(), self.poll_interval, stop_rx.clone()));
         let retention = tokio::spawn(worker::purge_usage(
@@ -185,11 +254,29 @@ impl Application {
         ));
         let sweep =
             tokio::spawn(worker::sweep(self.wiring.service.clone(), self.sweep_interval, stop_rx));
+        let scrapes = self.metrics.map(|(acceptor, _)| {
+            let app = secureai_http::metrics_app(self.state.clone());
+            let mut stopped = stop_rx_for_metrics.clone();
+            tokio::spawn(async move {
+                poem::Server::new_with_acceptor(acceptor)
+                    .run_with_graceful_shutdown(
+                        app,
+                        async move {
+                            let _ = stopped.wait_for(|stop| *stop).await;
+                        },
+                        Some(std::time::Duration::from_secs(5)),
+                    )
+                    .await
+            })
+        });
         let app = secureai_http::app(self.state);
         let served = poem::Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(app, shutdown, Some(std::time::Duration::from_secs(20)))
             .await;
         let _ = stop_tx.send(true);
+        if let Some(scrapes) = scrapes {
+            let _ = scrapes.await;
+        }
         let _ = worker.await;
         let _ = retention.await;
         let _ = sweep.await;

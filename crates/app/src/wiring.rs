@@ -29,6 +29,9 @@ pub struct Wiring {
     pub mailer: Arc<Mailer>,
     /// The email settings of the configuration.
     pub email: EmailSettings,
+    /// The instance's metrics: sign-ins and password hashing are counted
+    /// here as they happen.
+    pub metrics: Arc<secureai_telemetry::Metrics>,
 }
 
 /// The email settings the configuration gives (in force until an admin
@@ -230,6 +233,9 @@ pub async fn wire_with_clock(
             ..defaults
         },
     )?;
+    let metrics = Arc::new(secureai_telemetry::Metrics::new());
+    let hashed = metrics.clone();
+    let hasher = hasher.observed(Arc::new(move |took| hashed.password_hashed(took)));
     let passkey_protocol: Arc<dyn secureai_domain::mfa::passkeys::PasskeyProtocol> =
         match secureai_passkeys::WebAuthnPasskeys::new(public_url) {
             Ok(passkeys) => {
@@ -244,10 +250,12 @@ pub async fn wire_with_clock(
     let ports = Ports {
         identity: Arc::new(identity),
         passkey_protocol,
+        meter: metrics.clone(),
         ..Arc::new(store.clone()).ports(clock, Arc::new(OsTokens), Arc::new(hasher), mailer.clone())
     };
     let policy = Policy { email: email.clone(), sso, ..policy(config) };
-    Ok(Wiring { service: Arc::new(UserManagement::new(ports, policy)), store, mailer, email })
+    let service = Arc::new(UserManagement::new(ports, policy));
+    Ok(Wiring { service, store, mailer, email, metrics })
 }
 
 /// Creates the data folder and connects to the database (not migrating).

@@ -78,7 +78,11 @@ mod tests {
     #[tokio::test]
     async fn a_sweep_forgets_attempt_counts_once_the_window_has_passed() {
         let kit = TestKit::new();
-        let ctx = RequestContext { ip: Some("192.0.2.8".into()), user_agent: None };
+        let ctx = RequestContext {
+            ip: Some("192.0.2.8".into()),
+            user_agent: None,
+            ..RequestContext::default()
+        };
         for i in 0..3 {
             let pw = SecretString::from("a guess".to_owned());
             let _ = kit.service.sessions.sign_in(&format!("n{i}@example.com"), &pw, &ctx).await;

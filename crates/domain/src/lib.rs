@@ -42,6 +42,7 @@ pub mod sessions;
 pub mod settings;
 pub mod setup;
 pub mod sso;
+pub mod telemetry;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod users;

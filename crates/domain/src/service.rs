@@ -101,6 +101,8 @@ pub struct Ports {
     pub api_tokens: Arc<dyn crate::api_tokens::ports::ApiTokenRepository>,
     /// Webhook endpoints.
     pub webhooks: Arc<dyn crate::webhooks::ports::WebhookRepository>,
+    /// Counts what operators watch (sign-in outcomes).
+    pub meter: Arc<dyn crate::telemetry::Meter>,
 }
 
 use crate::users::ports::UserRepository;
@@ -217,6 +219,7 @@ impl UserManagement {
                     settings: p.settings.clone(),
                     passkeys: p.passkeys.clone(),
                     passkey_protocol: p.passkey_protocol.clone(),
+                    meter: p.meter.clone(),
                 },
                 rules(),
             ),
@@ -252,6 +255,7 @@ impl UserManagement {
                     clock: p.clock.clone(),
                     tokens: p.tokens.clone(),
                     mfa: p.mfa.clone(),
+                    meter: p.meter.clone(),
                 },
                 rules(),
             ),

@@ -34,6 +34,7 @@ use crate::settings::ports::StoredSeatLimit;
 use crate::sso::models::PendingLogin;
 use crate::sso::ports::NoIdentityProvider;
 use crate::sso::settings::SsoSettings;
+use crate::telemetry::{SignInMethod, SignInOutcome};
 use crate::users::models::{EmailAddress, User, UserId};
 use crate::users::ports::InvitationFilter;
 
@@ -328,6 +329,7 @@ impl InMemoryStore {
             passkeys: self.clone(),
             api_tokens: self.clone(),
             webhooks: self.clone(),
+            meter: Arc::new(crate::telemetry::NoMeter),
             passkey_protocol: Arc::new(crate::mfa::passkeys::NoPasskeys(
                 "passkeys are not set up in this composition".to_owned(),
             )),
@@ -362,6 +364,25 @@ pub struct TestKit {
     pub transport: Arc<RecordingTransport>,
     /// The identity provider SSO sign-ins go through.
     pub identity: Arc<FakeIdentityProvider>,
+    /// What the use cases told their meter.
+    pub meter: Arc<RecordingMeter>,
+}
+
+/// A meter that keeps every sign-in outcome it is told, in order.
+#[derive(Debug, Default)]
+pub struct RecordingMeter(std::sync::Mutex<Vec<(SignInMethod, SignInOutcome)>>);
+
+impl RecordingMeter {
+    /// The sign-ins told so far.
+    pub fn sign_ins(&self) -> Vec<(SignInMethod, SignInOutcome)> {
+        lock(&self.0).clone()
+    }
+}
+
+impl crate::telemetry::Meter for RecordingMeter {
+    fn sign_in(&self, method: SignInMethod, outcome: SignInOutcome) {
+        lock(&self.0).push((method, outcome));
+    }
 }
 
 impl TestKit {
@@ -371,8 +392,10 @@ impl TestKit {
         let clock = Arc::new(FakeClock::new());
         let transport = Arc::new(RecordingTransport::default());
         let identity = Arc::new(FakeIdentityProvider::default());
+        let meter = Arc::new(RecordingMeter::default());
         let ports = Ports {
             identity: identity.clone(),
+            meter: meter.clone(),
             passkey_protocol: Arc::new(FakePasskeys::default()),
             ..store.ports(
                 clock.clone(),
@@ -381,7 +404,8 @@ impl TestKit {
                 transport.clone(),
             )
         };
-        Self { service: UserManagement::new(ports, policy), store, clock, transport, identity }
+        let service = UserManagement::new(ports, policy);
+        Self { service, store, clock, transport, identity, meter }
     }
 
     /// Use cases over a fresh in-memory store with the default policy.

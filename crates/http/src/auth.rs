@@ -76,6 +76,8 @@ pub fn request_context(req: &Request) -> RequestContext {
     RequestContext {
         ip: ip.map(|ip| ip.to_string()),
         user_agent: req.header("user-agent").map(|ua| ua.chars().take(512).collect()),
+        // The request's log line names the audit events it made.
+        audit_ids: crate::RequestLog::audit_ids(req),
     }
 }
 

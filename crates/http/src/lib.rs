@@ -31,6 +31,7 @@ use secureai_domain::UserManagement;
 pub use client_address::TrustedProxies;
 pub use errors::{ApiError, ErrorBody};
 pub use rate_limit::PerAddress;
+pub use secureai_telemetry::{Metrics, Snapshot};
 
 /// Checks the service's dependencies for `/readyz`.
 #[async_trait]
@@ -43,6 +44,14 @@ pub trait Readiness: Send + Sync {
     async fn migrations(&self) -> Result<(), String> {
         Ok(())
     }
+}
+
+/// Reads the stored state `/metrics` reports (users, seats, backlogs, the
+/// database pool) at each scrape.
+#[async_trait]
+pub trait MetricsSource: Send + Sync {
+    /// `Err` with a short reason when the database does not answer.
+    async fn snapshot(&self) -> Result<Snapshot, String>;
 }
 
 /// What every handler needs.
@@ -63,6 +72,13 @@ pub struct AppState {
     pub trusted_proxies: TrustedProxies,
     /// How often one address may begin an SSO sign-in.
     pub sso_begin_limit: Arc<PerAddress>,
+    /// The instance's metrics (also the domain's sign-in meter).
+    pub metrics: Arc<Metrics>,
+    /// The stored state `/metrics` reports.
+    pub metrics_source: Arc<dyn MetricsSource>,
+    /// Whether this listener serves `/metrics` (false when the operator
+    /// gave it a listener of its own, [`metrics_app`]).
+    pub metrics_here: bool,
 }
 
 /// Limits of one import through the API.
@@ -135,7 +151,12 @@ pub fn app(state: AppState) -> impl Endpoint {
     let spec = contract::complete(&api.spec());
     let allowed = contract::AllowedMethods::from_spec(&spec, "/api");
     let spec = Arc::new(spec);
-    Route::new()
+    let metrics = state.metrics.clone();
+    let mut routes = Route::new();
+    if state.metrics_here {
+        routes = routes.at("/metrics", get(metrics_text));
+    }
+    routes
         .nest("/api/docs", docs)
         .at(
             "/api/openapi.json",
@@ -159,6 +180,7 @@ pub fn app(state: AppState) -> impl Endpoint {
         )
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
+        .around(note_route)
         .data(state)
         .with(CatchPanic::new())
         .catch_all_error(errors::render_any_error)
@@ -166,24 +188,78 @@ pub fn app(state: AppState) -> impl Endpoint {
             let allowed = allowed.clone();
             async move { contract::add_allow(next, req, &allowed).await }
         })
-        .around(log_request)
+        .around(move |next, req| log_request(next, req, metrics.clone()))
 }
 
-/// What the request's log line says about who called: filled in by the
-/// handler that resolved the caller ([`AppState::principal`] and
-/// [`AppState::caller`], the pages' viewer).
+/// `/metrics` alone, for a listener of its own (`metrics_listen`).
+pub fn metrics_app(state: AppState) -> impl Endpoint {
+    Route::new().at("/metrics", get(metrics_text)).data(state).with(CatchPanic::new())
+}
+
+/// The Prometheus scrape: counters as they stand, gauges read now. When
+/// the database does not answer, the gauges keep their last values and
+/// the counters are still served.
+#[handler]
+async fn metrics_text(state: poem::web::Data<&AppState>) -> Response {
+    let snapshot = match state.metrics_source.snapshot().await {
+        Ok(snapshot) => Some(snapshot),
+        Err(reason) => {
+            tracing::warn!(%reason, "metrics: the stored state could not be read");
+            None
+        }
+    };
+    state
+        .metrics
+        .render(snapshot.as_ref())
+        .with_content_type(secureai_telemetry::CONTENT_TYPE)
+        .into_response()
+}
+
+/// What the request's log line says beyond the request itself: who called
+/// (filled in by the handler that resolved the caller:
+/// [`AppState::principal`] and [`AppState::caller`], the pages' viewer),
+/// the route that matched, and the audit events the request made.
 #[derive(Clone, Default)]
-pub(crate) struct RequestLog(Arc<std::sync::Mutex<Option<String>>>);
+pub(crate) struct RequestLog {
+    actor: Arc<std::sync::Mutex<Option<String>>>,
+    route: Arc<std::sync::Mutex<Option<Arc<str>>>>,
+    audit_ids: secureai_domain::audit::models::AuditIds,
+}
 
 impl RequestLog {
     /// Notes the caller's user id for the log line.
     pub(crate) fn actor(req: &Request, user: secureai_domain::UserId) {
         if let Some(log) = req.extensions().get::<RequestLog>()
-            && let Ok(mut actor) = log.0.lock()
+            && let Ok(mut actor) = log.actor.lock()
         {
             *actor = Some(user.to_string());
         }
     }
+
+    /// Where the audit events of this request note their ids.
+    pub(crate) fn audit_ids(req: &Request) -> secureai_domain::audit::models::AuditIds {
+        req.extensions().get::<RequestLog>().map(|log| log.audit_ids.clone()).unwrap_or_default()
+    }
+}
+
+/// Notes the template of the route that answered (`/api/v1/users/:user_id`,
+/// never the path itself) for the log line and the metrics.
+async fn note_route<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    let log = req.extensions().get::<RequestLog>().cloned();
+    let result = next.call(req).await.map(IntoResponse::into_response);
+    let pattern = match &result {
+        Ok(response) => response.data::<poem::PathPattern>(),
+        Err(error) => error.data::<poem::PathPattern>(),
+    };
+    // A nest whose own routes did not match leaves its prefix (`""` for
+    // the pages): no route matched.
+    let pattern = pattern.filter(|p| !p.0.is_empty());
+    if let (Some(log), Some(pattern)) = (log, pattern)
+        && let Ok(mut route) = log.route.lock()
+    {
+        *route = Some(pattern.0.clone());
+    }
+    result
 }
 
 /// The `X-Request-Id` a client sent, if it is one we may echo and log: 1
@@ -195,9 +271,14 @@ fn valid_request_id(value: &str) -> bool {
 }
 
 /// Logs each request — its id, method, path (never the query, which may
-/// carry a token), status, duration and the caller's user id — and answers
-/// with `X-Request-Id`: the client's when valid, else a new one.
-async fn log_request<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
+/// carry a token), route template, status, duration, the caller's user id
+/// and the ids of the audit events it made — counts it in the metrics,
+/// and answers with `X-Request-Id`: the client's when valid, else a new one.
+async fn log_request<E: Endpoint>(
+    next: E,
+    mut req: Request,
+    metrics: Arc<Metrics>,
+) -> poem::Result<Response> {
     let request_id = req
         .headers()
         .get("x-request-id")
@@ -213,14 +294,22 @@ async fn log_request<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Res
     if let Ok(value) = poem::http::HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
-    let actor = log.0.lock().ok().and_then(|a| a.clone()).unwrap_or_default();
+    let took = started.elapsed();
+    let status = response.status().as_u16();
+    let actor = log.actor.lock().ok().and_then(|a| a.clone()).unwrap_or_default();
+    let route = log.route.lock().ok().and_then(|r| r.clone());
+    metrics.request(method.as_str(), route.as_deref(), status, took);
+    let audit_events =
+        log.audit_ids.ids().iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
     tracing::info!(
         request_id,
         %method,
         %path,
-        status = response.status().as_u16(),
-        micros = started.elapsed().as_micros() as u64,
+        route = route.as_deref().unwrap_or(secureai_telemetry::UNMATCHED_ROUTE),
+        status,
+        micros = took.as_micros() as u64,
         actor,
+        audit_events,
         "request"
     );
     Ok(response)

@@ -48,7 +48,11 @@ fn entry_from_row(row: &audit_events::Model) -> Result<AuditEntry, StoreError> {
             .into_iter()
             .map(|c| Change { field: c.field, before: c.before, after: c.after })
             .collect(),
-        context: RequestContext { ip: row.ip.clone(), user_agent: row.user_agent.clone() },
+        context: RequestContext {
+            ip: row.ip.clone(),
+            user_agent: row.user_agent.clone(),
+            ..RequestContext::default()
+        },
     })
 }
 

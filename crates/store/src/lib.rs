@@ -43,7 +43,7 @@ mod webhook_deliveries;
 mod webhooks;
 
 pub use directory::search_text;
-pub use operations::sqlite_file;
+pub use operations::{StoredState, sqlite_file};
 pub use sealing::{InvalidKey, SecretKey};
 pub use settings::KeyCheck;
 
@@ -199,6 +199,7 @@ impl SqlStore {
             service_tokens: self.clone(),
             api_tokens: self.clone(),
             webhooks: self.clone(),
+            meter: Arc::new(secureai_domain::telemetry::NoMeter),
             usage: self.clone(),
             provisioning: self.clone(),
             groups: self.clone(),

@@ -1,6 +1,6 @@
 //! What operators need from the store beyond the ports: whether the schema
 //! is this version's (readiness), copies of a SQLite database (backups),
-//! and counts for their reports.
+//! counts for their reports, and the state their metrics show.
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use secureai_domain::StoreError;
@@ -104,6 +104,111 @@ impl SqlStore {
         let n: i64 = row.try_get("", "n").map_err(|e| StoreError::new("counting users", e))?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
+}
+
+/// What operators watch of the stored state, read at each metrics scrape.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredState {
+    /// Users by status (`invited`, `active`, `deactivated`), from the
+    /// counts the store keeps beside the users table.
+    pub users_by_status: Vec<(String, u64)>,
+    /// Mail messages queued, and when the oldest was queued.
+    pub mail_waiting: (u64, Option<chrono::DateTime<chrono::Utc>>),
+    /// Webhook deliveries pending, and when the oldest was made.
+    pub webhooks_waiting: (u64, Option<chrono::DateTime<chrono::Utc>>),
+    /// Pool connections in use.
+    pub pool_in_use: u64,
+    /// Pool connections idle.
+    pub pool_idle: u64,
+}
+
+impl SqlStore {
+    /// Users by status, backlogs, the pool (cheap: kept counts and indexed
+    /// reads of what waits).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database does not answer.
+    pub async fn stored_state(&self) -> Result<StoredState, StoreError> {
+        let rows = self
+            .db
+            .query_all_raw(Statement::from_string(
+                self.backend(),
+                "SELECT status, n FROM user_counts".to_owned(),
+            ))
+            .await
+            .map_err(|e| StoreError::new("counting users by status", e))?;
+        // One row per role and status: summed here, the same on every
+        // database.
+        let mut users_by_status: Vec<(String, u64)> = Vec::new();
+        for row in rows {
+            let status: String =
+                row.try_get("", "status").map_err(|e| StoreError::new("counting users", e))?;
+            let n = count_of(&row)?;
+            match users_by_status.iter_mut().find(|(s, _)| *s == status) {
+                Some((_, total)) => *total += n,
+                None => users_by_status.push((status, n)),
+            }
+        }
+        let (pool_in_use, pool_idle) = self.pool_state();
+        Ok(StoredState {
+            users_by_status,
+            mail_waiting: self
+                .waiting(
+                    "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox \
+                          WHERE status = 'queued'",
+                )
+                .await?,
+            webhooks_waiting: self
+                .waiting(
+                    "SELECT COUNT(*) AS n, MIN(created_at) AS oldest \
+                          FROM webhook_deliveries WHERE status = 'pending'",
+                )
+                .await?,
+            pool_in_use,
+            pool_idle,
+        })
+    }
+
+    async fn waiting(
+        &self,
+        sql: &str,
+    ) -> Result<(u64, Option<chrono::DateTime<chrono::Utc>>), StoreError> {
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(self.backend(), sql.to_owned()))
+            .await
+            .map_err(|e| StoreError::new("reading what waits", e))?
+            .ok_or_else(|| StoreError::msg("counting what waits answered nothing"))?;
+        let oldest: Option<i64> =
+            row.try_get("", "oldest").map_err(|e| StoreError::new("reading what waits", e))?;
+        Ok((count_of(&row)?, oldest.map(crate::convert::instant).transpose()?))
+    }
+
+    /// Connections of the pool in use and idle.
+    fn pool_state(&self) -> (u64, u64) {
+        let (size, idle) = match self.backend() {
+            DbBackend::Sqlite => {
+                let pool = self.db.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            DbBackend::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            _ => {
+                let pool = self.db.get_mysql_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+        };
+        let idle = u64::try_from(idle).unwrap_or(0);
+        (u64::from(size).saturating_sub(idle), idle)
+    }
+}
+
+/// A count read as `n`.
+fn count_of(row: &sea_orm::QueryResult) -> Result<u64, StoreError> {
+    let n: i64 = row.try_get("", "n").map_err(|e| StoreError::new("reading a count", e))?;
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 /// The file of a `sqlite://` database URL (`None` for another database or

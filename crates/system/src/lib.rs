@@ -109,6 +109,8 @@ pub struct Argon2Hasher {
     /// was last used.
     memory: Arc<Mutex<Vec<Pooled>>>,
     max_wait: Duration,
+    /// Told how long each hash took (slot wait excluded), for metrics.
+    observer: Option<Arc<dyn Fn(Duration) + Send + Sync>>,
 }
 
 impl std::fmt::Debug for Argon2Hasher {
@@ -165,7 +167,15 @@ impl Argon2Hasher {
             slots: Arc::new(Semaphore::new(concurrent)),
             memory: pool,
             max_wait: limits.max_wait.min(MAX_WAIT),
+            observer: None,
         })
+    }
+
+    /// This hasher, telling `observer` how long each hash or verification
+    /// took on its worker (the wait for a slot not included).
+    #[must_use]
+    pub fn observed(self, observer: Arc<dyn Fn(Duration) + Send + Sync>) -> Self {
+        Self { observer: Some(observer), ..self }
     }
 
     /// Runs `work` with a slot and a pooled memory block on the blocking
@@ -186,9 +196,14 @@ impl Argon2Hasher {
                 }
             };
         let pool = self.memory.clone();
+        let observer = self.observer.clone();
         tokio::task::spawn_blocking(move || {
             let mut memory = take(&pool).pop().map(|p| p.blocks).unwrap_or_default();
+            let started = std::time::Instant::now();
             let result = work(&mut memory);
+            if let Some(observe) = observer {
+                observe(started.elapsed());
+            }
             take(&pool).push(Pooled { blocks: memory, since: std::time::Instant::now() });
             drop(slot);
             result
@@ -344,6 +359,26 @@ mod tests {
         let wrong = SecretString::from("correct horse battery!".to_owned());
         assert!(hasher.verify(&right, Some(hash.clone())).await.unwrap());
         assert!(!hasher.verify(&wrong, Some(hash)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn the_observer_is_told_each_hash_and_verification() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let hasher = cheap().observed(Arc::new(move |took| take_seen(&record).push(took)));
+        let password =
+            Password::new(SecretString::from("correct horse battery".to_owned())).unwrap();
+        let hash = hasher.hash(&password).await.unwrap();
+        let right = SecretString::from("correct horse battery".to_owned());
+        assert!(hasher.verify(&right, Some(hash)).await.unwrap());
+        assert!(!hasher.verify(&right, None).await.unwrap());
+        let seen = take_seen(&seen);
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        assert!(seen.iter().all(|took| *took > Duration::ZERO && *took < Duration::from_secs(5)));
+    }
+
+    fn take_seen(seen: &Mutex<Vec<Duration>>) -> std::sync::MutexGuard<'_, Vec<Duration>> {
+        seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     #[tokio::test]

@@ -60,6 +60,8 @@ async fn main() -> anyhow::Result<()> {
             settings: store.clone(),
             passkeys: store.clone(),
             passkey_protocol: Arc::new(NoPasskeys("no passkeys in this example".to_owned())),
+            // Counts sign-ins for operators; nothing to count here.
+            meter: Arc::new(secureai_domain::telemetry::NoMeter),
         },
         policy,
     );

@@ -12,14 +12,52 @@ pub struct RequestContext {
     pub ip: Option<String>,
     /// The client's `User-Agent`, truncated.
     pub user_agent: Option<String>,
+    /// The ids of the audit events made for this request, for its log
+    /// line (not stored with the events).
+    pub audit_ids: AuditIds,
 }
 
 impl RequestContext {
     /// A context for the operator's command line.
     pub fn command_line() -> Self {
-        Self { ip: None, user_agent: Some("secureai command line".to_owned()) }
+        Self { ip: None, user_agent: Some("secureai command line".to_owned()), ..Self::default() }
     }
 }
+
+/// The ids of the audit events one request made (the first
+/// [`AuditIds::KEPT`]), shared by every copy of its [`RequestContext`], so
+/// that the request's log line can name the events it caused.
+#[derive(Debug, Clone, Default)]
+pub struct AuditIds(std::sync::Arc<std::sync::Mutex<Vec<Uuid>>>);
+
+impl AuditIds {
+    /// Most ids kept for one request (an import makes one event per row).
+    pub const KEPT: usize = 8;
+
+    fn push(&self, id: Uuid) {
+        if let Ok(mut ids) = self.0.lock()
+            && ids.len() < Self::KEPT
+        {
+            ids.push(id);
+        }
+    }
+
+    /// The ids noted so far, in the order the events were made.
+    #[must_use]
+    pub fn ids(&self) -> Vec<Uuid> {
+        self.0.lock().map(|ids| ids.clone()).unwrap_or_default()
+    }
+}
+
+/// Which events a request made is not part of where it came from: two
+/// contexts are equal when their address and agent are.
+impl PartialEq for AuditIds {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for AuditIds {}
 
 /// Who performed an action.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -321,8 +359,10 @@ impl AuditEvent {
         action: AuditAction,
         context: &RequestContext,
     ) -> Self {
+        let id = crate::record_id();
+        context.audit_ids.push(id);
         Self {
-            id: crate::record_id(),
+            id,
             at,
             actor,
             action,

@@ -45,6 +45,8 @@ pub struct SessionPorts {
     pub passkeys: std::sync::Arc<dyn crate::mfa::passkeys::PasskeyRepository>,
     /// The WebAuthn protocol.
     pub passkey_protocol: std::sync::Arc<dyn crate::mfa::passkeys::PasskeyProtocol>,
+    /// Counts each sign-in's outcome for operators.
+    pub meter: std::sync::Arc<dyn crate::telemetry::Meter>,
 }
 
 /// Signing in with a password (throttled), resolving a session to a
@@ -94,6 +96,18 @@ impl SessionService {
     /// # Errors
     /// See [`SignInError`].
     pub async fn sign_in(
+        &self,
+        email: &str,
+        password: &SecretString,
+        context: &RequestContext,
+    ) -> Result<SignedIn, SignInError> {
+        let result = self.sign_in_counted(email, password, context).await;
+        let outcome = crate::telemetry::password_outcome(&result);
+        self.ports.meter.sign_in(crate::telemetry::SignInMethod::Password, outcome);
+        result
+    }
+
+    async fn sign_in_counted(
         &self,
         email: &str,
         password: &SecretString,
@@ -258,6 +272,19 @@ impl SessionService {
     /// # Errors
     /// See [`SecondFactorError`].
     pub async fn complete_sign_in(
+        &self,
+        mfa_token: &PlainToken,
+        method: MfaMethod,
+        code: &str,
+        context: &RequestContext,
+    ) -> Result<SignedIn, SecondFactorError> {
+        let result = self.complete_sign_in_counted(mfa_token, method, code, context).await;
+        let outcome = crate::telemetry::second_factor_outcome(&result);
+        self.ports.meter.sign_in(crate::telemetry::SignInMethod::SecondFactor, outcome);
+        result
+    }
+
+    async fn complete_sign_in_counted(
         &self,
         mfa_token: &PlainToken,
         method: MfaMethod,
@@ -442,7 +469,11 @@ mod tests {
     #[tokio::test]
     async fn repeated_failures_slow_sign_in_down_until_the_delay_passes() {
         let kit = TestKit::new();
-        let ctx = RequestContext { ip: Some("203.0.113.7".into()), user_agent: None };
+        let ctx = RequestContext {
+            ip: Some("203.0.113.7".into()),
+            user_agent: None,
+            ..RequestContext::default()
+        };
         let setup = kit.service.setup.prepare_setup().await.unwrap().unwrap();
         kit.service
             .setup
@@ -498,7 +529,11 @@ mod tests {
     #[tokio::test]
     async fn correct_passwords_from_one_address_never_use_up_its_attempts() {
         let kit = TestKit::new();
-        let ctx = RequestContext { ip: Some("198.51.100.7".into()), user_agent: None };
+        let ctx = RequestContext {
+            ip: Some("198.51.100.7".into()),
+            user_agent: None,
+            ..RequestContext::default()
+        };
         let setup = kit.service.setup.prepare_setup().await.unwrap().unwrap();
         kit.service
             .setup
@@ -521,7 +556,11 @@ mod tests {
     #[tokio::test]
     async fn one_address_trying_many_accounts_is_throttled_by_its_ip() {
         let kit = TestKit::new();
-        let ctx = RequestContext { ip: Some("198.51.100.9".into()), user_agent: None };
+        let ctx = RequestContext {
+            ip: Some("198.51.100.9".into()),
+            user_agent: None,
+            ..RequestContext::default()
+        };
         for i in 0..21 {
             let _ = kit
                 .service
@@ -531,7 +570,11 @@ mod tests {
         }
         let blocked = kit.service.sessions.sign_in("fresh@example.com", &pw("guess"), &ctx).await;
         assert!(matches!(blocked, Err(SignInError::Throttled { .. })));
-        let other_ip = RequestContext { ip: Some("192.0.2.1".into()), user_agent: None };
+        let other_ip = RequestContext {
+            ip: Some("192.0.2.1".into()),
+            user_agent: None,
+            ..RequestContext::default()
+        };
         let elsewhere =
             kit.service.sessions.sign_in("fresh@example.com", &pw("guess"), &other_ip).await;
         assert!(matches!(elsewhere, Err(SignInError::InvalidCredentials)));

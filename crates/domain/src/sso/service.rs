@@ -39,6 +39,8 @@ pub struct SsoPorts {
     /// Second factors: the actions that need a recent check ask whether
     /// the admin has one (step-up).
     pub mfa: std::sync::Arc<dyn crate::mfa::ports::MfaRepository>,
+    /// Counts each sign-in's outcome for operators.
+    pub meter: std::sync::Arc<dyn crate::telemetry::Meter>,
 }
 
 /// Single sign-on: its settings, starting a sign-in, and deciding who a
@@ -215,6 +217,22 @@ impl SsoService {
     /// # Errors
     /// See [`SsoSignInError`].
     pub async fn complete_sso(
+        &self,
+        protocol: SsoProtocol,
+        browser_token: Option<&PlainToken>,
+        response: &SsoResponse,
+        context: &RequestContext,
+    ) -> Result<SignedIn, SsoSignInError> {
+        let result = self.complete_sso_counted(protocol, browser_token, response, context).await;
+        let method = match protocol {
+            SsoProtocol::Oidc => crate::telemetry::SignInMethod::Oidc,
+            SsoProtocol::Saml => crate::telemetry::SignInMethod::Saml,
+        };
+        self.ports.meter.sign_in(method, crate::telemetry::sso_outcome(&result));
+        result
+    }
+
+    async fn complete_sso_counted(
         &self,
         protocol: SsoProtocol,
         browser_token: Option<&PlainToken>,

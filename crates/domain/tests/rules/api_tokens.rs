@@ -36,7 +36,7 @@ fn asking(name: &str, scopes: &[&str], days: Option<u32>) -> NewApiToken {
 }
 
 fn from(ip: &str) -> RequestContext {
-    RequestContext { ip: Some(ip.to_owned()), user_agent: None }
+    RequestContext { ip: Some(ip.to_owned()), user_agent: None, ..RequestContext::default() }
 }
 
 #[tokio::test]

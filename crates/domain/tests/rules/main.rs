@@ -32,5 +32,6 @@ mod setup;
 mod sign_in;
 mod sso;
 mod step_up;
+mod telemetry;
 mod users;
 mod webhooks;

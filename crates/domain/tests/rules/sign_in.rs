@@ -180,7 +180,11 @@ async fn no_audit_event_ever_contains_a_password() {
     let admin = kit.service.sessions.authenticate(&admin.token).await.unwrap().admin().unwrap();
     let user_password = "invited-user-secret-PW";
     active_user(&kit, &admin, "ada@example.com", "user", user_password).await;
-    let web = RequestContext { ip: Some("203.0.113.7".into()), user_agent: Some("test".into()) };
+    let web = RequestContext {
+        ip: Some("203.0.113.7".into()),
+        user_agent: Some("test".into()),
+        ..RequestContext::default()
+    };
     let guesses = ["wrong-guess-secret-PW", "ghost-secret-PW"];
     let _ = kit.service.sessions.sign_in("ada@example.com", &pw(guesses[0]), &web).await;
     let _ = kit.service.sessions.sign_in("ghost@example.com", &pw(guesses[1]), &web).await;

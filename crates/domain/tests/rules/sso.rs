@@ -34,13 +34,13 @@ fn oidc_settings(jit: bool) -> SsoSettingsUpdate {
     }
 }
 
-async fn with_sso(jit: bool) -> (TestKit, Admin) {
+pub(crate) async fn with_sso(jit: bool) -> (TestKit, Admin) {
     let (kit, admin) = with_admin().await;
     kit.service.sso.update_sso_settings(&admin, oidc_settings(jit), &ctx()).await.unwrap();
     (kit, admin)
 }
 
-fn identity(subject: &str, email: &str, verified: bool) -> SsoIdentity {
+pub(crate) fn identity(subject: &str, email: &str, verified: bool) -> SsoIdentity {
     SsoIdentity {
         protocol: SsoProtocol::Oidc,
         issuer: ISSUER.into(),
@@ -53,7 +53,7 @@ fn identity(subject: &str, email: &str, verified: bool) -> SsoIdentity {
 }
 
 /// Starts a sign-in and answers it with `answer`.
-async fn sso_sign_in(
+pub(crate) async fn sso_sign_in(
     kit: &TestKit,
     answer: Result<SsoIdentity, SsoFailure>,
 ) -> Result<secureai_domain::sessions::models::SignedIn, SsoSignInError> {

@@ -1,0 +1,102 @@
+//! `/metrics` on the main listener (issue 25), on each database: usage
+//! reports and SCIM requests are counted by outcome, and the gauges tell
+//! the users by status, the seats and the limit in force as stored.
+//! (`tests/e2e/metrics.rs` scrapes the real binary after sign-ins, an
+//! invitation and an import, on its own listener.)
+
+use prometheus_parse::{Scrape, Value as Sample};
+use reqwest::StatusCode;
+use secureai_domain::Clock as _;
+use secureai_tests::{TestApp, body};
+use serde_json::json;
+
+async fn scrape(app: &TestApp) -> Scrape {
+    let answer = app.get("/metrics", None).await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    let text = answer.text().await.unwrap();
+    Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap()
+}
+
+fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let found = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)));
+    match found.map(|s| &s.value) {
+        None => 0.0,
+        Some(Sample::Counter(v) | Sample::Gauge(v) | Sample::Untyped(v)) => *v,
+        Some(other) => panic!("{name}: {other:?}"),
+    }
+}
+
+async fn service_token(app: &TestApp, admin: &str, scope: &str) -> String {
+    let scopes = json!([scope]);
+    let created =
+        app.post("/api/v1/service-tokens", Some(admin), json!({"name": scope, "scopes": scopes}));
+    let created = created.await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    body(created).await["secret"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn usage_reports_scim_requests_and_stored_state_are_measured() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    app.active_user(&admin, "ada@example.com", "user", "ada's long password").await;
+    app.invite(&admin, "grace@example.com", "user").await;
+    let ada = app.user_id(&admin, "ada@example.com").await;
+    let limit = app.put("/api/v1/settings/seats", Some(&admin), json!({"limit": 10})).await;
+    assert_eq!(limit.status(), StatusCode::OK);
+    let before = scrape(&app).await;
+
+    // Usage: two recorded, one repeated, one for nobody we know.
+    let usage = service_token(&app, &admin, "usage").await;
+    let at = (app.clock.now() - chrono::Duration::hours(1)).to_rfc3339();
+    let event = |id: &str, user: &str| {
+        json!({"event_id": id, "user_id": user, "conversation_id": "c-1", "model": "gpt-4o",
+               "provider": "openai", "input_tokens": 10, "output_tokens": 5, "occurred_at": at})
+    };
+    let stranger = secureai_domain::UserId::generate().to_string();
+    let events =
+        [event("e-1", &ada), event("e-2", &ada), event("e-1", &ada), event("e-3", &stranger)];
+    let reported = app.post("/api/v1/usage-events", Some(&usage), json!({"events": events})).await;
+    assert_eq!(reported.status(), StatusCode::OK);
+    // SCIM: a list, a user that is not there.
+    let scim = service_token(&app, &admin, "scim").await;
+    let listed = app.http.get(app.url("/scim/v2/Users")).bearer_auth(&scim).send().await.unwrap();
+    assert_eq!(listed.status(), StatusCode::OK);
+    let missing = app.url(&format!("/scim/v2/Users/{stranger}"));
+    let missing = app.http.get(missing).bearer_auth(&scim).send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    // A deactivation moves a user between the gauges.
+    let id = app.user_id(&admin, "ada@example.com").await;
+    let off = app.patch(&format!("/api/v1/users/{id}"), &admin, json!({"active": false})).await;
+    assert_eq!(off.status(), StatusCode::OK);
+
+    let after = scrape(&app).await;
+    let moved = |name: &str, labels: &[(&str, &str)]| {
+        value(&after, name, labels) - value(&before, name, labels)
+    };
+    let events = "secureai_usage_events_total";
+    assert_eq!(moved(events, &[("outcome", "recorded")]), 2.0);
+    assert_eq!(moved(events, &[("outcome", "duplicate")]), 1.0);
+    assert_eq!(moved(events, &[("outcome", "rejected")]), 1.0);
+    let scim_requests = "secureai_scim_requests_total";
+    let list = [("operation", "users.list"), ("outcome", "success")];
+    assert_eq!(moved(scim_requests, &list), 1.0);
+    let get = [("operation", "users.get"), ("outcome", "client_error")];
+    assert_eq!(moved(scim_requests, &get), 1.0);
+    assert_eq!(value(&after, "secureai_users", &[("status", "active")]), 1.0);
+    assert_eq!(value(&after, "secureai_users", &[("status", "invited")]), 1.0);
+    assert_eq!(value(&after, "secureai_users", &[("status", "deactivated")]), 1.0);
+    assert_eq!(value(&before, "secureai_seats_used", &[]), 3.0);
+    assert_eq!(value(&after, "secureai_seats_used", &[]), 2.0);
+    assert_eq!(value(&after, "secureai_seats_limit", &[]), 10.0);
+    // Mail to the folder leaves at once; nothing waits for long.
+    let waiting = value(&after, "secureai_outbox_waiting", &[("kind", "webhooks")]);
+    assert_eq!(waiting, 0.0);
+    // The scrape is itself a request of a known route.
+    let count = "http_server_request_duration_seconds_count";
+    let scrapes = [("method", "GET"), ("route", "/metrics"), ("status", "200")];
+    assert_eq!(moved(count, &scrapes), 1.0);
+}
