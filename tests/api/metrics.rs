@@ -100,3 +100,11 @@ async fn usage_reports_scim_requests_and_stored_state_are_measured() {
     let scrapes = [("method", "GET"), ("route", "/metrics"), ("status", "200")];
     assert_eq!(moved(count, &scrapes), 1.0);
 }
+
+#[tokio::test]
+async fn with_metrics_turned_off_nothing_is_served() {
+    let app = TestApp::spawn_with(|config| config.metrics_enabled = false).await;
+    let answer = app.get("/metrics", None).await;
+    assert_eq!(answer.status(), StatusCode::NOT_FOUND);
+    assert_eq!(app.get("/healthz", None).await.status(), StatusCode::OK);
+}

@@ -197,3 +197,47 @@ pub async fn healthz(base: &str, clients: usize) -> f64 {
     }
     total as f64 / started.elapsed().as_secs_f64()
 }
+
+/// `GET url` from `connections` clients for `seconds`, with a bearer
+/// token if given: requests per second and every latency, sorted.
+pub async fn load(
+    url: String,
+    token: Option<String>,
+    connections: usize,
+    seconds: u64,
+) -> (f64, Vec<Duration>) {
+    use std::sync::Arc;
+    use std::time::Instant;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(connections).build().unwrap();
+    let url = Arc::new(url);
+    let token = Arc::new(token);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let workers: Vec<_> = (0..connections)
+        .map(|_| {
+            let (client, url, token) = (client.clone(), url.clone(), token.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    let mut request = client.get(url.as_str());
+                    if let Some(token) = token.as_ref() {
+                        request = request.bearer_auth(token);
+                    }
+                    let response = request.send().await.unwrap();
+                    assert!(response.status().is_success());
+                    response.bytes().await.unwrap();
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for worker in workers {
+        all.extend(worker.await.unwrap());
+    }
+    let rate = all.len() as f64 / started.elapsed().as_secs_f64();
+    all.sort();
+    (rate, all)
+}

@@ -7,48 +7,10 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
 use secureai_app::Application;
 
 const SECONDS: u64 = 8;
 const CONNECTIONS: usize = 16;
-
-async fn load(url: String, token: Option<String>) -> (f64, Vec<Duration>) {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(CONNECTIONS).build().unwrap();
-    let url = Arc::new(url);
-    let token = Arc::new(token);
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(SECONDS);
-    let workers: Vec<_> = (0..CONNECTIONS)
-        .map(|_| {
-            let (client, url, token) = (client.clone(), url.clone(), token.clone());
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                while Instant::now() < deadline {
-                    let t = Instant::now();
-                    let mut request = client.get(url.as_str());
-                    if let Some(token) = token.as_ref() {
-                        request = request.bearer_auth(token);
-                    }
-                    let response = request.send().await.unwrap();
-                    assert!(response.status().is_success());
-                    response.bytes().await.unwrap();
-                    latencies.push(t.elapsed());
-                }
-                latencies
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for worker in workers {
-        all.extend(worker.await.unwrap());
-    }
-    let rate = all.len() as f64 / started.elapsed().as_secs_f64();
-    all.sort();
-    (rate, all)
-}
 
 #[tokio::main]
 async fn main() {
@@ -66,8 +28,10 @@ async fn main() {
     let http = reqwest::Client::new();
     let session = common::first_admin_session(&http, &base, &link).await;
 
-    let (health_rate, health) = load(format!("{base}/healthz"), None).await;
-    let (me_rate, me) = load(format!("{base}/api/v1/me"), Some(session)).await;
+    let (health_rate, health) =
+        common::load(format!("{base}/healthz"), None, CONNECTIONS, SECONDS).await;
+    let (me_rate, me) =
+        common::load(format!("{base}/api/v1/me"), Some(session), CONNECTIONS, SECONDS).await;
 
     println!(
         "{CONNECTIONS} concurrent connections, {SECONDS} s each, client and server on this machine"

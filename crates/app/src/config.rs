@@ -138,6 +138,8 @@ impl Default for PasswordHashingConfig {
 pub struct Config {
     /// Address to listen on.
     pub listen: SocketAddr,
+    /// Whether metrics are counted and `/metrics` served (default true).
+    pub metrics_enabled: bool,
     /// A separate address for `/metrics` (e.g. `127.0.0.1:9464`); when set,
     /// the main listener no longer serves it.
     pub metrics_listen: Option<SocketAddr>,
@@ -358,6 +360,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_enabled: true,
             metrics_listen: None,
             public_url: None,
             data_dir: PathBuf::from("data"),

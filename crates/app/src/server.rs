@@ -116,7 +116,7 @@ impl Application {
             .first()
             .and_then(|a| a.as_socket_addr().copied())
             .context("the listener has no address")?;
-        let metrics = match config.metrics_listen {
+        let metrics = match config.metrics_listen.filter(|_| config.metrics_enabled) {
             Some(listen) => {
                 let acceptor = TcpListener::bind(listen)
                     .into_acceptor()
@@ -171,13 +171,13 @@ impl Application {
             sso_begin_limit: Arc::new(secureai_http::PerAddress::per_minute(
                 config.sso.begin_per_minute,
             )),
-            metrics: wiring.metrics.clone(),
+            metrics: config.metrics_enabled.then(|| wiring.metrics.clone()),
             metrics_source: Arc::new(StoreMetrics {
                 store: wiring.store.clone(),
                 service: wiring.service.clone(),
                 clock,
             }),
-            metrics_here: metrics.is_none(),
+            metrics_here: config.metrics_enabled && metrics.is_none(),
         };
         let setup_token = wiring.service.setup.prepare_setup().await?;
         Ok(Self {

@@ -30,7 +30,7 @@ pub struct Wiring {
     /// The email settings of the configuration.
     pub email: EmailSettings,
     /// The instance's metrics: sign-ins and password hashing are counted
-    /// here as they happen.
+    /// here as they happen (unless `metrics_enabled` is false).
     pub metrics: Arc<secureai_telemetry::Metrics>,
 }
 
@@ -235,7 +235,12 @@ pub async fn wire_with_clock(
     )?;
     let metrics = Arc::new(secureai_telemetry::Metrics::new());
     let hashed = metrics.clone();
-    let hasher = hasher.observed(Arc::new(move |took| hashed.password_hashed(took)));
+    let (hasher, meter): (_, Arc<dyn secureai_domain::telemetry::Meter>) = if config.metrics_enabled
+    {
+        (hasher.observed(Arc::new(move |took| hashed.password_hashed(took))), metrics.clone())
+    } else {
+        (hasher, Arc::new(secureai_domain::telemetry::NoMeter))
+    };
     let passkey_protocol: Arc<dyn secureai_domain::mfa::passkeys::PasskeyProtocol> =
         match secureai_passkeys::WebAuthnPasskeys::new(public_url) {
             Ok(passkeys) => {
@@ -250,7 +255,7 @@ pub async fn wire_with_clock(
     let ports = Ports {
         identity: Arc::new(identity),
         passkey_protocol,
-        meter: metrics.clone(),
+        meter,
         ..Arc::new(store.clone()).ports(clock, Arc::new(OsTokens), Arc::new(hasher), mailer.clone())
     };
     let policy = Policy { email: email.clone(), sso, ..policy(config) };

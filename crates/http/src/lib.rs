@@ -72,8 +72,9 @@ pub struct AppState {
     pub trusted_proxies: TrustedProxies,
     /// How often one address may begin an SSO sign-in.
     pub sso_begin_limit: Arc<PerAddress>,
-    /// The instance's metrics (also the domain's sign-in meter).
-    pub metrics: Arc<Metrics>,
+    /// The instance's metrics (also the domain's sign-in meter); `None`
+    /// when the operator turned them off: nothing is counted or served.
+    pub metrics: Option<Arc<Metrics>>,
     /// The stored state `/metrics` reports.
     pub metrics_source: Arc<dyn MetricsSource>,
     /// Whether this listener serves `/metrics` (false when the operator
@@ -201,6 +202,9 @@ pub fn metrics_app(state: AppState) -> impl Endpoint {
 /// the counters are still served.
 #[handler]
 async fn metrics_text(state: poem::web::Data<&AppState>) -> Response {
+    let Some(metrics) = &state.metrics else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
     let snapshot = match state.metrics_source.snapshot().await {
         Ok(snapshot) => Some(snapshot),
         Err(reason) => {
@@ -208,8 +212,7 @@ async fn metrics_text(state: poem::web::Data<&AppState>) -> Response {
             None
         }
     };
-    state
-        .metrics
+    metrics
         .render(snapshot.as_ref())
         .with_content_type(secureai_telemetry::CONTENT_TYPE)
         .into_response()
@@ -277,7 +280,7 @@ fn valid_request_id(value: &str) -> bool {
 async fn log_request<E: Endpoint>(
     next: E,
     mut req: Request,
-    metrics: Arc<Metrics>,
+    metrics: Option<Arc<Metrics>>,
 ) -> poem::Result<Response> {
     let request_id = req
         .headers()
@@ -298,7 +301,9 @@ async fn log_request<E: Endpoint>(
     let status = response.status().as_u16();
     let actor = log.actor.lock().ok().and_then(|a| a.clone()).unwrap_or_default();
     let route = log.route.lock().ok().and_then(|r| r.clone());
-    metrics.request(method.as_str(), route.as_deref(), status, took);
+    if let Some(metrics) = &metrics {
+        metrics.request(method.as_str(), route.as_deref(), status, took);
+    }
     let audit_events =
         log.audit_ids.ids().iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
     tracing::info!(

@@ -430,11 +430,13 @@ impl AnalyticsApi {
             .collect();
         let report = self.0.service.analytics.ingest_usage(&caller, inputs).await?;
         let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
-        self.0.metrics.usage_events(
-            count(report.accepted),
-            count(report.duplicates),
-            count(report.rejected.len()),
-        );
+        if let Some(metrics) = &self.0.metrics {
+            metrics.usage_events(
+                count(report.accepted),
+                count(report.duplicates),
+                count(report.rejected.len()),
+            );
+        }
         Ok(Json(report.into()))
     }
 
