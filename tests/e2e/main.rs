@@ -8,6 +8,7 @@
 mod logs;
 mod metrics;
 mod operator;
+mod traces;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

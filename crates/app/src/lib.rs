@@ -7,6 +7,7 @@ mod commands;
 pub mod config;
 pub mod secret_key;
 mod server;
+pub mod traces;
 mod wiring;
 mod worker;
 

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use secureai_app::{Application, Config};
-use tracing_subscriber::EnvFilter;
 
 /// SecureAI user management.
 #[derive(Debug, Parser)]
@@ -154,18 +153,6 @@ fn progress_bar(file: &std::path::Path) -> indicatif::ProgressBar {
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar
-}
-
-fn init_logging(config: &Config) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{},sqlx=warn,sea_orm=warn", config.log)));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match config.log_format {
-        secureai_app::config::LogFormat::Json => {
-            logs.json().flatten_event(true).with_current_span(false).init();
-        }
-        secureai_app::config::LogFormat::Text => logs.init(),
-    }
 }
 
 async fn shutdown_signal() {
@@ -342,8 +329,16 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(&config);
-    match run(cli, config).await {
+    let telemetry = match secureai_app::traces::init(&config) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("secureai: cannot export traces: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = run(cli, config).await;
+    telemetry.shutdown().await;
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("secureai: {error:#}");

@@ -292,8 +292,21 @@ async fn log_request<E: Endpoint>(
     let path = req.uri().path().to_owned();
     let log = RequestLog::default();
     req.extensions_mut().insert(log.clone());
+    // The request's span, for traces only (the log line below says it
+    // all for logs): its database statements and outbound calls nest in it.
+    let span = tracing::info_span!(
+        target: "secureai_trace",
+        "request",
+        otel.name = %method,
+        otel.kind = "server",
+        http.request.method = %method,
+        http.route = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+        url.path = %path,
+        request_id = %request_id,
+    );
     let started = Instant::now();
-    let mut response = next.get_response(req).await;
+    let mut response = tracing::Instrument::instrument(next.get_response(req), span.clone()).await;
     if let Ok(value) = poem::http::HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
@@ -304,13 +317,18 @@ async fn log_request<E: Endpoint>(
     if let Some(metrics) = &metrics {
         metrics.request(method.as_str(), route.as_deref(), status, took);
     }
+    // (Named by the method alone: an OpenTelemetry span's name cannot
+    // change once children started, and the route is known only now.)
+    let template = route.as_deref().unwrap_or(secureai_telemetry::UNMATCHED_ROUTE);
+    span.record("http.route", template);
+    span.record("http.response.status_code", status);
     let audit_events =
         log.audit_ids.ids().iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
     tracing::info!(
         request_id,
         %method,
         %path,
-        route = route.as_deref().unwrap_or(secureai_telemetry::UNMATCHED_ROUTE),
+        route = template,
         status,
         micros = took.as_micros() as u64,
         actor,

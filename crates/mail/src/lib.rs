@@ -183,7 +183,15 @@ impl MailTransport for Mailer {
         // A whole send is bounded too: a peer that accepts the connection
         // but never greets would otherwise hold the worker forever.
         let limit = self.options.timeout.saturating_mul(4);
-        let Ok(sent) = tokio::time::timeout(limit, transport.send(message)).await else {
+        let span = tracing::info_span!(
+            target: "secureai_trace",
+            "smtp.send",
+            otel.kind = "client",
+            server.address = %server.host,
+            server.port = server.port,
+        );
+        let sending = tracing::Instrument::instrument(transport.send(message), span);
+        let Ok(sent) = tokio::time::timeout(limit, sending).await else {
             return Err(DeliveryError::Transient(format!(
                 "{}:{} accepted the connection but did not complete the SMTP exchange within {} s: \
                  is it an SMTP server, and does it expect implicit TLS (port 465)?",

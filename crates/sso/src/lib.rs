@@ -86,11 +86,14 @@ impl IdentityProvider for SsoAdapter {
         match &settings.mode {
             SsoMode::None => Ok(settings),
             SsoMode::Oidc(oidc) => {
-                self.oidc.check(oidc).await?;
+                let span = provider_span("identity_provider.discover", "oidc");
+                tracing::Instrument::instrument(self.oidc.check(oidc), span).await?;
                 Ok(settings)
             }
             SsoMode::Saml(saml) => {
-                let checked = self.saml.check(saml.clone()).await?;
+                let span = provider_span("identity_provider.metadata", "saml");
+                let checked =
+                    tracing::Instrument::instrument(self.saml.check(saml.clone()), span).await?;
                 Ok(SsoSettings { mode: SsoMode::Saml(checked), ..settings })
             }
         }
@@ -102,7 +105,10 @@ impl IdentityProvider for SsoAdapter {
         relay_state: &str,
     ) -> Result<SsoStart, SsoFailure> {
         match &settings.mode {
-            SsoMode::Oidc(oidc) => self.oidc.begin(oidc).await,
+            SsoMode::Oidc(oidc) => {
+                let span = provider_span("identity_provider.begin", "oidc");
+                tracing::Instrument::instrument(self.oidc.begin(oidc), span).await
+            }
             SsoMode::Saml(saml) => self.saml.begin(saml, relay_state),
             SsoMode::None => Err(SsoFailure::new("sso_not_configured", "SSO is not configured")),
         }
@@ -120,7 +126,10 @@ impl IdentityProvider for SsoAdapter {
                 let pending = pending.ok_or_else(|| {
                     SsoFailure::new("no_login_in_progress", "no OIDC sign-in was started")
                 })?;
-                self.oidc.complete(oidc, settings.clock_skew_secs, &pending, response, now).await
+                let span = provider_span("identity_provider.complete", "oidc");
+                let completing =
+                    self.oidc.complete(oidc, settings.clock_skew_secs, &pending, response, now);
+                tracing::Instrument::instrument(completing, span).await
             }
             SsoMode::Saml(saml) => {
                 self.saml.complete(saml, settings.clock_skew_secs, pending.as_ref(), response, now)
@@ -135,4 +144,9 @@ impl IdentityProvider for SsoAdapter {
             _ => Err(SsoFailure::new("sso_not_configured", "SAML is not configured")),
         }
     }
+}
+
+/// The span of a call to the identity provider (for traces only).
+fn provider_span(name: &'static str, protocol: &'static str) -> tracing::Span {
+    tracing::info_span!(target: "secureai_trace", "identity_provider", otel.name = name, otel.kind = "client", sso.protocol = protocol)
 }

@@ -92,6 +92,14 @@ impl WebhookSender for HttpWebhookSender {
         if literal.is_some_and(|ip| !allowed(ip, self.policy)) {
             return Err(SendFailed("the address is private or reserved: refused".to_owned()));
         }
+        let span = tracing::info_span!(
+            target: "secureai_trace",
+            "webhook.send",
+            otel.kind = "client",
+            server.address = url.host_str().unwrap_or_default(),
+            webhook.id = %request.message_id,
+            http.response.status_code = tracing::field::Empty,
+        );
         let answer = self
             .client
             .post(url)
@@ -100,10 +108,12 @@ impl WebhookSender for HttpWebhookSender {
             .header("webhook-timestamp", request.timestamp.to_string())
             .header("webhook-signature", &request.signature)
             .body(request.body.clone())
-            .send()
+            .send();
+        let answer = tracing::Instrument::instrument(answer, span.clone())
             .await
             .map_err(|e| SendFailed(describe(&e)))?;
         let status = answer.status().as_u16();
+        span.record("http.response.status_code", status);
         // Read a little of the answer so the connection can be reused;
         // a receiver that sends more is cut off.
         let mut answer = answer;
