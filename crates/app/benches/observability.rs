@@ -62,22 +62,31 @@ async fn round(observed: bool, connections: usize, seconds: u64) -> Round {
     if let Some(url) = &config.database_url {
         command.env("SECUREAI_DATABASE_URL", url);
     }
-    if observed {
+    // `OBSERVE=metrics` or `OBSERVE=logs` turns on only one of the two.
+    let observe = std::env::var("OBSERVE").unwrap_or_else(|_| "both".into());
+    let metrics = observed && observe != "logs";
+    let logs = observed && observe != "metrics";
+    command.env("SECUREAI_METRICS_ENABLED", metrics.to_string());
+    if logs {
         command.env("SECUREAI_LOG_FORMAT", "json").env("SECUREAI_LOG", "info");
     } else {
-        command.env("SECUREAI_METRICS_ENABLED", "false").env("SECUREAI_LOG", "warn");
+        command.env("SECUREAI_LOG", "warn");
     }
     let mut child = command.spawn().unwrap();
     let stdout = BufReader::new(child.stdout.take().unwrap());
     let link = stdout.lines().map_while(Result::ok).find(|l| l.contains("/setup?token=")).unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
+    // Serving once /healthz answers.
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let session = common::first_admin_session(&http, &base, link.trim()).await;
 
     let (healthz, _) = common::load(format!("{base}/healthz"), None, connections, seconds).await;
     let me = format!("{base}/api/v1/me");
     let (rate, latencies) = common::load(me, Some(session), connections, seconds).await;
-    if observed {
+    if metrics {
         // The metrics are there, and count what was asked.
         let text = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
         assert!(text.contains("route=\"/api/v1/me\""), "{text}");

@@ -11,6 +11,10 @@
 //! database system and operation, never the values), and one per outbound
 //! call (SMTP, identity provider, webhook).
 
+use std::io::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -26,7 +30,7 @@ use crate::config::{Config, LogFormat};
 #[derive(Debug)]
 pub struct Telemetry {
     traces: Option<SdkTracerProvider>,
-    _logs: tracing_appender::non_blocking::WorkerGuard,
+    logs: BatchedStderr,
 }
 
 impl Telemetry {
@@ -44,6 +48,7 @@ impl Telemetry {
                 eprintln!("secureai: the last traces could not be sent: {error}");
             }
         }
+        self.logs.flush();
     }
 }
 
@@ -86,14 +91,8 @@ pub fn init(config: &Config) -> anyhow::Result<Telemetry> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(format!("{},sqlx=warn,sea_orm=warn,secureai_trace=off", config.log))
     });
-    // Lines are formatted where they happen and written by a thread of
-    // their own, in batches (one write per batch, not per line); never
-    // dropped: a full queue makes the caller wait.
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("secureai-logs")
-        .finish(std::io::BufWriter::new(std::io::stderr()));
-    let logs = tracing_subscriber::fmt::layer().with_writer(writer);
+    let writer = BatchedStderr::start();
+    let logs = tracing_subscriber::fmt::layer().with_writer(writer.clone());
     let logs = match config.log_format {
         LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).boxed(),
         LogFormat::Text => logs.boxed(),
@@ -108,5 +107,83 @@ pub fn init(config: &Config) -> anyhow::Result<Telemetry> {
         tracing_opentelemetry::layer().with_tracer(provider.tracer("secureai")).with_filter(wanted)
     });
     tracing_subscriber::registry().with(logs.with_filter(filter)).with(spans).init();
-    Ok(Telemetry { traces, _logs: guard })
+    Ok(Telemetry { traces, logs: writer })
+}
+
+/// How long a log line may wait in the buffer.
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+/// A buffer this large is written out at once.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// Log lines gathered and written to stderr in batches: when the buffer
+/// holds [`FLUSH_AT`] bytes, when a line arrives [`FLUSH_EVERY`] after the
+/// last write, every [`FLUSH_EVERY`] by a thread of its own, and at exit.
+/// One write per batch instead of one per line, and no thread to wake per
+/// line: under load, logging each request costs its formatting and a copy.
+#[derive(Clone, Debug)]
+struct BatchedStderr(Arc<Mutex<Batch>>);
+
+#[derive(Debug)]
+struct Batch {
+    buffer: Vec<u8>,
+    written: Instant,
+}
+
+impl Batch {
+    fn write_out(&mut self) {
+        if !self.buffer.is_empty() {
+            // Nowhere to report a failure to write the logs.
+            let _ = std::io::stderr().lock().write_all(&self.buffer);
+            self.buffer.clear();
+        }
+        self.written = Instant::now();
+    }
+}
+
+impl BatchedStderr {
+    fn start() -> Self {
+        let batch = Batch { buffer: Vec::with_capacity(FLUSH_AT), written: Instant::now() };
+        let writer = Self(Arc::new(Mutex::new(batch)));
+        let flusher = Arc::downgrade(&writer.0);
+        let _ = std::thread::Builder::new().name("secureai-logs".into()).spawn(move || {
+            while let Some(batch) = flusher.upgrade() {
+                std::thread::sleep(FLUSH_EVERY);
+                lock(&batch).write_out();
+            }
+        });
+        writer
+    }
+
+    fn flush(&self) {
+        lock(&self.0).write_out();
+    }
+}
+
+fn lock(batch: &Mutex<Batch>) -> std::sync::MutexGuard<'_, Batch> {
+    batch.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl std::io::Write for BatchedStderr {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        let mut batch = lock(&self.0);
+        batch.buffer.extend_from_slice(line);
+        if batch.buffer.len() >= FLUSH_AT || batch.written.elapsed() >= FLUSH_EVERY {
+            batch.write_out();
+        }
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        BatchedStderr::flush(self);
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for BatchedStderr {
+    type Writer = Self;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
 }
