@@ -117,8 +117,19 @@ async fn requests_statements_and_mail_are_exported_as_spans_without_secrets() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // Read to the end on a thread of its own: a closed pipe would make the
+    // server's next line on stdout fail.
+    let (tx, lines) = std::sync::mpsc::channel();
     let stdout = BufReader::new(child.stdout.take().unwrap());
-    let link = stdout.lines().map_while(Result::ok).find(|l| l.contains("/setup?token=")).unwrap();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let link = lines
+        .iter()
+        .find(|l| l.contains("/setup?token="))
+        .expect("the server printed its setup link");
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let (email, password) = ("it@example.com", "a long admin passphrase");

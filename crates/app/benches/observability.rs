@@ -73,12 +73,25 @@ async fn round(observed: bool, connections: usize, seconds: u64) -> Round {
         command.env("SECUREAI_LOG", "warn");
     }
     let mut child = command.spawn().unwrap();
+    // Read to the end on a thread of its own: a closed pipe would make the
+    // server's next line on stdout fail.
+    let (tx, lines) = std::sync::mpsc::channel();
     let stdout = BufReader::new(child.stdout.take().unwrap());
-    let link = stdout.lines().map_while(Result::ok).find(|l| l.contains("/setup?token=")).unwrap();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let link = lines
+        .iter()
+        .find(|l| l.contains("/setup?token="))
+        .expect("the server printed its setup link");
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     // Serving once /healthz answers.
+    let waited = std::time::Instant::now();
     while http.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(waited.elapsed() < Duration::from_secs(30), "the server stopped");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let session = common::first_admin_session(&http, &base, link.trim()).await;
