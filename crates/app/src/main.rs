@@ -1,6 +1,7 @@
 //! `secureai`: the SecureAI user-management service and its operator
 //! commands.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -189,19 +190,19 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Serve => {
             let app = Application::build(&config).await?;
             tracing::info!(address = %app.address(), public_url = app.public_url(), "listening");
-            println!("SecureAI is listening on {}", app.public_url());
+            // Written, not printed: a closed stdout (the reader of a pipe
+            // gone) must not stop the server.
+            let mut banner = format!("SecureAI is listening on {}\n", app.public_url());
             if let Some(link) = app.setup_link() {
-                println!();
-                println!(
-                    "No administrator exists yet. Open this one-time link to create the first admin:"
-                );
-                println!();
-                println!("    {link}");
-                println!();
-                println!(
-                    "The link works once; restarting the service prints a new one and voids this one."
-                );
+                banner.push_str(&format!(
+                    "\nNo administrator exists yet. Open this one-time link to create the first \
+                     admin:\n\n    {link}\n\nThe link works once; restarting the service prints \
+                     a new one and voids this one.\n"
+                ));
             }
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush());
+            drop(stdout);
             app.run_until(shutdown_signal()).await
         }
         Command::Migrate { action } => {
