@@ -4,29 +4,15 @@
 //! (`tests/e2e/metrics.rs` scrapes the real binary after sign-ins, an
 //! invitation and an import, on its own listener.)
 
-use prometheus_parse::{Scrape, Value as Sample};
+use prometheus_parse::Scrape;
 use reqwest::StatusCode;
 use secureai_domain::Clock as _;
+use secureai_tests::metrics::value;
 use secureai_tests::{TestApp, body};
 use serde_json::json;
 
 async fn scrape(app: &TestApp) -> Scrape {
-    let answer = app.get("/metrics", None).await;
-    assert_eq!(answer.status(), StatusCode::OK);
-    let text = answer.text().await.unwrap();
-    Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap()
-}
-
-fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let found = scrape
-        .samples
-        .iter()
-        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)));
-    match found.map(|s| &s.value) {
-        None => 0.0,
-        Some(Sample::Counter(v) | Sample::Gauge(v) | Sample::Untyped(v)) => *v,
-        Some(other) => panic!("{name}: {other:?}"),
-    }
+    secureai_tests::metrics::scrape(&app.http, &app.url("/metrics")).await
 }
 
 async fn service_token(app: &TestApp, admin: &str, scope: &str) -> String {

@@ -53,6 +53,60 @@ fn secureai(dir: &Path) -> Command {
     command
 }
 
+/// The first admin the e2e tests create.
+const ADMIN: (&str, &str) = ("it@example.com", "a long admin passphrase");
+
+/// `secureai serve` on `port` with these variables added, stderr to
+/// `stderr`; its stdout lines arrive on the receiver, read to the end on a
+/// thread of its own (a closed pipe would make the server's next line fail).
+fn serve(
+    dir: &Path,
+    port: u16,
+    env: &[(&str, String)],
+    stderr: Stdio,
+) -> (Child, mpsc::Receiver<String>) {
+    let mut command = secureai(dir);
+    command.arg("serve").env("SECUREAI_LISTEN", format!("127.0.0.1:{port}"));
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.stdout(Stdio::piped()).stderr(stderr).spawn().unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (child, lines)
+}
+
+/// Waits for the printed setup link, creates [`ADMIN`] with it (the form a
+/// browser posts) and makes second factors optional, as the first admin
+/// would: the setup token.
+async fn first_admin(http: &reqwest::Client, base: &str, lines: &mpsc::Receiver<String>) -> String {
+    let link = loop {
+        let line = lines.recv_timeout(Duration::from_secs(60)).expect("a setup link");
+        if line.contains("/setup?token=") {
+            break line.trim().to_owned();
+        }
+    };
+    let token = link.split("token=").nth(1).unwrap().to_owned();
+    let (email, password) = ADMIN;
+    let form = [
+        ("token", token.as_str()),
+        ("email", email),
+        ("name", "IT Admin"),
+        ("password", password),
+        ("password_confirm", password),
+    ];
+    let created = http.post(format!("{base}/setup")).form(&form).send().await.unwrap();
+    assert_eq!(created.status(), StatusCode::OK);
+    let now = chrono::Utc::now();
+    secureai_tests::make_second_factors_optional(http, base, ADMIN, now).await;
+    token
+}
+
 struct Server {
     child: Child,
     lines: mpsc::Receiver<String>,

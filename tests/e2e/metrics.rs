@@ -4,84 +4,28 @@
 //! moved by exactly what happened, the gauges tell what is stored, and
 //! the public listener no longer serves the metrics.
 
-use std::io::{BufRead as _, BufReader};
 use std::process::Stdio;
-use std::sync::mpsc;
-use std::time::Duration;
 
-use prometheus_parse::{Scrape, Value as Sample};
 use reqwest::StatusCode;
 use serde_json::json;
 
 use secureai_tests::body;
+use secureai_tests::metrics::{scrape, value};
 
-use crate::{free_port, secureai};
-
-async fn scrape(http: &reqwest::Client, url: &str) -> Scrape {
-    let answer = http.get(url).send().await.unwrap();
-    assert_eq!(answer.status(), StatusCode::OK);
-    let kind = answer.headers()["content-type"].to_str().unwrap().to_owned();
-    assert!(kind.starts_with("text/plain; version=0.0.4"), "{kind}");
-    let text = answer.text().await.unwrap();
-    Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap()
-}
-
-/// The value of the sample `name` with these labels (0 when absent: a
-/// counter that never moved has no series yet).
-fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let found = scrape
-        .samples
-        .iter()
-        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)));
-    match found.map(|s| &s.value) {
-        None => 0.0,
-        Some(Sample::Counter(v) | Sample::Gauge(v) | Sample::Untyped(v)) => *v,
-        Some(other) => panic!("{name}: {other:?}"),
-    }
-}
+use crate::{ADMIN, first_admin, free_port, serve};
 
 #[tokio::test]
 async fn a_scrape_after_a_scripted_session_counts_what_happened() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let metrics_port = free_port();
-    let mut child = secureai(dir.path())
-        .arg("serve")
-        .env("SECUREAI_LISTEN", format!("127.0.0.1:{port}"))
-        .env("SECUREAI_METRICS_LISTEN", format!("127.0.0.1:{metrics_port}"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, lines) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let link = loop {
-        let line = lines.recv_timeout(Duration::from_secs(60)).expect("a setup link");
-        if line.contains("/setup?token=") {
-            break line.trim().to_owned();
-        }
-    };
+    let listen = ("SECUREAI_METRICS_LISTEN", format!("127.0.0.1:{metrics_port}"));
+    let (mut child, lines) = serve(dir.path(), port, &[listen], Stdio::null());
     let base = format!("http://127.0.0.1:{port}");
     let metrics = format!("http://127.0.0.1:{metrics_port}/metrics");
     let http = reqwest::Client::new();
-    let (email, password) = ("it@example.com", "a long admin passphrase");
-    let token = link.split("token=").nth(1).unwrap().to_owned();
-    let form = [
-        ("token", token.as_str()),
-        ("email", email),
-        ("name", "IT Admin"),
-        ("password", password),
-        ("password_confirm", password),
-    ];
-    let created = http.post(format!("{base}/setup")).form(&form).send().await.unwrap();
-    assert_eq!(created.status(), StatusCode::OK);
-    let now = chrono::Utc::now();
-    secureai_tests::make_second_factors_optional(&http, &base, (email, password), now).await;
+    first_admin(&http, &base, &lines).await;
+    let (email, password) = ADMIN;
 
     // The public listener does not serve them when they have their own.
     let public = http.get(format!("{base}/metrics")).send().await.unwrap();

@@ -16,6 +16,7 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 
 pub mod browser;
+pub mod metrics;
 pub mod oidc;
 mod peer;
 pub mod saml;
