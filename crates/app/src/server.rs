@@ -38,11 +38,15 @@ struct StoreMetrics {
     store: SqlStore,
     service: Arc<UserManagement>,
     clock: Arc<dyn Clock>,
+    /// One scrape reads the database at a time: a flood of them (the
+    /// endpoint needs no credentials) holds one connection at most.
+    one_at_a_time: tokio::sync::Mutex<()>,
 }
 
 #[async_trait]
 impl secureai_http::MetricsSource for StoreMetrics {
     async fn snapshot(&self) -> Result<secureai_http::Snapshot, String> {
+        let _turn = self.one_at_a_time.lock().await;
         let state = self.store.stored_state().await.map_err(|e| e.to_string())?;
         let seats_limit = self.service.users.seat_limit().await.map_err(|e| e.to_string())?;
         let now = self.clock.now();
@@ -176,6 +180,7 @@ impl Application {
                 store: wiring.store.clone(),
                 service: wiring.service.clone(),
                 clock,
+                one_at_a_time: tokio::sync::Mutex::new(()),
             }),
             metrics_here: config.metrics_enabled && metrics.is_none(),
         };
