@@ -74,6 +74,9 @@ async fn json_logs_have_a_line_per_request_with_its_id_and_no_secret() {
     let forged = forged.await.unwrap();
     let generated = forged.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert_eq!(generated.len(), 32, "a new id instead: {generated}");
+    let nowhere = http.get(format!("{base}/no/such/page")).send().await.unwrap();
+    assert_eq!(nowhere.status(), StatusCode::NOT_FOUND);
+    requests += 1;
     let wrong = json!({"email": "it@example.com", "password": "not the passphrase at all"});
     let refused = http.post(format!("{base}/api/v1/auth/login")).json(&wrong).send().await;
     assert_eq!(refused.unwrap().status(), StatusCode::UNAUTHORIZED);
@@ -116,8 +119,13 @@ async fn json_logs_have_a_line_per_request_with_its_id_and_no_secret() {
         let ids = login["audit_events"].as_str().unwrap();
         assert!(uuid::Uuid::parse_str(ids).is_ok(), "one audit event id: {login}");
     }
-    let unmatched = logged.iter().find(|l| l["path"] == "/healthz").unwrap();
-    assert_eq!(unmatched["route"], "/healthz");
+    let health = logged.iter().find(|l| l["path"] == "/healthz").unwrap();
+    assert_eq!(health["route"], "/healthz");
+    let nowhere = logged.iter().find(|l| l["path"] == "/no/such/page").unwrap();
+    assert_eq!(
+        (nowhere["route"].as_str(), nowhere["status"].as_u64()),
+        (Some("unmatched"), Some(404))
+    );
     let all = lines.join("\n");
     for secret in [
         setup_token.as_str(),

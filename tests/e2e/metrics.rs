@@ -18,7 +18,8 @@ use crate::{ADMIN, first_admin, free_port, serve};
 async fn a_scrape_after_a_scripted_session_counts_what_happened() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let metrics_port = free_port();
+    // Another way to a free port than free_port's, so the two differ.
+    let metrics_port = secureai_tests::smtp::free_port();
     let listen = ("SECUREAI_METRICS_LISTEN", format!("127.0.0.1:{metrics_port}"));
     let (mut child, lines) = serve(dir.path(), port, &[listen], Stdio::null());
     let base = format!("http://127.0.0.1:{port}");

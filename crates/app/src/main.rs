@@ -326,14 +326,14 @@ async fn main() -> ExitCode {
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(error) => {
-            eprintln!("secureai: invalid configuration: {error}");
+            let _ = writeln!(std::io::stderr(), "secureai: invalid configuration: {error}");
             return ExitCode::from(2);
         }
     };
     let telemetry = match secureai_app::traces::init(&config) {
         Ok(telemetry) => telemetry,
         Err(error) => {
-            eprintln!("secureai: cannot export traces: {error:#}");
+            let _ = writeln!(std::io::stderr(), "secureai: cannot export traces: {error:#}");
             return ExitCode::from(2);
         }
     };
@@ -342,7 +342,7 @@ async fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("secureai: {error:#}");
+            let _ = writeln!(std::io::stderr(), "secureai: {error:#}");
             ExitCode::FAILURE
         }
     }

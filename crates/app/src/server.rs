@@ -38,7 +38,8 @@ struct StoreMetrics {
     store: SqlStore,
     service: Arc<UserManagement>,
     clock: Arc<dyn Clock>,
-    /// One scrape reads the database at a time: a flood of them (the
+    /// One scrape reads the database at a time, for 5 s at most; the
+    /// others answer the counters and the last gauges: a flood of them (the
     /// endpoint needs no credentials) holds one connection at most.
     one_at_a_time: tokio::sync::Mutex<()>,
 }
@@ -46,7 +47,17 @@ struct StoreMetrics {
 #[async_trait]
 impl secureai_http::MetricsSource for StoreMetrics {
     async fn snapshot(&self) -> Result<secureai_http::Snapshot, String> {
-        let _turn = self.one_at_a_time.lock().await;
+        // A scrape that finds another reading answers without reading.
+        let Ok(_turn) = self.one_at_a_time.try_lock() else {
+            return Err("another scrape is reading the database".to_owned());
+        };
+        let read = tokio::time::timeout(std::time::Duration::from_secs(5), self.read());
+        read.await.map_err(|_| "the database took longer than 5 s".to_owned())?
+    }
+}
+
+impl StoreMetrics {
+    async fn read(&self) -> Result<secureai_http::Snapshot, String> {
         let state = self.store.stored_state().await.map_err(|e| e.to_string())?;
         let seats_limit = self.service.users.seat_limit().await.map_err(|e| e.to_string())?;
         let now = self.clock.now();

@@ -6,8 +6,8 @@
 //! `http/json`; `OTEL_SERVICE_NAME`, default `secureai`;
 //! `OTEL_SDK_DISABLED=true` turns it off).
 //!
-//! Spans: one per request (`GET /api/v1/users/:param0`, with method,
-//! route, status), one per database statement (sea-orm's, with the
+//! Spans: one per request (named by its method, with the route template
+//! and status as attributes), one per database statement (sea-orm's, with the
 //! database system and operation, never the values), and one per outbound
 //! call (SMTP, identity provider, webhook).
 
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig as _;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanProcessor};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -45,7 +45,8 @@ impl Telemetry {
         if let Some(provider) = self.traces {
             let stopped = tokio::task::spawn_blocking(move || provider.shutdown()).await;
             if let Ok(Err(error)) = stopped {
-                eprintln!("secureai: the last traces could not be sent: {error}");
+                let said = format!("secureai: the last traces could not be sent: {error}\n");
+                let _ = std::io::stderr().lock().write_all(said.as_bytes());
             }
         }
         self.logs.flush();
@@ -78,7 +79,43 @@ fn tracer_provider() -> anyhow::Result<SdkTracerProvider> {
         .build();
     let name = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "secureai".to_owned());
     let resource = opentelemetry_sdk::Resource::builder().with_service_name(name).build();
-    Ok(SdkTracerProvider::builder().with_span_processor(batches).with_resource(resource).build())
+    Ok(SdkTracerProvider::builder()
+        .with_span_processor(WithoutStatementErrors(batches))
+        .with_resource(resource)
+        .build())
+}
+
+/// Drops what a failed statement's span says of the error (sea-orm records
+/// the database's message): a database may quote the values in it —
+/// MariaDB's "Duplicate entry 'ada@example.com' for key …" — and the
+/// statement spans must carry none. The span still says it failed.
+#[derive(Debug)]
+struct WithoutStatementErrors<P>(P);
+
+impl<P: SpanProcessor> SpanProcessor for WithoutStatementErrors<P> {
+    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &opentelemetry::Context) {
+        self.0.on_start(span, cx);
+    }
+
+    fn on_end(&self, mut span: opentelemetry_sdk::trace::SpanData) {
+        if span.name.starts_with("sea_orm.") {
+            span.attributes.retain(|kv| !kv.key.as_str().starts_with("exception."));
+            span.events.events.retain(|e| !e.name.starts_with("exception"));
+        }
+        self.0.on_end(span);
+    }
+
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        self.0.set_resource(resource);
+    }
 }
 
 /// Installs the subscriber: logs always, traces when a collector is
@@ -87,10 +124,14 @@ fn tracer_provider() -> anyhow::Result<SdkTracerProvider> {
 /// # Errors
 /// When the trace exporter cannot be built from the environment.
 pub fn init(config: &Config) -> anyhow::Result<Telemetry> {
-    // Spans made only for traces (`secureai_trace`) never reach the logs.
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(format!("{},sqlx=warn,sea_orm=warn,secureai_trace=off", config.log))
-    });
+    // Spans made only for traces (`secureai_trace`) never reach the logs,
+    // whatever `RUST_LOG` says.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{},sqlx=warn,sea_orm=warn", config.log)));
+    let filter = match "secureai_trace=off".parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    };
     let writer = BatchedStderr::start();
     let logs = tracing_subscriber::fmt::layer().with_writer(writer.clone());
     let logs = match config.log_format {
@@ -131,13 +172,24 @@ struct Batch {
 }
 
 impl Batch {
-    fn write_out(&mut self) {
-        if !self.buffer.is_empty() {
-            // Nowhere to report a failure to write the logs.
-            let _ = std::io::stderr().lock().write_all(&self.buffer);
-            self.buffer.clear();
-        }
+    fn take(&mut self) -> Vec<u8> {
         self.written = Instant::now();
+        std::mem::replace(&mut self.buffer, Vec::with_capacity(FLUSH_AT))
+    }
+}
+
+/// Writes what was gathered. Stderr's lock is taken before the buffer is
+/// let go, so batches keep their order; the write itself happens without
+/// the buffer, so a slow reader of stderr holds up the writers of batches,
+/// not the threads gathering lines. Nowhere to report a failure to write
+/// the logs: the batch is dropped (a closed stderr must not stop the
+/// service).
+fn write_gathered(mut batch: std::sync::MutexGuard<'_, Batch>) {
+    let mut stderr = std::io::stderr().lock();
+    let lines = batch.take();
+    drop(batch);
+    if !lines.is_empty() {
+        let _ = stderr.write_all(&lines);
     }
 }
 
@@ -149,14 +201,14 @@ impl BatchedStderr {
         let _ = std::thread::Builder::new().name("secureai-logs".into()).spawn(move || {
             while let Some(batch) = flusher.upgrade() {
                 std::thread::sleep(FLUSH_EVERY);
-                lock(&batch).write_out();
+                write_gathered(lock(&batch));
             }
         });
         writer
     }
 
     fn flush(&self) {
-        lock(&self.0).write_out();
+        write_gathered(lock(&self.0));
     }
 }
 
@@ -169,7 +221,7 @@ impl std::io::Write for BatchedStderr {
         let mut batch = lock(&self.0);
         batch.buffer.extend_from_slice(line);
         if batch.buffer.len() >= FLUSH_AT || batch.written.elapsed() >= FLUSH_EVERY {
-            batch.write_out();
+            write_gathered(batch);
         }
         Ok(line.len())
     }

@@ -81,6 +81,29 @@ impl Meter for NoMeter {
     fn sign_in(&self, _method: SignInMethod, _outcome: SignInOutcome) {}
 }
 
+/// One sign-in attempt being counted: told to the meter when dropped, so
+/// that an attempt whose request went away mid-way (its future dropped)
+/// still counts, as an [`SignInOutcome::Error`].
+pub(crate) struct Attempt<'m> {
+    meter: &'m dyn Meter,
+    method: SignInMethod,
+    /// What it ended with; `Error` until told otherwise.
+    pub(crate) outcome: SignInOutcome,
+}
+
+impl<'m> Attempt<'m> {
+    /// An attempt by `method` begins.
+    pub(crate) fn begin(meter: &'m dyn Meter, method: SignInMethod) -> Self {
+        Self { meter, method, outcome: SignInOutcome::Error }
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        self.meter.sign_in(self.method, self.outcome);
+    }
+}
+
 /// The outcome of a password sign-in's result.
 #[must_use]
 pub fn password_outcome<T>(

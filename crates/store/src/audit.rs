@@ -66,7 +66,10 @@ pub(crate) async fn write_audit(
         .await
         .map_err(db("writing the audit event"))?;
     // The webhook deliveries it causes commit (or not) with it.
-    crate::webhook_deliveries::fan_out(txn, &[event]).await
+    crate::webhook_deliveries::fan_out(txn, &[event]).await?;
+    // The request's log line names it.
+    event.context.audit_ids.note(event.id);
+    Ok(())
 }
 
 #[async_trait]
@@ -77,6 +80,7 @@ impl AuditLog for SqlStore {
                 .exec_without_returning(&self.db)
                 .await
                 .map_err(db("writing an audit event"))?;
+            event.context.audit_ids.note(event.id);
             return Ok(());
         }
         let event = &event;

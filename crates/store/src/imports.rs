@@ -223,6 +223,9 @@ impl ImportRepository for SqlStore {
                 .map_err(db("auditing imported users"))?;
             let audits: Vec<&AuditEvent> = created.iter().map(|c| &c.user.audit).collect();
             crate::webhook_deliveries::fan_out(&txn, &audits).await?;
+            for audit in &audits {
+                audit.context.audit_ids.note(audit.id);
+            }
             let mut per_role: HashMap<&str, i64> = HashMap::new();
             for c in &created {
                 *per_role.entry(c.user.user.role.as_str()).or_default() += 1;

@@ -331,7 +331,13 @@ fn scim_operation(method: &str, route: &str) -> Option<&'static str> {
         "/Groups" => ("groups", false),
         "/Groups/:id" => ("groups", true),
         "/Users/.search" | "/.search" => return Some("search"),
-        _ => return Some("discovery"),
+        "/ServiceProviderConfig"
+        | "/ResourceTypes"
+        | "/ResourceTypes/:id"
+        | "/Schemas"
+        | "/Schemas/:id" => return Some("discovery"),
+        // No route under the nest matched (or the template was lost).
+        _ => return Some("other"),
     };
     Some(match (resource, item, method) {
         ("users", false, "GET") => "users.list",
@@ -384,6 +390,8 @@ mod tests {
         metrics.request("BREW", None, 404, Duration::from_millis(1));
         metrics.request("PATCH", Some("/scim/v2/Users/:id"), 200, Duration::from_millis(1));
         metrics.request("POST", Some("/scim/v2/Users"), 409, Duration::from_millis(1));
+        metrics.request("GET", Some("/scim/v2"), 404, Duration::from_millis(1));
+        metrics.request("GET", Some("/scim/v2/Schemas"), 200, Duration::from_millis(1));
         metrics.usage_events(3, 1, 0);
         metrics.password_hashed(Duration::from_millis(40));
         let text = metrics.render(Some(&Snapshot {
@@ -411,6 +419,10 @@ mod tests {
         assert_eq!(value(&scrape, scim, &patched), 1.0);
         let conflict = [("operation", "users.create"), ("outcome", "client_error")];
         assert_eq!(value(&scrape, scim, &conflict), 1.0);
+        let lost = [("operation", "other"), ("outcome", "client_error")];
+        assert_eq!(value(&scrape, scim, &lost), 1.0);
+        let schemas = [("operation", "discovery"), ("outcome", "success")];
+        assert_eq!(value(&scrape, scim, &schemas), 1.0);
         let usage = "secureai_usage_events_total";
         assert_eq!(value(&scrape, usage, &[("outcome", "recorded")]), 3.0);
         assert_eq!(value(&scrape, "secureai_password_hash_seconds_count", &[]), 1.0);

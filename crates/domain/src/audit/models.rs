@@ -34,9 +34,12 @@ impl AuditIds {
     /// Most ids kept for one request (an import makes one event per row).
     pub const KEPT: usize = 8;
 
-    fn push(&self, id: Uuid) {
+    /// Notes an event's id; the store calls it when it wrote the event
+    /// (an event made but never written is not named).
+    pub fn note(&self, id: Uuid) {
         if let Ok(mut ids) = self.0.lock()
             && ids.len() < Self::KEPT
+            && !ids.contains(&id)
         {
             ids.push(id);
         }
@@ -359,10 +362,8 @@ impl AuditEvent {
         action: AuditAction,
         context: &RequestContext,
     ) -> Self {
-        let id = crate::record_id();
-        context.audit_ids.push(id);
         Self {
-            id,
+            id: crate::record_id(),
             at,
             actor,
             action,

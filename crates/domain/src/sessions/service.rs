@@ -101,9 +101,10 @@ impl SessionService {
         password: &SecretString,
         context: &RequestContext,
     ) -> Result<SignedIn, SignInError> {
+        use crate::telemetry::{Attempt, SignInMethod, password_outcome};
+        let mut attempt = Attempt::begin(&*self.ports.meter, SignInMethod::Password);
         let result = self.sign_in_counted(email, password, context).await;
-        let outcome = crate::telemetry::password_outcome(&result);
-        self.ports.meter.sign_in(crate::telemetry::SignInMethod::Password, outcome);
+        attempt.outcome = password_outcome(&result);
         result
     }
 
@@ -278,9 +279,10 @@ impl SessionService {
         code: &str,
         context: &RequestContext,
     ) -> Result<SignedIn, SecondFactorError> {
+        use crate::telemetry::{Attempt, SignInMethod, second_factor_outcome};
+        let mut attempt = Attempt::begin(&*self.ports.meter, SignInMethod::SecondFactor);
         let result = self.complete_sign_in_counted(mfa_token, method, code, context).await;
-        let outcome = crate::telemetry::second_factor_outcome(&result);
-        self.ports.meter.sign_in(crate::telemetry::SignInMethod::SecondFactor, outcome);
+        attempt.outcome = second_factor_outcome(&result);
         result
     }
 

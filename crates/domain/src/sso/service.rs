@@ -223,12 +223,13 @@ impl SsoService {
         response: &SsoResponse,
         context: &RequestContext,
     ) -> Result<SignedIn, SsoSignInError> {
-        let result = self.complete_sso_counted(protocol, browser_token, response, context).await;
         let method = match protocol {
             SsoProtocol::Oidc => crate::telemetry::SignInMethod::Oidc,
             SsoProtocol::Saml => crate::telemetry::SignInMethod::Saml,
         };
-        self.ports.meter.sign_in(method, crate::telemetry::sso_outcome(&result));
+        let mut attempt = crate::telemetry::Attempt::begin(&*self.ports.meter, method);
+        let result = self.complete_sso_counted(protocol, browser_token, response, context).await;
+        attempt.outcome = crate::telemetry::sso_outcome(&result);
         result
     }
 

@@ -29,7 +29,7 @@ pub(crate) fn code(secret: &str, at: DateTime<Utc>) -> String {
 }
 
 /// An enrolled user, the app's secret, and their recovery codes.
-async fn enrolled(kit: &TestKit, who: &Principal) -> (String, Vec<String>) {
+pub(crate) async fn enrolled(kit: &TestKit, who: &Principal) -> (String, Vec<String>) {
     let setup = kit.service.mfa.start_totp(who.user()).await.unwrap();
     let secret = setup.secret.expose_base32().to_owned();
     let now = kit.clock.now();
@@ -38,7 +38,7 @@ async fn enrolled(kit: &TestKit, who: &Principal) -> (String, Vec<String>) {
 }
 
 /// Ada signed in again with her app's current code.
-async fn with_code(kit: &TestKit, secret: &str) -> Principal {
+pub(crate) async fn with_code(kit: &TestKit, secret: &str) -> Principal {
     let sessions = &kit.service.sessions;
     let waiting = match sessions.sign_in("ada@example.com", &pw("ada-password-1"), &ctx()).await {
         Err(secureai_domain::sessions::errors::SignInError::SecondFactorRequired(w)) => w,
@@ -52,7 +52,7 @@ async fn with_code(kit: &TestKit, secret: &str) -> Principal {
     sessions.authenticate(&signed_in.token).await.unwrap()
 }
 
-async fn ada(kit: &TestKit, admin: &secureai_domain::access::Admin) -> Principal {
+pub(crate) async fn ada(kit: &TestKit, admin: &secureai_domain::access::Admin) -> Principal {
     active_user(kit, admin, "ada@example.com", "user", "ada-password-1").await;
     sign_in(kit, "ada@example.com", "ada-password-1").await
 }

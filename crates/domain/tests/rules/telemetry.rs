@@ -54,3 +54,21 @@ async fn every_sso_sign_in_is_counted_with_its_outcome() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_sign_in_with_a_second_factor_counts_its_two_steps() {
+    let (kit, admin) = with_admin().await;
+    let ada = crate::mfa::ada(&kit, &admin).await;
+    let (secret, _) = crate::mfa::enrolled(&kit, &ada).await;
+    // The next time step: the enrolment used this one's code.
+    kit.clock.advance(chrono::Duration::seconds(30));
+    let before = kit.meter.sign_ins().len();
+    crate::mfa::with_code(&kit, &secret).await;
+    assert_eq!(
+        kit.meter.sign_ins().split_off(before),
+        [
+            (SignInMethod::Password, SignInOutcome::SecondFactorRequired),
+            (SignInMethod::SecondFactor, SignInOutcome::Success)
+        ]
+    );
+}
