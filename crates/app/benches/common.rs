@@ -233,11 +233,17 @@ pub async fn load(
             })
         })
         .collect();
+    let all = latencies_of(workers).await;
+    let rate = all.len() as f64 / started.elapsed().as_secs_f64();
+    (rate, all)
+}
+
+/// Every latency the client tasks measured, sorted.
+pub async fn latencies_of(workers: Vec<tokio::task::JoinHandle<Vec<Duration>>>) -> Vec<Duration> {
     let mut all = Vec::new();
     for worker in workers {
         all.extend(worker.await.unwrap());
     }
-    let rate = all.len() as f64 / started.elapsed().as_secs_f64();
     all.sort();
-    (rate, all)
+    all
 }

@@ -172,12 +172,8 @@ async fn main() {
             })
         })
         .collect();
-    let mut all = Vec::new();
-    for worker in workers {
-        all.extend(worker.await.unwrap());
-    }
+    let all = common::latencies_of(workers).await;
     let elapsed = started.elapsed().as_secs_f64();
-    all.sort();
     println!(
         "GET /healthz, {CLIENTS} clients (reference): {health:.0} req/s\n\
          POST /scim/v2/Users, {CLIENTS} clients: {provision} users in {elapsed:.1} s = {:.0} users/s \

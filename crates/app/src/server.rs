@@ -74,7 +74,11 @@ impl StoreMetrics {
             users_invited: users("invited"),
             users_active: users("active"),
             users_deactivated: users("deactivated"),
-            seats_used: users("invited") + users("active"),
+            // The domain says which statuses hold a seat.
+            seats_used: secureai_domain::users::models::SEAT_HOLDING
+                .iter()
+                .map(|status| users(status.as_str()))
+                .sum(),
             seats_limit: seats_limit.map(u64::from),
             mail_backlog: backlog(state.mail_waiting),
             webhook_backlog: backlog(state.webhooks_waiting),
