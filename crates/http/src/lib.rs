@@ -150,7 +150,8 @@ pub fn app(state: AppState) -> impl Endpoint {
     .server("/api");
     let docs = api.swagger_ui();
     let spec = contract::complete(&api.spec());
-    let allowed = contract::AllowedMethods::from_spec(&spec, "/api");
+    // Shared, not copied: every request passes through `add_allow`.
+    let allowed = Arc::new(contract::AllowedMethods::from_spec(&spec, "/api"));
     let spec = Arc::new(spec);
     let metrics = state.metrics.clone();
     let mut routes = Route::new();

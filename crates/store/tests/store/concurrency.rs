@@ -331,7 +331,75 @@ pub async fn concurrent_sign_in_attempts_are_reserved_one_at_a_time(db: TestDb) 
     assert_eq!(db.store.failures("account:fresh@example.com").await.unwrap(), None);
 }
 
+/// A connection goes back to the pool without a ping (the vendored
+/// sqlx-core only finishes what its last user left): a transaction dropped
+/// without commit is rolled back before the one connection serves anyone
+/// else, and a connection whose server side is gone is replaced.
+pub async fn a_connection_comes_back_to_the_pool_clean(db: TestDb) {
+    use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+    let store = db
+        .reopen(secureai_store::StoreOptions {
+            max_connections: 1,
+            synchronous_reads: false,
+            ..Default::default()
+        })
+        .await;
+    let conn = store.connection();
+    let backend = conn.get_database_backend();
+    let sql = |sql: &str| Statement::from_string(backend, sql.to_owned());
+    let count = || async {
+        let row = conn
+            .query_one_raw(sql("SELECT COUNT(*) AS n FROM throttles WHERE failures = 7"))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get::<i64>("", "n").unwrap()
+    };
+    // `key` is a reserved word on MySQL.
+    let key = if backend == sea_orm::DbBackend::MySql { "`key`" } else { "\"key\"" };
+    for round in 0..20 {
+        {
+            let txn = conn.begin().await.unwrap();
+            txn.execute_raw(sql(&format!(
+                "INSERT INTO throttles ({key}, failures, last_failure_at) \
+                 VALUES ('dropped {round}', 7, 0)"
+            )))
+            .await
+            .unwrap();
+            // Dropped here, neither committed nor rolled back.
+        }
+        assert_eq!(count().await, 0, "round {round}: a dropped transaction's row is visible");
+    }
+    let txn = conn.begin().await.unwrap();
+    txn.execute_raw(sql("UPDATE throttles SET failures = 7 WHERE 1 = 0")).await.unwrap();
+    txn.commit().await.unwrap();
+
+    // The server ends the pool's one connection (as a restart or a proxy
+    // would); the pool notices and opens another.
+    if backend != sea_orm::DbBackend::Sqlite {
+        let killer = db.store.connection();
+        let kill = match backend {
+            sea_orm::DbBackend::Postgres => {
+                let pid = conn.query_one_raw(sql("SELECT pg_backend_pid() AS id")).await;
+                let pid: i32 = pid.unwrap().unwrap().try_get("", "id").unwrap();
+                format!("SELECT pg_terminate_backend({pid})")
+            }
+            _ => {
+                let id = conn.query_one_raw(sql("SELECT CONNECTION_ID() AS id")).await;
+                let id: u64 = id.unwrap().unwrap().try_get("", "id").unwrap();
+                format!("KILL {id}")
+            }
+        };
+        killer.execute_raw(sql(&kill)).await.unwrap();
+        // The first use may fail (nothing tells a pooled connection its
+        // server went away); the next one works on a new connection.
+        let _ = conn.query_one_raw(sql("SELECT 1 AS n")).await;
+        assert_eq!(count().await, 0);
+    }
+}
+
 on_every_database!(
+    a_connection_comes_back_to_the_pool_clean,
     two_admins_removing_each_other_at_once_always_leave_one,
     concurrent_sign_in_attempts_are_reserved_one_at_a_time,
     concurrent_invitations_never_overshoot_the_seat_limit,

@@ -304,17 +304,19 @@ impl<DB: Database> Floating<DB, Live<DB>> {
             }
         }
 
-        // test the connection on-release to ensure it is still viable,
-        // and flush anything time-sensitive like transaction rollbacks
-        // if an Executor future/stream is dropped during an `.await` call, the connection
-        // is likely to be left in an inconsistent state, in which case it should not be
-        // returned to the pool; also of course, if it was dropped due to an error
-        // this is simply a band-aid as SQLx-next connections should be able
-        // to recover from cancellations
-        if let Err(error) = self.raw.ping().await {
+        // SecureAI patch (see vendor/README.md): finish what the last user
+        // left on the connection — a rollback queued by a dropped
+        // transaction, the rest of a result whose future was dropped — with
+        // `flush` (PostgreSQL and MySQL: send what is buffered, read until
+        // the server is ready again) instead of `ping`, which does the same
+        // and then one more round trip to the server on every release. A
+        // connection that fails here is closed as before; liveness is
+        // tested on acquire, for connections idle long enough to go stale
+        // (`test_before_acquire`, `test_before_acquire_if_idle_for`).
+        if let Err(error) = self.raw.flush().await {
             tracing::warn!(
                 %error,
-                "error occurred while testing the connection on-release",
+                "error occurred while finishing the connection on-release",
             );
 
             // Connection is broken, don't try to gracefully close.
