@@ -29,6 +29,7 @@ mod provisioning;
 mod scim_filter;
 mod sealing;
 mod service_tokens;
+mod session_lookups;
 mod sessions;
 mod settings;
 mod setup;
@@ -166,6 +167,8 @@ pub struct SqlStore {
     reads: Option<Arc<sqlite_reads::SqliteReads>>,
     /// On a SQLite file, the thread copying the write-ahead log back.
     _checkpoints: Option<Arc<checkpoint::Checkpointer>>,
+    /// Elsewhere, session lookups gathered into shared statements.
+    lookups: Option<Arc<session_lookups::SessionLookups>>,
     /// Seals and opens secrets at rest.
     sealer: Arc<sealing::Sealer>,
     /// On SQLite, the turn of this process's provisioning writes (see
@@ -269,6 +272,8 @@ impl SqlStore {
             .filter(|_| options.synchronous_reads)
             .map(|path| Arc::new(sqlite_reads::SqliteReads::new(path)));
         let checkpoints = file.and_then(checkpoint::Checkpointer::start).map(Arc::new);
+        let lookups = (db.get_database_backend() != DbBackend::Sqlite)
+            .then(|| Arc::new(session_lookups::SessionLookups::start(db.clone())));
         let key = options.secret_key.clone().unwrap_or_else(SecretKey::generate);
         let broad_walk = options.broad_walk.unwrap_or(match db.get_database_backend() {
             DbBackend::MySql => 1_500,
@@ -281,6 +286,7 @@ impl SqlStore {
             broad_walk,
             reads,
             _checkpoints: checkpoints,
+            lookups,
             sealer: Arc::new(sealing::Sealer::new(&key)),
             write_gate: Arc::new(tokio::sync::Mutex::new(())),
         })

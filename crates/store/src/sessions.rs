@@ -4,7 +4,10 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, IdenStatic, PaginatorTrait,
+    QueryFilter, SelectA, SelectB, Statement, TransactionTrait,
+};
 use secureai_domain::sessions::models::{Session, SessionId};
 use secureai_domain::sessions::ports::SessionRepository;
 use secureai_domain::{
@@ -64,18 +67,38 @@ impl SessionRepository for SqlStore {
                 .map(|(session, user)| Ok((session_from_row(&session)?, user_from_row(&user)?)))
                 .transpose();
         }
-        let found = sessions::Entity::find()
-            .filter(sessions::Column::TokenHash.eq(hash.to_hex()))
-            .find_also_related(users::Entity)
-            .one(&self.db)
-            .await
-            .map_err(db("resolving a session"))?;
-        match found {
-            Some((session, Some(user))) => {
-                Ok(Some((session_from_row(&session)?, user_from_row(&user)?)))
+        let digest = hash.to_hex();
+        let found = match &self.lookups {
+            Some(lookups) => lookups.find(digest.clone()).await,
+            None => None,
+        };
+        let found = match found {
+            Some(found) => {
+                found.map_err(|e| StoreError::msg(format!("resolving a session: {e}")))?
             }
-            _ => Ok(None),
-        }
+            // SQLite in memory, or the gathering task is gone: on its own.
+            None => {
+                let backend = self.db.get_database_backend();
+                let statement = Statement::from_sql_and_values(
+                    backend,
+                    crate::session_lookups::one_sql(backend),
+                    [digest.into()],
+                );
+                let row =
+                    self.db.query_one_raw(statement).await.map_err(db("resolving a session"))?;
+                row.map(|row| {
+                    let session = sessions::Model::from_query_result(&row, SelectA.as_str())?;
+                    let user = users::Model::from_query_result_optional(&row, SelectB.as_str())?;
+                    Ok(user.map(|user| (session, user)))
+                })
+                .transpose()
+                .map_err(db("reading a session"))?
+                .flatten()
+            }
+        };
+        found
+            .map(|(session, user)| Ok((session_from_row(&session)?, user_from_row(&user)?)))
+            .transpose()
     }
 
     async fn touch(&self, id: SessionId, at: DateTime<Utc>) -> Result<(), StoreError> {

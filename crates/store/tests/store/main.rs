@@ -47,6 +47,7 @@ mod concurrency;
 mod contract;
 mod imports;
 mod listing;
+mod lookups;
 mod mail;
 mod sealing;
 mod sso;

@@ -1,0 +1,170 @@
+//! Session lookups on PostgreSQL and MySQL/MariaDB, gathered: the lookups
+//! of requests that arrive while earlier ones are being read go to the
+//! database together, in one statement (`token_hash IN (…)`).
+//!
+//! Every request carrying a session reads it, with its user, from the
+//! database (rule 7: a role change applies to the very next request; rule
+//! 11: a termination applies at once on every instance), so under load the
+//! session lookup is most of the statements the database runs. Gathering
+//! them keeps that promise — a lookup is read by a statement sent after it
+//! was asked for, so it sees every change committed before its request
+//! arrived — while a busy instance sends one statement for many requests
+//! instead of one each. An idle instance sends each lookup at once, alone.
+//!
+//! At most [`BATCHES_AT_ONCE`] statements are in flight; lookups asked for
+//! meanwhile wait for the next one (up to [`MOST_PER_BATCH`] each). The
+//! statements run in tasks of their own, so a request that goes away does
+//! not take the others' answers with it. If the gathering task is gone (its
+//! runtime ended), a lookup runs on its own, as before.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, IdenStatic,
+    QueryFilter, QueryTrait, SelectA, SelectB, Statement,
+};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::entities::{sessions, users};
+
+/// Statements in flight at once.
+pub(crate) const BATCHES_AT_ONCE: usize = 2;
+
+/// Lookups in one statement at most.
+pub(crate) const MOST_PER_BATCH: usize = 64;
+
+/// The lengths of the `IN (…)` lists sent.
+const BATCH_LENGTHS: [usize; 4] = [4, 8, 16, MOST_PER_BATCH];
+
+/// A session and its user as stored, or `None`; an error as text (one
+/// statement's error goes to each lookup it carried).
+pub(crate) type Found = Result<Option<(sessions::Model, users::Model)>, String>;
+
+struct Asked {
+    digest: String,
+    answer: oneshot::Sender<Found>,
+}
+
+/// The handle requests ask through; the gathering task ends when the last
+/// handle is dropped.
+#[derive(Debug)]
+pub(crate) struct SessionLookups {
+    asks: mpsc::UnboundedSender<Asked>,
+}
+
+impl SessionLookups {
+    /// Starts the gathering task on the current runtime.
+    pub(crate) fn start(db: DatabaseConnection) -> Self {
+        let (asks, asked) = mpsc::unbounded_channel();
+        tokio::spawn(gather(db, asked));
+        Self { asks }
+    }
+
+    /// The session whose token digest is `digest`, with its user, read by a
+    /// statement sent after this call; `None` if the gathering task is gone.
+    pub(crate) async fn find(&self, digest: String) -> Option<Found> {
+        let (answer, answered) = oneshot::channel();
+        self.asks.send(Asked { digest, answer }).ok()?;
+        answered.await.ok()
+    }
+}
+
+async fn gather(db: DatabaseConnection, mut asked: mpsc::UnboundedReceiver<Asked>) {
+    let slots = Arc::new(Semaphore::new(BATCHES_AT_ONCE));
+    while let Some(first) = asked.recv().await {
+        // Waiting for a free slot is when the next lookups gather.
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let mut batch = vec![first];
+        while batch.len() < MOST_PER_BATCH {
+            match asked.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let db = db.clone();
+        tokio::spawn(async move {
+            answer(&db, batch).await;
+            drop(slot);
+        });
+    }
+}
+
+/// Reads the sessions of `batch` in one statement and answers each.
+async fn answer(db: &DatabaseConnection, mut batch: Vec<Asked>) {
+    // Requests that went away need no answer.
+    batch.retain(|asked| !asked.answer.is_closed());
+    if batch.is_empty() {
+        return;
+    }
+    let mut digests: Vec<&str> = batch.iter().map(|asked| asked.digest.as_str()).collect();
+    digests.sort_unstable();
+    digests.dedup();
+    let found = read(db, &digests).await;
+    for asked in batch {
+        let found = match &found {
+            Ok(rows) => Ok(rows.get(asked.digest.as_str()).cloned()),
+            Err(error) => Err(error.clone()),
+        };
+        // The request may have gone away meanwhile.
+        let _ = asked.answer.send(found);
+    }
+}
+
+type Rows = HashMap<String, (sessions::Model, users::Model)>;
+
+async fn read(db: &DatabaseConnection, digests: &[&str]) -> Result<Rows, String> {
+    let backend = db.get_database_backend();
+    let statement = if let [digest] = digests {
+        // One lookup: the one statement every such lookup shares.
+        Statement::from_sql_and_values(backend, one_sql(backend), [(*digest).into()])
+    } else {
+        // Padded (with the last digest again) to one of a few lengths: each
+        // length is a statement every connection prepares and keeps, and a
+        // length per batch size would crowd the others out of the
+        // connections' statement caches.
+        let padded = BATCH_LENGTHS.iter().copied().find(|n| *n >= digests.len());
+        let padded = padded.unwrap_or(digests.len());
+        let last = digests.last().copied().unwrap_or_default();
+        let digests = digests.iter().copied().chain(std::iter::repeat(last));
+        sessions::Entity::find()
+            .filter(sessions::Column::TokenHash.is_in(digests.take(padded)))
+            .find_also_related(users::Entity)
+            .build(backend)
+    };
+    let rows = db.query_all_raw(statement).await.map_err(|e| e.to_string())?;
+    let mut found = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let session = sessions::Model::from_query_result(&row, SelectA.as_str())
+            .map_err(|e| e.to_string())?;
+        if let Some(user) = users::Model::from_query_result_optional(&row, SelectB.as_str())
+            .map_err(|e| e.to_string())?
+        {
+            found.insert(session.token_hash.clone(), (session, user));
+        }
+    }
+    Ok(found)
+}
+
+/// `SELECT` a session by its token digest (unique: no `LIMIT`), with its
+/// user (sea-orm's `find_also_related`, columns aliased `A_…` and `B_…`),
+/// as SQL for `backend` whose one parameter is the digest: built on first
+/// use, then reused.
+pub(crate) fn one_sql(backend: sea_orm::DbBackend) -> String {
+    use std::sync::OnceLock;
+    static SQL: [OnceLock<String>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    let slot = match backend {
+        sea_orm::DbBackend::Sqlite => 0,
+        sea_orm::DbBackend::Postgres => 1,
+        _ => 2,
+    };
+    SQL[slot]
+        .get_or_init(|| {
+            sessions::Entity::find()
+                .filter(sessions::Column::TokenHash.eq(""))
+                .find_also_related(users::Entity)
+                .build(backend)
+                .sql
+        })
+        .clone()
+}
