@@ -273,7 +273,8 @@ impl SqlStore {
             .map(|path| Arc::new(sqlite_reads::SqliteReads::new(path)));
         let checkpoints = file.and_then(checkpoint::Checkpointer::start).map(Arc::new);
         let lookups = (db.get_database_backend() != DbBackend::Sqlite)
-            .then(|| Arc::new(session_lookups::SessionLookups::start(db.clone())));
+            .then(|| session_lookups::SessionLookups::start(db.clone(), options.acquire_timeout))
+            .map(Arc::new);
         let key = options.secret_key.clone().unwrap_or_else(SecretKey::generate);
         let broad_walk = options.broad_walk.unwrap_or(match db.get_database_backend() {
             DbBackend::MySql => 1_500,
@@ -356,6 +357,12 @@ impl SqlStore {
     /// see `sqlite_reads`) rather than through the pool.
     pub fn resolves_sessions_synchronously(&self) -> bool {
         self.reads.is_some()
+    }
+
+    /// On PostgreSQL and MariaDB, how many statements the gathered session
+    /// lookups sent and how many lookups they answered, since the start.
+    pub fn gathered_session_lookups(&self) -> Option<(u64, u64)> {
+        self.lookups.as_ref().map(|lookups| lookups.counts())
     }
 
     /// Which database this is.

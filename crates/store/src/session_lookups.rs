@@ -14,16 +14,22 @@
 //! At most [`BATCHES_AT_ONCE`] statements are in flight; lookups asked for
 //! meanwhile wait for the next one (up to [`MOST_PER_BATCH`] each). The
 //! statements run in tasks of their own, so a request that goes away does
-//! not take the others' answers with it. If the gathering task is gone (its
-//! runtime ended), a lookup runs on its own, as before.
+//! not take the others' answers with it; a failed statement is sent once
+//! more before its lookups fail. A lookup not answered within the pool's
+//! wait for a connection is answered "busy" (503); if the gathering task is
+//! gone (its runtime ended) or [`MOST_WAITING`] lookups already wait, a
+//! lookup runs on its own, as before.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, IdenStatic,
     QueryFilter, QueryTrait, SelectA, SelectB, Statement,
 };
+use secureai_domain::StoreError;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::entities::{sessions, users};
@@ -46,31 +52,68 @@ struct Asked {
     answer: oneshot::Sender<Found>,
 }
 
+/// Lookups waiting at most; beyond, a lookup runs on its own (bounded by
+/// the pool's own wait).
+const MOST_WAITING: usize = 4_096;
+
 /// The handle requests ask through; the gathering task ends when the last
 /// handle is dropped.
 #[derive(Debug)]
 pub(crate) struct SessionLookups {
-    asks: mpsc::UnboundedSender<Asked>,
+    asks: mpsc::Sender<Asked>,
+    /// Longest wait for an answer (the pool's wait for a connection).
+    patience: Duration,
+    counts: Arc<Counts>,
+}
+
+/// Statements sent and lookups answered by them, since the start.
+#[derive(Debug, Default)]
+struct Counts {
+    statements: AtomicU64,
+    lookups: AtomicU64,
 }
 
 impl SessionLookups {
-    /// Starts the gathering task on the current runtime.
-    pub(crate) fn start(db: DatabaseConnection) -> Self {
-        let (asks, asked) = mpsc::unbounded_channel();
-        tokio::spawn(gather(db, asked));
-        Self { asks }
+    /// Starts the gathering task on the current runtime; an answer not
+    /// given within `patience` is a "busy" error.
+    pub(crate) fn start(db: DatabaseConnection, patience: Duration) -> Self {
+        let (asks, asked) = mpsc::channel(MOST_WAITING);
+        let counts = Arc::new(Counts::default());
+        tokio::spawn(gather(db, asked, counts.clone()));
+        Self { asks, patience, counts }
     }
 
     /// The session whose token digest is `digest`, with its user, read by a
-    /// statement sent after this call; `None` if the gathering task is gone.
-    pub(crate) async fn find(&self, digest: String) -> Option<Found> {
+    /// statement sent after this call; `None` if it cannot be gathered now
+    /// (the gathering task is gone, or too many lookups wait), for the
+    /// caller to run it on its own.
+    pub(crate) async fn find(&self, digest: String) -> Option<Result<Found, StoreError>> {
         let (answer, answered) = oneshot::channel();
-        self.asks.send(Asked { digest, answer }).ok()?;
-        answered.await.ok()
+        self.asks.try_send(Asked { digest, answer }).ok()?;
+        tokio::select! {
+            answered = answered => Some(Ok(answered.ok()?)),
+            // The task ended after taking the lookup in: no answer comes.
+            () = self.asks.closed() => None,
+            () = tokio::time::sleep(self.patience) => Some(Err(StoreError::busy(
+                "the database did not answer session lookups in time",
+                BUSY_RETRY_AFTER_SECS,
+            ))),
+        }
+    }
+
+    /// Statements sent and lookups they answered, since the start.
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        (
+            self.counts.statements.load(Ordering::Relaxed),
+            self.counts.lookups.load(Ordering::Relaxed),
+        )
     }
 }
 
-async fn gather(db: DatabaseConnection, mut asked: mpsc::UnboundedReceiver<Asked>) {
+/// Seconds a request whose lookup timed out is told to wait.
+const BUSY_RETRY_AFTER_SECS: u64 = 2;
+
+async fn gather(db: DatabaseConnection, mut asked: mpsc::Receiver<Asked>, counts: Arc<Counts>) {
     let slots = Arc::new(Semaphore::new(BATCHES_AT_ONCE));
     while let Some(first) = asked.recv().await {
         // Waiting for a free slot is when the next lookups gather.
@@ -82,16 +125,16 @@ async fn gather(db: DatabaseConnection, mut asked: mpsc::UnboundedReceiver<Asked
                 Err(_) => break,
             }
         }
-        let db = db.clone();
+        let (db, counts) = (db.clone(), counts.clone());
         tokio::spawn(async move {
-            answer(&db, batch).await;
+            answer(&db, batch, &counts).await;
             drop(slot);
         });
     }
 }
 
 /// Reads the sessions of `batch` in one statement and answers each.
-async fn answer(db: &DatabaseConnection, mut batch: Vec<Asked>) {
+async fn answer(db: &DatabaseConnection, mut batch: Vec<Asked>, counts: &Counts) {
     // Requests that went away need no answer.
     batch.retain(|asked| !asked.answer.is_closed());
     if batch.is_empty() {
@@ -100,7 +143,15 @@ async fn answer(db: &DatabaseConnection, mut batch: Vec<Asked>) {
     let mut digests: Vec<&str> = batch.iter().map(|asked| asked.digest.as_str()).collect();
     digests.sort_unstable();
     digests.dedup();
-    let found = read(db, &digests).await;
+    // Once more on failure (on another connection, or a new one): a pooled
+    // connection the server ended fails its next statement, and that
+    // would fail every request of the batch.
+    let found = match read(db, &digests).await {
+        Ok(found) => Ok(found),
+        Err(_) => read(db, &digests).await,
+    };
+    counts.statements.fetch_add(1, Ordering::Relaxed);
+    counts.lookups.fetch_add(batch.len() as u64, Ordering::Relaxed);
     for asked in batch {
         let found = match &found {
             Ok(rows) => Ok(rows.get(asked.digest.as_str()).cloned()),

@@ -74,7 +74,7 @@ impl SessionRepository for SqlStore {
         };
         let found = match found {
             Some(found) => {
-                found.map_err(|e| StoreError::msg(format!("resolving a session: {e}")))?
+                found?.map_err(|e| StoreError::msg(format!("resolving a session: {e}")))?
             }
             // SQLite in memory, or the gathering task is gone: on its own.
             None => {

@@ -29,7 +29,9 @@ async fn blocks_freed_after_idle_leave_the_process_even_after_an_earlier_one_was
     let limits = HashingLimits {
         concurrent: 4,
         max_wait: Duration::from_secs(60),
-        keep_idle: Duration::from_millis(200),
+        // Long enough that no block of the four is dropped before the last
+        // of them finishes.
+        keep_idle: Duration::from_secs(1),
     };
     let hasher = Argon2Hasher::new(Argon2Cost::OWASP, limits).unwrap();
     let password = Password::new(SecretString::from("correct horse battery".to_owned())).unwrap();
@@ -37,7 +39,7 @@ async fn blocks_freed_after_idle_leave_the_process_even_after_an_earlier_one_was
     // The blocks of the start and of that hash are dropped once idle. Until
     // the fix, freeing one raised glibc's mmap threshold, so the next blocks
     // came from thread arenas that never gave memory back.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let before = rss_mib();
 
     let presented = SecretString::from("correct horse battery".to_owned());
@@ -53,7 +55,7 @@ async fn blocks_freed_after_idle_leave_the_process_even_after_an_earlier_one_was
     // Four verifications at once, each in a block of 19 MiB, pooled now.
     assert!(busy - before > 50.0, "the blocks were not resident: {before:.0} → {busy:.0} MiB");
 
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let idle = rss_mib();
     assert!(
         idle - before < 15.0,

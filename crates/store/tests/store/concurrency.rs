@@ -331,10 +331,12 @@ pub async fn concurrent_sign_in_attempts_are_reserved_one_at_a_time(db: TestDb) 
     assert_eq!(db.store.failures("account:fresh@example.com").await.unwrap(), None);
 }
 
-/// A connection goes back to the pool without a ping (the vendored
-/// sqlx-core only finishes what its last user left): a transaction dropped
-/// without commit is rolled back before the one connection serves anyone
-/// else, and a connection whose server side is gone is replaced.
+/// A connection goes back to the pool clean (on PostgreSQL without a ping:
+/// the vendored sqlx-core only finishes what its last user left): a
+/// transaction dropped without commit is rolled back before the one
+/// connection serves anyone else, a statement given up part-way leaves
+/// nothing for the next one to read, and a connection whose server side is
+/// gone is replaced.
 pub async fn a_connection_comes_back_to_the_pool_clean(db: TestDb) {
     use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
     let store = db
@@ -373,6 +375,33 @@ pub async fn a_connection_comes_back_to_the_pool_clean(db: TestDb) {
     let txn = conn.begin().await.unwrap();
     txn.execute_raw(sql("UPDATE throttles SET failures = 7 WHERE 1 = 0")).await.unwrap();
     txn.commit().await.unwrap();
+
+    // A statement given up part-way (its request went away), after one
+    // poll, two, …: each a new statement, so that preparing it is part of
+    // what is given up. The next statement on the one connection still
+    // gets its own answer.
+    // An integer literal is 32 bits on PostgreSQL.
+    let big = |n: i64| match backend {
+        sea_orm::DbBackend::Postgres => format!("CAST({n} AS BIGINT)"),
+        _ => n.to_string(),
+    };
+    for polls in 1..40_i64 {
+        let mut given_up = Box::pin(conn.query_all_raw(sql(&format!(
+            "SELECT {} AS n FROM throttles UNION ALL SELECT {} AS n",
+            big(polls),
+            big(polls)
+        ))));
+        for _ in 0..polls {
+            if futures::poll!(given_up.as_mut()).is_ready() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        drop(given_up);
+        let next = conn.query_one_raw(sql(&format!("SELECT {} AS n", big(1_000 + polls)))).await;
+        let next: i64 = next.unwrap().unwrap().try_get("", "n").unwrap();
+        assert_eq!(next, 1_000 + polls, "after giving up at poll {polls}");
+    }
 
     // The server ends the pool's one connection (as a restart or a proxy
     // would); the pool notices and opens another.

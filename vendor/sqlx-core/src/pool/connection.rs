@@ -304,16 +304,23 @@ impl<DB: Database> Floating<DB, Live<DB>> {
             }
         }
 
-        // SecureAI patch (see vendor/README.md): finish what the last user
-        // left on the connection — a rollback queued by a dropped
-        // transaction, the rest of a result whose future was dropped — with
-        // `flush` (PostgreSQL and MySQL: send what is buffered, read until
-        // the server is ready again) instead of `ping`, which does the same
-        // and then one more round trip to the server on every release. A
-        // connection that fails here is closed as before; liveness is
-        // tested on acquire, for connections idle long enough to go stale
-        // (`test_before_acquire`, `test_before_acquire_if_idle_for`).
-        if let Err(error) = self.raw.flush().await {
+        // SecureAI patch (see vendor/README.md): on PostgreSQL, finish what
+        // the last user left on the connection — a rollback queued by a
+        // dropped transaction, the rest of a result whose future was
+        // dropped — with `flush` (send what is buffered, read until every
+        // `ReadyForQuery` owed has arrived: each message sent counts one)
+        // instead of `ping`, which does the same and then one more round
+        // trip on every release. A connection that fails here is closed as
+        // before; liveness is tested on acquire, for connections idle long
+        // enough to go stale. MySQL keeps the ping: its `flush` can stop
+        // early in a prepare answer whose future was dropped, and only the
+        // ping's reply check finds the rest. SQLite keeps it too.
+        let finished = if DB::NAME == "PostgreSQL" {
+            self.raw.flush().await
+        } else {
+            self.raw.ping().await
+        };
+        if let Err(error) = finished {
             tracing::warn!(
                 %error,
                 "error occurred while finishing the connection on-release",
