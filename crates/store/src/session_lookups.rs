@@ -162,9 +162,10 @@ async fn answer(db: &DatabaseConnection, mut batch: Vec<Asked>, counts: &Counts)
     }
 }
 
-type Rows = HashMap<String, (sessions::Model, users::Model)>;
+pub(crate) type Rows = HashMap<String, (sessions::Model, users::Model)>;
 
-async fn read(db: &DatabaseConnection, digests: &[&str]) -> Result<Rows, String> {
+/// The sessions of `digests` (distinct) with their users, in one statement.
+pub(crate) async fn read(db: &DatabaseConnection, digests: &[&str]) -> Result<Rows, String> {
     let backend = db.get_database_backend();
     let statement = if let [digest] = digests {
         // One lookup: the one statement every such lookup shares.
@@ -201,7 +202,7 @@ async fn read(db: &DatabaseConnection, digests: &[&str]) -> Result<Rows, String>
 /// user (sea-orm's `find_also_related`, columns aliased `A_…` and `B_…`),
 /// as SQL for `backend` whose one parameter is the digest: built on first
 /// use, then reused.
-pub(crate) fn one_sql(backend: sea_orm::DbBackend) -> String {
+fn one_sql(backend: sea_orm::DbBackend) -> String {
     use std::sync::OnceLock;
     static SQL: [OnceLock<String>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
     let slot = match backend {

@@ -4,10 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, IdenStatic, PaginatorTrait,
-    QueryFilter, SelectA, SelectB, Statement, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait};
 use secureai_domain::sessions::models::{Session, SessionId};
 use secureai_domain::sessions::ports::SessionRepository;
 use secureai_domain::{
@@ -77,24 +74,10 @@ impl SessionRepository for SqlStore {
                 found?.map_err(|e| StoreError::msg(format!("resolving a session: {e}")))?
             }
             // SQLite in memory, or the gathering task is gone: on its own.
-            None => {
-                let backend = self.db.get_database_backend();
-                let statement = Statement::from_sql_and_values(
-                    backend,
-                    crate::session_lookups::one_sql(backend),
-                    [digest.into()],
-                );
-                let row =
-                    self.db.query_one_raw(statement).await.map_err(db("resolving a session"))?;
-                row.map(|row| {
-                    let session = sessions::Model::from_query_result(&row, SelectA.as_str())?;
-                    let user = users::Model::from_query_result_optional(&row, SelectB.as_str())?;
-                    Ok(user.map(|user| (session, user)))
-                })
-                .transpose()
-                .map_err(db("reading a session"))?
-                .flatten()
-            }
+            None => crate::session_lookups::read(&self.db, &[&digest])
+                .await
+                .map_err(|e| StoreError::msg(format!("resolving a session: {e}")))?
+                .remove(&digest),
         };
         found
             .map(|(session, user)| Ok((session_from_row(&session)?, user_from_row(&user)?)))
