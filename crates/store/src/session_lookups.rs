@@ -220,3 +220,104 @@ fn one_sql(backend: sea_orm::DbBackend) -> String {
         })
         .clone()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use sea_orm::{ConnectOptions, ConnectionTrait, Database};
+
+    use super::*;
+    use crate::test_databases::{Backend, TestDatabase, TestDatabaseError};
+    use crate::{SqlStore, StoreOptions};
+
+    const PATIENCE: Duration = Duration::from_secs(1);
+
+    fn digest(i: usize) -> String {
+        format!("{i:064x}")
+    }
+
+    /// While another connection holds the sessions table, no lookup waits
+    /// past its patience: the lookups taken in answer "busy", those past
+    /// the queue's bound are handed back at once to run on their own; and
+    /// once the table is free, lookups are answered again.
+    async fn no_lookup_waits_past_its_bounds(backend: Backend) {
+        let database = match TestDatabase::create(backend).await {
+            Ok(database) => database,
+            Err(TestDatabaseError::NotConfigured(_)) => {
+                eprintln!("not run: {backend:?} is not configured");
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        };
+        let store =
+            SqlStore::connect_and_migrate(&database.url, &StoreOptions::default()).await.unwrap();
+        let lookups = SessionLookups::start(store.connection().clone(), PATIENCE);
+        let blocker =
+            Database::connect(ConnectOptions::new(&database.url).max_connections(1).to_owned())
+                .await
+                .unwrap();
+        let (lock, unlock): (&[&str], &str) = match backend {
+            Backend::Postgres => {
+                (&["BEGIN", "LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE"], "ROLLBACK")
+            }
+            _ => (&["LOCK TABLES sessions WRITE"], "UNLOCK TABLES"),
+        };
+        for statement in lock {
+            blocker.execute_unprepared(statement).await.unwrap();
+        }
+
+        // Asked all at once: at most two statements and the lookup waiting
+        // for a free one are out of the queue.
+        let asked = MOST_WAITING + 2 * MOST_PER_BATCH + 1 + 200;
+        let answers = futures::future::join_all((0..asked).map(|i| lookups.find(digest(i))));
+        let answers = tokio::time::timeout(PATIENCE * 20, answers)
+            .await
+            .expect("a lookup waited past its patience");
+        let alone = answers.iter().filter(|answer| answer.is_none()).count();
+        let taken = 2 * MOST_PER_BATCH + 1;
+        assert!(
+            (asked - MOST_WAITING - taken..=asked - MOST_WAITING).contains(&alone),
+            "{alone} of {asked} lookups handed back; the queue holds {MOST_WAITING} at most"
+        );
+        for answer in answers.into_iter().flatten() {
+            let error = answer.expect_err("the sessions table is locked");
+            assert_eq!(error.retry_after_secs(), Some(BUSY_RETRY_AFTER_SECS), "{error}");
+        }
+
+        blocker.execute_unprepared(unlock).await.unwrap();
+        let found = tokio::time::timeout(PATIENCE * 20, lookups.find(digest(asked)))
+            .await
+            .expect("no answer once the table is free");
+        assert!(matches!(found, Some(Ok(Ok(None)))), "{found:?}");
+        let (statements, answered) = lookups.counts();
+        assert!(statements >= 1 && answered >= 1, "{statements} statements, {answered} lookups");
+    }
+
+    #[tokio::test]
+    async fn postgres_lookups_never_wait_past_their_bounds() {
+        no_lookup_waits_past_its_bounds(Backend::Postgres).await;
+    }
+
+    #[tokio::test]
+    async fn mariadb_lookups_never_wait_past_their_bounds() {
+        no_lookup_waits_past_its_bounds(Backend::MySql).await;
+    }
+
+    /// The gathering task ended with its runtime: a lookup is handed back
+    /// at once, to run on its own, instead of waiting for an answer that
+    /// cannot come.
+    #[test]
+    fn a_lookup_runs_alone_once_the_gathering_task_is_gone() {
+        let runtime =
+            || tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let first = runtime();
+        let lookups = first.block_on(async {
+            let db = Database::connect("sqlite::memory:").await.unwrap();
+            SessionLookups::start(db, PATIENCE)
+        });
+        drop(first);
+        let found = runtime().block_on(lookups.find(digest(1)));
+        assert!(found.is_none(), "{found:?}");
+    }
+}
