@@ -15,7 +15,8 @@
 //!
 //! Environment: `CLIENTS` (default 500), `SECONDS` (8), `IDLE_SECONDS` (10),
 //! `HASHING_SLOTS` (the server's `password_hashing.max_concurrent`; default
-//! its own, twice the cores).
+//! its own, twice the cores), `HASHING_THREADS` (`password_hashing.threads`;
+//! default the cores).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -128,6 +129,11 @@ async fn main() {
             std::env::var("HASHING_SLOTS")
                 .ok()
                 .map(|n| ("SECUREAI_PASSWORD_HASHING__MAX_CONCURRENT", n)),
+        )
+        .envs(
+            std::env::var("HASHING_THREADS")
+                .ok()
+                .map(|n| ("SECUREAI_PASSWORD_HASHING__THREADS", n)),
         )
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

@@ -111,9 +111,13 @@ pub struct PasswordHashingConfig {
     pub iterations: u32,
     /// Parallelism (OWASP: 1).
     pub parallelism: u32,
-    /// Hashes computed at once (default: twice the CPU cores); each holds
-    /// `memory_kib` of memory, reused from one hash to the next.
+    /// Hashes admitted at once, computed or queued (default: twice the CPU
+    /// cores).
     pub max_concurrent: Option<usize>,
+    /// Threads computing them (default: the CPU cores; at most
+    /// `max_concurrent`); each holds `memory_kib` of memory, reused from one
+    /// hash to the next and given back after 5 s without work.
+    pub threads: Option<usize>,
     /// How long a sign-in waits for a free hashing slot before it is
     /// answered 503 `busy` with `Retry-After`.
     pub max_wait_ms: u64,
@@ -127,6 +131,7 @@ impl Default for PasswordHashingConfig {
             iterations: owasp.iterations,
             parallelism: owasp.parallelism,
             max_concurrent: None,
+            threads: None,
             max_wait_ms: 3000,
         }
     }

@@ -229,6 +229,7 @@ pub async fn wire_with_clock(
         },
         HashingLimits {
             concurrent: hashing.max_concurrent.unwrap_or(defaults.concurrent),
+            threads: hashing.threads.unwrap_or(defaults.threads),
             max_wait: std::time::Duration::from_millis(hashing.max_wait_ms),
             ..defaults
         },

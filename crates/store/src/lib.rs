@@ -25,6 +25,7 @@ mod operations;
 mod outbox;
 mod passkeys;
 mod passwords;
+mod point_reads;
 mod provisioning;
 mod scim_filter;
 mod sealing;

@@ -5,9 +5,10 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use sea_orm::{Condition, TransactionTrait};
+use sea_orm::{QuerySelect, QueryTrait};
 use secureai_domain::mail::models::OutgoingMail;
 use secureai_domain::mfa::models::{TotpEnrolment, TotpSecret};
 use secureai_domain::mfa::ports::{ConfirmTotpError, MfaRepository};
@@ -259,11 +260,14 @@ impl MfaRepository for SqlStore {
     }
 
     async fn passkey_count(&self, user: UserId) -> Result<u32, StoreError> {
-        let count = crate::entities::mfa_passkeys::Entity::find()
-            .filter(crate::entities::mfa_passkeys::Column::UserId.eq(user.to_string()))
-            .count(&self.db)
-            .await
-            .map_err(db("counting passkeys"))?;
+        use crate::entities::mfa_passkeys;
+        // Asked by every sign-in: without the pool's thread hop on SQLite.
+        let count = mfa_passkeys::Entity::find()
+            .select_only()
+            .column_as(Expr::expr(Func::count(Expr::col(mfa_passkeys::Column::UserId))), "n")
+            .filter(mfa_passkeys::Column::UserId.eq(user.to_string()))
+            .build(self.backend());
+        let count = self.read_integers(count, "counting passkeys").await?.pop().unwrap_or(0);
         Ok(u32::try_from(count).unwrap_or(u32::MAX))
     }
 

@@ -22,12 +22,9 @@ impl SessionRepository for SqlStore {
         &self,
         email: &EmailAddress,
     ) -> Result<Option<(User, Option<PasswordHash>)>, StoreError> {
-        let Some(row) = users::Entity::find()
-            .filter(users::Column::EmailKey.eq(email.key()))
-            .one(&self.db)
-            .await
-            .map_err(db("reading credentials"))?
-        else {
+        let select = users::Entity::find().filter(users::Column::EmailKey.eq(email.key()));
+        // The key is unique: one row at most.
+        let Some(row) = self.read_users(select, "reading credentials").await?.pop() else {
             return Ok(None);
         };
         let hash = row.password_hash.clone().map(PasswordHash::from_phc);

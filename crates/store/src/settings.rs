@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, QueryTrait, TransactionTrait};
 use secureai_domain::mail::settings::{EmailSettings, SmtpPassword, SmtpSecurity, SmtpServer};
 use secureai_domain::mfa::policy::{AdminMfa, SecurityPolicy, UserMfa};
 use secureai_domain::settings::ports::{SettingsRepository, StoredSeatLimit};
@@ -263,15 +263,17 @@ impl SettingsRepository for SqlStore {
     }
 
     async fn security_policy(&self) -> Result<SecurityPolicy, StoreError> {
-        let Some(row) = settings::Entity::find_by_id(SECURITY.to_owned())
-            .one(&self.db)
-            .await
-            .map_err(db("reading the security settings"))?
+        // Read by every sign-in: without the pool's thread hop on SQLite.
+        let select = settings::Entity::find_by_id(SECURITY.to_owned())
+            .select_only()
+            .column(settings::Column::Value)
+            .build(self.backend());
+        let Some(value) = self.read_texts(select, "reading the security settings").await?.pop()
         else {
             return Ok(SecurityPolicy::default());
         };
         let unreadable = || StoreError::msg("the stored security settings are unreadable");
-        let stored: StoredSecurity = serde_json::from_str(&row.value).map_err(|_| unreadable())?;
+        let stored: StoredSecurity = serde_json::from_str(&value).map_err(|_| unreadable())?;
         Ok(SecurityPolicy {
             admin_mfa: AdminMfa::parse(&stored.admin_mfa).ok_or_else(unreadable)?,
             user_mfa: UserMfa::parse(&stored.user_mfa).ok_or_else(unreadable)?,

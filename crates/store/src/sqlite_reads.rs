@@ -167,6 +167,11 @@ impl SqliteReads {
         self.rows(statement, |row| row.get(0))
     }
 
+    /// The first column of each row a statement selects, as text.
+    pub(crate) fn texts(&self, statement: &Statement) -> rusqlite::Result<Vec<String>> {
+        self.rows(statement, |row| row.get(0))
+    }
+
     fn rows<T>(
         &self,
         statement: &Statement,

@@ -1,5 +1,7 @@
 //! The throttle port: sign-in failure counts per key.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::Set;
@@ -42,41 +44,68 @@ impl ThrottleRepository for SqlStore {
         policy: &ThrottlePolicy,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let conn = &self.db;
+        let texts: Vec<String> = keys.iter().map(|key| key_of(&key.key)).collect();
+        // Each row once per statement (PostgreSQL refuses to change a row
+        // twice in one `ON CONFLICT`), in the caller's order.
+        let mut distinct: Vec<String> = Vec::with_capacity(texts.len());
+        for text in &texts {
+            if !distinct.contains(text) {
+                distinct.push(text.clone());
+            }
+        }
+        if distinct.is_empty() {
+            return Ok(None);
+        }
+        let (texts, distinct) = (&texts, &distinct);
         retry_transaction(move || async move {
             let txn = conn.begin().await?;
             // Lock each key's row first (creating it if new), always in
             // the caller's order: a row lock on PostgreSQL and MySQL, the
             // write lock on SQLite. Every concurrent reservation of the
             // same key then waits here and reads the count this one
-            // leaves.
+            // leaves. Three statements whatever the number of keys (a
+            // sign-in has two: its account and its address).
+            throttles::Entity::insert_many(distinct.iter().map(|key| throttles::ActiveModel {
+                key: Set(key.clone()),
+                failures: Set(0),
+                last_failure_at: Set(0),
+            }))
+            .on_conflict(
+                OnConflict::column(throttles::Column::Key)
+                    .value(
+                        throttles::Column::Failures,
+                        Expr::col((throttles::Entity, throttles::Column::Failures)),
+                    )
+                    .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+            let rows: HashMap<String, throttles::Model> = throttles::Entity::find()
+                .filter(throttles::Column::Key.is_in(distinct.iter().cloned()))
+                .all(&txn)
+                .await?
+                .into_iter()
+                .map(|row| (row.key.clone(), row))
+                .collect();
             let mut admitted = Vec::with_capacity(keys.len());
             let mut wait = None;
-            for key in keys {
-                let key_text = key_of(&key.key);
-                throttles::Entity::insert(throttles::ActiveModel {
-                    key: Set(key_text.clone()),
-                    failures: Set(0),
-                    last_failure_at: Set(0),
-                })
-                .on_conflict(
-                    OnConflict::column(throttles::Column::Key)
-                        .value(
-                            throttles::Column::Failures,
-                            Expr::col((throttles::Entity, throttles::Column::Failures)),
-                        )
-                        .to_owned(),
-                )
-                .exec_without_returning(&txn)
-                .await?;
-                let row = throttles::Entity::find_by_id(key_text.clone()).one(&txn).await?;
-                let count = row.and_then(|row| {
+            for (key, text) in keys.iter().zip(texts) {
+                let count = rows.get(text).and_then(|row| {
                     Some(FailureCount {
                         failures: u32::try_from(row.failures).ok()?,
                         last_failure_at: instant(row.last_failure_at).ok()?,
                     })
                 });
                 match policy.admit(count, key.free, now) {
-                    Ok(failures) => admitted.push((key_text, failures)),
+                    Ok(_)
+                        if admitted
+                            .iter()
+                            .any(|row: &throttles::ActiveModel| row.key.as_ref() == text) => {}
+                    Ok(failures) => admitted.push(throttles::ActiveModel {
+                        key: Set(text.clone()),
+                        failures: Set(i32::try_from(failures).unwrap_or(i32::MAX)),
+                        last_failure_at: Set(micros(now)),
+                    }),
                     Err(until) => wait = Ord::max(wait, Some(until)),
                 }
             }
@@ -85,17 +114,18 @@ impl ThrottleRepository for SqlStore {
                 txn.rollback().await?;
                 return Ok(wait);
             }
-            for (key, failures) in admitted {
-                throttles::Entity::update_many()
-                    .col_expr(
-                        throttles::Column::Failures,
-                        Expr::value(i32::try_from(failures).unwrap_or(i32::MAX)),
-                    )
-                    .col_expr(throttles::Column::LastFailureAt, Expr::value(micros(now)))
-                    .filter(throttles::Column::Key.eq(key))
-                    .exec(&txn)
-                    .await?;
-            }
+            // Every row exists and is locked: this writes each key's count.
+            throttles::Entity::insert_many(admitted)
+                .on_conflict(
+                    OnConflict::column(throttles::Column::Key)
+                        .update_columns([
+                            throttles::Column::Failures,
+                            throttles::Column::LastFailureAt,
+                        ])
+                        .to_owned(),
+                )
+                .exec_without_returning(&txn)
+                .await?;
             txn.commit().await?;
             Ok(None)
         })

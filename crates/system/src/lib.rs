@@ -1,7 +1,8 @@
 //! OS-backed adapters for driven ports the domain declares: the system
 //! clock, a CSPRNG token generator and argon2id password hashing.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use argon2::PasswordHash as PhcHash;
@@ -66,13 +67,18 @@ impl Argon2Cost {
 /// for a slot before it is answered "busy".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HashingLimits {
-    /// Hashes computed at once (each holds one memory block of the cost's
-    /// size): by default twice the CPU cores.
+    /// Hashes admitted at once: being computed, or queued for a hashing
+    /// thread (by default twice the CPU cores, so that a thread finishing
+    /// one hash finds the next one waiting).
     pub concurrent: usize,
+    /// Threads computing hashes, each with one memory block of the cost's
+    /// size (by default the CPU cores; never more than `concurrent`).
+    pub threads: usize,
     /// Longest wait for a slot.
     pub max_wait: Duration,
-    /// Pooled memory blocks unused this long are given back to the
-    /// operating system, so that an idle instance holds none.
+    /// A hashing thread that has had no hash to compute for this long gives
+    /// its memory block back to the operating system, so that an idle
+    /// instance holds none.
     pub keep_idle: Duration,
 }
 
@@ -81,37 +87,44 @@ impl Default for HashingLimits {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         Self {
             concurrent: 2 * cores,
+            threads: cores,
             max_wait: Duration::from_secs(3),
             keep_idle: Duration::from_secs(5),
         }
     }
 }
 
-/// argon2id hashing on tokio's blocking pool, so that a sign-in burst does
-/// not stall the request workers.
+/// argon2id hashing on threads of its own, so that a sign-in burst does not
+/// stall the request workers.
 ///
-/// Memory stays flat under any load: at most [`HashingLimits::concurrent`]
-/// hashes run at once, each in a memory block taken from a pool and given
-/// back afterwards (argon2's `hash_password_into_with_memory`), instead of
-/// a fresh 19 MiB allocation per call on whichever blocking thread runs it —
-/// which the allocator keeps per thread and never returns. Blocks unused
-/// for [`HashingLimits::keep_idle`] are dropped by a background task (each
-/// is one `mmap`ed allocation, so dropping it returns it to the operating
-/// system). A request that finds every slot taken for
-/// [`HashingLimits::max_wait`] gets [`StoreError::busy`].
+/// At most [`HashingLimits::concurrent`] hashes are admitted at once; a
+/// request that finds every slot taken for [`HashingLimits::max_wait`]
+/// gets [`StoreError::busy`]. The admitted ones are computed by
+/// [`HashingLimits::threads`] threads (the CPU cores), each in a memory
+/// block of its own reused from one hash to the next (argon2's
+/// `hash_password_into_with_memory`), and given back to the operating
+/// system after [`HashingLimits::keep_idle`] without work. So memory stays
+/// flat under any load, and the cores never switch between more hashes
+/// than they can run: four hashes at once on two cores (each walking its
+/// own 19 MiB) cost ~15 % more CPU each than two (issue 19). The queued
+/// ones are what keeps a thread that finishes from waiting for the next.
 #[derive(Clone)]
 pub struct Argon2Hasher {
     params: Params,
     /// Verified against when the user is unknown, to spend the same time.
     dummy: String,
     slots: Arc<Semaphore>,
-    /// Memory blocks of finished hashes, for the next ones, with when each
-    /// was last used.
-    memory: Arc<Mutex<Vec<Pooled>>>,
+    /// The hashing threads' queue; they end when the last hasher is gone.
+    jobs: flume::Sender<Job>,
+    /// Memory blocks the hashing threads hold now.
+    resident: Arc<AtomicUsize>,
     max_wait: Duration,
     /// Told how long each hash took (slot wait excluded), for metrics.
     observer: Option<Arc<dyn Fn(Duration) + Send + Sync>>,
 }
+
+/// A hash to compute, in a hashing thread's memory block.
+type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 
 impl std::fmt::Debug for Argon2Hasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -122,18 +135,11 @@ impl std::fmt::Debug for Argon2Hasher {
     }
 }
 
-/// A memory block waiting for the next hash.
-struct Pooled {
-    blocks: Vec<Block>,
-    since: std::time::Instant,
-}
-
 fn hashing_error(context: &'static str, error: impl std::fmt::Display) -> StoreError {
     StoreError::msg(format!("{context}: {error}"))
 }
 
-/// Most hashes at once, whatever is configured (each holds a block of
-/// the cost's memory).
+/// Most hashes admitted at once, whatever is configured.
 pub const MAX_CONCURRENT: usize = 256;
 
 /// Longest wait for a slot, whatever is configured.
@@ -143,43 +149,50 @@ pub const MAX_WAIT: Duration = Duration::from_secs(60);
 const BUSY_RETRY_AFTER_SECS: u64 = 2;
 
 impl Argon2Hasher {
-    /// A hasher with these costs and limits.
+    /// A hasher with these costs and limits, and its hashing threads.
     ///
     /// # Errors
-    /// [`StoreError`] if the parameters are out of argon2's range.
+    /// [`StoreError`] if the parameters are out of argon2's range, or no
+    /// thread can be started.
     pub fn new(cost: Argon2Cost, limits: HashingLimits) -> Result<Self, StoreError> {
         let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)
             .map_err(|e| hashing_error("invalid argon2 parameters", e))?;
-        let mut memory = Vec::new();
         let dummy =
-            hash_with(&params, &mut memory, b"no user has this password, it only burns time")?;
-        // Each slot may hold a memory block: bounded, whatever is configured.
+            hash_with(&params, &mut Vec::new(), b"no user has this password, it only burns time")?;
+        // Bounded, whatever is configured.
         let concurrent = limits.concurrent.clamp(1, MAX_CONCURRENT);
-        let pool =
-            Arc::new(Mutex::new(vec![Pooled { blocks: memory, since: std::time::Instant::now() }]));
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let keep = limits.keep_idle.min(Duration::from_secs(3600));
-            runtime.spawn(release_idle(Arc::downgrade(&pool), keep));
+        let threads = limits.threads.clamp(1, concurrent);
+        let keep_idle = limits.keep_idle.min(Duration::from_secs(3600));
+        // At most `concurrent` jobs wait: each holds its slot until done.
+        let (jobs, queue) = flume::bounded::<Job>(concurrent);
+        let resident = Arc::new(AtomicUsize::new(0));
+        for n in 0..threads {
+            let (queue, resident) = (queue.clone(), resident.clone());
+            std::thread::Builder::new()
+                .name(format!("secureai-hashing-{n}"))
+                .spawn(move || hashing_thread(&queue, &resident, keep_idle))
+                .map_err(|e| hashing_error("starting a password hashing thread", e))?;
         }
         Ok(Self {
             params,
             dummy,
             slots: Arc::new(Semaphore::new(concurrent)),
-            memory: pool,
+            jobs,
+            resident,
             max_wait: limits.max_wait.min(MAX_WAIT),
             observer: None,
         })
     }
 
     /// This hasher, telling `observer` how long each hash or verification
-    /// took on its worker (the wait for a slot not included).
+    /// took on its thread (the wait for a slot not included).
     #[must_use]
     pub fn observed(self, observer: Arc<dyn Fn(Duration) + Send + Sync>) -> Self {
         Self { observer: Some(observer), ..self }
     }
 
-    /// Runs `work` with a slot and a pooled memory block on the blocking
-    /// pool, or answers busy after waiting `max_wait` for a slot.
+    /// Runs `work` with a slot on a hashing thread, or answers busy after
+    /// waiting `max_wait` for a slot.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Vec<Block>) -> Result<T, StoreError> + Send + 'static,
@@ -195,62 +208,82 @@ impl Argon2Hasher {
                     ));
                 }
             };
-        let pool = self.memory.clone();
-        let observer = self.observer.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut memory = take(&pool).pop().map(|p| p.blocks).unwrap_or_default();
+        let (observer, resident) = (self.observer.clone(), self.resident.clone());
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |memory| {
+            let had_block = !memory.is_empty();
             let started = std::time::Instant::now();
-            let result = work(&mut memory);
+            let result = work(memory);
             if let Some(observe) = observer {
                 observe(started.elapsed());
             }
-            take(&pool).push(Pooled { blocks: memory, since: std::time::Instant::now() });
+            if !had_block && !memory.is_empty() {
+                resident.fetch_add(1, Ordering::SeqCst);
+            }
+            // The slot goes with the hash, even if the request went away
+            // meanwhile: what runs never exceeds what was admitted.
             drop(slot);
-            result
-        })
-        .await
-        .map_err(|e| hashing_error("hashing task failed", e))?
+            let _ = done.send(result);
+        });
+        // Never full: a job is only sent with one of the queue's slots.
+        self.jobs.try_send(job).map_err(|e| hashing_error("password hashing stopped", e))?;
+        answer.await.map_err(|e| hashing_error("a password hashing thread failed", e))?
+    }
+
+    /// Memory blocks the hashing threads hold now.
+    #[cfg(test)]
+    fn resident_blocks(&self) -> usize {
+        self.resident.load(Ordering::SeqCst)
     }
 }
 
-/// The pool's lock; a panic elsewhere cannot poison a list of buffers.
-fn take(pool: &Mutex<Vec<Pooled>>) -> std::sync::MutexGuard<'_, Vec<Pooled>> {
-    pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Drops pooled blocks unused for `keep`, until the hasher is gone.
-async fn release_idle(pool: std::sync::Weak<Mutex<Vec<Pooled>>>, keep: Duration) {
-    let mut ticker = tokio::time::interval((keep / 4).max(Duration::from_millis(100)));
+/// A hashing thread: computes the queued hashes in its own memory block,
+/// and gives the block back after `keep_idle` without work, until every
+/// hasher is gone.
+fn hashing_thread(queue: &flume::Receiver<Job>, resident: &AtomicUsize, keep_idle: Duration) {
+    let mut memory: Vec<Block> = Vec::new();
     loop {
-        ticker.tick().await;
-        let Some(pool) = pool.upgrade() else { return };
-        let idle: Vec<Pooled> = {
-            let mut pooled = take(&pool);
-            let (idle, busy) = pooled.drain(..).partition(|p| p.since.elapsed() >= keep);
-            *pooled = busy;
-            idle
+        let job = if memory.is_empty() {
+            queue.recv().map_err(|_| flume::RecvTimeoutError::Disconnected)
+        } else {
+            queue.recv_timeout(keep_idle)
         };
-        // Dropped outside the lock.
-        drop(idle);
+        match job {
+            Ok(job) => {
+                // A panic in argon2 fails that one hash (its answer is
+                // dropped), not the thread.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut memory)));
+            }
+            Err(flume::RecvTimeoutError::Timeout) => {
+                memory = Vec::new();
+                resident.fetch_sub(1, Ordering::SeqCst);
+            }
+            Err(flume::RecvTimeoutError::Disconnected) => {
+                if !memory.is_empty() {
+                    resident.fetch_sub(1, Ordering::SeqCst);
+                }
+                return;
+            }
+        }
     }
 }
 
-/// Blocks reserved for each pooled memory block at least: 33 MiB, above
-/// glibc's largest dynamic mmap threshold (32 MiB on 64-bit systems).
+/// Blocks reserved for each hashing thread's memory block at least: 33 MiB,
+/// above glibc's largest dynamic mmap threshold (32 MiB on 64-bit systems).
 ///
 /// glibc serves an allocation from its own `mmap` (given back to the
 /// system the moment it is freed) only while it is at least the mmap
 /// threshold; and freeing such an allocation raises the threshold to that
 /// allocation's size. So once an idle block of exactly the cost's size had
 /// been dropped (5 s after start, say), the next ones came from the
-/// blocking threads' arenas, which keep their memory: 157 MiB stayed
+/// threads' heap arenas, which keep their memory: 157 MiB stayed
 /// resident after the load instead of ~80. Reserving more than the largest
 /// threshold keeps every block on the `mmap` path, whatever was freed
 /// before; only the cost's size is ever written, so only that much is
 /// resident (the rest is untouched address space).
 const RESERVED_BLOCKS: usize = 33 * 1024;
 
-/// `memory` grown to `blocks` (once per pooled block).
+/// `memory` grown to `blocks` (once per hashing thread's block).
 fn blocks_of(memory: &mut Vec<Block>, blocks: usize) -> &mut [Block] {
     if memory.len() < blocks {
         if memory.capacity() < blocks {
@@ -355,6 +388,8 @@ impl PasswordHasher for Argon2Hasher {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
 
     fn cheap() -> Argon2Hasher {
@@ -456,12 +491,14 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn memory_blocks_are_reused_never_more_than_the_slots() {
+    async fn memory_blocks_are_reused_one_per_hashing_thread_and_given_back_idle() {
         let hasher = cheap_with(HashingLimits {
-            concurrent: 3,
+            concurrent: 6,
+            threads: 2,
             max_wait: Duration::from_secs(60),
             keep_idle: Duration::from_millis(300),
         });
+        assert_eq!(hasher.resident_blocks(), 0);
         let presented = SecretString::from("anything at all".to_owned());
         let runs = (0..64).map(|_| {
             let (hasher, presented) = (hasher.clone(), presented.clone());
@@ -470,20 +507,51 @@ mod tests {
         for run in runs {
             assert!(!run.await.unwrap().unwrap());
         }
-        let pooled = take(&hasher.memory).len();
-        assert!((1..=3).contains(&pooled), "{pooled} blocks for 3 slots");
+        let resident = hasher.resident_blocks();
+        assert!((1..=2).contains(&resident), "{resident} blocks for 2 hashing threads");
         // Idle, they are given back.
-        tokio::time::sleep(Duration::from_millis(800)).await;
-        assert_eq!(take(&hasher.memory).len(), 0);
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        assert_eq!(hasher.resident_blocks(), 0);
         // And the next hash makes one again.
         assert!(!hasher.verify(&presented, None).await.unwrap());
-        assert_eq!(take(&hasher.memory).len(), 1);
+        assert_eq!(hasher.resident_blocks(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_request_that_goes_away_keeps_its_slot_until_its_hash_is_done() {
+        let hasher = cheap_with(HashingLimits {
+            concurrent: 1,
+            threads: 1,
+            max_wait: Duration::from_secs(60),
+            ..HashingLimits::default()
+        });
+        // The one hashing thread is kept busy until `go` is sent.
+        let (started, has_started) = std::sync::mpsc::channel();
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let busy: Job = Box::new(move |_| {
+            started.send(()).unwrap();
+            wait.recv().unwrap();
+        });
+        hasher.jobs.try_send(busy).unwrap();
+        has_started.recv().unwrap();
+
+        // A request admitted and queued, then given up.
+        let presented = SecretString::from("anything at all".to_owned());
+        let gone = tokio::time::timeout(Duration::ZERO, hasher.verify(&presented, None)).await;
+        assert!(gone.is_err(), "the request was not given up while queued");
+        // Its hash keeps its slot: nothing more is admitted than can run.
+        assert_eq!(hasher.slots.available_permits(), 0);
+        go.send(()).unwrap();
+        // Once it is done, the slot is free for the next request.
+        assert!(!hasher.verify(&presented, None).await.unwrap());
+        assert_eq!(hasher.slots.available_permits(), 1);
     }
 
     #[tokio::test]
     async fn absurd_limits_are_bounded_instead_of_failing() {
         let hasher = cheap_with(HashingLimits {
             concurrent: usize::MAX,
+            threads: usize::MAX,
             max_wait: Duration::MAX,
             keep_idle: Duration::MAX,
         });

@@ -28,6 +28,7 @@ fn rss_mib() -> f64 {
 async fn blocks_freed_after_idle_leave_the_process_even_after_an_earlier_one_was_freed() {
     let limits = HashingLimits {
         concurrent: 4,
+        threads: 4,
         max_wait: Duration::from_secs(60),
         // Long enough that no block of the four is dropped before the last
         // of them finishes.

@@ -48,6 +48,20 @@ impl UsageRepository for SqlStore {
     }
 
     async fn mark_active(&self, user: UserId, at: DateTime<Utc>) -> Result<(), StoreError> {
+        // Marked today already (every sign-in after the day's first): the
+        // day's row is there, and with it the week's and the month's, which
+        // the same transaction wrote. One read instead of a transaction.
+        let day = at.date_naive();
+        let mut sql = Sql::new(self.backend(), "SELECT COUNT(*) FROM active_users WHERE period = ");
+        sql.bind(Period::Day.as_str())
+            .push(" AND start_day = ")
+            .bind(day_number(Period::Day.start_of(day)))
+            .push(" AND user_id = ")
+            .bind(user.to_string());
+        let marked = self.read_integers(sql.statement(), "reading activity").await?;
+        if marked.first().is_some_and(|n| *n > 0) {
+            return Ok(());
+        }
         retry_transaction(move || async move {
             let pairs = BTreeSet::from([(user, at.date_naive())]);
             let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
