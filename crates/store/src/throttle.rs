@@ -80,13 +80,24 @@ impl ThrottleRepository for SqlStore {
             )
             .exec_without_returning(&txn)
             .await?;
-            let rows: HashMap<String, throttles::Model> = throttles::Entity::find()
+            let mut rows: HashMap<String, throttles::Model> = throttles::Entity::find()
                 .filter(throttles::Column::Key.is_in(distinct.iter().cloned()))
                 .all(&txn)
                 .await?
                 .into_iter()
                 .map(|row| (row.key.clone(), row))
                 .collect();
+            // A key whose row came back spelled otherwise: on MySQL/MariaDB
+            // the column's collation folds accents and trailing spaces, so
+            // `víctim` locked and will write `victim`'s row. Its count is
+            // that row's, read as the database matches it — never none.
+            for text in distinct {
+                if !rows.contains_key(text)
+                    && let Some(row) = throttles::Entity::find_by_id(text.clone()).one(&txn).await?
+                {
+                    rows.insert(text.clone(), row);
+                }
+            }
             let mut admitted = Vec::with_capacity(keys.len());
             let mut wait = None;
             for (key, text) in keys.iter().zip(texts) {

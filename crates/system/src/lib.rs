@@ -123,8 +123,12 @@ pub struct Argon2Hasher {
     observer: Option<Arc<dyn Fn(Duration) + Send + Sync>>,
 }
 
-/// A hash to compute, in a hashing thread's memory block.
-type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
+/// A hash to compute in a hashing thread's memory block; what it returns
+/// delivers the answer, once the thread has counted its block.
+type Job = Box<dyn FnOnce(&mut Vec<Block>) -> Deliver + Send>;
+
+/// Hands a finished hash's answer to its request.
+type Deliver = Box<dyn FnOnce() + Send>;
 
 impl std::fmt::Debug for Argon2Hasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -208,31 +212,30 @@ impl Argon2Hasher {
                     ));
                 }
             };
-        let (observer, resident) = (self.observer.clone(), self.resident.clone());
+        let observer = self.observer.clone();
         let (done, answer) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |memory| {
-            let had_block = !memory.is_empty();
             let started = std::time::Instant::now();
             let result = work(memory);
             if let Some(observe) = observer {
                 observe(started.elapsed());
             }
-            if !had_block && !memory.is_empty() {
-                resident.fetch_add(1, Ordering::SeqCst);
-            }
-            // The slot goes with the hash, even if the request went away
-            // meanwhile: what runs never exceeds what was admitted.
-            drop(slot);
-            let _ = done.send(result);
+            Box::new(move || {
+                // The slot goes with the hash, even if the request went
+                // away meanwhile: what runs never exceeds what was admitted.
+                drop(slot);
+                let _ = done.send(result);
+            })
         });
         // Never full: a job is only sent with one of the queue's slots.
         self.jobs.try_send(job).map_err(|e| hashing_error("password hashing stopped", e))?;
         answer.await.map_err(|e| hashing_error("a password hashing thread failed", e))?
     }
 
-    /// Memory blocks the hashing threads hold now.
-    #[cfg(test)]
-    fn resident_blocks(&self) -> usize {
+    /// Memory blocks the hashing threads hold now (each of the cost's
+    /// size; none once idle).
+    #[must_use]
+    pub fn resident_blocks(&self) -> usize {
         self.resident.load(Ordering::SeqCst)
     }
 }
@@ -250,9 +253,19 @@ fn hashing_thread(queue: &flume::Receiver<Job>, resident: &AtomicUsize, keep_idl
         };
         match job {
             Ok(job) => {
-                // A panic in argon2 fails that one hash (its answer is
-                // dropped), not the thread.
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut memory)));
+                let had_block = !memory.is_empty();
+                // A panic in argon2 fails that one hash (its answer and its
+                // slot are dropped), not the thread.
+                let deliver =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut memory)));
+                match (had_block, memory.is_empty()) {
+                    (false, false) => _ = resident.fetch_add(1, Ordering::SeqCst),
+                    (true, true) => _ = resident.fetch_sub(1, Ordering::SeqCst),
+                    _ => {}
+                }
+                if let Ok(deliver) = deliver {
+                    deliver();
+                }
             }
             Err(flume::RecvTimeoutError::Timeout) => {
                 memory = Vec::new();
@@ -531,6 +544,7 @@ mod tests {
         let busy: Job = Box::new(move |_| {
             started.send(()).unwrap();
             wait.recv().unwrap();
+            Box::new(|| {})
         });
         hasher.jobs.try_send(busy).unwrap();
         has_started.recv().unwrap();

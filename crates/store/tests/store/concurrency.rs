@@ -331,6 +331,34 @@ pub async fn concurrent_sign_in_attempts_are_reserved_one_at_a_time(db: TestDb) 
     assert_eq!(db.store.failures("account:fresh@example.com").await.unwrap(), None);
 }
 
+/// A key spelled otherwise never lowers another key's count. On MySQL and
+/// MariaDB the key column's collation folds accents and trailing spaces, so
+/// `account:víctim@…` shares `account:victim@…`'s row: it must read that
+/// row's count (and be refused with it), not start from none and write 1
+/// over it — which let anyone reset a victim's count between guesses.
+/// Elsewhere the spellings are keys of their own.
+pub async fn a_key_spelled_otherwise_never_lowers_another_keys_count(db: TestDb) {
+    use secureai_domain::sessions::throttle::{AttemptKey, ThrottlePolicy, ThrottleRepository};
+    let at = FakeClock::new().now();
+    let policy = ThrottlePolicy::default();
+    let victim = "account:victim@example.com";
+    let key = |key: &str| [AttemptKey { key: key.into(), free: 5 }];
+    for _ in 0..5 {
+        assert_eq!(db.store.reserve(&key(victim), at, &policy).await.unwrap(), None);
+    }
+    let accented = "account:v\u{ed}ctim@example.com";
+    let padded = format!("{victim}{}", " ".repeat(300));
+    for other in [accented, padded.as_str()] {
+        let _ = db.store.reserve(&key(other), at, &policy).await.unwrap();
+        assert_eq!(db.store.failures(victim).await.unwrap().unwrap().failures, 5, "{other:?}");
+        assert_eq!(
+            db.store.reserve(&key(victim), at, &policy).await.unwrap(),
+            Some(at + Duration::seconds(2)),
+            "the victim's next attempt after one as {other:?}"
+        );
+    }
+}
+
 /// A connection goes back to the pool clean (on PostgreSQL without a ping:
 /// the vendored sqlx-core only finishes what its last user left): a
 /// transaction dropped without commit is rolled back before the one
@@ -431,6 +459,7 @@ on_every_database!(
     a_connection_comes_back_to_the_pool_clean,
     two_admins_removing_each_other_at_once_always_leave_one,
     concurrent_sign_in_attempts_are_reserved_one_at_a_time,
+    a_key_spelled_otherwise_never_lowers_another_keys_count,
     concurrent_invitations_never_overshoot_the_seat_limit,
     an_invitation_accepted_twice_at_once_activates_once,
     two_setup_completions_at_once_make_one_admin,
