@@ -143,7 +143,7 @@ impl Reader<'_> {
                     .map_err(|e| StoreError::new(context, e))
             }
             Self::Sqlite(reads) => reads
-                .integers(&DbBackend::Sqlite.build(statement))
+                .column(&DbBackend::Sqlite.build(statement))
                 .map_err(|e| StoreError::new(context, e)),
         }
     }

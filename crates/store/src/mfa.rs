@@ -267,7 +267,7 @@ impl MfaRepository for SqlStore {
             .column_as(Expr::expr(Func::count(Expr::col(mfa_passkeys::Column::UserId))), "n")
             .filter(mfa_passkeys::Column::UserId.eq(user.to_string()))
             .build(self.backend());
-        let count = self.read_integers(count, "counting passkeys").await?.pop().unwrap_or(0);
+        let count = self.read_column::<i64>(count, "counting passkeys").await?.pop().unwrap_or(0);
         Ok(u32::try_from(count).unwrap_or(u32::MAX))
     }
 

@@ -11,7 +11,7 @@
 //! by key; in WAL mode it never waits for a writer and sees every committed
 //! transaction.
 
-use sea_orm::{ConnectionTrait, DbBackend, QueryTrait, Select, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, QueryTrait, Select, Statement, TryGetable};
 use secureai_domain::StoreError;
 
 use crate::SqlStore;
@@ -33,41 +33,25 @@ impl SqlStore {
         }
     }
 
-    /// The first column of the rows `statement` selects, as integers
-    /// (`BIGINT` on PostgreSQL: `COUNT(*)`, say).
-    pub(crate) async fn read_integers(
+    /// The first column of the rows `statement` selects (`BIGINT` on
+    /// PostgreSQL for an `i64`: `COUNT(*)`, say).
+    pub(crate) async fn read_column<T>(
         &self,
         statement: Statement,
         context: &'static str,
-    ) -> Result<Vec<i64>, StoreError> {
+    ) -> Result<Vec<T>, StoreError>
+    where
+        T: rusqlite::types::FromSql + TryGetable,
+    {
         match &self.reads {
-            Some(reads) => reads.integers(&statement).map_err(|e| StoreError::new(context, e)),
+            Some(reads) => reads.column(&statement).map_err(|e| StoreError::new(context, e)),
             None => self
                 .db
                 .query_all_raw(statement)
                 .await
                 .map_err(db(context))?
                 .iter()
-                .map(|row| row.try_get_by_index::<i64>(0).map_err(db(context)))
-                .collect(),
-        }
-    }
-
-    /// The first column of the rows `statement` selects, as text.
-    pub(crate) async fn read_texts(
-        &self,
-        statement: Statement,
-        context: &'static str,
-    ) -> Result<Vec<String>, StoreError> {
-        match &self.reads {
-            Some(reads) => reads.texts(&statement).map_err(|e| StoreError::new(context, e)),
-            None => self
-                .db
-                .query_all_raw(statement)
-                .await
-                .map_err(db(context))?
-                .iter()
-                .map(|row| row.try_get_by_index::<String>(0).map_err(db(context)))
+                .map(|row| row.try_get_by_index::<T>(0).map_err(db(context)))
                 .collect(),
         }
     }

@@ -233,7 +233,7 @@ mod tests {
     use sea_orm::{ConnectOptions, ConnectionTrait, Database};
 
     use super::*;
-    use crate::test_databases::{Backend, TestDatabase, TestDatabaseError};
+    use crate::test_databases::{Backend, TestDatabase};
     use crate::{SqlStore, StoreOptions};
 
     const PATIENCE: Duration = Duration::from_secs(1);
@@ -247,14 +247,7 @@ mod tests {
     /// the queue's bound are handed back at once to run on their own; and
     /// once the table is free, lookups are answered again.
     async fn no_lookup_waits_past_its_bounds(backend: Backend) {
-        let database = match TestDatabase::create(backend).await {
-            Ok(database) => database,
-            Err(TestDatabaseError::NotConfigured(_)) => {
-                eprintln!("not run: {backend:?} is not configured");
-                return;
-            }
-            Err(e) => panic!("{e}"),
-        };
+        let Some(database) = TestDatabase::create_or_skip(backend).await else { return };
         let store =
             SqlStore::connect_and_migrate(&database.url, &StoreOptions::default()).await.unwrap();
         let lookups = SessionLookups::start(store.connection().clone(), PATIENCE);

@@ -268,7 +268,8 @@ impl SettingsRepository for SqlStore {
             .select_only()
             .column(settings::Column::Value)
             .build(self.backend());
-        let Some(value) = self.read_texts(select, "reading the security settings").await?.pop()
+        let Some(value) =
+            self.read_column::<String>(select, "reading the security settings").await?.pop()
         else {
             return Ok(SecurityPolicy::default());
         };

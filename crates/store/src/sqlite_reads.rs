@@ -163,12 +163,10 @@ impl SqliteReads {
     }
 
     /// The first column of each row a statement selects.
-    pub(crate) fn integers(&self, statement: &Statement) -> rusqlite::Result<Vec<i64>> {
-        self.rows(statement, |row| row.get(0))
-    }
-
-    /// The first column of each row a statement selects, as text.
-    pub(crate) fn texts(&self, statement: &Statement) -> rusqlite::Result<Vec<String>> {
+    pub(crate) fn column<T: rusqlite::types::FromSql>(
+        &self,
+        statement: &Statement,
+    ) -> rusqlite::Result<Vec<T>> {
         self.rows(statement, |row| row.get(0))
     }
 

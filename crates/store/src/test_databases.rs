@@ -100,6 +100,25 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// [`TestDatabase::create`], or `None` (said on stderr) when `backend`'s
+    /// URL is not set; any other failure panics.
+    ///
+    /// # Panics
+    /// If the server is configured but cannot make the database.
+    #[allow(clippy::panic)] // for tests only (feature `test-databases`)
+    pub async fn create_or_skip(backend: Backend) -> Option<Self> {
+        match Self::create(backend).await {
+            Ok(database) => Some(database),
+            Err(TestDatabaseError::NotConfigured(_)) => {
+                eprintln!("not run on {backend:?}: its URL is not set");
+                None
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let Some((admin_url, name)) = self.server.take() else { return };

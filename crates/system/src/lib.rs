@@ -573,6 +573,15 @@ mod tests {
         assert_eq!(hasher.max_wait, MAX_WAIT);
         let presented = SecretString::from("anything at all".to_owned());
         assert!(!hasher.verify(&presented, None).await.unwrap());
+        // None at all: one slot and one thread still hash.
+        let hasher = cheap_with(HashingLimits {
+            concurrent: 0,
+            threads: 0,
+            max_wait: Duration::from_secs(5),
+            keep_idle: Duration::ZERO,
+        });
+        assert_eq!(hasher.slots.available_permits(), 1);
+        assert!(!hasher.verify(&presented, None).await.unwrap());
     }
 
     #[test]

@@ -58,7 +58,7 @@ impl UsageRepository for SqlStore {
             .bind(day_number(Period::Day.start_of(day)))
             .push(" AND user_id = ")
             .bind(user.to_string());
-        let marked = self.read_integers(sql.statement(), "reading activity").await?;
+        let marked = self.read_column::<i64>(sql.statement(), "reading activity").await?;
         if marked.first().is_some_and(|n| *n > 0) {
             return Ok(());
         }

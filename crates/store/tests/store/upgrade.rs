@@ -14,7 +14,7 @@ use secureai_domain::{
     Clock, DisplayName, EmailAddress, PlainToken, Policy, RequestContext, UserStatus,
 };
 use secureai_migrations::{Migrator, MigratorTrait, RELEASES};
-use secureai_store::test_databases::{Backend, TestDatabase, TestDatabaseError};
+use secureai_store::test_databases::{Backend, TestDatabase};
 use secureai_store::{SqlStore, StoreOptions, search_text};
 
 use crate::support::service_over;
@@ -91,14 +91,7 @@ async fn execute(db: &DatabaseConnection, sql: &str) {
 }
 
 async fn a_release_0_1_database_upgrades_and_keeps_working(backend: Backend) {
-    let database = match TestDatabase::create(backend).await {
-        Ok(database) => database,
-        Err(TestDatabaseError::NotConfigured(_)) => {
-            eprintln!("not run on {backend:?}: its URL is not set");
-            return;
-        }
-        Err(e) => panic!("{e}"),
-    };
+    let Some(database) = TestDatabase::create_or_skip(backend).await else { return };
     let store = SqlStore::connect(&database.url, &StoreOptions::default()).await.unwrap();
     let (_, previous) = RELEASES[RELEASES.len() - 2];
     Migrator::up(store.connection(), Some(previous)).await.unwrap();
@@ -257,14 +250,7 @@ async fn search_terms_carry_their_users_creation_times(store: &SqlStore) {
 /// `usage_user_days`, active users without counts) are carried over:
 /// totals through each day, each user's last totals, the counts.
 async fn usage_aggregates_of_migration_5_carry_over(backend: Backend) {
-    let database = match TestDatabase::create(backend).await {
-        Ok(database) => database,
-        Err(TestDatabaseError::NotConfigured(_)) => {
-            eprintln!("not run on {backend:?}: its URL is not set");
-            return;
-        }
-        Err(e) => panic!("{e}"),
-    };
+    let Some(database) = TestDatabase::create_or_skip(backend).await else { return };
     let store = SqlStore::connect(&database.url, &StoreOptions::default()).await.unwrap();
     Migrator::up(store.connection(), Some(5)).await.unwrap();
     let db = store.connection();
