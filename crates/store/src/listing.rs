@@ -183,39 +183,64 @@ async fn list_with(
     let ordered = is_ordered(query);
     let bound = if ordered { bounds.ordered } else { bounds.selective };
     let plan = plan_search(reader, &query.filter.words, bound).await?;
-    let limit = u64::from(query.limit);
-    let (rows, stopped_at) = match plan {
-        SearchPlan::Selective { driver } => {
-            let word = &query.filter.words[driver];
-            let select = if ordered {
-                users::Entity::find()
-                    .filter(users::Column::Id.in_subquery(first_of_term(word, query)))
-            } else {
-                filtered(reader.text_test(), &query.filter, &plan)
-            };
-            let select = in_order(select, query, column, false).limit(limit + 1);
-            (reader.users(select, "listing users").await?, None)
-        }
-        SearchPlan::None => {
-            let select = filtered(reader.text_test(), &query.filter, &plan);
-            let select = in_order(select, query, column, true).limit(limit + 1);
-            (reader.users(select, "listing users").await?, None)
-        }
-        SearchPlan::Broad => {
-            // Users in creation order lie in the table's own order; in any
-            // other order each one walked is a read elsewhere: fewer of them.
-            let walk = if query.sort == UserSort::Created { bounds.walk } else { bounds.walk / 4 };
-            broad_page(reader, query, column, std::cmp::max(walk, 1)).await?
-        }
-    };
+    // The page and its total are independent reads: on a pool they run at
+    // once, on two connections (the database works on both while the
+    // other is parsed and decoded); on the synchronous reader one after
+    // the other, as neither waits.
+    let (rows, total) = tokio::join!(
+        page_rows(reader, query, &plan, column, bounds),
+        total(reader, &query.filter, &plan, total_cap)
+    );
+    let (rows, stopped_at) = rows?;
     let fetched = u64::try_from(rows.len()).unwrap_or(u64::MAX);
     let items = rows.iter().map(user_from_row).collect::<Result<Vec<_>, _>>()?;
-    let total = total(reader, &query.filter, &plan, total_cap, fetched).await?;
+    let mut total = total?;
+    if !total.exact {
+        // A lower bound: at least the users this page fetched (its own and
+        // the one that shows another page follows).
+        total.count = std::cmp::max(total.count, fetched);
+    }
     let mut page = UserPage::from_overfetch(items, query.limit, query.sort, total);
     if page.next.is_none() {
         page.next = stopped_at;
     }
     Ok(page)
+}
+
+/// The page's users (up to `limit + 1`) as planned and, for a broad
+/// search whose walk stopped before filling the page, where it stopped.
+async fn page_rows(
+    reader: &Reader<'_>,
+    query: &UserQuery,
+    plan: &SearchPlan,
+    column: users::Column,
+    bounds: Bounds,
+) -> Result<(Vec<users::Model>, Option<UserCursor>), StoreError> {
+    let limit = u64::from(query.limit);
+    match plan {
+        SearchPlan::Selective { driver } => {
+            let word = &query.filter.words[*driver];
+            let select = if is_ordered(query) {
+                users::Entity::find()
+                    .filter(users::Column::Id.in_subquery(first_of_term(word, query)))
+            } else {
+                filtered(reader.text_test(), &query.filter, plan)
+            };
+            let select = in_order(select, query, column, false).limit(limit + 1);
+            Ok((reader.users(select, "listing users").await?, None))
+        }
+        SearchPlan::None => {
+            let select = filtered(reader.text_test(), &query.filter, plan);
+            let select = in_order(select, query, column, true).limit(limit + 1);
+            Ok((reader.users(select, "listing users").await?, None))
+        }
+        SearchPlan::Broad => {
+            // Users in creation order lie in the table's own order; in any
+            // other order each one walked is a read elsewhere: fewer of them.
+            let walk = if query.sort == UserSort::Created { bounds.walk } else { bounds.walk / 4 };
+            broad_page(reader, query, column, std::cmp::max(walk, 1)).await
+        }
+    }
 }
 
 /// `select` after the query's cursor, in its order. With a department
@@ -332,18 +357,16 @@ const BROAD_TOTAL_ROWS: u64 = 2_000;
 
 /// How many users match `filter`: from the maintained counts when only
 /// role and status filter; exactly for selective searches (for a single
-/// word alone, from its search-term rows). For broad ones, a lower bound:
-/// the users this page `fetched` (its own and the one that shows another
-/// page follows) or, for a single word alone, the distinct users among its
-/// first [`BROAD_TOTAL_ROWS`] search-term rows (at most `cap`), whichever
-/// is more. A department alone is counted up to `cap` (a lower bound
+/// word alone, from its search-term rows). For broad ones, a lower bound
+/// (`exact: false`; the caller raises it to the users its page fetched):
+/// for a single word alone, the distinct users among its first
+/// [`BROAD_TOTAL_ROWS`] search-term rows (at most `cap`), else 0. A department alone is counted up to `cap` (a lower bound
 /// beyond it).
 async fn total(
     reader: &Reader<'_>,
     filter: &UserFilter,
     plan: &SearchPlan,
     cap: u64,
-    fetched: u64,
 ) -> Result<UserTotal, StoreError> {
     if filter.words.is_empty()
         && filter.department.is_none()
@@ -376,7 +399,7 @@ async fn total(
             } else {
                 0
             };
-            return Ok(UserTotal { count: std::cmp::max(counted, fetched), exact: false });
+            return Ok(UserTotal { count: counted, exact: false });
         }
         _ => {}
     }
