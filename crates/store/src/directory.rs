@@ -268,4 +268,40 @@ mod tests {
         assert!("smith" < "smj" && "smi" < "smith");
         assert_eq!(prefix_end(""), None);
     }
+
+    /// A broad search walks one of these indexes and tests each user's
+    /// search text: on SQLite every one of them ends with that text, so the
+    /// walk reads index entries and fetches only the rows it returns
+    /// (migrations 7 and 21).
+    #[tokio::test]
+    async fn every_index_a_walk_follows_on_sqlite_carries_the_search_text() {
+        use sea_orm::ConnectionTrait;
+
+        use crate::test_databases::{Backend, TestDatabase};
+        use crate::{SqlStore, StoreOptions};
+
+        let database = TestDatabase::create_or_skip(Backend::Sqlite).await.expect("SQLite");
+        let store = SqlStore::connect_and_migrate(&database.url, &StoreOptions::default())
+            .await
+            .expect("migrated");
+        for index in
+            ["ix_users_created", "ix_users_name", "ix_users_last_login", "ix_users_department"]
+        {
+            let rows = store
+                .connection()
+                .query_all_raw(sea_orm::Statement::from_string(
+                    sea_orm::DbBackend::Sqlite,
+                    format!("SELECT name FROM pragma_index_info('{index}') ORDER BY seqno"),
+                ))
+                .await
+                .expect("index columns");
+            let columns: Vec<String> =
+                rows.iter().map(|row| row.try_get_by_index(0).expect("a name")).collect();
+            assert_eq!(
+                columns.last().map(String::as_str),
+                Some("search_text"),
+                "{index}: {columns:?}"
+            );
+        }
+    }
 }
