@@ -27,6 +27,7 @@ mod m20261204_000018_api_tokens;
 mod m20261204_000019_webhook_endpoints;
 mod m20261204_000020_webhook_deliveries;
 mod m20261204_000021_department_search_text;
+mod m20261204_000022_search_terms_sort_keys;
 
 /// How many of [`Migrator::migrations`] made up each release, oldest first:
 /// an upgrade test migrates a database to a release's schema, fills it as
@@ -61,6 +62,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000019_webhook_endpoints::Migration),
             Box::new(m20261204_000020_webhook_deliveries::Migration),
             Box::new(m20261204_000021_department_search_text::Migration),
+            Box::new(m20261204_000022_search_terms_sort_keys::Migration),
         ]
     }
 }

@@ -96,7 +96,14 @@ async fn raw_baseline(store: &secureai_store::SqlStore, rows: usize) {
                 secureai_store::search_text(&email, &name).into(),
             ]);
             for term in search_terms(&email, &name) {
-                terms.extend([Value::from(term), Value::from(id.clone()), now.into()]);
+                terms.extend([
+                    Value::from(term),
+                    Value::from(id.clone()),
+                    now.into(),
+                    name.sort_key().into(),
+                    email.key().into(),
+                    0_i64.into(),
+                ]);
             }
             invitations.extend([
                 Value::from(secureai_domain::record_id().to_string()),
@@ -141,7 +148,14 @@ async fn raw_baseline(store: &secureai_store::SqlStore, rows: usize) {
             ]);
         }
         insert(&txn, "users", "id,email,email_key,name,name_key,role,status,sign_in,department,password_hash,created_at,activated_at,deactivated_at,last_login_at,search_text", 15, users).await;
-        insert(&txn, "user_search_terms", "term,user_id,created_at", 3, terms).await;
+        insert(
+            &txn,
+            "user_search_terms",
+            "term,user_id,created_at,name_key,email_key,last_login_at",
+            6,
+            terms,
+        )
+        .await;
         insert(
             &txn,
             "invitations",

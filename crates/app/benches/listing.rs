@@ -115,7 +115,14 @@ async fn seed(store: &secureai_store::SqlStore, users: usize) {
             ]);
             user_rows += 1;
             for term in search_terms(&email, &name) {
-                term_values.extend([Value::from(term), Value::from(id.clone()), created.into()]);
+                term_values.extend([
+                    Value::from(term),
+                    Value::from(id.clone()),
+                    created.into(),
+                    name.sort_key().into(),
+                    email.key().into(),
+                    last_login.into(),
+                ]);
                 term_rows += 1;
             }
         }
@@ -149,8 +156,9 @@ async fn seed(store: &secureai_store::SqlStore, users: usize) {
         txn.execute_raw(Statement::from_sql_and_values(
             backend,
             format!(
-                "INSERT INTO user_search_terms (term,user_id,created_at) VALUES {}",
-                placeholders(3, term_rows)
+                "INSERT INTO user_search_terms \
+                 (term,user_id,created_at,name_key,email_key,last_login_at) VALUES {}",
+                placeholders(6, term_rows)
             ),
             term_values,
         ))

@@ -8,9 +8,9 @@ use sea_orm::ActiveValue::Set;
 use sea_orm::Value;
 use sea_orm::sea_query::Func;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query, SelectStatement};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect};
 use secureai_domain::users::models::search_terms;
-use secureai_domain::users::ports::{SortValue, UserQuery};
+use secureai_domain::users::ports::{SortValue, UserQuery, UserSort};
 use secureai_domain::{DisplayName, EmailAddress, User};
 
 use crate::entities::{user_counts, user_search_terms, users};
@@ -57,22 +57,57 @@ pub(crate) fn has_text(test: TextTest, word: &str) -> sea_orm::sea_query::Simple
 pub(crate) fn term_rows(user: &User) -> impl Iterator<Item = user_search_terms::ActiveModel> {
     let id = user.id.to_string();
     let created_at = crate::convert::micros(user.created_at);
+    let (name_key, email_key) = (user.name.sort_key(), user.email.key().to_owned());
+    let last_login_at = user.last_login_at.map_or(0, crate::convert::micros);
     search_terms(&user.email, &user.name).into_iter().map(move |term| {
         user_search_terms::ActiveModel {
             term: Set(term.chars().take(254).collect()),
             user_id: Set(id.clone()),
             created_at: Set(created_at),
+            name_key: Set(name_key.clone()),
+            email_key: Set(email_key.clone()),
+            last_login_at: Set(last_login_at),
         }
     })
 }
 
-/// Replaces the search terms of `user`.
-pub(crate) async fn index_user(txn: &impl ConnectionTrait, user: &User) -> Result<(), DbErr> {
-    user_search_terms::Entity::delete_many()
-        .filter(user_search_terms::Column::UserId.eq(user.id.to_string()))
+/// Records a sign-in time on the user's search terms too (they carry every
+/// sort key of their user), in the sign-in's transaction.
+pub(crate) async fn terms_signed_in(
+    txn: &impl ConnectionTrait,
+    id: &str,
+    at: i64,
+) -> Result<(), DbErr> {
+    user_search_terms::Entity::update_many()
+        .col_expr(user_search_terms::Column::LastLoginAt, Expr::value(at))
+        .filter(user_search_terms::Column::UserId.eq(id))
         .exec(txn)
         .await?;
-    user_search_terms::Entity::insert_many(term_rows(user)).exec_without_returning(txn).await?;
+    Ok(())
+}
+
+/// Replaces the search terms of `user`, in a transaction that has already
+/// written its row. The last sign-in time is read from that row, as a
+/// sign-in committed since `user` was read may have changed it.
+pub(crate) async fn index_user(txn: &impl ConnectionTrait, user: &User) -> Result<(), DbErr> {
+    let id = user.id.to_string();
+    user_search_terms::Entity::delete_many()
+        .filter(user_search_terms::Column::UserId.eq(id.clone()))
+        .exec(txn)
+        .await?;
+    let signed_in: Option<i64> = users::Entity::find_by_id(id)
+        .select_only()
+        .column(users::Column::LastLoginAt)
+        .into_tuple()
+        .one(txn)
+        .await?;
+    let rows = term_rows(user).map(|mut row| {
+        if let Some(at) = signed_in {
+            row.last_login_at = Set(at);
+        }
+        row
+    });
+    user_search_terms::Entity::insert_many(rows).exec_without_returning(txn).await?;
     Ok(())
 }
 
@@ -214,41 +249,44 @@ pub(crate) fn term_users(word: &str, rows: Option<u64>) -> SelectStatement {
         .to_owned()
 }
 
-/// Ids of the users of `query`'s page (a single word, creation order, no
-/// other filters) from the search-term index alone: the distinct
-/// `(created_at, user_id)` pairs of the word's range after the cursor, the
-/// first `limit + 1` of them in the page's order. Wrapped in a derived
+/// Ids of the users of `query`'s page (a single word, no other filters)
+/// from the search-term index alone, which carries every sort key: the
+/// distinct `(key, user_id)` pairs of the word's range after the cursor,
+/// the first `limit + 1` of them in the page's order. Wrapped in a derived
 /// table, as MySQL refuses a `LIMIT` directly inside `IN (…)`.
 pub(crate) fn first_of_term(word: &str, query: &UserQuery) -> SelectStatement {
-    let created = || Expr::col((user_search_terms::Entity, user_search_terms::Column::CreatedAt));
+    let key = match query.sort {
+        UserSort::Created => user_search_terms::Column::CreatedAt,
+        UserSort::Name => user_search_terms::Column::NameKey,
+        UserSort::Email => user_search_terms::Column::EmailKey,
+        UserSort::LastSignIn => user_search_terms::Column::LastLoginAt,
+    };
+    let column = || Expr::col((user_search_terms::Entity, key));
     let user_id = || Expr::col((user_search_terms::Entity, user_search_terms::Column::UserId));
     let mut page = Query::select();
-    page.column(user_search_terms::Column::UserId)
-        .column(user_search_terms::Column::CreatedAt)
-        .from(user_search_terms::Entity);
+    page.column(user_search_terms::Column::UserId).column(key).from(user_search_terms::Entity);
     term_range(&mut page, word);
     if let Some(after) = &query.after {
-        let micros = match after.value {
-            SortValue::Micros(micros) => micros,
-            // The domain decodes a cursor by its sort: creation-order
-            // cursors are instants, so a text one never reaches here.
-            SortValue::Text(_) => i64::MIN,
+        // The domain decodes a cursor by its sort, so its value is of the
+        // key's kind.
+        let value = match &after.value {
+            SortValue::Micros(micros) => Value::from(*micros),
+            SortValue::Text(text) => Value::from(text.clone()),
         };
         let id = after.id.to_string();
         if query.descending {
-            page.and_where(created().lte(micros));
-            page.and_where(created().lt(micros).or(user_id().lt(id)));
+            page.and_where(column().lte(value.clone()));
+            page.and_where(column().lt(value).or(user_id().lt(id)));
         } else {
-            page.and_where(created().gte(micros));
-            page.and_where(created().gt(micros).or(user_id().gt(id)));
+            page.and_where(column().gte(value.clone()));
+            page.and_where(column().gt(value).or(user_id().gt(id)));
         }
     }
     let order = if query.descending { Order::Desc } else { Order::Asc };
-    // Grouped in the page's order, so one sort (on the integer first) both
-    // groups and orders.
-    page.group_by_col(user_search_terms::Column::CreatedAt)
+    // Grouped in the page's order, so one sort both groups and orders.
+    page.group_by_col(key)
         .group_by_col(user_search_terms::Column::UserId)
-        .order_by(user_search_terms::Column::CreatedAt, order.clone())
+        .order_by(key, order.clone())
         .order_by(user_search_terms::Column::UserId, order)
         .limit(u64::from(query.limit) + 1);
     Query::select()

@@ -3,11 +3,11 @@
 //! Planning counts each word's search-term rows up to a bound (an index
 //! range read with a limit, whatever the database's planner thinks of the
 //! word). A word with fewer rows than `selective_search` drives the query
-//! from its range of the search-term index. A single word listed in
-//! creation order without other filters (the users list's default) has a
-//! wider bound, `ordered_search`: its page is the first distinct users of
-//! the range in `(created_at, user_id)` order, read from the index of
-//! migration 8, and only those users are fetched. Broader words walk users
+//! from its range of the search-term index. A single word without
+//! other filters has a wider bound, `ordered_search`: its page is the
+//! first distinct users of the range in the requested order, read from the
+//! search-term index alone (whose rows carry every sort key of their user:
+//! migrations 8 and 22), and only those users are fetched. Broader words walk users
 //! in the requested order and test each user's search text, which SQLite
 //! reads from the sort index itself (migration 7), so only the rows shown
 //! are fetched.
@@ -431,12 +431,12 @@ enum SearchPlan {
     Broad,
 }
 
-/// Whether the listing is a single word in creation order without other
-/// filters, whose page the search-term index gives alone.
+/// Whether the listing is a single word without other filters, whose page
+/// the search-term index gives alone (in any order: the terms carry every
+/// sort key).
 fn is_ordered(query: &UserQuery) -> bool {
     let filter = &query.filter;
-    query.sort == UserSort::Created
-        && filter.words.len() == 1
+    filter.words.len() == 1
         && filter.role.is_none()
         && filter.status.is_none()
         && filter.department.is_none()

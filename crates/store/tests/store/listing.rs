@@ -133,6 +133,26 @@ async fn pages_through_the_matching_users(
             sort: Some("-name".into()),
             ..Default::default()
         },
+        // A single word in every other order, paged by cursor: read from
+        // the term index too (the terms carry every sort key, and sign-ins
+        // and renames after them).
+        ListUsersRequest { q: Some("a".into()), sort: Some("name".into()), ..Default::default() },
+        ListUsersRequest {
+            q: Some("corp".into()),
+            sort: Some("-email".into()),
+            ..Default::default()
+        },
+        ListUsersRequest {
+            q: Some("a".into()),
+            sort: Some("last_sign_in".into()),
+            ..Default::default()
+        },
+        // Signed in, then renamed: the new terms keep the sign-in time.
+        ListUsersRequest {
+            q: Some("turing".into()),
+            sort: Some("last_sign_in".into()),
+            ..Default::default()
+        },
         ListUsersRequest { q: Some("grace hop".into()), ..Default::default() },
         ListUsersRequest {
             q: Some("lab.example".into()),

@@ -35,7 +35,7 @@ fn release_0_1_rows(invitation_hash: &str, created: i64, expires: i64) -> Vec<St
              department, password_hash, created_at, activated_at, deactivated_at, last_login_at) \
              VALUES ('{ADMIN_ID}', 'Root@Example.com', 'root@example.com', 'Root Admin', \
              'root admin', 'admin', 'active', 'password', 'IT', '$fake$old admin passphrase', \
-             {created}, {created}, NULL, 0)"
+             {created}, {created}, NULL, {created} + 7)"
         ),
         format!(
             "INSERT INTO users (id, email, email_key, name, name_key, role, status, sign_in, \
@@ -218,8 +218,9 @@ async fn search_terms_became_search_texts(store: &SqlStore, url: &str) {
     let _ = walking.close().await;
 }
 
-/// Migration 8 gave every search term its user's creation time, and a
-/// search in creation order reads its page from the terms.
+/// Migration 8 gave every search term its user's creation time, and
+/// migration 22 its other sort keys; a search reads its page from the
+/// terms, in any order.
 async fn search_terms_carry_their_users_creation_times(store: &SqlStore) {
     let db = store.connection();
     let count = |sql: &'static str| async move {
@@ -234,6 +235,30 @@ async fn search_terms_carry_their_users_creation_times(store: &SqlStore) {
     )
     .await;
     assert_eq!((terms, carried), (8, 8));
+    let keys = count(
+        "SELECT COUNT(*) FROM user_search_terms t JOIN users u ON u.id = t.user_id \
+         WHERE t.name_key = u.name_key AND t.email_key = u.email_key \
+         AND t.last_login_at = u.last_login_at AND (u.last_login_at > 0 OR u.status = 'invited')",
+    )
+    .await;
+    assert_eq!(keys, 8, "every term carries its user's sort keys");
+    for (sort, descending, first) in [
+        (UserSort::Name, false, INVITED_ID),
+        (UserSort::Email, true, ADMIN_ID),
+        (UserSort::LastSignIn, true, ADMIN_ID),
+        (UserSort::LastSignIn, false, INVITED_ID),
+    ] {
+        let query = UserQuery {
+            filter: UserFilter { words: vec!["example".to_owned()], ..Default::default() },
+            sort,
+            descending,
+            limit: 1,
+            after: None,
+        };
+        let page = UserRepository::list(store, &query, 100).await.unwrap();
+        let ids: Vec<String> = page.items.iter().map(|u| u.id.to_string()).collect();
+        assert_eq!(ids, [first], "{sort:?}, descending: {descending}");
+    }
     let query = UserQuery {
         filter: UserFilter { words: vec!["example".to_owned()], ..Default::default() },
         sort: UserSort::Created,
