@@ -102,7 +102,6 @@ async fn raw_baseline(store: &secureai_store::SqlStore, rows: usize) {
                     now.into(),
                     name.sort_key().into(),
                     email.key().into(),
-                    0_i64.into(),
                 ]);
             }
             invitations.extend([
@@ -148,14 +147,8 @@ async fn raw_baseline(store: &secureai_store::SqlStore, rows: usize) {
             ]);
         }
         insert(&txn, "users", "id,email,email_key,name,name_key,role,status,sign_in,department,password_hash,created_at,activated_at,deactivated_at,last_login_at,search_text", 15, users).await;
-        insert(
-            &txn,
-            "user_search_terms",
-            "term,user_id,created_at,name_key,email_key,last_login_at",
-            6,
-            terms,
-        )
-        .await;
+        insert(&txn, "user_search_terms", "term,user_id,created_at,name_key,email_key", 5, terms)
+            .await;
         insert(
             &txn,
             "invitations",

@@ -121,7 +121,6 @@ async fn seed(store: &secureai_store::SqlStore, users: usize) {
                     created.into(),
                     name.sort_key().into(),
                     email.key().into(),
-                    last_login.into(),
                 ]);
                 term_rows += 1;
             }
@@ -157,8 +156,8 @@ async fn seed(store: &secureai_store::SqlStore, users: usize) {
             backend,
             format!(
                 "INSERT INTO user_search_terms \
-                 (term,user_id,created_at,name_key,email_key,last_login_at) VALUES {}",
-                placeholders(6, term_rows)
+                 (term,user_id,created_at,name_key,email_key) VALUES {}",
+                placeholders(5, term_rows)
             ),
             term_values,
         ))

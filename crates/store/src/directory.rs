@@ -8,7 +8,7 @@ use sea_orm::ActiveValue::Set;
 use sea_orm::Value;
 use sea_orm::sea_query::Func;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query, SelectStatement};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use secureai_domain::users::models::search_terms;
 use secureai_domain::users::ports::{SortValue, UserQuery, UserSort};
 use secureai_domain::{DisplayName, EmailAddress, User};
@@ -58,7 +58,6 @@ pub(crate) fn term_rows(user: &User) -> impl Iterator<Item = user_search_terms::
     let id = user.id.to_string();
     let created_at = crate::convert::micros(user.created_at);
     let (name_key, email_key) = (user.name.sort_key(), user.email.key().to_owned());
-    let last_login_at = user.last_login_at.map_or(0, crate::convert::micros);
     search_terms(&user.email, &user.name).into_iter().map(move |term| {
         user_search_terms::ActiveModel {
             term: Set(term.chars().take(254).collect()),
@@ -66,48 +65,17 @@ pub(crate) fn term_rows(user: &User) -> impl Iterator<Item = user_search_terms::
             created_at: Set(created_at),
             name_key: Set(name_key.clone()),
             email_key: Set(email_key.clone()),
-            last_login_at: Set(last_login_at),
         }
     })
 }
 
-/// Records a sign-in time on the user's search terms too (they carry every
-/// sort key of their user), in the sign-in's transaction.
-pub(crate) async fn terms_signed_in(
-    txn: &impl ConnectionTrait,
-    id: &str,
-    at: i64,
-) -> Result<(), DbErr> {
-    user_search_terms::Entity::update_many()
-        .col_expr(user_search_terms::Column::LastLoginAt, Expr::value(at))
-        .filter(user_search_terms::Column::UserId.eq(id))
-        .exec(txn)
-        .await?;
-    Ok(())
-}
-
-/// Replaces the search terms of `user`, in a transaction that has already
-/// written its row. The last sign-in time is read from that row, as a
-/// sign-in committed since `user` was read may have changed it.
+/// Replaces the search terms of `user`.
 pub(crate) async fn index_user(txn: &impl ConnectionTrait, user: &User) -> Result<(), DbErr> {
-    let id = user.id.to_string();
     user_search_terms::Entity::delete_many()
-        .filter(user_search_terms::Column::UserId.eq(id.clone()))
+        .filter(user_search_terms::Column::UserId.eq(user.id.to_string()))
         .exec(txn)
         .await?;
-    let signed_in: Option<i64> = users::Entity::find_by_id(id)
-        .select_only()
-        .column(users::Column::LastLoginAt)
-        .into_tuple()
-        .one(txn)
-        .await?;
-    let rows = term_rows(user).map(|mut row| {
-        if let Some(at) = signed_in {
-            row.last_login_at = Set(at);
-        }
-        row
-    });
-    user_search_terms::Entity::insert_many(rows).exec_without_returning(txn).await?;
+    user_search_terms::Entity::insert_many(term_rows(user)).exec_without_returning(txn).await?;
     Ok(())
 }
 
@@ -249,18 +217,27 @@ pub(crate) fn term_users(word: &str, rows: Option<u64>) -> SelectStatement {
         .to_owned()
 }
 
-/// Ids of the users of `query`'s page (a single word, no other filters)
-/// from the search-term index alone, which carries every sort key: the
+/// The column of the search terms that carries the sort key of `sort`, if
+/// they carry it (all but the last sign-in: migrations 8 and 22).
+pub(crate) fn term_sort_key(sort: UserSort) -> Option<user_search_terms::Column> {
+    match sort {
+        UserSort::Created => Some(user_search_terms::Column::CreatedAt),
+        UserSort::Name => Some(user_search_terms::Column::NameKey),
+        UserSort::Email => Some(user_search_terms::Column::EmailKey),
+        UserSort::LastSignIn => None,
+    }
+}
+
+/// Ids of the users of `query`'s page (a single word, no other filters, an
+/// order whose `key` the terms carry) from the search-term index alone: the
 /// distinct `(key, user_id)` pairs of the word's range after the cursor,
 /// the first `limit + 1` of them in the page's order. Wrapped in a derived
 /// table, as MySQL refuses a `LIMIT` directly inside `IN (…)`.
-pub(crate) fn first_of_term(word: &str, query: &UserQuery) -> SelectStatement {
-    let key = match query.sort {
-        UserSort::Created => user_search_terms::Column::CreatedAt,
-        UserSort::Name => user_search_terms::Column::NameKey,
-        UserSort::Email => user_search_terms::Column::EmailKey,
-        UserSort::LastSignIn => user_search_terms::Column::LastLoginAt,
-    };
+pub(crate) fn first_of_term(
+    word: &str,
+    query: &UserQuery,
+    key: user_search_terms::Column,
+) -> SelectStatement {
     let column = || Expr::col((user_search_terms::Entity, key));
     let user_id = || Expr::col((user_search_terms::Entity, user_search_terms::Column::UserId));
     let mut page = Query::select();

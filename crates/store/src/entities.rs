@@ -235,10 +235,10 @@ pub(crate) mod user_search_terms {
         pub user_id: String,
         /// The user's creation time (the default sort key), in microseconds.
         pub created_at: i64,
-        /// The user's other sort keys, as `users` holds them (migration 22).
+        /// The user's name and email sort keys, as `users` holds them
+        /// (migration 22).
         pub name_key: String,
         pub email_key: String,
-        pub last_login_at: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

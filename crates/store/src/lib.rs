@@ -122,9 +122,9 @@ pub struct StoreOptions {
     /// Search words with fewer search-term rows than this drive a search
     /// from their index range; broader ones walk users in sort order.
     pub selective_search: u64,
-    /// The same bound for a single word without other filters (in any
-    /// order): that page is read from the search-term index alone, so wider
-    /// ranges stay cheap.
+    /// The same bound for a single word without other filters, in
+    /// creation, name or email order: that page is read from the
+    /// search-term index alone, so wider ranges stay cheap.
     pub ordered_search: u64,
     /// Most users a broad search examines for one page (in creation order;
     /// a quarter of it in other orders); a page that reaches it ends early,

@@ -4,10 +4,11 @@
 //! range read with a limit, whatever the database's planner thinks of the
 //! word). A word with fewer rows than `selective_search` drives the query
 //! from its range of the search-term index. A single word without
-//! other filters has a wider bound, `ordered_search`: its page is the
-//! first distinct users of the range in the requested order, read from the
-//! search-term index alone (whose rows carry every sort key of their user:
-//! migrations 8 and 22), and only those users are fetched. Broader words walk users
+//! other filters, in creation, name or email order, has a wider bound,
+//! `ordered_search`: its page is the first distinct users of the range in
+//! that order, read from the search-term index alone (whose rows carry
+//! those sort keys of their user: migrations 8 and 22), and only those
+//! users are fetched. Broader words walk users
 //! in the requested order and test each user's search text, which SQLite
 //! reads from the sort index itself (migration 7), so only the rows shown
 //! are fetched.
@@ -33,7 +34,8 @@ use secureai_domain::users::ports::{
 use crate::SqlStore;
 use crate::convert::{INVITED, micros, user_from_row};
 use crate::directory::{
-    TextTest, counted_rows, first_of_term, has_text, ids_matching, term_rows_upto, term_users,
+    TextTest, counted_rows, first_of_term, has_text, ids_matching, term_rows_upto, term_sort_key,
+    term_users,
 };
 use crate::entities::{invitations, outbox, scim_group_members, users};
 use crate::sqlite_reads::SqliteReads;
@@ -220,9 +222,10 @@ async fn page_rows(
     match plan {
         SearchPlan::Selective { driver } => {
             let word = &query.filter.words[*driver];
-            let select = if is_ordered(query) {
+            let select = if let Some(key) = term_sort_key(query.sort).filter(|_| is_ordered(query))
+            {
                 users::Entity::find()
-                    .filter(users::Column::Id.in_subquery(first_of_term(word, query)))
+                    .filter(users::Column::Id.in_subquery(first_of_term(word, query, key)))
             } else {
                 filtered(reader.text_test(), &query.filter, plan)
             };
@@ -431,12 +434,12 @@ enum SearchPlan {
     Broad,
 }
 
-/// Whether the listing is a single word without other filters, whose page
-/// the search-term index gives alone (in any order: the terms carry every
-/// sort key).
+/// Whether the listing is a single word without other filters in an order
+/// the search terms carry, whose page the search-term index gives alone.
 fn is_ordered(query: &UserQuery) -> bool {
     let filter = &query.filter;
-    filter.words.len() == 1
+    term_sort_key(query.sort).is_some()
+        && filter.words.len() == 1
         && filter.role.is_none()
         && filter.status.is_none()
         && filter.department.is_none()

@@ -46,10 +46,6 @@ impl SessionRepository for SqlStore {
                 .exec(&txn)
                 .await
                 .map_err(db("recording the sign-in time"))?;
-            let user = session.user_id.to_string();
-            crate::directory::terms_signed_in(&txn, &user, micros(session.created_at))
-                .await
-                .map_err(db("recording the sign-in time"))?;
             write_audit(&txn, audit).await?;
             txn.commit().await.map_err(db("committing a sign-in"))
         })

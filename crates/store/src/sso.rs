@@ -270,11 +270,8 @@ impl SsoRepository for SqlStore {
                 .map_err(db("inserting a session"))?;
             users::Entity::update_many()
                 .col_expr(users::Column::LastLoginAt, Expr::value(at))
-                .filter(users::Column::Id.eq(id.clone()))
+                .filter(users::Column::Id.eq(id))
                 .exec(&txn)
-                .await
-                .map_err(db("recording the sign-in time"))?;
-            crate::directory::terms_signed_in(&txn, &id, at)
                 .await
                 .map_err(db("recording the sign-in time"))?;
             for event in &sign_in.audit {

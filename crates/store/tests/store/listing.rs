@@ -133,9 +133,9 @@ async fn pages_through_the_matching_users(
             sort: Some("-name".into()),
             ..Default::default()
         },
-        // A single word in every other order, paged by cursor: read from
-        // the term index too (the terms carry every sort key, and sign-ins
-        // and renames after them).
+        // A single word in every other order, paged by cursor: by name and
+        // email read from the term index too (the terms carry those keys,
+        // renames included), by last sign-in from the users.
         ListUsersRequest { q: Some("a".into()), sort: Some("name".into()), ..Default::default() },
         ListUsersRequest {
             q: Some("corp".into()),
@@ -147,7 +147,7 @@ async fn pages_through_the_matching_users(
             sort: Some("last_sign_in".into()),
             ..Default::default()
         },
-        // Signed in, then renamed: the new terms keep the sign-in time.
+        // Signed in, then renamed.
         ListUsersRequest {
             q: Some("turing".into()),
             sort: Some("last_sign_in".into()),
