@@ -378,6 +378,8 @@ async fn main() {
         ("a first name in a department".into(), named(31_337).0),
         ("a surname (1,000 users), by name".into(), "surname0042".into()),
         ("a first name (~4,500 users), by name".into(), named(31_337).0),
+        ("a surname (1,000 users), by email".into(), "surname0042".into()),
+        ("a surname (1,000 users), by last sign-in".into(), "surname0042".into()),
         ("Maria (10 %), newest first".into(), "maria".into()),
     ];
     for (label, q) in &searches {
@@ -388,6 +390,12 @@ async fn main() {
         }
         if label.contains("by name") {
             request.sort = Some("name".into());
+        }
+        if label.contains("by email") {
+            request.sort = Some("email".into());
+        }
+        if label.contains("by last sign-in") {
+            request.sort = Some("-last_sign_in".into());
         }
         if label.contains("newest first") {
             request.sort = Some("-created".into());
