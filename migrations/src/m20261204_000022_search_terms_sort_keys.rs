@@ -4,7 +4,7 @@
 //! few matches then finds its page by name or email from that index alone,
 //! and fetches only the users shown, instead of fetching every match to
 //! sort them (a 1,000-user surname sorted by name at 1,000,000 users:
-//! ~1,000 primary-key reads, 11–14 ms on PostgreSQL and MariaDB).
+//! ~1,000 primary-key reads, 11–17 ms p95 on PostgreSQL and MariaDB).
 //!
 //! The last sign-in time is not carried: every sign-in would rewrite its
 //! user's terms, and on PostgreSQL the pages those writes leave
