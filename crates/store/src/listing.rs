@@ -3,15 +3,14 @@
 //! Planning counts each word's search-term rows up to a bound (an index
 //! range read with a limit, whatever the database's planner thinks of the
 //! word). A word with fewer rows than `selective_search` drives the query
-//! from its range of the search-term index. A single word without
-//! other filters, in creation, name or email order, has a wider bound,
+//! from its range of the search-term index. A single word without other
+//! filters, in creation, name or email order, has a wider bound,
 //! `ordered_search`: its page is the first distinct users of the range in
 //! that order, read from the search-term index alone (whose rows carry
 //! those sort keys of their user: migrations 8 and 22), and only those
-//! users are fetched. Broader words walk users
-//! in the requested order and test each user's search text, which SQLite
-//! reads from the sort index itself (migration 7), so only the rows shown
-//! are fetched.
+//! users are fetched. Broader words walk users in the requested order and
+//! test each user's search text, which SQLite reads from the sort index
+//! itself (migrations 7 and 21), so only the rows shown are fetched.
 //!
 //! On a SQLite file the statements run with rusqlite on a blocking thread
 //! ([`SqliteReads`]), where the text test is a SIMD substring search instead
@@ -363,8 +362,8 @@ const BROAD_TOTAL_ROWS: u64 = 2_000;
 /// word alone, from its search-term rows). For broad ones, a lower bound
 /// (`exact: false`; the caller raises it to the users its page fetched):
 /// for a single word alone, the distinct users among its first
-/// [`BROAD_TOTAL_ROWS`] search-term rows (at most `cap`), else 0. A department alone is counted up to `cap` (a lower bound
-/// beyond it).
+/// [`BROAD_TOTAL_ROWS`] search-term rows (at most `cap`), else 0. A
+/// department alone is counted up to `cap` (a lower bound beyond it).
 async fn total(
     reader: &Reader<'_>,
     filter: &UserFilter,
