@@ -6,6 +6,7 @@
 
 pub use sea_orm_migration::prelude::*;
 
+mod indexes;
 mod m20261128_000001_initial;
 mod m20261128_000002_outbox_user;
 mod m20261128_000003_imports;

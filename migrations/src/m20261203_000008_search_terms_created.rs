@@ -10,7 +10,6 @@
 //! a search within a department walks only that department.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::DbBackend;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -45,18 +44,8 @@ fn department_index(created: bool) -> IndexCreateStatement {
 }
 
 async fn replace_department_index(manager: &SchemaManager<'_>, created: bool) -> Result<(), DbErr> {
-    let backend = manager.get_database_backend();
-    let drop = match backend {
-        DbBackend::MySql => format!("DROP INDEX {DEPARTMENT_INDEX} ON users"),
-        _ => format!("DROP INDEX {DEPARTMENT_INDEX}"),
-    };
-    // One connection for both (SQLite and MySQL run migrations outside
-    // transactions, on any connection of the pool).
-    let txn = manager.begin().await?;
-    let db = txn.get_connection();
-    db.execute_unprepared(&drop).await?;
-    db.execute(&department_index(created)).await?;
-    txn.commit().await
+    let index = department_index(created);
+    crate::indexes::replace_index(manager, "users", DEPARTMENT_INDEX, &index).await
 }
 
 #[async_trait::async_trait]

@@ -14,24 +14,25 @@ pub struct Migration;
 
 const INDEX: &str = "ix_users_department";
 
-async fn replace(manager: &SchemaManager<'_>, columns: &str) -> Result<(), DbErr> {
+async fn replace(manager: &SchemaManager<'_>, columns: &[&str]) -> Result<(), DbErr> {
     if manager.get_database_backend() != DbBackend::Sqlite {
         return Ok(());
     }
-    let txn = manager.begin().await?;
-    let db = txn.get_connection();
-    db.execute_unprepared(&format!("DROP INDEX {INDEX}")).await?;
-    db.execute_unprepared(&format!("CREATE INDEX {INDEX} ON users ({columns})")).await?;
-    txn.commit().await
+    let mut index = Index::create();
+    index.name(INDEX).table(Alias::new("users"));
+    for column in columns {
+        index.col(Alias::new(*column));
+    }
+    crate::indexes::replace_index(manager, "users", INDEX, &index).await
 }
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        replace(manager, "department, created_at, id, search_text").await
+        replace(manager, &["department", "created_at", "id", "search_text"]).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        replace(manager, "department, created_at, id").await
+        replace(manager, &["department", "created_at", "id"]).await
     }
 }

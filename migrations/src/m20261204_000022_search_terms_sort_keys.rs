@@ -16,6 +16,8 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DbBackend;
 
+use crate::m20261203_000011_scim_identities::bytewise;
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -30,16 +32,6 @@ enum UserSearchTerms {
 }
 
 const INDEX: &str = "ix_user_search_terms_created";
-
-/// Compared as bytes, as `users.name_key` and `users.email_key` are
-/// (migration 1), so that both sort alike.
-fn bytewise(backend: DbBackend, mut def: ColumnDef) -> ColumnDef {
-    match backend {
-        DbBackend::MySql => def.extra("COLLATE utf8mb4_bin").to_owned(),
-        DbBackend::Postgres => def.extra("COLLATE \"C\"").to_owned(),
-        _ => def,
-    }
-}
 
 fn index(wide: bool) -> IndexCreateStatement {
     let mut index = Index::create();
@@ -56,15 +48,7 @@ fn index(wide: bool) -> IndexCreateStatement {
 }
 
 async fn replace_index(manager: &SchemaManager<'_>, wide: bool) -> Result<(), DbErr> {
-    let drop = match manager.get_database_backend() {
-        DbBackend::MySql => format!("DROP INDEX {INDEX} ON user_search_terms"),
-        _ => format!("DROP INDEX {INDEX}"),
-    };
-    let txn = manager.begin().await?;
-    let db = txn.get_connection();
-    db.execute_unprepared(&drop).await?;
-    db.execute(&index(wide)).await?;
-    txn.commit().await
+    crate::indexes::replace_index(manager, "user_search_terms", INDEX, &index(wide)).await
 }
 
 #[async_trait::async_trait]
@@ -72,6 +56,7 @@ impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let backend = manager.get_database_backend();
         let columns = [
+            // Compared as bytes, as `users.name_key` and `users.email_key` are.
             bytewise(
                 backend,
                 ColumnDef::new(UserSearchTerms::NameKey)
