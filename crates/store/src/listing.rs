@@ -8,7 +8,10 @@
 //! `ordered_search`: its page is the first distinct users of the range in
 //! that order, read from the search-term index alone (whose rows carry
 //! those sort keys of their user: migrations 8 and 22), and only those
-//! users are fetched. Broader words walk users in the requested order and
+//! users are fetched. By last sign-in, which the terms do not carry, a
+//! selective word alone sorts its matches' ids by sign-in time first and
+//! fetches only the users shown, rather than sorting every match's whole
+//! row. Broader words walk users in the requested order and
 //! test each user's search text, which SQLite reads from the sort index
 //! itself (migrations 7 and 21), so only the rows shown are fetched.
 //!
@@ -221,12 +224,14 @@ async fn page_rows(
     match plan {
         SearchPlan::Selective { driver } => {
             let word = &query.filter.words[*driver];
-            let select = if let Some(key) = term_sort_key(query.sort).filter(|_| is_ordered(query))
-            {
-                users::Entity::find()
-                    .filter(users::Column::Id.in_subquery(first_of_term(word, query, key)))
-            } else {
-                filtered(reader.text_test(), &query.filter, plan)
+            let page = match (alone(&query.filter), term_sort_key(query.sort)) {
+                (true, Some(key)) => Some(first_of_term(word, query, key)),
+                (true, None) => Some(first_by_sign_in(word, query, column)),
+                (false, _) => None,
+            };
+            let select = match page {
+                Some(page) => users::Entity::find().filter(users::Column::Id.in_subquery(page)),
+                None => filtered(reader.text_test(), &query.filter, plan),
             };
             let select = in_order(select, query, column, false).limit(limit + 1);
             Ok((reader.users(select, "listing users").await?, None))
@@ -381,13 +386,7 @@ async fn total(
         let count = counts.iter().map(|n| u64::try_from(*n).unwrap_or(0)).sum();
         return Ok(UserTotal { count, exact: true });
     }
-    let alone = filter.words.len() == 1
-        && filter.role.is_none()
-        && filter.status.is_none()
-        && filter.department.is_none()
-        && filter.invitation.is_none()
-        && filter.group.is_none();
-    match (plan, alone) {
+    match (plan, alone(filter)) {
         (SearchPlan::Selective { .. }, true) => {
             let count = reader.count(&term_users(&filter.words[0], None), "counting users").await?;
             return Ok(UserTotal { count, exact: true });
@@ -395,7 +394,7 @@ async fn total(
         (SearchPlan::Broad, _) => {
             // Counting every match of a broad search would cost more than
             // finding its page.
-            let counted = if alone {
+            let counted = if alone(filter) {
                 let some = term_users(&filter.words[0], Some(BROAD_TOTAL_ROWS));
                 std::cmp::min(reader.count(&some, "counting users").await?, cap)
             } else {
@@ -433,17 +432,37 @@ enum SearchPlan {
     Broad,
 }
 
-/// Whether the listing is a single word without other filters in an order
-/// the search terms carry, whose page the search-term index gives alone.
-fn is_ordered(query: &UserQuery) -> bool {
-    let filter = &query.filter;
-    term_sort_key(query.sort).is_some()
-        && filter.words.len() == 1
+/// Whether the filter is a single word and nothing else.
+fn alone(filter: &UserFilter) -> bool {
+    filter.words.len() == 1
         && filter.role.is_none()
         && filter.status.is_none()
         && filter.department.is_none()
         && filter.invitation.is_none()
         && filter.group.is_none()
+}
+
+/// Whether the listing is a single word without other filters in an order
+/// the search terms carry, whose page the search-term index gives alone.
+fn is_ordered(query: &UserQuery) -> bool {
+    term_sort_key(query.sort).is_some() && alone(&query.filter)
+}
+
+/// Ids of the users of `query`'s page (a single selective word, no other
+/// filters) in last-sign-in order: the word's users sorted as `(sign-in
+/// time, id)` pairs, the first `limit + 1` of them; only those are then
+/// fetched whole. Sorting every match's whole row instead cost a third
+/// more on SQLite and MariaDB (a 1,000-user word at 1,000,000 users).
+/// Wrapped in a derived table, as MySQL refuses a `LIMIT` directly inside
+/// `IN (…)`.
+fn first_by_sign_in(word: &str, query: &UserQuery, column: users::Column) -> SelectStatement {
+    let matches = users::Entity::find()
+        .select_only()
+        .column_as(users::Column::Id, "user_id")
+        .filter(users::Column::Id.in_subquery(ids_matching(word)));
+    let page =
+        in_order(matches, query, column, false).limit(u64::from(query.limit) + 1).into_query();
+    Query::select().column(Alias::new("user_id")).from_subquery(page, Alias::new("page")).to_owned()
 }
 
 /// Counts each word's search-term rows, up to `bound` (a later word up to
