@@ -10,6 +10,12 @@ mod common;
 
 use secureai_app::Application;
 
+/// The `secureai` binary's allocator (`src/main.rs`), as this bench runs
+/// the service in its own process. The other in-process benches keep the
+/// system allocator their recorded figures were measured with.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const SECONDS: u64 = 8;
 const CONNECTIONS: usize = 16;
 const ROUNDS: u64 = 4;

@@ -16,7 +16,8 @@
 //! Environment: `CLIENTS` (default 500), `SECONDS` (8), `IDLE_SECONDS` (10),
 //! `HASHING_SLOTS` (the server's `password_hashing.max_concurrent`; default
 //! its own, twice the cores), `HASHING_THREADS` (`password_hashing.threads`;
-//! default the cores).
+//! default the cores), `SERVER_BINARY` (another build of `secureai` to
+//! run, to compare two builds in one session).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -117,7 +118,9 @@ async fn main() {
         tokens.push(link.split("token=").nth(1).unwrap().to_owned());
     }
 
-    let child = Command::new(env!("CARGO_BIN_EXE_secureai"))
+    let binary = std::env::var("SERVER_BINARY")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_secureai").to_owned());
+    let child = Command::new(binary)
         .arg("serve")
         .env("SECUREAI_DATA_DIR", dir.path())
         .env("SECUREAI_LISTEN", format!("127.0.0.1:{port}"))

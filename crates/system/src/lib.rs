@@ -293,7 +293,9 @@ fn hashing_thread(queue: &flume::Receiver<Job>, resident: &AtomicUsize, keep_idl
 /// resident after the load instead of ~80. Reserving more than the largest
 /// threshold keeps every block on the `mmap` path, whatever was freed
 /// before; only the cost's size is ever written, so only that much is
-/// resident (the rest is untouched address space).
+/// resident (the rest is untouched address space). The `secureai` binary
+/// itself runs on jemalloc, which purges freed memory on its own; this
+/// keeps services that embed the hasher on glibc's allocator right.
 const RESERVED_BLOCKS: usize = 33 * 1024;
 
 /// `memory` grown to `blocks` (once per hashing thread's block).
