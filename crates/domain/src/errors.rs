@@ -33,6 +33,15 @@ impl StoreError {
         Self { context: context.into(), source: None, retry_after_secs: Some(retry_after_secs) }
     }
 
+    /// This error, marked as the adapter's contention rather than a fault
+    /// (a database deadlock or lock wait that its retries did not cure):
+    /// answered as 503 `busy` like [`StoreError::busy`], its cause kept.
+    #[must_use]
+    pub fn with_retry_after(mut self, retry_after_secs: u64) -> Self {
+        self.retry_after_secs = Some(retry_after_secs);
+        self
+    }
+
     /// When this is a [`StoreError::busy`]: the seconds to wait.
     pub fn retry_after_secs(&self) -> Option<u64> {
         self.retry_after_secs

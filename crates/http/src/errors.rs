@@ -137,6 +137,11 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error.retry_after_secs() {
             Some(seconds) => {
+                // The database's contention outlasted the store's retries:
+                // worth an operator's look, unlike a full hashing queue.
+                if let Some(cause) = std::error::Error::source(&error) {
+                    tracing::warn!(error = %error, cause = %cause, "answered busy: the database is contended");
+                }
                 Self::Busy(body("busy", "the service is busy; try again in a few seconds"), seconds)
             }
             None => Self::internal(&error),

@@ -38,9 +38,20 @@ fn corrupt(what: &str, value: &str) -> StoreError {
 }
 
 /// Wraps a database error with context.
+/// A database error as a [`StoreError`]; one a later run may cure (a
+/// deadlock, a lock wait, SQLite busy: [`crate::is_retryable`]) is marked
+/// busy, so that the request is answered 503 with `Retry-After` once the
+/// store's own retries are spent, instead of 500.
 pub(crate) fn db(context: &'static str) -> impl FnOnce(DbErr) -> StoreError {
-    move |e| StoreError::new(context, e)
+    move |e| {
+        let busy = crate::is_retryable(&e);
+        let error = StoreError::new(context, e);
+        if busy { error.with_retry_after(BUSY_RETRY_AFTER_SECS) } else { error }
+    }
 }
+
+/// Seconds a request refused for the database's contention is told to wait.
+pub(crate) const BUSY_RETRY_AFTER_SECS: u64 = 1;
 
 pub(crate) fn user_id(text: &str) -> Result<UserId, StoreError> {
     text.parse().map_err(|_| corrupt("user id", text))

@@ -40,7 +40,7 @@ use crate::directory::{
     term_users,
 };
 use crate::entities::{invitations, outbox, scim_group_members, users};
-use crate::sqlite_reads::SqliteReads;
+use crate::sqlite_reads::{SqliteReads, read_error};
 
 /// Lists a page of users (see the module documentation).
 pub(crate) async fn list(
@@ -92,9 +92,9 @@ impl Reader<'_> {
     ) -> Result<Vec<users::Model>, StoreError> {
         match self {
             Self::Pool(db) => select.all(*db).await.map_err(crate::convert::db(context)),
-            Self::Sqlite(reads) => reads
-                .users(&select.build(DbBackend::Sqlite))
-                .map_err(|e| StoreError::new(context, e)),
+            Self::Sqlite(reads) => {
+                reads.users(&select.build(DbBackend::Sqlite)).map_err(read_error(context))
+            }
         }
     }
 
@@ -126,7 +126,7 @@ impl Reader<'_> {
             }
             Self::Sqlite(reads) => Ok(reads
                 .sort_keys(&DbBackend::Sqlite.build(statement), text)
-                .map_err(|e| StoreError::new(context, e))?
+                .map_err(read_error(context))?
                 .into_iter()
                 .next()),
         }
@@ -146,9 +146,9 @@ impl Reader<'_> {
                     .collect::<Result<_, _>>()
                     .map_err(|e| StoreError::new(context, e))
             }
-            Self::Sqlite(reads) => reads
-                .column(&DbBackend::Sqlite.build(statement))
-                .map_err(|e| StoreError::new(context, e)),
+            Self::Sqlite(reads) => {
+                reads.column(&DbBackend::Sqlite.build(statement)).map_err(read_error(context))
+            }
         }
     }
 

@@ -28,7 +28,7 @@ impl SqlStore {
         match &self.reads {
             Some(reads) => reads
                 .users(&select.build(DbBackend::Sqlite))
-                .map_err(|e| StoreError::new(context, e)),
+                .map_err(crate::sqlite_reads::read_error(context)),
             None => select.all(&self.db).await.map_err(db(context)),
         }
     }
@@ -44,7 +44,9 @@ impl SqlStore {
         T: rusqlite::types::FromSql + TryGetable,
     {
         match &self.reads {
-            Some(reads) => reads.column(&statement).map_err(|e| StoreError::new(context, e)),
+            Some(reads) => {
+                reads.column(&statement).map_err(crate::sqlite_reads::read_error(context))
+            }
             None => self
                 .db
                 .query_all_raw(statement)

@@ -56,7 +56,7 @@ impl SessionRepository for SqlStore {
         if let Some(reads) = &self.reads {
             let found = reads
                 .session_with_user(&hash.to_hex())
-                .map_err(|e| StoreError::new("resolving a session", e))?;
+                .map_err(crate::sqlite_reads::read_error("resolving a session"))?;
             return found
                 .map(|(session, user)| Ok((session_from_row(&session)?, user_from_row(&user)?)))
                 .transpose();

@@ -33,6 +33,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params_from_iter};
 use sea_orm::sqlx::sqlite::SqliteConnectOptions;
 use sea_orm::{Statement, Value};
 
+use secureai_domain::StoreError;
 use secureai_domain::users::ports::SortValue;
 
 use crate::entities::{sessions, users};
@@ -52,6 +53,20 @@ const SESSION_WITH_USER: &str = "SELECT s.id, s.user_id, s.token_hash, s.created
      u.status, u.sign_in, u.department, u.password_hash, u.created_at, u.activated_at, \
      u.deactivated_at, u.last_login_at \
      FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1";
+
+/// A read's error as a [`StoreError`]; SQLite busy or locked (another
+/// process held the file past the busy timeout) is marked busy, answered
+/// 503 with `Retry-After` rather than 500.
+pub(crate) fn read_error(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |e| {
+        let busy = matches!(
+            e.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        );
+        let error = StoreError::new(context, e);
+        if busy { error.with_retry_after(crate::convert::BUSY_RETRY_AFTER_SECS) } else { error }
+    }
+}
 
 /// The database file a SQLite URL names, or `None` for an in-memory
 /// database (each connection would see a database of its own).
@@ -259,4 +274,60 @@ fn user_of(row: &Row<'_>, at: usize) -> rusqlite::Result<users::Model> {
         // Only SCIM reads it, through sea-orm.
         modified_at: 0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use rusqlite::Connection;
+    use sea_orm::{ConnectOptions, ConnectionTrait, Database};
+
+    use super::read_error;
+
+    /// A database file and a connection that will hold it exclusively
+    /// (rollback journal, so that readers wait too).
+    fn database() -> (tempfile::TempDir, std::path::PathBuf, Connection) {
+        let dir = tempfile::tempdir().expect("a directory");
+        let path = dir.path().join("busy.db");
+        let holder = Connection::open(&path).expect("opened");
+        holder.execute_batch("CREATE TABLE t (x INTEGER);").expect("created");
+        (dir, path, holder)
+    }
+
+    #[test]
+    fn a_read_refused_as_busy_is_answered_busy_and_other_errors_are_not() {
+        let (_dir, path, holder) = database();
+        holder.execute_batch("BEGIN EXCLUSIVE;").expect("locked");
+        let reader = Connection::open(&path).expect("opened");
+        reader.busy_timeout(Duration::ZERO).expect("no wait");
+        let busy = reader.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0));
+        let error = read_error("reading")(busy.expect_err("the file is locked"));
+        assert_eq!(error.retry_after_secs(), Some(crate::convert::BUSY_RETRY_AFTER_SECS));
+
+        let other = Connection::open_in_memory().expect("opened").execute("SELEC", []);
+        assert_eq!(read_error("reading")(other.expect_err("bad SQL")).retry_after_secs(), None);
+    }
+
+    #[tokio::test]
+    async fn a_pool_statement_refused_as_busy_is_answered_busy_and_other_errors_are_not() {
+        let (_dir, path, holder) = database();
+        let mut options = ConnectOptions::new(format!("sqlite://{}", path.display()));
+        options.max_connections(1).map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Delete)
+                .busy_timeout(Duration::ZERO)
+        });
+        let db = Database::connect(options).await.expect("connected");
+        db.execute_unprepared("SELECT count(*) FROM t").await.expect("not locked yet");
+        holder.execute_batch("BEGIN EXCLUSIVE;").expect("locked");
+        let busy = db.execute_unprepared("SELECT count(*) FROM t").await;
+        let error = crate::convert::db("reading")(busy.expect_err("the file is locked"));
+        assert_eq!(error.retry_after_secs(), Some(crate::convert::BUSY_RETRY_AFTER_SECS));
+
+        let other = db.execute_unprepared("SELEC").await;
+        assert_eq!(
+            crate::convert::db("reading")(other.expect_err("bad SQL")).retry_after_secs(),
+            None
+        );
+    }
 }
