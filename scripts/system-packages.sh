@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build needs, once: samael (SAML) links
-# libxmlsec1 through bindgen, which needs libclang. Idempotent: installs
-# only what is missing.
+# libxmlsec1 through bindgen, which needs libclang; jemalloc (the binary's
+# allocator) is built from C with make. Idempotent: installs only what is
+# missing.
 set -euo pipefail
 need=""
-for pkg in pkg-config libssl-dev libxml2-dev libxmlsec1-dev libxmlsec1-openssl libclang-dev; do
+for pkg in make gcc pkg-config libssl-dev libxml2-dev libxmlsec1-dev libxmlsec1-openssl libclang-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need="$need $pkg"
 done
 if [ -n "$need" ]; then
