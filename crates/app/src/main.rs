@@ -12,7 +12,7 @@ use secureai_app::{Application, Config};
 /// the frees a work-stealing runtime makes on other threads than the
 /// allocations (lock waits were ~10 % of the process's time serving `/me`),
 /// and jemalloc gives idle memory back from a background thread
-/// (`.cargo/config.toml`; docs/PERFORMANCE.md, "The allocator").
+/// (`.cargo/config.toml`; docs/PERFORMANCE.md, "Session 23 (2026-12-05): jemalloc").
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -37,7 +37,6 @@ fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::msg(format!("stored {what} `{value}` is not valid"))
 }
 
-/// Wraps a database error with context.
 /// A database error as a [`StoreError`]; one a later run may cure (a
 /// deadlock, a lock wait, SQLite busy: [`crate::is_retryable`]) is marked
 /// busy, so that the request is answered 503 with `Retry-After` once the

@@ -233,10 +233,13 @@ pub(crate) fn message(
 /// The page for an unexpected failure; the cause is logged once.
 pub(crate) fn internal(error: &secureai_domain::StoreError) -> Response {
     if let Some(seconds) = error.retry_after_secs() {
+        if let Some(cause) = std::error::Error::source(error) {
+            tracing::warn!(error = %error, cause = %cause, "answered busy: the database is contended");
+        }
         let mut response = message(
             StatusCode::SERVICE_UNAVAILABLE,
             "Busy",
-            "Many people are signing in right now. Please try again in a few seconds.",
+            "SecureAI is busy right now. Please try again in a few seconds.",
             None,
         );
         if let Ok(value) = poem::http::HeaderValue::from_str(&seconds.to_string()) {
