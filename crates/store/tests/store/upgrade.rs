@@ -93,8 +93,66 @@ async fn execute(db: &DatabaseConnection, sql: &str) {
 async fn a_release_0_1_database_upgrades_and_keeps_working(backend: Backend) {
     let Some(database) = TestDatabase::create_or_skip(backend).await else { return };
     let store = SqlStore::connect(&database.url, &StoreOptions::default()).await.unwrap();
-    let (_, previous) = RELEASES[RELEASES.len() - 2];
-    Migrator::up(store.connection(), Some(previous)).await.unwrap();
+    Migrator::up(store.connection(), Some(RELEASE_0_1)).await.unwrap();
+    upgrades_from_release_0_1(store, &database.url).await;
+}
+
+/// Migrations of release 0.1.
+const RELEASE_0_1: u32 = RELEASES[RELEASES.len() - 2].1;
+
+/// Every migration after release 0.1's can be undone (`sea-orm-cli migrate
+/// down`, a developer's or an operator's step back by hand): the schema is
+/// then release 0.1's exactly (tables, columns, indexes), and upgrades
+/// again as a release 0.1 database does, old rows and all.
+async fn every_later_migration_goes_down_and_up_again(backend: Backend) {
+    let Some(database) = TestDatabase::create_or_skip(backend).await else { return };
+    let store = SqlStore::connect(&database.url, &StoreOptions::default()).await.unwrap();
+    let db = store.connection();
+    Migrator::up(db, Some(RELEASE_0_1)).await.unwrap();
+    let release_0_1 = schema(db).await;
+    store.migrate().await.unwrap();
+    let latest = schema(db).await;
+    assert_ne!(latest, release_0_1);
+    let later = Migrator::migrations().len() as u32 - RELEASE_0_1;
+    Migrator::down(db, Some(later)).await.unwrap();
+    assert_eq!(schema(db).await, release_0_1);
+    let applied = store.migration_status().await.unwrap();
+    assert_eq!(applied.iter().filter(|(_, applied)| *applied).count(), RELEASE_0_1 as usize);
+    upgrades_from_release_0_1(store, &database.url).await;
+}
+
+/// The schema as the database reports it: each table's columns (name and
+/// type) and indexes (name), sorted.
+async fn schema(db: &DatabaseConnection) -> Vec<String> {
+    let queries: &[&str] = match db.get_database_backend() {
+        sea_orm::DbBackend::Sqlite => &[
+            "SELECT m.name || '.' || p.name || ' ' || p.type FROM sqlite_master m \
+             JOIN pragma_table_info(m.name) p WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'",
+            "SELECT tbl_name || ' index ' || name FROM sqlite_master WHERE type = 'index'",
+        ],
+        sea_orm::DbBackend::Postgres => &[
+            "SELECT table_name || '.' || column_name || ' ' || data_type \
+             FROM information_schema.columns WHERE table_schema = 'public'",
+            "SELECT tablename || ' index ' || indexname FROM pg_indexes WHERE schemaname = 'public'",
+        ],
+        _ => &[
+            "SELECT CONCAT(table_name, '.', column_name, ' ', column_type) \
+             FROM information_schema.columns WHERE table_schema = DATABASE()",
+            "SELECT DISTINCT CONCAT(table_name, ' index ', index_name) \
+             FROM information_schema.statistics WHERE table_schema = DATABASE()",
+        ],
+    };
+    let mut schema = Vec::new();
+    for sql in queries {
+        schema.extend(strings(db, sql).await);
+    }
+    schema.sort();
+    schema
+}
+
+/// Fills `store`, at release 0.1's schema, as release 0.1 did, migrates it
+/// and checks that the current code works with every kind of old row.
+async fn upgrades_from_release_0_1(store: SqlStore, url: &str) {
     assert!(store.migration_status().await.unwrap().iter().any(|(_, applied)| !applied));
 
     let created = Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap().timestamp_micros();
@@ -106,7 +164,7 @@ async fn a_release_0_1_database_upgrades_and_keeps_working(backend: Backend) {
 
     store.migrate().await.unwrap();
     assert!(store.migration_status().await.unwrap().iter().all(|(_, applied)| *applied));
-    search_terms_became_search_texts(&store, &database.url).await;
+    search_terms_became_search_texts(&store, url).await;
     search_terms_carry_their_users_creation_times(&store).await;
 
     let (service, clock) = service_over(&store, Policy::default());
@@ -342,6 +400,10 @@ mod sqlite {
     async fn usage_aggregates_of_migration_5_carry_over() {
         super::usage_aggregates_of_migration_5_carry_over(super::Backend::Sqlite).await;
     }
+    #[tokio::test]
+    async fn every_later_migration_goes_down_and_up_again() {
+        super::every_later_migration_goes_down_and_up_again(super::Backend::Sqlite).await;
+    }
 }
 mod postgres {
     #[tokio::test]
@@ -352,6 +414,10 @@ mod postgres {
     async fn usage_aggregates_of_migration_5_carry_over() {
         super::usage_aggregates_of_migration_5_carry_over(super::Backend::Postgres).await;
     }
+    #[tokio::test]
+    async fn every_later_migration_goes_down_and_up_again() {
+        super::every_later_migration_goes_down_and_up_again(super::Backend::Postgres).await;
+    }
 }
 mod mysql {
     #[tokio::test]
@@ -361,5 +427,9 @@ mod mysql {
     #[tokio::test]
     async fn usage_aggregates_of_migration_5_carry_over() {
         super::usage_aggregates_of_migration_5_carry_over(super::Backend::MySql).await;
+    }
+    #[tokio::test]
+    async fn every_later_migration_goes_down_and_up_again() {
+        super::every_later_migration_goes_down_and_up_again(super::Backend::MySql).await;
     }
 }
