@@ -1,7 +1,8 @@
 //! Mixed traffic from 16 clients against two instances sharing one database
 //! (the database the HTTP suite runs on: SQLite, PostgreSQL or MariaDB):
-//! reads of `/me` and the users list, invitations, role changes,
-//! deactivations and reactivations, sign-ins. No answer may be a 5xx
+//! reads of `/me` and the users list, invitations (one at a time and in
+//! import batches), role changes, deactivations and reactivations,
+//! sign-ins. No answer may be a 5xx
 //! (a deadlock the database broke must be retried, not reported), and the
 //! invariants hold afterwards: an active admin remains, seats stay within
 //! the limit, and every change that was answered as done is in the audit
@@ -25,6 +26,7 @@ const PASSWORD: &str = "a long pool passphrase";
 #[derive(Default)]
 struct Done {
     invited: AtomicU64,
+    imports: AtomicU64,
     role_changes: AtomicU64,
     deactivations: AtomicU64,
     reactivations: AtomicU64,
@@ -108,6 +110,32 @@ async fn mixed_traffic_on_two_instances_gets_no_5xx_and_keeps_every_invariant() 
                             let status = r.status();
                             check(status, "GET /users", &Value::Null);
                             assert_eq!(status, StatusCode::OK);
+                        }
+                        5 if random.next(2) == 0 => {
+                            // Two rows in one import batch.
+                            invited += 1;
+                            let csv = format!(
+                                "name,email,role\nImported,imported{i}-{invited}a@example.com,user\n\
+                                 Imported,imported{i}-{invited}b@example.com,user\n"
+                            );
+                            let r = app
+                                .http
+                                .post(app.url("/api/v1/users/import?mode=commit&file_name=load.csv"))
+                                .bearer_auth(&admin)
+                                .header("content-type", "text/csv")
+                                .body(csv)
+                                .send()
+                                .await
+                                .unwrap();
+                            let status = r.status();
+                            let answer = body(r).await;
+                            check(status, "importing", &answer);
+                            assert!(status.is_success(), "importing answered {status}: {answer}");
+                            // Rows past the seat limit are skipped, not created.
+                            let created = answer["valid"].as_u64().unwrap();
+                            assert!(created <= 2, "{answer}");
+                            done.invited.fetch_add(created, Ordering::Relaxed);
+                            done.imports.fetch_add(1, Ordering::Relaxed);
                         }
                         5 => {
                             invited += 1;
@@ -239,10 +267,12 @@ async fn mixed_traffic_on_two_instances_gets_no_5xx_and_keeps_every_invariant() 
         audit_count(app, &admin, "sign_in.succeeded").await,
         baseline_sign_ins + expect(&done.sign_ins) + 1
     );
+    assert_eq!(audit_count(app, &admin, "users.imported").await, expect(&done.imports));
     eprintln!(
-        "mixed traffic: {requests} requests in {seconds} s on two instances; {} invited, {} role \
-         changes, {} deactivations, {} reactivations, {} sign-ins; no 5xx",
+        "mixed traffic: {requests} requests in {seconds} s on two instances; {} invited ({} \
+         imports), {} role changes, {} deactivations, {} reactivations, {} sign-ins; no 5xx",
         expect(&done.invited),
+        expect(&done.imports),
         expect(&done.role_changes),
         expect(&done.deactivations),
         expect(&done.reactivations),

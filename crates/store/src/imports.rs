@@ -1,6 +1,7 @@
 //! The import port: batches of invited users written with multi-row inserts
-//! in one transaction each, under the same guard as single invitations;
-//! import records and row reports.
+//! in one transaction each (run again when the database aborts it:
+//! `retry_transaction`), under the same guard as single invitations; import
+//! records and row reports.
 
 use std::collections::HashMap;
 
@@ -27,7 +28,7 @@ use crate::entities::{
 };
 use crate::outbox::mail_to_row;
 use crate::users::SEAT_HOLDING;
-use crate::{SqlStore, take_guard};
+use crate::{SqlStore, retry_transaction, take_guard};
 
 #[derive(Serialize, Deserialize)]
 struct StoredProblem {
@@ -162,94 +163,10 @@ impl ImportRepository for SqlStore {
         batch_rows: u64,
         keep_created_rows: bool,
     ) -> Result<Vec<BatchInsert>, StoreError> {
-        let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
-        // The same guard as single invitations: seats never overshoot.
-        take_guard(&txn).await.map_err(db("taking the guard"))?;
-        let mut used = crate::directory::counted(&txn, None, &SEAT_HOLDING)
-            .await
-            .map_err(db("counting seats"))?;
-        let keys: Vec<String> =
-            candidates.iter().map(|c| c.user.user.email.key().to_owned()).collect();
-        let taken = existing(&txn, &keys).await?;
-        let mut outcomes = Vec::with_capacity(candidates.len());
-        let mut created = Vec::new();
-        let mut reports = skipped;
-        for candidate in &candidates {
-            let new = &candidate.user;
-            let skip = if let Some(status) = taken.get(new.user.email.key()) {
-                Some(BatchInsertSkip::Taken(*status))
-            } else {
-                new.seat_limit
-                    .filter(|l| !secureai_domain::users::models::SeatLimit::new(*l).admits(used))
-                    .map(BatchInsertSkip::NoSeat)
-            };
-            if let Some(skip) = skip {
-                outcomes.push(skip.into());
-                reports.push(RowReport::for_batch_skip(candidate.line, &candidate.written, skip));
-            } else {
-                used += 1;
-                outcomes.push(BatchInsert::Created);
-                created.push(candidate);
-            }
-        }
-        if !created.is_empty() {
-            users::Entity::insert_many(created.iter().map(|c| user_to_row(&c.user.user, None)))
-                .exec_without_returning(&txn)
-                .await
-                .map_err(db("inserting imported users"))?;
-            let terms: Vec<user_search_terms::ActiveModel> =
-                created.iter().flat_map(|c| crate::directory::term_rows(&c.user.user)).collect();
-            for chunk in terms.chunks(2000) {
-                user_search_terms::Entity::insert_many(chunk.iter().cloned())
-                    .exec_without_returning(&txn)
-                    .await
-                    .map_err(db("indexing imported users"))?;
-            }
-            invitations::Entity::insert_many(
-                created.iter().map(|c| invitation_to_row(&c.user.invitation)),
-            )
-            .exec_without_returning(&txn)
-            .await
-            .map_err(db("inserting invitations"))?;
-            outbox::Entity::insert_many(
-                created.iter().map(|c| mail_to_row(&self.sealer, &c.user.mail)),
-            )
-            .exec_without_returning(&txn)
-            .await
-            .map_err(db("queueing invitation emails"))?;
-            audit_events::Entity::insert_many(created.iter().map(|c| audit_to_row(&c.user.audit)))
-                .exec_without_returning(&txn)
-                .await
-                .map_err(db("auditing imported users"))?;
-            let audits: Vec<&AuditEvent> = created.iter().map(|c| &c.user.audit).collect();
-            crate::webhook_deliveries::fan_out(&txn, &audits).await?;
-            for audit in &audits {
-                audit.context.audit_ids.note(audit.id);
-            }
-            let mut per_role: HashMap<&str, i64> = HashMap::new();
-            for c in &created {
-                *per_role.entry(c.user.user.role.as_str()).or_default() += 1;
-            }
-            for (role, n) in per_role {
-                count_delta(&txn, role, UserStatus::Invited.as_str(), n)
-                    .await
-                    .map_err(db("counting imported users"))?;
-            }
-            if keep_created_rows {
-                reports.extend(created.iter().map(|c| RowReport {
-                    line: c.line,
-                    email: c.written.clone(),
-                    outcome: RowOutcome::Created(c.user.user.id),
-                }));
-            }
-        }
-        let skipped_count =
-            reports.iter().filter(|r| matches!(r.outcome, RowOutcome::Skipped(_))).count() as u64;
-        insert_rows(&txn, import, &reports).await?;
-        let counts =
-            ImportCounts { rows: batch_rows, valid: created.len() as u64, skipped: skipped_count };
-        add_counts(&txn, import, counts).await?;
-        txn.commit().await.map_err(db("committing imported users"))?;
+        let outcomes = retry_transaction(|| {
+            insert_batch_once(self, import, &candidates, &skipped, batch_rows, keep_created_rows)
+        })
+        .await?;
         crate::analyze_if_grown(&self.db, &["users"]).await;
         Ok(outcomes)
     }
@@ -260,10 +177,13 @@ impl ImportRepository for SqlStore {
         rows: Vec<RowReport>,
         counts: ImportCounts,
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
-        insert_rows(&txn, import, &rows).await?;
-        add_counts(&txn, import, counts).await?;
-        txn.commit().await.map_err(db("committing import rows"))
+        retry_transaction(|| async {
+            let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
+            insert_rows(&txn, import, &rows).await?;
+            add_counts(&txn, import, counts).await?;
+            txn.commit().await.map_err(db("committing import rows"))
+        })
+        .await
     }
 
     async fn finish_import(
@@ -271,17 +191,20 @@ impl ImportRepository for SqlStore {
         import: Uuid,
         audit: Option<AuditEvent>,
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
-        imports::Entity::update_many()
-            .col_expr(imports::Column::Finished, Expr::value(true))
-            .filter(imports::Column::Id.eq(import.to_string()))
-            .exec(&txn)
-            .await
-            .map_err(db("finishing an import"))?;
-        if let Some(audit) = audit {
-            write_audit(&txn, &audit).await?;
-        }
-        txn.commit().await.map_err(db("committing a finished import"))
+        retry_transaction(|| async {
+            let txn = self.db.begin().await.map_err(db("starting a transaction"))?;
+            imports::Entity::update_many()
+                .col_expr(imports::Column::Finished, Expr::value(true))
+                .filter(imports::Column::Id.eq(import.to_string()))
+                .exec(&txn)
+                .await
+                .map_err(db("finishing an import"))?;
+            if let Some(audit) = &audit {
+                write_audit(&txn, audit).await?;
+            }
+            txn.commit().await.map_err(db("committing a finished import"))
+        })
+        .await
     }
 
     async fn import(&self, id: Uuid) -> Result<Option<ImportRecord>, StoreError> {
@@ -332,6 +255,104 @@ impl ImportRepository for SqlStore {
             .map(row_from_model)
             .collect()
     }
+}
+
+/// One run of [`ImportRepository::insert_batch`]'s transaction.
+async fn insert_batch_once(
+    store: &SqlStore,
+    import: Uuid,
+    candidates: &[ImportCandidate],
+    skipped: &[RowReport],
+    batch_rows: u64,
+    keep_created_rows: bool,
+) -> Result<Vec<BatchInsert>, StoreError> {
+    let txn = store.db.begin().await.map_err(db("starting a transaction"))?;
+    // The same guard as single invitations: seats never overshoot.
+    take_guard(&txn).await.map_err(db("taking the guard"))?;
+    let mut used =
+        crate::directory::counted(&txn, None, &SEAT_HOLDING).await.map_err(db("counting seats"))?;
+    let keys: Vec<String> = candidates.iter().map(|c| c.user.user.email.key().to_owned()).collect();
+    let taken = existing(&txn, &keys).await?;
+    let mut outcomes = Vec::with_capacity(candidates.len());
+    let mut created = Vec::new();
+    let mut reports = skipped.to_vec();
+    for candidate in candidates {
+        let new = &candidate.user;
+        let skip = if let Some(status) = taken.get(new.user.email.key()) {
+            Some(BatchInsertSkip::Taken(*status))
+        } else {
+            new.seat_limit
+                .filter(|l| !secureai_domain::users::models::SeatLimit::new(*l).admits(used))
+                .map(BatchInsertSkip::NoSeat)
+        };
+        if let Some(skip) = skip {
+            outcomes.push(skip.into());
+            reports.push(RowReport::for_batch_skip(candidate.line, &candidate.written, skip));
+        } else {
+            used += 1;
+            outcomes.push(BatchInsert::Created);
+            created.push(candidate);
+        }
+    }
+    if !created.is_empty() {
+        users::Entity::insert_many(created.iter().map(|c| user_to_row(&c.user.user, None)))
+            .exec_without_returning(&txn)
+            .await
+            .map_err(db("inserting imported users"))?;
+        let terms: Vec<user_search_terms::ActiveModel> =
+            created.iter().flat_map(|c| crate::directory::term_rows(&c.user.user)).collect();
+        for chunk in terms.chunks(2000) {
+            user_search_terms::Entity::insert_many(chunk.iter().cloned())
+                .exec_without_returning(&txn)
+                .await
+                .map_err(db("indexing imported users"))?;
+        }
+        invitations::Entity::insert_many(
+            created.iter().map(|c| invitation_to_row(&c.user.invitation)),
+        )
+        .exec_without_returning(&txn)
+        .await
+        .map_err(db("inserting invitations"))?;
+        outbox::Entity::insert_many(
+            created.iter().map(|c| mail_to_row(&store.sealer, &c.user.mail)),
+        )
+        .exec_without_returning(&txn)
+        .await
+        .map_err(db("queueing invitation emails"))?;
+        audit_events::Entity::insert_many(created.iter().map(|c| audit_to_row(&c.user.audit)))
+            .exec_without_returning(&txn)
+            .await
+            .map_err(db("auditing imported users"))?;
+        let audits: Vec<&AuditEvent> = created.iter().map(|c| &c.user.audit).collect();
+        crate::webhook_deliveries::fan_out(&txn, &audits).await?;
+        for audit in &audits {
+            audit.context.audit_ids.note(audit.id);
+        }
+        let mut per_role: HashMap<&str, i64> = HashMap::new();
+        for c in &created {
+            *per_role.entry(c.user.user.role.as_str()).or_default() += 1;
+        }
+        for (role, n) in per_role {
+            count_delta(&txn, role, UserStatus::Invited.as_str(), n)
+                .await
+                .map_err(db("counting imported users"))?;
+        }
+        if keep_created_rows {
+            reports.extend(created.iter().map(|c| RowReport {
+                line: c.line,
+                email: c.written.clone(),
+                outcome: RowOutcome::Created(c.user.user.id),
+            }));
+        }
+    }
+    let skipped_count =
+        reports.iter().filter(|r| matches!(r.outcome, RowOutcome::Skipped(_))).count() as u64;
+    insert_rows(&txn, import, &reports).await?;
+    let counts =
+        ImportCounts { rows: batch_rows, valid: created.len() as u64, skipped: skipped_count };
+    add_counts(&txn, import, counts).await?;
+    txn.commit().await.map_err(db("committing imported users"))?;
+    Ok(outcomes)
 }
 
 async fn existing(

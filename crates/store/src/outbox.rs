@@ -171,14 +171,16 @@ impl OutboxRepository for SqlStore {
         let mut claimed = Vec::with_capacity(candidates.len());
         for row in candidates {
             // Take the lease only if nobody took it since we looked.
-            let taken = outbox::Entity::update_many()
-                .col_expr(outbox::Column::LeasedUntil, Expr::value(micros(lease_until)))
-                .filter(outbox::Column::Id.eq(row.id.clone()))
-                .filter(outbox::Column::Status.eq("queued"))
-                .filter(free.clone())
-                .exec(&self.db)
-                .await
-                .map_err(db("leasing an outbox message"))?;
+            let taken = retry_transaction(|| {
+                outbox::Entity::update_many()
+                    .col_expr(outbox::Column::LeasedUntil, Expr::value(micros(lease_until)))
+                    .filter(outbox::Column::Id.eq(row.id.clone()))
+                    .filter(outbox::Column::Status.eq("queued"))
+                    .filter(free.clone())
+                    .exec(&self.db)
+            })
+            .await
+            .map_err(db("leasing an outbox message"))?;
             if taken.rows_affected == 1 {
                 claimed.push(mail_from_row(&self.sealer, &row)?);
             }
@@ -187,15 +189,19 @@ impl OutboxRepository for SqlStore {
     }
 
     async fn mark_sent(&self, id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError> {
-        outbox::Entity::update_many()
-            .col_expr(outbox::Column::Status, Expr::value("sent"))
-            .col_expr(outbox::Column::SentAt, Expr::value(micros(at)))
-            .col_expr(outbox::Column::LeasedUntil, Expr::value(Option::<i64>::None))
-            .col_expr(outbox::Column::Payload, Expr::value("{}"))
-            .filter(outbox::Column::Id.eq(id.to_string()))
-            .exec(&self.db)
-            .await
-            .map_err(db("marking a message sent"))?;
+        // Retried: a message the server accepted but not marked sent would
+        // be sent again once its lease ends.
+        retry_transaction(|| {
+            outbox::Entity::update_many()
+                .col_expr(outbox::Column::Status, Expr::value("sent"))
+                .col_expr(outbox::Column::SentAt, Expr::value(micros(at)))
+                .col_expr(outbox::Column::LeasedUntil, Expr::value(Option::<i64>::None))
+                .col_expr(outbox::Column::Payload, Expr::value("{}"))
+                .filter(outbox::Column::Id.eq(id.to_string()))
+                .exec(&self.db)
+        })
+        .await
+        .map_err(db("marking a message sent"))?;
         Ok(())
     }
 
@@ -216,9 +222,8 @@ impl OutboxRepository for SqlStore {
             Some(at) => update.col_expr(outbox::Column::NextAttemptAt, Expr::value(micros(at))),
             None => update.col_expr(outbox::Column::Status, Expr::value("failed")),
         };
-        update
-            .filter(outbox::Column::Id.eq(id.to_string()))
-            .exec(&self.db)
+        let update = update.filter(outbox::Column::Id.eq(id.to_string()));
+        retry_transaction(|| update.clone().exec(&self.db))
             .await
             .map_err(db("recording a failed delivery"))?;
         Ok(())
