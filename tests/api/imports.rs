@@ -17,14 +17,7 @@ Grace,grace@example.com,ADMIN,\"Ops, Night shift\",\n\
 Ada Again,ADA@example.com,user,,\n";
 
 async fn post_csv(app: &TestApp, admin: &str, mode: &str, csv: &str) -> reqwest::Response {
-    app.http
-        .post(app.url(&format!("/api/v1/users/import?mode={mode}&file_name=staff.csv")))
-        .bearer_auth(admin)
-        .header("content-type", "text/csv")
-        .body(csv.to_owned())
-        .send()
-        .await
-        .unwrap()
+    app.import_csv(admin, &format!("mode={mode}&file_name=staff.csv"), csv).await
 }
 
 fn outcomes(report: &Value) -> Vec<(u64, String)> {
@@ -210,15 +203,8 @@ async fn files_over_the_limits_or_broken_are_refused_whole_with_the_reason() {
     )
     .await;
     assert!(missing["message"].as_str().unwrap().contains("no role column"), "{missing}");
-    let latin1 = app
-        .http
-        .post(app.url("/api/v1/users/import?mode=commit"))
-        .bearer_auth(&admin)
-        .header("content-type", "text/csv")
-        .body(b"email,name,role\na@example.com,Andr\xe9,user\n".to_vec())
-        .send()
-        .await
-        .unwrap();
+    let latin1 = b"email,name,role\na@example.com,Andr\xe9,user\n".as_slice();
+    let latin1 = app.import_csv(&admin, "mode=commit", latin1).await;
     let latin1 = assert_error(latin1, StatusCode::UNPROCESSABLE_ENTITY, "invalid_file").await;
     assert!(latin1["message"].as_str().unwrap().contains("line 2 is not valid UTF-8"), "{latin1}");
     // Other API bodies keep their 1 MiB limit and their own code.

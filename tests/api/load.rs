@@ -118,15 +118,8 @@ async fn mixed_traffic_on_two_instances_gets_no_5xx_and_keeps_every_invariant() 
                                 "name,email,role\nImported,imported{i}-{invited}a@example.com,user\n\
                                  Imported,imported{i}-{invited}b@example.com,user\n"
                             );
-                            let r = app
-                                .http
-                                .post(app.url("/api/v1/users/import?mode=commit&file_name=load.csv"))
-                                .bearer_auth(&admin)
-                                .header("content-type", "text/csv")
-                                .body(csv)
-                                .send()
-                                .await
-                                .unwrap();
+                            let query = "mode=commit&file_name=load.csv";
+                            let r = app.import_csv(&admin, query, csv).await;
                             let status = r.status();
                             let answer = body(r).await;
                             check(status, "importing", &answer);

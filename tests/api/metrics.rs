@@ -1,6 +1,7 @@
 //! `/metrics` on the main listener (issue 25), on each database: usage
 //! reports and SCIM requests are counted by outcome, and the gauges tell
 //! the users by status, the seats and the limit in force as stored.
+//! On PostgreSQL and MariaDB the gathered session lookups are counted.
 //! (`tests/e2e/metrics.rs` scrapes the real binary after sign-ins, an
 //! invitation and an import, on its own listener.)
 
@@ -93,4 +94,36 @@ async fn with_metrics_turned_off_nothing_is_served() {
     let answer = app.get("/metrics", None).await;
     assert_eq!(answer.status(), StatusCode::NOT_FOUND);
     assert_eq!(app.get("/healthz", None).await.status(), StatusCode::OK);
+}
+
+/// On PostgreSQL and MariaDB the session lookups of concurrent requests go
+/// to the database together, and `/metrics` counts the statements and the
+/// lookups they answered; SQLite reads each lookup on its own (0).
+#[tokio::test]
+async fn gathered_session_lookups_are_counted() {
+    let app = TestApp::with_admin().await;
+    let admin = app.admin_token().await;
+    let (statements, lookups) =
+        ("secureai_session_lookup_statements_total", "secureai_session_lookups_gathered_total");
+    let before = scrape(&app).await;
+    let me = (0..40).map(|_| app.get("/api/v1/me", Some(&admin)));
+    for answer in futures_util::future::join_all(me).await {
+        assert_eq!(answer.status(), StatusCode::OK);
+    }
+    let after = scrape(&app).await;
+    for name in [statements, lookups] {
+        assert!(after.samples.iter().any(|s| s.metric == name), "{name} is not reported");
+    }
+    let grew = |name| value(&after, name, &[]) - value(&before, name, &[]);
+    if app.database_url.starts_with("sqlite") {
+        assert_eq!((grew(statements), grew(lookups)), (0.0, 0.0));
+    } else {
+        assert!(grew(lookups) >= 40.0, "{} lookups gathered for 40 requests", grew(lookups));
+        assert!(
+            (1.0..=grew(lookups)).contains(&grew(statements)),
+            "{} statements for {} lookups",
+            grew(statements),
+            grew(lookups)
+        );
+    }
 }

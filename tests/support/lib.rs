@@ -256,6 +256,18 @@ impl TestApp {
         self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await
     }
 
+    /// POSTs a CSV file (any bytes) to `/api/v1/users/import?{query}`.
+    pub async fn import_csv(&self, token: &str, query: &str, csv: impl Into<Vec<u8>>) -> Response {
+        self.http
+            .post(self.url(&format!("/api/v1/users/import?{query}")))
+            .bearer_auth(token)
+            .header("content-type", "text/csv")
+            .body(csv.into())
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// POSTs JSON, with a bearer token if given.
     pub async fn post(&self, path: &str, token: Option<&str>, json: Value) -> Response {
         let mut request = self.http.post(self.url(path)).json(&json);

@@ -84,6 +84,12 @@ impl StoreMetrics {
             webhook_backlog: backlog(state.webhooks_waiting),
             pool_in_use: state.pool_in_use,
             pool_idle: state.pool_idle,
+            session_lookups: self
+                .store
+                .gathered_session_lookups()
+                .map_or_else(Default::default, |(statements, lookups)| {
+                    secureai_telemetry::LookupCounts { statements, lookups }
+                }),
         })
     }
 }

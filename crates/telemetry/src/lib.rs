@@ -106,6 +106,19 @@ pub struct Snapshot {
     pub pool_in_use: u64,
     /// Idle database connections.
     pub pool_idle: u64,
+    /// Statements sent for gathered session lookups since the start, and
+    /// the lookups they answered (PostgreSQL and MySQL/MariaDB gather the
+    /// lookups of concurrent requests; SQLite reads each on its own: 0).
+    pub session_lookups: LookupCounts,
+}
+
+/// Gathered session lookups since the start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LookupCounts {
+    /// Statements sent.
+    pub statements: u64,
+    /// Lookups answered by them.
+    pub lookups: u64,
 }
 
 /// Work waiting in an outbox.
@@ -131,6 +144,8 @@ pub struct Metrics {
     backlog: Family<KindLabel, Gauge>,
     backlog_age: Family<KindLabel, SecondsGauge>,
     pool: Family<StateLabel, Gauge>,
+    lookup_statements: Counter,
+    lookups_gathered: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -214,6 +229,18 @@ impl Metrics {
             "Database pool connections by state (in_use, idle)",
             pool.clone(),
         );
+        let lookup_statements = Counter::default();
+        registry.register(
+            "secureai_session_lookup_statements",
+            "Statements sent to read gathered session lookups (PostgreSQL, MySQL/MariaDB)",
+            lookup_statements.clone(),
+        );
+        let lookups_gathered = Counter::default();
+        registry.register(
+            "secureai_session_lookups_gathered",
+            "Session lookups answered by gathered statements (PostgreSQL, MySQL/MariaDB)",
+            lookups_gathered.clone(),
+        );
         Self {
             registry,
             requests,
@@ -227,6 +254,8 @@ impl Metrics {
             backlog,
             backlog_age,
             pool,
+            lookup_statements,
+            lookups_gathered,
         }
     }
 
@@ -295,6 +324,13 @@ impl Metrics {
         }
         self.pool.get_or_create(&StateLabel { state: "in_use" }).set(gauge(snapshot.pool_in_use));
         self.pool.get_or_create(&StateLabel { state: "idle" }).set(gauge(snapshot.pool_idle));
+        // Counters: brought up to the store's running totals.
+        for (counter, total) in [
+            (&self.lookup_statements, snapshot.session_lookups.statements),
+            (&self.lookups_gathered, snapshot.session_lookups.lookups),
+        ] {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
     }
 }
 
@@ -399,6 +435,7 @@ mod tests {
             seats_used: 9,
             seats_limit: None,
             mail_backlog: Backlog { waiting: 2, oldest: Duration::from_secs(90) },
+            session_lookups: LookupCounts { statements: 3, lookups: 10 },
             ..Snapshot::default()
         }));
         assert!(text.starts_with("# HELP"), "{text}");
@@ -432,5 +469,16 @@ mod tests {
         let age = "secureai_outbox_oldest_waiting_seconds";
         assert_eq!(value(&scrape, age, &[("kind", "mail")]), 90.0);
         assert_eq!(value(&scrape, "secureai_outbox_waiting", &[("kind", "webhooks")]), 0.0);
+        let statements = "secureai_session_lookup_statements_total";
+        assert_eq!(value(&scrape, statements, &[]), 3.0);
+        assert_eq!(value(&scrape, "secureai_session_lookups_gathered_total", &[]), 10.0);
+        // A later scrape moves the counters to the new totals, not by them.
+        let later = Snapshot {
+            session_lookups: LookupCounts { statements: 5, lookups: 30 },
+            ..Snapshot::default()
+        };
+        let scrape = parsed(&metrics.render(Some(&later)));
+        assert_eq!(value(&scrape, statements, &[]), 5.0);
+        assert_eq!(value(&scrape, "secureai_session_lookups_gathered_total", &[]), 30.0);
     }
 }
