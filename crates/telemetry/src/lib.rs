@@ -146,6 +146,9 @@ pub struct Metrics {
     pool: Family<StateLabel, Gauge>,
     lookup_statements: Counter,
     lookups_gathered: Counter,
+    /// Held while the counters above are brought up to a snapshot's
+    /// totals, so that two scrapes at once cannot both add the difference.
+    catching_up: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -256,6 +259,7 @@ impl Metrics {
             pool,
             lookup_statements,
             lookups_gathered,
+            catching_up: std::sync::Mutex::new(()),
         }
     }
 
@@ -325,6 +329,7 @@ impl Metrics {
         self.pool.get_or_create(&StateLabel { state: "in_use" }).set(gauge(snapshot.pool_in_use));
         self.pool.get_or_create(&StateLabel { state: "idle" }).set(gauge(snapshot.pool_idle));
         // Counters: brought up to the store's running totals.
+        let _one_at_a_time = self.catching_up.lock();
         for (counter, total) in [
             (&self.lookup_statements, snapshot.session_lookups.statements),
             (&self.lookups_gathered, snapshot.session_lookups.lookups),
