@@ -133,15 +133,20 @@ impl ApiError {
     }
 }
 
+/// Logs a busy error that carries a cause — the database's contention
+/// outlasted the store's retries: worth an operator's look, unlike a full
+/// hashing queue (no cause), which is the load working as meant.
+pub(crate) fn log_contention(error: &StoreError) {
+    if let Some(cause) = std::error::Error::source(error) {
+        tracing::warn!(error = %error, cause = %cause, "answered busy: the database is contended");
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error.retry_after_secs() {
             Some(seconds) => {
-                // The database's contention outlasted the store's retries:
-                // worth an operator's look, unlike a full hashing queue.
-                if let Some(cause) = std::error::Error::source(&error) {
-                    tracing::warn!(error = %error, cause = %cause, "answered busy: the database is contended");
-                }
+                log_contention(&error);
                 Self::Busy(body("busy", "the service is busy; try again in a few seconds"), seconds)
             }
             None => Self::internal(&error),

@@ -44,9 +44,13 @@ fn corrupt(what: &str, value: &str) -> StoreError {
 pub(crate) fn db(context: &'static str) -> impl FnOnce(DbErr) -> StoreError {
     move |e| {
         let busy = crate::is_retryable(&e);
-        let error = StoreError::new(context, e);
-        if busy { error.with_retry_after(BUSY_RETRY_AFTER_SECS) } else { error }
+        contended(StoreError::new(context, e), busy)
     }
+}
+
+/// `error`, marked busy when the database refused for contention.
+pub(crate) fn contended(error: StoreError, busy: bool) -> StoreError {
+    if busy { error.with_retry_after(BUSY_RETRY_AFTER_SECS) } else { error }
 }
 
 /// Seconds a request refused for the database's contention is told to wait.

@@ -63,8 +63,7 @@ pub(crate) fn read_error(context: &'static str) -> impl FnOnce(rusqlite::Error) 
             e.sqlite_error_code(),
             Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
         );
-        let error = StoreError::new(context, e);
-        if busy { error.with_retry_after(crate::convert::BUSY_RETRY_AFTER_SECS) } else { error }
+        crate::convert::contended(StoreError::new(context, e), busy)
     }
 }
 

@@ -233,9 +233,7 @@ pub(crate) fn message(
 /// The page for an unexpected failure; the cause is logged once.
 pub(crate) fn internal(error: &secureai_domain::StoreError) -> Response {
     if let Some(seconds) = error.retry_after_secs() {
-        if let Some(cause) = std::error::Error::source(error) {
-            tracing::warn!(error = %error, cause = %cause, "answered busy: the database is contended");
-        }
+        crate::errors::log_contention(error);
         let mut response = message(
             StatusCode::SERVICE_UNAVAILABLE,
             "Busy",
