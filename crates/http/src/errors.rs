@@ -133,9 +133,8 @@ impl ApiError {
     }
 }
 
-/// Logs a busy error that carries a cause — the database's contention
-/// outlasted the store's retries: worth an operator's look, unlike a full
-/// hashing queue (no cause), which is the load working as meant.
+/// Logs a busy error with a cause (the database's contention outlasted the
+/// store's retries), unlike a full hashing queue (no cause): load as meant.
 pub(crate) fn log_contention(error: &StoreError) {
     if let Some(cause) = std::error::Error::source(error) {
         tracing::warn!(error = %error, cause = %cause, "answered busy: the database is contended");
